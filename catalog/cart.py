@@ -1,0 +1,214 @@
+"""Cart services (K1, K4, K5, K11, K12). Each is one transaction and answers with RuleViolation."""
+
+from datetime import date, datetime
+
+from django.db import transaction
+
+from catalog.alignment import alignment_allowed
+from catalog.eligibility import buying_context, offer_queryset, quantity_refusal, refusal
+from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine
+from portal.access import Action, partner_of, require
+from portal.models import Customer, Partner
+from portal.rules import RuleViolation
+
+MAX_ADDITIONAL_RESELLERS = 5
+TRIAL_LICENSES = 25  # TR1
+
+
+def _expire_if_due(cart: Cart, now: datetime) -> bool:
+    # K12: an unpurchased cart expires 7 days after it was created.
+    if cart.status == Cart.Status.OPEN and now >= cart.expires_at:
+        cart.status = Cart.Status.EXPIRED
+        cart.save(update_fields=["status"])
+        return True
+    return False
+
+
+def current_cart(customer: Customer, user, now: datetime) -> Cart | None:
+    """The user's open cart for this customer, expiring it first if its time is up."""
+    cart = Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN).first()
+    if cart is not None and _expire_if_due(cart, now):
+        return None
+    return cart
+
+
+def last_expired_cart(customer: Customer, user) -> Cart | None:
+    return Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.EXPIRED).order_by("-created_at").first()
+
+
+def _locked_open_cart(customer: Customer, user, now: datetime) -> Cart:
+    cart = Cart.objects.select_for_update().filter(customer=customer, owner=user, status=Cart.Status.OPEN).first()
+    if cart is not None and _expire_if_due(cart, now):
+        cart = None
+    if cart is None:
+        cart = Cart.objects.create(customer=customer, owner=user, created_at=now)
+    return cart
+
+
+def cart_quantities(cart: Cart, *, excluding: int | None = None) -> dict[int, int]:
+    quantities: dict[int, int] = {}
+    for line in cart.lines.select_related("availability"):
+        if line.pk != excluding:
+            sku_id = line.availability.sku_id
+            quantities[sku_id] = quantities.get(sku_id, 0) + line.quantity
+    return quantities
+
+
+def normalise_quantity(availability: Availability, quantity: int) -> int:
+    """Usage-based offers carry no quantity (K1); trials always come with 25 licenses (TR1)."""
+    sku = availability.sku
+    if sku.is_trial:
+        return TRIAL_LICENSES
+    if not sku.is_license_based:
+        return 1
+    return quantity
+
+
+def check_line(*, cart: Cart, availability: Availability, quantity: int, aligned_end_date: date | None,
+               today: date, ctx=None, line_pk: int | None = None) -> None:
+    """Every rule a cart line must pass, at add time and again at purchase."""
+    customer = cart.customer
+    sku = availability.sku
+    ctx = ctx or buying_context(customer, partner_of(cart.owner))
+    # The line itself must not count as "already in the cart" (C4a); the cart's other lines do.
+    ctx.cart_sku_ids = set(cart.lines.exclude(pk=line_pk).values_list("availability__sku_id", flat=True))
+    why = refusal(sku, ctx)
+    if why:
+        raise RuleViolation(why.rule, why.message)
+    why = quantity_refusal(sku, quantity, customer=customer, cart_quantities=cart_quantities(cart, excluding=line_pk))
+    if why:
+        raise RuleViolation(why.rule, why.message, field="quantity")
+    if aligned_end_date is not None and not alignment_allowed(customer, availability, aligned_end_date, today):
+        raise RuleViolation("K11", f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.", field="aligned_end_date")
+
+
+def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: int, aligned_end_date: date | None,
+                now: datetime) -> CartLine:
+    require(actor, Action.BUY)
+    availability = (
+        Availability.objects.filter(pk=availability_id)
+        .select_related("sku__product__publisher")
+        .prefetch_related("sku__base_skus", "sku__exclusive_partners")
+        .first()
+    )
+    if availability is None:
+        raise RuleViolation("C1", "That offer is no longer in the catalog.")
+    quantity = normalise_quantity(availability, quantity)
+    with transaction.atomic():
+        cart = _locked_open_cart(customer, actor, now)
+        existing = cart.lines.filter(availability=availability, aligned_end_date=aligned_end_date).first()
+        if existing:
+            new_quantity = quantity if not availability.sku.is_license_based or availability.sku.is_trial else existing.quantity + quantity
+            check_line(cart=cart, availability=availability, quantity=new_quantity, aligned_end_date=aligned_end_date,
+                       today=now.date(), line_pk=existing.pk)
+            existing.quantity = new_quantity
+            existing.save(update_fields=["quantity"])
+            return existing
+        check_line(cart=cart, availability=availability, quantity=quantity, aligned_end_date=aligned_end_date, today=now.date())
+        return CartLine.objects.create(cart=cart, availability=availability, quantity=quantity,
+                                       aligned_end_date=aligned_end_date, added_at=now)
+
+
+def _locked_line(cart: Cart, line_id: int) -> CartLine:
+    line = CartLine.objects.select_for_update().select_related("availability__sku__product__publisher").filter(
+        cart=cart, pk=line_id).first()
+    if line is None:
+        raise RuleViolation("K1", "That line is no longer in the cart.", conflict=True)
+    return line
+
+
+def _open_for_change(cart: Cart, now: datetime) -> Cart:
+    cart = Cart.objects.select_for_update().get(pk=cart.pk)
+    if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):
+        raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
+    return cart
+
+
+def update_line(*, cart: Cart, actor, line_id: int, quantity: int, aligned_end_date: date | None,
+                now: datetime) -> CartLine:
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now)
+        line = _locked_line(cart, line_id)
+        quantity = normalise_quantity(line.availability, quantity)
+        check_line(cart=cart, availability=line.availability, quantity=quantity, aligned_end_date=aligned_end_date,
+                   today=now.date(), line_pk=line.pk)
+        line.quantity = quantity
+        line.aligned_end_date = aligned_end_date
+        line.save(update_fields=["quantity", "aligned_end_date"])
+        return line
+
+
+def remove_line(*, cart: Cart, actor, line_id: int, now: datetime) -> None:
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now)
+        _locked_line(cart, line_id).delete()
+
+
+def set_reseller(*, cart: Cart, actor, reseller_id: int | None, now: datetime) -> Cart:
+    """K4: an indirect provider associates one of its own resellers (or none) with the purchase."""
+    member = require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now)
+        if reseller_id is None:
+            # K5: additional resellers need an initial reseller; they go with it.
+            cart.additional_resellers.all().delete()
+            cart.reseller = None
+        else:
+            if member.partner.kind != Partner.Kind.INDIRECT_PROVIDER:
+                raise RuleViolation("K4", "Only indirect providers associate an indirect reseller with a purchase.")
+            reseller = member.partner.reseller_links.filter(reseller_id=reseller_id).select_related("reseller").first()
+            if reseller is None:
+                raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
+            cart.reseller = reseller.reseller
+            cart.additional_resellers.filter(partner=cart.reseller).delete()
+        cart.save(update_fields=["reseller"])
+        return cart
+
+
+def additional_reseller_refusal(cart: Cart, partner: Partner | None, partner_id_text: str,
+                                existing: list[Partner]) -> str | None:
+    """K5 for one additional reseller; None when it may be declared."""
+    if not cart.customer.is_eu_efta:
+        return "Additional resellers are declared only for customers in the EU/EFTA."
+    if cart.reseller_id is None:
+        return "Choose the initial reseller before any additional one."
+    if partner is None:
+        return f"No partner has the PartnerID {partner_id_text}."
+    if not partner.mpa_signed:
+        return f"{partner.name} ({partner.partner_id}) has not signed the Microsoft Partner Agreement."
+    if partner.pk == cart.reseller_id:
+        return f"{partner.name} is already the initial reseller."
+    if partner in existing:
+        return f"{partner.name} is already declared."
+    if len(existing) >= MAX_ADDITIONAL_RESELLERS:
+        return f"At most {MAX_ADDITIONAL_RESELLERS} additional resellers can be declared."
+    return None
+
+
+def add_additional_reseller(*, cart: Cart, actor, partner_id_text: str, now: datetime) -> CartAdditionalReseller:
+    require(actor, Action.BUY)
+    partner_id_text = (partner_id_text or "").strip()
+    with transaction.atomic():
+        cart = _open_for_change(cart, now)
+        partner = Partner.objects.filter(partner_id=partner_id_text).first() if partner_id_text else None
+        existing = [r.partner for r in cart.additional_resellers.select_related("partner")]
+        why = additional_reseller_refusal(cart, partner, partner_id_text or "(empty)", existing)
+        if why:
+            raise RuleViolation("K5", why, field="partner_id")
+        return CartAdditionalReseller.objects.create(cart=cart, partner=partner, position=len(existing) + 1)
+
+
+def remove_additional_reseller(*, cart: Cart, actor, partner_pk: int, now: datetime) -> None:
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now)
+        cart.additional_resellers.filter(partner_id=partner_pk).delete()
+        for position, entry in enumerate(cart.additional_resellers.order_by("position"), start=1):
+            if entry.position != position:
+                entry.position = position
+                entry.save(update_fields=["position"])
+
+
+__all__ = ["add_to_cart", "current_cart", "offer_queryset"]

@@ -1,0 +1,92 @@
+"""Purchase: the whole cart becomes one order, all or nothing (K3, K9), fulfilled in the background."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from catalog.cart import additional_reseller_refusal, check_line
+from catalog.eligibility import buying_context, subscription_limit_refusal
+from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
+from portal.access import Action, require
+from portal.rules import RuleViolation, RuleViolations
+from subscriptions.audit import record
+from subscriptions.pricing import line_total
+from subscriptions.tasks import fulfill_order_task
+
+
+def attestation_text(cart: Cart) -> str:
+    """K3, in the portal's own words; the page shows it and the order records which applied."""
+    return (
+        "I confirm that my organisation acts as an indirect partner in this purchase when a reseller "
+        "is selected, and as a direct partner when no reseller is selected."
+    )
+
+
+def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order, bool]:
+    """Turns the cart into one order. Returns (order, created).
+
+    Submitting an already purchased cart again returns its order: the cart row is locked first,
+    so two submissions at once buy once (K9), and the database's one-order-per-cart constraint
+    backs it.
+    """
+    member = require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = Cart.objects.select_for_update().select_related("customer", "reseller").get(pk=cart.pk)
+        if cart.status == Cart.Status.PURCHASED:
+            return cart.order, False
+        if cart.status == Cart.Status.EXPIRED or now >= cart.expires_at:
+            raise RuleViolation("K12", f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.", conflict=True)
+        # K3: without the confirmation nothing is bought.
+        if not attested:
+            raise RuleViolation("K3", "Confirm the attestation before purchasing.", field="attest")
+        lines = list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
+            "availability__sku__base_skus", "availability__sku__exclusive_partners"))
+        if not lines:
+            raise RuleViolation("K9", "The cart is empty: add an offer first.")
+        ctx = buying_context(cart.customer, member.partner)
+        errors: dict = {}
+        for line in lines:
+            try:
+                check_line(cart=cart, availability=line.availability, quantity=line.quantity,
+                           aligned_end_date=line.aligned_end_date, today=now.date(), ctx=ctx, line_pk=line.pk)
+            except RuleViolation as violation:
+                errors[line.pk] = violation
+        too_many = subscription_limit_refusal(ctx, len(lines))
+        if too_many:
+            errors["cart"] = RuleViolation(too_many.rule, too_many.message)
+        additional = list(cart.additional_resellers.select_related("partner"))
+        for index, entry in enumerate(additional):
+            why = additional_reseller_refusal(cart, entry.partner, entry.partner.partner_id, [a.partner for a in additional[:index]])
+            if why:
+                errors[f"reseller-{entry.partner_id}"] = RuleViolation("K5", why)
+        if errors:
+            raise RuleViolations(errors)
+
+        currency = lines[0].availability.currency
+        order = Order.objects.create(
+            customer=cart.customer, cart=cart, placed_by=actor, created_at=now, currency=currency,
+            total=sum((line_total(l.availability.unit_price, l.quantity) for l in lines), Decimal("0.00")),
+            attested_as=Order.Attestation.INDIRECT if cart.reseller_id else Order.Attestation.DIRECT,
+            reseller=cart.reseller,
+        )
+        OrderLine.objects.bulk_create([
+            OrderLine(order=order, availability=l.availability, sku=l.availability.sku, quantity=l.quantity,
+                      term=l.availability.term, billing_frequency=l.availability.billing_frequency,
+                      unit_price=l.availability.unit_price, currency=l.availability.currency,
+                      aligned_end_date=l.aligned_end_date)
+            for l in lines
+        ])
+        OrderAdditionalReseller.objects.bulk_create([
+            OrderAdditionalReseller(order=order, partner=a.partner, position=a.position) for a in additional
+        ])
+        cart.status = Cart.Status.PURCHASED
+        cart.save(update_fields=["status"])
+        record(actor=actor, at=now, customer=cart.customer, order=order, action="order.placed",
+               summary=f"Placed {order.number}: {len(lines)} line(s), {order.total} {order.currency}",
+               after={"order": order.number, "total": str(order.total), "attested_as": order.attested_as,
+                      "reseller": cart.reseller.partner_id if cart.reseller else None,
+                      "additional_resellers": [a.partner.partner_id for a in additional]})
+        order_id = order.pk
+        transaction.on_commit(lambda: fulfill_order_task.enqueue(order_id))
+        return order, True

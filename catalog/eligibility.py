@@ -1,0 +1,157 @@
+"""Why an offer can or cannot be bought by this customer now (C3, C4, C5, K6–K8).
+
+One function, `refusal`, answers for one offer; the catalog page, adding to the cart and the
+purchase all call it, so the page never offers what the server refuses. `listed_offers` is the
+same C3/C5 rule expressed as a query, so the catalog can page through what is listed.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.urls import reverse
+
+from catalog.models import Cart, Sku
+from portal.models import Customer, Partner
+from subscriptions.models import Subscription
+from subscriptions.states import LIVE_STATUSES, Status
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    message: str
+    link: str = ""
+    link_label: str = ""
+    # C3/C5: the offer is not even listed for this customer.
+    hidden: bool = False
+
+
+@dataclass
+class BuyingContext:
+    """What the rules need to know about a customer, fetched once per request."""
+
+    customer: Customer
+    partner: Partner
+    cart_sku_ids: set[int] = field(default_factory=set)
+    # sku id -> the customer's live subscriptions of it: (subscription id, status)
+    live: dict[int, list[tuple]] = field(default_factory=lambda: defaultdict(list))
+    live_count: int = 0
+
+    @property
+    def owned_or_in_cart(self) -> set[int]:
+        return set(self.live) | self.cart_sku_ids
+
+
+def buying_context(customer: Customer, partner: Partner, cart: Cart | None = None) -> BuyingContext:
+    ctx = BuyingContext(customer=customer, partner=partner)
+    if cart is not None:
+        ctx.cart_sku_ids = set(cart.lines.values_list("availability__sku_id", flat=True))
+    for sub_id, sku_id, status in Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list(
+        "id", "sku_id", "status"
+    ):
+        ctx.live[sku_id].append((sub_id, status))
+        ctx.live_count += 1
+    return ctx
+
+
+def listed_offers(ctx: BuyingContext):
+    """C3 and C5 as a filter: offers sold to this segment, and add-ons only with a base and in region."""
+    customer = ctx.customer
+    listed = Q(segments__contains=customer.segment)  # C3
+    addon_ok = Q(base_skus__in=ctx.owned_or_in_cart) & (  # C5
+        Q(available_countries="") | Q(available_countries__contains=customer.billing_country)
+    )
+    ids = Sku.objects.filter(listed & (Q(is_addon=False) | addon_ok)).values("pk")
+    return Sku.objects.filter(pk__in=ids)
+
+
+def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
+    """The first rule that stops this customer buying this offer now, or None.
+
+    `sku` should come with its product, publisher, base_skus and exclusive_partners loaded
+    (see `offer_queryset`) so a page of offers costs no query per offer.
+    """
+    customer, partner = ctx.customer, ctx.partner
+    # C3: sold to the customer's segment only.
+    if customer.segment not in sku.segment_list:
+        segments = ", ".join(sku.segment_list) or "no segment"
+        return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
+    # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
+    if sku.is_addon:
+        bases = {b.pk for b in sku.base_skus.all()}
+        if not bases & ctx.owned_or_in_cart:
+            names = ", ".join(sorted(b.name for b in sku.base_skus.all()))
+            return Refusal("C5", f"Add-on: the customer needs one of these first: {names}.", hidden=True)
+        if sku.country_list and customer.billing_country not in sku.country_list:
+            return Refusal("C5", f"This add-on is not available in {customer.country_name}.", hidden=True)
+    if sku.is_isv:
+        # C4d
+        if not sku.offered_through_csp:
+            return Refusal("C4d", "The publisher does not offer this through the CSP program.")
+        # C4e
+        exclusive = {p.pk for p in sku.exclusive_partners.all()}
+        if exclusive and partner.pk not in exclusive:
+            return Refusal("C4e", "The publisher made this offer exclusive to other CSP partners.")
+        # C4c
+        if sku.country_list and customer.billing_country not in sku.country_list:
+            return Refusal("C4c", f"The publisher does not sell this offer in {customer.country_name}.")
+    # C4f
+    if not sku.transactable_in_portal:
+        return Refusal("C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal.")
+    live = ctx.live.get(sku.pk, [])
+    # C4b: a suspended subscription is reactivated, not bought again.
+    suspended = [sub_id for sub_id, status in live if status == Status.SUSPENDED]
+    if suspended:
+        return Refusal(
+            "C4b",
+            "The customer's subscription to this offer is suspended: reactivate it instead.",
+            link=reverse("subscriptions:subscription-detail", args=[customer.pk, suspended[0]]),
+            link_label="Open the suspended subscription",
+        )
+    # C4a
+    if sku.one_per_customer and (live or sku.pk in ctx.cart_sku_ids):
+        where = "already has" if live else "already has in the cart"
+        return Refusal("C4a", f"The customer {where} this offer and only one subscription is allowed.")
+    return None
+
+
+def offer_queryset():
+    return Sku.objects.select_related("product__publisher").prefetch_related("base_skus", "exclusive_partners", "availabilities")
+
+
+def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int]) -> int:
+    """K6/K7: the customer's licenses of the add-on's base offers, with every partner, plus the cart."""
+    base_ids = [b.pk for b in sku.base_skus.all()]
+    owned = (
+        Subscription.objects.filter(customer__tenant_id=customer.tenant_id, sku_id__in=base_ids, status__in=LIVE_STATUSES)
+        .aggregate(n=Sum("quantity"))["n"]
+        or 0
+    )
+    return owned + sum(q for sku_id, q in cart_quantities.items() if sku_id in base_ids)
+
+
+def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quantities: dict[int, int]) -> Refusal | None:
+    """K8 minimum/maximum, and the add-on limits K6 and K7."""
+    if quantity < sku.min_quantity or quantity > sku.max_quantity:
+        return Refusal("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.")
+    if sku.addon_limit == Sku.AddonLimit.MIN_5_PERCENT_OF_BASE:
+        base = base_licenses(sku, customer, cart_quantities)
+        minimum = math.ceil(base * 5 / 100)  # K6: 5%, rounded up
+        if quantity < minimum:
+            return Refusal("K6", f"{sku.name} needs at least {minimum:,} licenses: 5% of the customer's {base:,} base licenses, rounded up.")
+    if sku.addon_limit == Sku.AddonLimit.MAX_BASE:
+        base = base_licenses(sku, customer, cart_quantities)
+        if quantity > base:
+            return Refusal("K7", f"{sku.name} can have at most {base:,} licenses: the customer's base licenses with every partner and in this cart.")
+    return None
+
+
+def subscription_limit_refusal(ctx: BuyingContext, new_lines: int) -> Refusal | None:
+    """K8: the configured maximum number of subscriptions per customer."""
+    limit = settings.CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER
+    if ctx.live_count + new_lines > limit:
+        return Refusal("K8", f"This purchase would give the customer {ctx.live_count + new_lines:,} subscriptions; the limit is {limit:,}.")
+    return None

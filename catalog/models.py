@@ -1,0 +1,302 @@
+"""What can be bought (C1), and buying it: carts (K) and orders (O)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from portal.models import Customer, Partner
+
+
+class Term(models.TextChoices):
+    P1M = "P1M", "1 month"
+    P1Y = "P1Y", "1 year"
+    P3Y = "P3Y", "3 years"
+
+
+class BillingFrequency(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    ANNUAL = "annual", "Annual"
+    ONE_TIME = "one_time", "One-time"
+
+
+TERM_MONTHS = {Term.P1M: 1, Term.P1Y: 12, Term.P3Y: 36}
+FREQUENCY_MONTHS = {BillingFrequency.MONTHLY: 1, BillingFrequency.ANNUAL: 12}
+
+
+class Publisher(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    is_microsoft = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-is_microsoft", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    class BillingType(models.TextChoices):
+        LICENSE = "license", "License-based"
+        USAGE = "usage", "Usage-based"
+
+    class Category(models.TextChoices):
+        ENTERPRISE = "enterprise", "Enterprise"
+        SMALL_BUSINESS = "small_business", "Small business"
+        TRIAL = "trial", "Trial"
+
+    product_id = models.CharField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    publisher = models.ForeignKey(Publisher, on_delete=models.PROTECT, related_name="products")
+    billing_type = models.CharField(max_length=10, choices=BillingType.choices, default=BillingType.LICENSE)
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.ENTERPRISE)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sku(models.Model):
+    """One offer in the catalog: a product's SKU with its rules (C1, C4, C5, K6–K8)."""
+
+    class Commerce(models.TextChoices):
+        NEW = "new", "New commerce"
+        TRADITIONAL = "traditional", "Traditional"
+
+    class AddonLimit(models.TextChoices):
+        NONE = "", "None"
+        # K6: at least 5% (rounded up) of the base licenses.
+        MIN_5_PERCENT_OF_BASE = "min_5pct_base", "At least 5% of base licenses"
+        # K7: at most the base licenses.
+        MAX_BASE = "max_base", "At most the base licenses"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus")
+    sku_id = models.CharField("SKU id", max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    commerce = models.CharField(max_length=12, choices=Commerce.choices, default=Commerce.NEW)
+    segments = models.CharField(
+        max_length=80, default="commercial",
+        help_text="Comma-separated customer segments it is sold to: commercial, education, government, nonprofit.",
+    )
+    one_per_customer = models.BooleanField(default=False)
+    min_quantity = models.PositiveIntegerField(default=1)
+    max_quantity = models.PositiveIntegerField(default=10000)
+    is_trial = models.BooleanField(default=False)
+    trial_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="trials",
+        help_text="The paid SKU a trial converts to.",
+    )
+    is_addon = models.BooleanField(default=False)
+    base_skus = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="addons", help_text="Add-on prerequisites: any one of these."
+    )
+    addon_limit = models.CharField(max_length=20, choices=AddonLimit.choices, default=AddonLimit.NONE, blank=True)
+    # Where it is sold (ISV) or available (add-on region); blank means everywhere.
+    available_countries = models.CharField(max_length=300, blank=True, help_text="Comma-separated ISO codes; blank = all.")
+    # ISV SaaS attributes (C4 c–f, S3, S4).
+    offered_through_csp = models.BooleanField(default=True)
+    exclusive_partners = models.ManyToManyField(
+        Partner, blank=True, related_name="exclusive_skus",
+        help_text="If any, only these partners may sell it.",
+    )
+    transactable_in_portal = models.BooleanField(
+        default=True, help_text="Off for offers bought in the Azure portal (containers, some consumption offers)."
+    )
+    free_trial_days = models.PositiveIntegerField(default=0)
+    publisher_setup_url = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(min_quantity__gte=1), name="sku_min_quantity_positive"),
+            models.CheckConstraint(condition=Q(max_quantity__gte=models.F("min_quantity")), name="sku_max_not_below_min"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def segment_list(self) -> list[str]:
+        return [s.strip() for s in self.segments.split(",") if s.strip()]
+
+    @property
+    def country_list(self) -> list[str]:
+        return [c.strip().upper() for c in self.available_countries.split(",") if c.strip()]
+
+    @property
+    def is_isv(self) -> bool:
+        return not self.product.publisher.is_microsoft
+
+    @property
+    def is_license_based(self) -> bool:
+        return self.product.billing_type == Product.BillingType.LICENSE
+
+
+class Availability(models.Model):
+    """A way to buy a SKU: term, billing frequency and unit price per license per billing period."""
+
+    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="availabilities")
+    term = models.CharField(max_length=3, choices=Term.choices)
+    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+
+    class Meta:
+        ordering = ["sku", "term", "billing_frequency"]
+        verbose_name_plural = "availabilities"
+        constraints = [
+            models.UniqueConstraint(fields=["sku", "term", "billing_frequency"], name="unique_availability"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="availability_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku.name}, {self.term} {self.get_billing_frequency_display()}: {self.unit_price} {self.currency}"
+
+
+class UpgradePath(models.Model):
+    """The upgrade matrix between SKUs. Unsupported paths (U2) are kept so they are never offered."""
+
+    source = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_paths")
+    target = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_sources")
+    supported = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "target"], name="unique_upgrade_path")]
+
+    def __str__(self) -> str:
+        return f"{self.source.name} → {self.target.name}{'' if self.supported else ' (unsupported)'}"
+
+
+class Cart(models.Model):
+    """A customer's cart, owned by one staff user (K1), open for CSP_CART_LIFETIME_DAYS (K12)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PURCHASED = "purchased", "Purchased"
+        EXPIRED = "expired", "Expired"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="carts")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="carts")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField()
+    reseller = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="K4: the indirect reseller to associate with the purchase.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "owner"], condition=Q(status="open"), name="one_open_cart_per_customer_and_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Cart {self.pk} for {self.customer}"
+
+    @property
+    def expires_at(self):
+        return self.created_at + timedelta(days=settings.CSP_CART_LIFETIME_DAYS)
+
+
+class CartLine(models.Model):
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines")
+    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    aligned_end_date = models.DateField(null=True, blank=True, help_text="K11: end the first term on this date (UTC).")
+    added_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["added_at", "pk"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="cart_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.availability}"
+
+
+class CartAdditionalReseller(models.Model):
+    """K5: an additional reseller in an EU/EFTA deal, declared by PartnerID."""
+
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="additional_resellers")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["cart", "partner"], name="unique_cart_additional_reseller")]
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    class Attestation(models.TextChoices):
+        DIRECT = "direct", "Acting as a direct partner"
+        INDIRECT = "indirect", "Acting as an indirect partner"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    # K9: one order per cart, enforced by the database, so a cart submitted twice buys once.
+    cart = models.OneToOneField(Cart, on_delete=models.PROTECT, related_name="order", null=True, blank=True)
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    attested_as = models.CharField(max_length=10, choices=Attestation.choices)
+    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"ORD-{self.pk:06d}"
+
+
+class OrderLine(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        FULFILLED = "fulfilled", "Fulfilled"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines")
+    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    term = models.CharField(max_length=3, choices=Term.choices)
+    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    aligned_end_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.sku.name}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class OrderAdditionalReseller(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="additional_resellers")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]

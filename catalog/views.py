@@ -1,0 +1,240 @@
+from decimal import Decimal
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from catalog import cart as cart_services
+from catalog.alignment import alignment_options, can_align
+from catalog.checkout import attestation_text, purchase
+from catalog.eligibility import buying_context, listed_offers, offer_queryset, refusal
+from catalog.filters import OfferFilter
+from catalog.models import Order
+from portal import access
+from portal.access import Action
+from portal.forms import parse_date, parse_int, parse_quantity
+from portal.models import Partner
+from portal.rules import RuleViolation, RuleViolations
+from subscriptions.pricing import line_total
+
+OFFERS_PER_PAGE = 20
+
+
+def _offer_page(request, customer):
+    """The catalog (C2–C5) for this customer: filtered, paginated, each offer with its verdict."""
+    partner = access.partner_of(request.user)
+    can_buy = access.permission(request.user, Action.BUY)
+    cart = cart_services.current_cart(customer, request.user, timezone.now()) if can_buy else None
+    ctx = buying_context(customer, partner, cart)
+    show_all = request.GET.get("show_all") == "1"
+    base = offer_queryset()
+    if not show_all:
+        base = base.filter(pk__in=listed_offers(ctx).values("pk"))
+    filterset = OfferFilter(request.GET or None, queryset=base.order_by("-product__publisher__is_microsoft", "name"))
+    page = Paginator(filterset.qs, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    offers = [{"sku": sku, "refusal": refusal(sku, ctx), "availabilities": list(sku.availabilities.all())} for sku in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {
+        "customer": customer, "section": "subscriptions", "filterset": filterset, "page": page, "offers": offers,
+        "can_buy": can_buy, "cart": cart, "cart_count": len(ctx.cart_sku_ids), "show_all": show_all,
+        "querystring": query.urlencode(),
+    }
+
+
+def offer_list(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    context = _offer_page(request, customer)
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "catalog/offer_list.html#results", context)
+    return render(request, "catalog/offer_list.html", context)
+
+
+def _safe_next(request, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+@require_POST
+def cart_add(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    access.require(request.user, Action.BUY)
+    back = _safe_next(request, reverse("catalog:offer-list", args=[customer.pk]))
+    try:
+        availability_id = parse_int(request.POST.get("availability"))
+        if availability_id is None:
+            raise RuleViolation("C1", "Choose a term and billing frequency.")
+        raw_quantity = request.POST.get("quantity") or "1"
+        line = cart_services.add_to_cart(
+            customer=customer, actor=request.user, availability_id=availability_id,
+            quantity=parse_quantity(raw_quantity), aligned_end_date=None, now=timezone.now())
+    except RuleViolation as violation:
+        if request.htmx:
+            return render(request, "catalog/offer_list.html#cart-feedback",
+                          {"customer": customer, "error": violation.message}, status=violation.status)
+        messages.error(request, violation.message)
+        context = _offer_page(request, customer)
+        context["error"] = violation.message
+        return render(request, "catalog/offer_list.html", context, status=violation.status)
+    message = f"Added {line.availability.sku.name} to the cart ({line.quantity} in the cart)."
+    if request.htmx:
+        count = line.cart.lines.count()
+        return render(request, "catalog/offer_list.html#cart-feedback",
+                      {"customer": customer, "success": message, "cart_count": count, "oob": True})
+    messages.success(request, message)
+    return redirect(back)
+
+
+def _cart_context(request, customer, cart, *, errors=None):
+    member = access.membership(request.user)
+    now = timezone.now()
+    lines = []
+    total = Decimal("0.00")
+    if cart is not None:
+        for line in cart.lines.select_related("availability__sku__product__publisher"):
+            amount = line_total(line.availability.unit_price, line.quantity)
+            total += amount
+            lines.append({
+                "line": line, "total": amount,
+                "alignment": alignment_options(customer, line.availability, now.date()) if can_align(line.availability) else [],
+                "error": (errors or {}).get(line.pk),
+            })
+    resellers = []
+    if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
+        resellers = [link.reseller for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")]
+    other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]
+    return {
+        "customer": customer, "section": "cart", "cart": cart, "lines": lines, "total": total,
+        "currency": lines[0]["line"].availability.currency if lines else "USD",
+        "resellers": resellers, "partner": member.partner,
+        "additional": list(cart.additional_resellers.select_related("partner")) if cart else [],
+        "max_additional": cart_services.MAX_ADDITIONAL_RESELLERS,
+        "attestation": attestation_text(cart) if cart else "", "other_errors": other_errors,
+        "can_buy": access.permission(request.user, Action.BUY),
+        "expired_cart": None if cart else cart_services.last_expired_cart(customer, request.user),
+    }
+
+
+def cart_detail(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    cart = cart_services.current_cart(customer, request.user, timezone.now())
+    return render(request, "catalog/cart.html", _cart_context(request, customer, cart))
+
+
+def _cart_or_conflict(request, customer):
+    cart = cart_services.current_cart(customer, request.user, timezone.now())
+    if cart is None:
+        raise RuleViolation("K12", "There is no open cart for this customer (it was purchased or has expired).", conflict=True)
+    return cart
+
+
+def _cart_action(request, customer_id, action):
+    """Runs one cart service; a refusal re-renders the cart with the message and 422/409."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    customer = access.get_customer(request.user, customer_id)
+    access.require(request.user, Action.BUY)
+    try:
+        cart = _cart_or_conflict(request, customer)
+        message = action(customer, cart)
+    except RuleViolation as violation:
+        cart = cart_services.current_cart(customer, request.user, timezone.now())
+        context = _cart_context(request, customer, cart)
+        context["error"] = violation.message
+        return render(request, "catalog/cart.html", context, status=violation.status)
+    if message:
+        messages.success(request, message)
+    return redirect("catalog:cart-detail", customer_id=customer.pk)
+
+
+def cart_line_update(request, customer_id, line_id):
+    def action(customer, cart):
+        line = cart_services.update_line(
+            cart=cart, actor=request.user, line_id=line_id, quantity=parse_quantity(request.POST.get("quantity")),
+            aligned_end_date=parse_date(request.POST.get("aligned_end_date")), now=timezone.now())
+        return f"Updated {line.availability.sku.name}."
+    return _cart_action(request, customer_id, action)
+
+
+def cart_line_remove(request, customer_id, line_id):
+    def action(customer, cart):
+        cart_services.remove_line(cart=cart, actor=request.user, line_id=line_id, now=timezone.now())
+        return "Removed the line from the cart."
+    return _cart_action(request, customer_id, action)
+
+
+def cart_reseller(request, customer_id):
+    def action(customer, cart):
+        raw = request.POST.get("reseller", "")
+        reseller_id = parse_int(raw)
+        if raw and reseller_id is None:
+            raise RuleViolation("K4", "Choose a reseller from the list.")
+        cart = cart_services.set_reseller(cart=cart, actor=request.user, reseller_id=reseller_id, now=timezone.now())
+        return f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
+    return _cart_action(request, customer_id, action)
+
+
+def cart_additional_add(request, customer_id):
+    def action(customer, cart):
+        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user,
+                                                      partner_id_text=request.POST.get("partner_id", "")[:40], now=timezone.now())
+        return f"Declared {entry.partner.name} as an additional reseller."
+    return _cart_action(request, customer_id, action)
+
+
+def cart_additional_remove(request, customer_id, partner_pk):
+    def action(customer, cart):
+        cart_services.remove_additional_reseller(cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now())
+        return "Removed the additional reseller."
+    return _cart_action(request, customer_id, action)
+
+
+@require_POST
+def cart_purchase(request, customer_id, cart_id):
+    customer = access.get_customer(request.user, customer_id)
+    access.require(request.user, Action.BUY)
+    cart = access.get_cart(request.user, customer, cart_id)
+    try:
+        order, _created = purchase(cart=cart, actor=request.user, attested=request.POST.get("attest") == "on",
+                                   now=timezone.now())
+    except RuleViolations as refused:
+        context = _cart_context(request, customer, cart, errors=refused.violations)
+        context["error"] = "Nothing was bought: fix the lines marked below and purchase again."
+        return render(request, "catalog/cart.html", context, status=422)
+    except RuleViolation as violation:
+        live_cart = cart_services.current_cart(customer, request.user, timezone.now())
+        context = _cart_context(request, customer, live_cart)
+        context["error"] = violation.message
+        return render(request, "catalog/cart.html", context, status=violation.status)
+    return redirect("catalog:order-confirmation", customer_id=customer.pk, order_id=order.pk)
+
+
+def order_confirmation(request, customer_id, order_id):
+    customer = access.get_customer(request.user, customer_id)
+    order = access.get_order(request.user, customer, order_id)
+    return render(request, "catalog/order_confirmation.html", {"customer": customer, "order": order, "section": "orders"})
+
+
+def order_list(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    orders = Order.objects.filter(customer=customer).select_related("placed_by").order_by("-created_at", "-pk")
+    page = Paginator(orders, 25).get_page(request.GET.get("page"))
+    return render(request, "catalog/order_list.html", {"customer": customer, "page": page, "section": "orders"})
+
+
+def order_detail(request, customer_id, order_id):
+    customer = access.get_customer(request.user, customer_id)
+    order = access.get_order(request.user, customer, order_id)
+    lines = order.lines.select_related("sku__product__publisher", "subscription__sku")
+    context = {"customer": customer, "order": order, "lines": lines, "section": "orders",
+               "additional": order.additional_resellers.select_related("partner")}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "catalog/order_detail.html#lines", context)
+    return render(request, "catalog/order_detail.html", context)

@@ -1,0 +1,163 @@
+"""Tenancy: partners, their staff and roles, and the customers they serve (rules T1–T4)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+import uuid
+
+# T4: the customer's EU/EFTA flag is derived from its billing country, never typed in.
+EU_EFTA_COUNTRIES = frozenset(
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "  # EU
+    "IS LI NO CH".split()  # EFTA
+)
+
+COUNTRY_NAMES = {
+    "AT": "Austria", "BE": "Belgium", "CH": "Switzerland", "DE": "Germany", "DK": "Denmark",
+    "ES": "Spain", "FI": "Finland", "FR": "France", "IE": "Ireland", "IT": "Italy",
+    "NL": "Netherlands", "NO": "Norway", "PL": "Poland", "PT": "Portugal", "SE": "Sweden",
+    "GB": "United Kingdom", "US": "United States", "CA": "Canada", "AU": "Australia",
+    "JP": "Japan", "BR": "Brazil", "IN": "India", "SG": "Singapore", "TW": "Taiwan",
+    "ZA": "South Africa", "MX": "Mexico", "NZ": "New Zealand", "IS": "Iceland",
+    "LI": "Liechtenstein", "LU": "Luxembourg", "BG": "Bulgaria", "HR": "Croatia",
+    "CY": "Cyprus", "CZ": "Czechia", "EE": "Estonia", "GR": "Greece", "HU": "Hungary",
+    "LV": "Latvia", "LT": "Lithuania", "MT": "Malta", "RO": "Romania", "SK": "Slovakia",
+    "SI": "Slovenia",
+}
+COUNTRY_CHOICES = sorted(COUNTRY_NAMES.items(), key=lambda item: item[1])
+
+
+def is_eu_efta(country: str) -> bool:
+    return country.upper() in EU_EFTA_COUNTRIES
+
+
+class Partner(models.Model):
+    """A CSP partner organisation (T1)."""
+
+    class Kind(models.TextChoices):
+        DIRECT_BILL = "direct_bill", "Direct-bill partner"
+        INDIRECT_PROVIDER = "indirect_provider", "Indirect provider"
+        INDIRECT_RESELLER = "indirect_reseller", "Indirect reseller"
+
+    name = models.CharField(max_length=200)
+    partner_id = models.CharField("PartnerID", max_length=20, unique=True, help_text="Partner Center's PartnerID (MPN ID).")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
+    mpa_signed = models.BooleanField("MPA signed", default=True, help_text="Has signed the Microsoft Partner Agreement.")
+    resellers = models.ManyToManyField(
+        "self", through="ResellerLink", symmetrical=False, related_name="providers", blank=True
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.partner_id})"
+
+    @property
+    def can_transact(self) -> bool:
+        # T1: only direct-bill partners and indirect providers buy and change subscriptions.
+        return self.kind in {self.Kind.DIRECT_BILL, self.Kind.INDIRECT_PROVIDER}
+
+    @property
+    def is_reseller(self) -> bool:
+        return self.kind == self.Kind.INDIRECT_RESELLER
+
+
+class ResellerLink(models.Model):
+    """An indirect provider's relationship with one of its indirect resellers."""
+
+    provider = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="reseller_links")
+    reseller = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="provider_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "reseller"], name="unique_reseller_link")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name} → {self.reseller.name}"
+
+
+class Role(models.TextChoices):
+    ADMIN_AGENT = "admin_agent", "Admin agent"
+    SALES_AGENT = "sales_agent", "Sales agent"
+    BILLING_ADMIN = "billing_admin", "Billing admin"
+    SUPPORT_AGENT = "support_agent", "Support agent"
+
+
+class Membership(models.Model):
+    """A staff user's place in exactly one partner, with one or more roles (T2)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="memberships")
+    is_admin_agent = models.BooleanField("admin agent", default=False)
+    is_sales_agent = models.BooleanField("sales agent", default=False)
+    is_billing_admin = models.BooleanField("billing admin", default=False)
+    is_support_agent = models.BooleanField("support agent", default=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_admin_agent=True) | Q(is_sales_agent=True) | Q(is_billing_admin=True) | Q(is_support_agent=True),
+                name="membership_has_a_role",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.partner.name}"
+
+    @property
+    def roles(self) -> set[str]:
+        return {
+            role
+            for role, held in [
+                (Role.ADMIN_AGENT, self.is_admin_agent),
+                (Role.SALES_AGENT, self.is_sales_agent),
+                (Role.BILLING_ADMIN, self.is_billing_admin),
+                (Role.SUPPORT_AGENT, self.is_support_agent),
+            ]
+            if held
+        }
+
+    @property
+    def role_labels(self) -> list[str]:
+        return [Role(r).label for r in sorted(self.roles)]
+
+
+class Customer(models.Model):
+    """A customer tenant served by one partner (T4)."""
+
+    class Segment(models.TextChoices):
+        COMMERCIAL = "commercial", "Commercial"
+        EDUCATION = "education", "Education"
+        GOVERNMENT = "government", "Government"
+        NONPROFIT = "nonprofit", "Nonprofit"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
+    reseller = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="resold_customers", null=True, blank=True,
+        help_text="Reseller of record, for customers an indirect provider serves through a reseller.",
+    )
+    # The customer's directory tenant: the same organisation may also buy through other partners,
+    # and limits that count "with every partner" (K7) count across this id.
+    tenant_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    company_name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=200, blank=True)
+    segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.COMMERCIAL)
+    billing_country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["company_name"]
+        indexes = [models.Index(fields=["partner", "company_name"])]
+
+    def __str__(self) -> str:
+        return self.company_name
+
+    @property
+    def is_eu_efta(self) -> bool:
+        return is_eu_efta(self.billing_country)
+
+    @property
+    def country_name(self) -> str:
+        return COUNTRY_NAMES.get(self.billing_country, self.billing_country)

@@ -1,0 +1,61 @@
+"""Template helpers: every time in UTC with its label (T5), money with its currency."""
+
+from datetime import date, datetime, timezone as dt_timezone
+from decimal import Decimal
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def utc(value, fmt="%Y-%m-%d %H:%M"):
+    """'2026-11-30 14:02 UTC' for datetimes; '2026-11-30' for dates (UTC calendar dates)."""
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone(dt_timezone.utc).strftime(fmt) + " UTC"
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    return value
+
+
+@register.filter
+def countdown(value, now=None):
+    """'4 d 6 h left', '3 h 12 min left' or 'closed'."""
+    if not isinstance(value, datetime):
+        return ""
+    now = now or timezone.now()
+    seconds = int((value - now).total_seconds())
+    if seconds <= 0:
+        return "closed"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h left"
+    if hours:
+        return f"{hours} h {minutes} min left"
+    return f"{minutes} min left"
+
+
+@register.filter
+def money(value, currency=""):
+    if value is None:
+        return "—"
+    amount = Decimal(value)
+    text = f"{amount:,.2f}"
+    return f"{text} {currency}".strip()
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **kwargs):
+    """The current query string with some keys replaced (pagination, sorting)."""
+    query = context["request"].GET.copy()
+    for key, value in kwargs.items():
+        if value in (None, ""):
+            query.pop(key, None)
+        else:
+            query[key] = value
+    return "?" + query.urlencode() if query else "?"

@@ -1,0 +1,104 @@
+from datetime import timedelta
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+
+from catalog.models import Order
+from subscriptions.models import AuditEntry, SeatLot, Subscription
+from subscriptions.states import Status
+
+from . import access
+from .models import COUNTRY_NAMES, Customer
+
+
+@method_decorator(login_not_required, name="dispatch")
+class SignInView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if settings.DEMO_MODE:
+            from .demo import DEMO_SIGN_INS, DEMO_PASSWORD
+
+            context["demo_sign_ins"] = DEMO_SIGN_INS
+            context["demo_password"] = DEMO_PASSWORD
+        return context
+
+
+class SignOutView(auth_views.LogoutView):
+    pass
+
+
+def home(request):
+    """What needs attention now, across this partner's customers."""
+    member = access.membership(request.user)
+    now = timezone.now()
+    subscriptions = access.subscriptions_for(request.user)
+    closing = (
+        SeatLot.objects.filter(subscription__in=subscriptions.filter(status=Status.ACTIVE),
+                               window_ends_at__gt=now, window_ends_at__lte=now + timedelta(hours=48))
+        .select_related("subscription__customer", "subscription__sku").order_by("window_ends_at")[:10]
+    )
+    renewing = (
+        subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=now.date(),
+                             term_end__lte=(now + timedelta(days=30)).date())
+        .select_related("customer", "sku").order_by("term_end")[:10]
+    )
+    pending_orders = (
+        Order.objects.filter(customer__in=access.customers_for(request.user), status=Order.Status.PENDING)
+        .select_related("customer").order_by("-created_at")[:10]
+    )
+    isv_setups = subscriptions.filter(status=Status.PENDING, sku__product__publisher__is_microsoft=False).select_related(
+        "customer", "sku")[:10]
+    return render(request, "portal/home.html", {
+        "member": member, "now": now, "closing": closing, "renewing": renewing,
+        "pending_orders": pending_orders, "isv_setups": isv_setups,
+    })
+
+
+def customer_list(request):
+    customers = access.customers_for(request.user).select_related("reseller")
+    q = request.GET.get("q", "").strip()
+    segment = request.GET.get("segment", "")
+    country = request.GET.get("country", "")
+    if q:
+        customers = customers.filter(Q(company_name__icontains=q) | Q(domain__icontains=q) | Q(id__iexact=q))
+    if segment in Customer.Segment.values:
+        customers = customers.filter(segment=segment)
+    if country in COUNTRY_NAMES:
+        customers = customers.filter(billing_country=country)
+    customers = customers.annotate(
+        live_subscriptions=Count("subscriptions", filter=Q(subscriptions__status__in=[Status.ACTIVE, Status.PENDING, Status.SUSPENDED]))
+    ).order_by("company_name")
+    page = Paginator(customers, 25).get_page(request.GET.get("page"))
+    countries = sorted({c for c in access.customers_for(request.user).values_list("billing_country", flat=True).distinct()})
+    context = {
+        "page": page, "q": q, "segment": segment, "country": country,
+        "segments": Customer.Segment.choices, "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
+    }
+    template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
+    return render(request, template, context)
+
+
+def customer_detail(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    return redirect("subscriptions:subscription-list", customer_id=customer.pk)
+
+
+def customer_account(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    return render(request, "portal/customer_account.html", {"customer": customer, "section": "account"})
+
+
+def customer_activity(request, customer_id):
+    customer = access.get_customer(request.user, customer_id)
+    entries = AuditEntry.objects.filter(customer=customer).select_related("actor", "order", "subscription__sku")
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    return render(request, "portal/customer_activity.html", {"customer": customer, "page": page, "section": "activity"})

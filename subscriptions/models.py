@@ -1,0 +1,151 @@
+"""What has been bought: subscriptions, their license lots, billing lines and the audit trail."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
+from portal.models import Customer, Partner
+
+from .states import LIVE_STATUSES, Status
+
+
+class Subscription(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="subscriptions")
+    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
+    order_line = models.OneToOneField(
+        OrderLine, on_delete=models.PROTECT, null=True, blank=True, related_name="subscription"
+    )
+    base_subscription = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="addon_subscriptions"
+    )
+    friendly_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    quantity = models.PositiveIntegerField()
+    # Snapshot of what was bought: a later price list change does not touch it.
+    term = models.CharField(max_length=3, choices=Term.choices)
+    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    auto_renew = models.BooleanField(default=True)
+    # The term starts at an instant and ends on an inclusive UTC date (N2).
+    term_start = models.DateTimeField(null=True, blank=True)
+    term_end = models.DateField(null=True, blank=True)
+    is_trial = models.BooleanField(default=False)
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    promotion_id = models.CharField(max_length=40, blank=True)
+    one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
+    quantity_updates = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["customer", "status"]),
+            models.Index(fields=["customer", "sku", "status"]),
+            models.Index(fields=["term_end"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="subscription_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="subscription_price_not_negative"),
+            # C4a as data: eligibility explains the refusal; this stops two orders racing past it.
+            models.UniqueConstraint(
+                fields=["customer", "sku"],
+                condition=Q(one_per_customer=True, status__in=LIVE_STATUSES),
+                name="one_live_subscription_per_customer_for_single_offers",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.friendly_name or self.sku.name
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class SeatLot(models.Model):
+    """Licenses added together (purchase, renewal or increase): each opens its own 7-day window (Q2)."""
+
+    class Source(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        INCREASE = "increase", "Added licenses"
+        RENEWAL = "renewal", "Renewal"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="seat_lots")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    quantity = models.PositiveIntegerField(help_text="Licenses added.")
+    removed = models.PositiveIntegerField(default=0, help_text="Licenses of this lot removed since.")
+    added_at = models.DateTimeField()
+    window_ends_at = models.DateTimeField(help_text="Until this instant (UTC) these licenses can be removed.")
+
+    class Meta:
+        ordering = ["-added_at", "-pk"]
+        constraints = [models.CheckConstraint(condition=Q(removed__lte=models.F("quantity")), name="lot_removed_within_quantity")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} licenses added {self.added_at:%Y-%m-%d %H:%M} UTC"
+
+
+class BillingLine(models.Model):
+    """Every charge and refund (L2), with the period it covers."""
+
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        INCREASE = "increase", "Added licenses"
+        REDUCTION_REFUND = "reduction_refund", "License removal refund"
+        CANCELLATION_REFUND = "cancellation_refund", "Cancellation refund"
+        RENEWAL = "renewal", "Renewal"
+        CYCLE = "cycle", "Billing cycle"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billing_lines")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    quantity = models.IntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="Inclusive.")
+    explanation = models.CharField(max_length=300, blank=True, help_text="The arithmetic, for checking by hand.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when (UTC), before and after (L1)."""
+
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="audit_entries")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True
+    )
+    action = models.CharField(max_length=60)
+    summary = models.CharField(max_length=300)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["customer", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.action}"
