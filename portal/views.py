@@ -102,3 +102,8 @@ def customer_activity(request, customer_id):
     entries = AuditEntry.objects.filter(customer=customer).select_related("actor", "order", "subscription__sku")
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     return render(request, "portal/customer_activity.html", {"customer": customer, "page": page, "section": "activity"})
+
+
+def about(request):
+    """How the portal counts time and money. Also the bench's floor: the base layout, no data of its own."""
+    return render(request, "portal/about.html")

@@ -1,0 +1,67 @@
+# CSP Portal: every set-up step lives here, so a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+# The first interpreter >= 3.12 found (Django 6.1 needs it); pyenv's come last.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.14 python3 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then command -v $$p; break; fi; done)
+PG_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/csp_portal
+BENCH_DB := var/bench.sqlite3
+
+.PHONY: help demo test test-pg bench chromium postgres clean
+
+help:
+	@echo "make demo     seeded demo site on http://127.0.0.1:$(PORT) (SQLite)"
+	@echo "make test     the whole suite, browser tests included (SQLite)"
+	@echo "make test-pg  the same suite on a local PostgreSQL"
+	@echo "make bench    page times and SQL query counts on a large data set"
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "No Python >= 3.12 found (install python3.12 or newer)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check ".[dev]"
+	@touch $@
+
+var:
+	@mkdir -p var
+
+demo: $(VENV)/.installed | var
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py seed_demo
+	@echo "Starting the background worker and the server on http://127.0.0.1:$(PORT) (Ctrl-C stops both)"
+	@PORTAL_DEMO=1 $(PY) manage.py db_worker --interval 1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	PORTAL_DEMO=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "Installing Chromium from apt"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
+
+test: $(VENV)/.installed chromium | var
+	$(PY) -m pytest
+
+postgres:
+	@command -v pg_ctlcluster >/dev/null 2>&1 || { echo "Installing PostgreSQL from apt"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; }
+	@ver=$$(ls /etc/postgresql | sort -n | tail -1); \
+		pg_ctlcluster $$ver main status >/dev/null 2>&1 || pg_ctlcluster $$ver main start
+	@for i in $$(seq 1 30); do runuser -u postgres -- psql -qAtc 'select 1' >/dev/null 2>&1 && break; sleep 1; done
+	@runuser -u postgres -- psql -qAtc "select 1 from pg_roles where rolname='csp_portal'" | grep -q 1 || \
+		runuser -u postgres -- psql -qc "create role csp_portal login createdb password 'csp_portal'"
+	@runuser -u postgres -- psql -qAtc "select 1 from pg_database where datname='csp_portal'" | grep -q 1 || \
+		runuser -u postgres -- createdb -O csp_portal csp_portal
+
+test-pg: $(VENV)/.installed chromium postgres | var
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest
+
+bench: $(VENV)/.installed | var
+	rm -f $(BENCH_DB) $(BENCH_DB)-wal $(BENCH_DB)-shm
+	DATABASE_URL=sqlite:///$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=sqlite:///$(BENCH_DB) $(PY) manage.py seed_bench
+	DATABASE_URL=sqlite:///$(BENCH_DB) DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only-key $(PY) manage.py bench --output bench-results.json
+
+clean:
+	rm -rf $(VENV) var staticfiles bench-results.json

@@ -1,0 +1,62 @@
+import os
+import shutil
+from datetime import datetime, timezone as dt_timezone
+
+# pytest-playwright keeps an asyncio loop in the main thread; the ORM must still run there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import pytest  # noqa: E402
+import time_machine  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from tests import factories  # noqa: E402
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.fixture
+def now():
+    """Time is frozen for service and view tests: every rule is checked at a known instant."""
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    # Debian's Chromium: Playwright's own browser download is unreachable from these machines.
+    return {
+        **browser_type_launch_args,
+        "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+    }
+
+
+def run_worker():
+    """Drains the background task queue with the real django-tasks-db worker."""
+    call_command("db_worker", batch=True, startup_delay=False, verbosity=0)
+
+
+@pytest.fixture
+def worker():
+    return run_worker
+
+
+@pytest.fixture
+def direct_partner(db):
+    return factories.PartnerFactory(kind="direct_bill", name="Contoso Direct")
+
+
+@pytest.fixture
+def provider(db):
+    return factories.PartnerFactory(kind="indirect_provider", name="Northwind Distribution")
+
+
+@pytest.fixture
+def sales(direct_partner):
+    return factories.StaffFactory(membership__partner=direct_partner, membership__is_sales_agent=True)
+
+
+@pytest.fixture
+def customer(direct_partner):
+    return factories.CustomerFactory(partner=direct_partner, billing_country="US", segment="commercial")

@@ -1,0 +1,192 @@
+"""factory-boy factories with traits for the states tests need."""
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from catalog.models import Availability, Cart, CartLine, Product, Publisher, Sku
+from portal.models import Customer, Membership, Partner, ResellerLink
+from subscriptions.dates import term_end_for
+from subscriptions.models import SeatLot, Subscription
+from subscriptions.states import Status
+
+PASSWORD = "test-pass-123"
+BASE_TIME = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+
+
+class PartnerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Partner
+
+    name = factory.Sequence(lambda n: f"Partner {n}")
+    partner_id = factory.Sequence(lambda n: f"{5100000 + n}")
+    kind = Partner.Kind.DIRECT_BILL
+    country = "US"
+    mpa_signed = True
+
+
+class ResellerLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ResellerLink
+
+    provider = factory.SubFactory(PartnerFactory, kind=Partner.Kind.INDIRECT_PROVIDER)
+    reseller = factory.SubFactory(PartnerFactory, kind=Partner.Kind.INDIRECT_RESELLER)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = "Pat"
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    partner = factory.SubFactory(PartnerFactory)
+    is_admin_agent = False
+    is_sales_agent = False
+    is_billing_admin = False
+    is_support_agent = False
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        roles = ("is_admin_agent", "is_sales_agent", "is_billing_admin", "is_support_agent")
+        if not any(kwargs.get(r) for r in roles):
+            kwargs["is_sales_agent"] = True
+        return super()._create(model_class, *args, **kwargs)
+
+
+class StaffFactory(UserFactory):
+    membership = factory.RelatedFactory(MembershipFactory, factory_related_name="user")
+
+
+def staff(partner: Partner, role: str = "sales_agent"):
+    """A signed-in-able staff user of `partner` holding one role."""
+    user = UserFactory()
+    MembershipFactory(user=user, partner=partner, **{f"is_{role}": True})
+    return user
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    partner = factory.SubFactory(PartnerFactory)
+    company_name = factory.Sequence(lambda n: f"Customer {n} Ltd")
+    domain = factory.Sequence(lambda n: f"customer{n}.example")
+    segment = Customer.Segment.COMMERCIAL
+    billing_country = "US"
+
+
+class PublisherFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Publisher
+        django_get_or_create = ("name",)
+
+    name = "Microsoft"
+    is_microsoft = True
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    product_id = factory.Sequence(lambda n: f"CFQ7TTC0{n:04d}")
+    name = factory.Sequence(lambda n: f"Product {n}")
+    publisher = factory.SubFactory(PublisherFactory)
+    billing_type = Product.BillingType.LICENSE
+    category = Product.Category.ENTERPRISE
+
+    class Params:
+        isv = factory.Trait(publisher=factory.SubFactory(PublisherFactory, name="Fabrikam Software", is_microsoft=False))
+
+
+class SkuFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Sku
+        skip_postgeneration_save = True
+
+    product = factory.SubFactory(ProductFactory)
+    sku_id = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    name = factory.LazyAttribute(lambda o: o.product.name)
+    segments = "commercial,education,government,nonprofit"
+
+    @factory.post_generation
+    def availabilities(obj, create, extracted, **kwargs):
+        """By default P1Y monthly at 10.00 and P1M monthly at 12.00; pass a list of (term, freq, price)."""
+        if not create:
+            return
+        for term, frequency, price in extracted or [("P1Y", "monthly", "10.00"), ("P1M", "monthly", "12.00")]:
+            Availability.objects.create(sku=obj, term=term, billing_frequency=frequency, unit_price=Decimal(price))
+
+    class Params:
+        isv = factory.Trait(product=factory.SubFactory(ProductFactory, isv=True))
+        trial = factory.Trait(is_trial=True, product=factory.SubFactory(ProductFactory, category="trial"))
+        usage = factory.Trait(product=factory.SubFactory(ProductFactory, billing_type="usage"))
+
+
+def availability(sku: Sku, term: str = "P1Y", frequency: str = "monthly") -> Availability:
+    return sku.availabilities.get(term=term, billing_frequency=frequency)
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+        skip_postgeneration_save = True
+
+    customer = factory.SubFactory(CustomerFactory)
+    sku = factory.SubFactory(SkuFactory)
+    availability = factory.LazyAttribute(lambda o: o.sku.availabilities.order_by("-term").first())
+    status = Status.ACTIVE
+    quantity = 10
+    term = factory.LazyAttribute(lambda o: o.availability.term)
+    billing_frequency = factory.LazyAttribute(lambda o: o.availability.billing_frequency)
+    unit_price = factory.LazyAttribute(lambda o: o.availability.unit_price)
+    auto_renew = True
+    term_start = BASE_TIME - timedelta(days=30)
+    term_end = factory.LazyAttribute(lambda o: term_end_for(o.term_start.date(), 12 if o.term == "P1Y" else 1))
+    created_at = factory.LazyAttribute(lambda o: o.term_start)
+    one_per_customer = factory.LazyAttribute(lambda o: o.sku.one_per_customer)
+
+    class Params:
+        suspended = factory.Trait(status=Status.SUSPENDED, auto_renew=False)
+        trial = factory.Trait(is_trial=True, quantity=25)
+        deleted = factory.Trait(status=Status.DELETED, auto_renew=False)
+
+    @factory.post_generation
+    def lot(obj, create, extracted, **kwargs):
+        if create:
+            SeatLot.objects.create(subscription=obj, source=SeatLot.Source.PURCHASE, quantity=obj.quantity,
+                                   added_at=obj.term_start, window_ends_at=obj.term_start + timedelta(hours=168))
+
+
+class CartFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cart
+
+    customer = factory.SubFactory(CustomerFactory)
+    owner = factory.SubFactory(UserFactory)
+    created_at = BASE_TIME
+
+
+class CartLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CartLine
+
+    cart = factory.SubFactory(CartFactory)
+    availability = factory.LazyFunction(lambda: availability(SkuFactory()))
+    quantity = 5
+    added_at = BASE_TIME
