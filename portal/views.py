@@ -107,3 +107,9 @@ def customer_activity(request, customer_id):
 def about(request):
     """How the portal counts time and money. Also the bench's floor: the base layout, no data of its own."""
     return render(request, "portal/about.html")
+
+
+@login_not_required
+def csrf_failure(request, reason=""):
+    """A form without a valid CSRF token changes nothing and says so (403)."""
+    return render(request, "403_csrf.html", status=403)

@@ -1,0 +1,190 @@
+"""Admin for subscriptions, their license lots, billing lines and the audit trail.
+
+All of it is view only: every change to a subscription goes through a service function
+(subscriptions.services), which checks the rules and writes the audit row. Admin actions that
+call those services come later; the admin never edits these rows directly.
+"""
+
+from django.contrib import admin
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, NullIf
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from portal.admin import ReadOnlyAdminMixin, money, pretty_json, utc_field
+
+from .models import AuditEntry, BillingLine, SeatLot, Subscription
+
+
+class SeatLotInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = SeatLot
+    extra = 0
+    fields = ("source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
+    readonly_fields = fields
+    verbose_name_plural = "license lots (each opens its own removal window)"
+
+    added_at_utc = utc_field("added_at", "Added")
+    window_ends_at_utc = utc_field("window_ends_at", "Removable until")
+
+
+class BillingLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = BillingLine
+    extra = 0
+    fields = ("created_at_utc", "kind", "quantity", "unit_price", "amount", "currency", "period_start", "period_end", "explanation")
+    readonly_fields = fields
+
+    created_at_utc = utc_field("created_at", "Created")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "display_name", "customer", "partner", "sku", "status", "quantity", "term", "billing_frequency",
+        "unit_price_display", "auto_renew", "is_trial", "term_end", "created_at_utc",
+    )
+    list_select_related = ("customer__partner", "sku")
+    list_filter = (
+        "status", "term", "billing_frequency", "auto_renew", "is_trial", "term_end",
+        ("customer__partner", admin.RelatedOnlyFieldListFilter), "sku__product__publisher",
+    )
+    # Exact UUID lookups are skipped for search terms that aren't UUIDs.
+    search_fields = (
+        "friendly_name", "sku__name", "sku__sku_id", "customer__company_name", "customer__domain",
+        "customer__partner__name", "customer__partner__partner_id", "id__exact", "customer__tenant_id__exact",
+    )
+    search_help_text = "Name, SKU, customer, partner, or a subscription or tenant id."
+    date_hierarchy = "created_at"
+    fieldsets = (
+        (None, {"fields": ("id", "display_name", "friendly_name", "customer", "sku", "availability", "status")}),
+        ("Licenses and price", {"fields": ("quantity", "quantity_updates", "unit_price_display", "auto_renew")}),
+        (
+            "Term",
+            {"fields": ("term", "billing_frequency", "term_start_utc", "term_end", "is_trial", "trial_ends_at_utc")},
+        ),
+        (
+            "Origin",
+            {"fields": ("order_link", "base_subscription", "reseller", "promotion_id", "one_per_customer")},
+        ),
+        ("Record", {"fields": ("created_at_utc", "updated_at_utc", "audit_trail")}),
+    )
+    readonly_fields = (
+        "id", "display_name", "unit_price_display", "term_start_utc", "trial_ends_at_utc", "order_link",
+        "one_per_customer", "created_at_utc", "updated_at_utc", "audit_trail",
+    )
+    inlines = [SeatLotInline, BillingLineInline]
+
+    term_start_utc = utc_field("term_start", "Term started")
+    trial_ends_at_utc = utc_field("trial_ends_at", "Trial ends")
+    created_at_utc = utc_field("created_at", "Created")
+    updated_at_utc = utc_field("updated_at", "Updated")
+
+    @admin.display(description="Subscription", ordering=Coalesce(NullIf(F("friendly_name"), Value("")), F("sku__name")))
+    def display_name(self, obj):
+        return obj.display_name
+
+    @admin.display(description="Partner", ordering="customer__partner__name")
+    def partner(self, obj):
+        return obj.customer.partner
+
+    @admin.display(description="Unit price", ordering="unit_price")
+    def unit_price_display(self, obj):
+        return money(obj.unit_price, obj.currency)
+
+    @admin.display(description="Order")
+    def order_link(self, obj):
+        if obj.order_line_id is None:
+            return None
+        order = obj.order_line.order
+        return format_html('<a href="{}">{}</a>', reverse("admin:catalog_order_change", args=[order.pk]), order.number)
+
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj):
+        url = reverse("admin:subscriptions_auditentry_changelist") + f"?subscription__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} entries</a>', url, obj.audit_entries.count())
+
+
+@admin.register(SeatLot)
+class SeatLotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("subscription", "customer", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
+    list_select_related = ("subscription__sku", "subscription__customer")
+    list_filter = ("source", "added_at")
+    search_fields = ("subscription__friendly_name", "subscription__sku__name", "subscription__customer__company_name", "subscription__id__exact")
+    date_hierarchy = "added_at"
+    fields = ("subscription", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
+    readonly_fields = ("added_at_utc", "window_ends_at_utc")
+
+    added_at_utc = utc_field("added_at", "Added")
+    window_ends_at_utc = utc_field("window_ends_at", "Removable until")
+
+    @admin.display(description="Customer", ordering="subscription__customer__company_name")
+    def customer(self, obj):
+        return obj.subscription.customer
+
+
+@admin.register(BillingLine)
+class BillingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at_utc", "kind", "subscription", "customer", "quantity", "unit_price", "amount_display",
+        "period_start", "period_end",
+    )
+    list_select_related = ("subscription__sku", "subscription__customer")
+    list_filter = ("kind", "currency", "created_at")
+    search_fields = (
+        "explanation", "subscription__friendly_name", "subscription__sku__name", "subscription__customer__company_name",
+        "subscription__id__exact",
+    )
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    fields = (
+        "subscription", "kind", "quantity", "unit_price", "amount_display", "period_start", "period_end",
+        "explanation", "created_at_utc",
+    )
+    readonly_fields = ("amount_display", "created_at_utc")
+
+    created_at_utc = utc_field("created_at", "Created")
+
+    @admin.display(description="Customer", ordering="subscription__customer__company_name")
+    def customer(self, obj):
+        return obj.subscription.customer
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("at_utc", "action", "summary", "actor", "partner", "customer", "subscription", "order", "changes")
+    list_select_related = ("actor", "partner", "customer", "subscription__sku", "order")
+    list_filter = ("action", "at", ("partner", admin.RelatedOnlyFieldListFilter))
+    search_fields = (
+        "action", "summary", "actor__username", "actor__email", "partner__name", "customer__company_name",
+        "subscription__id__exact",
+    )
+    date_hierarchy = "at"
+    fields = ("at_utc", "action", "summary", "actor", "partner", "customer", "order", "subscription", "before_json", "after_json")
+    readonly_fields = ("at_utc", "before_json", "after_json")
+
+    at_utc = utc_field("at", "At")
+
+    @admin.display(description="Before")
+    def before_json(self, obj):
+        return pretty_json(obj.before)
+
+    @admin.display(description="After")
+    def after_json(self, obj):
+        return pretty_json(obj.after)
+
+    @admin.display(description="Changes")
+    def changes(self, obj):
+        """The keys whose value differs, "key: before → after", for scanning the list."""
+        before = obj.before if isinstance(obj.before, dict) else {}
+        after = obj.after if isinstance(obj.after, dict) else {}
+        missing = object()
+        parts = []
+        for key in sorted(set(before) | set(after)):
+            old, new = before.get(key, missing), after.get(key, missing)
+            if old != new:
+                parts.append(f"{key}: {'—' if old is missing else old} → {'—' if new is missing else new}")
+        return Truncator("; ".join(parts)).chars(120) or None
