@@ -21,8 +21,19 @@ def can_align(availability: Availability) -> bool:
     return sku.is_license_based and sku.commerce == sku.Commerce.NEW and not sku.is_trial and not sku.is_isv
 
 
-def alignment_options(customer: Customer, availability: Availability, today: date) -> list[AlignmentOption]:
-    """Every end date this line may take instead of its natural term end, earliest first."""
+def alignable_subscriptions(customer: Customer, today: date) -> list[Subscription]:
+    """The customer's active, non-trial new-commerce subscriptions still in term: what a line may end with."""
+    return list(Subscription.objects.filter(
+        customer=customer, status=Status.ACTIVE, is_trial=False, sku__commerce="new", term_end__gte=today,
+    ).select_related("sku").order_by("term_end"))
+
+
+def alignment_options(customer: Customer, availability: Availability, today: date,
+                      subscriptions: list[Subscription] | None = None) -> list[AlignmentOption]:
+    """Every end date this line may take instead of its natural term end, earliest first.
+
+    Pass `subscriptions` (from `alignable_subscriptions`) to price several lines with one query.
+    """
     if not can_align(availability):
         return []
     natural_end = term_end_for(today, TERM_MONTHS[availability.term])
@@ -31,12 +42,12 @@ def alignment_options(customer: Customer, availability: Availability, today: dat
     while month_end < natural_end:
         options[month_end] = f"End of calendar month ({month_end:%Y-%m-%d})"
         month_end = last_day_of_month(add_months(month_end.replace(day=1), 1))
-    subscriptions = Subscription.objects.filter(
-        customer=customer, status=Status.ACTIVE, is_trial=False, sku__commerce="new",
-        term_end__gte=today, term_end__lt=natural_end,
-    ).select_related("sku").order_by("term_end")
+    if subscriptions is None:
+        subscriptions = alignable_subscriptions(customer, today)
     for sub in subscriptions:
         end = sub.term_end
+        if end >= natural_end:
+            continue  # K11: within the line's first term
         if availability.term == Term.P1M and end.day in (28, 29, 30) and not is_last_day_of_month(end):
             continue  # a monthly term can't end on the 28th–30th unless it is the month's last day
         if availability.term in (Term.P1Y, Term.P3Y) and sub.term == Term.P1M:

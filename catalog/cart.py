@@ -41,7 +41,10 @@ def _locked_open_cart(customer: Customer, user, now: datetime) -> Cart:
     if cart is not None and _expire_if_due(cart, now):
         cart = None
     if cart is None:
-        cart = Cart.objects.create(customer=customer, owner=user, created_at=now)
+        # K4: an indirect provider's cart starts with the customer's reseller of record, if still linked.
+        reseller = customer.reseller if customer.reseller_id and customer.partner.reseller_links.filter(
+            reseller_id=customer.reseller_id).exists() else None
+        cart = Cart.objects.create(customer=customer, owner=user, created_at=now, reseller=reseller)
     return cart
 
 
@@ -110,7 +113,7 @@ def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: in
 
 
 def _locked_line(cart: Cart, line_id: int) -> CartLine:
-    line = CartLine.objects.select_for_update().select_related("availability__sku__product__publisher").filter(
+    line = CartLine.objects.select_for_update(of=("self",)).select_related("availability__sku__product__publisher").filter(
         cart=cart, pk=line_id).first()
     if line is None:
         raise RuleViolation("K1", "That line is no longer in the cart.", conflict=True)
@@ -163,6 +166,7 @@ def set_reseller(*, cart: Cart, actor, reseller_id: int | None, now: datetime) -
                 raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
             cart.reseller = reseller.reseller
             cart.additional_resellers.filter(partner=cart.reseller).delete()
+            _renumber_additional(cart)
         cart.save(update_fields=["reseller"])
         return cart
 
@@ -205,10 +209,15 @@ def remove_additional_reseller(*, cart: Cart, actor, partner_pk: int, now: datet
     with transaction.atomic():
         cart = _open_for_change(cart, now)
         cart.additional_resellers.filter(partner_id=partner_pk).delete()
-        for position, entry in enumerate(cart.additional_resellers.order_by("position"), start=1):
-            if entry.position != position:
-                entry.position = position
-                entry.save(update_fields=["position"])
+        _renumber_additional(cart)
+
+
+def _renumber_additional(cart: Cart) -> None:
+    """K5 keeps the declared order: positions stay 1, 2, 3... after a removal."""
+    for position, entry in enumerate(cart.additional_resellers.order_by("position"), start=1):
+        if entry.position != position:
+            entry.position = position
+            entry.save(update_fields=["position"])
 
 
 __all__ = ["add_to_cart", "current_cart", "offer_queryset"]

@@ -9,10 +9,20 @@ from catalog.cart import additional_reseller_refusal, check_line
 from catalog.eligibility import buying_context, subscription_limit_refusal
 from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
 from portal.access import Action, require
+from portal.models import Customer
 from portal.rules import RuleViolation, RuleViolations
 from subscriptions.audit import record
-from subscriptions.pricing import line_total
+from subscriptions.services import quoted_first_charge
 from subscriptions.tasks import fulfill_order_task
+
+
+def line_first_charge(line, today) -> Decimal:
+    """A cart line's first charge: unit × quantity, prorated by the day when aligned short (K11)."""
+    a = line.availability
+    charge = quoted_first_charge(unit_price=a.unit_price, quantity=line.quantity, term=a.term,
+                                 billing_frequency=a.billing_frequency, license_based=a.sku.is_license_based,
+                                 aligned_end_date=line.aligned_end_date, today=today)
+    return charge.amount if charge else Decimal("0.00")
 
 
 def attestation_text(cart: Cart) -> str:
@@ -32,7 +42,7 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
     """
     member = require(actor, Action.BUY)
     with transaction.atomic():
-        cart = Cart.objects.select_for_update().select_related("customer", "reseller").get(pk=cart.pk)
+        cart = Cart.objects.select_for_update(of=("self",)).select_related("customer", "reseller").get(pk=cart.pk)
         if cart.status == Cart.Status.PURCHASED:
             return cart.order, False
         if cart.status == Cart.Status.EXPIRED or now >= cart.expires_at:
@@ -44,6 +54,9 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
             "availability__sku__base_skus", "availability__sku__exclusive_partners"))
         if not lines:
             raise RuleViolation("K9", "The cart is empty: add an offer first.")
+        # Two carts of one customer bought at once must not both pass the customer-wide limits
+        # (C4a, K8): purchases of one customer take their turn on the customer row.
+        Customer.objects.select_for_update().filter(pk=cart.customer_id).first()
         ctx = buying_context(cart.customer, member.partner)
         errors: dict = {}
         for line in lines:
@@ -52,6 +65,9 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
                            aligned_end_date=line.aligned_end_date, today=now.date(), ctx=ctx, line_pk=line.pk)
             except RuleViolation as violation:
                 errors[line.pk] = violation
+        # K4: the reseller must still be one of this provider's resellers when the order is placed.
+        if cart.reseller_id and not member.partner.reseller_links.filter(reseller_id=cart.reseller_id).exists():
+            errors["reseller"] = RuleViolation("K4", f"{cart.reseller.name} is no longer one of your indirect resellers: choose another.")
         too_many = subscription_limit_refusal(ctx, len(lines))
         if too_many:
             errors["cart"] = RuleViolation(too_many.rule, too_many.message)
@@ -64,9 +80,10 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
             raise RuleViolations(errors)
 
         currency = lines[0].availability.currency
+        charges = {l.pk: line_first_charge(l, now.date()) for l in lines}
         order = Order.objects.create(
             customer=cart.customer, cart=cart, placed_by=actor, created_at=now, currency=currency,
-            total=sum((line_total(l.availability.unit_price, l.quantity) for l in lines), Decimal("0.00")),
+            total=sum(charges.values(), Decimal("0.00")),
             attested_as=Order.Attestation.INDIRECT if cart.reseller_id else Order.Attestation.DIRECT,
             reseller=cart.reseller,
         )
@@ -74,7 +91,7 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
             OrderLine(order=order, availability=l.availability, sku=l.availability.sku, quantity=l.quantity,
                       term=l.availability.term, billing_frequency=l.availability.billing_frequency,
                       unit_price=l.availability.unit_price, currency=l.availability.currency,
-                      aligned_end_date=l.aligned_end_date)
+                      aligned_end_date=l.aligned_end_date, first_charge=charges[l.pk])
             for l in lines
         ])
         OrderAdditionalReseller.objects.bulk_create([

@@ -10,10 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import Prefetch, Q, Subquery, Sum
 from django.urls import reverse
 
-from catalog.models import Cart, Sku
+from catalog.models import Availability, Cart, OrderLine, Sku
 from portal.models import Customer, Partner
 from subscriptions.models import Subscription
 from subscriptions.states import LIVE_STATUSES, Status
@@ -54,18 +54,24 @@ def buying_context(customer: Customer, partner: Partner, cart: Cart | None = Non
     ):
         ctx.live[sku_id].append((sub_id, status))
         ctx.live_count += 1
+    # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
+    for sku_id in OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING).values_list(
+        "sku_id", flat=True
+    ):
+        ctx.live[sku_id].append((None, Status.PENDING))
+        ctx.live_count += 1
     return ctx
 
 
-def listed_offers(ctx: BuyingContext):
+def listed_offers(ctx: BuyingContext) -> Q:
     """C3 and C5 as a filter: offers sold to this segment, and add-ons only with a base and in region."""
     customer = ctx.customer
-    listed = Q(segments__contains=customer.segment)  # C3
-    addon_ok = Q(base_skus__in=ctx.owned_or_in_cart) & (  # C5
-        Q(available_countries="") | Q(available_countries__contains=customer.billing_country)
+    # Not correlated: the database computes the add-ons whose base the customer holds once.
+    has_base = Q(pk__in=Subquery(Sku.base_skus.through.objects.filter(to_sku__in=ctx.owned_or_in_cart).values("from_sku")))
+    in_region = Q(available_countries="") | Q(available_countries__icontains=customer.billing_country)
+    return Q(segments__contains=customer.segment) & (  # C3
+        Q(is_addon=False) | (Q(commerce=Sku.Commerce.NEW) & has_base & in_region)  # C5 (A1: no traditional add-ons)
     )
-    ids = Sku.objects.filter(listed & (Q(is_addon=False) | addon_ok)).values("pk")
-    return Sku.objects.filter(pk__in=ids)
 
 
 def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
@@ -79,6 +85,9 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
     if customer.segment not in sku.segment_list:
         segments = ", ".join(sku.segment_list) or "no segment"
         return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
+    # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
+    if sku.is_addon and sku.commerce == Sku.Commerce.TRADITIONAL:
+        return Refusal("A1", "Traditional add-on: buy it from the base subscription's page.", hidden=True)
     # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
     if sku.is_addon:
         bases = {b.pk for b in sku.base_skus.all()}
@@ -103,7 +112,7 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
         return Refusal("C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal.")
     live = ctx.live.get(sku.pk, [])
     # C4b: a suspended subscription is reactivated, not bought again.
-    suspended = [sub_id for sub_id, status in live if status == Status.SUSPENDED]
+    suspended = [sub_id for sub_id, status in live if status == Status.SUSPENDED and sub_id]
     if suspended:
         return Refusal(
             "C4b",
@@ -119,7 +128,9 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
 
 
 def offer_queryset():
-    return Sku.objects.select_related("product__publisher").prefetch_related("base_skus", "exclusive_partners", "availabilities")
+    return Sku.objects.select_related("product__publisher").prefetch_related(
+        "base_skus", "exclusive_partners", Prefetch("availabilities", queryset=Availability.objects.order_by())
+    )
 
 
 def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int]) -> int:
@@ -130,7 +141,13 @@ def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int])
         .aggregate(n=Sum("quantity"))["n"]
         or 0
     )
-    return owned + sum(q for sku_id, q in cart_quantities.items() if sku_id in base_ids)
+    ordered = (
+        OrderLine.objects.filter(order__customer__tenant_id=customer.tenant_id, sku_id__in=base_ids,
+                                 status=OrderLine.Status.PENDING)
+        .aggregate(n=Sum("quantity"))["n"]
+        or 0
+    )
+    return owned + ordered + sum(q for sku_id, q in cart_quantities.items() if sku_id in base_ids)
 
 
 def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quantities: dict[int, int]) -> Refusal | None:

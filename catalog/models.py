@@ -278,6 +278,10 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
     aligned_end_date = models.DateField(null=True, blank=True)
+    first_charge = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0.00"),
+        help_text="Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
 
@@ -290,7 +294,7 @@ class OrderLine(models.Model):
 
     @property
     def line_total(self) -> Decimal:
-        return self.unit_price * self.quantity
+        return self.first_charge
 
 
 class OrderAdditionalReseller(models.Model):

@@ -10,8 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from catalog import cart as cart_services
-from catalog.alignment import alignment_options, can_align
-from catalog.checkout import attestation_text, purchase
+from catalog.alignment import alignable_subscriptions, alignment_options, can_align
+from catalog.checkout import attestation_text, line_first_charge, purchase
 from catalog.eligibility import buying_context, listed_offers, offer_queryset, refusal
 from catalog.filters import OfferFilter
 from catalog.models import Order
@@ -20,9 +20,15 @@ from portal.access import Action
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.models import Partner
 from portal.rules import RuleViolation, RuleViolations
-from subscriptions.pricing import line_total
 
 OFFERS_PER_PAGE = 20
+# The term and billing a partner picks most often come first: annual term, billed monthly.
+_TERM_RANK = {"P1Y": 0, "P1M": 1, "P3Y": 2}
+_FREQUENCY_RANK = {"monthly": 0, "annual": 1, "one_time": 2}
+
+
+def offer_order(availability):
+    return _TERM_RANK[availability.term], _FREQUENCY_RANK[availability.billing_frequency]
 
 
 def _offer_page(request, customer):
@@ -34,10 +40,11 @@ def _offer_page(request, customer):
     show_all = request.GET.get("show_all") == "1"
     base = offer_queryset()
     if not show_all:
-        base = base.filter(pk__in=listed_offers(ctx).values("pk"))
+        base = base.filter(listed_offers(ctx))
     filterset = OfferFilter(request.GET or None, queryset=base.order_by("-product__publisher__is_microsoft", "name"))
     page = Paginator(filterset.qs, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
-    offers = [{"sku": sku, "refusal": refusal(sku, ctx), "availabilities": list(sku.availabilities.all())} for sku in page]
+    offers = [{"sku": sku, "refusal": refusal(sku, ctx), "availabilities": sorted(sku.availabilities.all(), key=offer_order)}
+              for sku in page]
     query = request.GET.copy()
     query.pop("page", None)
     return {
@@ -71,7 +78,8 @@ def cart_add(request, customer_id):
         availability_id = parse_int(request.POST.get("availability"))
         if availability_id is None:
             raise RuleViolation("C1", "Choose a term and billing frequency.")
-        raw_quantity = request.POST.get("quantity") or "1"
+        # Offers without a quantity field (usage-based, trials) send none; a sent field must be filled.
+        raw_quantity = request.POST.get("quantity", "1")
         line = cart_services.add_to_cart(
             customer=customer, actor=request.user, availability_id=availability_id,
             quantity=parse_quantity(raw_quantity), aligned_end_date=None, now=timezone.now())
@@ -98,12 +106,13 @@ def _cart_context(request, customer, cart, *, errors=None):
     lines = []
     total = Decimal("0.00")
     if cart is not None:
+        alignable = alignable_subscriptions(customer, now.date())
         for line in cart.lines.select_related("availability__sku__product__publisher"):
-            amount = line_total(line.availability.unit_price, line.quantity)
+            amount = line_first_charge(line, now.date())
             total += amount
             lines.append({
                 "line": line, "total": amount,
-                "alignment": alignment_options(customer, line.availability, now.date()) if can_align(line.availability) else [],
+                "alignment": alignment_options(customer, line.availability, now.date(), alignable) if can_align(line.availability) else [],
                 "error": (errors or {}).get(line.pk),
             })
     resellers = []
@@ -156,6 +165,7 @@ def _cart_action(request, customer_id, action):
 
 def cart_line_update(request, customer_id, line_id):
     def action(customer, cart):
+        access.check_cart_line(cart, line_id)
         line = cart_services.update_line(
             cart=cart, actor=request.user, line_id=line_id, quantity=parse_quantity(request.POST.get("quantity")),
             aligned_end_date=parse_date(request.POST.get("aligned_end_date")), now=timezone.now())
@@ -165,6 +175,7 @@ def cart_line_update(request, customer_id, line_id):
 
 def cart_line_remove(request, customer_id, line_id):
     def action(customer, cart):
+        access.check_cart_line(cart, line_id)
         cart_services.remove_line(cart=cart, actor=request.user, line_id=line_id, now=timezone.now())
         return "Removed the line from the cart."
     return _cart_action(request, customer_id, action)

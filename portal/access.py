@@ -8,10 +8,11 @@ action gets 403 with the reason.
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from catalog.models import Cart, Order
+from catalog.models import Cart, CartLine, Order
 from subscriptions.models import Subscription
 
 from .models import Customer, Membership, Partner, Role
@@ -87,7 +88,9 @@ def customers_for(user):
     """T3: a partner's own customers; for a reseller, those it is reseller of record for."""
     partner = partner_of(user)
     if partner.is_reseller:
-        return Customer.objects.filter(reseller=partner)
+        # The customer's reseller of record, or the reseller chosen on any of its subscriptions (K4).
+        resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller=partner)
+        return Customer.objects.filter(Q(reseller=partner) | Q(Exists(resold)))
     return Customer.objects.filter(partner=partner)
 
 
@@ -96,7 +99,7 @@ def get_customer(user, customer_id) -> Customer:
 
 
 def get_order(user, customer: Customer, order_id) -> Order:
-    return get_object_or_404(Order.objects.filter(customer=customer), pk=order_id)
+    return get_object_or_404(Order.objects.filter(customer=customer).select_related("placed_by", "reseller"), pk=order_id)
 
 
 def get_cart(user, customer: Customer, cart_id) -> Cart:
@@ -104,10 +107,17 @@ def get_cart(user, customer: Customer, cart_id) -> Cart:
     return get_object_or_404(Cart.objects.filter(customer=customer, owner=user), pk=cart_id)
 
 
+def check_cart_line(cart: Cart, line_id) -> None:
+    """A line of someone else's cart does not exist for this user (404). A line that no longer
+    exists at all is left to the service, which answers that the page is stale (409)."""
+    if not cart.lines.filter(pk=line_id).exists() and CartLine.objects.filter(pk=line_id).exists():
+        raise Http404("No such cart line.")
+
+
 def subscriptions_for(user):
     partner = partner_of(user)
     if partner.is_reseller:
-        return Subscription.objects.filter(customer__reseller=partner)
+        return Subscription.objects.filter(Q(customer__reseller=partner) | Q(reseller=partner))
     return Subscription.objects.filter(customer__partner=partner)
 
 
@@ -116,6 +126,6 @@ def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
 
 
 __all__ = [
-    "Action", "Permission", "RESELLER_NOTICE", "customers_for", "get_cart", "get_customer", "get_order",
+    "Action", "Permission", "RESELLER_NOTICE", "customers_for", "get_cart", "check_cart_line", "get_customer", "get_order",
     "get_subscription", "membership", "partner_of", "permission", "require", "subscriptions_for", "Http404",
 ]

@@ -36,6 +36,16 @@ def first_charge(*, unit_price, quantity: int, billing_frequency: str, term_star
     )
 
 
+def quoted_first_charge(*, unit_price, quantity: int, term: str, billing_frequency: str, license_based: bool,
+                        aligned_end_date: date | None, today: date) -> Charge | None:
+    """What a cart or order line will first be charged if bought today (None: billed by usage)."""
+    if not license_based:
+        return None
+    months = TERM_MONTHS[term]
+    return first_charge(unit_price=unit_price, quantity=quantity, billing_frequency=billing_frequency, term_start=today,
+                        term_end=aligned_end_date or term_end_for(today, months), term_months=months)
+
+
 def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
     # Q2: every addition opens its own 7-day window for those licenses.
     return SeatLot.objects.create(subscription=subscription, source=source, quantity=quantity, added_at=now,
@@ -73,10 +83,12 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
         subscription.term_start = subscription.trial_ends_at
         subscription.term_end = term_end_for(subscription.trial_ends_at.date(), months)
     subscription.save()
-    if sku.is_license_based:
+    if sku.is_license_based and not subscription.is_trial:
+        # A trial's quantity can't change (TR4), so its licenses open no removal window.
         open_seat_lot(subscription, quantity=line.quantity, source=SeatLot.Source.PURCHASE, now=now)
-    if not sku.is_isv:
-        # S3: ISV SaaS stays unbilled until the publisher confirms the set-up.
+    if not sku.is_isv and sku.is_license_based:
+        # S3: ISV SaaS stays unbilled until the publisher confirms the set-up; usage-based offers
+        # are billed by consumption, not at purchase.
         charge = first_charge(unit_price=line.unit_price, quantity=line.quantity, billing_frequency=line.billing_frequency,
                               term_start=today, term_end=term_end, term_months=months)
         bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=line.quantity, now=now)
@@ -93,8 +105,8 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
     from .tasks import provision_subscription_task
 
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("customer__partner", "reseller", "placed_by").get(pk=order_id)
-        lines = list(order.lines.select_for_update().filter(status=OrderLine.Status.PENDING)
+        order = Order.objects.select_for_update(of=("self",)).select_related("customer__partner", "reseller", "placed_by").get(pk=order_id)
+        lines = list(order.lines.select_for_update(of=("self",)).filter(status=OrderLine.Status.PENDING)
                      .select_related("sku__product__publisher", "availability"))
         created = []
         for line in lines:
@@ -117,7 +129,7 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
 def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
     """The service is ready: a pending Microsoft subscription becomes active. Idempotent."""
     with transaction.atomic():
-        subscription = Subscription.objects.select_for_update().select_related("customer__partner", "sku__product__publisher").get(pk=subscription_id)
+        subscription = Subscription.objects.select_for_update(of=("self",)).select_related("customer__partner", "sku__product__publisher").get(pk=subscription_id)
         if subscription.status != Status.PENDING or subscription.sku.is_isv:
             return subscription
         transition(subscription, Status.ACTIVE)

@@ -14,6 +14,12 @@ from tests import factories  # noqa: E402
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The staff factories hash a password; the default hasher costs ~0.5 s per user on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def now():
     """Time is frozen for service and view tests: every rule is checked at a known instant."""

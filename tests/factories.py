@@ -190,3 +190,42 @@ class CartLineFactory(factory.django.DjangoModelFactory):
     availability = factory.LazyFunction(lambda: availability(SkuFactory()))
     quantity = 5
     added_at = BASE_TIME
+
+
+from catalog.models import Order, OrderLine  # noqa: E402  (appended with the order factories)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A placed order (no cart), pending fulfillment by default."""
+
+    class Meta:
+        model = Order
+
+    customer = factory.SubFactory(CustomerFactory)
+    placed_by = factory.SubFactory(UserFactory)
+    created_at = BASE_TIME
+    total = Decimal("120.00")
+    currency = "USD"
+    attested_as = Order.Attestation.DIRECT
+
+    class Params:
+        completed = factory.Trait(status=Order.Status.COMPLETED)
+
+
+class OrderLineFactory(factory.django.DjangoModelFactory):
+    """An order line copied from an availability, like checkout does; pending by default."""
+
+    class Meta:
+        model = OrderLine
+
+    order = factory.SubFactory(OrderFactory)
+    availability = factory.LazyFunction(lambda: availability(SkuFactory()))
+    sku = factory.LazyAttribute(lambda o: o.availability.sku)
+    quantity = 12
+    term = factory.LazyAttribute(lambda o: o.availability.term)
+    billing_frequency = factory.LazyAttribute(lambda o: o.availability.billing_frequency)
+    unit_price = factory.LazyAttribute(lambda o: o.availability.unit_price)
+    currency = factory.LazyAttribute(lambda o: o.availability.currency)
+
+    class Params:
+        fulfilled = factory.Trait(status=OrderLine.Status.FULFILLED, fulfilled_at=BASE_TIME)

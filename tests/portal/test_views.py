@@ -1,0 +1,332 @@
+"""The portal's own pages: sign-in, customer list and account (T4), times in UTC (T5), CSRF."""
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import URLResolver, get_resolver, reverse
+
+from catalog.models import Cart, CartLine
+from portal.models import Partner
+from tests import factories
+
+QUERY_BUDGET = 12
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def portal_routes() -> dict[str, dict]:
+    """Every named route of the portal's apps, with placeholder values for its parameters."""
+    placeholders = {"uuid": uuid.uuid4(), "int": 1}
+    found = {}
+
+    def walk(patterns, namespace):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace != "admin":
+                    walk(pattern.url_patterns, pattern.namespace or namespace)
+            elif pattern.name and namespace in {"portal", "catalog", "subscriptions"}:
+                kwargs = {}
+                for param, converter in pattern.pattern.converters.items():
+                    kwargs[param] = placeholders["uuid" if type(converter).__name__ == "UUIDConverter" else "int"]
+                found[f"{namespace}:{pattern.name}"] = kwargs
+
+    walk(get_resolver().url_patterns, None)
+    return found
+
+
+ROUTES = portal_routes()
+SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name != "portal:login")
+
+
+# --- Sign-in ------------------------------------------------------------------------------------
+
+
+def test_the_route_list_is_not_empty():
+    # the parametrized test below would pass vacuously if the URLconf walk found nothing
+    assert len(SIGNED_IN_ROUTES) >= 20
+    assert "portal:home" in SIGNED_IN_ROUTES and "catalog:cart-purchase" in SIGNED_IN_ROUTES
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("name", SIGNED_IN_ROUTES)
+def test_every_page_but_sign_in_sends_an_anonymous_user_to_sign_in(client, name, method):
+    # given an anonymous visitor
+    url = reverse(name, kwargs=ROUTES[name])
+    # when they request any page or action
+    response = getattr(client, method)(url)
+    # then they are sent to the sign-in page, coming back here afterwards
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('portal:login')}?next={url}"
+
+
+@pytest.mark.django_db
+def test_sign_in_page_is_open_to_anonymous_users(client):
+    # when an anonymous visitor opens the sign-in page
+    response = client.get(reverse("portal:login"))
+    # then it is shown, with no demo sign-ins outside the demo
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<h1>Sign in to CSP Portal</h1>" in page
+    assert "Demo sign-ins" not in page
+
+
+def test_sign_in_with_the_right_password_opens_home(client, sales, now):
+    # given a staff user
+    # when they sign in
+    response = client.post(reverse("portal:login"), {"username": sales.username, "password": factories.PASSWORD})
+    # then they land on Home, signed in
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:home")
+    home = client.get(reverse("portal:home"))
+    assert home.status_code == 200
+    assert "Contoso Direct · Direct-bill partner" in home.content.decode()
+
+
+def test_sign_in_returns_to_the_page_asked_for(client, sales, customer, now):
+    # given an anonymous visitor sent to sign in from a customer's account page
+    account = reverse("portal:customer-account", args=[customer.pk])
+    # when they sign in
+    response = client.post(f"{reverse('portal:login')}?next={account}",
+                           {"username": sales.username, "password": factories.PASSWORD, "next": account})
+    # then they go back to that page
+    assert response.status_code == 302
+    assert response["Location"] == account
+
+
+def test_sign_in_with_a_wrong_password_is_refused(client, sales):
+    # when a staff user signs in with a wrong password
+    response = client.post(reverse("portal:login"), {"username": sales.username, "password": "wrong-password"})
+    # then the page says so and they are not signed in
+    assert response.status_code == 200
+    assert "The username or password is not right. Try again." in response.content.decode()
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
+def test_sign_out_is_a_post(client, sales, now):
+    # given a signed-in staff user
+    client.force_login(sales)
+    # when they GET the sign-out URL
+    response = client.get(reverse("portal:logout"))
+    # then nothing happens: signing out takes a POST (a link or image can't sign anyone out)
+    assert response.status_code == 405
+    assert client.get(reverse("portal:home")).status_code == 200
+    # when they POST it
+    response = client.post(reverse("portal:logout"))
+    # then they are signed out and sent to sign in
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:login")
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
+def test_sign_out_button_is_a_form_posting_to_logout(client, sales, now):
+    # given a signed-in staff user
+    client.force_login(sales)
+    # when any page is shown
+    page = client.get(reverse("portal:home")).content.decode()
+    # then its Sign out is a POST form with a CSRF token
+    form = re.search(r'<form method="post" action="/logout/">(.*?)</form>', page, re.S)
+    assert form is not None
+    assert 'name="csrfmiddlewaretoken"' in form.group(1)
+    assert '<button class="link-button" type="submit">Sign out</button>' in form.group(1)
+
+
+def test_a_user_without_a_partner_sees_no_tenant_data(client, customer, now):
+    # given a signed-in user who belongs to no partner
+    client.force_login(factories.UserFactory())
+    # when they open the customer list and a customer
+    listing = client.get(reverse("portal:customer-list"))
+    account = client.get(reverse("portal:customer-account", args=[customer.pk]))
+    # then they are refused
+    assert listing.status_code == 403
+    assert account.status_code == 403
+
+
+# --- T4: customers ------------------------------------------------------------------------------
+
+
+@pytest.mark.rule("T4")
+@pytest.mark.parametrize("country, segment, shown_country, shown_segment, eu_efta", [
+    ("DE", "education", "Germany (DE)", "Education", "Yes: additional resellers are declared at purchase"),
+    ("US", "government", "United States (US)", "Government", "No"),
+    ("NO", "nonprofit", "Norway (NO)", "Nonprofit", "Yes: additional resellers are declared at purchase"),
+    ("GB", "commercial", "United Kingdom (GB)", "Commercial", "No"),
+])
+def test_t4_account_page_shows_segment_country_and_eu_efta_from_the_country(client, sales, direct_partner, now, country,
+                                                                            segment, shown_country, shown_segment, eu_efta):
+    # given a customer billed in a country, of a segment
+    customer = factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam Ltd", billing_country=country,
+                                         segment=segment)
+    client.force_login(sales)
+    # when its account page is opened
+    response = client.get(reverse("portal:customer-account", args=[customer.pk]))
+    # then it shows the segment, the billing country and whether that is in the EU/EFTA
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"<dt>Segment</dt><dd>{shown_segment}</dd>" in page
+    assert f"<dt>Billing country</dt><dd>{shown_country}</dd>" in page
+    assert f"<dt>EU/EFTA</dt><dd>{eu_efta}</dd>" in page
+    assert "<dt>Company</dt><dd>Fabrikam Ltd</dd>" in page
+
+
+@pytest.mark.rule("T4")
+def test_t4_customer_list_shows_segment_country_and_eu_efta(client, sales, direct_partner, now):
+    # given two customers of the partner
+    factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education")
+    factories.CustomerFactory(partner=direct_partner, company_name="Contoso School District", billing_country="US",
+                              segment="government")
+    client.force_login(sales)
+    # when the customer list is opened
+    page = client.get(reverse("portal:customer-list")).content.decode()
+    # then each row has its segment, country and EU/EFTA flag, by company name
+    rows = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a><span class="why">[^<]*</span></td>\s*'
+                      r'<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>', page)
+    assert rows == [("Contoso School District", "Government", "United States", "No"),
+                    ("Fabrikam GmbH", "Education", "Germany", "Yes")]
+
+
+@pytest.mark.rule("T4")
+def test_t4_customer_list_filters_by_segment_and_country(client, sales, direct_partner, now):
+    # given customers in several segments and countries
+    factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education")
+    factories.CustomerFactory(partner=direct_partner, company_name="Adatum AG", billing_country="DE", segment="commercial")
+    factories.CustomerFactory(partner=direct_partner, company_name="Contoso Schools", billing_country="US", segment="education")
+    client.force_login(sales)
+    # when filtered by segment and country (htmx: the results only)
+    page = client.get(reverse("portal:customer-list"), {"segment": "education", "country": "DE"},
+                      HTTP_HX_REQUEST="true").content.decode()
+    # then only the matching customer is listed
+    assert re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page) == ["Fabrikam GmbH"]
+    assert "<html" not in page
+
+
+# --- T5: time -----------------------------------------------------------------------------------
+
+
+@pytest.mark.rule("T5")
+def test_t5_order_list_labels_its_times_utc(client, sales, customer, now):
+    # given an order placed at 2026-11-24 09:30 UTC
+    order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(hours=26, minutes=30))
+    client.force_login(sales)
+    # when the order history is opened
+    page = client.get(reverse("catalog:order-list", args=[customer.pk])).content.decode()
+    # then the column says UTC and so does the time
+    assert "<th>Created (UTC)</th>" in page
+    assert f'>{order.number}</a></td><td>2026-11-24 09:30 UTC</td>' in page
+
+
+@pytest.mark.rule("T5")
+def test_t5_order_detail_created_time_ends_with_utc(client, sales, customer, now):
+    # given an order placed now (2026-11-25 12:00 UTC)
+    order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now)
+    factories.OrderLineFactory(order=order)
+    client.force_login(sales)
+    # when the order is opened
+    page = client.get(reverse("catalog:order-detail", args=[customer.pk, order.pk])).content.decode()
+    # then its created time is shown in UTC, labelled
+    created = re.search(r"<dt>Created</dt><dd>([^<]*)</dd>", page).group(1)
+    assert created == "2026-11-25 12:00 UTC"
+    assert created.endswith("UTC")
+
+
+@pytest.mark.rule("T5")
+def test_t5_cart_shows_its_creation_and_expiry_in_utc(client, sales, customer, now):
+    # given a cart created a day ago
+    cart = factories.CartFactory(customer=customer, owner=sales, created_at=now - timedelta(days=1))
+    factories.CartLineFactory(cart=cart)
+    client.force_login(sales)
+    # when the cart is opened
+    page = client.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
+    # then both times say UTC, with the time left
+    assert '<span class="muted">Created 2026-11-24 12:00 UTC · expires 2026-12-01 12:00 UTC (6 d 0 h left)</span>' in page
+
+
+@pytest.mark.rule("T5")
+def test_t5_every_page_says_times_are_utc(client, sales, now):
+    # given a signed-in staff user
+    client.force_login(sales)
+    # when Home is opened
+    page = client.get(reverse("portal:home")).content.decode()
+    # then the current time and the footer say UTC
+    assert "now 2026-11-25 12:00 UTC" in page
+    assert '<footer class="footer">All times are UTC.</footer>' in page
+
+
+# --- CSRF ---------------------------------------------------------------------------------------
+
+
+def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, customer, now):
+    # given a signed-in sales agent whose browser enforces CSRF, and an offer
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(sales)
+    avail = factories.availability(factories.SkuFactory(name="Microsoft 365 Business Standard"))
+    url = reverse("catalog:cart-add", args=[customer.pk])
+    # when a cart-add is posted without the CSRF token
+    response = browser.post(url, {"availability": avail.pk, "quantity": "3"})
+    # then it is refused and there is no cart
+    assert response.status_code == 403
+    assert Cart.objects.count() == 0
+    assert CartLine.objects.count() == 0
+    # and with the page's token the same post works (the refusal was the missing token)
+    browser.get(reverse("catalog:offer-list", args=[customer.pk]))
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(url, {"availability": avail.pk, "quantity": "3", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert list(CartLine.objects.values_list("availability_id", "quantity")) == [(avail.pk, 3)]
+
+
+def test_a_purchase_without_csrf_token_is_refused_and_buys_nothing(sales, customer, now):
+    # given a cart ready to buy, and a browser that enforces CSRF
+    from catalog.models import Order
+
+    cart = factories.CartFactory(customer=customer, owner=sales)
+    factories.CartLineFactory(cart=cart)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(sales)
+    # when the purchase is posted without the CSRF token
+    response = browser.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    # then it is refused and nothing is bought
+    assert response.status_code == 403
+    assert Order.objects.count() == 0
+    assert Cart.objects.get(pk=cart.pk).status == Cart.Status.OPEN
+
+
+# --- Query counts -------------------------------------------------------------------------------
+
+
+def count_queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries.captured_queries)
+
+
+def add_customers(partner, n):
+    for _ in range(n):
+        reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER)
+        customer = factories.CustomerFactory(partner=partner, reseller=reseller)
+        factories.SubscriptionFactory(customer=customer)
+
+
+def test_customer_list_query_count_does_not_grow_with_the_customers(client, sales, direct_partner, now):
+    # given 2 customers, each with a reseller of record and a subscription
+    add_customers(direct_partner, 2)
+    client.force_login(sales)
+    url = reverse("portal:customer-list")
+    client.get(url)  # warm-up: the first request of a session loads what every later one reuses
+    few = count_queries(client, url)
+    # when there are ten times as many (one page of 20)
+    add_customers(direct_partner, 18)
+    many = count_queries(client, url)
+    # then the page costs the same number of queries, within the budget
+    print(f"customer list: {few} queries with 2 customers, {many} with 20")
+    assert many == few
+    assert many <= QUERY_BUDGET
