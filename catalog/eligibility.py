@@ -128,8 +128,11 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
 
 
 def offer_queryset():
+    # Only what the rules and the cards read: these run for every page of the catalog.
     return Sku.objects.select_related("product__publisher").prefetch_related(
-        "base_skus", "exclusive_partners", Prefetch("availabilities", queryset=Availability.objects.order_by())
+        Prefetch("base_skus", queryset=Sku.objects.only("id", "name").order_by()),
+        Prefetch("exclusive_partners", queryset=Partner.objects.only("id").order_by()),
+        Prefetch("availabilities", queryset=Availability.objects.order_by()),
     )
 
 

@@ -9,7 +9,7 @@ MAX_QUANTITY_INPUT = 1_000_000
 
 def parse_quantity(raw, *, rule: str = "K8") -> int:
     text = str(raw if raw is not None else "").strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise RuleViolation(rule, "Enter the number of licenses as a whole number of at least 1.", field="quantity")
     value = int(text)
     if value < 1:
@@ -21,7 +21,7 @@ def parse_quantity(raw, *, rule: str = "K8") -> int:
 
 def parse_int(raw) -> int | None:
     text = str(raw if raw is not None else "").strip()
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
 
 
 def parse_date(raw) -> date | None:

@@ -1,9 +1,24 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from . import views
 
 app_name = "portal"
+
+
+class IdConverter:
+    """A database id: digits, short enough for a 64-bit integer on every backend (else 404)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 portal_patterns = [
     path("", views.home, name="home"),

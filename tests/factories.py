@@ -226,6 +226,8 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
     billing_frequency = factory.LazyAttribute(lambda o: o.availability.billing_frequency)
     unit_price = factory.LazyAttribute(lambda o: o.availability.unit_price)
     currency = factory.LazyAttribute(lambda o: o.availability.currency)
+    # a full first billing period, as checkout quotes it for a line that is not aligned short (K11)
+    first_charge = factory.LazyAttribute(lambda o: o.unit_price * o.quantity)
 
     class Params:
         fulfilled = factory.Trait(status=OrderLine.Status.FULFILLED, fulfilled_at=BASE_TIME)

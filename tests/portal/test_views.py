@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLResolver, get_resolver, reverse
 
-from catalog.models import Cart, CartLine
+from catalog.models import Cart, CartLine, Order
 from portal.models import Partner
 from tests import factories
 
@@ -285,8 +285,6 @@ def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, custome
 
 def test_a_purchase_without_csrf_token_is_refused_and_buys_nothing(sales, customer, now):
     # given a cart ready to buy, and a browser that enforces CSRF
-    from catalog.models import Order
-
     cart = factories.CartFactory(customer=customer, owner=sales)
     factories.CartLineFactory(cart=cart)
     browser = Client(enforce_csrf_checks=True)
