@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from portal.pagination import SmallListPaginator
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -42,7 +42,7 @@ def _offer_page(request, customer):
     if not show_all:
         base = base.filter(listed_offers(ctx))
     filterset = OfferFilter(request.GET or None, queryset=base.order_by("-product__publisher__is_microsoft", "name"))
-    page = Paginator(filterset.qs, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    page = SmallListPaginator(filterset.qs, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     offers = [{"sku": sku, "refusal": refusal(sku, ctx), "availabilities": sorted(sku.availabilities.all(), key=offer_order)}
               for sku in page]
     query = request.GET.copy()
@@ -236,7 +236,7 @@ def order_confirmation(request, customer_id, order_id):
 def order_list(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
     orders = Order.objects.filter(customer=customer).select_related("placed_by").order_by("-created_at", "-pk")
-    page = Paginator(orders, 25).get_page(request.GET.get("page"))
+    page = SmallListPaginator(orders, 25).get_page(request.GET.get("page"))
     return render(request, "catalog/order_list.html", {"customer": customer, "page": page, "section": "orders"})
 
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.conf import settings
-from django.core.paginator import Paginator
+from portal.pagination import SmallListPaginator
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
@@ -80,7 +80,7 @@ def customer_list(request):
     live = (Subscription.objects.filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
             .values("customer").annotate(n=Count("pk")).values("n"))
     customers = customers.annotate(live_subscriptions=Coalesce(Subquery(live), 0)).order_by("company_name")
-    page = Paginator(customers, 25).get_page(request.GET.get("page"))
+    page = SmallListPaginator(customers, 25).get_page(request.GET.get("page"))
     countries = sorted(access.customers_for(request.user).order_by().values_list("billing_country", flat=True).distinct())
     context = {
         "page": page, "q": q, "segment": segment, "country": country,
@@ -103,7 +103,7 @@ def customer_account(request, customer_id):
 def customer_activity(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
     entries = AuditEntry.objects.filter(customer=customer).select_related("actor", "order", "subscription__sku")
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    page = SmallListPaginator(entries, 50).get_page(request.GET.get("page"))
     return render(request, "portal/customer_activity.html", {"customer": customer, "page": page, "section": "activity"})
 
 

@@ -1,4 +1,4 @@
-from django.core.paginator import Paginator
+from portal.pagination import SmallListPaginator
 from django.shortcuts import render
 
 from portal import access
@@ -22,7 +22,7 @@ def subscription_list(request, customer_id):
         subscriptions = subscriptions.filter(status=status)
     sort = request.GET.get("sort", "name")
     subscriptions = subscriptions.order_by(SORTS.get(sort, "sku__name"), "pk")
-    page = Paginator(subscriptions, 25).get_page(request.GET.get("page"))
+    page = SmallListPaginator(subscriptions, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {

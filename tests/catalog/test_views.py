@@ -928,13 +928,13 @@ def add_offers(customer, partner, units: int):
 
 
 def test_catalog_query_count_does_not_grow_with_the_offers(signed_in, sales, customer, direct_partner):
-    # given a cart line and a catalog of 3 offers, then 21 (one page of 20)
+    # given a cart line and a catalog of 25 offers (more than a page of 20), then 241
     cart = factories.CartFactory(customer=customer, owner=sales)
     factories.CartLineFactory(cart=cart)
-    add_offers(customer, direct_partner, 1)
+    add_offers(customer, direct_partner, 12)
     few, many = measure(signed_in, reverse("catalog:offer-list", args=[customer.pk]),
-                        lambda: add_offers(customer, direct_partner, 9))
-    print(f"catalog: {few} queries with 3 offers, {many} with 21")
+                        lambda: add_offers(customer, direct_partner, 108))
+    print(f"catalog: {few} queries with 25 offers, {many} with 241")
     # then the page costs the same number of queries, within the budget
     assert many == few
     assert many <= QUERY_BUDGET
