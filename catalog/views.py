@@ -235,7 +235,7 @@ def order_confirmation(request, customer_id, order_id):
 
 def order_list(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
-    orders = Order.objects.filter(customer=customer).select_related("placed_by").order_by("-created_at", "-pk")
+    orders = access.customer_orders(request.user, customer).select_related("placed_by").order_by("-created_at", "-pk")
     page = SmallListPaginator(orders, 25).get_page(request.GET.get("page"))
     return render(request, "catalog/order_list.html", {"customer": customer, "page": page, "section": "orders"})
 

@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from catalog.models import Cart, CartLine, Order
-from subscriptions.models import Subscription
+from subscriptions.models import AuditEntry, Subscription
 
 from .models import Customer, Membership, Partner, Role
 
@@ -88,10 +88,42 @@ def customers_for(user):
     """T3: a partner's own customers; for a reseller, those it is reseller of record for."""
     partner = partner_of(user)
     if partner.is_reseller:
-        # The customer's reseller of record, or the reseller chosen on any of its subscriptions (K4).
+        # The customer's reseller of record, or the reseller of record of any of its subscriptions
+        # or orders (K4).
         resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller=partner)
-        return Customer.objects.filter(Q(reseller=partner) | Q(Exists(resold)))
+        ordered = Order.objects.filter(customer=OuterRef("pk"), reseller=partner)
+        return Customer.objects.filter(Q(reseller=partner) | Q(Exists(resold)) | Q(Exists(ordered)))
     return Customer.objects.filter(partner=partner)
+
+
+def orders_for(user):
+    partner = partner_of(user)
+    if partner.is_reseller:
+        return Order.objects.filter(reseller=partner)
+    return Order.objects.filter(customer__partner=partner)
+
+
+def customer_orders(user, customer: Customer):
+    """A customer's orders; a reseller sees only those it is the reseller of (T1)."""
+    partner = partner_of(user)
+    orders = Order.objects.filter(customer=customer)
+    return orders.filter(reseller=partner) if partner.is_reseller else orders
+
+
+def customer_subscriptions(user, customer: Customer):
+    """A customer's subscriptions; a reseller sees only those it is reseller of record for (T1)."""
+    partner = partner_of(user)
+    subscriptions = Subscription.objects.filter(customer=customer)
+    return subscriptions.filter(reseller=partner) if partner.is_reseller else subscriptions
+
+
+def customer_activity(user, customer: Customer):
+    """A customer's audit trail; a reseller sees the entries of its own orders and subscriptions."""
+    partner = partner_of(user)
+    entries = AuditEntry.objects.filter(customer=customer)
+    if partner.is_reseller:
+        entries = entries.filter(Q(subscription__reseller=partner) | Q(order__reseller=partner))
+    return entries
 
 
 def get_customer(user, customer_id) -> Customer:
@@ -99,7 +131,7 @@ def get_customer(user, customer_id) -> Customer:
 
 
 def get_order(user, customer: Customer, order_id) -> Order:
-    return get_object_or_404(Order.objects.filter(customer=customer).select_related("placed_by", "reseller"), pk=order_id)
+    return get_object_or_404(customer_orders(user, customer).select_related("placed_by", "reseller"), pk=order_id)
 
 
 def get_cart(user, customer: Customer, cart_id) -> Cart:
@@ -117,12 +149,12 @@ def check_cart_line(cart: Cart, line_id) -> None:
 def subscriptions_for(user):
     partner = partner_of(user)
     if partner.is_reseller:
-        return Subscription.objects.filter(Q(customer__reseller=partner) | Q(reseller=partner))
+        return Subscription.objects.filter(reseller=partner)
     return Subscription.objects.filter(customer__partner=partner)
 
 
 def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
-    return get_object_or_404(Subscription.objects.filter(customer=customer), pk=subscription_id)
+    return get_object_or_404(customer_subscriptions(user, customer), pk=subscription_id)
 
 
 __all__ = [

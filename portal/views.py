@@ -53,7 +53,7 @@ def home(request):
         .select_related("customer", "sku").order_by("term_end")[:10]
     )
     pending_orders = (
-        Order.objects.filter(customer__in=access.customers_for(request.user), status=Order.Status.PENDING)
+        access.orders_for(request.user).filter(status=Order.Status.PENDING)
         .select_related("customer").order_by("-created_at")[:10]
     )
     isv_setups = subscriptions.filter(status=Status.PENDING, sku__product__publisher__is_microsoft=False).select_related(
@@ -77,7 +77,7 @@ def customer_list(request):
         customers = customers.filter(billing_country=country)
     # Counted per shown customer (a correlated subquery on the (customer, status) index), not by
     # joining every subscription of the partner before the page is cut.
-    live = (Subscription.objects.filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
+    live = (access.subscriptions_for(request.user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
             .values("customer").annotate(n=Count("pk")).values("n"))
     customers = customers.annotate(live_subscriptions=Coalesce(Subquery(live), 0)).order_by("company_name")
     page = SmallListPaginator(customers, 25).get_page(request.GET.get("page"))
@@ -102,7 +102,7 @@ def customer_account(request, customer_id):
 
 def customer_activity(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
-    entries = AuditEntry.objects.filter(customer=customer).select_related("actor", "order", "subscription__sku")
+    entries = access.customer_activity(request.user, customer).select_related("actor", "order", "subscription__sku")
     page = SmallListPaginator(entries, 50).get_page(request.GET.get("page"))
     return render(request, "portal/customer_activity.html", {"customer": customer, "page": page, "section": "activity"})
 

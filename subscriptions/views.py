@@ -16,7 +16,7 @@ SORTS = {
 def subscription_list(request, customer_id):
     """S1: the customer's subscriptions, filterable by status and sortable."""
     customer = access.get_customer(request.user, customer_id)
-    subscriptions = Subscription.objects.filter(customer=customer).select_related("sku", "reseller")
+    subscriptions = access.customer_subscriptions(request.user, customer).select_related("sku", "reseller")
     status = request.GET.get("status", "")
     if status in Status.values:
         subscriptions = subscriptions.filter(status=status)

@@ -210,7 +210,7 @@ def reseller_world(now, provider):
 
     def customer(name, reseller):
         c = factories.CustomerFactory(partner=provider, company_name=name, reseller=reseller, billing_country="DE")
-        order = factories.OrderFactory(customer=c, placed_by=factories.staff(provider))
+        order = factories.OrderFactory(customer=c, placed_by=factories.staff(provider), reseller=reseller)
         line = factories.OrderLineFactory(order=order, availability=factories.availability(sku), fulfilled=True)
         sub = factories.SubscriptionFactory(customer=c, sku=sku, order_line=line, reseller=reseller)
         return {"customer": c, "order": order, "subscription": sub}
@@ -324,3 +324,26 @@ def test_t1_provider_staff_see_every_customer_of_the_provider(client, reseller_w
     # then every customer of the provider is listed, with its reseller of record
     rows = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>.*?<td>([^<]*)</td><td class="num">', page, re.S)
     assert rows == [("Proseware Inc", "—"), ("Wingtip Toys", "Adatum Reseller"), ("Woodgrove Bank", "Litware Reseller")]
+
+
+@pytest.mark.rule("T1")
+@pytest.mark.rule("T3")
+def test_t1_reseller_sees_only_its_own_subscriptions_and_orders_of_a_shared_customer(client, reseller_world):
+    # given a customer resold by Litware, where Adatum is reseller of record of one more subscription
+    shared = reseller_world["other"]
+    adatum = reseller_world["adatum"]
+    sku = factories.SkuFactory(name="Exchange Online (Plan 2)")
+    own_order = factories.OrderFactory(customer=shared["customer"], placed_by=factories.staff(reseller_world["provider"]),
+                                       reseller=adatum)
+    own = factories.SubscriptionFactory(customer=shared["customer"], sku=sku, reseller=adatum)
+    client.force_login(reseller_world["user"])
+    cid = shared["customer"].pk
+    # when Adatum opens the customer's pages
+    listing = client.get(reverse("subscriptions:subscription-list", args=[cid])).content.decode()
+    orders = client.get(reverse("catalog:order-list", args=[cid])).content.decode()
+    # then it sees its own subscription and order, and Litware's answer 404
+    assert str(own.pk) in listing and str(shared["subscription"].pk) not in listing
+    assert own_order.number in orders and shared["order"].number not in orders
+    assert client.get(reverse("subscriptions:subscription-detail", args=[cid, shared["subscription"].pk])).status_code == 404
+    assert client.get(reverse("catalog:order-detail", args=[cid, shared["order"].pk])).status_code == 404
+    assert client.get(reverse("subscriptions:subscription-detail", args=[cid, own.pk])).status_code == 200
