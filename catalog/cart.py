@@ -149,41 +149,64 @@ def remove_line(*, cart: Cart, actor, line_id: int, now: datetime) -> None:
         _locked_line(cart, line_id).delete()
 
 
+def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None:
+    """K4: the indirect reseller an indirect provider associates with a purchase, checked."""
+    if reseller_id is None:
+        return None
+    if seller.kind != Partner.Kind.INDIRECT_PROVIDER:
+        raise RuleViolation("K4", "Only indirect providers associate an indirect reseller with a purchase.")
+    link = seller.reseller_links.filter(reseller_id=reseller_id).select_related("reseller").first()
+    if link is None:
+        raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
+    if not link.reseller.mpa_signed:
+        raise RuleViolation("K4", f"{link.reseller.name} ({link.reseller.partner_id}) has not signed the Microsoft "
+                                  "Partner Agreement: it can't be the reseller of a purchase.", field="reseller")
+    return link.reseller
+
+
 def set_reseller(*, cart: Cart, actor, reseller_id: int | None, now: datetime) -> Cart:
-    """K4: an indirect provider associates one of its own resellers (or none) with the purchase."""
+    """K4: an indirect provider associates one of its own resellers (or none) with the purchase.
+
+    K5: additional resellers need an initial reseller, so choosing none removes them; the new
+    initial reseller can't also be an additional one. `cart.removed_additional` lists them.
+    """
     member = require(actor, Action.BUY)
     with transaction.atomic():
         cart = _open_for_change(cart, now)
-        if reseller_id is None:
-            # K5: additional resellers need an initial reseller; they go with it.
-            cart.additional_resellers.all().delete()
-            cart.reseller = None
-        else:
-            if member.partner.kind != Partner.Kind.INDIRECT_PROVIDER:
-                raise RuleViolation("K4", "Only indirect providers associate an indirect reseller with a purchase.")
-            reseller = member.partner.reseller_links.filter(reseller_id=reseller_id).select_related("reseller").first()
-            if reseller is None:
-                raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
-            cart.reseller = reseller.reseller
-            cart.additional_resellers.filter(partner=cart.reseller).delete()
-            _renumber_additional(cart)
+        cart.reseller = resolve_reseller(member.partner, reseller_id)
+        removed_entries = cart.additional_resellers.select_related("partner")
+        if cart.reseller is not None and member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
+            removed_entries = removed_entries.filter(partner=cart.reseller)
+        cart.removed_additional = [entry.partner for entry in removed_entries]
+        removed_entries.delete()
+        _renumber_additional(cart)
         cart.save(update_fields=["reseller"])
         return cart
 
 
-def additional_reseller_refusal(cart: Cart, partner: Partner | None, partner_id_text: str,
+def initial_reseller(cart: Cart, seller: Partner) -> Partner | None:
+    """K5: the deal's initial reseller: the chosen indirect reseller, or the direct-bill partner itself."""
+    if seller.kind == Partner.Kind.DIRECT_BILL:
+        return seller
+    return cart.reseller
+
+
+def additional_reseller_refusal(cart: Cart, seller: Partner, partner: Partner | None, partner_id_text: str,
                                 existing: list[Partner]) -> str | None:
     """K5 for one additional reseller; None when it may be declared."""
+    initial = initial_reseller(cart, seller)
     if not cart.customer.is_eu_efta:
         return "Additional resellers are declared only for customers in the EU/EFTA."
-    if cart.reseller_id is None:
+    if initial is None:
         return "Choose the initial reseller before any additional one."
     if partner is None:
         return f"No partner has the PartnerID {partner_id_text}."
     if not partner.mpa_signed:
         return f"{partner.name} ({partner.partner_id}) has not signed the Microsoft Partner Agreement."
-    if partner.pk == cart.reseller_id:
+    if partner.pk == initial.pk:
         return f"{partner.name} is already the initial reseller."
+    if partner.pk == seller.pk:
+        return f"{partner.name} is the partner making this purchase, not an additional reseller."
     if partner in existing:
         return f"{partner.name} is already declared."
     if len(existing) >= MAX_ADDITIONAL_RESELLERS:
@@ -192,13 +215,13 @@ def additional_reseller_refusal(cart: Cart, partner: Partner | None, partner_id_
 
 
 def add_additional_reseller(*, cart: Cart, actor, partner_id_text: str, now: datetime) -> CartAdditionalReseller:
-    require(actor, Action.BUY)
+    member = require(actor, Action.BUY)
     partner_id_text = (partner_id_text or "").strip()
     with transaction.atomic():
         cart = _open_for_change(cart, now)
         partner = Partner.objects.filter(partner_id=partner_id_text).first() if partner_id_text else None
         existing = [r.partner for r in cart.additional_resellers.select_related("partner")]
-        why = additional_reseller_refusal(cart, partner, partner_id_text or "(empty)", existing)
+        why = additional_reseller_refusal(cart, member.partner, partner, partner_id_text or "(empty)", existing)
         if why:
             raise RuleViolation("K5", why, field="partner_id")
         return CartAdditionalReseller.objects.create(cart=cart, partner=partner, position=len(existing) + 1)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from catalog.cart import additional_reseller_refusal, check_line
+from catalog.cart import additional_reseller_refusal, check_line, resolve_reseller
 from catalog.eligibility import buying_context, subscription_limit_refusal
 from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
 from portal.access import Action, require
@@ -33,12 +33,16 @@ def attestation_text(cart: Cart) -> str:
     )
 
 
-def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order, bool]:
+UNCHANGED = object()
+
+
+def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED) -> tuple[Order, bool]:
     """Turns the cart into one order. Returns (order, created).
 
     Submitting an already purchased cart again returns its order: the cart row is locked first,
     so two submissions at once buy once (K9), and the database's one-order-per-cart constraint
-    backs it.
+    backs it. `reseller_id`, when given, is the indirect reseller shown on the submitted page: it is
+    applied in the same transaction, so what the partner saw is what is bought (K4).
     """
     member = require(actor, Action.BUY)
     with transaction.atomic():
@@ -47,6 +51,9 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
             return cart.order, False
         if cart.status == Cart.Status.EXPIRED or now >= cart.expires_at:
             raise RuleViolation("K12", f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.", conflict=True)
+        if reseller_id is not UNCHANGED and reseller_id != cart.reseller_id:
+            cart.reseller = resolve_reseller(member.partner, reseller_id)
+            cart.save(update_fields=["reseller"])
         # K3: without the confirmation nothing is bought.
         if not attested:
             raise RuleViolation("K3", "Confirm the attestation before purchasing.", field="attest")
@@ -65,15 +72,19 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime) -> tuple[Order
                            aligned_end_date=line.aligned_end_date, today=now.date(), ctx=ctx, line_pk=line.pk)
             except RuleViolation as violation:
                 errors[line.pk] = violation
-        # K4: the reseller must still be one of this provider's resellers when the order is placed.
-        if cart.reseller_id and not member.partner.reseller_links.filter(reseller_id=cart.reseller_id).exists():
-            errors["reseller"] = RuleViolation("K4", f"{cart.reseller.name} is no longer one of your indirect resellers: choose another.")
+        # K4: the reseller must still be one of this provider's resellers, with a signed MPA.
+        if cart.reseller_id:
+            try:
+                resolve_reseller(member.partner, cart.reseller_id)
+            except RuleViolation as violation:
+                errors["reseller"] = violation
         too_many = subscription_limit_refusal(ctx, len(lines))
         if too_many:
             errors["cart"] = RuleViolation(too_many.rule, too_many.message)
         additional = list(cart.additional_resellers.select_related("partner"))
         for index, entry in enumerate(additional):
-            why = additional_reseller_refusal(cart, entry.partner, entry.partner.partner_id, [a.partner for a in additional[:index]])
+            why = additional_reseller_refusal(cart, member.partner, entry.partner, entry.partner.partner_id,
+                                              [a.partner for a in additional[:index]])
             if why:
                 errors[f"reseller-{entry.partner_id}"] = RuleViolation("K5", why)
         if errors:

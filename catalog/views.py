@@ -123,6 +123,7 @@ def _cart_context(request, customer, cart, *, errors=None):
         "customer": customer, "section": "cart", "cart": cart, "lines": lines, "total": total,
         "currency": lines[0]["line"].availability.currency if lines else "USD",
         "resellers": resellers, "partner": member.partner,
+        "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
         "additional": list(cart.additional_resellers.select_related("partner")) if cart else [],
         "max_additional": cart_services.MAX_ADDITIONAL_RESELLERS,
         "attestation": attestation_text(cart) if cart else "", "other_errors": other_errors,
@@ -188,7 +189,11 @@ def cart_reseller(request, customer_id):
         if raw and reseller_id is None:
             raise RuleViolation("K4", "Choose a reseller from the list.")
         cart = cart_services.set_reseller(cart=cart, actor=request.user, reseller_id=reseller_id, now=timezone.now())
-        return f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
+        message = f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
+        if cart.removed_additional:
+            names = ", ".join(p.name for p in cart.removed_additional)
+            message += f" Removed from the additional resellers: {names}."
+        return message
     return _cart_action(request, customer_id, action)
 
 
@@ -212,9 +217,16 @@ def cart_purchase(request, customer_id, cart_id):
     customer = access.get_customer(request.user, customer_id)
     access.require(request.user, Action.BUY)
     cart = access.get_cart(request.user, customer, cart_id)
+    extra = {}
     try:
+        if "reseller" in request.POST:
+            # The reseller shown on the submitted page is the one bought with (K4).
+            raw = request.POST["reseller"]
+            extra["reseller_id"] = parse_int(raw) if raw else None
+            if raw and extra["reseller_id"] is None:
+                raise RuleViolation("K4", "Choose a reseller from the list.")
         order, _created = purchase(cart=cart, actor=request.user, attested=request.POST.get("attest") == "on",
-                                   now=timezone.now())
+                                   now=timezone.now(), **extra)
     except RuleViolations as refused:
         context = _cart_context(request, customer, cart, errors=refused.violations)
         context["error"] = "Nothing was bought: fix the lines marked below and purchase again."

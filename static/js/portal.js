@@ -13,3 +13,13 @@ document.addEventListener("change", (event) => {
   const form = event.target.closest("form[data-autosubmit]");
   if (form && !window.htmx) form.requestSubmit();
 });
+// Cart: the attestation names the reseller chosen in the list, saved or not (the purchase sends it).
+document.addEventListener("change", (event) => {
+  if (event.target.name !== "reseller" || event.target.getAttribute("form") !== "purchase-form") return;
+  const role = document.getElementById("attest-role");
+  if (!role) return;
+  const option = event.target.selectedOptions[0];
+  role.textContent = option && option.value
+    ? role.dataset.indirect.replace("{name}", option.textContent.replace(/ \(.*$/, ""))
+    : role.dataset.direct;
+});

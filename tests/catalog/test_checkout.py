@@ -127,7 +127,7 @@ def test_k4_reseller_no_longer_linked_to_the_provider_is_refused_at_purchase(pro
     assert list(refused.value.violations) == ["reseller"]
     violation = refused.value.violations["reseller"]
     assert (violation.rule, violation.message) == (
-        "K4", "Gone Reseller is no longer one of your indirect resellers: choose another.")
+        "K4", "That reseller is not one of your indirect resellers.")
     assert nothing_bought()
 
 
