@@ -102,8 +102,14 @@ def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: in
         existing = cart.lines.filter(availability=availability, aligned_end_date=aligned_end_date).first()
         if existing:
             new_quantity = quantity if not availability.sku.is_license_based or availability.sku.is_trial else existing.quantity + quantity
-            check_line(cart=cart, availability=availability, quantity=new_quantity, aligned_end_date=aligned_end_date,
-                       today=now.date(), line_pk=existing.pk)
+            try:
+                check_line(cart=cart, availability=availability, quantity=new_quantity,
+                           aligned_end_date=aligned_end_date, today=now.date(), line_pk=existing.pk)
+            except RuleViolation as violation:
+                if violation.field != "quantity":
+                    raise
+                raise RuleViolation(violation.rule, f"The cart already has {existing.quantity:,}, so this would make "
+                                                    f"{new_quantity:,}. {violation.message}", field="quantity") from None
             existing.quantity = new_quantity
             existing.save(update_fields=["quantity"])
             return existing

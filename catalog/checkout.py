@@ -18,9 +18,7 @@ from subscriptions.tasks import fulfill_order_task
 
 def line_first_charge(line, today) -> Decimal:
     """A cart line's first charge: unit × quantity, prorated by the day when aligned short (K11)."""
-    a = line.availability
-    charge = quoted_first_charge(unit_price=a.unit_price, quantity=line.quantity, term=a.term,
-                                 billing_frequency=a.billing_frequency, license_based=a.sku.is_license_based,
+    charge = quoted_first_charge(availability=line.availability, quantity=line.quantity,
                                  aligned_end_date=line.aligned_end_date, today=today)
     return charge.amount if charge else Decimal("0.00")
 

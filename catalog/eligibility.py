@@ -120,8 +120,8 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
             link=reverse("subscriptions:subscription-detail", args=[customer.pk, suspended[0]]),
             link_label="Open the suspended subscription",
         )
-    # C4a
-    if sku.one_per_customer and (live or sku.pk in ctx.cart_sku_ids):
+    # C4a (a trial, too, is one per customer: TR1 gives it its fixed 25 licenses)
+    if (sku.one_per_customer or sku.is_trial) and (live or sku.pk in ctx.cart_sku_ids):
         where = "already has" if live else "already has in the cart"
         return Refusal("C4a", f"The customer {where} this offer and only one subscription is allowed.")
     return None
@@ -136,36 +136,44 @@ def offer_queryset():
     )
 
 
-def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int]) -> int:
-    """K6/K7: the customer's licenses of the add-on's base offers, with every partner, plus the cart."""
-    base_ids = [b.pk for b in sku.base_skus.all()]
+def _licenses(sku_ids: list[int], customer: Customer, cart_quantities: dict[int, int]) -> int:
+    """Licenses of these offers the customer holds with every partner, has ordered, and has in the cart."""
     owned = (
-        Subscription.objects.filter(customer__tenant_id=customer.tenant_id, sku_id__in=base_ids, status__in=LIVE_STATUSES)
+        Subscription.objects.filter(customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids, status__in=LIVE_STATUSES)
         .aggregate(n=Sum("quantity"))["n"]
         or 0
     )
     ordered = (
-        OrderLine.objects.filter(order__customer__tenant_id=customer.tenant_id, sku_id__in=base_ids,
+        OrderLine.objects.filter(order__customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids,
                                  status=OrderLine.Status.PENDING)
         .aggregate(n=Sum("quantity"))["n"]
         or 0
     )
-    return owned + ordered + sum(q for sku_id, q in cart_quantities.items() if sku_id in base_ids)
+    return owned + ordered + sum(q for sku_id, q in cart_quantities.items() if sku_id in sku_ids)
+
+
+def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int]) -> int:
+    """K6/K7: the customer's licenses of the add-on's base offers, with every partner, plus the cart."""
+    return _licenses([b.pk for b in sku.base_skus.all()], customer, cart_quantities)
 
 
 def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quantities: dict[int, int]) -> Refusal | None:
-    """K8 minimum/maximum, and the add-on limits K6 and K7."""
+    """K8 minimum/maximum, and the add-on limits K6 and K7 (on the add-on's total: held + ordered + this line)."""
     if quantity < sku.min_quantity or quantity > sku.max_quantity:
         return Refusal("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.")
-    if sku.addon_limit == Sku.AddonLimit.MIN_5_PERCENT_OF_BASE:
+    if sku.addon_limit:
         base = base_licenses(sku, customer, cart_quantities)
-        minimum = math.ceil(base * 5 / 100)  # K6: 5%, rounded up
-        if quantity < minimum:
-            return Refusal("K6", f"{sku.name} needs at least {minimum:,} licenses: 5% of the customer's {base:,} base licenses, rounded up.")
-    if sku.addon_limit == Sku.AddonLimit.MAX_BASE:
-        base = base_licenses(sku, customer, cart_quantities)
-        if quantity > base:
-            return Refusal("K7", f"{sku.name} can have at most {base:,} licenses: the customer's base licenses with every partner and in this cart.")
+        held = _licenses([sku.pk], customer, {})
+        total = held + quantity
+        already = f" (the customer already has {held:,})" if held else ""
+        if sku.addon_limit == Sku.AddonLimit.MIN_5_PERCENT_OF_BASE:
+            minimum = math.ceil(base * 5 / 100)  # K6: 5%, rounded up
+            if total < minimum:
+                return Refusal("K6", f"{sku.name} needs at least {minimum:,} licenses{already}: 5% of the customer's "
+                                     f"{base:,} base licenses, rounded up.")
+        if sku.addon_limit == Sku.AddonLimit.MAX_BASE and total > base:
+            return Refusal("K7", f"{sku.name} can have at most {base:,} licenses{already}: the customer's base licenses "
+                                 "with every partner and in this cart.")
     return None
 
 

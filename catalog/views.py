@@ -107,13 +107,19 @@ def _cart_context(request, customer, cart, *, errors=None):
     total = Decimal("0.00")
     if cart is not None:
         alignable = alignable_subscriptions(customer, now.date())
-        for line in cart.lines.select_related("availability__sku__product__publisher"):
+        cart_lines = list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
+            "availability__sku__base_skus", "availability__sku__exclusive_partners"))
+        # The same eligibility rule the purchase applies, shown before the partner presses Purchase.
+        ctx = buying_context(customer, member.partner)
+        for line in cart_lines:
+            ctx.cart_sku_ids = {other.availability.sku_id for other in cart_lines if other.pk != line.pk}
             amount = line_first_charge(line, now.date())
             total += amount
             lines.append({
                 "line": line, "total": amount,
                 "alignment": alignment_options(customer, line.availability, now.date(), alignable) if can_align(line.availability) else [],
                 "error": (errors or {}).get(line.pk),
+                "refusal": refusal(line.availability.sku, ctx),
             })
     resellers = []
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:

@@ -2,6 +2,7 @@
 rows locked before their state is checked, audited."""
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 
@@ -36,13 +37,20 @@ def first_charge(*, unit_price, quantity: int, billing_frequency: str, term_star
     )
 
 
-def quoted_first_charge(*, unit_price, quantity: int, term: str, billing_frequency: str, license_based: bool,
-                        aligned_end_date: date | None, today: date) -> Charge | None:
-    """What a cart or order line will first be charged if bought today (None: billed by usage)."""
-    if not license_based:
+def quoted_first_charge(*, availability, quantity: int, aligned_end_date: date | None, today: date) -> Charge | None:
+    """What a cart or order line will first be charged if bought today.
+
+    None for usage-based offers (billed by consumption); nothing during an ISV free trial (S4).
+    """
+    sku = availability.sku
+    if not sku.is_license_based:
         return None
-    months = TERM_MONTHS[term]
-    return first_charge(unit_price=unit_price, quantity=quantity, billing_frequency=billing_frequency, term_start=today,
+    if sku.is_isv and sku.free_trial_days:
+        return Charge(Decimal("0.00"), today, today + timedelta(days=sku.free_trial_days - 1),
+                      f"{sku.free_trial_days}-day free trial")
+    months = TERM_MONTHS[availability.term]
+    return first_charge(unit_price=availability.unit_price, quantity=quantity,
+                        billing_frequency=availability.billing_frequency, term_start=today,
                         term_end=aligned_end_date or term_end_for(today, months), term_months=months)
 
 

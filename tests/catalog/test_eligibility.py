@@ -618,7 +618,8 @@ def test_k8_adding_past_the_maximum_to_an_existing_line_leaves_it_unchanged(cust
     with pytest.raises(RuleViolation) as refused:
         add(customer, sales, factories.availability(limited_sku), 101, now)
     # then it is refused and the line keeps 200
-    assert refused.value.message == "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300."
+    assert refused.value.message == ("The cart already has 200, so this would make 301. "
+                                     "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300.")
     line.refresh_from_db()
     assert line.quantity == 200
 
@@ -637,3 +638,37 @@ def test_k8_updating_a_line_past_the_maximum_leaves_it_unchanged(customer, sales
         "K8", "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300.")
     line.refresh_from_db()
     assert line.quantity == 200
+
+
+@pytest.mark.rule("K7")
+def test_k7_copilot_licenses_already_held_count_toward_the_maximum(customer, sales, now):
+    # given 250 base licenses and 200 Copilot licenses the customer already holds
+    base = factories.SkuFactory(name="Microsoft 365 E3")
+    copilot = factories.SkuFactory(name="Microsoft 365 Copilot", is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE)
+    copilot.base_skus.add(base)
+    factories.SubscriptionFactory(customer=customer, sku=base, quantity=250)
+    factories.SubscriptionFactory(customer=customer, sku=copilot, quantity=200)
+    # when 51 more Copilot licenses are added, then 50
+    with pytest.raises(RuleViolation) as refused:
+        add(customer, sales, factories.availability(copilot), 51, now)
+    assert not CartLine.objects.exists()
+    line = add(customer, sales, factories.availability(copilot), 50, now)
+    # then the total may not pass the base licenses
+    assert refused.value.rule == "K7"
+    assert refused.value.message == ("Microsoft 365 Copilot can have at most 250 licenses (the customer already has 200): "
+                                     "the customer's base licenses with every partner and in this cart.")
+    assert line.quantity == 50
+
+
+@pytest.mark.rule("C4a")
+def test_c4a_a_trial_the_customer_already_has_is_refused(customer, sales, now):
+    # given an active trial of an offer
+    trial = factories.SkuFactory(trial=True, name="Microsoft 365 E5 Trial",
+                                 availabilities=[("P1M", "monthly", "0.00")])
+    factories.SubscriptionFactory(customer=customer, sku=trial, trial=True)
+    # when the same trial is added again
+    with pytest.raises(RuleViolation) as refused:
+        add(customer, sales, factories.availability(trial, "P1M"), 25, now)
+    # then it is refused: one trial per customer
+    assert refused.value.rule == "C4a"
+    assert not CartLine.objects.exists()
