@@ -28,13 +28,18 @@ $(VENV)/.installed: pyproject.toml
 var:
 	@mkdir -p var
 
+# The demo runs as production does (debug off: the portal's own error pages, static files from
+# whitenoise), with a key that is only for this local demo, over plain HTTP on 127.0.0.1.
+DEMO_ENV := PORTAL_DEMO=1 DJANGO_DEBUG=0 DJANGO_SECRET_KEY=local-demo-only-not-secret DJANGO_SECURE_COOKIES=0
+
 demo: $(VENV)/.installed | var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
+	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput -v0
 	@echo "Starting the background worker and the server on http://127.0.0.1:$(PORT) (Ctrl-C stops both)"
-	@PORTAL_DEMO=1 $(PY) manage.py db_worker --interval 1 & worker=$$!; \
+	@$(DEMO_ENV) $(PY) manage.py db_worker --interval 1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	PORTAL_DEMO=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	$(DEMO_ENV) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Chromium from apt"; \

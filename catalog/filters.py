@@ -28,7 +28,7 @@ class OfferFilter(django_filters.FilterSet):
         if not value:
             return queryset
         return queryset.filter(Q(name__icontains=value) | Q(product__name__icontains=value)
-                               | Q(product__publisher__name__icontains=value) | Q(sku_id__iexact=value))
+                               | Q(product__publisher__name__icontains=value) | Q(sku_id__icontains=value))
 
     def by_publisher(self, queryset, name, value):
         if set(value) == {"microsoft", "partner"} or not value:

@@ -5,6 +5,7 @@ from . import views
 app_name = "catalog"
 
 urlpatterns = [
+    path("orders/", views.all_orders, name="all-orders"),
     path("customers/<uuid:customer_id>/add-subscription/", views.offer_list, name="offer-list"),
     path("customers/<uuid:customer_id>/cart/", views.cart_detail, name="cart-detail"),
     path("customers/<uuid:customer_id>/cart/add/", views.cart_add, name="cart-add"),

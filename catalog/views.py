@@ -2,12 +2,10 @@ from decimal import Decimal
 
 from django.contrib import messages
 from portal.pagination import SmallListPaginator
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from catalog import cart as cart_services
 from catalog.alignment import alignable_subscriptions, alignment_options, can_align
@@ -69,9 +67,10 @@ def _safe_next(request, default: str) -> str:
     return default
 
 
-@require_POST
 def cart_add(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
+    if request.method != "POST":
+        return redirect("catalog:offer-list", customer_id=customer.pk)
     access.require(request.user, Action.BUY)
     back = _safe_next(request, reverse("catalog:offer-list", args=[customer.pk]))
     try:
@@ -153,9 +152,10 @@ def _cart_or_conflict(request, customer):
 
 def _cart_action(request, customer_id, action):
     """Runs one cart service; a refusal re-renders the cart with the message and 422/409."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     customer = access.get_customer(request.user, customer_id)
+    if request.method != "POST":
+        # A reload of a refused form's page, or a bookmarked action: show the cart instead.
+        return redirect("catalog:cart-detail", customer_id=customer.pk)
     access.require(request.user, Action.BUY)
     try:
         cart = _cart_or_conflict(request, customer)
@@ -218,9 +218,10 @@ def cart_additional_remove(request, customer_id, partner_pk):
     return _cart_action(request, customer_id, action)
 
 
-@require_POST
 def cart_purchase(request, customer_id, cart_id):
     customer = access.get_customer(request.user, customer_id)
+    if request.method != "POST":
+        return redirect("catalog:cart-detail", customer_id=customer.pk)
     access.require(request.user, Action.BUY)
     cart = access.get_cart(request.user, customer, cart_id)
     extra = {}
@@ -267,3 +268,13 @@ def order_detail(request, customer_id, order_id):
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)
+
+
+def all_orders(request):
+    """Every order of the partner's customers, newest first (O1 across customers)."""
+    orders = access.orders_for(request.user).select_related("customer", "placed_by").order_by("-created_at", "-pk")
+    status = request.GET.get("status", "")
+    if status in Order.Status.values:
+        orders = orders.filter(status=status)
+    page = SmallListPaginator(orders, 25).get_page(request.GET.get("page"))
+    return render(request, "catalog/all_orders.html", {"page": page, "status": status, "statuses": Order.Status.choices})

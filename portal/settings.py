@@ -4,6 +4,7 @@ DATABASE_URL      sqlite:///path/to/file.sqlite3 (default: var/db.sqlite3) or
                   postgres://user:password@host:port/name
 DJANGO_SECRET_KEY required when DJANGO_DEBUG is off
 DJANGO_DEBUG      "1"/"true" turns debug on (default: on for local development)
+DJANGO_SECURE_COOKIES  HTTPS-only cookies (default: on when debug is off)
 ALLOWED_HOSTS     comma-separated (default: localhost, 127.0.0.1)
 """
 
@@ -149,7 +150,8 @@ STORAGES = {
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+# Cookies travel over HTTPS only in production; the local demo serves plain HTTP on 127.0.0.1.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 

@@ -606,7 +606,7 @@ def test_a_line_already_removed_answers_409_from_a_stale_page(signed_in, sales, 
 
 @pytest.mark.parametrize("name", ["catalog:cart-add", "catalog:cart-line-update", "catalog:cart-line-remove",
                                   "catalog:cart-reseller", "catalog:cart-additional-add", "catalog:cart-purchase"])
-def test_cart_actions_refuse_get(signed_in, sales, customer, standard, name):
+def test_cart_actions_on_get_change_nothing_and_lead_back(signed_in, sales, customer, standard, name):
     # given an open cart with a line
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard))
@@ -614,8 +614,10 @@ def test_cart_actions_refuse_get(signed_in, sales, customer, standard, name):
             "catalog:cart-purchase": [customer.pk, cart.pk]}.get(name, [customer.pk])
     # when an action is requested with GET (a link, a prefetch)
     response = signed_in.get(reverse(name, args=args))
-    # then nothing happens
-    assert response.status_code == 405
+    # then nothing happens: the partner is led back to the cart (or the catalog, for "Add to cart")
+    back = "catalog:offer-list" if name == "catalog:cart-add" else "catalog:cart-detail"
+    assert response.status_code == 302
+    assert response["Location"] == reverse(back, args=[customer.pk])
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(line.pk, 5)]
     assert Order.objects.count() == 0
 

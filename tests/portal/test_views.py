@@ -328,3 +328,23 @@ def test_customer_list_query_count_does_not_grow_with_the_customers(client, sale
     print(f"customer list: {few} queries with 2 customers, {many} with 20")
     assert many == few
     assert many <= QUERY_BUDGET
+
+
+@pytest.mark.rule("O1")
+@pytest.mark.rule("T3")
+def test_o1_orders_across_customers_lists_only_this_partners_orders_newest_first(db, client, now):
+    # given two customers of one partner with orders, and another partner's order
+    mine = factories.PartnerFactory(name="Contoso Direct")
+    user = factories.staff(mine, "support_agent")
+    older = factories.OrderFactory(customer=factories.CustomerFactory(partner=mine, company_name="Alpha"),
+                                   placed_by=user, created_at=now - timedelta(days=2))
+    newer = factories.OrderFactory(customer=factories.CustomerFactory(partner=mine, company_name="Beta"),
+                                   placed_by=user, created_at=now - timedelta(days=1))
+    theirs = factories.OrderFactory(customer=factories.CustomerFactory(), placed_by=factories.UserFactory())
+    client.force_login(user)
+    # when the Orders page is opened
+    html = client.get(reverse("catalog:all-orders")).content.decode()
+    # then it shows this partner's orders, newest first, with their customers, and not the other partner's
+    assert html.index(newer.number) < html.index(older.number)
+    assert "Alpha" in html and "Beta" in html
+    assert theirs.number not in html
