@@ -34,3 +34,19 @@ def start_of_day(day: date) -> datetime:
 
 def days_inclusive(start: date, end: date) -> int:
     return (end - start).days + 1
+
+
+def period_containing(*, term_start: date, term_end: date, period_months: int | None, today: date):
+    """(start, end, full_start, full_end) of the billing period holding `today`.
+
+    Periods run in calendar months from the term start (`period_months` 1 or 12); None is one
+    charge for the whole term. A term aligned short (K11) ends its last period early.
+    """
+    if period_months is None:
+        return term_start, term_end, term_start, term_end
+    k = 0
+    while add_months(term_start, (k + 1) * period_months) <= today:
+        k += 1
+    start = add_months(term_start, k * period_months)
+    full_end = add_months(term_start, (k + 1) * period_months) - timedelta(days=1)
+    return start, min(full_end, term_end), start, full_end

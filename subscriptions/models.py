@@ -41,6 +41,8 @@ class Subscription(models.Model):
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
     quantity_updates = models.PositiveIntegerField(default=0)
+    setup_confirmed_at = models.DateTimeField(null=True, blank=True, help_text="S3: when the publisher confirmed set-up.")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,6 +74,45 @@ class Subscription(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+
+class ScheduledChange(models.Model):
+    """A change set for the renewal (R1). Scheduling itself is built with the renewal engine; a
+    mid-term change deletes them (R6), suspension too except a billing-frequency instruction (P4)."""
+
+    class Kind(models.TextChoices):
+        UPGRADE = "upgrade", "SKU upgrade"
+        QUANTITY = "quantity", "Quantity"
+        TERM = "term", "Term"
+        BILLING_FREQUENCY = "billing_frequency", "Billing frequency"
+        ALIGNMENT = "alignment", "Aligned end date"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="scheduled_changes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    target_sku = models.ForeignKey(Sku, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    term = models.CharField(max_length=3, choices=Term.choices, blank=True)
+    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices, blank=True)
+    aligned_end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at renewal of {self.subscription_id}"
+
+    @property
+    def summary(self) -> str:
+        if self.kind == self.Kind.UPGRADE and self.target_sku_id:
+            return f"Upgrade to {self.target_sku.name}"
+        if self.kind == self.Kind.QUANTITY:
+            return f"{self.quantity} licenses"
+        if self.kind == self.Kind.TERM:
+            return f"Term {self.get_term_display()}"
+        if self.kind == self.Kind.BILLING_FREQUENCY:
+            return f"Billed {self.get_billing_frequency_display().lower()}"
+        return f"End on {self.aligned_end_date:%Y-%m-%d}"
 
 
 class SeatLot(models.Model):

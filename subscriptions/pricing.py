@@ -37,3 +37,23 @@ def prorated_charge(*, unit_price: Decimal, quantity: int, period_start: date, p
         amount = round_money(unit_price * quantity * days / full_days)
         explanation = f"{unit_price} × {quantity} × {days}/{full_days} days"
     return Charge(amount, period_start, period_end, explanation)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A billing period: the part charged (start–end) and the whole period it is prorated against."""
+
+    start: date
+    end: date
+    full_start: date
+    full_end: date
+
+    @property
+    def full_days(self) -> int:
+        return days_inclusive(self.full_start, self.full_end)
+
+
+def remaining_charge(*, unit_price: Decimal, quantity: int, period: Period, today: date) -> Charge:
+    """Licenses from `today` to the period's end, by the day (Q1 added licenses, Q3/X1 refunds)."""
+    return prorated_charge(unit_price=unit_price, quantity=quantity, period_start=max(today, period.start),
+                           period_end=period.end, full_period_start=period.full_start, full_period_end=period.full_end)

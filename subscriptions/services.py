@@ -1,21 +1,24 @@
 """One function per action on subscriptions. Each: keyword-only, `now` passed in, one transaction,
 rows locked before their state is checked, audited."""
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import models, transaction
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency, Order, OrderLine
+from portal.access import Action, require
 from portal.models import Customer
+from portal.rules import RuleViolation
 
-from . import audit
-from .dates import add_months, term_end_for
-from .models import BillingLine, SeatLot, Subscription
-from .pricing import Charge, prorated_charge
+from . import actions, audit
+from .dates import add_months, period_containing, term_end_for
+from .models import BillingLine, ScheduledChange, SeatLot, Subscription
+from .pricing import Charge, Period, prorated_charge, remaining_charge
 from .states import Status, check_transition
 
-REMOVAL_WINDOW = timedelta(hours=168)  # Q2 / X1: 7 days
+REMOVAL_WINDOW = actions.REMOVAL_WINDOW
 
 
 def transition(subscription: Subscription, new_status: str) -> None:
@@ -149,3 +152,317 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
 
 
 __all__ = ["add_months", "fulfill_order", "provision_subscription", "transition"]
+
+
+# --- Managing a subscription now (issue 3) -----------------------------------------------------
+
+
+
+def _locked(subscription_id) -> Subscription:
+    return (Subscription.objects.select_for_update(of=("self",))
+            .select_related("customer__partner", "sku__product__publisher").get(pk=subscription_id))
+
+
+def current_period(subscription: Subscription, today: date) -> Period:
+    """The billing period holding `today` (one-time billing: the whole term)."""
+    if subscription.billing_frequency == BillingFrequency.ONE_TIME:
+        months = TERM_MONTHS[subscription.term]
+    else:
+        months = FREQUENCY_MONTHS[subscription.billing_frequency]
+    start, end, full_start, full_end = period_containing(
+        term_start=subscription.term_start.date(), term_end=subscription.term_end, period_months=months, today=today)
+    return Period(start, end, full_start, full_end)
+
+
+def _delete_scheduled_changes(subscription: Subscription, *, keep_billing_frequency: bool = False) -> int:
+    """R6 (and P4): mid-term changes delete what was scheduled for the renewal."""
+    changes = subscription.scheduled_changes.all()
+    if keep_billing_frequency:
+        changes = changes.exclude(kind=ScheduledChange.Kind.BILLING_FREQUENCY)
+    deleted, _ = changes.delete()
+    return deleted
+
+
+@dataclass
+class QuantityPlan:
+    """What a quantity change will do, shown before it is submitted and then carried out as is."""
+
+    old: int
+    new: int
+    amount: Decimal = Decimal("0.00")  # charge (> 0) or refund (< 0)
+    lines: list = field(default_factory=list)  # (lot or None, licenses, Charge)
+    removable: int = 0
+    deletes_scheduled: int = 0
+
+    @property
+    def delta(self) -> int:
+        return self.new - self.old
+
+
+def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now: datetime) -> QuantityPlan:
+    """Q1–Q6: the charge for added licenses, or the refund of each lot removed, newest first."""
+    if quantity == subscription.quantity:
+        raise RuleViolation("Q1", f"The subscription already has {quantity:,} licenses.", field="quantity")
+    if quantity < subscription.sku.min_quantity or quantity > subscription.sku.max_quantity:
+        raise RuleViolation("K8", f"{subscription.sku.name} is sold in quantities from {subscription.sku.min_quantity:,} "
+                                  f"to {subscription.sku.max_quantity:,}.", field="quantity")
+    today = now.date()
+    period = current_period(subscription, today)
+    plan = QuantityPlan(old=subscription.quantity, new=quantity,
+                        deletes_scheduled=subscription.scheduled_changes.count())
+    if quantity > subscription.quantity:
+        actions.check_quantity_change(subscription, user, now)
+        added = quantity - subscription.quantity
+        # Q1: prorated from today to the end of the billing period.
+        charge = remaining_charge(unit_price=subscription.unit_price, quantity=added, period=period, today=today)
+        plan.lines.append((None, added, charge))
+        plan.amount = charge.amount
+        return plan
+    to_remove = subscription.quantity - quantity
+    actions.check_decrease(subscription, user, now, to_remove)
+    plan.removable = actions.removable_quantity(subscription, now)
+    for lot in actions.removable_lots(subscription, now):  # Q2: newest first
+        if to_remove == 0:
+            break
+        take = min(to_remove, lot.quantity - lot.removed)
+        # Q3: refunded in full less the days already used.
+        refund = remaining_charge(unit_price=subscription.unit_price, quantity=take, period=period, today=today)
+        plan.lines.append((lot, take, refund))
+        plan.amount -= refund.amount
+        to_remove -= take
+    return plan
+
+
+def change_quantity(*, subscription_id, actor, quantity: int, expected_quantity: int | None, now: datetime) -> QuantityPlan:
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        if expected_quantity is not None and expected_quantity != subscription.quantity:
+            raise RuleViolation("Q1", f"The quantity changed to {subscription.quantity:,} since this page was opened: "
+                                      "check it and try again.", conflict=True)
+        plan = plan_quantity_change(subscription, user=actor, quantity=quantity, now=now)
+        for lot, licenses, charge in plan.lines:
+            if lot is None:
+                open_seat_lot(subscription, quantity=licenses, source=SeatLot.Source.INCREASE, now=now)
+                bill(subscription, kind=BillingLine.Kind.INCREASE, charge=charge, quantity=licenses, now=now)
+            else:
+                SeatLot.objects.filter(pk=lot.pk).update(removed=models.F("removed") + licenses)
+                bill(subscription, kind=BillingLine.Kind.REDUCTION_REFUND,
+                     charge=Charge(-charge.amount, charge.period_start, charge.period_end, charge.explanation),
+                     quantity=-licenses, now=now)
+        deleted = _delete_scheduled_changes(subscription)
+        subscription.quantity = quantity
+        subscription.quantity_updates += 1
+        subscription.save(update_fields=["quantity", "quantity_updates", "updated_at"])
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.quantity_changed",
+                     summary=f"Quantity {plan.old} → {quantity} ({'charge' if plan.amount >= 0 else 'refund'} "
+                             f"{abs(plan.amount)} {subscription.currency})"
+                             + (f"; {deleted} scheduled renewal change(s) deleted" if deleted else ""),
+                     before={"quantity": plan.old}, after={"quantity": quantity, "amount": str(plan.amount)})
+    return plan
+
+
+def suspend_subscription(*, subscription_id, actor, now: datetime) -> Subscription:
+    require(actor, Action.SUSPEND)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_suspend(subscription, actor, now)
+        before = {"status": subscription.status, "auto_renew": subscription.auto_renew}
+        transition(subscription, Status.SUSPENDED)
+        # P4: auto-renew off, scheduled changes removed (a billing-frequency instruction stays).
+        subscription.auto_renew = False
+        deleted = _delete_scheduled_changes(subscription, keep_billing_frequency=True)
+        subscription.save(update_fields=["status", "auto_renew", "updated_at"])
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.suspended",
+                     summary="Suspended; auto-renew turned off" + (f"; {deleted} scheduled change(s) removed" if deleted else ""),
+                     before=before, after={"status": Status.SUSPENDED, "auto_renew": False})
+        # A4: suspending a base suspends its add-ons.
+        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.ACTIVE):
+            transition(addon, Status.SUSPENDED)
+            addon.auto_renew = False
+            addon.save(update_fields=["status", "auto_renew", "updated_at"])
+            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
+                         action="subscription.suspended", summary=f"Suspended with its base {subscription.display_name}",
+                         before={"status": Status.ACTIVE}, after={"status": Status.SUSPENDED})
+    return subscription
+
+
+def reactivate_subscription(*, subscription_id, actor, now: datetime) -> Subscription:
+    require(actor, Action.SUSPEND)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_reactivate(subscription, actor, now)
+        transition(subscription, Status.ACTIVE)
+        subscription.save(update_fields=["status", "updated_at"])
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.reactivated", summary="Reactivated; auto-renew is still off",
+                     before={"status": Status.SUSPENDED}, after={"status": Status.ACTIVE})
+        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.SUSPENDED):
+            transition(addon, Status.ACTIVE)
+            addon.save(update_fields=["status", "updated_at"])
+            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
+                         action="subscription.reactivated", summary=f"Reactivated with its base {subscription.display_name}",
+                         before={"status": Status.SUSPENDED}, after={"status": Status.ACTIVE})
+    return subscription
+
+
+def cancellation_refund(subscription: Subscription, now: datetime) -> Charge:
+    """X1: prorated by the day for the rest of the billing period; X3: ISV SaaS refunded in full."""
+    today = now.date()
+    if subscription.sku.is_isv:
+        billed = sum((b.amount for b in subscription.billing_lines.all()), Decimal("0.00"))
+        return Charge(billed, today, subscription.term_end or today, "full refund within 72 hours")
+    if subscription.is_trial or not subscription.sku.is_license_based:
+        return Charge(Decimal("0.00"), today, subscription.term_end or today, "nothing was charged")
+    period = current_period(subscription, today)
+    return remaining_charge(unit_price=subscription.unit_price, quantity=subscription.quantity, period=period, today=today)
+
+
+def cancel_subscription(*, subscription_id, actor, now: datetime) -> Charge:
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_cancel(subscription, actor, now)
+        refund = cancellation_refund(subscription, now)
+        before = {"status": subscription.status}
+        transition(subscription, Status.DELETED)  # X2: final
+        subscription.auto_renew = False
+        subscription.cancelled_at = now
+        deleted = _delete_scheduled_changes(subscription)
+        subscription.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+        if refund.amount:
+            bill(subscription, kind=BillingLine.Kind.CANCELLATION_REFUND,
+                 charge=Charge(-refund.amount, refund.period_start, refund.period_end, refund.explanation),
+                 quantity=-subscription.quantity, now=now)
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.cancelled",
+                     summary=f"Cancelled; refund {refund.amount} {subscription.currency}"
+                             + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+                     before=before, after={"status": Status.DELETED, "refund": str(refund.amount)})
+        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).exclude(
+                status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED]):
+            transition(addon, Status.DELETED)
+            addon.auto_renew = False
+            addon.cancelled_at = now
+            addon.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
+                         action="subscription.cancelled", summary=f"Cancelled with its base {subscription.display_name}",
+                         before={"status": addon.status}, after={"status": Status.DELETED})
+    return refund
+
+
+def set_auto_renew(*, subscription_id, actor, on: bool, now: datetime) -> Subscription:
+    require(actor, Action.AUTO_RENEW)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_auto_renew(subscription, actor, now, on)
+        subscription.auto_renew = on
+        deleted = 0 if on else _delete_scheduled_changes(subscription)  # R6
+        subscription.save(update_fields=["auto_renew", "updated_at"])
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.auto_renew_changed",
+                     summary=f"Auto-renew turned {'on' if on else 'off'}"
+                             + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+                     before={"auto_renew": not on}, after={"auto_renew": on})
+    return subscription
+
+
+def rename_subscription(*, subscription_id, actor, friendly_name: str, now: datetime) -> Subscription:
+    require(actor, Action.BUY)
+    friendly_name = (friendly_name or "").strip()
+    if len(friendly_name) > 200:
+        raise RuleViolation("S2", "A friendly name can have at most 200 characters.", field="friendly_name")
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_rename(subscription, actor, now)
+        before = subscription.friendly_name
+        subscription.friendly_name = friendly_name
+        subscription.save(update_fields=["friendly_name", "updated_at"])
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.renamed", summary=f"Renamed to {friendly_name or subscription.sku.name}",
+                     before={"friendly_name": before}, after={"friendly_name": friendly_name})
+    return subscription
+
+
+def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscription:
+    """S3: the publisher confirmed the account set-up: the ISV subscription is active and billed
+    (after its free trial, S4, whose paid term was fixed at purchase)."""
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_confirm_setup(subscription, actor, now)
+        transition(subscription, Status.ACTIVE)
+        subscription.setup_confirmed_at = now
+        fields = ["status", "setup_confirmed_at", "updated_at"]
+        in_free_trial = subscription.trial_ends_at is not None and subscription.trial_ends_at > now
+        if not in_free_trial:
+            months = TERM_MONTHS[subscription.term]
+            subscription.term_start = now
+            subscription.term_end = term_end_for(now.date(), months)
+            fields += ["term_start", "term_end"]
+        subscription.save(update_fields=fields)
+        if not in_free_trial:
+            charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
+                                  billing_frequency=subscription.billing_frequency, term_start=now.date(),
+                                  term_end=subscription.term_end, term_months=TERM_MONTHS[subscription.term])
+            bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.setup_confirmed",
+                     summary="Publisher confirmed the set-up" + (": free trial running, billed from its end" if in_free_trial else "; billing started"),
+                     before={"status": Status.PENDING}, after={"status": Status.ACTIVE})
+    return subscription
+
+
+def eligible_addons(base: Subscription):
+    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region."""
+    from catalog.models import Sku
+
+    customer = base.customer
+    candidates = (Sku.objects.filter(is_addon=True, commerce=Sku.Commerce.TRADITIONAL, base_skus=base.sku,
+                                     segments__contains=customer.segment)
+                  .select_related("product__publisher").prefetch_related("availabilities").order_by("name"))
+    return [sku for sku in candidates if not sku.country_list or customer.billing_country in sku.country_list]
+
+
+def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datetime) -> list[Subscription]:
+    """A1–A5: add-ons bought from the base subscription's page, ending with it, first charge prorated."""
+    require(actor, Action.BUY)  # A2
+    wanted = {sku_id: q for sku_id, q in quantities.items() if q}
+    if not wanted:
+        raise RuleViolation("A1", "Enter a quantity for at least one add-on.", field="quantity")
+    with transaction.atomic():
+        base = _locked(subscription_id)
+        actions.check_buy_addons(base, actor, now)
+        offered = {sku.pk: sku for sku in eligible_addons(base)}
+        created = []
+        today = now.date()
+        period = current_period(base, today)
+        for sku_id, quantity in wanted.items():
+            sku = offered.get(sku_id)
+            if sku is None:  # A3
+                raise RuleViolation("A3", "That add-on is not available for this subscription.")
+            if quantity < sku.min_quantity or quantity > sku.max_quantity:
+                raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
+                                          f"{sku.max_quantity:,}.", field="quantity")
+            availabilities = list(sku.availabilities.all())
+            availability = next((a for a in availabilities if a.term == base.term
+                                 and a.billing_frequency == base.billing_frequency), None)
+            if availability is None:
+                raise RuleViolation("A3", f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
+                                          f"{base.get_billing_frequency_display().lower()}.")
+            addon = Subscription.objects.create(
+                customer=base.customer, sku=sku, availability=availability, base_subscription=base,
+                status=Status.ACTIVE, quantity=quantity, term=base.term, billing_frequency=base.billing_frequency,
+                unit_price=availability.unit_price, currency=availability.currency, auto_renew=base.auto_renew,
+                term_start=now, term_end=base.term_end, reseller=base.reseller, created_at=now,  # A5: coterminous
+            )
+            charge = remaining_charge(unit_price=addon.unit_price, quantity=quantity, period=period, today=today)
+            bill(addon, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=quantity, now=now)
+            audit.record(actor=actor, at=now, customer=base.customer, subscription=addon,
+                         action="subscription.addon_bought",
+                         summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
+                         after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)})
+            created.append(addon)
+    return created

@@ -1,11 +1,21 @@
 from django.urls import path
 
-from . import views
+from . import manage_views, views
 
 app_name = "subscriptions"
 
 urlpatterns = [
+    path("subscriptions/", views.all_subscriptions, name="all-subscriptions"),
     path("customers/<uuid:customer_id>/subscriptions/", views.subscription_list, name="subscription-list"),
-    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/", views.subscription_detail,
+    path("customers/<uuid:customer_id>/subscriptions/export.csv", views.subscription_export,
+         name="subscription-export"),
+    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/", manage_views.subscription_detail,
          name="subscription-detail"),
+    *[
+        # One named route per action, e.g. subscriptions:subscription-suspend.
+        path(f"customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/{action}/",
+             manage_views.subscription_action, {"action": action}, name=f"subscription-{action}")
+        for action in manage_views.ACTIONS
+    ],
+    path("publisher/setup/<uuid:subscription_id>/", manage_views.publisher_setup, name="publisher-setup"),
 ]

@@ -14,21 +14,19 @@ SORTS = {
 
 
 def subscription_list(request, customer_id):
-    """S1: the customer's subscriptions, filterable by status and sortable."""
+    """S1: the customer's subscriptions: filter by status, sort by any column, a page at a time; a row whose
+    licenses can still be removed says until when."""
     customer = access.get_customer(request.user, customer_id)
-    subscriptions = access.customer_subscriptions(request.user, customer).select_related("sku", "reseller")
-    status = request.GET.get("status", "")
-    if status in Status.values:
-        subscriptions = subscriptions.filter(status=status)
-    sort = request.GET.get("sort", "name")
-    subscriptions = subscriptions.order_by(SORTS.get(sort, "sku__name"), "pk")
-    page = SmallListPaginator(subscriptions, 25).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    now = timezone.now()
+    filters = selectors.ListFilters(status=selectors.ListFilters.from_query(request.GET).status)
+    subscriptions = selectors.filter_subscriptions(access.customer_subscriptions(request.user, customer), filters, now=now)
+    subscriptions, sort = selectors.sort_subscriptions(
+        selectors.with_list_columns(subscriptions, now=now), request.GET.get("sort", ""),
+        allowed=selectors.CUSTOMER_SORTS, default="name")
+    page = SmallListPaginator(subscriptions, selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
-        "customer": customer, "section": "subscriptions", "page": page, "status": status, "sort": sort,
-        "statuses": Status.choices, "can_buy": access.permission(request.user, access.Action.BUY),
-        "querystring": query.urlencode(),
+        "customer": customer, "section": "subscriptions", "page": page, "now": now, "filters": filters,
+        "sort": sort, "statuses": Status.choices, "can_buy": access.permission(request.user, access.Action.BUY),
     }
     return render(request, "subscriptions/list.html", context)
 
@@ -45,3 +43,38 @@ def subscription_detail(request, customer_id, subscription_id):
         "addons": subscription.addon_subscriptions.select_related("sku"),
     }
     return render(request, "subscriptions/detail.html", context)
+
+
+# Appended below the views above (rather than at the top) while the detail page is being rewritten alongside.
+from django.http import StreamingHttpResponse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django.views.decorators.http import require_safe  # noqa: E402
+
+from . import export, selectors  # noqa: E402
+
+
+@require_safe
+def subscription_export(request, customer_id):
+    """S5: every subscription of the customer this user may see, as a CSV download; every role may (T2)."""
+    customer = access.get_customer(request.user, customer_id)
+    subscriptions = access.customer_subscriptions(request.user, customer)  # a reseller: only its own (T1)
+    response = StreamingHttpResponse(export.csv_lines(subscriptions), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(customer, timezone.now())}"'
+    return response
+
+
+def all_subscriptions(request):
+    """The subscriptions of every customer of the partner (a reseller: those it is reseller of record for),
+    filtered by status, offer, a removal window closing within 48 hours, or a renewal within 30 days."""
+    now = timezone.now()
+    scoped = access.subscriptions_for(request.user)
+    filters = selectors.ListFilters.from_query(request.GET)
+    subscriptions, sort = selectors.sort_subscriptions(
+        selectors.with_list_columns(selectors.filter_subscriptions(scoped, filters, now=now), now=now),
+        request.GET.get("sort", ""), allowed=list(selectors.SORT_COLUMNS), default="customer")
+    page = SmallListPaginator(subscriptions, selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "now": now, "filters": filters, "sort": sort, "statuses": Status.choices,
+        "offers": selectors.offers_held(scoped),
+    }
+    return render(request, "subscriptions/all.html", context)

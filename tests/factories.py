@@ -231,3 +231,50 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
 
     class Params:
         fulfilled = factory.Trait(status=OrderLine.Status.FULFILLED, fulfilled_at=BASE_TIME)
+
+
+from subscriptions.models import BillingLine, ScheduledChange  # noqa: E402  (appended with the manage-subscription factories)
+
+
+class SeatLotFactory(factory.django.DjangoModelFactory):
+    """Licenses added to a subscription at `added_at`, removable for 168 hours (Q2)."""
+
+    class Meta:
+        model = SeatLot
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    source = SeatLot.Source.INCREASE
+    quantity = 5
+    removed = 0
+    added_at = BASE_TIME
+    window_ends_at = factory.LazyAttribute(lambda o: o.added_at + timedelta(hours=168))
+
+
+class ScheduledChangeFactory(factory.django.DjangoModelFactory):
+    """A change scheduled for the renewal (R1); pass kind and the matching field."""
+
+    class Meta:
+        model = ScheduledChange
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    kind = ScheduledChange.Kind.QUANTITY
+    quantity = 20
+    created_at = BASE_TIME - timedelta(days=1)
+
+
+class BillingLineFactory(factory.django.DjangoModelFactory):
+    """A charge already on the subscription (L2), by default its first month in full."""
+
+    class Meta:
+        model = BillingLine
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    kind = BillingLine.Kind.PURCHASE
+    quantity = factory.LazyAttribute(lambda o: o.subscription.quantity)
+    unit_price = factory.LazyAttribute(lambda o: o.subscription.unit_price)
+    amount = factory.LazyAttribute(lambda o: o.unit_price * o.quantity)
+    currency = "USD"
+    period_start = factory.LazyAttribute(lambda o: o.subscription.term_start.date())
+    period_end = factory.LazyAttribute(lambda o: o.period_start + timedelta(days=29))
+    explanation = factory.LazyAttribute(lambda o: f"{o.unit_price} × {o.quantity}")
+    created_at = factory.LazyAttribute(lambda o: o.subscription.term_start)

@@ -59,3 +59,15 @@ def query_with(context, **kwargs):
         else:
             query[key] = value
     return "?" + query.urlencode() if query else "?"
+
+
+@register.filter
+def add_hours(value, hours):
+    from datetime import timedelta
+
+    return value + timedelta(hours=int(hours)) if isinstance(value, datetime) else value
+
+
+@register.filter
+def sub(value, other):
+    return value - other

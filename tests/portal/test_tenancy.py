@@ -33,7 +33,15 @@ CUSTOMER_ROUTES = {
     "catalog:order-detail": "get",
     "catalog:order-confirmation": "get",
     "subscriptions:subscription-list": "get",
+    "subscriptions:subscription-export": "get",
     "subscriptions:subscription-detail": "get",
+    "subscriptions:subscription-quantity": "post",
+    "subscriptions:subscription-suspend": "post",
+    "subscriptions:subscription-reactivate": "post",
+    "subscriptions:subscription-cancel": "post",
+    "subscriptions:subscription-auto-renew": "post",
+    "subscriptions:subscription-rename": "post",
+    "subscriptions:subscription-addons": "post",
 }
 
 
@@ -89,6 +97,9 @@ class World:
             "catalog:cart-reseller": {"reseller": ""},
             "catalog:cart-additional-add": {"partner_id": factories.PartnerFactory().partner_id},
             "catalog:cart-purchase": {"attest": "on"},
+            "subscriptions:subscription-quantity": {"quantity": "1"},
+            "subscriptions:subscription-auto-renew": {"on": "0"},
+            "subscriptions:subscription-rename": {"friendly_name": "Taken over"},
         }.get(name, {})
 
 

@@ -7,9 +7,13 @@ set (~80,000 rows) takes seconds, not minutes. It writes into whatever DATABASE_
 What it makes:
 
 * partner "Bench Partner" (direct bill) with staff user `bench` (sales agent + admin agent);
-  200 customers, ~100 subscriptions each (20,000, mixed statuses, one SeatLot and one
-  BillingLine each), 10 orders of 3 lines per customer (the lines of completed orders link
-  their subscriptions), and one open cart of 5 lines for the first customer;
+  200 customers holding 20,000 subscriptions (mixed statuses, one purchase SeatLot and one
+  BillingLine each): the first customer 100, the second ("Bench Customer 001") 10,000 (the
+  export's 10k measurement: S5 must stream them in under a second), the other 198 50 each.
+  One in twenty got licenses added 3 to 5 days ago: a second SeatLot whose removal window
+  closes within the next 48 hours (the "window closes within 48 h" filter), and its charge.
+  10 orders of 3 lines per customer (the lines of completed orders link their subscriptions),
+  and one open cart of 5 lines for the first customer;
 * partner "Tailspin Partners" with a few customers of its own: noise the tenancy scoping
   must keep out of the bench user's pages;
 * a catalog of 200 products (Microsoft and four ISV publishers, every category and both
@@ -44,7 +48,12 @@ BENCH_USERNAME = "bench"
 N_PRODUCTS = 200
 SKUS_PER_PRODUCT = 10  # -> 2,000 offers
 N_CUSTOMERS = 200
-SUBS_PER_CUSTOMER = 100  # -> 20,000 subscriptions
+# Subscriptions per customer -> 20,000. The first customer (the one the catalog, cart and order pages are
+# measured with) keeps a typical 100; the big one sits second, so those pages' data does not change with it.
+FIRST_CUSTOMER_SUBS = 100
+BIG_CUSTOMER = 1
+BIG_CUSTOMER_SUBS = 10_000
+SUBS_PER_CUSTOMER = 50
 ORDERS_PER_CUSTOMER = 10
 LINES_PER_ORDER = 3
 CART_LINES = 5
@@ -113,8 +122,11 @@ class Command(BaseCommand):
         customers = self.customers(bench_partner, "Bench Customer", N_CUSTOMERS)
         noise_customers = self.customers(noise_partner, "Tailspin Customer", N_NOISE_CUSTOMERS)
 
-        subscriptions = self.subscriptions(customers, skus, availabilities, SUBS_PER_CUSTOMER)
-        subscriptions += self.subscriptions(noise_customers, skus, availabilities, NOISE_SUBS_PER_CUSTOMER)
+        per_customer = [FIRST_CUSTOMER_SUBS if c == 0 else BIG_CUSTOMER_SUBS if c == BIG_CUSTOMER else SUBS_PER_CUSTOMER
+                        for c in range(N_CUSTOMERS)]
+        subscriptions = self.subscriptions(customers, skus, availabilities, per_customer)
+        subscriptions += self.subscriptions(noise_customers, skus, availabilities,
+                                            [NOISE_SUBS_PER_CUSTOMER] * N_NOISE_CUSTOMERS)
         # Orders before the subscriptions are written, so each subscription's order_line is set in one pass.
         orders, lines = self.orders(customers, subscriptions, bench_user)
         noise_orders, noise_lines = self.orders(noise_customers, subscriptions, noise_user, per_customer=2)
@@ -224,18 +236,22 @@ class Command(BaseCommand):
 
     # ------------------------------------------------------------------ subscriptions and orders
 
-    def subscriptions(self, customers, skus, availabilities, per_customer: int) -> list[Subscription]:
-        """`per_customer` subscriptions each, unsaved. Subscription j of customer c is of offer (37c + 13j) mod 2,000:
-        distinct offers within a customer (13j < 2,000), so the one-per-customer constraint always holds."""
+    def subscriptions(self, customers, skus, availabilities, per_customer: list[int]) -> list[Subscription]:
+        """`per_customer[c]` subscriptions for customer c, unsaved. Subscription j of customer c is of offer
+        (37c + 13j) mod 2,000: distinct offers within a customer's first 2,000 (13 and 2,000 are coprime). Past
+        that (the big customer) offers come round again; a one-per-customer offer's repeats are then deleted ones,
+        so the one-live-subscription constraint always holds."""
         subs = []
         for c, customer in enumerate(customers):
-            for j in range(per_customer):
+            for j in range(per_customer[c]):
                 sku = skus[(c * 37 + j * 13) % len(skus)]
                 options = availabilities[sku.pk]
                 availability = options[j % len(options)]
                 status = STATUS_CYCLE[j % len(STATUS_CYCLE)]
-                # Subscriptions come in threes (one order's lines), the newest first, 11 days apart.
-                start = self.now - timedelta(days=(j // LINES_PER_ORDER) * 11 + 1, hours=c % 24)
+                if j >= len(skus) and sku.one_per_customer:
+                    status = Status.DELETED
+                # Subscriptions come in threes (one order's lines), the newest first, 11 days apart, over 3 years.
+                start = self.now - timedelta(days=(j // LINES_PER_ORDER) * 11 % 1096 + 1, hours=c % 24)
                 quantity = 1 if sku.product.billing_type == Product.BillingType.USAGE else 5 + (c + j) % 40
                 subs.append(Subscription(
                     customer=customer, sku=sku, availability=availability, status=status, quantity=quantity,
@@ -289,18 +305,35 @@ class Command(BaseCommand):
         return orders, lines
 
     def lots_and_billing(self, subscriptions) -> tuple[int, int]:
-        """One purchase SeatLot and one purchase BillingLine per subscription."""
+        """One purchase SeatLot and one purchase BillingLine per subscription. Every 20th subscription of a customer
+        (active, license-based) also got 1 to 5 licenses 120 to 166 hours ago: an "increase" lot whose 7-day removal
+        window closes 2 to 48 hours from now, with its charge."""
         lots, charges = [], []
+        position: dict = {}
         for sub in subscriptions:
-            lots.append(SeatLot(subscription=sub, source=SeatLot.Source.PURCHASE, quantity=sub.quantity,
+            j = position[sub.customer_id] = position.get(sub.customer_id, -1) + 1
+            in_term = sub.term_end >= self.now.date()
+            added = 1 + j % 5 if j % 20 == 5 and sub.status == Status.ACTIVE and sub.quantity > 5 and in_term else 0
+            lots.append(SeatLot(subscription=sub, source=SeatLot.Source.PURCHASE, quantity=sub.quantity - added,
                                 added_at=sub.term_start, window_ends_at=sub.term_start + timedelta(hours=168)))
+            if added:
+                added_at = self.now - timedelta(hours=120 + len(lots) % 47)
+                lots.append(SeatLot(subscription=sub, source=SeatLot.Source.INCREASE, quantity=added,
+                                    added_at=added_at, window_ends_at=added_at + timedelta(hours=168)))
+                charges.append(BillingLine(
+                    subscription=sub, kind=BillingLine.Kind.INCREASE, amount=sub.unit_price * added,
+                    currency=sub.currency, quantity=added, unit_price=sub.unit_price, period_start=added_at.date(),
+                    period_end=sub.term_end, created_at=added_at,
+                    explanation=f"{added} x {sub.unit_price} = {sub.unit_price * added} (bench: not prorated)",
+                ))
             months = FREQUENCY_MONTHS.get(sub.billing_frequency, TERM_MONTHS[sub.term])
-            amount = sub.unit_price * sub.quantity
+            bought = sub.quantity - added
+            amount = sub.unit_price * bought
             charges.append(BillingLine(
                 subscription=sub, kind=BillingLine.Kind.PURCHASE, amount=amount, currency=sub.currency,
-                quantity=sub.quantity, unit_price=sub.unit_price, period_start=sub.term_start.date(),
+                quantity=bought, unit_price=sub.unit_price, period_start=sub.term_start.date(),
                 period_end=term_end_for(sub.term_start.date(), months), created_at=sub.term_start,
-                explanation=f"{sub.quantity} x {sub.unit_price} = {amount}",
+                explanation=f"{bought} x {sub.unit_price} = {amount}",
             ))
         _bulk(SeatLot, lots)
         _bulk(BillingLine, charges)

@@ -1,0 +1,179 @@
+"""What can be done to a subscription now, and why not (S2).
+
+Each `check_*` function is the one place its rule lives: the services call it on the locked row
+before changing anything, and `allowed_actions` calls the same functions to build the command
+bar, so a button is enabled exactly when the server would accept the action.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from portal.access import Action, permission
+from portal.rules import RuleViolation
+
+from .dates import start_of_day
+from .models import SeatLot, Subscription
+from .states import Status
+
+REMOVAL_WINDOW = timedelta(hours=168)  # Q2, X1: 7 days
+ISV_CANCELLATION_PERIOD = timedelta(hours=72)  # X3
+MAX_QUANTITY_UPDATES = 1200  # Q5
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def term_ends_at(subscription: Subscription) -> datetime | None:
+    """The instant the inclusive term end date is over (N2): 00:00 UTC the next day."""
+    return start_of_day(subscription.term_end + timedelta(days=1)) if subscription.term_end else None
+
+
+def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
+    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first."""
+    return [lot for lot in subscription.seat_lots.all()
+            if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
+
+
+def removable_quantity(subscription: Subscription, now: datetime) -> int:
+    return sum(lot.quantity - lot.removed for lot in removable_lots(subscription, now))
+
+
+def cancellation_window_ends(subscription: Subscription) -> datetime | None:
+    """X1: 168 hours from the start of the term; X3: 72 hours from purchase for ISV SaaS."""
+    if subscription.sku.is_isv:
+        return subscription.created_at + ISV_CANCELLATION_PERIOD
+    return subscription.term_start + REMOVAL_WINDOW if subscription.term_start else None
+
+
+def _require(user, action: str) -> None:
+    perm = permission(user, action)
+    if not perm:
+        raise RuleViolation("T2", perm.reason)
+
+
+def check_quantity_change(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.BUY)
+    if subscription.is_trial:
+        raise RuleViolation("TR4", "A trial's quantity can't change: convert the trial first.")
+    if not subscription.sku.is_license_based:
+        raise RuleViolation("Q6", "A usage-based subscription has no license quantity.")
+    # Q6
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("Q6", f"Licenses can only be changed on an active subscription (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+    # Q5
+    if subscription.quantity_updates >= MAX_QUANTITY_UPDATES:
+        raise RuleViolation("Q5", f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
+                                  "most allowed: buy a second subscription of the same offer (it can be aligned to end "
+                                  "on the same date).")
+
+
+def check_decrease(subscription: Subscription, user, now: datetime, remove: int | None = None) -> None:
+    check_quantity_change(subscription, user, now)
+    removable = removable_quantity(subscription, now)
+    if removable == 0:
+        closed = max((lot.window_ends_at for lot in subscription.seat_lots.all()), default=None)
+        when = f" on {_when(closed)}" if closed else ""
+        raise RuleViolation("Q2", f"No license can be removed now: the last 7-day window closed{when}. "
+                                  "Schedule fewer licenses for the renewal instead.")
+    if remove is not None and remove > removable:
+        raise RuleViolation("Q2", f"Only {removable:,} license{'s' if removable != 1 else ''} can be removed now "
+                                  f"(added within the last 7 days); you asked to remove {remove:,}.", field="quantity")
+
+
+def check_suspend(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.SUSPEND)
+    if subscription.is_trial:
+        raise RuleViolation("TR4", "A trial's status can't change: convert the trial first.")
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("P1", f"Only an active subscription can be suspended (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+
+
+def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.SUSPEND)
+    if subscription.status != Status.SUSPENDED:
+        raise RuleViolation("P2", "Only a suspended subscription can be reactivated.")
+    end = term_ends_at(subscription)
+    if end and now >= end:
+        raise RuleViolation("P2", f"The term ended on {subscription.term_end:%Y-%m-%d} (UTC) while suspended: the "
+                                  "subscription is disabled and can't be reactivated.")
+
+
+def check_cancel(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.BUY)
+    if subscription.status in (Status.DELETED, Status.EXPIRED, Status.DISABLED):
+        raise RuleViolation("X2", f"This subscription is {subscription.get_status_display().lower()}: it can't be "
+                                  "cancelled, resumed or restored.")
+    closes = cancellation_window_ends(subscription)
+    if closes is None or now >= closes:
+        if subscription.sku.is_isv:
+            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {_when(closes)}. Turn auto-renew off "
+                                      "instead: the subscription then ends with its term.")
+        raise RuleViolation("X1", f"The cancellation window closed on {_when(closes)}: the term is paid in full. Turn "
+                                  "auto-renew off so it ends with its term.")
+
+
+def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) -> None:
+    _require(user, Action.AUTO_RENEW)
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("P4", f"Auto-renew can only be changed on an active subscription (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+    if subscription.auto_renew == on:
+        raise RuleViolation("S2", f"Auto-renew is already {'on' if on else 'off'}.", conflict=True)
+
+
+def check_rename(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.BUY)
+    if subscription.status == Status.DELETED:
+        raise RuleViolation("X2", "A cancelled subscription can't be renamed.")
+
+
+def check_confirm_setup(subscription: Subscription, user, now: datetime) -> None:
+    _require(user, Action.BUY)
+    if not subscription.sku.is_isv or subscription.status != Status.PENDING:
+        raise RuleViolation("S3", "Only an ISV subscription waiting for its publisher set-up can be confirmed.")
+
+
+def check_buy_addons(subscription: Subscription, user, now: datetime) -> None:
+    # A2: only direct-bill partners and indirect providers (the permission says so for resellers).
+    _require(user, Action.BUY)
+    # A1
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("A1", "Add-ons need an active base subscription.")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    name: str
+    label: str
+    allowed: bool
+    reason: str = ""
+    rule: str = ""
+
+
+def _verdict(name: str, label: str, check, *args) -> Allowed:
+    try:
+        check(*args)
+    except RuleViolation as violation:
+        return Allowed(name, label, False, violation.message, violation.rule)
+    return Allowed(name, label, True)
+
+
+def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str, Allowed]:
+    """Every action on this subscription, allowed or with the reason it is not (S2)."""
+    s, u, n = subscription, user, now
+    actions = [
+        _verdict("add_licenses", "Add licenses", check_quantity_change, s, u, n),
+        _verdict("remove_licenses", "Remove licenses", check_decrease, s, u, n),
+        _verdict("suspend", "Suspend", check_suspend, s, u, n),
+        _verdict("reactivate", "Reactivate", check_reactivate, s, u, n),
+        _verdict("cancel", "Cancel subscription", check_cancel, s, u, n),
+        _verdict("auto_renew_on", "Turn auto-renew on", check_auto_renew, s, u, n, True),
+        _verdict("auto_renew_off", "Turn auto-renew off", check_auto_renew, s, u, n, False),
+        _verdict("rename", "Rename", check_rename, s, u, n),
+        _verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
+        _verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
+    ]
+    return {a.name: a for a in actions}

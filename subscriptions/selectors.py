@@ -1,0 +1,116 @@
+"""Reads of subscriptions for the lists (S1, and across customers) and the export (S5).
+
+Every function takes a queryset already scoped by `portal.access` (T3) and adds to it in SQL:
+a list page runs the same few queries whatever the number of subscriptions.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Case, DateTimeField, Exists, F, Max, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce, NullIf
+
+from .models import SeatLot
+from .states import Status
+
+LIST_PAGE_SIZE = 25
+WINDOW_SOON = timedelta(hours=48)
+RENEWS_SOON_DAYS = 30
+
+# Sort keys in the query string -> columns. "name" is what the list shows: the friendly name, else the offer's.
+SORT_COLUMNS = {
+    "name": ("list_name",),
+    "quantity": ("quantity",),
+    "status": ("status",),
+    "term": ("term",),
+    "billing": ("billing_frequency",),
+    "term_end": ("term_end",),
+    "auto_renew": ("auto_renew",),
+    "reseller": ("reseller__name",),
+    "customer": ("customer__company_name", "list_name"),
+}
+CUSTOMER_SORTS = [key for key in SORT_COLUMNS if key != "customer"]
+
+
+def open_removal_lots(*, now: datetime) -> QuerySet:
+    """License lots that can still be removed now: window not closed, licenses left to remove (Q2)."""
+    return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"))
+
+
+def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
+    """The list's columns in one query: offer, reseller, customer, the name shown, and `reduce_until`.
+
+    `reduce_until` is the latest end of the removal windows still open among the subscription's lots
+    (Q2, Q4), or None. Only an active, paid subscription can have licenses removed (Q6, TR4), so the
+    others never carry it. A correlated MAX on the (subscription) index of the lots: one query for the page.
+    """
+    latest_window = (
+        open_removal_lots(now=now).filter(subscription=OuterRef("pk")).order_by()
+        .values("subscription").annotate(latest=Max("window_ends_at")).values("latest")
+    )
+    return subscriptions.select_related("sku", "reseller", "customer").annotate(
+        list_name=Coalesce(NullIf("friendly_name", Value("")), "sku__name"),
+        reduce_until=Case(
+            When(status=Status.ACTIVE, is_trial=False, then=Subquery(latest_window)),
+            default=None, output_field=DateTimeField(),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What a list is filtered by, read from the query string; unknown values are ignored, not errors."""
+
+    status: str = ""
+    offer: int | None = None
+    window_soon: bool = False
+    renews_soon: bool = False
+
+    @classmethod
+    def from_query(cls, query) -> "ListFilters":
+        status = query.get("status", "")
+        offer = query.get("offer", "")
+        return cls(
+            status=status if status in Status.values else "",
+            # ASCII digits only, short enough for any database's integer
+            offer=int(offer) if offer.isascii() and offer.isdigit() and len(offer) <= 18 else None,
+            window_soon=query.get("window") == "48h",
+            renews_soon=query.get("renews") == "30d",
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.status or self.offer or self.window_soon or self.renews_soon)
+
+
+def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: datetime) -> QuerySet:
+    if filters.status:
+        subscriptions = subscriptions.filter(status=filters.status)
+    if filters.offer is not None:
+        subscriptions = subscriptions.filter(sku_id=filters.offer)
+    if filters.window_soon:
+        # A removal window closing within 48 hours, with licenses still removable (as on the home page).
+        closing = open_removal_lots(now=now).filter(subscription=OuterRef("pk"), window_ends_at__lte=now + WINDOW_SOON)
+        subscriptions = subscriptions.filter(Exists(closing), status=Status.ACTIVE, is_trial=False)
+    if filters.renews_soon:
+        # N1, N2: auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days.
+        today = now.date()
+        subscriptions = subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=today,
+                                             term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS))
+    return subscriptions
+
+
+def sort_subscriptions(subscriptions: QuerySet, sort: str, *, allowed: list[str], default: str) -> tuple[QuerySet, str]:
+    """Orders by `sort` ("name", "-name", ...) if allowed, else by `default`; ties by id, so pages are stable.
+    Returns the queryset and the sort applied."""
+    key = sort.removeprefix("-")
+    if key not in allowed:
+        sort, key = default, default.removeprefix("-")
+    descending = sort.startswith("-")
+    columns = [F(c).desc() if descending else F(c).asc() for c in SORT_COLUMNS[key]]
+    return subscriptions.order_by(*columns, "pk"), sort
+
+
+def offers_held(subscriptions: QuerySet) -> QuerySet:
+    """(sku id, offer name) of every offer these subscriptions are of, by name: one DISTINCT query."""
+    return subscriptions.order_by("sku__name", "sku_id").values_list("sku_id", "sku__name").distinct()
