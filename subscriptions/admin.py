@@ -5,7 +5,9 @@ All of it is view only: every change to a subscription goes through a service fu
 call those services come later; the admin never edits these rows directly.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
@@ -14,6 +16,9 @@ from django.utils.text import Truncator
 
 from portal.admin import ReadOnlyAdminMixin, money, pretty_json, utc_field
 
+from portal.rules import RuleViolation
+
+from . import services
 from .models import AuditEntry, BillingLine, SeatLot, Subscription
 
 
@@ -73,6 +78,32 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "one_per_customer", "created_at_utc", "updated_at_utc", "audit_trail",
     )
     inlines = [SeatLotInline, BillingLineInline]
+    actions = ["suspend_selected", "reactivate_selected", "auto_renew_off_selected"]
+
+    def _run_service(self, request, queryset, service, done: str, **kwargs):
+        """Changes go through the same services as the portal: same rules, same audit trail."""
+        now = timezone.now()
+        changed = 0
+        for subscription in queryset:
+            try:
+                service(subscription_id=subscription.pk, actor=request.user, now=now, **kwargs)
+                changed += 1
+            except (RuleViolation, PermissionDenied) as refused:
+                self.message_user(request, f"{subscription.display_name}: {refused}", messages.WARNING)
+        if changed:
+            self.message_user(request, f"{changed} subscription(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend selected subscriptions")
+    def suspend_selected(self, request, queryset):
+        self._run_service(request, queryset, services.suspend_subscription, "suspended")
+
+    @admin.action(description="Reactivate selected subscriptions")
+    def reactivate_selected(self, request, queryset):
+        self._run_service(request, queryset, services.reactivate_subscription, "reactivated")
+
+    @admin.action(description="Turn auto-renew off for selected subscriptions")
+    def auto_renew_off_selected(self, request, queryset):
+        self._run_service(request, queryset, services.set_auto_renew, "set to not renew", on=False)
 
     term_start_utc = utc_field("term_start", "Term started")
     trial_ends_at_utc = utc_field("trial_ends_at", "Trial ends")
