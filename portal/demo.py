@@ -32,8 +32,9 @@ from catalog.models import (
 )
 from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
-from subscriptions.models import BillingLine, Subscription
+from subscriptions.models import BillingLine, ScheduledChange, Subscription
 from subscriptions.pricing import prorated_charge, round_money
+from subscriptions import services
 from subscriptions.services import bill, first_charge, fulfill_order, provision_subscription, transition
 from subscriptions.states import Status
 from subscriptions.tasks import fulfill_order_task, provision_subscription_task
@@ -573,6 +574,9 @@ def seed_demo(*, now: datetime) -> Demo | None:
         t = Moments(now)
         demo = Demo()
         demo.partners = create_partners(since=t.months_ago(30))
+        # Partners whose agreement lapsed after their past deals sold as resellers until now.
+        lapsed = [p for key, p in demo.partners.items() if not PARTNERS[key].mpa_signed]
+        Partner.objects.filter(pk__in=[p.pk for p in lapsed]).update(mpa_signed=True)
         demo.users = create_staff(demo.partners, joined=t.months_ago(24))
         demo.catalog = build_catalog(isv_exclusive=[demo.partners["woodgrove"]], isv_co_sell=[demo.partners["northwind"]])
         purchases = demo_purchases(t)
@@ -580,6 +584,7 @@ def seed_demo(*, now: datetime) -> Demo | None:
         for p in sorted(purchases, key=lambda p: p.at):  # in time order, so order numbers follow the calendar
             place(demo, p)
         apply_later_events(demo, t)
+        Partner.objects.filter(pk__in=[p.pk for p in lapsed]).update(mpa_signed=False)
         for subscription in Subscription.objects.filter(customer__in=demo.customers.values()):
             bill_elapsed_cycles(subscription, today=now.date())
         # Runs after the fulfillment tasks the purchases enqueued on commit (callbacks run in order).
@@ -687,54 +692,45 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
 
     # Suspended for non-payment (P1); suspending turns auto-renew off (P4). Still billed (P3).
     exchange = demo.subscription("munson", EXCHANGE_P1)
-    change(exchange, actor=users["billing"], at=t.days_ago(10, "16:05"), action="subscription.suspended",
-           summary="Suspended (non-payment); auto-renew turned off", status=Status.SUSPENDED, auto_renew=False)
+    services.suspend_subscription(subscription_id=exchange.pk, actor=users["billing"], now=t.days_ago(10, "16:05"))
 
-    # Suspended, then its term ended: disabled, never to be reactivated (P2, N5).
+    # Suspended, then its term ended: disabled, never to be reactivated (P2, N5). The term end is
+    # the renewal engine's work (a later issue): recorded here as it will do it.
     basic = demo.subscription("coho", BB)
-    change(basic, actor=users["provider-billing"], at=t.days_ago(30, "10:00"), action="subscription.suspended",
-           summary="Suspended (non-payment); auto-renew turned off", status=Status.SUSPENDED, auto_renew=False)
+    services.suspend_subscription(subscription_id=basic.pk, actor=users["provider-billing"], now=t.days_ago(30, "10:00"))
+    basic.refresh_from_db()
     change(basic, actor=None, at=renewal_day(basic), action="subscription.disabled",
            summary=f"Term ended on {basic.term_end:%Y-%m-%d} while suspended: disabled and its data deleted",
            status=Status.DISABLED)
 
     # Auto-renew turned off, then the term ended: expired (N5).
     a5 = demo.subscription("lakeshore", A5_FACULTY)
-    change(a5, actor=users["billing"], at=t.days_ago(60, "09:00"), action="subscription.auto_renew_changed",
-           summary="Auto-renew turned off", auto_renew=False)
+    services.set_auto_renew(subscription_id=a5.pk, actor=users["billing"], on=False, now=t.days_ago(60, "09:00"))
+    a5.refresh_from_db()
     change(a5, actor=None, at=renewal_day(a5), action="subscription.expired",
            summary=f"Term ended on {a5.term_end:%Y-%m-%d} with auto-renew off", status=Status.EXPIRED)
 
     # Active, ending with its term.
     project = demo.subscription("fourth", PROJECT_ESSENTIALS)
-    change(project, actor=users["provider-admin"], at=t.days_ago(20, "15:30"), action="subscription.auto_renew_changed",
-           summary="Auto-renew turned off", auto_renew=False)
+    services.set_auto_renew(subscription_id=project.pk, actor=users["provider-admin"], on=False,
+                            now=t.days_ago(20, "15:30"))
 
     # Cancelled the day after purchase, inside the window, with a prorated refund (X1, X2).
     teams = demo.subscription("relecloud", TEAMS_ESSENTIALS)
-    cancelled_at = t.days_ago(5, "15:20")
-    change(teams, actor=users["sales"], at=cancelled_at, action="subscription.cancelled",
-           summary="Cancelled inside the cancellation window", status=Status.DELETED, auto_renew=False)
-    paid = teams.billing_lines.get(kind=BillingLine.Kind.PURCHASE)
-    # Refund the days from the cancellation to the end of the period paid for.
-    unused = prorated_charge(unit_price=teams.unit_price, quantity=teams.quantity, period_start=cancelled_at.date(),
-                             period_end=paid.period_end, full_period_start=paid.period_start,
-                             full_period_end=paid.period_end)
-    BillingLine.objects.create(
-        subscription=teams, kind=BillingLine.Kind.CANCELLATION_REFUND, amount=-unused.amount, currency=teams.currency,
-        quantity=teams.quantity, unit_price=teams.unit_price, period_start=unused.period_start,
-        period_end=unused.period_end, explanation=f"Refund of unused days: {unused.explanation}", created_at=cancelled_at,
-    )
+    services.cancel_subscription(subscription_id=teams.pk, actor=users["sales"], now=t.days_ago(5, "15:20"))
 
-    # The publisher confirmed the ISV set-up the day after purchase: active, and billed from now on (S3).
+    # Changes scheduled for the renewal (R1): a mid-term quantity change would delete them (R6),
+    # and the page warns before it does.
+    e3 = demo.subscription("contoso", M365_E3)
+    ScheduledChange.objects.create(subscription=e3, kind=ScheduledChange.Kind.QUANTITY, quantity=220,
+                                   created_at=t.days_ago(3, "11:00"))
+    record(actor=users["sales"], at=t.days_ago(3, "11:00"), customer=e3.customer, subscription=e3,
+           action="subscription.renewal_change_scheduled", summary="Scheduled for the renewal: 220 licenses",
+           after={"quantity": 220})
+
+    # The publisher confirmed the ISV set-up the day after purchase: active, and billed from then on (S3).
     backup = demo.subscription("munson", ALPINE_BACKUP)
-    confirmed_at = t.days_ago(59, "10:10")
-    change(backup, actor=None, at=confirmed_at, action="subscription.setup_confirmed",
-           summary="The publisher confirmed the account set-up", status=Status.ACTIVE)
-    charge = first_charge(unit_price=backup.unit_price, quantity=backup.quantity,
-                          billing_frequency=backup.billing_frequency, term_start=backup.term_start.date(),
-                          term_end=backup.term_end, term_months=TERM_MONTHS[backup.term])
-    bill(backup, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=backup.quantity, now=confirmed_at)
+    services.confirm_publisher_setup(subscription_id=backup.pk, actor=users["sales"], now=t.days_ago(59, "10:10"))
 
 
 def bill_elapsed_cycles(subscription: Subscription, *, today: date) -> None:

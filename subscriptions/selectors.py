@@ -7,10 +7,14 @@ a list page runs the same few queries whatever the number of subscriptions.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.paginator import Page
 from django.db.models import Case, DateTimeField, Exists, F, Max, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, NullIf
 
-from .models import SeatLot
+from catalog.models import Sku
+from portal.pagination import SmallListPaginator
+
+from .models import SeatLot, Subscription
 from .states import Status
 
 LIST_PAGE_SIZE = 25
@@ -32,9 +36,22 @@ SORT_COLUMNS = {
 CUSTOMER_SORTS = [key for key in SORT_COLUMNS if key != "customer"]
 
 
+# What a list row shows: reading only these keeps 25 rows cheap to build (a subscription has many more).
+LIST_FIELDS = (
+    "customer_id", "sku_id", "reseller_id", "friendly_name", "status", "quantity", "term", "billing_frequency",
+    "term_end", "auto_renew", "is_trial", "sku__name", "reseller__name", "reseller__partner_id",
+    "customer__company_name",
+)
+
+
 def open_removal_lots(*, now: datetime) -> QuerySet:
     """License lots that can still be removed now: window not closed, licenses left to remove (Q2)."""
     return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"))
+
+
+def with_sort_keys(subscriptions: QuerySet) -> QuerySet:
+    """`list_name`: the name the list shows and sorts by, the friendly name or else the offer's."""
+    return subscriptions.annotate(list_name=Coalesce(NullIf("friendly_name", Value("")), "sku__name"))
 
 
 def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
@@ -42,19 +59,43 @@ def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
 
     `reduce_until` is the latest end of the removal windows still open among the subscription's lots
     (Q2, Q4), or None. Only an active, paid subscription can have licenses removed (Q6, TR4), so the
-    others never carry it. A correlated MAX on the (subscription) index of the lots: one query for the page.
+    others never carry it. A correlated MAX on the lots' (subscription) index, in the same query.
     """
     latest_window = (
         open_removal_lots(now=now).filter(subscription=OuterRef("pk")).order_by()
         .values("subscription").annotate(latest=Max("window_ends_at")).values("latest")
     )
-    return subscriptions.select_related("sku", "reseller", "customer").annotate(
-        list_name=Coalesce(NullIf("friendly_name", Value("")), "sku__name"),
+    return with_sort_keys(subscriptions).select_related("sku", "reseller", "customer").only(*LIST_FIELDS).annotate(
         reduce_until=Case(
             When(status=Status.ACTIVE, is_trial=False, then=Subquery(latest_window)),
             default=None, output_field=DateTimeField(),
         ),
     )
+
+
+class _ListRows:
+    """What a list's paginator pages through: counts the sorted, filtered subscriptions, and slices them
+    as ONE statement whose inner query sorts and cuts narrow rows (ids), and whose outer query reads
+    the page's rows with every column. Sorting full rows would carry every column, and the lots
+    subquery, through the sort of all the customer's (or partner's) subscriptions."""
+
+    def __init__(self, subscriptions: QuerySet, *, now: datetime):
+        self.subscriptions = subscriptions
+        self.now = now
+
+    def count(self) -> int:
+        return self.subscriptions.count()
+
+    def __getitem__(self, cut: slice) -> list:
+        ids = self.subscriptions.values("pk")[cut]
+        rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ids)), now=self.now)
+        return list(rows.order_by(*self.subscriptions.query.order_by))
+
+
+def list_page(subscriptions: QuerySet, number, *, now: datetime) -> Page:
+    """One page of sorted, filtered subscriptions (see `sort_subscriptions`), with the list's columns: one
+    query, and a COUNT past the first page, whatever the number of subscriptions."""
+    return SmallListPaginator(_ListRows(subscriptions, now=now), LIST_PAGE_SIZE).get_page(number)
 
 
 @dataclass(frozen=True)
@@ -112,5 +153,10 @@ def sort_subscriptions(subscriptions: QuerySet, sort: str, *, allowed: list[str]
 
 
 def offers_held(subscriptions: QuerySet) -> QuerySet:
-    """(sku id, offer name) of every offer these subscriptions are of, by name: one DISTINCT query."""
-    return subscriptions.order_by("sku__name", "sku_id").values_list("sku_id", "sku__name").distinct()
+    """(sku id, offer name) of every offer these subscriptions are of, by name, each once: one query.
+
+    An EXISTS per offer rather than a DISTINCT over the subscriptions: it stops at an offer's first
+    subscription (on the sku index) instead of reading and de-duplicating all of them.
+    """
+    held = subscriptions.filter(sku=OuterRef("pk"))
+    return Sku.objects.filter(Exists(held)).order_by("name", "pk").values_list("pk", "name")

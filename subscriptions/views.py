@@ -21,9 +21,9 @@ def subscription_list(request, customer_id):
     filters = selectors.ListFilters(status=selectors.ListFilters.from_query(request.GET).status)
     subscriptions = selectors.filter_subscriptions(access.customer_subscriptions(request.user, customer), filters, now=now)
     subscriptions, sort = selectors.sort_subscriptions(
-        selectors.with_list_columns(subscriptions, now=now), request.GET.get("sort", ""),
-        allowed=selectors.CUSTOMER_SORTS, default="name")
-    page = SmallListPaginator(subscriptions, selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+        selectors.with_sort_keys(subscriptions), request.GET.get("sort", ""), allowed=selectors.CUSTOMER_SORTS,
+        default="name")
+    page = selectors.list_page(subscriptions, request.GET.get("page"), now=now)
     context = {
         "customer": customer, "section": "subscriptions", "page": page, "now": now, "filters": filters,
         "sort": sort, "statuses": Status.choices, "can_buy": access.permission(request.user, access.Action.BUY),
@@ -48,6 +48,8 @@ def subscription_detail(request, customer_id, subscription_id):
 # Appended below the views above (rather than at the top) while the detail page is being rewritten alongside.
 from django.http import StreamingHttpResponse  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from django.utils.html import escape  # noqa: E402
+from django.utils.safestring import mark_safe  # noqa: E402
 from django.views.decorators.http import require_safe  # noqa: E402
 
 from . import export, selectors  # noqa: E402
@@ -70,11 +72,18 @@ def all_subscriptions(request):
     scoped = access.subscriptions_for(request.user)
     filters = selectors.ListFilters.from_query(request.GET)
     subscriptions, sort = selectors.sort_subscriptions(
-        selectors.with_list_columns(selectors.filter_subscriptions(scoped, filters, now=now), now=now),
+        selectors.with_sort_keys(selectors.filter_subscriptions(scoped, filters, now=now)),
         request.GET.get("sort", ""), allowed=list(selectors.SORT_COLUMNS), default="customer")
-    page = SmallListPaginator(subscriptions, selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = selectors.list_page(subscriptions, request.GET.get("page"), now=now)
     context = {
         "page": page, "now": now, "filters": filters, "sort": sort, "statuses": Status.choices,
-        "offers": selectors.offers_held(scoped),
+        "offer_options": offer_options(selectors.offers_held(scoped), selected=filters.offer),
     }
     return render(request, "subscriptions/all.html", context)
+
+
+def offer_options(offers, *, selected: int | None) -> str:
+    """The offer filter's <option>s. A partner may hold thousands of offers: joined here, in a few
+    milliseconds, rather than a template loop over each."""
+    return mark_safe("".join(
+        f'<option value="{pk}"{" selected" if pk == selected else ""}>{escape(name)}</option>' for pk, name in offers))

@@ -1,0 +1,341 @@
+"""Cancelling (X1–X3, R6). Today is 2026-11-25 12:00 UTC; the Microsoft subscriptions are P1Y, billed
+monthly at 10.00 a license, 10 licenses."""
+
+import threading
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from portal.rules import RuleViolation
+from subscriptions.dates import term_end_for
+from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.pricing import Charge
+from subscriptions.services import (cancel_subscription, change_quantity, reactivate_subscription, rename_subscription,
+                                    set_auto_renew, suspend_subscription)
+from subscriptions.states import Status
+from tests import factories
+
+UTC = dt_timezone.utc
+
+
+@pytest.fixture
+def e3(db):
+    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
+
+
+@pytest.fixture
+def saas(db):
+    """An ISV SaaS offer without a free trial, 8.00 a license a month."""
+    return factories.SkuFactory(isv=True, name="Fabrikam Backup", publisher_setup_url="https://fabrikam.example/setup",
+                                availabilities=[("P1Y", "monthly", "8.00")])
+
+
+def subscribe(customer, sku, *, started, quantity=10, created=None, **extra):
+    return factories.SubscriptionFactory(
+        customer=customer, sku=sku, availability=factories.availability(sku), quantity=quantity, term="P1Y",
+        billing_frequency="monthly", unit_price=sku.availabilities.get().unit_price, term_start=started,
+        term_end=term_end_for(started.date(), 12), created_at=created or started, **extra)
+
+
+def snapshot(subscription):
+    sub = Subscription.objects.get(pk=subscription.pk)
+    return {
+        "subscription": (sub.status, sub.quantity, sub.quantity_updates, sub.auto_renew, sub.cancelled_at,
+                         sub.friendly_name),
+        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed")),
+        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "amount")),
+        "audit": AuditEntry.objects.count(),
+        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
+    }
+
+
+def billing_of(subscription):
+    return list(BillingLine.objects.filter(subscription=subscription).values_list(
+        "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"))
+
+
+# X1 Within 168 hours of the term start, with a prorated refund --------------------------------------
+
+
+@pytest.mark.rule("X1")
+@pytest.mark.rule("X2")
+def test_x1_cancelled_inside_the_window_with_a_prorated_refund(customer, sales, e3, now):
+    # given 10 licenses bought 2026-11-23 12:00 UTC
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    # when it is cancelled on 2026-11-25
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is deleted at once, auto-renew off
+    sub.refresh_from_db()
+    assert (sub.status, sub.auto_renew, sub.cancelled_at, sub.quantity) == (Status.DELETED, False, now, 10)
+    # and refunded for the 28 days left of the 30-day billing period 2026-11-23..2026-12-22:
+    # 10.00 × 10 × 28/30 = 93.333… = 93.33
+    assert refund == Charge(Decimal("93.33"), date(2026, 11, 25), date(2026, 12, 22), "10.00 × 10 × 28/30 days")
+    assert billing_of(sub) == [("cancellation_refund", Decimal("-93.33"), "USD", -10, Decimal("10.00"),
+                                date(2026, 11, 25), date(2026, 12, 22), "10.00 × 10 × 28/30 days")]
+
+
+@pytest.mark.rule("X1")
+def test_x1_cancelled_one_second_before_the_window_closes(customer, sales, e3, now):
+    # given 10 licenses bought 2026-11-23 12:00 UTC: the window closes 2026-11-30 12:00 UTC
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    # when it is cancelled at 2026-11-30 11:59:59 UTC
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=datetime(2026, 11, 30, 11, 59, 59, tzinfo=UTC))
+    # then it is, refunded for 2026-11-30..2026-12-22: 10.00 × 10 × 23/30 = 76.666… = 76.67
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+    assert refund == Charge(Decimal("76.67"), date(2026, 11, 30), date(2026, 12, 22), "10.00 × 10 × 23/30 days")
+
+
+@pytest.mark.rule("X1")
+@pytest.mark.parametrize("at", [datetime(2026, 11, 30, 12, 0, tzinfo=UTC), datetime(2026, 12, 20, 8, 0, tzinfo=UTC)])
+def test_x1_cancelling_after_the_window_is_refused_with_its_utc_close_time(customer, sales, e3, now, at):
+    # given 10 licenses bought 2026-11-23 12:00 UTC, charged for the first month
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    factories.BillingLineFactory(subscription=sub)
+    before = snapshot(sub)
+    # when it is cancelled at or after 2026-11-30 12:00 UTC
+    with pytest.raises(RuleViolation) as refused:
+        cancel_subscription(subscription_id=sub.pk, actor=sales, now=at)
+    # then it is refused, saying exactly when the window closed and what to do instead
+    assert (refused.value.rule, refused.value.status) == ("X1", 422)
+    assert refused.value.message == ("The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
+                                     "full. Turn auto-renew off so it ends with its term.")
+    # and nothing changed
+    assert snapshot(sub) == before
+
+
+@pytest.mark.rule("X1")
+def test_x1_a_renewed_term_opens_a_new_cancellation_window(customer, sales, e3, now):
+    # given a subscription bought a year ago whose renewed term started 2026-11-24 12:00 UTC
+    sub = subscribe(customer, e3, started=now - timedelta(days=1), created=datetime(2025, 11, 24, 12, 0, tzinfo=UTC))
+    # when it is cancelled on 2026-11-25
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is, refunded 29 of the 30 days of 2026-11-24..2026-12-23: 10.00 × 10 × 29/30 = 96.67
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+    assert refund == Charge(Decimal("96.67"), date(2026, 11, 25), date(2026, 12, 23), "10.00 × 10 × 29/30 days")
+
+
+# X2 Cancelled is final -------------------------------------------------------------------------------
+
+
+def _cancel(sub, actor, now):
+    cancel_subscription(subscription_id=sub.pk, actor=actor, now=now)
+
+
+def _reactivate(sub, actor, now):
+    reactivate_subscription(subscription_id=sub.pk, actor=actor, now=now)
+
+
+def _add(sub, actor, now):
+    change_quantity(subscription_id=sub.pk, actor=actor, quantity=11, expected_quantity=10, now=now)
+
+
+def _remove(sub, actor, now):
+    change_quantity(subscription_id=sub.pk, actor=actor, quantity=9, expected_quantity=10, now=now)
+
+
+def _suspend(sub, actor, now):
+    suspend_subscription(subscription_id=sub.pk, actor=actor, now=now)
+
+
+def _auto_renew_on(sub, actor, now):
+    set_auto_renew(subscription_id=sub.pk, actor=actor, on=True, now=now)
+
+
+def _rename(sub, actor, now):
+    rename_subscription(subscription_id=sub.pk, actor=actor, friendly_name="Head office", now=now)
+
+
+@pytest.mark.rule("X2")
+@pytest.mark.parametrize("act, rule, message", [
+    (_cancel, "X2", "This subscription is deleted: it can't be cancelled, resumed or restored."),
+    (_reactivate, "P2", "Only a suspended subscription can be reactivated."),
+    (_add, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
+    (_remove, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
+    (_suspend, "P1", "Only an active subscription can be suspended (this one is deleted)."),
+    (_auto_renew_on, "P4", "Auto-renew can only be changed on an active subscription (this one is deleted)."),
+    (_rename, "X2", "A cancelled subscription can't be renamed."),
+], ids=["cancel", "reactivate", "add", "remove", "suspend", "auto-renew", "rename"])
+def test_x2_a_deleted_subscription_cannot_be_cancelled_reactivated_or_changed(customer, sales, e3, now, act, rule,
+                                                                              message):
+    # given a subscription cancelled an hour ago, still inside what was its window
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    cancel_subscription(subscription_id=sub.pk, actor=sales, now=now - timedelta(hours=1))
+    before = snapshot(sub)
+    # when anything is done to it
+    with pytest.raises(RuleViolation) as refused:
+        act(sub, sales, now)
+    # then it is refused and nothing changed
+    assert (refused.value.rule, refused.value.message) == (rule, message)
+    assert snapshot(sub) == before
+
+
+# X3 ISV SaaS: full refund within 72 hours of purchase ------------------------------------------------
+
+
+@pytest.mark.rule("X3")
+def test_x3_isv_subscription_cancelled_within_72_hours_is_refunded_in_full(customer, sales, saas, now):
+    # given an ISV subscription bought 2026-11-23 12:00 UTC (48 hours ago) and charged 8.00 × 10 = 80.00
+    sub = subscribe(customer, saas, started=now - timedelta(hours=48), setup_confirmed_at=now - timedelta(hours=47))
+    factories.BillingLineFactory(subscription=sub)
+    # when it is cancelled
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is deleted and refunded the whole 80.00, not 28/30 of it (74.67)
+    sub.refresh_from_db()
+    assert (sub.status, sub.cancelled_at) == (Status.DELETED, now)
+    assert refund.amount == Decimal("80.00")
+    assert [line[:5] + line[7:] for line in billing_of(sub)] == [
+        ("purchase", Decimal("80.00"), "USD", 10, Decimal("8.00"), "8.00 × 10"),
+        ("cancellation_refund", Decimal("-80.00"), "USD", -10, Decimal("8.00"), "full refund within 72 hours"),
+    ]
+
+
+@pytest.mark.rule("X3")
+def test_x3_isv_subscription_cancelled_one_second_before_72_hours(customer, sales, saas, now):
+    # given an ISV subscription bought 71 h 59 min 59 s ago and charged 80.00
+    sub = subscribe(customer, saas, started=now - timedelta(hours=72) + timedelta(seconds=1))
+    factories.BillingLineFactory(subscription=sub)
+    # when it is cancelled
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is refunded in full
+    assert refund.amount == Decimal("80.00")
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.parametrize("bought, closed", [
+    (timedelta(hours=72), "2026-11-25 12:00"),
+    # still inside the 168 hours a Microsoft subscription would have, but not the ISV's 72
+    (timedelta(days=4), "2026-11-24 12:00"),
+])
+def test_x3_isv_subscription_after_72_hours_is_refused_advising_auto_renew_off(customer, sales, saas, now, bought,
+                                                                               closed):
+    # given an ISV subscription bought 72 hours or more ago, charged 80.00
+    sub = subscribe(customer, saas, started=now - bought)
+    factories.BillingLineFactory(subscription=sub)
+    before = snapshot(sub)
+    # when it is cancelled
+    with pytest.raises(RuleViolation) as refused:
+        cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is refused, with the close time and the advice to turn auto-renew off
+    assert (refused.value.rule, refused.value.message) == (
+        "X3", f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
+              "subscription then ends with its term.")
+    # and nothing changed
+    assert snapshot(sub) == before
+    # and the advice can be followed
+    set_auto_renew(subscription_id=sub.pk, actor=sales, on=False, now=now)
+    assert Subscription.objects.get(pk=sub.pk).auto_renew is False
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+def test_x3_isv_subscription_awaiting_set_up_is_cancelled_with_nothing_to_refund(customer, sales, saas, now):
+    # given an ISV subscription bought an hour ago, pending its publisher set-up and not billed
+    sub = subscribe(customer, saas, started=now - timedelta(hours=1), status=Status.PENDING)
+    # when it is cancelled
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is deleted with no refund line
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+    assert refund.amount == Decimal("0.00")
+    assert not BillingLine.objects.exists()
+
+
+# R6 Cancelling deletes the scheduled renewal changes ------------------------------------------------
+
+
+@pytest.mark.rule("R6")
+def test_r6_cancelling_deletes_scheduled_changes(customer, sales, e3, now):
+    # given a subscription with a quantity and a billing-frequency change scheduled, and another subscription's
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    factories.ScheduledChangeFactory(subscription=sub, kind="quantity", quantity=20)
+    factories.ScheduledChangeFactory(subscription=sub, kind="billing_frequency", billing_frequency="annual",
+                                     quantity=None)
+    other = factories.ScheduledChangeFactory(subscription=subscribe(customer, e3, started=now - timedelta(days=2)))
+    # when it is cancelled
+    cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then both of its changes are deleted, the other subscription's stays
+    assert list(ScheduledChange.objects.values_list("pk", flat=True)) == [other.pk]
+    assert AuditEntry.objects.get(subscription=sub).summary == "Cancelled; refund 93.33 USD; 2 scheduled change(s) deleted"
+
+
+# Races (PostgreSQL row locks) ----------------------------------------------------------------------
+
+
+def run_at_once(*calls):
+    """Runs the calls in threads released together; returns (results, refusals)."""
+    barrier = threading.Barrier(len(calls))
+    results, refused, errors = [], [], []
+
+    def run(call):
+        try:
+            barrier.wait(timeout=10)
+            results.append(call())
+        except RuleViolation as violation:
+            refused.append(violation)
+        except BaseException as error:  # re-raised in the test's thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return results, refused
+
+
+@pytest.mark.rule("X1")
+@pytest.mark.rule("Q2")
+@pytest.mark.django_db(transaction=True)
+def test_x1_a_removal_racing_a_cancellation_never_refunds_a_license_twice(customer, sales, e3, now):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
+    # given 10 licenses bought 2026-11-23 12:00 UTC, all removable
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    # when 6 are removed while the subscription is cancelled
+    results, refused = run_at_once(
+        lambda: change_quantity(subscription_id=sub.pk, actor=sales, quantity=4, expected_quantity=10, now=now),
+        lambda: cancel_subscription(subscription_id=sub.pk, actor=sales, now=now),
+    )
+    # then it ends cancelled with exactly one cancellation refund
+    sub.refresh_from_db()
+    assert sub.status == Status.DELETED
+    refunds = list(BillingLine.objects.filter(subscription=sub).values_list("kind", "quantity", "amount"))
+    assert [kind for kind, _, _ in refunds].count("cancellation_refund") == 1
+    # and each of the 10 licenses was refunded once, whichever came first:
+    # removal first: 10.00 × 6 × 28/30 = 56.00, then the cancellation 10.00 × 4 × 28/30 = 37.33;
+    # cancellation first: 10.00 × 10 × 28/30 = 93.33, and the removal is refused
+    assert sum(quantity for _, quantity, _ in refunds) == -10
+    assert sum(amount for _, _, amount in refunds) == Decimal("-93.33")
+    if refused:
+        assert len(results) == 1
+        assert (refused[0].rule, refused[0].message) == (
+            "Q6", "Licenses can only be changed on an active subscription (this one is deleted).")
+        assert refunds == [("cancellation_refund", -10, Decimal("-93.33"))]
+        assert SeatLot.objects.get(subscription=sub).removed == 0
+    else:
+        assert len(results) == 2
+        assert refunds == [("reduction_refund", -6, Decimal("-56.00")), ("cancellation_refund", -4, Decimal("-37.33"))]
+        assert SeatLot.objects.get(subscription=sub).removed == 6
+
+
+@pytest.mark.rule("X1")
+@pytest.mark.django_db(transaction=True)
+def test_x1_two_cancellations_at_once_refund_once(customer, sales, e3, now):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
+    # given 10 licenses bought 2026-11-23 12:00 UTC
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    # when it is cancelled twice at the same time (double click)
+    results, refused = run_at_once(*[lambda: cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)] * 2)
+    # then one cancellation refunded 93.33 and the other found it already deleted
+    assert [r.amount for r in results] == [Decimal("93.33")]
+    assert [(r.rule, r.message) for r in refused] == [
+        ("X2", "This subscription is deleted: it can't be cancelled, resumed or restored.")]
+    assert list(BillingLine.objects.values_list("kind", "amount")) == [("cancellation_refund", Decimal("-93.33"))]
+    assert AuditEntry.objects.filter(subscription=sub).count() == 1
