@@ -73,7 +73,8 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
     check_quantity_change(subscription, user, now)
     removable = removable_quantity(subscription, now)
     if removable == 0:
-        closed = max((lot.window_ends_at for lot in subscription.seat_lots.all()), default=None)
+        closed = max((lot.window_ends_at for lot in subscription.seat_lots.all()
+                      if lot.window_ends_at <= now and lot.quantity > lot.removed), default=None)
         when = f" on {_when(closed)}" if closed else ""
         raise RuleViolation("Q2", f"No license can be removed now: the last 7-day window closed{when}. "
                                   "Schedule fewer licenses for the renewal instead.")

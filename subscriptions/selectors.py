@@ -74,28 +74,31 @@ def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
 
 
 class _ListRows:
-    """What a list's paginator pages through: counts the sorted, filtered subscriptions, and slices them
-    as ONE statement whose inner query sorts and cuts narrow rows (ids), and whose outer query reads
-    the page's rows with every column. Sorting full rows would carry every column, and the lots
-    subquery, through the sort of all the customer's (or partner's) subscriptions."""
+    """What a list's paginator pages through. A page is ONE statement: its inner query sorts and cuts
+    narrow rows (ids), its outer query reads the page's rows with every column. Sorting full rows would
+    carry every column, and the lots subquery, through the sort of all the customer's (or partner's)
+    subscriptions. The count reads the filtered subscriptions, without the sort's joins."""
 
-    def __init__(self, subscriptions: QuerySet, *, now: datetime):
-        self.subscriptions = subscriptions
-        self.now = now
+    ordered = True  # the paginator checks; (not the name of a queryset here: it would test it by fetching it)
+
+    def __init__(self, subscriptions: QuerySet, sorted_subscriptions: QuerySet, *, now: datetime):
+        self._subscriptions, self._sorted, self._now = subscriptions, sorted_subscriptions, now
 
     def count(self) -> int:
-        return self.subscriptions.count()
+        return self._subscriptions.count()
 
     def __getitem__(self, cut: slice) -> list:
-        ids = self.subscriptions.values("pk")[cut]
-        rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ids)), now=self.now)
-        return list(rows.order_by(*self.subscriptions.query.order_by))
+        ids = self._sorted.values("pk")[cut]
+        rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ids)), now=self._now)
+        return list(rows.order_by(*self._sorted.query.order_by))
 
 
-def list_page(subscriptions: QuerySet, number, *, now: datetime) -> Page:
-    """One page of sorted, filtered subscriptions (see `sort_subscriptions`), with the list's columns: one
-    query, and a COUNT past the first page, whatever the number of subscriptions."""
-    return SmallListPaginator(_ListRows(subscriptions, now=now), LIST_PAGE_SIZE).get_page(number)
+def list_page(subscriptions: QuerySet, number, *, sort: str, allowed: list[str], default: str,
+              now: datetime) -> tuple[Page, str]:
+    """A page of these (filtered) subscriptions sorted by `sort` (see `sort_subscriptions`), with the list's
+    columns; and the sort applied. One query, and a COUNT past the first page, whatever their number."""
+    ordered, sort = sort_subscriptions(subscriptions, sort, allowed=allowed, default=default)
+    return SmallListPaginator(_ListRows(subscriptions, ordered, now=now), LIST_PAGE_SIZE).get_page(number), sort
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,10 @@ def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: 
     if filters.offer is not None:
         subscriptions = subscriptions.filter(sku_id=filters.offer)
     if filters.window_soon:
-        # A removal window closing within 48 hours, with licenses still removable (as on the home page).
-        closing = open_removal_lots(now=now).filter(subscription=OuterRef("pk"), window_ends_at__lte=now + WINDOW_SOON)
-        subscriptions = subscriptions.filter(Exists(closing), status=Status.ACTIVE, is_trial=False)
+        # A removal window closing within 48 hours, with licenses still removable (as on the home page). IN over
+        # the few lots closing soon, not EXISTS per subscription: the database reads those lots once.
+        closing = open_removal_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON).values("subscription_id")
+        subscriptions = subscriptions.filter(pk__in=closing, status=Status.ACTIVE, is_trial=False)
     if filters.renews_soon:
         # N1, N2: auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days.
         today = now.date()
@@ -148,7 +152,10 @@ def sort_subscriptions(subscriptions: QuerySet, sort: str, *, allowed: list[str]
     if key not in allowed:
         sort, key = default, default.removeprefix("-")
     descending = sort.startswith("-")
-    columns = [F(c).desc() if descending else F(c).asc() for c in SORT_COLUMNS[key]]
+    # Blanks (no reseller, no term end yet) first going up and last going down, on every database.
+    columns = [F(c).desc(nulls_last=True) if descending else F(c).asc(nulls_first=True) for c in SORT_COLUMNS[key]]
+    if "list_name" in SORT_COLUMNS[key]:
+        subscriptions = with_sort_keys(subscriptions)
     return subscriptions.order_by(*columns, "pk"), sort
 
 

@@ -201,6 +201,7 @@ class QuantityPlan:
 
 def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now: datetime) -> QuantityPlan:
     """Q1–Q6: the charge for added licenses, or the refund of each lot removed, newest first."""
+    actions.check_quantity_change(subscription, user, now)
     if quantity == subscription.quantity:
         raise RuleViolation("Q1", f"The subscription already has {quantity:,} licenses.", field="quantity")
     if quantity < subscription.sku.min_quantity or quantity > subscription.sku.max_quantity:
@@ -308,15 +309,22 @@ def reactivate_subscription(*, subscription_id, actor, now: datetime) -> Subscri
     return subscription
 
 
-def cancellation_refund(subscription: Subscription, now: datetime) -> Charge:
-    """X1: prorated by the day for the rest of the billing period; X3: ISV SaaS refunded in full."""
+def cancellation_refund(subscription: Subscription, now: datetime, *, base: Subscription | None = None) -> Charge:
+    """X1: prorated by the day for the rest of the billing period; X3: ISV SaaS refunded in full.
+
+    An add-on is billed on its base's periods (A5), so it is refunded on them too.
+    """
     today = now.date()
     if subscription.sku.is_isv:
-        billed = sum((b.amount for b in subscription.billing_lines.all()), Decimal("0.00"))
-        return Charge(billed, today, subscription.term_end or today, "full refund within 72 hours")
+        lines = list(subscription.billing_lines.all())
+        billed = sum((b.amount for b in lines), Decimal("0.00"))
+        if not lines:
+            return Charge(Decimal("0.00"), today, today, "nothing was charged")
+        return Charge(billed, min(b.period_start for b in lines), max(b.period_end for b in lines),
+                      "full refund within 72 hours")
     if subscription.is_trial or not subscription.sku.is_license_based:
         return Charge(Decimal("0.00"), today, subscription.term_end or today, "nothing was charged")
-    period = current_period(subscription, today)
+    period = current_period(base or subscription, today)
     return remaining_charge(unit_price=subscription.unit_price, quantity=subscription.quantity, period=period, today=today)
 
 
@@ -341,15 +349,24 @@ def cancel_subscription(*, subscription_id, actor, now: datetime) -> Charge:
                      summary=f"Cancelled; refund {refund.amount} {subscription.currency}"
                              + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
                      before=before, after={"status": Status.DELETED, "refund": str(refund.amount)})
-        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).exclude(
-                status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED]):
+        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).select_related(
+                "sku__product__publisher").exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED]):
+            # X2 for the add-ons too: cancelled with their base, refunded the same way (X1, L2).
+            old_status = addon.status
+            addon_refund = cancellation_refund(addon, now, base=subscription)
             transition(addon, Status.DELETED)
             addon.auto_renew = False
             addon.cancelled_at = now
             addon.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+            if addon_refund.amount:
+                bill(addon, kind=BillingLine.Kind.CANCELLATION_REFUND,
+                     charge=Charge(-addon_refund.amount, addon_refund.period_start, addon_refund.period_end,
+                                   addon_refund.explanation), quantity=-addon.quantity, now=now)
             audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
-                         action="subscription.cancelled", summary=f"Cancelled with its base {subscription.display_name}",
-                         before={"status": addon.status}, after={"status": Status.DELETED})
+                         action="subscription.cancelled",
+                         summary=f"Cancelled with its base {subscription.display_name}; refund {addon_refund.amount} "
+                                 f"{addon.currency}",
+                         before={"status": old_status}, after={"status": Status.DELETED, "refund": str(addon_refund.amount)})
     return refund
 
 
@@ -398,12 +415,16 @@ def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscri
         fields = ["status", "setup_confirmed_at", "updated_at"]
         in_free_trial = subscription.trial_ends_at is not None and subscription.trial_ends_at > now
         if not in_free_trial:
+            # Paid from now (S4: a free trial that already ended is over): the term starts now.
             months = TERM_MONTHS[subscription.term]
             subscription.term_start = now
             subscription.term_end = term_end_for(now.date(), months)
-            fields += ["term_start", "term_end"]
+            subscription.is_trial = False
+            fields += ["term_start", "term_end", "is_trial"]
         subscription.save(update_fields=fields)
         if not in_free_trial:
+            if subscription.sku.is_license_based:
+                open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
             charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
                                   billing_frequency=subscription.billing_frequency, term_start=now.date(),
                                   term_end=subscription.term_end, term_months=TERM_MONTHS[subscription.term])

@@ -313,9 +313,6 @@ def test_q4_no_lot_is_removable_once_every_window_closed(customer, sales, e3, no
 
 
 @pytest.mark.rule("Q4")
-@pytest.mark.xfail(strict=True, reason="BUG: check_decrease names the latest window end even when that lot is "
-                                       "already emptied and its window is still open, so it says a window "
-                                       "'closed' at a future time (subscriptions/actions.py check_decrease)")
 def test_q4_none_removable_message_names_a_window_that_really_closed(customer, sales, e3, now):
     # given a purchase 10 days ago (closed 2026-11-22 12:00) and 3 licenses added yesterday, already removed
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
