@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from portal import access
 from portal.forms import parse_int, parse_quantity
@@ -48,6 +49,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         "addons": addons,
         "eligible_addons": services.eligible_addons(subscription) if subscription.status == "active" else [],
         "confirm": request.GET.get("confirm", ""),
+        "quantity_url": reverse("subscriptions:subscription-quantity", args=[customer.pk, subscription.pk]),
         "setup_url": subscription.sku.publisher_setup_url
         or reverse("subscriptions:publisher-setup", args=[subscription.pk]),
     }
@@ -59,21 +61,22 @@ def _detail_context(request, customer, subscription_id, **extra):
     return context
 
 
+@require_safe
 def subscription_detail(request, customer_id, subscription_id):
     customer, subscription = _load(request, customer_id, subscription_id)
     context = _detail_context(request, customer, subscription.pk)
     raw = request.GET.get("quantity")
+    panel_only = request.htmx and not request.htmx.boosted and raw is not None
+    template = "subscriptions/detail.html#quantity-panel" if panel_only else "subscriptions/detail.html"
     if raw is not None:
         # The quantity panel's preview: what the change will do, before it is submitted.
         try:
             context["plan"] = services.plan_quantity_change(
                 context["subscription"], user=request.user, quantity=parse_quantity(raw, rule="Q1"), now=context["now"])
         except RuleViolation as violation:
-            context["error"] = violation.message
-            return render(request, "subscriptions/detail.html", context, status=violation.status)
-    if request.htmx and not request.htmx.boosted and raw is not None:
-        return render(request, "subscriptions/detail.html#quantity-panel", context)
-    return render(request, "subscriptions/detail.html", context)
+            context["error"] = context["quantity_error"] = violation.message
+            return render(request, template, context, status=violation.status)
+    return render(request, template, context)
 
 
 def _run(request, action: str, subscription: Subscription):
@@ -106,7 +109,7 @@ def _run(request, action: str, subscription: Subscription):
     if action == "addons":
         quantities = {}
         for key, value in request.POST.items():
-            if key.startswith("addon-") and value.strip():
+            if key.startswith("addon-") and value.strip() not in ("", "0"):
                 sku_id = parse_int(key.removeprefix("addon-"))
                 if sku_id is None:
                     raise RuleViolation("A3", "That add-on is not available for this subscription.")

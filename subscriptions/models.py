@@ -111,7 +111,8 @@ class ScheduledChange(models.Model):
         if self.kind == self.Kind.TERM:
             return f"Term {self.get_term_display()}"
         if self.kind == self.Kind.BILLING_FREQUENCY:
-            return f"Billed {self.get_billing_frequency_display().lower()}"
+            return {"monthly": "Billed monthly", "annual": "Billed annually", "one_time": "Billed once for the term"}[
+                self.billing_frequency]
         return f"End on {self.aligned_end_date:%Y-%m-%d}"
 
 

@@ -1,7 +1,7 @@
 """Reads of subscriptions for the lists (S1, and across customers) and the export (S5).
 
-Every function takes a queryset already scoped by `portal.access` (T3) and adds to it in SQL:
-a list page runs the same few queries whatever the number of subscriptions.
+The subscriptions these functions take are already scoped by `portal.access` (T3); they add to
+the query in SQL, so a list page runs the same few queries whatever the number of subscriptions.
 """
 
 from dataclasses import dataclass
@@ -79,7 +79,9 @@ class _ListRows:
     carry every column, and the lots subquery, through the sort of all the customer's (or partner's)
     subscriptions. The count reads the filtered subscriptions, without the sort's joins."""
 
-    ordered = True  # the paginator checks; (not the name of a queryset here: it would test it by fetching it)
+    # The paginator warns about an unordered list by testing `ordered`: a queryset under that name would be
+    # tested by fetching it whole.
+    ordered = True
 
     def __init__(self, subscriptions: QuerySet, sorted_subscriptions: QuerySet, *, now: datetime):
         self._subscriptions, self._sorted, self._now = subscriptions, sorted_subscriptions, now
@@ -124,7 +126,7 @@ class ListFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.status or self.offer or self.window_soon or self.renews_soon)
+        return bool(self.status or self.offer is not None or self.window_soon or self.renews_soon)
 
 
 def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: datetime) -> QuerySet:

@@ -423,7 +423,8 @@ def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscri
             fields += ["term_start", "term_end", "is_trial"]
         subscription.save(update_fields=fields)
         if not in_free_trial:
-            if subscription.sku.is_license_based:
+            if subscription.sku.is_license_based and not subscription.seat_lots.exists():
+                # A free trial opened no removal window (TR4); the paid term opens it now.
                 open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
             charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
                                   billing_frequency=subscription.billing_frequency, term_start=now.date(),
@@ -444,7 +445,11 @@ def eligible_addons(base: Subscription):
     candidates = (Sku.objects.filter(is_addon=True, commerce=Sku.Commerce.TRADITIONAL, base_skus=base.sku,
                                      segments__contains=customer.segment)
                   .select_related("product__publisher").prefetch_related("availabilities").order_by("name"))
-    return [sku for sku in candidates if not sku.country_list or customer.billing_country in sku.country_list]
+    # Only add-ons sold for the base's term and billing frequency can end with it (A5).
+    return [sku for sku in candidates
+            if (not sku.country_list or customer.billing_country in sku.country_list)
+            and any(a.term == base.term and a.billing_frequency == base.billing_frequency
+                    for a in sku.availabilities.all())]
 
 
 def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datetime) -> list[Subscription]:

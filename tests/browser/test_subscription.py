@@ -120,10 +120,6 @@ def reduce_from_10_to_7_after_a_preview(page: Page, live_server, agent, customer
 
 @pytest.mark.rule("Q2")
 @pytest.mark.rule("Q3")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with JavaScript on, Preview is loaded by htmx as the 'detail.html#quantity-panel' partial, whose "
-    "confirming form has action=\"\" ({{ quantity_url }} is set outside the partial): 'Change to 7 licenses' "
-    "posts to the subscription page, which re-renders it with nothing changed and no message."))
 def test_q2_reduce_licenses_inside_the_window_with_the_preview_shown_first(page: Page, live_server, contoso):
     agent, customer = contoso
     try:

@@ -213,9 +213,9 @@ def test_a3_an_addon_not_sold_for_the_base_term_and_frequency_is_refused(custome
     # when it is bought on the 1-year base
     with pytest.raises(RuleViolation) as refused:
         buy_addons(subscription_id=base.pk, actor=sales, quantities={monthly_only.pk: 5}, now=now)
-    # then it is refused, naming the base's term and frequency, and nothing was bought
-    assert (refused.value.rule, refused.value.message) == (
-        "A3", "Domestic Calling is not sold for a 1 year term billed monthly.")
+    # then it is not offered for this base (A3), and nothing was bought
+    assert (refused.value.rule, refused.value.message) == ("A3", "That add-on is not available for this subscription.")
+    assert monthly_only not in eligible_addons(base)
     assert snapshot() == before
 
 

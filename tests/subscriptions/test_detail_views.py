@@ -251,8 +251,8 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
 
     # and every action this sales agent may take now is enabled, with the window's close time and countdown
     bar = commandbar(page)
-    assert f'href="?confirm=suspend#confirm" data-dialog-open="dlg-suspend">Suspend</a>' in bar
-    assert f'href="?confirm=cancel#confirm" data-dialog-open="dlg-cancel">Cancel subscription</a>' in bar
+    assert 'href="?confirm=suspend#confirm" data-dialog-open="dlg-suspend">Suspend</a>' in bar
+    assert 'href="?confirm=cancel#confirm" data-dialog-open="dlg-cancel">Cancel subscription</a>' in bar
     assert re.search(r'<button class="btn" type="submit" >Turn auto-renew off</button>', bar)
     assert "disabled" not in bar
     assert why_list(page) == []
@@ -328,7 +328,7 @@ def test_s2_page_lists_the_changes_scheduled_for_the_renewal(signed_in, customer
                                      billing_frequency="annual")
     page = page_of(signed_in.get(detail(sub)))
     assert text(section(page, "Scheduled for the renewal")) == (
-        "20 licenses (scheduled 2026-11-24 12:00 UTC) Billed annual (scheduled 2026-11-24 12:00 UTC)")
+        "20 licenses (scheduled 2026-11-24 12:00 UTC) Billed annually (scheduled 2026-11-24 12:00 UTC)")
 
 
 @pytest.mark.rule("T3")
@@ -430,11 +430,6 @@ def test_q1_htmx_preview_returns_only_the_quantity_panel(signed_in, customer, e3
 
 
 @pytest.mark.rule("Q1")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the htmx preview renders only the 'detail.html#quantity-panel' partial, but the confirming form's action "
-    "is {{ quantity_url }}, set by {% url ... as quantity_url %} at the top of the block outside the partial: in the "
-    "partial it is empty, so the form reads <form method=\"post\" action=\"\"> and 'Change to N licenses' posts to "
-    "the subscription page itself, which answers 200 and changes nothing."))
 def test_q1_htmx_preview_confirm_form_posts_to_the_quantity_action(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     panel = page_of(signed_in.get(detail(sub, quantity=7), HTTP_HX_REQUEST="true"))
@@ -479,11 +474,6 @@ def test_q1_preview_of_bad_input_is_refused_with_a_message(signed_in, customer, 
 
 
 @pytest.mark.rule("Q2")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a refused htmx preview (422) renders the whole page with the reason in the error bar above the "
-    "content, and the panel's hx-select='#quantity' keeps only the quantity panel, which has no error: the partner "
-    "clicks Preview and sees nothing explaining why (manage_views.subscription_detail returns before the "
-    "#quantity-panel partial, and the panel never renders `error`)."))
 def test_q2_htmx_preview_refusal_shows_its_reason_inside_the_quantity_panel(signed_in, customer, e3, now):
     # given 3 removable licenses out of 13
     sub = subscribe(customer, e3, started=LATE)
@@ -522,8 +512,11 @@ def test_q3_reducing_inside_the_window_refunds_and_says_so(signed_in, customer, 
     assert rows(section(page, "Billing"))[-1] == [
         "2026-11-25 12:00 UTC", "License removal refund", "2026-11-25 – 2026-12-22", "10.00 × 3 × 28/30 days",
         "-28.00 USD"]
-    assert rows(section(page, "Audit trail"))[0] == [
-        "2026-11-25 12:00 UTC", "Pat", "Quantity 10 → 7 (refund 28.00 USD)", "quantity: 10 → quantity: 7, amount: -28.00"]
+    when, who, what, change = rows(section(page, "Audit trail"))[0]
+    assert (when, who, what) == ("2026-11-25 12:00 UTC", "Pat", "Quantity 10 → 7 (refund 28.00 USD)")
+    # (PostgreSQL's jsonb orders the keys its own way)
+    before_text, after_text = change.split(" → ")
+    assert (before_text, set(after_text.split(", "))) == ("quantity: 10", {"quantity: 7", "amount: -28.00"})
 
 
 @pytest.mark.rule("Q1")
@@ -769,7 +762,7 @@ def test_t2_support_agent_is_refused_every_action(client, direct_partner, custom
     sub = subscribe(customer, e3)
     before = snapshot()
     client.force_login(factories.staff(direct_partner, "support_agent"))
-    response = client.post(url(action, sub), {"on": "0", "friendly_name": "New name", f"addon-1": "1"})
+    response = client.post(url(action, sub), {"on": "0", "friendly_name": "New name", "addon-1": "1"})
     assert response.status_code == 403
     assert snapshot() == before
 
@@ -917,11 +910,6 @@ def test_x3_confirm_cancel_page_shows_the_yes_cancel_form_without_javascript(sig
 
 
 @pytest.mark.rule("X1")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ?confirm=cancel renders the cancel <dialog> open with an enabled 'Yes, cancel' button even when "
-    "cancelling is not allowed (window closed): detail.html renders every dialog regardless of "
-    "actions.cancel.allowed. The server refuses the POST (422), but the no-JS page offers an action it calls "
-    "disabled in its own command bar (S2)."))
 def test_x1_confirm_cancel_after_the_window_offers_no_yes_cancel(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, started=LATE)
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
@@ -1113,11 +1101,6 @@ def test_a1_no_addon_quantity_is_refused(signed_in, customer, e3, now):
 
 
 @pytest.mark.rule("A1")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the add-on form shows every eligible add-on with value=\"0\"; buying one of two sends the other as "
-    "'0', and manage_views._run('addons') passes every non-blank value to parse_quantity, which refuses 0 "
-    "(422 'Enter the number of licenses as a whole number of at least 1.'). buy_addons itself ignores zero "
-    "quantities, but the view never lets them through: with two eligible add-ons, the partner can't buy just one."))
 def test_a1_buying_one_of_two_eligible_addons_as_the_form_sends_it(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
@@ -1167,8 +1150,8 @@ def test_a3_an_addon_not_sold_for_the_bases_term_is_refused(signed_in, customer,
     before = snapshot()
     response = signed_in.post(url("addons", base), {f"addon-{monthly_term.pk}": "2"})
     assert response.status_code == 422
-    assert error_of(page_of(response)) == (
-        "Microsoft 365 Audio Conferencing is not sold for a 1 year term billed monthly.")
+    # (not listed either: A3 lists only add-ons that can end with the base)
+    assert error_of(page_of(response)) == "That add-on is not available for this subscription."
     assert snapshot() == before
 
 
@@ -1246,11 +1229,6 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
 
 @pytest.mark.rule("S3")
 @pytest.mark.rule("Q4")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an ISV subscription without a free trial gets a 'purchase' license batch twice: once at fulfillment "
-    "(services.create_subscription_for_line opens a lot for every license-based non-trial line) and again in "
-    "services.confirm_publisher_setup (open_seat_lot on confirmation). A 3-license subscription then shows two "
-    "Purchase batches and '6 licenses can be removed now'."))
 def test_s3_confirmed_isv_subscription_holds_its_licenses_once(signed_in, customer, sales, now):
     sub = bought_isv(customer, sales, now, quantity=3)
     success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk])))

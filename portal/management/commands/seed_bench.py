@@ -10,8 +10,9 @@ What it makes:
   200 customers holding 20,000 subscriptions (mixed statuses, one purchase SeatLot and one
   BillingLine each): the first customer 100, the second ("Bench Customer 001") 10,000 (the
   export's 10k measurement: S5 must stream them in under a second), the other 198 50 each.
-  One in twenty got licenses added 3 to 5 days ago: a second SeatLot whose removal window
-  closes within the next 48 hours (the "window closes within 48 h" filter), and its charge.
+  About one in forty (every 20th of a customer's, if active, in its term and with more than 5
+  licenses) got licenses added 5 to 7 days ago: a second SeatLot whose removal window closes
+  within the next 48 hours (the "window closes within 48 h" filter), and its charge.
   10 orders of 3 lines per customer (the lines of completed orders link their subscriptions),
   and one open cart of 5 lines for the first customer;
 * partner "Tailspin Partners" with a few customers of its own: noise the tenancy scoping
@@ -305,9 +306,9 @@ class Command(BaseCommand):
         return orders, lines
 
     def lots_and_billing(self, subscriptions) -> tuple[int, int]:
-        """One purchase SeatLot and one purchase BillingLine per subscription. Every 20th subscription of a customer
-        (active, license-based) also got 1 to 5 licenses 120 to 166 hours ago: an "increase" lot whose 7-day removal
-        window closes 2 to 48 hours from now, with its charge."""
+        """One purchase SeatLot and one purchase BillingLine per subscription. Every 20th subscription of a customer,
+        if active, in its term and with more than 5 licenses, also got 1 to 5 of them 120 to 166 hours ago: an
+        "increase" lot whose 7-day removal window closes 2 to 48 hours from now, with its charge."""
         lots, charges = [], []
         position: dict = {}
         for sub in subscriptions:
