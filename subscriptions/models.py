@@ -133,6 +133,8 @@ class SeatLot(models.Model):
 
     class Meta:
         ordering = ["-added_at", "-pk"]
+        # Windows closing soon are looked up across all subscriptions (home page, 48 h filter).
+        indexes = [models.Index(fields=["window_ends_at"])]
         constraints = [models.CheckConstraint(condition=Q(removed__lte=models.F("quantity")), name="lot_removed_within_quantity")]
 
     def __str__(self) -> str:

@@ -1,16 +1,17 @@
-from portal.pagination import SmallListPaginator
+"""Lists of subscriptions (S1) and their export (S5). The subscription page is in manage_views."""
+
+from html import escape
+
+from django.http import StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_safe
 
 from portal import access
 
-from .models import Subscription
+from . import export, selectors
 from .states import Status
-
-SORTS = {
-    "name": "sku__name", "-name": "-sku__name", "quantity": "quantity", "-quantity": "-quantity",
-    "status": "status", "-status": "-status", "term_end": "term_end", "-term_end": "-term_end",
-    "created": "created_at", "-created": "-created_at",
-}
 
 
 def subscription_list(request, customer_id):
@@ -27,31 +28,6 @@ def subscription_list(request, customer_id):
         "sort": sort, "statuses": Status.choices, "can_buy": access.permission(request.user, access.Action.BUY),
     }
     return render(request, "subscriptions/list.html", context)
-
-
-def subscription_detail(request, customer_id, subscription_id):
-    customer = access.get_customer(request.user, customer_id)
-    subscription = access.get_subscription(request.user, customer, subscription_id)
-    subscription = Subscription.objects.select_related(
-        "sku__product__publisher", "reseller", "order_line__order", "availability").get(pk=subscription.pk)
-    context = {
-        "customer": customer, "section": "subscriptions", "subscription": subscription,
-        "lots": subscription.seat_lots.all(), "billing_lines": subscription.billing_lines.all(),
-        "audit": subscription.audit_entries.select_related("actor")[:50],
-        "addons": subscription.addon_subscriptions.select_related("sku"),
-    }
-    return render(request, "subscriptions/detail.html", context)
-
-
-# Appended below the views above (rather than at the top) while the detail page is being rewritten alongside.
-from html import escape  # noqa: E402
-
-from django.http import StreamingHttpResponse  # noqa: E402
-from django.utils import timezone  # noqa: E402
-from django.utils.safestring import mark_safe  # noqa: E402
-from django.views.decorators.http import require_safe  # noqa: E402
-
-from . import export, selectors  # noqa: E402
 
 
 @require_safe

@@ -37,7 +37,7 @@ def countdown(value, now=None):
         return f"{days} d {hours} h left"
     if hours:
         return f"{hours} h {minutes} min left"
-    return f"{minutes} min left"
+    return f"{minutes} min left" if minutes else "less than 1 min left"
 
 
 @register.filter
