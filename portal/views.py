@@ -1,10 +1,10 @@
+import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.conf import settings
-from portal.pagination import SmallListPaginator
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -15,6 +15,7 @@ from subscriptions.models import AuditEntry, SeatLot, Subscription
 from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access
+from .pagination import SmallListPaginator
 from .models import COUNTRY_NAMES, Customer
 
 
@@ -70,7 +71,13 @@ def customer_list(request):
     segment = request.GET.get("segment", "")
     country = request.GET.get("country", "")
     if q:
-        customers = customers.filter(Q(company_name__icontains=q) | Q(domain__icontains=q) | Q(id__iexact=q))
+        # The top bar's search also finds a subscription by its id or name: straight to it when it is one.
+        found = _subscription_matching(request.user, q)
+        if found is not None:
+            return redirect("subscriptions:subscription-detail", customer_id=found.customer_id, subscription_id=found.pk)
+        customers = customers.filter(Q(company_name__icontains=q) | Q(domain__icontains=q) | Q(id__iexact=q)
+                                     | Q(Exists(access.subscriptions_for(request.user).filter(
+                                         customer=OuterRef("pk"), friendly_name__icontains=q))))
     if segment in Customer.Segment.values:
         customers = customers.filter(segment=segment)
     if country in COUNTRY_NAMES:
@@ -88,6 +95,14 @@ def customer_list(request):
     }
     template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
     return render(request, template, context)
+
+
+def _subscription_matching(user, q: str):
+    try:
+        subscription_id = uuid.UUID(q)
+    except ValueError:
+        return None
+    return access.subscriptions_for(user).filter(pk=subscription_id).only("pk", "customer_id").first()
 
 
 def customer_detail(request, customer_id):

@@ -348,3 +348,20 @@ def test_o1_orders_across_customers_lists_only_this_partners_orders_newest_first
     assert html.index(newer.number) < html.index(older.number)
     assert "Alpha" in html and "Beta" in html
     assert theirs.number not in html
+
+
+@pytest.mark.rule("T3")
+def test_top_bar_search_opens_a_subscription_by_id_only_within_the_partner(db, client, now):
+    # given a subscription of this partner and one of another partner
+    mine = factories.PartnerFactory()
+    user = factories.staff(mine, "support_agent")
+    own = factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=mine))
+    other = factories.SubscriptionFactory()
+    client.force_login(user)
+    # when each id is searched
+    found = client.get(reverse("portal:customer-list"), {"q": str(own.pk)})
+    missed = client.get(reverse("portal:customer-list"), {"q": str(other.pk)})
+    # then the own one opens, and the other partner's is not found
+    assert found.status_code == 302
+    assert found["Location"] == reverse("subscriptions:subscription-detail", args=[own.customer_id, own.pk])
+    assert missed.status_code == 200 and "No customer matches these filters" in missed.content.decode()
