@@ -36,9 +36,10 @@ demo: $(VENV)/.installed | var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput -v0
-	@echo "Starting the background worker and the server on http://127.0.0.1:$(PORT) (Ctrl-C stops both)"
+	@echo "Starting the background worker, the lifecycle engine and the server on http://127.0.0.1:$(PORT) (Ctrl-C stops all three)"
 	@$(DEMO_ENV) $(PY) manage.py db_worker --interval 1 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) $(PY) manage.py run_lifecycle --loop & lifecycle=$$!; \
+	trap 'kill $$worker $$lifecycle 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 chromium:

@@ -46,6 +46,12 @@ def cancellation_window_ends(subscription: Subscription) -> datetime | None:
     return subscription.term_start + REMOVAL_WINDOW if subscription.term_start else None
 
 
+def check_not_renewal_pending(subscription: Subscription) -> None:
+    # N6: between 00:00 UTC on the renewal day and the renewal's completion the subscription is read-only.
+    if subscription.renewal_pending:
+        raise RuleViolation("N6", "The renewal is being processed: try again in two minutes.", conflict=True)
+
+
 def _require(user, action: str) -> None:
     perm = permission(user, action)
     if not perm:
@@ -53,6 +59,7 @@ def _require(user, action: str) -> None:
 
 
 def check_quantity_change(subscription: Subscription, user, now: datetime) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if subscription.is_trial:
         raise RuleViolation("TR4", "A trial's quantity can't change: convert the trial first.")
@@ -84,6 +91,7 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
 
 
 def check_suspend(subscription: Subscription, user, now: datetime) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.SUSPEND)
     if subscription.is_trial:
         raise RuleViolation("TR4", "A trial's status can't change: convert the trial first.")
@@ -93,6 +101,7 @@ def check_suspend(subscription: Subscription, user, now: datetime) -> None:
 
 
 def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.SUSPEND)
     if subscription.status != Status.SUSPENDED:
         raise RuleViolation("P2", "Only a suspended subscription can be reactivated.")
@@ -103,6 +112,7 @@ def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
 
 
 def check_cancel(subscription: Subscription, user, now: datetime) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if subscription.status in (Status.DELETED, Status.EXPIRED, Status.DISABLED):
         raise RuleViolation("X2", f"This subscription is {subscription.get_status_display().lower()}: it can't be "
@@ -117,6 +127,7 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
 
 
 def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.AUTO_RENEW)
     if subscription.status != Status.ACTIVE:
         raise RuleViolation("P4", f"Auto-renew can only be changed on an active subscription (this one is "
@@ -126,6 +137,7 @@ def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) 
 
 
 def check_rename(subscription: Subscription, user, now: datetime) -> None:
+    check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if subscription.status == Status.DELETED:
         raise RuleViolation("X2", "A cancelled subscription can't be renamed.")

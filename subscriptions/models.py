@@ -37,6 +37,8 @@ class Subscription(models.Model):
     term_end = models.DateField(null=True, blank=True)
     is_trial = models.BooleanField(default=False)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
+    # N6: set by the lifecycle engine from 00:00 UTC the day after the term end until the renewal completes.
+    renewal_pending = models.BooleanField(default=False)
     reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
