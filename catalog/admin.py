@@ -142,8 +142,9 @@ class CartLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("availability__sku")
 
 
-class CartAdditionalResellerInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = CartAdditionalReseller
+class AdditionalResellerInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The EU/EFTA additional resellers of a cart or an order, in the declared order (K5)."""
+
     extra = 0
     fields = ("position", "partner")
     readonly_fields = fields
@@ -151,6 +152,10 @@ class CartAdditionalResellerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
+
+
+class CartAdditionalResellerInline(AdditionalResellerInline):
+    model = CartAdditionalReseller
 
 
 @admin.register(Cart)
@@ -238,15 +243,8 @@ class OrderLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("sku")
 
 
-class OrderAdditionalResellerInline(ReadOnlyAdminMixin, admin.TabularInline):
+class OrderAdditionalResellerInline(AdditionalResellerInline):
     model = OrderAdditionalReseller
-    extra = 0
-    fields = ("position", "partner")
-    readonly_fields = fields
-    verbose_name_plural = "additional resellers (K5)"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("partner")
 
 
 @admin.register(Order)
