@@ -157,6 +157,22 @@ def check_buy_addons(subscription: Subscription, user, now: datetime) -> None:
         raise RuleViolation("A1", "Add-ons need an active base subscription.")
 
 
+def check_schedule_change(subscription: Subscription, user, now: datetime) -> None:
+    """R2, N6: whether changes for the renewal can be scheduled, updated or removed now (R3)."""
+    check_not_renewal_pending(subscription)
+    _require(user, Action.BUY)
+    if subscription.is_trial:
+        # R4: a trial converts at its end; its conversion is chosen in the trial panel, not here.
+        raise RuleViolation("R4", "A trial converts to the paid offer at its end: convert the trial to choose what "
+                                  "it renews with.")
+    # R2
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("R2", f"Changes can only be scheduled for the renewal of an active subscription (this one "
+                                  f"is {subscription.get_status_display().lower()}).")
+    if not subscription.auto_renew:
+        raise RuleViolation("R2", "Auto-renew is off: turn it on to schedule changes for the renewal.")
+
+
 @dataclass(frozen=True)
 class Allowed:
     name: str
@@ -188,5 +204,6 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
         _verdict("rename", "Rename", check_rename, s, u, n),
         _verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
         _verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
+        _verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
     ]
     return {a.name: a for a in actions}

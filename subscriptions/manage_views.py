@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
@@ -29,7 +30,8 @@ def _detail_context(request, customer, subscription_id, **extra):
     now = timezone.now()
     subscription = (Subscription.objects.select_related("sku__product__publisher", "reseller", "order_line__order",
                                                         "base_subscription__sku")
-                    .prefetch_related("seat_lots", "billing_lines", "scheduled_changes__target_sku")
+                    .prefetch_related("seat_lots", "billing_lines", "scheduled_changes__target_sku",
+                                                      "sku__availabilities")
                     .get(pk=subscription_id))
     billing_lines = list(subscription.billing_lines.all())
     addons = list(subscription.addon_subscriptions.select_related("sku"))
@@ -57,8 +59,22 @@ def _detail_context(request, customer, subscription_id, **extra):
     shown = ["add_licenses", "reactivate" if subscription.status == "suspended" else "suspend", "cancel",
              "auto_renew_off" if subscription.auto_renew else "auto_renew_on"]
     context["disabled_reasons"] = [context["actions"][name] for name in shown if not context["actions"][name].allowed]
+    context.update(_renewal_context(subscription, context["scheduled"]))
     context.update(extra)
     return context
+
+
+def _renewal_context(subscription: Subscription, scheduled) -> dict:
+    """The Manage renewal panel (R3): what it renews with now, and the choices of the SKU's availabilities."""
+    availabilities = list(subscription.sku.availabilities.all())
+    terms = sorted({a.term for a in availabilities} | {subscription.term}, key=lambda t: TERM_MONTHS[t])
+    frequencies = [f for f in BillingFrequency.values
+                   if f == subscription.billing_frequency or any(a.billing_frequency == f for a in availabilities)]
+    return {
+        "renewal_form": services.renewal_values(subscription, scheduled),
+        "renewal_terms": [(t, Term(t).label) for t in terms],
+        "renewal_frequencies": [(f, BillingFrequency(f).label) for f in frequencies],
+    }
 
 
 @require_safe
@@ -116,10 +132,25 @@ def _run(request, action: str, subscription: Subscription):
                 quantities[sku_id] = parse_quantity(value, rule="A1")
         created = services.buy_addons(subscription_id=sid, actor=user, quantities=quantities, now=now)
         return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
+    if action == "schedule":
+        raw = request.POST.get("quantity", "").strip()
+        changes = services.schedule_renewal_change(
+            subscription_id=sid, actor=user, quantity=parse_quantity(raw, rule="K8") if raw else None,
+            term=request.POST.get("term") or None, billing_frequency=request.POST.get("billing_frequency") or None,
+            now=now)
+        if not changes:
+            return "Nothing is scheduled any more: the subscription renews unchanged."
+        return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "."
+    if action == "unschedule":
+        change_id = parse_int(request.POST.get("change"))
+        if change_id is None:
+            raise RuleViolation("R3", "Choose a scheduled change to remove.")
+        removed = services.remove_scheduled_change(subscription_id=sid, actor=user, change_id=change_id, now=now)
+        return f"Removed from the renewal: {removed.summary}."
     raise Http404("No such action.")
 
 
-ACTIONS = ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons")
+ACTIONS = ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons", "schedule", "unschedule")
 
 
 def subscription_action(request, customer_id, subscription_id, action):
@@ -131,7 +162,14 @@ def subscription_action(request, customer_id, subscription_id, action):
     try:
         message = _run(request, action, subscription)
     except RuleViolation as violation:
-        context = _detail_context(request, customer, subscription.pk, error=violation.message)
+        extra = {"error": violation.message}
+        if action in ("schedule", "unschedule"):
+            extra["renewal_error"] = violation.message
+        if action == "schedule":
+            # The form shows what was submitted, next to the reason it was refused.
+            extra["renewal_form"] = {name: request.POST.get(name, "") for name in ("quantity", "term",
+                                                                                   "billing_frequency")}
+        context = _detail_context(request, customer, subscription.pk, **extra)
         return render(request, "subscriptions/detail.html", context, status=violation.status)
     messages.success(request, message)
     return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)

@@ -492,3 +492,109 @@ def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datet
                          after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)})
             created.append(addon)
     return created
+
+
+# --- Manage renewal: changes scheduled for the renewal (issue 4, R1–R3) -------------------------
+
+from catalog.models import Availability, Term  # noqa: E402  (appended with manage renewal)
+
+# What each kind of scheduled change sets at the renewal (N4 applies them in lifecycle.py).
+BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
+          BillingFrequency.ONE_TIME: "once for the term"}
+RENEWAL_FIELDS = {
+    ScheduledChange.Kind.QUANTITY: "quantity",
+    ScheduledChange.Kind.TERM: "term",
+    ScheduledChange.Kind.BILLING_FREQUENCY: "billing_frequency",
+}
+
+
+def renewal_values(subscription: Subscription, changes=None) -> dict:
+    """What the subscription renews with: its current values, overridden by the scheduled changes."""
+    values = {name: getattr(subscription, name) for name in RENEWAL_FIELDS.values()}
+    for change in subscription.scheduled_changes.all() if changes is None else changes:
+        name = RENEWAL_FIELDS.get(change.kind)
+        if name and getattr(change, name):
+            values[name] = getattr(change, name)
+    return values
+
+
+def _check_renewal_values(subscription: Subscription, values: dict) -> None:
+    sku = subscription.sku
+    if values["quantity"] != subscription.quantity:
+        if not sku.is_license_based:
+            raise RuleViolation("R1", "A usage-based subscription has no license quantity.", field="quantity")
+        # K8
+        if not sku.min_quantity <= values["quantity"] <= sku.max_quantity:
+            raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
+                                      f"{sku.max_quantity:,}.", field="quantity")
+    term, frequency = values["term"], values["billing_frequency"]
+    if term not in Term.values:
+        raise RuleViolation("R1", "Choose a term of 1 month, 1 year or 3 years.", field="term")
+    if frequency not in BillingFrequency.values:
+        raise RuleViolation("R1", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+    # The billing frequency can't be longer than the term (a 1-month term can't be billed annually).
+    if frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[frequency] > TERM_MONTHS[term]:
+        raise RuleViolation("R1", f"A {Term(term).label} term can't be billed "
+                                  f"{BILLED[frequency]}: the billing frequency can't be longer "
+                                  "than the term.", field="billing_frequency")
+    if (term, frequency) != (subscription.term, subscription.billing_frequency) and not Availability.objects.filter(
+            sku=sku, term=term, billing_frequency=frequency).exists():
+        raise RuleViolation("R1", f"{sku.name} is not sold for a {Term(term).label} term billed "
+                                  f"{BILLED[frequency]}.", field="term")
+
+
+def schedule_renewal_change(*, subscription_id, actor, quantity: int | None, term: str | None,
+                            billing_frequency: str | None, now: datetime) -> list[ScheduledChange]:
+    """R1, R3: schedules (or updates) the quantity, term and billing frequency the subscription renews with.
+
+    A value left None keeps what is scheduled; a value equal to the current one removes its scheduled
+    change (the renewal then keeps the current value). Returns every change now scheduled.
+    """
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_schedule_change(subscription, actor, now)
+        scheduled = list(subscription.scheduled_changes.select_for_update())
+        before = renewal_values(subscription, scheduled)
+        wanted = {"quantity": quantity, "term": term, "billing_frequency": billing_frequency}
+        after = {name: before[name] if wanted[name] is None else wanted[name] for name in before}
+        if after == before:
+            raise RuleViolation("R1", "Nothing to schedule: the renewal already keeps these values.")
+        _check_renewal_values(subscription, after)
+        by_kind = {change.kind: change for change in scheduled}
+        for kind, name in RENEWAL_FIELDS.items():
+            if after[name] == before[name]:
+                continue
+            # R3: a new value for a kind replaces what was scheduled for it.
+            if kind in by_kind:
+                by_kind.pop(kind).delete()
+            if after[name] != getattr(subscription, name):
+                by_kind[kind] = ScheduledChange.objects.create(subscription=subscription, kind=kind, created_at=now,
+                                                               **{name: after[name]})
+        changes = sorted(by_kind.values(), key=lambda c: (c.created_at, c.pk))
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.renewal_change_scheduled",
+                     summary=("Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
+                              if changes else "Scheduled renewal changes removed: it renews unchanged")[:300],
+                     before=before, after=after)
+    return changes
+
+
+def remove_scheduled_change(*, subscription_id, actor, change_id, now: datetime) -> ScheduledChange:
+    """R3: removes one change scheduled for the renewal."""
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        actions.check_schedule_change(subscription, actor, now)
+        change = subscription.scheduled_changes.select_for_update().filter(pk=change_id).first()
+        if change is None:
+            raise RuleViolation("R3", "That scheduled change doesn't exist any more (removed or already applied): "
+                                      "nothing was changed.", conflict=True)
+        summary = change.summary
+        before = renewal_values(subscription)
+        change.delete()
+        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
+                     action="subscription.renewal_change_removed",
+                     summary=f"Removed from the renewal: {summary}"[:300], before=before,
+                     after=renewal_values(subscription))
+    return change

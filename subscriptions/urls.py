@@ -6,6 +6,7 @@ app_name = "subscriptions"
 
 urlpatterns = [
     path("subscriptions/", views.all_subscriptions, name="all-subscriptions"),
+    path("renewals/", views.renewals, name="renewals"),
     path("customers/<uuid:customer_id>/subscriptions/", views.subscription_list, name="subscription-list"),
     path("customers/<uuid:customer_id>/subscriptions/export.csv", views.subscription_export,
          name="subscription-export"),

@@ -61,3 +61,22 @@ def offer_options(offers, *, selected: int | None) -> str:
     library's escape (Django's lazy-aware one costs more per call), not a template loop over each."""
     return mark_safe("".join(
         f'<option value="{pk}"{" selected" if pk == selected else ""}>{escape(name)}</option>' for pk, name in offers))
+
+
+@require_safe
+def renewals(request):
+    """Every subscription of the partner renewing in the next 30/60/90 days across customers, with its lock
+    point, what will change and what it will cost; and those ending without renewal, so partners can act."""
+    from . import renewals as renewal_rows  # the module name is this view's
+
+    today = timezone.now().date()
+    days = renewal_rows.window_from_query(request.GET.get("within"))
+    scoped = access.subscriptions_for(request.user)
+    context = {
+        "within": days, "windows": renewal_rows.WINDOWS, "now": timezone.now(),
+        "page": renewal_rows.renewals_page(renewal_rows.renewing_subscriptions(scoped, today=today, days=days),
+                                           request.GET.get("page")),
+        "ending": renewal_rows.renewals_page(renewal_rows.ending_subscriptions(scoped, today=today, days=days),
+                                             request.GET.get("ending_page")),
+    }
+    return render(request, "subscriptions/renewals.html", context)

@@ -42,6 +42,8 @@ CUSTOMER_ROUTES = {
     "subscriptions:subscription-auto-renew": "post",
     "subscriptions:subscription-rename": "post",
     "subscriptions:subscription-addons": "post",
+    "subscriptions:subscription-schedule": "post",
+    "subscriptions:subscription-unschedule": "post",
 }
 
 
@@ -100,6 +102,8 @@ class World:
             "subscriptions:subscription-quantity": {"quantity": "1"},
             "subscriptions:subscription-auto-renew": {"on": "0"},
             "subscriptions:subscription-rename": {"friendly_name": "Taken over"},
+            "subscriptions:subscription-schedule": {"quantity": "7"},
+            "subscriptions:subscription-unschedule": {"change": "1"},
         }.get(name, {})
 
 

@@ -119,7 +119,7 @@ ALL_ALLOWED = {
     "add_licenses": (True, ""), "remove_licenses": (True, ""), "suspend": (True, ""),
     "reactivate": (False, NOT_SUSPENDED), "cancel": (True, ""), "auto_renew_on": (False, "Auto-renew is already on."),
     "auto_renew_off": (True, ""), "rename": (True, ""), "confirm_setup": (False, NOT_PENDING_ISV),
-    "buy_addons": (True, ""),
+    "buy_addons": (True, ""), "manage_renewal": (True, ""),
 }
 
 
@@ -131,10 +131,10 @@ def test_s2_active_subscription_in_its_window(customer, sales, e3, now):
     actions = allowed_actions(sub, sales, now)
     # then every action is there in order, allowed except those that can't apply, each with its reason
     assert list(actions) == ["add_licenses", "remove_licenses", "suspend", "reactivate", "cancel", "auto_renew_on",
-                             "auto_renew_off", "rename", "confirm_setup", "buy_addons"]
+                             "auto_renew_off", "rename", "confirm_setup", "buy_addons", "manage_renewal"]
     assert [a.label for a in actions.values()] == [
         "Add licenses", "Remove licenses", "Suspend", "Reactivate", "Cancel subscription", "Turn auto-renew on",
-        "Turn auto-renew off", "Rename", "Confirm publisher set-up", "Buy add-ons"]
+        "Turn auto-renew off", "Rename", "Confirm publisher set-up", "Buy add-ons", "Manage renewal"]
     assert verdicts(sub, sales, now) == ALL_ALLOWED
     assert (actions["reactivate"].rule, actions["auto_renew_on"].rule, actions["confirm_setup"].rule) == ("P2", "S2", "S3")
 
@@ -172,6 +172,8 @@ def test_s2_suspended_subscription(customer, sales, e3, now):
         "auto_renew_off": (False, "Auto-renew can only be changed on an active subscription (this one is suspended)."),
         "rename": (True, ""), "confirm_setup": (False, NOT_PENDING_ISV),
         "buy_addons": (False, "Add-ons need an active base subscription."),
+        "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
+                                  "is suspended)."),
     }
 
 
@@ -205,6 +207,8 @@ def test_s2_deleted_subscription_offers_nothing(customer, sales, e3, now):
         "rename": (False, "A cancelled subscription can't be renamed."),
         "confirm_setup": (False, NOT_PENDING_ISV),
         "buy_addons": (False, "Add-ons need an active base subscription."),
+        "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
+                                  "is deleted)."),
     }
 
 
@@ -222,6 +226,8 @@ def test_s2_trial_quantity_and_status_are_disabled(customer, sales, now):
         "add_licenses": (False, "A trial's quantity can't change: convert the trial first."),
         "remove_licenses": (False, "A trial's quantity can't change: convert the trial first."),
         "suspend": (False, "A trial's status can't change: convert the trial first."),
+        "manage_renewal": (False, "A trial converts to the paid offer at its end: convert the trial to choose what it "
+                                  "renews with."),
     }
 
 
@@ -241,6 +247,8 @@ def test_s2_pending_isv_subscription_offers_the_set_up_confirmation(customer, sa
         "auto_renew_off": (False, "Auto-renew can only be changed on an active subscription (this one is pending)."),
         "rename": (True, ""), "confirm_setup": (True, ""),
         "buy_addons": (False, "Add-ons need an active base subscription."),
+        "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
+                                  "is pending)."),
     }
 
 
@@ -256,6 +264,7 @@ def test_s2_billing_admin_may_only_suspend_and_toggle_auto_renew(customer, direc
         "reactivate": (False, NOT_SUSPENDED), "cancel": (False, BUY_REASON),
         "auto_renew_on": (False, "Auto-renew is already on."), "auto_renew_off": (True, ""),
         "rename": (False, BUY_REASON), "confirm_setup": (False, BUY_REASON), "buy_addons": (False, BUY_REASON),
+        "manage_renewal": (False, BUY_REASON),
     }
 
 
@@ -271,6 +280,7 @@ def test_s2_support_agent_may_do_nothing(customer, direct_partner, e3, now):
         "suspend": (False, SUSPEND_REASON), "reactivate": (False, SUSPEND_REASON), "cancel": (False, BUY_REASON),
         "auto_renew_on": (False, AUTO_RENEW_REASON), "auto_renew_off": (False, AUTO_RENEW_REASON),
         "rename": (False, BUY_REASON), "confirm_setup": (False, BUY_REASON), "buy_addons": (False, BUY_REASON),
+        "manage_renewal": (False, BUY_REASON),
     }
 
 
@@ -317,6 +327,8 @@ def attempts(sub, user, now, audio):
         "rename": lambda: services.rename_subscription(subscription_id=pk, actor=user, friendly_name="HQ", now=now),
         "confirm_setup": lambda: services.confirm_publisher_setup(subscription_id=pk, actor=user, now=now),
         "buy_addons": lambda: services.buy_addons(subscription_id=pk, actor=user, quantities={audio.pk: 1}, now=now),
+        "manage_renewal": lambda: services.schedule_renewal_change(subscription_id=pk, actor=user, quantity=sub.quantity + 1,
+                                                                   term=None, billing_frequency=None, now=now),
     }
 
 

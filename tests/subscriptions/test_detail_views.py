@@ -327,8 +327,9 @@ def test_s2_page_lists_the_changes_scheduled_for_the_renewal(signed_in, customer
     factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.BILLING_FREQUENCY, quantity=None,
                                      billing_frequency="annual")
     page = page_of(signed_in.get(detail(sub)))
-    assert text(section(page, "Scheduled for the renewal")) == (
-        "20 licenses (scheduled 2026-11-24 12:00 UTC) Billed annually (scheduled 2026-11-24 12:00 UTC)")
+    panel = section(page, "Manage renewal")
+    assert [text(li) for li in re.findall(r"<li>(.*?)</li>", panel, re.S)] == [
+        "20 licenses (scheduled 2026-11-24 12:00 UTC) Remove", "Billed annually (scheduled 2026-11-24 12:00 UTC) Remove"]
 
 
 @pytest.mark.rule("T3")

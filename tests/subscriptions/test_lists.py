@@ -451,5 +451,5 @@ def test_all_subscriptions_empty_states(signed_in, customer):
 def test_the_main_navigation_links_subscriptions_between_customers_and_orders(signed_in):
     page = signed_in.get(ALL_URL).content.decode()
     nav = re.search(r'<nav class="leftnav"[^>]*>(.*?)</nav>', page, re.S).group(1)
-    assert re.findall(r">([^<]+)</a>", nav)[:4] == ["Home", "Customers", "Subscriptions", "Orders"]
+    assert re.findall(r">([^<]+)</a>", nav)[:5] == ["Home", "Customers", "Subscriptions", "Renewals", "Orders"]
     assert f'<a href="{ALL_URL}" aria-current="page">Subscriptions</a>' in nav

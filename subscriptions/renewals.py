@@ -1,0 +1,136 @@
+"""The Renewals page (beyond Partner Center): what renews in the next 30/60/90 days, what will change and
+what it will cost, and what ends without renewal.
+
+The subscriptions passed in are already scoped by `portal.access` (T3). A page of rows is built from a
+fixed number of queries: the page itself, its scheduled changes (with their target offers) and the
+availabilities of its offers, whatever the number of rows.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from catalog.models import TERM_MONTHS, BillingFrequency
+from portal.pagination import SmallListPaginator
+
+from .dates import start_of_day, term_end_for
+from .lifecycle import APPLIED_AT_RENEWAL
+from .models import ScheduledChange, Subscription
+from .pricing import Charge
+from .services import first_charge
+from .states import Status
+
+WINDOWS = (30, 60, 90)
+DEFAULT_WINDOW = 30
+PAGE_SIZE = 50
+
+CHARGE_LABELS = {
+    BillingFrequency.MONTHLY: "first monthly charge",
+    BillingFrequency.ANNUAL: "first annual charge",
+    BillingFrequency.ONE_TIME: "one-time charge for the term",
+}
+
+
+def window_from_query(value) -> int:
+    """30, 60 or 90 days; anything else is the default, not an error."""
+    return int(value) if value in {str(days) for days in WINDOWS} else DEFAULT_WINDOW
+
+
+def _in_window(today: date, days: int) -> Q:
+    # N2: term_end is the inclusive last UTC day of the term; today and today + days are both in.
+    return Q(term_end__gte=today, term_end__lte=today + timedelta(days=days))
+
+
+def _with_row_data(subscriptions: QuerySet) -> QuerySet:
+    return (subscriptions.select_related("customer", "sku__product", "availability")
+            .prefetch_related(Prefetch("scheduled_changes",
+                                       queryset=ScheduledChange.objects.select_related("target_sku")),
+                              "sku__availabilities")
+            .order_by("term_end", "customer__company_name", "pk"))
+
+
+def renewing_subscriptions(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
+    """N1: active, auto-renewing paid subscriptions whose term ends in the window, and those whose renewal is
+    already pending (N6: past the lock point, the engine has not finished them yet). Trials convert (TR1)
+    rather than renew, so they are not listed."""
+    due = Q(status=Status.ACTIVE, auto_renew=True) & _in_window(today, days) | Q(status=Status.ACTIVE,
+                                                                                renewal_pending=True)
+    return _with_row_data(subscriptions.filter(due, is_trial=False))
+
+
+def ending_subscriptions(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
+    """N5, P2: auto-renew off (or suspended) with the term ending in the window: they expire (or are disabled)."""
+    ending = Q(status=Status.ACTIVE, auto_renew=False, renewal_pending=False) | Q(status=Status.SUSPENDED)
+    return _with_row_data(subscriptions.filter(ending, _in_window(today, days), is_trial=False))
+
+
+@dataclass(frozen=True)
+class RenewalQuote:
+    """The subscription as it will be after renewal (N4) and its first charge of the new term."""
+
+    quantity: int
+    term: str
+    billing_frequency: str
+    charge: Charge | None  # None: billed by consumption
+    currency: str
+
+    @property
+    def label(self) -> str:
+        return CHARGE_LABELS[self.billing_frequency]
+
+
+def renewal_quote(subscription: Subscription) -> RenewalQuote:
+    """What the renewal engine will charge (lifecycle._renew): scheduled quantity, term and billing frequency
+    applied; a new term or frequency is sold at that availability's price when the offer has one."""
+    quantity, term, frequency = subscription.quantity, subscription.term, subscription.billing_frequency
+    for change in subscription.scheduled_changes.all():  # prefetched, in the order they were scheduled
+        if change.kind not in APPLIED_AT_RENEWAL:
+            continue
+        if change.kind == ScheduledChange.Kind.QUANTITY and change.quantity:
+            quantity = change.quantity
+        elif change.kind == ScheduledChange.Kind.TERM and change.term:
+            term = change.term
+        elif change.kind == ScheduledChange.Kind.BILLING_FREQUENCY and change.billing_frequency:
+            frequency = change.billing_frequency
+    unit_price, currency = subscription.unit_price, subscription.currency
+    if (subscription.availability.term, subscription.availability.billing_frequency) != (term, frequency):
+        match = next((a for a in subscription.sku.availabilities.all()
+                      if a.term == term and a.billing_frequency == frequency), None)
+        if match is not None:
+            unit_price, currency = match.unit_price, match.currency
+    charge = None
+    if subscription.sku.is_license_based:
+        starts_on = subscription.term_end + timedelta(days=1)
+        months = TERM_MONTHS[term]
+        charge = first_charge(unit_price=unit_price, quantity=quantity, billing_frequency=frequency,
+                              term_start=starts_on, term_end=term_end_for(starts_on, months), term_months=months)
+    return RenewalQuote(quantity=quantity, term=term, billing_frequency=frequency, charge=charge, currency=currency)
+
+
+@dataclass(frozen=True)
+class RenewalRow:
+    subscription: Subscription
+    changes: list[str]
+    quote: RenewalQuote
+
+    @property
+    def lock_day(self) -> date:
+        """N2, N6: the inclusive term end is over at 00:00 UTC the next day: the subscription locks then."""
+        return self.subscription.term_end + timedelta(days=1)
+
+    @property
+    def lock_point(self) -> datetime:
+        return start_of_day(self.lock_day)
+
+
+def _rows(subscriptions) -> list[RenewalRow]:
+    return [RenewalRow(subscription=s, changes=[c.summary for c in s.scheduled_changes.all()],
+                       quote=renewal_quote(s)) for s in subscriptions]
+
+
+def renewals_page(subscriptions: QuerySet, number):
+    """A page (50 rows) of these subscriptions, each as a RenewalRow."""
+    page = SmallListPaginator(subscriptions, PAGE_SIZE).get_page(number)
+    page.object_list = _rows(page.object_list)
+    return page

@@ -1,0 +1,253 @@
+"""The Renewals page (beyond Partner Center): every subscription of the partner renewing in the next
+30/60/90 days, its lock point, what will change, what it will cost; and those ending without renewal.
+Today is 2026-11-25 12:00 UTC."""
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from portal.models import Partner
+from subscriptions import renewals
+from subscriptions.models import ScheduledChange, Subscription
+from tests import factories
+
+URL = reverse("subscriptions:renewals")
+TODAY = date(2026, 11, 25)
+MAX_QUERIES = 15
+
+
+@pytest.fixture
+def signed_in(client, sales, now):
+    client.force_login(sales)
+    return client
+
+
+def text(fragment: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
+
+
+def section(page: str, name: str) -> str:
+    return re.search(rf'<section id="{name}".*?</section>', page, re.S).group(0)
+
+
+def rows(page: str, name: str) -> list[list[str]]:
+    """The rows of a section's table, each a list of its cells' text."""
+    body = re.search(r"<tbody>(.*?)</tbody>", section(page, name), re.S)
+    if body is None:
+        return []
+    return [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+
+
+def names(page: str, name: str) -> list[str]:
+    return [row[1] for row in rows(page, name)]
+
+
+def subscribe(customer, offer: str, **fields) -> Subscription:
+    sku = factories.SkuFactory(name=offer)
+    return factories.SubscriptionFactory(customer=customer, sku=sku, **fields)
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.rule("N4")
+def test_a_row_shows_lock_point_scheduled_changes_and_the_cost_of_the_renewal(signed_in, customer):
+    # given a P1Y monthly subscription at 10.00 for 10 licenses ending 2026-12-04, with 120 licenses scheduled
+    subscription = subscribe(customer, "Microsoft 365 E3", term_end=date(2026, 12, 4))
+    factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.QUANTITY, quantity=120)
+    # when the page is opened
+    page = signed_in.get(URL).content.decode()
+    # then the row shows the renewal as the engine will apply it: 120 × 10.00 for the first month
+    [row] = rows(page, "renewing")
+    assert row[0] == customer.company_name
+    assert row[1] == "Microsoft 365 E3"
+    assert row[2] == "2026-12-04"
+    assert row[3].startswith("00:00 UTC on 2026-12-05")
+    assert row[4] == "120 licenses"
+    assert row[5] == "120"
+    assert row[6] == "1,200.00 USD (first monthly charge)"
+    assert row[7] == "On"
+    assert row[8] == "Manage renewal"
+    detail = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+    assert f'href="{detail}#manage-renewal"' in page
+    assert f'href="{detail}"' in page
+    assert f'href="{reverse("subscriptions:subscription-list", args=[customer.pk])}"' in page
+    # and the exact Decimal the engine will charge
+    quote = renewals.renewal_quote(Subscription.objects.get(pk=subscription.pk))
+    assert quote.charge.amount == Decimal("1200.00")
+    assert (quote.charge.period_start, quote.charge.period_end) == (date(2026, 12, 5), date(2027, 1, 4))
+    assert rows(page, "ending") == []
+
+
+@pytest.mark.rule("N4")
+def test_a_scheduled_term_change_is_priced_at_the_matching_availability(signed_in, customer):
+    # given P1Y monthly at 10.00 (10 licenses), a term change to P1M and 3 licenses scheduled; P1M monthly is 12.00
+    subscription = subscribe(customer, "Visio Plan 2", term_end=date(2026, 12, 1))
+    factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.TERM, term="P1M",
+                                     quantity=None)
+    factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.QUANTITY, quantity=3)
+    # when the page is opened
+    [row] = rows(signed_in.get(URL).content.decode(), "renewing")
+    # then 3 × 12.00
+    assert row[4] == "Term 1 month; 3 licenses"
+    assert row[5] == "3"
+    assert row[6] == "36.00 USD (first monthly charge)"
+    assert row[3].startswith("00:00 UTC on 2026-12-02")
+
+
+def test_no_scheduled_change_renews_as_is(signed_in, customer):
+    subscribe(customer, "Project Plan 3", term_end=date(2026, 11, 30), quantity=7)
+    [row] = rows(signed_in.get(URL).content.decode(), "renewing")
+    assert row[4:7] == ["No changes", "7", "70.00 USD (first monthly charge)"]
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.parametrize("within, last_day_in", [("30", 30), ("60", 60), ("90", 90), ("", 30), ("45", 30)])
+def test_the_window_includes_its_last_day_and_not_the_next(signed_in, customer, within, last_day_in):
+    # given subscriptions ending yesterday, today, on the window's last day and the day after
+    subscribe(customer, "Ended yesterday", term_end=TODAY - timedelta(days=1))
+    subscribe(customer, "Ends today", term_end=TODAY)
+    subscribe(customer, "Last day", term_end=TODAY + timedelta(days=last_day_in))
+    subscribe(customer, "Day after", term_end=TODAY + timedelta(days=last_day_in + 1))
+    subscribe(customer, "Off on last day", term_end=TODAY + timedelta(days=last_day_in), auto_renew=False)
+    subscribe(customer, "Off day after", term_end=TODAY + timedelta(days=last_day_in + 1), auto_renew=False)
+    # when the page is opened for the window
+    page = signed_in.get(URL + (f"?within={within}" if within else "")).content.decode()
+    # then both ends are in, in term end order
+    assert names(page, "renewing") == ["Ends today", "Last day"]
+    assert names(page, "ending") == ["Off on last day"]
+    assert f'aria-current="true">{last_day_in} days<' in page
+
+
+@pytest.mark.rule("N1")
+def test_renewing_rows_are_ordered_by_term_end_then_customer(signed_in, direct_partner):
+    zeta = factories.CustomerFactory(partner=direct_partner, company_name="Zeta Ltd")
+    alpha = factories.CustomerFactory(partner=direct_partner, company_name="Alpha Ltd")
+    subscribe(zeta, "Z later", term_end=TODAY + timedelta(days=5))
+    subscribe(zeta, "Z first", term_end=TODAY + timedelta(days=2))
+    subscribe(alpha, "A later", term_end=TODAY + timedelta(days=5))
+    page = signed_in.get(URL).content.decode()
+    assert names(page, "renewing") == ["Z first", "A later", "Z later"]
+
+
+@pytest.mark.rule("N1")
+def test_only_active_paid_subscriptions_renew_and_pending_ones_stay_listed(signed_in, customer):
+    # given a pending renewal (past its lock point), a trial, a cancelled and a suspended subscription
+    subscribe(customer, "Pending", term_end=TODAY - timedelta(days=1), renewal_pending=True)
+    subscribe(customer, "Trial", term_end=TODAY + timedelta(days=3), trial=True)
+    subscribe(customer, "Deleted", term_end=TODAY + timedelta(days=3), deleted=True)
+    subscribe(customer, "Suspended", term_end=TODAY + timedelta(days=3), suspended=True)
+    page = signed_in.get(URL).content.decode()
+    [pending] = rows(page, "renewing")
+    assert pending[1] == "Pending"
+    assert pending[3] == "00:00 UTC on 2026-11-25 Renewal pending"
+    [suspended] = rows(page, "ending")
+    assert suspended[1] == "Suspended"
+    assert suspended[5] == "Suspended will be disabled"
+
+
+def test_ending_without_renewal_rows(signed_in, customer):
+    subscription = subscribe(customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4)
+    page = signed_in.get(URL).content.decode()
+    assert rows(page, "renewing") == []
+    [row] = rows(page, "ending")
+    assert row[:3] == [customer.company_name, "Teams Essentials", "2026-12-10"]
+    assert row[3].startswith("00:00 UTC on 2026-12-11")
+    assert row[4:] == ["4", "Active will expire", "Off", "Manage renewal"]
+    detail = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+    assert f'href="{detail}#manage-renewal"' in section(page, "ending")
+
+
+def test_empty_states(signed_in, customer):
+    page = signed_in.get(URL).content.decode()
+    assert "No subscription renews in the next 30 days." in text(page)
+    assert "Nothing ends without renewal in the next 30 days." in text(page)
+
+
+@pytest.mark.rule("T3")
+def test_another_partners_subscriptions_are_never_shown(signed_in, customer):
+    other = factories.CustomerFactory(partner=factories.PartnerFactory(name="Fabrikam Direct"))
+    subscribe(other, "Theirs", term_end=TODAY + timedelta(days=3))
+    subscribe(other, "Theirs ending", term_end=TODAY + timedelta(days=3), auto_renew=False)
+    subscribe(customer, "Ours", term_end=TODAY + timedelta(days=3))
+    page = signed_in.get(URL + "?within=90").content.decode()
+    assert names(page, "renewing") == ["Ours"]
+    assert rows(page, "ending") == []
+    assert "Theirs" not in page
+
+
+@pytest.mark.rule("T1")
+@pytest.mark.rule("T3")
+def test_a_reseller_sees_only_the_subscriptions_it_is_reseller_of_record_for(client, provider, now):
+    adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
+    customer = factories.CustomerFactory(partner=provider)
+    subscribe(customer, "Resold by Adatum", term_end=TODAY + timedelta(days=3), reseller=adatum)
+    subscribe(customer, "Sold by the provider", term_end=TODAY + timedelta(days=3))
+    subscribe(customer, "Another reseller", term_end=TODAY + timedelta(days=3),
+              reseller=factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER))
+    client.force_login(factories.staff(adatum, "support_agent"))
+    page = client.get(URL).content.decode()
+    assert names(page, "renewing") == ["Resold by Adatum"]
+
+
+@pytest.mark.rule("T2")
+@pytest.mark.parametrize("role", ["admin_agent", "sales_agent", "billing_admin", "support_agent"])
+def test_every_role_may_view(client, direct_partner, customer, role, now):
+    subscribe(customer, "Microsoft 365 E3", term_end=TODAY + timedelta(days=3))
+    client.force_login(factories.staff(direct_partner, role))
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert names(response.content.decode(), "renewing") == ["Microsoft 365 E3"]
+
+
+def test_signed_out_user_is_not_shown_the_page(client, now):
+    assert client.get(URL).status_code in (302, 403)
+
+
+def test_the_left_navigation_links_the_page(signed_in):
+    page = signed_in.get(URL).content.decode()
+    assert f'<a href="{URL}" aria-current="page">Renewals</a>' in page
+
+
+def test_a_page_holds_50_rows(signed_in, customer):
+    sku = factories.SkuFactory(name="Exchange Online")
+    for _ in range(51):
+        factories.SubscriptionFactory(customer=customer, sku=sku, term_end=TODAY + timedelta(days=3))
+    first = signed_in.get(URL).content.decode()
+    assert len(rows(first, "renewing")) == 50
+    assert "Page 1 of 2 · 51 in all" in first
+    assert len(rows(signed_in.get(URL + "?page=2").content.decode(), "renewing")) == 1
+
+
+def _portfolio(direct_partner, n: int) -> None:
+    """n renewing subscriptions (each its own offer, with scheduled changes) and n ending ones."""
+    for i in range(n):
+        customer = factories.CustomerFactory(partner=direct_partner)
+        renewing = subscribe(customer, f"Renewing {i}", term_end=TODAY + timedelta(days=1 + i % 20))
+        factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.QUANTITY, quantity=5)
+        factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.BILLING_FREQUENCY,
+                                         billing_frequency="annual", quantity=None)
+        factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
+                                         target_sku=factories.SkuFactory(name=f"Upgrade {i}"))
+        subscribe(customer, f"Ending {i}", term_end=TODAY + timedelta(days=1 + i % 20), auto_renew=False)
+
+
+@pytest.mark.rule("N1")
+def test_the_page_runs_a_constant_number_of_queries(signed_in, direct_partner):
+    # given 3 renewing and 3 ending subscriptions
+    _portfolio(direct_partner, 3)
+    with CaptureQueriesContext(connection) as few:
+        page = signed_in.get(URL)
+    assert len(rows(page.content.decode(), "renewing")) == 3
+    # when there are ten times as many
+    _portfolio(direct_partner, 27)
+    with CaptureQueriesContext(connection) as many:
+        page = signed_in.get(URL)
+    # then every row is shown with the same number of queries
+    assert len(rows(page.content.decode(), "renewing")) == 30
+    assert len(rows(page.content.decode(), "ending")) == 30
+    assert len(many) == len(few) <= MAX_QUERIES
