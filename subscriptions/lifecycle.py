@@ -230,7 +230,10 @@ def _disable(subscription: Subscription, now: datetime) -> str:
 
 def _convert_trial(subscription: Subscription, now: datetime) -> str:
     """TR1, R4: at its end a trial with auto-renew on becomes the paid SKU, P1Y billed monthly by default (TR2)."""
-    paid = subscription.sku.trial_of
+    # TR3, TR8: a conversion scheduled in the trial panel names the SKU; otherwise the paid SKU (R4).
+    upgrade = (subscription.scheduled_changes.filter(kind=ScheduledChange.Kind.UPGRADE, target_sku__isnull=False)
+               .select_related("target_sku").last())
+    paid = upgrade.target_sku if upgrade else subscription.sku.trial_of
     if paid is None:
         logger.warning("Trial %s has no paid SKU to convert to; left as is", subscription.pk)
         return "skipped"
@@ -250,6 +253,8 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         subscription.unit_price = availability.unit_price
         subscription.currency = availability.currency
     applied = _apply_scheduled_changes(subscription)  # TR8: a scheduled quantity may be below 25
+    if upgrade:
+        subscription.scheduled_changes.filter(kind=ScheduledChange.Kind.UPGRADE).delete()
     _reprice(subscription)
     line = _start_new_term(subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL,
                            billing_kind=BillingLine.Kind.RENEWAL)

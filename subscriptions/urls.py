@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import manage_views, views
+from . import conversion_views, manage_views, upgrade_views, views
 
 app_name = "subscriptions"
 
@@ -19,4 +19,8 @@ urlpatterns = [
         for action in manage_views.ACTIONS
     ],
     path("publisher/setup/<uuid:subscription_id>/", manage_views.publisher_setup, name="publisher-setup"),
+    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/upgrade/",
+         upgrade_views.subscription_upgrade, name="subscription-upgrade"),
+    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/convert/", conversion_views.convert_trial,
+         name="subscription-convert"),  # TR2–TR8
 ]

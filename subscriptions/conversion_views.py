@@ -1,0 +1,79 @@
+"""The "Convert trial" panel (TR2–TR8): GET shows the targets and, with the form filled, a preview of
+what will happen; POST converts now or schedules the conversion for the trial's end."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from catalog.models import BillingFrequency, Term
+from portal import access
+from portal.forms import parse_int, parse_quantity
+from portal.rules import RuleViolation
+
+from . import conversions
+
+FIELDS = ("target", "when", "term", "billing_frequency", "quantity")
+
+
+def _choice(data) -> dict:
+    """The submitted form, with TR2's defaults (annual term billed monthly) and the trial's 25 licenses."""
+    return {"target": data.get("target", ""), "when": data.get("when", "now"),
+            "term": data.get("term") or Term.P1Y, "billing_frequency": data.get("billing_frequency") or BillingFrequency.MONTHLY,
+            "quantity": data.get("quantity") or str(conversions.TRIAL_LICENSES)}
+
+
+def _arguments(choice: dict) -> dict:
+    kind, _, value = choice["target"].partition("-")
+    if kind == "sku" and parse_int(value) is not None:
+        target = {"target_sku_id": parse_int(value), "into_subscription_id": None}
+    elif kind == "sub" and value:
+        target = {"target_sku_id": None, "into_subscription_id": value}
+    else:
+        raise RuleViolation("TR3", "Choose the paid offer, a higher offer or an existing subscription to convert to.",
+                            field="target")
+    quantity = None if target["into_subscription_id"] else parse_quantity(choice["quantity"], rule="TR7")
+    return {**target, "term": choice["term"], "billing_frequency": choice["billing_frequency"], "quantity": quantity}
+
+
+def _context(customer, trial, user, now, choice, **extra) -> dict:
+    try:
+        conversions.check_conversion(trial, user, now)
+        blocked = ""
+    except RuleViolation as violation:
+        blocked = violation.message
+    return {"customer": customer, "section": "subscriptions", "subscription": trial, "now": now, "choice": choice,
+            "targets": conversions.conversion_targets(trial), "blocked": blocked,
+            "terms": Term.choices, "frequencies": BillingFrequency.choices, **extra}
+
+
+def convert_trial(request, customer_id, subscription_id):
+    customer = access.get_customer(request.user, customer_id)
+    trial = access.get_subscription(request.user, customer, subscription_id)
+    now = timezone.now()
+    data = request.POST if request.method == "POST" else request.GET
+    choice = _choice(data)
+    try:
+        if request.method == "POST":
+            args = _arguments(choice)
+            if choice["when"] == "scheduled":
+                args.pop("into_subscription_id")
+                if args["target_sku_id"] is None:
+                    raise RuleViolation("TR3", "Converting into an existing subscription happens now: choose \"Now\".",
+                                        field="target")
+                conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
+                messages.success(request, "The conversion is scheduled for the trial's end.")
+                return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=trial.pk)
+            result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
+            messages.success(request, f"Trial converted: {result.plan.summary}")
+            return redirect("subscriptions:subscription-detail", customer_id=customer.pk,
+                            subscription_id=result.subscription.pk)
+        plan = None
+        if choice["target"]:
+            # The preview: the same checks the conversion runs, nothing changed.
+            plan = conversions.plan_conversion(trial, user=request.user, now=now, scheduled=choice["when"] == "scheduled",
+                                               **_arguments(choice))
+        return render(request, "subscriptions/convert_panel.html", _context(customer, trial, request.user, now, choice,
+                                                                            plan=plan))
+    except RuleViolation as violation:
+        context = _context(customer, trial, request.user, now, choice, error=violation.message)
+        return render(request, "subscriptions/convert_panel.html", context, status=violation.status)

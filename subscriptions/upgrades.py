@@ -1,0 +1,354 @@
+"""Upgrades (U1–U9): moving licenses from a paid subscription to a higher-tier paid SKU, now.
+
+`upgrade_targets` lists what the "Check upgrades" panel offers (U2, U3); `plan_upgrade` checks a
+choice and says what it will do (the preview, U4–U6); `upgrade_subscription` carries the plan out
+after the "Yes, upgrade" confirmation (U7), removing what was scheduled for the renewal (U8, R6).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
+from portal.access import Action, require
+from portal.rules import RuleViolation
+
+from . import actions, audit
+from .dates import term_end_for
+from .models import BillingLine, SeatLot, Subscription
+from .pricing import Charge, remaining_charge
+from .services import _delete_scheduled_changes, _locked, bill, current_period, first_charge, transition
+from .states import LIVE_STATUSES, Status
+
+BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
+          BillingFrequency.ONE_TIME: "once for the term"}
+
+
+def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
+    """U1 (and N6, T2): whether this subscription can be upgraded now by this user."""
+    actions.check_not_renewal_pending(subscription)
+    actions._require(user, Action.BUY)
+    if subscription.is_trial:
+        raise RuleViolation("U1", "A trial can't be upgraded: convert the trial to a paid subscription first.")
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("U1", f"Only an active subscription can be upgraded (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+    if not subscription.sku.is_license_based:
+        raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.")
+
+
+def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
+    """U3: why an existing subscription of the target SKU can't receive the licenses ("" if it can)."""
+    if existing.renewal_pending:
+        return "its renewal is being processed: try again in two minutes."
+    closes = actions.cancellation_window_ends(existing)
+    if closes and now < closes:
+        return f"inside its cancellation window (until {actions._when(closes)})."
+    if existing.term != source.term:
+        return (f"its term ({existing.get_term_display()}) differs from this subscription's "
+                f"({source.get_term_display()}).")
+    if existing.term_end and source.term_end and existing.term_end < source.term_end:
+        return (f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription "
+                f"({source.term_end:%Y-%m-%d}).")
+    return ""
+
+
+@dataclass(frozen=True)
+class ExistingTarget:
+    subscription: Subscription
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reason
+
+
+@dataclass
+class UpgradeTarget:
+    sku: Sku
+    availabilities: list[Availability]
+    existing: list[ExistingTarget]
+
+
+def _existing_of(source: Subscription, sku_id):
+    return (Subscription.objects.filter(customer_id=source.customer_id, sku_id=sku_id, status=Status.ACTIVE,
+                                        is_trial=False)
+            .exclude(pk=source.pk).select_related("sku__product__publisher").order_by("term_end", "created_at"))
+
+
+def upgrade_targets(subscription: Subscription, *, now: datetime) -> list[UpgradeTarget]:
+    """U2: the supported paths of the upgrade matrix from this SKU to paid SKUs (none for a subscription
+    U1 does not let be upgraded), each with the customer's existing subscriptions of it and U3's reasons."""
+    if subscription.is_trial or subscription.status != Status.ACTIVE or not subscription.sku.is_license_based:
+        return []
+    paths = (UpgradePath.objects.filter(source_id=subscription.sku_id, supported=True, target__is_trial=False)
+             .select_related("target__product__publisher").prefetch_related("target__availabilities")
+             .order_by("target__name"))
+    return [
+        UpgradeTarget(
+            sku=path.target, availabilities=list(path.target.availabilities.all()),
+            existing=[ExistingTarget(e, existing_reason(e, subscription, now))
+                      for e in _existing_of(subscription, path.target_id)],
+        )
+        for path in paths
+    ]
+
+
+@dataclass
+class UpgradePlan:
+    """What an upgrade will do: shown as the preview, then carried out as is."""
+
+    source: Subscription
+    target_sku: Sku
+    quantity: int
+    term: str
+    billing_frequency: str
+    unit_price: Decimal
+    availability: Availability | None = None  # the target's availability (None when upgrading into an existing one)
+    into: Subscription | None = None
+    charge: Charge | None = None
+    term_end: object = None
+    deletes_scheduled: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return self.quantity == self.source.quantity
+
+    @property
+    def in_place(self) -> bool:
+        # U5: a full upgrade into a new subscription keeps the subscription (and its id).
+        return self.full and self.into is None
+
+    @property
+    def creates_subscription(self) -> bool:
+        return not self.full and self.into is None
+
+
+def _check_term(source: Subscription, target: Sku, term: str, billing_frequency: str) -> Availability:
+    """U4: the target term can't be shorter than the source's, nor the billing frequency longer than the term."""
+    if term not in Term.values:
+        raise RuleViolation("U4", "Choose a term of 1 month, 1 year or 3 years.", field="term")
+    if billing_frequency not in BillingFrequency.values:
+        raise RuleViolation("U4", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+    if TERM_MONTHS[term] < TERM_MONTHS[source.term]:
+        raise RuleViolation("U4", f"The target term ({Term(term).label}) can't be shorter than this subscription's "
+                                  f"({source.get_term_display()}).", field="term")
+    if billing_frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[billing_frequency] > TERM_MONTHS[term]:
+        raise RuleViolation("U4", f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing "
+                                  "frequency can't be longer than the term.", field="billing_frequency")
+    availability = next((a for a in target.availabilities.all()
+                         if a.term == term and a.billing_frequency == billing_frequency), None)
+    if availability is None:
+        raise RuleViolation("U4", f"{target.name} is not sold for a {Term(term).label} term billed "
+                                  f"{BILLED[billing_frequency]}.", field="term")
+    return availability
+
+
+def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, term: str | None,
+                 billing_frequency: str | None, into_subscription_id=None, now: datetime,
+                 lock: bool = False) -> UpgradePlan:
+    """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction)."""
+    check_upgrade(source, user, now)
+    path = (UpgradePath.objects.filter(source_id=source.sku_id, target_id=target_sku_id)
+            .select_related("target__product__publisher").first())
+    if path is None or not path.supported:
+        # U2: an unsupported path is kept in the matrix only so that it is never offered or accepted.
+        raise RuleViolation("U2", "That upgrade is not offered for this subscription: choose one of the listed targets.")
+    target = path.target
+    if target.is_trial:
+        raise RuleViolation("U1", "An upgrade goes to a paid offer, not a trial.")
+    # U4: all licenses = full upgrade, fewer = partial.
+    if quantity < 1 or quantity > source.quantity:
+        raise RuleViolation("U4", f"Upgrade from 1 to {source.quantity:,} licenses (the subscription has "
+                                  f"{source.quantity:,}).", field="quantity")
+    today = now.date()
+    period = current_period(source, today)
+    plan = UpgradePlan(source=source, target_sku=target, quantity=quantity, term=term or "",
+                       billing_frequency=billing_frequency or "", unit_price=Decimal("0.00"),
+                       deletes_scheduled=source.scheduled_changes.count())
+    if into_subscription_id:
+        existing = _existing_of(source, target.pk).filter(pk=into_subscription_id)
+        into = (existing.select_for_update(of=("self",)) if lock else existing).first()
+        if into is None:
+            raise RuleViolation("U3", f"That subscription is not an active {target.name} subscription of this "
+                                      "customer any more: choose another target.", conflict=True)
+        reason = existing_reason(into, source, now)
+        if reason:
+            raise RuleViolation("U3", f"{into.display_name} can't receive the licenses: {reason}")
+        if source.addon_subscriptions.filter(status__in=LIVE_STATUSES).exists() and plan.full:
+            raise RuleViolation("U5", "This subscription has add-ons: upgrade it in place (a new subscription) so "
+                                      "they keep their base.")
+        if into.quantity + quantity > target.max_quantity:
+            raise RuleViolation("K8", f"{target.name} is sold in quantities up to {target.max_quantity:,}.",
+                                field="quantity")
+        # U5: the existing subscription keeps its term and billing frequency.
+        plan.into, plan.term, plan.billing_frequency = into, into.term, into.billing_frequency
+        plan.unit_price, plan.term_end = into.unit_price, into.term_end
+        plan.charge = remaining_charge(unit_price=into.unit_price, quantity=quantity,
+                                       period=current_period(into, today), today=today)
+    else:
+        plan.availability = _check_term(source, target, term or "", billing_frequency or "")
+        plan.unit_price = plan.availability.unit_price
+        if not target.min_quantity <= quantity <= target.max_quantity:
+            raise RuleViolation("K8", f"{target.name} is sold in quantities from {target.min_quantity:,} to "
+                                      f"{target.max_quantity:,}.", field="quantity")
+        if target.one_per_customer and _existing_of(source, target.pk).exists():
+            raise RuleViolation("U3", f"The customer already holds {target.name}, which can be held once: upgrade "
+                                      "into that subscription.")
+        if plan.full and plan.term != source.term:
+            # A longer term starts now (U5 keeps the subscription and its id).
+            plan.term_end = term_end_for(today, TERM_MONTHS[plan.term])
+            plan.charge = first_charge(unit_price=plan.unit_price, quantity=quantity,
+                                       billing_frequency=plan.billing_frequency, term_start=today,
+                                       term_end=plan.term_end, term_months=TERM_MONTHS[plan.term])
+        else:
+            # Same term (in place), or partial (U6: coterminous with the source): the upgraded licenses
+            # are charged at the target price for the rest of the current billing period.
+            plan.term_end = source.term_end
+            plan.charge = remaining_charge(unit_price=plan.unit_price, quantity=quantity, period=period, today=today)
+    if plan.creates_subscription:
+        plan.warnings.append("Reassign these licenses by hand: the new subscription's licenses are not assigned "
+                             "to users automatically.")
+    elsewhere = (Subscription.objects.filter(customer__domain=source.customer.domain, sku=target,
+                                             status__in=LIVE_STATUSES)
+                 .exclude(customer__partner_id=source.customer.partner_id)) if source.customer.domain else None
+    if elsewhere is not None and elsewhere.exists():
+        plan.warnings.append(f"The customer also holds {target.name} from another partner or channel: licenses "
+                             "must be assigned by hand.")
+    if plan.deletes_scheduled:
+        plan.warnings.append(f"This deletes the {plan.deletes_scheduled} change(s) scheduled for the renewal.")
+    return plan
+
+
+def _move_lots(subscription: Subscription, quantity: int) -> None:
+    """Licenses moved away can't be removed (and refunded) from the source later: used up newest first."""
+    for lot in subscription.seat_lots.select_for_update().order_by("-added_at", "-pk"):
+        if quantity == 0:
+            return
+        take = min(quantity, lot.quantity - lot.removed)
+        if take:
+            lot.removed += take
+            lot.save(update_fields=["removed"])
+            quantity -= take
+
+
+def upgrade_subscription(*, subscription_id, actor, target_sku_id, quantity: int, term: str | None,
+                         billing_frequency: str | None, into_subscription_id=None, confirmed: bool,
+                         now: datetime) -> Subscription:
+    """U1–U9: upgrades now and returns the subscription that holds the upgraded licenses."""
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        source = _locked(subscription_id)
+        plan = plan_upgrade(source, user=actor, target_sku_id=target_sku_id, quantity=quantity, term=term,
+                            billing_frequency=billing_frequency, into_subscription_id=into_subscription_id, now=now,
+                            lock=True)
+        if not confirmed:
+            # U7: an upgrade can't be undone and has no cancellation window.
+            raise RuleViolation("U7", "An upgrade can't be undone: confirm it with \"Yes, upgrade\".")
+        target = plan.target_sku
+        deleted = _delete_scheduled_changes(source)  # U8, R6
+        before = {"sku": source.sku.sku_id, "quantity": source.quantity, "term": source.term,
+                  "billing_frequency": source.billing_frequency, "unit_price": str(source.unit_price)}
+        suffix = f"; {deleted} scheduled change(s) deleted" if deleted else ""
+        if plan.in_place:
+            result = _upgrade_in_place(source, plan, actor=actor, now=now)
+            audit.record(actor=actor, at=now, customer=source.customer, subscription=source,
+                         action="subscription.upgraded",
+                         summary=f"Upgraded in place to {target.name}: {quantity} license(s); charge "
+                                 f"{plan.charge.amount} {source.currency}{suffix}"[:300],
+                         before=before, after={"sku": target.sku_id, "quantity": quantity, "term": plan.term,
+                                               "billing_frequency": plan.billing_frequency,
+                                               "unit_price": str(plan.unit_price)})
+            return result
+        if plan.into is not None:
+            result = _add_to_existing(plan.into, plan, actor=actor, now=now)
+        else:
+            result = _create_coterminous(source, plan, actor=actor, now=now)
+        if plan.full:
+            # U5 into an existing subscription: every license moved, the source ends (no refund).
+            transition(source, Status.DELETED)
+            source.auto_renew = False
+            source.cancelled_at = now
+            source.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+            after = {"status": Status.DELETED, "quantity": source.quantity}
+        else:
+            # U6: the source keeps the rest; the moved licenses are not refunded.
+            _move_lots(source, quantity)
+            source.quantity -= quantity
+            source.save(update_fields=["quantity", "updated_at"])
+            after = {"quantity": source.quantity}
+        audit.record(actor=actor, at=now, customer=source.customer, subscription=source,
+                     action="subscription.upgraded",
+                     summary=f"{quantity} license(s) upgraded to {target.name} ({result.pk})"
+                             + ("; subscription ended" if plan.full else "") + suffix,
+                     before=before, after={**after, "into": str(result.pk)})
+    return result
+
+
+def _upgrade_in_place(source: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
+    source.sku = plan.target_sku
+    source.availability = plan.availability
+    source.unit_price = plan.availability.unit_price
+    source.currency = plan.availability.currency
+    source.one_per_customer = plan.target_sku.one_per_customer
+    if plan.term != source.term:
+        source.term_start, source.term_end = now, plan.term_end
+    source.term, source.billing_frequency = plan.term, plan.billing_frequency
+    source.save()
+    bill(source, kind=BillingLine.Kind.PURCHASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
+    return source
+
+
+def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
+    before = {"quantity": into.quantity}
+    # R6: its quantity changes mid-term, so what it had scheduled for the renewal is deleted too.
+    deleted = _delete_scheduled_changes(into)
+    into.quantity += plan.quantity
+    into.save(update_fields=["quantity", "updated_at"])
+    # U7: upgraded licenses have no cancellation window: their lot is closed from the start.
+    SeatLot.objects.create(subscription=into, source=SeatLot.Source.INCREASE, quantity=plan.quantity, added_at=now,
+                           window_ends_at=now)
+    bill(into, kind=BillingLine.Kind.INCREASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
+    audit.record(actor=actor, at=now, customer=into.customer, subscription=into,
+                 action="subscription.upgrade_received",
+                 summary=(f"{plan.quantity} license(s) upgraded from {plan.source.display_name}; charge "
+                          f"{plan.charge.amount} {into.currency}"
+                          + (f"; {deleted} scheduled change(s) deleted" if deleted else ""))[:300],
+                 before=before, after={"quantity": into.quantity})
+    return into
+
+
+def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
+    availability = plan.availability
+    created = Subscription.objects.create(
+        customer=source.customer, sku=plan.target_sku, availability=availability, status=Status.ACTIVE,
+        quantity=plan.quantity, term=plan.term, billing_frequency=plan.billing_frequency,
+        unit_price=availability.unit_price, currency=availability.currency, auto_renew=source.auto_renew,
+        # U6: it ends with the source; it is billed on the source's periods. Its term starts with the
+        # source's so that, like any upgrade (U7), it has no cancellation window of its own.
+        term_start=source.term_start, term_end=source.term_end, reseller=source.reseller,
+        one_per_customer=plan.target_sku.one_per_customer, created_at=now,
+    )
+    SeatLot.objects.create(subscription=created, source=SeatLot.Source.PURCHASE, quantity=plan.quantity, added_at=now,
+                           window_ends_at=now)
+    bill(created, kind=BillingLine.Kind.PURCHASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
+    audit.record(actor=actor, at=now, customer=source.customer, subscription=created,
+                 action="subscription.created_by_upgrade",
+                 summary=(f"Created by upgrading {plan.quantity} license(s) of {source.display_name}; ends with it on "
+                          f"{source.term_end:%Y-%m-%d}; charge {plan.charge.amount} {created.currency}. Reassign "
+                          "these licenses by hand.")[:300],
+                 after={"quantity": plan.quantity, "term_end": source.term_end.isoformat(),
+                        "from": str(source.pk), "charge": str(plan.charge.amount)})
+    return created
+
+
+def _upgrade_charge(plan: UpgradePlan) -> Charge:
+    charge = plan.charge
+    return Charge(charge.amount, charge.period_start, charge.period_end, f"Upgrade: {charge.explanation}"[:300])
+
+
+__all__ = ["ExistingTarget", "UpgradePlan", "UpgradeTarget", "check_upgrade", "plan_upgrade", "upgrade_subscription",
+           "upgrade_targets"]

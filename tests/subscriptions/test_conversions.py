@@ -1,0 +1,392 @@
+"""Trial conversions (TR2–TR8, R4, R6, N6): the targets, converting now, scheduling for the trial's end,
+and the "Convert trial" page. Time is frozen at 2026-11-25 12:00 UTC (the `now` fixture)."""
+
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+
+from catalog.models import UpgradePath
+from portal.rules import RuleViolation
+from subscriptions import conversions
+from subscriptions.dates import term_end_for
+from subscriptions.lifecycle import run_lifecycle
+from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.states import Status
+from tests import factories
+
+UTC = dt_timezone.utc
+
+
+@pytest.fixture
+def e3(db):
+    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[
+        ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "110.00"), ("P1M", "monthly", "12.00")])
+
+
+@pytest.fixture
+def e5(e3):
+    sku = factories.SkuFactory(name="Microsoft 365 E5", availabilities=[
+        ("P1Y", "monthly", "20.00"), ("P1Y", "annual", "220.00")])
+    UpgradePath.objects.create(source=e3, target=sku)
+    return sku
+
+
+@pytest.fixture
+def trial_sku(e3):
+    return factories.SkuFactory(trial=True, trial_of=e3, name="Microsoft 365 E3 Trial",
+                                availabilities=[("P1M", "monthly", "0.00")])
+
+
+def make_trial(sku, customer, **extra):
+    """A one-month trial of 25 licenses from 2026-11-10, ending (inclusive) on 2026-12-09."""
+    return factories.SubscriptionFactory(
+        customer=customer, sku=sku, availability=factories.availability(sku, "P1M", "monthly"), trial=True,
+        term="P1M", billing_frequency="monthly", unit_price=Decimal("0.00"),
+        term_start=datetime(2026, 11, 10, tzinfo=UTC), term_end=date(2026, 12, 9),
+        trial_ends_at=datetime(2026, 12, 10, tzinfo=UTC), **extra)
+
+
+def existing(sku, customer, *, started: datetime, quantity=10):
+    """An active P1Y subscription billed monthly at 10.00."""
+    return factories.SubscriptionFactory(
+        customer=customer, sku=sku, availability=factories.availability(sku, "P1Y", "monthly"), quantity=quantity,
+        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
+        term_end=term_end_for(started.date(), 12), created_at=started)
+
+
+@pytest.fixture
+def trial(trial_sku, customer, now):
+    return make_trial(trial_sku, customer)
+
+
+def state():
+    return {
+        "subscriptions": sorted((str(s.pk), s.status, s.sku_id, s.quantity, s.is_trial)
+                                for s in Subscription.objects.all()),
+        "billing": BillingLine.objects.count(),
+        "lots": SeatLot.objects.count(),
+        "scheduled": sorted(ScheduledChange.objects.values_list("kind", "quantity", "term", "billing_frequency")),
+    }
+
+
+def convert(trial, actor, now, **kwargs):
+    kwargs.setdefault("target_sku_id", trial.sku.trial_of_id)
+    kwargs.setdefault("quantity", 25)
+    return conversions.convert_trial_now(subscription_id=trial.pk, actor=actor, now=now, **kwargs)
+
+
+# --- Targets ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.rule("TR3")
+@pytest.mark.rule("TR5")
+def test_tr3_tr5_targets_are_the_paid_sku_higher_skus_and_existing_subscriptions_with_the_reason(
+        trial, e3, e5, customer, now):
+    # given an E3 subscription ending 2027-10-31 and another ending 2026-11-30, before the trial's end
+    lasting = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
+    # when the targets are listed
+    targets = conversions.conversion_targets(trial)
+    # then
+    assert [(t.sku, t.subscription, t.higher, t.allowed) for t in targets] == [
+        (e3, None, False, True), (e5, None, True, True), (e3, short, False, False), (e3, lasting, False, True)]
+    assert targets[2].reason == ("It ends on 2026-11-30, before the trial's end on 2026-12-09: a trial can only be "
+                                 "converted into a subscription that ends on or after the trial's end date.")
+
+
+# --- Converting now --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.rule("TR2")
+@pytest.mark.rule("TR7")
+def test_tr2_converting_now_defaults_to_an_annual_term_billed_monthly_in_a_new_subscription(trial, e3, sales, now):
+    # when the trial is converted now with the defaults and 30 licenses
+    result = convert(trial, sales, now, quantity=30)
+    # then a new P1Y monthly subscription starts now, with its lot and first month's charge; the trial ended
+    paid = result.subscription
+    trial.refresh_from_db()
+    assert paid.pk != trial.pk
+    assert (paid.sku, paid.status, paid.quantity, paid.term, paid.billing_frequency, paid.unit_price, paid.is_trial) == (
+        e3, Status.ACTIVE, 30, "P1Y", "monthly", Decimal("10.00"), False)
+    assert (paid.term_start, paid.term_end) == (now, term_end_for(date(2026, 11, 25), 12))
+    assert list(paid.seat_lots.values_list("source", "quantity", "window_ends_at")) == [
+        ("purchase", 30, now + timedelta(hours=168))]
+    assert list(paid.billing_lines.values_list("kind", "amount", "quantity", "period_start")) == [
+        ("purchase", Decimal("300.00"), 30, date(2026, 11, 25))]
+    assert (trial.status, trial.is_trial, trial.auto_renew) == (Status.EXPIRED, True, False)
+    assert AuditEntry.objects.filter(subscription=trial, action="subscription.trial_converted").count() == 1
+
+
+@pytest.mark.rule("TR2")
+def test_tr2_term_and_billing_frequency_can_be_changed(trial, e3, sales, now):
+    # when converted now billed annually
+    paid = convert(trial, sales, now, billing_frequency="annual").subscription
+    # then it is sold at the annual price, charged for the year
+    assert (paid.term, paid.billing_frequency, paid.unit_price) == ("P1Y", "annual", Decimal("110.00"))
+    assert list(paid.billing_lines.values_list("amount", flat=True)) == [Decimal("2750.00")]
+
+
+@pytest.mark.rule("TR2")
+def test_tr2_a_term_the_target_is_not_sold_for_is_refused(trial, e3, sales, now):
+    before = state()
+    with pytest.raises(RuleViolation) as refused:
+        convert(trial, sales, now, term="P3Y")
+    assert (refused.value.rule, refused.value.status) == ("TR2", 422)
+    assert refused.value.message == "Microsoft 365 E3 is not sold for a 3 years term billed monthly."
+    assert state() == before
+
+
+@pytest.mark.rule("TR7")
+def test_tr7_fewer_than_25_licenses_now_is_refused_and_nothing_changes(trial, e3, sales, now):
+    before = state()
+    with pytest.raises(RuleViolation) as refused:
+        convert(trial, sales, now, quantity=24)
+    assert (refused.value.rule, refused.value.status, refused.value.field) == ("TR7", 422, "quantity")
+    assert state() == before
+
+
+@pytest.mark.rule("TR3")
+def test_tr3_converting_now_to_a_higher_sku(trial, e5, sales, now):
+    paid = convert(trial, sales, now, target_sku_id=e5.pk).subscription
+    assert (paid.sku, paid.quantity, paid.unit_price) == (e5, 25, Decimal("20.00"))
+
+
+@pytest.mark.rule("TR3")
+def test_tr3_an_sku_that_is_not_a_target_is_refused(trial, sales, now):
+    other = factories.SkuFactory(name="Visio Plan 2")
+    before = state()
+    with pytest.raises(RuleViolation) as refused:
+        convert(trial, sales, now, target_sku_id=other.pk)
+    assert refused.value.rule == "TR3"
+    assert state() == before
+
+
+@pytest.mark.rule("TR6")
+def test_tr6_no_promotion_applies_to_the_converted_trial(trial_sku, customer, e3, sales, now):
+    # given a trial that carried a promotion id
+    trial = make_trial(trial_sku, customer, promotion_id="39NFJQT1Q5KP")
+    # when converted now
+    paid = convert(trial, sales, now).subscription
+    # then the paid subscription has none, at the list price
+    assert (paid.promotion_id, paid.unit_price) == ("", Decimal("10.00"))
+
+
+@pytest.mark.rule("TR7")
+@pytest.mark.rule("TR3")
+def test_tr7_into_an_existing_subscription_adds_25_licenses_and_keeps_its_term(trial, e3, customer, sales, now):
+    # given an E3 subscription of 10 licenses, P1Y billed monthly, 2026-11-01 to 2027-10-31
+    target = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    # when the trial is converted into it now
+    result = convert(trial, sales, now, target_sku_id=None, into_subscription_id=target.pk, quantity=None)
+    # then 25 licenses are added, charged for 6 of the period's 30 days; its term and frequency stay
+    target.refresh_from_db()
+    trial.refresh_from_db()
+    assert result.subscription == target
+    assert (target.quantity, target.term, target.billing_frequency, target.term_end) == (
+        35, "P1Y", "monthly", date(2027, 10, 31))
+    assert list(target.billing_lines.filter(kind="increase").values_list("amount", "quantity", "period_start",
+                                                                          "period_end")) == [
+        (Decimal("50.00"), 25, date(2026, 11, 25), date(2026, 11, 30))]
+    assert target.seat_lots.filter(source="increase", quantity=25, added_at=now).count() == 1
+    assert trial.status == Status.EXPIRED
+    assert Subscription.objects.count() == 2
+
+
+@pytest.mark.rule("TR5")
+def test_tr5_into_a_subscription_ending_before_the_trial_is_refused_with_the_reason(trial, e3, customer, sales, now):
+    # given an E3 subscription ending 2026-11-30, before the trial's end on 2026-12-09
+    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
+    before = state()
+    # when the trial is converted into it
+    with pytest.raises(RuleViolation) as refused:
+        convert(trial, sales, now, target_sku_id=None, into_subscription_id=short.pk, quantity=None)
+    # then refused with the dates, nothing changed
+    assert (refused.value.rule, refused.value.status) == ("TR5", 422)
+    assert "It ends on 2026-11-30, before the trial's end on 2026-12-09" in refused.value.message
+    assert state() == before
+
+
+@pytest.mark.rule("R6")
+def test_r6_converting_now_deletes_the_scheduled_conversion(trial, e3, sales, now):
+    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
+                                          billing_frequency="monthly", quantity=5, now=now)
+    convert(trial, sales, now)
+    assert not ScheduledChange.objects.filter(subscription=trial).exists()
+
+
+@pytest.mark.rule("N6")
+def test_n6_a_trial_whose_renewal_is_pending_answers_409(trial, sales, now):
+    Subscription.objects.filter(pk=trial.pk).update(renewal_pending=True)
+    before = state()
+    with pytest.raises(RuleViolation) as refused:
+        convert(trial, sales, now)
+    assert (refused.value.rule, refused.value.status) == ("N6", 409)
+    assert state() == before
+
+
+@pytest.mark.rule("TR3")
+def test_tr3_only_an_active_trial_converts(trial, e3, customer, sales, now):
+    paid = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    with pytest.raises(RuleViolation) as refused:
+        convert(paid, sales, now, target_sku_id=e3.pk)
+    assert refused.value.rule == "TR3"
+    convert(trial, sales, now)
+    with pytest.raises(RuleViolation) as again:
+        convert(trial, sales, now)
+    assert (again.value.rule, again.value.status) == ("TR3", 409)
+
+
+@pytest.mark.rule("T2")
+def test_t2_a_support_agent_cannot_convert_or_schedule(trial, e3, direct_partner, now):
+    support = factories.staff(direct_partner, "support_agent")
+    before = state()
+    with pytest.raises(PermissionDenied):
+        convert(trial, support, now)
+    with pytest.raises(PermissionDenied):
+        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=support, target_sku_id=e3.pk,
+                                              term="P1Y", billing_frequency="monthly", quantity=25, now=now)
+    assert state() == before
+
+
+# --- Scheduled for the trial's end -----------------------------------------------------------------------------
+
+
+@pytest.mark.rule("TR8")
+def test_tr8_a_scheduled_conversion_may_use_fewer_than_25_licenses_and_replaces_earlier_ones(trial, e3, e5, sales, now):
+    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
+                                          billing_frequency="monthly", quantity=20, now=now)
+    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e5.pk, term="P1Y",
+                                          billing_frequency="annual", quantity=8, now=now)
+    assert sorted(trial.scheduled_changes.values_list("kind", "target_sku", "quantity", "term", "billing_frequency")) == [
+        ("billing_frequency", None, None, "", "annual"), ("quantity", None, 8, "", ""), ("term", None, None, "P1Y", ""),
+        ("upgrade", e5.pk, None, "", "")]
+    trial.refresh_from_db()
+    assert (trial.status, trial.is_trial, trial.quantity) == (Status.ACTIVE, True, 25)
+
+
+@pytest.mark.rule("TR8")
+def test_tr8_scheduling_needs_auto_renew_on(trial_sku, customer, e3, sales, now):
+    trial = make_trial(trial_sku, customer, auto_renew=False)
+    before = state()
+    with pytest.raises(RuleViolation) as refused:
+        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
+                                              billing_frequency="monthly", quantity=8, now=now)
+    assert (refused.value.rule, refused.value.status) == ("TR8", 422)
+    assert state() == before
+
+
+@pytest.mark.rule("TR8")
+@pytest.mark.rule("R4")
+def test_r4_tr8_the_scheduled_conversion_is_applied_by_the_engine_at_the_trials_end(trial, e5, sales, now):
+    # given a conversion to E5 with 8 licenses billed annually, scheduled for the trial's end
+    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e5.pk, term="P1Y",
+                                          billing_frequency="annual", quantity=8, now=now)
+    end = datetime(2026, 12, 10, 0, 0, tzinfo=UTC)
+    # when the engine runs at the trial's end
+    report = run_lifecycle(end)
+    # then the trial is E5, 8 licenses, P1Y annual, charged for the year; nothing stays scheduled
+    trial.refresh_from_db()
+    assert report.trials_converted == 1
+    assert (trial.sku, trial.is_trial, trial.quantity, trial.term, trial.billing_frequency, trial.unit_price) == (
+        e5, False, 8, "P1Y", "annual", Decimal("220.00"))
+    assert (trial.term_start, trial.term_end, trial.promotion_id) == (end, date(2027, 12, 9), "")
+    assert list(trial.billing_lines.values_list("amount", flat=True)) == [Decimal("1760.00")]
+    assert not trial.scheduled_changes.exists()
+
+
+@pytest.mark.rule("R4")
+def test_r4_without_a_scheduled_conversion_the_trial_converts_to_the_equivalent_paid_sku(trial, e3, e5, now):
+    run_lifecycle(datetime(2026, 12, 10, 0, 0, tzinfo=UTC))
+    trial.refresh_from_db()
+    assert (trial.sku, trial.quantity, trial.term, trial.billing_frequency) == (e3, 25, "P1Y", "monthly")
+
+
+# --- The page --------------------------------------------------------------------------------------------------
+
+
+def url(subscription):
+    return reverse("subscriptions:subscription-convert", args=[subscription.customer_id, subscription.pk])
+
+
+@pytest.fixture
+def signed_in(client, sales):
+    client.force_login(sales)
+    return client
+
+
+def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_it(signed_in, trial, e3, e5, customer):
+    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
+    response = signed_in.get(url(trial))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'value="sku-{e3.pk}"' in html and f'value="sku-{e5.pk}"' in html
+    assert f'value="sub-{short.pk}"' in html and "before the trial&#x27;s end on 2026-12-09" in html
+    assert '<option value="P1Y" selected>' in html and '<option value="monthly" selected>' in html
+    assert 'name="quantity" min="1" value="25"' in html
+    detail = signed_in.get(reverse("subscriptions:subscription-detail", args=[customer.pk, trial.pk]))
+    assert url(trial) in detail.content.decode()
+
+
+def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial, e3):
+    before = state()
+    response = signed_in.get(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+                                          "billing_frequency": "monthly", "quantity": "30"})
+    assert response.status_code == 200
+    assert ("Now: a new Microsoft 365 E3 subscription with 30 licenses, 1 year billed monthly at 10.00 USD per "
+            "license, from 2026-11-25 to") in response.content.decode()
+    assert state() == before
+
+
+@pytest.mark.rule("TR7")
+def test_post_converts_and_redirects_to_the_paid_subscription(signed_in, trial, e3):
+    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "25"})
+    paid = Subscription.objects.get(sku=e3)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("subscriptions:subscription-detail", args=[trial.customer_id, paid.pk])
+
+
+@pytest.mark.rule("TR8")
+def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
+    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "scheduled", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "5"})
+    assert response.status_code == 302
+    assert trial.scheduled_changes.get(kind="quantity").quantity == 5
+
+
+@pytest.mark.rule("TR7")
+def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, trial, e3):
+    before = state()
+    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "10"})
+    assert response.status_code == 422
+    assert "Converting now needs at least 25 licenses" in response.content.decode()
+    assert state() == before
+
+
+def test_post_on_a_trial_already_converted_answers_409(signed_in, trial, e3, sales, now):
+    convert(trial, sales, now)
+    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})
+    assert response.status_code == 409
+
+
+@pytest.mark.rule("T2")
+def test_t2_a_support_agent_sees_the_page_but_a_post_answers_403(client, direct_partner, trial, e3):
+    client.force_login(factories.staff(direct_partner, "support_agent"))
+    before = state()
+    assert client.get(url(trial)).status_code == 200
+    response = client.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})
+    assert response.status_code == 403
+    assert state() == before
+
+
+@pytest.mark.rule("T3")
+def test_t3_another_partners_trial_answers_404(signed_in, trial_sku, e3, now):
+    theirs = make_trial(trial_sku, factories.CustomerFactory())
+    before = state()
+    assert signed_in.get(url(theirs)).status_code == 404
+    assert signed_in.post(url(theirs), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"}).status_code == 404
+    assert state() == before
