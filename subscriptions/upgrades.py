@@ -114,6 +114,14 @@ class UpgradePlan:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def term_label(self) -> str:
+        return Term(self.term).label
+
+    @property
+    def billing_label(self) -> str:
+        return BillingFrequency(self.billing_frequency).label.lower()
+
+    @property
     def full(self) -> bool:
         return self.quantity == self.source.quantity
 
