@@ -195,3 +195,70 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} UTC {self.action}"
+
+
+# --- Transfers between partners (TF1–TF4) -------------------------------------------------------
+
+
+class RelationshipRequest(models.Model):
+    """TF1: a partner asks a customer (known by its domain) to accept it as a new partner."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    target_partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="relationship_requests")
+    company_name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=200)
+    # Filled when the customer accepts: its directory tenant and the partner's new customer row.
+    tenant_id = models.UUIDField(null=True, blank=True, db_index=True)
+    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.target_partner.name} → {self.domain} ({self.status})"
+
+
+class TransferRequest(models.Model):
+    """TF2–TF4: the target partner asks the source partner to hand over a customer's subscriptions."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source_partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="outgoing_transfers")
+    target_partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="incoming_transfers")
+    tenant_id = models.UUIDField(db_index=True)
+    source_customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    target_customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    notification_email = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # The source subscriptions the source partner picked, set when the transfer completes.
+    subscriptions = models.ManyToManyField(Subscription, blank=True, related_name="transfer_requests")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Transfer of {self.source_customer} from {self.source_partner.name} to {self.target_partner.name}"
+
+    def status_at(self, now) -> str:
+        """TF4: a pending request past its expiry shows (and acts) as expired."""
+        if self.status == self.Status.PENDING and now >= self.expires_at:
+            return self.Status.EXPIRED
+        return self.status
+
+    def status_label_at(self, now) -> str:
+        return self.Status(self.status_at(now)).label

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import conversion_views, manage_views, upgrade_views, views
+from . import conversion_views, manage_views, transfer_views, upgrade_views, views
 
 app_name = "subscriptions"
 
@@ -23,4 +23,11 @@ urlpatterns = [
          upgrade_views.subscription_upgrade, name="subscription-upgrade"),
     path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/convert/", conversion_views.convert_trial,
          name="subscription-convert"),  # TR2–TR8
+    # TF1–TF4: transfer URLs name no customer; the view scopes the request to its two partners.
+    path("transfers/", transfer_views.transfer_list, name="transfer-list"),
+    path("transfers/relationships/", transfer_views.relationship_send, name="relationship-send"),
+    path("transfers/relationships/<uuid:request_id>/accept/", transfer_views.relationship_accept,
+         name="relationship-accept"),
+    path("transfers/new/", transfer_views.transfer_file, name="transfer-file"),
+    path("transfers/<uuid:transfer_id>/", transfer_views.transfer_detail, name="transfer-detail"),
 ]

@@ -1,0 +1,222 @@
+"""Moving a customer's subscriptions from one partner to another (TF1–TF4).
+
+The target partner asks the customer for a relationship (TF1), files a transfer request naming the
+source partner by PartnerID (TF2); the source partner picks subscriptions (TF3) and completes the
+transfer, which in one transaction recreates them under the target and cancels them at the source
+(TF4). Each function: keyword-only, `now` passed in, one transaction, audited.
+"""
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Q
+
+from catalog.models import Sku
+from portal.access import Action, partner_of, require
+from portal.models import Customer, Partner
+from portal.rules import RuleViolation
+
+from . import audit
+from .models import RelationshipRequest, SeatLot, Subscription, TransferRequest
+from .services import _delete_scheduled_changes, transition
+from .states import LIVE_STATUSES, Status
+
+TRANSFER_LIFETIME = timedelta(days=30)  # TF4: a request expires 30 days after it was filed.
+TRANSFERABLE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)
+
+
+def transfers_for(partner: Partner):
+    """Every request this partner is one side of; other partners' requests do not exist for it."""
+    return (TransferRequest.objects.filter(Q(source_partner=partner) | Q(target_partner=partner))
+            .select_related("source_partner", "target_partner", "source_customer", "target_customer"))
+
+
+def transferable_subscriptions(transfer: TransferRequest):
+    """TF3: what the source partner can pick: the customer's active or suspended new-commerce,
+    paid subscriptions."""
+    return (Subscription.objects.filter(customer=transfer.source_customer, status__in=TRANSFERABLE_STATUSES,
+                                        sku__commerce=Sku.Commerce.NEW, is_trial=False)
+            .select_related("sku").order_by("created_at", "pk"))
+
+
+def send_relationship_request(*, actor, company_name: str, domain: str, now: datetime) -> RelationshipRequest:
+    """TF1: the target partner invites the customer; the customer accepts it on its own page."""
+    member = require(actor, Action.BUY)
+    company_name, domain = company_name.strip(), domain.strip().lower()
+    if not company_name or not domain:
+        raise RuleViolation("TF1", "Give the customer's company name and its domain (e.g. contoso.onmicrosoft.com).")
+    with transaction.atomic():
+        relationship = RelationshipRequest.objects.create(target_partner=member.partner, company_name=company_name,
+                                                          domain=domain, created_at=now)
+        audit.record(actor=actor, at=now, customer=None, partner=member.partner, action="relationship.requested",
+                     summary=f"Relationship request sent to {company_name} ({domain})", after={"id": str(relationship.pk)})
+    return relationship
+
+
+def accept_relationship(*, request_id, now: datetime) -> RelationshipRequest:
+    """TF1: the customer accepts; the target partner gets its own Customer row for the same tenant."""
+    with transaction.atomic():
+        relationship = (RelationshipRequest.objects.select_for_update(of=("self",)).select_related("target_partner")
+                        .get(pk=request_id))
+        if relationship.status == RelationshipRequest.Status.ACCEPTED:
+            raise RuleViolation("TF1", "This relationship request was already accepted.", conflict=True)
+        partner = relationship.target_partner
+        # The organisation is recognised by its domain among the customers other partners already serve.
+        existing = (Customer.objects.filter(domain__iexact=relationship.domain).exclude(partner=partner)
+                    .order_by("created_at").first())
+        if existing is None:
+            raise RuleViolation("TF1", f"No customer tenant uses the domain {relationship.domain}: check the domain.")
+        customer = Customer.objects.filter(partner=partner, tenant_id=existing.tenant_id).first()
+        if customer is None:
+            customer = Customer.objects.create(
+                partner=partner, tenant_id=existing.tenant_id, company_name=relationship.company_name,
+                domain=existing.domain, segment=existing.segment, billing_country=existing.billing_country)
+        relationship.status = RelationshipRequest.Status.ACCEPTED
+        relationship.accepted_at = now
+        relationship.tenant_id = existing.tenant_id
+        relationship.customer = customer
+        relationship.save(update_fields=["status", "accepted_at", "tenant_id", "customer"])
+        audit.record(actor=None, at=now, customer=customer, action="relationship.accepted",
+                     summary=f"{customer.company_name} accepted {partner.name} as a partner",
+                     after={"status": RelationshipRequest.Status.ACCEPTED})
+    return relationship
+
+
+def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, notification_email: str,
+                          now: datetime) -> TransferRequest:
+    """TF2: the target partner asks the source partner (by PartnerID) for this customer's subscriptions."""
+    member = require(actor, Action.BUY)
+    target = member.partner
+    if customer.partner_id != target.pk:
+        raise PermissionDenied("This customer is not yours.")
+    notification_email = (notification_email or "").strip()
+    try:
+        validate_email(notification_email)
+    except ValidationError:
+        raise RuleViolation("TF2", "Enter a valid notification email address.", field="notification_email") from None
+    source_partner_id = (source_partner_id or "").strip()
+    source = Partner.objects.filter(partner_id=source_partner_id).first()
+    if source is None:
+        raise RuleViolation("TF2", f"No partner has the PartnerID {source_partner_id or '(empty)'}.",
+                            field="source_partner_id")
+    if source.pk == target.pk:
+        raise RuleViolation("TF2", "You can't transfer subscriptions from yourself.", field="source_partner_id")
+    source_customer = Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
+    if source_customer is None:
+        raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
+    if not RelationshipRequest.objects.filter(target_partner=target, tenant_id=customer.tenant_id,
+                                              status=RelationshipRequest.Status.ACCEPTED).exists():
+        raise RuleViolation("TF2", f"{customer.company_name} must accept your relationship request first.")
+    with transaction.atomic():
+        transfer = TransferRequest.objects.create(
+            source_partner=source, target_partner=target, tenant_id=customer.tenant_id,
+            source_customer=source_customer, target_customer=customer, notification_email=notification_email,
+            created_at=now, expires_at=now + TRANSFER_LIFETIME)
+        after = {"id": str(transfer.pk), "expires_at": transfer.expires_at.isoformat()}
+        audit.record(actor=actor, at=now, customer=customer, action="transfer.requested",
+                     summary=f"Transfer request sent to {source.name} ({source.partner_id})", after=after)
+        # TF3: the source partner sees the request in its customer's activity log too.
+        audit.record(actor=actor, at=now, customer=source_customer, action="transfer.requested",
+                     summary=f"{target.name} ({target.partner_id}) requests a transfer of subscriptions; "
+                             f"expires {transfer.expires_at:%Y-%m-%d %H:%M} UTC", after=after)
+    return transfer
+
+
+def _check_transferable(subscription: Subscription, transfer: TransferRequest, picked: set) -> None:
+    name = subscription.display_name
+    if subscription.status not in TRANSFERABLE_STATUSES:
+        raise RuleViolation("TF4", f"{name} is {subscription.get_status_display().lower()}: only active or suspended "
+                                   "subscriptions can be transferred.", conflict=True)
+    if subscription.sku.commerce != Sku.Commerce.NEW or subscription.is_trial:
+        raise RuleViolation("TF4", f"{name} can't be transferred: only paid new-commerce subscriptions can.")
+    if subscription.renewal_pending:
+        raise RuleViolation("TF4", f"{name} is renewing now: try again once the renewal completes.", conflict=True)
+    if subscription.base_subscription_id and subscription.base_subscription_id not in picked:
+        raise RuleViolation("TF4", f"{name} is an add-on: transfer it with its base subscription.")
+    if subscription.one_per_customer and Subscription.objects.filter(
+            customer=transfer.target_customer, sku=subscription.sku, status__in=LIVE_STATUSES).exists():
+        raise RuleViolation("TF4", f"{transfer.target_partner.name} already has {subscription.sku.name} for this "
+                                   "customer, and only one subscription to it is allowed.")
+
+
+def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> list[Subscription]:
+    """TF4: all picked subscriptions move in one transaction, or none do."""
+    member = require(actor, Action.BUY)
+    with transaction.atomic():
+        transfer = (TransferRequest.objects.select_for_update(of=("self",))
+                    .select_related("source_partner", "target_partner", "source_customer", "target_customer")
+                    .get(pk=request_id))
+        if transfer.source_partner_id != member.partner.pk:
+            raise PermissionDenied("Only the partner the subscriptions are transferred from can complete this request.")
+        if transfer.status != TransferRequest.Status.PENDING:
+            raise RuleViolation("TF4", f"This request is already {transfer.get_status_display().lower()}.",
+                                conflict=True)
+        if now >= transfer.expires_at:
+            raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: ask "
+                                       f"{transfer.target_partner.name} to file a new one.", conflict=True)
+        ids = {str(pk) for pk in subscription_ids}
+        if not ids:
+            raise RuleViolation("TF4", "Pick at least one subscription to transfer.")
+        subscriptions = list(Subscription.objects.select_for_update(of=("self",)).select_related("sku")
+                             .filter(customer=transfer.source_customer, pk__in=ids).order_by("created_at", "pk"))
+        if len(subscriptions) != len(ids):
+            raise RuleViolation("TF4", "Some picked subscriptions are not this customer's: reload the page.",
+                                conflict=True)
+        picked = {s.pk for s in subscriptions}
+        for subscription in subscriptions:
+            _check_transferable(subscription, transfer, picked)
+        created: dict = {}
+        # Bases first, so that an add-on can point at its base's new subscription.
+        for subscription in sorted(subscriptions, key=lambda s: s.base_subscription_id is not None):
+            created[subscription.pk] = _move(subscription, transfer, created, actor=actor, now=now)
+        transfer.status = TransferRequest.Status.COMPLETED
+        transfer.completed_at = now
+        transfer.save(update_fields=["status", "completed_at"])
+        transfer.subscriptions.set(subscriptions)
+        names = ", ".join(s.display_name for s in subscriptions)
+        for customer in (transfer.source_customer, transfer.target_customer):
+            audit.record(actor=actor, at=now, customer=customer, action="transfer.completed",
+                         summary=f"Transfer from {transfer.source_partner.name} to {transfer.target_partner.name} "
+                                 f"completed: {names}", after={"id": str(transfer.pk), "subscriptions": len(created)})
+    return list(created.values())
+
+
+def _move(source: Subscription, transfer: TransferRequest, created: dict, *, actor, now: datetime) -> Subscription:
+    """One subscription: recreated under the target partner's customer, cancelled at the source."""
+    new = Subscription.objects.create(
+        customer=transfer.target_customer, sku=source.sku, availability=source.availability,
+        base_subscription=created.get(source.base_subscription_id), friendly_name=source.friendly_name,
+        status=source.status, quantity=source.quantity, term=source.term, billing_frequency=source.billing_frequency,
+        unit_price=source.unit_price, currency=source.currency, auto_renew=source.auto_renew, term_start=now,
+        term_end=source.term_end, one_per_customer=source.one_per_customer, created_at=now,
+        # The source's reseller of record worked with the source partner, not with the target.
+        reseller=None,
+    )
+    # The licenses were bought from the source partner, not now: their lot opens no Q2 removal window.
+    SeatLot.objects.create(subscription=new, source=SeatLot.Source.PURCHASE, quantity=new.quantity, added_at=now,
+                           window_ends_at=now)
+    # TF4: no charge at transfer. The customer has already paid the source partner for the current
+    # billing period (and the source refunds nothing), so the target partner bills from the next
+    # billing cycle on; charging here would bill the same days twice.
+    audit.record(actor=actor, at=now, customer=transfer.target_customer, subscription=new,
+                 action="subscription.transferred_in",
+                 summary=f"Transferred in from {transfer.source_partner.name} with {new.quantity} license(s)",
+                 after={"status": new.status, "quantity": new.quantity, "term": new.term,
+                        "term_end": new.term_end.isoformat() if new.term_end else None, "from": str(source.pk)})
+    before = {"status": source.status}
+    transition(source, Status.DELETED)
+    source.auto_renew = False
+    source.cancelled_at = now
+    source.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+    _delete_scheduled_changes(source)
+    audit.record(actor=actor, at=now, customer=transfer.source_customer, subscription=source,
+                 action="subscription.transferred",
+                 summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",
+                 before=before, after={"status": Status.DELETED, "to": str(new.pk)})
+    return new
+
+
+__all__ = ["TRANSFER_LIFETIME", "accept_relationship", "complete_transfer", "file_transfer_request",
+           "partner_of", "send_relationship_request", "transferable_subscriptions", "transfers_for"]
