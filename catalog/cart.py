@@ -5,7 +5,7 @@ from datetime import date, datetime
 from django.db import transaction
 
 from catalog.alignment import alignment_allowed
-from catalog.eligibility import buying_context, offer_queryset, quantity_refusal, refusal
+from catalog.eligibility import buying_context, quantity_refusal, refusal
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
@@ -200,11 +200,10 @@ def initial_reseller(cart: Cart, seller: Partner) -> Partner | None:
 def additional_reseller_refusal(cart: Cart, seller: Partner, partner: Partner | None, partner_id_text: str,
                                 existing: list[Partner]) -> str | None:
     """K5 for one additional reseller; None when it may be declared."""
+    why = additional_resellers_closed(cart, seller, existing)
+    if why:
+        return why
     initial = initial_reseller(cart, seller)
-    if not cart.customer.is_eu_efta:
-        return "Additional resellers are declared only for customers in the EU/EFTA."
-    if initial is None:
-        return "Choose the initial reseller before any additional one."
     if partner is None:
         return f"No partner has the PartnerID {partner_id_text}."
     if not partner.mpa_signed:
@@ -215,6 +214,15 @@ def additional_reseller_refusal(cart: Cart, seller: Partner, partner: Partner | 
         return f"{partner.name} is the partner making this purchase, not an additional reseller."
     if partner in existing:
         return f"{partner.name} is already declared."
+    return None
+
+
+def additional_resellers_closed(cart: Cart, seller: Partner, existing: list[Partner]) -> str | None:
+    """K5: why no further additional reseller can be declared on this cart now (the page's button too)."""
+    if not cart.customer.is_eu_efta:
+        return "Additional resellers are declared only for customers in the EU/EFTA."
+    if initial_reseller(cart, seller) is None:
+        return "Choose the initial reseller before any additional one."
     if len(existing) >= MAX_ADDITIONAL_RESELLERS:
         return f"At most {MAX_ADDITIONAL_RESELLERS} additional resellers can be declared."
     return None
@@ -248,5 +256,3 @@ def _renumber_additional(cart: Cart) -> None:
             entry.position = position
             entry.save(update_fields=["position"])
 
-
-__all__ = ["add_to_cart", "current_cart", "offer_queryset"]

@@ -124,12 +124,15 @@ def _cart_context(request, customer, cart, *, errors=None):
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
         resellers = [link.reseller for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")]
     other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]
+    additional = list(cart.additional_resellers.select_related("partner")) if cart else []
     return {
         "customer": customer, "section": "cart", "cart": cart, "lines": lines, "total": total,
         "currency": lines[0]["line"].availability.currency if lines else "USD",
         "resellers": resellers, "partner": member.partner,
         "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
-        "additional": list(cart.additional_resellers.select_related("partner")) if cart else [],
+        "additional": additional,
+        "additional_closed": cart_services.additional_resellers_closed(cart, member.partner, [a.partner for a in additional])
+        if cart else None,
         "max_additional": cart_services.MAX_ADDITIONAL_RESELLERS,
         "attestation": attestation_text(cart) if cart else "", "other_errors": other_errors,
         "can_buy": access.permission(request.user, Action.BUY),

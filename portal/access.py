@@ -156,8 +156,3 @@ def subscriptions_for(user):
 def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
     return get_object_or_404(customer_subscriptions(user, customer), pk=subscription_id)
 
-
-__all__ = [
-    "Action", "Permission", "RESELLER_NOTICE", "customers_for", "get_cart", "check_cart_line", "get_customer", "get_order",
-    "get_subscription", "membership", "partner_of", "permission", "require", "subscriptions_for", "Http404",
-]

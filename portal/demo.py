@@ -28,14 +28,14 @@ from django.db import transaction
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
 from catalog.checkout import purchase
 from catalog.models import (
-    FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Order, Product, Publisher, Sku, Term, UpgradePath,
+    FREQUENCY_MONTHS, Availability, BillingFrequency, Order, Product, Publisher, Sku, Term, UpgradePath,
 )
 from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.models import BillingLine, ScheduledChange, Subscription
 from subscriptions.pricing import prorated_charge, round_money
 from subscriptions import services
-from subscriptions.services import bill, first_charge, fulfill_order, provision_subscription, transition
+from subscriptions.services import bill, fulfill_order, provision_subscription, transition
 from subscriptions.states import Status
 from subscriptions.tasks import fulfill_order_task, provision_subscription_task
 

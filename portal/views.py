@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 
 from catalog.models import Order
-from subscriptions.models import AuditEntry, SeatLot, Subscription
+from subscriptions.models import SeatLot
 from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access

@@ -13,7 +13,7 @@ from portal.models import Customer
 from portal.rules import RuleViolation
 
 from . import actions, audit
-from .dates import add_months, period_containing, term_end_for
+from .dates import period_containing, term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .pricing import Charge, Period, prorated_charge, remaining_charge
 from .states import Status, check_transition
@@ -150,8 +150,6 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
                      after={"status": "active"})
     return subscription
 
-
-__all__ = ["add_months", "fulfill_order", "provision_subscription", "transition"]
 
 
 # --- Managing a subscription now (issue 3) -----------------------------------------------------

@@ -5,18 +5,57 @@ Every test module here marks itself `browser` and `django_db(transaction=True)`:
 server runs in other threads, so the data must be committed for it to see it.
 """
 
+import os
 import re
 import threading
 from contextlib import nullcontext
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connections
 from django.utils.crypto import get_random_string
 from playwright.sync_api import Page, expect
 
+from subscriptions.dates import term_end_for
 from tests import factories
 
 SHOTS_DIR = "/tmp/shots"
+# Subscription tests pin the clock here; it keeps ticking, shared by the test and the live server.
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.fixture
+def clock():
+    """2026-11-25 12:00 UTC for the test, the live server and the worker alike; time still passes."""
+    os.makedirs(SHOTS_DIR, exist_ok=True)
+    with time_machine.travel(NOW, tick=True):
+        yield NOW
+
+
+@pytest.fixture
+def contoso(clock):
+    """A direct-bill partner, its sales agent and a customer."""
+    partner = factories.PartnerFactory(kind="direct_bill", name="Contoso Direct")
+    agent = factories.staff(partner, "sales_agent")
+    customer = factories.CustomerFactory(partner=partner, company_name="Fabrikam Ltd", billing_country="US")
+    return agent, customer
+
+
+def e3_subscription(customer, *, started, quantity=10, e3=None, **extra):
+    """Microsoft 365 E3, 1 year billed monthly at 10.00 USD a license."""
+    e3 = e3 or make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00")])
+    return factories.SubscriptionFactory(
+        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=quantity,
+        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
+        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+
+
+def props_value(page: Page, term: str):
+    """The <dd> next to a <dt> of the subscription page's properties."""
+    return page.locator("dl.props dt", has_text=re.compile(rf"^{re.escape(term)}$")).locator(
+        "xpath=following-sibling::dd[1]")
 
 
 # ---------------------------------------------------------------- signing in

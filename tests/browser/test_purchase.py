@@ -6,17 +6,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import factories
-from tests.browser.conftest import SHOTS_DIR, make_offer, offer_card
+from tests.browser.conftest import SHOTS_DIR, make_offer, offer_card, props_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Fulfilment: the worker drains the queue every 0.5 s and the order page polls every 2 s.
 FULFILMENT_TIMEOUT_MS = 15_000
-
-
-def props_value(page: Page, term: str):
-    """The <dd> next to a <dt> in a definition list of properties."""
-    return page.locator("dl.props dt", has_text=re.compile(rf"^{re.escape(term)}$")).locator("xpath=following-sibling::dd[1]")
 
 
 def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(page: Page, live_server, task_worker):
@@ -29,7 +24,7 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
     tailspin = factories.PartnerFactory(kind="indirect_reseller", name="Tailspin Consulting", country="DE", mpa_signed=True)
     fourth = factories.PartnerFactory(kind="direct_bill", name="Fourth Coffee IT", country="AT", mpa_signed=True)
     agent = factories.staff(provider, "sales_agent")
-    customer = factories.CustomerFactory(partner=provider, company_name="Alpine Ski House GmbH", billing_country="DE")
+    factories.CustomerFactory(partner=provider, company_name="Alpine Ski House GmbH", billing_country="DE")
     e3 = make_offer("Microsoft 365 E3")
     standard = make_offer("Microsoft 365 Business Standard", category="small_business")
     make_offer("Microsoft 365 Business Basic", category="small_business")

@@ -5,13 +5,11 @@ schedule a quantity for the renewal then change the quantity now, which deletes 
 The clock is set to 2026-11-25 12:00 UTC and keeps ticking (the live server and the test share it).
 """
 
-import os
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
 from playwright.sync_api import Page, expect
 
 from catalog.models import UpgradePath
@@ -19,45 +17,10 @@ from subscriptions.dates import term_end_for
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.browser.conftest import make_offer, sign_in
+from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, make_offer, props_value, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-UTC = dt_timezone.utc
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SHOTS_DIR = "/tmp/shots4"
-
-
-@pytest.fixture
-def clock():
-    """2026-11-25 12:00 UTC for the test and the live server alike; time still passes."""
-    os.makedirs(SHOTS_DIR, exist_ok=True)
-    with time_machine.travel(NOW, tick=True):
-        yield NOW
-
-
-@pytest.fixture
-def contoso(clock):
-    """A direct-bill partner, its sales agent and a customer."""
-    partner = factories.PartnerFactory(kind="direct_bill", name="Contoso Direct")
-    agent = factories.staff(partner, "sales_agent")
-    customer = factories.CustomerFactory(partner=partner, company_name="Fabrikam Ltd", billing_country="US")
-    return agent, customer
-
-
-def e3_subscription(customer, *, started, quantity=10, e3=None):
-    """Microsoft 365 E3, 1 year billed monthly at 10.00 USD a license."""
-    e3 = e3 or make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00")])
-    return factories.SubscriptionFactory(
-        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=quantity,
-        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started)
-
-
-def props_value(page: Page, term: str):
-    """The <dd> next to a <dt> of the subscription's properties."""
-    return page.locator("dl.props dt", has_text=re.compile(rf"^{re.escape(term)}$")).locator(
-        "xpath=following-sibling::dd[1]")
 
 
 def open_subscription(page: Page, customer, name: str) -> None:

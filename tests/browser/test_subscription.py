@@ -9,58 +9,21 @@ Microsoft 365 E3, 1 year billed monthly at 10.00 USD a license.
 
 import csv
 import io
-import os
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Page, expect
 
-from subscriptions.dates import term_end_for
 from subscriptions.models import BillingLine, Subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.browser.conftest import make_offer, sign_in
+from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, props_value, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-UTC = dt_timezone.utc
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SHOTS_DIR = "/tmp/shots3"
-
-
-@pytest.fixture
-def clock():
-    """2026-11-25 12:00 UTC for the test, the live server and the worker alike; time still passes."""
-    os.makedirs(SHOTS_DIR, exist_ok=True)
-    with time_machine.travel(NOW, tick=True):
-        yield NOW
-
-
-@pytest.fixture
-def contoso(clock):
-    """A direct-bill partner, its sales agent and a customer."""
-    partner = factories.PartnerFactory(kind="direct_bill", name="Contoso Direct")
-    agent = factories.staff(partner, "sales_agent")
-    customer = factories.CustomerFactory(partner=partner, company_name="Fabrikam Ltd", billing_country="US")
-    return agent, customer
-
-
-def subscription(customer, *, started, quantity=10, **extra):
-    e3 = make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00")])
-    return factories.SubscriptionFactory(
-        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=quantity,
-        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
-
-
-def props_value(page: Page, term: str):
-    """The <dd> next to a <dt> of the subscription's properties."""
-    return page.locator("dl.props dt", has_text=re.compile(rf"^{re.escape(term)}$")).locator(
-        "xpath=following-sibling::dd[1]")
 
 
 def open_subscription(page: Page, customer, name: str) -> None:
@@ -78,7 +41,7 @@ def status_bars(page: Page):
 
 def reduce_from_10_to_7_after_a_preview(page: Page, live_server, agent, customer, shots: str) -> Subscription:
     # given 10 licenses bought 2 days ago, on 2026-11-23 12:00 UTC: removable until 2026-11-30 12:00 UTC
-    sub = subscription(customer, started=NOW - timedelta(days=2))
+    sub = e3_subscription(customer, started=NOW - timedelta(days=2))
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3")
     expect(props_value(page, "Quantity")).to_have_text("10")
@@ -146,7 +109,7 @@ def test_q2_reduce_licenses_inside_the_window_with_the_preview_shown_first_witho
 def test_x1_try_to_cancel_after_the_window_and_read_the_reason(page: Page, live_server, contoso):
     # given a subscription whose term started 10 days ago, on 2026-11-15 12:00 UTC
     agent, customer = contoso
-    sub = subscription(customer, started=NOW - timedelta(days=10))
+    sub = e3_subscription(customer, started=NOW - timedelta(days=10))
     reason = ("The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Turn auto-renew "
               "off so it ends with its term.")
     sign_in(page, live_server.url, agent)
@@ -175,7 +138,7 @@ def test_x1_try_to_cancel_after_the_window_and_read_the_reason(page: Page, live_
 @pytest.mark.rule("P4")
 def test_p1_suspend_then_reactivate_and_see_the_banners(page: Page, live_server, contoso):
     agent, customer = contoso
-    sub = subscription(customer, started=NOW - timedelta(days=2))
+    sub = e3_subscription(customer, started=NOW - timedelta(days=2))
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3")
     bar = page.get_by_role("toolbar", name="Subscription actions")
@@ -235,7 +198,7 @@ def _export_route_exists() -> bool:
 def test_s5_export_all_subscriptions_and_read_the_csv_header(page: Page, live_server, contoso):
     agent, customer = contoso
     reseller = factories.PartnerFactory(kind="indirect_reseller", name="Litware Reseller")
-    sub = subscription(customer, started=NOW - timedelta(days=2), reseller=reseller)
+    sub = e3_subscription(customer, started=NOW - timedelta(days=2), reseller=reseller)
     sign_in(page, live_server.url, agent)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
     page.get_by_role("link", name="Fabrikam Ltd").click()
