@@ -10,10 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, Subquery, Sum
+from django.db.models import BigIntegerField, CharField, Prefetch, Q, Subquery, Sum, Value
 from django.urls import reverse
 
-from catalog.models import Availability, Cart, OrderLine, Sku
+from catalog.models import Availability, Cart, CartLine, OrderLine, Sku
 from portal.models import Customer, Partner
 from subscriptions.models import Subscription
 from subscriptions.states import LIVE_STATUSES, Status
@@ -45,21 +45,27 @@ class BuyingContext:
         return set(self.live) | self.cart_sku_ids
 
 
+_IN_CART = "in_cart"  # marks the cart's rows in buying_context's one query; not a subscription status
+
+
 def buying_context(customer: Customer, partner: Partner, cart: Cart | None = None) -> BuyingContext:
+    """The customer's live subscriptions, pending order lines and (given a cart) carted offers, in one query."""
     ctx = BuyingContext(customer=customer, partner=partner)
-    if cart is not None:
-        ctx.cart_sku_ids = set(cart.lines.values_list("availability__sku_id", flat=True))
-    for sub_id, sku_id, status in Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list(
-        "id", "sku_id", "status"
-    ):
-        ctx.live[sku_id].append((sub_id, status))
-        ctx.live_count += 1
+    no_id = Value(None, output_field=BigIntegerField())
+    rows = Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list("sku_id", "id", "status")
     # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
-    for sku_id in OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING).values_list(
-        "sku_id", flat=True
-    ):
-        ctx.live[sku_id].append((None, Status.PENDING))
-        ctx.live_count += 1
+    pending = OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING).values_list(
+        "sku_id", no_id, Value(Status.PENDING.value, output_field=CharField()))
+    parts = [pending.order_by()]
+    if cart is not None:
+        parts.append(CartLine.objects.filter(cart=cart).values_list(
+            "availability__sku_id", no_id, Value(_IN_CART, output_field=CharField())).order_by())
+    for sku_id, sub_id, status in rows.order_by().union(*parts, all=True).order_by():
+        if status == _IN_CART:
+            ctx.cart_sku_ids.add(sku_id)
+        else:
+            ctx.live[sku_id].append((sub_id, status))
+            ctx.live_count += 1
     return ctx
 
 
@@ -74,43 +80,75 @@ def listed_offers(ctx: BuyingContext) -> Q:
     )
 
 
-def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
+@dataclass(frozen=True, slots=True)
+class OfferFacts:
+    """What the rules read about one offer, from a loaded `Sku` (`of`) or from plain rows (the catalog page)."""
+
+    pk: int
+    segments: tuple[str, ...]
+    commerce: str
+    is_addon: bool
+    base_ids: frozenset[int]
+    base_names: tuple[str, ...]  # sorted
+    countries: tuple[str, ...]
+    is_isv: bool
+    offered_through_csp: bool
+    exclusive_ids: frozenset[int]
+    transactable_in_portal: bool
+    one_per_customer: bool
+    is_trial: bool
+
+    @classmethod
+    def of(cls, sku: Sku) -> "OfferFacts":
+        bases = list(sku.base_skus.all()) if sku.is_addon else []
+        is_isv = sku.is_isv
+        return cls(
+            pk=sku.pk, segments=tuple(sku.segment_list), commerce=sku.commerce, is_addon=sku.is_addon,
+            base_ids=frozenset(b.pk for b in bases), base_names=tuple(sorted(b.name for b in bases)),
+            countries=tuple(sku.country_list), is_isv=is_isv, offered_through_csp=sku.offered_through_csp,
+            exclusive_ids=frozenset(p.pk for p in sku.exclusive_partners.all()) if is_isv else frozenset(),
+            transactable_in_portal=sku.transactable_in_portal, one_per_customer=sku.one_per_customer,
+            is_trial=sku.is_trial,
+        )
+
+
+def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     """The first rule that stops this customer buying this offer now, or None.
 
-    `sku` should come with its product, publisher, base_skus and exclusive_partners loaded
-    (see `offer_queryset`) so a page of offers costs no query per offer.
+    A `Sku` should come with its product, publisher, base_skus and exclusive_partners loaded
+    (see `offer_queryset`) so a page of offers costs no query per offer; the catalog page passes
+    `OfferFacts` built from plain rows instead (catalog/listing.py).
     """
+    offer = sku if isinstance(sku, OfferFacts) else OfferFacts.of(sku)
     customer, partner = ctx.customer, ctx.partner
     # C3: sold to the customer's segment only.
-    if customer.segment not in sku.segment_list:
-        segments = ", ".join(sku.segment_list) or "no segment"
+    if customer.segment not in offer.segments:
+        segments = ", ".join(offer.segments) or "no segment"
         return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
     # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
-    if sku.is_addon and sku.commerce == Sku.Commerce.TRADITIONAL:
+    if offer.is_addon and offer.commerce == Sku.Commerce.TRADITIONAL:
         return Refusal("A1", "Traditional add-on: buy it from the base subscription's page.", hidden=True)
     # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
-    if sku.is_addon:
-        bases = {b.pk for b in sku.base_skus.all()}
-        if not bases & ctx.owned_or_in_cart:
-            names = ", ".join(sorted(b.name for b in sku.base_skus.all()))
+    if offer.is_addon:
+        if not offer.base_ids & ctx.owned_or_in_cart:
+            names = ", ".join(offer.base_names)
             return Refusal("C5", f"Add-on: the customer needs one of these first: {names}.", hidden=True)
-        if sku.country_list and customer.billing_country not in sku.country_list:
+        if offer.countries and customer.billing_country not in offer.countries:
             return Refusal("C5", f"This add-on is not available in {customer.country_name}.", hidden=True)
-    if sku.is_isv:
+    if offer.is_isv:
         # C4d
-        if not sku.offered_through_csp:
+        if not offer.offered_through_csp:
             return Refusal("C4d", "The publisher does not offer this through the CSP program.")
         # C4e
-        exclusive = {p.pk for p in sku.exclusive_partners.all()}
-        if exclusive and partner.pk not in exclusive:
+        if offer.exclusive_ids and partner.pk not in offer.exclusive_ids:
             return Refusal("C4e", "The publisher made this offer exclusive to other CSP partners.")
         # C4c
-        if sku.country_list and customer.billing_country not in sku.country_list:
+        if offer.countries and customer.billing_country not in offer.countries:
             return Refusal("C4c", f"The publisher does not sell this offer in {customer.country_name}.")
     # C4f
-    if not sku.transactable_in_portal:
+    if not offer.transactable_in_portal:
         return Refusal("C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal.")
-    live = ctx.live.get(sku.pk, [])
+    live = ctx.live.get(offer.pk, [])
     # C4b: a suspended subscription is reactivated, not bought again.
     suspended = [sub_id for sub_id, status in live if status == Status.SUSPENDED and sub_id]
     if suspended:
@@ -121,7 +159,7 @@ def refusal(sku: Sku, ctx: BuyingContext) -> Refusal | None:
             link_label="Open the suspended subscription",
         )
     # C4a (a trial, too, is one per customer: TR1 gives it its fixed 25 licenses)
-    if (sku.one_per_customer or sku.is_trial) and (live or sku.pk in ctx.cart_sku_ids):
+    if (offer.one_per_customer or offer.is_trial) and (live or offer.pk in ctx.cart_sku_ids):
         where = "already has" if live else "already has in the cart"
         return Refusal("C4a", f"The customer {where} this offer and only one subscription is allowed.")
     return None

@@ -23,6 +23,18 @@ class OfferFilter(django_filters.FilterSet):
         model = Sku
         fields = ["q", "publisher", "billing_type", "category"]
 
+    def checkboxes(self) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
+        """The checkbox filters as (name, legend, [(value, label, checked)]), so the page draws them without
+        rendering form widgets (the same markup as CheckboxSelectMultiple, at a fraction of the cost)."""
+        data = self.form.data
+        groups = []
+        for name in ("publisher", "billing_type", "category"):
+            chosen = set(data.getlist(name)) if hasattr(data, "getlist") else set()
+            field = self.filters[name]
+            groups.append((name, field.label, [(str(value), label, str(value) in chosen)
+                                               for value, label in field.extra["choices"]]))
+        return groups
+
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.contrib import messages
+from django.middleware.csrf import get_token
 from portal.pagination import SmallListPaginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,24 +11,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from catalog import cart as cart_services
 from catalog.alignment import alignable_subscriptions, alignment_options, can_align
 from catalog.checkout import attestation_text, line_first_charge, purchase
-from catalog.eligibility import buying_context, listed_offers, offer_queryset, refusal
+from catalog.eligibility import buying_context, listed_offers, refusal
 from catalog.filters import OfferFilter
-from catalog.models import Order
+from catalog.listing import BuyForm, card_html, offer_cards
+from catalog.models import Order, Sku
 from portal import access
 from portal.access import Action
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.models import Partner
 from portal.rules import RuleViolation, RuleViolations
-
-OFFERS_PER_PAGE = 20
-# The term and billing a partner picks most often come first: annual term, billed monthly.
-_TERM_RANK = {"P1Y": 0, "P1M": 1, "P3Y": 2}
-_FREQUENCY_RANK = {"monthly": 0, "annual": 1, "one_time": 2}
-
-
-def offer_order(availability):
-    return _TERM_RANK[availability.term], _FREQUENCY_RANK[availability.billing_frequency]
-
 
 def _offer_page(request, customer):
     """The catalog (C2–C5) for this customer: filtered, paginated, each offer with its verdict."""
@@ -36,19 +28,16 @@ def _offer_page(request, customer):
     cart = cart_services.current_cart(customer, request.user, timezone.now()) if can_buy else None
     ctx = buying_context(customer, partner, cart)
     show_all = request.GET.get("show_all") == "1"
-    base = offer_queryset()
-    if not show_all:
-        base = base.filter(listed_offers(ctx))
-    filterset = OfferFilter(request.GET or None, queryset=base.order_by("-product__publisher__is_microsoft", "name"))
-    page = SmallListPaginator(filterset.qs, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
-    offers = [{"sku": sku, "refusal": refusal(sku, ctx), "availabilities": sorted(sku.availabilities.all(), key=offer_order)}
-              for sku in page]
-    query = request.GET.copy()
-    query.pop("page", None)
+    offers = Sku.objects.all() if show_all else Sku.objects.filter(listed_offers(ctx))
+    filterset = OfferFilter(request.GET or None, queryset=offers)
+    page, cards = offer_cards(filterset.qs, ctx, request.GET.get("page"))
+    buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
+                  csrf_token=get_token(request)) if can_buy else None
     return {
-        "customer": customer, "section": "subscriptions", "filterset": filterset, "page": page, "offers": offers,
+        "customer": customer, "section": "subscriptions", "page": page,
+        "offers": [card_html(card, buy, can_buy.reason) for card in cards],
+        "checkboxes": filterset.checkboxes(), "search": request.GET.get("q", ""),
         "can_buy": can_buy, "cart": cart, "cart_count": len(ctx.cart_sku_ids), "show_all": show_all,
-        "querystring": query.urlencode(),
     }
 
 
@@ -265,7 +254,7 @@ def order_list(request, customer_id):
 def order_detail(request, customer_id, order_id):
     customer = access.get_customer(request.user, customer_id)
     order = access.get_order(request.user, customer, order_id)
-    lines = order.lines.select_related("sku__product__publisher", "subscription__sku")
+    lines = order.lines.select_related("sku", "subscription__sku")  # only what the page shows: fewer joins and rows
     context = {"customer": customer, "order": order, "lines": lines, "section": "orders",
                "additional": order.additional_resellers.select_related("partner")}
     if request.htmx and not request.htmx.boosted:

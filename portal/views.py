@@ -1,5 +1,6 @@
 import uuid
 from datetime import timedelta
+from html import escape
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -7,8 +8,10 @@ from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.safestring import mark_safe
 
 from catalog.models import Order
 from subscriptions.models import SeatLot
@@ -16,7 +19,7 @@ from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access
 from .pagination import SmallListPaginator
-from .models import COUNTRY_NAMES, Customer
+from .models import COUNTRY_NAMES, Customer, is_eu_efta
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -66,7 +69,7 @@ def home(request):
 
 
 def customer_list(request):
-    customers = access.customers_for(request.user).select_related("reseller")
+    customers = access.customers_for(request.user)
     q = request.GET.get("q", "").strip()
     segment = request.GET.get("segment", "")
     country = request.GET.get("country", "")
@@ -86,15 +89,36 @@ def customer_list(request):
     # joining every subscription of the partner before the page is cut.
     live = (access.subscriptions_for(request.user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
             .values("customer").annotate(n=Count("pk")).values("n"))
-    customers = customers.annotate(live_subscriptions=Coalesce(Subquery(live), 0)).order_by("company_name")
+    # Plain values, not model instances: the table needs nothing else of a customer.
+    customers = customers.annotate(live_subscriptions=Coalesce(Subquery(live), 0)).order_by("company_name").values(
+        "pk", "company_name", "domain", "segment", "billing_country", "reseller__name", "live_subscriptions")
     page = SmallListPaginator(customers, 25).get_page(request.GET.get("page"))
     countries = sorted(access.customers_for(request.user).order_by().values_list("billing_country", flat=True).distinct())
     context = {
-        "page": page, "q": q, "segment": segment, "country": country,
+        "page": page, "q": q, "segment": segment, "country": country, "rows": customer_rows(page.object_list),
         "segments": Customer.Segment.choices, "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
     }
     template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
     return render(request, template, context)
+
+
+def customer_rows(customers: list[dict]) -> str:
+    """The customer table's rows. Written here, not by a template loop: the template engine's lookups and tags per
+    cell cost more than the rest of the page. Every value from the database is escaped."""
+    # One reverse() with a stand-in id, then each row's id in its place.
+    mark = str(uuid.UUID(int=1))
+    url = reverse("subscriptions:subscription-list", args=[mark])
+    segments = dict(Customer.Segment.choices)
+    return mark_safe("".join(
+        f'\n  <tr><td><a href="{url.replace(mark, str(c["pk"]))}">{escape(c["company_name"])}</a>'
+        f'<span class="why">{escape(c["domain"])}</span></td>'
+        f'\n    <td>{escape(segments.get(c["segment"], c["segment"]))}</td>'
+        f'<td>{escape(COUNTRY_NAMES.get(c["billing_country"], c["billing_country"]))}</td>'
+        f'<td>{"Yes" if is_eu_efta(c["billing_country"]) else "No"}</td>'
+        f'\n    <td>{escape(c["reseller__name"]) if c["reseller__name"] else "—"}</td>'
+        f'<td class="num">{c["live_subscriptions"]}</td></tr>'
+        for c in customers
+    ))
 
 
 def _subscription_matching(user, q: str):

@@ -52,7 +52,12 @@ def money(value, currency=""):
 @register.simple_tag(takes_context=True)
 def query_with(context, **kwargs):
     """The current query string with some keys replaced (pagination, sorting)."""
-    query = context["request"].GET.copy()
+    return query_string(context["request"].GET, **kwargs)
+
+
+def query_string(params, **kwargs) -> str:
+    """`params` (a QueryDict) with some keys replaced, or removed when the value is blank; not escaped."""
+    query = params.copy()
     for key, value in kwargs.items():
         if value in (None, ""):
             query.pop(key, None)

@@ -365,3 +365,14 @@ def test_top_bar_search_opens_a_subscription_by_id_only_within_the_partner(db, c
     assert found.status_code == 302
     assert found["Location"] == reverse("subscriptions:subscription-detail", args=[own.customer_id, own.pk])
     assert missed.status_code == 200 and "No customer matches these filters" in missed.content.decode()
+
+
+def test_customer_list_rows_escape_what_partners_typed(client, sales, direct_partner, now):
+    reseller = factories.PartnerFactory(name="<i>Adatum</i>")
+    factories.CustomerFactory(partner=direct_partner, company_name="<script>x</script> & Co", domain="a<b>.example",
+                              reseller=reseller)
+    client.force_login(sales)
+    page = client.get(reverse("portal:customer-list")).content.decode()
+    assert "<script>x" not in page and "<i>Adatum" not in page and "a<b>" not in page
+    assert ('">&lt;script&gt;x&lt;/script&gt; &amp; Co</a><span class="why">a&lt;b&gt;.example</span></td>' in page)
+    assert "<td>&lt;i&gt;Adatum&lt;/i&gt;</td>" in page

@@ -453,3 +453,42 @@ def test_the_main_navigation_links_subscriptions_between_customers_and_orders(si
     nav = re.search(r'<nav class="leftnav"[^>]*>(.*?)</nav>', page, re.S).group(1)
     assert re.findall(r">([^<]+)</a>", nav)[:5] == ["Home", "Customers", "Subscriptions", "Renewals", "Orders"]
     assert f'<a href="{ALL_URL}" aria-current="page">Subscriptions</a>' in nav
+
+
+# Rows written without the template engine ------------------------------------------------------
+
+
+@pytest.mark.rule("S1")
+def test_s1_rows_escape_what_partners_typed(signed_in, direct_partner, customer):
+    # given a subscription whose friendly name, offer, customer and reseller names hold markup
+    customer.company_name = "Fabrikam <Ltd> & Co"
+    customer.save()
+    reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="<b>Adatum</b>", partner_id="4412345")
+    sub = subscribe(customer, "Visio <Plan 2>", friendly_name='<script>alert("x")</script>', reseller=reseller)
+    # when the customer's list and the list across customers are opened
+    for url in (list_url(customer), ALL_URL):
+        page = signed_in.get(url).content.decode()
+        # then every one of them is shown as text, never as markup
+        assert '<script>alert("x")' not in page and "<b>Adatum" not in page and "<Plan 2>" not in page
+        assert '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;' in page
+        assert '<span class="why">Visio &lt;Plan 2&gt;</span>' in page
+        assert '&lt;b&gt;Adatum&lt;/b&gt;<span class="why">4412345</span>' in page
+        assert str(sub.pk) in ids(page)
+    assert f'<a href="{list_url(customer)}">Fabrikam &lt;Ltd&gt; &amp; Co</a>' in page
+
+
+@pytest.mark.rule("S1")
+@pytest.mark.parametrize("sort", ["quantity", "-quantity", "name", "-name"])
+def test_s1_ties_keep_a_stable_order_across_pages(signed_in, customer, sort):
+    # given 30 subscriptions equal on every sortable column
+    bulk_subscriptions([customer], [factories.SkuFactory(name="Microsoft 365 E3")], 1)
+    original = Subscription.objects.get(customer=customer)
+    for _ in range(29):
+        original.pk = None
+        original.save()
+    expected = sorted(str(pk) for pk in Subscription.objects.filter(customer=customer).values_list("pk", flat=True))
+    # when both pages are read, sorted by a column on which they all tie
+    first = ids(signed_in.get(list_url(customer, f"?sort={sort}")).content.decode())
+    second = ids(signed_in.get(list_url(customer, f"?sort={sort}&page=2")).content.decode())
+    # then every subscription comes once, by id in the sort's direction
+    assert first + second == (expected[::-1] if sort.startswith("-") else expected)
