@@ -1,7 +1,8 @@
-"""K11: the end dates a new line may align to (coterminosity at purchase)."""
+"""K11: the end dates a new line may align to (coterminosity at purchase), and a renewed term too (R1)."""
 
 from dataclasses import dataclass
 from datetime import date
+from uuid import UUID
 
 from catalog.models import TERM_MONTHS, Availability, Term
 from portal.models import Customer
@@ -17,11 +18,14 @@ class AlignmentOption:
 
 
 def can_align(availability: Availability) -> bool:
-    sku = availability.sku
+    return can_align_sku(availability.sku)
+
+
+def can_align_sku(sku) -> bool:
     return sku.is_license_based and sku.commerce == sku.Commerce.NEW and not sku.is_trial and not sku.is_isv
 
 
-def alignable_subscriptions(customer: Customer, today: date) -> list[Subscription]:
+def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[Subscription]:
     """The customer's active, non-trial new-commerce subscriptions still in term: what a line may end with."""
     return list(Subscription.objects.filter(
         customer=customer, status=Status.ACTIVE, is_trial=False, sku__commerce="new", term_end__gte=today,
@@ -36,21 +40,35 @@ def alignment_options(customer: Customer, availability: Availability, today: dat
     """
     if not can_align(availability):
         return []
-    natural_end = term_end_for(today, TERM_MONTHS[availability.term])
+    if subscriptions is None:
+        subscriptions = alignable_subscriptions(customer, today)
+    return _options(availability.term, today, subscriptions)
+
+
+def renewal_alignment_options(subscription: Subscription, *, sku, term: str, starts_on: date) -> list[AlignmentOption]:
+    """K11 at renewal (R1): the end dates the renewed term (of `sku`, `term`, starting `starts_on`) may take
+    instead of its natural end; the same rule as at purchase, never aligned to the subscription itself."""
+    if not can_align_sku(sku):
+        return []
+    others = [s for s in alignable_subscriptions(subscription.customer_id, starts_on) if s.pk != subscription.pk]
+    return _options(term, starts_on, others)
+
+
+def _options(term: str, start: date, subscriptions: list[Subscription]) -> list[AlignmentOption]:
+    """K11: month ends and other subscriptions' end dates within the first term that starts on `start`."""
+    natural_end = term_end_for(start, TERM_MONTHS[term])
     options: dict[date, str] = {}
-    month_end = last_day_of_month(today)
+    month_end = last_day_of_month(start)
     while month_end < natural_end:
         options[month_end] = f"End of calendar month ({month_end:%Y-%m-%d})"
         month_end = last_day_of_month(add_months(month_end.replace(day=1), 1))
-    if subscriptions is None:
-        subscriptions = alignable_subscriptions(customer, today)
     for sub in subscriptions:
         end = sub.term_end
         if end >= natural_end:
             continue  # K11: within the line's first term
-        if availability.term == Term.P1M and end.day in (28, 29, 30) and not is_last_day_of_month(end):
+        if term == Term.P1M and end.day in (28, 29, 30) and not is_last_day_of_month(end):
             continue  # a monthly term can't end on the 28th–30th unless it is the month's last day
-        if availability.term in (Term.P1Y, Term.P3Y) and sub.term == Term.P1M:
+        if term in (Term.P1Y, Term.P3Y) and sub.term == Term.P1M:
             continue  # an annual or triennial term can't align to a monthly subscription
         options.setdefault(end, f"With {sub.display_name} ({end:%Y-%m-%d})")
     return [AlignmentOption(d, label) for d, label in sorted(options.items())]

@@ -32,6 +32,52 @@ def current_cart(customer: Customer, user, now: datetime) -> Cart | None:
     return cart
 
 
+_LINE_FIELDS = tuple(f.attname for f in CartLine._meta.concrete_fields)  # id, cart_id, availability_id, ...
+_CART_FIELDS = tuple(f.attname for f in Cart._meta.concrete_fields)
+# What the cart page shows of the reseller (in the model's field order, as from_db reads them); others load if read.
+_RESELLER_FIELDS = tuple(f.attname for f in Partner._meta.concrete_fields if f.attname in {"id", "name", "partner_id"})
+
+
+def open_cart_with_lines(customer: Customer, user, now: datetime, snapshot) -> tuple[Cart | None, list[CartLine]]:
+    """The cart page's read: the user's open cart for this customer with its reseller and lines, in one query.
+
+    The lines' offers come from the catalog snapshot (`catalog.listing.catalog_snapshot()`), not the database.
+    Like `current_cart`, it expires the cart first if its time is up (K12).
+    """
+    rows = list(
+        Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN)
+        .order_by("pk", "lines__added_at", "lines__id")
+        .values_list(*_CART_FIELDS, *(f"reseller__{f}" for f in _RESELLER_FIELDS), *(f"lines__{f}" for f in _LINE_FIELDS))
+    )
+    if not rows:
+        return None, []
+    db, n_cart, n_reseller = Cart.objects.db, len(_CART_FIELDS), len(_RESELLER_FIELDS)
+    cart = Cart.from_db(db, None, rows[0][:n_cart])
+    cart.customer = customer
+    reseller = rows[0][n_cart:n_cart + n_reseller]
+    if reseller[0] is not None:
+        cart.reseller = Partner.from_db(db, _RESELLER_FIELDS, reseller)
+    if _expire_if_due(cart, now):
+        return None, []
+    lines = [_line(cart, row[n_cart + n_reseller:], snapshot)
+             for row in rows if row[0] == cart.pk and row[n_cart + n_reseller] is not None]
+    return cart, lines
+
+
+def cart_lines(cart: Cart, snapshot) -> list[CartLine]:
+    """A cart's lines (one query), their offers from the catalog snapshot."""
+    return [_line(cart, values, snapshot) for values in CartLine.objects.filter(cart=cart).values_list(*_LINE_FIELDS)]
+
+
+def _line(cart: Cart, values: tuple, snapshot) -> CartLine:
+    line = CartLine.from_db(CartLine.objects.db, None, values)
+    line.cart = cart
+    # A line added after the snapshot's version was read may name an offer it lacks: read that one.
+    line.availability = snapshot.availability(line.availability_id) or Availability.objects.select_related(
+        "sku__product__publisher").get(pk=line.availability_id)
+    return line
+
+
 def last_expired_cart(customer: Customer, user) -> Cart | None:
     return Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.EXPIRED).order_by("-created_at").first()
 

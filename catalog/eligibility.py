@@ -1,8 +1,9 @@
 """Why an offer can or cannot be bought by this customer now (C3, C4, C5, K6–K8).
 
 One function, `refusal`, answers for one offer; the catalog page, adding to the cart and the
-purchase all call it, so the page never offers what the server refuses. `listed_offers` is the
-same C3/C5 rule expressed as a query, so the catalog can page through what is listed.
+purchase all call it, so the page never offers what the server refuses. `listing_refusal` is the
+part of it that decides whether an offer is listed at all (C3, C5), which the catalog page applies to its
+in-memory copy of the catalog (catalog/listing.py).
 """
 
 import math
@@ -10,10 +11,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import BigIntegerField, CharField, Prefetch, Q, Subquery, Sum, Value
+from django.db import connections
+from django.db.models import Prefetch, Sum
 from django.urls import reverse
 
-from catalog.models import Availability, Cart, CartLine, OrderLine, Sku
+from catalog.models import Availability, Cart, CartLine, Order, OrderLine, Sku
 from portal.models import Customer, Partner
 from subscriptions.models import Subscription
 from subscriptions.states import LIVE_STATUSES, Status
@@ -48,36 +50,40 @@ class BuyingContext:
 _IN_CART = "in_cart"  # marks the cart's rows in buying_context's one query; not a subscription status
 
 
+def _holdings_sql(with_cart: bool) -> str:
+    """buying_context's query. Written as SQL because it runs on every catalog and cart page, where building it
+    through the ORM (three querysets and their union) cost more than running it."""
+    subscriptions, order_lines = Subscription._meta.db_table, OrderLine._meta.db_table
+    orders, cart_lines, availabilities = Order._meta.db_table, CartLine._meta.db_table, Availability._meta.db_table
+    live = ", ".join(["%s"] * len(LIVE_STATUSES))
+    sql = (f"SELECT s.sku_id, s.id, s.status FROM {subscriptions} s WHERE s.customer_id = %s AND s.status IN ({live})"
+           # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
+           f" UNION ALL SELECT l.sku_id, NULL, %s FROM {order_lines} l INNER JOIN {orders} o ON o.id = l.order_id"
+           f" WHERE o.customer_id = %s AND l.status = %s")
+    if with_cart:
+        sql += (f" UNION ALL SELECT a.sku_id, NULL, %s FROM {cart_lines} c INNER JOIN {availabilities} a"
+                f" ON a.id = c.availability_id WHERE c.cart_id = %s")
+    return sql
+
+
 def buying_context(customer: Customer, partner: Partner, cart: Cart | None = None) -> BuyingContext:
     """The customer's live subscriptions, pending order lines and (given a cart) carted offers, in one query."""
     ctx = BuyingContext(customer=customer, partner=partner)
-    no_id = Value(None, output_field=BigIntegerField())
-    rows = Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list("sku_id", "id", "status")
-    # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
-    pending = OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING).values_list(
-        "sku_id", no_id, Value(Status.PENDING.value, output_field=CharField()))
-    parts = [pending.order_by()]
+    connection = connections[Subscription.objects.db]
+    customer_id = Customer._meta.pk.get_db_prep_value(customer.pk, connection)
+    params = [customer_id, *LIVE_STATUSES, Status.PENDING.value, customer_id, OrderLine.Status.PENDING.value]
     if cart is not None:
-        parts.append(CartLine.objects.filter(cart=cart).values_list(
-            "availability__sku_id", no_id, Value(_IN_CART, output_field=CharField())).order_by())
-    for sku_id, sub_id, status in rows.order_by().union(*parts, all=True).order_by():
-        if status == _IN_CART:
-            ctx.cart_sku_ids.add(sku_id)
-        else:
-            ctx.live[sku_id].append((sub_id, status))
-            ctx.live_count += 1
+        params += [_IN_CART, cart.pk]
+    to_subscription_id = Subscription._meta.pk.to_python
+    with connection.cursor() as cursor:
+        cursor.execute(_holdings_sql(cart is not None), params)
+        for sku_id, sub_id, status in cursor.fetchall():
+            if status == _IN_CART:
+                ctx.cart_sku_ids.add(sku_id)
+            else:
+                ctx.live[sku_id].append((to_subscription_id(sub_id) if sub_id is not None else None, status))
+                ctx.live_count += 1
     return ctx
-
-
-def listed_offers(ctx: BuyingContext) -> Q:
-    """C3 and C5 as a filter: offers sold to this segment, and add-ons only with a base and in region."""
-    customer = ctx.customer
-    # Not correlated: the database computes the add-ons whose base the customer holds once.
-    has_base = Q(pk__in=Subquery(Sku.base_skus.through.objects.filter(to_sku__in=ctx.owned_or_in_cart).values("from_sku")))
-    in_region = Q(available_countries="") | Q(available_countries__icontains=customer.billing_country)
-    return Q(segments__contains=customer.segment) & (  # C3
-        Q(is_addon=False) | (Q(commerce=Sku.Commerce.NEW) & has_base & in_region)  # C5 (A1: no traditional add-ons)
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,31 @@ class OfferFacts:
         )
 
 
+def listing_refusal(offer: OfferFacts, ctx: BuyingContext) -> Refusal | None:
+    """The rules that keep an offer off this customer's catalog altogether (C3, C5, A1); `refusal` applies them first.
+
+    It reads only the customer's segment and billing country and the offers it owns or has in the cart
+    (`ctx.live`, `ctx.cart_sku_ids`), and the offer's segments, is_addon, commerce, base_ids, base_names and
+    countries: the catalog page (catalog/listing.py) caches its listings on exactly these, so keep them in step.
+    """
+    customer = ctx.customer
+    # C3: sold to the customer's segment only.
+    if customer.segment not in offer.segments:
+        segments = ", ".join(offer.segments) or "no segment"
+        return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
+    if offer.is_addon:
+        # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
+        if offer.commerce == Sku.Commerce.TRADITIONAL:
+            return Refusal("A1", "Traditional add-on: buy it from the base subscription's page.", hidden=True)
+        # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
+        if offer.base_ids.isdisjoint(ctx.live) and offer.base_ids.isdisjoint(ctx.cart_sku_ids):
+            names = ", ".join(offer.base_names)
+            return Refusal("C5", f"Add-on: the customer needs one of these first: {names}.", hidden=True)
+        if offer.countries and customer.billing_country not in offer.countries:
+            return Refusal("C5", f"This add-on is not available in {customer.country_name}.", hidden=True)
+    return None
+
+
 def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     """The first rule that stops this customer buying this offer now, or None.
 
@@ -120,21 +151,10 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     `OfferFacts` built from plain rows instead (catalog/listing.py).
     """
     offer = sku if isinstance(sku, OfferFacts) else OfferFacts.of(sku)
+    hidden = listing_refusal(offer, ctx)
+    if hidden is not None:
+        return hidden
     customer, partner = ctx.customer, ctx.partner
-    # C3: sold to the customer's segment only.
-    if customer.segment not in offer.segments:
-        segments = ", ".join(offer.segments) or "no segment"
-        return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
-    # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
-    if offer.is_addon and offer.commerce == Sku.Commerce.TRADITIONAL:
-        return Refusal("A1", "Traditional add-on: buy it from the base subscription's page.", hidden=True)
-    # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
-    if offer.is_addon:
-        if not offer.base_ids & ctx.owned_or_in_cart:
-            names = ", ".join(offer.base_names)
-            return Refusal("C5", f"Add-on: the customer needs one of these first: {names}.", hidden=True)
-        if offer.countries and customer.billing_country not in offer.countries:
-            return Refusal("C5", f"This add-on is not available in {customer.country_name}.", hidden=True)
     if offer.is_isv:
         # C4d
         if not offer.offered_through_csp:

@@ -1,24 +1,36 @@
-"""The catalog page's read (C2–C5): one page of offers as cards ready to render.
+"""The catalog page's read (C2–C5), from an in-process copy of the catalog.
 
-The "Add subscription" page is the busiest read of the portal and its cost was the ORM and the
-template, not the database. So it reads plain rows, never model instances or prefetches: the page
-of offers (and its count, unless the first page holds them all), their terms and prices in one
-more query, and the add-on prerequisites and ISV exclusivity in a third. Each card's markup is
-made here (`card_html`), so the template only places it. Every verdict still comes from `eligibility.refusal`, the rule the cart and the purchase apply.
+The "Add subscription" page is the busiest read of the portal, and after its queries were cut to
+plain rows its cost was still the ORM building them. The catalog changes rarely and is the same for
+every customer, so each process keeps a snapshot of it (`catalog_snapshot`): every offer with what
+the rules read (`OfferFacts`), its terms and prices, and the fixed part of its card's markup. One
+single-row read of `CatalogVersion` per request tells whether the snapshot is still the database's;
+every catalog write changes that version (catalog/models.py), and a stale snapshot is rebuilt.
+
+Listing (C3, C5: `eligibility.listing_refusal`), filtering (C2: `filters.OfferSearch`), ordering and
+paging then run in Python, and each card's verdict still comes from `eligibility.refusal`, the rule the
+cart and the purchase apply.
 """
 
-from dataclasses import dataclass
-from typing import TypedDict
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
-from django.core.paginator import Page
-from django.db.models import CharField, Value
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from catalog.eligibility import BuyingContext, OfferFacts, Refusal, refusal
-from catalog.models import Availability, BillingFrequency, Product, Sku, Term
-from portal.pagination import SmallListPaginator
+from catalog.eligibility import BuyingContext, OfferFacts, listing_refusal, refusal
+from catalog.filters import OfferSearch
+from catalog.models import (
+    Availability,
+    BillingFrequency,
+    Product,
+    Publisher,
+    Sku,
+    Term,
+    catalog_version,
+)
 from portal.templatetags.portal_tags import money
 
 OFFERS_PER_PAGE = 20
@@ -33,29 +45,122 @@ _BILLING_TYPE_LABELS = dict(Product.BillingType.choices)
 _CATEGORY_LABELS = dict(Product.Category.choices)
 _COMMERCE_LABELS = dict(Sku.Commerce.choices)
 
-_FIELDS = (
-    "pk", "sku_id", "name", "commerce", "segments", "one_per_customer", "min_quantity", "max_quantity", "is_trial",
-    "is_addon", "available_countries", "offered_through_csp", "transactable_in_portal", "free_trial_days",
-    "product__billing_type", "product__category", "product__publisher__name", "product__publisher__is_microsoft",
-)
+_SKU_FIELDS = tuple(f.attname for f in Sku._meta.concrete_fields)
+_PRODUCT_FIELDS = tuple(f.attname for f in Product._meta.concrete_fields)
+_PUBLISHER_FIELDS = tuple(f.attname for f in Publisher._meta.concrete_fields)
+_AVAILABILITY_FIELDS = tuple(f.attname for f in Availability._meta.concrete_fields)
+# Cached listings per snapshot (customer kind × filters); cleared when full, so memory stays bounded.
+_MAX_LISTINGS = 512
 
 
-class OfferCard(TypedDict):
-    """One card, as the template reads it. A dict, not an object: the template engine looks keys up
-    first, so every {{ o.x }} resolves on its first try."""
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One offer of the snapshot: what the rules, the filters and its card read. Never changed once built."""
 
+    facts: OfferFacts
+    group: int  # offers with the same facts for `listing_refusal` share a group: the rule runs once per group
     sku_id: str
     name: str
-    meta: str  # publisher · billing type · category · commerce, and what is special about it
-    details: str  # the SKU id, and the licenses it is sold in
-    options: list[tuple[int, str]]  # (availability id, "1 year, monthly · 12.00 USD per license")
-    min_quantity: int | None  # set when the partner picks a quantity (license-based, not a trial)
-    max_quantity: int
-    is_trial: bool
-    refusal: Refusal | None
-    why: str  # the refusal's message ("" when it can be bought)
-    why_link: str
-    why_link_label: str
+    is_microsoft: bool
+    billing_type: str
+    category: str
+    search_text: tuple[str, ...]  # lower-cased: name, product name, publisher name, SKU id (C2's search)
+    head: str  # escaped card markup from the data-sku attribute to the details line
+    options: str  # escaped <option>s: (availability id, "1 year, monthly · 12.00 USD per license"), most usual first
+    quantity: str  # the buy form's quantity field (license-based), trial note, or nothing
+    # The Sku's, Product's and Publisher's columns in their models' field order, to rebuild instances (cart page).
+    columns: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityRow:
+    pk: int
+    sku_pk: int
+    term: str
+    billing_frequency: str
+    unit_price: Decimal
+    currency: str
+    values: tuple  # every column, in the model's field order
+
+
+@dataclass(eq=False)
+class CatalogSnapshot:
+    version: int
+    offers: tuple[Offer, ...]  # in the page's order (ORDERING, as the database sorts it)
+    by_pk: dict[int, Offer]
+    availabilities: dict[int, AvailabilityRow]
+    addon_base_ids: frozenset[int]  # every offer that is some add-on's base (C5)
+    groups: list[OfferFacts]  # one offer's facts per Offer.group
+    _listings: dict = field(default_factory=dict)
+
+    def listing(self, ctx: BuyingContext | None, search: OfferSearch, show_all: bool) -> tuple[Offer, ...]:
+        """The offers this customer's catalog lists (all of them with `show_all`), filtered by `search`, in order.
+
+        Cached by what `listing_refusal` reads of the customer (segment, billing country, held or carted add-on
+        bases) and by the filters, so paging through a listing or reloading it costs a dictionary look-up.
+        """
+        if show_all:
+            listed_key: tuple = ("all",)
+        else:
+            customer, bases = ctx.customer, self.addon_base_ids
+            held = frozenset(pk for pk in ctx.live if pk in bases) | frozenset(pk for pk in ctx.cart_sku_ids if pk in bases)
+            listed_key = (customer.segment, customer.billing_country, held)
+        key = (listed_key, search.key)
+        found = self._listings.get(key)
+        if found is None:
+            listed = self._listings.get(listed_key)
+            if listed is None:
+                if show_all:
+                    listed = self.offers
+                else:
+                    # C3, C5: `listing_refusal` once per group of offers it cannot tell apart.
+                    shown = [listing_refusal(facts, ctx) is None for facts in self.groups]
+                    listed = tuple(o for o in self.offers if shown[o.group])
+                self._remember(listed_key, listed)
+            found = tuple(o for o in listed if search.matches(o)) if search.filters else listed
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple, offers: tuple[Offer, ...]) -> None:
+        if len(self._listings) >= _MAX_LISTINGS:
+            self._listings.clear()
+        self._listings[key] = offers
+
+    def availability(self, pk: int) -> Availability | None:
+        """A new Availability with its Sku, Product and Publisher, as if loaded from the database, from the snapshot
+        (no query); None if the snapshot does not have it. Built per call: instances are never shared."""
+        row = self.availabilities.get(pk)
+        if row is None:
+            return None
+        sku_values, product_values, publisher_values = self.by_pk[row.sku_pk].columns
+        db = Sku.objects.db
+        sku = Sku.from_db(db, None, sku_values)
+        sku.product = Product.from_db(db, None, product_values)
+        sku.product.publisher = Publisher.from_db(db, None, publisher_values)
+        availability = Availability.from_db(db, None, row.values)
+        availability.sku = sku
+        return availability
+
+
+_snapshot: CatalogSnapshot | None = None
+_snapshot_lock = threading.Lock()
+
+
+def catalog_snapshot() -> CatalogSnapshot:
+    """This process's copy of the catalog, rebuilt when the database's catalog version differs (one query)."""
+    global _snapshot
+    version = catalog_version()
+    snapshot = _snapshot
+    if snapshot is not None and snapshot.version == version:
+        return snapshot
+    with _snapshot_lock:  # one thread builds; the others wait for it rather than build their own
+        snapshot = _snapshot
+        if snapshot is None or snapshot.version != version:
+            # Built after the version was read: it holds at least what that version names, and any later
+            # write gives a new version, so a snapshot is never kept past a change.
+            snapshot = _build(version)
+            _snapshot = snapshot
+    return snapshot
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -63,74 +168,67 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-class _OfferPaginator(SmallListPaginator):
-    """Counts the filtered offers themselves: the rows' query joins product and publisher for its columns,
-    which a COUNT does not need."""
-
-    def __init__(self, rows, offers, per_page: int):
-        super().__init__(rows, per_page)
-        self._offers = offers
-
-    @cached_property
-    def count(self):
-        return len(self._first_rows) if self._first_rows is not None else self._offers.order_by().count()
-
-
-def _rows_page(rows, offers, raw_number, per_page: int) -> tuple[Page, list[dict]]:
-    """The page's rows, and a Page for the pagination links (no COUNT when one short first page holds all)."""
-    page = _OfferPaginator(rows, offers, per_page).get_page(raw_number)
-    return page, list(page.object_list)
-
-
-def _prerequisites(rows: list[dict]) -> tuple[dict, dict]:
-    """Add-on base offers (id, name) by add-on, and exclusive partner ids by ISV offer, in one query."""
-    ids = [r["pk"] for r in rows]
-    bases: dict[int, list[tuple[int, str]]] = {}
+def _build(version: int) -> CatalogSnapshot:
+    rows = list(Sku.objects.order_by(*ORDERING).values(
+        *_SKU_FIELDS, *(f"product__{f}" for f in _PRODUCT_FIELDS), *(f"product__publisher__{f}" for f in _PUBLISHER_FIELDS)))
+    names = {row["id"]: row["name"] for row in rows}
+    bases: dict[int, list[int]] = {}
+    for addon_pk, base_pk in Sku.base_skus.through.objects.values_list("from_sku_id", "to_sku_id").order_by():
+        bases.setdefault(addon_pk, []).append(base_pk)
     exclusive: dict[int, set[int]] = {}
-    base_rows = Sku.base_skus.through.objects.filter(from_sku_id__in=ids).values_list(
-        Value("base", output_field=CharField()), "from_sku_id", "to_sku_id", "to_sku__name").order_by()
-    exclusive_rows = Sku.exclusive_partners.through.objects.filter(sku_id__in=ids).values_list(
-        Value("exclusive", output_field=CharField()), "sku_id", "partner_id", Value("", output_field=CharField())).order_by()
-    for kind, sku_pk, other_pk, name in base_rows.union(exclusive_rows, all=True).order_by():
-        if kind == "base":
-            bases.setdefault(sku_pk, []).append((other_pk, name))
-        else:
-            exclusive.setdefault(sku_pk, set()).add(other_pk)
-    return bases, exclusive
-
-
-def _options(rows: list[dict]) -> dict[int, list[tuple[int, str]]]:
-    """Each offer's ways to buy it, most usual first, with their labels."""
-    license_based = {r["pk"] for r in rows if r["product__billing_type"] == Product.BillingType.LICENSE}
-    found: dict[int, list[tuple]] = {}
-    for pk, sku_pk, term, frequency, price, currency in Availability.objects.filter(
-        sku_id__in=[r["pk"] for r in rows]
-    ).values_list("pk", "sku_id", "term", "billing_frequency", "unit_price", "currency").order_by():
-        found.setdefault(sku_pk, []).append((_TERM_RANK[term], _FREQUENCY_RANK[frequency], pk, term, frequency,
-                                             price, currency))
-    options = {}
-    for sku_pk, ways in found.items():
-        ways.sort(key=lambda way: way[:2])
-        options[sku_pk] = [
-            (pk, f"{_TERM_LABELS[term]}, {_FREQUENCY_LABELS[frequency]} · "
-                 + (f"{money(price, currency)} per license" if sku_pk in license_based else "pay as you go"))
-            for _, _, pk, term, frequency, price, currency in ways
-        ]
-    return options
-
-
-def _card(row: dict, ctx: BuyingContext, bases: list[tuple[int, str]], exclusive: set[int],
-          options: list[tuple[int, str]]) -> OfferCard:
-    is_license_based = row["product__billing_type"] == Product.BillingType.LICENSE
-    facts = OfferFacts(
-        pk=row["pk"], segments=_split(row["segments"]), commerce=row["commerce"], is_addon=row["is_addon"],
-        base_ids=frozenset(pk for pk, _ in bases), base_names=tuple(sorted(name for _, name in bases)),
-        countries=tuple(c.upper() for c in _split(row["available_countries"])),
-        is_isv=not row["product__publisher__is_microsoft"], offered_through_csp=row["offered_through_csp"],
-        exclusive_ids=frozenset(exclusive), transactable_in_portal=row["transactable_in_portal"],
-        one_per_customer=row["one_per_customer"], is_trial=row["is_trial"],
+    for sku_pk, partner_pk in Sku.exclusive_partners.through.objects.values_list("sku_id", "partner_id").order_by():
+        exclusive.setdefault(sku_pk, set()).add(partner_pk)
+    availabilities = {}
+    for values in Availability.objects.values_list(*_AVAILABILITY_FIELDS).order_by():
+        row = dict(zip(_AVAILABILITY_FIELDS, values, strict=True))
+        availabilities[row["id"]] = AvailabilityRow(row["id"], row["sku_id"], row["term"], row["billing_frequency"],
+                                                    row["unit_price"], row["currency"], values)
+    ways: dict[int, list[AvailabilityRow]] = {}
+    for row in availabilities.values():
+        ways.setdefault(row.sku_pk, []).append(row)
+    groups: dict[tuple, int] = {}
+    offers = tuple(_offer(row, bases.get(row["id"], []), names, exclusive.get(row["id"], set()), ways.get(row["id"], []),
+                          groups) for row in rows)
+    representatives = {o.group: o.facts for o in offers}
+    return CatalogSnapshot(
+        version=version, offers=offers, by_pk={o.facts.pk: o for o in offers}, availabilities=availabilities,
+        addon_base_ids=frozenset(pk for ids in bases.values() for pk in ids),
+        groups=[representatives[n] for n in range(len(groups))],
     )
-    meta = (f"{row['product__publisher__name']} · {_BILLING_TYPE_LABELS[row['product__billing_type']]} · "
+
+
+def _options(ways: list[AvailabilityRow], license_based: bool) -> list[tuple[int, str]]:
+    """An offer's ways to buy it, most usual first, with their labels."""
+    ordered = sorted(ways, key=lambda way: (_TERM_RANK[way.term], _FREQUENCY_RANK[way.billing_frequency]))
+    return [
+        (way.pk, f"{_TERM_LABELS[way.term]}, {_FREQUENCY_LABELS[way.billing_frequency]} · "
+                 + (f"{money(way.unit_price, way.currency)} per license" if license_based else "pay as you go"))
+        for way in ordered
+    ]
+
+
+_HEAD = ('" data-sku="{sku_id}">\n  <div>\n    <h3>{name}</h3>\n    <div class="meta">{meta}</div>\n'
+         '    <div class="meta">{details}</div>\n')
+_QUANTITY = ('      <label>Quantity <input type="number" name="quantity" value="{0}" min="{0}" max="{1}" required>'
+             '</label>\n')
+_TRIAL = '      <span class="muted">25 trial licenses</span>\n'
+
+
+def _offer(row: dict, base_ids: list[int], names: dict[int, str], exclusive: set[int],
+           ways: list[AvailabilityRow], groups: dict[tuple, int]) -> Offer:
+    billing_type = row["product__billing_type"]
+    is_license_based = billing_type == Product.BillingType.LICENSE
+    is_isv = not row["product__publisher__is_microsoft"]
+    facts = OfferFacts(
+        pk=row["id"], segments=_split(row["segments"]), commerce=row["commerce"], is_addon=row["is_addon"],
+        base_ids=frozenset(base_ids) if row["is_addon"] else frozenset(),
+        base_names=tuple(sorted(names[pk] for pk in base_ids)) if row["is_addon"] else (),
+        countries=tuple(c.upper() for c in _split(row["available_countries"])), is_isv=is_isv,
+        offered_through_csp=row["offered_through_csp"], exclusive_ids=frozenset(exclusive) if is_isv else frozenset(),
+        transactable_in_portal=row["transactable_in_portal"], one_per_customer=row["one_per_customer"],
+        is_trial=row["is_trial"],
+    )
+    meta = (f"{row['product__publisher__name']} · {_BILLING_TYPE_LABELS[billing_type]} · "
             f"{_CATEGORY_LABELS[row['product__category']]} · {_COMMERCE_LABELS[row['commerce']]}")
     if row["one_per_customer"]:
         meta += " · one per customer"
@@ -143,25 +241,23 @@ def _card(row: dict, ctx: BuyingContext, bases: list[tuple[int, str]], exclusive
         details += " · 25 trial licenses for one month"
     elif is_license_based:
         details += f" · {row['min_quantity']}–{row['max_quantity']} licenses"
-    why = refusal(facts, ctx)
-    picks_quantity = is_license_based and not row["is_trial"]
-    return OfferCard(
-        sku_id=row["sku_id"], name=row["name"], meta=meta, details=details, options=options,
-        min_quantity=row["min_quantity"] if picks_quantity else None, max_quantity=row["max_quantity"],
-        is_trial=row["is_trial"], refusal=why, why=why.message if why else "", why_link=why.link if why else "",
-        why_link_label=why.link_label if why else "",
+    if is_license_based and not row["is_trial"]:
+        quantity = format_html(_QUANTITY, row["min_quantity"], row["max_quantity"])
+    else:
+        quantity = _TRIAL if row["is_trial"] else ""
+    # What listing_refusal reads of an offer (its docstring says so): offers alike in these get the same verdict.
+    listing_facts = (facts.segments, facts.is_addon, facts.commerce, facts.base_ids, facts.base_names, facts.countries)
+    return Offer(
+        facts=facts, group=groups.setdefault(listing_facts, len(groups)), sku_id=row["sku_id"], name=row["name"], is_microsoft=not is_isv, billing_type=billing_type,
+        category=row["product__category"],
+        search_text=tuple(text.lower() for text in (row["name"], row["product__name"], row["product__publisher__name"],
+                                                    row["sku_id"])),
+        head=format_html(_HEAD, sku_id=row["sku_id"], name=row["name"], meta=meta, details=details),
+        options=format_html_join("", '<option value="{}">{}</option>', _options(ways, is_license_based)),
+        quantity=quantity,
+        columns=(tuple(row[f] for f in _SKU_FIELDS), tuple(row[f"product__{f}"] for f in _PRODUCT_FIELDS),
+                 tuple(row[f"product__publisher__{f}"] for f in _PUBLISHER_FIELDS)),
     )
-
-
-def offer_cards(offers, ctx: BuyingContext, page_number, per_page: int = OFFERS_PER_PAGE) -> tuple[Page, list[OfferCard]]:
-    """One page of `offers` (a filtered Sku queryset) as cards with their verdict for this customer."""
-    page, rows = _rows_page(offers.order_by(*ORDERING).values(*_FIELDS), offers, page_number, per_page)
-    if not rows:
-        return page, []
-    bases, exclusive = _prerequisites(rows)
-    options = _options(rows)
-    return page, [_card(row, ctx, bases.get(row["pk"], []), exclusive.get(row["pk"], set()), options.get(row["pk"], []))
-                  for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,43 +269,41 @@ class BuyForm:
     csrf_token: str
 
 
-# The card's markup, filled by format_html (every value escaped). A template loop cost ~0.1 ms per card in
-# variable lookups alone; this costs a few microseconds, and it is the page's one repeated block.
-_CARD = ('<article class="offer{unavailable}" data-sku="{sku_id}">\n  <div>\n    <h3>{name}</h3>\n'
-         '    <div class="meta">{meta}</div>\n    <div class="meta">{details}</div>\n{reason}  </div>\n  <div>\n{action}'
-         '  </div>\n</article>\n')
+# A card is '<article class="offer' + (' unavailable') + Offer.head + reason + _MIDDLE + action + _END. Only the
+# verdict and the form's request-bound fields (escaped here) are made per request.
+_MIDDLE = "  </div>\n  <div>\n"
+_END = "  </div>\n</article>\n"
 _REASON = '    <p class="reason" role="note"><strong>Unavailable:</strong> {}{}</p>\n'
 _DISABLED = '    <button class="btn" type="button" disabled title="{}">Add to cart</button>{}\n'
-_FORM = ('    <form method="post" action="{action}" hx-post="{action}" hx-target="find .feedback" hx-swap="innerHTML">\n'
-         '      <input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">\n'
-         '      <input type="hidden" name="next" value="{next}">\n'
-         '      <label>Term and billing\n        <select name="availability">{options}</select>\n      </label>\n'
-         '{quantity}      <button class="btn btn-primary" type="submit">Add to cart</button>\n'
-         '      <div class="feedback" aria-live="polite"></div>\n    </form>\n')
-_QUANTITY = ('      <label>Quantity <input type="number" name="quantity" value="{0}" min="{0}" max="{1}" required>'
-             '</label>\n')
-_TRIAL = mark_safe('      <span class="muted">25 trial licenses</span>\n')
+_FORM_OPEN = ('    <form method="post" action="{action}" hx-post="{action}" hx-target="find .feedback" hx-swap="innerHTML">\n'
+              '      <input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">\n'
+              '      <input type="hidden" name="next" value="{next}">\n'
+              '      <label>Term and billing\n        <select name="availability">')
+_SELECT_CLOSE = "</select>\n      </label>\n"
+_FORM_CLOSE = ('      <button class="btn btn-primary" type="submit">Add to cart</button>\n'
+               '      <div class="feedback" aria-live="polite"></div>\n    </form>\n')
 
 
-def card_html(card: OfferCard, buy: BuyForm | None, cannot_buy: str) -> SafeString:
-    """One offer's card: its verdict greyed with the reason (C4), or the form to add it to the cart (K1).
+def cards_html(offers, ctx: BuyingContext, buy: BuyForm | None, cannot_buy: str) -> SafeString:
+    """The offers' cards: each greyed with its reason when refused (C4), or with the form to add it to the cart (K1).
 
     `buy` is None when this user may not buy (`cannot_buy` says why, T1/T2): the button is disabled with it.
     """
-    if card["why"]:
-        link = format_html(' <a href="{}">{}</a>', card["why_link"], card["why_link_label"]) if card["why_link"] else ""
-        reason = format_html(_REASON, card["why"], link)
-        action = format_html(_DISABLED, card["why"], "")
-    elif buy is not None:
-        reason = ""
-        if card["min_quantity"]:
-            quantity = format_html(_QUANTITY, card["min_quantity"], card["max_quantity"])
-        else:
-            quantity = _TRIAL if card["is_trial"] else ""
-        action = format_html(_FORM, action=buy.action, csrf=buy.csrf_token, next=buy.next_url, quantity=quantity,
-                             options=format_html_join("", '<option value="{}">{}</option>', card["options"]))
+    if buy is not None:
+        form_open = format_html(_FORM_OPEN, action=buy.action, csrf=buy.csrf_token, next=buy.next_url)
     else:
-        reason = ""
-        action = format_html(_DISABLED, cannot_buy, format_html('<span class="why">{}</span>', cannot_buy))
-    return format_html(_CARD, unavailable=" unavailable" if card["why"] else "", sku_id=card["sku_id"], name=card["name"],
-                       meta=card["meta"], details=card["details"], reason=reason, action=action)
+        not_allowed = format_html(_DISABLED, cannot_buy, format_html('<span class="why">{}</span>', cannot_buy))
+    parts = []
+    for offer in offers:
+        why = refusal(offer.facts, ctx)
+        if why:
+            link = format_html(' <a href="{}">{}</a>', why.link, why.link_label) if why.link else ""
+            parts += ['<article class="offer unavailable', offer.head, format_html(_REASON, why.message, link), _MIDDLE,
+                      format_html(_DISABLED, why.message, ""), _END]
+        elif buy is not None:
+            parts += ['<article class="offer', offer.head, _MIDDLE, form_open, offer.options, _SELECT_CLOSE,
+                      offer.quantity, _FORM_CLOSE, _END]
+        else:
+            parts += ['<article class="offer', offer.head, _MIDDLE, not_allowed, _END]
+    return mark_safe("".join(parts))  # every part above is escaped markup
+

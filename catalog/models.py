@@ -1,11 +1,13 @@
 """What can be bought (C1), and buying it: carts (K) and orders (O)."""
 
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Q
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from portal.models import Customer, Partner
 
@@ -173,6 +175,56 @@ class UpgradePath(models.Model):
         return f"{self.source.name} → {self.target.name}{'' if self.supported else ' (unsupported)'}"
 
 
+class CatalogVersion(models.Model):
+    """One row whose `version` changes with every write to the catalog tables, so each process can tell
+    whether its in-memory copy of the catalog (catalog/listing.py) is still the database's.
+
+    The rule: every write to Publisher, Product, Sku (and its base_skus and exclusive_partners),
+    Availability or UpgradePath changes the version in the same transaction. `save()`, `delete()`,
+    cascades and the M2M managers do it through the receivers below; `QuerySet.update()`,
+    `bulk_create()` and raw SQL send no signal, so code that writes the catalog that way calls
+    `bump_catalog_version()` itself (as `seed_bench` does).
+
+    The version is a random number, not a counter: a bump inside a transaction that is rolled back
+    must never be followed by another bump to the same value (a counter would go 5 -> 6, back to 5,
+    then 6 again with other contents).
+    """
+
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"Catalog version {self.version}"
+
+
+CATALOG_VERSION_PK = 1
+
+
+def _new_version() -> int:
+    return secrets.randbits(62)
+
+
+def bump_catalog_version(using: str = DEFAULT_DB_ALIAS) -> int:
+    """Gives the catalog a new version; call it in the transaction that wrote the catalog."""
+    version = _new_version()
+    rows = CatalogVersion.objects.using(using).filter(pk=CATALOG_VERSION_PK).update(version=version)
+    if not rows:  # a flushed database (tests) has no row yet
+        _, created = CatalogVersion.objects.using(using).get_or_create(pk=CATALOG_VERSION_PK, defaults={"version": version})
+        if not created:
+            CatalogVersion.objects.using(using).filter(pk=CATALOG_VERSION_PK).update(version=version)
+    return version
+
+
+def catalog_version(using: str = DEFAULT_DB_ALIAS) -> int:
+    """The catalog's current version: one single-row SELECT by primary key, without the ORM's query building
+    (it runs on every catalog and cart page)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT version FROM {connection.ops.quote_name(CatalogVersion._meta.db_table)} WHERE id = %s",
+                       [CATALOG_VERSION_PK])
+        row = cursor.fetchone()
+    return row[0] if row else bump_catalog_version(using)
+
+
 class Cart(models.Model):
     """A customer's cart, owned by one staff user (K1), open for CSP_CART_LIFETIME_DAYS (K12)."""
 
@@ -304,3 +356,25 @@ class OrderAdditionalReseller(models.Model):
 
     class Meta:
         ordering = ["position"]
+
+
+# Cache invalidation, not domain logic: every saved or deleted catalog row, and every change to a SKU's
+# add-on prerequisites or exclusive partners, gives the catalog a new version (see CatalogVersion).
+CATALOG_TABLES = (Publisher, Product, Sku, Availability, UpgradePath, Sku.base_skus.through,
+                  Sku.exclusive_partners.through)
+
+
+def _catalog_row_written(sender, using=DEFAULT_DB_ALIAS, **kwargs):
+    bump_catalog_version(using)
+
+
+def _catalog_links_changed(sender, action, using=DEFAULT_DB_ALIAS, **kwargs):
+    if action in ("post_add", "post_remove", "post_clear"):
+        bump_catalog_version(using)
+
+
+for _model in CATALOG_TABLES:
+    post_save.connect(_catalog_row_written, sender=_model, dispatch_uid=f"catalog_version_save_{_model._meta.label}")
+    post_delete.connect(_catalog_row_written, sender=_model, dispatch_uid=f"catalog_version_delete_{_model._meta.label}")
+for _through in (Sku.base_skus.through, Sku.exclusive_partners.through):
+    m2m_changed.connect(_catalog_links_changed, sender=_through, dispatch_uid=f"catalog_version_m2m_{_through._meta.label}")

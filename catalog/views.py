@@ -1,25 +1,29 @@
+import html
 from decimal import Decimal
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.middleware.csrf import get_token
-from portal.pagination import SmallListPaginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
 
 from catalog import cart as cart_services
 from catalog.alignment import alignable_subscriptions, alignment_options, can_align
 from catalog.checkout import attestation_text, line_first_charge, purchase
-from catalog.eligibility import buying_context, listed_offers, refusal
-from catalog.filters import OfferFilter
-from catalog.listing import BuyForm, card_html, offer_cards
-from catalog.models import Order, Sku
+from catalog.eligibility import buying_context, refusal
+from catalog.filters import offer_search
+from catalog.listing import OFFERS_PER_PAGE, BuyForm, cards_html, catalog_snapshot
+from catalog.models import Order
 from portal import access
 from portal.access import Action
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.models import Partner
+from portal.pagination import SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
+
 
 def _offer_page(request, customer):
     """The catalog (C2–C5) for this customer: filtered, paginated, each offer with its verdict."""
@@ -28,15 +32,15 @@ def _offer_page(request, customer):
     cart = cart_services.current_cart(customer, request.user, timezone.now()) if can_buy else None
     ctx = buying_context(customer, partner, cart)
     show_all = request.GET.get("show_all") == "1"
-    offers = Sku.objects.all() if show_all else Sku.objects.filter(listed_offers(ctx))
-    filterset = OfferFilter(request.GET or None, queryset=offers)
-    page, cards = offer_cards(filterset.qs, ctx, request.GET.get("page"))
+    search = offer_search(request.GET)
+    offers = catalog_snapshot().listing(ctx, search, show_all)
+    page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
                   csrf_token=get_token(request)) if can_buy else None
     return {
         "customer": customer, "section": "subscriptions", "page": page,
-        "offers": [card_html(card, buy, can_buy.reason) for card in cards],
-        "checkboxes": filterset.checkboxes(), "search": request.GET.get("q", ""),
+        "offers": cards_html(page.object_list, ctx, buy, can_buy.reason),
+        "checkboxes": search.checkboxes_html, "search": request.GET.get("q", ""),
         "can_buy": can_buy, "cart": cart, "cart_count": len(ctx.cart_sku_ids), "show_all": show_all,
     }
 
@@ -88,35 +92,41 @@ def cart_add(request, customer_id):
     return redirect(back)
 
 
-def _cart_context(request, customer, cart, *, errors=None):
+def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=None):
+    """The cart page (K2) with each line's verdict; `lines` (with their offers) when the caller read them already."""
     member = access.membership(request.user)
     now = timezone.now()
-    lines = []
+    rows = []
     total = Decimal("0.00")
     if cart is not None:
-        alignable = alignable_subscriptions(customer, now.date())
-        cart_lines = list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
-            "availability__sku__base_skus", "availability__sku__exclusive_partners"))
+        cart.customer = customer  # the same row, already read: the page and the K5 checks read it
+        if lines is None:
+            lines = cart_services.cart_lines(cart, snapshot or catalog_snapshot())
+        snapshot = snapshot or catalog_snapshot()
+        alignable = alignable_subscriptions(customer, now.date()) if any(can_align(line.availability) for line in lines) else []
         # The same eligibility rule the purchase applies, shown before the partner presses Purchase.
         ctx = buying_context(customer, member.partner)
-        for line in cart_lines:
-            ctx.cart_sku_ids = {other.availability.sku_id for other in cart_lines if other.pk != line.pk}
+        for line in lines:
+            ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
             amount = line_first_charge(line, now.date())
             total += amount
-            lines.append({
-                "line": line, "total": amount,
-                "alignment": alignment_options(customer, line.availability, now.date(), alignable) if can_align(line.availability) else [],
+            offer = snapshot.by_pk.get(line.availability.sku_id)
+            alignment = alignment_options(customer, line.availability, now.date(), alignable) if can_align(line.availability) else []
+            rows.append({
+                "line": line, "total": amount, "alignment": alignment,
+                "alignment_html": _end_date_options(alignment, line.aligned_end_date),
                 "error": (errors or {}).get(line.pk),
-                "refusal": refusal(line.availability.sku, ctx),
+                "refusal": refusal(offer.facts if offer else line.availability.sku, ctx),
             })
     resellers = []
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
         resellers = [link.reseller for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")]
     other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]
-    additional = list(cart.additional_resellers.select_related("partner")) if cart else []
+    # K5's additional resellers exist only for EU/EFTA customers: no query for the others.
+    additional = list(cart.additional_resellers.select_related("partner")) if cart and customer.is_eu_efta else []
     return {
-        "customer": customer, "section": "cart", "cart": cart, "lines": lines, "total": total,
-        "currency": lines[0]["line"].availability.currency if lines else "USD",
+        "customer": customer, "section": "cart", "cart": cart, "lines": rows, "total": total,
+        "currency": rows[0]["line"].availability.currency if rows else "USD",
         "resellers": resellers, "partner": member.partner,
         "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
         "additional": additional,
@@ -129,10 +139,20 @@ def _cart_context(request, customer, cart, *, errors=None):
     }
 
 
+def _end_date_options(options, selected) -> SafeString:
+    """K11's end-date choices of one line as <option>s. They are the cart page's longest loop (every month end and
+    every alignable subscription in the term), so they are drawn here rather than by the template; labels are
+    escaped with html.escape, which is what Django's escape filter applies, without its lazy-string wrapper."""
+    return mark_safe("".join(
+        f'<option value="{option.end_date.isoformat()}" {"selected" if option.end_date == selected else ""}>'
+        f"{html.escape(option.label)}</option>" for option in options))
+
+
 def cart_detail(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
-    cart = cart_services.current_cart(customer, request.user, timezone.now())
-    return render(request, "catalog/cart.html", _cart_context(request, customer, cart))
+    snapshot = catalog_snapshot()
+    cart, lines = cart_services.open_cart_with_lines(customer, request.user, timezone.now(), snapshot)
+    return render(request, "catalog/cart.html", _cart_context(request, customer, cart, lines=lines, snapshot=snapshot))
 
 
 def _cart_or_conflict(request, customer):

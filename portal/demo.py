@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
+from catalog.alignment import renewal_alignment_options
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
 from catalog.checkout import purchase
 from catalog.models import (
@@ -34,7 +35,7 @@ from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.models import BillingLine, ScheduledChange, Subscription
 from subscriptions.pricing import prorated_charge, round_money
-from subscriptions import services
+from subscriptions import cycles, lifecycle, services
 from subscriptions.services import bill, fulfill_order, provision_subscription, transition
 from subscriptions.states import Status
 from subscriptions.tasks import fulfill_order_task, provision_subscription_task
@@ -448,6 +449,12 @@ class Moments:
     def minutes_ago(self, minutes: int) -> datetime:
         return self.now - timedelta(minutes=minutes)
 
+    def months_ago_same_day(self, at: str = "09:30") -> datetime:
+        """Two or more months ago, on a day whose monthly billing periods start today (a 31st needs a 31st)."""
+        today = self.now.date()
+        months = next(k for k in range(2, 12) if add_months(add_months(today, -k), k) == today)
+        return self.months_ago(months, at)
+
 
 P1M, P1Y, P3Y = Term.P1M, Term.P1Y, Term.P3Y
 ANNUAL, MONTHLY = BillingFrequency.ANNUAL, BillingFrequency.MONTHLY
@@ -496,6 +503,8 @@ def demo_purchases(t: Moments) -> list[Purchase]:
         Purchase("relecloud", "sales", t.days_ago(30, "11:15"), (Line(BP_NONPROFIT, 60),)),
         Purchase("relecloud", "sales", t.days_ago(6, "11:00"), (Line(TEAMS_ESSENTIALS, 5),)),  # cancelled later
         Purchase("blueyonder-direct", "admin", t.months_ago(7, "10:00"), (Line(M365_E5, 100),)),
+        # A monthly period starts today: its change to annual billing is being charged (N7).
+        Purchase("margies", "sales", t.months_ago_same_day("10:20"), (Line(O365_E1, 25),)),
 
         # --- Fabrikam (indirect provider) --------------------------------------------------------
         Purchase("coho", "provider-sales", t.months_ago(3, "10:40"), (Line(BS, 25), Line(COPILOT, 10)), reseller="adatum"),
@@ -728,9 +737,36 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
            action="subscription.renewal_change_scheduled", summary="Scheduled for the renewal: 220 licenses",
            after={"quantity": 220})
 
+    # Renewing within 30 days on a higher SKU (R1): the same quantity, so licenses move automatically (R5).
+    bp = demo.subscription("margies", BP)
+    services.schedule_renewal_change(subscription_id=bp.pk, actor=users["sales"], quantity=None, term=None,
+                                     billing_frequency=None, target_sku_id=demo.catalog[M365_E3].pk,
+                                     now=t.days_ago(2, "10:30"))
+    # Its renewed term aligned to end on a calendar month's end, six months in (K11 at renewal): prorated.
+    o365 = demo.subscription("wideworld", O365_E3)
+    options = renewal_alignment_options(o365, sku=o365.sku, term=o365.term,
+                                        starts_on=services.renewal_starts_on(o365))
+    services.schedule_renewal_change(subscription_id=o365.pk, actor=users["provider-sales"], quantity=None,
+                                     term=None, billing_frequency=None, aligned_end_date=options[5].end_date,
+                                     now=t.days_ago(1, "09:45"))
+
     # The publisher confirmed the ISV set-up the day after purchase: active, and billed from then on (S3).
     backup = demo.subscription("munson", ALPINE_BACKUP)
     services.confirm_publisher_setup(subscription_id=backup.pk, actor=users["sales"], now=t.days_ago(59, "10:10"))
+
+    # Billed annually from its next monthly charge (N7): the instruction can still be changed or removed.
+    g3 = demo.subscription("jefferson", M365_G3)
+    cycles.set_next_charge_frequency(subscription_id=g3.pk, actor=users["sales"], billing_frequency=ANNUAL,
+                                     now=t.days_ago(1, "10:00"))
+    # Set yesterday for today's charge: at 00:00 UTC the engine marked it pending (N7, read-only) and charges it
+    # on its next run (make demo starts the engine).
+    e1 = demo.subscription("margies", O365_E1)
+    cycles.set_next_charge_frequency(subscription_id=e1.pk, actor=users["sales"], billing_frequency=ANNUAL,
+                                     now=t.days_ago(1, "16:00"))
+    cycles.mark_cycle_charges_pending(start_of_day(t.now.date()))
+    # Relecloud's Basic term ended yesterday: since 00:00 UTC its renewal is pending (N6: read-only, changes
+    # answer 409); `make demo` starts the engine two minutes after the server, which then renews it.
+    lifecycle.mark_renewals_pending(start_of_day(t.now.date()))
 
 
 def bill_elapsed_cycles(subscription: Subscription, *, today: date) -> None:
@@ -744,6 +780,9 @@ def bill_elapsed_cycles(subscription: Subscription, *, today: date) -> None:
         return
     start, months = subscription.term_start.date(), FREQUENCY_MONTHS[subscription.billing_frequency]
     last_day = min(today, subscription.term_end)
+    if subscription.cycle_charge_pending:
+        # N7: the cycle starting that day is charged by the engine, in the new billing frequency.
+        last_day = min(last_day, subscription.next_charge_on - timedelta(days=1))
     cycle = 1
     while (period_start := add_months(start, cycle * months)) <= last_day:
         natural_end = term_end_for(start, (cycle + 1) * months)

@@ -6,12 +6,13 @@ bar, so a button is enabled exactly when the server would accept the action.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from catalog.models import FREQUENCY_MONTHS, BillingFrequency, Sku
 from portal.access import Action, permission
 from portal.rules import RuleViolation
 
-from .dates import start_of_day
+from .dates import add_months, start_of_day
 from .models import SeatLot, Subscription
 from .states import Status
 
@@ -40,10 +41,27 @@ def removable_quantity(subscription: Subscription, now: datetime) -> int:
 
 
 def cancellation_window_ends(subscription: Subscription) -> datetime | None:
-    """X1: 168 hours from the start of the term; X3: 72 hours from purchase for ISV SaaS."""
+    """X1: 168 hours from the start of the term; X3: 72 hours from purchase for ISV SaaS.
+    U7: an upgrade in this term closes the window at the moment of the upgrade."""
     if subscription.sku.is_isv:
-        return subscription.created_at + ISV_CANCELLATION_PERIOD
-    return subscription.term_start + REMOVAL_WINDOW if subscription.term_start else None
+        closes = subscription.created_at + ISV_CANCELLATION_PERIOD
+    elif subscription.term_start:
+        closes = subscription.term_start + REMOVAL_WINDOW
+    else:
+        return None
+    closed_early = window_closed_early(subscription)
+    if closed_early:
+        closes = min(closes, closed_early[0])
+    return closes
+
+
+def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | None:
+    """When and why this term's cancellation window closed before its 7 days: licenses upgraded in or into it
+    (U7), or the subscription transferred in from another partner (TF4). None if neither happened this term."""
+    for moment, why in ((subscription.upgraded_at, "upgraded"), (subscription.transferred_at, "transferred in")):
+        if moment and (subscription.term_start is None or moment >= subscription.term_start):
+            return moment, why
+    return None
 
 
 def check_not_renewal_pending(subscription: Subscription) -> None:
@@ -119,6 +137,15 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
                                   "cancelled, resumed or restored.")
     closes = cancellation_window_ends(subscription)
     if closes is None or now >= closes:
+        closed_early = window_closed_early(subscription)
+        if closed_early and closed_early[1] == "upgraded":
+            raise RuleViolation("U7", f"This subscription was upgraded on {_when(closed_early[0])}: an upgrade can't "
+                                      "be undone and has no cancellation window. Turn auto-renew off so it ends with "
+                                      "its term.")
+        if closed_early:
+            raise RuleViolation("TF4", f"This subscription was transferred in on {_when(closed_early[0])}: its term "
+                                       "was paid to the previous partner, so it has no cancellation window here. Turn "
+                                       "auto-renew off so it ends with its term.")
         if subscription.sku.is_isv:
             raise RuleViolation("X3", f"The 72-hour cancellation period closed on {_when(closes)}. Turn auto-renew off "
                                       "instead: the subscription then ends with its term.")
@@ -173,6 +200,68 @@ def check_schedule_change(subscription: Subscription, user, now: datetime) -> No
         raise RuleViolation("R2", "Auto-renew is off: turn it on to schedule changes for the renewal.")
 
 
+def next_charge_date(subscription: Subscription, today: date) -> date | None:
+    """The next billing period start under the current frequency, counted from the term start, after `today`
+    and within the (inclusive) term; None when there is none (one-time billing, or the last period)."""
+    months = FREQUENCY_MONTHS.get(subscription.billing_frequency)
+    if months is None or subscription.term_start is None or subscription.term_end is None:
+        return None
+    start, k = subscription.term_start.date(), 1
+    while (boundary := add_months(start, k * months)) <= today:
+        k += 1
+    return boundary if boundary <= subscription.term_end else None
+
+
+def check_next_charge_frequency(subscription: Subscription, user, now: datetime) -> None:
+    """Whether the "change the billing frequency at the next charge" instruction can be set, changed or removed."""
+    # N7: from 00:00 UTC on the charge day until the cycle charge completes, the instruction is read-only.
+    if subscription.cycle_charge_pending:
+        raise RuleViolation("N7", "The billing frequency change is being charged now: the next charge's billing "
+                                  "frequency instruction is read-only until the cycle charge completes; retry in a "
+                                  "few minutes.", conflict=True)
+    check_not_renewal_pending(subscription)
+    _require(user, Action.BUY)
+    if subscription.is_trial:
+        raise RuleViolation("N7", "A trial isn't billed: convert the trial to choose how it is billed.")
+    if not subscription.sku.is_license_based or subscription.sku.commerce != Sku.Commerce.NEW:
+        raise RuleViolation("N7", "Only a license-based new-commerce subscription can change its billing frequency "
+                                  "at the next charge.")
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("N7", f"The billing frequency can only be changed on an active subscription (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+    if next_charge_date(subscription, now.date()) is None:
+        why = ("it is billed once for the whole term" if subscription.billing_frequency == BillingFrequency.ONE_TIME
+               else f"its last {subscription.get_billing_frequency_display().lower()} charge of the term is made")
+        raise RuleViolation("N7", f"No charge is left before the term ends on {subscription.term_end:%Y-%m-%d} (UTC): "
+                                  f"{why}. Schedule it for the renewal in Manage renewal instead.")
+
+
+def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
+    """U1 (and N6, T2): whether this subscription can be upgraded now by this user."""
+    check_not_renewal_pending(subscription)
+    _require(user, Action.BUY)
+    if subscription.is_trial:
+        raise RuleViolation("U1", "A trial can't be upgraded: convert the trial to a paid subscription first.")
+    if subscription.status != Status.ACTIVE:
+        raise RuleViolation("U1", f"Only an active subscription can be upgraded (this one is "
+                                  f"{subscription.get_status_display().lower()}).")
+    if not subscription.sku.is_license_based:
+        raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.")
+
+
+def check_conversion(trial: Subscription, user, now: datetime) -> None:
+    """TR3 (and N6, T2): whether this trial can be converted at all, now, by this user."""
+    check_not_renewal_pending(trial)  # N6
+    _require(user, Action.BUY)
+    if not trial.is_trial or trial.sku.is_isv:
+        raise RuleViolation("TR3", "Only a new-commerce trial can be converted.")
+    if trial.status != Status.ACTIVE:
+        raise RuleViolation("TR3", f"Only an active trial can be converted (this one is "
+                                   f"{trial.get_status_display().lower()}).", conflict=True)
+    if trial.sku.trial_of is None:
+        raise RuleViolation("TR3", "This trial has no paid offer to convert to.")
+
+
 @dataclass(frozen=True)
 class Allowed:
     name: str
@@ -194,7 +283,7 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
     """Every action on this subscription, allowed or with the reason it is not (S2)."""
     s, u, n = subscription, user, now
     actions = [
-        _verdict("add_licenses", "Add licenses", check_quantity_change, s, u, n),
+        _verdict("add_licenses", "Change licenses", check_quantity_change, s, u, n),
         _verdict("remove_licenses", "Remove licenses", check_decrease, s, u, n),
         _verdict("suspend", "Suspend", check_suspend, s, u, n),
         _verdict("reactivate", "Reactivate", check_reactivate, s, u, n),
@@ -205,5 +294,9 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
         _verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
         _verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
         _verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
+        _verdict("upgrade", "Check upgrades", check_upgrade, s, u, n),
+        _verdict("convert_trial", "Convert trial", check_conversion, s, u, n),
+        _verdict("next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency,
+                 s, u, n),
     ]
     return {a.name: a for a in actions}

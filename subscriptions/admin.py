@@ -68,6 +68,10 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             {"fields": ("term", "billing_frequency", "term_start_utc", "term_end", "is_trial", "trial_ends_at_utc")},
         ),
         (
+            "Billing frequency at the next charge (N7)",
+            {"fields": ("next_charge_frequency", "next_charge_on", "next_charge_set_at_utc", "cycle_charge_pending")},
+        ),
+        (
             "Origin",
             {"fields": ("order_link", "base_subscription", "reseller", "promotion_id", "one_per_customer")},
         ),
@@ -75,7 +79,8 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = (
         "id", "display_name", "unit_price_display", "term_start_utc", "trial_ends_at_utc", "order_link",
-        "one_per_customer", "created_at_utc", "updated_at_utc", "audit_trail",
+        "one_per_customer", "created_at_utc", "updated_at_utc", "audit_trail", "next_charge_frequency", "next_charge_on",
+        "next_charge_set_at_utc", "cycle_charge_pending",
     )
     inlines = [SeatLotInline, BillingLineInline]
     actions = ["suspend_selected", "reactivate_selected", "auto_renew_off_selected"]
@@ -107,6 +112,7 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     term_start_utc = utc_field("term_start", "Term started")
     trial_ends_at_utc = utc_field("trial_ends_at", "Trial ends")
+    next_charge_set_at_utc = utc_field("next_charge_set_at", "Instruction set")
     created_at_utc = utc_field("created_at", "Created")
     updated_at_utc = utc_field("updated_at", "Updated")
 

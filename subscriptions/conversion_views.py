@@ -1,8 +1,12 @@
 """The "Convert trial" panel (TR2–TR8): GET shows the targets and, with the form filled, a preview of
 what will happen; POST converts now or schedules the conversion for the trial's end."""
 
+import uuid
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 from django.utils import timezone
 
 from catalog.models import BillingFrequency, Term
@@ -22,12 +26,21 @@ def _choice(data) -> dict:
             "quantity": data.get("quantity") or str(conversions.TRIAL_LICENSES)}
 
 
+def _uuid(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def _arguments(choice: dict) -> dict:
+    if choice["when"] not in ("now", "scheduled"):
+        raise RuleViolation("TR3", "Choose to convert now or at the trial's end.", field="when")
     kind, _, value = choice["target"].partition("-")
     if kind == "sku" and parse_int(value) is not None:
         target = {"target_sku_id": parse_int(value), "into_subscription_id": None}
-    elif kind == "sub" and value:
-        target = {"target_sku_id": None, "into_subscription_id": value}
+    elif kind == "sub" and _uuid(value):
+        target = {"target_sku_id": None, "into_subscription_id": _uuid(value)}
     else:
         raise RuleViolation("TR3", "Choose the paid offer, a higher offer or an existing subscription to convert to.",
                             field="target")
@@ -46,6 +59,12 @@ def _context(customer, trial, user, now, choice, **extra) -> dict:
             "terms": Term.choices, "frequencies": BillingFrequency.choices, **extra}
 
 
+def _done(request, customer, subscription):
+    """After the change: the subscription's page. From the side panel (htmx), the whole page goes there."""
+    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
 def convert_trial(request, customer_id, subscription_id):
     customer = access.get_customer(request.user, customer_id)
     trial = access.get_subscription(request.user, customer, subscription_id)
@@ -62,11 +81,10 @@ def convert_trial(request, customer_id, subscription_id):
                                         field="target")
                 conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
                 messages.success(request, "The conversion is scheduled for the trial's end.")
-                return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=trial.pk)
+                return _done(request, customer, trial)
             result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
             messages.success(request, f"Trial converted: {result.plan.summary}")
-            return redirect("subscriptions:subscription-detail", customer_id=customer.pk,
-                            subscription_id=result.subscription.pk)
+            return _done(request, customer, result.subscription)
         plan = None
         if choice["target"]:
             # The preview: the same checks the conversion runs, nothing changed.

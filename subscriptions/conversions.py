@@ -14,6 +14,7 @@ from portal.access import Action, require
 from portal.rules import RuleViolation
 
 from . import actions, audit
+from .actions import check_conversion
 from .dates import term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .pricing import Charge, remaining_charge
@@ -68,19 +69,6 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
         targets.append(ConversionTarget(sku=sub.sku, subscription=sub, higher=skus[sub.sku_id].higher, allowed=ok,
                                         reason=reason))
     return targets
-
-
-def check_conversion(trial: Subscription, user, now: datetime) -> None:
-    """Whether this trial can be converted at all, now, by this user."""
-    actions.check_not_renewal_pending(trial)  # N6
-    actions._require(user, Action.BUY)
-    if not trial.is_trial or trial.sku.is_isv:
-        raise RuleViolation("TR3", "Only a new-commerce trial can be converted.")
-    if trial.status != Status.ACTIVE:
-        raise RuleViolation("TR3", f"Only an active trial can be converted (this one is "
-                                   f"{trial.get_status_display().lower()}).", conflict=True)
-    if trial.sku.trial_of is None:
-        raise RuleViolation("TR3", "This trial has no paid offer to convert to.")
 
 
 @dataclass

@@ -7,15 +7,18 @@ PostgreSQL) finishes what is left and never handles a subscription twice.
 """
 
 import logging
+import random
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Prefetch, Q
 
 from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Term
 
-from . import audit
+from portal.rules import RuleViolation
+
+from . import audit, services
 from .dates import term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .services import bill, first_charge, open_seat_lot, transition
@@ -23,9 +26,14 @@ from .states import Status
 
 logger = logging.getLogger(__name__)
 
-# N4: the kinds applied at renewal here; SKU upgrades and aligned end dates stay scheduled.
-APPLIED_AT_RENEWAL = (ScheduledChange.Kind.QUANTITY, ScheduledChange.Kind.TERM, ScheduledChange.Kind.BILLING_FREQUENCY)
+# N4: every kind of change scheduled for the renewal is applied by _renew: quantity, term and billing frequency
+# first, then the SKU upgrade (R1, checked against them) and the aligned end date (K11, checked against the
+# renewed SKU and term). A trial conversion applies only the first three: its SKU was chosen by the conversion
+# (TR3) and a trial is never aligned.
+RENEWAL_VALUES = (ScheduledChange.Kind.QUANTITY, ScheduledChange.Kind.TERM, ScheduledChange.Kind.BILLING_FREQUENCY)
+APPLIED_AT_RENEWAL = (*RENEWAL_VALUES, ScheduledChange.Kind.UPGRADE, ScheduledChange.Kind.ALIGNMENT)
 TRIAL_LICENSES = 25  # TR1
+CHUNK = 100  # due subscriptions an engine reads the related rows of in one query, then handles one by one
 
 
 @dataclass
@@ -37,6 +45,9 @@ class LifecycleReport:
     trials_converted: int = 0
     trials_ended: int = 0
     free_trials_ended: int = 0
+    cycle_pending: int = 0  # N7: marked at 00:00 UTC on the day of their cycle charge
+    cycle_charged: int = 0
+    cycle_dropped: int = 0
     skipped: int = 0
     failed: int = 0
 
@@ -45,7 +56,7 @@ class LifecycleReport:
 
     @property
     def handled(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("pending", "skipped", "failed"))
+        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("pending", "cycle_pending", "skipped", "failed"))
 
     def lines(self) -> list[str]:
         return [f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}" for f in fields(self)]
@@ -67,12 +78,18 @@ def _due(now: datetime) -> Q:
 
 
 def due_subscription_ids(now: datetime, limit: int | None = None) -> list:
+    bases, addons = _due_groups(now, limit)
+    return bases + addons
+
+
+def _due_groups(now: datetime, limit: int | None = None) -> tuple[list, list]:
+    """The ids of the first `limit` due subscriptions, oldest term end first: (not add-ons, add-ons)."""
     # Bases before their add-ons, so a renewed add-on can end with its renewed base (A5).
     rows = list(Subscription.objects.filter(_due(now)).order_by("term_end", "pk")
                 .values_list("pk", "base_subscription_id"))
     rows.sort(key=lambda row: row[1] is not None)  # stable: keeps term_end order within each group
-    ids = [pk for pk, _ in rows]
-    return ids[:limit] if limit is not None else ids
+    rows = rows[:limit] if limit is not None else rows
+    return [pk for pk, base in rows if base is None], [pk for pk, base in rows if base is not None]
 
 
 def mark_renewals_pending(now: datetime) -> int:
@@ -85,29 +102,110 @@ def mark_renewals_pending(now: datetime) -> int:
 def renew_due_subscriptions(now: datetime, limit: int | None = None) -> LifecycleReport:
     """Handles every subscription due at `now`, each in its own transaction."""
     report = LifecycleReport()
-    for pk in due_subscription_ids(now, limit):
-        try:
-            with transaction.atomic():
-                subscription = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                                .select_related("customer__partner", "sku__product__publisher", "sku__trial_of",
-                                                "base_subscription")
-                                .filter(_due(now), pk=pk).first())
-                if subscription is None:
-                    continue  # another engine holds it, or it was handled since the list was read
-                outcome = _advance(subscription, now)
-        except Exception:
-            # Only this subscription's transaction is rolled back; the next run retries it.
-            logger.exception("Lifecycle failed for subscription %s", pk)
-            outcome = "failed"
-        report.count(outcome)
+    # The work comes in chunks of CHUNK subscriptions, which each engine takes in its own random order (all the
+    # chunks of bases and other subscriptions before those of add-ons, A5): two engines at once mostly work on
+    # different chunks, and one that reaches a chunk the other has done finds that out in one query (below)
+    # instead of trying each of its subscriptions.
+    chunks = []
+    for group in _due_groups(now, limit):
+        group_chunks = [group[start:start + CHUNK] for start in range(0, len(group), CHUNK)]
+        random.shuffle(group_chunks)
+        chunks += group_chunks
+    # Each subscription is read locked and checked again in its own transaction. The rows it points to and that
+    # a renewal only reads (customer and partner, offer, product and publisher, availability) are read before, a
+    # chunk a query, so the locked query joins only what the due check needs: joining them all there cost more
+    # (SQL compiling, and PostgreSQL's planning) than the rest of a renewal. An add-on's base is not read before:
+    # it may have been renewed a moment ago in this run (A5). Built once a run (only the pk changes); no ORDER BY:
+    # at most one row matches.
+    locked = Subscription.objects.select_for_update(skip_locked=True, of=("self",)).filter(_due(now)).order_by()
+    # A renewal pending since 00:00 UTC (N6) is frozen: every service refuses to change it, its scheduled changes
+    # included, until the engine has renewed it. So the row and its scheduled changes read with the chunk are
+    # still what the locked row holds, as long as it is still due and pending: the lock then only checks that.
+    # Its term end, unchanged since the chunk was read, says no other engine has renewed it meanwhile.
+    still_pending = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+                     .filter(renewal_pending=True, auto_renew=True, is_trial=False, status=Status.ACTIVE).order_by())
+    row_locks = connection.features.has_select_for_update_skip_locked
+    for chunk in chunks:
+        preloaded = {row.pk: row for row in Subscription.objects.filter(_due(now), pk__in=chunk).order_by()
+                     .select_related("customer__partner", "sku__product__publisher", "sku__trial_of", "availability")
+                     .prefetch_related(Prefetch("scheduled_changes",
+                                                queryset=ScheduledChange.objects.select_related("target_sku")))}
+        for pk in chunk:
+            if pk not in preloaded:
+                continue  # handled since the list was read (by another engine, most likely)
+            row = preloaded[pk]
+            try:
+                with transaction.atomic():
+                    if _frozen(row) and not row_locks:
+                        # SQLite has no row locks (BEGIN IMMEDIATE serialises writers): the renewal's own
+                        # UPDATE re-checks, on the term end read with the chunk (_save_renewed).
+                        subscription, row.guard_term_end = row, row.term_end
+                    elif _frozen(row):
+                        held = still_pending.filter(pk=pk, term_end=row.term_end).values_list("pk").first()
+                        subscription = row if held else None
+                    else:
+                        subscription = next(iter(locked.filter(pk=pk)), None)
+                        if subscription is not None:
+                            _reuse_preloaded(subscription, row)
+                    if subscription is None:
+                        continue  # another engine holds it, or it was handled since the list was read
+                    outcome = _advance(subscription, now)
+            except _HandledMeanwhile:
+                continue  # renewed by another engine since the chunk was read: rolled back, nothing done twice
+            except Exception:
+                # Only this subscription's transaction is rolled back; the next run retries it.
+                logger.exception("Lifecycle failed for subscription %s", pk)
+                outcome = "failed"
+            report.count(outcome)
     return report
 
 
+class _HandledMeanwhile(Exception):
+    pass
+
+
+def _save_renewed(subscription: Subscription, fields: list[str], now: datetime) -> None:
+    """Saves what the renewal changed. Without row locks (SQLite), only if the row still holds the term end the
+    engine read (another engine has not renewed it meanwhile); else the whole renewal is rolled back."""
+    guard = getattr(subscription, "guard_term_end", None)
+    if guard is None:
+        subscription.save(update_fields=fields)
+        return
+    subscription.updated_at = now  # auto_now, which an UPDATE doesn't apply
+    values = {name: getattr(subscription, Subscription._meta.get_field(name).attname) for name in fields}
+    values["list_name"] = subscription.display_name  # kept by save(), which this UPDATE bypasses
+    updated = (Subscription.objects.filter(pk=subscription.pk, term_end=guard, renewal_pending=True)
+               .update(**{Subscription._meta.get_field(name).attname: value for name, value in values.items()}))
+    if not updated:
+        raise _HandledMeanwhile
+
+
+def _frozen(row: Subscription) -> bool:
+    """N6: a renewal pending, which nothing but the engine changes until it completes."""
+    return row.renewal_pending and row.auto_renew and not row.is_trial and row.status == Status.ACTIVE
+
+
+def _reuse_preloaded(subscription: Subscription, preloaded: Subscription) -> None:
+    """Gives the locked row the customer, offer and availability read with its chunk, where it still points to them
+    (anything else is read when used)."""
+    for name in ("customer", "sku", "availability"):
+        attname = Subscription._meta.get_field(name).attname
+        if getattr(subscription, attname) == getattr(preloaded, attname):
+            setattr(subscription, name, getattr(preloaded, name))
+
+
 def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
-    """One pass of the engine: mark pending renewals (N6), then move every due subscription."""
+    """One pass of the engine: mark pending renewals (N6) and cycle charges (N7), charge the due cycles (they fall
+    within the term, so before its renewal), then move every due subscription."""
+    from .cycles import charge_due_cycles, mark_cycle_charges_pending
+
     pending = mark_renewals_pending(now)
+    cycle_pending = mark_cycle_charges_pending(now)
+    cycles = charge_due_cycles(now, limit=limit)
     report = renew_due_subscriptions(now, limit=limit)
-    report.pending = pending
+    report.pending, report.cycle_pending = pending, cycle_pending
+    report.cycle_charged, report.cycle_dropped = cycles.charged, cycles.dropped
+    report.failed += cycles.failed
     return report
 
 
@@ -131,10 +229,26 @@ def _snapshot(subscription: Subscription) -> dict:
             "term_end": subscription.term_end.isoformat() if subscription.term_end else None}
 
 
-def _apply_scheduled_changes(subscription: Subscription) -> list[str]:
-    """N4: quantity, term and billing frequency scheduled for the renewal; applied ones are deleted."""
+def _scheduled(subscription: Subscription) -> list[ScheduledChange]:
+    """Everything scheduled for the renewal, in one query (or none, when read with the engine's chunk)."""
+    return list(subscription.scheduled_changes.all() if _prefetched(subscription)
+                else subscription.scheduled_changes.select_related("target_sku"))
+
+
+def _prefetched(subscription: Subscription) -> bool:
+    return "scheduled_changes" in getattr(subscription, "_prefetched_objects_cache", {})
+
+
+def _apply_scheduled_changes(subscription: Subscription, scheduled: list[ScheduledChange], *,
+                             now: datetime | None = None) -> tuple[list[str], list[ScheduledChange]]:
+    """N4: quantity, term and billing frequency scheduled for the renewal and, at a renewal (`now` given), the
+    SKU upgrade, re-checked now (R1; R5 says what happens to the licenses). Returns the summaries and the
+    changes used up (applied, or an upgrade that no longer holds, the summary saying why), for the caller to
+    delete. The aligned end date is _aligned_end's."""
     applied = []
-    changes = list(subscription.scheduled_changes.filter(kind__in=APPLIED_AT_RENEWAL))
+    kinds = RENEWAL_VALUES if now is None else (*RENEWAL_VALUES, ScheduledChange.Kind.UPGRADE)
+    changes = [change for change in scheduled if change.kind in kinds]
+    reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5, before the quantity changes
     for change in changes:
         if change.kind == ScheduledChange.Kind.QUANTITY and change.quantity:
             subscription.quantity = change.quantity
@@ -142,16 +256,50 @@ def _apply_scheduled_changes(subscription: Subscription) -> list[str]:
             subscription.term = change.term
         elif change.kind == ScheduledChange.Kind.BILLING_FREQUENCY and change.billing_frequency:
             subscription.billing_frequency = change.billing_frequency
-        applied.append(change.summary)
+        if change.kind != ScheduledChange.Kind.UPGRADE:
+            applied.append(change.summary)
+    upgrade = next((c for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
+    if upgrade is not None:
+        try:
+            services.check_renewal_upgrade(subscription, upgrade.target_sku_id, quantity=subscription.quantity,
+                                           term=subscription.term, billing_frequency=subscription.billing_frequency,
+                                           now=now)
+        except RuleViolation as violation:
+            applied.append(f"{upgrade.summary} not applied ({violation.message}), renewed on {subscription.sku.name}")
+        else:
+            # R1: the same subscription (same id) continues on the target SKU; _reprice prices it.
+            subscription.sku = upgrade.target_sku
+            subscription.one_per_customer = upgrade.target_sku.one_per_customer
+            applied.append(f"{upgrade.summary} ({reassignment})")
+    return applied, changes
+
+
+def _delete(changes: list[ScheduledChange]) -> None:
     if changes:
         ScheduledChange.objects.filter(pk__in=[c.pk for c in changes]).delete()
-    return applied
+
+
+def _aligned_end(subscription: Subscription, scheduled: list[ScheduledChange]) -> tuple[date | None, str]:
+    """K11 at renewal: the end date scheduled for the renewed term, re-checked now against the renewed SKU and
+    term (the subscription it was aligned to may have been cancelled or renewed since). Returns the date (None:
+    the natural end) and what the audit says; the caller deletes the scheduled change either way."""
+    change = next((c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT and c.aligned_end_date), None)
+    if change is None:
+        return None, ""
+    try:
+        services.check_renewal_alignment(subscription, change.aligned_end_date, sku=subscription.sku,
+                                         term=subscription.term)
+    except RuleViolation as violation:
+        return None, (f"aligned end date {change.aligned_end_date:%Y-%m-%d} not applied, natural end kept: "
+                      f"{violation.message}")
+    return change.aligned_end_date, f"aligned to end on {change.aligned_end_date:%Y-%m-%d}, first term prorated"
 
 
 def _reprice(subscription: Subscription) -> None:
-    """A new term or billing frequency is sold at that availability's price."""
-    if (subscription.availability.term, subscription.availability.billing_frequency) == (
-            subscription.term, subscription.billing_frequency):
+    """A new SKU (R1 upgrade), term or billing frequency is sold at that availability's price."""
+    if (subscription.availability.sku_id, subscription.availability.term,
+            subscription.availability.billing_frequency) == (subscription.sku_id, subscription.term,
+                                                              subscription.billing_frequency):
         return
     availability = Availability.objects.filter(sku=subscription.sku, term=subscription.term,
                                                billing_frequency=subscription.billing_frequency).first()
@@ -161,11 +309,18 @@ def _reprice(subscription: Subscription) -> None:
         subscription.currency = availability.currency
 
 
+# What a renewal changes on the subscription row (saved alone: cheaper than every column).
+RENEWED_FIELDS = ["sku", "one_per_customer", "availability", "quantity", "term", "billing_frequency", "unit_price",
+                  "currency", "term_start", "term_end", "renewal_pending", "updated_at"]
+
+
 def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetime, source: str,
-                    billing_kind: str) -> BillingLine | None:
-    """The new term runs from `starts_on`; its 7-day windows count from now, when it completes (N3)."""
+                    billing_kind: str, aligned_end: date | None = None,
+                    update_fields: list[str] | None = None) -> BillingLine | None:
+    """The new term runs from `starts_on` to its natural end or `aligned_end` (K11, its first charge then
+    prorated by the day); its 7-day windows count from now, when it completes (N3)."""
     months = TERM_MONTHS[subscription.term]
-    term_end = term_end_for(starts_on, months)
+    term_end = aligned_end or term_end_for(starts_on, months)
     base = subscription.base_subscription
     if base is not None and base.term_end and base.term_end >= starts_on:
         term_end = min(term_end, base.term_end)  # A5: an add-on ends with its base
@@ -173,7 +328,10 @@ def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetim
     subscription.term_start = now
     subscription.term_end = term_end
     subscription.renewal_pending = False
-    subscription.save()
+    if update_fields is None:
+        subscription.save()
+    else:
+        _save_renewed(subscription, update_fields, now)
     if not subscription.sku.is_license_based:
         return None  # billed by consumption
     open_seat_lot(subscription, quantity=subscription.quantity, source=source, now=now)
@@ -187,10 +345,16 @@ def _renew(subscription: Subscription, now: datetime) -> str:
     # N1, N2: the new term starts the day after the inclusive end date.
     before = _snapshot(subscription)
     starts_on = subscription.term_end + timedelta(days=1)
-    applied = _apply_scheduled_changes(subscription)
+    scheduled = _scheduled(subscription)
+    applied, used = _apply_scheduled_changes(subscription, scheduled, now=now)
     _reprice(subscription)
+    aligned_end, alignment = _aligned_end(subscription, scheduled)  # checked against the renewed SKU and term
+    if alignment:
+        applied.append(alignment)
+    _delete(used + [c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT])
     line = _start_new_term(subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL,
-                           billing_kind=BillingLine.Kind.RENEWAL)
+                           billing_kind=BillingLine.Kind.RENEWAL, aligned_end=aligned_end,
+                           update_fields=RENEWED_FIELDS)
     summary = f"Renewed from {starts_on:%Y-%m-%d} to {subscription.term_end:%Y-%m-%d}"
     if applied:
         summary += "; applied: " + ", ".join(applied)
@@ -252,7 +416,8 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         subscription.billing_frequency = availability.billing_frequency
         subscription.unit_price = availability.unit_price
         subscription.currency = availability.currency
-    applied = _apply_scheduled_changes(subscription)  # TR8: a scheduled quantity may be below 25
+    applied, used = _apply_scheduled_changes(subscription, _scheduled(subscription))  # TR8: may be below 25
+    _delete(used)
     if upgrade:
         subscription.scheduled_changes.filter(kind=ScheduledChange.Kind.UPGRADE).delete()
     _reprice(subscription)

@@ -4,20 +4,24 @@ re-renders the page with the reason (422, or 409 when the state moved on)."""
 from decimal import Decimal
 
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from catalog.alignment import renewal_alignment_options
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
-from portal.forms import parse_int, parse_quantity
+from portal.forms import parse_date, parse_int, parse_quantity
 from portal.rules import RuleViolation
 
-from . import actions, services
-from .models import Subscription
+from . import actions, cycles, services
+from .dates import term_end_for
+from .models import ScheduledChange, Subscription
 from .pricing import line_total
+from .upgrades import upgrade_targets
 
 
 def _load(request, customer_id, subscription_id):
@@ -28,11 +32,17 @@ def _load(request, customer_id, subscription_id):
 
 def _detail_context(request, customer, subscription_id, **extra):
     now = timezone.now()
-    subscription = (Subscription.objects.select_related("sku__product__publisher", "reseller", "order_line__order",
-                                                        "base_subscription__sku")
-                    .prefetch_related("seat_lots", "billing_lines", "scheduled_changes__target_sku",
-                                                      "sku__availabilities")
-                    .get(pk=subscription_id))
+    # One query for the subscription and what it points to, scoped like `access.get_subscription` (T3: 404 outside
+    # the user's customer), so the page does not read the subscription twice.
+    subscription = get_object_or_404(
+        access.customer_subscriptions(request.user, customer)
+        .select_related("sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku")
+        .prefetch_related("seat_lots", "billing_lines", "sku__availabilities",
+                          # the Manage renewal panel prices and aligns the renewal on an upgrade's SKU
+                          Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related(
+                              "target_sku__product__publisher").prefetch_related("target_sku__availabilities"))),
+        pk=subscription_id)
+    subscription.customer = customer  # already read: the add-on and alignment panels read it again otherwise
     billing_lines = list(subscription.billing_lines.all())
     addons = list(subscription.addon_subscriptions.select_related("sku"))
     context = {
@@ -58,29 +68,95 @@ def _detail_context(request, customer, subscription_id, **extra):
     # The reasons under the command bar: one per button shown disabled.
     shown = ["add_licenses", "reactivate" if subscription.status == "suspended" else "suspend", "cancel",
              "auto_renew_off" if subscription.auto_renew else "auto_renew_on"]
+    if subscription.is_trial and not subscription.sku.is_isv:
+        shown.append("convert_trial")
+    elif not subscription.is_trial:
+        shown.append("upgrade")
     context["disabled_reasons"] = [context["actions"][name] for name in shown if not context["actions"][name].allowed]
-    context.update(_renewal_context(subscription, context["scheduled"]))
+    draft = request.GET if "renewal_draft" in request.GET else None
+    context.update(_renewal_context(subscription, context["scheduled"], now, context["actions"], draft=draft))
+    context.update(_next_charge_context(subscription, now))
     context.update(extra)
     return context
 
 
-def _renewal_context(subscription: Subscription, scheduled) -> dict:
-    """The Manage renewal panel (R3): what it renews with now, and the choices of the SKU's availabilities."""
-    availabilities = list(subscription.sku.availabilities.all())
+def _renewal_context(subscription: Subscription, scheduled, now, allowed, draft=None) -> dict:
+    """The Manage renewal panel (R3): what it renews with now, and the choices: the availabilities of the SKU it
+    renews on, the upgrade targets of the matrix (R1, U2), the end dates the renewed term may align to (K11).
+    `draft` (the form's values, sent as the partner changes them, not saved) recomputes the choices for the
+    chosen term and SKU; a value that isn't one of the choices is ignored (the server checks on submit)."""
+    values = services.renewal_values(subscription, scheduled)
+    upgrade = next((c.target_sku for c in scheduled if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id),
+                   None)
+    targets = ([t.sku for t in upgrade_targets(subscription, now=now)]
+               if allowed["manage_renewal"].allowed and subscription.term_end else [])
+    if draft is not None:
+        raw_sku = draft.get("target_sku", "")
+        upgrade = next((t for t in targets if str(t.pk) == raw_sku), None) if raw_sku else None
+        values = {**values, "sku_id": upgrade.pk if upgrade else subscription.sku_id}
+        if draft.get("term") in Term.values:
+            values["term"] = draft["term"]
+        if draft.get("billing_frequency") in BillingFrequency.values:
+            values["billing_frequency"] = draft["billing_frequency"]
+        if parse_quantity_or_none(draft.get("quantity")):
+            values["quantity"] = parse_quantity_or_none(draft.get("quantity"))
+        try:
+            values["aligned_end_date"] = parse_date(draft.get("aligned_end_date", ""))
+        except RuleViolation:
+            values["aligned_end_date"] = None
+    renews_on = upgrade or subscription.sku
+    availabilities = list(subscription.sku.availabilities.all()) + list(renews_on.availabilities.all())
     terms = sorted({a.term for a in availabilities} | {subscription.term}, key=lambda t: TERM_MONTHS[t])
     frequencies = [f for f in BillingFrequency.values
                    if f == subscription.billing_frequency or any(a.billing_frequency == f for a in availabilities)]
-    return {
-        "renewal_form": services.renewal_values(subscription, scheduled),
+    context = {
+        "renewal_form": {**values, "aligned_end_date": f"{values['aligned_end_date']:%Y-%m-%d}"
+                         if values["aligned_end_date"] else ""},
         "renewal_terms": [(t, Term(t).label) for t in terms],
         "renewal_frequencies": [(f, BillingFrequency(f).label) for f in frequencies],
+        "renewal_reassignment": services.renewal_upgrade_reassignment(subscription, scheduled),  # R5
+        "renewal_upgrade_targets": [], "renewal_alignment_options": [], "renewal_natural_end": None,
     }
+    if allowed["manage_renewal"].allowed and subscription.term_end:
+        starts_on = services.renewal_starts_on(subscription)
+        context["renewal_upgrade_targets"] = targets
+        context["renewal_alignment_options"] = renewal_alignment_options(
+            subscription, sku=renews_on, term=values["term"], starts_on=starts_on)
+        context["renewal_natural_end"] = term_end_for(starts_on, TERM_MONTHS[values["term"]])
+    return context
+
+
+def parse_quantity_or_none(raw) -> int | None:
+    try:
+        return parse_quantity(raw or "", rule="R1")
+    except RuleViolation:
+        return None
+
+
+def _renewal_choices(request, subscription: Subscription) -> dict:
+    """The SKU and end date posted from the Manage renewal panel. A field not posted keeps what is scheduled; an
+    empty one means the current SKU (no upgrade) or the natural end."""
+    choices = {}
+    raw_sku = request.POST.get("target_sku")
+    if raw_sku is not None:
+        choices["target_sku_id"] = subscription.sku_id if not raw_sku.strip() else parse_int(raw_sku)
+        if choices["target_sku_id"] is None:
+            raise RuleViolation("U2", "Choose one of the listed upgrade targets.", field="target_sku")
+    raw_end = request.POST.get("aligned_end_date")
+    if raw_end is not None:
+        choices["aligned_end_date"] = parse_date(raw_end) or services.NATURAL_END
+    return choices
 
 
 @require_safe
 def subscription_detail(request, customer_id, subscription_id):
-    customer, subscription = _load(request, customer_id, subscription_id)
-    context = _detail_context(request, customer, subscription.pk)
+    customer = access.get_customer(request.user, customer_id)
+    context = _detail_context(request, customer, subscription_id)  # scoped to the customer there (T3: else 404)
+    if "renewal_draft" in request.GET:
+        # The Manage renewal form, its choices recomputed for the term and SKU just picked (nothing saved).
+        panel_only = request.htmx and not request.htmx.boosted
+        return render(request, "subscriptions/detail.html#manage-renewal" if panel_only else
+                      "subscriptions/detail.html", context)
     raw = request.GET.get("quantity")
     panel_only = request.htmx and not request.htmx.boosted and raw is not None
     template = "subscriptions/detail.html#quantity-panel" if panel_only else "subscriptions/detail.html"
@@ -137,10 +213,12 @@ def _run(request, action: str, subscription: Subscription):
         changes = services.schedule_renewal_change(
             subscription_id=sid, actor=user, quantity=parse_quantity(raw, rule="K8") if raw else None,
             term=request.POST.get("term") or None, billing_frequency=request.POST.get("billing_frequency") or None,
-            now=now)
+            now=now, **_renewal_choices(request, subscription))
         if not changes:
             return "Nothing is scheduled any more: the subscription renews unchanged."
-        return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "."
+        reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5
+        return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "." + (
+            f" {reassignment}" if reassignment else "")
     if action == "unschedule":
         change_id = parse_int(request.POST.get("change"))
         if change_id is None:
@@ -169,10 +247,14 @@ def subscription_action(request, customer_id, subscription_id, action):
             # The form shows what was submitted, next to the reason it was refused.
             extra["renewal_form"] = {name: request.POST.get(name, "") for name in ("quantity", "term",
                                                                                    "billing_frequency")}
+            extra["renewal_form"].update(sku_id=parse_int(request.POST.get("target_sku")) or subscription.sku_id,
+                                         aligned_end_date=request.POST.get("aligned_end_date", "").strip()[:10])
         context = _detail_context(request, customer, subscription.pk, **extra)
         return render(request, "subscriptions/detail.html", context, status=violation.status)
     messages.success(request, message)
-    return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
+    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+    # Back to the page with the Manage renewal panel open on what is now scheduled.
+    return redirect(url + "#manage-renewal" if action in ("schedule", "unschedule") else url)
 
 
 def publisher_setup(request, subscription_id):
@@ -190,3 +272,67 @@ def publisher_setup(request, subscription_id):
         return redirect("subscriptions:subscription-detail", customer_id=subscription.customer_id,
                         subscription_id=subscription.pk)
     return render(request, "subscriptions/publisher_setup.html", {"subscription": subscription})
+
+
+# --- Billing frequency at the next charge (N7, subscriptions/cycles.py) ------------------------------
+
+
+def _next_charge_context(subscription: Subscription, now) -> dict:
+    """The Billing frequency panel: the next charge date (the instruction's, or the next period start) and the
+    frequencies the subscription can switch to there, with their prices."""
+    prices = {a.billing_frequency: a for a in subscription.sku.availabilities.all() if a.term == subscription.term}
+    instructed = prices.get(subscription.next_charge_frequency)
+    return {
+        "next_charge_on": subscription.next_charge_on or actions.next_charge_date(subscription, now.date()),
+        "next_charge_price": instructed.unit_price if instructed else None,
+        "next_charge_billed": services.BILLED.get(subscription.next_charge_frequency, ""),
+        # Choosing the frequency already instructed would change nothing; going back is "Remove".
+        "next_charge_choices": [(f, BillingFrequency(f).label, prices[f].unit_price)
+                                for f in cycles.next_charge_frequencies(subscription)
+                                if f != subscription.next_charge_frequency],
+    }
+
+
+def _next_charge_answer(request, customer, subscription, *, message: str = "", violation: RuleViolation | None = None):
+    """htmx: the panel alone, with the outcome in it; a plain post: the page (refused) or a redirect (done)."""
+    panel_only = request.htmx and not request.htmx.boosted
+    if violation is None and not panel_only:
+        messages.success(request, message)
+        return redirect(reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+                        + "#billing-frequency")
+    extra = {"frequency_message": message}
+    if violation is not None:
+        extra = {"frequency_error": violation.message, "error": "" if panel_only else violation.message}
+    context = _detail_context(request, customer, subscription.pk, **extra)
+    template = "subscriptions/detail.html#billing-frequency" if panel_only else "subscriptions/detail.html"
+    return render(request, template, context, status=violation.status if violation else 200)
+
+
+def next_charge_frequency(request, customer_id, subscription_id):
+    """Sets or changes the billing frequency from the next charge."""
+    customer, subscription = _load(request, customer_id, subscription_id)
+    if request.method != "POST":
+        return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
+    try:
+        updated = cycles.set_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
+                                                   billing_frequency=request.POST.get("billing_frequency", ""),
+                                                   now=timezone.now())
+    except RuleViolation as violation:
+        return _next_charge_answer(request, customer, subscription, violation=violation)
+    message = (f"From the next charge on {updated.next_charge_on:%Y-%m-%d} (UTC) it is billed "
+               f"{services.BILLED[updated.next_charge_frequency]}.")
+    return _next_charge_answer(request, customer, subscription, message=message)
+
+
+def next_charge_frequency_remove(request, customer_id, subscription_id):
+    """Removes the instruction: the next charge keeps the current billing frequency."""
+    customer, subscription = _load(request, customer_id, subscription_id)
+    if request.method != "POST":
+        return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
+    try:
+        updated = cycles.remove_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
+                                                      now=timezone.now())
+    except RuleViolation as violation:
+        return _next_charge_answer(request, customer, subscription, violation=violation)
+    message = f"Billing frequency change removed: it stays billed {services.BILLED[updated.billing_frequency]}."
+    return _next_charge_answer(request, customer, subscription, message=message)

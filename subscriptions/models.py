@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce, NullIf
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
 from portal.models import Customer, Partner
@@ -39,14 +40,29 @@ class Subscription(models.Model):
     trial_ends_at = models.DateTimeField(null=True, blank=True)
     # N6: set by the lifecycle engine from 00:00 UTC the day after the term end until the renewal completes.
     renewal_pending = models.BooleanField(default=False)
+    # "Change the billing frequency at the next charge" (subscriptions/cycles.py): the new frequency, the day
+    # its first period starts (a period boundary of the current frequency, within the term) and when it was set.
+    next_charge_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices, blank=True)
+    next_charge_on = models.DateField(null=True, blank=True)
+    next_charge_set_at = models.DateTimeField(null=True, blank=True)
+    # N7: set by the lifecycle engine from 00:00 UTC on next_charge_on until the cycle charge completes.
+    cycle_charge_pending = models.BooleanField(default=False)
     reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
     quantity_updates = models.PositiveIntegerField(default=0)
     setup_confirmed_at = models.DateTimeField(null=True, blank=True, help_text="S3: when the publisher confirmed set-up.")
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # U7: when licenses were last upgraded in or into this subscription; an upgrade has no cancellation window.
+    upgraded_at = models.DateTimeField(null=True, blank=True)
+    # TF4: when it was transferred in from another partner: the customer paid that partner for this term, so
+    # there is no cancellation window (and no refund) with this one.
+    transferred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+    # A stored copy of `display_name`, kept by `save()`, so the lists sort by name on an index (S1) instead of
+    # sorting every subscription of a customer (or a partner) by a name joined from the offer on each page.
+    list_name = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -54,6 +70,10 @@ class Subscription(models.Model):
             models.Index(fields=["customer", "status"]),
             models.Index(fields=["customer", "sku", "status"]),
             models.Index(fields=["term_end"]),
+            # The lists' orderings (S1), ties by id, read in index order: by name (the default per customer,
+            # and after the customer's name across customers) and by term end / renewal (also the 30-day filter).
+            models.Index(fields=["customer", "list_name", "id"], name="subscription_list_name_idx"),
+            models.Index(fields=["customer", "term_end", "id"], name="subscription_term_end_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="subscription_quantity_positive"),
@@ -64,6 +84,14 @@ class Subscription(models.Model):
                 condition=Q(one_per_customer=True, status__in=LIVE_STATUSES),
                 name="one_live_subscription_per_customer_for_single_offers",
             ),
+            # A next-charge billing frequency instruction is whole, and never outlives the term: at a boundary
+            # after the term end the renewal wins (schedule the frequency for the renewal instead).
+            models.CheckConstraint(
+                condition=Q(next_charge_frequency="", next_charge_on__isnull=True, cycle_charge_pending=False)
+                | (~Q(next_charge_frequency="") & Q(next_charge_on__isnull=False,
+                                                     next_charge_on__lte=models.F("term_end"))),
+                name="subscription_next_charge_instruction_whole_within_term",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,9 +101,25 @@ class Subscription(models.Model):
     def display_name(self) -> str:
         return self.friendly_name or self.sku.name
 
+    def save(self, *args, update_fields=None, **kwargs):
+        # `list_name` is a copy for sorting, not a rule: whichever service renames the subscription or moves it to
+        # another offer (upgrade, trial conversion, renewal on an upgrade), the copy follows in the same UPDATE.
+        if update_fields is None:
+            self.list_name = self.display_name
+        elif {"friendly_name", "sku", "sku_id"} & set(update_fields):
+            self.list_name = self.display_name
+            update_fields = [*update_fields, "list_name"]
+        super().save(*args, update_fields=update_fields, **kwargs)
+
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+
+def fill_list_names(subscriptions) -> int:
+    """Sets `list_name` on these subscriptions in one UPDATE: for rows written without `save()` (bulk_create)."""
+    offer_name = Sku.objects.filter(pk=models.OuterRef("sku_id")).values("name")[:1]
+    return subscriptions.update(list_name=Coalesce(NullIf("friendly_name", models.Value("")), models.Subquery(offer_name)))
 
 
 class ScheduledChange(models.Model):
@@ -153,6 +197,7 @@ class BillingLine(models.Model):
         CANCELLATION_REFUND = "cancellation_refund", "Cancellation refund"
         RENEWAL = "renewal", "Renewal"
         CYCLE = "cycle", "Billing cycle"
+        UPGRADE_CREDIT = "upgrade_credit", "Upgrade credit"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billing_lines")
     kind = models.CharField(max_length=20, choices=Kind.choices)

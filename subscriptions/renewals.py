@@ -15,10 +15,9 @@ from catalog.models import TERM_MONTHS, BillingFrequency
 from portal.pagination import SmallListPaginator
 
 from .dates import start_of_day, term_end_for
-from .lifecycle import APPLIED_AT_RENEWAL
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
-from .services import first_charge
+from .services import first_charge, renewal_upgrade_reassignment, renewal_values
 from .states import Status
 
 WINDOWS = (30, 60, 90)
@@ -45,7 +44,8 @@ def _in_window(today: date, days: int) -> Q:
 def _with_row_data(subscriptions: QuerySet) -> QuerySet:
     return (subscriptions.select_related("customer", "sku__product", "availability")
             .prefetch_related(Prefetch("scheduled_changes",
-                                       queryset=ScheduledChange.objects.select_related("target_sku")),
+                                       queryset=ScheduledChange.objects.select_related("target_sku__product")
+                                       .prefetch_related("target_sku__availabilities")),
                               "sku__availabilities")
             .order_by("term_end", "customer__company_name", "pk"))
 
@@ -74,6 +74,8 @@ class RenewalQuote:
     billing_frequency: str
     charge: Charge | None  # None: billed by consumption
     currency: str
+    sku_name: str = ""  # the SKU it renews on (R1: the target of a scheduled upgrade)
+    term_end: date | None = None  # the renewed term's end (K11: an aligned one prorates the first charge)
 
     @property
     def label(self) -> str:
@@ -81,31 +83,34 @@ class RenewalQuote:
 
 
 def renewal_quote(subscription: Subscription) -> RenewalQuote:
-    """What the renewal engine will charge (lifecycle._renew): scheduled quantity, term and billing frequency
-    applied; a new term or frequency is sold at that availability's price when the offer has one."""
-    quantity, term, frequency = subscription.quantity, subscription.term, subscription.billing_frequency
-    for change in subscription.scheduled_changes.all():  # prefetched, in the order they were scheduled
-        if change.kind not in APPLIED_AT_RENEWAL:
-            continue
-        if change.kind == ScheduledChange.Kind.QUANTITY and change.quantity:
-            quantity = change.quantity
-        elif change.kind == ScheduledChange.Kind.TERM and change.term:
-            term = change.term
-        elif change.kind == ScheduledChange.Kind.BILLING_FREQUENCY and change.billing_frequency:
-            frequency = change.billing_frequency
+    """What the renewal engine will charge (lifecycle._renew, N4): the scheduled quantity, term and billing
+    frequency, on the SKU of a scheduled upgrade (R1) at its availability's price, to the scheduled aligned end
+    date (K11), the first charge then prorated by the day. The engine re-checks the upgrade and the end date when
+    it renews; a SKU not sold with the renewed term and frequency renews on the current one, as there."""
+    changes = list(subscription.scheduled_changes.all())  # prefetched, in the order they were scheduled
+    values = renewal_values(subscription, changes)
+    quantity, term, frequency = values["quantity"], values["term"], values["billing_frequency"]
+    sku = subscription.sku
+    target = next((c.target_sku for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
     unit_price, currency = subscription.unit_price, subscription.currency
-    if (subscription.availability.term, subscription.availability.billing_frequency) != (term, frequency):
-        match = next((a for a in subscription.sku.availabilities.all()
-                      if a.term == term and a.billing_frequency == frequency), None)
+    if target is not None and any(a.term == term and a.billing_frequency == frequency
+                                  for a in target.availabilities.all()):
+        sku = target
+    if (subscription.availability.sku_id, subscription.availability.term,
+            subscription.availability.billing_frequency) != (sku.pk, term, frequency):
+        match = next((a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == frequency),
+                     None)
         if match is not None:
             unit_price, currency = match.unit_price, match.currency
+    starts_on = subscription.term_end + timedelta(days=1)
+    months = TERM_MONTHS[term]
+    term_end = values["aligned_end_date"] or term_end_for(starts_on, months)
     charge = None
-    if subscription.sku.is_license_based:
-        starts_on = subscription.term_end + timedelta(days=1)
-        months = TERM_MONTHS[term]
+    if sku.is_license_based:
         charge = first_charge(unit_price=unit_price, quantity=quantity, billing_frequency=frequency,
-                              term_start=starts_on, term_end=term_end_for(starts_on, months), term_months=months)
-    return RenewalQuote(quantity=quantity, term=term, billing_frequency=frequency, charge=charge, currency=currency)
+                              term_start=starts_on, term_end=term_end, term_months=months)
+    return RenewalQuote(quantity=quantity, term=term, billing_frequency=frequency, charge=charge, currency=currency,
+                        sku_name=sku.name, term_end=term_end)
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,16 @@ class RenewalRow:
         return start_of_day(self.lock_day)
 
 
+def _changes(subscription: Subscription) -> list[str]:
+    """What will change, in the order scheduled; an upgrade says what happens to the licenses (R5)."""
+    changes = list(subscription.scheduled_changes.all())
+    reassignment = renewal_upgrade_reassignment(subscription, changes)
+    return [f"{c.summary} ({reassignment})" if c.kind == ScheduledChange.Kind.UPGRADE and reassignment else c.summary
+            for c in changes]
+
+
 def _rows(subscriptions) -> list[RenewalRow]:
-    return [RenewalRow(subscription=s, changes=[c.summary for c in s.scheduled_changes.all()],
-                       quote=renewal_quote(s)) for s in subscriptions]
+    return [RenewalRow(subscription=s, changes=_changes(s), quote=renewal_quote(s)) for s in subscriptions]
 
 
 def renewals_page(subscriptions: QuerySet, number):

@@ -14,9 +14,9 @@ from django.utils import timezone
 from portal import access
 from portal.rules import RuleViolation
 
-from .models import RelationshipRequest
-from .transfers import (accept_relationship, complete_transfer, file_transfer_request, send_relationship_request,
-                        transferable_subscriptions, transfers_for)
+from .models import AuditEntry, RelationshipRequest, TransferRequest
+from .transfers import (accept_relationship, cancel_transfer_request, complete_transfer, file_transfer_request,
+                        send_relationship_request, transferable_subscriptions, transfers_for)
 
 
 def _list_context(request, now, **extra) -> dict:
@@ -75,15 +75,24 @@ def transfer_file(request):
     return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
 
 
+def _detail_context(request, transfer, now) -> dict:
+    partner = access.partner_of(request.user)
+    status = transfer.status_at(now)
+    return {"transfer": transfer, "now": now, "is_source": transfer.source_partner_id == partner.pk,
+            "status": TransferRequest.Status(status).label, "open": status == TransferRequest.Status.PENDING,
+            "can_act": access.permission(request.user, access.Action.BUY),
+            "candidates": transferable_subscriptions(transfer), "picked": set(),
+            "transferred": transfer.subscriptions.select_related("sku"),
+            "cancellation": (AuditEntry.objects.filter(action="transfer.cancelled", after__id=str(transfer.pk))
+                             .order_by("-at").first() if transfer.status == TransferRequest.Status.CANCELLED else None)}
+
+
 def transfer_detail(request, transfer_id):
     """TF3/TF4: the request; for the source partner, the subscriptions to pick and "Transfer"."""
     partner = access.partner_of(request.user)
     transfer = get_object_or_404(transfers_for(partner), pk=transfer_id)
     now = timezone.now()
-    context = {"transfer": transfer, "now": now, "is_source": transfer.source_partner_id == partner.pk,
-               "status": transfer.status_label_at(now), "can_act": access.permission(request.user, access.Action.BUY),
-               "candidates": transferable_subscriptions(transfer), "picked": set(),
-               "transferred": transfer.subscriptions.select_related("sku")}
+    context = _detail_context(request, transfer, now)
     if request.method == "POST":
         picked = request.POST.getlist("subscriptions")
         try:
@@ -94,6 +103,26 @@ def transfer_detail(request, transfer_id):
         messages.success(request, f"Transferred {len(created)} subscription(s) to {transfer.target_partner.name}.")
         return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
     return render(request, "subscriptions/transfer_detail.html", context)
+
+
+def transfer_cancel(request, transfer_id):
+    """Withdraw (the partner that filed it) or decline (the partner it was sent to) a pending request."""
+    partner = access.partner_of(request.user)
+    transfer = get_object_or_404(transfers_for(partner), pk=transfer_id)
+    if request.method != "POST":
+        return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
+    now = timezone.now()
+    try:
+        cancel_transfer_request(actor=request.user, request_id=transfer.pk, now=now)
+    except RuleViolation as violation:
+        transfer.refresh_from_db()
+        context = _detail_context(request, transfer, now)
+        context["error"] = violation.message
+        return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
+    is_target = transfer.target_partner_id == partner.pk
+    messages.success(request, "Transfer request withdrawn: nothing was transferred." if is_target
+                     else f"Transfer request declined: nothing was transferred to {transfer.target_partner.name}.")
+    return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
 
 
 def relationship_accept(request, request_id):

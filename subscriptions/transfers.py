@@ -6,6 +6,8 @@ transfer, which in one transaction recreates them under the target and cancels t
 (TF4). Each function: keyword-only, `now` passed in, one transaction, audited.
 """
 
+import re
+import uuid
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,6 +26,10 @@ from .services import _delete_scheduled_changes, transition
 from .states import LIVE_STATUSES, Status
 
 TRANSFER_LIFETIME = timedelta(days=30)  # TF4: a request expires 30 days after it was filed.
+COMPANY_NAME_MAX = RelationshipRequest._meta.get_field("company_name").max_length
+DOMAIN_MAX = RelationshipRequest._meta.get_field("domain").max_length
+# A DNS name: dot-separated labels of letters, digits and inner hyphens, ending in a letter-only label.
+DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 TRANSFERABLE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)
 
 
@@ -44,9 +50,17 @@ def transferable_subscriptions(transfer: TransferRequest):
 def send_relationship_request(*, actor, company_name: str, domain: str, now: datetime) -> RelationshipRequest:
     """TF1: the target partner invites the customer; the customer accepts it on its own page."""
     member = require(actor, Action.BUY)
-    company_name, domain = company_name.strip(), domain.strip().lower()
+    company_name, domain = (company_name or "").strip(), (domain or "").strip().lower()
     if not company_name or not domain:
         raise RuleViolation("TF1", "Give the customer's company name and its domain (e.g. contoso.onmicrosoft.com).")
+    if len(company_name) > COMPANY_NAME_MAX:
+        raise RuleViolation("TF1", f"A company name has at most {COMPANY_NAME_MAX} characters.", field="company_name")
+    if len(domain) > DOMAIN_MAX or not DOMAIN.fullmatch(domain):
+        raise RuleViolation("TF1", "Enter the customer's domain name, such as contoso.onmicrosoft.com.", field="domain")
+    if RelationshipRequest.objects.filter(target_partner=member.partner, domain=domain,
+                                          status=RelationshipRequest.Status.PENDING).exists():
+        raise RuleViolation("TF1", f"A relationship request to {domain} is already waiting for the customer: send "
+                                   "them its acceptance link again.", conflict=True)
     with transaction.atomic():
         relationship = RelationshipRequest.objects.create(target_partner=member.partner, company_name=company_name,
                                                           domain=domain, created_at=now)
@@ -93,6 +107,8 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
         raise PermissionDenied("This customer is not yours.")
     notification_email = (notification_email or "").strip()
     try:
+        if len(notification_email) > 254:
+            raise ValidationError("too long")
         validate_email(notification_email)
     except ValidationError:
         raise RuleViolation("TF2", "Enter a valid notification email address.", field="notification_email") from None
@@ -106,9 +122,12 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
     source_customer = Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
     if source_customer is None:
         raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
-    if not RelationshipRequest.objects.filter(target_partner=target, tenant_id=customer.tenant_id,
-                                              status=RelationshipRequest.Status.ACCEPTED).exists():
-        raise RuleViolation("TF2", f"{customer.company_name} must accept your relationship request first.")
+    # TF1: the relationship is the customer row itself (made when the customer accepted the request, or there
+    # from before): `customer` is this partner's, so it exists. A pending request doesn't give one.
+    if TransferRequest.objects.filter(target_partner=target, source_partner=source, tenant_id=customer.tenant_id,
+                                      status=TransferRequest.Status.PENDING, expires_at__gt=now).exists():
+        raise RuleViolation("TF2", f"A transfer request for {customer.company_name} from {source.name} is already "
+                                   "pending: wait for it, or withdraw it first.", conflict=True)
     with transaction.atomic():
         transfer = TransferRequest.objects.create(
             source_partner=source, target_partner=target, tenant_id=customer.tenant_id,
@@ -159,6 +178,11 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> 
         ids = {str(pk) for pk in subscription_ids}
         if not ids:
             raise RuleViolation("TF4", "Pick at least one subscription to transfer.")
+        try:
+            ids = {str(uuid.UUID(pk)) for pk in ids}
+        except ValueError:
+            raise RuleViolation("TF4", "Some picked subscriptions are not this customer's: reload the page.",
+                                conflict=True) from None
         subscriptions = list(Subscription.objects.select_for_update(of=("self",)).select_related("sku")
                              .filter(customer=transfer.source_customer, pk__in=ids).order_by("created_at", "pk"))
         if len(subscriptions) != len(ids):
@@ -183,6 +207,36 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> 
     return list(created.values())
 
 
+def cancel_transfer_request(*, actor, request_id, now: datetime) -> TransferRequest:
+    """A pending request ends without moving anything: withdrawn by the partner that filed it, or declined by
+    the partner it was sent to. Either side's staff who may buy can do it, until it completes or expires (TF4)."""
+    member = require(actor, Action.BUY)
+    partner = member.partner
+    with transaction.atomic():
+        transfer = (TransferRequest.objects.select_for_update(of=("self",))
+                    .select_related("source_partner", "target_partner", "source_customer", "target_customer")
+                    .filter(Q(source_partner=partner) | Q(target_partner=partner), pk=request_id).first())
+        if transfer is None:
+            raise PermissionDenied("This transfer request is not one of yours.")
+        if transfer.status != TransferRequest.Status.PENDING:
+            raise RuleViolation("TF4", f"This request is already {transfer.get_status_display().lower()}: nothing "
+                                       "was changed.", conflict=True)
+        if now >= transfer.expires_at:
+            raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: it can no "
+                                       "longer be completed, so there is nothing to cancel.", conflict=True)
+        transfer.status = TransferRequest.Status.CANCELLED
+        transfer.save(update_fields=["status"])
+        verb = "withdrawn" if partner.pk == transfer.target_partner_id else "declined"
+        summary = (f"Transfer request from {transfer.target_partner.name} to move subscriptions away from "
+                   f"{transfer.source_partner.name} {verb} by {partner.name}")
+        for customer in (transfer.source_customer, transfer.target_customer):
+            audit.record(actor=actor, at=now, customer=customer, action="transfer.cancelled", summary=summary[:300],
+                         before={"status": TransferRequest.Status.PENDING},
+                         after={"id": str(transfer.pk), "status": TransferRequest.Status.CANCELLED, "by": partner.name,
+                                "verb": verb})
+    return transfer
+
+
 def _move(source: Subscription, transfer: TransferRequest, created: dict, *, actor, now: datetime) -> Subscription:
     """One subscription: recreated under the target partner's customer, cancelled at the source."""
     new = Subscription.objects.create(
@@ -190,7 +244,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         base_subscription=created.get(source.base_subscription_id), friendly_name=source.friendly_name,
         status=source.status, quantity=source.quantity, term=source.term, billing_frequency=source.billing_frequency,
         unit_price=source.unit_price, currency=source.currency, auto_renew=source.auto_renew, term_start=now,
-        term_end=source.term_end, one_per_customer=source.one_per_customer, created_at=now,
+        term_end=source.term_end, one_per_customer=source.one_per_customer, created_at=now, transferred_at=now,
         # The source's reseller of record worked with the source partner, not with the target.
         reseller=None,
     )
@@ -209,7 +263,10 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
     transition(source, Status.DELETED)
     source.auto_renew = False
     source.cancelled_at = now
-    source.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
+    if not source.cycle_charge_pending:  # N7: one being charged now is left to the engine, which drops it
+        source.next_charge_frequency, source.next_charge_on, source.next_charge_set_at = "", None, None
+    source.save(update_fields=["status", "auto_renew", "cancelled_at", "next_charge_frequency", "next_charge_on",
+                               "next_charge_set_at", "updated_at"])
     _delete_scheduled_changes(source)
     audit.record(actor=actor, at=now, customer=transfer.source_customer, subscription=source,
                  action="subscription.transferred",
@@ -218,5 +275,5 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
     return new
 
 
-__all__ = ["TRANSFER_LIFETIME", "accept_relationship", "complete_transfer", "file_transfer_request",
+__all__ = ["TRANSFER_LIFETIME", "accept_relationship", "cancel_transfer_request", "complete_transfer", "file_transfer_request",
            "partner_of", "send_relationship_request", "transferable_subscriptions", "transfers_for"]

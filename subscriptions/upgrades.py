@@ -16,6 +16,7 @@ from portal.access import Action, require
 from portal.rules import RuleViolation
 
 from . import actions, audit
+from .actions import check_upgrade
 from .dates import term_end_for
 from .models import BillingLine, SeatLot, Subscription
 from .pricing import Charge, remaining_charge
@@ -24,19 +25,6 @@ from .states import LIVE_STATUSES, Status
 
 BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
           BillingFrequency.ONE_TIME: "once for the term"}
-
-
-def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
-    """U1 (and N6, T2): whether this subscription can be upgraded now by this user."""
-    actions.check_not_renewal_pending(subscription)
-    actions._require(user, Action.BUY)
-    if subscription.is_trial:
-        raise RuleViolation("U1", "A trial can't be upgraded: convert the trial to a paid subscription first.")
-    if subscription.status != Status.ACTIVE:
-        raise RuleViolation("U1", f"Only an active subscription can be upgraded (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
-    if not subscription.sku.is_license_based:
-        raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.")
 
 
 def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
@@ -109,6 +97,8 @@ class UpgradePlan:
     availability: Availability | None = None  # the target's availability (None when upgrading into an existing one)
     into: Subscription | None = None
     charge: Charge | None = None
+    # The moved licenses' unused part of the source's current billing period, credited back (a positive amount).
+    credit: Charge | None = None
     term_end: object = None
     deletes_scheduled: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -217,6 +207,9 @@ def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, te
             # are charged at the target price for the rest of the current billing period.
             plan.term_end = source.term_end
             plan.charge = remaining_charge(unit_price=plan.unit_price, quantity=quantity, period=period, today=today)
+    # The source's licenses were paid to the end of its current billing period: the part not used is credited
+    # for the licenses that move, as the upgraded ones are charged for the same days.
+    plan.credit = remaining_charge(unit_price=source.unit_price, quantity=quantity, period=period, today=today)
     if plan.creates_subscription:
         plan.warnings.append("Reassign these licenses by hand: the new subscription's licenses are not assigned "
                              "to users automatically.")
@@ -226,6 +219,11 @@ def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, te
     if elsewhere is not None and elsewhere.exists():
         plan.warnings.append(f"The customer also holds {target.name} from another partner or channel: licenses "
                              "must be assigned by hand.")
+    closes = actions.cancellation_window_ends(source)
+    if plan.in_place and closes and now < closes:
+        # U7: the upgrade closes the window that would have stayed open until `closes`.
+        plan.warnings.append(f"An upgrade can't be undone: this subscription can no longer be cancelled or have "
+                             f"licenses removed once it is upgraded (otherwise possible until {actions._when(closes)}).")
     if plan.deletes_scheduled:
         plan.warnings.append(f"This deletes the {plan.deletes_scheduled} change(s) scheduled for the renewal.")
     return plan
@@ -262,6 +260,7 @@ def upgrade_subscription(*, subscription_id, actor, target_sku_id, quantity: int
                   "billing_frequency": source.billing_frequency, "unit_price": str(source.unit_price)}
         suffix = f"; {deleted} scheduled change(s) deleted" if deleted else ""
         if plan.in_place:
+            _credit_source(plan, now=now)  # before the source takes the target's price
             result = _upgrade_in_place(source, plan, actor=actor, now=now)
             audit.record(actor=actor, at=now, customer=source.customer, subscription=source,
                          action="subscription.upgraded",
@@ -271,6 +270,7 @@ def upgrade_subscription(*, subscription_id, actor, target_sku_id, quantity: int
                                                "billing_frequency": plan.billing_frequency,
                                                "unit_price": str(plan.unit_price)})
             return result
+        _credit_source(plan, now=now)
         if plan.into is not None:
             result = _add_to_existing(plan.into, plan, actor=actor, now=now)
         else:
@@ -283,7 +283,7 @@ def upgrade_subscription(*, subscription_id, actor, target_sku_id, quantity: int
             source.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
             after = {"status": Status.DELETED, "quantity": source.quantity}
         else:
-            # U6: the source keeps the rest; the moved licenses are not refunded.
+            # U6: the source keeps the rest; the moved licenses' unused days were credited (_credit_source).
             _move_lots(source, quantity)
             source.quantity -= quantity
             source.save(update_fields=["quantity", "updated_at"])
@@ -305,7 +305,11 @@ def _upgrade_in_place(source: Subscription, plan: UpgradePlan, *, actor, now: da
     if plan.term != source.term:
         source.term_start, source.term_end = now, plan.term_end
     source.term, source.billing_frequency = plan.term, plan.billing_frequency
+    # U7: an upgrade can't be undone: the cancellation window closes now, and so do the removal windows
+    # of the licenses it upgraded.
+    source.upgraded_at = now
     source.save()
+    source.seat_lots.filter(window_ends_at__gt=now).update(window_ends_at=now)
     bill(source, kind=BillingLine.Kind.PURCHASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
     return source
 
@@ -315,7 +319,8 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
     # R6: its quantity changes mid-term, so what it had scheduled for the renewal is deleted too.
     deleted = _delete_scheduled_changes(into)
     into.quantity += plan.quantity
-    into.save(update_fields=["quantity", "updated_at"])
+    into.upgraded_at = now  # U7
+    into.save(update_fields=["quantity", "upgraded_at", "updated_at"])
     # U7: upgraded licenses have no cancellation window: their lot is closed from the start.
     SeatLot.objects.create(subscription=into, source=SeatLot.Source.INCREASE, quantity=plan.quantity, added_at=now,
                            window_ends_at=now)
@@ -338,7 +343,7 @@ def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: 
         # U6: it ends with the source; it is billed on the source's periods. Its term starts with the
         # source's so that, like any upgrade (U7), it has no cancellation window of its own.
         term_start=source.term_start, term_end=source.term_end, reseller=source.reseller,
-        one_per_customer=plan.target_sku.one_per_customer, created_at=now,
+        one_per_customer=plan.target_sku.one_per_customer, created_at=now, upgraded_at=now,
     )
     SeatLot.objects.create(subscription=created, source=SeatLot.Source.PURCHASE, quantity=plan.quantity, added_at=now,
                            window_ends_at=now)
@@ -356,6 +361,15 @@ def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: 
 def _upgrade_charge(plan: UpgradePlan) -> Charge:
     charge = plan.charge
     return Charge(charge.amount, charge.period_start, charge.period_end, f"Upgrade: {charge.explanation}"[:300])
+
+
+def _credit_source(plan: UpgradePlan, *, now: datetime) -> None:
+    """The moved licenses' unused days of the source's current period, credited on the source."""
+    credit = plan.credit
+    if credit is not None and credit.amount:
+        bill(plan.source, kind=BillingLine.Kind.UPGRADE_CREDIT, quantity=plan.quantity, now=now,
+             charge=Charge(-credit.amount, credit.period_start, credit.period_end,
+                           f"Credit for {plan.quantity} upgraded license(s): {credit.explanation}"[:300]))
 
 
 __all__ = ["ExistingTarget", "UpgradePlan", "UpgradeTarget", "check_upgrade", "plan_upgrade", "upgrade_subscription",

@@ -18,6 +18,10 @@ urlpatterns = [
              manage_views.subscription_action, {"action": action}, name=f"subscription-{action}")
         for action in manage_views.ACTIONS
     ],
+    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/next-charge-frequency/",
+         manage_views.next_charge_frequency, name="subscription-next-charge-frequency"),  # N7
+    path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/next-charge-frequency/remove/",
+         manage_views.next_charge_frequency_remove, name="subscription-next-charge-frequency-remove"),
     path("publisher/setup/<uuid:subscription_id>/", manage_views.publisher_setup, name="publisher-setup"),
     path("customers/<uuid:customer_id>/subscriptions/<uuid:subscription_id>/upgrade/",
          upgrade_views.subscription_upgrade, name="subscription-upgrade"),
@@ -30,4 +34,5 @@ urlpatterns = [
          name="relationship-accept"),
     path("transfers/new/", transfer_views.transfer_file, name="transfer-file"),
     path("transfers/<uuid:transfer_id>/", transfer_views.transfer_detail, name="transfer-detail"),
+    path("transfers/<uuid:transfer_id>/cancel/", transfer_views.transfer_cancel, name="transfer-cancel"),
 ]

@@ -58,6 +58,21 @@ def props_value(page: Page, term: str):
         "xpath=following-sibling::dd[1]")
 
 
+def open_panel(page: Page, name: str, *, javascript: bool = True):
+    """Opens a subscription's side panel ("Change licenses", "Manage renewal", "Check upgrades", "Convert
+    trial") from the command bar, like a partner does, and returns it once it has slid in. Without
+    JavaScript the button leads to the same section of the page (or page), which is returned."""
+    link = page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name=name)
+    target = link.get_attribute("href")
+    link.click()
+    if not javascript:
+        return page.locator(target) if target.startswith("#") else page.locator("main")
+    panel = page.locator(".side-panel.open")
+    expect(panel).to_be_visible()
+    expect(panel).to_have_attribute("role", "dialog")
+    return panel
+
+
 # ---------------------------------------------------------------- signing in
 
 def sign_in(page: Page, base_url: str, user, password: str = factories.PASSWORD) -> None:

@@ -17,7 +17,7 @@ from subscriptions.dates import term_end_for
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, make_offer, props_value, sign_in
+from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, make_offer, open_panel, props_value, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -43,21 +43,32 @@ def test_schedule_a_renewal_quantity_then_change_the_quantity_now_deletes_it(pag
     sub = e3_subscription(customer, started=NOW - timedelta(days=30))
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3")
-    renewal = page.locator("#manage-renewal")
+    renewal = open_panel(page, "Manage renewal")
+    expect(renewal.get_by_role("heading", name="Manage renewal")).to_be_focused()
     expect(renewal).to_contain_text("Nothing is scheduled")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Manage renewal")
+           ).to_be_focused()
+    renewal = open_panel(page, "Manage renewal")
 
     # the partner schedules 15 licenses for the renewal
     renewal.get_by_label("Quantity").fill("15")
     renewal.get_by_role("button", name="Schedule for the renewal").click()
     expect(status_bars(page).first).to_have_text("Scheduled for the renewal: 15 licenses.")
-    renewal = page.locator("#manage-renewal")
+    # the page comes back with the panel open on what is now scheduled
+    renewal = page.locator(".side-panel.open #manage-renewal")
     expect(renewal.locator("ul.scheduled-changes li")).to_have_count(1)
     expect(renewal.locator("ul.scheduled-changes li")).to_contain_text("15 licenses")
     expect(renewal.get_by_role("button", name="Remove 15 licenses")).to_be_enabled()
     page.screenshot(path=f"{SHOTS_DIR}/renewal-scheduled.png", full_page=True)
 
     # then changes the quantity now to 12: the preview warns the scheduled change will be deleted
-    panel = page.locator("#quantity")
+    # (Esc closes the panel, and the focus goes back to where the partner was)
+    page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Manage renewal").focus()
+    page.keyboard.press("Escape")
+    expect(page.locator(".side-panel.open")).to_have_count(0)
+    expect(page.locator("#panel-manage-renewal")).not_to_be_visible()
+    panel = open_panel(page, "Change licenses")
     panel.get_by_label("New quantity").fill("12")
     panel.get_by_role("button", name="Preview").click()
     preview = page.locator("#quantity-preview")
@@ -73,7 +84,7 @@ def test_schedule_a_renewal_quantity_then_change_the_quantity_now_deletes_it(pag
     expect(props_value(page, "Quantity")).to_have_text("12")
 
     # and the scheduled change is gone
-    renewal = page.locator("#manage-renewal")
+    renewal = open_panel(page, "Manage renewal")
     expect(renewal.locator("ul.scheduled-changes li")).to_have_count(0)
     expect(renewal).to_contain_text("Nothing is scheduled: the subscription renews with its current quantity, "
                                     "term and billing frequency.")
@@ -92,26 +103,28 @@ def test_partial_upgrade_into_a_new_subscription_that_ends_with_the_source(page:
 
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3")
-    page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Check upgrades").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Check upgrades: Microsoft 365 E3")
+    upgrades = open_panel(page, "Check upgrades")
+    expect(upgrades.get_by_role("heading", level=1)).to_have_text("Check upgrades: Microsoft 365 E3")
+    expect(upgrades.get_by_role("heading", level=1)).to_be_focused()
 
     # the partner chooses E5, a new subscription, 4 of the 10 licenses, and previews
-    target = page.get_by_role("form", name="Upgrade to Microsoft 365 E5")
+    target = upgrades.get_by_role("form", name="Upgrade to Microsoft 365 E5")
     expect(target.get_by_role("radio", name="A new subscription")).to_be_checked()
     expect(target.get_by_label("Licenses")).to_have_value("10")
     target.get_by_label("Licenses").fill("4")
     target.get_by_role("button", name="Preview").click()
 
     # the preview says it is partial, into a new subscription that ends with this one
-    preview = page.locator("#upgrade-preview")
+    preview = upgrades.locator("#upgrade-preview")
     expect(preview.get_by_role("heading")).to_have_text("Upgrade 4 licenses to Microsoft 365 E5?")
     expect(preview).to_contain_text(
         f"Partial upgrade: a new Microsoft 365 E5 subscription of 4 licenses that ends with this one on "
-        f"{source_end} (coterminous). This subscription keeps 6 licenses; the moved licenses are not refunded.")
+        f"{source_end} (coterminous). This subscription keeps 6 licenses.")
     page.screenshot(path=f"{SHOTS_DIR}/upgrade-preview.png", full_page=True)
     assert Subscription.objects.get(pk=source.pk).quantity == 10  # nothing yet
 
     preview.get_by_role("button", name="Yes, upgrade").click()
+    expect(page.locator(".side-panel.open")).to_have_count(0)  # the whole page moves on
 
     # lands on the new subscription: 4 licenses of E5, ending with the source
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E5")
@@ -149,8 +162,7 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3 Trial")
     expect(props_value(page, "Quantity")).to_have_text("25")
-    page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Convert trial").click()
-    panel = page.locator("#convert-trial")
+    panel = open_panel(page, "Convert trial").locator("#convert-trial")
     expect(panel.get_by_role("heading", level=1)).to_have_text("Convert trial: Microsoft 365 E3 Trial")
 
     # the partner picks the paid offer, keeps the defaults (1 year billed monthly, now) and sets 25 licenses
@@ -161,6 +173,7 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
     panel.get_by_label("Quantity").fill("25")
     page.screenshot(path=f"{SHOTS_DIR}/convert-form.png", full_page=True)
     panel.get_by_role("button", name="Convert trial").click()
+    expect(page.locator(".side-panel.open")).to_have_count(0)  # the whole page moves on
 
     # then the new paid subscription: active, 25 licenses, 1 year billed monthly
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E3")

@@ -17,6 +17,7 @@ from subscriptions.models import Subscription
 from tests import factories
 
 QUERY_BUDGET = 12
+SNAPSHOT_QUERIES = 4  # offers, add-on bases, exclusive partners, availabilities
 
 
 @pytest.fixture(autouse=True)
@@ -910,11 +911,17 @@ def count_queries(client, url) -> int:
     return len(queries.captured_queries)
 
 
-def measure(client, url, grow) -> tuple[int, int]:
-    """Queries for the page with N rows, then with 10N rows (`grow` adds the other 9N)."""
+def measure(client, url, grow, *, catalog_changes: bool = False) -> tuple[int, int]:
+    """Queries for the page with N rows, then with 10N rows (`grow` adds the other 9N).
+
+    With `catalog_changes`, `grow` writes the catalog: the first request after it rebuilds this process's catalog
+    snapshot, which costs the same 4 queries whatever the catalog's size; the count is taken on the next one.
+    """
     client.get(url)  # warm-up: the first request of a session loads what every later one reuses
     few = count_queries(client, url)
     grow()
+    if catalog_changes:
+        assert count_queries(client, url) == few + SNAPSHOT_QUERIES
     many = count_queries(client, url)
     return few, many
 
@@ -935,7 +942,7 @@ def test_catalog_query_count_does_not_grow_with_the_offers(signed_in, sales, cus
     factories.CartLineFactory(cart=cart)
     add_offers(customer, direct_partner, 12)
     few, many = measure(signed_in, reverse("catalog:offer-list", args=[customer.pk]),
-                        lambda: add_offers(customer, direct_partner, 108))
+                        lambda: add_offers(customer, direct_partner, 108), catalog_changes=True)
     print(f"catalog: {few} queries with 25 offers, {many} with 241")
     # then the page costs the same number of queries, within the budget
     assert many == few
@@ -954,7 +961,8 @@ def test_cart_query_count_does_not_grow_with_the_lines(signed_in, sales, custome
     # given a cart of 1 alignable line, then of 10
     cart = factories.CartFactory(customer=customer, owner=sales)
     add_cart_lines(cart, 1)
-    few, many = measure(signed_in, reverse("catalog:cart-detail", args=[customer.pk]), lambda: add_cart_lines(cart, 9))
+    few, many = measure(signed_in, reverse("catalog:cart-detail", args=[customer.pk]), lambda: add_cart_lines(cart, 9),
+                        catalog_changes=True)
     print(f"cart: {few} queries with 1 line, {many} with 10")
     # then the page costs the same number of queries, within the budget
     assert many == few

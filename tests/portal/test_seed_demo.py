@@ -5,7 +5,7 @@ import pytest
 
 from catalog.eligibility import buying_context, offer_queryset, refusal
 from portal.models import Customer
-from subscriptions.models import Subscription
+from subscriptions.models import ScheduledChange, Subscription
 
 
 def row_counts() -> dict[str, int]:
@@ -25,6 +25,13 @@ def test_seed_demo_shows_every_state_and_running_it_twice_changes_nothing():
     assert set(Subscription.objects.values_list("status", flat=True)) == {
         "pending", "active", "suspended", "expired", "disabled", "deleted"}
     assert Subscription.objects.filter(is_trial=True).exists()
+    # and a billing frequency change set for the next charge, and one being charged (N7)
+    assert Subscription.objects.filter(next_charge_frequency="annual", cycle_charge_pending=False).exists()
+    assert Subscription.objects.filter(next_charge_frequency="annual", cycle_charge_pending=True).exists()
+    # and a renewal pending since 00:00 UTC (N6), and renewals with an upgrade and an aligned end date scheduled
+    assert Subscription.objects.filter(renewal_pending=True).count() == 1
+    assert ScheduledChange.objects.filter(kind="upgrade", subscription__is_trial=False).exists()
+    assert ScheduledChange.objects.filter(kind="alignment").exists()
     # and each reason an offer can't be bought is met by some customer
     reasons = set()
     offers = list(offer_queryset())

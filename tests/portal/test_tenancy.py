@@ -44,6 +44,8 @@ CUSTOMER_ROUTES = {
     "subscriptions:subscription-addons": "post",
     "subscriptions:subscription-schedule": "post",
     "subscriptions:subscription-unschedule": "post",
+    "subscriptions:subscription-next-charge-frequency": "post",
+    "subscriptions:subscription-next-charge-frequency-remove": "post",
     "subscriptions:subscription-upgrade": "post",
     "subscriptions:subscription-convert": "post",
 }

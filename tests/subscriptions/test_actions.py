@@ -10,7 +10,8 @@ from django.db import transaction
 
 from portal.access import RESELLER_NOTICE
 from portal.rules import RuleViolation
-from subscriptions import services
+from catalog.models import Availability, UpgradePath
+from subscriptions import conversions, cycles, services, upgrades
 from subscriptions.actions import allowed_actions
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
@@ -119,7 +120,8 @@ ALL_ALLOWED = {
     "add_licenses": (True, ""), "remove_licenses": (True, ""), "suspend": (True, ""),
     "reactivate": (False, NOT_SUSPENDED), "cancel": (True, ""), "auto_renew_on": (False, "Auto-renew is already on."),
     "auto_renew_off": (True, ""), "rename": (True, ""), "confirm_setup": (False, NOT_PENDING_ISV),
-    "buy_addons": (True, ""), "manage_renewal": (True, ""),
+    "buy_addons": (True, ""), "manage_renewal": (True, ""), "upgrade": (True, ""),
+    "convert_trial": (False, "Only a new-commerce trial can be converted."), "next_charge_frequency": (True, ""),
 }
 
 
@@ -131,10 +133,12 @@ def test_s2_active_subscription_in_its_window(customer, sales, e3, now):
     actions = allowed_actions(sub, sales, now)
     # then every action is there in order, allowed except those that can't apply, each with its reason
     assert list(actions) == ["add_licenses", "remove_licenses", "suspend", "reactivate", "cancel", "auto_renew_on",
-                             "auto_renew_off", "rename", "confirm_setup", "buy_addons", "manage_renewal"]
+                             "auto_renew_off", "rename", "confirm_setup", "buy_addons", "manage_renewal", "upgrade",
+                             "convert_trial", "next_charge_frequency"]
     assert [a.label for a in actions.values()] == [
-        "Add licenses", "Remove licenses", "Suspend", "Reactivate", "Cancel subscription", "Turn auto-renew on",
-        "Turn auto-renew off", "Rename", "Confirm publisher set-up", "Buy add-ons", "Manage renewal"]
+        "Change licenses", "Remove licenses", "Suspend", "Reactivate", "Cancel subscription", "Turn auto-renew on",
+        "Turn auto-renew off", "Rename", "Confirm publisher set-up", "Buy add-ons", "Manage renewal", "Check upgrades",
+        "Convert trial", "Change billing frequency at the next charge"]
     assert verdicts(sub, sales, now) == ALL_ALLOWED
     assert (actions["reactivate"].rule, actions["auto_renew_on"].rule, actions["confirm_setup"].rule) == ("P2", "S2", "S3")
 
@@ -174,6 +178,10 @@ def test_s2_suspended_subscription(customer, sales, e3, now):
         "buy_addons": (False, "Add-ons need an active base subscription."),
         "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
                                   "is suspended)."),
+        "upgrade": (False, "Only an active subscription can be upgraded (this one is suspended)."),
+        "convert_trial": (False, "Only a new-commerce trial can be converted."),
+        "next_charge_frequency": (False, "The billing frequency can only be changed on an active subscription (this "
+                                         "one is suspended)."),
     }
 
 
@@ -209,6 +217,10 @@ def test_s2_deleted_subscription_offers_nothing(customer, sales, e3, now):
         "buy_addons": (False, "Add-ons need an active base subscription."),
         "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
                                   "is deleted)."),
+        "upgrade": (False, "Only an active subscription can be upgraded (this one is deleted)."),
+        "convert_trial": (False, "Only a new-commerce trial can be converted."),
+        "next_charge_frequency": (False, "The billing frequency can only be changed on an active subscription (this "
+                                         "one is deleted)."),
     }
 
 
@@ -228,6 +240,9 @@ def test_s2_trial_quantity_and_status_are_disabled(customer, sales, now):
         "suspend": (False, "A trial's status can't change: convert the trial first."),
         "manage_renewal": (False, "A trial converts to the paid offer at its end: convert the trial to choose what it "
                                   "renews with."),
+        "upgrade": (False, "A trial can't be upgraded: convert the trial to a paid subscription first."),
+        "convert_trial": (False, "This trial has no paid offer to convert to."),
+        "next_charge_frequency": (False, "A trial isn't billed: convert the trial to choose how it is billed."),
     }
 
 
@@ -249,6 +264,10 @@ def test_s2_pending_isv_subscription_offers_the_set_up_confirmation(customer, sa
         "buy_addons": (False, "Add-ons need an active base subscription."),
         "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
                                   "is pending)."),
+        "upgrade": (False, "Only an active subscription can be upgraded (this one is pending)."),
+        "convert_trial": (False, "Only a new-commerce trial can be converted."),
+        "next_charge_frequency": (False, "The billing frequency can only be changed on an active subscription (this "
+                                         "one is pending)."),
     }
 
 
@@ -265,6 +284,7 @@ def test_s2_billing_admin_may_only_suspend_and_toggle_auto_renew(customer, direc
         "auto_renew_on": (False, "Auto-renew is already on."), "auto_renew_off": (True, ""),
         "rename": (False, BUY_REASON), "confirm_setup": (False, BUY_REASON), "buy_addons": (False, BUY_REASON),
         "manage_renewal": (False, BUY_REASON),
+        "upgrade": (False, BUY_REASON), "convert_trial": (False, BUY_REASON), "next_charge_frequency": (False, BUY_REASON),
     }
 
 
@@ -281,6 +301,7 @@ def test_s2_support_agent_may_do_nothing(customer, direct_partner, e3, now):
         "auto_renew_on": (False, AUTO_RENEW_REASON), "auto_renew_off": (False, AUTO_RENEW_REASON),
         "rename": (False, BUY_REASON), "confirm_setup": (False, BUY_REASON), "buy_addons": (False, BUY_REASON),
         "manage_renewal": (False, BUY_REASON),
+        "upgrade": (False, BUY_REASON), "convert_trial": (False, BUY_REASON), "next_charge_frequency": (False, BUY_REASON),
     }
 
 
@@ -329,7 +350,24 @@ def attempts(sub, user, now, audio):
         "buy_addons": lambda: services.buy_addons(subscription_id=pk, actor=user, quantities={audio.pk: 1}, now=now),
         "manage_renewal": lambda: services.schedule_renewal_change(subscription_id=pk, actor=user, quantity=sub.quantity + 1,
                                                                    term=None, billing_frequency=None, now=now),
+        "upgrade": lambda: upgrades.upgrade_subscription(
+            subscription_id=pk, actor=user, target_sku_id=upgrade_target(sub.sku).pk, quantity=sub.quantity,
+            term=sub.term, billing_frequency=sub.billing_frequency, confirmed=True, now=now),
+        "convert_trial": lambda: conversions.convert_trial_now(subscription_id=pk, actor=user, target_sku_id=None,
+                                                               quantity=25, now=now),
+        "next_charge_frequency": lambda: cycles.set_next_charge_frequency(subscription_id=pk, actor=user,
+                                                                          billing_frequency="annual", now=now),
     }
+
+
+def upgrade_target(sku):
+    """The SKU this offer upgrades to in the matrix, created with a path on first use (U2)."""
+    path = UpgradePath.objects.filter(source=sku, supported=True).select_related("target").first()
+    if path is None:
+        target = factories.SkuFactory(name=f"{sku.name} Premium", isv=sku.is_isv,
+                                      availabilities=[("P1Y", "monthly", "20.00")])
+        path = UpgradePath.objects.create(source=sku, target=target)
+    return path.target
 
 
 @pytest.mark.rule("S2")
@@ -352,8 +390,12 @@ def test_s2_an_action_is_offered_exactly_when_the_server_accepts_it(request, cus
     user = factories.staff(direct_partner, role)
     before = snapshot(sub)
     # when the actions are listed, and each is tried on the server
-    offered = {name: a.allowed for name, a in allowed_actions(sub, user, now).items()}
-    accepted = {name: server_accepts(act) for name, act in attempts(sub, user, now, audio).items()}
+    upgrade_target(sub.sku)
+    Availability.objects.create(sku=sub.sku, term="P1Y", billing_frequency="annual", unit_price=Decimal("100.00"))
+    before = snapshot(sub)
+    tried = attempts(sub, user, now, audio)
+    offered = {name: a.allowed for name, a in allowed_actions(sub, user, now).items() if name in tried}
+    accepted = {name: server_accepts(act) for name, act in tried.items()}
     # then the page offers exactly what the server accepts
     assert offered == accepted
     assert snapshot(sub) == before

@@ -367,6 +367,17 @@ def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, tria
     assert state() == before
 
 
+@pytest.mark.rule("TR3")
+@pytest.mark.parametrize("tampered", [{"target": "sub-abc", "when": "now"}, {"target": "sub-", "when": "now"},
+                                      {"target": "sku-x", "when": "now"}, {"when": "bogus"}])
+def test_tampered_post_answers_422_and_changes_nothing(signed_in, trial, e3, tampered):
+    before = state()
+    data = {"target": f"sku-{e3.pk}", "term": "P1Y", "billing_frequency": "monthly", "quantity": "25", **tampered}
+    response = signed_in.post(url(trial), data)
+    assert response.status_code == 422
+    assert state() == before
+
+
 def test_post_on_a_trial_already_converted_answers_409(signed_in, trial, e3, sales, now):
     convert(trial, sales, now)
     response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})

@@ -124,14 +124,18 @@ def test_n4_scheduled_quantity_and_term_are_applied_at_renewal(e3):
     # when it renews
     renew_due_subscriptions(now)
 
-    # then the new term is one month of 20 licenses at the P1M price; the upgrade is left for its own step
+    # then the new term is one month of 20 licenses at the P1M price; the upgrade, not a path of the upgrade
+    # matrix, is not applied (U2) and the audit says why (test_renewal_upgrade_alignment.py applies one)
     sub.refresh_from_db()
     assert (sub.quantity, sub.term, sub.billing_frequency, sub.unit_price, sub.term_end) == (
         20, "P1M", "monthly", Decimal("12.00"), date(2027, 1, 1))
     assert sub.availability == factories.availability(e3, "P1M", "monthly")
     assert renewal_lines(sub) == [(Decimal("240.00"), 20, Decimal("12.00"), date(2026, 12, 2), date(2027, 1, 1))]
     assert renewal_lots(sub) == [(20, now, now + timedelta(hours=168))]
-    assert list(sub.scheduled_changes.values_list("pk", flat=True)) == [upgrade.pk]
+    assert list(sub.scheduled_changes.values_list("pk", flat=True)) == []
+    assert sub.sku == e3
+    assert f"{upgrade.summary} not applied (That upgrade is not offered" in AuditEntry.objects.get(
+        subscription=sub, action="subscription.renewed").summary
 
 
 @pytest.mark.rule("N5")
@@ -427,3 +431,33 @@ def test_two_engines_at_once_renew_each_subscription_exactly_once():
         assert len(renewal_lots(sub)) == 1
         assert AuditEntry.objects.filter(subscription=sub, action="subscription.renewed").count() == 1
     assert set(Subscription.objects.values_list("term_end", flat=True)) == {date(2027, 12, 1)}
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.rule("N6")
+def test_a_renewal_already_made_by_another_engine_since_the_chunk_was_read_is_rolled_back(customer, monkeypatch):
+    # given a renewal pending since 00:00 UTC (term ended 2026-11-24), read by the engine with its chunk
+    from subscriptions import lifecycle
+
+    sub = factories.SubscriptionFactory(customer=customer, quantity=5, term_start=datetime(2025, 11, 25, tzinfo=UTC),
+                                        term_end=date(2026, 11, 24))
+    now = datetime(2026, 11, 25, 0, 5, tzinfo=UTC)
+    lifecycle.mark_renewals_pending(now)
+    original = lifecycle._frozen
+    done = []
+
+    def renewed_meanwhile(row):
+        # another engine renews it after this engine read its chunk, before this engine locks or writes it
+        if not done:
+            Subscription.objects.filter(pk=row.pk).update(term_end=date(2027, 11, 24), renewal_pending=False)
+            done.append(row.pk)
+        return original(row)
+
+    monkeypatch.setattr(lifecycle, "_frozen", renewed_meanwhile)
+    # when this engine gets to it
+    report = lifecycle.renew_due_subscriptions(now)
+    # then it renews nothing and writes nothing: no charge, no license lot, no audit row of its own
+    assert (report.renewed, report.failed) == (0, 0)
+    assert not BillingLine.objects.filter(subscription=sub).exists()
+    assert not SeatLot.objects.filter(subscription=sub, source=SeatLot.Source.RENEWAL).exists()
+    assert not AuditEntry.objects.filter(subscription=sub, action="subscription.renewed").exists()

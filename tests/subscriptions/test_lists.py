@@ -10,8 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from catalog.models import UpgradePath
 from portal.models import Partner
-from subscriptions.models import SeatLot, Subscription
+from subscriptions import services, upgrades
+from subscriptions.dates import term_end_for
+from subscriptions.models import SeatLot, Subscription, fill_list_names
 from tests import factories
 
 NOW = factories.BASE_TIME
@@ -77,6 +80,7 @@ def bulk_subscriptions(customers, skus, n: int) -> None:
                      friendly_name=f"Team {i}" if i % 7 == 0 else "")
         for i in range(n)
     ], batch_size=500)
+    fill_list_names(Subscription.objects.filter(pk__in=[sub.pk for sub in subs]))  # bulk_create skips save()
     SeatLot.objects.bulk_create([
         SeatLot(subscription=sub, source=SeatLot.Source.PURCHASE, quantity=sub.quantity, added_at=NOW - timedelta(days=1),
                 window_ends_at=NOW + timedelta(hours=24 if i % 3 == 0 else 120))
@@ -185,6 +189,36 @@ def test_s1_sort_by_a_column(signed_in, customer, three, sort, expected):
     page = signed_in.get(list_url(customer, f"?sort={sort}" if sort else "")).content.decode()
     # then the rows come in that order
     assert order_of(page, three) == expected
+
+
+@pytest.mark.rule("S1")
+def test_s1_sort_by_name_follows_renames_and_upgrades(signed_in, sales, customer):
+    # given three subscriptions listed by name: Azure Backup, Exchange Online, Office 365 E3
+    e3 = factories.SkuFactory(name="Office 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
+    target = factories.SkuFactory(name="Advanced 365 E5", availabilities=[("P1Y", "monthly", "30.00")])
+    UpgradePath.objects.create(source=e3, target=target)
+    a, b = subscribe(customer, "Azure Backup"), subscribe(customer, "Exchange Online")
+    c = factories.SubscriptionFactory(
+        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=10,
+        term="P1Y", billing_frequency="monthly", unit_price="10.00", term_start=NOW - timedelta(days=40),
+        term_end=term_end_for((NOW - timedelta(days=40)).date(), 12), created_at=NOW - timedelta(days=40))
+    subscriptions = {"a": a, "b": b, "c": c}
+    assert order_of(signed_in.get(list_url(customer)).content.decode(), subscriptions) == "abc"
+
+    # when Exchange Online is renamed "Zeta team"
+    services.rename_subscription(subscription_id=b.pk, actor=sales, friendly_name="Zeta team", now=NOW)
+    # then it sorts by its new name, first and last page alike
+    assert order_of(signed_in.get(list_url(customer)).content.decode(), subscriptions) == "acb"
+    assert order_of(signed_in.get(list_url(customer, "?sort=-name")).content.decode(), subscriptions) == "bca"
+
+    # when Office 365 E3 is upgraded (all its licenses, in place) to "Advanced 365 E5"
+    upgraded = upgrades.upgrade_subscription(subscription_id=c.pk, actor=sales, target_sku_id=target.pk, quantity=10,
+                                             term="P1Y", billing_frequency="monthly", confirmed=True, now=NOW)
+    # then the same subscription sorts by its new offer's name, in this list and across customers
+    assert upgraded.pk == c.pk
+    assert order_of(signed_in.get(list_url(customer)).content.decode(), subscriptions) == "cab"
+    everything = signed_in.get(reverse("subscriptions:all-subscriptions")).content.decode()
+    assert order_of(everything, subscriptions) == "cab"
 
 
 @pytest.mark.rule("S1")

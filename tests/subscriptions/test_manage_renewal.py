@@ -306,7 +306,7 @@ def test_r2_panel_says_why_changes_cannot_be_scheduled(signed_in, customer, e3, 
 def test_r1_posting_the_form_schedules_and_redirects_with_a_message(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     response = signed_in.post(url("schedule", sub), {"quantity": "15", "term": "P1Y", "billing_frequency": "annual"})
-    assert (response.status_code, response["Location"]) == (302, detail(sub))
+    assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert sorted(scheduled(sub)) == [("billing_frequency", None, "", "annual"), ("quantity", 15, "", "")]
     page = signed_in.get(detail(sub))
     assert "Scheduled for the renewal: 15 licenses, Billed annually." in page.content.decode()
@@ -317,7 +317,7 @@ def test_r3_posting_remove_deletes_the_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     change = factories.ScheduledChangeFactory(subscription=sub, quantity=20)
     response = signed_in.post(url("unschedule", sub), {"change": str(change.pk)})
-    assert (response.status_code, response["Location"]) == (302, detail(sub))
+    assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert scheduled(sub) == []
     # removing it again (a second tab): the state moved on
     again = signed_in.post(url("unschedule", sub), {"change": str(change.pk)})

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from portal.models import Customer
 from portal.rules import RuleViolation
-from subscriptions import transfers
+from subscriptions import actions, services, transfers
 from subscriptions.models import AuditEntry, BillingLine, RelationshipRequest, Subscription, TransferRequest
 from tests import factories
 
@@ -91,16 +91,18 @@ def test_tf2_request_filed_expires_in_30_days_and_shows_in_the_sources_activity(
 
 
 @pytest.mark.rule("TF2")
-@pytest.mark.parametrize("case", ["unknown_partner_id", "no_relationship", "bad_email", "partner_not_serving"])
+@pytest.mark.parametrize("case", ["unknown_partner_id", "already_pending", "bad_email", "huge_email",
+                                  "partner_not_serving"])
 def test_tf2_refusals_change_nothing(case, target_sales, target_partner, customer, direct_partner, now):
     # given
-    if case == "no_relationship":
-        target_customer = factories.CustomerFactory(partner=target_partner, tenant_id=customer.tenant_id)
-    else:
-        target_customer = related(target_sales, customer, now).customer
+    target_customer = related(target_sales, customer, now).customer
+    if case == "already_pending":
+        transfers.file_transfer_request(actor=target_sales, customer=target_customer,
+                                        source_partner_id=direct_partner.partner_id,
+                                        notification_email="it@example.com", now=now)
     partner_id = {"unknown_partner_id": "9999999",
                   "partner_not_serving": factories.PartnerFactory().partner_id}.get(case, direct_partner.partner_id)
-    email = "not-an-email" if case == "bad_email" else "it@example.com"
+    email = {"bad_email": "not-an-email", "huge_email": "a" * 250 + "@example.com"}.get(case, "it@example.com")
     before = snapshot()
     # when
     with pytest.raises(RuleViolation) as error:
@@ -232,3 +234,146 @@ def test_tf4_submitting_nothing_picked_answers_422_with_the_reason(client, trans
     assert "Pick at least one subscription" in response.content.decode()
     transfer.refresh_from_db()
     assert transfer.status == "pending"
+
+
+# Withdrawing or declining a pending request ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side, verb", [("target", "withdrawn"), ("source", "declined")])
+def test_either_side_can_end_a_pending_request_and_nothing_moves(side, verb, transfer, subs, target_sales,
+                                                                 source_sales, customer, now):
+    actor = target_sales if side == "target" else source_sales
+    subs_before = snapshot()["subs"]
+    # when
+    transfers.cancel_transfer_request(actor=actor, request_id=transfer.pk, now=now)
+    # then the request is cancelled, both activity logs say who ended it, and no subscription moved
+    transfer.refresh_from_db()
+    assert transfer.status == "cancelled"
+    entries = AuditEntry.objects.filter(action="transfer.cancelled")
+    assert sorted(e.customer_id for e in entries) == sorted([transfer.source_customer_id, transfer.target_customer_id])
+    partner = actor.membership.partner.name
+    assert all(e.summary.endswith(f"{verb} by {partner}") and e.actor == actor for e in entries)
+    assert snapshot()["subs"] == subs_before
+    # and it can't be completed any more
+    with pytest.raises(RuleViolation) as error:
+        transfers.complete_transfer(actor=source_sales, request_id=transfer.pk, subscription_ids=[subs[0].pk], now=now)
+    assert error.value.conflict and "already cancelled" in error.value.message
+
+
+@pytest.mark.rule("TF4")
+@pytest.mark.parametrize("state", ["completed", "cancelled", "expired"])
+def test_a_request_that_has_ended_cant_be_cancelled(state, transfer, subs, target_sales, source_sales, now):
+    when = now
+    if state == "completed":
+        transfers.complete_transfer(actor=source_sales, request_id=transfer.pk, subscription_ids=[subs[0].pk], now=now)
+    elif state == "cancelled":
+        transfers.cancel_transfer_request(actor=source_sales, request_id=transfer.pk, now=now)
+    else:
+        when = transfer.expires_at
+    before = snapshot()
+    audit_before = AuditEntry.objects.count()
+    with pytest.raises(RuleViolation) as error:
+        transfers.cancel_transfer_request(actor=target_sales, request_id=transfer.pk, now=when)
+    assert error.value.conflict
+    assert snapshot() == before and AuditEntry.objects.count() == audit_before
+
+
+def test_cancelling_needs_a_buying_role_on_one_of_the_two_sides(transfer, direct_partner, now):
+    before = snapshot()
+    for actor in (factories.staff(direct_partner, "support_agent"),
+                  factories.staff(factories.PartnerFactory(), "admin_agent")):
+        with pytest.raises(PermissionDenied):
+            transfers.cancel_transfer_request(actor=actor, request_id=transfer.pk, now=now)
+    assert snapshot() == before
+
+
+def test_withdraw_and_decline_through_the_page(client, transfer, subs, target_sales, source_sales, customer, now):
+    detail = reverse("subscriptions:transfer-detail", args=[transfer.pk])
+    cancel = reverse("subscriptions:transfer-cancel", args=[transfer.pk])
+    # the source partner sees "Decline request", the target "Withdraw request"
+    client.force_login(source_sales)
+    assert "Decline request" in client.get(detail).content.decode()
+    client.force_login(target_sales)
+    assert "Withdraw request" in client.get(detail).content.decode()
+    # a stranger gets 404, a GET changes nothing
+    stranger = factories.staff(factories.PartnerFactory(), "admin_agent")
+    client.force_login(stranger)
+    assert client.post(cancel).status_code == 404
+    client.force_login(target_sales)
+    assert client.get(cancel).status_code == 302
+    transfer.refresh_from_db()
+    assert transfer.status == "pending"
+    # when the target withdraws it
+    response = client.post(cancel, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200 and "Transfer request withdrawn: nothing was transferred." in page
+    assert "Withdrawn (UTC)" in page and "Withdraw request" not in page
+    # and a second submit (double click, stale page) answers 409 and changes nothing
+    before = snapshot()
+    response = client.post(cancel)
+    assert response.status_code == 409 and "already cancelled" in response.content.decode()
+    assert snapshot() == before
+    # the source partner sees who ended it
+    client.force_login(source_sales)
+    assert f"withdrawn by {transfer.target_partner.name}" in client.get(detail).content.decode()
+
+
+@pytest.mark.rule("TF4")
+def test_tf4_a_tampered_pick_answers_409_and_moves_nothing(client, transfer, subs, source_sales):
+    client.force_login(source_sales)
+    before = snapshot()
+    response = client.post(reverse("subscriptions:transfer-detail", args=[transfer.pk]),
+                           {"subscriptions": [str(subs[0].pk), "not-a-uuid"]})
+    assert response.status_code == 409 and "reload the page" in response.content.decode()
+    assert snapshot() == before
+
+
+@pytest.mark.rule("TF4")
+@pytest.mark.rule("X1")
+def test_tf4_a_transferred_in_subscription_has_no_cancellation_window_with_its_new_partner(
+        transfer, subs, source_sales, target_sales, now):
+    # given a subscription just transferred in (the customer paid the previous partner for this term)
+    moved = transfers.complete_transfer(actor=source_sales, request_id=transfer.pk, subscription_ids=[subs[0].pk],
+                                        now=now)[0]
+    # then the new partner is not offered a cancellation, and the server refuses one: no refund of money it never got
+    verdict = actions.allowed_actions(moved, target_sales, now + timedelta(hours=1))["cancel"]
+    assert (verdict.allowed, verdict.rule) == (False, "TF4")
+    assert verdict.reason.startswith("This subscription was transferred in on 2026-11-25 12:00 UTC")
+    before = snapshot()
+    with pytest.raises(RuleViolation) as refused:
+        services.cancel_subscription(subscription_id=moved.pk, actor=target_sales, now=now + timedelta(hours=1))
+    assert refused.value.rule == "TF4"
+    assert snapshot() == before
+
+
+@pytest.mark.rule("TF2")
+def test_tf2_a_customer_already_served_needs_no_new_relationship_request(target_sales, target_partner, customer,
+                                                                          direct_partner, now):
+    # given the target partner already serves the same organisation (same tenant), from before
+    ours = factories.CustomerFactory(partner=target_partner, tenant_id=customer.tenant_id)
+    # when it files a transfer request / then it is accepted
+    transfer = transfers.file_transfer_request(actor=target_sales, customer=ours,
+                                               source_partner_id=direct_partner.partner_id,
+                                               notification_email="it@example.com", now=now)
+    assert (transfer.status, transfer.source_customer, transfer.target_customer) == ("pending", customer, ours)
+
+
+@pytest.mark.rule("TF1")
+@pytest.mark.parametrize("company_name, domain", [("Contoso", "nope"), ("Contoso", "a b.example"),
+                                                  ("x" * 201, "contoso.example"), ("Contoso", "-bad-.example"),
+                                                  ("", "contoso.example"), ("Contoso", "d" * 250 + ".example")])
+def test_tf1_a_relationship_request_needs_a_company_name_and_a_real_domain(target_sales, company_name, domain, now):
+    with pytest.raises(RuleViolation) as refused:
+        transfers.send_relationship_request(actor=target_sales, company_name=company_name, domain=domain, now=now)
+    assert refused.value.rule == "TF1"
+    assert not RelationshipRequest.objects.exists()
+
+
+@pytest.mark.rule("TF1")
+def test_tf1_a_second_pending_request_to_the_same_domain_is_refused(target_sales, now):
+    transfers.send_relationship_request(actor=target_sales, company_name="Contoso", domain="Contoso.example", now=now)
+    with pytest.raises(RuleViolation) as refused:
+        transfers.send_relationship_request(actor=target_sales, company_name="Contoso", domain="contoso.example",
+                                            now=now)
+    assert refused.value.conflict
+    assert RelationshipRequest.objects.count() == 1

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from catalog.models import UpgradePath
 from portal.rules import RuleViolation
-from subscriptions import upgrades
+from subscriptions import actions, services, upgrades
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
 from subscriptions.states import Status
@@ -219,10 +219,13 @@ def test_u5_full_upgrade_is_in_place_and_keeps_the_id(customer, sales, m365_e5, 
         m365_e5.pk, 10, Decimal("20.00"), "P1Y", date(2027, 10, 15), Status.ACTIVE)
     assert source.availability == factories.availability(m365_e5, "P1Y", "monthly")
     assert Subscription.objects.count() == 1
-    # the licenses are charged at the new price for the rest of the period: 20 × 10 × 21/30
-    [line] = BillingLine.objects.filter(subscription=source)
-    assert (line.amount, line.period_start, line.period_end) == (Decimal("140.00"), date(2026, 11, 25),
-                                                                 date(2026, 12, 15))
+    # the unused days of the old price are credited, 10 × 10 × 21/30, and the licenses are charged at the new
+    # price for the rest of the period: 20 × 10 × 21/30
+    credit, line = BillingLine.objects.filter(subscription=source).order_by("pk")
+    assert (credit.kind, credit.amount, credit.unit_price, credit.period_start, credit.period_end) == (
+        "upgrade_credit", Decimal("-70.00"), Decimal("10.00"), date(2026, 11, 25), date(2026, 12, 15))
+    assert (line.kind, line.amount, line.period_start, line.period_end) == (
+        "purchase", Decimal("140.00"), date(2026, 11, 25), date(2026, 12, 15))
     entry = AuditEntry.objects.get(subscription=source, action="subscription.upgraded")
     assert (entry.before["unit_price"], entry.after["sku"], entry.after["unit_price"]) == (
         "10.00", m365_e5.sku_id, "20.00")
@@ -236,13 +239,14 @@ def test_u5_full_upgrade_into_an_existing_subscription_adds_the_licenses_and_end
     Subscription.objects.filter(pk=existing.pk).update(billing_frequency="annual")
     # when all 10 licenses are upgraded into it
     result = upgrade(source, sales, m365_e5, quantity=10, term="P3Y", into=existing)
-    # then it holds 15 and keeps its term and billing frequency; the source ended without refund
+    # then it holds 15 and keeps its term and billing frequency; the source ended, its unused days credited
     existing.refresh_from_db()
     source.refresh_from_db()
     assert result.pk == existing.pk
     assert (existing.quantity, existing.term, existing.billing_frequency) == (15, "P1Y", "annual")
     assert (source.status, source.auto_renew) == (Status.DELETED, False)
-    assert not BillingLine.objects.filter(subscription=source).exists()
+    [credit] = BillingLine.objects.filter(subscription=source)
+    assert (credit.kind, credit.amount, credit.quantity) == ("upgrade_credit", Decimal("-70.00"), 10)
     assert AuditEntry.objects.filter(subscription=existing, action="subscription.upgrade_received").count() == 1
 
 
@@ -251,13 +255,16 @@ def test_u6_partial_upgrade_creates_a_coterminous_subscription_and_reduces_the_s
         customer, sales, m365_e5, source):
     # when 4 of the 10 licenses are upgraded into a new subscription
     created = upgrade(source, sales, m365_e5, quantity=4)
-    # then a new Microsoft 365 E5 subscription of 4 ends with the source; the source keeps 6, unrefunded
+    # then a new Microsoft 365 E5 subscription of 4 ends with the source; the source keeps 6, and the 4 moved
+    # licenses' unused days are credited on it: 10 × 4 × 21/30
     source.refresh_from_db()
     assert created.pk != source.pk
     assert (created.sku_id, created.quantity, created.term_end, created.status, created.unit_price) == (
         m365_e5.pk, 4, source.term_end, Status.ACTIVE, Decimal("20.00"))
     assert source.quantity == 6
-    assert not BillingLine.objects.filter(subscription=source).exists()
+    [credit] = BillingLine.objects.filter(subscription=source)
+    assert (credit.kind, credit.amount, credit.quantity, credit.explanation) == (
+        "upgrade_credit", Decimal("-28.00"), 4, "Credit for 4 upgraded license(s): 10.00 × 4 × 21/30 days")
     # its first charge is prorated over the source's current period: 20 × 4 × 21/30
     [line] = BillingLine.objects.filter(subscription=created)
     assert (line.amount, line.period_start, line.period_end) == (Decimal("56.00"), date(2026, 11, 25),
@@ -275,6 +282,55 @@ def test_u7_without_the_confirmation_nothing_changes(customer, sales, m365_e5, s
         upgrade(source, sales, m365_e5, quantity=4, confirmed=False)
     assert refused.value.rule == "U7"
     assert snapshot() == before
+
+
+@pytest.mark.rule("U7")
+def test_u7_a_full_upgrade_in_its_first_7_days_closes_the_cancellation_window(customer, sales, m365_e5):
+    # given E3 bought two days ago (2026-11-23 12:00 UTC): it could be cancelled until 2026-11-30 12:00 UTC
+    source = subscribe(customer, m365_e5.upgrade_sources.get().source, started=NOW - timedelta(days=2))
+    factories.SeatLotFactory(subscription=source, quantity=10, added_at=source.term_start,
+                             window_ends_at=source.term_start + timedelta(hours=168))
+    plan = upgrades.plan_upgrade(source, user=sales, target_sku_id=m365_e5.pk, quantity=10, term="P1Y",
+                                 billing_frequency="monthly", now=NOW)
+    # the preview warns that the upgrade closes the window
+    assert ("An upgrade can't be undone: this subscription can no longer be cancelled or have licenses removed once "
+            "it is upgraded (otherwise possible until 2026-11-30 12:00 UTC).") in plan.warnings
+    # when every license is upgraded in place
+    upgrade(source, sales, m365_e5)
+    source.refresh_from_db()
+    assert (source.sku, source.upgraded_at) == (m365_e5, NOW)
+    # then the upgrade can't be undone by cancelling, nor by removing licenses, even an hour later
+    later = NOW + timedelta(hours=1)
+    cancel = actions.allowed_actions(source, sales, later)["cancel"]
+    assert (cancel.allowed, cancel.rule, cancel.reason) == (
+        False, "U7", "This subscription was upgraded on 2026-11-25 12:00 UTC: an upgrade can't be undone and has no "
+                     "cancellation window. Turn auto-renew off so it ends with its term.")
+    assert not actions.allowed_actions(source, sales, later)["remove_licenses"].allowed
+    before = snapshot()
+    with pytest.raises(RuleViolation) as refused:
+        services.cancel_subscription(subscription_id=source.pk, actor=sales, now=later)
+    assert refused.value.rule == "U7"
+    assert snapshot() == before
+
+
+@pytest.mark.rule("U7")
+def test_u7_a_partial_upgrade_creates_a_subscription_without_a_cancellation_window(customer, sales, m365_e5):
+    # given E3 bought two days ago, still in its cancellation window
+    source = subscribe(customer, m365_e5.upgrade_sources.get().source, started=NOW - timedelta(days=2))
+    # when 4 of its licenses are upgraded into a new coterminous subscription
+    created = upgrade(source, sales, m365_e5, quantity=4)
+    # then the new subscription can't be cancelled, while the source keeps its own window
+    assert actions.allowed_actions(created, sales, NOW)["cancel"].rule == "U7"
+    assert actions.allowed_actions(Subscription.objects.get(pk=source.pk), sales, NOW)["cancel"].allowed
+
+
+@pytest.mark.rule("U7")
+@pytest.mark.rule("N3")
+def test_u7_the_renewal_after_an_upgrade_opens_a_new_window(customer, sales, m365_e5):
+    # given a subscription upgraded in place last year, renewed today
+    source = subscribe(customer, m365_e5, started=NOW - timedelta(hours=1), upgraded_at=NOW - timedelta(days=300))
+    # then the renewed term has its cancellation window again
+    assert actions.allowed_actions(source, sales, NOW)["cancel"].allowed
 
 
 @pytest.mark.rule("U8")

@@ -28,16 +28,16 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import (
     FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Cart, CartLine, Order, OrderLine, Product,
-    Publisher, Sku, Term,
+    Publisher, Sku, Term, bump_catalog_version,
 )
 from portal.models import Customer, Membership, Partner
 from subscriptions.dates import term_end_for
-from subscriptions.models import BillingLine, SeatLot, Subscription
+from subscriptions.models import BillingLine, SeatLot, Subscription, fill_list_names
 from subscriptions.states import LIVE_STATUSES, Status
 
 BATCH = 1000  # rows per INSERT; well under SQLite's 32,766 bound-parameter limit for these tables
@@ -112,6 +112,8 @@ class Command(BaseCommand):
         elapsed = time.perf_counter() - started
         summary = ", ".join(f"{n:,} {label}" for label, n in counts.items())
         self.stdout.write(self.style.SUCCESS(f"Seeded {summary} in {elapsed:.1f} s."))
+        fill_list_names(Subscription.objects.all())  # the lists' sort key: bulk_create does not call save()
+        connection.cursor().execute("ANALYZE")  # SQLite plans by statistics only once they are gathered
 
     # ------------------------------------------------------------------ the whole set
 
@@ -230,6 +232,7 @@ class Command(BaseCommand):
             availabilities += [Availability(sku=sku, term=t, billing_frequency=f, unit_price=p.quantize(Decimal("0.01")))
                                for t, f, p in options]
         _bulk(Availability, availabilities)
+        bump_catalog_version()  # bulk_create sends no signal: say the catalog changed (see CatalogVersion)
         by_sku: dict[int, list[Availability]] = {}
         for a in availabilities:
             by_sku.setdefault(a.sku_id, []).append(a)
