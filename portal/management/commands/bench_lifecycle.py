@@ -29,11 +29,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Product, Publisher, Sku, Term
+from portal.engine_process import run_engine
 from portal.models import Customer, Partner
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.lifecycle import due_subscription_ids, run_lifecycle
@@ -244,32 +245,19 @@ def queries_per_renewal(*, now: datetime, n: int = CALIBRATION_N, tag: str) -> f
         delete_bench_data(tag)
 
 
-def _run_engine_process(now: datetime, go, results) -> None:
-    """One engine in a forked process: its own connection, opened before the start signal."""
-    try:
-        connection.ensure_connection()
-        go.wait()
-        started, cpu = time.perf_counter(), time.process_time()
-        report = run_lifecycle(now)
-        results.put(("ok", asdict(report), (time.perf_counter() - started, time.process_time() - cpu)))
-    except BaseException as error:  # noqa: BLE001 (sent to the parent, which fails the bench)
-        results.put(("error", repr(error), (0.0, 0.0)))
-    finally:
-        connections.close_all()
-
-
 def run_engines(count: int, *, now: datetime):
     """Runs `count` engines at once (processes); returns (wall seconds, their reports)."""
     from subscriptions.lifecycle import LifecycleReport
 
-    context = multiprocessing.get_context("fork")
-    go, results = context.Event(), context.Queue()
-    # A forked child must not share the parent's connection: close it, each child opens its own.
-    connections.close_all()
-    processes = [context.Process(target=_run_engine_process, args=(now, go, results)) for _ in range(count)]
+    # Spawned processes (see portal/engine_process.py), each with its own connection to this database.
+    context = multiprocessing.get_context("spawn")
+    go, ready, results = context.Event(), context.Queue(), context.Queue()
+    name = connection.settings_dict["NAME"]
+    processes = [context.Process(target=run_engine, args=(now, go, ready, results, name)) for _ in range(count)]
     for process in processes:
         process.start()
-    time.sleep(0.5)  # let both connect before the clock starts
+    for _ in processes:
+        ready.get(timeout=120)  # each has started Django and connected: the clock starts for all at once
     started = time.perf_counter()
     go.set()
     outcomes = [results.get(timeout=3600) for _ in processes]
