@@ -4,9 +4,16 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from catalog.models import TERM_MONTHS, Availability, Term
+from django.db import connections
+
+from catalog.models import TERM_MONTHS, Availability, Sku, Term
 from portal.models import Customer
-from subscriptions.dates import add_months, is_last_day_of_month, last_day_of_month, term_end_for
+from subscriptions.dates import (
+    add_months,
+    is_last_day_of_month,
+    last_day_of_month,
+    term_end_for,
+)
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 
@@ -17,6 +24,16 @@ class AlignmentOption:
     label: str
 
 
+@dataclass(frozen=True, slots=True)
+class AlignableSubscription:
+    """What K11 reads of a subscription a line may end with: plain values, no model instances to build."""
+
+    pk: UUID
+    term_end: date
+    term: str
+    display_name: str
+
+
 def can_align(availability: Availability) -> bool:
     return can_align_sku(availability.sku)
 
@@ -25,15 +42,36 @@ def can_align_sku(sku) -> bool:
     return sku.is_license_based and sku.commerce == sku.Commerce.NEW and not sku.is_trial and not sku.is_isv
 
 
-def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[Subscription]:
-    """The customer's active, non-trial new-commerce subscriptions still in term: what a line may end with."""
-    return list(Subscription.objects.filter(
-        customer=customer, status=Status.ACTIVE, is_trial=False, sku__commerce="new", term_end__gte=today,
-    ).select_related("sku").order_by("term_end"))
+def _alignable_sql() -> str:
+    subscriptions, skus = Subscription._meta.db_table, Sku._meta.db_table
+    return (f"SELECT s.id, s.term_end, s.term, s.friendly_name, k.name FROM {subscriptions} s"
+            f" INNER JOIN {skus} k ON k.id = s.sku_id"
+            " WHERE s.customer_id = %s AND s.status = %s AND s.is_trial = %s AND k.commerce = %s AND s.term_end >= %s"
+            " ORDER BY s.term_end, s.id")
+
+
+def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[AlignableSubscription]:
+    """The customer's active, non-trial new-commerce subscriptions still in term: what a line may end with.
+
+    Ordered by end date, then pk: of two subscriptions ending the same day, the same one names the option every time.
+    Plain SQL, like `eligibility.buying_context`: building this query with the ORM cost more than running it.
+    """
+    connection = connections[Subscription.objects.db]
+    customer_id = customer.pk if isinstance(customer, Customer) else customer
+    params = [Customer._meta.pk.get_db_prep_value(customer_id, connection), Status.ACTIVE.value, False,
+              Sku.Commerce.NEW.value, connection.ops.adapt_datefield_value(today)]
+    # SQLite answers a UUID and a date with text, PostgreSQL with a UUID and a date: read them as the model does.
+    to_pk, to_date = Subscription._meta.pk.to_python, Subscription._meta.get_field("term_end").to_python
+    with connection.cursor() as cursor:
+        cursor.execute(_alignable_sql(), params)
+        rows = cursor.fetchall()
+    # The name is read as Subscription.display_name reads it: the friendly name, else the offer's.
+    return [AlignableSubscription(to_pk(pk), to_date(term_end), term, friendly_name or sku_name)
+            for pk, term_end, term, friendly_name, sku_name in rows]
 
 
 def alignment_options(customer: Customer, availability: Availability, today: date,
-                      subscriptions: list[Subscription] | None = None) -> list[AlignmentOption]:
+                      subscriptions: list[AlignableSubscription] | None = None) -> list[AlignmentOption]:
     """Every end date this line may take instead of its natural term end, earliest first.
 
     Pass `subscriptions` (from `alignable_subscriptions`) to price several lines with one query.
@@ -54,7 +92,30 @@ def renewal_alignment_options(subscription: Subscription, *, sku, term: str, sta
     return _options(term, starts_on, others)
 
 
-def _options(term: str, start: date, subscriptions: list[Subscription]) -> list[AlignmentOption]:
+class CartAlignment:
+    """K11 for the lines of one cart page: the customer's subscriptions read once (only if some line can align),
+    and each term's options worked out once, since a line's options depend only on its term (and today)."""
+
+    def __init__(self, customer: Customer, today: date):
+        self.customer = customer
+        self.today = today
+        self._subscriptions: list[AlignableSubscription] | None = None
+        self._by_term: dict[str, list[AlignmentOption]] = {}
+
+    def options(self, availability: Availability) -> list[AlignmentOption]:
+        """`alignment_options` of this line (the same list for every line with its term: don't change it)."""
+        if not can_align(availability):
+            return []
+        found = self._by_term.get(availability.term)
+        if found is None:
+            if self._subscriptions is None:
+                self._subscriptions = alignable_subscriptions(self.customer, self.today)
+            found = self._by_term[availability.term] = alignment_options(
+                self.customer, availability, self.today, self._subscriptions)
+        return found
+
+
+def _options(term: str, start: date, subscriptions: list[AlignableSubscription]) -> list[AlignmentOption]:
     """K11: month ends and other subscriptions' end dates within the first term that starts on `start`."""
     natural_end = term_end_for(start, TERM_MONTHS[term])
     options: dict[date, str] = {}

@@ -1,8 +1,9 @@
 """Cart services (K1, K4, K5, K11, K12). Each is one transaction and answers with RuleViolation."""
 
+import functools
 from datetime import date, datetime
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
@@ -38,17 +39,53 @@ _CART_FIELDS = tuple(f.attname for f in Cart._meta.concrete_fields)
 _RESELLER_FIELDS = tuple(f.attname for f in Partner._meta.concrete_fields if f.attname in {"id", "name", "partner_id"})
 
 
+@functools.cache
+def _open_cart_query(alias: str) -> tuple[str, list[tuple]]:
+    """The SQL of `open_cart_with_lines`, and each column's converters (what the ORM applies to a value it reads:
+    SQLite answers dates and times as text). Built once per database: composing this query with the ORM on every
+    request cost more than running it."""
+    connection = connections[alias]
+    columns = [("c", Cart, f) for f in _CART_FIELDS] + [("r", Partner, f) for f in _RESELLER_FIELDS] + [
+        ("l", CartLine, f) for f in _LINE_FIELDS]
+    converters = []
+    for _, model, attname in columns:
+        col = next(f for f in model._meta.concrete_fields if f.attname == attname).get_col(model._meta.db_table)
+        converters.append((connection.ops.get_db_converters(col) + col.get_db_converters(connection), col))
+    quote = connection.ops.quote_name
+    select = ", ".join(f"{table}.{quote(next(f for f in model._meta.concrete_fields if f.attname == attname).column)}"
+                       for table, model, attname in columns)
+    sql = (f"SELECT {select} FROM {quote(Cart._meta.db_table)} c"
+           f" LEFT OUTER JOIN {quote(Partner._meta.db_table)} r ON r.id = c.reseller_id"
+           f" LEFT OUTER JOIN {quote(CartLine._meta.db_table)} l ON l.cart_id = c.id"
+           " WHERE c.customer_id = %s AND c.owner_id = %s AND c.status = %s ORDER BY c.id, l.added_at, l.id")
+    return sql, converters
+
+
+def _open_cart_rows(customer: Customer, user) -> list[tuple]:
+    connection = connections[Cart.objects.db]
+    sql, converters = _open_cart_query(connection.alias)
+    params = [Customer._meta.pk.get_db_prep_value(customer.pk, connection), user.pk, Cart.Status.OPEN.value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converted = []
+    for row in rows:
+        values = []
+        for value, (column_converters, col) in zip(row, converters, strict=True):
+            for converter in column_converters:
+                value = converter(value, col, connection)
+            values.append(value)
+        converted.append(tuple(values))
+    return converted
+
+
 def open_cart_with_lines(customer: Customer, user, now: datetime, snapshot) -> tuple[Cart | None, list[CartLine]]:
     """The cart page's read: the user's open cart for this customer with its reseller and lines, in one query.
 
     The lines' offers come from the catalog snapshot (`catalog.listing.catalog_snapshot()`), not the database.
     Like `current_cart`, it expires the cart first if its time is up (K12).
     """
-    rows = list(
-        Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN)
-        .order_by("pk", "lines__added_at", "lines__id")
-        .values_list(*_CART_FIELDS, *(f"reseller__{f}" for f in _RESELLER_FIELDS), *(f"lines__{f}" for f in _LINE_FIELDS))
-    )
+    rows = _open_cart_rows(customer, user)
     if not rows:
         return None, []
     db, n_cart, n_reseller = Cart.objects.db, len(_CART_FIELDS), len(_RESELLER_FIELDS)

@@ -4,25 +4,27 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.middleware.csrf import get_token
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 
 from catalog import cart as cart_services
-from catalog.alignment import alignable_subscriptions, alignment_options, can_align
+from catalog.alignment import CartAlignment
 from catalog.checkout import attestation_text, line_first_charge, purchase
 from catalog.eligibility import buying_context, refusal
 from catalog.filters import offer_search
 from catalog.listing import OFFERS_PER_PAGE, BuyForm, cards_html, catalog_snapshot
-from catalog.models import Order
+from catalog.models import Order, OrderLine
 from portal import access
 from portal.access import Action
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.models import Partner
 from portal.pagination import SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
+from portal.templatetags.portal_tags import money, utc
 
 
 def _offer_page(request, customer):
@@ -103,7 +105,7 @@ def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=
         if lines is None:
             lines = cart_services.cart_lines(cart, snapshot or catalog_snapshot())
         snapshot = snapshot or catalog_snapshot()
-        alignable = alignable_subscriptions(customer, now.date()) if any(can_align(line.availability) for line in lines) else []
+        alignment = CartAlignment(customer, now.date())
         # The same eligibility rule the purchase applies, shown before the partner presses Purchase.
         ctx = buying_context(customer, member.partner)
         for line in lines:
@@ -111,10 +113,9 @@ def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=
             amount = line_first_charge(line, now.date())
             total += amount
             offer = snapshot.by_pk.get(line.availability.sku_id)
-            alignment = alignment_options(customer, line.availability, now.date(), alignable) if can_align(line.availability) else []
+            options = alignment.options(line.availability)
             rows.append({
-                "line": line, "total": amount, "alignment": alignment,
-                "alignment_html": _end_date_options(alignment, line.aligned_end_date),
+                "line": line, "total": amount, "alignment": options,
                 "error": (errors or {}).get(line.pk),
                 "refusal": refusal(offer.facts if offer else line.availability.sku, ctx),
             })
@@ -122,10 +123,12 @@ def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
         resellers = [link.reseller for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")]
     other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]
+    can_buy = access.permission(request.user, Action.BUY)
     # K5's additional resellers exist only for EU/EFTA customers: no query for the others.
     additional = list(cart.additional_resellers.select_related("partner")) if cart and customer.is_eu_efta else []
     return {
         "customer": customer, "section": "cart", "cart": cart, "lines": rows, "total": total,
+        "lines_html": _line_rows(customer, rows, can_buy, get_token(request)) if rows else "",
         "currency": rows[0]["line"].availability.currency if rows else "USD",
         "resellers": resellers, "partner": member.partner,
         "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
@@ -134,7 +137,7 @@ def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=
         if cart else None,
         "max_additional": cart_services.MAX_ADDITIONAL_RESELLERS,
         "attestation": attestation_text(cart) if cart else "", "other_errors": other_errors,
-        "can_buy": access.permission(request.user, Action.BUY),
+        "can_buy": can_buy,
         "expired_cart": None if cart else cart_services.last_expired_cart(customer, request.user),
     }
 
@@ -146,6 +149,90 @@ def _end_date_options(options, selected) -> SafeString:
     return mark_safe("".join(
         f'<option value="{option.end_date.isoformat()}" {"selected" if option.end_date == selected else ""}>'
         f"{html.escape(option.label)}</option>" for option in options))
+
+
+# The cart's line rows (K2), drawn here like the catalog's cards (catalog/listing.py): the template's loop cost more
+# than the rest of the page. The markup, whitespace included, is what the template's loop drew; every value is
+# escaped by format_html.
+_ROW_OPEN = ('\n  <tr data-line="{pk}">\n    <td><strong>{name}</strong><span class="why">{publisher}</span>\n'
+             '      {note}</td>\n    <td>{term}</td>\n    <td>{billing}</td>\n    <td class="num">{unit_price}</td>\n'
+             '    <td>\n      ')
+_ERROR = '<div class="field-error" role="alert">{}</div>\n      '
+_REFUSAL = '<div class="field-error" role="note">Can\'t be bought now: {}{}</div>'
+_REFUSAL_LINK = ' <a href="{}">{}</a>'
+_FORM_OPEN = '\n      <form class="row-actions" method="post" action="{}">\n        {}\n        '
+_QUANTITY = ('\n        <input type="number" name="quantity" value="{0}" min="1" aria-label="Quantity of {1}">'
+             '\n        ')
+_FIXED_QUANTITY = '<input type="hidden" name="quantity" value="{0}"><span>{0}</span>'
+_SELECT = ('\n        <select name="aligned_end_date" aria-label="End date of {}">\n'
+           '          <option value="">Full term</option>\n          {}\n        </select>\n        ')
+_UPDATE = '<button class="btn" type="submit">Update</button>'
+_FORM_CLOSE = '\n      </form>\n      '
+_ENDS = '<span class="why">Ends {} (UTC); the first term is prorated.</span>'
+_TRIAL = '{} trial licenses\n      '
+_USAGE = "Pay as you go: billed by usage"
+_FREE_TRIAL = '<span class="why">{}-day free trial</span>'
+_ROW_CLOSE = '\n    </td>\n    <td class="num">{total}</td>\n    <td>{remove}</td>\n  </tr>\n  '
+_REMOVE = ('<form method="post" action="{}">{}<button class="btn btn-subtle" type="submit" aria-label="Remove {}">'
+           'Remove</button></form>')
+_CSRF = '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+
+
+def _line_rows(customer, rows, can_buy, csrf_token: str) -> SafeString:
+    """The `<tr>`s of the cart's lines: quantity, K11's end date and the update and remove forms of each."""
+    csrf = format_html(_CSRF, csrf_token)
+    unselected: dict[int, SafeString] = {}
+    parts = []
+    for row in rows:
+        line, sku = row["line"], row["line"].availability.sku
+        availability = line.availability
+        if row["error"]:
+            note = format_html(_ERROR, row["error"].message)
+        elif row["refusal"]:
+            why = row["refusal"]
+            note = format_html(_REFUSAL, why.message, format_html(_REFUSAL_LINK, why.link, why.link_label) if why.link else "")
+        else:
+            note = ""
+        parts.append(format_html(
+            _ROW_OPEN, pk=line.pk, name=sku.name, publisher=sku.product.publisher.name, note=note,
+            term=availability.get_term_display(), billing=availability.get_billing_frequency_display(),
+            unit_price=money(availability.unit_price, availability.currency) if sku.is_license_based
+            else mark_safe('<span class="muted">pay as you go</span>')))
+        quantity_field = sku.is_license_based and not sku.is_trial
+        if quantity_field or row["alignment"]:
+            parts.append(format_html(
+                _FORM_OPEN, reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), csrf))
+            parts.append(format_html(_QUANTITY if quantity_field else _FIXED_QUANTITY, line.quantity, sku.name))
+            parts.append("\n        ")
+            if row["alignment"]:
+                if line.aligned_end_date is None:  # the lines of one term share their options' list, and this markup
+                    options = unselected.get(id(row["alignment"]))
+                    if options is None:
+                        options = unselected[id(row["alignment"])] = _end_date_options(row["alignment"], None)
+                else:
+                    options = _end_date_options(row["alignment"], line.aligned_end_date)
+                parts.append(format_html(_SELECT, sku.name, options))
+            parts.append("\n        ")
+            if can_buy:
+                parts.append(_UPDATE)
+            parts.append(_FORM_CLOSE)
+            if line.aligned_end_date:
+                parts.append(format_html(_ENDS, utc(line.aligned_end_date)))
+            parts.append("\n      ")
+        elif sku.is_trial:
+            parts.append(format_html(_TRIAL, line.quantity))
+        else:
+            parts.append(_USAGE)
+        if sku.is_license_based:
+            total = money(row["total"], availability.currency)
+            if sku.free_trial_days and sku.is_isv:
+                total = format_html("{}{}", total, format_html(_FREE_TRIAL, sku.free_trial_days))
+        else:
+            total = mark_safe('<span class="muted">by usage</span>')
+        remove = format_html(_REMOVE, reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), csrf,
+                             sku.name) if can_buy else ""
+        parts.append(format_html(_ROW_CLOSE, total=total, remove=remove))
+    return mark_safe("".join(parts))  # every part above is escaped markup
 
 
 def cart_detail(request, customer_id):
@@ -272,14 +359,49 @@ def order_list(request, customer_id):
 
 
 def order_detail(request, customer_id, order_id):
-    customer = access.get_customer(request.user, customer_id)
-    order = access.get_order(request.user, customer, order_id)
-    lines = order.lines.select_related("sku", "subscription__sku")  # only what the page shows: fewer joins and rows
-    context = {"customer": customer, "order": order, "lines": lines, "section": "orders",
+    # The order comes with its lines, in one query: each line joins its order (with the customer, who placed it and
+    # the reseller), its offer and its subscription. Scoped as access.get_customer and get_order would: the partner's
+    # orders (a reseller's: those it is reseller of), of this customer; outside them, 404.
+    order_scope = access.orders_for(request.user).filter(customer_id=customer_id, pk=order_id)
+    lines = list(OrderLine.objects.filter(order__in=order_scope).select_related(
+        "order__customer", "order__placed_by", "order__reseller", "sku", "subscription__sku"))
+    if lines:
+        order = lines[0].order
+    else:  # an order without lines (none is placed so): the order alone
+        order = get_object_or_404(order_scope.select_related("customer", "placed_by", "reseller"))
+    customer = order.customer
+    context = {"customer": customer, "order": order, "line_rows": _order_line_rows(customer, lines), "section": "orders",
                "additional": order.additional_resellers.select_related("partner")}
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)
+
+
+def _order_line_rows(customer, lines) -> str:
+    """The order's table rows. Written here, not by a template loop (its lookups and filters per cell cost more than
+    the rest of the page); every value from the database is escaped."""
+    rows = []
+    for line in lines:
+        currency = line.currency
+        aligned = f'<span class="why">aligned to end {utc(line.aligned_end_date)}</span>' if line.aligned_end_date else ""
+        fulfilled = f'<span class="why">{utc(line.fulfilled_at)}</span>' if line.fulfilled_at else ""
+        subscription = getattr(line, "subscription", None)
+        if line.status == OrderLine.Status.FULFILLED and subscription is not None:
+            url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+            link = (f'<a href="{url}">{html.escape(subscription.display_name)}</a> '
+                    f'<span class="badge badge-{html.escape(subscription.status)}">'
+                    f'{html.escape(subscription.get_status_display())}</span>')
+        else:
+            link = '<span class="muted">Being created…</span>'
+        rows.append(
+            f'\n    <tr data-line="{line.pk}"><td>{html.escape(line.sku.name)}</td>'
+            f'<td>{html.escape(line.get_term_display())}{aligned}</td><td>{html.escape(line.get_billing_frequency_display())}</td>'
+            f'\n      <td class="num">{line.quantity}</td><td class="num">{html.escape(money(line.unit_price, currency))}</td>'
+            f'<td class="num">{html.escape(money(line.line_total, currency))}</td>'
+            f'\n      <td><span class="badge badge-{html.escape(line.status)}">{html.escape(line.get_status_display())}</span>'
+            f'{fulfilled}</td>\n      <td>{link}</td></tr>\n    '
+        )
+    return mark_safe("".join(rows))
 
 
 def all_orders(request):

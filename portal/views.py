@@ -5,8 +5,7 @@ from html import escape
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Q, StringAgg, Subquery, Value
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -85,21 +84,35 @@ def customer_list(request):
         customers = customers.filter(segment=segment)
     if country in COUNTRY_NAMES:
         customers = customers.filter(billing_country=country)
-    # Counted per shown customer (a correlated subquery on the (customer, status) index), not by
-    # joining every subscription of the partner before the page is cut.
-    live = (access.subscriptions_for(request.user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
-            .values("customer").annotate(n=Count("pk")).values("n"))
+    # Live subscriptions counted per shown customer (a correlated subquery on the (customer, status) index, COUNT(*)
+    # so the index alone answers it), not by joining every subscription of the partner before the page is cut. The
+    # pagination's count and the filter's countries come in the same query as scalar subqueries: one query a page.
+    live = access.subscriptions_for(request.user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES)
+    partner_customers = access.customers_for(request.user)
     # Plain values, not model instances: the table needs nothing else of a customer.
-    customers = customers.annotate(live_subscriptions=Coalesce(Subquery(live), 0)).order_by("company_name").values(
-        "pk", "company_name", "domain", "segment", "billing_country", "reseller__name", "live_subscriptions")
-    page = SmallListPaginator(customers, 25).get_page(request.GET.get("page"))
-    countries = sorted(access.customers_for(request.user).order_by().values_list("billing_country", flat=True).distinct())
+    customers = customers.annotate(
+        live_subscriptions=_aggregate_of(live, Count("*")), total=_aggregate_of(customers, Count("*")),
+        countries=_aggregate_of(partner_customers, StringAgg("billing_country", Value(","), distinct=True)),
+    ).order_by("company_name").values("pk", "company_name", "domain", "segment", "billing_country", "reseller__name",
+                                      "live_subscriptions", "total", "countries")
+    page = SmallListPaginator(customers, 25, count_field="total").get_page(request.GET.get("page"))
+    if page.object_list:
+        countries = page.object_list[0]["countries"].split(",")
+    else:
+        countries = partner_customers.order_by().values_list("billing_country", flat=True).distinct()
+    countries = sorted(countries)
     context = {
         "page": page, "q": q, "segment": segment, "country": country, "rows": customer_rows(page.object_list),
         "segments": Customer.Segment.choices, "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
     }
     template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
     return render(request, template, context)
+
+
+def _aggregate_of(queryset, aggregate):
+    """`aggregate` over the whole `queryset`, as a scalar subquery (one row: grouped by a constant, which is no group)."""
+    return Subquery(queryset.order_by().annotate(_whole=Value(1)).values("_whole").annotate(value=aggregate)
+                    .values("value"))
 
 
 def customer_rows(customers: list[dict]) -> str:

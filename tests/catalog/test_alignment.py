@@ -3,17 +3,23 @@ purchase when not allowed. Today is 2026-11-25, so a P1M line naturally ends 202
 2027-11-24. The prorated first charge of an aligned line is in tests/subscriptions/test_fulfillment.py."""
 
 from datetime import date
+from uuid import UUID
 
 import pytest
 
 from catalog import cart as cart_services
-from catalog.alignment import AlignmentOption, alignment_allowed, alignment_options
+from catalog.alignment import (
+    AlignmentOption,
+    CartAlignment,
+    alignable_subscriptions,
+    alignment_allowed,
+    alignment_options,
+)
 from catalog.checkout import purchase
 from catalog.models import CartLine, Order
 from portal.rules import RuleViolation, RuleViolations
 from subscriptions.states import Status
 from tests import factories
-
 
 MONTH_ENDS_IN_A_YEAR = [date(2026, 11, 30), date(2026, 12, 31), date(2027, 1, 31), date(2027, 2, 28),
                         date(2027, 3, 31), date(2027, 4, 30), date(2027, 5, 31), date(2027, 6, 30), date(2027, 7, 31),
@@ -226,3 +232,57 @@ def test_k11_alignment_target_cancelled_before_purchase_is_refused_at_purchase(c
     # then the line is refused and nothing is bought
     assert {pk: v.rule for pk, v in refused.value.violations.items()} == {line.pk: "K11"}
     assert not Order.objects.exists()
+
+
+@pytest.mark.rule("K11")
+def test_k11_of_two_subscriptions_ending_the_same_day_the_lower_pk_names_the_option(customer, e3, now):
+    # given two annual subscriptions ending on the same day, the one with the higher pk created first
+    subscription(customer, "Project Plan 3", "P1Y", date(2027, 3, 15), id=UUID(int=2))
+    subscription(customer, "Visio Plan 2", "P1Y", date(2027, 3, 15), id=UUID(int=1))
+    # when the end dates a P1Y line may align to are listed
+    options = alignment_options(customer, factories.availability(e3, "P1Y", "monthly"), now.date())
+    # then the date is offered once, named after the lower pk whatever the order they were written in
+    assert [o for o in options if o.end_date == date(2027, 3, 15)] == [
+        AlignmentOption(date(2027, 3, 15), "With Visio Plan 2 (2027-03-15)")]
+
+
+@pytest.mark.rule("K11")
+def test_k11_targets_are_named_by_their_friendly_name_else_their_offer(customer, now):
+    # given two alignable subscriptions, one with a friendly name
+    subscription(customer, "Visio Plan 2", "P1Y", date(2027, 3, 15), friendly_name="Design team")
+    plain = subscription(customer, "Project Plan 3", "P1M", date(2026, 12, 15))
+    # when the customer's alignment targets are read
+    targets = alignable_subscriptions(customer.pk, now.date())
+    # then each carries what K11 reads, earliest end first
+    assert [(t.term_end, t.term, t.display_name) for t in targets] == [
+        (date(2026, 12, 15), "P1M", "Project Plan 3"), (date(2027, 3, 15), "P1Y", "Design team")]
+    assert targets[0].pk == plain.pk
+
+
+@pytest.mark.rule("K11")
+def test_k11_cart_page_reads_the_targets_once_and_gives_each_line_its_terms_options(
+        customer, e3, estate, now, django_assert_num_queries):
+    # given lines of three terms, two of them annual, and a usage-based line
+    annual, monthly = factories.availability(e3, "P1Y", "monthly"), factories.availability(e3, "P1M")
+    annual_billed_yearly, triennial = factories.availability(e3, "P1Y", "annual"), factories.availability(e3, "P3Y", "annual")
+    usage = factories.availability(factories.SkuFactory(usage=True))
+    alignment = CartAlignment(customer, now.date())
+    # when each line's options are asked for
+    with django_assert_num_queries(1):
+        found = [alignment.options(a) for a in (annual, monthly, annual_billed_yearly, triennial, usage)]
+    # then they are the rule's, the subscriptions read once for all of them
+    assert found == [alignment_options(customer, a, now.date())
+                     for a in (annual, monthly, annual_billed_yearly, triennial, usage)]
+    assert found[0] is found[2]
+    assert found[4] == []
+
+
+@pytest.mark.rule("K11")
+def test_k11_cart_page_reads_no_targets_when_no_line_can_align(customer, estate, now, django_assert_num_queries):
+    # given only a trial and an ISV line
+    lines = [factories.availability(factories.SkuFactory(trial=True), "P1M"),
+             factories.availability(factories.SkuFactory(isv=True))]
+    alignment = CartAlignment(customer, now.date())
+    # when their options are asked for, then there are none and nothing is read
+    with django_assert_num_queries(0):
+        assert [alignment.options(a) for a in lines] == [[], []]

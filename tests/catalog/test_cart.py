@@ -497,3 +497,37 @@ def test_k12_changing_an_expired_cart_is_a_conflict(customer, sales, now):
     assert (refused.value.rule, refused.value.conflict) == ("K12", True)
     line.refresh_from_db()
     assert line.quantity == 3
+
+
+# K2 Review: the line rows (drawn in catalog/views.py) ---------------------------------------------------
+
+
+@pytest.mark.rule("K2")
+@pytest.mark.rule("K11")
+def test_k2_cart_page_rows_show_each_kind_of_line(client, customer, sales, now):
+    # given an aligned annual line of an offer with markup in its name, a trial and a usage-based line
+    e3 = factories.SkuFactory(name="E3 <Plus> & more")
+    factories.SubscriptionFactory(customer=customer, sku=factories.SkuFactory(name="Visio <2>"),
+                                  availability=factories.availability(factories.SkuFactory(), "P1Y"),
+                                  term_end=now.date() + timedelta(days=40))
+    visio_end = now.date() + timedelta(days=40)
+    aligned = add(customer, sales, factories.availability(e3, "P1Y"), 3, now, aligned_end_date=visio_end)
+    trial = add(customer, sales, factories.availability(factories.SkuFactory(trial=True), "P1M"), 1, now)
+    usage = add(customer, sales, factories.availability(factories.SkuFactory(usage=True, name="Azure"), "P1M"), 1, now)
+    # when the cart is reviewed
+    client.force_login(sales)
+    page = client.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
+    # then the aligned line keeps its quantity field and its chosen end date, with every name escaped
+    update = reverse("catalog:cart-line-update", args=[customer.pk, aligned.pk])
+    assert f'<tr data-line="{aligned.pk}">\n    <td><strong>E3 &lt;Plus&gt; &amp; more</strong>' in page
+    assert f'<form class="row-actions" method="post" action="{update}">' in page
+    assert ('<input type="number" name="quantity" value="3" min="1" aria-label="Quantity of E3 &lt;Plus&gt; &amp; more">'
+            in page)
+    assert f'<option value="{visio_end:%Y-%m-%d}" selected>With Visio &lt;2&gt; ({visio_end:%Y-%m-%d})</option>' in page
+    assert page.count(" selected>") == 1
+    assert f'<span class="why">Ends {visio_end:%Y-%m-%d} (UTC); the first term is prorated.</span>' in page
+    # and the trial and usage-based lines show what they are, with no form to change them
+    assert f'<tr data-line="{trial.pk}">' in page and "      25 trial licenses\n      \n    </td>" in page
+    assert f'<tr data-line="{usage.pk}">' in page and "<td>\n      Pay as you go: billed by usage\n    </td>" in page
+    assert page.count('<form class="row-actions"') == 1
+    assert page.count('aria-label="Remove ') == 3

@@ -376,3 +376,44 @@ def test_customer_list_rows_escape_what_partners_typed(client, sales, direct_par
     assert "<script>x" not in page and "<i>Adatum" not in page and "a<b>" not in page
     assert ('">&lt;script&gt;x&lt;/script&gt; &amp; Co</a><span class="why">a&lt;b&gt;.example</span></td>' in page)
     assert "<td>&lt;i&gt;Adatum&lt;/i&gt;</td>" in page
+
+
+def test_customer_list_pages_count_from_their_own_rows_in_one_query(client, sales, direct_partner, now):
+    # given 27 customers (a full first page of 25 and a second of 2) in two countries
+    for i in range(27):
+        factories.CustomerFactory(partner=direct_partner, company_name=f"Customer {i:02d}",
+                                  billing_country="DE" if i % 2 else "US")
+    client.force_login(sales)
+    url = reverse("portal:customer-list")
+    client.get(url)  # warm-up: session and user
+    # when the first, the second and a page past the end are opened
+    customer_table = lambda queries: [q for q in queries.captured_queries if 'FROM "portal_customer"' in q["sql"]]
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get(url).content.decode()
+    first_queries = customer_table(queries)  # now: the next request resets the log
+    with CaptureQueriesContext(connection) as queries:
+        second = client.get(url, {"page": "2"}).content.decode()
+    second_queries = customer_table(queries)
+    past = client.get(url, {"page": "9"}).content.decode()
+    # then each page says the total and lists its own rows, in one query of the customers' table each
+    names = lambda page: re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+    assert "Page 1 of 2 · 27 in all" in first and names(first) == [f"Customer {i:02d}" for i in range(25)]
+    assert "Page 2 of 2 · 27 in all" in second and names(second) == ["Customer 25", "Customer 26"]
+    assert names(past) == ["Customer 25", "Customer 26"]
+    # and the country filter still offers every country of the partner
+    assert re.findall(r'<option value="([A-Z]{2})"', first) == ["DE", "US"]
+    assert len(first_queries) == 1
+    assert len(second_queries) == 1
+
+
+def test_customer_list_with_no_match_still_offers_every_country(client, sales, direct_partner, now):
+    # given customers in two countries
+    factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE")
+    factories.CustomerFactory(partner=direct_partner, company_name="Contoso Ltd", billing_country="GB")
+    client.force_login(sales)
+    # when the search matches none of them
+    page = client.get(reverse("portal:customer-list"), {"q": "no such company"}).content.decode()
+    # then the page says so, counts nothing and the country filter still lists both countries
+    assert "No customer matches these filters." in page
+    assert "in all" not in page
+    assert re.findall(r'<option value="([A-Z]{2})"', page) == ["DE", "GB"]
