@@ -83,8 +83,9 @@ bench-lifecycle: $(VENV)/.installed postgres | var
 	rm -f $(BENCH_LIFECYCLE_DB) $(BENCH_LIFECYCLE_DB)-wal $(BENCH_LIFECYCLE_DB)-shm
 	DATABASE_URL=sqlite:///$(BENCH_LIFECYCLE_DB) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=sqlite:///$(BENCH_LIFECYCLE_DB) $(BENCH_ENV) $(PY) manage.py bench_lifecycle --output bench-lifecycle.json
-	@runuser -u postgres -- psql -qAtc "select 1 from pg_database where datname='$(PG_BENCH_DB)'" | grep -q 1 || \
-		runuser -u postgres -- createdb -O csp_portal $(PG_BENCH_DB)
+	@# A fresh database each time, like the SQLite one: nothing left from an earlier schema or run.
+	runuser -u postgres -- dropdb --if-exists $(PG_BENCH_DB)
+	runuser -u postgres -- createdb -O csp_portal $(PG_BENCH_DB)
 	DATABASE_URL=$(PG_BENCH_URL) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=$(PG_BENCH_URL) $(BENCH_ENV) $(PY) manage.py bench_lifecycle --engines 2 --output bench-lifecycle.json
 

@@ -358,20 +358,35 @@ def order_list(request, customer_id):
     return render(request, "catalog/order_list.html", {"customer": customer, "page": page, "section": "orders"})
 
 
+# What the order page shows of each row it joins (reading only these keeps the wide join cheap to build).
+ORDER_PAGE_FIELDS = (
+    "order_id", "sku_id", "status", "term", "billing_frequency", "quantity", "unit_price", "currency", "first_charge",
+    "aligned_end_date", "fulfilled_at",
+    "order__status", "order__total", "order__currency", "order__created_at", "order__attested_as",
+    "order__customer__company_name", "order__customer__billing_country", "order__customer__partner_id",
+    "order__placed_by__username", "order__placed_by__first_name", "order__placed_by__last_name",
+    "order__reseller__name", "order__reseller__partner_id",
+    "sku__name", "subscription__status", "subscription__friendly_name", "subscription__customer_id",
+    "subscription__sku__name",
+)
+
+
 def order_detail(request, customer_id, order_id):
     # The order comes with its lines, in one query: each line joins its order (with the customer, who placed it and
     # the reseller), its offer and its subscription. Scoped as access.get_customer and get_order would: the partner's
     # orders (a reseller's: those it is reseller of), of this customer; outside them, 404.
     order_scope = access.orders_for(request.user).filter(customer_id=customer_id, pk=order_id)
     lines = list(OrderLine.objects.filter(order__in=order_scope).select_related(
-        "order__customer", "order__placed_by", "order__reseller", "sku", "subscription__sku"))
+        "order__customer", "order__placed_by", "order__reseller", "sku", "subscription__sku").only(*ORDER_PAGE_FIELDS))
     if lines:
         order = lines[0].order
     else:  # an order without lines (none is placed so): the order alone
         order = get_object_or_404(order_scope.select_related("customer", "placed_by", "reseller"))
     customer = order.customer
+    # K5: only an EU/EFTA customer's order can name additional resellers (the cart refuses them otherwise).
+    additional = order.additional_resellers.select_related("partner") if customer.is_eu_efta else []
     context = {"customer": customer, "order": order, "line_rows": _order_line_rows(customer, lines), "section": "orders",
-               "additional": order.additional_resellers.select_related("partner")}
+               "additional": additional}
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)

@@ -1005,3 +1005,16 @@ def test_order_detail_query_count_does_not_grow_with_the_lines(signed_in, sales,
     # then the page costs the same number of queries, within the budget
     assert many == few
     assert many <= QUERY_BUDGET
+
+
+@pytest.mark.rule("K5")
+def test_order_detail_shows_an_eu_customers_additional_resellers(signed_in, sales, direct_partner):
+    # given an order of an EU customer with an additional reseller (K5)
+    customer = factories.CustomerFactory(partner=direct_partner, billing_country="DE")
+    order = factories.OrderFactory(customer=customer, placed_by=sales, completed=True)
+    extra = factories.PartnerFactory(name="Litware EU", partner_id="7654321")
+    OrderAdditionalReseller.objects.create(order=order, partner=extra, position=1)
+    add_fulfilled_lines(order, 1)
+    # when the order is opened / then the reseller is listed
+    page = signed_in.get(reverse("catalog:order-detail", args=[customer.pk, order.pk])).content.decode()
+    assert "<dt>Additional resellers</dt><dd>Litware EU (7654321)</dd>" in page
