@@ -58,6 +58,23 @@ class UpgradeTarget:
     sku: Sku
     availabilities: list[Availability]
     existing: list[ExistingTarget]
+    source_term: str = ""
+
+    @property
+    def sold(self) -> list[Availability]:
+        """U4: what the form offers: the target's terms no shorter than the source's, each with its frequencies
+        (the server checks the pair again)."""
+        shortest = TERM_MONTHS.get(self.source_term, 0)
+        return [a for a in self.availabilities if TERM_MONTHS[a.term] >= shortest]
+
+    @property
+    def terms(self) -> list[tuple[str, str]]:
+        return [(t, Term(t).label) for t in Term.values if any(a.term == t for a in self.sold)]
+
+    @property
+    def frequencies(self) -> list[tuple[str, str]]:
+        return [(f, BillingFrequency(f).label) for f in BillingFrequency.values
+                if any(a.billing_frequency == f for a in self.sold)]
 
 
 def _existing_of(source: Subscription, sku_id):
@@ -76,7 +93,7 @@ def upgrade_targets(subscription: Subscription, *, now: datetime) -> list[Upgrad
              .order_by("target__name"))
     return [
         UpgradeTarget(
-            sku=path.target, availabilities=list(path.target.availabilities.all()),
+            sku=path.target, availabilities=list(path.target.availabilities.all()), source_term=subscription.term,
             existing=[ExistingTarget(e, existing_reason(e, subscription, now))
                       for e in _existing_of(subscription, path.target_id)],
         )

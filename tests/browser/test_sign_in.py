@@ -26,6 +26,7 @@ def test_anonymous_visit_signs_in_lands_on_home_and_signs_out(page: Page, live_s
     expect(page.get_by_role("heading", level=1)).to_have_text("Good to see you, Pat")
     expect(page.locator("main")).to_contain_text("Contoso Direct · Direct-bill partner")
     expect(page.locator(".user-partner")).to_have_text("Contoso Direct · Sales agent")
+    expect(page.locator(".user-partner")).to_have_attribute("title", re.compile(r"^PartnerID \d+$"))
 
     page.get_by_role("button", name="Sign out").click()
 

@@ -455,3 +455,10 @@ def test_cancelling_removes_the_next_charge_instruction(customer, sales, e3, now
     # then no instruction is left for the engine to drop later
     sub.refresh_from_db()
     assert (sub.status, sub.next_charge_frequency, sub.next_charge_on) == (Status.DELETED, "", None)
+
+
+def test_a_cancelled_subscription_shows_no_next_charge(client, customer, sales, e3):
+    sub = subscribe(customer, e3, status=Status.DELETED)
+    client.force_login(sales)
+    page = client.get(url("detail", sub)).content.decode()
+    assert "<dt>Next charge</dt><dd>None: the subscription is deleted</dd>" in page

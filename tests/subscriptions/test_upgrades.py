@@ -7,6 +7,7 @@ window): its current billing period is 2026-11-16..2026-12-15 (30 days), of whic
 (21 days) are still to come. The target, Microsoft 365 E5, costs 20.00 a license a month (P1Y).
 """
 
+import re
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
@@ -486,3 +487,13 @@ def test_page_another_partners_subscription_answers_404(signed_in, m365_e5, o365
     theirs = subscribe(factories.CustomerFactory(), o365_e3)
     assert signed_in.get(url(theirs)).status_code == 404
     assert signed_in.post(url(theirs), {"target": m365_e5.pk, "quantity": "4", "confirm": "yes"}).status_code == 404
+
+
+@pytest.mark.rule("U4")
+def test_page_offers_only_the_targets_terms_no_shorter_than_the_source(signed_in, m365_e5, source):
+    # given E5 sold for 1 month, 1 year and 3 years, and a 1-year source
+    html = signed_in.get(url(source)).content.decode()
+    form = html[html.index('aria-label="Upgrade to Microsoft 365 E5"'):]
+    term_select = form[form.index('<select name="term">'):form.index("</select>")]
+    # then the form offers 1 year and 3 years, not the 1-month term the server would refuse (U4)
+    assert re.findall(r'<option value="(\w+)"', term_select) == ["P1Y", "P3Y"]
