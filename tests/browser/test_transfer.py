@@ -83,6 +83,11 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     pick.get_by_label("Microsoft 365 E3").check()
     page.screenshot(path=f"{SHOTS_DIR}/transfer-pick.png", full_page=True)
     pick.get_by_role("button", name="Transfer selected subscriptions").click()
+    # a transfer can't be undone: a native dialog asks first
+    confirm = page.get_by_role("dialog", name="Transfer the selected subscriptions to Northwind Cloud?")
+    expect(confirm).to_be_visible()
+    assert Subscription.objects.get(pk=e3.pk).status == Status.ACTIVE  # nothing yet
+    confirm.get_by_role("button", name="Yes, transfer").click()
 
     # TF4: done in one go: the request is completed, the subscription listed as transferred
     expect(page.locator(".messages [role=status]").first).to_have_text(
