@@ -20,6 +20,8 @@ from .pricing import Charge
 from .services import first_charge, renewal_upgrade_reassignment, renewal_values
 from .states import Status
 
+TRIAL_LICENSES = 25  # TR1, TR7: a trial converts with its 25 licenses unless a quantity was scheduled (TR8)
+
 WINDOWS = (30, 60, 90)
 DEFAULT_WINDOW = 30
 PAGE_SIZE = 50
@@ -145,4 +147,51 @@ def renewals_page(subscriptions: QuerySet, number):
     """A page (50 rows) of these subscriptions, each as a RenewalRow."""
     page = SmallListPaginator(subscriptions, PAGE_SIZE).get_page(number)
     page.object_list = _rows(page.object_list)
+    return page
+
+
+# --- Trials ending in the window (TR1, R4) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """A new-commerce trial ending in the window, and what it becomes: with auto-renew on it converts at its end
+    (R4: to the paid offer, or to what the trial panel scheduled, TR3/TR8); with it off it ends (TR1)."""
+
+    subscription: Subscription
+    converts_to: str  # "" when it ends
+    quantity: int
+
+    @property
+    def lock_day(self) -> date:
+        return self.subscription.term_end + timedelta(days=1)
+
+    @property
+    def lock_point(self) -> datetime:
+        return start_of_day(self.lock_day)
+
+
+def ending_trials(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
+    """Active new-commerce trials (not ISV free trials, S4) whose term ends in the window."""
+    return (subscriptions.filter(_in_window(today, days), status=Status.ACTIVE, is_trial=True,
+                                 sku__product__publisher__is_microsoft=True)
+            .select_related("customer", "sku__trial_of")
+            .prefetch_related(Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related(
+                "target_sku")))
+            .order_by("term_end", "customer__company_name", "pk"))
+
+
+def _trial_row(trial: Subscription) -> TrialRow:
+    changes = list(trial.scheduled_changes.all())
+    target = next((c.target_sku for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id),
+                  None) or trial.sku.trial_of
+    quantity = next((c.quantity for c in changes if c.kind == ScheduledChange.Kind.QUANTITY and c.quantity),
+                    TRIAL_LICENSES)
+    converts_to = target.name if trial.auto_renew and target is not None else ""
+    return TrialRow(subscription=trial, converts_to=converts_to, quantity=quantity)
+
+
+def trials_page(trials: QuerySet, number):
+    page = SmallListPaginator(trials, PAGE_SIZE).get_page(number)
+    page.object_list = [_trial_row(trial) for trial in page.object_list]
     return page

@@ -156,5 +156,7 @@ def renewals(request):
                                            request.GET.get("page")),
         "ending": renewal_rows.renewals_page(renewal_rows.ending_subscriptions(scoped, today=today, days=days),
                                              request.GET.get("ending_page")),
+        "trials": renewal_rows.trials_page(renewal_rows.ending_trials(scoped, today=today, days=days),
+                                           request.GET.get("trials_page")),
     }
     return render(request, "subscriptions/renewals.html", context)

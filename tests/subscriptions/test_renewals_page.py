@@ -150,6 +150,36 @@ def test_only_active_paid_subscriptions_renew_and_pending_ones_stay_listed(signe
     assert suspended[5] == "Suspended will be disabled"
 
 
+@pytest.mark.rule("TR1")
+@pytest.mark.rule("R4")
+def test_trials_ending_in_the_window_say_what_they_become(signed_in, customer):
+    # given three new-commerce trials ending in the window: converting by default, converting to a scheduled
+    # higher offer with 10 licenses (TR3, TR8), and one with auto-renew off; and an ISV free trial (S4, not listed)
+    paid = factories.SkuFactory(name="Microsoft 365 E3")
+    e5 = factories.SkuFactory(name="Microsoft 365 E5")
+    trial_sku = factories.SkuFactory(name="E3 Trial", trial=True, trial_of=paid)
+    default = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 1),
+                                            friendly_name="Default")
+    scheduled = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True,
+                                              term_end=date(2026, 12, 2), friendly_name="Scheduled")
+    factories.ScheduledChangeFactory(subscription=scheduled, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
+                                     target_sku=e5)
+    factories.ScheduledChangeFactory(subscription=scheduled, kind=ScheduledChange.Kind.QUANTITY, quantity=10)
+    factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 3),
+                                  friendly_name="Off", auto_renew=False)
+    isv = factories.SkuFactory(name="Backup free trial", isv=True)
+    factories.SubscriptionFactory(customer=customer, sku=isv, trial=True, term_end=date(2026, 12, 4))
+    page = signed_in.get(URL).content.decode()
+    # then they are listed with what they become, and none of them under "Renewing"
+    assert [row[1:3] + row[4:7] for row in rows(page, "trials")] == [
+        ["Default", "2026-12-01", "Converts to Microsoft 365 E3", "25", "On"],
+        ["Scheduled", "2026-12-02", "Converts to Microsoft 365 E5", "10", "On"],
+        ["Off", "2026-12-03", "Ends", "—", "Off"]]
+    assert rows(page, "renewing") == []
+    convert = reverse("subscriptions:subscription-convert", args=[customer.pk, default.pk])
+    assert f'href="{convert}"' in section(page, "trials")
+
+
 def test_ending_without_renewal_rows(signed_in, customer):
     subscription = subscribe(customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4)
     page = signed_in.get(URL).content.decode()
@@ -166,6 +196,7 @@ def test_empty_states(signed_in, customer):
     page = signed_in.get(URL).content.decode()
     assert "No subscription renews in the next 30 days." in text(page)
     assert "Nothing ends without renewal in the next 30 days." in text(page)
+    assert "No trial ends in the next 30 days." in text(page)
 
 
 @pytest.mark.rule("T3")
@@ -234,6 +265,8 @@ def _portfolio(direct_partner, n: int) -> None:
         factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
                                          target_sku=factories.SkuFactory(name=f"Upgrade {i}"))
         subscribe(customer, f"Ending {i}", term_end=TODAY + timedelta(days=1 + i % 20), auto_renew=False)
+        trial = subscribe(customer, f"Trial {i}", term_end=TODAY + timedelta(days=1 + i % 20), trial=True)
+        factories.ScheduledChangeFactory(subscription=trial, kind=ScheduledChange.Kind.QUANTITY, quantity=10)
 
 
 @pytest.mark.rule("N1")
@@ -250,4 +283,5 @@ def test_the_page_runs_a_constant_number_of_queries(signed_in, direct_partner):
     # then every row is shown with the same number of queries
     assert len(rows(page.content.decode(), "renewing")) == 30
     assert len(rows(page.content.decode(), "ending")) == 30
+    assert len(rows(page.content.decode(), "trials")) == 30
     assert len(many) == len(few) <= MAX_QUERIES
