@@ -4,9 +4,7 @@ what will happen; POST converts now or schedules the conversion for the trial's 
 import uuid
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
-from django.urls import reverse
-from django_htmx.http import HttpResponseClientRedirect
+from django.shortcuts import render
 from django.utils import timezone
 
 from catalog.models import BillingFrequency, Term
@@ -15,6 +13,7 @@ from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
 
 from . import conversions
+from .manage_views import to_subscription_page
 
 FIELDS = ("target", "when", "term", "billing_frequency", "quantity")
 
@@ -59,12 +58,6 @@ def _context(customer, trial, user, now, choice, **extra) -> dict:
             "terms": Term.choices, "frequencies": BillingFrequency.choices, **extra}
 
 
-def _done(request, customer, subscription):
-    """After the change: the subscription's page. From the side panel (htmx), the whole page goes there."""
-    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
 def convert_trial(request, customer_id, subscription_id):
     customer = access.get_customer(request.user, customer_id)
     trial = access.get_subscription(request.user, customer, subscription_id)
@@ -81,10 +74,10 @@ def convert_trial(request, customer_id, subscription_id):
                                         field="target")
                 conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
                 messages.success(request, "The conversion is scheduled for the trial's end.")
-                return _done(request, customer, trial)
+                return to_subscription_page(request, customer, trial)
             result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
             messages.success(request, f"Trial converted: {result.plan.summary}")
-            return _done(request, customer, result.subscription)
+            return to_subscription_page(request, customer, result.subscription)
         plan = None
         if choice["target"]:
             # The preview: the same checks the conversion runs, nothing changed.

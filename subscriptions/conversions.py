@@ -25,6 +25,14 @@ from .states import Status
 TRIAL_LICENSES = 25  # TR1, TR7
 
 
+def trial_converts_to(trial: Subscription, changes: list[ScheduledChange]) -> Sku | None:
+    """R4, TR3: the SKU a trial converts to at its end: the one its conversion scheduled in the trial panel names,
+    otherwise its paid SKU. Read by the lifecycle engine, which converts it, and by the Renewals page."""
+    scheduled = next((c.target_sku for c in reversed(changes)
+                      if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
+    return scheduled or trial.sku.trial_of
+
+
 @dataclass(frozen=True)
 class ConversionTarget:
     """One thing the trial can become: a SKU (a new subscription) or an existing subscription (TR3)."""

@@ -19,6 +19,7 @@ from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.rules import RuleViolation
 
 from . import audit, services
+from .conversions import TRIAL_LICENSES, trial_converts_to
 from .dates import term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .services import bill, first_charge, open_seat_lot, transition
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 # (TR3) and a trial is never aligned.
 RENEWAL_VALUES = (ScheduledChange.Kind.QUANTITY, ScheduledChange.Kind.TERM, ScheduledChange.Kind.BILLING_FREQUENCY)
 APPLIED_AT_RENEWAL = (*RENEWAL_VALUES, ScheduledChange.Kind.UPGRADE, ScheduledChange.Kind.ALIGNMENT)
-TRIAL_LICENSES = 25  # TR1
 CHUNK = 100  # due subscriptions an engine reads the related rows of in one query, then handles one by one
 
 
@@ -395,9 +395,8 @@ def _disable(subscription: Subscription, now: datetime) -> str:
 def _convert_trial(subscription: Subscription, now: datetime) -> str:
     """TR1, R4: at its end a trial with auto-renew on becomes the paid SKU, P1Y billed monthly by default (TR2)."""
     # TR3, TR8: a conversion scheduled in the trial panel names the SKU; otherwise the paid SKU (R4).
-    upgrade = (subscription.scheduled_changes.filter(kind=ScheduledChange.Kind.UPGRADE, target_sku__isnull=False)
-               .select_related("target_sku").last())
-    paid = upgrade.target_sku if upgrade else subscription.sku.trial_of
+    scheduled = _scheduled(subscription)
+    paid = trial_converts_to(subscription, scheduled)
     if paid is None:
         logger.warning("Trial %s has no paid SKU to convert to; left as is", subscription.pk)
         return "skipped"
@@ -416,10 +415,8 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         subscription.billing_frequency = availability.billing_frequency
         subscription.unit_price = availability.unit_price
         subscription.currency = availability.currency
-    applied, used = _apply_scheduled_changes(subscription, _scheduled(subscription))  # TR8: may be below 25
-    _delete(used)
-    if upgrade:
-        subscription.scheduled_changes.filter(kind=ScheduledChange.Kind.UPGRADE).delete()
+    applied, used = _apply_scheduled_changes(subscription, scheduled)  # TR8: a quantity may be below 25
+    _delete(used + [c for c in scheduled if c.kind == ScheduledChange.Kind.UPGRADE])
     _reprice(subscription)
     line = _start_new_term(subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL,
                            billing_kind=BillingLine.Kind.RENEWAL)

@@ -8,6 +8,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
@@ -229,6 +230,13 @@ def _run(request, action: str, subscription: Subscription):
 
 
 ACTIONS = ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons", "schedule", "unschedule")
+
+
+def to_subscription_page(request, customer, subscription):
+    """After a change made in a side panel (Check upgrades, Convert trial): the subscription's page. From htmx,
+    the whole page goes there (HX-Redirect), so its message shows once."""
+    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def subscription_action(request, customer_id, subscription_id, action):

@@ -14,13 +14,12 @@ from django.db.models import Prefetch, Q, QuerySet
 from catalog.models import TERM_MONTHS, BillingFrequency
 from portal.pagination import SmallListPaginator
 
+from .conversions import TRIAL_LICENSES, trial_converts_to
 from .dates import start_of_day, term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
 from .services import first_charge, renewal_upgrade_reassignment, renewal_values
 from .states import Status
-
-TRIAL_LICENSES = 25  # TR1, TR7: a trial converts with its 25 licenses unless a quantity was scheduled (TR8)
 
 WINDOWS = (30, 60, 90)
 DEFAULT_WINDOW = 30
@@ -183,8 +182,8 @@ def ending_trials(subscriptions: QuerySet, *, today: date, days: int) -> QuerySe
 
 def _trial_row(trial: Subscription) -> TrialRow:
     changes = list(trial.scheduled_changes.all())
-    target = next((c.target_sku for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id),
-                  None) or trial.sku.trial_of
+    target = trial_converts_to(trial, changes)
+    # TR1, TR8: its 25 licenses, unless a quantity was scheduled with the conversion
     quantity = next((c.quantity for c in changes if c.kind == ScheduledChange.Kind.QUANTITY and c.quantity),
                     TRIAL_LICENSES)
     converts_to = target.name if trial.auto_renew and target is not None else ""

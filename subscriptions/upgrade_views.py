@@ -3,9 +3,7 @@
 import uuid
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
-from django.urls import reverse
-from django_htmx.http import HttpResponseClientRedirect
+from django.shortcuts import render
 from django.utils import timezone
 
 from catalog.models import BillingFrequency, Term
@@ -14,6 +12,7 @@ from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
 
 from . import actions, upgrades
+from .manage_views import to_subscription_page
 
 
 def _choice(data) -> dict:
@@ -45,12 +44,6 @@ def _context(request, customer, subscription, now, **extra) -> dict:
     return context
 
 
-def _done(request, customer, subscription):
-    """After the change: the subscription's page. From the side panel (htmx), the whole page goes there."""
-    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
 def subscription_upgrade(request, customer_id, subscription_id):
     customer = access.get_customer(request.user, customer_id)
     subscription = access.get_subscription(request.user, customer, subscription_id)
@@ -72,7 +65,7 @@ def subscription_upgrade(request, customer_id, subscription_id):
         if result.pk != subscription.pk:
             text += " Reassign these licenses by hand."
         messages.success(request, text)
-        return _done(request, customer, result)
+        return to_subscription_page(request, customer, result)
     context = _context(request, customer, subscription, now)
     if chosen and context["upgrade"].allowed:
         context["form"] = form
