@@ -90,6 +90,8 @@ class CatalogSnapshot:
     by_pk: dict[int, Offer]
     availabilities: dict[int, AvailabilityRow]
     addon_base_ids: frozenset[int]  # every offer that is some add-on's base (C5)
+    sku_availabilities: dict[int, tuple[AvailabilityRow, ...]]  # by sku, in Availability's order (term, frequency)
+    addons_of: dict[int, tuple[int, ...]]  # the add-ons (ids, by name) whose bases include this offer (A3)
     groups: list[OfferFacts]  # one offer's facts per Offer.group
     _listings: dict = field(default_factory=dict)
 
@@ -121,10 +123,37 @@ class CatalogSnapshot:
             self._remember(key, found)
         return found
 
-    def _remember(self, key: tuple, offers: tuple[Offer, ...]) -> None:
+    def matching(self, text: str) -> tuple[int, ...]:
+        """The ids of the offers whose name, product, publisher or SKU id contains `text` (lower-cased), as the
+        catalog's search matches them; remembered, as the same few words come back."""
+        key = ("matching", text)
+        found = self._listings.get(key)
+        if found is None:
+            found = tuple(o.facts.pk for o in self.offers if any(text in t for t in o.search_text))
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple, offers: tuple) -> None:
         if len(self._listings) >= _MAX_LISTINGS:
             self._listings.clear()
         self._listings[key] = offers
+
+    def sku(self, pk: int) -> Sku | None:
+        """A new Sku with its Product, Publisher and availabilities (prefetched, in the model's order), as if loaded
+        from the database, from the snapshot (no query); None if the snapshot does not have it."""
+        offer = self.by_pk.get(pk)
+        if offer is None:
+            return None
+        sku_values, product_values, publisher_values = offer.columns
+        db = Sku.objects.db
+        sku = Sku.from_db(db, None, sku_values)
+        sku.product = Product.from_db(db, None, product_values)
+        sku.product.publisher = Publisher.from_db(db, None, publisher_values)
+        ways = [Availability.from_db(db, None, row.values) for row in self.sku_availabilities.get(pk, ())]
+        for way in ways:
+            way.sku = sku
+        prefetched(sku, "availabilities", ways)
+        return sku
 
     def availability(self, pk: int) -> Availability | None:
         """A new Availability with its Sku, Product and Publisher, as if loaded from the database, from the snapshot
@@ -163,6 +192,14 @@ def catalog_snapshot() -> CatalogSnapshot:
     return snapshot
 
 
+def _addons_of(bases: dict[int, list[int]], names: dict[int, str]) -> dict[int, tuple[int, ...]]:
+    addons: dict[int, list[int]] = {}
+    for addon_pk, base_pks in bases.items():
+        for base_pk in base_pks:
+            addons.setdefault(base_pk, []).append(addon_pk)
+    return {base_pk: tuple(sorted(pks, key=lambda pk: (names[pk], pk))) for base_pk, pks in addons.items()}
+
+
 def _split(text: str) -> tuple[str, ...]:
     # The same reading as Sku.segment_list and Sku.country_list (comma-separated, blanks ignored).
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -193,6 +230,9 @@ def _build(version: int) -> CatalogSnapshot:
     return CatalogSnapshot(
         version=version, offers=offers, by_pk={o.facts.pk: o for o in offers}, availabilities=availabilities,
         addon_base_ids=frozenset(pk for ids in bases.values() for pk in ids),
+        sku_availabilities={pk: tuple(sorted(rows, key=lambda r: (r.term, r.billing_frequency)))
+                            for pk, rows in ways.items()},
+        addons_of=_addons_of(bases, names),
         groups=[representatives[n] for n in range(len(groups))],
     )
 
@@ -307,3 +347,11 @@ def cards_html(offers, ctx: BuyingContext, buy: BuyForm | None, cannot_buy: str)
             parts += ['<article class="offer', offer.head, _MIDDLE, not_allowed, _END]
     return mark_safe("".join(parts))  # every part above is escaped markup
 
+
+def prefetched(instance, related_name: str, objects: list) -> None:
+    """Gives `instance` its related objects under `related_name` as `prefetch_related` leaves them: the manager's
+    queryset with its results already there, so `.all()` and the like read them without a query."""
+    queryset = getattr(instance, related_name).get_queryset()
+    queryset._result_cache = list(objects)
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[related_name] = queryset

@@ -6,6 +6,8 @@ action gets 403 with the reason.
 """
 
 from dataclasses import dataclass
+from functools import partial
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
@@ -15,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from catalog.models import Cart, CartLine, Order
 from subscriptions.models import AuditEntry, Subscription
 
+from . import prepared
 from .models import Customer, Membership, Partner, Role
 
 
@@ -87,13 +90,18 @@ def require(user, action: str) -> Membership:
 def customers_for(user):
     """T3: a partner's own customers; for a reseller, those it is reseller of record for."""
     partner = partner_of(user)
-    if partner.is_reseller:
+    return partner_customers(partner.is_reseller, partner.pk)
+
+
+def partner_customers(reseller: bool, partner_id):
+    """`customers_for` a partner known by its kind and id (a prepared query's build function gives a marker)."""
+    if reseller:
         # The customer's reseller of record, or the reseller of record of any of its subscriptions
         # or orders (K4).
-        resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller=partner)
-        ordered = Order.objects.filter(customer=OuterRef("pk"), reseller=partner)
-        return Customer.objects.filter(Q(reseller=partner) | Q(Exists(resold)) | Q(Exists(ordered)))
-    return Customer.objects.filter(partner=partner)
+        resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller_id=partner_id)
+        ordered = Order.objects.filter(customer=OuterRef("pk"), reseller_id=partner_id)
+        return Customer.objects.filter(Q(reseller_id=partner_id) | Q(Exists(resold)) | Q(Exists(ordered)))
+    return Customer.objects.filter(partner_id=partner_id)
 
 
 def orders_for(user):
@@ -112,9 +120,40 @@ def customer_orders(user, customer: Customer):
 
 def customer_subscriptions(user, customer: Customer):
     """A customer's subscriptions; a reseller sees only those it is reseller of record for (T1)."""
+    return subscription_scope(user, customer).queryset()
+
+
+@dataclass(frozen=True)
+class SubscriptionScope:
+    """The subscriptions a user may see (T1, T3): of one customer, or of all the partner's customers (a
+    reseller: those it is reseller of record for). `key` tells the kind and `values` the ids, so that a prepared
+    query (portal.prepared) can build the same queryset with markers in the ids' places:
+    `scoped_subscriptions(scope.key, *markers)`."""
+
+    key: tuple
+    values: tuple
+
+    def queryset(self):
+        return scoped_subscriptions(self.key, *self.values)
+
+
+def scoped_subscriptions(key: tuple, *ids):
+    whose, reseller = key
+    if whose == "customer":
+        subscriptions = Subscription.objects.filter(customer_id=ids[0])
+        return subscriptions.filter(reseller_id=ids[1]) if reseller else subscriptions
+    return Subscription.objects.filter(reseller_id=ids[0]) if reseller else \
+        Subscription.objects.filter(customer__partner_id=ids[0])
+
+
+def subscription_scope(user, customer: Customer | None = None) -> SubscriptionScope:
+    """The scope of `customer_subscriptions` (with a customer, already got through `get_customer`) or of
+    `subscriptions_for` (without)."""
     partner = partner_of(user)
-    subscriptions = Subscription.objects.filter(customer=customer)
-    return subscriptions.filter(reseller=partner) if partner.is_reseller else subscriptions
+    if customer is not None:
+        return SubscriptionScope(("customer", partner.is_reseller),
+                                 (customer.pk, partner.pk) if partner.is_reseller else (customer.pk,))
+    return SubscriptionScope(("partner", partner.is_reseller), (partner.pk,))
 
 
 def customer_activity(user, customer: Customer):
@@ -127,7 +166,23 @@ def customer_activity(user, customer: Customer):
 
 
 def get_customer(user, customer_id) -> Customer:
-    return get_object_or_404(customers_for(user), pk=customer_id)
+    """The customer, if this user's partner may see it (T3); else 404. Every customer page starts here, so it is a
+    prepared query (portal.prepared): built and compiled once, run with this partner's and customer's ids."""
+    partner = partner_of(user)
+    if not isinstance(customer_id, UUID):
+        try:
+            customer_id = UUID(str(customer_id))
+        except ValueError:
+            raise Http404("No such customer.") from None
+    found = prepared.instances(("customer", partner.is_reseller), partial(_customer, partner.is_reseller),
+                               partner.pk, customer_id)
+    if not found:
+        raise Http404("No such customer.")
+    return found[0]
+
+
+def _customer(reseller: bool, partner_id, customer_id):
+    return partner_customers(reseller, partner_id).filter(pk=customer_id)
 
 
 def get_order(user, customer: Customer, order_id) -> Order:
@@ -147,10 +202,8 @@ def check_cart_line(cart: Cart, line_id) -> None:
 
 
 def subscriptions_for(user):
-    partner = partner_of(user)
-    if partner.is_reseller:
-        return Subscription.objects.filter(reseller=partner)
-    return Subscription.objects.filter(customer__partner=partner)
+    """The subscriptions of all the partner's customers; a reseller's: those it is reseller of record for."""
+    return subscription_scope(user).queryset()
 
 
 def get_subscription(user, customer: Customer, subscription_id) -> Subscription:

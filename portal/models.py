@@ -149,7 +149,15 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["company_name"]
-        indexes = [models.Index(fields=["partner", "company_name"])]
+        constraints = [
+            # True of every customer (a partner has one record per tenant); declared UNIQUE so that its index tells
+            # SQLite that walking a partner's customers by name gives each customer once: the lists across
+            # customers (sorted by customer, then by subscription on the (customer, list_name, id) index) then
+            # read in index order instead of sorting every subscription of the partner.
+            models.UniqueConstraint(fields=["partner", "company_name", "tenant_id"], name="customer_partner_name_tenant"),
+        ]
+        # A customer found by id (a subscription's) is checked for its partner and sorted by name from this index.
+        indexes = [models.Index(fields=["id", "partner", "company_name", "tenant_id"], name="customer_by_id_idx")]
 
     def __str__(self) -> str:
         return self.company_name

@@ -4,7 +4,6 @@ re-renders the page with the reason (422, or 409 when the state moved on)."""
 from decimal import Decimal
 
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from portal import access
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.rules import RuleViolation
 
-from . import actions, cycles, services
+from . import actions, cycles, reads, services
 from .dates import term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import line_total
@@ -33,19 +32,10 @@ def _load(request, customer_id, subscription_id):
 
 def _detail_context(request, customer, subscription_id, **extra):
     now = timezone.now()
-    # One query for the subscription and what it points to, scoped like `access.get_subscription` (T3: 404 outside
-    # the user's customer), so the page does not read the subscription twice.
-    subscription = get_object_or_404(
-        access.customer_subscriptions(request.user, customer)
-        .select_related("sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku")
-        .prefetch_related("seat_lots", "billing_lines", "sku__availabilities",
-                          # the Manage renewal panel prices and aligns the renewal on an upgrade's SKU
-                          Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related(
-                              "target_sku__product__publisher").prefetch_related("target_sku__availabilities"))),
-        pk=subscription_id)
-    subscription.customer = customer  # already read: the add-on and alignment panels read it again otherwise
+    # Scoped like `access.get_subscription` (T3: 404 outside the user's customer), with all the page reads loaded.
+    subscription = reads.subscription_for_page(request.user, customer, subscription_id)
     billing_lines = list(subscription.billing_lines.all())
-    addons = list(subscription.addon_subscriptions.select_related("sku"))
+    addons = reads.addons_of(subscription)
     context = {
         "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
         "actions": actions.allowed_actions(subscription, request.user, now),
@@ -58,7 +48,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),
         "period_charge": line_total(subscription.unit_price, subscription.quantity),
         "scheduled": list(subscription.scheduled_changes.all()),
-        "audit": subscription.audit_entries.select_related("actor")[:100],
+        "audit": reads.audit_trail(subscription),
         "addons": addons,
         "eligible_addons": services.eligible_addons(subscription) if subscription.status == "active" else [],
         "confirm": request.GET.get("confirm", ""),

@@ -16,13 +16,15 @@ from .states import LIVE_STATUSES, Status
 class Subscription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="subscriptions")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="subscriptions", db_index=False)  # see Meta
     availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
     order_line = models.OneToOneField(
         OrderLine, on_delete=models.PROTECT, null=True, blank=True, related_name="subscription"
     )
+    # Indexed below only where set: most subscriptions are no add-on (and most have no reseller), and over an
+    # index whose entries are mostly NULL, SQLite's statistics (ANALYZE) make it scan the table instead.
     base_subscription = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="addon_subscriptions"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="addon_subscriptions", db_index=False
     )
     friendly_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -47,7 +49,8 @@ class Subscription(models.Model):
     next_charge_set_at = models.DateTimeField(null=True, blank=True)
     # N7: set by the lifecycle engine from 00:00 UTC on next_charge_on until the cycle charge completes.
     cycle_charge_pending = models.BooleanField(default=False)
-    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                 db_index=False)
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
     quantity_updates = models.PositiveIntegerField(default=0)
@@ -67,13 +70,23 @@ class Subscription(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["customer", "status"]),
+            # By status, in the list's default order (name, then id): a status filter reads a page in index order.
+            models.Index(fields=["customer", "status", "list_name", "id"], name="subscription_status_name_idx"),
             models.Index(fields=["customer", "sku", "status"]),
             models.Index(fields=["term_end"]),
             # The lists' orderings (S1), ties by id, read in index order: by name (the default per customer,
             # and after the customer's name across customers) and by term end / renewal (also the 30-day filter).
             models.Index(fields=["customer", "list_name", "id"], name="subscription_list_name_idx"),
-            models.Index(fields=["customer", "term_end", "id"], name="subscription_term_end_idx"),
+            # Also the "renews within 30 days" filter: its status and auto-renew are read from the index too.
+            models.Index(fields=["customer", "term_end", "id", "status", "auto_renew"], name="subscription_term_end_idx"),
+            # The 48-hour window filter finds subscriptions by id from the lots closing soon; what it then tests and
+            # sorts by is read from this index, not from each subscription's row.
+            models.Index(fields=["id", "status", "is_trial", "customer", "list_name"], name="subscription_by_id_idx"),
+            # By offer, with the customer: the offer filter across customers counts its subscriptions in the index.
+            models.Index(fields=["sku", "customer"], name="subscription_sku_customer_idx"),
+            models.Index(fields=["base_subscription"], condition=Q(base_subscription__isnull=False),
+                         name="subscription_addon_of_idx"),
+            models.Index(fields=["reseller"], condition=Q(reseller__isnull=False), name="subscription_reseller_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="subscription_quantity_positive"),
@@ -180,7 +193,9 @@ class SeatLot(models.Model):
     class Meta:
         ordering = ["-added_at", "-pk"]
         # Windows closing soon are looked up across all subscriptions (home page, 48 h filter).
-        indexes = [models.Index(fields=["window_ends_at"])]
+        # With the subscription and the counts, the lots closing soon are read from the index alone.
+        indexes = [models.Index(fields=["window_ends_at", "subscription", "removed", "quantity"],
+                                name="seatlot_window_idx")]
         constraints = [models.CheckConstraint(condition=Q(removed__lte=models.F("quantity")), name="lot_removed_within_quantity")]
 
     def __str__(self) -> str:

@@ -5,13 +5,16 @@ the query in SQL, so a list page runs the same few queries whatever the number o
 """
 
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from django.core.paginator import Page
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
+from catalog.listing import catalog_snapshot
 from catalog.models import Sku
+from portal import access, prepared
 from portal.pagination import SmallListPaginator
 
 from .models import SeatLot, Subscription
@@ -20,6 +23,7 @@ from .states import Status
 LIST_PAGE_SIZE = 25
 WINDOW_SOON = timedelta(hours=48)
 RENEWS_SOON_DAYS = 30
+OFFER_TEXT_MAX = 100
 
 # Sort keys in the query string -> columns. "name" is what the list shows: the friendly name, else the offer's,
 # stored as `list_name` so that the (customer, list_name, id) index serves it.
@@ -32,7 +36,9 @@ SORT_COLUMNS = {
     "term_end": ("term_end",),
     "auto_renew": ("auto_renew",),
     "reseller": ("reseller__name",),
-    "customer": ("customer__company_name", "list_name"),
+    # Ties between customers of the same name by tenant, so that (with the customers' unique (partner, company_name,
+    # tenant_id) index) the database reads in index order; see portal.models.Customer.
+    "customer": ("customer__company_name", "customer__tenant_id", "list_name"),
 }
 CUSTOMER_SORTS = [key for key in SORT_COLUMNS if key != "customer"]
 
@@ -90,34 +96,64 @@ def list_row(values: tuple) -> ListRow:
     return row
 
 
-class _ListRows:
-    """What a list's paginator pages through. A page is ONE statement: its inner query sorts and cuts
-    narrow rows (ids), its outer query reads the page's rows with every column. Sorting full rows would
-    carry every column, and the lots subquery, through the sort of all the customer's (or partner's)
-    subscriptions. The count reads the filtered subscriptions, without the sort's joins."""
+class SubscriptionList:
+    """What a list's paginator pages through: the subscriptions of a scope (portal.access) with filters, sorted.
+
+    A page is ONE statement: its inner query sorts and cuts narrow rows (ids), its outer query reads the page's
+    rows with every column. Sorting full rows would carry every column, and the lots subquery, through the sort of
+    all the customer's (or partner's) subscriptions. The count reads the filtered subscriptions, without the
+    sort's joins. Both are prepared queries (portal.prepared): built and compiled once per shape (scope kind,
+    filters, sort, page bounds), then run with this list's ids, offer and times."""
 
     # The paginator warns about an unordered list by testing `ordered`: a queryset under that name would be
     # tested by fetching it whole.
     ordered = True
 
-    def __init__(self, subscriptions: QuerySet, sorted_subscriptions: QuerySet, *, now: datetime):
-        self._subscriptions, self._sorted, self._now = subscriptions, sorted_subscriptions, now
+    def __init__(self, scope, filters: "ListFilters", sort: str, *, now: datetime):
+        self._scope, self._sort, self._now = scope, sort, now
+        self._values = filter_values(filters, now=now)
+        # What the build functions get of the filters: which are on, and the status; no value of theirs (the offer
+        # id comes in as a marker), so none can be built into the SQL by mistake.
+        self._filters = replace(filters, offer=None if filters.offer is None else -1, offer_text="")
+        self._shape = (scope.key, filters.status, filters.offer is not None, filters.window_soon, filters.renews_soon)
 
     def count(self) -> int:
-        return self._subscriptions.count()
+        names = tuple(self._values)
+        build = partial(_filtered_subscriptions, self._scope.key, self._filters, names)
+        return prepared.count(("subscription-count", *self._shape), build, *self._scope.values, *self._values.values())
 
     def __getitem__(self, cut: slice) -> list[ListRow]:
-        ids = self._sorted.values("pk")[cut]
-        rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ids)), now=self._now)
-        return [list_row(row) for row in rows.order_by(*self._sorted.query.order_by)]
+        values = {**self._values, "now": self._now}
+        build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), cut.start, cut.stop)
+        rows = prepared.rows(("subscription-page", *self._shape, self._sort, cut.start, cut.stop), build,
+                             *self._scope.values, *values.values())
+        return [list_row(row) for row in rows]
 
 
-def list_page(subscriptions: QuerySet, number, *, sort: str, allowed: list[str], default: str,
+# The build functions of the prepared queries: every value that varies comes in as a marker (`ids_and_values`:
+# the scope's ids, then the named values); the other arguments are the query's shape, all in its key.
+
+def _filtered_subscriptions(scope_key: tuple, filters: "ListFilters", names: tuple, *ids_and_values) -> QuerySet:
+    split = len(ids_and_values) - len(names)
+    subscriptions = access.scoped_subscriptions(scope_key, *ids_and_values[:split])
+    return filter_subscriptions(subscriptions, filters, **dict(zip(names, ids_and_values[split:])))
+
+
+def _page(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, start: int, stop: int,
+          *ids_and_values) -> QuerySet:
+    ordered = order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort)
+    now = ids_and_values[len(ids_and_values) - len(names) + names.index("now")]
+    rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ordered.values("pk")[start:stop])), now=now)
+    return rows.order_by(*ordered.query.order_by)
+
+
+def list_page(scope, filters: "ListFilters", number, *, sort: str, allowed: list[str], default: str,
               now: datetime) -> tuple[Page, str]:
-    """A page of these (filtered) subscriptions sorted by `sort` (see `sort_subscriptions`), with the list's
-    columns; and the sort applied. One query, and a COUNT past the first page, whatever their number."""
-    ordered, sort = sort_subscriptions(subscriptions, sort, allowed=allowed, default=default)
-    return SmallListPaginator(_ListRows(subscriptions, ordered, now=now), LIST_PAGE_SIZE).get_page(number), sort
+    """A page of the subscriptions of this scope (portal.access.subscription_scope) with these filters, sorted by
+    `sort` if allowed (else `default`; see `order_subscriptions`), with the list's columns; and the sort applied.
+    One query, and a COUNT past the first page, whatever their number."""
+    sort = allowed_sort(sort, allowed=allowed, default=default)
+    return SmallListPaginator(SubscriptionList(scope, filters, sort, now=now), LIST_PAGE_SIZE).get_page(number), sort
 
 
 @dataclass(frozen=True)
@@ -125,7 +161,8 @@ class ListFilters:
     """What a list is filtered by, read from the query string; unknown values are ignored, not errors."""
 
     status: str = ""
-    offer: int | None = None
+    offer: int | None = None  # one offer, by its id (the subscription page links to its offer's subscriptions)
+    offer_text: str = ""  # what is typed to find an offer to filter by (lower-cased): see `offers_matching`
     window_soon: bool = False
     renews_soon: bool = False
 
@@ -137,6 +174,7 @@ class ListFilters:
             status=status if status in Status.values else "",
             # ASCII digits only, short enough for any database's integer
             offer=int(offer) if offer.isascii() and offer.isdigit() and len(offer) <= 18 else None,
+            offer_text=" ".join(query.get("offer_name", "").split())[:OFFER_TEXT_MAX].lower(),
             window_soon=query.get("window") == "48h",
             renews_soon=query.get("renews") == "30d",
         )
@@ -146,45 +184,81 @@ class ListFilters:
         return bool(self.status or self.offer is not None or self.window_soon or self.renews_soon)
 
 
-def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: datetime) -> QuerySet:
+def filter_values(filters: ListFilters, *, now: datetime) -> dict:
+    """The values `filter_subscriptions` compares with, by name, for these filters at this time."""
+    values = {}
+    if filters.offer is not None:
+        values["offer"] = filters.offer
+    if filters.window_soon:
+        values.update(now=now, soon=now + WINDOW_SOON)
+    if filters.renews_soon:
+        today = now.date()
+        values.update(today=today, until=today + timedelta(days=RENEWS_SOON_DAYS))
+    return values
+
+
+def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, offer: int | None = None,
+                         now: datetime | None = None, soon: datetime | None = None, today: date | None = None,
+                         until: date | None = None) -> QuerySet:
+    """These subscriptions with the filters on, comparing with the values of `filter_values` (given apart from
+    the filters, so that a prepared query can give markers in their places)."""
     if filters.status:
         subscriptions = subscriptions.filter(status=filters.status)
     if filters.offer is not None:
-        subscriptions = subscriptions.filter(sku_id=filters.offer)
+        subscriptions = subscriptions.filter(sku_id=offer)
     if filters.window_soon:
         # A removal window closing within 48 hours, with licenses still removable (as on the home page). IN over
         # the few lots closing soon, not EXISTS per subscription: the database reads those lots once.
-        closing = open_removal_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON).values("subscription_id")
+        closing = open_removal_lots(now=now).filter(window_ends_at__lte=soon).values("subscription_id")
         subscriptions = subscriptions.filter(pk__in=closing, status=Status.ACTIVE, is_trial=False)
     if filters.renews_soon:
         # N1, N2: auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days.
-        today = now.date()
         subscriptions = subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=today,
-                                             term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS))
+                                             term_end__lte=until)
     return subscriptions
 
 
-def sort_subscriptions(subscriptions: QuerySet, sort: str, *, allowed: list[str], default: str) -> tuple[QuerySet, str]:
-    """Orders by `sort` ("name", "-name", ...) if allowed, else by `default`; ties by id, so pages are stable.
-    Returns the queryset and the sort applied.
+def allowed_sort(sort: str, *, allowed: list[str], default: str) -> str:
+    """`sort` ("name", "-name", ...) if its column is allowed, else `default`."""
+    return sort if sort.removeprefix("-") in allowed else default
+
+
+def order_subscriptions(subscriptions: QuerySet, sort: str) -> QuerySet:
+    """Orders by `sort` ("name", "-name", ...; see `allowed_sort`); ties by id, so pages are stable.
 
     The ties go the sort's way (id descending under a descending sort): an index on (customer, column, id) then
     serves both directions without a sort, which a deep page of a big customer would otherwise pay for."""
-    key = sort.removeprefix("-")
-    if key not in allowed:
-        sort, key = default, default.removeprefix("-")
     descending = sort.startswith("-")
     # Blanks (no reseller, no term end yet) first going up and last going down, on every database.
-    columns = [F(c).desc(nulls_last=True) if descending else F(c).asc(nulls_first=True) for c in SORT_COLUMNS[key]]
-    return subscriptions.order_by(*columns, "-pk" if descending else "pk"), sort
+    columns = [F(c).desc(nulls_last=True) if descending else F(c).asc(nulls_first=True)
+               for c in SORT_COLUMNS[sort.removeprefix("-")]]
+    return subscriptions.order_by(*columns, "-pk" if descending else "pk")
 
 
-def offers_held(subscriptions: QuerySet) -> QuerySet:
-    """(sku id, offer name) of every offer these subscriptions are of, by name, each once: one query.
+# The offer filter's candidates are checked in batches of these sizes (the ids padded to the next size with copies of
+# the first), so that a few prepared queries serve any number of them; beyond the last size, an ordinary query.
+_MATCH_BATCHES = (16, 64, 256, 1024, 4096)
 
-    An EXISTS per offer rather than a DISTINCT over the subscriptions: it stops at an offer's first
-    subscription (on the sku index) instead of reading and de-duplicating all of them (measured: a DISTINCT
-    over the partner's 20,000 subscriptions costs 3 to 5 times more, with or without ANALYZE's statistics).
-    """
-    held = subscriptions.filter(sku=OuterRef("pk"))
-    return Sku.objects.filter(Exists(held)).order_by("name", "pk").values_list("pk", "name")
+
+def offers_matching(scope, text: str) -> list[tuple[int, str]]:
+    """(sku id, name) of the offers of this scope's subscriptions (portal.access.subscription_scope) whose name,
+    product, publisher or SKU id contains `text` (lower-cased), by name: what the offer filter offers to pick from.
+    The offers are matched in this process's copy of the catalog, as the catalog's own search matches them; one
+    query then keeps those held, with an EXISTS per matching offer on the (sku, customer) index. The partner picks
+    one; the list is then filtered by that offer's id, which reads only its subscriptions (a filter by every
+    matching offer would read and sort all of theirs)."""
+    matching = list(catalog_snapshot().matching(text))
+    if not matching:
+        return []
+    size = next((size for size in _MATCH_BATCHES if size >= len(matching)), None)
+    if size is None:
+        return list(_held_offers(scope.key, len(scope.values), *scope.values, *matching))
+    padded = matching + matching[:1] * (size - len(matching))
+    build = partial(_held_offers, scope.key, len(scope.values))
+    return prepared.rows(("offers-held", scope.key, size), build, *scope.values, *padded)
+
+
+def _held_offers(scope_key: tuple, id_count: int, *ids_and_skus) -> QuerySet:
+    held = access.scoped_subscriptions(scope_key, *ids_and_skus[:id_count]).filter(sku=OuterRef("pk"))
+    return (Sku.objects.filter(pk__in=ids_and_skus[id_count:]).filter(Exists(held))
+            .order_by("name", "pk").values_list("pk", "name"))

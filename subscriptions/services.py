@@ -442,18 +442,22 @@ def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscri
 
 
 def eligible_addons(base: Subscription):
-    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region."""
+    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region, by name; read from
+    this process's copy of the catalog (catalog.listing), each a Sku with its product, publisher and availabilities."""
+    from catalog.listing import catalog_snapshot
     from catalog.models import Sku
 
-    customer = base.customer
-    candidates = (Sku.objects.filter(is_addon=True, commerce=Sku.Commerce.TRADITIONAL, base_skus=base.sku,
-                                     segments__contains=customer.segment)
-                  .select_related("product__publisher").prefetch_related("availabilities").order_by("name"))
-    # Only add-ons sold for the base's term and billing frequency can end with it (A5).
-    return [sku for sku in candidates
-            if (not sku.country_list or customer.billing_country in sku.country_list)
-            and any(a.term == base.term and a.billing_frequency == base.billing_frequency
-                    for a in sku.availabilities.all())]
+    customer, snapshot = base.customer, catalog_snapshot()
+    eligible = []
+    for pk in snapshot.addons_of.get(base.sku_id, ()):
+        facts = snapshot.by_pk[pk].facts
+        if (facts.is_addon and facts.commerce == Sku.Commerce.TRADITIONAL and customer.segment in facts.segments
+                and (not facts.countries or customer.billing_country in facts.countries)
+                # Only add-ons sold for the base's term and billing frequency can end with it (A5).
+                and any(a.term == base.term and a.billing_frequency == base.billing_frequency
+                        for a in snapshot.sku_availabilities.get(pk, ()))):
+            eligible.append(snapshot.sku(pk))
+    return eligible
 
 
 def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datetime) -> list[Subscription]:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
+from catalog.listing import catalog_snapshot
 from catalog.models import BillingFrequency, Term
 from portal import access
 from portal.templatetags.portal_tags import countdown, query_string, utc
@@ -24,9 +25,9 @@ def subscription_list(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
     now = timezone.now()
     filters = selectors.ListFilters(status=selectors.ListFilters.from_query(request.GET).status)
-    subscriptions = selectors.filter_subscriptions(access.customer_subscriptions(request.user, customer), filters, now=now)
-    page, sort = selectors.list_page(subscriptions, request.GET.get("page"), sort=request.GET.get("sort", ""),
-                                     allowed=selectors.CUSTOMER_SORTS, default="name", now=now)
+    page, sort = selectors.list_page(access.subscription_scope(request.user, customer), filters, request.GET.get("page"),
+                                     sort=request.GET.get("sort", ""), allowed=selectors.CUSTOMER_SORTS, default="name",
+                                     now=now)
     context = {
         "customer": customer, "section": "subscriptions", "page": page, "now": now, "filters": filters,
         "sort": sort, "statuses": Status.choices, "can_buy": access.permission(request.user, access.Action.BUY),
@@ -47,16 +48,19 @@ def subscription_export(request, customer_id):
 
 def all_subscriptions(request):
     """The subscriptions of every customer of the partner (a reseller: those it is reseller of record for),
-    filtered by status, offer, a removal window closing within 48 hours, or a renewal within 30 days."""
+    filtered by status, offer (picked from those whose name, product, publisher or SKU id contains what is typed, or
+    linked from a subscription's page), a removal window closing within 48 hours, or a renewal within 30 days."""
     now = timezone.now()
-    scoped = access.subscriptions_for(request.user)
+    scope = access.subscription_scope(request.user)
     filters = selectors.ListFilters.from_query(request.GET)
-    page, sort = selectors.list_page(selectors.filter_subscriptions(scoped, filters, now=now), request.GET.get("page"),
-                                     sort=request.GET.get("sort", ""), allowed=list(selectors.SORT_COLUMNS),
-                                     default="customer", now=now)
+    page, sort = selectors.list_page(scope, filters, request.GET.get("page"), sort=request.GET.get("sort", ""),
+                                     allowed=list(selectors.SORT_COLUMNS), default="customer", now=now)
     context = {
         "page": page, "now": now, "filters": filters, "sort": sort, "statuses": Status.choices,
-        "offer_options": offer_options(selectors.offers_held(scoped), selected=filters.offer),
+        "offer": catalog_snapshot().by_pk.get(filters.offer) if filters.offer is not None else None,
+        "offer_matches": (selectors.offers_matching(scope, filters.offer_text)
+                          if filters.offer_text and filters.offer is None else None),
+        "offer_matches_shown": OFFER_MATCHES_SHOWN,
         **list_table(request, page, sort=sort, now=now, show_customer=True),
     }
     return render(request, "subscriptions/all.html", context)
@@ -69,6 +73,7 @@ LIST_COLUMNS = [
     ("reseller", "Reseller of record"),
 ]
 NUMERIC_COLUMNS = {"quantity"}
+OFFER_MATCHES_SHOWN = 12  # offers listed to pick from as the offer filter is typed; more: type more of the name
 STATUS_LABELS = dict(Status.choices)
 TERM_LABELS = dict(Term.choices)
 BILLING_LABELS = dict(BillingFrequency.choices)
@@ -132,13 +137,6 @@ def list_rows(rows: list[selectors.ListRow], *, now, show_customer: bool):
             f'\n    <td>{"On" if r.auto_renew else "Off"}</td><td>{reseller}</td>'
         )
         yield "\n  <tr>" + "".join(cells) + "</tr>"
-
-
-def offer_options(offers, *, selected: int | None) -> str:
-    """The offer filter's <option>s. A partner may hold thousands of offers: joined here with the standard
-    library's escape (Django's lazy-aware one costs more per call), not a template loop over each."""
-    return mark_safe("".join(
-        f'<option value="{pk}"{" selected" if pk == selected else ""}>{escape(name)}</option>' for pk, name in offers))
 
 
 @require_safe

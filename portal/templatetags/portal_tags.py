@@ -2,6 +2,7 @@
 
 from datetime import date, datetime, timezone as dt_timezone
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django import template
 from django.utils import timezone
@@ -56,14 +57,17 @@ def query_with(context, **kwargs):
 
 
 def query_string(params, **kwargs) -> str:
-    """`params` (a QueryDict) with some keys replaced, or removed when the value is blank; not escaped."""
-    query = params.copy()
-    for key, value in kwargs.items():
-        if value in (None, ""):
-            query.pop(key, None)
-        else:
-            query[key] = value
-    return "?" + query.urlencode() if query else "?"
+    """`params` (a QueryDict) with some keys replaced, or removed when the value is blank; not escaped. A replaced
+    key keeps its place and a new one comes last, as QueryDict's own setting does; written without copying the
+    QueryDict (a deep copy), as a list page draws some thirty of these links."""
+    pairs = []
+    for key, values in params.lists():
+        if key not in kwargs:
+            pairs.extend((key, value) for value in values)
+        elif kwargs[key] not in (None, ""):
+            pairs.append((key, str(kwargs[key])))
+    pairs.extend((key, str(value)) for key, value in kwargs.items() if key not in params and value not in (None, ""))
+    return "?" + urlencode(pairs) if pairs else "?"
 
 
 @register.filter

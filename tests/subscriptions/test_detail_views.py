@@ -211,7 +211,8 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     page = page_of(response)
     assert re.search(r"<h1>Contoso HQ licenses <span class=\"badge badge-active\">Active</span></h1>", page)
     shown = props(page)
-    assert shown["Offer"] == f"Microsoft 365 E3 ({e3.sku_id}) · Microsoft"
+    assert shown["Offer"] == f"Microsoft 365 E3 ({e3.sku_id}) · Microsoft · Every customer's subscriptions of this offer"
+    assert f'<a href="/subscriptions/?offer={e3.pk}">Every customer\'s subscriptions of this offer</a>' in page
     assert shown["Subscription ID"] == str(sub.pk)
     assert re.search(r'<input type="text" name="friendly_name" value="Contoso HQ licenses"', page)
     assert shown["Quantity"] == "15"

@@ -89,6 +89,9 @@ def bulk_subscriptions(customers, skus, n: int) -> None:
 
 
 def count_queries(client, url: str) -> int:
+    """The page's queries in the steady state: after one request, which (re)builds this process's copy of the
+    catalog if the test just changed the catalog (the offer filter reads it)."""
+    client.get(url)
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200
@@ -346,7 +349,7 @@ def test_s1_customer_list_queries_do_not_grow_with_its_subscriptions(signed_in, 
 
 
 @pytest.mark.parametrize("query", ["", "?page=2", "?status=suspended&sort=customer", "?window=48h", "?renews=30d",
-                                   "?offer=0&sort=-quantity", "?window=48h&renews=30d&page=2"])
+                                   "?offer=0&sort=-quantity", "?offer_name=offer+1", "?window=48h&renews=30d&page=2"])
 def test_all_subscriptions_queries_do_not_grow_with_the_partners_subscriptions(signed_in, direct_partner, query):
     # given 300 subscriptions over 4 customers and 4 offers (more than a page for every filter), then ten times as
     # many over ten times the customers
@@ -398,27 +401,66 @@ def test_all_subscriptions_filter_by_status(signed_in, customer):
     assert ids(page) == [str(suspended.pk)]
 
 
-def test_all_subscriptions_offer_select_lists_the_offers_the_partners_customers_hold(signed_in, direct_partner,
-                                                                                     customer):
+def offer_matches(page: str) -> list[tuple[str, str]]:
+    """The offers listed to pick from: (link, name)."""
+    region = re.search(r'<div class="offer-matches".*?</div>', page, re.S)
+    return re.findall(r'<a class="chip" href="([^"]*)">([^<]*)</a>', region.group(0)) if region else []
+
+
+def test_all_subscriptions_offer_filter_finds_the_offers_held_by_name_product_publisher_or_sku_id(
+        signed_in, direct_partner, customer):
     # given offers held by two customers of the partner (one of them twice), one held only by another partner's
-    # customer, and one held by nobody
+    # customer, and one held by nobody, whose names all contain "365"
     other = factories.CustomerFactory(partner=direct_partner)
-    e3 = factories.SkuFactory(name="Microsoft 365 E3")
-    visio = factories.SkuFactory(name="Visio Plan 2 & Project")
-    theirs = factories.SkuFactory(name="Dynamics 365 Sales")
-    factories.SkuFactory(name="Azure Backup")
-    first = factories.SubscriptionFactory(customer=customer, sku=e3)
+    e3 = factories.SkuFactory(name="Microsoft 365 E3", sku_id="CFQ7TTC0LFLX:0001")
+    e5 = factories.SkuFactory(name="Microsoft 365 E5 & Audio")
+    theirs = factories.SkuFactory(name="Microsoft 365 E3 (their copy)")
+    factories.SkuFactory(name="Microsoft 365 F1")
+    visio = factories.SkuFactory(name="Visio Plan 2")
+    first = factories.SubscriptionFactory(customer=customer, sku=e3, friendly_name="Head office")
     second = factories.SubscriptionFactory(customer=other, sku=e3, deleted=True)
+    factories.SubscriptionFactory(customer=other, sku=e5)
     factories.SubscriptionFactory(customer=other, sku=visio)
     factories.SubscriptionFactory(customer=factories.CustomerFactory(), sku=theirs)
-    # when the page is opened filtered by the E3 offer
+    # when part of a name is typed, in any case and with extra spaces, with the status filter on
+    page = signed_in.get(ALL_URL + "?status=active&offer_name=++365+e+").content.decode()
+    # then the offers the partner's customers hold that match are listed by name, to pick from
+    assert offer_matches(page) == [("?status=active&amp;offer=" + str(e3.pk), "Microsoft 365 E3"),
+                                   ("?status=active&amp;offer=" + str(e5.pk), "Microsoft 365 E5 &amp; Audio")]
+    assert "2 offers of your customers' subscriptions match" in page
+    # and by a SKU id, one
+    page = signed_in.get(ALL_URL + "?offer_name=cfq7ttc0").content.decode()
+    assert [name for _, name in offer_matches(page)] == ["Microsoft 365 E3"]
+    assert "1 offer of your customers' subscriptions matches" in page
+    # and picking one lists its subscriptions, friendly-named or not
     page = signed_in.get(ALL_URL + f"?offer={e3.pk}").content.decode()
-    # then the select lists each offer the partner's customers hold, once, by name, with E3 selected
-    options = re.search(r'<select name="offer"[^>]*>(.*?)</select>', page, re.S).group(1)
-    assert options == (f'<option value="">All offers</option><option value="{e3.pk}" selected>Microsoft 365 E3</option>'
-                       f'<option value="{visio.pk}">Visio Plan 2 &amp; Project</option>')
-    # and only E3's subscriptions are listed
     assert sorted(ids(page)) == sorted([str(first.pk), str(second.pk)])
+    # and a name no held offer has says so
+    page = signed_in.get(ALL_URL + "?offer_name=F1").content.decode()
+    assert offer_matches(page) == [] and "No offer of your customers' subscriptions matches" in page
+
+
+def test_all_subscriptions_offer_filter_lists_the_first_matches_and_says_how_many(signed_in, customer):
+    skus = [factories.SkuFactory(name=f"Backup {n:02}") for n in range(14)]
+    for sku in skus:
+        factories.SubscriptionFactory(customer=customer, sku=sku)
+    page = signed_in.get(ALL_URL + "?offer_name=backup").content.decode()
+    assert [name for _, name in offer_matches(page)] == [f"Backup {n:02}" for n in range(12)]
+    assert "14 offers of your customers' subscriptions match" in page and "the first 12 by name" in page
+
+
+def test_all_subscriptions_filter_by_one_offer_shows_it_as_a_chip(signed_in, direct_partner, customer):
+    # given two subscriptions of an offer and one of another
+    e3 = factories.SkuFactory(name="Microsoft 365 E3 & Audio")
+    first = factories.SubscriptionFactory(customer=customer, sku=e3)
+    second = factories.SubscriptionFactory(customer=customer, sku=e3)
+    factories.SubscriptionFactory(customer=customer, sku=factories.SkuFactory(name="Visio Plan 2"))
+    # when the page is opened for that offer (as its subscriptions' pages link to it)
+    page = signed_in.get(ALL_URL + f"?offer={e3.pk}").content.decode()
+    # then only its subscriptions are listed, and a chip names it and removes the filter
+    assert sorted(ids(page)) == sorted([str(first.pk), str(second.pk)])
+    assert ('<a class="chip" href="?" aria-current="true" aria-label="Remove the filter: offer Microsoft 365 E3 &amp; '
+            'Audio">Offer: Microsoft 365 E3 &amp; Audio ✕</a>') in page
     # and an offer id that is not a number filters nothing
     assert len(ids(signed_in.get(ALL_URL + "?offer=e3").content.decode())) == 3
 
@@ -471,8 +513,10 @@ def test_all_subscriptions_of_a_reseller_are_those_it_is_reseller_of_record_for(
     client.force_login(factories.staff(adatum, "admin_agent"))
     page = client.get(ALL_URL).content.decode()
     assert ids(page) == [str(own.pk)]
-    # and its offer select has only the offer it resells
-    assert page.count('<option value="') == 2
+    # and the offer filter finds only the offer it resells
+    assert offer_matches(client.get(ALL_URL + "?offer_name=visio").content.decode()) == []
+    assert [name for _, name in offer_matches(client.get(ALL_URL + "?offer_name=365").content.decode())] == [
+        "Microsoft 365 E3"]
 
 
 def test_all_subscriptions_empty_states(signed_in, customer):
