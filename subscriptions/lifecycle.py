@@ -140,6 +140,7 @@ def renew_due_subscriptions(now: datetime, limit: int | None = None) -> Lifecycl
                         # SQLite has no row locks (BEGIN IMMEDIATE serialises writers): the renewal's own
                         # UPDATE re-checks, on the term end read with the chunk (_save_renewed).
                         subscription, row.guard_term_end = row, row.term_end
+                        row.loaded_values = {f.attname: getattr(row, f.attname) for f in _SUBSCRIPTION_FIELDS}
                     elif _frozen(row):
                         held = still_pending.filter(pk=pk, term_end=row.term_end).values_list("pk").first()
                         subscription = row if held else None
@@ -160,6 +161,9 @@ def renew_due_subscriptions(now: datetime, limit: int | None = None) -> Lifecycl
     return report
 
 
+_SUBSCRIPTION_FIELDS = Subscription._meta.concrete_fields
+
+
 class _HandledMeanwhile(Exception):
     pass
 
@@ -172,10 +176,14 @@ def _save_renewed(subscription: Subscription, fields: list[str], now: datetime) 
         subscription.save(update_fields=fields)
         return
     subscription.updated_at = now  # auto_now, which an UPDATE doesn't apply
-    values = {name: getattr(subscription, Subscription._meta.get_field(name).attname) for name in fields}
+    values = {Subscription._meta.get_field(name).attname: getattr(subscription, Subscription._meta.get_field(name).attname)
+              for name in fields}
     values["list_name"] = subscription.display_name  # kept by save(), which this UPDATE bypasses
-    updated = (Subscription.objects.filter(pk=subscription.pk, term_end=guard, renewal_pending=True)
-               .update(**{Subscription._meta.get_field(name).attname: value for name, value in values.items()}))
+    # Only the columns that changed (most renewals change the term and the pending flag): SQLite rewrites the entries
+    # of every index on a column an UPDATE sets, changed or not.
+    loaded = getattr(subscription, "loaded_values", {})
+    values = {name: value for name, value in values.items() if name not in loaded or loaded[name] != value}
+    updated = Subscription.objects.filter(pk=subscription.pk, term_end=guard, renewal_pending=True).update(**values)
     if not updated:
         raise _HandledMeanwhile
 
