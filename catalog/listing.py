@@ -51,6 +51,7 @@ _PUBLISHER_FIELDS = tuple(f.attname for f in Publisher._meta.concrete_fields)
 _AVAILABILITY_FIELDS = tuple(f.attname for f in Availability._meta.concrete_fields)
 # Cached listings per snapshot (customer kind × filters); cleared when full, so memory stays bounded.
 _MAX_LISTINGS = 512
+_MAX_MATCHES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class CatalogSnapshot:
     addons_of: dict[int, tuple[int, ...]]  # the add-ons (ids, by name) whose bases include this offer (A3)
     groups: list[OfferFacts]  # one offer's facts per Offer.group
     _listings: dict = field(default_factory=dict)
+    _matches: dict = field(default_factory=dict)
 
     def listing(self, ctx: BuyingContext | None, search: OfferSearch, show_all: bool) -> tuple[Offer, ...]:
         """The offers this customer's catalog lists (all of them with `show_all`), filtered by `search`, in order.
@@ -125,15 +127,17 @@ class CatalogSnapshot:
 
     def matching(self, text: str) -> tuple[int, ...]:
         """The ids of the offers whose name, product, publisher or SKU id contains `text` (lower-cased), as the
-        catalog's search matches them; remembered, as the same few words come back."""
-        key = ("matching", text)
-        found = self._listings.get(key)
+        catalog's search matches them; remembered apart from the listings (text typed as it is typed comes in
+        many variants, which would push the catalog page's listings out)."""
+        found = self._matches.get(text)
         if found is None:
             found = tuple(o.facts.pk for o in self.offers if any(text in t for t in o.search_text))
-            self._remember(key, found)
+            if len(self._matches) >= _MAX_MATCHES:
+                self._matches.clear()
+            self._matches[text] = found
         return found
 
-    def _remember(self, key: tuple, offers: tuple) -> None:
+    def _remember(self, key: tuple, offers: tuple[Offer, ...]) -> None:
         if len(self._listings) >= _MAX_LISTINGS:
             self._listings.clear()
         self._listings[key] = offers
@@ -192,12 +196,12 @@ def catalog_snapshot() -> CatalogSnapshot:
     return snapshot
 
 
-def _addons_of(bases: dict[int, list[int]], names: dict[int, str]) -> dict[int, tuple[int, ...]]:
+def _addons_of(bases: dict[int, list[int]], rank: dict[int, int]) -> dict[int, tuple[int, ...]]:
     addons: dict[int, list[int]] = {}
     for addon_pk, base_pks in bases.items():
         for base_pk in base_pks:
             addons.setdefault(base_pk, []).append(addon_pk)
-    return {base_pk: tuple(sorted(pks, key=lambda pk: (names[pk], pk))) for base_pk, pks in addons.items()}
+    return {base_pk: tuple(sorted(pks, key=rank.__getitem__)) for base_pk, pks in addons.items()}
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -232,7 +236,9 @@ def _build(version: int) -> CatalogSnapshot:
         addon_base_ids=frozenset(pk for ids in bases.values() for pk in ids),
         sku_availabilities={pk: tuple(sorted(rows, key=lambda r: (r.term, r.billing_frequency)))
                             for pk, rows in ways.items()},
-        addons_of=_addons_of(bases, names),
+        # by name as the database sorts them (its collation), as the add-ons were listed before they came from here
+        addons_of=_addons_of(bases, {pk: n for n, pk in enumerate(Sku.objects.order_by("name", "pk")
+                                                                 .values_list("pk", flat=True))}),
         groups=[representatives[n] for n in range(len(groups))],
     )
 

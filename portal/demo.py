@@ -494,6 +494,8 @@ def demo_purchases(t: Moments) -> list[Purchase]:
         )),
         Purchase("jefferson", "sales", t.days_ago(18, "10:20"), (Line(AZURE_PLAN, 1, term=P1M),)),
         Purchase("jefferson", "sales", t.days_ago(2, "09:40"), (Line(M365_G3, 50),)),
+        # Six days ago: its windows close within 48 hours (the "needs attention" filter has one for Northwind too).
+        Purchase("jefferson", "sales", t.days_ago(6, "15:20"), (Line(WIN_E3, 25),)),
         Purchase("lakeshore", "sales", t.months_ago(9, "08:30"), (
             Line(A3_FACULTY, 300, billing=ANNUAL), Line(A3_STUDENTS, 2000),
         )),

@@ -150,10 +150,12 @@ class Customer(models.Model):
     class Meta:
         ordering = ["company_name"]
         constraints = [
-            # True of every customer (a partner has one record per tenant); declared UNIQUE so that its index tells
-            # SQLite that walking a partner's customers by name gives each customer once: the lists across
-            # customers (sorted by customer, then by subscription on the (customer, list_name, id) index) then
-            # read in index order instead of sorting every subscription of the partner.
+            # A partner serves a tenant as one customer (transfers and relationship requests find it by tenant).
+            models.UniqueConstraint(fields=["partner", "tenant_id"], name="customer_one_per_partner_and_tenant"),
+            # Implied by the one above; declared UNIQUE so that its index tells SQLite that walking a partner's
+            # customers by name gives each customer once: the lists across customers (sorted by customer, then by
+            # subscription on the (customer, list_name, id) index) then read in index order instead of sorting every
+            # subscription of the partner.
             models.UniqueConstraint(fields=["partner", "company_name", "tenant_id"], name="customer_partner_name_tenant"),
         ]
         # A customer found by id (a subscription's) is checked for its partner and sorted by name from this index.

@@ -9,19 +9,22 @@ rows with the compiler's own converters. The SQL and the rows are exactly Django
 
 The rule that keeps this safe: the build function receives every value that varies between runs as a marker
 argument and closes over nothing else; everything else it reads (a filter being on, a sort, a page's bounds)
-is part of the key. Each value must reach the SQL as a parameter (a marker that does not is an error), and
-the markers are values no data has, so a value the build function took from elsewhere cannot be mistaken for
-one. The cache lives on the database connection (one per thread), bounded in size.
+is part of the key. Each shape is built twice, with two sets of markers, and the two compilations must differ in
+the markers' places only: a value built into the SQL, or computed from a marker (`now + 48 hours`), or a lookup
+that Django drops for its value, gives two different compilations and is refused, as is a value that reaches
+the SQL nowhere. The markers are values no data has. The cache lives on the database connection (one per
+thread) and keeps the shapes used most recently.
 """
 
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from django.db import connections, models
 from django.db.models import QuerySet
 
-_MAX_SHAPES = 256  # per connection; cleared when full
+_MAX_SHAPES = 256  # per connection; the least recently used goes first
 
 # The Django field that turns each kind of value into a query parameter, as the ORM does for a lookup on it.
 _FIELDS = {
@@ -42,17 +45,28 @@ def _kind(value) -> type:
     raise TypeError(f"No marker for a {type(value).__name__}.")
 
 
-def _marker(kind: type, n: int):
-    """The n-th stand-in value of a kind: values no row and no constant of the portal has."""
+def _marker(kind: type, n: int, variant: int):
+    """The n-th stand-in value of a kind, in one of two variants: values no row and no constant of the portal has,
+    and inside every column's range (positive, and small enough for a 32-bit integer column), so that Django
+    compiles the lookup as it would for a real value."""
     if kind is UUID:
-        return UUID(int=0x5EED_0000_0000_0000_0000_0000_0000_0000 + n)
+        return UUID(int=(0x5EED + variant) << 112 | n)
     if kind is int:
-        return -7_340_000_000_000 - n
+        return 1_900_000_000 + 100_000 * variant + n
     if kind is str:
-        return f"\x1fmarker {n}\x1f"
+        return f"\x1fmarker {variant}.{n}\x1f"
     if kind is datetime:
-        return datetime(1901, 2, 3, 4, 5, n, tzinfo=UTC)
-    return date(1901, 2, 3 + n)
+        return datetime(1901 + variant, 2, 3, 4, 5, 6, tzinfo=UTC) + timedelta(minutes=n)
+    return date(1901 + variant, 2, 3) + timedelta(days=n)
+
+
+def _markers(kinds: tuple, variant: int) -> tuple:
+    counts: dict[type, int] = {}
+    markers = []
+    for kind in kinds:  # numbered per kind
+        markers.append(_marker(kind, counts.get(kind, 0), variant))
+        counts[kind] = counts.get(kind, 0) + 1
+    return tuple(markers)
 
 
 class _Shape:
@@ -62,12 +76,27 @@ class _Shape:
     def __init__(self, build: Callable[..., QuerySet], values: tuple, connection, *, count: bool, instances: bool):
         self.build = build
         self.kinds = tuple(_kind(v) for v in values)
-        markers = tuple(_marker(kind, n) for n, kind in enumerate(self.kinds))
-        queryset = build(*markers)
+        (sql, params, compiler), (other_sql, other_params, _) = (
+            self._compile(_markers(self.kinds, variant), connection, count=count, instances=instances)
+            for variant in (0, 1))
+        places = [self._places(variant, connection) for variant in (0, 1)]
+        slots = tuple(places[0].get(p) if _hashable(p) else None for p in params)
+        other_slots = tuple(places[1].get(p) if _hashable(p) else None for p in other_params)
+        if sql != other_sql or slots != other_slots or any(
+                slot is None and p != q for p, q, slot in zip(params, other_params, slots)):
+            raise ValueError(f"{_name(build)}: its SQL changes with its values other than in their places (a value "
+                             "built in, computed from another, or a lookup dropped for its value).")
+        missing = set(range(len(values))) - set(slots)
+        if missing:
+            raise ValueError(f"{_name(build)}: values {sorted(missing)} are not parameters of its SQL.")
+        self.sql, self.params, self.slots, self.compiler = sql, list(params), slots, compiler
+
+    def _compile(self, markers: tuple, connection, *, count: bool, instances: bool):
+        queryset = self.build(*markers)
         self.model, self.attnames = queryset.model, ()
         if instances:
             if queryset.query.select_related or queryset.query.deferred_loading != (frozenset(), True):
-                raise ValueError(f"{_name(build)}: instances are loaded without select_related or deferred fields.")
+                raise ValueError(f"{_name(self.build)}: instances are loaded without select_related or deferred fields.")
             self.attnames = tuple(f.attname for f in self.model._meta.concrete_fields)
             queryset = queryset.values_list(*self.attnames)
         if count:
@@ -79,12 +108,12 @@ class _Shape:
         else:
             self.col_count = compiler.col_count
             self.converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
-        adapted = {self._adapt(kind, m, connection): n for n, (kind, m) in enumerate(zip(self.kinds, markers))}
-        self.slots = tuple(adapted.get(p) if _hashable(p) else None for p in params)
-        missing = set(range(len(markers))) - set(self.slots)
-        if missing:
-            raise ValueError(f"{_name(build)}: values {sorted(missing)} are not parameters of its SQL.")
-        self.sql, self.params, self.compiler = sql, list(params), compiler
+        return sql, params, compiler
+
+    def _places(self, variant: int, connection) -> dict:
+        """Each marker of this variant, as a query parameter, to the index of the value it stands for."""
+        return {self._adapt(kind, m, connection): n
+                for n, (kind, m) in enumerate(zip(self.kinds, _markers(self.kinds, variant)))}
 
     @staticmethod
     def _adapt(kind: type, value, connection):
@@ -120,15 +149,18 @@ def _hashable(value) -> bool:
 def _shape(key: tuple, build: Callable[..., QuerySet], values: tuple, using: str, count: bool,
            instances: bool = False) -> tuple[_Shape, object]:
     connection = connections[using]
-    cache = connection.__dict__.setdefault("_prepared_shapes", {})
+    cache = connection.__dict__.setdefault("_prepared_shapes", OrderedDict())
     full_key = (key, count, instances)
     shape = cache.get(full_key)
     if shape is None:
-        if len(cache) >= _MAX_SHAPES:
-            cache.clear()
-        shape = cache[full_key] = _Shape(build, values, connection, count=count, instances=instances)
+        shape = _Shape(build, values, connection, count=count, instances=instances)
+        cache[full_key] = shape
+        while len(cache) > _MAX_SHAPES:
+            cache.popitem(last=False)
     elif _name(shape.build) != _name(build):
         raise ValueError(f"Prepared query {key!r} is built by {_name(shape.build)}, not {_name(build)}.")
+    else:
+        cache.move_to_end(full_key)
     return shape, connection
 
 

@@ -138,19 +138,27 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
     closes = cancellation_window_ends(subscription)
     if closes is None or now >= closes:
         closed_early = window_closed_early(subscription)
+        instead = _ends_with_its_term(subscription)
         if closed_early and closed_early[1] == "upgraded":
             raise RuleViolation("U7", f"This subscription was upgraded on {_when(closed_early[0])}: an upgrade can't "
-                                      "be undone and has no cancellation window. Turn auto-renew off so it ends with "
-                                      "its term.")
+                                      f"be undone and has no cancellation window. {instead}")
         if closed_early:
             raise RuleViolation("TF4", f"This subscription was transferred in on {_when(closed_early[0])}: its term "
-                                       "was paid to the previous partner, so it has no cancellation window here. Turn "
-                                       "auto-renew off so it ends with its term.")
+                                       f"was paid to the previous partner, so it has no cancellation window here. {instead}")
         if subscription.sku.is_isv:
-            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {_when(closes)}. Turn auto-renew off "
-                                      "instead: the subscription then ends with its term.")
-        raise RuleViolation("X1", f"The cancellation window closed on {_when(closes)}: the term is paid in full. Turn "
-                                  "auto-renew off so it ends with its term.")
+            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {_when(closes)}. "
+                                      + ("Turn auto-renew off instead: the subscription then ends with its term."
+                                         if subscription.auto_renew else instead))
+        raise RuleViolation("X1", f"The cancellation window closed on {_when(closes)}: the term is paid in full. "
+                                  f"{instead}")
+
+
+def _ends_with_its_term(subscription: Subscription) -> str:
+    """What to do instead of cancelling: turn auto-renew off; or, when it is already off, that it will end."""
+    if subscription.auto_renew:
+        return "Turn auto-renew off so it ends with its term."
+    ends = f" on {subscription.term_end:%Y-%m-%d} (UTC)" if subscription.term_end else ""
+    return f"Auto-renew is off: it ends with its term{ends}."
 
 
 def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from catalog.alignment import renewal_alignment_options
+from catalog.listing import catalog_snapshot
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
 from portal.forms import parse_date, parse_int, parse_quantity
@@ -33,9 +34,10 @@ def _load(request, customer_id, subscription_id):
 def _detail_context(request, customer, subscription_id, **extra):
     now = timezone.now()
     # Scoped like `access.get_subscription` (T3: 404 outside the user's customer), with all the page reads loaded.
-    subscription = reads.subscription_for_page(request.user, customer, subscription_id)
+    snapshot = catalog_snapshot()  # the offers of the subscription, its add-ons and those it can have
+    subscription = reads.subscription_for_page(request.user, customer, subscription_id, snapshot)
     billing_lines = list(subscription.billing_lines.all())
-    addons = reads.addons_of(subscription)
+    addons = reads.addons_of(subscription, snapshot)
     context = {
         "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
         "actions": actions.allowed_actions(subscription, request.user, now),
@@ -50,7 +52,12 @@ def _detail_context(request, customer, subscription_id, **extra):
         "scheduled": list(subscription.scheduled_changes.all()),
         "audit": reads.audit_trail(subscription),
         "addons": addons,
-        "eligible_addons": services.eligible_addons(subscription) if subscription.status == "active" else [],
+        # A3, A5: each eligible add-on with its price for the base's term and billing frequency
+        "eligible_addons": [(sku, next(a.unit_price for a in sku.availabilities.all() if a.term == subscription.term
+                                       and a.billing_frequency == subscription.billing_frequency))
+                            for sku in services.eligible_addons(subscription, snapshot)]
+                           if subscription.status == "active" else [],
+        "billed": services.BILLED.get(subscription.billing_frequency, subscription.billing_frequency),
         "confirm": request.GET.get("confirm", ""),
         "quantity_url": reverse("subscriptions:subscription-quantity", args=[customer.pk, subscription.pk]),
         "setup_url": subscription.sku.publisher_setup_url

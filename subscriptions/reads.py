@@ -24,13 +24,16 @@ from .models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscript
 
 AUDIT_SHOWN = 100  # the page's audit trail: the latest entries
 _AUDIT_FIELDS = tuple(f.attname for f in AuditEntry._meta.concrete_fields)
-_ACTOR_FIELDS = ("id", "username", "first_name", "last_name")  # in the user model's field order (from_db)
+# What the audit trail shows of who made an entry (the name, else the username), in the user model's field order
+_ACTOR_FIELDS = tuple(f.attname for f in get_user_model()._meta.concrete_fields
+                      if f.primary_key or f.name in {get_user_model().USERNAME_FIELD, "first_name", "last_name"})
 _LINE_FIELDS = tuple(f.attname for f in OrderLine._meta.concrete_fields)
 _ORDER_FIELDS = tuple(f.attname for f in Order._meta.concrete_fields)
 
 
-def subscription_for_page(user, customer: Customer, subscription_id) -> Subscription:
-    """The customer's subscription as this user may see it (T1, T3: else 404), with what its page reads loaded."""
+def subscription_for_page(user, customer: Customer, subscription_id, snapshot=None) -> Subscription:
+    """The customer's subscription as this user may see it (T1, T3: else 404), with what its page reads loaded;
+    its offers from `snapshot` (the catalog's copy this request read) or the current one."""
     if not isinstance(subscription_id, UUID):
         try:
             subscription_id = UUID(str(subscription_id))
@@ -43,7 +46,7 @@ def subscription_for_page(user, customer: Customer, subscription_id) -> Subscrip
         raise Http404("No such subscription.")
     subscription = found[0]
     subscription.customer = customer
-    snapshot = catalog_snapshot()
+    snapshot = snapshot or catalog_snapshot()
     sku = snapshot.sku(subscription.sku_id)
     if sku is None:  # not in this process's copy of the catalog: the ordinary read
         return _read_with_the_orm(user, customer, subscription_id)
@@ -66,9 +69,9 @@ def subscription_for_page(user, customer: Customer, subscription_id) -> Subscrip
     return subscription
 
 
-def addons_of(subscription: Subscription) -> list[Subscription]:
+def addons_of(subscription: Subscription, snapshot=None) -> list[Subscription]:
     """The subscription's add-ons (A1), newest first, each with its offer."""
-    snapshot = catalog_snapshot()
+    snapshot = snapshot or catalog_snapshot()
     addons = prepared.instances(("page-addons",), _addons, subscription.pk)
     for addon in addons:
         addon.sku = snapshot.sku(addon.sku_id) or addon.sku
@@ -83,7 +86,7 @@ def audit_trail(subscription: Subscription) -> list[AuditEntry]:
     for row in prepared.rows(("page-audit",), _audit_rows, subscription.pk):
         entry = AuditEntry.from_db(AuditEntry.objects.db, _AUDIT_FIELDS, row[: len(_AUDIT_FIELDS)])
         actor = row[len(_AUDIT_FIELDS):]
-        entry.actor = User.from_db(User.objects.db, _ACTOR_FIELDS, actor) if actor[0] is not None else None
+        entry.actor = User.from_db(User.objects.db, _ACTOR_FIELDS, actor) if entry.actor_id is not None else None
         entries.append(entry)
     return entries
 

@@ -123,11 +123,14 @@ class SubscriptionList:
         return prepared.count(("subscription-count", *self._shape), build, *self._scope.values, *self._values.values())
 
     def __getitem__(self, cut: slice) -> list[ListRow]:
+        # Always a page and one row more (the paginator asks the last page to the count): one shape per page, not
+        # per page and count.
+        start, stop = cut.start or 0, (cut.start or 0) + LIST_PAGE_SIZE + 1
         values = {**self._values, "now": self._now}
-        build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), cut.start, cut.stop)
-        rows = prepared.rows(("subscription-page", *self._shape, self._sort, cut.start, cut.stop), build,
+        build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), start, stop)
+        rows = prepared.rows(("subscription-page", *self._shape, self._sort, start, stop), build,
                              *self._scope.values, *values.values())
-        return [list_row(row) for row in rows]
+        return [list_row(row) for row in rows[: cut.stop - start]]
 
 
 # The build functions of the prepared queries: every value that varies comes in as a marker (`ids_and_values`:

@@ -441,13 +441,14 @@ def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscri
     return subscription
 
 
-def eligible_addons(base: Subscription):
+def eligible_addons(base: Subscription, snapshot=None):
     """A3: traditional add-ons of the base's offer, sold to the customer's segment and region, by name; read from
-    this process's copy of the catalog (catalog.listing), each a Sku with its product, publisher and availabilities."""
+    this process's copy of the catalog (catalog.listing; `snapshot` when the caller has just read it), each a Sku
+    with its product, publisher and availabilities."""
     from catalog.listing import catalog_snapshot
     from catalog.models import Sku
 
-    customer, snapshot = base.customer, catalog_snapshot()
+    customer, snapshot = base.customer, snapshot or catalog_snapshot()
     eligible = []
     for pk in snapshot.addons_of.get(base.sku_id, ()):
         facts = snapshot.by_pk[pk].facts
@@ -492,12 +493,19 @@ def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datet
                 unit_price=availability.unit_price, currency=availability.currency, auto_renew=base.auto_renew,
                 term_start=now, term_end=base.term_end, reseller=base.reseller, created_at=now,  # A5: coterminous
             )
+            if sku.is_license_based:
+                # Q2: the add-on's licenses can be removed for 7 days, like any bought licenses.
+                open_seat_lot(addon, quantity=quantity, source=SeatLot.Source.PURCHASE, now=now)
             charge = remaining_charge(unit_price=addon.unit_price, quantity=quantity, period=period, today=today)
             bill(addon, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=quantity, now=now)
             audit.record(actor=actor, at=now, customer=base.customer, subscription=addon,
                          action="subscription.addon_bought",
                          summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
                          after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)})
+            # and on the base's own trail, where the purchase was made
+            audit.record(actor=actor, at=now, customer=base.customer, subscription=base,
+                         action="subscription.addon_added", summary=f"Add-on bought: {quantity} × {sku.name}",
+                         after={"addon": str(addon.pk), "quantity": quantity, "charge": str(charge.amount)})
             created.append(addon)
     return created
 

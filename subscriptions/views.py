@@ -58,8 +58,8 @@ def all_subscriptions(request):
     context = {
         "page": page, "now": now, "filters": filters, "sort": sort, "statuses": Status.choices,
         "offer": catalog_snapshot().by_pk.get(filters.offer) if filters.offer is not None else None,
-        "offer_matches": (selectors.offers_matching(scope, filters.offer_text)
-                          if filters.offer_text and filters.offer is None else None),
+        # What is typed finds offers to pick, also to switch from the one picked (which filters until then).
+        "offer_matches": selectors.offers_matching(scope, filters.offer_text) if filters.offer_text else None,
         "offer_matches_shown": OFFER_MATCHES_SHOWN,
         **list_table(request, page, sort=sort, now=now, show_customer=True),
     }
@@ -133,7 +133,7 @@ def list_rows(rows: list[selectors.ListRow], *, now, show_customer: bool):
             f'\n    <td><code>{r.pk}</code></td><td class="num">{r.quantity}</td>'
             f'\n    <td><span class="badge badge-{status}">{escape(STATUS_LABELS.get(r.status, r.status))}</span></td>'
             f'\n    <td>{escape(TERM_LABELS.get(r.term, r.term))}</td>'
-            f'<td>{escape(BILLING_LABELS.get(r.billing_frequency, r.billing_frequency))}</td><td>{utc(r.term_end)}</td>'
+            f'<td>{escape(BILLING_LABELS.get(r.billing_frequency, r.billing_frequency))}</td><td class="date">{utc(r.term_end)}</td>'
             f'\n    <td>{"On" if r.auto_renew else "Off"}</td><td>{reseller}</td>'
         )
         yield "\n  <tr>" + "".join(cells) + "</tr>"

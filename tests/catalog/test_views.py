@@ -17,7 +17,7 @@ from subscriptions.models import Subscription
 from tests import factories
 
 QUERY_BUDGET = 12
-SNAPSHOT_QUERIES = 4  # offers, add-on bases, exclusive partners, availabilities
+SNAPSHOT_QUERIES = 5  # offers, add-on bases, exclusive partners, availabilities, the offers by name
 
 
 @pytest.fixture(autouse=True)

@@ -53,7 +53,7 @@ def test_one_shape_is_compiled_once_and_runs_as_one_logged_query(now):
         with CaptureQueriesContext(connection) as queries:
             prepared.rows(("test-once",), build, customer.pk, "active", now - timedelta(days=1))
         assert len(queries) == 1
-    assert len(compiled) == 1  # built with markers the first time only
+    assert len(compiled) == 2  # built with markers the first time only (twice: two sets of markers compared)
 
 
 def test_count_and_instances_are_the_orms(now):
@@ -95,11 +95,42 @@ def test_json_fields_come_back_decoded(now):
 
 def test_a_value_that_is_not_a_parameter_is_refused():
     # a build function that ignores a value would bake the first run's data into every later run's SQL
+    elsewhere = factories.CustomerFactory()
+
     def ignores_its_value(customer_id):
-        return Customer.objects.filter(pk=factories.CustomerFactory().pk)
+        return Customer.objects.filter(pk=elsewhere.pk)
 
     with pytest.raises(ValueError, match="not parameters of its SQL"):
         prepared.rows(("test-ignores",), ignores_its_value, factories.CustomerFactory().pk)
+
+
+def test_a_value_computed_from_a_marker_is_refused(now):
+    # `now + 48 hours` computed in the build function would be the marker's time plus 48 hours in every run
+    def computes_from_its_value(now):
+        return SeatLot.objects.filter(window_ends_at__gt=now, window_ends_at__lte=now + timedelta(hours=48))
+
+    with pytest.raises(ValueError, match="changes with its values other than in their places"):
+        prepared.rows(("test-computed",), computes_from_its_value, now)
+
+    # given as values of their own, both bounds are prepared
+    def bounds(now, soon):
+        return SeatLot.objects.filter(window_ends_at__gt=now, window_ends_at__lte=soon).values_list("pk")
+
+    lot = factories.SeatLotFactory(added_at=now - timedelta(hours=150))  # its window closes in 18 hours
+    assert prepared.rows(("test-bounds",), bounds, now, now + timedelta(hours=48)) == [(lot.pk,)]
+    assert prepared.rows(("test-bounds",), bounds, now, now + timedelta(hours=12)) == []
+
+
+def test_a_lookup_on_a_positive_integer_keeps_its_marker(now):
+    # markers are in every column's range: Django compiles the lookup as it would for a real value
+    customer = factories.CustomerFactory()
+    small, big = (factories.SubscriptionFactory(customer=customer, quantity=q) for q in (3, 300))
+
+    def at_least(customer_id, quantity):
+        return Subscription.objects.filter(customer_id=customer_id, quantity__gte=quantity).values_list("pk")
+
+    assert prepared.rows(("test-gte",), at_least, customer.pk, 100) == [(big.pk,)]
+    assert sorted(prepared.rows(("test-gte",), at_least, customer.pk, 1)) == sorted([(small.pk,), (big.pk,)])
 
 
 def test_flags_are_shape_not_values_and_kinds_must_match():
@@ -139,13 +170,16 @@ def test_get_customer_is_scoped_to_each_users_partner_run_after_run(direct_partn
     assert Customer.objects.count() == 2  # nothing changed
 
 
-def test_a_full_cache_starts_again(monkeypatch):
+def test_the_least_recently_used_shapes_are_dropped_first(monkeypatch):
     monkeypatch.setattr(prepared, "_MAX_SHAPES", 2)
     customer = factories.CustomerFactory()
 
     def by_pk(n, pk):
         return Customer.objects.filter(pk=pk).values_list("company_name")
 
-    for n in range(5):
-        assert prepared.rows(("test-full", n), partial(by_pk, n), customer.pk) == [(customer.company_name,)]
-    assert len(connections["default"].__dict__["_prepared_shapes"]) <= 2
+    def run(n):
+        return prepared.rows(("test-lru", n), partial(by_pk, n), customer.pk)
+
+    for n in (1, 2, 1, 3):  # 1 is used again before 3 comes: 2 is the least recently used
+        assert run(n) == [(customer.company_name,)]
+    assert [key[0] for key in connections["default"].__dict__["_prepared_shapes"]] == [("test-lru", 1), ("test-lru", 3)]

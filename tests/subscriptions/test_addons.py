@@ -79,6 +79,21 @@ def test_a5_addon_ends_with_its_base_and_is_charged_to_the_end_of_its_billing_pe
     assert (base.status, base.quantity, base.billing_lines.count()) == (Status.ACTIVE, 10, 0)
 
 
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("L1")
+def test_q2_bought_addon_licenses_can_be_removed_for_7_days_and_both_trails_say_so(customer, sales, base, audio, now):
+    # when 5 add-on licenses are bought on the base's page
+    [addon] = buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5}, now=now)
+    # then they are one batch, removable until 168 hours from now, like any licenses bought
+    assert list(addon.seat_lots.values_list("source", "quantity", "removed", "added_at", "window_ends_at")) == [
+        ("purchase", 5, 0, now, now + timedelta(hours=168))]
+    # and the purchase is on the add-on's audit trail and on the base's, by who bought it
+    assert list(AuditEntry.objects.filter(subscription=addon).values_list("action", "actor")) == [
+        ("subscription.addon_bought", sales.pk)]
+    assert list(AuditEntry.objects.filter(subscription=base).values_list("action", "summary", "actor")) == [
+        ("subscription.addon_added", "Add-on bought: 5 × Audio Conferencing", sales.pk)]
+
+
 @pytest.mark.rule("A5")
 def test_a5_addons_bought_together_each_get_their_own_subscription_and_charge(customer, sales, base, audio, e3, now):
     # given two eligible add-ons

@@ -106,6 +106,22 @@ def test_x1_cancelling_after_the_window_is_refused_with_its_utc_close_time(custo
 
 
 @pytest.mark.rule("X1")
+def test_x1_after_the_window_with_auto_renew_off_it_says_when_the_subscription_ends(customer, sales, e3, now):
+    # given 10 licenses bought 2026-11-23 12:00 UTC whose auto-renew is already off
+    sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    Subscription.objects.filter(pk=sub.pk).update(auto_renew=False)
+    sub.refresh_from_db()
+    before = snapshot(sub)
+    # when it is cancelled after the window
+    with pytest.raises(RuleViolation) as refused:
+        cancel_subscription(subscription_id=sub.pk, actor=sales, now=datetime(2026, 12, 1, tzinfo=UTC))
+    # then the reason does not ask for what is already done: it says when the subscription ends
+    assert refused.value.message == ("The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
+                                     f"full. Auto-renew is off: it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).")
+    assert snapshot(sub) == before
+
+
+@pytest.mark.rule("X1")
 def test_x1_a_renewed_term_opens_a_new_cancellation_window(customer, sales, e3, now):
     # given a subscription bought a year ago whose renewed term started 2026-11-24 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(days=1), created=datetime(2025, 11, 24, 12, 0, tzinfo=UTC))

@@ -218,6 +218,7 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     assert shown["Quantity"] == "15"
     assert shown["Status"] == "Active"
     assert shown["Term"] == "1 year, billed monthly at 10.00 USD per license"
+    assert "Scheduled for the renewal" not in shown  # nothing is
     assert shown["Term start"] == "2026-11-23 12:00 UTC"
     assert shown["Term end (inclusive)"] == "2027-11-22 (UTC); renews at 2027-11-23 00:00 UTC"
     assert shown["Auto-renew"] == "On"
@@ -1111,6 +1112,9 @@ def test_a1_buying_one_of_two_eligible_addons_as_the_form_sends_it(signed_in, cu
     phone = traditional_addon(e3, "Microsoft 365 Phone System", price="8.00")
     page = page_of(signed_in.get(detail(base)))
     assert f'name="addon-{phone.pk}" min="0" value="0"' in page
+    # each with its price for the base's term and billing, before anything is bought
+    assert re.search(r"Microsoft 365 Phone System <span class=\"muted\">8\.00 USD per license, billed monthly</span>", page)
+    assert re.search(r"Microsoft 365 Audio Conferencing <span class=\"muted\">2\.00 USD per license, billed monthly", page)
     response = signed_in.post(url("addons", base), {f"addon-{audio.pk}": "4", f"addon-{phone.pk}": "0"})
     assert response.status_code == 302
     assert list(Subscription.objects.filter(base_subscription=base).values_list("sku", "quantity")) == [(audio.pk, 4)]

@@ -440,6 +440,20 @@ def test_all_subscriptions_offer_filter_finds_the_offers_held_by_name_product_pu
     assert offer_matches(page) == [] and "No offer of your customers' subscriptions matches" in page
 
 
+def test_all_subscriptions_offer_filter_finds_another_offer_to_switch_to_while_one_is_picked(signed_in, customer):
+    # given subscriptions of two offers, one of them picked
+    e3, e5 = factories.SkuFactory(name="Microsoft 365 E3"), factories.SkuFactory(name="Microsoft 365 E5")
+    three, five = (factories.SubscriptionFactory(customer=customer, sku=sku) for sku in (e3, e5))
+    # when another offer's name is typed
+    page = signed_in.get(ALL_URL + f"?offer={e3.pk}&offer_name=e5").content.decode()
+    # then the picked offer still filters the list, what was typed stays in the box, and the match is offered to
+    # switch to (dropping the typed text)
+    assert ids(page) == [str(three.pk)]
+    assert 'name="offer_name" value="e5"' in page
+    assert offer_matches(page) == [(f"?offer={e5.pk}", "Microsoft 365 E5")]
+    assert ids(signed_in.get(ALL_URL + f"?offer={e5.pk}").content.decode()) == [str(five.pk)]
+
+
 def test_all_subscriptions_offer_filter_lists_the_first_matches_and_says_how_many(signed_in, customer):
     skus = [factories.SkuFactory(name=f"Backup {n:02}") for n in range(14)]
     for sku in skus:

@@ -310,6 +310,10 @@ def test_r1_posting_the_form_schedules_and_redirects_with_a_message(signed_in, c
     assert sorted(scheduled(sub)) == [("billing_frequency", None, "", "annual"), ("quantity", 15, "", "")]
     page = signed_in.get(detail(sub))
     assert "Scheduled for the renewal: 15 licenses, Billed annually." in page.content.decode()
+    # and the page's properties say it too, beside the term, without opening the panel
+    assert re.search(r"<dt>Scheduled for the renewal</dt><dd>(15 licenses; Billed annually|Billed annually; 15 licenses) · "
+                     r'<a href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a></dd>',
+                     page.content.decode())
 
 
 @pytest.mark.rule("R3")

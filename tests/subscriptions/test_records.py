@@ -120,12 +120,17 @@ def test_l1_an_addon_purchase_is_audited_on_the_addon(customer, sales, e3, audio
     # when 5 add-on licenses are bought
     [addon] = services.buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5}, now=now)
     # then the new add-on's audit entry records what was bought, ending with its base, and its charge
-    entry = AuditEntry.objects.get()
+    entry = AuditEntry.objects.get(subscription=addon)
     assert (entry.actor, entry.at, entry.customer, entry.subscription_id, entry.action) == (
         sales, now, customer, addon.pk, "subscription.addon_bought")
     assert (entry.summary, entry.before, entry.after) == (
         "Bought 5 × Audio Conferencing on Office 365 E3, ending 2027-11-22", {},
         {"quantity": 5, "term_end": "2027-11-22", "charge": "18.67"})
+    # and the base's trail says an add-on was bought on it
+    on_base = AuditEntry.objects.get(subscription=base)
+    assert (on_base.actor, on_base.action, on_base.summary, on_base.after) == (
+        sales, "subscription.addon_added", "Add-on bought: 5 × Audio Conferencing",
+        {"addon": str(addon.pk), "quantity": 5, "charge": "18.67"})
 
 
 @pytest.mark.rule("L1")

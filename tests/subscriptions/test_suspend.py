@@ -176,9 +176,10 @@ def test_p2_a_suspended_subscription_is_not_cancelled_after_its_window(customer,
     with pytest.raises(RuleViolation) as refused:
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused and nothing changed
+    # (suspending turned auto-renew off: the reason says when it ends rather than to turn it off)
     assert (refused.value.rule, refused.value.message) == (
-        "X1", "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Turn auto-renew off "
-              "so it ends with its term.")
+        "X1", "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Auto-renew is off: "
+              f"it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).")
     assert snapshot(sub) == before
 
 
