@@ -117,6 +117,8 @@ class _Shape:
 
     @staticmethod
     def _adapt(kind: type, value, connection):
+        if kind is int or kind is str:  # what the ORM passes on for them: the value itself
+            return value
         return _FIELDS[kind].get_db_prep_value(value, connection, prepared=False)
 
     def run(self, values: tuple, connection) -> list:
