@@ -103,7 +103,11 @@ class SubscriptionList:
     rows with every column. Sorting full rows would carry every column, and the lots subquery, through the sort of
     all the customer's (or partner's) subscriptions. The count reads the filtered subscriptions, without the
     sort's joins. Both are prepared queries (portal.prepared): built and compiled once per shape (scope kind,
-    filters, sort, page bounds), then run with this list's ids, offer and times."""
+    filters, sort, page bounds), then run with this list's ids, offer and times.
+
+    The 48-hour window filter finds few subscriptions, and finding them is the costly part (from the lots closing
+    soon to their subscriptions and customers): its list reads the ids of all of them, sorted, once; the count is
+    their number and a page reads its rows by id."""
 
     # The paginator warns about an unordered list by testing `ordered`: a queryset under that name would be
     # tested by fetching it whole.
@@ -116,8 +120,19 @@ class SubscriptionList:
         # id comes in as a marker), so none can be built into the SQL by mistake.
         self._filters = replace(filters, offer=None if filters.offer is None else -1, offer_text="")
         self._shape = (scope.key, filters.status, filters.offer is not None, filters.window_soon, filters.renews_soon)
+        self._ids: list | None = None
+
+    def _all_ids(self) -> list:
+        if self._ids is None:
+            names = tuple(self._values)
+            build = partial(_sorted_ids, self._scope.key, self._filters, self._sort, names)
+            self._ids = [pk for (pk,) in prepared.rows(("subscription-ids", *self._shape, self._sort), build,
+                                                      *self._scope.values, *self._values.values())]
+        return self._ids
 
     def count(self) -> int:
+        if self._filters.window_soon:
+            return len(self._all_ids())
         names = tuple(self._values)
         build = partial(_filtered_subscriptions, self._scope.key, self._filters, names)
         return prepared.count(("subscription-count", *self._shape), build, *self._scope.values, *self._values.values())
@@ -126,6 +141,14 @@ class SubscriptionList:
         # Always a page and one row more (the paginator asks the last page to the count): one shape per page, not
         # per page and count.
         start, stop = cut.start or 0, (cut.start or 0) + LIST_PAGE_SIZE + 1
+        if self._filters.window_soon:
+            ids = self._all_ids()[start:cut.stop]
+            if not ids:
+                return []
+            padded = ids + ids[:1] * (LIST_PAGE_SIZE + 1 - len(ids))  # one shape for every page
+            rows = prepared.rows(("subscription-rows", self._sort, len(padded)), partial(_rows_by_id, self._sort),
+                                 self._now, *padded)
+            return [list_row(row) for row in rows]
         values = {**self._values, "now": self._now}
         build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), start, stop)
         rows = prepared.rows(("subscription-page", *self._shape, self._sort, start, stop), build,
@@ -148,6 +171,15 @@ def _page(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, sta
     now = ids_and_values[len(ids_and_values) - len(names) + names.index("now")]
     rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ordered.values("pk")[start:stop])), now=now)
     return rows.order_by(*ordered.query.order_by)
+
+
+def _sorted_ids(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, *ids_and_values) -> QuerySet:
+    return order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort).values_list("pk")
+
+
+def _rows_by_id(sort: str, now: datetime, *ids) -> QuerySet:
+    # The ids come from the scoped, filtered list: a page's rows are read by them alone, in the list's order.
+    return with_list_columns(order_subscriptions(Subscription.objects.filter(pk__in=ids), sort), now=now)
 
 
 def list_page(scope, filters: "ListFilters", number, *, sort: str, allowed: list[str], default: str,

@@ -501,6 +501,29 @@ def test_all_subscriptions_window_closes_within_48_hours(signed_in, customer):
     assert '<a class="chip" href="?" aria-current="true">Removal window closes within 48 h</a>' in page
 
 
+@pytest.mark.rule("Q2")
+def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_filters(signed_in, customer, direct_partner):
+    # given 31 subscriptions over two customers whose windows close within 48 hours, and one that doesn't
+    other = factories.CustomerFactory(partner=direct_partner, company_name="Aardvark Ltd")
+    closing = []
+    for n in range(31):
+        sub = subscribe(other if n % 3 == 0 else customer, f"Offer {n:02}", quantity=n + 1)
+        lot(sub, NOW + timedelta(hours=1 + n), quantity=5)
+        closing.append(sub)
+    lot(subscribe(customer, "Later"), NOW + timedelta(hours=72), quantity=5)
+    # when the filter is on, sorted by quantity descending, a page at a time
+    first = signed_in.get(ALL_URL + "?window=48h&sort=-quantity").content.decode()
+    second = signed_in.get(ALL_URL + "?window=48h&sort=-quantity&page=2").content.decode()
+    # then the pages hold all 31 in that order, and say how many there are
+    expected = [str(s.pk) for s in sorted(closing, key=lambda s: -s.quantity)]
+    assert (ids(first), ids(second)) == (expected[:25], expected[25:])
+    assert "Page 1 of 2 · 31 in all" in first and "Page 2 of 2 · 31 in all" in second
+    # and by customer, then name (the default)
+    by_customer = ids(signed_in.get(ALL_URL + "?window=48h").content.decode())
+    assert by_customer == [str(s.pk) for s in sorted(closing, key=lambda s: (s.customer.company_name != "Aardvark Ltd",
+                                                                          s.list_name))][:25]
+
+
 @pytest.mark.rule("N1")
 def test_all_subscriptions_renews_within_30_days(signed_in, customer):
     # given subscriptions whose (inclusive) term ends at various dates
