@@ -93,6 +93,7 @@ class CatalogSnapshot:
     addon_base_ids: frozenset[int]  # every offer that is some add-on's base (C5)
     sku_availabilities: dict[int, tuple[AvailabilityRow, ...]]  # by sku, in Availability's order (term, frequency)
     addons_of: dict[int, tuple[int, ...]]  # the add-ons (ids, by name) whose bases include this offer (A3)
+    name_rank: dict[int, int]  # each offer's place by name, as the database sorts names (its collation), then id
     groups: list[OfferFacts]  # one offer's facts per Offer.group
     _listings: dict = field(default_factory=dict)
     _matches: dict = field(default_factory=dict)
@@ -127,11 +128,12 @@ class CatalogSnapshot:
 
     def matching(self, text: str) -> tuple[int, ...]:
         """The ids of the offers whose name, product, publisher or SKU id contains `text` (lower-cased), as the
-        catalog's search matches them; remembered apart from the listings (text typed as it is typed comes in
+        catalog's search matches them, by name; remembered apart from the listings (text typed as it is typed comes in
         many variants, which would push the catalog page's listings out)."""
         found = self._matches.get(text)
         if found is None:
-            found = tuple(o.facts.pk for o in self.offers if any(text in t for t in o.search_text))
+            found = tuple(sorted((o.facts.pk for o in self.offers if any(text in t for t in o.search_text)),
+                                 key=self.name_rank.__getitem__))
             if len(self._matches) >= _MAX_MATCHES:
                 self._matches.clear()
             self._matches[text] = found
@@ -231,14 +233,15 @@ def _build(version: int) -> CatalogSnapshot:
     offers = tuple(_offer(row, bases.get(row["id"], []), names, exclusive.get(row["id"], set()), ways.get(row["id"], []),
                           groups) for row in rows)
     representatives = {o.group: o.facts for o in offers}
+    name_rank = {pk: n for n, pk in enumerate(Sku.objects.order_by("name", "pk").values_list("pk", flat=True))}
     return CatalogSnapshot(
         version=version, offers=offers, by_pk={o.facts.pk: o for o in offers}, availabilities=availabilities,
         addon_base_ids=frozenset(pk for ids in bases.values() for pk in ids),
         sku_availabilities={pk: tuple(sorted(rows, key=lambda r: (r.term, r.billing_frequency)))
                             for pk, rows in ways.items()},
         # by name as the database sorts them (its collation), as the add-ons were listed before they came from here
-        addons_of=_addons_of(bases, {pk: n for n, pk in enumerate(Sku.objects.order_by("name", "pk")
-                                                                 .values_list("pk", flat=True))}),
+        addons_of=_addons_of(bases, name_rank),
+        name_rank=name_rank,
         groups=[representatives[n] for n in range(len(groups))],
     )
 

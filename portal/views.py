@@ -1,5 +1,6 @@
 import uuid
 from datetime import timedelta
+from functools import partial
 from html import escape
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from catalog.models import Order
 from subscriptions.models import SeatLot
 from subscriptions.states import LIVE_STATUSES, Status
 
-from . import access
+from . import access, prepared
 from .pagination import SmallListPaginator
 from .models import COUNTRY_NAMES, Customer, is_eu_efta
 
@@ -67,39 +68,37 @@ def home(request):
     })
 
 
+CUSTOMERS_PER_PAGE = 25
+# The customer table's columns, and what comes with each row: the count of the filtered customers and the countries
+# of all the partner's (for the filter), each a scalar subquery of the same query.
+CUSTOMER_COLUMNS = ("pk", "company_name", "domain", "segment", "billing_country", "reseller__name", "live_subscriptions",
+                    "total", "countries")
+
+
 def customer_list(request):
-    customers = access.customers_for(request.user)
+    partner = access.partner_of(request.user)
     q = request.GET.get("q", "").strip()
     segment = request.GET.get("segment", "")
+    segment = segment if segment in Customer.Segment.values else ""
     country = request.GET.get("country", "")
+    country = country if country in COUNTRY_NAMES else ""
     if q:
         # The top bar's search also finds a subscription by its id or name: straight to it when it is one.
         found = _subscription_matching(request.user, q)
         if found is not None:
             return redirect("subscriptions:subscription-detail", customer_id=found.customer_id, subscription_id=found.pk)
-        customers = customers.filter(Q(company_name__icontains=q) | Q(domain__icontains=q) | Q(id__iexact=q)
-                                     | Q(Exists(access.subscriptions_for(request.user).filter(
-                                         customer=OuterRef("pk"), friendly_name__icontains=q))))
-    if segment in Customer.Segment.values:
-        customers = customers.filter(segment=segment)
-    if country in COUNTRY_NAMES:
-        customers = customers.filter(billing_country=country)
-    # Live subscriptions counted per shown customer (a correlated subquery on the (customer, status) index, COUNT(*)
-    # so the index alone answers it), not by joining every subscription of the partner before the page is cut. The
-    # pagination's count and the filter's countries come in the same query as scalar subqueries: one query a page.
-    live = access.subscriptions_for(request.user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES)
-    partner_customers = access.customers_for(request.user)
-    # Plain values, not model instances: the table needs nothing else of a customer.
-    customers = customers.annotate(
-        live_subscriptions=_aggregate_of(live, Count("*")), total=_aggregate_of(customers, Count("*")),
-        countries=_aggregate_of(partner_customers, StringAgg("billing_country", Value(","), distinct=True)),
-    ).order_by("company_name").values("pk", "company_name", "domain", "segment", "billing_country", "reseller__name",
-                                      "live_subscriptions", "total", "countries")
-    page = SmallListPaginator(customers, 25, count_field="total").get_page(request.GET.get("page"))
+        search = (Q(company_name__icontains=q) | Q(domain__icontains=q) | Q(id__iexact=q)
+                  | Q(Exists(access.subscriptions_for(request.user).filter(customer=OuterRef("pk"),
+                                                                          friendly_name__icontains=q))))
+        customers = _listed_customers(partner.is_reseller, bool(segment), bool(country), partner.pk,
+                                      *[v for v in (segment, country) if v], search=search).values(*CUSTOMER_COLUMNS)
+    else:
+        customers = _PreparedCustomers(partner, segment, country)
+    page = SmallListPaginator(customers, CUSTOMERS_PER_PAGE, count_field="total").get_page(request.GET.get("page"))
     if page.object_list:
         countries = page.object_list[0]["countries"].split(",")
     else:
-        countries = partner_customers.order_by().values_list("billing_country", flat=True).distinct()
+        countries = access.customers_for(request.user).order_by().values_list("billing_country", flat=True).distinct()
     countries = sorted(countries)
     context = {
         "page": page, "q": q, "segment": segment, "country": country, "rows": customer_rows(page.object_list),
@@ -107,6 +106,55 @@ def customer_list(request):
     }
     template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
     return render(request, template, context)
+
+
+def _listed_customers(reseller: bool, by_segment: bool, by_country: bool, partner_id, *segment_and_country,
+                      search: Q | None = None):
+    """The partner's customers (T3), filtered by segment and country, as the table's rows (CUSTOMER_COLUMNS) by name.
+
+    Live subscriptions are counted per shown customer (a correlated subquery on the (customer, status) index,
+    COUNT(*) so the index alone answers it), not by joining every subscription of the partner before the page is
+    cut. The pagination's count and the filter's countries come in the same query as scalar subqueries: one query a
+    page. Also the build function of its prepared query (without `search`): the ids and filter values may be markers."""
+    values = iter(segment_and_country)
+    customers = access.partner_customers(reseller, partner_id)
+    if by_segment:
+        customers = customers.filter(segment=next(values))
+    if by_country:
+        customers = customers.filter(billing_country=next(values))
+    if search is not None:  # the top bar's search (not prepared: its text is matched inside LIKE patterns)
+        customers = customers.filter(search)
+    live = access.scoped_subscriptions(("partner", reseller), partner_id).filter(customer=OuterRef("pk"),
+                                                                               status__in=LIVE_STATUSES)
+    return customers.annotate(
+        live_subscriptions=_aggregate_of(live, Count("*")), total=_aggregate_of(customers, Count("*")),
+        countries=_aggregate_of(access.partner_customers(reseller, partner_id),
+                                StringAgg("billing_country", Value(","), distinct=True)),
+    ).order_by("company_name").values_list(*CUSTOMER_COLUMNS)
+
+
+class _PreparedCustomers:
+    """The rows `_listed_customers` gives, a page at a time, as a prepared query (portal.prepared): what the
+    paginator pages through when the list is not searched."""
+
+    ordered = True
+
+    def __init__(self, partner, segment: str, country: str):
+        self._shape = (partner.is_reseller, bool(segment), bool(country))
+        self._values = (partner.pk, *[v for v in (segment, country) if v])
+
+    def __getitem__(self, cut: slice) -> list[dict]:
+        start = cut.start or 0
+        build = partial(_page_of_customers, *self._shape, start, start + CUSTOMERS_PER_PAGE)
+        rows = prepared.rows(("customer-list", *self._shape, start), build, *self._values)
+        return [dict(zip(CUSTOMER_COLUMNS, row)) for row in rows[: cut.stop - start]]
+
+    def count(self) -> int:
+        return prepared.count(("customer-count", *self._shape), partial(_listed_customers, *self._shape), *self._values)
+
+
+def _page_of_customers(reseller: bool, by_segment: bool, by_country: bool, start: int, stop: int, *values):
+    return _listed_customers(reseller, by_segment, by_country, *values)[start:stop]
 
 
 def _aggregate_of(queryset, aggregate):

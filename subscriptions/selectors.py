@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from django.core.paginator import Page
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Window
 
 from catalog.listing import catalog_snapshot
 from catalog.models import Sku
@@ -106,8 +106,8 @@ class SubscriptionList:
     filters, sort, page bounds), then run with this list's ids, offer and times.
 
     The 48-hour window filter finds few subscriptions, and finding them is the costly part (from the lots closing
-    soon to their subscriptions and customers): its list reads the ids of all of them, sorted, once; the count is
-    their number and a page reads its rows by id."""
+    soon to their subscriptions and customers): its page's ids are found, sorted and counted in one pass (COUNT(*)
+    OVER ()), so the count comes with the page; the page's rows are then read by id."""
 
     # The paginator warns about an unordered list by testing `ordered`: a queryset under that name would be
     # tested by fetching it whole.
@@ -120,19 +120,11 @@ class SubscriptionList:
         # id comes in as a marker), so none can be built into the SQL by mistake.
         self._filters = replace(filters, offer=None if filters.offer is None else -1, offer_text="")
         self._shape = (scope.key, filters.status, filters.offer is not None, filters.window_soon, filters.renews_soon)
-        self._ids: list | None = None
-
-    def _all_ids(self) -> list:
-        if self._ids is None:
-            names = tuple(self._values)
-            build = partial(_sorted_ids, self._scope.key, self._filters, self._sort, names)
-            self._ids = [pk for (pk,) in prepared.rows(("subscription-ids", *self._shape, self._sort), build,
-                                                      *self._scope.values, *self._values.values())]
-        return self._ids
+        self._counted: int | None = None  # the count that came with a page (the window filter's)
 
     def count(self) -> int:
-        if self._filters.window_soon:
-            return len(self._all_ids())
+        if self._counted is not None:
+            return self._counted
         names = tuple(self._values)
         build = partial(_filtered_subscriptions, self._scope.key, self._filters, names)
         return prepared.count(("subscription-count", *self._shape), build, *self._scope.values, *self._values.values())
@@ -141,15 +133,20 @@ class SubscriptionList:
         # Always a page and one row more (the paginator asks the last page to the count): one shape per page, not
         # per page and count.
         start, stop = cut.start or 0, (cut.start or 0) + LIST_PAGE_SIZE + 1
+        values = {**self._values, "now": self._now}
         if self._filters.window_soon:
-            ids = self._all_ids()[start:cut.stop]
-            if not ids:
+            names = tuple(self._values)
+            build = partial(_counted_ids, self._scope.key, self._filters, self._sort, names, start, stop)
+            found = prepared.rows(("subscription-counted-ids", *self._shape, self._sort, start, stop), build,
+                                  *self._scope.values, *self._values.values())
+            if not found:
                 return []
+            self._counted = found[0][1]
+            ids = [pk for pk, _ in found[: cut.stop - start]]
             padded = ids + ids[:1] * (LIST_PAGE_SIZE + 1 - len(ids))  # one shape for every page
             rows = prepared.rows(("subscription-rows", self._sort, len(padded)), partial(_rows_by_id, self._sort),
                                  self._now, *padded)
             return [list_row(row) for row in rows]
-        values = {**self._values, "now": self._now}
         build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), start, stop)
         rows = prepared.rows(("subscription-page", *self._shape, self._sort, start, stop), build,
                              *self._scope.values, *values.values())
@@ -173,8 +170,10 @@ def _page(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, sta
     return rows.order_by(*ordered.query.order_by)
 
 
-def _sorted_ids(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, *ids_and_values) -> QuerySet:
-    return order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort).values_list("pk")
+def _counted_ids(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, start: int, stop: int,
+                 *ids_and_values) -> QuerySet:
+    ordered = order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort)
+    return ordered.annotate(counted=Window(Count("*"))).values_list("pk", "counted")[start:stop]
 
 
 def _rows_by_id(sort: str, now: datetime, *ids) -> QuerySet:
@@ -272,25 +271,33 @@ def order_subscriptions(subscriptions: QuerySet, sort: str) -> QuerySet:
 
 # The offer filter's candidates are checked in batches of these sizes (the ids padded to the next size with copies of
 # the first), so that a few prepared queries serve any number of them; beyond the last size, an ordinary query.
+# The offer filter's candidates are checked in batches of these sizes, in name order, until more than the page shows
+# are found (each batch padded to its size with copies of its first id, so that a few prepared queries serve any
+# number of candidates); past the last size, ordinary queries of that size.
 _MATCH_BATCHES = (16, 64, 256, 1024, 4096)
 
 
-def offers_matching(scope, text: str) -> list[tuple[int, str]]:
-    """(sku id, name) of the offers of this scope's subscriptions (portal.access.subscription_scope) whose name,
-    product, publisher or SKU id contains `text` (lower-cased), by name: what the offer filter offers to pick from.
-    The offers are matched in this process's copy of the catalog, as the catalog's own search matches them; one
-    query then keeps those held, with an EXISTS per matching offer on the (sku, customer) index. The partner picks
-    one; the list is then filtered by that offer's id, which reads only its subscriptions (a filter by every
-    matching offer would read and sort all of theirs)."""
-    matching = list(catalog_snapshot().matching(text))
-    if not matching:
-        return []
-    size = next((size for size in _MATCH_BATCHES if size >= len(matching)), None)
-    if size is None:
-        return list(_held_offers(scope.key, len(scope.values), *scope.values, *matching))
-    padded = matching + matching[:1] * (size - len(matching))
-    build = partial(_held_offers, scope.key, len(scope.values))
-    return prepared.rows(("offers-held", scope.key, size), build, *scope.values, *padded)
+def offers_matching(scope, text: str, *, wanted: int) -> list[tuple[int, str]]:
+    """(sku id, name) of the first `wanted` offers of this scope's subscriptions (portal.access.subscription_scope),
+    by name, whose name, product, publisher or SKU id contains `text` (lower-cased): what the offer filter offers to
+    pick from. The offers are matched in this process's copy of the catalog, as the catalog's own search matches
+    them, then kept if held, with an EXISTS per offer on the (sku, customer) index: a batch of them at a time, the
+    next batch only if the first ones did not give `wanted`. The partner picks one; the list is then filtered by
+    that offer's id, which reads only its subscriptions (a filter by every matching offer would read and sort all of
+    theirs)."""
+    matching = catalog_snapshot().matching(text)
+    found: list[tuple[int, str]] = []
+    start = 0
+    for n in range(len(matching)):
+        if start >= len(matching) or len(found) >= wanted:
+            break
+        size = _MATCH_BATCHES[min(n, len(_MATCH_BATCHES) - 1)]
+        batch = list(matching[start:start + size])
+        start += size
+        padded = batch + batch[:1] * (size - len(batch))
+        build = partial(_held_offers, scope.key, len(scope.values))
+        found += prepared.rows(("offers-held", scope.key, size), build, *scope.values, *padded)
+    return found[:wanted]
 
 
 def _held_offers(scope_key: tuple, id_count: int, *ids_and_skus) -> QuerySet:

@@ -59,7 +59,8 @@ def all_subscriptions(request):
         "page": page, "now": now, "filters": filters, "sort": sort, "statuses": Status.choices,
         "offer": catalog_snapshot().by_pk.get(filters.offer) if filters.offer is not None else None,
         # What is typed finds offers to pick, also to switch from the one picked (which filters until then).
-        "offer_matches": selectors.offers_matching(scope, filters.offer_text) if filters.offer_text else None,
+        "offer_matches": (selectors.offers_matching(scope, filters.offer_text, wanted=OFFER_MATCHES_SHOWN + 1)
+                          if filters.offer_text else None),
         "offer_matches_shown": OFFER_MATCHES_SHOWN,
         **list_table(request, page, sort=sort, now=now, show_customer=True),
     }

@@ -406,6 +406,33 @@ def test_customer_list_pages_count_from_their_own_rows_in_one_query(client, sale
     assert len(second_queries) == 1
 
 
+@pytest.mark.rule("T3")
+def test_customer_list_search_finds_by_name_domain_or_subscription_name_and_counts_what_it_found(
+        client, sales, direct_partner, now):
+    # given 28 customers named alike, one with a subscription named differently, and another partner's namesake
+    for i in range(26):
+        factories.CustomerFactory(partner=direct_partner, company_name=f"Fabrikam {i:02d}", billing_country="DE")
+    factories.CustomerFactory(partner=direct_partner, company_name="Contoso", domain="fabrikam-eu.example")
+    named = factories.CustomerFactory(partner=direct_partner, company_name="Adatum")
+    factories.SubscriptionFactory(customer=named, friendly_name="Fabrikam licences")
+    factories.CustomerFactory(partner=direct_partner, company_name="Northwind")
+    factories.CustomerFactory(company_name="Fabrikam (another partner's)")
+    client.force_login(sales)
+    url = reverse("portal:customer-list")
+    # when "fabrikam" is searched, and filtered by country too
+    first = client.get(url, {"q": "fabrikam"}).content.decode()
+    second = client.get(url, {"q": "fabrikam", "page": "2"}).content.decode()
+    german = client.get(url, {"q": "FABRIKAM", "country": "DE", "page": "2"}).content.decode()
+    # then the matches (by name, domain or a subscription's name), and only they, are counted and paged
+    names = lambda page: re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+    assert "Page 1 of 2 · 28 in all" in first
+    assert names(first) == ["Adatum", "Contoso"] + [f"Fabrikam {i:02d}" for i in range(23)]
+    assert names(second) == ["Fabrikam 23", "Fabrikam 24", "Fabrikam 25"]
+    assert "Page 2 of 2 · 26 in all" in german and names(german) == ["Fabrikam 25"]
+    # and without the search every customer of the partner is back
+    assert "29 in all" in client.get(url).content.decode()
+
+
 def test_customer_list_with_no_match_still_offers_every_country(client, sales, direct_partner, now):
     # given customers in two countries
     factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE")

@@ -454,13 +454,26 @@ def test_all_subscriptions_offer_filter_finds_another_offer_to_switch_to_while_o
     assert ids(signed_in.get(ALL_URL + f"?offer={e5.pk}").content.decode()) == [str(five.pk)]
 
 
+def test_all_subscriptions_offer_filter_finds_held_offers_past_the_first_batch_of_matches(signed_in, customer):
+    # given 40 offers whose names match, of which the partner's customer holds the 4th and the 37th by name
+    skus = [factories.SkuFactory(name=f"Backup {n:02}") for n in range(40)]
+    for n in (3, 36):
+        factories.SubscriptionFactory(customer=customer, sku=skus[n])
+    factories.SubscriptionFactory(sku=skus[5])  # another partner's customer's
+    # when part of their name is typed (the first batch checked holds only one of them)
+    page = signed_in.get(ALL_URL + "?offer_name=backup").content.decode()
+    # then both held offers are found, and only they
+    assert [name for _, name in offer_matches(page)] == ["Backup 03", "Backup 36"]
+    assert "2 offers of your customers' subscriptions match" in page
+
+
 def test_all_subscriptions_offer_filter_lists_the_first_matches_and_says_how_many(signed_in, customer):
     skus = [factories.SkuFactory(name=f"Backup {n:02}") for n in range(14)]
     for sku in skus:
         factories.SubscriptionFactory(customer=customer, sku=sku)
     page = signed_in.get(ALL_URL + "?offer_name=backup").content.decode()
     assert [name for _, name in offer_matches(page)] == [f"Backup {n:02}" for n in range(12)]
-    assert "14 offers of your customers' subscriptions match" in page and "the first 12 by name" in page
+    assert "More than 12 offers of your customers' subscriptions match" in page and "the first 12 by name" in page
 
 
 def test_all_subscriptions_filter_by_one_offer_shows_it_as_a_chip(signed_in, direct_partner, customer):
