@@ -9,12 +9,13 @@ class SmallListPaginator(Paginator):
 
     The first page is fetched with one extra row; if it comes back short, its length is the count.
 
-    With `count_field`, the rows are dicts that carry the total themselves (the query selects the count of the
+    With `count_field`, the rows are dicts that carry the total themselves (or `count_field` is a function that
+    tells the count that came with the rows) (the query selects the count of the
     whole filtered list as a scalar subquery in that column): a page is fetched by itself and its first row holds the
     count; an empty first page counts 0. Only a page past the end costs a COUNT query (and then the last page's).
     """
 
-    def __init__(self, object_list, per_page, *, count_field: str | None = None, **kwargs):
+    def __init__(self, object_list, per_page, *, count_field=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self._first_rows = None
         self._counted = None
@@ -48,7 +49,8 @@ class SmallListPaginator(Paginator):
                 self._counted = 0
                 return Page(rows, 1, self)
             return None
-        self._counted = rows[0][self.count_field]
+        # a key of the rows (dicts), or a function of the rows that tells the count that came with them
+        self._counted = self.count_field(rows) if callable(self.count_field) else rows[0][self.count_field]
         return Page(rows, number, self)
 
     @cached_property

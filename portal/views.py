@@ -130,7 +130,7 @@ def _listed_customers(reseller: bool, by_segment: bool, by_country: bool, partne
         live_subscriptions=_aggregate_of(live, Count("*")), total=_aggregate_of(customers, Count("*")),
         countries=_aggregate_of(access.partner_customers(reseller, partner_id),
                                 StringAgg("billing_country", Value(","), distinct=True)),
-    ).order_by("company_name").values_list(*CUSTOMER_COLUMNS)
+    ).order_by("company_name", "tenant_id", "pk").values_list(*CUSTOMER_COLUMNS)  # ties: the same page every time
 
 
 class _PreparedCustomers:
@@ -144,10 +144,10 @@ class _PreparedCustomers:
         self._values = (partner.pk, *[v for v in (segment, country) if v])
 
     def __getitem__(self, cut: slice) -> list[dict]:
-        start = cut.start or 0
-        build = partial(_page_of_customers, *self._shape, start, start + CUSTOMERS_PER_PAGE)
-        rows = prepared.rows(("customer-list", *self._shape, start), build, *self._values)
-        return [dict(zip(CUSTOMER_COLUMNS, row)) for row in rows[: cut.stop - start]]
+        start, stop = cut.start or 0, cut.stop
+        build = partial(_page_of_customers, *self._shape, start, stop)
+        rows = prepared.rows(("customer-list", *self._shape, start, stop), build, *self._values)
+        return [dict(zip(CUSTOMER_COLUMNS, row)) for row in rows]
 
     def count(self) -> int:
         return prepared.count(("customer-count", *self._shape), partial(_listed_customers, *self._shape), *self._values)

@@ -122,6 +122,11 @@ class SubscriptionList:
         self._shape = (scope.key, filters.status, filters.offer is not None, filters.window_soon, filters.renews_soon)
         self._counted: int | None = None  # the count that came with a page (the window filter's)
 
+    @property
+    def counted(self) -> int | None:
+        """The count that came with the page read last (the window filter's), if one did."""
+        return self._counted
+
     def count(self) -> int:
         if self._counted is not None:
             return self._counted
@@ -143,6 +148,8 @@ class SubscriptionList:
                 return []
             self._counted = found[0][1]
             ids = [pk for pk, _ in found[: cut.stop - start]]
+            if not ids:  # the paginator asked for no row (a count of 0 read before a subscription came in)
+                return []
             padded = ids + ids[:1] * (LIST_PAGE_SIZE + 1 - len(ids))  # one shape for every page
             rows = prepared.rows(("subscription-rows", self._sort, len(padded)), partial(_rows_by_id, self._sort),
                                  self._now, *padded)
@@ -185,9 +192,12 @@ def list_page(scope, filters: "ListFilters", number, *, sort: str, allowed: list
               now: datetime) -> tuple[Page, str]:
     """A page of the subscriptions of this scope (portal.access.subscription_scope) with these filters, sorted by
     `sort` if allowed (else `default`; see `order_subscriptions`), with the list's columns; and the sort applied.
-    One query, and a COUNT past the first page, whatever their number."""
+    One query, and a COUNT past the first page, whatever their number (the window filter: its count comes with
+    its page, on every page)."""
     sort = allowed_sort(sort, allowed=allowed, default=default)
-    return SmallListPaginator(SubscriptionList(scope, filters, sort, now=now), LIST_PAGE_SIZE).get_page(number), sort
+    subscriptions = SubscriptionList(scope, filters, sort, now=now)
+    counted = (lambda rows: subscriptions.counted) if filters.window_soon else None
+    return SmallListPaginator(subscriptions, LIST_PAGE_SIZE, count_field=counted).get_page(number), sort
 
 
 @dataclass(frozen=True)
@@ -269,11 +279,9 @@ def order_subscriptions(subscriptions: QuerySet, sort: str) -> QuerySet:
     return subscriptions.order_by(*columns, "-pk" if descending else "pk")
 
 
-# The offer filter's candidates are checked in batches of these sizes (the ids padded to the next size with copies of
-# the first), so that a few prepared queries serve any number of them; beyond the last size, an ordinary query.
 # The offer filter's candidates are checked in batches of these sizes, in name order, until more than the page shows
 # are found (each batch padded to its size with copies of its first id, so that a few prepared queries serve any
-# number of candidates); past the last size, ordinary queries of that size.
+# number of candidates); past the last size, more batches of that size.
 _MATCH_BATCHES = (16, 64, 256, 1024, 4096)
 
 
