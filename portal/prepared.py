@@ -76,9 +76,11 @@ class _Shape:
     def __init__(self, build: Callable[..., QuerySet], values: tuple, connection, *, count: bool, instances: bool):
         self.build = build
         self.kinds = tuple(_kind(v) for v in values)
-        (sql, params, compiler), (other_sql, other_params, _) = (
+        # The second set of markers first: what the compilation leaves on the shape (columns, converters) is then
+        # the first set's, whose SQL and parameters are kept.
+        (other_sql, other_params, _), (sql, params, compiler) = (
             self._compile(_markers(self.kinds, variant), connection, count=count, instances=instances)
-            for variant in (0, 1))
+            for variant in (1, 0))
         places = [self._places(variant, connection) for variant in (0, 1)]
         slots = tuple(places[0].get(p) if _hashable(p) else None for p in params)
         other_slots = tuple(places[1].get(p) if _hashable(p) else None for p in other_params)
