@@ -147,14 +147,10 @@ class CatalogSnapshot:
     def sku(self, pk: int) -> Sku | None:
         """A new Sku with its Product, Publisher and availabilities (prefetched, in the model's order), as if loaded
         from the database, from the snapshot (no query); None if the snapshot does not have it."""
-        offer = self.by_pk.get(pk)
-        if offer is None:
+        if pk not in self.by_pk:
             return None
-        sku_values, product_values, publisher_values = offer.columns
+        sku = self._sku(pk)
         db = Sku.objects.db
-        sku = Sku.from_db(db, None, sku_values)
-        sku.product = Product.from_db(db, None, product_values)
-        sku.product.publisher = Publisher.from_db(db, None, publisher_values)
         ways = [Availability.from_db(db, None, row.values) for row in self.sku_availabilities.get(pk, ())]
         for way in ways:
             way.sku = sku
@@ -167,14 +163,18 @@ class CatalogSnapshot:
         row = self.availabilities.get(pk)
         if row is None:
             return None
-        sku_values, product_values, publisher_values = self.by_pk[row.sku_pk].columns
+        availability = Availability.from_db(Availability.objects.db, None, row.values)
+        availability.sku = self._sku(row.sku_pk)
+        return availability
+
+    def _sku(self, pk: int) -> Sku:
+        """A new Sku of the snapshot with its Product and Publisher, as if loaded from the database."""
+        sku_values, product_values, publisher_values = self.by_pk[pk].columns
         db = Sku.objects.db
         sku = Sku.from_db(db, None, sku_values)
         sku.product = Product.from_db(db, None, product_values)
         sku.product.publisher = Publisher.from_db(db, None, publisher_values)
-        availability = Availability.from_db(db, None, row.values)
-        availability.sku = sku
-        return availability
+        return sku
 
 
 _snapshot: CatalogSnapshot | None = None

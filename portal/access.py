@@ -7,7 +7,6 @@ action gets 403 with the reason.
 
 from dataclasses import dataclass
 from functools import partial
-from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
@@ -18,6 +17,7 @@ from catalog.models import Cart, CartLine, Order
 from subscriptions.models import AuditEntry, Subscription
 
 from . import prepared
+from .forms import parse_uuid
 from .models import Customer, Membership, Partner, Role
 
 
@@ -169,12 +169,8 @@ def get_customer(user, customer_id) -> Customer:
     """The customer, if this user's partner may see it (T3); else 404. Every customer page starts here, so it is a
     prepared query (portal.prepared): built and compiled once, run with this partner's and customer's ids."""
     partner = partner_of(user)
-    if not isinstance(customer_id, UUID):
-        try:
-            customer_id = UUID(str(customer_id))
-        except ValueError:
-            raise Http404("No such customer.") from None
-    found = prepared.instances(("customer", partner.is_reseller), partial(_customer, partner.is_reseller),
+    customer_id = parse_uuid(customer_id)
+    found = [] if customer_id is None else prepared.instances(("customer", partner.is_reseller), partial(_customer, partner.is_reseller),
                                partner.pk, customer_id)
     if not found:
         raise Http404("No such customer.")

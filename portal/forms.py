@@ -1,6 +1,7 @@
 """Parsing of the few raw inputs that views read, with messages a partner understands."""
 
 from datetime import date
+from uuid import UUID
 
 from portal.rules import RuleViolation
 
@@ -22,6 +23,16 @@ def parse_quantity(raw, *, rule: str = "K8") -> int:
 def parse_int(raw) -> int | None:
     text = str(raw if raw is not None else "").strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+
+
+def parse_uuid(raw) -> UUID | None:
+    """An id from a URL or a form: a UUID, or None when it is not one."""
+    if isinstance(raw, UUID):
+        return raw
+    try:
+        return UUID(str(raw))
+    except ValueError:
+        return None
 
 
 def parse_date(raw) -> date | None:

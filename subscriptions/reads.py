@@ -9,15 +9,14 @@ so the page, `actions.allowed_actions` and the services read them without a quer
 """
 
 from functools import partial
-from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch
 from django.http import Http404
 
 from catalog.listing import catalog_snapshot, prefetched
 from catalog.models import Order, OrderLine
 from portal import access, prepared
+from portal.forms import parse_uuid
 from portal.models import Customer, Partner
 
 from .models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
@@ -34,23 +33,17 @@ _ORDER_FIELDS = tuple(f.attname for f in Order._meta.concrete_fields)
 def subscription_for_page(user, customer: Customer, subscription_id, snapshot=None) -> Subscription:
     """The customer's subscription as this user may see it (T1, T3: else 404), with what its page reads loaded;
     its offers from `snapshot` (the catalog's copy this request read) or the current one."""
-    if not isinstance(subscription_id, UUID):
-        try:
-            subscription_id = UUID(str(subscription_id))
-        except ValueError:
-            raise Http404("No such subscription.") from None
+    subscription_id = parse_uuid(subscription_id)
     scope = access.subscription_scope(user, customer)
-    found = prepared.instances(("page-subscription", scope.key), partial(_scoped_one, scope.key),
+    found = [] if subscription_id is None else prepared.instances(("page-subscription", scope.key), partial(_scoped_one, scope.key),
                                *scope.values, subscription_id)
     if not found:
         raise Http404("No such subscription.")
     subscription = found[0]
     subscription.customer = customer
     snapshot = snapshot or catalog_snapshot()
-    sku = snapshot.sku(subscription.sku_id)
-    if sku is None:  # not in this process's copy of the catalog: the ordinary read
-        return _read_with_the_orm(user, customer, subscription_id)
-    subscription.sku = sku
+    # An offer not in this process's copy of the catalog (none, but for a race) is read by the ORM when used.
+    subscription.sku = snapshot.sku(subscription.sku_id) or subscription.sku
     if subscription.reseller_id is not None:
         subscription.reseller = _one(Partner, subscription.reseller_id)
     if subscription.order_line_id is not None:
@@ -143,17 +136,3 @@ def _addons(subscription_id):
 def _audit_rows(subscription_id):
     actor = tuple(f"actor__{name}" for name in _ACTOR_FIELDS)
     return AuditEntry.objects.filter(subscription_id=subscription_id).values_list(*_AUDIT_FIELDS, *actor)[:AUDIT_SHOWN]
-
-
-def _read_with_the_orm(user, customer: Customer, subscription_id) -> Subscription:
-    subscription = (
-        access.customer_subscriptions(user, customer)
-        .select_related("sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku")
-        .prefetch_related("seat_lots", "billing_lines", "sku__availabilities",
-                          Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related(
-                              "target_sku__product__publisher").prefetch_related("target_sku__availabilities")))
-        .filter(pk=subscription_id).first())
-    if subscription is None:
-        raise Http404("No such subscription.")
-    subscription.customer = customer
-    return subscription
