@@ -3,7 +3,7 @@
 import functools
 from datetime import date, datetime
 
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
@@ -11,6 +11,7 @@ from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
 from portal.rules import RuleViolation
+from portal.versions import StaleVersion, bump_version, check_version, lock_version
 
 MAX_ADDITIONAL_RESELLERS = 5
 TRIAL_LICENSES = 25  # TR1
@@ -119,16 +120,25 @@ def last_expired_cart(customer: Customer, user) -> Cart | None:
     return Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.EXPIRED).order_by("-created_at").first()
 
 
-def _locked_open_cart(customer: Customer, user, now: datetime) -> Cart:
+def _locked_open_cart(customer: Customer, user, now: datetime, version: int | str | None = None) -> Cart:
+    """The open cart, locked, at the `version` the page showed (0: the page showed no cart), bumped; or a new one
+    when there is none open (a cart purchased or expired since the page was drawn leaves nothing to conflict with)."""
     cart = Cart.objects.select_for_update().filter(customer=customer, owner=user, status=Cart.Status.OPEN).first()
     if cart is not None and _expire_if_due(cart, now):
         cart = None
-    if cart is None:
-        # K4: an indirect provider's cart starts with the customer's reseller of record, if still linked.
-        reseller = customer.reseller if customer.reseller_id and customer.partner.reseller_links.filter(
-            reseller_id=customer.reseller_id).exists() else None
-        cart = Cart.objects.create(customer=customer, owner=user, created_at=now, reseller=reseller)
-    return cart
+    if cart is not None:
+        check_version(cart, version, noun="cart")
+        bump_version(cart)
+        return cart
+    # K4: an indirect provider's cart starts with the customer's reseller of record, if still linked.
+    reseller = customer.reseller if customer.reseller_id and customer.partner.reseller_links.filter(
+        reseller_id=customer.reseller_id).exists() else None
+    try:
+        with transaction.atomic():  # a savepoint: the same first add, submitted twice at once, may create it first
+            return Cart.objects.create(customer=customer, owner=user, created_at=now, reseller=reseller)
+    except IntegrityError:
+        raise StaleVersion("The cart changed since you opened the page: it was just created from another "
+                           "submission. Nothing was done: review the cart and try again.") from None
 
 
 def cart_quantities(cart: Cart, *, excluding: int | None = None) -> dict[int, int]:
@@ -169,7 +179,7 @@ def check_line(*, cart: Cart, availability: Availability, quantity: int, aligned
 
 
 def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: int, aligned_end_date: date | None,
-                now: datetime) -> CartLine:
+                now: datetime, version: int | str | None = None) -> CartLine:
     require(actor, Action.BUY)
     availability = (
         Availability.objects.filter(pk=availability_id)
@@ -181,7 +191,7 @@ def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: in
         raise RuleViolation("C1", "That offer is no longer in the catalog.")
     quantity = normalise_quantity(availability, quantity)
     with transaction.atomic():
-        cart = _locked_open_cart(customer, actor, now)
+        cart = _locked_open_cart(customer, actor, now, version)
         existing = cart.lines.filter(availability=availability, aligned_end_date=aligned_end_date).first()
         if existing:
             new_quantity = quantity if not availability.sku.is_license_based or availability.sku.is_trial else existing.quantity + quantity
@@ -209,18 +219,19 @@ def _locked_line(cart: Cart, line_id: int) -> CartLine:
     return line
 
 
-def _open_for_change(cart: Cart, now: datetime) -> Cart:
-    cart = Cart.objects.select_for_update().get(pk=cart.pk)
+def _open_for_change(cart: Cart, now: datetime, version: int | str | None) -> Cart:
+    """The cart locked at the version the page showed (portal/versions.py), bumped, and still open."""
+    cart = lock_version(Cart.objects.all(), pk=cart.pk, version=version, noun="cart")
     if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):
         raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
     return cart
 
 
-def update_line(*, cart: Cart, actor, line_id: int, quantity: int, aligned_end_date: date | None,
+def update_line(*, cart: Cart, actor, version: int | str | None = None, line_id: int, quantity: int, aligned_end_date: date | None,
                 now: datetime) -> CartLine:
     require(actor, Action.BUY)
     with transaction.atomic():
-        cart = _open_for_change(cart, now)
+        cart = _open_for_change(cart, now, version)
         line = _locked_line(cart, line_id)
         quantity = normalise_quantity(line.availability, quantity)
         check_line(cart=cart, availability=line.availability, quantity=quantity, aligned_end_date=aligned_end_date,
@@ -231,10 +242,10 @@ def update_line(*, cart: Cart, actor, line_id: int, quantity: int, aligned_end_d
         return line
 
 
-def remove_line(*, cart: Cart, actor, line_id: int, now: datetime) -> None:
+def remove_line(*, cart: Cart, actor, version: int | str | None = None, line_id: int, now: datetime) -> None:
     require(actor, Action.BUY)
     with transaction.atomic():
-        cart = _open_for_change(cart, now)
+        cart = _open_for_change(cart, now, version)
         _locked_line(cart, line_id).delete()
 
 
@@ -253,7 +264,7 @@ def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None
     return link.reseller
 
 
-def set_reseller(*, cart: Cart, actor, reseller_id: int | None, now: datetime) -> Cart:
+def set_reseller(*, cart: Cart, actor, version: int | str | None = None, reseller_id: int | None, now: datetime) -> Cart:
     """K4: an indirect provider associates one of its own resellers (or none) with the purchase.
 
     K5: additional resellers need an initial reseller, so choosing none removes them; the new
@@ -261,7 +272,7 @@ def set_reseller(*, cart: Cart, actor, reseller_id: int | None, now: datetime) -
     """
     member = require(actor, Action.BUY)
     with transaction.atomic():
-        cart = _open_for_change(cart, now)
+        cart = _open_for_change(cart, now, version)
         cart.reseller = resolve_reseller(member.partner, reseller_id)
         removed_entries = cart.additional_resellers.select_related("partner")
         if cart.reseller is not None and member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
@@ -311,11 +322,11 @@ def additional_resellers_closed(cart: Cart, seller: Partner, existing: list[Part
     return None
 
 
-def add_additional_reseller(*, cart: Cart, actor, partner_id_text: str, now: datetime) -> CartAdditionalReseller:
+def add_additional_reseller(*, cart: Cart, actor, version: int | str | None = None, partner_id_text: str, now: datetime) -> CartAdditionalReseller:
     member = require(actor, Action.BUY)
     partner_id_text = (partner_id_text or "").strip()
     with transaction.atomic():
-        cart = _open_for_change(cart, now)
+        cart = _open_for_change(cart, now, version)
         partner = Partner.objects.filter(partner_id=partner_id_text).first() if partner_id_text else None
         existing = [r.partner for r in cart.additional_resellers.select_related("partner")]
         why = additional_reseller_refusal(cart, member.partner, partner, partner_id_text or "(empty)", existing)
@@ -324,10 +335,10 @@ def add_additional_reseller(*, cart: Cart, actor, partner_id_text: str, now: dat
         return CartAdditionalReseller.objects.create(cart=cart, partner=partner, position=len(existing) + 1)
 
 
-def remove_additional_reseller(*, cart: Cart, actor, partner_pk: int, now: datetime) -> None:
+def remove_additional_reseller(*, cart: Cart, actor, version: int | str | None = None, partner_pk: int, now: datetime) -> None:
     require(actor, Action.BUY)
     with transaction.atomic():
-        cart = _open_for_change(cart, now)
+        cart = _open_for_change(cart, now, version)
         cart.additional_resellers.filter(partner_id=partner_pk).delete()
         _renumber_additional(cart)
 

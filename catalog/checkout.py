@@ -11,6 +11,7 @@ from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
 from portal.access import Action, require
 from portal.models import Customer
 from portal.rules import RuleViolation, RuleViolations
+from portal.versions import bump_version, check_version
 from subscriptions.audit import record
 from subscriptions.services import quoted_first_charge
 from subscriptions.tasks import fulfill_order_task
@@ -34,7 +35,8 @@ def attestation_text(cart: Cart) -> str:
 UNCHANGED = object()
 
 
-def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED) -> tuple[Order, bool]:
+def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED,
+             version: int | str | None = None) -> tuple[Order, bool]:
     """Turns the cart into one order. Returns (order, created).
 
     Submitting an already purchased cart again returns its order: the cart row is locked first,
@@ -47,6 +49,9 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
         cart = Cart.objects.select_for_update(of=("self",)).select_related("customer", "reseller").get(pk=cart.pk)
         if cart.status == Cart.Status.PURCHASED:
             return cart.order, False
+        # What is bought is what the page showed: a line added or changed from another tab since makes it stale.
+        check_version(cart, version, noun="cart")
+        bump_version(cart)
         if cart.status == Cart.Status.EXPIRED or now >= cart.expires_at:
             raise RuleViolation("K12", f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.", conflict=True)
         if reseller_id is not UNCHANGED and reseller_id != cart.reseller_id:

@@ -316,6 +316,7 @@ class BuyForm:
     action: str
     next_url: str
     csrf_token: str
+    cart_version: int  # the open cart's (portal/versions.py); 0: none yet
 
 
 # A card is '<article class="offer' + (' unavailable') + Offer.head + reason + _MIDDLE + action + _END. Only the
@@ -327,6 +328,7 @@ _DISABLED = '    <button class="btn" type="button" disabled title="{}">Add to ca
 _FORM_OPEN = ('    <form method="post" action="{action}" hx-post="{action}" hx-target="find .feedback" hx-swap="innerHTML">\n'
               '      <input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">\n'
               '      <input type="hidden" name="next" value="{next}">\n'
+              '      <input type="hidden" name="version" value="{version}" data-version-of="cart">\n'
               '      <label>Term and billing\n        <select name="availability">')
 _SELECT_CLOSE = "</select>\n      </label>\n"
 _FORM_CLOSE = ('      <button class="btn btn-primary" type="submit">Add to cart</button>\n'
@@ -339,7 +341,8 @@ def cards_html(offers, ctx: BuyingContext, buy: BuyForm | None, cannot_buy: str)
     `buy` is None when this user may not buy (`cannot_buy` says why, T1/T2): the button is disabled with it.
     """
     if buy is not None:
-        form_open = format_html(_FORM_OPEN, action=buy.action, csrf=buy.csrf_token, next=buy.next_url)
+        form_open = format_html(_FORM_OPEN, action=buy.action, csrf=buy.csrf_token, next=buy.next_url,
+                                version=buy.cart_version)
     else:
         not_allowed = format_html(_DISABLED, cannot_buy, format_html('<span class="why">{}</span>', cannot_buy))
     parts = []

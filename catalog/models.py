@@ -241,6 +241,8 @@ class Cart(models.Model):
         Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         help_text="K4: the indirect reseller to associate with the purchase.",
     )
+    # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         constraints = [
@@ -303,6 +305,8 @@ class Order(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     attested_as = models.CharField(max_length=10, choices=Attestation.choices)
     reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

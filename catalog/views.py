@@ -24,6 +24,7 @@ from portal.forms import parse_date, parse_int, parse_quantity
 from portal.models import Partner
 from portal.pagination import SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
+from portal.versions import posted_version
 from portal.templatetags.portal_tags import money, utc
 
 
@@ -38,7 +39,7 @@ def _offer_page(request, customer):
     offers = catalog_snapshot().listing(ctx, search, show_all)
     page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
-                  csrf_token=get_token(request)) if can_buy else None
+                  csrf_token=get_token(request), cart_version=cart.version if cart else 0) if can_buy else None
     return {
         "customer": customer, "section": "subscriptions", "page": page,
         "offers": cards_html(page.object_list, ctx, buy, can_buy.reason),
@@ -76,7 +77,8 @@ def cart_add(request, customer_id):
         raw_quantity = request.POST.get("quantity", "1")
         line = cart_services.add_to_cart(
             customer=customer, actor=request.user, availability_id=availability_id,
-            quantity=parse_quantity(raw_quantity), aligned_end_date=None, now=timezone.now())
+            quantity=parse_quantity(raw_quantity), aligned_end_date=None, now=timezone.now(),
+            version=posted_version(request.POST))
     except RuleViolation as violation:
         if request.htmx:
             return render(request, "catalog/offer_list.html#cart-feedback",
@@ -89,7 +91,7 @@ def cart_add(request, customer_id):
     if request.htmx:
         count = line.cart.lines.count()
         return render(request, "catalog/offer_list.html#cart-feedback",
-                      {"customer": customer, "success": message, "cart_count": count, "oob": True})
+                      {"customer": customer, "success": message, "cart_count": count, "oob": True, "cart": line.cart})
     messages.success(request, message)
     return redirect(back)
 
@@ -128,7 +130,7 @@ def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=
     additional = list(cart.additional_resellers.select_related("partner")) if cart and customer.is_eu_efta else []
     return {
         "customer": customer, "section": "cart", "cart": cart, "lines": rows, "total": total,
-        "lines_html": _line_rows(customer, rows, can_buy, get_token(request)) if rows else "",
+        "lines_html": _line_rows(customer, cart, rows, can_buy, get_token(request)) if rows else "",
         "currency": rows[0]["line"].availability.currency if rows else "USD",
         "resellers": resellers, "partner": member.partner,
         "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
@@ -176,11 +178,13 @@ _ROW_CLOSE = '\n    </td>\n    <td class="num">{total}</td>\n    <td>{remove}</t
 _REMOVE = ('<form method="post" action="{}">{}<button class="btn btn-subtle" type="submit" aria-label="Remove {}">'
            'Remove</button></form>')
 _CSRF = '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+# The cart's version (portal/versions.py), as {% version_input cart of="cart" %} draws it in the page's other forms.
+_VERSION = '<input type="hidden" name="version" value="{}" data-version-of="cart">'
 
 
-def _line_rows(customer, rows, can_buy, csrf_token: str) -> SafeString:
+def _line_rows(customer, cart, rows, can_buy, csrf_token: str) -> SafeString:
     """The `<tr>`s of the cart's lines: quantity, K11's end date and the update and remove forms of each."""
-    csrf = format_html(_CSRF, csrf_token)
+    csrf = format_html(_CSRF, csrf_token) + format_html(_VERSION, cart.version)
     unselected: dict[int, SafeString] = {}
     parts = []
     for row in rows:
@@ -274,7 +278,8 @@ def cart_line_update(request, customer_id, line_id):
         access.check_cart_line(cart, line_id)
         line = cart_services.update_line(
             cart=cart, actor=request.user, line_id=line_id, quantity=parse_quantity(request.POST.get("quantity")),
-            aligned_end_date=parse_date(request.POST.get("aligned_end_date")), now=timezone.now())
+            aligned_end_date=parse_date(request.POST.get("aligned_end_date")), now=timezone.now(),
+            version=posted_version(request.POST))
         return f"Updated {line.availability.sku.name}."
     return _cart_action(request, customer_id, action)
 
@@ -282,7 +287,8 @@ def cart_line_update(request, customer_id, line_id):
 def cart_line_remove(request, customer_id, line_id):
     def action(customer, cart):
         access.check_cart_line(cart, line_id)
-        cart_services.remove_line(cart=cart, actor=request.user, line_id=line_id, now=timezone.now())
+        cart_services.remove_line(cart=cart, actor=request.user, line_id=line_id, now=timezone.now(),
+                                  version=posted_version(request.POST))
         return "Removed the line from the cart."
     return _cart_action(request, customer_id, action)
 
@@ -293,7 +299,8 @@ def cart_reseller(request, customer_id):
         reseller_id = parse_int(raw)
         if raw and reseller_id is None:
             raise RuleViolation("K4", "Choose a reseller from the list.")
-        cart = cart_services.set_reseller(cart=cart, actor=request.user, reseller_id=reseller_id, now=timezone.now())
+        cart = cart_services.set_reseller(cart=cart, actor=request.user, reseller_id=reseller_id, now=timezone.now(),
+                                          version=posted_version(request.POST))
         message = f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
         if cart.removed_additional:
             names = ", ".join(p.name for p in cart.removed_additional)
@@ -305,14 +312,16 @@ def cart_reseller(request, customer_id):
 def cart_additional_add(request, customer_id):
     def action(customer, cart):
         entry = cart_services.add_additional_reseller(cart=cart, actor=request.user,
-                                                      partner_id_text=request.POST.get("partner_id", "")[:40], now=timezone.now())
+                                                      partner_id_text=request.POST.get("partner_id", "")[:40], now=timezone.now(),
+                                                      version=posted_version(request.POST))
         return f"Declared {entry.partner.name} as an additional reseller."
     return _cart_action(request, customer_id, action)
 
 
 def cart_additional_remove(request, customer_id, partner_pk):
     def action(customer, cart):
-        cart_services.remove_additional_reseller(cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now())
+        cart_services.remove_additional_reseller(cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now(),
+                                                 version=posted_version(request.POST))
         return "Removed the additional reseller."
     return _cart_action(request, customer_id, action)
 
@@ -332,7 +341,7 @@ def cart_purchase(request, customer_id, cart_id):
             if raw and extra["reseller_id"] is None:
                 raise RuleViolation("K4", "Choose a reseller from the list.")
         order, _created = purchase(cart=cart, actor=request.user, attested=request.POST.get("attest") == "on",
-                                   now=timezone.now(), **extra)
+                                   now=timezone.now(), version=posted_version(request.POST), **extra)
     except RuleViolations as refused:
         context = _cart_context(request, customer, cart, errors=refused.violations)
         context["error"] = "Nothing was bought: fix the lines marked below and purchase again."

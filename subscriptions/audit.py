@@ -17,3 +17,13 @@ def record(*, actor, at, customer, action: str, summary: str, before=None, after
         before=before or {},
         after=after or {},
     )
+
+
+def last_change(subscription) -> str:
+    """What changed a subscription last, said the way its audit trail says it: for a refused stale page (409)."""
+    entry = (AuditEntry.objects.filter(subscription=subscription).select_related("actor").order_by("-at", "-pk")
+             .first())
+    if entry is None:
+        return ""
+    who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else "the system"
+    return f"{entry.summary} ({who}, {entry.at:%Y-%m-%d %H:%M} UTC)"

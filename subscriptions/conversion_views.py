@@ -11,6 +11,7 @@ from catalog.models import BillingFrequency, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
+from portal.versions import posted_version
 
 from . import conversions
 from .manage_views import to_subscription_page
@@ -67,6 +68,7 @@ def convert_trial(request, customer_id, subscription_id):
     try:
         if request.method == "POST":
             args = _arguments(choice)
+            args["version"] = posted_version(data)  # once (portal/versions.py)
             if choice["when"] == "scheduled":
                 args.pop("into_subscription_id")
                 if args["target_sku_id"] is None:

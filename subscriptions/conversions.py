@@ -198,7 +198,7 @@ def _end_trial(trial: Subscription, *, actor, now: datetime, into: Subscription)
                  after={"status": Status.EXPIRED, "converted_into": str(into.pk)})
 
 
-def convert_trial_now(*, subscription_id, actor, target_sku_id: int | None, term: str = Term.P1Y,
+def convert_trial_now(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int | None, term: str = Term.P1Y,
                       billing_frequency: str = BillingFrequency.MONTHLY, quantity: int | None,
                       into_subscription_id=None, now: datetime) -> ConversionResult:
     """TR2, TR3, TR6, TR7: converts the trial mid-term.
@@ -210,7 +210,7 @@ def convert_trial_now(*, subscription_id, actor, target_sku_id: int | None, term
     """
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id)
+        trial = _locked(subscription_id, version)
         if into_subscription_id:
             # Lock the receiving subscription too before its state is checked.
             Subscription.objects.select_for_update(of=("self",)).filter(
@@ -257,12 +257,12 @@ def convert_trial_now(*, subscription_id, actor, target_sku_id: int | None, term
     return ConversionResult(trial=trial, subscription=paid, plan=plan)
 
 
-def schedule_trial_conversion(*, subscription_id, actor, target_sku_id: int, term: str, billing_frequency: str,
+def schedule_trial_conversion(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int, term: str, billing_frequency: str,
                               quantity: int, now: datetime) -> list[ScheduledChange]:
     """TR3, TR8: what the trial becomes at its end (applied by the lifecycle engine); replaces earlier choices."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id)
+        trial = _locked(subscription_id, version)
         plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id, scheduled=True, term=term,
                                billing_frequency=billing_frequency, quantity=quantity)
         deleted = _delete_scheduled_changes(trial)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.access import Action, require
@@ -67,11 +67,11 @@ def instruction(subscription: Subscription) -> dict:
             "next_charge_on": subscription.next_charge_on.isoformat() if subscription.next_charge_on else None}
 
 
-def set_next_charge_frequency(*, subscription_id, actor, billing_frequency: str, now: datetime) -> Subscription:
+def set_next_charge_frequency(*, subscription_id, actor, version: int | str | None = None, billing_frequency: str, now: datetime) -> Subscription:
     """Sets (or changes) the billing frequency that starts at the next charge."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_next_charge_frequency(subscription, actor, now)
         _check_frequency(subscription, billing_frequency)
         charge_on = next_charge_date(subscription, now.date())
@@ -92,11 +92,11 @@ def set_next_charge_frequency(*, subscription_id, actor, billing_frequency: str,
     return subscription
 
 
-def remove_next_charge_frequency(*, subscription_id, actor, now: datetime) -> Subscription:
+def remove_next_charge_frequency(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     """Removes the instruction: the next charge keeps the current billing frequency."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_next_charge_frequency(subscription, actor, now)
         if not subscription.next_charge_frequency:
             raise RuleViolation("N7", "No billing frequency change is set for the next charge (it was removed "
@@ -151,7 +151,7 @@ def _due() -> Q:
 def mark_cycle_charges_pending(now: datetime) -> int:
     """N7: from 00:00 UTC on the day of the next charge, its billing frequency instruction is read-only."""
     return (Subscription.objects.filter(_due(), next_charge_on__lte=now.date(), cycle_charge_pending=False)
-            .update(cycle_charge_pending=True))
+            .update(cycle_charge_pending=True, version=F("version") + 1))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import F, Prefetch, Q
 
 from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Term
 
@@ -96,7 +96,7 @@ def mark_renewals_pending(now: datetime) -> int:
     """N6: from 00:00 UTC on the renewal day, a subscription that will renew is read-only until it has."""
     return (Subscription.objects.filter(status=Status.ACTIVE, is_trial=False, auto_renew=True, renewal_pending=False,
                                         term_end__lt=now.date())
-            .update(renewal_pending=True))
+            .update(renewal_pending=True, version=F("version") + 1))
 
 
 def renew_due_subscriptions(now: datetime, limit: int | None = None) -> LifecycleReport:
@@ -183,6 +183,8 @@ def _save_renewed(subscription: Subscription, fields: list[str], now: datetime) 
     # of every index on a column an UPDATE sets, changed or not.
     loaded = getattr(subscription, "loaded_values", {})
     values = {name: value for name, value in values.items() if name not in loaded or loaded[name] != value}
+    values["version"] = F("version") + 1  # a renewal is a new version, as save() makes it (portal/versions.py)
+    subscription.version += 1
     updated = Subscription.objects.filter(pk=subscription.pk, term_end=guard, renewal_pending=True).update(**values)
     if not updated:
         raise _HandledMeanwhile

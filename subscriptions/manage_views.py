@@ -17,6 +17,7 @@ from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
 from portal.forms import parse_date, parse_int, parse_quantity
 from portal.rules import RuleViolation
+from portal.versions import posted_version
 
 from . import actions, cycles, reads, services
 from .dates import term_end_for
@@ -173,27 +174,28 @@ def _run(request, action: str, subscription: Subscription):
     """One service call for `action`; returns the success message."""
     now = timezone.now()
     user, sid = request.user, subscription.pk
+    version = posted_version(request.POST)  # the page's (portal/versions.py)
     if action == "quantity":
         expected = parse_int(request.POST.get("expected_quantity"))
-        plan = services.change_quantity(subscription_id=sid, actor=user, quantity=parse_quantity(request.POST.get("quantity"), rule="Q1"),
+        plan = services.change_quantity(subscription_id=sid, actor=user, version=version, quantity=parse_quantity(request.POST.get("quantity"), rule="Q1"),
                                         expected_quantity=expected, now=now)
         verb = "Charged" if plan.amount >= 0 else "Refunded"
         return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
     if action == "suspend":
-        services.suspend_subscription(subscription_id=sid, actor=user, now=now)
+        services.suspend_subscription(subscription_id=sid, actor=user, version=version, now=now)
         return "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
     if action == "reactivate":
-        services.reactivate_subscription(subscription_id=sid, actor=user, now=now)
+        services.reactivate_subscription(subscription_id=sid, actor=user, version=version, now=now)
         return "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
     if action == "cancel":
-        refund = services.cancel_subscription(subscription_id=sid, actor=user, now=now)
+        refund = services.cancel_subscription(subscription_id=sid, actor=user, version=version, now=now)
         return f"Cancelled. Refund: {refund.amount} {subscription.currency}."
     if action == "auto-renew":
         on = request.POST.get("on") == "1"
-        services.set_auto_renew(subscription_id=sid, actor=user, on=on, now=now)
+        services.set_auto_renew(subscription_id=sid, actor=user, version=version, on=on, now=now)
         return f"Auto-renew turned {'on' if on else 'off'}."
     if action == "rename":
-        renamed = services.rename_subscription(subscription_id=sid, actor=user,
+        renamed = services.rename_subscription(subscription_id=sid, actor=user, version=version,
                                                friendly_name=request.POST.get("friendly_name", "")[:300], now=now)
         return f"Renamed to {renamed.display_name}."
     if action == "addons":
@@ -204,12 +206,12 @@ def _run(request, action: str, subscription: Subscription):
                 if sku_id is None:
                     raise RuleViolation("A3", "That add-on is not available for this subscription.")
                 quantities[sku_id] = parse_quantity(value, rule="A1")
-        created = services.buy_addons(subscription_id=sid, actor=user, quantities=quantities, now=now)
+        created = services.buy_addons(subscription_id=sid, actor=user, version=version, quantities=quantities, now=now)
         return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
     if action == "schedule":
         raw = request.POST.get("quantity", "").strip()
         changes = services.schedule_renewal_change(
-            subscription_id=sid, actor=user, quantity=parse_quantity(raw, rule="K8") if raw else None,
+            subscription_id=sid, actor=user, version=version, quantity=parse_quantity(raw, rule="K8") if raw else None,
             term=request.POST.get("term") or None, billing_frequency=request.POST.get("billing_frequency") or None,
             now=now, **_renewal_choices(request, subscription))
         if not changes:
@@ -221,7 +223,7 @@ def _run(request, action: str, subscription: Subscription):
         change_id = parse_int(request.POST.get("change"))
         if change_id is None:
             raise RuleViolation("R3", "Choose a scheduled change to remove.")
-        removed = services.remove_scheduled_change(subscription_id=sid, actor=user, change_id=change_id, now=now)
+        removed = services.remove_scheduled_change(subscription_id=sid, actor=user, version=version, change_id=change_id, now=now)
         return f"Removed from the renewal: {removed.summary}."
     raise Http404("No such action.")
 
@@ -268,7 +270,8 @@ def publisher_setup(request, subscription_id):
         "customer", "sku__product__publisher"), pk=subscription_id)
     if request.method == "POST":
         try:
-            services.confirm_publisher_setup(subscription_id=subscription.pk, actor=request.user, now=timezone.now())
+            services.confirm_publisher_setup(subscription_id=subscription.pk, actor=request.user, now=timezone.now(),
+                                             version=posted_version(request.POST))
         except RuleViolation as violation:
             return render(request, "subscriptions/publisher_setup.html",
                           {"subscription": subscription, "error": violation.message}, status=violation.status)
@@ -320,6 +323,7 @@ def next_charge_frequency(request, customer_id, subscription_id):
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
     try:
         updated = cycles.set_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
+                                                   version=posted_version(request.POST),
                                                    billing_frequency=request.POST.get("billing_frequency", ""),
                                                    now=timezone.now())
     except RuleViolation as violation:
@@ -336,6 +340,7 @@ def next_charge_frequency_remove(request, customer_id, subscription_id):
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
     try:
         updated = cycles.remove_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
+                                                   version=posted_version(request.POST),
                                                       now=timezone.now())
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)

@@ -66,6 +66,8 @@ class Subscription(models.Model):
     # A stored copy of `display_name`, kept by `save()`, so the lists sort by name on an index (S1) instead of
     # sorting every subscription of a customer (or a partner) by a name joined from the offer on each page.
     list_name = models.CharField(max_length=200, blank=True, editable=False)
+    # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -122,6 +124,11 @@ class Subscription(models.Model):
         elif {"friendly_name", "sku", "sku_id"} & set(update_fields):
             self.list_name = self.display_name
             update_fields = [*update_fields, "list_name"]
+        # Any write of the row is a new version (portal/versions.py), whoever makes it: the lifecycle engine's
+        # renewal, an add-on suspended with its base. Every writer holds the row's lock, so the count is exact.
+        self.version += 1
+        if update_fields is not None:
+            update_fields = [*update_fields, "version"]
         super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
@@ -307,6 +314,8 @@ class TransferRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # The source subscriptions the source partner picked, set when the transfer completes.
     subscriptions = models.ManyToManyField(Subscription, blank=True, related_name="transfer_requests")
+    # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -11,6 +11,7 @@ from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency, Orde
 from portal.access import Action, require
 from portal.models import Customer
 from portal.rules import RuleViolation
+from portal.versions import lock_version
 
 from . import actions, audit
 from .dates import period_containing, term_end_for
@@ -156,9 +157,11 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
 
 
 
-def _locked(subscription_id) -> Subscription:
-    return (Subscription.objects.select_for_update(of=("self",))
-            .select_related("customer__partner", "sku__product__publisher").get(pk=subscription_id))
+def _locked(subscription_id, version: int | str | None = None) -> Subscription:
+    """The subscription, locked; a person's change passes the `version` its page showed and is refused (409) when the
+    subscription changed since (portal/versions.py). Every lock for a change bumps the version."""
+    return lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
+                        pk=subscription_id, version=version, noun="subscription", last_change=audit.last_change)
 
 
 def current_period(subscription: Subscription, today: date) -> Period:
@@ -232,10 +235,10 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     return plan
 
 
-def change_quantity(*, subscription_id, actor, quantity: int, expected_quantity: int | None, now: datetime) -> QuantityPlan:
+def change_quantity(*, subscription_id, actor, version: int | str | None = None, quantity: int, expected_quantity: int | None, now: datetime) -> QuantityPlan:
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         if expected_quantity is not None and expected_quantity != subscription.quantity:
             raise RuleViolation("Q1", f"The quantity changed to {subscription.quantity:,} since this page was opened: "
                                       "check it and try again.", conflict=True)
@@ -262,10 +265,10 @@ def change_quantity(*, subscription_id, actor, quantity: int, expected_quantity:
     return plan
 
 
-def suspend_subscription(*, subscription_id, actor, now: datetime) -> Subscription:
+def suspend_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     require(actor, Action.SUSPEND)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_suspend(subscription, actor, now)
         before = {"status": subscription.status, "auto_renew": subscription.auto_renew}
         transition(subscription, Status.SUSPENDED)
@@ -288,10 +291,10 @@ def suspend_subscription(*, subscription_id, actor, now: datetime) -> Subscripti
     return subscription
 
 
-def reactivate_subscription(*, subscription_id, actor, now: datetime) -> Subscription:
+def reactivate_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     require(actor, Action.SUSPEND)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_reactivate(subscription, actor, now)
         transition(subscription, Status.ACTIVE)
         subscription.save(update_fields=["status", "updated_at"])
@@ -326,10 +329,10 @@ def cancellation_refund(subscription: Subscription, now: datetime, *, base: Subs
     return remaining_charge(unit_price=subscription.unit_price, quantity=subscription.quantity, period=period, today=today)
 
 
-def cancel_subscription(*, subscription_id, actor, now: datetime) -> Charge:
+def cancel_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Charge:
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_cancel(subscription, actor, now)
         refund = cancellation_refund(subscription, now)
         before = {"status": subscription.status}
@@ -374,10 +377,10 @@ def cancel_subscription(*, subscription_id, actor, now: datetime) -> Charge:
     return refund
 
 
-def set_auto_renew(*, subscription_id, actor, on: bool, now: datetime) -> Subscription:
+def set_auto_renew(*, subscription_id, actor, version: int | str | None = None, on: bool, now: datetime) -> Subscription:
     require(actor, Action.AUTO_RENEW)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_auto_renew(subscription, actor, now, on)
         subscription.auto_renew = on
         deleted = 0 if on else _delete_scheduled_changes(subscription)  # R6
@@ -390,13 +393,13 @@ def set_auto_renew(*, subscription_id, actor, on: bool, now: datetime) -> Subscr
     return subscription
 
 
-def rename_subscription(*, subscription_id, actor, friendly_name: str, now: datetime) -> Subscription:
+def rename_subscription(*, subscription_id, actor, version: int | str | None = None, friendly_name: str, now: datetime) -> Subscription:
     require(actor, Action.BUY)
     friendly_name = (friendly_name or "").strip()
     if len(friendly_name) > 200:
         raise RuleViolation("S2", "A friendly name can have at most 200 characters.", field="friendly_name")
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_rename(subscription, actor, now)
         before = subscription.friendly_name
         subscription.friendly_name = friendly_name
@@ -407,12 +410,12 @@ def rename_subscription(*, subscription_id, actor, friendly_name: str, now: date
     return subscription
 
 
-def confirm_publisher_setup(*, subscription_id, actor, now: datetime) -> Subscription:
+def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     """S3: the publisher confirmed the account set-up: the ISV subscription is active and billed
     (after its free trial, S4, whose paid term was fixed at purchase)."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_confirm_setup(subscription, actor, now)
         transition(subscription, Status.ACTIVE)
         subscription.setup_confirmed_at = now
@@ -461,14 +464,14 @@ def eligible_addons(base: Subscription, snapshot=None):
     return eligible
 
 
-def buy_addons(*, subscription_id, actor, quantities: dict[int, int], now: datetime) -> list[Subscription]:
+def buy_addons(*, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime) -> list[Subscription]:
     """A1–A5: add-ons bought from the base subscription's page, ending with it, first charge prorated."""
     require(actor, Action.BUY)  # A2
     wanted = {sku_id: q for sku_id, q in quantities.items() if q}
     if not wanted:
         raise RuleViolation("A1", "Enter a quantity for at least one add-on.", field="quantity")
     with transaction.atomic():
-        base = _locked(subscription_id)
+        base = _locked(subscription_id, version)
         actions.check_buy_addons(base, actor, now)
         offered = {sku.pk: sku for sku in eligible_addons(base)}
         created = []
@@ -664,7 +667,7 @@ def _audited(subscription: Subscription, values: dict) -> dict:
     return row
 
 
-def schedule_renewal_change(*, subscription_id, actor, quantity: int | None, term: str | None,
+def schedule_renewal_change(*, subscription_id, actor, version: int | str | None = None, quantity: int | None, term: str | None,
                             billing_frequency: str | None, target_sku_id: int | None = None,
                             aligned_end_date: date | str | None = None, now: datetime) -> list[ScheduledChange]:
     """R1, R3: schedules (or updates) the quantity, term, billing frequency, SKU (an upgrade) and aligned end
@@ -675,7 +678,7 @@ def schedule_renewal_change(*, subscription_id, actor, quantity: int | None, ter
     """
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_schedule_change(subscription, actor, now)
         scheduled = list(subscription.scheduled_changes.select_for_update())
         before = renewal_values(subscription, scheduled)
@@ -708,11 +711,11 @@ def schedule_renewal_change(*, subscription_id, actor, quantity: int | None, ter
     return changes
 
 
-def remove_scheduled_change(*, subscription_id, actor, change_id, now: datetime) -> ScheduledChange:
+def remove_scheduled_change(*, subscription_id, actor, version: int | str | None = None, change_id, now: datetime) -> ScheduledChange:
     """R3: removes one change scheduled for the renewal."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id)
+        subscription = _locked(subscription_id, version)
         actions.check_schedule_change(subscription, actor, now)
         change = subscription.scheduled_changes.select_for_update().filter(pk=change_id).first()
         if change is None:

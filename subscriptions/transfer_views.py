@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from portal import access
 from portal.rules import RuleViolation
+from portal.versions import posted_version
 
 from .models import AuditEntry, RelationshipRequest, TransferRequest
 from .transfers import (accept_relationship, cancel_transfer_request, complete_transfer, file_transfer_request,
@@ -96,7 +97,8 @@ def transfer_detail(request, transfer_id):
     if request.method == "POST":
         picked = request.POST.getlist("subscriptions")
         try:
-            created = complete_transfer(actor=request.user, request_id=transfer.pk, subscription_ids=picked, now=now)
+            created = complete_transfer(actor=request.user, request_id=transfer.pk, subscription_ids=picked, now=now,
+                                        version=posted_version(request.POST))
         except RuleViolation as violation:
             context.update(error=violation.message, picked=set(picked))
             return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
@@ -113,7 +115,8 @@ def transfer_cancel(request, transfer_id):
         return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
     now = timezone.now()
     try:
-        cancel_transfer_request(actor=request.user, request_id=transfer.pk, now=now)
+        cancel_transfer_request(actor=request.user, request_id=transfer.pk, now=now,
+                                version=posted_version(request.POST))
     except RuleViolation as violation:
         transfer.refresh_from_db()
         context = _detail_context(request, transfer, now)

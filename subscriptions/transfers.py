@@ -19,6 +19,7 @@ from catalog.models import Sku
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
 from portal.rules import RuleViolation
+from portal.versions import bump_version, check_version
 
 from . import audit
 from .models import RelationshipRequest, SeatLot, Subscription, TransferRequest
@@ -122,13 +123,16 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
     source_customer = Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
     if source_customer is None:
         raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
-    # TF1: the relationship is the customer row itself (made when the customer accepted the request, or there
-    # from before): `customer` is this partner's, so it exists. A pending request doesn't give one.
-    if TransferRequest.objects.filter(target_partner=target, source_partner=source, tenant_id=customer.tenant_id,
-                                      status=TransferRequest.Status.PENDING, expires_at__gt=now).exists():
-        raise RuleViolation("TF2", f"A transfer request for {customer.company_name} from {source.name} is already "
-                                   "pending: wait for it, or withdraw it first.", conflict=True)
     with transaction.atomic():
+        # One pending request per customer and source: filings for this customer take their turn on its row, so a
+        # request submitted twice at once (double click, retry) is filed once and the second sees it pending.
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        # TF1: the relationship is the customer row itself (made when the customer accepted the request, or there
+        # from before): `customer` is this partner's, so it exists. A pending request doesn't give one.
+        if TransferRequest.objects.filter(target_partner=target, source_partner=source, tenant_id=customer.tenant_id,
+                                          status=TransferRequest.Status.PENDING, expires_at__gt=now).exists():
+            raise RuleViolation("TF2", f"A transfer request for {customer.company_name} from {source.name} is "
+                                       "already pending: wait for it, or withdraw it first.", conflict=True)
         transfer = TransferRequest.objects.create(
             source_partner=source, target_partner=target, tenant_id=customer.tenant_id,
             source_customer=source_customer, target_customer=customer, notification_email=notification_email,
@@ -160,7 +164,8 @@ def _check_transferable(subscription: Subscription, transfer: TransferRequest, p
                                    "customer, and only one subscription to it is allowed.")
 
 
-def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> list[Subscription]:
+def complete_transfer(*, actor, request_id, subscription_ids, now: datetime,
+                      version: int | str | None = None) -> list[Subscription]:
     """TF4: all picked subscriptions move in one transaction, or none do."""
     member = require(actor, Action.BUY)
     with transaction.atomic():
@@ -175,6 +180,9 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> 
         if now >= transfer.expires_at:
             raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: ask "
                                        f"{transfer.target_partner.name} to file a new one.", conflict=True)
+        # After the status: a second submit of a completed request says so (portal/versions.py).
+        check_version(transfer, version, noun="transfer request")  # portal/versions.py
+        bump_version(transfer)
         ids = {str(pk) for pk in subscription_ids}
         if not ids:
             raise RuleViolation("TF4", "Pick at least one subscription to transfer.")
@@ -207,7 +215,7 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime) -> 
     return list(created.values())
 
 
-def cancel_transfer_request(*, actor, request_id, now: datetime) -> TransferRequest:
+def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | str | None = None) -> TransferRequest:
     """A pending request ends without moving anything: withdrawn by the partner that filed it, or declined by
     the partner it was sent to. Either side's staff who may buy can do it, until it completes or expires (TF4)."""
     member = require(actor, Action.BUY)
@@ -224,6 +232,8 @@ def cancel_transfer_request(*, actor, request_id, now: datetime) -> TransferRequ
         if now >= transfer.expires_at:
             raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: it can no "
                                        "longer be completed, so there is nothing to cancel.", conflict=True)
+        check_version(transfer, version, noun="transfer request")  # portal/versions.py
+        bump_version(transfer)
         transfer.status = TransferRequest.Status.CANCELLED
         transfer.save(update_fields=["status"])
         verb = "withdrawn" if partner.pk == transfer.target_partner_id else "declined"

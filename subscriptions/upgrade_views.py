@@ -10,6 +10,7 @@ from catalog.models import BillingFrequency, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
+from portal.versions import posted_version
 
 from . import actions, upgrades
 from .manage_views import to_subscription_page
@@ -56,7 +57,10 @@ def subscription_upgrade(request, customer_id, subscription_id):
     form = {name: data.get(name, "") for name in ("target", "quantity", "term", "billing_frequency", "into")}
     if request.method == "POST":
         try:
-            result = upgrades.upgrade_subscription(subscription_id=subscription.pk, actor=request.user,
+            # The version the preview was drawn from: a second "Yes, upgrade" (double click, back and resubmit)
+            # finds the subscription already upgraded and is refused (409), never upgrading twice.
+            version = posted_version(data)
+            result = upgrades.upgrade_subscription(subscription_id=subscription.pk, actor=request.user, version=version,
                                                    confirmed=data.get("confirm") == "yes", now=now, **_choice(data))
         except RuleViolation as violation:
             context = _context(request, customer, subscription, now, error=violation.message, form=form)

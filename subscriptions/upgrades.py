@@ -258,13 +258,13 @@ def _move_lots(subscription: Subscription, quantity: int) -> None:
             quantity -= take
 
 
-def upgrade_subscription(*, subscription_id, actor, target_sku_id, quantity: int, term: str | None,
+def upgrade_subscription(*, subscription_id, actor, version: int | str | None = None, target_sku_id, quantity: int, term: str | None,
                          billing_frequency: str | None, into_subscription_id=None, confirmed: bool,
                          now: datetime) -> Subscription:
     """U1–U9: upgrades now and returns the subscription that holds the upgraded licenses."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        source = _locked(subscription_id)
+        source = _locked(subscription_id, version)
         plan = plan_upgrade(source, user=actor, target_sku_id=target_sku_id, quantity=quantity, term=term,
                             billing_frequency=billing_frequency, into_subscription_id=into_subscription_id, now=now,
                             lock=True)

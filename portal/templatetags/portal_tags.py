@@ -80,3 +80,13 @@ def add_hours(value, hours):
 @register.filter
 def sub(value, other):
     return value - other
+
+
+@register.inclusion_tag("portal/version_input.html")
+def version_input(obj, of: str = ""):
+    """The version a form is drawn with (portal/versions.py), posted back so a stale or repeated submit is refused.
+    Marked with the object it belongs to (`of`, else the object's model and id), so a part of the page redrawn by
+    htmx can bring the page's other forms up to date. No object (a cart not made yet) is version 0."""
+    if obj is None:
+        return {"version": 0, "of": of}
+    return {"version": obj.version, "of": of or f"{obj._meta.label_lower}:{obj.pk}"}

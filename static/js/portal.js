@@ -114,3 +114,42 @@ document.addEventListener("change", (event) => {
     if (panel) openPanel(panel, document.querySelector(`[data-panel-open="${panel.id}"]`));
   });
 })();
+
+// Exactly once (portal/versions.py): a panel redrawn by htmx after a change carries the object's new version;
+// the page's other forms for that object take it, so a next change made from this page isn't refused as stale.
+document.addEventListener("htmx:afterSettle", (event) => {
+  const root = event.target;
+  if (!root.querySelectorAll) return;
+  root.querySelectorAll("input[data-version-of]").forEach((fresh) => {
+    document.querySelectorAll(`input[data-version-of="${fresh.dataset.versionOf}"]`).forEach((input) => {
+      input.value = fresh.value;
+    });
+  });
+});
+
+// Irreversible confirmations (data-submit-once: "Yes, upgrade", "Convert trial", "Purchase", "Cancel
+// subscription", "Transfer selected subscriptions"): once sent, their buttons are disabled and say so, so a second
+// click sends nothing. The server refuses a repeat anyway (the form's version); this spares the person the 409.
+// A refusal swapped in by htmx redraws the form, buttons enabled again.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches || !form.matches("form[data-submit-once]") || event.defaultPrevented) return;
+  if (form.dataset.submitted) { event.preventDefault(); return; }
+  form.dataset.submitted = "1";
+  // After this event: disabling the button now would drop its own name/value from what the form sends.
+  setTimeout(() => form.querySelectorAll("button[type=submit], button:not([type])").forEach((button) => {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }));
+});
+// A page shown again from the back-forward cache is a new chance to submit (the server judges its version).
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return;
+  document.querySelectorAll("form[data-submit-once]").forEach((form) => {
+    delete form.dataset.submitted;
+    form.querySelectorAll("button[aria-busy]").forEach((button) => {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    });
+  });
+});

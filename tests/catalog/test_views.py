@@ -15,6 +15,7 @@ from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, Order
 from portal.models import Partner
 from subscriptions.models import Subscription
 from tests import factories
+from tests.helpers import cart_drawn
 
 QUERY_BUDGET = 12
 SNAPSHOT_QUERIES = 5  # offers, add-on bases, exclusive partners, availabilities, the offers by name
@@ -294,7 +295,7 @@ def test_c4_posting_an_unavailable_offer_anyway_is_refused_with_the_reason(signe
     offer, why = unavailable(reason, customer, direct_partner)
     # when its availability is posted to the cart anyway
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(offer).pk, "quantity": "3"})
+                              cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "3"}))
     # then it is refused with the same reason and no cart line exists
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{why}</div>' in response.content.decode()
@@ -309,7 +310,7 @@ def test_c4_htmx_add_of_an_unavailable_offer_answers_422_with_the_reason_in_the_
     offer, why = unavailable("C4f", customer, direct_partner)
     # when htmx posts it to the cart
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(offer).pk, "quantity": "1"}, HTTP_HX_REQUEST="true")
+                              cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "1"}), HTTP_HX_REQUEST="true")
     # then the feedback fragment alone carries the reason, with 422 (which the page swaps in)
     assert response.status_code == 422
     assert response.content.decode().strip() == f'<span class="field-error" role="alert">{why}</span>'
@@ -327,7 +328,7 @@ def test_c4_an_offer_that_became_unavailable_is_refused_again_at_purchase(signed
     gone_sku.transactable_in_portal = False
     gone_sku.save()
     # when the cart is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then nothing is bought and the refused line says why
     assert response.status_code == 422
     page = response.content.decode()
@@ -356,8 +357,8 @@ def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_tot
     catalog_url = reverse("catalog:offer-list", args=[customer.pk])
     # when 12 licenses of the annual term billed monthly are added to the cart
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12",
-                               "next": f"{catalog_url}?q=Standard"})
+                              cart_drawn(customer, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12",
+                               "next": f"{catalog_url}?q=Standard"}))
     # then the user goes back to the catalog they were on
     assert response.status_code == 302
     assert response["Location"] == f"{catalog_url}?q=Standard"
@@ -378,8 +379,8 @@ def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_tot
 def test_k2_cart_total_sums_every_line(signed_in, customer, standard):
     # given two lines added: 12 × 10.00 (annual term) and 3 × 12.00 (monthly term)
     add = reverse("catalog:cart-add", args=[customer.pk])
-    signed_in.post(add, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12"})
-    signed_in.post(add, {"availability": factories.availability(standard, "P1M").pk, "quantity": "3"})
+    signed_in.post(add, cart_drawn(customer, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12"}))
+    signed_in.post(add, cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "3"}))
     # when the cart is reviewed
     page = signed_in.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
     # then each line shows its own total and the cart the sum
@@ -394,9 +395,9 @@ def test_k1_adding_the_same_offer_again_adds_to_its_line(signed_in, customer, st
     # given 12 licenses in the cart
     add = reverse("catalog:cart-add", args=[customer.pk])
     avail = factories.availability(standard, "P1Y")
-    signed_in.post(add, {"availability": avail.pk, "quantity": "12"})
+    signed_in.post(add, cart_drawn(customer, {"availability": avail.pk, "quantity": "12"}))
     # when 3 more of the same are added
-    response = signed_in.post(add, {"availability": avail.pk, "quantity": "3"}, follow=True)
+    response = signed_in.post(add, cart_drawn(customer, {"availability": avail.pk, "quantity": "3"}), follow=True)
     # then there is one line of 15, and the page says so
     assert list(CartLine.objects.values_list("availability_id", "quantity")) == [(avail.pk, 15)]
     assert "Added Microsoft 365 Business Standard to the cart (15 in the cart)." in response.content.decode()
@@ -406,7 +407,7 @@ def test_k1_adding_the_same_offer_again_adds_to_its_line(signed_in, customer, st
 def test_k1_htmx_add_answers_with_the_feedback_and_the_new_cart_count(signed_in, customer, standard):
     # when htmx adds 12 licenses
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard).pk, "quantity": "12"},
+                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "12"}),
                               HTTP_HX_REQUEST="true")
     # then the answer is the feedback fragment with the cart count swapped out of band
     page = response.content.decode()
@@ -422,7 +423,7 @@ def test_k1_line_update_and_remove(signed_in, sales, customer, standard):
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when its quantity is changed to 20
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), {"quantity": "20"})
+    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "20"}))
     # then the line and the totals follow
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:cart-detail", args=[customer.pk])
@@ -430,7 +431,7 @@ def test_k1_line_update_and_remove(signed_in, sales, customer, standard):
     assert cells(cart_row(page, line))[5] == "200.00 USD"
     assert '<td class="num" id="cart-total">200.00 USD</td>' in page
     # when it is removed
-    response = signed_in.post(reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), follow=True)
+    response = signed_in.post(reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), cart_drawn(customer), follow=True)
     # then the cart is empty
     assert CartLine.objects.count() == 0
     assert "The cart is empty." in response.content.decode()
@@ -459,7 +460,7 @@ def test_cart_add_refuses_a_bad_quantity_with_a_clear_message(signed_in, custome
     # when a bad quantity is posted with a valid offer
     signed_in.raise_request_exception = False
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard).pk, "quantity": quantity})
+                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": quantity}))
     # then it is refused with a message, and there is no cart
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -475,7 +476,7 @@ def test_k1_offers_without_a_quantity_field_are_added_without_one(signed_in, cus
     offer = factories.SkuFactory(**{kind: True})
     # when it is added with no quantity field at all
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(offer).pk})
+                              cart_drawn(customer, {"availability": factories.availability(offer).pk}))
     # then it is added: usage-based carries 1, a trial its 25 licenses
     assert response.status_code == 302
     assert list(CartLine.objects.values_list("quantity", flat=True)) == [quantity]
@@ -492,7 +493,7 @@ def test_k1_offers_without_a_quantity_field_are_added_without_one(signed_in, cus
 def test_cart_add_refuses_an_unknown_availability_with_a_clear_message(signed_in, customer, standard, value, message):
     # when an availability that does not exist, or is not a number, is posted
     signed_in.raise_request_exception = False
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]), {"availability": value, "quantity": "3"})
+    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]), cart_drawn(customer, {"availability": value, "quantity": "3"}))
     # then it is refused with a message, and there is no cart
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -508,7 +509,7 @@ def test_cart_line_update_refuses_a_bad_quantity_with_a_clear_message(signed_in,
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when a bad quantity is posted for it
     signed_in.raise_request_exception = False
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), {"quantity": quantity})
+    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": quantity}))
     # then it is refused with a message and the line keeps its 12
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -521,7 +522,7 @@ def test_cart_line_update_refuses_a_date_that_is_not_a_date(signed_in, sales, cu
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when an end date that is not a date is posted
     response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]),
-                              {"quantity": "12", "aligned_end_date": "2026-13-45"})
+                              cart_drawn(customer, {"quantity": "12", "aligned_end_date": "2026-13-45"}))
     # then it is refused with a message, the line unchanged
     assert response.status_code == 422
     assert "&#x27;2026-13-45&#x27; is not a date (YYYY-MM-DD)." in response.content.decode()
@@ -543,7 +544,7 @@ def test_cart_reseller_refuses_bad_input_with_a_clear_message(client, provider, 
     client.force_login(user)
     client.raise_request_exception = False
     # when a reseller that is not one of theirs, or not a number, is posted
-    response = client.post(reverse("catalog:cart-reseller", args=[customer.pk]), {"reseller": value})
+    response = client.post(reverse("catalog:cart-reseller", args=[customer.pk]), cart_drawn(customer, {"reseller": value}))
     # then it is refused with a message, and the cart has no reseller
     assert response.status_code == status
     assert message in response.content.decode()
@@ -570,8 +571,8 @@ def test_an_id_too_large_for_the_database_never_answers_500(signed_in, sales, cu
     # (reverse() refuses such an id, so the URL is built from a real one)
     url = reverse(name, args=[customer.pk, 1]).replace("/1/", f"/{HUGE_ID}/")
     # when a URL carries an id too large for any integer column
-    response = signed_in.get(url) if name.startswith("catalog:order") else signed_in.post(url, {"quantity": "3",
-                                                                                              "attest": "on"})
+    response = signed_in.get(url) if name.startswith("catalog:order") else signed_in.post(url, cart_drawn(customer, {"quantity": "3",
+                                                                                              "attest": "on"}))
     # then it answers like for any id that does not exist, and nothing changed
     assert response.status_code == status
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(line.pk, 5)]
@@ -582,7 +583,7 @@ def test_an_id_too_large_for_the_database_never_answers_500(signed_in, sales, cu
 def test_cart_add_never_redirects_off_site(signed_in, customer, standard, target):
     # when an add to cart carries a `next` pointing at another site
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard).pk, "quantity": "1", "next": target})
+                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "1", "next": target}))
     # then the line is added and the user goes back to the catalog, not off-site
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:offer-list", args=[customer.pk])
@@ -596,9 +597,9 @@ def test_a_line_already_removed_answers_409_from_a_stale_page(signed_in, sales, 
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     kept = factories.CartLineFactory(cart=cart, quantity=3)
     url = reverse(name, args=[customer.pk, line.pk])
-    signed_in.post(reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]))
+    signed_in.post(reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), cart_drawn(customer))
     # when the stale page posts to that line again
-    response = signed_in.post(url, {"quantity": "3"})
+    response = signed_in.post(url, cart_drawn(customer, {"quantity": "3"}))
     # then the state moved on: 409 with the reason, the cart re-rendered, the other line untouched
     assert response.status_code == 409
     assert '<div class="msgbar msgbar-error" role="alert">That line is no longer in the cart.</div>' in response.content.decode()
@@ -649,7 +650,7 @@ def test_k3_cart_shows_the_attestation_for_a_direct_partner(signed_in, customer,
 def test_k3_purchase_without_attestation_buys_nothing(signed_in, customer, cart, attest):
     # when the cart is purchased without ticking the attestation
     data = {} if attest is None else {"attest": attest}
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), data)
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, data))
     # then it is refused with the reason, nothing is bought and the cart stays open
     assert response.status_code == 422
     assert ('<div class="msgbar msgbar-error" role="alert">Confirm the attestation before purchasing.</div>'
@@ -663,7 +664,7 @@ def test_k3_purchase_without_attestation_buys_nothing(signed_in, customer, cart,
 def test_k3_k10_attested_purchase_confirms_with_the_order_number_and_a_link_to_order_history(signed_in, sales, customer,
                                                                                             cart, now):
     # when the cart is purchased with the attestation ticked
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then one order is placed and the user is sent to its confirmation
     order = Order.objects.get()
     assert (order.customer, order.placed_by, order.total, order.currency, order.attested_as, order.created_at) == (
@@ -688,10 +689,10 @@ def test_k3_attestation_names_the_selected_reseller_and_the_order_records_indire
     client.force_login(user)
     cart = factories.CartFactory(customer=customer, owner=user)
     factories.CartLineFactory(cart=cart)
-    client.post(reverse("catalog:cart-reseller", args=[customer.pk]), {"reseller": reseller.pk})
+    client.post(reverse("catalog:cart-reseller", args=[customer.pk]), cart_drawn(customer, {"reseller": reseller.pk}))
     # when the cart is reviewed, then purchased
     page = client.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
-    client.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    client.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then the page said the partner acts as an indirect partner, and the order records it with the reseller
     assert ">You selected Adatum Reseller: you act as an indirect partner.</strong>" in page
     order = Order.objects.get()
@@ -703,8 +704,8 @@ def test_k9_submitting_the_same_cart_twice_buys_once(signed_in, customer, cart):
     # given a cart ready to buy
     url = reverse("catalog:cart-purchase", args=[customer.pk, cart.pk])
     # when the purchase is posted twice (double click, back button, second tab)
-    first = signed_in.post(url, {"attest": "on"})
-    second = signed_in.post(url, {"attest": "on"})
+    first = signed_in.post(url, cart_drawn(customer, {"attest": "on"}))
+    second = signed_in.post(url, cart_drawn(customer, {"attest": "on"}))
     # then both land on the same order's confirmation, and there is exactly one order
     order = Order.objects.get()
     confirmation = reverse("catalog:order-confirmation", args=[customer.pk, order.pk])
@@ -719,7 +720,7 @@ def test_k9_purchase_of_an_empty_cart_is_refused(signed_in, sales, customer):
     # given an open cart with no line
     cart = factories.CartFactory(customer=customer, owner=sales)
     # when it is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then nothing is bought
     assert response.status_code == 422
     assert "The cart is empty: add an offer first." in response.content.decode()
@@ -752,7 +753,7 @@ def test_k12_cart_created_8_days_ago_shows_it_expired(signed_in, customer, old_c
 @pytest.mark.rule("K12")
 def test_k12_purchase_of_a_cart_created_8_days_ago_answers_409(signed_in, customer, old_cart):
     # when the 8-day-old cart is purchased (a page left open for a week)
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, old_cart.pk]), {"attest": "on"})
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, old_cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then the state moved on: 409 with the reason, nothing bought
     assert response.status_code == 409
     assert ('<div class="msgbar msgbar-error" role="alert">This cart expired on 2026-11-24 12:00 UTC: add the offers '
@@ -767,7 +768,7 @@ def test_k12_a_cart_expires_exactly_7_days_after_it_was_created(signed_in, sales
     cart = factories.CartFactory(customer=customer, owner=sales, created_at=now - age)
     factories.CartLineFactory(cart=cart, availability=factories.availability(standard))
     # when it is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     # then at 7 days it has expired; a second before it still buys
     assert response.status_code == (409 if expired else 302)
     assert Order.objects.count() == (0 if expired else 1)
@@ -777,7 +778,7 @@ def test_k12_a_cart_expires_exactly_7_days_after_it_was_created(signed_in, sales
 def test_k12_changing_an_expired_cart_answers_409(signed_in, customer, old_cart):
     # when a line of the 8-day-old cart is updated
     line = old_cart.lines.get()
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), {"quantity": "3"})
+    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "3"}))
     # then it is refused as expired, the line unchanged
     assert response.status_code == 409
     assert "There is no open cart for this customer (it was purchased or has expired)." in response.content.decode()
@@ -788,7 +789,7 @@ def test_k12_changing_an_expired_cart_answers_409(signed_in, customer, old_cart)
 def test_k12_adding_after_expiry_starts_a_new_cart(signed_in, customer, old_cart, standard):
     # when an offer is added for the customer whose cart expired
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard, "P1M").pk, "quantity": "2"})
+                              cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "2"}))
     # then a new cart holds it, and the old one is expired with its line
     assert response.status_code == 302
     new_cart = Cart.objects.exclude(pk=old_cart.pk).get()
@@ -856,9 +857,9 @@ def test_o2_order_detail_shows_fulfillment_and_then_links_each_line_to_its_subsc
     offer = sku("Microsoft 365 Business Standard")
     client.force_login(user)
     client.post(reverse("catalog:cart-add", args=[customer.pk]),
-                {"availability": factories.availability(offer).pk, "quantity": "12"})
+                cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "12"}))
     cart = Cart.objects.get()
-    client.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"})
+    client.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     order = Order.objects.get()
     line = order.lines.get()
     url = reverse("catalog:order-detail", args=[customer.pk, order.pk])

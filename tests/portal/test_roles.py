@@ -12,6 +12,7 @@ from portal.access import RESELLER_NOTICE
 from portal.models import Partner
 from subscriptions.models import Subscription
 from tests import factories
+from tests.helpers import drawn
 
 ROLES = ["admin_agent", "sales_agent", "billing_admin", "support_agent"]
 BUYERS = ["admin_agent", "sales_agent"]
@@ -54,7 +55,7 @@ def arrange(action: str, user, shop) -> tuple[str, dict]:
         cart.save()
     if action == "cart-additional-remove":
         CartAdditionalReseller.objects.create(cart=cart, partner=shop["additional"], position=1)
-    return {
+    url, data = {
         "cart-line-update": (reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), {"quantity": "7"}),
         "cart-line-remove": (reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), {}),
         "cart-reseller": (reverse("catalog:cart-reseller", args=[customer.pk]), {"reseller": shop["reseller"].pk}),
@@ -63,6 +64,7 @@ def arrange(action: str, user, shop) -> tuple[str, dict]:
         "cart-additional-remove": (reverse("catalog:cart-additional-remove", args=[customer.pk, shop["additional"].pk]), {}),
         "cart-purchase": (reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"}),
     }[action]
+    return url, drawn(cart, data)
 
 
 def snapshot():

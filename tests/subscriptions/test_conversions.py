@@ -16,6 +16,7 @@ from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 
@@ -342,8 +343,8 @@ def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial,
 
 @pytest.mark.rule("TR7")
 def test_post_converts_and_redirects_to_the_paid_subscription(signed_in, trial, e3):
-    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "25"})
+    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "25"}))
     paid = Subscription.objects.get(sku=e3)
     assert response.status_code == 302
     assert response["Location"] == reverse("subscriptions:subscription-detail", args=[trial.customer_id, paid.pk])
@@ -351,8 +352,8 @@ def test_post_converts_and_redirects_to_the_paid_subscription(signed_in, trial, 
 
 @pytest.mark.rule("TR8")
 def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
-    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "scheduled", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "5"})
+    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "scheduled", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "5"}))
     assert response.status_code == 302
     assert trial.scheduled_changes.get(kind="quantity").quantity == 5
 
@@ -360,8 +361,8 @@ def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
 @pytest.mark.rule("TR7")
 def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, trial, e3):
     before = state()
-    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "10"})
+    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+                                           "billing_frequency": "monthly", "quantity": "10"}))
     assert response.status_code == 422
     assert "Converting now needs at least 25 licenses" in response.content.decode()
     assert state() == before
@@ -373,14 +374,14 @@ def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, tria
 def test_tampered_post_answers_422_and_changes_nothing(signed_in, trial, e3, tampered):
     before = state()
     data = {"target": f"sku-{e3.pk}", "term": "P1Y", "billing_frequency": "monthly", "quantity": "25", **tampered}
-    response = signed_in.post(url(trial), data)
+    response = signed_in.post(url(trial), drawn(trial, data))
     assert response.status_code == 422
     assert state() == before
 
 
 def test_post_on_a_trial_already_converted_answers_409(signed_in, trial, e3, sales, now):
     convert(trial, sales, now)
-    response = signed_in.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})
+    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"}))
     assert response.status_code == 409
 
 
@@ -389,7 +390,7 @@ def test_t2_a_support_agent_sees_the_page_but_a_post_answers_403(client, direct_
     client.force_login(factories.staff(direct_partner, "support_agent"))
     before = state()
     assert client.get(url(trial)).status_code == 200
-    response = client.post(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})
+    response = client.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"}))
     assert response.status_code == 403
     assert state() == before
 
@@ -399,5 +400,5 @@ def test_t3_another_partners_trial_answers_404(signed_in, trial_sku, e3, now):
     theirs = make_trial(trial_sku, factories.CustomerFactory())
     before = state()
     assert signed_in.get(url(theirs)).status_code == 404
-    assert signed_in.post(url(theirs), {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"}).status_code == 404
+    assert signed_in.post(url(theirs), drawn(theirs, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})).status_code == 404
     assert state() == before

@@ -26,6 +26,7 @@ from subscriptions import services
 from subscriptions.services import suspend_subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import drawn
 
 STARTED = datetime(2026, 10, 10, 9, 0, tzinfo=UTC)
 CHARGE_DAY = date(2026, 12, 10)
@@ -118,7 +119,7 @@ def test_n7_the_instruction_is_set_through_the_page_and_shown(client, customer, 
     assert "Next charge</dt><dd>2026-12-10 00:00 UTC" in page
     assert '<option value="annual" >Annual (114.00 USD per license)</option>' in page
     # when annual billing is chosen (a plain form post)
-    response = client.post(url("next-charge-frequency", sub), {"billing_frequency": "annual"}, follow=True)
+    response = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"}), follow=True)
     # then the page says so and shows the instruction with Remove
     page = response.content.decode()
     assert response.status_code == 200
@@ -134,14 +135,14 @@ def test_n7_htmx_set_and_remove_answer_the_panel_alone(client, customer, sales, 
     sub = subscribe(customer, e3)
     client.force_login(sales)
     # when annual billing is set through the panel
-    response = client.post(url("next-charge-frequency", sub), {"billing_frequency": "annual"}, HTTP_HX_REQUEST="true")
+    response = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"}), HTTP_HX_REQUEST="true")
     # then the answer is the panel with the outcome in it, not the page
     body = response.content.decode()
     assert response.status_code == 200
     assert body.lstrip().startswith('<section class="card" id="billing-frequency"')
     assert "From the next charge on 2026-12-10 (UTC) it is billed annually." in body
     # and removing it answers the panel again
-    body = client.post(url("next-charge-frequency-remove", sub), HTTP_HX_REQUEST="true").content.decode()
+    body = client.post(url("next-charge-frequency-remove", sub), drawn(sub), HTTP_HX_REQUEST="true").content.decode()
     assert "Billing frequency change removed: it stays billed monthly." in body
     assert Subscription.objects.get(pk=sub.pk).next_charge_frequency == ""
 
@@ -160,8 +161,8 @@ def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_
         assert mark_cycle_charges_pending(CHARGE_AT) == 1
         before = state(sub)
         # when the partner tries to change the frequency back, or to remove the instruction
-        changed = client.post(url("next-charge-frequency", sub), {"billing_frequency": "monthly"})
-        removed = client.post(url("next-charge-frequency-remove", sub))
+        changed = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "monthly"}))
+        removed = client.post(url("next-charge-frequency-remove", sub), drawn(sub))
         # then both are refused as a conflict naming N7
         for response in (changed, removed):
             assert response.status_code == 409
@@ -359,7 +360,7 @@ def test_n7_a_bad_frequency_is_a_422_through_the_view_and_changes_nothing(client
     sub = subscribe(customer, e3)
     before = state(sub)
     client.force_login(sales)
-    response = client.post(url("next-charge-frequency", sub), {"billing_frequency": frequency})
+    response = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": frequency}))
     assert response.status_code == 422
     assert message in response.content.decode().replace("&#x27;", "'")
     assert state(sub) == before
@@ -389,7 +390,7 @@ def test_n7_removing_an_instruction_already_gone_is_a_409(client, customer, sale
     sub = subscribe(customer, e3)
     before = state(sub)
     client.force_login(sales)
-    response = client.post(url("next-charge-frequency-remove", sub))
+    response = client.post(url("next-charge-frequency-remove", sub), drawn(sub))
     assert response.status_code == 409
     assert "No billing frequency change is set for the next charge" in response.content.decode()
     assert state(sub) == before
@@ -425,8 +426,8 @@ def test_t2_only_admin_and_sales_agents_change_the_billing_frequency(client, dir
     before = state(sub)
     user = factories.staff(direct_partner, role)
     client.force_login(user)
-    assert client.post(url("next-charge-frequency", sub), {"billing_frequency": "annual"}).status_code == 403
-    assert client.post(url("next-charge-frequency-remove", sub)).status_code == 403
+    assert client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 403
+    assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 403
     with pytest.raises(PermissionDenied):
         remove_next_charge_frequency(subscription_id=sub.pk, actor=user, now=now)
     assert state(sub) == before
@@ -440,8 +441,8 @@ def test_t3_another_partners_subscription_is_a_404(client, customer, e3, now):
     sub = subscribe(customer, e3)
     before = state(sub)
     client.force_login(factories.staff(factories.PartnerFactory(), "admin_agent"))
-    assert client.post(url("next-charge-frequency", sub), {"billing_frequency": "annual"}).status_code == 404
-    assert client.post(url("next-charge-frequency-remove", sub)).status_code == 404
+    assert client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 404
+    assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 404
     assert state(sub) == before
 
 

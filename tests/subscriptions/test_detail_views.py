@@ -28,6 +28,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.services import fulfill_order
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -345,7 +346,7 @@ def test_t3_another_partners_subscription_is_404_on_the_page_and_every_action(si
     assert signed_in.get(detail(other)).status_code == 404
     assert signed_in.get(detail(other, quantity=5)).status_code == 404
     for action in ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons"):
-        assert signed_in.post(url(action, other), {"quantity": "5", "on": "0", "friendly_name": "x"}).status_code == 404
+        assert signed_in.post(url(action, other), drawn(other, {"quantity": "5", "on": "0", "friendly_name": "x"})).status_code == 404
     assert signed_in.get(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     assert signed_in.post(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     # and nothing changed
@@ -445,7 +446,7 @@ def test_posting_to_the_subscription_page_changes_nothing(signed_in, customer, e
     # what the broken htmx confirm form does (see above): the page answers, nothing changes
     sub = subscribe(customer, e3)
     before = snapshot()
-    response = signed_in.post(detail(sub), {"quantity": "7", "expected_quantity": "10"})
+    response = signed_in.post(detail(sub), drawn(sub, {"quantity": "7", "expected_quantity": "10"}))
     assert response.status_code in (200, 405)
     assert snapshot() == before
 
@@ -501,7 +502,7 @@ def test_q2_htmx_preview_refusal_shows_its_reason_inside_the_quantity_panel(sign
 def test_q3_reducing_inside_the_window_refunds_and_says_so(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     audits = AuditEntry.objects.count()
-    response = signed_in.post(url("quantity", sub), {"quantity": "7", "expected_quantity": "10"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "7", "expected_quantity": "10"}))
     message, page = success_after(signed_in, response)
     assert response.url == detail(sub)
     assert message == "Quantity changed from 10 to 7. Refunded 28.00 USD."
@@ -527,8 +528,8 @@ def test_q3_reducing_inside_the_window_refunds_and_says_so(signed_in, customer, 
 @pytest.mark.rule("Q1")
 def test_q1_adding_licenses_charges_and_opens_a_window(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, started=LATE)
-    message, page = success_after(signed_in, signed_in.post(url("quantity", sub), {"quantity": "15",
-                                                                                    "expected_quantity": "10"}))
+    message, page = success_after(signed_in, signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15",
+                                                                                    "expected_quantity": "10"})))
     # period 2026-11-13..2026-12-12 (30 days), 18 days to come: 10.00 × 5 × 18/30 = 30.00
     assert message == "Quantity changed from 10 to 15. Charged 30.00 USD."
     assert props(page)["Quantity"] == "15"
@@ -542,7 +543,7 @@ def test_q1_adding_licenses_charges_and_opens_a_window(signed_in, customer, e3, 
 def test_r6_a_quantity_change_deletes_the_scheduled_renewal_changes(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    success_after(signed_in, signed_in.post(url("quantity", sub), {"quantity": "12", "expected_quantity": "10"}))
+    success_after(signed_in, signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "12", "expected_quantity": "10"})))
     assert not ScheduledChange.objects.filter(subscription=sub).exists()
     assert AuditEntry.objects.get(subscription=sub).summary == (
         "Quantity 10 → 12 (charge 18.67 USD); 1 scheduled renewal change(s) deleted")
@@ -557,7 +558,7 @@ def test_q1_bad_quantity_is_refused_with_a_message_and_changes_nothing(signed_in
     sub = subscribe(customer, e3)
     factories.BillingLineFactory(subscription=sub)
     before = snapshot()
-    response = signed_in.post(url("quantity", sub), {"quantity": raw, "expected_quantity": "10"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": raw, "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == message
     assert snapshot() == before
@@ -567,7 +568,7 @@ def test_q1_bad_quantity_is_refused_with_a_message_and_changes_nothing(signed_in
 def test_q1_a_missing_quantity_field_is_refused(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     before = snapshot()
-    response = signed_in.post(url("quantity", sub), {})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == BAD_QUANTITY
     assert snapshot() == before
@@ -581,7 +582,7 @@ def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(si
     factories.BillingLineFactory(subscription=sub)
     before = snapshot()
     # when 5 are removed (13 → 8)
-    response = signed_in.post(url("quantity", sub), {"quantity": "8", "expected_quantity": "13"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "8", "expected_quantity": "13"}))
     # then it is refused naming the 3 removable
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
@@ -595,7 +596,7 @@ def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(si
 def test_q2_no_license_removable_after_every_window_closed(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, started=LATE)
     before = snapshot()
-    response = signed_in.post(url("quantity", sub), {"quantity": "9", "expected_quantity": "10"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "9", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "No license can be removed now: the last 7-day window closed on 2026-11-20 12:00 UTC. Schedule fewer "
@@ -607,7 +608,7 @@ def test_q2_no_license_removable_after_every_window_closed(signed_in, customer, 
 def test_q1_stale_expected_quantity_is_a_conflict(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     before = snapshot()
-    response = signed_in.post(url("quantity", sub), {"quantity": "15", "expected_quantity": "12"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "12"}))
     assert response.status_code == 409
     assert error_of(page_of(response)) == (
         "The quantity changed to 10 since this page was opened: check it and try again.")
@@ -618,7 +619,7 @@ def test_q1_stale_expected_quantity_is_a_conflict(signed_in, customer, e3, now):
 def test_q6_quantity_of_a_suspended_subscription_cannot_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
     before = snapshot()
-    response = signed_in.post(url("quantity", sub), {"quantity": "15", "expected_quantity": "10"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "Licenses can only be changed on an active subscription (this one is suspended).")
@@ -632,7 +633,7 @@ def test_q5_quantity_updated_1200_times_refuses_more(signed_in, customer, e3, no
     reason = ("This subscription's quantity has been updated 1,200 times, the most allowed: buy a second subscription "
               "of the same offer (it can be aligned to end on the same date).")
     assert f"Change licenses: {reason}" in why_list(page_of(signed_in.get(detail(sub))))
-    response = signed_in.post(url("quantity", sub), {"quantity": "15", "expected_quantity": "10"})
+    response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
     assert snapshot() == before
@@ -644,7 +645,7 @@ def test_t2_support_agent_and_billing_admin_cannot_change_the_quantity(client, d
     sub = subscribe(customer, e3)
     before = snapshot()
     client.force_login(factories.staff(direct_partner, role))
-    response = client.post(url("quantity", sub), {"quantity": "15", "expected_quantity": "10"})
+    response = client.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 403
     assert ROLE_BUY in text(page_of(response)).replace("&#x27;", "'")
     assert snapshot() == before
@@ -665,7 +666,7 @@ def test_p1_suspend_shows_the_still_billed_banner_and_turns_auto_renew_off(signe
                                                  quantity=None, billing_frequency="annual")
     billing = list(BillingLine.objects.values_list("pk", "amount"))
     # when it is suspended
-    message, page = success_after(signed_in, signed_in.post(url("suspend", sub)))
+    message, page = success_after(signed_in, signed_in.post(url("suspend", sub), drawn(sub)))
     # then
     assert message == "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
     sub.refresh_from_db()
@@ -692,7 +693,7 @@ def test_p1_suspend_shows_the_still_billed_banner_and_turns_auto_renew_off(signe
 @pytest.mark.rule("P4")
 def test_p4_reactivate_reminds_to_turn_auto_renew_back_on(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    message, page = success_after(signed_in, signed_in.post(url("reactivate", sub)))
+    message, page = success_after(signed_in, signed_in.post(url("reactivate", sub), drawn(sub)))
     assert message == "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
     sub.refresh_from_db()
     assert (sub.status, sub.auto_renew) == (Status.ACTIVE, False)
@@ -708,9 +709,9 @@ def test_a4_suspending_a_base_suspends_its_addons_and_reactivating_brings_them_b
     addon = subscribe(customer, factories.SkuFactory(name="Audio Conferencing", is_addon=True,
                                                      availabilities=[("P1Y", "monthly", "2.00")]),
                       base_subscription=base, quantity=4)
-    success_after(signed_in, signed_in.post(url("suspend", base)))
+    success_after(signed_in, signed_in.post(url("suspend", base), drawn(base)))
     assert Subscription.objects.get(pk=addon.pk).status == Status.SUSPENDED
-    success_after(signed_in, signed_in.post(url("reactivate", base)))
+    success_after(signed_in, signed_in.post(url("reactivate", base), drawn(base)))
     assert Subscription.objects.get(pk=addon.pk).status == Status.ACTIVE
 
 
@@ -725,7 +726,7 @@ def test_p2_a_suspended_subscription_whose_term_ended_cannot_be_reactivated(sign
     assert disabled_button(page, "Reactivate") == reason
     assert f"Reactivate: {reason}" in why_list(page)
     before = snapshot()
-    response = signed_in.post(url("reactivate", sub))
+    response = signed_in.post(url("reactivate", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
     assert snapshot() == before
@@ -735,7 +736,7 @@ def test_p2_a_suspended_subscription_whose_term_ended_cannot_be_reactivated(sign
 @pytest.mark.rule("X1")
 def test_p2_a_suspended_subscription_can_still_be_cancelled_inside_the_window(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    message, _ = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    message, _ = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     assert message == "Cancelled. Refund: 93.33 USD."
     assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
 
@@ -744,7 +745,7 @@ def test_p2_a_suspended_subscription_can_still_be_cancelled_inside_the_window(si
 def test_p1_suspending_a_suspended_subscription_is_refused(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
     before = snapshot()
-    response = signed_in.post(url("suspend", sub))
+    response = signed_in.post(url("suspend", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Only an active subscription can be suspended (this one is suspended)."
     assert snapshot() == before
@@ -755,9 +756,9 @@ def test_p1_suspending_a_suspended_subscription_is_refused(signed_in, customer, 
 def test_t2_billing_admin_may_suspend_and_reactivate(client, direct_partner, customer, e3, now):
     sub = subscribe(customer, e3)
     client.force_login(factories.staff(direct_partner, "billing_admin"))
-    assert client.post(url("suspend", sub)).status_code == 302
+    assert client.post(url("suspend", sub), drawn(sub)).status_code == 302
     assert Subscription.objects.get(pk=sub.pk).status == Status.SUSPENDED
-    assert client.post(url("reactivate", sub)).status_code == 302
+    assert client.post(url("reactivate", sub), drawn(sub)).status_code == 302
     assert Subscription.objects.get(pk=sub.pk).status == Status.ACTIVE
 
 
@@ -767,7 +768,7 @@ def test_t2_support_agent_is_refused_every_action(client, direct_partner, custom
     sub = subscribe(customer, e3)
     before = snapshot()
     client.force_login(factories.staff(direct_partner, "support_agent"))
-    response = client.post(url(action, sub), {"on": "0", "friendly_name": "New name", "addon-1": "1"})
+    response = client.post(url(action, sub), drawn(sub, {"on": "0", "friendly_name": "New name", "addon-1": "1"}))
     assert response.status_code == 403
     assert snapshot() == before
 
@@ -777,7 +778,7 @@ def test_t2_support_agent_cannot_reactivate(client, direct_partner, customer, e3
     sub = subscribe(customer, e3, suspended=True)
     before = snapshot()
     client.force_login(factories.staff(direct_partner, "support_agent"))
-    response = client.post(url("reactivate", sub))
+    response = client.post(url("reactivate", sub), drawn(sub))
     assert response.status_code == 403
     assert ROLE_SUSPEND in text(page_of(response))
     assert snapshot() == before
@@ -788,7 +789,7 @@ def test_t2_billing_admin_cannot_cancel(client, direct_partner, customer, e3, no
     sub = subscribe(customer, e3)
     before = snapshot()
     client.force_login(factories.staff(direct_partner, "billing_admin"))
-    assert client.post(url("cancel", sub)).status_code == 403
+    assert client.post(url("cancel", sub), drawn(sub)).status_code == 403
     assert snapshot() == before
 
 
@@ -805,7 +806,7 @@ def test_t1_reseller_of_record_sees_the_subscription_read_only(client, provider,
     assert disabled_button(page, "Cancel subscription") == notice
     before = snapshot()
     for action in ("quantity", "suspend", "cancel", "auto-renew", "rename"):
-        assert client.post(url(action, sub), {"quantity": "12", "on": "0", "friendly_name": "x"}).status_code == 403
+        assert client.post(url(action, sub), drawn(sub, {"quantity": "12", "on": "0", "friendly_name": "x"})).status_code == 403
     assert snapshot() == before
 
 
@@ -835,7 +836,7 @@ def test_an_unknown_action_is_404(signed_in, customer, e3, now):
 def test_x1_cancel_inside_the_window_refunds_the_rest_of_the_period(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    response = signed_in.post(url("cancel", sub))
+    response = signed_in.post(url("cancel", sub), drawn(sub))
     message, page = success_after(signed_in, response)
     # 10.00 × 10 × 28/30 = 93.333… = 93.33 for 2026-11-25..2026-12-22
     assert message == "Cancelled. Refund: 93.33 USD."
@@ -862,7 +863,7 @@ def test_x2_cancelling_a_base_cancels_and_refunds_its_addons(signed_in, customer
     base = subscribe(customer, e3)
     addon = subscribe(customer, traditional_addon(e3, "Microsoft 365 Audio Conferencing"), base_subscription=base,
                       quantity=4, started=NOW - timedelta(days=1))
-    success_after(signed_in, signed_in.post(url("cancel", base)))
+    success_after(signed_in, signed_in.post(url("cancel", base), drawn(base)))
     addon.refresh_from_db()
     assert (addon.status, addon.auto_renew, addon.cancelled_at) == (Status.DELETED, False, NOW)
     # refunded on its base's billing period (2026-11-23..2026-12-22): 10.00 × 4 × 28/30 = 37.33
@@ -882,7 +883,7 @@ def test_x1_cancel_after_the_window_is_refused_with_the_reason(signed_in, custom
     sub = subscribe(customer, e3, started=LATE)
     factories.BillingLineFactory(subscription=sub)
     before = snapshot()
-    response = signed_in.post(url("cancel", sub))
+    response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == WINDOW_CLOSED
     assert snapshot() == before
@@ -892,7 +893,7 @@ def test_x1_cancel_after_the_window_is_refused_with_the_reason(signed_in, custom
 def test_x2_a_cancelled_subscription_cannot_be_cancelled_again(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, deleted=True)
     before = snapshot()
-    response = signed_in.post(url("cancel", sub))
+    response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "This subscription is deleted: it can't be cancelled, resumed or restored."
     assert snapshot() == before
@@ -905,8 +906,9 @@ def test_x3_confirm_cancel_page_shows_the_yes_cancel_form_without_javascript(sig
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
     dialog = re.search(r'<dialog id="dlg-cancel" open aria-labelledby="dlg-cancel-title">(.*?)</dialog>', page, re.S)
     assert dialog, "the cancel dialog is not open"
-    assert re.search(rf'<form method="post" action="{re.escape(url("cancel", sub))}">'
-                     r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">\s*'
+    assert re.search(rf'<form method="post" action="{re.escape(url("cancel", sub))}" data-submit-once>'
+                     r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">'
+                     rf'<input type="hidden" name="version" value="{sub.version}" data-version-of="[^"]+">\s*'
                      r'<button class="btn btn-danger" type="submit">Yes, cancel</button>', dialog.group(1))
     assert "The rest of the billing period is refunded by the day." in text(dialog.group(1))
     # the other dialogs stay closed
@@ -933,7 +935,7 @@ def test_x3_isv_cancelled_within_72_hours_is_refunded_in_full(signed_in, custome
     factories.BillingLineFactory(subscription=sub, amount=Decimal("30.00"))
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
     assert "Cancelled within 72 hours of purchase, it is refunded in full." in text(page)
-    message, _ = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    message, _ = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     assert message == "Cancelled. Refund: 30.00 USD."
     assert list(BillingLine.objects.filter(subscription=sub, kind="cancellation_refund")
                 .values_list("amount", "explanation")) == [(Decimal("-30.00"), "full refund within 72 hours")]
@@ -948,7 +950,7 @@ def test_x3_isv_after_72_hours_offers_turning_auto_renew_off_instead(signed_in, 
     assert disabled_button(page, "Cancel subscription") == reason
     assert re.search(r'<button class="btn" type="submit" >Turn auto-renew off</button>', commandbar(page))
     before = snapshot()
-    response = signed_in.post(url("cancel", sub))
+    response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
     assert snapshot() == before
@@ -962,13 +964,13 @@ def test_x3_isv_after_72_hours_offers_turning_auto_renew_off_instead(signed_in, 
 def test_auto_renew_off_then_on_and_off_deletes_the_scheduled_changes(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    message, page = success_after(signed_in, signed_in.post(url("auto-renew", sub), {"on": "0"}))
+    message, page = success_after(signed_in, signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "0"})))
     assert message == "Auto-renew turned off."
     assert Subscription.objects.get(pk=sub.pk).auto_renew is False
     assert not ScheduledChange.objects.filter(subscription=sub).exists()  # R6
     assert props(page)["Auto-renew"] == "Off"
     assert props(page)["Term end (inclusive)"] == "2027-11-22 (UTC); ends at 2027-11-23 00:00 UTC"
-    message, page = success_after(signed_in, signed_in.post(url("auto-renew", sub), {"on": "1"}))
+    message, page = success_after(signed_in, signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"})))
     assert message == "Auto-renew turned on."
     assert Subscription.objects.get(pk=sub.pk).auto_renew is True
     assert props(page)["Auto-renew"] == "On"
@@ -977,7 +979,7 @@ def test_auto_renew_off_then_on_and_off_deletes_the_scheduled_changes(signed_in,
 def test_auto_renew_already_on_is_a_conflict(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     before = snapshot()
-    response = signed_in.post(url("auto-renew", sub), {"on": "1"})
+    response = signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"}))
     assert response.status_code == 409
     assert error_of(page_of(response)) == "Auto-renew is already on."
     assert snapshot() == before
@@ -987,7 +989,7 @@ def test_auto_renew_already_on_is_a_conflict(signed_in, customer, e3, now):
 def test_p4_auto_renew_of_a_suspended_subscription_cannot_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
     before = snapshot()
-    response = signed_in.post(url("auto-renew", sub), {"on": "1"})
+    response = signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Auto-renew can only be changed on an active subscription (this one is suspended)."
     assert snapshot() == before
@@ -997,7 +999,7 @@ def test_p4_auto_renew_of_a_suspended_subscription_cannot_change(signed_in, cust
 def test_t2_billing_admin_may_toggle_auto_renew(client, direct_partner, customer, e3, now):
     sub = subscribe(customer, e3)
     client.force_login(factories.staff(direct_partner, "billing_admin"))
-    assert client.post(url("auto-renew", sub), {"on": "0"}).status_code == 302
+    assert client.post(url("auto-renew", sub), drawn(sub, {"on": "0"})).status_code == 302
     assert Subscription.objects.get(pk=sub.pk).auto_renew is False
 
 
@@ -1005,20 +1007,20 @@ def test_t2_billing_admin_may_toggle_auto_renew(client, direct_partner, customer
 @pytest.mark.rule("L1")
 def test_rename_shows_the_new_name(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    message, page = success_after(signed_in, signed_in.post(url("rename", sub), {"friendly_name": "  Contoso HQ  "}))
+    message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "  Contoso HQ  "})))
     assert message == "Renamed to Contoso HQ."
     assert Subscription.objects.get(pk=sub.pk).friendly_name == "Contoso HQ"
     assert "<h1>Contoso HQ <span" in page
     assert rows(section(page, "Audit trail"))[0][2:] == [
         "Renamed to Contoso HQ", "friendly_name: → friendly_name: Contoso HQ"]
     # an empty name goes back to the offer's name
-    message, page = success_after(signed_in, signed_in.post(url("rename", sub), {"friendly_name": ""}))
+    message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": ""})))
     assert message == "Renamed to Microsoft 365 E3."
 
 
 def test_rename_escapes_markup(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    message, page = success_after(signed_in, signed_in.post(url("rename", sub), {"friendly_name": "<b>x</b>"}))
+    message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "<b>x</b>"})))
     assert "<b>x</b>" not in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page
 
@@ -1027,7 +1029,7 @@ def test_rename_escapes_markup(signed_in, customer, e3, now):
 def test_rename_too_long_is_refused_and_changes_nothing(signed_in, customer, e3, now, length):
     sub = subscribe(customer, e3, friendly_name="Contoso HQ")
     before = snapshot()
-    response = signed_in.post(url("rename", sub), {"friendly_name": "x" * length})
+    response = signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "x" * length}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "A friendly name can have at most 200 characters."
     assert snapshot() == before
@@ -1035,7 +1037,7 @@ def test_rename_too_long_is_refused_and_changes_nothing(signed_in, customer, e3,
 
 def test_rename_to_exactly_200_characters_is_accepted(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    success_after(signed_in, signed_in.post(url("rename", sub), {"friendly_name": "x" * 200}))
+    success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "x" * 200})))
     assert Subscription.objects.get(pk=sub.pk).friendly_name == "x" * 200
 
 
@@ -1066,7 +1068,7 @@ def test_a1_buying_a_traditional_addon_from_the_base_page(signed_in, customer, e
     assert ("Add-ons end with this subscription on 2027-11-22 (UTC); the first charge is prorated to the end of the "
             "current billing period.") in text(addons)
     # when 4 are bought
-    message, page = success_after(signed_in, signed_in.post(url("addons", base), {f"addon-{audio.pk}": "4"}))
+    message, page = success_after(signed_in, signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"})))
     assert message == "Bought 4 × Microsoft 365 Audio Conferencing."
     addon = Subscription.objects.get(base_subscription=base)
     # A5: it ends with its base, its first charge prorated: 2.00 × 4 × 28/30 = 7.466… = 7.47
@@ -1088,7 +1090,7 @@ def test_a1_bad_addon_quantity_is_refused(signed_in, customer, e3, now, raw, mes
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     before = snapshot()
-    response = signed_in.post(url("addons", base), {f"addon-{audio.pk}": raw})
+    response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": raw}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == message
     assert snapshot() == before
@@ -1099,7 +1101,7 @@ def test_a1_no_addon_quantity_is_refused(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     before = snapshot()
-    response = signed_in.post(url("addons", base), {f"addon-{audio.pk}": ""})
+    response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": ""}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Enter a quantity for at least one add-on."
     assert snapshot() == before
@@ -1115,7 +1117,7 @@ def test_a1_buying_one_of_two_eligible_addons_as_the_form_sends_it(signed_in, cu
     # each with its price for the base's term and billing, before anything is bought
     assert re.search(r"Microsoft 365 Phone System <span class=\"muted\">8\.00 USD per license, billed monthly</span>", page)
     assert re.search(r"Microsoft 365 Audio Conferencing <span class=\"muted\">2\.00 USD per license, billed monthly", page)
-    response = signed_in.post(url("addons", base), {f"addon-{audio.pk}": "4", f"addon-{phone.pk}": "0"})
+    response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4", f"addon-{phone.pk}": "0"}))
     assert response.status_code == 302
     assert list(Subscription.objects.filter(base_subscription=base).values_list("sku", "quantity")) == [(audio.pk, 4)]
 
@@ -1127,7 +1129,7 @@ def test_a1_addons_need_an_active_base(signed_in, customer, e3, now):
     page = page_of(signed_in.get(detail(base)))
     assert f'name="addon-{audio.pk}"' not in page
     before = snapshot()
-    response = signed_in.post(url("addons", base), {f"addon-{audio.pk}": "4"})
+    response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Add-ons need an active base subscription."
     assert snapshot() == before
@@ -1142,10 +1144,10 @@ def test_a3_an_addon_not_eligible_for_this_base_is_refused(signed_in, customer, 
     new_commerce.base_skus.add(e3)
     before = snapshot()
     for sku in (other_base, german, new_commerce):
-        response = signed_in.post(url("addons", base), {f"addon-{sku.pk}": "2"})
+        response = signed_in.post(url("addons", base), drawn(base, {f"addon-{sku.pk}": "2"}))
         assert response.status_code == 422
         assert error_of(page_of(response)) == "That add-on is not available for this subscription."
-    response = signed_in.post(url("addons", base), {"addon-abc": "2"})
+    response = signed_in.post(url("addons", base), drawn(base, {"addon-abc": "2"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "That add-on is not available for this subscription."
     assert snapshot() == before
@@ -1156,7 +1158,7 @@ def test_a3_an_addon_not_sold_for_the_bases_term_is_refused(signed_in, customer,
     base = subscribe(customer, e3)
     monthly_term = traditional_addon(e3, "Microsoft 365 Audio Conferencing", term="P1M")
     before = snapshot()
-    response = signed_in.post(url("addons", base), {f"addon-{monthly_term.pk}": "2"})
+    response = signed_in.post(url("addons", base), drawn(base, {f"addon-{monthly_term.pk}": "2"}))
     assert response.status_code == 422
     # (not listed either: A3 lists only add-ons that can end with the base)
     assert error_of(page_of(response)) == "That add-on is not available for this subscription."
@@ -1170,7 +1172,7 @@ def test_a2_an_indirect_reseller_cannot_buy_addons(client, provider, e3, now):
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     client.force_login(factories.staff(link.reseller, "admin_agent"))
     before = snapshot()
-    assert client.post(url("addons", base), {f"addon-{audio.pk}": "4"}).status_code == 403
+    assert client.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"})).status_code == 403
     assert snapshot() == before
 
 
@@ -1179,7 +1181,7 @@ def test_a2_an_indirect_provider_can_buy_addons(client, provider, e3, now):
     base = subscribe(factories.CustomerFactory(partner=provider), e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     client.force_login(factories.staff(provider, "sales_agent"))
-    assert client.post(url("addons", base), {f"addon-{audio.pk}": "4"}).status_code == 302
+    assert client.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"})).status_code == 302
     assert Subscription.objects.filter(base_subscription=base).count() == 1
 
 
@@ -1214,7 +1216,7 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
     assert "Simulated publisher site (demo)" in publisher_page
     assert '<button class="btn btn-primary" type="submit">Confirm account set-up</button>' in publisher_page
     # confirming it makes the subscription active and billed from today
-    message, page = success_after(signed_in, signed_in.post(setup))
+    message, page = success_after(signed_in, signed_in.post(setup, drawn(sub)))
     assert message == "Fabrikam Software confirmed the account set-up: the subscription is active."
     sub.refresh_from_db()
     assert (sub.status, sub.setup_confirmed_at, sub.term_start, sub.term_end) == (
@@ -1228,7 +1230,7 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
     assert mail.outbox == []
     # and confirming again is refused, the page says it is done
     before = snapshot()
-    response = signed_in.post(setup)
+    response = signed_in.post(setup, drawn(sub))
     assert response.status_code == 422
     assert "Only an ISV subscription waiting for its publisher set-up can be confirmed." in text(page_of(response))
     assert "The set-up is already confirmed: the subscription is active." in text(page_of(signed_in.get(setup)))
@@ -1239,7 +1241,7 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
 @pytest.mark.rule("Q4")
 def test_s3_confirmed_isv_subscription_holds_its_licenses_once(signed_in, customer, sales, now):
     sub = bought_isv(customer, sales, now, quantity=3)
-    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk])))
+    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk]), drawn(sub)))
     page = page_of(signed_in.get(detail(sub)))
     assert "3 licenses can be removed now:" in text(quantity_panel(page))
     assert sum(q - r for q, r in SeatLot.objects.filter(subscription=sub).values_list("quantity", "removed")) == 3
@@ -1251,7 +1253,7 @@ def test_s3_confirming_during_the_free_trial_activates_without_billing(signed_in
     sub = bought_isv(customer, sales, now, free_trial_days=30)
     setup = reverse("subscriptions:publisher-setup", args=[sub.pk])
     assert "starts its billing when its free trial ends" in text(page_of(signed_in.get(setup)))
-    success_after(signed_in, signed_in.post(setup))
+    success_after(signed_in, signed_in.post(setup, drawn(sub)))
     sub.refresh_from_db()
     assert (sub.status, sub.is_trial, sub.term_start) == (Status.ACTIVE, True, NOW + timedelta(days=30))
     assert not BillingLine.objects.filter(subscription=sub).exists()
@@ -1265,7 +1267,7 @@ def test_s3_support_agent_cannot_confirm_the_set_up(client, direct_partner, cust
     sub = bought_isv(customer, sales, now)
     client.force_login(factories.staff(direct_partner, "support_agent"))
     before = snapshot()
-    assert client.post(reverse("subscriptions:publisher-setup", args=[sub.pk])).status_code == 403
+    assert client.post(reverse("subscriptions:publisher-setup", args=[sub.pk]), drawn(sub)).status_code == 403
     assert snapshot() == before
 
 
@@ -1281,13 +1283,13 @@ def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, custome
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(sales)
     before = snapshot()
-    response = browser.post(url(action, sub), data)
+    response = browser.post(url(action, sub), drawn(sub, data))
     assert response.status_code == 403
     assert "Nothing was changed." in page_of(response)
     assert snapshot() == before
     # and with the page's token the same post works
     browser.get(detail(sub))
-    response = browser.post(url(action, sub), {**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"].value})
+    response = browser.post(url(action, sub), drawn(sub, {**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"].value}))
     assert response.status_code == 302
 
 

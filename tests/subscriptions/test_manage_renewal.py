@@ -21,6 +21,7 @@ from subscriptions.models import AuditEntry, ScheduledChange, Subscription
 from subscriptions.services import remove_scheduled_change, schedule_renewal_change
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 RENEWS_AT = "2027-11-23 00:00 UTC"
@@ -305,7 +306,7 @@ def test_r2_panel_says_why_changes_cannot_be_scheduled(signed_in, customer, e3, 
 @pytest.mark.rule("R1")
 def test_r1_posting_the_form_schedules_and_redirects_with_a_message(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    response = signed_in.post(url("schedule", sub), {"quantity": "15", "term": "P1Y", "billing_frequency": "annual"})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {"quantity": "15", "term": "P1Y", "billing_frequency": "annual"}))
     assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert sorted(scheduled(sub)) == [("billing_frequency", None, "", "annual"), ("quantity", 15, "", "")]
     page = signed_in.get(detail(sub))
@@ -320,11 +321,11 @@ def test_r1_posting_the_form_schedules_and_redirects_with_a_message(signed_in, c
 def test_r3_posting_remove_deletes_the_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     change = factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    response = signed_in.post(url("unschedule", sub), {"change": str(change.pk)})
+    response = signed_in.post(url("unschedule", sub), drawn(sub, {"change": str(change.pk)}))
     assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert scheduled(sub) == []
     # removing it again (a second tab): the state moved on
-    again = signed_in.post(url("unschedule", sub), {"change": str(change.pk)})
+    again = signed_in.post(url("unschedule", sub), drawn(sub, {"change": str(change.pk)}))
     assert again.status_code == 409
 
 
@@ -332,7 +333,7 @@ def test_r3_posting_remove_deletes_the_change(signed_in, customer, e3, now):
 def test_k8_a_refused_schedule_rerenders_the_page_with_422_and_the_posted_values(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     before = snapshot(sub)
-    response = signed_in.post(url("schedule", sub), {"quantity": "500", "term": "P1Y", "billing_frequency": "monthly"})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {"quantity": "500", "term": "P1Y", "billing_frequency": "monthly"}))
     assert response.status_code == 422
     assert "Microsoft 365 E3 is sold in quantities from 1 to 300." in panel_text(response)
     assert 'value="500"' in response.content.decode()
@@ -344,8 +345,8 @@ def test_n6_posting_while_the_renewal_is_pending_answers_409(signed_in, customer
     sub = subscribe(customer, e3, renewal_pending=True)
     change = factories.ScheduledChangeFactory(subscription=sub, quantity=20)
     before = snapshot(sub)
-    assert signed_in.post(url("schedule", sub), {"quantity": "30"}).status_code == 409
-    assert signed_in.post(url("unschedule", sub), {"change": str(change.pk)}).status_code == 409
+    assert signed_in.post(url("schedule", sub), drawn(sub, {"quantity": "30"})).status_code == 409
+    assert signed_in.post(url("unschedule", sub), drawn(sub, {"change": str(change.pk)})).status_code == 409
     assert snapshot(sub) == before
 
 
@@ -355,8 +356,8 @@ def test_r2_a_support_agent_gets_403(client, direct_partner, customer, e3, now):
     change = factories.ScheduledChangeFactory(subscription=sub, quantity=20)
     client.force_login(factories.staff(direct_partner, "support_agent"))
     before = snapshot(sub)
-    assert client.post(url("schedule", sub), {"quantity": "30"}).status_code == 403
-    assert client.post(url("unschedule", sub), {"change": str(change.pk)}).status_code == 403
+    assert client.post(url("schedule", sub), drawn(sub, {"quantity": "30"})).status_code == 403
+    assert client.post(url("unschedule", sub), drawn(sub, {"change": str(change.pk)})).status_code == 403
     assert snapshot(sub) == before
 
 
@@ -365,6 +366,6 @@ def test_t3_another_partners_subscription_answers_404(signed_in, e3, now):
     other = subscribe(factories.CustomerFactory(), e3)
     change = factories.ScheduledChangeFactory(subscription=other, quantity=20)
     before = snapshot(other)
-    assert signed_in.post(url("schedule", other), {"quantity": "30"}).status_code == 404
-    assert signed_in.post(url("unschedule", other), {"change": str(change.pk)}).status_code == 404
+    assert signed_in.post(url("schedule", other), drawn(other, {"quantity": "30"})).status_code == 404
+    assert signed_in.post(url("unschedule", other), drawn(other, {"change": str(change.pk)})).status_code == 404
     assert snapshot(other) == before

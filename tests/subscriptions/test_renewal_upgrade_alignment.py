@@ -28,6 +28,7 @@ from subscriptions.services import (NATURAL_END, remove_scheduled_change, renewa
 from subscriptions.states import Status
 from subscriptions.upgrades import upgrade_subscription
 from tests import factories
+from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 RENEWAL = datetime(2027, 11, 23, 0, 5, tzinfo=UTC)  # the engine's run after the term end
@@ -532,7 +533,7 @@ def test_r1_the_panel_offers_the_matrix_targets_and_the_end_dates(signed_in, cus
 @pytest.mark.rule("R3")
 def test_r5_posting_an_upgrade_shows_it_with_the_reassignment_sentence(signed_in, customer, e3, e5, now):
     sub = subscribe(customer, e3)
-    response = signed_in.post(url("schedule", sub), {**FORM, "target_sku": str(e5.pk)})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {**FORM, "target_sku": str(e5.pk)}))
     assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert scheduled(sub) == [("upgrade", e5.pk, None, "", "", None)]
     page = signed_in.get(detail(sub))
@@ -542,14 +543,14 @@ def test_r5_posting_an_upgrade_shows_it_with_the_reassignment_sentence(signed_in
     assert re.search(rf'<option value="{e5.pk}" selected>Upgrade to Microsoft 365 E5</option>',
                      page.content.decode())
     # with 14 licenses scheduled as well, the page says they must be reassigned by hand
-    signed_in.post(url("schedule", sub), {**FORM, "quantity": "14", "target_sku": str(e5.pk)})
+    signed_in.post(url("schedule", sub), drawn(sub, {**FORM, "quantity": "14", "target_sku": str(e5.pk)}))
     assert f"Upgrade to Microsoft 365 E5: {by_hand(10, 14)}" in panel_text(signed_in.get(detail(sub)))
 
 
 @pytest.mark.rule("K11")
 def test_k11_posting_an_end_date_schedules_it(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    response = signed_in.post(url("schedule", sub), {**FORM, "aligned_end_date": "2028-05-31"})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {**FORM, "aligned_end_date": "2028-05-31"}))
     assert response.status_code == 302
     assert scheduled(sub) == [("alignment", None, None, "", "", date(2028, 5, 31))]
     text = panel_text(signed_in.get(detail(sub)))
@@ -569,7 +570,7 @@ def test_a_tampered_form_answers_422_and_changes_nothing(signed_in, customer, e3
                                                          message):
     sub = subscribe(customer, e3)
     before = snapshot(sub)
-    response = signed_in.post(url("schedule", sub), {**FORM, field: value})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {**FORM, field: value}))
     assert response.status_code == 422
     assert message in panel_text(response)
     assert snapshot(sub) == before
@@ -579,7 +580,7 @@ def test_a_tampered_form_answers_422_and_changes_nothing(signed_in, customer, e3
 def test_n6_posting_an_upgrade_while_the_renewal_is_pending_answers_409(signed_in, customer, e3, e5, now):
     sub = subscribe(customer, e3, renewal_pending=True)
     before = snapshot(sub)
-    response = signed_in.post(url("schedule", sub), {**FORM, "target_sku": str(e5.pk)})
+    response = signed_in.post(url("schedule", sub), drawn(sub, {**FORM, "target_sku": str(e5.pk)}))
     assert response.status_code == 409
     assert "The renewal is being processed: try again in two minutes." in panel_text(response)
     assert snapshot(sub) == before
@@ -590,8 +591,8 @@ def test_t2_a_support_agent_gets_403(client, direct_partner, customer, e3, e5, n
     sub = subscribe(customer, e3)
     client.force_login(factories.staff(direct_partner, "support_agent"))
     before = snapshot(sub)
-    assert client.post(url("schedule", sub), {**FORM, "target_sku": str(e5.pk)}).status_code == 403
-    assert client.post(url("schedule", sub), {**FORM, "aligned_end_date": "2028-05-31"}).status_code == 403
+    assert client.post(url("schedule", sub), drawn(sub, {**FORM, "target_sku": str(e5.pk)})).status_code == 403
+    assert client.post(url("schedule", sub), drawn(sub, {**FORM, "aligned_end_date": "2028-05-31"})).status_code == 403
     assert snapshot(sub) == before
 
 
@@ -599,8 +600,8 @@ def test_t2_a_support_agent_gets_403(client, direct_partner, customer, e3, e5, n
 def test_t3_another_partners_subscription_answers_404(signed_in, e3, e5, now):
     other = subscribe(factories.CustomerFactory(), e3)
     before = snapshot(other)
-    assert signed_in.post(url("schedule", other), {**FORM, "target_sku": str(e5.pk)}).status_code == 404
-    assert signed_in.post(url("schedule", other), {**FORM, "aligned_end_date": "2028-05-31"}).status_code == 404
+    assert signed_in.post(url("schedule", other), drawn(other, {**FORM, "target_sku": str(e5.pk)})).status_code == 404
+    assert signed_in.post(url("schedule", other), drawn(other, {**FORM, "aligned_end_date": "2028-05-31"})).status_code == 404
     assert snapshot(other) == before
 
 

@@ -11,6 +11,7 @@ from portal.rules import RuleViolation
 from subscriptions import actions, services, transfers
 from subscriptions.models import AuditEntry, BillingLine, RelationshipRequest, Subscription, TransferRequest
 from tests import factories
+from tests.helpers import drawn
 
 
 @pytest.fixture
@@ -191,7 +192,7 @@ def test_tf3_the_whole_flow_through_the_pages(client, target_sales, source_sales
     assert "Fabrikam Cloud" in page
     detail = reverse("subscriptions:transfer-detail", args=[transfer.pk])
     assert subs[0].display_name in client.get(detail).content.decode()
-    assert client.post(detail, {"subscriptions": [subs[0].pk]}).status_code == 302
+    assert client.post(detail, drawn(transfer, {"subscriptions": [subs[0].pk]})).status_code == 302
     transfer.refresh_from_db()
     subs[0].refresh_from_db()
     assert transfer.status == "completed" and subs[0].status == "deleted"
@@ -229,7 +230,7 @@ def test_tf2_refusal_through_the_page_answers_422(client, target_sales, customer
 @pytest.mark.rule("TF4")
 def test_tf4_submitting_nothing_picked_answers_422_with_the_reason(client, transfer, subs, source_sales):
     client.force_login(source_sales)
-    response = client.post(reverse("subscriptions:transfer-detail", args=[transfer.pk]), {})
+    response = client.post(reverse("subscriptions:transfer-detail", args=[transfer.pk]), drawn(transfer))
     assert response.status_code == 422
     assert "Pick at least one subscription" in response.content.decode()
     transfer.refresh_from_db()
@@ -304,13 +305,14 @@ def test_withdraw_and_decline_through_the_page(client, transfer, subs, target_sa
     transfer.refresh_from_db()
     assert transfer.status == "pending"
     # when the target withdraws it
-    response = client.post(cancel, follow=True)
+    form = drawn(transfer)
+    response = client.post(cancel, form, follow=True)
     page = response.content.decode()
     assert response.status_code == 200 and "Transfer request withdrawn: nothing was transferred." in page
     assert "Withdrawn (UTC)" in page and "Withdraw request" not in page
     # and a second submit (double click, stale page) answers 409 and changes nothing
     before = snapshot()
-    response = client.post(cancel)
+    response = client.post(cancel, form)
     assert response.status_code == 409 and "already cancelled" in response.content.decode()
     assert snapshot() == before
     # the source partner sees who ended it
@@ -323,7 +325,7 @@ def test_tf4_a_tampered_pick_answers_409_and_moves_nothing(client, transfer, sub
     client.force_login(source_sales)
     before = snapshot()
     response = client.post(reverse("subscriptions:transfer-detail", args=[transfer.pk]),
-                           {"subscriptions": [str(subs[0].pk), "not-a-uuid"]})
+                           drawn(transfer, {"subscriptions": [str(subs[0].pk), "not-a-uuid"]}))
     assert response.status_code == 409 and "reload the page" in response.content.decode()
     assert snapshot() == before
 

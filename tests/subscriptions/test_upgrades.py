@@ -23,6 +23,7 @@ from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -424,8 +425,8 @@ def test_page_previews_a_partial_upgrade_then_upgrades_after_yes(signed_in, cust
     assert "Yes, upgrade" in page
     assert Subscription.objects.count() == 1
     # when it is confirmed
-    response = signed_in.post(url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly", "into": "", "confirm": "yes"})
+    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
+                                            "billing_frequency": "monthly", "into": "", "confirm": "yes"}))
     created = Subscription.objects.exclude(pk=source.pk).get()
     assert response.status_code == 302
     assert response["Location"] == reverse("subscriptions:subscription-detail", args=[customer.pk, created.pk])
@@ -443,8 +444,8 @@ def test_page_previews_a_full_upgrade_in_place(signed_in, m365_e5, source):
 @pytest.mark.rule("U7")
 def test_page_post_without_confirmation_answers_422_and_changes_nothing(signed_in, m365_e5, source):
     before = snapshot()
-    response = signed_in.post(url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly"})
+    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
+                                            "billing_frequency": "monthly"}))
     assert response.status_code == 422
     assert "Yes, upgrade" in response.content.decode()
     assert snapshot() == before
@@ -463,8 +464,8 @@ def test_page_preview_of_an_unoffered_target_answers_422(signed_in, source):
 def test_page_post_while_renewal_pending_answers_409(signed_in, m365_e5, source):
     Subscription.objects.filter(pk=source.pk).update(renewal_pending=True)
     before = snapshot()
-    response = signed_in.post(url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly", "confirm": "yes"})
+    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
+                                            "billing_frequency": "monthly", "confirm": "yes"}))
     assert response.status_code == 409
     assert snapshot() == before
 
@@ -476,8 +477,8 @@ def test_page_support_agent_sees_why_and_post_answers_403(client, direct_partner
     assert response.status_code == 200
     assert "Your role can't buy or change subscriptions" in unescape(response.content.decode())
     before = snapshot()
-    response = client.post(url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                         "billing_frequency": "monthly", "confirm": "yes"})
+    response = client.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
+                                         "billing_frequency": "monthly", "confirm": "yes"}))
     assert response.status_code == 403
     assert snapshot() == before
 
@@ -486,7 +487,7 @@ def test_page_support_agent_sees_why_and_post_answers_403(client, direct_partner
 def test_page_another_partners_subscription_answers_404(signed_in, m365_e5, o365_e3, now):
     theirs = subscribe(factories.CustomerFactory(), o365_e3)
     assert signed_in.get(url(theirs)).status_code == 404
-    assert signed_in.post(url(theirs), {"target": m365_e5.pk, "quantity": "4", "confirm": "yes"}).status_code == 404
+    assert signed_in.post(url(theirs), drawn(theirs, {"target": m365_e5.pk, "quantity": "4", "confirm": "yes"})).status_code == 404
 
 
 @pytest.mark.rule("U4")

@@ -1,0 +1,76 @@
+"""Exactly once for a person's change: every object a person changes carries a version.
+
+Partner Center's answer to double submits and stale pages is an etag on every resource and `If-Match` on every
+change. Here each subscription, cart and transfer request has a `version` column; every page draws its forms with
+the version it showed, and every change locks the row, compares the version posted with the one stored and bumps
+it in the same transaction. So of two identical submits (a double click, two tabs, back and resubmit, a retry after
+a time-out) the first acts and the second finds a newer version and is refused with 409, changing nothing.
+"""
+
+from django.db import models
+
+from .rules import RuleViolation
+
+MAX_VERSION = 2**31 - 1  # a PositiveIntegerField on every backend
+
+
+class StaleVersion(RuleViolation):
+    """The page the change was made from is older than the object: the state moved on (HTTP 409)."""
+
+    def __init__(self, message: str):
+        super().__init__("version", message, conflict=True)
+
+
+def posted_version(data) -> str:
+    """The version a form posted, as text, for the service to check after its role check (403 before 409). A form
+    that posted none gives '', refused: only the platform's own work (None) acts on the row as it is."""
+    return data.get("version", "")
+
+
+def parse_version(raw, *, noun: str = "page") -> int:
+    """The version a form was drawn with. A form without one (or with a tampered one) can't be matched to what the
+    person saw, so it is refused like a stale one: nothing is changed on a guess."""
+    text = str(raw if raw is not None else "").strip()
+    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_VERSION:
+        return int(text)
+    raise StaleVersion(f"This {noun} couldn't be matched to the page it was sent from: reload the page and try "
+                       "again. Nothing was changed.")
+
+
+def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None):
+    """Locks the row (select_for_update), refuses a stale `version` and bumps the stored one, all in the caller's
+    transaction; returns the locked object with its new version. `version` is the int a caller read, or the text a
+    form posted (`posted_version`). `last_change(obj)`, when given, says what changed
+    it last (who, when), for the refusal. `version=None` is for the platform's own work
+    (the lifecycle engine, the operator's admin actions), which acts on the row as it is now.
+
+    Bumped here, at the lock, rather than in `save()`: some changes write only other rows (a scheduled change, a
+    cart line), and they still make the page that showed the old state stale."""
+    if isinstance(version, str):
+        version = parse_version(version, noun=noun)  # before the lock: a tampered form waits for nothing
+    model = queryset.model
+    # The bump is the lock (an UPDATE locks the row on every backend), taken on the row alone: a locking read
+    # joined to what the row points to would, on PostgreSQL, find nothing once a concurrent change committed a
+    # new pointer (an upgrade's new SKU), as it re-checks the join against the rows it read before waiting.
+    if not model._default_manager.filter(pk=pk).update(version=models.F("version") + 1):
+        raise model.DoesNotExist(f"No {noun} {pk}.")
+    obj = queryset.get(pk=pk)  # the locked row, as now committed, with what it points to
+    # Bumped already: the page's version is current if it is one behind.
+    check_version(obj, None if version is None else version + 1, noun=noun, last_change=last_change)
+    return obj
+
+
+def check_version(obj, version: int | str | None, *, noun: str, last_change=None) -> None:
+    """Refuses (409) a change drawn from a version older (or newer) than the locked `obj`'s."""
+    if isinstance(version, str):
+        version = parse_version(version, noun=noun)
+    if version is not None and version != obj.version:
+        changed = last_change(obj) if last_change else ""
+        raise StaleVersion(f"This {noun} changed since you opened the page{': ' + changed if changed else ''}. "
+                           "Nothing was done: review it as it is now and try again.")
+
+
+def bump_version(obj) -> None:
+    """A new version of the locked `obj`, in the caller's transaction."""
+    type(obj)._default_manager.filter(pk=obj.pk).update(version=models.F("version") + 1)
+    obj.version += 1
