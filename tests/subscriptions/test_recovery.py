@@ -99,11 +99,14 @@ def test_a_late_order_with_no_task_at_all_is_queued(placed, now):
 
 def test_an_order_inside_the_grace_period_is_left_alone(placed, now):
     # given an order placed 1 minute ago, with no task yet
-    placed(now - timedelta(minutes=1))
+    order = placed(now - timedelta(minutes=1))
     # when the sweep runs, then nothing is queued
     assert requeue_stranded_work(now).fulfillment_requeued == 0
     assert tasks(FULFIL) == []
     assert not AuditEntry.objects.filter(action="order.fulfillment_requeued").exists()
+    # and once the grace period is over, it is
+    assert requeue_stranded_work(now + recovery.GRACE - timedelta(minutes=1)).fulfillment_requeued == 1
+    assert tasks(FULFIL) == [{"args": [order.pk], "kwargs": {}}]
 
 
 def test_an_order_whose_task_is_ready_is_left_to_the_queue(placed, now):
@@ -113,6 +116,10 @@ def test_an_order_whose_task_is_ready_is_left_to_the_queue(placed, now):
     # when the sweep runs, then nothing more is queued: the task is live
     assert requeue_stranded_work(now).fulfillment_requeued == 0
     assert list(DBTaskResult.objects.values_list("pk", "status")) == [(waiting.pk, TaskResultStatus.READY)]
+    # and when a worker takes it and dies, it is queued again once that task is presumed lost
+    with time_machine.travel(now, tick=False):
+        waiting.claim("worker-that-was-killed")
+    assert requeue_stranded_work(now + recovery.PRESUMED_LOST_AFTER).fulfillment_requeued == 1
 
 
 def test_a_task_running_for_less_than_its_bound_is_live(placed, now):
@@ -128,18 +135,23 @@ def test_a_task_running_for_less_than_its_bound_is_live(placed, now):
                                                                             TaskResultStatus.READY]
 
 
-def test_a_fulfilled_order_is_never_touched(customer, sales, now):
+def test_a_fulfilled_order_is_never_touched(customer, sales, placed, now):
     # given an order fulfilled an hour ago whose worker was killed after the commit, before it recorded success
     order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(hours=1),
                                    completed=True)
     factories.OrderLineFactory(order=order, fulfilled=True)
     lost = claimed(fulfill_order_task, order.pk, at=now - timedelta(hours=1))
+    # and one still pending whose task was lost the same way
+    pending = placed(now - timedelta(hours=1))
+    claimed(fulfill_order_task, pending.pk, at=now - timedelta(hours=1))
     # when the sweep runs
     report = requeue_stranded_work(now)
-    # then nothing is queued, and neither the order nor its task changed
-    assert report.fulfillment_requeued == 0
-    assert list(DBTaskResult.objects.values_list("pk", "status")) == [(lost.pk, TaskResultStatus.RUNNING)]
-    assert not AuditEntry.objects.exists()
+    # then only the pending one is queued: neither the fulfilled order nor its task changed
+    assert report.fulfillment_requeued == 1
+    assert tasks(FULFIL, TaskResultStatus.READY) == [{"args": [pending.pk], "kwargs": {}}]
+    lost.refresh_from_db()
+    assert (lost.status, lost.finished_at, lost.traceback) == (TaskResultStatus.RUNNING, None, "")
+    assert not AuditEntry.objects.filter(order=order).exists()
     order.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
 
@@ -237,19 +249,17 @@ def test_late_provisioning_whose_task_was_lost_is_queued_again_once(customer, no
 
 
 @pytest.mark.rule("S3")
-def test_an_isv_subscription_awaiting_its_publisher_is_never_queued(customer, now):
-    # given an ISV SaaS subscription created a day ago, waiting for the publisher's set-up (no task of ours does it)
-    pending_subscription(customer, created=now - timedelta(days=1), isv=True)
-    # when the sweep runs, then nothing is queued and its order is not late
-    assert requeue_stranded_work(now).provisioning_requeued == 0
-    assert tasks(PROVISION) == []
-    assert list(recovery.stuck_orders(now)) == []
-
-
-def test_an_active_subscription_is_never_queued(customer, now):
+def test_only_microsoft_subscriptions_pending_provisioning_are_queued(customer, now):
+    # given, all created a day ago: an ISV SaaS subscription waiting for its publisher's set-up (no task of the
+    # portal does that), an active Microsoft subscription, and a Microsoft one still pending provisioning
+    isv = pending_subscription(customer, created=now - timedelta(days=1), isv=True)
     factories.SubscriptionFactory(customer=customer, created_at=now - timedelta(days=1))
-    assert requeue_stranded_work(now).provisioning_requeued == 0
-    assert tasks(PROVISION) == []
+    microsoft = pending_subscription(customer, created=now - timedelta(days=1))
+    # when the sweep runs, then only the pending Microsoft one is queued, and only its order is late
+    assert requeue_stranded_work(now).provisioning_requeued == 1
+    assert tasks(PROVISION) == [{"args": [str(microsoft.pk)], "kwargs": {}}]
+    assert list(recovery.stuck_orders(now)) == [microsoft.order_line.order]
+    assert isv.order_line.order not in recovery.stuck_orders(now)
 
 
 # --- The lifecycle chain --------------------------------------------------------------------------------------
@@ -288,6 +298,8 @@ def test_a_running_tick_within_its_bound_is_live_and_no_chain_is_started_from_no
     # when the sweep runs, then it is left running
     assert requeue_stranded_work(now).lifecycle_requeued == 0
     assert list(DBTaskResult.objects.values_list("pk", "status")) == [(running.pk, TaskResultStatus.RUNNING)]
+    # and past the bound it is presumed lost, and the chain restarted
+    assert requeue_stranded_work(now + timedelta(minutes=10)).lifecycle_requeued == 1
 
 
 # --- Two sweeps at once ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,8 +53,9 @@ def processes(transactional_db, tmp_path):
 
     def start(*args):
         log = tmp_path / f"{len(started)}-{args[0]}.log"
-        process = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=log.open("w"),
-                                   stderr=subprocess.STDOUT)
+        with log.open("w") as out:
+            process = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT)
         process.log = log
         started.append(process)
         return process
@@ -68,8 +70,12 @@ def processes(transactional_db, tmp_path):
     yield start
     for process in started:
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=TIMEOUT)
+            process.terminate()  # a worker stops cleanly on SIGTERM (between tasks)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=TIMEOUT)
 
 
 def worker(processes):
@@ -217,7 +223,7 @@ def test_a_worker_killed_mid_lifecycle_pass_keeps_the_chain(customer, processes)
     today = timezone.now().date()
     due = factories.SubscriptionFactory(customer=customer, term_start=timezone.now() - timedelta(days=365),
                                         term_end=today - timedelta(days=1))
-    call_command("run_lifecycle", schedule=True, stdout=open(os.devnull, "w"))
+    call_command("run_lifecycle", schedule=True, stdout=StringIO())
     tick = DBTaskResult.objects.get(task_path=lifecycle_tick_task.module_path)
 
     # when a worker is killed in the middle of the pass (waiting to mark that subscription's renewal pending)
