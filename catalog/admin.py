@@ -5,8 +5,12 @@ import re
 
 from django.contrib import admin
 from django.db.models import Count
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from portal.admin import ReadOnlyAdminMixin, money, utc_field
+from portal.admin import ReadOnlyAdminMixin, format_utc, money, utc_field
+from subscriptions import recovery
 
 from .models import (
     Availability,
@@ -247,6 +251,22 @@ class OrderAdditionalResellerInline(AdditionalResellerInline):
     model = OrderAdditionalReseller
 
 
+class WaitingLongerFilter(admin.SimpleListFilter):
+    """Stuck work for an operator: orders whose fulfilment, or a subscription's provisioning, is late (the
+    definition the order page and the sweep use, subscriptions.recovery)."""
+
+    title = "waiting longer than expected"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Waiting longer than expected")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(pk__in=recovery.stuck_orders(timezone.now()).values("pk"))
+        return queryset
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -293,6 +313,46 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Lines", ordering="_line_count")
     def line_count(self, obj):
         return obj._line_count
+
+    # Stuck work: the filter on the list, and on an order's page its verdict and its background tasks.
+    STUCK_WORK_FIELDS = ("waiting", "background_tasks")
+
+    def get_list_filter(self, request):
+        return (WaitingLongerFilter, *super().get_list_filter(request))
+
+    def get_fields(self, request, obj=None):
+        return (*super().get_fields(request, obj), *self.STUCK_WORK_FIELDS)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *self.STUCK_WORK_FIELDS)
+
+    @admin.display(description="Waiting longer than expected")
+    def waiting(self, obj):
+        delay = recovery.order_delay(obj, timezone.now())
+        return delay.summary if delay else "No"
+
+    @admin.display(description="Background tasks")
+    def background_tasks(self, obj):
+        now = timezone.now()
+        rows = list(recovery.order_tasks(obj))
+        if not rows:
+            return "None"
+        return format_html(
+            "<table><thead><tr><th>Task</th><th>Run on</th><th>State</th><th>Enqueued (UTC)</th><th>Started (UTC)</th>"
+            "<th>Finished (UTC)</th><th>Workers</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (_task_link(row), ", ".join(map(str, row.args_kwargs.get("args", []))), recovery.task_state(row, now),
+                 format_utc(row.enqueued_at) or "—", format_utc(row.started_at) or "—",
+                 format_utc(row.finished_at) or "—", ", ".join(row.worker_ids) or "—")
+                for row in rows)))
+
+
+def _task_link(row):
+    try:
+        url = reverse("admin:django_tasks_database_dbtaskresult_change", args=[row.pk])
+    except NoReverseMatch:  # the task results' admin is not registered
+        return row.task_name
+    return format_html('<a href="{}">{}</a>', url, row.task_name)
 
 
 @admin.register(OrderLine)

@@ -26,6 +26,7 @@ from portal.pagination import SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
 from portal.versions import posted_version
 from portal.templatetags.portal_tags import money, utc
+from subscriptions.recovery import order_delay
 
 
 def _offer_page(request, customer):
@@ -357,7 +358,8 @@ def cart_purchase(request, customer_id, cart_id):
 def order_confirmation(request, customer_id, order_id):
     customer = access.get_customer(request.user, customer_id)
     order = access.get_order(request.user, customer, order_id)
-    return render(request, "catalog/order_confirmation.html", {"customer": customer, "order": order, "section": "orders"})
+    return render(request, "catalog/order_confirmation.html", {"customer": customer, "order": order, "section": "orders",
+                                                               "delay": order_delay(order, timezone.now())})
 
 
 def order_list(request, customer_id):
@@ -395,7 +397,7 @@ def order_detail(request, customer_id, order_id):
     # K5: only an EU/EFTA customer's order can name additional resellers (the cart refuses them otherwise).
     additional = order.additional_resellers.select_related("partner") if customer.is_eu_efta else []
     context = {"customer": customer, "order": order, "line_rows": _order_line_rows(customer, lines), "section": "orders",
-               "additional": additional}
+               "additional": additional, "delay": order_delay(order, timezone.now(), lines=lines)}
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)

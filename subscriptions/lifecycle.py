@@ -22,6 +22,7 @@ from . import audit, services
 from .conversions import TRIAL_LICENSES, trial_converts_to
 from .dates import term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
+from .recovery import requeue_stranded_work
 from .services import bill, first_charge, open_seat_lot, transition
 from .states import Status
 
@@ -50,13 +51,18 @@ class LifecycleReport:
     cycle_dropped: int = 0
     skipped: int = 0
     failed: int = 0
+    # Background work found stranded (its task lost with a killed worker) and queued again (recovery.py).
+    fulfillment_requeued: int = 0
+    provisioning_requeued: int = 0
+    lifecycle_requeued: int = 0
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
     @property
     def handled(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("pending", "cycle_pending", "skipped", "failed"))
+        return sum(getattr(self, f.name) for f in fields(self)
+                   if f.name not in ("pending", "cycle_pending", "skipped", "failed") and not f.name.endswith("_requeued"))
 
     def lines(self) -> list[str]:
         return [f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}" for f in fields(self)]
@@ -205,10 +211,12 @@ def _reuse_preloaded(subscription: Subscription, preloaded: Subscription) -> Non
 
 
 def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
-    """One pass of the engine: mark pending renewals (N6) and cycle charges (N7), charge the due cycles (they fall
-    within the term, so before its renewal), then move every due subscription."""
+    """One pass of the engine: queue again the background work a killed worker left stranded (first: it is quick,
+    and an order should not wait for a long pass), mark pending renewals (N6) and cycle charges (N7), charge the
+    due cycles (they fall within the term, so before its renewal), then move every due subscription."""
     from .cycles import charge_due_cycles, mark_cycle_charges_pending
 
+    requeued = requeue_stranded_work(now)
     pending = mark_renewals_pending(now)
     cycle_pending = mark_cycle_charges_pending(now)
     cycles = charge_due_cycles(now, limit=limit)
@@ -216,6 +224,8 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     report.pending, report.cycle_pending = pending, cycle_pending
     report.cycle_charged, report.cycle_dropped = cycles.charged, cycles.dropped
     report.failed += cycles.failed
+    for name, count in requeued:
+        setattr(report, name, count)
     return report
 
 

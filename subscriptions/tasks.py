@@ -27,18 +27,18 @@ LIFECYCLE_EVERY = timedelta(minutes=1)
 
 @task
 def lifecycle_tick_task() -> dict:
-    """One pass of the lifecycle engine, then the next pass a minute later: a chain started once with
+    """One pass of the lifecycle engine, and the next pass a minute later: a chain started once with
     `manage.py run_lifecycle --schedule` and run by the background worker. The engine is idempotent, so a
     tick that runs late, or twice, changes nothing twice."""
     from .lifecycle import run_lifecycle
 
     now = timezone.now()
-    try:
-        report = run_lifecycle(now)
-    finally:
-        # Even a failed pass keeps the chain going: the next tick retries what is left.
-        schedule_lifecycle_tick(run_after=now + LIFECYCLE_EVERY)
-    return asdict(report)
+    # The next tick is queued (and committed) before this pass runs, not in a `finally` after it: a worker killed
+    # mid-pass runs no `finally`, and the chain would end with it. A failed or killed pass is then simply retried
+    # by the next tick; a pass longer than a minute may overlap the next on another worker, which the engine
+    # allows (it locks what it handles, one subscription at a time).
+    schedule_lifecycle_tick(run_after=now + LIFECYCLE_EVERY)
+    return asdict(run_lifecycle(now))
 
 
 def schedule_lifecycle_tick(*, run_after: datetime) -> bool:
