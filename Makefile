@@ -35,8 +35,10 @@ var:
 	@mkdir -p var
 
 # The demo runs as production does (debug off: the portal's own error pages, static files from
-# whitenoise), with a key that is only for this local demo, over plain HTTP on 127.0.0.1.
-DEMO_ENV := PORTAL_DEMO=1 DJANGO_DEBUG=0 DJANGO_SECRET_KEY=local-demo-only-not-secret DJANGO_SECURE_COOKIES=0
+# whitenoise), with a key that is only for this local demo, over plain HTTP on 127.0.0.1: so without
+# HTTPS-only cookies, the redirect to HTTPS or HSTS, which debug off turns on.
+DEMO_ENV := PORTAL_DEMO=1 DJANGO_DEBUG=0 DJANGO_SECRET_KEY=local-demo-only-not-secret DJANGO_SECURE_COOKIES=0 \
+	DJANGO_SSL_REDIRECT=0 DJANGO_HSTS_SECONDS=0
 
 demo: $(VENV)/.installed | var
 	$(PY) manage.py migrate --noinput -v0

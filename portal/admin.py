@@ -50,7 +50,7 @@ def money(amount, currency: str) -> str | None:
 
 def pretty_json(value) -> str:
     return format_html(
-        '<pre style="margin:0; white-space:pre-wrap">{}</pre>',
+        '<pre class="pretty-json">{}</pre>',  # styled by static/css/admin.css (no inline style under the CSP)
         json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
     )
 

@@ -5,6 +5,11 @@ DATABASE_URL      sqlite:///path/to/file.sqlite3 (default: var/db.sqlite3) or
 DJANGO_SECRET_KEY required when DJANGO_DEBUG is off
 DJANGO_DEBUG      "1"/"true" turns debug on (default: on for local development)
 DJANGO_SECURE_COOKIES  HTTPS-only cookies (default: on when debug is off)
+DJANGO_SSL_REDIRECT    redirect plain HTTP to HTTPS (default: on when debug is off)
+DJANGO_HSTS_SECONDS    Strict-Transport-Security max-age (default: one year when debug is off, else 0)
+DJANGO_HSTS_INCLUDE_SUBDOMAINS  HSTS covers the host's subdomains too (default: on)
+DJANGO_HSTS_PRELOAD    HSTS asks to be preloaded by browsers (default: off)
+DJANGO_SECURE_PROXY_SSL_HEADER  trust X-Forwarded-Proto from a TLS-terminating proxy (default: off)
 ALLOWED_HOSTS     comma-separated (default: localhost, 127.0.0.1)
 """
 
@@ -13,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,6 +89,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files are not documents and need no policy. Outside the rest, so every page
+    # carries it: error pages, CSRF refusals, redirects and the admin included.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -154,6 +163,39 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
+
+# HTTPS. With debug off every request is HTTPS: plain HTTP is redirected, and browsers are told (HSTS) to
+# use nothing but HTTPS for this host for a year. `make demo` serves plain HTTP on 127.0.0.1 and turns
+# these off (with the secure cookies) by environment; tests run with debug on.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+# The portal runs on a host of its own (portal.example.com), whose subdomains have no reason to speak HTTP;
+# turn this off when the portal is served from a domain whose subdomains still serve plain HTTP.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading puts the whole registrable domain into browsers' built-in HTTPS-only list, which takes months
+# to undo: a decision for the domain's owner, not a default. Without it check --deploy says W021 ("cannot
+# be submitted to the preload list"), which is then the intended state and silenced as such.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that terminates TLS, Django sees plain HTTP: it must be told which header says the
+# original request was HTTPS, or the SSL redirect loops and secure cookies are never sent. Only turn this
+# on when the proxy sets X-Forwarded-Proto itself and drops any value a client sent.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (django.middleware.csp): only this site's own scripts,
+# stylesheets, images and XHR; no inline script or style (templates keep their CSS in static/css and
+# their behaviour in static/js, and htmx's injected indicator <style> is turned off in base.html), no
+# eval (so no hx-on attributes or js: values), no plugins, no framing, forms post only to this site.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # K8: the most subscriptions one customer may hold (live or pending) across the portal.
 CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER = int(os.environ.get("CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER", "250"))

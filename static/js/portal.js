@@ -8,6 +8,10 @@ document.addEventListener("click", (event) => {
   const closer = event.target.closest("[data-dialog-close]");
   if (closer) { closer.closest("dialog")?.close(); }
 });
+// "Go back" on the refusal page: a button, since a javascript: link is refused by the Content-Security-Policy.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-history-back]")) history.back();
+});
 // Filter forms: submit on change (htmx takes it over when present).
 document.addEventListener("change", (event) => {
   const form = event.target.closest("form[data-autosubmit]");

@@ -269,7 +269,8 @@ class Command(BaseCommand):
         return results
 
     def get(self, client: Client, name: str, url: str):
-        response = client.get(url)
+        # As HTTPS, like production: with DJANGO_DEBUG=0 a plain-HTTP request is only redirected (SECURE_SSL_REDIRECT).
+        response = client.get(url, secure=True)
         if response.status_code != 200:
             raise CommandError(f"{name}: GET {url} answered {response.status_code}, not 200.")
         return response
