@@ -70,6 +70,19 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,1
 # The demo lists its sign-ins on the sign-in page; never on a real deployment.
 DEMO_MODE = env_bool("PORTAL_DEMO", False)
 
+# E-mail carries a relationship request's acceptance link to the customer's administrator (TF1). Production
+# sends through SMTP (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS); local
+# development and the demo write messages to the console instead (the demo also shows them on its simulated
+# mailbox page). Never the console in production: the link in a message accepts for the customer.
+if env_bool("PORTAL_EMAIL_CONSOLE", DEBUG or DEMO_MODE):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": {
+        "host": os.environ.get("EMAIL_HOST", "localhost"), "port": int(os.environ.get("EMAIL_PORT", "25")),
+        "username": os.environ.get("EMAIL_HOST_USER", ""), "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False), "timeout": 10}}}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CSP Portal <no-reply@localhost>")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -268,21 +268,31 @@ class AuditEntry(models.Model):
 
 
 class RelationshipRequest(models.Model):
-    """TF1: a partner asks a customer (known by its domain) to accept it as a new partner."""
+    """TF1: a partner asks a customer (known by its domain) to accept it as a new partner.
+
+    The customer accepts through a signed link e-mailed to `contact_email` (subscriptions.transfers), never
+    in a partner's session; until then nothing about the domain is looked up, so a request to a domain some
+    other partner serves looks and behaves exactly like one to a domain nobody serves."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         ACCEPTED = "accepted", "Accepted"
+        # Never stored: a pending request past `expires_at` shows (and acts) as expired.
+        EXPIRED = "expired", "Expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     target_partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="relationship_requests")
     company_name = models.CharField(max_length=200)
     domain = models.CharField(max_length=200)
-    # Filled when the customer accepts: its directory tenant and the partner's new customer row.
+    # Where the acceptance link goes: an address at `domain`. Blank only on requests sent before links existed.
+    contact_email = models.EmailField(blank=True)
+    # Filled when the customer accepts: the partner's new customer row and its tenant id.
     tenant_id = models.UUIDField(null=True, blank=True, db_index=True)
     customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField()
+    # TF1: the acceptance link works until then (stored, like a transfer request's expiry, so the page shows it).
+    expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -290,6 +300,14 @@ class RelationshipRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target_partner.name} → {self.domain} ({self.status})"
+
+    def status_at(self, now) -> str:
+        if self.status == self.Status.PENDING and now >= self.expires_at:
+            return self.Status.EXPIRED
+        return self.status
+
+    def status_label_at(self, now) -> str:
+        return self.Status(self.status_at(now)).label
 
 
 class TransferRequest(models.Model):

@@ -1,4 +1,6 @@
-"""The Transfers page (TF1–TF4): relationship requests, transfer requests in and out, completing one.
+"""The Transfers page (TF1–TF4): relationship requests, transfer requests in and out, completing one;
+and the two pages that are the customer's, not a partner's: accepting an invitation, and (demo only)
+the simulated mailbox it arrives in.
 
 Transfer URLs name no customer: a request is looked up among the requests the signed-in partner
 is one side of (T3: anything else is 404), and the side is checked by the service (403).
@@ -6,18 +8,29 @@ is one side of (T3: anything else is 404), and the side is checked by the servic
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from portal import access
+from portal.models import COUNTRY_CHOICES, Customer
 from portal.rules import RuleViolation
 from portal.versions import posted_version
 
 from .models import AuditEntry, RelationshipRequest, TransferRequest
-from .transfers import (accept_relationship, cancel_transfer_request, complete_transfer, file_transfer_request,
-                        send_relationship_request, transferable_subscriptions, transfers_for)
+from .transfers import (RELATIONSHIP_LINK_LIFETIME, STAFF_CANT_ACCEPT, RelationshipLinkError, accept_relationship,
+                        cancel_transfer_request, complete_transfer, file_transfer_request, invitation,
+                        open_relationship_link, relationship_permission, send_relationship_request,
+                        transferable_subscriptions, transfers_for)
+
+RELATIONSHIP_FIELDS = ("company_name", "domain", "contact_email")
+ACCEPT_FIELDS = ("company_name", "billing_country", "segment")
+ACCEPT_PAGE = "subscriptions/accept_relationship.html"
 
 
 def _list_context(request, now, **extra) -> dict:
@@ -25,13 +38,19 @@ def _list_context(request, now, **extra) -> dict:
     transfers = list(transfers_for(partner))
     for transfer in transfers:
         transfer.shown_status = transfer.status_label_at(now)  # TF4: pending past expiry shows as expired
+    relationships = list(RelationshipRequest.objects.filter(target_partner=partner).select_related("customer"))
+    for relationship in relationships:
+        relationship.shown_status = relationship.status_label_at(now)
     context = {
         "now": now, "partner": partner,
         "incoming": [t for t in transfers if t.source_partner_id == partner.pk],
         "outgoing": [t for t in transfers if t.target_partner_id == partner.pk],
-        "relationships": RelationshipRequest.objects.filter(target_partner=partner).select_related("customer"),
+        "relationships": relationships, "link_days": RELATIONSHIP_LINK_LIFETIME.days,
+        # The simulated mailbox exists in the demo only; a real deployment e-mails the link and shows it nowhere.
+        "demo": settings.DEMO_MODE,
         "customers": access.customers_for(request.user).order_by("company_name"),
         "can_act": access.permission(request.user, access.Action.BUY),
+        "can_send": relationship_permission(request.user),  # TF1: the same answer the service gives
         "relationship_form": {}, "transfer_form": {},
     }
     context.update(extra)
@@ -43,18 +62,20 @@ def transfer_list(request):
 
 
 def relationship_send(request):
-    """TF1: the target partner sends a relationship request to the customer."""
+    """TF1: the target partner sends a relationship request; its link is e-mailed to the customer."""
     if request.method != "POST":
         return redirect("subscriptions:transfer-list")
     now = timezone.now()
-    form = {"company_name": request.POST.get("company_name", ""), "domain": request.POST.get("domain", "")}
+    form = {name: request.POST.get(name, "") for name in RELATIONSHIP_FIELDS}
     try:
-        relationship = send_relationship_request(actor=request.user, now=now, **form)
+        # The link in the e-mail points at the portal as the partner reached it (a host ALLOWED_HOSTS accepts).
+        relationship = send_relationship_request(actor=request.user, now=now, site_url=request.build_absolute_uri("/"),
+                                                 **form)
     except RuleViolation as violation:
         return render(request, "subscriptions/transfers.html",
                       _list_context(request, now, error=violation.message, relationship_form=form), status=violation.status)
-    messages.success(request, f"Relationship request sent to {relationship.company_name}. Send the customer the "
-                              "acceptance link shown below.")
+    messages.success(request, f"Relationship request sent to {relationship.company_name}: the acceptance link was "
+                              f"e-mailed to {relationship.contact_email}.")
     return redirect("subscriptions:transfer-list")
 
 
@@ -128,21 +149,61 @@ def transfer_cancel(request, transfer_id):
     return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
 
 
-def relationship_accept(request, request_id):
-    """TF1 demo: plays the customer, who follows the partner's link and accepts. Like the simulated
-    publisher page, it is shown to the signed-in partner that sent the request (every page needs sign-in)."""
-    requests = RelationshipRequest.objects.filter(target_partner=access.partner_of(request.user))
-    relationship = get_object_or_404(requests.select_related("target_partner"), pk=request_id)
-    context = {"relationship": relationship}
-    if request.method == "POST":
+def _accept_context(request, **extra) -> dict:
+    return {"countries": COUNTRY_CHOICES, "segments": Customer.Segment.choices, "form": {},
+            "signed_in": request.user.is_authenticated, "staff_notice": STAFF_CANT_ACCEPT, **extra}
+
+
+@login_not_required
+def relationship_accept(request, token):
+    """TF1: the customer's page behind the e-mailed link. It needs no sign-in (the customer has no account
+    here) and takes only the signed token: an expired, used or altered link answers 410/404/400 with what to
+    do. A signed-in session is partner staff, not the customer: the page says so and refuses to accept (403)."""
+    now = timezone.now()
+    try:
+        relationship = open_relationship_link(token=token, now=now)
+    except RelationshipLinkError as refused:
+        return render(request, ACCEPT_PAGE, _accept_context(request, link_error=refused.message), status=refused.status)
+    context = _accept_context(request, relationship=relationship, form={"company_name": relationship.company_name})
+    if request.method != "POST":
+        return render(request, ACCEPT_PAGE, context)
+    form = {name: request.POST.get(name, "") for name in ACCEPT_FIELDS}
+    try:
+        relationship = accept_relationship(token=token, actor=request.user, now=now, **form)
+    except RelationshipLinkError as refused:  # used (a second click) or expired since the page was read
+        return render(request, ACCEPT_PAGE, _accept_context(request, link_error=refused.message), status=refused.status)
+    except PermissionDenied as refused:
+        context["error"] = str(refused)
+        return render(request, ACCEPT_PAGE, context, status=403)
+    except RuleViolation as violation:
+        context.update(form=form, error=violation.message)
+        return render(request, ACCEPT_PAGE, context, status=violation.status)
+    context.update(relationship=relationship, accepted=True)
+    return render(request, ACCEPT_PAGE, context)
+
+
+@login_not_required
+def relationship_mailbox(request):
+    """TF1 demo: a simulated mailbox, standing in for the customer administrator's own, where the invitation
+    e-mail and its link can be read. It exists only when settings say demo (PORTAL_DEMO=1): anywhere else it is
+    404, and the link reaches the customer by e-mail only."""
+    if not settings.DEMO_MODE:
+        raise Http404("No such page.")
+    address = request.GET.get("to", "").strip()
+    context = {"address": address, "messages_sent": [], "invalid": False}
+    if address:
         try:
-            accept_relationship(request_id=relationship.pk, now=timezone.now())
-        except RuleViolation as violation:
-            context["error"] = violation.message
-            return render(request, "subscriptions/accept_relationship.html", context, status=violation.status)
-        relationship.refresh_from_db()
-        context["accepted"] = True
-    return render(request, "subscriptions/accept_relationship.html", context)
+            if len(address) > 254:
+                raise ValidationError("too long")
+            validate_email(address)
+        except ValidationError:
+            context["invalid"] = True
+            return render(request, "subscriptions/relationship_mailbox.html", context, status=422)
+        site_url = request.build_absolute_uri("/")
+        sent = (RelationshipRequest.objects.filter(contact_email__iexact=address).select_related("target_partner")
+                .order_by("-created_at", "pk"))
+        context["messages_sent"] = [invitation(relationship, site_url=site_url) for relationship in sent]
+    return render(request, "subscriptions/relationship_mailbox.html", context)
 
 
 def _uuid_or_404(value):

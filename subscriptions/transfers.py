@@ -1,23 +1,31 @@
 """Moving a customer's subscriptions from one partner to another (TF1–TF4).
 
-The target partner asks the customer for a relationship (TF1), files a transfer request naming the
-source partner by PartnerID (TF2); the source partner picks subscriptions (TF3) and completes the
-transfer, which in one transaction recreates them under the target and cancels them at the source
+The target partner asks the customer for a relationship (TF1), which the customer accepts through a
+signed link e-mailed to its administrator, never inside a partner's session; the partner then files a
+transfer request naming the source partner by PartnerID (TF2); the source partner picks subscriptions
+(TF3) and completes the transfer, which in one transaction recreates them under the target and cancels them at the source
 (TF4). Each function: keyword-only, `now` passed in, one transaction, audited.
 """
 
 import re
+import unicodedata
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.core.signing import BadSignature, Signer
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
 
 from catalog.models import Sku
-from portal.access import Action, partner_of, require
-from portal.models import Customer, Partner
+from portal.access import Action, Permission, partner_of, permission, require
+from portal.forms import parse_uuid
+from portal.models import COUNTRY_NAMES, Customer, Partner
 from portal.rules import RuleViolation
 from portal.versions import bump_version, check_version
 
@@ -32,6 +40,18 @@ DOMAIN_MAX = RelationshipRequest._meta.get_field("domain").max_length
 # A DNS name: dot-separated labels of letters, digits and inner hyphens, ending in a letter-only label.
 DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 TRANSFERABLE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)
+# TF1: the customer has this long to accept a relationship request through its link (the pages say until when).
+RELATIONSHIP_LINK_LIFETIME = timedelta(days=14)
+# The salt keeps these signatures apart from SECRET_KEY's other uses (sessions, password resets...): a value
+# signed for anything else never passes for an acceptance link.
+_LINK_SIGNER = Signer(salt="subscriptions.transfers.relationship-acceptance")
+TOKEN_MAX = 200  # a signed request id is about 80 characters; anything much longer is not one of ours
+BAD_LINK = ("This invitation link isn't valid: it may have been cut short when it was copied. Open it again from "
+            "the e-mail, or ask the partner to send a new invitation.")
+STAFF_CANT_ACCEPT = ("You're signed in to CSP Portal: an invitation is accepted by the customer's administrator, "
+                     "not by partner staff. Sign out first, or open the link in a private window.")
+INVITATION_TEXT = "subscriptions/email/relationship_invitation.txt"
+INVITATION_HTML = "subscriptions/email/relationship_invitation.html"
 
 
 def transfers_for(partner: Partner):
@@ -48,54 +68,191 @@ def transferable_subscriptions(transfer: TransferRequest):
             .select_related("sku").order_by("created_at", "pk"))
 
 
-def send_relationship_request(*, actor, company_name: str, domain: str, now: datetime) -> RelationshipRequest:
-    """TF1: the target partner invites the customer; the customer accepts it on its own page."""
-    member = require(actor, Action.BUY)
-    company_name, domain = (company_name or "").strip(), (domain or "").strip().lower()
-    if not company_name or not domain:
-        raise RuleViolation("TF1", "Give the customer's company name and its domain (e.g. contoso.onmicrosoft.com).")
+def relationship_permission(user) -> Permission:
+    """TF1, T2: whether this user may send a relationship request, and if not why. Sending is a step towards
+    buying (the transfer), so it takes a role that may buy: admin and sales agents of a partner that transacts
+    (T1). The Transfers page's button and `send_relationship_request` both ask this one function."""
+    return permission(user, Action.BUY)
+
+
+class RelationshipLinkError(Exception):
+    """An acceptance link that can't be used (TF1). `status`: 400 it is not a link the portal signed (cut short,
+    altered, made up), 404 the request it was for no longer exists, 410 it expired or was already used."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def acceptance_token(relationship: RelationshipRequest) -> str:
+    """TF1: what the customer's link carries: the request's id, signed. Without SECRET_KEY nobody can make one,
+    so a request id alone (all a partner's pages know) accepts nothing. The token is the same however often it
+    is made, so the e-mail and the demo's mailbox give the same link; it stops working when the request is
+    accepted or past `expires_at`, which the service checks against its own `now`."""
+    return _LINK_SIGNER.sign(relationship.pk.hex)
+
+
+def acceptance_link(relationship: RelationshipRequest, *, site_url: str) -> str:
+    """The absolute link e-mailed to the customer; `site_url` is the portal's address (scheme and host)."""
+    path = reverse("subscriptions:relationship-accept", kwargs={"token": acceptance_token(relationship)})
+    return site_url.rstrip("/") + path
+
+
+def invitation(relationship: RelationshipRequest, *, site_url: str) -> dict:
+    """What the invitation e-mail says (its templates' context): the e-mail and the demo's mailbox show it alike."""
+    return {"relationship": relationship, "partner": relationship.target_partner,
+            "link": acceptance_link(relationship, site_url=site_url), "lifetime_days": RELATIONSHIP_LINK_LIFETIME.days,
+            "subject": f"{relationship.target_partner.name} asks to become your Cloud Solution Provider partner"}
+
+
+def _email_invitation(relationship: RelationshipRequest, *, site_url: str) -> None:
+    context = invitation(relationship, site_url=site_url)
+    message = EmailMultiAlternatives(context["subject"], render_to_string(INVITATION_TEXT, context),
+                                     to=[relationship.contact_email])
+    message.attach_alternative(render_to_string(INVITATION_HTML, context), "text/html")
+    message.send()
+
+
+def _check_company_name(company_name: str) -> str:
+    company_name = (company_name or "").strip()
+    if not company_name:
+        raise RuleViolation("TF1", "Give the customer's company name.", field="company_name")
     if len(company_name) > COMPANY_NAME_MAX:
         raise RuleViolation("TF1", f"A company name has at most {COMPANY_NAME_MAX} characters.", field="company_name")
+    if any(unicodedata.category(c) == "Cc" for c in company_name):  # tabs, NUL (which PostgreSQL refuses)...
+        raise RuleViolation("TF1", "A company name can't contain control characters.", field="company_name")
+    return company_name
+
+
+def _check_contact_email(contact_email: str, domain: str) -> str:
+    contact_email = (contact_email or "").strip()
+    try:
+        if len(contact_email) > 254:
+            raise ValidationError("too long")
+        validate_email(contact_email)
+    except ValidationError:
+        raise RuleViolation("TF1", "Enter the e-mail address of the customer's administrator.",
+                            field="contact_email") from None
+    # The link accepts for the whole domain, so it goes only to a mailbox at that domain: whoever can read it
+    # speaks for the organisation (Partner Center has the customer's admin sign in to its own tenant instead).
+    # An address the partner picked elsewhere would let the partner accept on the customer's behalf.
+    at = contact_email.rsplit("@", 1)[1].lower()
+    if at != domain and not at.endswith("." + domain):
+        raise RuleViolation("TF1", f"The acceptance link goes to the customer's administrator: give an address at "
+                                   f"{domain} (such as admin@{domain}).", field="contact_email")
+    return contact_email
+
+
+def send_relationship_request(*, actor, company_name: str, domain: str, contact_email: str, site_url: str,
+                              now: datetime) -> RelationshipRequest:
+    """TF1: the target partner invites the customer; the customer accepts through the link e-mailed to it.
+
+    Only this partner's own rows are read: whether any other partner serves the domain is never looked up, so
+    the answer (and its work) is the same for a domain served here and for one nobody knows."""
+    allowed = relationship_permission(actor)
+    if not allowed:
+        raise PermissionDenied(allowed.reason)
+    partner = partner_of(actor)
+    company_name, domain = _check_company_name(company_name), (domain or "").strip().lower()
+    if not domain:
+        raise RuleViolation("TF1", "Give the customer's domain (e.g. contoso.onmicrosoft.com).", field="domain")
     if len(domain) > DOMAIN_MAX or not DOMAIN.fullmatch(domain):
         raise RuleViolation("TF1", "Enter the customer's domain name, such as contoso.onmicrosoft.com.", field="domain")
-    if RelationshipRequest.objects.filter(target_partner=member.partner, domain=domain,
-                                          status=RelationshipRequest.Status.PENDING).exists():
-        raise RuleViolation("TF1", f"A relationship request to {domain} is already waiting for the customer: send "
-                                   "them its acceptance link again.", conflict=True)
+    contact_email = _check_contact_email(contact_email, domain)
     with transaction.atomic():
-        relationship = RelationshipRequest.objects.create(target_partner=member.partner, company_name=company_name,
-                                                          domain=domain, created_at=now)
-        audit.record(actor=actor, at=now, customer=None, partner=member.partner, action="relationship.requested",
-                     summary=f"Relationship request sent to {company_name} ({domain})", after={"id": str(relationship.pk)})
+        # One partner's requests are sent one at a time, so that two clicks (or two tabs) can't both pass the
+        # check below and send two links for one domain.
+        Partner.objects.select_for_update().get(pk=partner.pk)
+        waiting = (RelationshipRequest.objects.filter(target_partner=partner, domain=domain, expires_at__gt=now,
+                                                      status=RelationshipRequest.Status.PENDING)
+                   .order_by("-created_at").first())
+        if waiting is not None:
+            raise RuleViolation("TF1", f"A relationship request to {domain} is already waiting for the customer: "
+                                       f"its link was e-mailed to {waiting.contact_email or 'the customer'} and works "
+                                       f"until {waiting.expires_at:%Y-%m-%d %H:%M} UTC.", conflict=True)
+        served = Customer.objects.filter(partner=partner, domain__iexact=domain).order_by("created_at", "pk").first()
+        if served is not None:
+            raise RuleViolation("TF1", f"You already serve {served.company_name} ({domain}): request a transfer for "
+                                       "it instead.", field="domain")
+        relationship = RelationshipRequest.objects.create(
+            target_partner=partner, company_name=company_name, domain=domain, contact_email=contact_email,
+            created_at=now, expires_at=now + RELATIONSHIP_LINK_LIFETIME)
+        summary = f"Relationship request sent to {company_name} ({domain}), link e-mailed to {contact_email}"
+        audit.record(actor=actor, at=now, customer=None, partner=partner, action="relationship.requested",
+                     summary=summary[:300],
+                     after={"id": str(relationship.pk), "expires_at": relationship.expires_at.isoformat()})
+        # After the commit: a request rolled back must not have e-mailed a working link. A mail server that is
+        # down is logged (robust) rather than turning a sent request into an error page.
+        transaction.on_commit(partial(_email_invitation, relationship, site_url=site_url), robust=True)
     return relationship
 
 
-def accept_relationship(*, request_id, now: datetime) -> RelationshipRequest:
-    """TF1: the customer accepts; the target partner gets its own Customer row for the same tenant."""
+def _relationship_for_token(token: str, requests) -> RelationshipRequest:
+    token = token or ""
+    if len(token) > TOKEN_MAX:
+        raise RelationshipLinkError(400, BAD_LINK)
+    try:
+        request_id = parse_uuid(_LINK_SIGNER.unsign(token))
+    except BadSignature:
+        raise RelationshipLinkError(400, BAD_LINK) from None
+    relationship = requests.filter(pk=request_id).first() if request_id is not None else None
+    if relationship is None:
+        raise RelationshipLinkError(404, "This invitation no longer exists: ask the partner to send a new one.")
+    return relationship
+
+
+def _check_link_open(relationship: RelationshipRequest, now: datetime) -> None:
+    if relationship.status == RelationshipRequest.Status.ACCEPTED:
+        raise RelationshipLinkError(410, f"This invitation was already accepted on "
+                                         f"{relationship.accepted_at:%Y-%m-%d %H:%M} UTC: its link works only once.")
+    if now >= relationship.expires_at:
+        raise RelationshipLinkError(410, f"This invitation expired on {relationship.expires_at:%Y-%m-%d %H:%M} UTC: "
+                                         f"ask {relationship.target_partner.name} to send a new one.")
+
+
+def open_relationship_link(*, token: str, now: datetime) -> RelationshipRequest:
+    """TF1: the request an acceptance link is for, while it can be accepted; else RelationshipLinkError."""
+    relationship = _relationship_for_token(token, RelationshipRequest.objects.select_related("target_partner"))
+    _check_link_open(relationship, now)
+    return relationship
+
+
+def accept_relationship(*, token: str, actor, company_name: str, billing_country: str, segment: str,
+                        now: datetime) -> RelationshipRequest:
+    """TF1: the customer accepts through its link, and the partner gets a customer row built from what the
+    customer gives here and the domain the invitation was for: never from another partner's record of the same
+    organisation, which is not even looked up (its tenant id, segment and country are that partner's data)."""
+    if actor is not None and actor.is_authenticated:
+        # TF1: the customer accepts, not the partner: a session of the portal (partner staff of any role, the
+        # operator) is refused even with the right link, so no one accepts "as the customer" from the inside.
+        raise PermissionDenied(STAFF_CANT_ACCEPT)
     with transaction.atomic():
-        relationship = (RelationshipRequest.objects.select_for_update(of=("self",)).select_related("target_partner")
-                        .get(pk=request_id))
-        if relationship.status == RelationshipRequest.Status.ACCEPTED:
-            raise RuleViolation("TF1", "This relationship request was already accepted.", conflict=True)
+        relationship = _relationship_for_token(
+            token, RelationshipRequest.objects.select_for_update(of=("self",)).select_related("target_partner"))
+        _check_link_open(relationship, now)
+        company_name = _check_company_name(company_name)
+        if billing_country not in COUNTRY_NAMES:
+            raise RuleViolation("TF1", "Choose your organisation's billing country.", field="billing_country")
+        if segment not in Customer.Segment.values:
+            raise RuleViolation("TF1", "Choose your organisation's segment.", field="segment")
         partner = relationship.target_partner
-        # The organisation is recognised by its domain among the customers other partners already serve.
-        existing = (Customer.objects.filter(domain__iexact=relationship.domain).exclude(partner=partner)
-                    .order_by("created_at").first())
-        if existing is None:
-            raise RuleViolation("TF1", f"No customer tenant uses the domain {relationship.domain}: check the domain.")
-        customer = Customer.objects.filter(partner=partner, tenant_id=existing.tenant_id).first()
+        # The partner's own row for this domain, if it got one since it sent the request (another accepted
+        # invitation): kept as it is rather than a second customer for one organisation.
+        customer = (Customer.objects.filter(partner=partner, domain__iexact=relationship.domain)
+                    .order_by("created_at", "pk").first())
         if customer is None:
-            customer = Customer.objects.create(
-                partner=partner, tenant_id=existing.tenant_id, company_name=relationship.company_name,
-                domain=existing.domain, segment=existing.segment, billing_country=existing.billing_country)
+            # A tenant id of its own (the model's default): the customer's records at other partners keep theirs.
+            # A transfer (TF2) finds the current partner's record by the domain, on the current partner's side.
+            customer = Customer.objects.create(partner=partner, company_name=company_name, domain=relationship.domain,
+                                               segment=segment, billing_country=billing_country)
         relationship.status = RelationshipRequest.Status.ACCEPTED
         relationship.accepted_at = now
-        relationship.tenant_id = existing.tenant_id
+        relationship.tenant_id = customer.tenant_id
         relationship.customer = customer
         relationship.save(update_fields=["status", "accepted_at", "tenant_id", "customer"])
-        audit.record(actor=None, at=now, customer=customer, action="relationship.accepted",
-                     summary=f"{customer.company_name} accepted {partner.name} as a partner",
-                     after={"status": RelationshipRequest.Status.ACCEPTED})
+        summary = f"{customer.company_name} accepted {partner.name} as a partner ({relationship.domain})"
+        audit.record(actor=None, at=now, customer=customer, action="relationship.accepted", summary=summary[:300],
+                     after={"id": str(relationship.pk), "status": RelationshipRequest.Status.ACCEPTED})
     return relationship
 
 
@@ -120,7 +277,13 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
                             field="source_partner_id")
     if source.pk == target.pk:
         raise RuleViolation("TF2", "You can't transfer subscriptions from yourself.", field="source_partner_id")
-    source_customer = Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
+    # TF2: the source partner's record of the same organisation: the same tenant id (records from before, such as
+    # an organisation that always bought through both), else the same domain. A customer that accepted this
+    # partner's relationship request has a tenant id of its own (never one read from another partner's record)
+    # and the domain it accepted for. Only the request keeps the link; nothing of that record is shown here.
+    source_customer = (Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
+                       or (Customer.objects.filter(partner=source, domain__iexact=customer.domain)
+                           .order_by("created_at", "pk").first() if customer.domain else None))
     if source_customer is None:
         raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
     with transaction.atomic():
@@ -285,5 +448,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
     return new
 
 
-__all__ = ["TRANSFER_LIFETIME", "accept_relationship", "cancel_transfer_request", "complete_transfer", "file_transfer_request",
-           "partner_of", "send_relationship_request", "transferable_subscriptions", "transfers_for"]
+__all__ = ["RELATIONSHIP_LINK_LIFETIME", "TRANSFER_LIFETIME", "RelationshipLinkError", "accept_relationship",
+           "acceptance_link", "acceptance_token", "cancel_transfer_request", "complete_transfer",
+           "file_transfer_request", "invitation", "open_relationship_link", "partner_of", "relationship_permission",
+           "send_relationship_request", "transferable_subscriptions", "transfers_for"]

@@ -30,9 +30,11 @@ urlpatterns = [
     # TF1–TF4: transfer URLs name no customer; the view scopes the request to its two partners.
     path("transfers/", transfer_views.transfer_list, name="transfer-list"),
     path("transfers/relationships/", transfer_views.relationship_send, name="relationship-send"),
-    path("transfers/relationships/<uuid:request_id>/accept/", transfer_views.relationship_accept,
-         name="relationship-accept"),
     path("transfers/new/", transfer_views.transfer_file, name="transfer-file"),
     path("transfers/<uuid:transfer_id>/", transfer_views.transfer_detail, name="transfer-detail"),
     path("transfers/<uuid:transfer_id>/cancel/", transfer_views.transfer_cancel, name="transfer-cancel"),
+    # TF1: the customer's pages, outside the partner's /transfers/: the invitation's link (a signed token, no
+    # request id, no sign-in) and the demo's simulated mailbox it arrives in (404 unless PORTAL_DEMO=1).
+    path("relationships/accept/<str:token>/", transfer_views.relationship_accept, name="relationship-accept"),
+    path("demo/mailbox/", transfer_views.relationship_mailbox, name="relationship-mailbox"),
 ]

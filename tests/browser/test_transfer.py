@@ -1,6 +1,7 @@
 """A transfer between partners in real Chromium, from the relationship request to the completed transfer
-(TF1–TF4): the new partner's sales agent invites the customer, the customer accepts (demo page), the agent
-files the transfer request; the current partner's agent picks a subscription and transfers it; the new
+(TF1–TF4): the new partner's sales agent invites the customer, the customer accepts through the link in
+its e-mail (read on the demo's simulated mailbox page, signed out of the portal), the agent files the
+transfer request; the current partner's agent picks a subscription and transfers it; the new
 partner then finds it under its own customer. Then a second request is withdrawn before anyone acts on it.
 
 The clock is set to 2026-11-25 12:00 UTC and keeps ticking (the live server and the test share it).
@@ -34,7 +35,8 @@ def open_transfers(page: Page) -> None:
 @pytest.mark.rule("TF2")
 @pytest.mark.rule("TF3")
 @pytest.mark.rule("TF4")
-def test_a_transfer_from_relationship_request_to_completion(page: Page, live_server, contoso):
+def test_a_transfer_from_relationship_request_to_completion(page: Page, live_server, contoso, settings):
+    settings.DEMO_MODE = True  # PORTAL_DEMO=1: the simulated mailbox exists
     source_agent, customer = contoso
     e3 = e3_subscription(customer, started=NOW - timedelta(days=40), quantity=12)
     e3_subscription(customer, started=NOW - timedelta(days=40), quantity=3, friendly_name="Branch office",
@@ -43,22 +45,38 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     target_agent = factories.staff(target, "sales_agent")
     source_partner_id = source_agent.membership.partner.partner_id
 
-    # TF1: the new partner invites the customer by its domain; the customer accepts on the demo page
+    # TF1: the new partner invites the customer by its domain; the link is e-mailed to the customer's administrator
     sign_in(page, live_server.url, target_agent)
     open_transfers(page)
     invite = page.get_by_role("form", name="Send a relationship request")
     invite.get_by_label("Company name").fill("Fabrikam Ltd")
     invite.get_by_label("Domain").fill(customer.domain)
+    invite.get_by_label("Customer administrator's e-mail").fill(f"admin@{customer.domain}")
     invite.get_by_role("button", name="Send relationship request").click()
-    expect(page.locator(".messages [role=status]").first).to_contain_text("Relationship request sent to Fabrikam Ltd")
+    expect(page.locator(".messages [role=status]").first).to_contain_text(
+        f"Relationship request sent to Fabrikam Ltd: the acceptance link was e-mailed to admin@{customer.domain}")
     relationships = page.get_by_role("table", name="Relationship requests")
     expect(relationships).to_contain_text("Pending")
-    relationships.get_by_role("link", name="Open as the customer (demo)").click()
+    expect(relationships).to_contain_text("2026-12-09")  # the link works for 14 days
+    # the demo's simulated mailbox stands in for the customer's e-mail
+    relationships.get_by_role("link", name="Open the customer's mailbox (demo)").click()
+    mail = page.get_by_role("article", name="Northwind Cloud asks to become your Cloud Solution Provider partner")
+    expect(mail).to_contain_text("The link works once, for 14 days: until 2026-12-09")
+    mail.get_by_role("link", name="Review and accept the invitation").click()
+    # still signed in as the partner's agent: the page is the customer's, so it offers to sign out, not to accept
     expect(page.get_by_role("heading", level=1)).to_have_text("Northwind Cloud wants to be your partner")
-    page.get_by_role("button", name="Accept and authorize").click()
+    expect(page.get_by_role("button", name="Accept and authorize")).to_have_count(0)
+    page.get_by_role("button", name="Sign out and continue as the customer").click()
+    # the customer confirms its own details and accepts
+    accept = page.get_by_role("form", name="Accept the invitation")
+    expect(accept.get_by_label("Company name")).to_have_value("Fabrikam Ltd")
+    accept.get_by_label("Billing country").select_option(label="United States")
+    accept.get_by_role("button", name="Accept and authorize").click()
     expect(page.get_by_role("status")).to_contain_text("Northwind Cloud is now one of your partners")
+    page.screenshot(path=f"{SHOTS_DIR}/relationship-accepted.png", full_page=True)
 
     # TF2: the new partner files the transfer request, naming the current partner by its PartnerID
+    sign_in(page, live_server.url, target_agent)
     open_transfers(page)
     expect(page.get_by_role("table", name="Relationship requests")).to_contain_text("Accepted")
     request = page.get_by_role("form", name="Request a transfer")

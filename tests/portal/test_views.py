@@ -43,7 +43,9 @@ def portal_routes() -> dict[str, dict]:
 
 
 ROUTES = portal_routes()
-SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name != "portal:login")
+# TF1: the customer's pages, for someone with no account here (the invitation's link, the demo's mailbox).
+CUSTOMER_ROUTES = {"subscriptions:relationship-accept", "subscriptions:relationship-mailbox"}
+SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name != "portal:login" and name not in CUSTOMER_ROUTES)
 
 
 # --- Sign-in ------------------------------------------------------------------------------------
@@ -66,6 +68,17 @@ def test_every_page_but_sign_in_sends_an_anonymous_user_to_sign_in(client, name,
     # then they are sent to the sign-in page, coming back here afterwards
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('portal:login')}?next={url}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(CUSTOMER_ROUTES))
+def test_the_customers_pages_need_no_sign_in(client, settings, name):
+    # given an anonymous visitor (the customer's administrator has no account here), in the demo
+    settings.DEMO_MODE = True
+    # when it opens the page (here with a made-up link: the page itself is reached, and refuses it)
+    response = client.get(reverse(name, kwargs={"token": "made-up"} if "token" in ROUTES[name] else {}))
+    # then the page answers itself instead of sending it to sign in
+    assert response.status_code == (400 if "token" in ROUTES[name] else 200)
 
 
 @pytest.mark.django_db

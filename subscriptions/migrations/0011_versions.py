@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0009_indexes_for_lists_and_addons'),
+        ('subscriptions', '0010_relationship_links'),
     ]
 
     operations = [
