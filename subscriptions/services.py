@@ -11,7 +11,7 @@ from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency, Orde
 from portal.access import Action, require
 from portal.models import Customer
 from portal.rules import RuleViolation
-from portal.versions import lock_version
+from portal.versions import bump_version, lock_version
 
 from . import actions, audit
 from .dates import period_containing, term_end_for
@@ -121,6 +121,8 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
         lines = list(order.lines.select_for_update(of=("self",)).filter(status=OrderLine.Status.PENDING)
                      .select_related("sku__product__publisher", "availability"))
         created = []
+        if lines:
+            bump_version(order)  # its lines' statuses change: the order page drawn before is an older version
         for line in lines:
             subscription = create_subscription_for_line(line, order=order, now=now)
             line.status = OrderLine.Status.FULFILLED
