@@ -34,6 +34,9 @@ class PublisherAdmin(PartnerScopedAdmin):
     # The catalog (publishers, products, SKUs, prices, upgrade paths) is shared: see the module docstring.
     partner_staff = PartnerStaff.SHARED
     list_display = ("name", "is_microsoft", "product_count")
+    # Stated here as well as on the model: a counted (GROUP BY) query drops Meta.ordering, and the autocomplete
+    # then pages an unordered list.
+    ordering = ("-is_microsoft", "name")
     list_filter = ("is_microsoft",)
     search_fields = ("name",)
 
@@ -49,6 +52,7 @@ class PublisherAdmin(PartnerScopedAdmin):
 class ProductAdmin(PartnerScopedAdmin):
     partner_staff = PartnerStaff.SHARED
     list_display = ("name", "product_id", "publisher", "billing_type", "category", "sku_count")
+    ordering = ("name", "pk")  # counted: see PublisherAdmin
     list_select_related = ("publisher",)
     list_filter = ("billing_type", "category", "publisher")
     search_fields = ("name", "product_id", "publisher__name")
@@ -175,6 +179,7 @@ class CartAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     # A partner's carts, and their lines and resellers below; a reseller has none (it buys nothing, T1).
     partner_staff = PartnerStaff.OWN
     list_display = ("id", "customer", "partner", "owner", "status", "line_count", "created_at_utc", "expires_at_utc")
+    ordering = ("-created_at", "-pk")  # counted: see PublisherAdmin
     list_select_related = ("customer__partner", "owner")
     list_filter = ("status", "created_at")
     search_fields = ("customer__company_name", "customer__partner__name", "owner__username", "owner__email")
@@ -267,6 +272,7 @@ class OrderAdditionalResellerInline(AdditionalResellerInline):
 class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     # A partner's orders, and their lines and resellers below; a reseller's: those it is the reseller of (K4).
     partner_staff = PartnerStaff.OWN
+    ordering = ("-created_at", "-pk")  # counted: see PublisherAdmin
     list_display = (
         "number", "customer", "partner", "placed_by", "status", "total_display", "attested_as", "reseller",
         "line_count", "created_at_utc",
