@@ -5,6 +5,7 @@ Outside the partner's scope an object simply does not exist (404). A role that m
 action gets 403 with the reason.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -211,7 +212,6 @@ def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
     return get_object_or_404(customer_subscriptions(user, customer), pk=subscription_id)
 
 
-
 # --- The Django admin (portal.admin_site) ------------------------------------------------------
 # The admin reaches every table, so it is scoped here like every page: the platform operator sees
 # everything; a partner's staff member with admin access sees their own partner's rows, found by each
@@ -253,7 +253,7 @@ def _within(path: str, rows) -> Q:
 # belongs to a partner through the customer, cart, order or subscription it hangs from, each scoped as the portal's
 # pages scope it. Models without a path belong to no partner (the catalog) or only to the platform (users, groups,
 # the task queue); the admin decides what partner staff see of those (portal.admin_site).
-PARTNER_PATHS: dict[type[Model], object] = {
+PARTNER_PATHS: dict[type[Model], Callable[[Partner], Q]] = {
     # Its own record only: which partners it works with are its reseller links.
     Partner: lambda p: Q(pk=p.pk),
     ResellerLink: lambda p: Q(provider=p) | Q(reseller=p),
