@@ -1,5 +1,8 @@
 """Admin for the catalog (editable) and for carts and orders (view only: they are written by
-the cart and checkout services, and an order is a record of what was bought)."""
+the cart and checkout services, and an order is a record of what was bought).
+
+The catalog belongs to no partner: every partner sells from it, so partner staff view it (SHARED),
+and only the platform operator edits it. Carts and orders are a partner's own (OWN)."""
 
 import re
 
@@ -10,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from portal.admin import ReadOnlyAdminMixin, format_utc, money, utc_field
+from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from subscriptions import recovery
 
 from .models import (
@@ -30,8 +34,13 @@ from .models import (
 
 
 @admin.register(Publisher)
-class PublisherAdmin(admin.ModelAdmin):
+class PublisherAdmin(PartnerScopedAdmin):
+    # The catalog (publishers, products, SKUs, prices, upgrade paths) is shared: see the module docstring.
+    partner_staff = PartnerStaff.SHARED
     list_display = ("name", "is_microsoft", "product_count")
+    # Stated here as well as on the model: a counted (GROUP BY) query drops Meta.ordering, and the autocomplete
+    # then pages an unordered list.
+    ordering = ("-is_microsoft", "name")
     list_filter = ("is_microsoft",)
     search_fields = ("name",)
 
@@ -44,8 +53,10 @@ class PublisherAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(PartnerScopedAdmin):
+    partner_staff = PartnerStaff.SHARED
     list_display = ("name", "product_id", "publisher", "billing_type", "category", "sku_count")
+    ordering = ("name", "pk")  # counted: see PublisherAdmin
     list_select_related = ("publisher",)
     list_filter = ("billing_type", "category", "publisher")
     search_fields = ("name", "product_id", "publisher__name")
@@ -59,7 +70,7 @@ class ProductAdmin(admin.ModelAdmin):
         return obj._sku_count
 
 
-class AvailabilityInline(admin.TabularInline):
+class AvailabilityInline(PartnerScopedInline, admin.TabularInline):
     model = Availability
     extra = 0
     fields = ("term", "billing_frequency", "unit_price", "currency")
@@ -69,7 +80,7 @@ class AvailabilityInline(admin.TabularInline):
         return super().get_queryset(request).select_related("sku")
 
 
-class UpgradePathInline(admin.TabularInline):
+class UpgradePathInline(PartnerScopedInline, admin.TabularInline):
     model = UpgradePath
     fk_name = "source"
     extra = 0
@@ -83,7 +94,10 @@ class UpgradePathInline(admin.TabularInline):
 
 
 @admin.register(Sku)
-class SkuAdmin(admin.ModelAdmin):
+class SkuAdmin(PartnerScopedAdmin):
+    # Shared, but partner staff don't see the partners an offer is exclusive to (C4e): PartnerScopedAdmin hides
+    # a shared row's partner fields.
+    partner_staff = PartnerStaff.SHARED
     list_display = (
         "name", "sku_id", "product", "publisher", "commerce", "is_addon", "is_trial", "one_per_customer",
         "min_quantity", "max_quantity", "transactable_in_portal",
@@ -114,7 +128,8 @@ class SkuAdmin(admin.ModelAdmin):
 
 
 @admin.register(Availability)
-class AvailabilityAdmin(admin.ModelAdmin):
+class AvailabilityAdmin(PartnerScopedAdmin):
+    partner_staff = PartnerStaff.SHARED
     list_display = ("sku", "term", "billing_frequency", "unit_price", "currency")
     list_select_related = ("sku",)
     list_filter = ("term", "billing_frequency", "currency")
@@ -123,7 +138,8 @@ class AvailabilityAdmin(admin.ModelAdmin):
 
 
 @admin.register(UpgradePath)
-class UpgradePathAdmin(admin.ModelAdmin):
+class UpgradePathAdmin(PartnerScopedAdmin):
+    partner_staff = PartnerStaff.SHARED
     list_display = ("source", "target", "supported", "note")
     list_select_related = ("source", "target")
     list_filter = ("supported",)
@@ -134,7 +150,7 @@ class UpgradePathAdmin(admin.ModelAdmin):
 # --- Carts (view only) ----------------------------------------------------------------------
 
 
-class CartLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+class CartLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     model = CartLine
     extra = 0
     fields = ("availability", "quantity", "aligned_end_date", "added_at_utc")
@@ -146,7 +162,7 @@ class CartLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("availability__sku")
 
 
-class AdditionalResellerInline(ReadOnlyAdminMixin, admin.TabularInline):
+class AdditionalResellerInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     """The EU/EFTA additional resellers of a cart or an order, in the declared order (K5)."""
 
     extra = 0
@@ -163,8 +179,11 @@ class CartAdditionalResellerInline(AdditionalResellerInline):
 
 
 @admin.register(Cart)
-class CartAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CartAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    # A partner's carts, and their lines and resellers below; a reseller has none (it buys nothing, T1).
+    partner_staff = PartnerStaff.OWN
     list_display = ("id", "customer", "partner", "owner", "status", "line_count", "created_at_utc", "expires_at_utc")
+    ordering = ("-created_at", "-pk")  # counted: see PublisherAdmin
     list_select_related = ("customer__partner", "owner")
     list_filter = ("status", "created_at")
     search_fields = ("customer__company_name", "customer__partner__name", "owner__username", "owner__email")
@@ -197,7 +216,8 @@ class CartAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CartLine)
-class CartLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CartLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = ("__str__", "cart", "customer", "quantity", "aligned_end_date", "added_at_utc")
     list_select_related = ("cart__customer", "availability__sku")
     list_filter = ("cart__status", "availability__term", "availability__billing_frequency")
@@ -213,7 +233,8 @@ class CartLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CartAdditionalReseller)
-class CartAdditionalResellerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CartAdditionalResellerAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = ("cart", "customer", "position", "partner")
     list_select_related = ("cart__customer", "partner")
     search_fields = ("cart__customer__company_name", "partner__name", "partner__partner_id")
@@ -228,7 +249,7 @@ class CartAdditionalResellerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 ORDER_NUMBER = re.compile(r"(?:ORD-?)?0*(\d{1,12})", re.IGNORECASE)
 
 
-class OrderLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+class OrderLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     model = OrderLine
     extra = 0
     fields = (
@@ -268,7 +289,10 @@ class WaitingLongerFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    # A partner's orders, and their lines and resellers below; a reseller's: those it is the reseller of (K4).
+    partner_staff = PartnerStaff.OWN
+    ordering = ("-created_at", "-pk")  # counted: see PublisherAdmin
     list_display = (
         "number", "customer", "partner", "placed_by", "status", "total_display", "attested_as", "reseller",
         "line_count", "created_at_utc",
@@ -356,7 +380,8 @@ def _task_link(row):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = (
         "__str__", "order_number", "customer", "sku", "quantity", "term", "billing_frequency", "unit_price",
         "line_total", "status", "fulfilled_at_utc",
@@ -386,7 +411,8 @@ class OrderLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderAdditionalReseller)
-class OrderAdditionalResellerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderAdditionalResellerAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = ("order", "customer", "position", "partner")
     list_select_related = ("order__customer", "partner")
     search_fields = ("order__customer__company_name", "partner__name", "partner__partner_id")

@@ -5,20 +5,22 @@ Outside the partner's scope an object simply does not exist (404). A role that m
 action gets 403 with the reason.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from catalog.models import Cart, CartLine, Order
-from subscriptions.models import AuditEntry, Subscription
+from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderAdditionalReseller, OrderLine
+from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 
 from . import prepared
 from .forms import parse_uuid
-from .models import Customer, Membership, Partner, Role
+from .models import Customer, Membership, Partner, ResellerLink, Role
 
 
 class Action:
@@ -105,7 +107,11 @@ def partner_customers(reseller: bool, partner_id):
 
 
 def orders_for(user):
-    partner = partner_of(user)
+    return partner_orders(partner_of(user))
+
+
+def partner_orders(partner: Partner):
+    """A partner's orders; a reseller's: those it is the reseller of (T1, K4)."""
     if partner.is_reseller:
         return Order.objects.filter(reseller=partner)
     return Order.objects.filter(customer__partner=partner)
@@ -205,3 +211,79 @@ def subscriptions_for(user):
 def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
     return get_object_or_404(customer_subscriptions(user, customer), pk=subscription_id)
 
+
+# --- The Django admin (portal.admin_site) ------------------------------------------------------
+# The admin reaches every table, so it is scoped here like every page: the platform operator sees
+# everything; a partner's staff member with admin access sees their own partner's rows, found by each
+# model's path to the partner below (T1, T3). Issue 9 finding 4: unscoped, a Northwind user listed every
+# partner's subscriptions and changed another partner's.
+
+
+def is_operator(user) -> bool:
+    """The platform operator: an active superuser. Belongs to no partner (its demo sign-in has no membership)."""
+    return user.is_active and user.is_superuser
+
+
+def partner_carts(partner: Partner):
+    # A reseller buys nothing (T1), so it has no carts: a provider's open cart naming it is the provider's draft.
+    return Cart.objects.none() if partner.is_reseller else Cart.objects.filter(customer__partner=partner)
+
+
+def partner_activity(partner: Partner):
+    """A partner's audit trail: the entries written for it; a reseller's, those of its own orders and subscriptions
+    (as `customer_activity`)."""
+    if partner.is_reseller:
+        return AuditEntry.objects.filter(Q(subscription__reseller=partner) | Q(order__reseller=partner))
+    return AuditEntry.objects.filter(partner=partner)
+
+
+def _subscriptions(partner: Partner):
+    return scoped_subscriptions(("partner", partner.is_reseller), partner.pk)
+
+
+def _customers(partner: Partner):
+    return partner_customers(partner.is_reseller, partner.pk)
+
+
+def _within(path: str, rows) -> Q:
+    return Q(**{f"{path}__in": rows.values("pk")})
+
+
+# Each model's path to the partner it belongs to: a function of the partner giving the model's rows as a Q. A row
+# belongs to a partner through the customer, cart, order or subscription it hangs from, each scoped as the portal's
+# pages scope it. Models without a path belong to no partner (the catalog) or only to the platform (users, groups,
+# the task queue); the admin decides what partner staff see of those (portal.admin_site).
+PARTNER_PATHS: dict[type[Model], Callable[[Partner], Q]] = {
+    # Its own record only: which partners it works with are its reseller links.
+    Partner: lambda p: Q(pk=p.pk),
+    ResellerLink: lambda p: Q(provider=p) | Q(reseller=p),
+    Membership: lambda p: Q(partner=p),
+    # Its staff (a membership's user; a cart's owner, an order's placer): never another partner's or the operator.
+    get_user_model(): lambda p: Q(membership__partner=p),
+    Customer: lambda p: _within("pk", _customers(p)),
+    Cart: lambda p: _within("pk", partner_carts(p)),
+    CartLine: lambda p: _within("cart", partner_carts(p)),
+    CartAdditionalReseller: lambda p: _within("cart", partner_carts(p)),
+    Order: lambda p: _within("pk", partner_orders(p)),
+    OrderLine: lambda p: _within("order", partner_orders(p)),
+    OrderAdditionalReseller: lambda p: _within("order", partner_orders(p)),
+    Subscription: lambda p: _within("pk", _subscriptions(p)),
+    SeatLot: lambda p: _within("subscription", _subscriptions(p)),
+    BillingLine: lambda p: _within("subscription", _subscriptions(p)),
+    ScheduledChange: lambda p: _within("subscription", _subscriptions(p)),
+    AuditEntry: lambda p: _within("pk", partner_activity(p)),
+}
+
+
+def has_partner_path(model: type[Model]) -> bool:
+    return model in PARTNER_PATHS
+
+
+def partner_records(queryset: QuerySet, partner: Partner) -> QuerySet:
+    """The rows of `queryset` that belong to `partner`, whatever the model, by its path above. A model without a
+    path raises LookupError rather than answering "all" or "none" silently."""
+    try:
+        path = PARTNER_PATHS[queryset.model]
+    except KeyError:
+        raise LookupError(f"{queryset.model._meta.label} has no path to a partner (portal.access.PARTNER_PATHS)") from None
+    return queryset.filter(path(partner))

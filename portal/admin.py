@@ -2,6 +2,9 @@
 
 Also holds the small helpers the catalog and subscriptions admins share (UTC columns, the
 read-only mixin): imports flow portal ← catalog ← subscriptions, as for the models.
+
+Every admin is a PartnerScopedAdmin (portal.admin_site): the operator sees everything, a partner's
+staff member their own partner's rows; `partner_staff` says which, per model, and why.
 """
 
 import json
@@ -12,11 +15,8 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html
 
-from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink
-
-admin.site.site_header = "CSP Portal administration"
-admin.site.site_title = "CSP Portal admin"
-admin.site.index_title = "Partners, catalog and subscriptions"
+from .admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
+from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
 
 
 # --- Shared helpers -------------------------------------------------------------------------
@@ -91,7 +91,7 @@ class MembershipForm(forms.ModelForm):
         return cleaned_data
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(PartnerScopedInline, admin.TabularInline):
     model = Membership
     form = MembershipForm
     extra = 0
@@ -105,7 +105,7 @@ class MembershipInline(admin.TabularInline):
         return super().get_queryset(request).select_related("user", "partner")
 
 
-class ResellerLinkInline(admin.TabularInline):
+class ResellerLinkInline(PartnerScopedInline, admin.TabularInline):
     """On an indirect provider: the resellers it works with."""
 
     model = ResellerLink
@@ -123,7 +123,7 @@ class ResellerLinkInline(admin.TabularInline):
         return super().get_queryset(request).select_related("provider", "reseller")
 
 
-class ProviderLinkInline(ReadOnlyAdminMixin, admin.TabularInline):
+class ProviderLinkInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     """On an indirect reseller: the providers it works through (edited on the provider)."""
 
     model = ResellerLink
@@ -141,7 +141,10 @@ class ProviderLinkInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(PartnerScopedAdmin):
+    # Partner staff view their own partner's record; its name, PartnerID, kind and MPA status are the
+    # platform's record of the partner, changed by the operator.
+    partner_staff = PartnerStaff.OWN
     list_display = ("name", "partner_id", "kind", "country", "mpa_signed", "customer_count", "staff_count")
     list_filter = ("kind", "mpa_signed", "country")
     search_fields = ("name", "partner_id")
@@ -185,7 +188,10 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ResellerLink)
-class ResellerLinkAdmin(admin.ModelAdmin):
+class ResellerLinkAdmin(PartnerScopedAdmin):
+    # A provider's staff view its links to its resellers, a reseller's its links to its providers; the operator
+    # makes them (a new link would have to offer other partners as choices).
+    partner_staff = PartnerStaff.OWN
     list_display = ("provider", "reseller", "created_at_utc")
     list_select_related = ("provider", "reseller")
     list_filter = (("provider", admin.RelatedOnlyFieldListFilter),)
@@ -198,7 +204,11 @@ class ResellerLinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PartnerScopedAdmin):
+    # Partner staff view their own partner's staff; its admin agents also change their roles (T2), as Partner
+    # Center's admin agents manage their users. Its user can only be one of the partner's own staff (the field's
+    # choices); its partner is the operator's to set.
+    partner_staff = PartnerStaff.OWN
     form = MembershipForm
     list_display = ("user", "user_email", "partner", "roles", "user_is_active")
     list_select_related = ("user", "partner")
@@ -210,6 +220,9 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ("user", "partner")
     fields = ("user", "partner", *ROLE_FIELDS, "roles")
     readonly_fields = ("roles",)
+
+    def partner_staff_may_change(self, request, partner):
+        return Role.ADMIN_AGENT in request.user.membership.roles
 
     @admin.display(description="Roles")
     def roles(self, obj):
@@ -243,7 +256,11 @@ class EuEftaListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(PartnerScopedAdmin):
+    # Partner staff view their own customers (a reseller: those it is reseller of record for, T3); never change
+    # them here: a customer joins by accepting a relationship request (TF1), and its segment and country decide
+    # what it may buy (C3, C4c).
+    partner_staff = PartnerStaff.OWN
     list_display = (
         "company_name", "domain", "partner", "reseller", "segment", "billing_country", "is_eu_efta", "created_at_utc",
     )

@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Partners and customers"
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with the portal's site, which scopes every admin (portal.admin_site)."""
+
+    default = False  # not the portal app's own config: INSTALLED_APPS names it in place of "django.contrib.admin"
+    default_site = "portal.admin_site.PortalAdminSite"

@@ -14,6 +14,7 @@ each with the audit entry or billing line the real action would leave.
 reuses them.
 """
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -23,7 +24,9 @@ from typing import NamedTuple
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Q
 
 from catalog.alignment import renewal_alignment_options
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
@@ -79,13 +82,22 @@ DIRECT_BILL_PARTNER_ID = PARTNERS["northwind"].partner_id
 PARTNER_DOMAINS = {"northwind": "northwind.example", "fabrikam": "fabrikam.example", "tailspin": "tailspin.example"}
 
 
+class AdminAccess(enum.Enum):
+    NONE = ""
+    # A partner's staff member with Django admin access: is_staff, in PARTNER_ADMIN_GROUP, sees its own partner's
+    # records only (portal.admin_site).
+    PARTNER = "partner"
+    # The platform operator: a superuser that belongs to no partner and sees everything in the admin.
+    OPERATOR = "operator"
+
+
 class UserSpec(NamedTuple):
     username: str
     first_name: str
     last_name: str
-    partner: str
+    partner: str | None  # None: the operator
     roles: tuple[str, ...]
-    superuser: bool = False
+    admin: AdminAccess = AdminAccess.NONE
 
 
 USERS: tuple[UserSpec, ...] = (
@@ -99,9 +111,19 @@ USERS: tuple[UserSpec, ...] = (
     UserSpec("provider-support", "Eva", "Bakker", "fabrikam", (Role.SUPPORT_AGENT,)),
     # A reseller's staff only ever view (T1), whatever their roles.
     UserSpec("reseller", "Lena", "Schmidt", "tailspin", (Role.ADMIN_AGENT, Role.SALES_AGENT)),
-    # For the Django admin; also an admin agent so the portal itself works for it.
-    UserSpec("staff", "Dana", "Whitfield", "northwind", (Role.ADMIN_AGENT,), superuser=True),
+    # A Northwind admin agent who also has the Django admin, scoped to Northwind's records (issue 9, finding 4:
+    # it used to be a superuser shown as a Northwind user, and changed another partner's subscription).
+    UserSpec("staff", "Dana", "Whitfield", "northwind", (Role.ADMIN_AGENT,), admin=AdminAccess.PARTNER),
+    # The platform operator runs the Django admin for every partner and the catalog; it is nobody's staff, so no
+    # partner's audit trail names it as one of theirs.
+    UserSpec("operator", "Olive", "Grant", None, (), admin=AdminAccess.OPERATOR),
 )
+# What a partner's staff member with admin access may open there; portal.admin_site still shows only their own
+# partner's rows of it, read-only except their staff's roles (for admin agents).
+PARTNER_ADMIN_GROUP = "Partner staff with admin access"
+PARTNER_ADMIN_PERMISSIONS = Q(content_type__app_label__in=("portal", "catalog", "subscriptions"),
+                              codename__startswith="view_") | Q(content_type__app_label="portal",
+                                                                codename="change_membership")
 
 ROLE_FIELDS = {
     Role.ADMIN_AGENT: "is_admin_agent",
@@ -112,13 +134,19 @@ ROLE_FIELDS = {
 
 
 def _roles_label(user: UserSpec) -> str:
+    if user.admin is AdminAccess.OPERATOR:
+        return "Django admin (/admin/): every partner and the catalog"
     label = ", ".join(Role(role).label for role in user.roles)
-    return f"{label} + Django admin" if user.superuser else label
+    if user.admin is AdminAccess.PARTNER:
+        return f"{label} + Django admin (this partner's records only)"
+    return label
 
 
 # What the sign-in page shows in the demo (portal/views.py).
 DEMO_SIGN_INS = [
-    {"username": u.username, "partner": PARTNERS[u.partner].name, "roles": _roles_label(u)} for u in USERS
+    {"username": u.username, "partner": PARTNERS[u.partner].name if u.partner else "Platform operator (no partner)",
+     "roles": _roles_label(u)}
+    for u in USERS
 ]
 
 
@@ -622,15 +650,21 @@ def create_staff(partners: Mapping[str, Partner], *, joined: datetime) -> dict:
     User = get_user_model()
     password = make_password(DEMO_PASSWORD)  # hashed once: hashing is deliberately slow
     users = {}
+    partner_admins, _ = Group.objects.get_or_create(name=PARTNER_ADMIN_GROUP)
+    partner_admins.permissions.set(Permission.objects.filter(PARTNER_ADMIN_PERMISSIONS))
     for spec in USERS:
         domain = PARTNER_DOMAINS.get(spec.partner, "example.com")
         user = User.objects.create(
             username=spec.username, first_name=spec.first_name, last_name=spec.last_name,
             email=f"{spec.first_name.lower()}.{spec.last_name.lower().replace(' ', '')}@{domain}",
-            password=password, is_staff=spec.superuser, is_superuser=spec.superuser, date_joined=joined,
+            password=password, is_staff=spec.admin is not AdminAccess.NONE,
+            is_superuser=spec.admin is AdminAccess.OPERATOR, date_joined=joined,
         )
-        Membership.objects.create(user=user, partner=partners[spec.partner],
-                                  **{ROLE_FIELDS[role]: True for role in spec.roles})
+        if spec.partner is not None:
+            Membership.objects.create(user=user, partner=partners[spec.partner],
+                                      **{ROLE_FIELDS[role]: True for role in spec.roles})
+        if spec.admin is AdminAccess.PARTNER:
+            user.groups.add(partner_admins)
         users[spec.username] = user
     return users
 

@@ -1,8 +1,11 @@
 """Admin for subscriptions, their license lots, billing lines and the audit trail.
 
 All of it is view only: every change to a subscription goes through a service function
-(subscriptions.services), which checks the rules and writes the audit row. Admin actions that
-call those services come later; the admin never edits these rows directly.
+(subscriptions.services), which checks the rules and writes the audit row. Admin actions call
+those services; the admin never edits these rows directly.
+
+All of it is a partner's own (PartnerStaff.OWN): partner staff see their own partner's rows (a
+reseller's: those of the subscriptions it is reseller of record for, T1, T3).
 """
 
 from django.contrib import admin, messages
@@ -14,15 +17,17 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from portal import access
+from portal.access import Action
 from portal.admin import ReadOnlyAdminMixin, money, pretty_json, utc_field
-
+from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from portal.rules import RuleViolation
 
 from . import services
 from .models import AuditEntry, BillingLine, SeatLot, Subscription
 
 
-class SeatLotInline(ReadOnlyAdminMixin, admin.TabularInline):
+class SeatLotInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     model = SeatLot
     extra = 0
     fields = ("source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
@@ -33,7 +38,7 @@ class SeatLotInline(ReadOnlyAdminMixin, admin.TabularInline):
     window_ends_at_utc = utc_field("window_ends_at", "Removable until")
 
 
-class BillingLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+class BillingLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     model = BillingLine
     extra = 0
     fields = ("created_at_utc", "kind", "quantity", "unit_price", "amount", "currency", "period_start", "period_end", "explanation")
@@ -43,7 +48,8 @@ class BillingLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = (
         "display_name", "customer", "partner", "sku", "status", "quantity", "term", "billing_frequency",
         "unit_price_display", "auto_renew", "is_trial", "term_end", "created_at_utc",
@@ -84,12 +90,42 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     inlines = [SeatLotInline, BillingLineInline]
     actions = ["suspend_selected", "reactivate_selected", "auto_renew_off_selected"]
+    # T2: the kind of action each needs, as on the subscription page.
+    action_needs = {
+        "suspend_selected": Action.SUSPEND,
+        "reactivate_selected": Action.SUSPEND,
+        "auto_renew_off_selected": Action.AUTO_RENEW,
+    }
+
+    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
+        # The services run as the signed-in user, who must be a partner's staff member holding the role (T2): an
+        # action they would refuse for every row (a support agent's, a reseller's, the operator's, who belongs
+        # to no partner) isn't offered.
+        actions = super().get_actions(request, action_location=action_location)
+        for name, needs in self.action_needs.items():
+            if name in actions and not self._may(request.user, needs):
+                del actions[name]
+        return actions
+
+    @staticmethod
+    def _may(user, needs) -> bool:
+        try:
+            return bool(access.permission(user, needs))
+        except PermissionDenied:
+            return False
 
     def _run_service(self, request, queryset, service, done: str, **kwargs):
-        """Changes go through the same services as the portal: same rules, same audit trail."""
+        """Changes go through the same services as the portal: same rules, same audit trail. And, as on the
+        portal's pages, only the actor's own partner's subscriptions (T3): an operator who is also some partner's
+        staff doesn't put that partner's person in another partner's audit trail (issue 9, finding 4)."""
         now = timezone.now()
         changed = 0
-        for subscription in queryset:
+        own = access.partner_records(queryset, access.partner_of(request.user))
+        others = queryset.exclude(pk__in=own.values("pk")).count()
+        if others:
+            self.message_user(request, f"{others} selected subscription(s) belong to another partner: only its own "
+                                       "staff change them.", messages.WARNING)
+        for subscription in own:
             try:
                 service(subscription_id=subscription.pk, actor=request.user, now=now, **kwargs)
                 changed += 1
@@ -142,7 +178,8 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SeatLot)
-class SeatLotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SeatLotAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = ("subscription", "customer", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
     list_select_related = ("subscription__sku", "subscription__customer")
     list_filter = ("source", "added_at")
@@ -160,7 +197,8 @@ class SeatLotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BillingLine)
-class BillingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class BillingLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = (
         "created_at_utc", "kind", "subscription", "customer", "quantity", "unit_price", "amount_display",
         "period_start", "period_end",
@@ -191,7 +229,8 @@ class BillingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN
     list_display = ("at_utc", "action", "summary", "actor", "partner", "customer", "subscription", "order", "changes")
     list_select_related = ("actor", "partner", "customer", "subscription__sku", "order")
     list_filter = ("action", "at", ("partner", admin.RelatedOnlyFieldListFilter))

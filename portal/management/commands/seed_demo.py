@@ -29,5 +29,6 @@ class Command(BaseCommand):
             ))
         self.stdout.write(f"\nDemo sign-ins (password {demo.DEMO_PASSWORD}):")
         width = max(len(s["username"]) for s in demo.DEMO_SIGN_INS)
+        partner_width = max(len(s["partner"]) for s in demo.DEMO_SIGN_INS)
         for sign_in in demo.DEMO_SIGN_INS:
-            self.stdout.write(f"  {sign_in['username']:<{width}}  {sign_in['partner']:<26}  {sign_in['roles']}")
+            self.stdout.write(f"  {sign_in['username']:<{width}}  {sign_in['partner']:<{partner_width}}  {sign_in['roles']}")
