@@ -89,6 +89,13 @@ def require(user, action: str) -> Membership:
     return membership(user)
 
 
+def require_serves(user, customer: Customer) -> None:
+    """T3 in the services too: staff act only on their own partner's customers. The pages and the admin scope
+    before they call a service; this holds for any caller that didn't (a script, a future API)."""
+    if customer.partner_id != partner_of(user).pk:
+        raise PermissionDenied("This customer is not one of your partner's customers.")
+
+
 def customers_for(user):
     """T3: a partner's own customers; for a reseller, those it is reseller of record for."""
     partner = partner_of(user)

@@ -210,7 +210,7 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
     """
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id, version)
+        trial = _locked(subscription_id, version, actor)
         if into_subscription_id:
             # Lock the receiving subscription too before its state is checked.
             Subscription.objects.select_for_update(of=("self",)).filter(
@@ -262,7 +262,7 @@ def schedule_trial_conversion(*, subscription_id, actor, version: int | str | No
     """TR3, TR8: what the trial becomes at its end (applied by the lifecycle engine); replaces earlier choices."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id, version)
+        trial = _locked(subscription_id, version, actor)
         plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id, scheduled=True, term=term,
                                billing_frequency=billing_frequency, quantity=quantity)
         deleted = _delete_scheduled_changes(trial)

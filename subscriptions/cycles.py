@@ -71,7 +71,7 @@ def set_next_charge_frequency(*, subscription_id, actor, version: int | str | No
     """Sets (or changes) the billing frequency that starts at the next charge."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_next_charge_frequency(subscription, actor, now)
         _check_frequency(subscription, billing_frequency)
         charge_on = next_charge_date(subscription, now.date())
@@ -96,7 +96,7 @@ def remove_next_charge_frequency(*, subscription_id, actor, version: int | str |
     """Removes the instruction: the next charge keeps the current billing frequency."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_next_charge_frequency(subscription, actor, now)
         if not subscription.next_charge_frequency:
             raise RuleViolation("N7", "No billing frequency change is set for the next charge (it was removed "

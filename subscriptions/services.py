@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import models, transaction
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency, Order, OrderLine
-from portal.access import Action, require
+from portal.access import Action, require, require_serves
 from portal.models import Customer
 from portal.rules import RuleViolation
 from portal.versions import bump_version, lock_version
@@ -159,11 +159,16 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
 
 
 
-def _locked(subscription_id, version: int | str | None = None) -> Subscription:
+def _locked(subscription_id, version: int | str | None = None, actor=None) -> Subscription:
     """The subscription, locked; a person's change passes the `version` its page showed and is refused (409) when the
-    subscription changed since (portal/versions.py). Every lock for a change bumps the version."""
-    return lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
-                        pk=subscription_id, version=version, noun="subscription", last_change=audit.last_change)
+    subscription changed since (portal/versions.py). Every lock for a change bumps the version. A person (`actor`)
+    acts only on their own partner's subscriptions (T3); the platform's own work passes none."""
+    subscription = lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
+                                pk=subscription_id, version=version, noun="subscription",
+                                last_change=audit.last_change)
+    if actor is not None:
+        require_serves(actor, subscription.customer)
+    return subscription
 
 
 def current_period(subscription: Subscription, today: date) -> Period:
@@ -240,7 +245,7 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
 def change_quantity(*, subscription_id, actor, version: int | str | None = None, quantity: int, expected_quantity: int | None, now: datetime) -> QuantityPlan:
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         if expected_quantity is not None and expected_quantity != subscription.quantity:
             raise RuleViolation("Q1", f"The quantity changed to {subscription.quantity:,} since this page was opened: "
                                       "check it and try again.", conflict=True)
@@ -270,7 +275,7 @@ def change_quantity(*, subscription_id, actor, version: int | str | None = None,
 def suspend_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     require(actor, Action.SUSPEND)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_suspend(subscription, actor, now)
         before = {"status": subscription.status, "auto_renew": subscription.auto_renew}
         transition(subscription, Status.SUSPENDED)
@@ -296,7 +301,7 @@ def suspend_subscription(*, subscription_id, actor, version: int | str | None = 
 def reactivate_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
     require(actor, Action.SUSPEND)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_reactivate(subscription, actor, now)
         transition(subscription, Status.ACTIVE)
         subscription.save(update_fields=["status", "updated_at"])
@@ -334,7 +339,7 @@ def cancellation_refund(subscription: Subscription, now: datetime, *, base: Subs
 def cancel_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Charge:
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_cancel(subscription, actor, now)
         refund = cancellation_refund(subscription, now)
         before = {"status": subscription.status}
@@ -382,7 +387,7 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
 def set_auto_renew(*, subscription_id, actor, version: int | str | None = None, on: bool, now: datetime) -> Subscription:
     require(actor, Action.AUTO_RENEW)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_auto_renew(subscription, actor, now, on)
         subscription.auto_renew = on
         deleted = 0 if on else _delete_scheduled_changes(subscription)  # R6
@@ -401,7 +406,7 @@ def rename_subscription(*, subscription_id, actor, version: int | str | None = N
     if len(friendly_name) > 200:
         raise RuleViolation("S2", "A friendly name can have at most 200 characters.", field="friendly_name")
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_rename(subscription, actor, now)
         before = subscription.friendly_name
         subscription.friendly_name = friendly_name
@@ -417,7 +422,7 @@ def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None
     (after its free trial, S4, whose paid term was fixed at purchase)."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_confirm_setup(subscription, actor, now)
         transition(subscription, Status.ACTIVE)
         subscription.setup_confirmed_at = now
@@ -473,7 +478,7 @@ def buy_addons(*, subscription_id, actor, version: int | str | None = None, quan
     if not wanted:
         raise RuleViolation("A1", "Enter a quantity for at least one add-on.", field="quantity")
     with transaction.atomic():
-        base = _locked(subscription_id, version)
+        base = _locked(subscription_id, version, actor)
         actions.check_buy_addons(base, actor, now)
         offered = {sku.pk: sku for sku in eligible_addons(base)}
         created = []
@@ -680,7 +685,7 @@ def schedule_renewal_change(*, subscription_id, actor, version: int | str | None
     """
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_schedule_change(subscription, actor, now)
         scheduled = list(subscription.scheduled_changes.select_for_update())
         before = renewal_values(subscription, scheduled)
@@ -717,7 +722,7 @@ def remove_scheduled_change(*, subscription_id, actor, version: int | str | None
     """R3: removes one change scheduled for the renewal."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version)
+        subscription = _locked(subscription_id, version, actor)
         actions.check_schedule_change(subscription, actor, now)
         change = subscription.scheduled_changes.select_for_update().filter(pk=change_id).first()
         if change is None:

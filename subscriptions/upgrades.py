@@ -264,7 +264,7 @@ def upgrade_subscription(*, subscription_id, actor, version: int | str | None = 
     """U1–U9: upgrades now and returns the subscription that holds the upgraded licenses."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        source = _locked(subscription_id, version)
+        source = _locked(subscription_id, version, actor)
         plan = plan_upgrade(source, user=actor, target_sku_id=target_sku_id, quantity=quantity, term=term,
                             billing_frequency=billing_frequency, into_subscription_id=into_subscription_id, now=now,
                             lock=True)

@@ -297,3 +297,31 @@ def test_t3_home_does_not_show_another_partners_orders(signed_in, mine, theirs):
     # then only the user's own order is listed
     assert f">{mine.order.number}</a> for {mine.customer.company_name}" in page
     assert theirs.customer.company_name not in page
+
+
+@pytest.mark.rule("T3")
+@pytest.mark.parametrize("call", [
+    lambda s, sid, actor, now: s.suspend_subscription(subscription_id=sid, actor=actor, now=now),
+    lambda s, sid, actor, now: s.set_auto_renew(subscription_id=sid, actor=actor, on=False, now=now),
+    lambda s, sid, actor, now: s.rename_subscription(subscription_id=sid, actor=actor, friendly_name="x", now=now),
+    lambda s, sid, actor, now: s.change_quantity(subscription_id=sid, actor=actor, quantity=11, expected_quantity=None,
+                                                 now=now),
+    lambda s, sid, actor, now: s.cancel_subscription(subscription_id=sid, actor=actor, now=now),
+], ids=["suspend", "auto-renew", "rename", "quantity", "cancel"])
+def test_t3_a_service_refuses_another_partners_subscription_whoever_calls_it(call, db, now):
+    # given another partner's subscription, and a sales agent of this partner calling a service directly
+    # (the pages and the admin scope first: this is the service's own check, for any other caller)
+    from django.core.exceptions import PermissionDenied
+
+    from subscriptions import services
+    from subscriptions.models import AuditEntry, Subscription
+
+    theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory(), created_at=now, term_start=now)
+    actor = factories.staff(factories.PartnerFactory(), "admin_agent")
+    before = (list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity",
+                                                    "version")), AuditEntry.objects.count())
+    with pytest.raises(PermissionDenied):
+        call(services, theirs.pk, actor, now)
+    after = (list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity",
+                                                   "version")), AuditEntry.objects.count())
+    assert after == before
