@@ -45,6 +45,8 @@ def _detail_context(request, customer, subscription_id, **extra):
         "removable_lots": actions.removable_lots(subscription, now),
         "removable": actions.removable_quantity(subscription, now),
         "cancel_until": actions.cancellation_window_ends(subscription),
+        "cancel_outcome": actions.cancellation_outcome(subscription, now),
+        "in_trial": actions.in_trial(subscription, now),
         "term_ends_at": actions.term_ends_at(subscription),
         "billing_lines": billing_lines,
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),

@@ -929,10 +929,15 @@ def isv_offer(db):
 
 @pytest.mark.rule("X3")
 def test_x3_isv_cancelled_within_72_hours_is_refunded_in_full(signed_in, customer, isv_offer, now):
-    sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30))
+    # bought 100 hours ago; the publisher confirmed the set-up 30 hours ago, when its billing started
+    sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30),
+                    setup_confirmed_at=NOW - timedelta(hours=30))
+    Subscription.objects.filter(pk=sub.pk).update(created_at=NOW - timedelta(hours=100))
     factories.BillingLineFactory(subscription=sub, amount=Decimal("30.00"))
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
-    assert "Cancelled within 72 hours of purchase, it is refunded in full." in text(page)
+    assert ("Cancelled within 72 hours of the start of its billing on 2026-11-24 06:00 UTC, it is refunded in "
+            "full.") in text(page)
+    assert "Cancel until 2026-11-27 06:00 UTC · 1 d 18 h left." in text(page)
     message, _ = success_after(signed_in, signed_in.post(url("cancel", sub)))
     assert message == "Cancelled. Refund: 30.00 USD."
     assert list(BillingLine.objects.filter(subscription=sub, kind="cancellation_refund")
@@ -1257,6 +1262,65 @@ def test_s3_confirming_during_the_free_trial_activates_without_billing(signed_in
     assert not BillingLine.objects.filter(subscription=sub).exists()
     assert AuditEntry.objects.filter(subscription=sub).order_by("-at", "-pk").first().summary == (
         "Publisher confirmed the set-up: free trial running, billed from its end")
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothing_to_refund(
+        signed_in, customer, sales, now):
+    # given an ISV subscription bought five days ago whose set-up is still pending
+    sub = bought_isv(customer, sales, now - timedelta(days=5))
+    page = page_of(signed_in.get(detail(sub)))
+    # then Cancel subscription is offered, and the set-up notice says it can be cancelled until it is confirmed
+    assert 'href="?confirm=cancel#confirm" data-dialog-open="dlg-cancel">Cancel subscription</a>' in commandbar(page)
+    assert disabled_button(page, "Cancel subscription") is None
+    assert ("unbilled until the publisher confirms it; no email is sent for it. Until then it can be cancelled at any "
+            "time, with nothing to refund.") in text(page)
+    # and its confirmation says nothing is refunded, nothing having been billed
+    dialog = re.search(r'<dialog id="dlg-cancel" open.*?</dialog>', page_of(signed_in.get(detail(sub, confirm="cancel"))),
+                       re.S)
+    assert "Nothing is billed until the publisher confirms the set-up, so nothing is refunded." in text(dialog.group(0))
+    # when it is cancelled
+    message, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    # then it is deleted at once, with no billing line
+    assert message == "Cancelled. Refund: 0.00 USD."
+    sub.refresh_from_db()
+    assert (sub.status, sub.cancelled_at) == (Status.DELETED, NOW)
+    assert not BillingLine.objects.filter(subscription=sub).exists()
+    assert rows(section(page, "Audit trail"))[0][2] == (
+        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded")
+
+
+@pytest.mark.rule("S4")
+def test_s4_an_isv_free_trial_page_never_says_to_convert_it(signed_in, customer, sales, now):
+    # given an ISV subscription bought 10 days ago in its 30-day free trial, set up the day after
+    sub = bought_isv(customer, sales, now - timedelta(days=10), free_trial_days=30)
+    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk])))
+    # when its page is opened
+    page = page_of(signed_in.get(detail(sub)))
+    # then it is a trial until 2026-12-15 12:00 UTC, which becomes paid then; there is no trial to convert
+    assert '<span class="badge">Trial</span>' in page
+    assert props(page)["Free trial ends"] == "2026-12-15 12:00 UTC"
+    assert "convert" not in text(page).lower()
+    assert ("Nothing is billed during the free trial, which runs until 2026-12-15 12:00 UTC: it then becomes a paid "
+            "subscription.") in text(section(page, "Billing frequency"))
+
+
+@pytest.mark.rule("S4")
+@pytest.mark.rule("S3")
+def test_s4_a_paid_isv_subscription_awaiting_set_up_after_its_trial_has_no_trial_wording(signed_in, customer, sales,
+                                                                                        now):
+    # given an ISV subscription bought 31 days ago, its 30-day free trial over, its set-up still pending
+    sub = bought_isv(customer, sales, now - timedelta(days=31), free_trial_days=30)
+    # when its page is opened
+    page = page_of(signed_in.get(detail(sub)))
+    # then it is no trial any more: no badge, no trial reasons, no conversion; only when the free trial ended
+    assert '<span class="badge">Trial</span>' not in page
+    assert props(page)["Free trial ended"] == "2026-11-24 12:00 UTC"
+    assert "convert" not in text(page).lower()
+    assert "A trial" not in text(page)
+    # and it can be cancelled, nothing having been billed
+    assert disabled_button(page, "Cancel subscription") is None
 
 
 @pytest.mark.rule("S3")
