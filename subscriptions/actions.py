@@ -85,7 +85,10 @@ def cancellation_window_ends(subscription: Subscription) -> datetime | None:
             return None
         closes = billing_starts + ISV_CANCELLATION_PERIOD
     elif subscription.term_start:
-        closes = subscription.term_start + REMOVAL_WINDOW
+        # N3: a renewed term starts at 00:00 UTC, its window when the renewal completed (the later of the two: a
+        # term started since, by an upgrade to another term, counts from its own start).
+        opened = max(subscription.term_start, subscription.renewal_completed_at or subscription.term_start)
+        closes = opened + REMOVAL_WINDOW
     else:
         return None
     closed_early = window_closed_early(subscription)
