@@ -31,7 +31,10 @@ def term_ends_at(subscription: Subscription) -> datetime | None:
 
 
 def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
-    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first."""
+    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first. None once the
+    subscription has ended (cancelled, expired, disabled): its licenses are gone with it, whatever the clock says."""
+    if not subscription.is_live:
+        return []
     return [lot for lot in subscription.seat_lots.all()
             if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
 

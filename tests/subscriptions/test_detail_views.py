@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import Sku
-from subscriptions import audit
+from subscriptions import actions, audit
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import fulfill_order
@@ -886,6 +886,35 @@ def test_x1_cancel_after_the_window_is_refused_with_the_reason(signed_in, custom
     assert response.status_code == 422
     assert error_of(page_of(response)) == WINDOW_CLOSED
     assert snapshot() == before
+
+
+@pytest.mark.rule("Q4")
+@pytest.mark.rule("X2")
+def test_q4_a_cancelled_subscriptions_batches_show_no_countdown(signed_in, customer, e3, now):
+    # given a subscription bought 2026-11-23 12:00 UTC, its licenses removable until 2026-11-30 12:00 UTC
+    sub = subscribe(customer, e3)
+    # when it is cancelled inside its window
+    _, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    # then its batch no longer counts down to a removal that can't happen, and none is offered for removal
+    assert rows(section(page, "License batches")) == [
+        ["2026-11-23 12:00 UTC", "Purchase", "10", "0", "None: the subscription is deleted"]]
+    panel = text(quantity_panel(page))
+    assert "No license can be removed: the subscription is deleted." in panel
+    assert "can be removed now" not in panel
+    assert " left" not in text(section(page, "License batches"))
+
+
+@pytest.mark.rule("Q4")
+@pytest.mark.rule("N5")
+@pytest.mark.rule("P2")
+@pytest.mark.parametrize("status", [Status.EXPIRED, Status.DISABLED])
+def test_q4_an_ended_subscriptions_batches_show_no_countdown(signed_in, customer, e3, now, status):
+    # given a subscription that ended while a batch's 7-day window (to 2026-11-30 12:00 UTC) was still open
+    sub = subscribe(customer, e3, status=status, auto_renew=False)
+    # when its page is opened / then the batch says it can't be removed, with no countdown
+    page = page_of(signed_in.get(detail(sub)))
+    assert rows(section(page, "License batches"))[0][4] == f"None: the subscription is {status}"
+    assert actions.removable_lots(sub, now) == []
 
 
 @pytest.mark.rule("X2")
