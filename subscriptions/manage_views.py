@@ -72,6 +72,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         shown.append("convert_trial")
     elif not subscription.is_trial:
         shown.append("upgrade")
+    shown.append("manage_renewal")
     context["disabled_reasons"] = [context["actions"][name] for name in shown if not context["actions"][name].allowed]
     draft = request.GET if "renewal_draft" in request.GET else None
     context.update(_renewal_context(subscription, context["scheduled"], now, context["actions"], draft=draft))

@@ -299,10 +299,11 @@ def test_s2_t2_support_agent_sees_every_action_disabled_with_its_reason(client, 
     assert disabled_button(page, "Cancel subscription") == ROLE_BUY
     assert disabled_button(page, "Turn auto-renew off") == ROLE_AUTO_RENEW
     assert disabled_button(page, "Check upgrades") == ROLE_BUY
+    assert disabled_button(page, "Manage renewal") == ROLE_BUY
     assert f'aria-disabled="true" title="{ROLE_BUY}"'.replace("'", "&#x27;") in commandbar(page)
     assert why_list(page) == [f"Change licenses: {ROLE_BUY}", f"Suspend: {ROLE_SUSPEND}",
                               f"Cancel subscription: {ROLE_BUY}", f"Turn auto-renew off: {ROLE_AUTO_RENEW}",
-                              f"Check upgrades: {ROLE_BUY}"]
+                              f"Check upgrades: {ROLE_BUY}", f"Manage renewal: {ROLE_BUY}"]
     # and the quantity panel has no preview form, only the reason
     panel = quantity_panel(page)
     assert 'name="quantity"' not in panel
@@ -807,6 +808,45 @@ def test_t1_reseller_of_record_sees_the_subscription_read_only(client, provider,
     for action in ("quantity", "suspend", "cancel", "auto-renew", "rename"):
         assert client.post(url(action, sub), {"quantity": "12", "on": "0", "friendly_name": "x"}).status_code == 403
     assert snapshot() == before
+
+
+@pytest.mark.rule("R2")
+@pytest.mark.rule("S2")
+@pytest.mark.rule("T2")
+@pytest.mark.parametrize("who, status, reason", [
+    ("support_agent", Status.ACTIVE, ROLE_BUY),
+    ("reseller", Status.ACTIVE, "Indirect resellers can't buy or change subscriptions here: contact your indirect "
+                                "provider."),
+    ("sales_agent", Status.DELETED, "Changes can only be scheduled for the renewal of an active subscription (this "
+                                    "one is deleted)."),
+    ("sales_agent", Status.EXPIRED, "Changes can only be scheduled for the renewal of an active subscription (this "
+                                    "one is expired)."),
+])
+def test_r2_manage_renewal_is_disabled_with_its_reason_when_refused(client, provider, e3, now, who, status, reason):
+    # given a subscription of an indirect provider's customer, resold by a reseller, and a user who can't schedule
+    # changes for its renewal (their role, the reseller's, or the subscription being deleted or expired)
+    link = factories.ResellerLinkFactory(provider=provider, reseller__name="Litware Reseller")
+    sub = subscribe(factories.CustomerFactory(partner=provider), e3, reseller=link.reseller, status=status)
+    if who == "reseller":
+        client.force_login(factories.staff(link.reseller, "admin_agent"))
+    else:
+        client.force_login(factories.staff(provider, who))
+    # when they open it
+    page = page_of(client.get(detail(sub)))
+    # then Manage renewal is a disabled button giving the reason, written under the command bar too, as for the others
+    assert disabled_button(page, "Manage renewal") == reason
+    assert 'data-panel-open="panel-manage-renewal">Manage renewal</a>' not in commandbar(page)
+    assert f"Manage renewal: {reason}" in why_list(page)
+
+
+@pytest.mark.rule("R2")
+def test_r2_manage_renewal_opens_its_panel_when_allowed(signed_in, customer, e3, now):
+    # given an active subscription with auto-renew on, and a sales agent / then Manage renewal is a live link
+    page = page_of(signed_in.get(detail(subscribe(customer, e3))))
+    assert '<a class="btn" href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a>' in (
+        commandbar(page))
+    assert disabled_button(page, "Manage renewal") is None
+    assert not any(note.startswith("Manage renewal:") for note in why_list(page))
 
 
 @pytest.mark.rule("S2")
