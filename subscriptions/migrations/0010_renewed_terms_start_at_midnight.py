@@ -9,7 +9,8 @@ carry that very instant: the audit row of the renewal (or of a trial's conversio
 the term_start and whose `before` the term end it followed; the renewal billing line, created then, its period
 starting on the renewal day; the renewal seat lot, added then. A term_start none of them carries (a purchase, an
 upgrade to another term, a transfer, a renewal already at 00:00 UTC) is left alone, so running it again changes
-nothing. Reversing it changes nothing either: the old instants were the bug.
+nothing. Reversing it changes no data either (the old instants were the bug); the reversed AddField drops the
+completion instants, which applying it again finds from the same traces.
 """
 
 from datetime import date, datetime, time, timedelta, timezone
@@ -52,6 +53,11 @@ def _renewals(apps) -> dict:
     return found
 
 
+def _midnight(completed: datetime, day: date | None) -> datetime:
+    """00:00 UTC of the renewal day (the day it completed when no trace says which day it renewed)."""
+    return datetime.combine(day or completed.astimezone(timezone.utc).date(), time.min, tzinfo=timezone.utc)
+
+
 def correct_renewed_term_starts(apps, schema_editor) -> None:
     Subscription = apps.get_model("subscriptions", "Subscription")
     AuditEntry = apps.get_model("subscriptions", "AuditEntry")
@@ -62,11 +68,18 @@ def correct_renewed_term_starts(apps, schema_editor) -> None:
         changed, entries = [], []
         for sub in (Subscription.objects.filter(pk__in=ids[start:start + BATCH]).select_related("customer")
                     .only("term_start", "renewal_completed_at", "customer__partner")):
-            completed = sub.term_start
-            if completed is None or completed not in renewals[sub.pk]:
-                continue  # its current term didn't start with a renewal
-            day = renewals[sub.pk][completed] or completed.astimezone(timezone.utc).date()
-            midnight = datetime.combine(day, time.min, tzinfo=timezone.utc)
+            completed, traces = sub.term_start, renewals[sub.pk]
+            if completed is None:
+                continue
+            if completed not in traces:
+                # Corrected before, then this migration reversed (which drops renewal_completed_at) and applied
+                # again: the completion is found again from the traces of the renewal that started the term.
+                again = [c for c, day in traces.items() if c > completed and _midnight(c, day) == completed]
+                if again and sub.renewal_completed_at is None:
+                    sub.renewal_completed_at = max(again)
+                    changed.append(sub)
+                continue  # else its current term didn't start with a renewal after 00:00 UTC
+            midnight = _midnight(completed, traces[completed])
             if midnight >= completed:
                 continue  # already 00:00 UTC (processed at midnight); a renewal can't complete before its day
             sub.term_start = midnight

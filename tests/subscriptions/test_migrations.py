@@ -163,3 +163,9 @@ def test_n2_the_migration_reverses_as_a_no_op(e3):
     assert operation.reversible
     operation.reverse_code(apps, None)
     assert starts(sub) == after
+    # and applied again after the reversed AddField dropped the completions, it finds them again, correcting nothing
+    Subscription.objects.filter(pk=sub.pk).update(renewal_completed_at=None)
+    audit_rows = AuditEntry.objects.count()
+    migrate()
+    assert starts(sub) == after == [(datetime(2026, 12, 2, tzinfo=UTC), datetime(2026, 12, 2, 18, 31, tzinfo=UTC))]
+    assert AuditEntry.objects.count() == audit_rows
