@@ -31,7 +31,10 @@ def term_ends_at(subscription: Subscription) -> datetime | None:
 
 
 def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
-    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first."""
+    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first. None once the
+    subscription has ended (cancelled, expired, disabled): its licenses are gone with it, whatever the clock says."""
+    if not subscription.is_live:
+        return []
     return [lot for lot in subscription.seat_lots.all()
             if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
 
@@ -40,19 +43,75 @@ def removable_quantity(subscription: Subscription, now: datetime) -> int:
     return sum(lot.quantity - lot.removed for lot in removable_lots(subscription, now))
 
 
+def awaiting_setup(subscription: Subscription) -> bool:
+    """S3: an ISV SaaS subscription pending its publisher's set-up: nothing is billed until it is confirmed."""
+    return subscription.sku.is_isv and subscription.status == Status.PENDING
+
+
+def isv_billing_starts_at(subscription: Subscription) -> datetime | None:
+    """When an ISV SaaS subscription's billing starts (X3 counts its 72 hours from then): when the publisher
+    confirmed the set-up (S3), or when its free trial ends if that is later (S4). None while the set-up is pending.
+    A renewal doesn't move it: Partner Center's 72 hours are the purchase's only."""
+    if awaiting_setup(subscription):
+        return None
+    # Set up before the portal recorded when (or created active by an operator): the purchase is all it knows.
+    starts = subscription.setup_confirmed_at or subscription.created_at
+    return max(starts, subscription.trial_ends_at) if subscription.trial_ends_at else starts
+
+
+def in_trial(subscription: Subscription, now: datetime) -> bool:
+    """Whether the subscription is a trial now: a new-commerce trial (TR1) until it converts or ends, an ISV free
+    trial (S4) until it ends. An ISV subscription whose free trial ended while its set-up was pending is a paid
+    one awaiting the set-up (billed from the confirmation). An active ISV trial past its end stays a trial until the
+    engine bills its first period, so that nothing is bought on it twice meanwhile."""
+    if subscription.is_trial and awaiting_setup(subscription) and subscription.trial_ends_at:
+        return now < subscription.trial_ends_at
+    return subscription.is_trial
+
+
+def _trial_refusal(subscription: Subscription, rule: str, message: str, what: str) -> RuleViolation:
+    """`message` for a new-commerce trial, which the partner converts (TR3); an ISV free trial can't be converted or
+    waived (S4), it becomes paid at its end, so the refusal says `what` can't be done until then."""
+    if subscription.sku.is_isv:
+        return RuleViolation("S4", f"{what} during the free trial, which runs until "
+                                   f"{_when(subscription.trial_ends_at)}: it then becomes a paid subscription.")
+    return RuleViolation(rule, message)
+
+
 def cancellation_window_ends(subscription: Subscription) -> datetime | None:
-    """X1: 168 hours from the start of the term; X3: 72 hours from purchase for ISV SaaS.
+    """X1: 168 hours from the start of the term; X3: 72 hours from when an ISV SaaS subscription's billing starts
+    (None while its set-up is pending: it can be cancelled at any time until then, check_cancel).
     U7: an upgrade in this term closes the window at the moment of the upgrade."""
     if subscription.sku.is_isv:
-        closes = subscription.created_at + ISV_CANCELLATION_PERIOD
+        billing_starts = isv_billing_starts_at(subscription)
+        if billing_starts is None:
+            return None
+        closes = billing_starts + ISV_CANCELLATION_PERIOD
     elif subscription.term_start:
-        closes = subscription.term_start + REMOVAL_WINDOW
+        # N3: a renewed term starts at 00:00 UTC, its window when the renewal completed (the later of the two: a
+        # term started since, by an upgrade to another term, counts from its own start).
+        opened = max(subscription.term_start, subscription.renewal_completed_at or subscription.term_start)
+        closes = opened + REMOVAL_WINDOW
     else:
         return None
     closed_early = window_closed_early(subscription)
     if closed_early:
         closes = min(closes, closed_early[0])
     return closes
+
+
+def cancellation_outcome(subscription: Subscription, now: datetime) -> str:
+    """What cancelling now gives back, as the confirmation dialog says it (X1, X3), from what check_cancel counts."""
+    if not subscription.sku.is_isv:
+        return "The rest of the billing period is refunded by the day."
+    billing_starts = isv_billing_starts_at(subscription)
+    if billing_starts is None:
+        return "Nothing is billed until the publisher confirms the set-up, so nothing is refunded."
+    if now < billing_starts:
+        return (f"Nothing is billed before its free trial ends on {_when(billing_starts)}, so nothing is "
+                "refunded.")
+    return (f"Cancelled within 72 hours of the start of its billing on {_when(billing_starts)}, it is refunded in "
+            "full.")
 
 
 def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | None:
@@ -79,8 +138,9 @@ def _require(user, action: str) -> None:
 def check_quantity_change(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
-    if subscription.is_trial:
-        raise RuleViolation("TR4", "A trial's quantity can't change: convert the trial first.")
+    if in_trial(subscription, now):
+        raise _trial_refusal(subscription, "TR4", "A trial's quantity can't change: convert the trial first.",
+                             "Licenses can't change")
     if not subscription.sku.is_license_based:
         raise RuleViolation("Q6", "A usage-based subscription has no license quantity.")
     # Q6
@@ -111,8 +171,9 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
 def check_suspend(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.SUSPEND)
-    if subscription.is_trial:
-        raise RuleViolation("TR4", "A trial's status can't change: convert the trial first.")
+    if in_trial(subscription, now):
+        raise _trial_refusal(subscription, "TR4", "A trial's status can't change: convert the trial first.",
+                             "The status can't change")
     if subscription.status != Status.ACTIVE:
         raise RuleViolation("P1", f"Only an active subscription can be suspended (this one is "
                                   f"{subscription.get_status_display().lower()}).")
@@ -135,6 +196,8 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
     if subscription.status in (Status.DELETED, Status.EXPIRED, Status.DISABLED):
         raise RuleViolation("X2", f"This subscription is {subscription.get_status_display().lower()}: it can't be "
                                   "cancelled, resumed or restored.")
+    if awaiting_setup(subscription):
+        return  # X3, S3: never billed while the set-up is pending, so it can always be cancelled (nothing to refund)
     closes = cancellation_window_ends(subscription)
     if closes is None or now >= closes:
         closed_early = window_closed_early(subscription)
@@ -196,10 +259,11 @@ def check_schedule_change(subscription: Subscription, user, now: datetime) -> No
     """R2, N6: whether changes for the renewal can be scheduled, updated or removed now (R3)."""
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
-    if subscription.is_trial:
+    if in_trial(subscription, now):
         # R4: a trial converts at its end; its conversion is chosen in the trial panel, not here.
-        raise RuleViolation("R4", "A trial converts to the paid offer at its end: convert the trial to choose what "
-                                  "it renews with.")
+        raise _trial_refusal(subscription, "R4", "A trial converts to the paid offer at its end: convert the trial to "
+                                                 "choose what it renews with.",
+                             "Changes for the renewal can't be scheduled")
     # R2
     if subscription.status != Status.ACTIVE:
         raise RuleViolation("R2", f"Changes can only be scheduled for the renewal of an active subscription (this one "
@@ -229,8 +293,9 @@ def check_next_charge_frequency(subscription: Subscription, user, now: datetime)
                                   "few minutes.", conflict=True)
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
-    if subscription.is_trial:
-        raise RuleViolation("N7", "A trial isn't billed: convert the trial to choose how it is billed.")
+    if in_trial(subscription, now):
+        raise _trial_refusal(subscription, "N7", "A trial isn't billed: convert the trial to choose how it is billed.",
+                             "Nothing is billed")
     if not subscription.sku.is_license_based or subscription.sku.commerce != Sku.Commerce.NEW:
         raise RuleViolation("N7", "Only a license-based new-commerce subscription can change its billing frequency "
                                   "at the next charge.")
@@ -248,8 +313,9 @@ def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
     """U1 (and N6, T2): whether this subscription can be upgraded now by this user."""
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
-    if subscription.is_trial:
-        raise RuleViolation("U1", "A trial can't be upgraded: convert the trial to a paid subscription first.")
+    if in_trial(subscription, now):
+        raise _trial_refusal(subscription, "U1", "A trial can't be upgraded: convert the trial to a paid subscription "
+                                                 "first.", "It can't be upgraded")
     if subscription.status != Status.ACTIVE:
         raise RuleViolation("U1", f"Only an active subscription can be upgraded (this one is "
                                   f"{subscription.get_status_display().lower()}).")

@@ -20,7 +20,7 @@ from portal.rules import RuleViolation
 
 from . import audit, services
 from .conversions import TRIAL_LICENSES, trial_converts_to
-from .dates import term_end_for
+from .dates import start_of_day, term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .recovery import requeue_stranded_work
 from .services import bill, first_charge, open_seat_lot, transition
@@ -331,21 +331,23 @@ def _reprice(subscription: Subscription) -> None:
 
 # What a renewal changes on the subscription row (saved alone: cheaper than every column).
 RENEWED_FIELDS = ["sku", "one_per_customer", "availability", "quantity", "term", "billing_frequency", "unit_price",
-                  "currency", "term_start", "term_end", "renewal_pending", "updated_at"]
+                  "currency", "term_start", "term_end", "renewal_completed_at", "renewal_pending", "updated_at"]
 
 
 def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetime, source: str,
                     billing_kind: str, aligned_end: date | None = None,
                     update_fields: list[str] | None = None) -> BillingLine | None:
-    """The new term runs from `starts_on` to its natural end or `aligned_end` (K11, its first charge then
-    prorated by the day); its 7-day windows count from now, when it completes (N3)."""
+    """The new term runs from 00:00 UTC on `starts_on` to its natural end or `aligned_end` (K11, its first charge
+    then prorated by the day); its 7-day windows count from now, when it completes (N3)."""
     months = TERM_MONTHS[subscription.term]
     term_end = aligned_end or term_end_for(starts_on, months)
     base = subscription.base_subscription
     if base is not None and base.term_end and base.term_end >= starts_on:
         term_end = min(term_end, base.term_end)  # A5: an add-on ends with its base
-    # X1 counts the cancellation window from term_start: the renewal completes now.
-    subscription.term_start = now
+    # N2: the term starts at 00:00 UTC on the renewal day however late processing completes (now: within 24 hours,
+    # or later if the engine was down); N3: only its 7-day windows count from the completion (X1 reads it).
+    subscription.term_start = start_of_day(starts_on)
+    subscription.renewal_completed_at = now
     subscription.term_end = term_end
     subscription.renewal_pending = False
     if update_fields is None:

@@ -46,6 +46,8 @@ def _detail_context(request, customer, subscription_id, **extra):
         "removable_lots": actions.removable_lots(subscription, now),
         "removable": actions.removable_quantity(subscription, now),
         "cancel_until": actions.cancellation_window_ends(subscription),
+        "cancel_outcome": actions.cancellation_outcome(subscription, now),
+        "in_trial": actions.in_trial(subscription, now),
         "term_ends_at": actions.term_ends_at(subscription),
         "billing_lines": billing_lines,
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),
@@ -71,6 +73,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         shown.append("convert_trial")
     elif not subscription.is_trial:
         shown.append("upgrade")
+    shown.append("manage_renewal")
     context["disabled_reasons"] = [context["actions"][name] for name in shown if not context["actions"][name].allowed]
     draft = request.GET if "renewal_draft" in request.GET else None
     context.update(_renewal_context(subscription, context["scheduled"], now, context["actions"], draft=draft))

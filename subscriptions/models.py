@@ -35,9 +35,12 @@ class Subscription(models.Model):
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
     auto_renew = models.BooleanField(default=True)
-    # The term starts at an instant and ends on an inclusive UTC date (N2).
+    # The term starts at an instant and ends on an inclusive UTC date (N2); a renewed term starts at 00:00 UTC.
     term_start = models.DateTimeField(null=True, blank=True)
     term_end = models.DateField(null=True, blank=True)
+    # N3: when the renewal (or the trial conversion at its end) that started this term completed, up to 24 hours
+    # after its 00:00 UTC start: the term's 7-day cancellation window counts from it. None for a first term.
+    renewal_completed_at = models.DateTimeField(null=True, blank=True)
     is_trial = models.BooleanField(default=False)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
     # N6: set by the lifecycle engine from 00:00 UTC the day after the term end until the renewal completes.

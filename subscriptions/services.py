@@ -95,8 +95,9 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
         subscription.term_start = subscription.trial_ends_at
         subscription.term_end = term_end_for(subscription.trial_ends_at.date(), months)
     subscription.save()
-    if sku.is_license_based and not subscription.is_trial:
-        # A trial's quantity can't change (TR4), so its licenses open no removal window.
+    if sku.is_license_based and not subscription.is_trial and not sku.is_isv:
+        # A trial's quantity can't change (TR4), so its licenses open no removal window; nor do an ISV SaaS
+        # subscription's before its billing starts (S3): confirm_publisher_setup opens it then.
         open_seat_lot(subscription, quantity=line.quantity, source=SeatLot.Source.PURCHASE, now=now)
     if not sku.is_isv and sku.is_license_based:
         # S3: ISV SaaS stays unbilled until the publisher confirms the set-up; usage-based offers
@@ -342,6 +343,8 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
         subscription = _locked(subscription_id, version, actor)
         actions.check_cancel(subscription, actor, now)
         refund = cancellation_refund(subscription, now)
+        # X3, S3: awaiting its set-up it was never billed: it ends now with no billing line at all.
+        unbilled = actions.awaiting_setup(subscription)
         before = {"status": subscription.status}
         transition(subscription, Status.DELETED)  # X2: final
         subscription.auto_renew = False
@@ -360,7 +363,8 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
                  quantity=-subscription.quantity, now=now)
         audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
                      action="subscription.cancelled",
-                     summary=f"Cancelled; refund {refund.amount} {subscription.currency}"
+                     summary=("Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
+                              if unbilled else f"Cancelled; refund {refund.amount} {subscription.currency}")
                              + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
                      before=before, after={"status": Status.DELETED, "refund": str(refund.amount)})
         for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).select_related(

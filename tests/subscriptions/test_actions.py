@@ -12,6 +12,7 @@ from portal.access import RESELLER_NOTICE
 from portal.rules import RuleViolation
 from catalog.models import Availability, UpgradePath
 from subscriptions import conversions, cycles, services, upgrades
+from subscriptions import actions as subscription_actions
 from subscriptions.actions import allowed_actions
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
@@ -488,6 +489,81 @@ def test_s3_only_a_pending_isv_subscription_is_confirmed(customer, sales, saas, 
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("S3", NOT_PENDING_ISV)
     assert snapshot(sub) == before
+
+
+@pytest.mark.rule("S2")
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+def test_s2_x3_a_set_up_pending_past_72_hours_still_offers_cancel(customer, sales, saas, now):
+    # given an ISV subscription bought five days ago whose set-up is still pending
+    sub = subscribe(customer, saas, started=now - timedelta(days=5), status=Status.PENDING)
+    # when its actions are listed / then Cancel is enabled (nothing was billed), with no deadline to count down
+    assert allowed_actions(sub, sales, now)["cancel"].allowed is True
+    assert subscription_actions.cancellation_window_ends(sub) is None
+    assert subscription_actions.cancellation_outcome(sub, now) == (
+        "Nothing is billed until the publisher confirms the set-up, so nothing is refunded.")
+
+
+@pytest.fixture
+def signflow(db):
+    """An ISV SaaS offer with a 30-day free trial (S4)."""
+    return factories.SkuFactory(isv=True, name="SignFlow", free_trial_days=30, availabilities=[("P1Y", "monthly", "8.00")])
+
+
+def isv_trial(customer, sku, *, bought, status, confirmed=None):
+    """An ISV subscription as fulfilment makes it with a free trial: the paid year starts when the trial ends."""
+    trial_end = bought + timedelta(days=30)
+    return subscribe(customer, sku, started=trial_end, created_at=bought, status=status, is_trial=True,
+                     trial_ends_at=trial_end, setup_confirmed_at=confirmed)
+
+
+@pytest.mark.rule("S4")
+@pytest.mark.rule("S2")
+def test_s4_a_paid_isv_subscription_whose_trial_ended_before_its_set_up_has_no_trial_wording(customer, sales,
+                                                                                            signflow, now):
+    # given an ISV subscription bought 31 days ago, its 30-day free trial over, its set-up still pending
+    sub = isv_trial(customer, signflow, bought=now - timedelta(days=31), status=Status.PENDING)
+    # when its actions are listed
+    actions = allowed_actions(sub, sales, now)
+    # then it is refused what a pending subscription is refused, without a word about trials or converting
+    pending = "Licenses can only be changed on an active subscription (this one is pending)."
+    assert {name: (a.allowed, a.reason) for name, a in actions.items() if name != "convert_trial"} == {
+        "add_licenses": (False, pending), "remove_licenses": (False, pending),
+        "suspend": (False, "Only an active subscription can be suspended (this one is pending)."),
+        "reactivate": (False, NOT_SUSPENDED), "cancel": (True, ""),
+        "auto_renew_on": (False, "Auto-renew can only be changed on an active subscription (this one is pending)."),
+        "auto_renew_off": (False, "Auto-renew can only be changed on an active subscription (this one is pending)."),
+        "rename": (True, ""), "confirm_setup": (True, ""),
+        "buy_addons": (False, "Add-ons need an active base subscription."),
+        "manage_renewal": (False, "Changes can only be scheduled for the renewal of an active subscription (this one "
+                                  "is pending)."),
+        "upgrade": (False, "Only an active subscription can be upgraded (this one is pending)."),
+        "next_charge_frequency": (False, "The billing frequency can only be changed on an active subscription (this "
+                                         "one is pending)."),
+    }
+
+
+@pytest.mark.rule("S4")
+def test_s4_during_an_isv_free_trial_the_reasons_say_when_it_becomes_paid_not_to_convert_it(customer, sales,
+                                                                                           signflow, now):
+    # given an ISV subscription bought 10 days ago in its 30-day free trial (to 2026-12-15 12:00 UTC), set up
+    sub = isv_trial(customer, signflow, bought=now - timedelta(days=10), status=Status.ACTIVE,
+                    confirmed=now - timedelta(days=9))
+    # when its actions are listed
+    actions = allowed_actions(sub, sales, now)
+    # then what a free trial can't do says when it becomes paid (S4: it can't be converted or waived)
+    until = "during the free trial, which runs until 2026-12-15 12:00 UTC: it then becomes a paid subscription."
+    assert {name: (a.allowed, a.rule, a.reason) for name, a in actions.items() if name in (
+            "add_licenses", "suspend", "manage_renewal", "upgrade", "next_charge_frequency")} == {
+        "add_licenses": (False, "S4", f"Licenses can't change {until}"),
+        "suspend": (False, "S4", f"The status can't change {until}"),
+        "manage_renewal": (False, "S4", f"Changes for the renewal can't be scheduled {until}"),
+        "upgrade": (False, "S4", f"It can't be upgraded {until}"),
+        "next_charge_frequency": (False, "S4", f"Nothing is billed {until}"),
+    }
+    assert not any("convert" in a.reason.lower() for a in actions.values() if a.name != "convert_trial")
+    # and it can be cancelled at any time during the trial, nothing being billed
+    assert actions["cancel"].allowed is True
 
 
 # T2 Roles on the server ------------------------------------------------------------------------------------

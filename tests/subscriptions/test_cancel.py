@@ -6,14 +6,17 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from portal.rules import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.pricing import Charge
-from subscriptions.services import (cancel_subscription, change_quantity, reactivate_subscription, rename_subscription,
-                                    set_auto_renew, suspend_subscription)
+from subscriptions.lifecycle import run_lifecycle
+from subscriptions.services import (cancel_subscription, change_quantity, confirm_publisher_setup, fulfill_order,
+                                    reactivate_subscription, rename_subscription, set_auto_renew,
+                                    suspend_subscription)
 from subscriptions.states import Status
 from tests import factories
 
@@ -256,6 +259,129 @@ def test_x3_isv_subscription_awaiting_set_up_is_cancelled_with_nothing_to_refund
     assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
     assert refund.amount == Decimal("0.00")
     assert not BillingLine.objects.exists()
+
+
+def bought_isv(customer, sales, sku, *, at):
+    """An ISV SaaS subscription as fulfilment makes it: pending its publisher's set-up, unbilled (S3)."""
+    order = factories.OrderFactory(customer=customer, placed_by=sales)
+    factories.OrderLineFactory(order=order, availability=factories.availability(sku), quantity=10)
+    fulfill_order(order_id=order.pk, now=at)
+    return Subscription.objects.get(sku=sku)
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+@pytest.mark.rule("S0")
+def test_x3_isv_subscription_pending_its_set_up_for_five_days_is_cancelled_at_once(customer, sales, saas, now):
+    # given an ISV subscription bought five days ago (2026-11-20 12:00 UTC) whose set-up is still pending: unbilled
+    sub = bought_isv(customer, sales, saas, at=now - timedelta(days=5))
+    assert (sub.status, BillingLine.objects.count()) == (Status.PENDING, 0)
+    # when it is cancelled, long after the 72 hours from purchase
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it ends at once (deleted, S0), with nothing refunded and no billing line, since nothing was billed
+    sub.refresh_from_db()
+    assert (sub.status, sub.auto_renew, sub.cancelled_at) == (Status.DELETED, False, now)
+    assert refund == Charge(Decimal("0.00"), date(2026, 11, 25), date(2026, 11, 25), "nothing was charged")
+    assert not BillingLine.objects.exists()
+    # and the audit trail says so
+    entry = AuditEntry.objects.get(subscription=sub, action="subscription.cancelled")
+    assert (entry.actor, entry.at, entry.summary, entry.before, entry.after) == (
+        sales, now, "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded",
+        {"status": "pending"}, {"status": "deleted", "refund": "0.00"})
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("T2")
+def test_x3_a_support_agent_cannot_cancel_a_pending_isv_subscription(customer, direct_partner, sales, saas, now):
+    # given an ISV subscription pending its set-up, and a support agent
+    sub = bought_isv(customer, sales, saas, at=now - timedelta(days=5))
+    before = snapshot(sub)
+    # when the support agent cancels it
+    with pytest.raises(PermissionDenied):
+        cancel_subscription(subscription_id=sub.pk, actor=factories.staff(direct_partner, "support_agent"), now=now)
+    # then nothing changed
+    assert snapshot(sub) == before
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+def test_x3_the_72_hours_count_from_the_set_up_confirmation_not_the_purchase(customer, sales, saas, now):
+    # given an ISV subscription bought five days ago whose publisher confirmed the set-up 48 hours ago (2026-11-23
+    # 12:00 UTC), when its billing started: 8.00 × 10 = 80.00
+    sub = bought_isv(customer, sales, saas, at=now - timedelta(days=5))
+    confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now - timedelta(hours=48))
+    # when it is cancelled
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is refunded in full: 72 hours have not passed since its billing started
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+    assert refund.amount == Decimal("80.00")
+    assert [line[:2] + line[5:] for line in billing_of(sub)] == [
+        ("purchase", Decimal("80.00"), date(2026, 11, 23), date(2026, 12, 22), "8.00 × 10"),
+        ("cancellation_refund", Decimal("-80.00"), date(2026, 11, 23), date(2026, 12, 22),
+         "full refund within 72 hours"),
+    ]
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.parametrize("confirmed, closed", [(timedelta(hours=72), "2026-11-25 12:00"),
+                                               (timedelta(hours=73), "2026-11-25 11:00")])
+def test_x3_72_hours_after_the_set_up_confirmation_it_is_refused(customer, sales, saas, now, confirmed, closed):
+    # given an ISV subscription bought five days ago and set up 72 hours ago or more
+    sub = bought_isv(customer, sales, saas, at=now - timedelta(days=5))
+    confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now - confirmed)
+    before = snapshot(sub)
+    # when it is cancelled
+    with pytest.raises(RuleViolation) as refused:
+        cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is refused, the period having closed 72 hours after the confirmation, and nothing changed
+    assert (refused.value.rule, refused.value.message) == (
+        "X3", f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
+              "subscription then ends with its term.")
+    assert snapshot(sub) == before
+
+
+@pytest.fixture
+def saas_with_trial(db):
+    return factories.SkuFactory(isv=True, name="SignFlow", free_trial_days=30,
+                                availabilities=[("P1Y", "monthly", "8.00")])
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S4")
+def test_x3_a_free_trial_can_be_cancelled_at_any_time_during_it_with_nothing_to_refund(customer, sales,
+                                                                                      saas_with_trial, now):
+    # given an ISV subscription bought 20 days ago in its 30-day free trial, set up the day after
+    sub = bought_isv(customer, sales, saas_with_trial, at=now - timedelta(days=20))
+    confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now - timedelta(days=19))
+    # when it is cancelled
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
+    # then it is deleted, nothing billed, nothing refunded
+    assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
+    assert refund.amount == Decimal("0.00")
+    assert not BillingLine.objects.exists()
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S4")
+def test_x3_after_a_free_trial_the_72_hours_count_from_its_end(customer, sales, saas_with_trial, now):
+    # given an ISV subscription bought now (2026-11-25 12:00 UTC) in a 30-day free trial, set up at once; the engine
+    # bills it when the trial ends on 2026-12-25 12:00 UTC
+    bought = now
+    sub = bought_isv(customer, sales, saas_with_trial, at=bought)
+    confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=bought + timedelta(minutes=5))
+    trial_end = bought + timedelta(days=30)
+    run_lifecycle(trial_end)
+    assert list(BillingLine.objects.values_list("kind", "amount")) == [("purchase", Decimal("80.00"))]
+    # when it is cancelled 72 hours after the trial ended, it is refused and nothing changes
+    before = snapshot(sub)
+    with pytest.raises(RuleViolation) as refused:
+        cancel_subscription(subscription_id=sub.pk, actor=sales, now=trial_end + timedelta(hours=72))
+    assert refused.value.message.startswith("The 72-hour cancellation period closed on 2026-12-28 12:00 UTC.")
+    assert snapshot(sub) == before
+    # and a second earlier it is refunded in full
+    refund = cancel_subscription(subscription_id=sub.pk, actor=sales,
+                                 now=trial_end + timedelta(hours=72) - timedelta(seconds=1))
+    assert refund.amount == Decimal("80.00")
 
 
 # R6 Cancelling deletes the scheduled renewal changes ------------------------------------------------

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import Sku
-from subscriptions import audit
+from subscriptions import actions, audit
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import fulfill_order
@@ -300,10 +300,11 @@ def test_s2_t2_support_agent_sees_every_action_disabled_with_its_reason(client, 
     assert disabled_button(page, "Cancel subscription") == ROLE_BUY
     assert disabled_button(page, "Turn auto-renew off") == ROLE_AUTO_RENEW
     assert disabled_button(page, "Check upgrades") == ROLE_BUY
+    assert disabled_button(page, "Manage renewal") == ROLE_BUY
     assert f'aria-disabled="true" title="{ROLE_BUY}"'.replace("'", "&#x27;") in commandbar(page)
     assert why_list(page) == [f"Change licenses: {ROLE_BUY}", f"Suspend: {ROLE_SUSPEND}",
                               f"Cancel subscription: {ROLE_BUY}", f"Turn auto-renew off: {ROLE_AUTO_RENEW}",
-                              f"Check upgrades: {ROLE_BUY}"]
+                              f"Check upgrades: {ROLE_BUY}", f"Manage renewal: {ROLE_BUY}"]
     # and the quantity panel has no preview form, only the reason
     panel = quantity_panel(page)
     assert 'name="quantity"' not in panel
@@ -810,6 +811,45 @@ def test_t1_reseller_of_record_sees_the_subscription_read_only(client, provider,
     assert snapshot() == before
 
 
+@pytest.mark.rule("R2")
+@pytest.mark.rule("S2")
+@pytest.mark.rule("T2")
+@pytest.mark.parametrize("who, status, reason", [
+    ("support_agent", Status.ACTIVE, ROLE_BUY),
+    ("reseller", Status.ACTIVE, "Indirect resellers can't buy or change subscriptions here: contact your indirect "
+                                "provider."),
+    ("sales_agent", Status.DELETED, "Changes can only be scheduled for the renewal of an active subscription (this "
+                                    "one is deleted)."),
+    ("sales_agent", Status.EXPIRED, "Changes can only be scheduled for the renewal of an active subscription (this "
+                                    "one is expired)."),
+])
+def test_r2_manage_renewal_is_disabled_with_its_reason_when_refused(client, provider, e3, now, who, status, reason):
+    # given a subscription of an indirect provider's customer, resold by a reseller, and a user who can't schedule
+    # changes for its renewal (their role, the reseller's, or the subscription being deleted or expired)
+    link = factories.ResellerLinkFactory(provider=provider, reseller__name="Litware Reseller")
+    sub = subscribe(factories.CustomerFactory(partner=provider), e3, reseller=link.reseller, status=status)
+    if who == "reseller":
+        client.force_login(factories.staff(link.reseller, "admin_agent"))
+    else:
+        client.force_login(factories.staff(provider, who))
+    # when they open it
+    page = page_of(client.get(detail(sub)))
+    # then Manage renewal is a disabled button giving the reason, written under the command bar too, as for the others
+    assert disabled_button(page, "Manage renewal") == reason
+    assert 'data-panel-open="panel-manage-renewal">Manage renewal</a>' not in commandbar(page)
+    assert f"Manage renewal: {reason}" in why_list(page)
+
+
+@pytest.mark.rule("R2")
+def test_r2_manage_renewal_opens_its_panel_when_allowed(signed_in, customer, e3, now):
+    # given an active subscription with auto-renew on, and a sales agent / then Manage renewal is a live link
+    page = page_of(signed_in.get(detail(subscribe(customer, e3))))
+    assert '<a class="btn" href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a>' in (
+        commandbar(page))
+    assert disabled_button(page, "Manage renewal") is None
+    assert not any(note.startswith("Manage renewal:") for note in why_list(page))
+
+
 @pytest.mark.rule("S2")
 @pytest.mark.parametrize("action", ["quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons"])
 def test_get_on_an_action_url_leads_back_to_the_page_and_changes_nothing(signed_in, customer, e3, now, action):
@@ -889,6 +929,35 @@ def test_x1_cancel_after_the_window_is_refused_with_the_reason(signed_in, custom
     assert snapshot() == before
 
 
+@pytest.mark.rule("Q4")
+@pytest.mark.rule("X2")
+def test_q4_a_cancelled_subscriptions_batches_show_no_countdown(signed_in, customer, e3, now):
+    # given a subscription bought 2026-11-23 12:00 UTC, its licenses removable until 2026-11-30 12:00 UTC
+    sub = subscribe(customer, e3)
+    # when it is cancelled inside its window
+    _, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    # then its batch no longer counts down to a removal that can't happen, and none is offered for removal
+    assert rows(section(page, "License batches")) == [
+        ["2026-11-23 12:00 UTC", "Purchase", "10", "0", "None: the subscription is deleted"]]
+    panel = text(quantity_panel(page))
+    assert "No license can be removed: the subscription is deleted." in panel
+    assert "can be removed now" not in panel
+    assert " left" not in text(section(page, "License batches"))
+
+
+@pytest.mark.rule("Q4")
+@pytest.mark.rule("N5")
+@pytest.mark.rule("P2")
+@pytest.mark.parametrize("status", [Status.EXPIRED, Status.DISABLED])
+def test_q4_an_ended_subscriptions_batches_show_no_countdown(signed_in, customer, e3, now, status):
+    # given a subscription that ended while a batch's 7-day window (to 2026-11-30 12:00 UTC) was still open
+    sub = subscribe(customer, e3, status=status, auto_renew=False)
+    # when its page is opened / then the batch says it can't be removed, with no countdown
+    page = page_of(signed_in.get(detail(sub)))
+    assert rows(section(page, "License batches"))[0][4] == f"None: the subscription is {status}"
+    assert actions.removable_lots(sub, now) == []
+
+
 @pytest.mark.rule("X2")
 def test_x2_a_cancelled_subscription_cannot_be_cancelled_again(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, deleted=True)
@@ -931,10 +1000,15 @@ def isv_offer(db):
 
 @pytest.mark.rule("X3")
 def test_x3_isv_cancelled_within_72_hours_is_refunded_in_full(signed_in, customer, isv_offer, now):
-    sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30))
+    # bought 100 hours ago; the publisher confirmed the set-up 30 hours ago, when its billing started
+    sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30),
+                    setup_confirmed_at=NOW - timedelta(hours=30))
+    Subscription.objects.filter(pk=sub.pk).update(created_at=NOW - timedelta(hours=100))
     factories.BillingLineFactory(subscription=sub, amount=Decimal("30.00"))
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
-    assert "Cancelled within 72 hours of purchase, it is refunded in full." in text(page)
+    assert ("Cancelled within 72 hours of the start of its billing on 2026-11-24 06:00 UTC, it is refunded in "
+            "full.") in text(page)
+    assert "Cancel until 2026-11-27 06:00 UTC · 1 d 18 h left." in text(page)
     message, _ = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     assert message == "Cancelled. Refund: 30.00 USD."
     assert list(BillingLine.objects.filter(subscription=sub, kind="cancellation_refund")
@@ -1259,6 +1333,65 @@ def test_s3_confirming_during_the_free_trial_activates_without_billing(signed_in
     assert not BillingLine.objects.filter(subscription=sub).exists()
     assert AuditEntry.objects.filter(subscription=sub).order_by("-at", "-pk").first().summary == (
         "Publisher confirmed the set-up: free trial running, billed from its end")
+
+
+@pytest.mark.rule("X3")
+@pytest.mark.rule("S3")
+def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothing_to_refund(
+        signed_in, customer, sales, now):
+    # given an ISV subscription bought five days ago whose set-up is still pending
+    sub = bought_isv(customer, sales, now - timedelta(days=5))
+    page = page_of(signed_in.get(detail(sub)))
+    # then Cancel subscription is offered, and the set-up notice says it can be cancelled until it is confirmed
+    assert 'href="?confirm=cancel#confirm" data-dialog-open="dlg-cancel">Cancel subscription</a>' in commandbar(page)
+    assert disabled_button(page, "Cancel subscription") is None
+    assert ("unbilled until the publisher confirms it; no email is sent for it. Until then it can be cancelled at any "
+            "time, with nothing to refund.") in text(page)
+    # and its confirmation says nothing is refunded, nothing having been billed
+    dialog = re.search(r'<dialog id="dlg-cancel" open.*?</dialog>', page_of(signed_in.get(detail(sub, confirm="cancel"))),
+                       re.S)
+    assert "Nothing is billed until the publisher confirms the set-up, so nothing is refunded." in text(dialog.group(0))
+    # when it is cancelled
+    message, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    # then it is deleted at once, with no billing line
+    assert message == "Cancelled. Refund: 0.00 USD."
+    sub.refresh_from_db()
+    assert (sub.status, sub.cancelled_at) == (Status.DELETED, NOW)
+    assert not BillingLine.objects.filter(subscription=sub).exists()
+    assert rows(section(page, "Audit trail"))[0][2] == (
+        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded")
+
+
+@pytest.mark.rule("S4")
+def test_s4_an_isv_free_trial_page_never_says_to_convert_it(signed_in, customer, sales, now):
+    # given an ISV subscription bought 10 days ago in its 30-day free trial, set up the day after
+    sub = bought_isv(customer, sales, now - timedelta(days=10), free_trial_days=30)
+    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk])))
+    # when its page is opened
+    page = page_of(signed_in.get(detail(sub)))
+    # then it is a trial until 2026-12-15 12:00 UTC, which becomes paid then; there is no trial to convert
+    assert '<span class="badge">Trial</span>' in page
+    assert props(page)["Free trial ends"] == "2026-12-15 12:00 UTC"
+    assert "convert" not in text(page).lower()
+    assert ("Nothing is billed during the free trial, which runs until 2026-12-15 12:00 UTC: it then becomes a paid "
+            "subscription.") in text(section(page, "Billing frequency"))
+
+
+@pytest.mark.rule("S4")
+@pytest.mark.rule("S3")
+def test_s4_a_paid_isv_subscription_awaiting_set_up_after_its_trial_has_no_trial_wording(signed_in, customer, sales,
+                                                                                        now):
+    # given an ISV subscription bought 31 days ago, its 30-day free trial over, its set-up still pending
+    sub = bought_isv(customer, sales, now - timedelta(days=31), free_trial_days=30)
+    # when its page is opened
+    page = page_of(signed_in.get(detail(sub)))
+    # then it is no trial any more: no badge, no trial reasons, no conversion; only when the free trial ended
+    assert '<span class="badge">Trial</span>' not in page
+    assert props(page)["Free trial ended"] == "2026-11-24 12:00 UTC"
+    assert "convert" not in text(page).lower()
+    assert "A trial" not in text(page)
+    # and it can be cancelled, nothing having been billed
+    assert disabled_button(page, "Cancel subscription") is None
 
 
 @pytest.mark.rule("S3")

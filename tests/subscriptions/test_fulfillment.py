@@ -12,7 +12,7 @@ from catalog.checkout import purchase
 from catalog.models import Order, OrderLine
 from portal import access
 from subscriptions.models import AuditEntry, BillingLine, SeatLot, Subscription
-from subscriptions.services import fulfill_order, provision_subscription
+from subscriptions.services import confirm_publisher_setup, fulfill_order, provision_subscription
 from subscriptions.states import Status
 from tests import factories
 
@@ -245,6 +245,23 @@ def test_s4_isv_free_trial_is_applied_at_fulfillment_pending_and_unbilled(custom
     provision_subscription(subscription_id=sub.pk, now=now + timedelta(minutes=1))
     sub.refresh_from_db()
     assert sub.status == Status.PENDING
+
+
+@pytest.mark.rule("S3")
+@pytest.mark.rule("Q2")
+def test_s3_an_isv_subscriptions_licenses_are_removable_for_7_days_from_when_its_billing_starts(customer, sales, now):
+    # given an ISV SaaS offer bought five days ago (2026-11-20 12:00 UTC), pending its publisher set-up
+    saas = factories.SkuFactory(isv=True, name="Fabrikam Backup", availabilities=[("P1Y", "monthly", "8.00")])
+    bought = now - timedelta(days=5)
+    fulfill_order(order_id=buy(customer, sales, bought, (factories.availability(saas), 10)).pk, now=bought)
+    sub = Subscription.objects.get()
+    # then, unbilled, its licenses have opened no 7-day window yet
+    assert not SeatLot.objects.exists()
+    # when the publisher confirms the set-up now, starting its billing
+    confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now)
+    # then its 10 licenses can be removed for 7 days from now, not from the purchase
+    assert list(SeatLot.objects.values_list("source", "quantity", "added_at", "window_ends_at")) == [
+        (SeatLot.Source.PURCHASE, 10, now, datetime(2026, 12, 2, 12, 0, tzinfo=UTC))]
 
 
 # K11 Aligned end date at fulfillment -------------------------------------------------------------

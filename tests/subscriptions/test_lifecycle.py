@@ -1,17 +1,20 @@
 """The lifecycle engine: renewal pending (N6), renewals (N1–N4), expiry and disabling (N5, P2), trial ends
 (TR1, S4), run twice or twice at once. Every instant is passed to the engine explicitly."""
 
+import re
 import threading
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
+from html import unescape
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
 from portal.rules import RuleViolation
-from subscriptions import actions
+from subscriptions import actions, services
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import mark_renewals_pending, renew_due_subscriptions, run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
@@ -76,11 +79,11 @@ def test_n1_a_subscription_renews_automatically_at_its_term_end(e3):
     # when the engine runs
     report = run_lifecycle(now)
 
-    # then it renews for another year, with a renewal charge, a renewal lot and an audit row
+    # then it renews for another year from 00:00 UTC (N2), with a renewal charge, a renewal lot and an audit row
     sub.refresh_from_db()
     assert (report.pending, report.renewed) == (1, 1)
-    assert (sub.status, sub.term_start, sub.term_end, sub.renewal_pending) == (
-        Status.ACTIVE, now, date(2027, 12, 1), False)
+    assert (sub.status, sub.term_start, sub.renewal_completed_at, sub.term_end, sub.renewal_pending) == (
+        Status.ACTIVE, datetime(2026, 12, 2, tzinfo=UTC), now, date(2027, 12, 1), False)
     assert renewal_lines(sub) == [(Decimal("100.00"), 10, Decimal("10.00"), date(2026, 12, 2), date(2027, 1, 1))]
     assert renewal_lots(sub) == [(10, now, now + timedelta(hours=168))]
     entry = AuditEntry.objects.get(subscription=sub, action="subscription.renewed")
@@ -108,6 +111,60 @@ def test_n3_cancel_and_removal_windows_restart_when_the_renewal_completes(e3):
     with pytest.raises(RuleViolation) as refused:
         actions.check_cancel(sub, user, closes)
     assert refused.value.rule == "X1"
+
+
+@pytest.mark.rule("N2")
+@pytest.mark.rule("N3")
+def test_n2_a_renewal_processed_at_18_31_starts_its_term_at_00_00_utc(client, e3):
+    # given a P1Y term ending (inclusive) on 2026-12-01, 10 licenses at 10.00 billed monthly
+    sub = annual(e3, started=datetime(2025, 12, 2, tzinfo=UTC))
+    user = factories.staff(sub.customer.partner)
+    completed = datetime(2026, 12, 2, 18, 31, tzinfo=UTC)
+
+    # when the renewal's processing completes at 18:31 UTC on the renewal day
+    renew_due_subscriptions(completed)
+
+    # then the new term still starts at 00:00 UTC that day (N2), charged its whole first month
+    sub = Subscription.objects.select_related("sku__product__publisher").get(pk=sub.pk)
+    assert (sub.term_start, sub.renewal_completed_at, sub.term_end) == (
+        datetime(2026, 12, 2, tzinfo=UTC), completed, date(2027, 12, 1))
+    assert renewal_lines(sub) == [(Decimal("100.00"), 10, Decimal("10.00"), date(2026, 12, 2), date(2027, 1, 1))]
+    # and only the 7-day windows count from the completion (N3)
+    closes = datetime(2026, 12, 9, 18, 31, tzinfo=UTC)
+    assert actions.cancellation_window_ends(sub) == closes
+    assert renewal_lots(sub) == [(10, completed, closes)]
+    entry = AuditEntry.objects.get(subscription=sub, action="subscription.renewed")
+    assert entry.after["term_start"] == "2026-12-02T00:00:00+00:00"
+    # and the page shows the term starting at 00:00 UTC, cancellable until 168 hours after the completion
+    client.force_login(user)
+    with time_machine.travel(completed + timedelta(hours=1), tick=False):
+        page = client.get(reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk]))
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", page.content.decode())).split())
+    assert "Term start 2026-12-02 00:00 UTC" in text
+    assert "Cancel, or remove the licenses this term started with, until 2026-12-09 18:31 UTC · 6 d 23 h left." in text
+
+
+@pytest.mark.rule("N2")
+@pytest.mark.rule("N3")
+@pytest.mark.rule("X1")
+def test_n2_a_renewal_completed_a_day_late_still_bills_and_refunds_from_the_renewal_day(e3):
+    # given a term ending (inclusive) on 2026-12-01 whose renewal, the engine having been down, completes at
+    # 05:00 UTC on 2026-12-03, the day after the renewal day
+    sub = annual(e3, started=datetime(2025, 12, 2, tzinfo=UTC))
+    user = factories.staff(sub.customer.partner)
+    completed = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)
+    renew_due_subscriptions(completed)
+    sub = Subscription.objects.select_related("customer__partner", "sku__product__publisher").get(pk=sub.pk)
+
+    # then the term starts on 2026-12-02 00:00 UTC all the same, its first period 2026-12-02..2027-01-01 charged whole
+    assert sub.term_start == datetime(2026, 12, 2, tzinfo=UTC)
+    assert renewal_lines(sub) == [(Decimal("100.00"), 10, Decimal("10.00"), date(2026, 12, 2), date(2027, 1, 1))]
+    assert actions.next_charge_date(sub, date(2026, 12, 4)) == date(2027, 1, 2)
+    # and cancelling on 2026-12-04 (inside the 7 days from the completion) refunds the 29 of the period's 31 days
+    # left: 10.00 × 10 × 29/31 = 93.548… = 93.55
+    refund = services.cancel_subscription(subscription_id=sub.pk, actor=user, now=datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    assert (refund.amount, refund.period_start, refund.period_end, refund.explanation) == (
+        Decimal("93.55"), date(2026, 12, 4), date(2027, 1, 1), "10.00 × 10 × 29/31 days")
 
 
 @pytest.mark.rule("N4")
@@ -290,6 +347,25 @@ def test_tr1_a_trial_with_auto_renew_on_converts_to_the_paid_sku(e3, trial_sku):
     assert renewal_lines(sub) == [(Decimal("250.00"), 25, Decimal("10.00"), date(2026, 12, 1), date(2026, 12, 31))]
     assert renewal_lots(sub) == [(25, now, now + timedelta(hours=168))]
     assert AuditEntry.objects.filter(subscription=sub, action="subscription.trial_converted").count() == 1
+
+
+@pytest.mark.rule("N2")
+@pytest.mark.rule("N3")
+@pytest.mark.rule("TR1")
+def test_n2_a_trial_converted_at_its_end_at_07_15_starts_its_paid_term_at_00_00_utc(e3, trial_sku):
+    # given a trial ending (inclusive) on 2026-11-30 with auto-renew on
+    sub = trial(trial_sku)
+    completed = datetime(2026, 12, 1, 7, 15, tzinfo=UTC)
+
+    # when the engine converts it at 07:15 UTC the next day
+    run_lifecycle(completed)
+
+    # then its paid term starts at 00:00 UTC, and its 7-day cancellation window counts from 07:15 UTC
+    sub = Subscription.objects.select_related("sku__product__publisher").get(pk=sub.pk)
+    assert (sub.is_trial, sub.term_start, sub.renewal_completed_at, sub.term_end) == (
+        False, datetime(2026, 12, 1, tzinfo=UTC), completed, date(2027, 11, 30))
+    assert actions.cancellation_window_ends(sub) == datetime(2026, 12, 8, 7, 15, tzinfo=UTC)
+    assert renewal_lines(sub) == [(Decimal("250.00"), 25, Decimal("10.00"), date(2026, 12, 1), date(2026, 12, 31))]
 
 
 @pytest.mark.rule("TR1")

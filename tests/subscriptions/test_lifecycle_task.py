@@ -34,9 +34,10 @@ def test_the_scheduled_task_renews_what_is_due_and_schedules_the_next_tick(custo
     call_command("run_lifecycle", schedule=True, stdout=out)
     assert out.getvalue().strip() == "Lifecycle task scheduled: the background worker runs it every 60 s."
     worker()
-    # then the subscription renewed from 2026-11-25, and the next tick waits a minute
+    # then the subscription renewed from 2026-11-25 00:00 UTC (N2), completing now, and the next tick waits a minute
     sub.refresh_from_db()
-    assert (sub.term_start, sub.term_end) == (now, date(2027, 11, 24))
+    assert (sub.term_start, sub.renewal_completed_at, sub.term_end) == (
+        datetime(2026, 11, 25, tzinfo=UTC), now, date(2027, 11, 24))
     assert ticks() == [now + timedelta(minutes=1)]
     assert DBTaskResult.objects.get(status=TaskResultStatus.SUCCESSFUL).return_value["renewed"] == 1
 

@@ -32,6 +32,7 @@ from tests.helpers import drawn
 
 UTC = dt_timezone.utc
 RENEWAL = datetime(2027, 11, 23, 0, 5, tzinfo=UTC)  # the engine's run after the term end
+RENEWED_TERM_START = datetime(2027, 11, 23, tzinfo=UTC)  # N2: 00:00 UTC on the renewal day
 AUTOMATIC = "The quantity is unchanged, so licenses are reassigned to users automatically at the renewal."
 
 
@@ -353,7 +354,7 @@ def test_n4_the_renewal_continues_on_the_target_sku_at_its_price(customer, sales
     renewed = Subscription.objects.get(pk=sub.pk)
     assert (renewed.sku, renewed.availability, renewed.unit_price, renewed.quantity, renewed.term,
             renewed.billing_frequency, renewed.term_start, renewed.term_end, renewed.status) == (
-        e5, factories.availability(e5, "P1Y", "monthly"), Decimal("20.00"), 10, "P1Y", "monthly", RENEWAL,
+        e5, factories.availability(e5, "P1Y", "monthly"), Decimal("20.00"), 10, "P1Y", "monthly", RENEWED_TERM_START,
         date(2028, 11, 22), Status.ACTIVE)
     assert Subscription.objects.count() == 1
     assert renewal_lines(sub) == [(Decimal("200.00"), 10, Decimal("20.00"), date(2027, 11, 23), date(2027, 12, 22),
@@ -392,7 +393,7 @@ def test_n4_an_aligned_end_date_ends_the_renewed_term_and_prorates_its_charge(cu
     run_lifecycle(RENEWAL)
     renewed = Subscription.objects.get(pk=sub.pk)
     # then the renewed term ends on it and its first month is charged 8 of 30 days
-    assert (renewed.term_start, renewed.term_end, renewed.sku) == (RENEWAL, date(2027, 11, 30), e3)
+    assert (renewed.term_start, renewed.term_end, renewed.sku) == (RENEWED_TERM_START, date(2027, 11, 30), e3)
     assert renewal_lines(sub) == [(Decimal("26.67"), 10, Decimal("10.00"), date(2027, 11, 23), date(2027, 11, 30),
                                    "10.00 × 10 × 8/30 days")]
     assert scheduled(sub) == []
