@@ -310,7 +310,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["customer", "-created_at"])]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"]),
+            # The sweep (subscriptions/recovery.py) looks for orders left pending, every minute: the few there are.
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="order_pending_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -92,6 +92,8 @@ class Subscription(models.Model):
             models.Index(fields=["base_subscription"], condition=Q(base_subscription__isnull=False),
                          name="subscription_addon_of_idx"),
             models.Index(fields=["reseller"], condition=Q(reseller__isnull=False), name="subscription_reseller_idx"),
+            # The sweep (recovery.py) looks for subscriptions left pending provisioning, every minute.
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="subscription_pending_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="subscription_quantity_positive"),

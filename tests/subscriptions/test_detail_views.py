@@ -935,7 +935,7 @@ def test_q4_a_cancelled_subscriptions_batches_show_no_countdown(signed_in, custo
     # given a subscription bought 2026-11-23 12:00 UTC, its licenses removable until 2026-11-30 12:00 UTC
     sub = subscribe(customer, e3)
     # when it is cancelled inside its window
-    _, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    _, page = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     # then its batch no longer counts down to a removal that can't happen, and none is offered for removal
     assert rows(section(page, "License batches")) == [
         ["2026-11-23 12:00 UTC", "Purchase", "10", "0", "None: the subscription is deleted"]]
@@ -1352,7 +1352,7 @@ def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothi
                        re.S)
     assert "Nothing is billed until the publisher confirms the set-up, so nothing is refunded." in text(dialog.group(0))
     # when it is cancelled
-    message, page = success_after(signed_in, signed_in.post(url("cancel", sub)))
+    message, page = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     # then it is deleted at once, with no billing line
     assert message == "Cancelled. Refund: 0.00 USD."
     sub.refresh_from_db()
@@ -1366,7 +1366,7 @@ def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothi
 def test_s4_an_isv_free_trial_page_never_says_to_convert_it(signed_in, customer, sales, now):
     # given an ISV subscription bought 10 days ago in its 30-day free trial, set up the day after
     sub = bought_isv(customer, sales, now - timedelta(days=10), free_trial_days=30)
-    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk])))
+    success_after(signed_in, signed_in.post(reverse("subscriptions:publisher-setup", args=[sub.pk]), drawn(sub)))
     # when its page is opened
     page = page_of(signed_in.get(detail(sub)))
     # then it is a trial until 2026-12-15 12:00 UTC, which becomes paid then; there is no trial to convert
