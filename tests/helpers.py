@@ -1,5 +1,9 @@
 """Helpers shared by the tests."""
 
+import threading
+
+from django.db import connection
+
 from catalog.models import Cart
 
 
@@ -14,3 +18,31 @@ def cart_drawn(customer, data=None) -> dict:
     """Form data as the customer's cart page (or catalog) draws it: with the open cart's version, 0 when none."""
     version = Cart.objects.filter(customer=customer, status=Cart.Status.OPEN).values_list("version", flat=True).first()
     return {"version": str(version or 0), **(data or {})}
+
+
+def at_once(*calls, refusals=()):
+    """Runs the calls in threads released together (a double click, two tabs, two engines), each with its own
+    database connection; returns (results, refusals): what they returned, and the exceptions of the `refusals`
+    types they raised. Any other exception is raised here, in the test's thread."""
+    barrier = threading.Barrier(len(calls))
+    results, refused, errors = [], [], []
+
+    def run(call):
+        try:
+            barrier.wait(timeout=10)
+            results.append(call())
+        except refusals as refusal:
+            refused.append(refusal)
+        except BaseException as error:  # re-raised in the test's thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results, refused

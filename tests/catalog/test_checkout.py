@@ -1,7 +1,6 @@
 """Purchase: attestation (K3), the reseller on the order (K4, K5), limits (K8), all or nothing and
 once only (K9), expiry (K12), and every cart rule checked again at purchase (C4, K7)."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, Order
 from portal.rules import RuleViolation, RuleViolations
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from tests import factories
+from tests.helpers import at_once
 
 
 
@@ -318,26 +318,11 @@ def test_k9_two_submissions_at_the_same_time_buy_once(customer, sales, now, e3):
     # given a cart ready to buy
     add(customer, sales, factories.availability(e3), 10, now)
     cart = cart_services.current_cart(customer, sales, now)
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def submit():
-        try:
-            barrier.wait(timeout=10)
-            results.append(purchase(cart=cart, actor=sales, attested=True, now=now))
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
-
     # when two submissions run at once
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
+    def submit():
+        return purchase(cart=cart, actor=sales, attested=True, now=now)
+
+    results, _ = at_once(submit, submit)
     # then exactly one order was created, and both submissions answer with it
     order = Order.objects.get()
     assert sorted(created for _, created in results) == [False, True]

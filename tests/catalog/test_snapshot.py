@@ -4,11 +4,10 @@ shows the change."""
 
 import itertools
 import re
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import QueryDict
 from django.urls import reverse
 
@@ -17,6 +16,7 @@ from catalog.filters import OfferFilter, offer_search
 from catalog.listing import ORDERING, catalog_snapshot
 from catalog.models import Availability, CatalogVersion, Sku, UpgradePath, bump_catalog_version, catalog_version
 from tests import factories
+from tests.helpers import at_once
 
 
 @pytest.fixture(autouse=True)
@@ -211,26 +211,8 @@ def test_c4_the_cart_page_shows_a_line_refused_after_a_catalog_change(signed_in,
 def test_threads_asking_at_once_share_one_snapshot_built_once():
     # given a catalog changed since this process last built its snapshot
     factories.SkuFactory(name="Microsoft 365 E3")
-    barrier = threading.Barrier(4)
-    snapshots, errors = [], []
-
-    def ask():
-        try:
-            barrier.wait(timeout=10)
-            snapshots.append(catalog_snapshot())
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
-
     # when four threads (as gunicorn's) ask for it at the same moment
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
+    snapshots, _ = at_once(*[catalog_snapshot] * 4)
     # then one snapshot was built under the lock and every thread got that one, with the new offer
     assert len(snapshots) == 4
     assert all(snapshot is snapshots[0] for snapshot in snapshots)

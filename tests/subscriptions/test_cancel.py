@@ -1,7 +1,6 @@
 """Cancelling (X1–X3, R6). Today is 2026-11-25 12:00 UTC; the Microsoft subscriptions are P1Y, billed
 monthly at 10.00 a license, 10 licenses."""
 
-import threading
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from subscriptions.services import (cancel_subscription, change_quantity, confir
                                     suspend_subscription)
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import at_once
 
 UTC = dt_timezone.utc
 
@@ -406,29 +406,8 @@ def test_r6_cancelling_deletes_scheduled_changes(customer, sales, e3, now):
 
 
 def run_at_once(*calls):
-    """Runs the calls in threads released together; returns (results, refusals)."""
-    barrier = threading.Barrier(len(calls))
-    results, refused, errors = [], [], []
-
-    def run(call):
-        try:
-            barrier.wait(timeout=10)
-            results.append(call())
-        except RuleViolation as violation:
-            refused.append(violation)
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
-    return results, refused
+    """The calls in threads released together; returns (results, rule refusals)."""
+    return at_once(*calls, refusals=RuleViolation)
 
 
 @pytest.mark.rule("X1")

@@ -3,7 +3,6 @@ Today is 2026-11-25 12:00 UTC; a P1Y subscription billed monthly at 10.00 a lice
 started on 2026-11-23 12:00 UTC is in its first billing period, 2026-11-23..2026-12-22 (30 days),
 of which 2026-11-25..2026-12-22 (28 days) are still to come."""
 
-import threading
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
@@ -17,6 +16,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.services import change_quantity, plan_quantity_change
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import at_once
 
 UTC = dt_timezone.utc
 
@@ -448,29 +448,12 @@ def test_q2_two_removals_from_the_same_page_at_once_remove_once(customer, sales,
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
-    barrier = threading.Barrier(2)
-    done, refused, errors = [], [], []
-
     def remove(quantity):
-        try:
-            barrier.wait(timeout=10)
-            done.append(change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=16,
-                                        now=now))
-        except RuleViolation as violation:
-            refused.append(violation)
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
+        return lambda: change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=16,
+                                       now=now)
 
     # when two tabs opened at 16 licenses submit 10 and 12 at the same time
-    threads = [threading.Thread(target=remove, args=(q,)) for q in (10, 12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
+    done, refused = at_once(remove(10), remove(12), refusals=RuleViolation)
     # then exactly one removal happened and the other was told the page is stale
     assert len(done) == 1 and len(refused) == 1
     assert (refused[0].rule, refused[0].conflict) == ("Q1", True)
@@ -493,29 +476,11 @@ def test_q2_two_removals_at_once_never_remove_more_than_removable(customer, sale
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
-    barrier = threading.Barrier(2)
-    done, refused, errors = [], [], []
-
     def remove():
-        try:
-            barrier.wait(timeout=10)
-            done.append(change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=None,
-                                        now=now))
-        except RuleViolation as violation:
-            refused.append(violation)
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
+        return change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=None, now=now)
 
     # when two requests without a page check each ask to go down to 10 (remove all 6) at the same time
-    threads = [threading.Thread(target=remove) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
+    done, refused = at_once(remove, remove, refusals=RuleViolation)
     # then one removed the 6, the other found 10 already there
     assert len(done) == 1 and len(refused) == 1
     assert refused[0].message == "The subscription already has 10 licenses."

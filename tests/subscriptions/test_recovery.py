@@ -22,7 +22,6 @@ from subscriptions import recovery
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.recovery import requeue_stranded_work
-from subscriptions.services import fulfill_order
 from subscriptions.states import Status
 from subscriptions.tasks import fulfill_order_task, lifecycle_tick_task, provision_subscription_task
 from tests import factories

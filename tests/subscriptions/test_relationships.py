@@ -4,7 +4,6 @@ page, which exists only in the demo), never in a partner's session; the customer
 what the customer gave; and until then a domain another partner serves and one nobody knows are answered alike."""
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -24,6 +23,7 @@ from subscriptions import transfers
 from subscriptions.models import AuditEntry, RelationshipRequest
 from subscriptions.transfers import RelationshipLinkError
 from tests import factories
+from tests.helpers import at_once
 
 DOMAIN = "fabrikam.onmicrosoft.com"
 ADMIN = f"admin@{DOMAIN}"
@@ -505,28 +505,11 @@ def test_tf1_two_acceptances_at_once_make_one_customer(target_partner, target_sa
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
     relationship = send(target_sales, now)
     token = transfers.acceptance_token(relationship)
-    barrier = threading.Barrier(2)
-    results, refused, errors = [], [], []
-
     def accept():
-        try:
-            barrier.wait(timeout=10)
-            results.append(transfers.accept_relationship(token=token, actor=AnonymousUser(), now=now,
-                                                         **CUSTOMER_GIVES))
-        except RelationshipLinkError as error:
-            refused.append(error.status)
-        except BaseException as error:  # re-raised in the test's thread below
-            errors.append(error)
-        finally:
-            connection.close()
+        return transfers.accept_relationship(token=token, actor=AnonymousUser(), now=now, **CUSTOMER_GIVES)
 
-    threads = [threading.Thread(target=accept) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors
-    assert (len(results), refused) == (1, [410])
+    results, refused = at_once(accept, accept, refusals=RelationshipLinkError)
+    assert (len(results), [error.status for error in refused]) == (1, [410])
     assert Customer.objects.filter(partner=target_partner).count() == 1
     assert AuditEntry.objects.filter(action="relationship.accepted").count() == 1
     assert RelationshipRequest.objects.get().customer.partner == target_partner

@@ -22,7 +22,7 @@ on a database that holds other data, as long as nothing else there is due at the
 import json
 import multiprocessing
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from pathlib import Path
