@@ -272,7 +272,19 @@ class AuditEntry(models.Model):
 # --- Transfers between partners (TF1–TF4) -------------------------------------------------------
 
 
-class RelationshipRequest(models.Model):
+class ExpiresWhilePending:
+    """A request that is pending until `expires_at`, and after that shows (and acts) as expired (TF1, TF4)."""
+
+    def status_at(self, now) -> str:
+        if self.status == self.Status.PENDING and now >= self.expires_at:
+            return self.Status.EXPIRED
+        return self.status
+
+    def status_label_at(self, now) -> str:
+        return self.Status(self.status_at(now)).label
+
+
+class RelationshipRequest(ExpiresWhilePending, models.Model):
     """TF1: a partner asks a customer (known by its domain) to accept it as a new partner.
 
     The customer accepts through a signed link e-mailed to `contact_email` (subscriptions.transfers), never
@@ -306,16 +318,9 @@ class RelationshipRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.target_partner.name} → {self.domain} ({self.status})"
 
-    def status_at(self, now) -> str:
-        if self.status == self.Status.PENDING and now >= self.expires_at:
-            return self.Status.EXPIRED
-        return self.status
-
-    def status_label_at(self, now) -> str:
-        return self.Status(self.status_at(now)).label
 
 
-class TransferRequest(models.Model):
+class TransferRequest(ExpiresWhilePending, models.Model):
     """TF2–TF4: the target partner asks the source partner to hand over a customer's subscriptions."""
 
     class Status(models.TextChoices):
@@ -346,11 +351,3 @@ class TransferRequest(models.Model):
     def __str__(self) -> str:
         return f"Transfer of {self.source_customer} from {self.source_partner.name} to {self.target_partner.name}"
 
-    def status_at(self, now) -> str:
-        """TF4: a pending request past its expiry shows (and acts) as expired."""
-        if self.status == self.Status.PENDING and now >= self.expires_at:
-            return self.Status.EXPIRED
-        return self.status
-
-    def status_label_at(self, now) -> str:
-        return self.Status(self.status_at(now)).label
