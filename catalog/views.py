@@ -2,7 +2,6 @@ import html
 from decimal import Decimal
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,7 +21,7 @@ from portal import access
 from portal.access import Action
 from portal.forms import next_url, parse_date, parse_int, parse_quantity
 from portal.models import Partner
-from portal.pagination import SmallListPaginator
+from portal.pagination import ClampedPaginator, SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
 from portal.templatetags.portal_tags import money, utc
 
@@ -36,7 +35,7 @@ def _offer_page(request, customer):
     show_all = request.GET.get("show_all") == "1"
     search = offer_search(request.GET)
     offers = catalog_snapshot().listing(ctx, search, show_all)
-    page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    page = ClampedPaginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
                   csrf_token=get_token(request)) if can_buy else None
     return {
