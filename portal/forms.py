@@ -14,6 +14,9 @@ def parse_quantity(raw, *, rule: str = "K8") -> int:
     text = str(raw if raw is not None else "").strip()
     if not (text.isascii() and text.isdigit()):
         raise RuleViolation(rule, "Enter the number of licenses as a whole number of at least 1.", field="quantity")
+    if len(text.lstrip("0")) > 18:
+        # Past any 64-bit count, and int() of thousands of digits is slow or refused (a ValueError past 4,300).
+        raise RuleViolation(rule, "That is more licenses than any offer allows.", field="quantity")
     value = int(text)
     if value < 1:
         raise RuleViolation(rule, "Enter the number of licenses as a whole number of at least 1.", field="quantity")

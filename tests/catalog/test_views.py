@@ -447,6 +447,8 @@ BAD_QUANTITIES = [
     pytest.param("1.5", WHOLE_NUMBER, id="decimal"),
     pytest.param("²", WHOLE_NUMBER, id="superscript-two"),
     pytest.param("99999999999", "99,999,999,999 licenses is more than any offer allows.", id="huge"),
+    # int() refuses a string of more than 4,300 digits (issue 9: a ValueError, 500)
+    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
     pytest.param("10001", "Microsoft 365 Business Standard is sold in quantities from 1 to 10,000.", id="above-max"),
 ]
 def bad_quantities() -> list:
