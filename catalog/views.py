@@ -19,7 +19,7 @@ from catalog.listing import OFFERS_PER_PAGE, BuyForm, cards_html, catalog_snapsh
 from catalog.models import Order, OrderLine
 from portal import access
 from portal.access import Action
-from portal.forms import next_url, parse_date, parse_int, parse_quantity
+from portal.forms import next_url, parse_date, parse_int, parse_quantity, parse_text
 from portal.models import Partner
 from portal.pagination import ClampedPaginator, SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
@@ -297,8 +297,9 @@ def cart_reseller(request, customer_id):
 
 def cart_additional_add(request, customer_id):
     def action(customer, cart):
-        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user,
-                                                      partner_id_text=request.POST.get("partner_id", "")[:40], now=timezone.now())
+        partner_id = parse_text(request.POST.get("partner_id"), rule="K5", field="partner_id", what="A PartnerID")
+        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user, partner_id_text=partner_id[:40],
+                                                      now=timezone.now())
         return f"Declared {entry.partner.name} as an additional reseller."
     return _cart_action(request, customer_id, action)
 

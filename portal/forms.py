@@ -50,6 +50,21 @@ def parse_date(raw) -> date | None:
         raise RuleViolation("K11", f"{text[:20]!r} is not a date (YYYY-MM-DD).", field="aligned_end_date") from None
 
 
+def parse_text(raw, *, rule: str, field: str, what: str) -> str:
+    """A line of text typed into a form, stripped. Refused when it holds a NUL character: no column can store one,
+    and PostgreSQL refuses it even in a query (a DataError, 500), as Django's own form fields refuse it."""
+    text = str(raw if raw is not None else "").strip()
+    if "\x00" in text:
+        raise RuleViolation(rule, f"{what} contains a character that is not allowed (NUL).", field=field)
+    return text
+
+
+def search_text(raw) -> str:
+    """What was typed into a search box, stripped, its NUL characters dropped: no stored text has one, and
+    PostgreSQL refuses them even in a LIKE pattern."""
+    return str(raw if raw is not None else "").replace("\x00", "").strip()
+
+
 def is_safe_next(url, request) -> bool:
     """Whether `url` (a form's or query string's `next`) is a path of this site, safe to redirect to.
 

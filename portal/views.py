@@ -19,7 +19,7 @@ from subscriptions.models import SeatLot
 from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access, prepared
-from .forms import next_url
+from .forms import next_url, search_text
 from .pagination import SmallListPaginator
 from .models import COUNTRY_NAMES, Customer, is_eu_efta
 
@@ -90,7 +90,7 @@ CUSTOMER_COLUMNS = ("pk", "company_name", "domain", "segment", "billing_country"
 
 def customer_list(request):
     partner = access.partner_of(request.user)
-    q = request.GET.get("q", "").strip()
+    q = search_text(request.GET.get("q"))
     segment = request.GET.get("segment", "")
     segment = segment if segment in Customer.Segment.values else ""
     country = request.GET.get("country", "")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.forms import parse_date, parse_int, parse_quantity, parse_uuid
+from portal.forms import parse_int, parse_quantity, parse_text, parse_uuid, search_text
 from portal.rules import RuleViolation
 
 
@@ -35,3 +35,17 @@ def test_leading_zeros_do_not_make_a_quantity_huge():
 def test_an_id_that_is_not_one_is_none(raw):
     assert parse_int(raw) is None
     assert parse_uuid(raw) is None
+
+
+def test_a_text_field_with_a_nul_is_refused_with_a_reason():
+    with pytest.raises(RuleViolation) as refused:
+        parse_text(" a\x00b ", rule="S2", field="friendly_name", what="A friendly name")
+    assert (refused.value.rule, refused.value.field, refused.value.message) == (
+        "S2", "friendly_name", "A friendly name contains a character that is not allowed (NUL).")
+    assert parse_text("  Head office ", rule="S2", field="friendly_name", what="A friendly name") == "Head office"
+    assert parse_text(None, rule="S2", field="friendly_name", what="A friendly name") == ""
+
+
+def test_a_search_drops_its_nul_characters():
+    assert search_text(" Con\x00toso\x00 ") == "Contoso"
+    assert search_text(None) == ""
