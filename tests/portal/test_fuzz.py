@@ -50,7 +50,9 @@ ADMIN_NAMESPACE = "admin"
 
 # Query parameters that only long lists link to (the demo's lists fit one page), fuzzed on every page anyway.
 ALWAYS_PARAMS = ("page",)
-EXTRA_PARAMS = {"subscriptions:renewals": ("ending_page", "trials_page")}
+EXTRA_PARAMS = {"subscriptions:renewals": ("ending_page", "trials_page"), "portal:login": ("next",)}
+# Fields a view reads that its form does not send (a link or another page may).
+EXTRA_FIELDS = {"portal:logout": ("next",)}
 
 MISSING, TWICE = object(), object()
 UNKNOWN_UUID = str(uuid.UUID(int=0xDEAD_BEEF))
@@ -469,16 +471,16 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _form_probes(persona: Persona, form: Form, done: set) -> list[Probe]:
-    """The form as rendered (also from htmx), then each field changed, left out or doubled, the others as rendered.
-    A field already fuzzed in another form of the same route, method and sender (`done`) is not again: the view
-    reads it the same way."""
+def _form_probes(persona: Persona, form: Form, done: set, extra: tuple = ()) -> list[Probe]:
+    """The form as rendered (also from htmx), then each field (and each of `extra`, fields the view reads that the
+    form does not send) changed, left out or doubled, the others as rendered. A field already fuzzed in another
+    form of the same route, method and sender (`done`) is not again: the view reads it the same way."""
     pairs = form.data()
     label = f"{form.method.upper()}{' (htmx)' if form.htmx else ''} form"
     probes = [Probe(persona.name, form.method, form.action, tuple(pairs), form.htmx, f"{label} as rendered")]
     if not form.htmx:
         probes.append(Probe(persona.name, form.method, form.action, tuple(pairs), True, f"{label} as rendered, htmx"))
-    for name in form.names():
+    for name in form.names() + [name for name in extra if name not in form.names()]:
         if (form.method, form.htmx, name) in done:
             continue
         done.add((form.method, form.htmx, name))
@@ -537,7 +539,7 @@ def plan(world: World, route: str) -> list[Probe]:
                 for what, mutated in _mutations(base, name, _values_for(persona, name, dict(base).get(name, ""))):
                     probes.append(Probe(persona.name, "get", page, tuple(mutated), label=f"query {name}={what}"))
         for form in persona.forms.get(route, []):
-            probes += _form_probes(persona, form, done)
+            probes += _form_probes(persona, form, done, extra=EXTRA_FIELDS.get(route, ()))
         # Another partner's ids, unknown ids and ids too large in the URL itself: the page and its first POST form.
         post = next((f for f in persona.forms.get(route, []) if f.method == "post"), None)
         for kwarg in url_kwargs(route):
