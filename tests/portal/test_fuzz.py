@@ -267,7 +267,12 @@ def _foreign(partner, user) -> tuple[dict[str, list[str]], list[str]]:
     return by_kwarg, values
 
 
-def _persona(name: str, user) -> Persona:
+def _is_public(route: str) -> bool:
+    """Whether the route's view is open to a visitor signed out (LoginRequiredMiddleware lets it through)."""
+    return getattr(ROUTES[route].callback, "login_required", True) is False
+
+
+def _persona(name: str, user, signed_in: Persona | None = None) -> Persona:
     client = Client(enforce_csrf_checks=True)  # a token the page did not give is refused, as in production
     if user is not None:
         client.force_login(user)
@@ -280,8 +285,9 @@ def _persona(name: str, user) -> Persona:
             persona.instances[route] = [reverse(route, kwargs=kwargs) for kwargs in objects.get(frozenset(params), [])]
         persona.foreign_kwargs, persona.foreign_values = _foreign(partner, user)
     else:
-        # Signed out, the sign-in page is the only page; every other is tried with the admin agent's ids.
-        persona.instances = {"portal:login": [reverse("portal:login")]}
+        # Signed out: the public pages (the sign-in page), with the objects of `signed_in`; every other page is
+        # tried with the admin agent's ids.
+        persona.instances = {route: urls for route, urls in signed_in.instances.items() if _is_public(route)}
     return persona
 
 
@@ -369,8 +375,8 @@ def world(request, django_db_setup, django_db_blocker):
             _complete_world(users)
             personas = {"admin": _persona("admin", users["admin"]),
                         "provider-admin": _persona("provider-admin", users["provider-admin"]),
-                        "support": _persona("support", users["support"]),
-                        "anonymous": _persona("anonymous", None)}
+                        "support": _persona("support", users["support"])}
+            personas["anonymous"] = _persona("anonymous", None, signed_in=personas["admin"])
             # A few instances of each route show its forms (the provider's pages add its own: the reseller, the
             # transfer to pick); the support agent's pages give it its CSRF token.
             for name, most in (("admin", 3), ("provider-admin", 3), ("anonymous", 1), ("support", 1)):
@@ -398,7 +404,7 @@ def world(request, django_db_setup, django_db_blocker):
 
 
 # Who is fuzzed in full: an admin agent of a direct-bill partner and of an indirect provider (whose cart has the
-# reseller forms), and a visitor signed out (the sign-in form).
+# reseller forms), and a visitor signed out (the public pages' forms: sign-in).
 FUZZING = ("admin", "provider-admin", "anonymous")
 
 
