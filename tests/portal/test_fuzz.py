@@ -186,15 +186,19 @@ def _complete_world(users):
     _buy(fabrikam.customers.order_by("company_name").first(), provider, 1)
     # Northwind becomes a partner of one of Fabrikam's customers and asks for its subscriptions (TF1, TF2); another
     # request of each partner waits for its customer.
-    source = fabrikam.customers.filter(subscriptions__status="active").order_by("company_name").first()
-    related = transfers.send_relationship_request(actor=admin_user, company_name=source.company_name,
-                                                  domain=source.domain, now=NOW)
-    related = transfers.accept_relationship(request_id=related.pk, now=NOW)
+    source = (fabrikam.customers.filter(subscriptions__status="active")
+              .exclude(domain__in=northwind.customers.values("domain")).order_by("company_name").first())
+    related = transfers.accept_relationship(request_id=_invite(admin_user, source.company_name, source.domain).pk,
+                                            now=NOW)
     transfers.file_transfer_request(actor=admin_user, customer=related.customer,
                                     source_partner_id=fabrikam.partner_id, notification_email="it@example.com", now=NOW)
-    transfers.send_relationship_request(actor=admin_user, company_name="Pending Ltd", domain="pending.example", now=NOW)
-    transfers.send_relationship_request(actor=provider, company_name="Elsewhere Ltd", domain="elsewhere.example",
-                                        now=NOW)
+    _invite(admin_user, "Pending Ltd", "pending.example")
+    _invite(provider, "Elsewhere Ltd", "elsewhere.example")
+
+
+def _invite(actor, company_name: str, domain: str):
+    """A relationship request (TF1) of `actor`'s partner to the customer at `domain`."""
+    return transfers.send_relationship_request(actor=actor, company_name=company_name, domain=domain, now=NOW)
 
 
 def _instances(partner, user) -> dict[frozenset, list[dict]]:
@@ -367,7 +371,8 @@ def world(request, django_db_setup, django_db_blocker):
     quiet = [logging.getLogger(name) for name in ("django.request", "django.security")]
     levels = [logger.level for logger in quiet]
     with (django_db_blocker.unblock(), time_machine.travel(NOW, tick=False),
-          override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])):
+          # The demo's pages too (the sign-in page lists its sign-ins).
+          override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], DEMO_MODE=True)):
         with transaction.atomic():
             demo.seed_demo(now=NOW)
             User = get_user_model()
