@@ -2,13 +2,12 @@ import html
 from decimal import Decimal
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 
 from catalog import cart as cart_services
@@ -20,9 +19,9 @@ from catalog.listing import OFFERS_PER_PAGE, BuyForm, cards_html, catalog_snapsh
 from catalog.models import Order, OrderLine
 from portal import access
 from portal.access import Action
-from portal.forms import parse_date, parse_int, parse_quantity
+from portal.forms import next_url, parse_date, parse_int, parse_quantity, parse_text
 from portal.models import Partner
-from portal.pagination import SmallListPaginator
+from portal.pagination import ClampedPaginator, SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
 from portal.versions import posted_version
 from portal.templatetags.portal_tags import money, utc
@@ -38,7 +37,7 @@ def _offer_page(request, customer):
     show_all = request.GET.get("show_all") == "1"
     search = offer_search(request.GET)
     offers = catalog_snapshot().listing(ctx, search, show_all)
-    page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    page = ClampedPaginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
                   csrf_token=get_token(request), cart_version=cart.version if cart else 0) if can_buy else None
     return {
@@ -57,19 +56,13 @@ def offer_list(request, customer_id):
     return render(request, "catalog/offer_list.html", context)
 
 
-def _safe_next(request, default: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return default
-
-
 def cart_add(request, customer_id):
     customer = access.get_customer(request.user, customer_id)
     if request.method != "POST":
         return redirect("catalog:offer-list", customer_id=customer.pk)
     access.require(request.user, Action.BUY)
-    back = _safe_next(request, reverse("catalog:offer-list", args=[customer.pk]))
+    # Where to go back to is decided before the line is added: an unusable `next` falls back to the catalog.
+    back = next_url(request, reverse("catalog:offer-list", args=[customer.pk]))
     try:
         availability_id = parse_int(request.POST.get("availability"))
         if availability_id is None:
@@ -94,7 +87,7 @@ def cart_add(request, customer_id):
         return render(request, "catalog/offer_list.html#cart-feedback",
                       {"customer": customer, "success": message, "cart_count": count, "oob": True, "cart": line.cart})
     messages.success(request, message)
-    return redirect(back)
+    return HttpResponseRedirect(back)  # a path (next_url), never a view name for redirect() to reverse
 
 
 def _cart_context(request, customer, cart, *, errors=None, lines=None, snapshot=None):
@@ -312,9 +305,9 @@ def cart_reseller(request, customer_id):
 
 def cart_additional_add(request, customer_id):
     def action(customer, cart):
-        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user,
-                                                      partner_id_text=request.POST.get("partner_id", "")[:40], now=timezone.now(),
-                                                      version=posted_version(request.POST))
+        partner_id = parse_text(request.POST.get("partner_id"), rule="K5", field="partner_id", what="A PartnerID")
+        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user, partner_id_text=partner_id[:40],
+                                                      now=timezone.now(), version=posted_version(request.POST))
         return f"Declared {entry.partner.name} as an additional reseller."
     return _cart_action(request, customer_id, action)
 

@@ -2,6 +2,7 @@ import uuid
 from datetime import timedelta
 from functools import partial
 from html import escape
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -18,12 +19,24 @@ from subscriptions.models import SeatLot
 from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access, prepared
+from .forms import next_url, search_text
 from .pagination import SmallListPaginator
 from .models import COUNTRY_NAMES, Customer, is_eu_efta
 
 
+class _SafeNext:
+    """Sign-in and sign-out read `next` like every form of the portal (portal.forms.next_url): a path of this site,
+    or the default page (Django's own check lets a bare word through as a relative URL)."""
+
+    def get_redirect_url(self, request=None):
+        request = request or self.request
+        target = next_url(request, fallback="")
+        # Back to this very page is no way on: LoginView even raises for it (a redirect loop) for a signed-in user.
+        return "" if urlsplit(target).path == request.path else target
+
+
 @method_decorator(login_not_required, name="dispatch")
-class SignInView(auth_views.LoginView):
+class SignInView(_SafeNext, auth_views.LoginView):
     template_name = "portal/login.html"
     redirect_authenticated_user = True
 
@@ -37,7 +50,7 @@ class SignInView(auth_views.LoginView):
         return context
 
 
-class SignOutView(auth_views.LogoutView):
+class SignOutView(_SafeNext, auth_views.LogoutView):
     pass
 
 
@@ -77,7 +90,7 @@ CUSTOMER_COLUMNS = ("pk", "company_name", "domain", "segment", "billing_country"
 
 def customer_list(request):
     partner = access.partner_of(request.user)
-    q = request.GET.get("q", "").strip()
+    q = search_text(request.GET.get("q"))
     segment = request.GET.get("segment", "")
     segment = segment if segment in Customer.Segment.values else ""
     country = request.GET.get("country", "")

@@ -15,7 +15,7 @@ from catalog.alignment import renewal_alignment_options
 from catalog.listing import catalog_snapshot
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
-from portal.forms import parse_date, parse_int, parse_quantity
+from portal.forms import parse_date, parse_int, parse_quantity, parse_text
 from portal.rules import RuleViolation
 from portal.versions import posted_version
 
@@ -198,8 +198,9 @@ def _run(request, action: str, subscription: Subscription):
         services.set_auto_renew(subscription_id=sid, actor=user, version=version, on=on, now=now)
         return f"Auto-renew turned {'on' if on else 'off'}."
     if action == "rename":
-        renamed = services.rename_subscription(subscription_id=sid, actor=user, version=version,
-                                               friendly_name=request.POST.get("friendly_name", "")[:300], now=now)
+        name = parse_text(request.POST.get("friendly_name"), rule="S2", field="friendly_name", what="A friendly name")
+        renamed = services.rename_subscription(subscription_id=sid, actor=user, version=version, friendly_name=name[:300],
+                                               now=now)
         return f"Renamed to {renamed.display_name}."
     if action == "addons":
         quantities = {}

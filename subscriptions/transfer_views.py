@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from portal import access
+from portal.forms import parse_text
 from portal.models import COUNTRY_CHOICES, Customer
 from portal.rules import RuleViolation
 from portal.versions import posted_version
@@ -68,6 +69,8 @@ def relationship_send(request):
     now = timezone.now()
     form = {name: request.POST.get(name, "") for name in RELATIONSHIP_FIELDS}
     try:
+        parse_text(form["company_name"], rule="TF1", field="company_name", what="A company name")
+        parse_text(form["domain"], rule="TF1", field="domain", what="A domain")
         # The link in the e-mail points at the portal as the partner reached it (a host ALLOWED_HOSTS accepts).
         relationship = send_relationship_request(actor=request.user, now=now, site_url=request.build_absolute_uri("/"),
                                                  **form)
@@ -87,6 +90,7 @@ def transfer_file(request):
     form = {name: request.POST.get(name, "") for name in ("customer", "source_partner_id", "notification_email")}
     customer = get_object_or_404(access.customers_for(request.user), pk=_uuid_or_404(form["customer"]))
     try:
+        parse_text(form["source_partner_id"], rule="TF2", field="source_partner_id", what="A PartnerID")
         transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
                                          source_partner_id=form["source_partner_id"],
                                          notification_email=form["notification_email"])

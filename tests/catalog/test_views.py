@@ -448,6 +448,8 @@ BAD_QUANTITIES = [
     pytest.param("1.5", WHOLE_NUMBER, id="decimal"),
     pytest.param("²", WHOLE_NUMBER, id="superscript-two"),
     pytest.param("99999999999", "99,999,999,999 licenses is more than any offer allows.", id="huge"),
+    # int() refuses a string of more than 4,300 digits (issue 9: a ValueError, 500)
+    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
     pytest.param("10001", "Microsoft 365 Business Standard is sold in quantities from 1 to 10,000.", id="above-max"),
 ]
 def bad_quantities() -> list:
@@ -579,7 +581,11 @@ def test_an_id_too_large_for_the_database_never_answers_500(signed_in, sales, cu
     assert Order.objects.count() == 0
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/phish", "//evil.example/phish", "http://testserver.evil/x"])
+@pytest.mark.parametrize("target", [
+    "https://evil.example/phish", "//evil.example/phish", "http://testserver.evil/x", "/\\evil.example/phish",
+    "/\tevil", "\t//evil.example", "javascript:alert(1)", "null", "customers", "/x\r\nSet-Cookie: a=b", "/x\x00",
+    "//testserver/customers/",
+])
 def test_cart_add_never_redirects_off_site(signed_in, customer, standard, target):
     # when an add to cart carries a `next` pointing at another site
     response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
@@ -588,6 +594,30 @@ def test_cart_add_never_redirects_off_site(signed_in, customer, standard, target
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:offer-list", args=[customer.pk])
     assert CartLine.objects.count() == 1
+
+
+def test_cart_add_with_a_bare_word_as_next_adds_the_line_once_and_goes_back_to_the_catalog(signed_in, customer,
+                                                                                           standard):
+    # given a catalog page whose form posts next=null (issue 9: redirect() took it for a view name and answered 500
+    # after the line was saved, so each retry added it again)
+    url = reverse("catalog:cart-add", args=[customer.pk])
+    availability = factories.availability(standard)
+    # when the line is added
+    response = signed_in.post(url, {"availability": availability.pk, "quantity": "3", "next": "null"})
+    # then the add succeeds once and the user is back on the catalog
+    assert response.status_code == 302
+    assert response["Location"] == reverse("catalog:offer-list", args=[customer.pk])
+    assert list(CartLine.objects.values_list("availability_id", "quantity")) == [(availability.pk, 3)]
+
+
+def test_cart_add_goes_back_to_a_path_of_this_site_with_its_query(signed_in, customer, standard):
+    # when the catalog's form names the filtered catalog page (a path, with a query string) as next
+    target = reverse("catalog:offer-list", args=[customer.pk]) + "?q=Standard&page=2"
+    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
+                              {"availability": factories.availability(standard).pk, "quantity": "1", "next": target})
+    # then it goes back there
+    assert response.status_code == 302
+    assert response["Location"] == target
 
 
 @pytest.mark.parametrize("name", ["catalog:cart-line-update", "catalog:cart-line-remove"])

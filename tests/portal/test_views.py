@@ -115,6 +115,38 @@ def test_sign_in_returns_to_the_page_asked_for(client, sales, customer, now):
     assert response["Location"] == account
 
 
+@pytest.mark.parametrize("target", ["null", "https://evil.example/", "//evil.example", "/\\evil.example",
+                                    "javascript:alert(1)", "/login/", "/x\r\ny"])
+def test_sign_in_with_an_unusable_next_goes_home(client, sales, target):
+    # when a staff user signs in from a link whose next is not a path of this site (or is the sign-in page)
+    response = client.post(reverse("portal:login"), {"username": sales.username, "password": factories.PASSWORD,
+                                                     "next": target})
+    # then they land on Home
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:home")
+
+
+def test_a_signed_in_user_sent_back_to_the_sign_in_page_goes_home(client, sales):
+    # given a signed-in user
+    client.force_login(sales)
+    # when a link sends them to the sign-in page with itself as next (Django's LoginView raised for that loop: 500)
+    response = client.get(reverse("portal:login") + "?next=/login/")
+    # then they go Home
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:home")
+
+
+@pytest.mark.parametrize("target", ["null", "https://evil.example/"])
+def test_sign_out_with_an_unusable_next_goes_to_the_sign_in_page(client, sales, target):
+    client.force_login(sales)
+    # when a user signs out with a next that is not a path of this site
+    response = client.post(reverse("portal:logout"), {"next": target})
+    # then they are signed out and on the sign-in page
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:login")
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
 def test_sign_in_with_a_wrong_password_is_refused(client, sales):
     # when a staff user signs in with a wrong password
     response = client.post(reverse("portal:login"), {"username": sales.username, "password": "wrong-password"})

@@ -467,6 +467,8 @@ def test_r6_preview_warns_that_the_scheduled_renewal_changes_will_be_deleted(sig
 @pytest.mark.parametrize("raw, message", [
     ("", BAD_QUANTITY), ("abc", BAD_QUANTITY), ("-1", BAD_QUANTITY), ("0", BAD_QUANTITY),
     ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+    # past int()'s 4,300 digits (issue 9: a ValueError, 500)
+    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
     ("10", "The subscription already has 10 licenses."),
     ("20000", "Microsoft 365 E3 is sold in quantities from 1 to 10,000."),
 ])
@@ -554,6 +556,7 @@ def test_r6_a_quantity_change_deletes_the_scheduled_renewal_changes(signed_in, c
 @pytest.mark.parametrize("raw, message", [
     ("", BAD_QUANTITY), ("abc", BAD_QUANTITY), ("-1", BAD_QUANTITY), ("0", BAD_QUANTITY), (" 7x", BAD_QUANTITY),
     ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
 ])
 def test_q1_bad_quantity_is_refused_with_a_message_and_changes_nothing(signed_in, customer, e3, now, raw, message):
     sub = subscribe(customer, e3)
@@ -1159,6 +1162,7 @@ def test_a1_buying_a_traditional_addon_from_the_base_page(signed_in, customer, e
 @pytest.mark.parametrize("raw, message", [
     ("abc", BAD_QUANTITY), ("-2", BAD_QUANTITY), ("1.5", BAD_QUANTITY),
     ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
 ])
 def test_a1_bad_addon_quantity_is_refused(signed_in, customer, e3, now, raw, message):
     base = subscribe(customer, e3)
