@@ -325,7 +325,9 @@ _MIDDLE = "  </div>\n  <div>\n"
 _END = "  </div>\n</article>\n"
 _REASON = '    <p class="reason" role="note"><strong>Unavailable:</strong> {}{}</p>\n'
 _DISABLED = '    <button class="btn" type="button" disabled title="{}">Add to cart</button>{}\n'
-_FORM_OPEN = ('    <form method="post" action="{action}" hx-post="{action}" hx-target="find .feedback" hx-swap="innerHTML">\n'
+# data-queue: the cards' forms send one at a time, each with the cart version the one before it left (portal.js).
+_FORM_OPEN = ('    <form method="post" action="{action}" hx-post="{action}" hx-target="find .feedback" hx-swap="innerHTML"'
+              ' data-queue="cart">\n'
               '      <input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">\n'
               '      <input type="hidden" name="next" value="{next}">\n'
               '      <input type="hidden" name="version" value="{version}" data-version-of="cart">\n'

@@ -83,10 +83,14 @@ def sub(value, other):
 
 
 @register.inclusion_tag("portal/version_input.html")
-def version_input(obj, of: str = ""):
+def version_input(obj, of: str = "", posted: bool = True):
     """The version a form is drawn with (portal/versions.py), posted back so a stale or repeated submit is refused.
     Marked with the object it belongs to (`of`, else the object's model and id), so a part of the page redrawn by
-    htmx can bring the page's other forms up to date. No object (a cart not made yet) is version 0."""
+    htmx can bring the page's other forms up to date. No object (a cart not made yet) is version 0.
+
+    `posted=False` draws it without a name: a new version for the page's forms to take (static/js/portal.js), not a
+    field of the form it is drawn in. The catalog's feedback lands inside the card's form: named, it would make a
+    second submit of that form send the version the first one made, and add the offer twice."""
     if obj is None:
-        return {"version": 0, "of": of}
-    return {"version": obj.version, "of": of or f"{obj._meta.label_lower}:{obj.pk}"}
+        return {"version": 0, "of": of, "posted": posted}
+    return {"version": obj.version, "of": of or f"{obj._meta.label_lower}:{obj.pk}", "posted": posted}

@@ -121,15 +121,52 @@ document.addEventListener("change", (event) => {
 
 // Exactly once (portal/versions.py): a panel redrawn by htmx after a change carries the object's new version;
 // the page's other forms for that object take it, so a next change made from this page isn't refused as stale.
-document.addEventListener("htmx:afterSettle", (event) => {
+// On afterSwap, not afterSettle (20 ms later): the next queued request (below) is sent in between.
+document.addEventListener("htmx:afterSwap", (event) => {
   const root = event.target;
   if (!root.querySelectorAll) return;
-  root.querySelectorAll("input[data-version-of]").forEach((fresh) => {
-    document.querySelectorAll(`input[data-version-of="${fresh.dataset.versionOf}"]`).forEach((input) => {
-      input.value = fresh.value;
+  const fresh = [...(root.matches("input[data-version-of]") ? [root] : []), ...root.querySelectorAll("input[data-version-of]")];
+  fresh.forEach((input) => {
+    document.querySelectorAll(`input[data-version-of="${input.dataset.versionOf}"]`).forEach((other) => {
+      other.value = input.value;
     });
   });
 });
+
+// Forms that change one object from several places of a page (data-queue: the catalog's "Add to cart" on every
+// card) send one request at a time, in order, each with the version the one before it left: sent together they
+// would carry the same version and all but the first be refused (409). A form already sent or waiting isn't sent
+// again (a double click on one card adds it once). htmx's own hx-sync queue can't tell a second click on the same
+// card from the first one coming off its queue, so this queue is kept here, from htmx:confirm.
+(() => {
+  const waiting = [];
+  let sending = null;
+
+  function sendNext() {
+    sending = waiting.shift() || null;
+    if (sending) sending.issue(true);
+  }
+
+  function done(form) {
+    if (!sending || sending.form !== form) return;
+    delete form.dataset.queued;
+    sendNext();
+  }
+
+  document.addEventListener("htmx:confirm", (event) => {
+    const form = event.detail.elt;
+    if (!form.matches || !form.matches("form[data-queue]")) return;
+    event.preventDefault();  // sent from the queue, with issueRequest
+    if (form.dataset.queued) return;
+    form.dataset.queued = "1";
+    waiting.push({ form, issue: event.detail.issueRequest });
+    if (!sending) sendNext();
+  });
+  // Every way a sent request ends: answered or failed (afterRequest), or stopped before it left.
+  ["htmx:afterRequest", "htmx:validation:halted", "htmx:invalidPath"].forEach((name) => {
+    document.addEventListener(name, (event) => done(event.detail.elt));
+  });
+})();
 
 // Irreversible confirmations (data-submit-once: "Yes, upgrade", "Convert trial", "Purchase", "Cancel
 // subscription", "Transfer selected subscriptions"): once sent, their buttons are disabled and say so, so a second

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from catalog.models import UpgradePath
+from catalog.models import Cart, CartLine, UpgradePath
 from subscriptions.models import BillingLine, Subscription
-from tests.browser.conftest import NOW, e3_subscription, make_offer, sign_in
+from tests.browser.conftest import NOW, e3_subscription, make_offer, offer_card, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -54,3 +54,51 @@ def test_a_tab_opened_before_a_change_is_told_what_changed(page: Page, live_serv
     expect(older.get_by_role("alert").first).to_contain_text(
         "This subscription changed since you opened the page: Suspended; auto-renew turned off")
     assert Subscription.objects.get(pk=sub.pk).friendly_name == ""
+
+
+# ---------------------------------------------------------------- the catalog's "Add to cart", with htmx
+
+@pytest.fixture
+def two_offers(contoso):
+    agent, customer = contoso
+    return agent, customer, make_offer("Microsoft 365 E3"), make_offer("Microsoft 365 Business Basic",
+                                                                      category="small_business")
+
+
+def cart_lines(customer):
+    return sorted(CartLine.objects.filter(cart__customer=customer).values_list("availability__sku__name", "quantity"))
+
+
+@pytest.mark.rule("K1")
+def test_double_clicking_add_to_cart_adds_the_offer_once(page: Page, live_server, two_offers):
+    agent, customer, e3, _basic = two_offers
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/add-subscription/")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    card = offer_card(page, "Microsoft 365 E3")
+    # when the partner double-clicks "Add to cart" on one card
+    card.get_by_role("button", name="Add to cart").dblclick()
+    # then one license of it is in the cart, added by one request
+    expect(card.locator(".feedback")).to_contain_text("Added Microsoft 365 E3 to the cart (1 in the cart).")
+    page.wait_for_timeout(500)  # a second request, if one were sent, would be answered by now
+    assert cart_lines(customer) == [("Microsoft 365 E3", 1)]
+    assert len(posts) == 1
+    assert Cart.objects.get(customer=customer).version == 1  # created by the one add, never changed since
+
+
+@pytest.mark.rule("K1")
+def test_add_to_cart_on_two_cards_at_once_adds_both(page: Page, live_server, two_offers):
+    agent, customer, _e3, _basic = two_offers
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/add-subscription/")
+    e3_card, basic_card = offer_card(page, "Microsoft 365 E3"), offer_card(page, "Microsoft 365 Business Basic")
+    # when the partner clicks "Add to cart" on one card and then on another before the first is answered
+    page.evaluate("""() => document.querySelectorAll('#results article.offer form button[type=submit]')
+                         .forEach((button) => button.click())""")
+    # then both are added, neither refused as made from an older page (both forms were drawn with the same version)
+    expect(e3_card.locator(".feedback")).to_contain_text("Added Microsoft 365 E3 to the cart (1 in the cart).")
+    expect(basic_card.locator(".feedback")).to_contain_text(
+        "Added Microsoft 365 Business Basic to the cart (1 in the cart).")
+    expect(page.locator("#cart-count")).to_have_text("2")
+    assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1), ("Microsoft 365 E3", 1)]
