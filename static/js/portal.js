@@ -119,10 +119,15 @@ document.addEventListener("change", (event) => {
   });
 })();
 
-// Exactly once (portal/versions.py): a panel redrawn by htmx after a change carries the object's new version;
-// the page's other forms for that object take it, so a next change made from this page isn't refused as stale.
+// Exactly once (portal/versions.py): a part of the page redrawn by htmx after a change made from this page carries
+// the object's new version; the page's other forms for that object take it, so a next change made from this page
+// isn't refused as stale. Only after a change that succeeded (a 2xx answer to a POST): a panel drawn by a GET (the
+// renewal draft, the quantity preview) or redrawn with a refusal (409: someone else changed it) shows the object as
+// it is now in that panel alone, and the rest of the page, still showing the older state, must stay refused.
 // On afterSwap, not afterSettle (20 ms later): the next queued request (below) is sent in between.
 document.addEventListener("htmx:afterSwap", (event) => {
+  const { requestConfig, xhr } = event.detail;
+  if (!requestConfig || requestConfig.verb === "get" || !xhr || xhr.status < 200 || xhr.status > 299) return;
   const root = event.target;
   if (!root.querySelectorAll) return;
   const fresh = [...(root.matches("input[data-version-of]") ? [root] : []), ...root.querySelectorAll("input[data-version-of]")];

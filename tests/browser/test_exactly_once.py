@@ -4,9 +4,11 @@ and a change from a tab opened before another change is refused with what change
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from catalog.models import Cart, CartLine, UpgradePath
+from subscriptions import services
 from subscriptions.models import BillingLine, Subscription
 from tests.browser.conftest import NOW, e3_subscription, make_offer, offer_card, sign_in
 
@@ -102,3 +104,69 @@ def test_add_to_cart_on_two_cards_at_once_adds_both(page: Page, live_server, two
         "Added Microsoft 365 Business Basic to the cart (1 in the cart).")
     expect(page.locator("#cart-count")).to_have_text("2")
     assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1), ("Microsoft 365 E3", 1)]
+
+
+# ---------------------------------------------------------------- a panel redrawn is not the page redrawn
+
+def renamed_elsewhere(sub, agent):
+    """Someone else renames the subscription, as another tab would: the page opened before is now older."""
+    services.rename_subscription(subscription_id=sub.pk, actor=agent, friendly_name="Renamed elsewhere",
+                                 version=Subscription.objects.get(pk=sub.pk).version, now=timezone.now())
+
+
+def test_a_renewal_draft_redrawn_doesnt_make_an_older_page_current(page: Page, live_server, contoso):
+    agent, customer = contoso
+    e3 = make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00")])
+    sub = e3_subscription(customer, started=NOW - timedelta(days=30), e3=e3)
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/subscriptions/{sub.pk}/")
+    renamed_elsewhere(sub, agent)
+    # when the older page's Manage renewal panel redraws its choices for another billing frequency (an htmx GET,
+    # nothing saved)
+    page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Manage renewal").click()
+    renewal = page.locator("#manage-renewal")
+    with page.expect_response(lambda response: "renewal_draft" in response.url):
+        renewal.get_by_label("Billing frequency").select_option("annual")
+    page.keyboard.press("Escape")
+    # and then auto-renew is turned off from the command bar, which still shows the subscription as it was
+    page.get_by_role("button", name="Turn auto-renew off").click()
+    # then it is refused as made from an older page, and nothing changed
+    expect(page.get_by_role("alert").first).to_contain_text(
+        "This subscription changed since you opened the page: Renamed to Renamed elsewhere")
+    assert Subscription.objects.get(pk=sub.pk).auto_renew is True
+
+
+def test_a_refusal_redrawn_in_a_panel_doesnt_make_an_older_page_current(page: Page, live_server, contoso):
+    agent, customer = contoso
+    e3 = make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00")])
+    sub = e3_subscription(customer, started=NOW - timedelta(days=2), e3=e3)
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/subscriptions/{sub.pk}/")
+    renamed_elsewhere(sub, agent)
+    # when the older page changes the billing frequency: refused (409), the panel redrawn with the reason
+    panel = page.locator("#billing-frequency")
+    panel.get_by_role("button", name="Change at the next charge").click()
+    expect(panel.get_by_role("alert")).to_contain_text("This subscription changed since you opened the page")
+    # and then auto-renew is turned off from the command bar, drawn before the change
+    page.get_by_role("button", name="Turn auto-renew off").click()
+    # then that is refused too: only the panel shows the subscription as it is now
+    expect(page.get_by_role("alert").first).to_contain_text("This subscription changed since you opened the page")
+    sub.refresh_from_db()
+    assert (sub.auto_renew, sub.next_charge_frequency) == (True, "")
+
+
+def test_a_change_made_in_a_panel_keeps_the_rest_of_its_page_current(page: Page, live_server, contoso):
+    agent, customer = contoso
+    e3 = make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00")])
+    sub = e3_subscription(customer, started=NOW - timedelta(days=2), e3=e3)
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/subscriptions/{sub.pk}/")
+    # when the billing frequency is changed in its panel (htmx: only the panel is redrawn)
+    panel = page.locator("#billing-frequency")
+    panel.get_by_role("button", name="Change at the next charge").click()
+    expect(panel.get_by_role("status").first).to_contain_text("it is billed annually")
+    # then the page's other forms go on from the version that change made
+    page.get_by_role("button", name="Turn auto-renew off").click()
+    expect(page.get_by_role("status").first).to_contain_text("Auto-renew turned off.")
+    sub.refresh_from_db()
+    assert (sub.auto_renew, sub.next_charge_frequency) == (False, "annual")
