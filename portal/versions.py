@@ -37,12 +37,15 @@ def parse_version(raw, *, noun: str = "page") -> int:
                        "again. Nothing was changed.")
 
 
-def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None):
+def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None,
+                 authorize=None):
     """Locks the row (select_for_update), refuses a stale `version` and bumps the stored one, all in the caller's
     transaction; returns the locked object with its new version. `version` is the int a caller read, or the text a
     form posted (`posted_version`). `last_change(obj)`, when given, says what changed
     it last (who, when), for the refusal. `version=None` is for the platform's own work
     (the lifecycle engine, the operator's admin actions), which acts on the row as it is now.
+    `authorize(obj)`, when given, raises for someone who may not act on the object at all: it runs before the
+    version is compared, since the refusal of a stale page says who changed it last and what they did.
 
     Bumped here, at the lock, rather than in `save()`: some changes write only other rows (a scheduled change, a
     cart line), and they still make the page that showed the old state stale."""
@@ -55,6 +58,8 @@ def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, no
     if not model._default_manager.filter(pk=pk).update(version=models.F("version") + 1):
         raise model.DoesNotExist(f"No {noun} {pk}.")
     obj = queryset.get(pk=pk)  # the locked row, as now committed, with what it points to
+    if authorize is not None:
+        authorize(obj)
     # Bumped already: the page's version is current if it is one behind.
     check_version(obj, None if version is None else version + 1, noun=noun, last_change=last_change)
     return obj

@@ -164,12 +164,11 @@ def _locked(subscription_id, version: int | str | None = None, actor=None) -> Su
     """The subscription, locked; a person's change passes the `version` its page showed and is refused (409) when the
     subscription changed since (portal/versions.py). Every lock for a change bumps the version. A person (`actor`)
     acts only on their own partner's subscriptions (T3); the platform's own work passes none."""
-    subscription = lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
-                                pk=subscription_id, version=version, noun="subscription",
-                                last_change=audit.last_change)
-    if actor is not None:
-        require_serves(actor, subscription.customer)
-    return subscription
+    # T3 before the version: another partner's subscription is refused as such, never with its last change (409).
+    authorize = None if actor is None else (lambda locked: require_serves(actor, locked.customer))
+    return lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
+                        pk=subscription_id, version=version, noun="subscription", last_change=audit.last_change,
+                        authorize=authorize)
 
 
 def current_period(subscription: Subscription, today: date) -> Period:

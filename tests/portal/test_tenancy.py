@@ -325,3 +325,28 @@ def test_t3_a_service_refuses_another_partners_subscription_whoever_calls_it(cal
     after = (list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity",
                                                    "version")), AuditEntry.objects.count())
     assert after == before
+
+
+@pytest.mark.rule("T3")
+def test_t3_a_service_refuses_another_partners_subscription_before_judging_the_version(db, now):
+    # given another partner's subscription, renamed by one of its staff (the audit trail names her and what she did)
+    from django.core.exceptions import PermissionDenied
+
+    from subscriptions import services
+    from subscriptions.models import AuditEntry
+
+    theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory(), created_at=now, term_start=now)
+    their_agent = factories.staff(theirs.customer.partner, "admin_agent")
+    their_agent.first_name, their_agent.last_name = "Robin", "Theirs"
+    their_agent.save()
+    services.rename_subscription(subscription_id=theirs.pk, actor=their_agent, friendly_name="Project Falcon",
+                                 version=Subscription.objects.get(pk=theirs.pk).version, now=now)
+    actor = factories.staff(factories.PartnerFactory(), "admin_agent")
+    before = (list(Subscription.objects.values_list("pk", "friendly_name", "version")), AuditEntry.objects.count())
+    # when this partner's agent calls a service on it with a version older than its current one
+    with pytest.raises(PermissionDenied) as refused:
+        services.rename_subscription(subscription_id=theirs.pk, actor=actor, friendly_name="x", version="1", now=now)
+    # then it is refused as another partner's (not as a stale page saying who changed it and how), nothing changed
+    assert str(refused.value) == "This customer is not one of your partner's customers."
+    assert (list(Subscription.objects.values_list("pk", "friendly_name", "version")),
+            AuditEntry.objects.count()) == before
