@@ -177,16 +177,29 @@ document.addEventListener("htmx:afterSwap", (event) => {
 // subscription", "Transfer selected subscriptions"): once sent, their buttons are disabled and say so, so a second
 // click sends nothing. The server refuses a repeat anyway (the form's version); this spares the person the 409.
 // A refusal swapped in by htmx redraws the form, buttons enabled again.
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  if (!form.matches || !form.matches("form[data-submit-once]") || event.defaultPrevented) return;
-  if (form.dataset.submitted) { event.preventDefault(); return; }
+function sentOnce(form) {
   form.dataset.submitted = "1";
   // After this event: disabling the button now would drop its own name/value from what the form sends.
   setTimeout(() => form.querySelectorAll("button[type=submit], button:not([type])").forEach((button) => {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
   }));
+}
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  // A submit htmx took over (prevented) is judged at htmx:confirm below.
+  if (!form.matches || !form.matches("form[data-submit-once]") || event.defaultPrevented) return;
+  if (form.dataset.submitted) { event.preventDefault(); return; }
+  sentOnce(form);
+});
+// The same form sent by htmx ("Yes, upgrade" and "Convert trial" in their side panels, hx-boost): htmx handles the
+// submit before this file sees it, and a second click would be queued behind the first and sent once it is
+// answered; htmx:confirm comes before that queue, so a form already sent is dropped there.
+document.addEventListener("htmx:confirm", (event) => {
+  const form = event.detail.elt;
+  if (!form.matches || !form.matches("form[data-submit-once]")) return;
+  if (form.dataset.submitted) { event.preventDefault(); return; }
+  sentOnce(form);
 });
 // A page shown again from the back-forward cache is a new chance to submit (the server judges its version).
 window.addEventListener("pageshow", (event) => {

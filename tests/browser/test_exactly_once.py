@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from catalog.models import Cart, CartLine, UpgradePath
 from subscriptions import services
 from subscriptions.models import BillingLine, Subscription
-from tests.browser.conftest import NOW, e3_subscription, make_offer, offer_card, sign_in
+from tests.browser.conftest import NOW, e3_subscription, make_offer, offer_card, open_panel, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -170,3 +170,29 @@ def test_a_change_made_in_a_panel_keeps_the_rest_of_its_page_current(page: Page,
     expect(page.get_by_role("status").first).to_contain_text("Auto-renew turned off.")
     sub.refresh_from_db()
     assert (sub.auto_renew, sub.next_charge_frequency) == (False, "annual")
+
+
+@pytest.mark.rule("U7")
+def test_yes_upgrade_in_the_side_panel_disables_itself_once_sent(page: Page, live_server, contoso):
+    agent, customer = contoso
+    source = e3_subscription(customer, started=NOW - timedelta(days=30), quantity=30)
+    e5 = make_offer("Microsoft 365 E5", prices=[("P1Y", "monthly", "20.00")])
+    UpgradePath.objects.create(source=source.sku, target=e5, supported=True)
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/subscriptions/{source.pk}/")
+    upgrades = open_panel(page, "Check upgrades")
+    target = upgrades.get_by_role("form", name="Upgrade to Microsoft 365 E5")
+    target.get_by_label("Licenses").fill("10")
+    target.get_by_role("button", name="Preview").click()
+    confirm = upgrades.locator("#upgrade-preview").get_by_role("button", name="Yes, upgrade")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    # when the partner double-clicks "Yes, upgrade" in the panel (htmx sends the panel's forms)
+    confirm.dblclick()
+    # then one request was sent (the button disabled itself), and one upgrade happened
+    expect(page.locator(".side-panel.open")).to_have_count(0)  # the whole page moves on
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E5")
+    page.wait_for_timeout(500)  # a second request, if one were sent, would be on its way by now
+    assert len(posts) == 1
+    assert list(Subscription.objects.filter(sku=e5).values_list("quantity", flat=True)) == [10]
+    assert Subscription.objects.get(pk=source.pk).quantity == 20
