@@ -146,16 +146,26 @@ document.addEventListener("htmx:afterSwap", (event) => {
 (() => {
   const waiting = [];
   let sending = null;
+  // Every way a sent request ends: answered or failed (afterRequest), or stopped before it left. Heard on the form
+  // itself: a form redrawn away while its request was out (a filter changed) gets them detached from the page,
+  // where they reach no listener on the document.
+  const ENDS = ["htmx:afterRequest", "htmx:validation:halted", "htmx:invalidPath", "htmx:targetError"];
 
   function sendNext() {
-    sending = waiting.shift() || null;
-    if (sending) sending.issue(true);
-  }
-
-  function done(form) {
-    if (!sending || sending.form !== form) return;
-    delete form.dataset.queued;
-    sendNext();
+    // A card redrawn meanwhile is gone: htmx would drop its request without a word.
+    do {
+      sending = waiting.shift() || null;
+      if (sending && !sending.form.isConnected) delete sending.form.dataset.queued;
+    } while (sending && !sending.form.isConnected);
+    if (!sending) return;
+    const { form } = sending;
+    const done = () => {
+      ENDS.forEach((name) => form.removeEventListener(name, done));
+      delete form.dataset.queued;
+      if (sending && sending.form === form) sendNext();
+    };
+    ENDS.forEach((name) => form.addEventListener(name, done));
+    sending.issue(true);
   }
 
   document.addEventListener("htmx:confirm", (event) => {
@@ -166,10 +176,6 @@ document.addEventListener("htmx:afterSwap", (event) => {
     form.dataset.queued = "1";
     waiting.push({ form, issue: event.detail.issueRequest });
     if (!sending) sendNext();
-  });
-  // Every way a sent request ends: answered or failed (afterRequest), or stopped before it left.
-  ["htmx:afterRequest", "htmx:validation:halted", "htmx:invalidPath"].forEach((name) => {
-    document.addEventListener(name, (event) => done(event.detail.elt));
   });
 })();
 
