@@ -125,7 +125,7 @@ document.addEventListener("change", (event) => {
 // renewal draft, the quantity preview) or redrawn with a refusal (409: someone else changed it) shows the object as
 // it is now in that panel alone, and the rest of the page, still showing the older state, must stay refused.
 // On afterSwap, not afterSettle (20 ms later): the next queued request (below) is sent in between.
-document.addEventListener("htmx:afterSwap", (event) => {
+function takeNewVersions(event) {
   const { requestConfig, xhr } = event.detail;
   if (!requestConfig || requestConfig.verb === "get" || !xhr || xhr.status < 200 || xhr.status > 299) return;
   const root = event.target;
@@ -136,7 +136,8 @@ document.addEventListener("htmx:afterSwap", (event) => {
       other.value = input.value;
     });
   });
-});
+}
+document.addEventListener("htmx:afterSwap", takeNewVersions);
 
 // Forms that change one object from several places of a page (data-queue: the catalog's "Add to cart" on every
 // card) send one request at a time, in order, each with the version the one before it left: sent together they
@@ -159,12 +160,17 @@ document.addEventListener("htmx:afterSwap", (event) => {
     } while (sending && !sending.form.isConnected);
     if (!sending) return;
     const { form } = sending;
+    // The cart's new version, swapped into a card redrawn away meanwhile: still the page's to take (the redrawn
+    // cards were drawn before this change), though its afterSwap no longer reaches the document.
+    const detachedSwap = (event) => { if (!form.isConnected) takeNewVersions(event); };
     const done = () => {
       ENDS.forEach((name) => form.removeEventListener(name, done));
+      form.removeEventListener("htmx:afterSwap", detachedSwap);
       delete form.dataset.queued;
       if (sending && sending.form === form) sendNext();
     };
     ENDS.forEach((name) => form.addEventListener(name, done));
+    form.addEventListener("htmx:afterSwap", detachedSwap);
     sending.issue(true);
   }
 

@@ -129,6 +129,29 @@ def test_cards_redrawn_while_an_add_to_cart_is_out_dont_stop_the_next_one(page: 
     expect(card.locator(".feedback")).to_contain_text("Added Microsoft 365 Business Basic to the cart (1 in the cart).")
     assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1)]
 
+
+def test_cards_redrawn_while_an_add_to_cart_is_out_take_the_version_it_made(page: Page, live_server, two_offers):
+    agent, customer, _e3, _basic = two_offers
+    sign_in(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/customers/{customer.pk}/add-subscription/")
+    held = []
+    page.route("**/cart/add/", lambda route: held.append(route))
+    # given an Add to cart still out (held here)
+    offer_card(page, "Microsoft 365 E3").get_by_role("button", name="Add to cart").click()
+    page.wait_for_timeout(200)
+    assert len(held) == 1
+    # when a filter redraws every card (with the cart as it was before that add), and then the add is answered
+    with page.expect_response(lambda response: "small_business" in response.url):
+        page.get_by_role("group", name="Category").get_by_role("checkbox", name="Small business").click()
+    with page.expect_response(lambda response: "/cart/add/" in response.url):
+        held.pop().continue_()
+    page.unroute("**/cart/add/")
+    # then Add to cart on a redrawn card goes on from the version that add made: added, not refused as stale
+    card = offer_card(page, "Microsoft 365 Business Basic")
+    card.get_by_role("button", name="Add to cart").click()
+    expect(card.locator(".feedback")).to_contain_text("Added Microsoft 365 Business Basic to the cart (1 in the cart).")
+    assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1), ("Microsoft 365 E3", 1)]
+
 # ---------------------------------------------------------------- a panel redrawn is not the page redrawn
 
 def renamed_elsewhere(sub, agent):
