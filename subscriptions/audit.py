@@ -5,10 +5,11 @@ from .models import AuditEntry
 
 def record(*, actor, at, customer, action: str, summary: str, before=None, after=None, order=None, subscription=None,
            partner=None) -> AuditEntry:
+    partner = partner or customer.partner
     return AuditEntry.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=_named(actor, partner),
         at=at,
-        partner=partner or customer.partner,
+        partner=partner,
         customer=customer,
         order=order,
         subscription=subscription,
@@ -27,3 +28,16 @@ def last_change(subscription) -> str:
         return ""
     who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else "the system"
     return f"{entry.summary} ({who}, {entry.at:%Y-%m-%d %H:%M} UTC)"
+
+
+def _named(actor, partner):
+    """Who is named as having made the change in `partner`'s records: the person, when they are this partner's staff
+    (or the platform's operator). A change one partner makes in another's records (a transfer requested, withdrawn,
+    declined or completed, TF2-TF4) names no person there: who works for a partner is that partner's business, as
+    its own audit trail is (issue 9, finding 4); the entry's summary names the partner that acted."""
+    if actor is None or not actor.is_authenticated:
+        return None
+    membership = getattr(actor, "membership", None)  # the reverse one-to-one raises an AttributeError when missing
+    if membership is not None and membership.partner_id != getattr(partner, "pk", partner):
+        return None
+    return actor

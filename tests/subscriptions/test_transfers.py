@@ -131,6 +131,25 @@ def test_tf4_complete_moves_the_subscriptions_in_one_go(transfer, subs, source_s
     assert BillingLine.objects.count() == 0
 
 
+@pytest.mark.rule("TF3")
+def test_a_transfer_names_a_person_only_in_their_own_partners_records(transfer, subs, target_sales, source_sales,
+                                                                     customer, now):
+    # given a request filed by the target's agent (the fixture), then completed by the source's
+    transfers.complete_transfer(actor=source_sales, request_id=transfer.pk, subscription_ids=[subs[0].pk], now=now)
+    # then each partner's records name its own staff, and the other partner's only by its name in the summary
+    named = {(e.action, e.partner_id, e.actor_id) for e in AuditEntry.objects.filter(
+        action__in=["transfer.requested", "transfer.completed", "subscription.transferred",
+                    "subscription.transferred_in"])}
+    source, target = transfer.source_partner_id, transfer.target_partner_id
+    assert named == {
+        ("transfer.requested", target, target_sales.pk), ("transfer.requested", source, None),
+        ("transfer.completed", source, source_sales.pk), ("transfer.completed", target, None),
+        ("subscription.transferred", source, source_sales.pk), ("subscription.transferred_in", target, None),
+    }
+    requested = AuditEntry.objects.get(action="transfer.requested", partner_id=source)
+    assert requested.summary.startswith("Fabrikam Cloud (7200001) requests a transfer of subscriptions")
+
+
 @pytest.mark.rule("TF4")
 def test_tf4_one_untransferable_subscription_transfers_none(transfer, subs, customer, source_sales, now):
     trial = factories.SubscriptionFactory(customer=customer, trial=True)
@@ -243,13 +262,16 @@ def test_either_side_can_end_a_pending_request_and_nothing_moves(side, verb, tra
     subs_before = snapshot()["subs"]
     # when
     transfers.cancel_transfer_request(actor=actor, request_id=transfer.pk, now=now)
-    # then the request is cancelled, both activity logs say who ended it, and no subscription moved
+    # then the request is cancelled, both activity logs say which partner ended it (the person only in their own
+    # partner's), and no subscription moved
     transfer.refresh_from_db()
     assert transfer.status == "cancelled"
     entries = AuditEntry.objects.filter(action="transfer.cancelled")
     assert sorted(e.customer_id for e in entries) == sorted([transfer.source_customer_id, transfer.target_customer_id])
-    partner = actor.membership.partner.name
-    assert all(e.summary.endswith(f"{verb} by {partner}") and e.actor == actor for e in entries)
+    partner = actor.membership.partner
+    assert all(e.summary.endswith(f"{verb} by {partner.name}") for e in entries)
+    assert {e.partner_id: e.actor for e in entries} == {transfer.source_partner_id: actor if side == "source" else None,
+                                                         transfer.target_partner_id: actor if side == "target" else None}
     assert snapshot()["subs"] == subs_before
     # and it can't be completed any more
     with pytest.raises(RuleViolation) as error:
