@@ -8,11 +8,11 @@ import re
 
 from django.contrib import admin
 from django.db.models import Count
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 
-from portal.admin import ReadOnlyAdminMixin, format_utc, money, utc_field
+from portal.admin import ReadOnlyAdminMixin, money, utc_field
 from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from subscriptions import recovery
 
@@ -361,22 +361,17 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         rows = list(recovery.order_tasks(obj))
         if not rows:
             return "None"
-        return format_html(
-            "<table><thead><tr><th>Task</th><th>Run on</th><th>State</th><th>Enqueued (UTC)</th><th>Started (UTC)</th>"
-            "<th>Finished (UTC)</th><th>Workers</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
-                (_task_link(row), ", ".join(map(str, row.args_kwargs.get("args", []))), recovery.task_state(row, now),
-                 format_utc(row.enqueued_at) or "—", format_utc(row.started_at) or "—",
-                 format_utc(row.finished_at) or "—", ", ".join(row.worker_ids) or "—")
-                for row in rows)))
+        return render_to_string("admin/catalog/order_tasks.html", {"tasks": [
+            {"name": row.task_name, "url": _task_url(row), "args": ", ".join(map(str, row.args_kwargs.get("args", []))),
+             "state": recovery.task_state(row, now), "enqueued_at": row.enqueued_at, "started_at": row.started_at,
+             "finished_at": row.finished_at, "workers": ", ".join(row.worker_ids)} for row in rows]})
 
 
-def _task_link(row):
+def _task_url(row) -> str:
     try:
-        url = reverse("admin:django_tasks_database_dbtaskresult_change", args=[row.pk])
+        return reverse("admin:django_tasks_database_dbtaskresult_change", args=[row.pk])
     except NoReverseMatch:  # the task results' admin is not registered
-        return row.task_name
-    return format_html('<a href="{}">{}</a>', url, row.task_name)
+        return ""
 
 
 @admin.register(OrderLine)
