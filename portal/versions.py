@@ -1,7 +1,7 @@
 """Exactly once for a person's change: every object a person changes carries a version.
 
 Partner Center's answer to double submits and stale pages is an etag on every resource and `If-Match` on every
-change. Here each subscription, cart and transfer request has a `version` column; every page draws its forms with
+change. Here each subscription, cart, order and transfer request has a `version` column; every page draws its forms with
 the version it showed, and every change locks the row, compares the version posted with the one stored and bumps
 it in the same transaction. So of two identical submits (a double click, two tabs, back and resubmit, a retry after
 a time-out) the first acts and the second finds a newer version and is refused with 409, changing nothing.
@@ -39,16 +39,15 @@ def parse_version(raw, *, noun: str = "page") -> int:
 
 def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None,
                  authorize=None):
-    """Locks the row (select_for_update), refuses a stale `version` and bumps the stored one, all in the caller's
-    transaction; returns the locked object with its new version. `version` is the int a caller read, or the text a
-    form posted (`posted_version`). `last_change(obj)`, when given, says what changed
-    it last (who, when), for the refusal. `version=None` is for the platform's own work
-    (the lifecycle engine, the operator's admin actions), which acts on the row as it is now.
-    `authorize(obj)`, when given, raises for someone who may not act on the object at all: it runs before the
-    version is compared, since the refusal of a stale page says who changed it last and what they did.
+    """Locks the row by bumping its version, refuses a stale `version`, all in the caller's transaction; returns the
+    locked object with its new version. `version` is the int a caller read, or the text a form posted
+    (`posted_version`); None is for the platform's own work (the lifecycle engine, the operator's admin actions),
+    which acts on the row as it is now. `last_change(obj)`, when given, says what changed it last (who, when), for
+    the refusal. `authorize(obj)`, when given, raises for someone who may not act on the object at all: it runs
+    before the version is compared, since the refusal of a stale page says who changed it last and what they did.
 
-    Bumped here, at the lock, rather than in `save()`: some changes write only other rows (a scheduled change, a
-    cart line), and they still make the page that showed the old state stale."""
+    Bumped at the lock (not only by `Subscription.save()`): some changes write only other rows (a scheduled change,
+    a cart line), and they still make the page that showed the old state stale."""
     if isinstance(version, str):
         version = parse_version(version, noun=noun)  # before the lock: a tampered form waits for nothing
     model = queryset.model
