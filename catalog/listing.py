@@ -316,7 +316,7 @@ class BuyForm:
     action: str
     next_url: str
     csrf_token: str
-    cart_version: int  # the open cart's (portal/versions.py); 0: none yet
+    version_field: str  # the open cart's version input (portal/versions.py), drawn by its template
 
 
 # A card is '<article class="offer' + (' unavailable') + Offer.head + reason + _MIDDLE + action + _END. Only the
@@ -330,7 +330,7 @@ _FORM_OPEN = ('    <form method="post" action="{action}" hx-post="{action}" hx-t
               ' data-queue="cart">\n'
               '      <input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">\n'
               '      <input type="hidden" name="next" value="{next}">\n'
-              '      <input type="hidden" name="version" value="{version}" data-version-of="cart">\n'
+              '      {version_field}\n'
               '      <label>Term and billing\n        <select name="availability">')
 _SELECT_CLOSE = "</select>\n      </label>\n"
 _FORM_CLOSE = ('      <button class="btn btn-primary" type="submit">Add to cart</button>\n'
@@ -344,7 +344,7 @@ def cards_html(offers, ctx: BuyingContext, buy: BuyForm | None, cannot_buy: str)
     """
     if buy is not None:
         form_open = format_html(_FORM_OPEN, action=buy.action, csrf=buy.csrf_token, next=buy.next_url,
-                                version=buy.cart_version)
+                                version_field=buy.version_field)
     else:
         not_allowed = format_html(_DISABLED, cannot_buy, format_html('<span class="why">{}</span>', cannot_buy))
     parts = []

@@ -24,7 +24,7 @@ from portal.models import Partner
 from portal.pagination import ClampedPaginator, SmallListPaginator
 from portal.rules import RuleViolation, RuleViolations
 from portal.versions import posted_version
-from portal.templatetags.portal_tags import money, utc
+from portal.templatetags.portal_tags import money, utc, version_input_html
 from subscriptions.recovery import order_delay
 
 
@@ -39,7 +39,7 @@ def _offer_page(request, customer):
     offers = catalog_snapshot().listing(ctx, search, show_all)
     page = ClampedPaginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     buy = BuyForm(action=reverse("catalog:cart-add", args=[customer.pk]), next_url=request.get_full_path(),
-                  csrf_token=get_token(request), cart_version=cart.version if cart else 0) if can_buy else None
+                  csrf_token=get_token(request), version_field=version_input_html(cart, of="cart")) if can_buy else None
     return {
         "customer": customer, "section": "subscriptions", "page": page,
         "offers": cards_html(page.object_list, ctx, buy, can_buy.reason),
@@ -172,13 +172,12 @@ _ROW_CLOSE = '\n    </td>\n    <td class="num">{total}</td>\n    <td>{remove}</t
 _REMOVE = ('<form method="post" action="{}">{}<button class="btn btn-subtle" type="submit" aria-label="Remove {}">'
            'Remove</button></form>')
 _CSRF = '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-# The cart's version (portal/versions.py), as {% version_input cart of="cart" %} draws it in the page's other forms.
-_VERSION = '<input type="hidden" name="version" value="{}" data-version-of="cart">'
 
 
 def _line_rows(customer, cart, rows, can_buy, csrf_token: str) -> SafeString:
     """The `<tr>`s of the cart's lines: quantity, K11's end date and the update and remove forms of each."""
-    csrf = format_html(_CSRF, csrf_token) + format_html(_VERSION, cart.version)
+    # With the cart's version (portal/versions.py), as {% version_input cart of="cart" %} draws it in the page's forms.
+    csrf = format_html(_CSRF, csrf_token) + version_input_html(cart, of="cart")
     unselected: dict[int, SafeString] = {}
     parts = []
     for row in rows:

@@ -5,6 +5,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 register = template.Library()
@@ -82,7 +83,10 @@ def sub(value, other):
     return value - other
 
 
-@register.inclusion_tag("portal/version_input.html")
+VERSION_INPUT = "portal/version_input.html"
+
+
+@register.inclusion_tag(VERSION_INPUT)
 def version_input(obj, of: str = "", posted: bool = True):
     """The version a form is drawn with (portal/versions.py), posted back so a stale or repeated submit is refused.
     Marked with the object it belongs to (`of`, else the object's model and id), so a part of the page redrawn by
@@ -94,3 +98,8 @@ def version_input(obj, of: str = "", posted: bool = True):
     if obj is None:
         return {"version": 0, "of": of, "posted": posted}
     return {"version": obj.version, "of": of or f"{obj._meta.label_lower}:{obj.pk}", "posted": posted}
+
+
+def version_input_html(obj, of: str = "") -> str:
+    """The same hidden input, drawn by its template, for the rows the catalog and the cart still assemble in Python."""
+    return render_to_string(VERSION_INPUT, version_input(obj, of))
