@@ -7,14 +7,13 @@ from django.db import IntegrityError, connections, transaction
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
-from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine
+from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, TRIAL_LICENSES
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
 from portal.rules import RuleViolation
 from portal.versions import StaleVersion, bump_version, check_version, lock_version
 
 MAX_ADDITIONAL_RESELLERS = 5
-TRIAL_LICENSES = 25  # TR1
 
 
 def _expire_if_due(cart: Cart, now: datetime) -> bool:

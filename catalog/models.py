@@ -26,6 +26,8 @@ class BillingFrequency(models.TextChoices):
 
 TERM_MONTHS = {Term.P1M: 1, Term.P1Y: 12, Term.P3Y: 36}
 FREQUENCY_MONTHS = {BillingFrequency.MONTHLY: 1, BillingFrequency.ANNUAL: 12}
+# TR1: a new-commerce trial comes with this many licenses, for one month (also what converting it adds: TR7).
+TRIAL_LICENSES = 25
 
 
 class Publisher(models.Model):

@@ -32,6 +32,7 @@ from catalog.alignment import renewal_alignment_options
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
 from catalog.checkout import purchase
 from catalog.models import (
+    TRIAL_LICENSES,
     FREQUENCY_MONTHS, Availability, BillingFrequency, Order, Product, Publisher, Sku, Term, UpgradePath,
 )
 from subscriptions.audit import record
@@ -486,7 +487,6 @@ class Moments:
 
 P1M, P1Y, P3Y = Term.P1M, Term.P1Y, Term.P3Y
 ANNUAL, MONTHLY = BillingFrequency.ANNUAL, BillingFrequency.MONTHLY
-TRIAL_LICENSES = 25
 
 
 def demo_purchases(t: Moments) -> list[Purchase]:

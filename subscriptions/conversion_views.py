@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.shortcuts import render
 from django.utils import timezone
 
-from catalog.models import BillingFrequency, Term
+from catalog.models import BillingFrequency, TRIAL_LICENSES, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
 from portal.rules import RuleViolation
@@ -23,7 +23,7 @@ def _choice(data) -> dict:
     """The submitted form, with TR2's defaults (annual term billed monthly) and the trial's 25 licenses."""
     return {"target": data.get("target", ""), "when": data.get("when", "now"),
             "term": data.get("term") or Term.P1Y, "billing_frequency": data.get("billing_frequency") or BillingFrequency.MONTHLY,
-            "quantity": data.get("quantity") or str(conversions.TRIAL_LICENSES)}
+            "quantity": data.get("quantity") or str(TRIAL_LICENSES)}
 
 
 def _uuid(value: str):

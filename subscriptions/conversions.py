@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
+from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, TRIAL_LICENSES, UpgradePath
 from portal.access import Action, require
 from portal.rules import RuleViolation
 
@@ -22,7 +22,6 @@ from .services import (BILLED, _delete_scheduled_changes, _locked, bill, current
                        transition)
 from .states import Status
 
-TRIAL_LICENSES = 25  # TR1, TR7
 
 
 def trial_converts_to(trial: Subscription, changes: list[ScheduledChange]) -> Sku | None:

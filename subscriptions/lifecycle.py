@@ -14,12 +14,12 @@ from datetime import date, datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import F, Prefetch, Q
 
-from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Term
+from catalog.models import TERM_MONTHS, Availability, BillingFrequency, TRIAL_LICENSES, Term
 
 from portal.rules import RuleViolation
 
 from . import audit, services
-from .conversions import TRIAL_LICENSES, trial_converts_to
+from .conversions import trial_converts_to
 from .dates import start_of_day, term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
 from .recovery import requeue_stranded_work

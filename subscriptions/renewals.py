@@ -11,10 +11,10 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from catalog.models import TERM_MONTHS, BillingFrequency
+from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
 
-from .conversions import TRIAL_LICENSES, trial_converts_to
+from .conversions import trial_converts_to
 from .dates import start_of_day, term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
