@@ -6,7 +6,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 
-from catalog.models import Availability, Cart, CartLine, Product, Publisher, Sku
+from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, Cart, CartLine, Product, Publisher, Sku
 from portal.models import Customer, Membership, Partner, ResellerLink
 from subscriptions.dates import term_end_for
 from subscriptions.models import SeatLot, Subscription
@@ -160,17 +160,39 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     term_end = factory.LazyAttribute(lambda o: term_end_for(o.term_start.date(), 12 if o.term == "P1Y" else 1))
     created_at = factory.LazyAttribute(lambda o: o.term_start)
     one_per_customer = factory.LazyAttribute(lambda o: o.sku.one_per_customer)
+    # N6: `renewal_pending=True` is the state where the lifecycle engine has taken the renewal and not finished it
+    # (changes answer 409); a field, so it needs no trait.
+    renewal_pending = False
 
     class Params:
         suspended = factory.Trait(status=Status.SUSPENDED, auto_renew=False)
-        trial = factory.Trait(is_trial=True, quantity=25)
+        trial = factory.Trait(is_trial=True, quantity=TRIAL_LICENSES)
         deleted = factory.Trait(status=Status.DELETED, auto_renew=False)
+        # Bought a day before BASE_TIME: inside X1's 7-day cancellation window and Q2's removal window.
+        in_cancellation_window = factory.Trait(term_start=BASE_TIME - timedelta(days=1))
 
     @factory.post_generation
     def lot(obj, create, extracted, **kwargs):
         if create:
             SeatLot.objects.create(subscription=obj, source=SeatLot.Source.PURCHASE, quantity=obj.quantity,
                                    added_at=obj.term_start, window_ends_at=obj.term_start + timedelta(hours=168))
+
+
+def subscribe(customer, sku, *, started: datetime, quantity: int = 10, term: str = "P1Y", frequency: str = "monthly",
+              unit_price=None, **extra) -> Subscription:
+    """An active subscription of `sku` bought at `started` for `term`, billed `frequency`, at its availability's price
+    (or `unit_price`), its term ending as a purchase's does and its first license lot opened at `started`. Test modules
+    fix their own defaults with functools.partial (their `STARTED`, their price)."""
+    way = availability(sku, term, frequency)
+    return SubscriptionFactory(
+        customer=customer, sku=sku, availability=way, quantity=quantity, term=term, billing_frequency=frequency,
+        unit_price=way.unit_price if unit_price is None else Decimal(unit_price), term_start=started,
+        term_end=term_end_for(started.date(), TERM_MONTHS[term]), created_at=extra.pop("created_at", started), **extra)
+
+
+def subscribe_to_offer(customer, offer: str, availabilities=None, **fields) -> Subscription:
+    """A subscription of a new offer named `offer` (the lists' and exports' tests tell rows apart by it)."""
+    return SubscriptionFactory(customer=customer, sku=SkuFactory(name=offer, availabilities=availabilities), **fields)
 
 
 class CartFactory(factory.django.DjangoModelFactory):

@@ -7,13 +7,13 @@ says what to add)."""
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from catalog.models import Cart, Order
 from portal.models import Customer
 from subscriptions.models import AuditEntry, Subscription
 from tests.portal.admin_world import OPERATOR_ONLY, SHARED, ZETA, build_world
+from tests.helpers import database_state
 
 REGISTERED = sorted(admin.site._registry, key=lambda m: m._meta.label)
 OWN = [m for m in REGISTERED if m not in SHARED | OPERATOR_ONLY]
@@ -29,13 +29,6 @@ def admin_url(model, view: str, *args) -> str:
 
 def shows_zeta(response) -> bool:
     return ZETA.lower() in response.content.decode().lower()
-
-
-def snapshot() -> dict:
-    """Every row of every table a change could touch, field by field (whatever fields a model gains)."""
-    return {label(m): list(m._default_manager.order_by("pk").values())
-            for m in [*apps.get_models(), LogEntry] if m._meta.app_label in {"portal", "catalog", "subscriptions",
-                                                                             "auth", "admin", "django_tasks_database"}}
 
 
 @pytest.fixture
@@ -92,14 +85,14 @@ def test_every_action_posted_with_another_partners_ids_changes_nothing(alpha_cli
     names = [name for name, _ in admin.site.actions] + [
         action if isinstance(action, str) else action.__name__ for action in model_admin.actions or ()]
     zeta = [str(pk) for pk in world.own(ZETA, model)]
-    before = snapshot()
+    before = database_state()
     for name in names:
         # when Alpha's staff member posts it with Zeta's ids (confirmed, for those that ask)
         response = alpha_client.post(admin_url(model, "changelist"),
                                      {"action": name, "_selected_action": zeta, "index": 0, "post": "yes"})
         assert not shows_zeta(response)
     # then no row of any table changed: no field, no audit entry, no admin log entry
-    assert snapshot() == before
+    assert database_state() == before
 
 
 def autocomplete_sources():
@@ -167,7 +160,7 @@ def test_partner_staff_view_the_shared_catalog_and_change_none_of_it(alpha_clien
     response = alpha_client.get(admin_url(model, "changelist"))
     assert response.status_code == 200
     assert {obj.pk for obj in response.context["cl"].result_list} == set(model._default_manager.values_list("pk", flat=True))
-    before = snapshot()
+    before = database_state()
     # but adds, changes and deletes none of it
     assert alpha_client.get(admin_url(model, "add")).status_code == 403
     for obj in model._default_manager.all():
@@ -177,7 +170,7 @@ def test_partner_staff_view_the_shared_catalog_and_change_none_of_it(alpha_clien
         assert not shows_zeta(page)
         assert alpha_client.post(admin_url(model, "change", obj.pk), {}).status_code == 403
         assert alpha_client.post(admin_url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 def test_the_operator_is_told_which_partners_an_offer_is_exclusive_to(client, world):

@@ -14,10 +14,10 @@ from catalog.models import Availability, UpgradePath
 from subscriptions import conversions, cycles, services, upgrades
 from subscriptions import actions as subscription_actions
 from subscriptions.actions import allowed_actions
-from subscriptions.dates import term_end_for
-from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
 from subscriptions.states import TRANSITIONS, Status, TransitionError, check_transition
 from tests import factories
+from tests.helpers import database_state
 
 UTC = dt_timezone.utc
 
@@ -41,24 +41,7 @@ def audio(e3):
     return sku
 
 
-def subscribe(customer, sku, *, started, quantity=10, **extra):
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku), quantity=quantity, term="P1Y",
-        billing_frequency="monthly", unit_price=sku.availabilities.get().unit_price, term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=extra.pop("created_at", started), **extra)
-
-
-def snapshot(subscription):
-    sub = Subscription.objects.get(pk=subscription.pk)
-    return {
-        "subscription": (sub.status, sub.quantity, sub.quantity_updates, sub.auto_renew, sub.friendly_name,
-                         sub.term_start, sub.term_end, sub.setup_confirmed_at, sub.cancelled_at),
-        "subscriptions": Subscription.objects.count(),
-        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed")),
-        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "amount")),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
-    }
+subscribe = factories.subscribe
 
 
 # S0 Statuses and transitions ---------------------------------------------------------------------------
@@ -389,17 +372,17 @@ def test_s2_an_action_is_offered_exactly_when_the_server_accepts_it(request, cus
     sub = subscribe(customer, request.getfixturevalue(offer), started=now - state.pop("started"), **state)
     audio.base_skus.add(sub.sku)  # an add-on of this offer, so buying add-ons turns on the subscription alone
     user = factories.staff(direct_partner, role)
-    before = snapshot(sub)
+    before = database_state()
     # when the actions are listed, and each is tried on the server
     upgrade_target(sub.sku)
     Availability.objects.create(sku=sub.sku, term="P1Y", billing_frequency="annual", unit_price=Decimal("100.00"))
-    before = snapshot(sub)
+    before = database_state()
     tried = attempts(sub, user, now, audio)
     offered = {name: a.allowed for name, a in allowed_actions(sub, user, now).items() if name in tried}
     accepted = {name: server_accepts(act) for name, act in tried.items()}
     # then the page offers exactly what the server accepts
     assert offered == accepted
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # S3 ISV publisher set-up ------------------------------------------------------------------------------
@@ -482,13 +465,13 @@ def test_s3_set_up_confirmed_after_the_free_trial_ended_is_a_paid_subscription(c
 def test_s3_only_a_pending_isv_subscription_is_confirmed(customer, sales, saas, e3, now, publisher, status):
     # given an ISV subscription already active or cancelled, or a Microsoft one being provisioned
     sub = subscribe(customer, saas if publisher == "isv" else e3, started=now - timedelta(days=1), status=status)
-    before = snapshot(sub)
+    before = database_state()
     # when its set-up is confirmed
     with pytest.raises(RuleViolation) as refused:
         services.confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("S3", NOT_PENDING_ISV)
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("S2")
@@ -583,13 +566,13 @@ def test_t2_support_agent_is_forbidden_every_change(customer, direct_partner, e3
     # given a subscription in its window and a support agent of its partner
     sub = subscribe(customer, e3, started=now - timedelta(days=2), **({"suspended": True} if suspended else {}))
     support = factories.staff(direct_partner, "support_agent")
-    before = snapshot(sub)
+    before = database_state()
     # when they change it
     with pytest.raises(PermissionDenied) as denied:
         run(service, sub, support, now, audio)
     # then it is forbidden (403) with the roles that may, and nothing changed
     assert str(denied.value) == reason
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -597,12 +580,12 @@ def test_t2_support_agent_cannot_confirm_a_publisher_set_up(customer, direct_par
     # given a pending ISV subscription and a support agent
     sub = subscribe(customer, saas, started=now - timedelta(hours=1), status=Status.PENDING)
     support = factories.staff(direct_partner, "support_agent")
-    before = snapshot(sub)
+    before = database_state()
     # when they confirm its set-up / then it is forbidden and nothing changed
     with pytest.raises(PermissionDenied) as denied:
         services.confirm_publisher_setup(subscription_id=sub.pk, actor=support, now=now)
     assert str(denied.value) == BUY_REASON
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -611,13 +594,13 @@ def test_t2_billing_admin_cannot_change_quantity_or_cancel(customer, direct_part
     # given a subscription in its window and a billing admin of its partner
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     billing_admin = factories.staff(direct_partner, "billing_admin")
-    before = snapshot(sub)
+    before = database_state()
     # when they change its licenses, cancel, rename it or buy add-ons
     with pytest.raises(PermissionDenied) as denied:
         run(service, sub, billing_admin, now, audio)
     # then it is forbidden and nothing changed
     assert str(denied.value) == BUY_REASON
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -683,10 +666,10 @@ def test_r6_turning_auto_renew_on_keeps_scheduled_changes(customer, sales, e3, n
 def test_s2_auto_renew_already_in_that_state_is_a_conflict(customer, sales, e3, now):
     # given a subscription with auto-renew on
     sub = subscribe(customer, e3, started=now - timedelta(days=40))
-    before = snapshot(sub)
+    before = database_state()
     # when another tab turns it on again
     with pytest.raises(RuleViolation) as refused:
         services.set_auto_renew(subscription_id=sub.pk, actor=sales, on=True, now=now)
     # then the page is stale (409) and nothing changed
     assert (refused.value.message, refused.value.status) == ("Auto-renew is already on.", 409)
-    assert snapshot(sub) == before
+    assert database_state() == before

@@ -11,10 +11,11 @@ from django.core.exceptions import PermissionDenied
 from portal.access import RESELLER_NOTICE
 from portal.rules import RuleViolation
 from subscriptions.dates import term_end_for
-from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import buy_addons, eligible_addons, reactivate_subscription, suspend_subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import database_state
 
 
 @pytest.fixture
@@ -41,16 +42,6 @@ def base(customer, e3, now):
         customer=customer, sku=e3, availability=factories.availability(e3), quantity=10, term="P1Y",
         billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
         term_end=term_end_for(started.date(), 12), created_at=started)
-
-
-def snapshot():
-    return {
-        "subscriptions": list(Subscription.objects.order_by("pk").values_list("pk", "status", "quantity")),
-        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed")),
-        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "amount")),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
-    }
 
 
 # A1 An active base; A5 coterminous, prorated ---------------------------------------------------------
@@ -113,26 +104,26 @@ def test_a5_addons_bought_together_each_get_their_own_subscription_and_charge(cu
 def test_a1_addons_need_an_active_base(customer, sales, base, audio, now, status):
     # given a base subscription that is not active
     Subscription.objects.filter(pk=base.pk).update(status=status)
-    before = snapshot()
+    before = database_state()
     # when an add-on is bought on it
     with pytest.raises(RuleViolation) as refused:
         buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5}, now=now)
     # then it is refused and nothing was bought
     assert (refused.value.rule, refused.value.message) == ("A1", "Add-ons need an active base subscription.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A1")
 def test_a1_at_least_one_quantity_is_needed(customer, sales, base, audio, now):
     # given an active base
-    before = snapshot()
+    before = database_state()
     # when the form is submitted with no quantity
     with pytest.raises(RuleViolation) as refused:
         buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 0}, now=now)
     # then it is refused on the quantity field and nothing was bought
     assert (refused.value.rule, refused.value.field, refused.value.message) == (
         "A1", "quantity", "Enter a quantity for at least one add-on.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # A2 Only direct-bill partners and indirect providers, with a role that buys --------------------------
@@ -143,13 +134,13 @@ def test_a1_at_least_one_quantity_is_needed(customer, sales, base, audio, now):
 def test_a2_support_agent_cannot_buy_addons(customer, direct_partner, base, audio, now):
     # given a support agent of the customer's partner
     support = factories.staff(direct_partner, "support_agent")
-    before = snapshot()
+    before = database_state()
     # when they buy an add-on
     with pytest.raises(PermissionDenied) as denied:
         buy_addons(subscription_id=base.pk, actor=support, quantities={audio.pk: 5}, now=now)
     # then it is forbidden and nothing was bought
     assert str(denied.value) == "Your role can't buy or change subscriptions: ask an admin agent or sales agent."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A2")
@@ -161,13 +152,13 @@ def test_a2_indirect_reseller_cannot_buy_addons(provider, audio, e3, now):
     base = factories.SubscriptionFactory(customer=customer, sku=e3, reseller=link.reseller,
                                          term_start=now - timedelta(days=2), term_end=date(2027, 11, 22))
     reseller_agent = factories.staff(link.reseller, "admin_agent")
-    before = snapshot()
+    before = database_state()
     # when the reseller's admin agent buys an add-on on it
     with pytest.raises(PermissionDenied) as denied:
         buy_addons(subscription_id=base.pk, actor=reseller_agent, quantities={audio.pk: 5}, now=now)
     # then it is forbidden, pointing to the indirect provider, and nothing was bought
     assert str(denied.value) == RESELLER_NOTICE
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A2")
@@ -209,13 +200,13 @@ def test_a3_only_traditional_addons_of_the_base_offer_sold_in_the_region_and_seg
 def test_a3_an_addon_that_is_not_eligible_is_refused(customer, sales, base, e3, audio, now):
     # given an add-on of the base's offer not sold in the customer's country
     multi_geo = addon_of(e3, name="Multi-Geo", available_countries="DE,FR")
-    before = snapshot()
+    before = database_state()
     # when it is bought together with an eligible one
     with pytest.raises(RuleViolation) as refused:
         buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5, multi_geo.pk: 5}, now=now)
     # then the whole purchase is refused and nothing was bought
     assert (refused.value.rule, refused.value.message) == ("A3", "That add-on is not available for this subscription.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A3")
@@ -224,14 +215,14 @@ def test_a3_an_addon_not_sold_for_the_base_term_and_frequency_is_refused(custome
     monthly_only = factories.SkuFactory(name="Domestic Calling", is_addon=True, commerce="traditional",
                                         availabilities=[("P1M", "monthly", "12.00")])
     monthly_only.base_skus.set([e3])
-    before = snapshot()
+    before = database_state()
     # when it is bought on the 1-year base
     with pytest.raises(RuleViolation) as refused:
         buy_addons(subscription_id=base.pk, actor=sales, quantities={monthly_only.pk: 5}, now=now)
     # then it is not offered for this base (A3), and nothing was bought
     assert (refused.value.rule, refused.value.message) == ("A3", "That add-on is not available for this subscription.")
     assert monthly_only not in eligible_addons(base)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # A4 The base's add-ons follow its suspension -------------------------------------------------------------

@@ -5,6 +5,7 @@ Today is 2026-11-25 12:00 UTC. The subscription is Microsoft 365 E3, 10 licenses
 the next charge is on 2026-12-10. The SKU is sold P1Y monthly (10.00) or annual (114.00), and P1M monthly (12.00).
 """
 
+from functools import partial
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -19,7 +20,6 @@ from subscriptions.actions import allowed_actions
 from subscriptions.cycles import (
     charge_due_cycles, mark_cycle_charges_pending, remove_next_charge_frequency, set_next_charge_frequency,
 )
-from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions import services
@@ -39,13 +39,7 @@ def e3(db):
         ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")])
 
 
-def subscribe(customer, sku, *, term="P1Y", frequency="monthly", started=STARTED, **extra):
-    availability = factories.availability(sku, term, frequency)
-    months = {"P1M": 1, "P1Y": 12, "P3Y": 36}[term]
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=availability, quantity=10, term=term, billing_frequency=frequency,
-        unit_price=availability.unit_price, term_start=started, term_end=term_end_for(started.date(), months),
-        created_at=started, **extra)
+subscribe = partial(factories.subscribe, started=STARTED)
 
 
 def with_instruction(sub, frequency="annual", on=CHARGE_DAY, *, pending=False):

@@ -10,6 +10,7 @@ still to come, and its purchase licenses (and cancellation) stay removable until
 """
 
 import re
+from functools import partial
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
@@ -28,7 +29,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.services import fulfill_order
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import drawn
+from tests.helpers import database_state, drawn
 
 UTC = dt_timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -59,12 +60,8 @@ def signed_in(client, sales, now):
     return client
 
 
-def subscribe(customer, sku, *, started=STARTED, quantity=10, **extra):
-    """An active P1Y subscription billed monthly at 10.00 whose term (and first lot) started at `started`."""
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku, "P1Y", "monthly"), quantity=quantity,
-        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+# An active P1Y subscription billed monthly at 10.00 whose term (and first lot) started at STARTED.
+subscribe = partial(factories.subscribe, started=STARTED, unit_price="10.00")
 
 
 def add_lot(subscription, *, quantity, added_at):
@@ -82,20 +79,6 @@ def url(action: str, subscription, **query) -> str:
 
 def detail(subscription, **query) -> str:
     return url("detail", subscription, **query)
-
-
-def snapshot(subscription=None):
-    """Everything a refused action must leave as it was."""
-    subs = Subscription.objects.order_by("pk").values_list(
-        "pk", "status", "quantity", "quantity_updates", "auto_renew", "friendly_name", "cancelled_at", "term_start",
-        "term_end")
-    return {
-        "subscriptions": list(subs),
-        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed", "window_ends_at")),
-        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "kind", "amount")),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
-    }
 
 
 def text(fragment: str) -> str:
@@ -342,7 +325,7 @@ def test_s2_page_lists_the_changes_scheduled_for_the_renewal(signed_in, customer
 def test_t3_another_partners_subscription_is_404_on_the_page_and_every_action(signed_in, customer, e3, now):
     # given a subscription of another partner's customer
     other = subscribe(factories.CustomerFactory(), e3)
-    before = snapshot()
+    before = database_state()
     # then its page and every action answer 404
     assert signed_in.get(detail(other)).status_code == 404
     assert signed_in.get(detail(other, quantity=5)).status_code == 404
@@ -351,7 +334,7 @@ def test_t3_another_partners_subscription_is_404_on_the_page_and_every_action(si
     assert signed_in.get(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     assert signed_in.post(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     # and nothing changed
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T3")
@@ -361,9 +344,9 @@ def test_t3_a_subscription_under_another_customers_url_is_404(signed_in, direct_
     sibling = factories.CustomerFactory(partner=direct_partner)
     path = reverse("subscriptions:subscription-detail", args=[sibling.pk, sub.pk])
     assert signed_in.get(path).status_code == 404
-    before = snapshot()
+    before = database_state()
     assert signed_in.post(reverse("subscriptions:subscription-suspend", args=[sibling.pk, sub.pk])).status_code == 404
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- Q1–Q6: the quantity preview ----------------------------------------------------------------
@@ -373,7 +356,7 @@ def test_t3_a_subscription_under_another_customers_url_is_404(signed_in, direct_
 @pytest.mark.rule("Q4")
 def test_q3_preview_of_a_reduction_shows_the_refund_arithmetic_and_changes_nothing(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     # when the partner previews 7 licenses
     response = signed_in.get(detail(sub, quantity=7))
     # then the panel shows each batch's refund: 10.00 × 3 × 28/30 = 28.00 for 2026-11-25..2026-12-22
@@ -388,7 +371,7 @@ def test_q3_preview_of_a_reduction_shows_the_refund_arithmetic_and_changes_nothi
         in quantity_panel(page_of(response))
     assert f'<form method="post" action="{url("quantity", sub)}">' in quantity_panel(page_of(response))
     # and nothing changed
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q2")
@@ -411,7 +394,7 @@ def test_q3_preview_takes_the_newest_batch_first_and_refunds_each_batch(signed_i
 @pytest.mark.rule("Q1")
 def test_q1_preview_of_an_increase_shows_the_prorated_charge_and_the_new_window(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     page = page_of(signed_in.get(detail(sub, quantity=15)))
     preview = preview_of(page)
     # 10.00 × 5 × 28/30 = 46.666… = 46.67
@@ -419,13 +402,13 @@ def test_q1_preview_of_an_increase_shows_the_prorated_charge_and_the_new_window(
         "10 → 15 licenses. Charge 46.67 USD on the next invoice. "
         "5 added: charge 10.00 × 5 × 28/30 days = 46.67 USD (period 2026-11-25 – 2026-12-22) "
         "The added licenses can be removed until 2026-12-02 12:00 UTC. Change to 15 licenses")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q1")
 def test_q1_htmx_preview_returns_only_the_quantity_panel(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.get(detail(sub, quantity=7), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = page_of(response).strip()
@@ -433,7 +416,7 @@ def test_q1_htmx_preview_returns_only_the_quantity_panel(signed_in, customer, e3
     assert body.endswith("</section>")
     assert "<html" not in body and "<h1>" not in body and "commandbar" not in body
     assert "10 → 7 licenses." in text(body) and "Refund 28.00 USD." in text(body)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q1")
@@ -446,10 +429,10 @@ def test_q1_htmx_preview_confirm_form_posts_to_the_quantity_action(signed_in, cu
 def test_posting_to_the_subscription_page_changes_nothing(signed_in, customer, e3, now):
     # what the broken htmx confirm form does (see above): the page answers, nothing changes
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(detail(sub), drawn(sub, {"quantity": "7", "expected_quantity": "10"}))
     assert response.status_code in (200, 405)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("R6")
@@ -474,12 +457,12 @@ def test_r6_preview_warns_that_the_scheduled_renewal_changes_will_be_deleted(sig
 ])
 def test_q1_preview_of_bad_input_is_refused_with_a_message(signed_in, customer, e3, now, raw, message):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.get(detail(sub, quantity=raw))
     assert response.status_code == 422
     assert error_of(page_of(response)) == message
     assert 'id="quantity-preview"' not in page_of(response)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q2")
@@ -561,21 +544,21 @@ def test_r6_a_quantity_change_deletes_the_scheduled_renewal_changes(signed_in, c
 def test_q1_bad_quantity_is_refused_with_a_message_and_changes_nothing(signed_in, customer, e3, now, raw, message):
     sub = subscribe(customer, e3)
     factories.BillingLineFactory(subscription=sub)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": raw, "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == message
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q1")
 def test_q1_a_missing_quantity_field_is_refused(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("quantity", sub), drawn(sub, {}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == BAD_QUANTITY
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q2")
@@ -584,14 +567,14 @@ def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(si
     sub = subscribe(customer, e3, started=LATE)
     add_lot(sub, quantity=3, added_at=NOW - timedelta(days=1))
     factories.BillingLineFactory(subscription=sub)
-    before = snapshot()
+    before = database_state()
     # when 5 are removed (13 → 8)
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "8", "expected_quantity": "13"}))
     # then it is refused naming the 3 removable
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5.")
-    assert snapshot() == before
+    assert database_state() == before
     # and the refused page still shows the 3 licenses that can be removed (Q4)
     assert "3 licenses can be removed now:" in text(quantity_panel(page_of(response)))
 
@@ -599,60 +582,60 @@ def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(si
 @pytest.mark.rule("Q2")
 def test_q2_no_license_removable_after_every_window_closed(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, started=LATE)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "9", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "No license can be removed now: the last 7-day window closed on 2026-11-20 12:00 UTC. Schedule fewer "
         "licenses for the renewal instead.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q1")
 def test_q1_stale_expected_quantity_is_a_conflict(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "12"}))
     assert response.status_code == 409
     assert error_of(page_of(response)) == (
         "The quantity changed to 10 since this page was opened: check it and try again.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q6")
 def test_q6_quantity_of_a_suspended_subscription_cannot_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "Licenses can only be changed on an active subscription (this one is suspended).")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q5")
 def test_q5_quantity_updated_1200_times_refuses_more(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, quantity_updates=1200)
-    before = snapshot()
+    before = database_state()
     reason = ("This subscription's quantity has been updated 1,200 times, the most allowed: buy a second subscription "
               "of the same offer (it can be aligned to end on the same date).")
     assert f"Change licenses: {reason}" in why_list(page_of(signed_in.get(detail(sub))))
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
 @pytest.mark.parametrize("role", ["support_agent", "billing_admin"])
 def test_t2_support_agent_and_billing_admin_cannot_change_the_quantity(client, direct_partner, customer, e3, now, role):
     sub = subscribe(customer, e3)
-    before = snapshot()
     client.force_login(factories.staff(direct_partner, role))
+    before = database_state()
     response = client.post(url("quantity", sub), drawn(sub, {"quantity": "15", "expected_quantity": "10"}))
     assert response.status_code == 403
     assert ROLE_BUY in text(page_of(response)).replace("&#x27;", "'")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- P1–P4: suspend and reactivate ---------------------------------------------------------------
@@ -729,11 +712,11 @@ def test_p2_a_suspended_subscription_whose_term_ended_cannot_be_reactivated(sign
     page = page_of(signed_in.get(detail(sub)))
     assert disabled_button(page, "Reactivate") == reason
     assert f"Reactivate: {reason}" in why_list(page)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("reactivate", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("P2")
@@ -748,11 +731,11 @@ def test_p2_a_suspended_subscription_can_still_be_cancelled_inside_the_window(si
 @pytest.mark.rule("P1")
 def test_p1_suspending_a_suspended_subscription_is_refused(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("suspend", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Only an active subscription can be suspended (this one is suspended)."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -770,31 +753,31 @@ def test_t2_billing_admin_may_suspend_and_reactivate(client, direct_partner, cus
 @pytest.mark.parametrize("action", ["suspend", "cancel", "auto-renew", "rename", "addons"])
 def test_t2_support_agent_is_refused_every_action(client, direct_partner, customer, e3, now, action):
     sub = subscribe(customer, e3)
-    before = snapshot()
     client.force_login(factories.staff(direct_partner, "support_agent"))
+    before = database_state()
     response = client.post(url(action, sub), drawn(sub, {"on": "0", "friendly_name": "New name", "addon-1": "1"}))
     assert response.status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
 def test_t2_support_agent_cannot_reactivate(client, direct_partner, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    before = snapshot()
     client.force_login(factories.staff(direct_partner, "support_agent"))
+    before = database_state()
     response = client.post(url("reactivate", sub), drawn(sub))
     assert response.status_code == 403
     assert ROLE_SUSPEND in text(page_of(response))
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
 def test_t2_billing_admin_cannot_cancel(client, direct_partner, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
     client.force_login(factories.staff(direct_partner, "billing_admin"))
+    before = database_state()
     assert client.post(url("cancel", sub), drawn(sub)).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T1")
@@ -808,10 +791,10 @@ def test_t1_reseller_of_record_sees_the_subscription_read_only(client, provider,
     page = page_of(client.get(detail(sub)))
     assert disabled_button(page, "Suspend") == notice
     assert disabled_button(page, "Cancel subscription") == notice
-    before = snapshot()
+    before = database_state()
     for action in ("quantity", "suspend", "cancel", "auto-renew", "rename"):
         assert client.post(url(action, sub), drawn(sub, {"quantity": "12", "on": "0", "friendly_name": "x"})).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("R2")
@@ -857,11 +840,11 @@ def test_r2_manage_renewal_opens_its_panel_when_allowed(signed_in, customer, e3,
 @pytest.mark.parametrize("action", ["quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons"])
 def test_get_on_an_action_url_leads_back_to_the_page_and_changes_nothing(signed_in, customer, e3, now, action):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.get(url(action, sub) + "?quantity=7&on=0&friendly_name=x")
     assert response.status_code == 302
     assert response.url == detail(sub)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 def test_an_unknown_action_is_404(signed_in, customer, e3, now):
@@ -925,11 +908,11 @@ def test_x2_cancelling_a_base_cancels_and_refunds_its_addons(signed_in, customer
 def test_x1_cancel_after_the_window_is_refused_with_the_reason(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, started=LATE)
     factories.BillingLineFactory(subscription=sub)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == WINDOW_CLOSED
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q4")
@@ -964,17 +947,17 @@ def test_q4_an_ended_subscriptions_batches_show_no_countdown(signed_in, customer
 @pytest.mark.rule("X2")
 def test_x2_a_cancelled_subscription_cannot_be_cancelled_again(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, deleted=True)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "This subscription is deleted: it can't be cancelled, resumed or restored."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("X3")
 def test_x3_confirm_cancel_page_shows_the_yes_cancel_form_without_javascript(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
     dialog = re.search(r'<dialog id="dlg-cancel" open aria-labelledby="dlg-cancel-title">(.*?)</dialog>', page, re.S)
     assert dialog, "the cancel dialog is not open"
@@ -985,7 +968,7 @@ def test_x3_confirm_cancel_page_shows_the_yes_cancel_form_without_javascript(sig
     assert "The rest of the billing period is refunded by the day." in text(dialog.group(1))
     # the other dialogs stay closed
     assert not re.search(r'<dialog id="dlg-(suspend|reactivate)"\s+open', page)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("X1")
@@ -1026,11 +1009,11 @@ def test_x3_isv_after_72_hours_offers_turning_auto_renew_off_instead(signed_in, 
     page = page_of(signed_in.get(detail(sub)))
     assert disabled_button(page, "Cancel subscription") == reason
     assert re.search(r'<button class="btn" type="submit" >Turn auto-renew off</button>', commandbar(page))
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("cancel", sub), drawn(sub))
     assert response.status_code == 422
     assert error_of(page_of(response)) == reason
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- auto-renew and rename ----------------------------------------------------------------------
@@ -1055,21 +1038,21 @@ def test_auto_renew_off_then_on_and_off_deletes_the_scheduled_changes(signed_in,
 
 def test_auto_renew_already_on_is_a_conflict(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"}))
     assert response.status_code == 409
     assert error_of(page_of(response)) == "Auto-renew is already on."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("P4")
 def test_p4_auto_renew_of_a_suspended_subscription_cannot_change(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, suspended=True)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Auto-renew can only be changed on an active subscription (this one is suspended)."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -1105,11 +1088,11 @@ def test_rename_escapes_markup(signed_in, customer, e3, now):
 @pytest.mark.parametrize("length", [201, 250, 5000])
 def test_rename_too_long_is_refused_and_changes_nothing(signed_in, customer, e3, now, length):
     sub = subscribe(customer, e3, friendly_name="Contoso HQ")
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "x" * length}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "A friendly name can have at most 200 characters."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 def test_rename_to_exactly_200_characters_is_accepted(signed_in, customer, e3, now):
@@ -1167,22 +1150,22 @@ def test_a1_buying_a_traditional_addon_from_the_base_page(signed_in, customer, e
 def test_a1_bad_addon_quantity_is_refused(signed_in, customer, e3, now, raw, message):
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": raw}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == message
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A1")
 def test_a1_no_addon_quantity_is_refused(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": ""}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Enter a quantity for at least one add-on."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A1")
@@ -1206,11 +1189,11 @@ def test_a1_addons_need_an_active_base(signed_in, customer, e3, now):
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     page = page_of(signed_in.get(detail(base)))
     assert f'name="addon-{audio.pk}"' not in page
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "Add-ons need an active base subscription."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A3")
@@ -1220,7 +1203,7 @@ def test_a3_an_addon_not_eligible_for_this_base_is_refused(signed_in, customer, 
     german = traditional_addon(e3, "Fabrikam Phone System", available_countries="DE")
     new_commerce = factories.SkuFactory(name="Teams Premium", is_addon=True, availabilities=[("P1Y", "monthly", "7.00")])
     new_commerce.base_skus.add(e3)
-    before = snapshot()
+    before = database_state()
     for sku in (other_base, german, new_commerce):
         response = signed_in.post(url("addons", base), drawn(base, {f"addon-{sku.pk}": "2"}))
         assert response.status_code == 422
@@ -1228,19 +1211,19 @@ def test_a3_an_addon_not_eligible_for_this_base_is_refused(signed_in, customer, 
     response = signed_in.post(url("addons", base), drawn(base, {"addon-abc": "2"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == "That add-on is not available for this subscription."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A3")
 def test_a3_an_addon_not_sold_for_the_bases_term_is_refused(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
     monthly_term = traditional_addon(e3, "Microsoft 365 Audio Conferencing", term="P1M")
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url("addons", base), drawn(base, {f"addon-{monthly_term.pk}": "2"}))
     assert response.status_code == 422
     # (not listed either: A3 lists only add-ons that can end with the base)
     assert error_of(page_of(response)) == "That add-on is not available for this subscription."
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A2")
@@ -1249,9 +1232,9 @@ def test_a2_an_indirect_reseller_cannot_buy_addons(client, provider, e3, now):
     base = subscribe(factories.CustomerFactory(partner=provider), e3, reseller=link.reseller)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
     client.force_login(factories.staff(link.reseller, "admin_agent"))
-    before = snapshot()
+    before = database_state()
     assert client.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"})).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("A2")
@@ -1307,12 +1290,12 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
     # no email (S3)
     assert mail.outbox == []
     # and confirming again is refused, the page says it is done
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(setup, drawn(sub))
     assert response.status_code == 422
     assert "Only an ISV subscription waiting for its publisher set-up can be confirmed." in text(page_of(response))
     assert "The set-up is already confirmed: the subscription is active." in text(page_of(signed_in.get(setup)))
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("S3")
@@ -1403,9 +1386,9 @@ def test_s4_a_paid_isv_subscription_awaiting_set_up_after_its_trial_has_no_trial
 def test_s3_support_agent_cannot_confirm_the_set_up(client, direct_partner, customer, sales, now):
     sub = bought_isv(customer, sales, now)
     client.force_login(factories.staff(direct_partner, "support_agent"))
-    before = snapshot()
+    before = database_state()
     assert client.post(reverse("subscriptions:publisher-setup", args=[sub.pk]), drawn(sub)).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- CSRF ---------------------------------------------------------------------------------------
@@ -1419,11 +1402,11 @@ def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, custome
     sub = subscribe(customer, e3)
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(sales)
-    before = snapshot()
+    before = database_state()
     response = browser.post(url(action, sub), drawn(sub, data))
     assert response.status_code == 403
     assert "Nothing was changed." in page_of(response)
-    assert snapshot() == before
+    assert database_state() == before
     # and with the page's token the same post works
     browser.get(detail(sub))
     response = browser.post(url(action, sub), drawn(sub, {**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"].value}))
@@ -1434,9 +1417,9 @@ def test_publisher_setup_without_csrf_token_is_refused(sales, customer, now):
     sub = bought_isv(customer, sales, now)
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(sales)
-    before = snapshot()
+    before = database_state()
     assert browser.post(reverse("subscriptions:publisher-setup", args=[sub.pk])).status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- SQL ----------------------------------------------------------------------------------------

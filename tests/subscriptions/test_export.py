@@ -16,6 +16,7 @@ from portal.models import Partner
 from subscriptions import export
 from subscriptions.models import Subscription
 from tests import factories
+from tests.factories import subscribe_to_offer
 
 HEADER_LINE = "Subscription ID,Subscription name,Quantity,Status,Billing term,Promotion,Reseller\r\n"
 
@@ -37,11 +38,6 @@ def download(client, customer) -> str:
     return b"".join(response.streaming_content).decode("utf-8")
 
 
-def subscribe(customer, offer: str, availabilities=None, **fields) -> Subscription:
-    sku = factories.SkuFactory(name=offer, availabilities=availabilities)
-    return factories.SubscriptionFactory(customer=customer, sku=sku, **fields)
-
-
 @pytest.fixture
 def reseller(direct_partner):
     return factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum Reseller", partner_id="4412345")
@@ -51,14 +47,14 @@ def reseller(direct_partner):
 def test_s5_export_has_the_columns_and_one_exact_row_per_subscription(signed_in, customer, reseller):
     # given subscriptions in different states, terms and billing frequencies
     bought = factories.BASE_TIME - timedelta(days=1)  # 2026-11-24: a year's term ends 2027-11-23 (inclusive)
-    renewing = subscribe(customer, "Microsoft 365 E3", term_start=bought, quantity=25, friendly_name="Head office")
-    expiring = subscribe(customer, "Microsoft 365 Business Premium", [("P1Y", "annual", "264.00")], term_start=bought,
+    renewing = subscribe_to_offer(customer, "Microsoft 365 E3", term_start=bought, quantity=25, friendly_name="Head office")
+    expiring = subscribe_to_offer(customer, "Microsoft 365 Business Premium", [("P1Y", "annual", "264.00")], term_start=bought,
                          auto_renew=False, promotion_id="39NFJQT1Q5KPR", reseller=reseller, quantity=3)
-    suspended = subscribe(customer, "Exchange Online (Plan 1)", [("P1M", "monthly", "4.80")], suspended=True,
+    suspended = subscribe_to_offer(customer, "Exchange Online (Plan 1)", [("P1M", "monthly", "4.80")], suspended=True,
                           quantity=7)
-    deleted = subscribe(customer, "Dynamics 365 Sales Enterprise", [("P3Y", "one_time", "3420.00")], deleted=True,
+    deleted = subscribe_to_offer(customer, "Dynamics 365 Sales Enterprise", [("P3Y", "one_time", "3420.00")], deleted=True,
                         quantity=1)
-    pending = subscribe(customer, "Visio Plan 2", status="pending", quantity=2)
+    pending = subscribe_to_offer(customer, "Visio Plan 2", status="pending", quantity=2)
     # when the partner exports them
     content = download(signed_in, customer)
     # then a header, then one line per subscription by offer name, with exactly these values
@@ -93,7 +89,7 @@ def test_s5_export_is_a_csv_attachment_named_after_the_company_and_the_utc_day(s
 @pytest.mark.rule("S5")
 def test_s5_a_cell_a_spreadsheet_would_run_as_a_formula_is_neutralised(signed_in, customer):
     # given an offer whose name starts like a formula
-    sub = subscribe(customer, "=HYPERLINK(\"http://evil.example\")", promotion_id="+PROMO")
+    sub = subscribe_to_offer(customer, "=HYPERLINK(\"http://evil.example\")", promotion_id="+PROMO")
     # when exported
     rows = list(csv.reader(io.StringIO(download(signed_in, customer))))
     # then the cells are text
@@ -120,7 +116,7 @@ def test_s5_status_texts():
 @pytest.mark.parametrize("role", ["admin_agent", "sales_agent", "billing_admin", "support_agent"])
 def test_t2_every_role_may_export(client, direct_partner, customer, now, role):
     # given a subscription and a staff user holding one role
-    sub = subscribe(customer, "Microsoft 365 E5")
+    sub = subscribe_to_offer(customer, "Microsoft 365 E5")
     client.force_login(factories.staff(direct_partner, role))
     # when they export
     content = download(client, customer)
@@ -133,7 +129,7 @@ def test_t2_every_role_may_export(client, direct_partner, customer, now, role):
 def test_t3_another_partners_customer_cannot_be_exported(signed_in, now):
     # given another partner's customer with a subscription
     theirs = factories.CustomerFactory(partner=factories.PartnerFactory(name="Fourth Coffee"))
-    subscribe(theirs, "Microsoft 365 E3")
+    subscribe_to_offer(theirs, "Microsoft 365 E3")
     # when the signed-in partner asks for its export, or for an unknown customer's
     response = signed_in.get(export_url(theirs))
     unknown = signed_in.get(reverse("subscriptions:subscription-export", args=[uuid.uuid4()]))
@@ -150,9 +146,9 @@ def test_t3_a_reseller_exports_only_the_subscriptions_it_is_reseller_of_record_f
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum", partner_id="4400001")
     litware = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Litware", partner_id="4400002")
     customer = factories.CustomerFactory(partner=provider, reseller=litware)
-    own = subscribe(customer, "Microsoft 365 E3", reseller=adatum)
-    subscribe(customer, "Exchange Online (Plan 2)", reseller=litware)
-    subscribe(customer, "Visio Plan 2")
+    own = subscribe_to_offer(customer, "Microsoft 365 E3", reseller=adatum)
+    subscribe_to_offer(customer, "Exchange Online (Plan 2)", reseller=litware)
+    subscribe_to_offer(customer, "Visio Plan 2")
     client.force_login(factories.staff(adatum, "admin_agent"))
     # when Adatum exports the customer
     rows = list(csv.reader(io.StringIO(download(client, customer))))

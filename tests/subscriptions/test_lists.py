@@ -16,6 +16,7 @@ from subscriptions import services, upgrades
 from subscriptions.dates import term_end_for
 from subscriptions.models import SeatLot, Subscription, fill_list_names
 from tests import factories
+from tests.factories import subscribe_to_offer
 
 NOW = factories.BASE_TIME
 MAX_QUERIES = 15
@@ -53,11 +54,6 @@ def headers(page: str) -> list[str]:
 
 def ids(page: str) -> list[str]:
     return re.findall(r"<code>([0-9a-f-]{36})</code>", page)
-
-
-def subscribe(customer, offer: str, availabilities=None, **fields) -> Subscription:
-    sku = factories.SkuFactory(name=offer, availabilities=availabilities)
-    return factories.SubscriptionFactory(customer=customer, sku=sku, **fields)
 
 
 def lot(subscription, window_ends_at, *, quantity=5, removed=0) -> SeatLot:
@@ -107,9 +103,9 @@ def test_s1_list_shows_every_column_of_each_subscription(signed_in, direct_partn
     # given an active subscription with a friendly name bought yesterday (its licenses can be removed for 6 more
     # days), and a suspended one resold by an indirect reseller
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum Reseller", partner_id="4412345")
-    e3 = subscribe(customer, "Microsoft 365 E3", term_start=NOW - timedelta(days=1), quantity=25,
+    e3 = subscribe_to_offer(customer, "Microsoft 365 E3", term_start=NOW - timedelta(days=1), quantity=25,
                    friendly_name="Head office")
-    premium = subscribe(customer, "Microsoft 365 Business Premium", [("P1M", "monthly", "26.40")], suspended=True,
+    premium = subscribe_to_offer(customer, "Microsoft 365 Business Premium", [("P1M", "monthly", "26.40")], suspended=True,
                         quantity=3, reseller=adatum)
     # when the customer's subscriptions are opened
     page = signed_in.get(list_url(customer)).content.decode()
@@ -129,9 +125,9 @@ def test_s1_list_shows_every_column_of_each_subscription(signed_in, direct_partn
 @pytest.mark.rule("S1")
 def test_s1_filter_by_status_with_chips(signed_in, customer):
     # given an active, a suspended and a deleted subscription
-    active = subscribe(customer, "Microsoft 365 E3")
-    suspended = subscribe(customer, "Exchange Online (Plan 1)", suspended=True)
-    deleted = subscribe(customer, "Visio Plan 2", deleted=True)
+    active = subscribe_to_offer(customer, "Microsoft 365 E3")
+    suspended = subscribe_to_offer(customer, "Exchange Online (Plan 1)", suspended=True)
+    deleted = subscribe_to_offer(customer, "Visio Plan 2", deleted=True)
     # when the "Suspended" chip is followed
     page = signed_in.get(list_url(customer, "?status=suspended")).content.decode()
     # then only the suspended one is listed, and the chip says it is the current filter
@@ -145,7 +141,7 @@ def test_s1_filter_by_status_with_chips(signed_in, customer):
 
 @pytest.mark.rule("S1")
 def test_s1_filter_without_match_says_so(signed_in, customer):
-    subscribe(customer, "Microsoft 365 E3")
+    subscribe_to_offer(customer, "Microsoft 365 E3")
     page = signed_in.get(list_url(customer, "?status=expired")).content.decode()
     assert '<div class="empty">No expired subscriptions. <a href="?">Show all</a>.</div>' in page
 
@@ -155,11 +151,11 @@ def three(customer):
     """Three subscriptions in a different order on every column but auto-renew."""
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     bellows = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
-    a = subscribe(customer, "Azure Backup", [("P1Y", "annual", "120.00")], quantity=30, term_end=date(2027, 3, 1),
+    a = subscribe_to_offer(customer, "Azure Backup", [("P1Y", "annual", "120.00")], quantity=30, term_end=date(2027, 3, 1),
                   auto_renew=False, reseller=bellows)
-    b = subscribe(customer, "Exchange Online", [("P3Y", "one_time", "144.00")], quantity=10, status="pending",
+    b = subscribe_to_offer(customer, "Exchange Online", [("P3Y", "one_time", "144.00")], quantity=10, status="pending",
                   term_end=date(2027, 1, 1), reseller=adatum)
-    c = subscribe(customer, "Visio", [("P1M", "monthly", "15.00")], quantity=20, suspended=True, auto_renew=True,
+    c = subscribe_to_offer(customer, "Visio", [("P1M", "monthly", "15.00")], quantity=20, suspended=True, auto_renew=True,
                   term_end=date(2026, 12, 1), friendly_name="Cad team")
     return {"a": a, "b": b, "c": c}
 
@@ -200,7 +196,7 @@ def test_s1_sort_by_name_follows_renames_and_upgrades(signed_in, sales, customer
     e3 = factories.SkuFactory(name="Office 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
     target = factories.SkuFactory(name="Advanced 365 E5", availabilities=[("P1Y", "monthly", "30.00")])
     UpgradePath.objects.create(source=e3, target=target)
-    a, b = subscribe(customer, "Azure Backup"), subscribe(customer, "Exchange Online")
+    a, b = subscribe_to_offer(customer, "Azure Backup"), subscribe_to_offer(customer, "Exchange Online")
     c = factories.SubscriptionFactory(
         customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=10,
         term="P1Y", billing_frequency="monthly", unit_price="10.00", term_start=NOW - timedelta(days=40),
@@ -276,7 +272,7 @@ def badge(page: str) -> list[str]:
 @pytest.mark.rule("Q2")
 def test_s1_badge_shows_until_when_licenses_can_be_removed_with_a_countdown(signed_in, customer):
     # given an active subscription with licenses added, removable until 2026-11-29 18:02 UTC
-    sub = subscribe(customer, "Microsoft 365 E3")
+    sub = subscribe_to_offer(customer, "Microsoft 365 E3")
     lot(sub, NOW + timedelta(days=4, hours=6, minutes=2))
     # when the list is opened at 2026-11-25 12:00 UTC
     page = signed_in.get(list_url(customer)).content.decode()
@@ -288,9 +284,9 @@ def test_s1_badge_shows_until_when_licenses_can_be_removed_with_a_countdown(sign
 @pytest.mark.rule("Q2")
 def test_s1_badge_until_the_last_second_and_not_at_the_closing_instant(signed_in, customer):
     # given one subscription whose window closes exactly now, another's one second from now
-    closing_now = subscribe(customer, "Microsoft 365 E3")
+    closing_now = subscribe_to_offer(customer, "Microsoft 365 E3")
     lot(closing_now, NOW)
-    last_second = subscribe(customer, "Microsoft 365 E5")
+    last_second = subscribe_to_offer(customer, "Microsoft 365 E5")
     lot(last_second, NOW + timedelta(seconds=1))
     # when the list is opened
     page = signed_in.get(list_url(customer)).content.decode()
@@ -304,7 +300,7 @@ def test_s1_badge_until_the_last_second_and_not_at_the_closing_instant(signed_in
 @pytest.mark.rule("Q2")
 def test_s1_badge_shows_the_latest_open_window_with_licenses_left(signed_in, customer):
     # given lots added at different times: one closed, two open, and a later one whose licenses were all removed
-    sub = subscribe(customer, "Microsoft 365 E3")
+    sub = subscribe_to_offer(customer, "Microsoft 365 E3")
     lot(sub, NOW - timedelta(hours=1))
     lot(sub, NOW + timedelta(hours=5))
     lot(sub, NOW + timedelta(days=2, hours=3, minutes=30))
@@ -320,7 +316,7 @@ def test_s1_badge_shows_the_latest_open_window_with_licenses_left(signed_in, cus
 @pytest.mark.parametrize("state", [{"suspended": True}, {"deleted": True}, {"trial": True}, {"status": "pending"}])
 def test_s1_no_badge_where_licenses_cannot_be_removed(signed_in, customer, state):
     # given a subscription that is not active, or a trial, with a lot still inside its window
-    sub = subscribe(customer, "Microsoft 365 E3", **state)
+    sub = subscribe_to_offer(customer, "Microsoft 365 E3", **state)
     lot(sub, NOW + timedelta(days=3))
     # when the list is opened
     page = signed_in.get(list_url(customer)).content.decode()
@@ -376,10 +372,10 @@ def test_all_subscriptions_lists_every_customer_of_the_partner_and_no_other(sign
     fabrikam = factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam")
     contoso = factories.CustomerFactory(partner=direct_partner, company_name="Adventure Works")
     theirs = factories.CustomerFactory(partner=factories.PartnerFactory(), company_name="Fourth Coffee")
-    f1 = subscribe(fabrikam, "Microsoft 365 E3", quantity=4)
-    f2 = subscribe(fabrikam, "Azure Backup", quantity=2)
-    c1 = subscribe(contoso, "Visio Plan 2", quantity=9)
-    subscribe(theirs, "Microsoft 365 E5")
+    f1 = subscribe_to_offer(fabrikam, "Microsoft 365 E3", quantity=4)
+    f2 = subscribe_to_offer(fabrikam, "Azure Backup", quantity=2)
+    c1 = subscribe_to_offer(contoso, "Visio Plan 2", quantity=9)
+    subscribe_to_offer(theirs, "Microsoft 365 E5")
     # when the subscriptions of all customers are opened
     page = signed_in.get(ALL_URL).content.decode()
     # then the partner's are listed by customer then name, with a Customer column, and the other partner's are not
@@ -396,8 +392,8 @@ def test_all_subscriptions_lists_every_customer_of_the_partner_and_no_other(sign
 
 
 def test_all_subscriptions_filter_by_status(signed_in, customer):
-    subscribe(customer, "Microsoft 365 E3")
-    suspended = subscribe(customer, "Visio Plan 2", suspended=True)
+    subscribe_to_offer(customer, "Microsoft 365 E3")
+    suspended = subscribe_to_offer(customer, "Visio Plan 2", suspended=True)
     page = signed_in.get(ALL_URL + "?status=suspended").content.decode()
     assert ids(page) == [str(suspended.pk)]
 
@@ -497,7 +493,7 @@ def test_all_subscriptions_filter_by_one_offer_shows_it_as_a_chip(signed_in, dir
 def test_all_subscriptions_window_closes_within_48_hours(signed_in, customer):
     # given active subscriptions whose licenses can be removed until various times
     def with_lot(name, window_ends_at, removed=0, **state):
-        sub = subscribe(customer, name, **state)
+        sub = subscribe_to_offer(customer, name, **state)
         lot(sub, window_ends_at, quantity=5, removed=removed)
         return sub
 
@@ -521,10 +517,10 @@ def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_f
     other = factories.CustomerFactory(partner=direct_partner, company_name="Aardvark Ltd")
     closing = []
     for n in range(31):
-        sub = subscribe(other if n % 3 == 0 else customer, f"Offer {n:02}", quantity=n + 1)
+        sub = subscribe_to_offer(other if n % 3 == 0 else customer, f"Offer {n:02}", quantity=n + 1)
         lot(sub, NOW + timedelta(hours=1 + n), quantity=5)
         closing.append(sub)
-    lot(subscribe(customer, "Later"), NOW + timedelta(hours=72), quantity=5)
+    lot(subscribe_to_offer(customer, "Later"), NOW + timedelta(hours=72), quantity=5)
     # when the filter is on, sorted by quantity descending, a page at a time
     first = signed_in.get(ALL_URL + "?window=48h&sort=-quantity").content.decode()
     second = signed_in.get(ALL_URL + "?window=48h&sort=-quantity&page=2").content.decode()
@@ -545,12 +541,12 @@ def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_f
 def test_all_subscriptions_renews_within_30_days(signed_in, customer):
     # given subscriptions whose (inclusive) term ends at various dates
     today = NOW.date()
-    today_end = subscribe(customer, "A ends today", term_end=today)
-    in_30 = subscribe(customer, "B ends in 30 days", term_end=today + timedelta(days=30))
-    subscribe(customer, "C ends in 31 days", term_end=today + timedelta(days=31))
-    subscribe(customer, "D ended yesterday", term_end=today - timedelta(days=1))
-    subscribe(customer, "E auto-renew off", term_end=today + timedelta(days=3), auto_renew=False)
-    subscribe(customer, "F suspended", term_end=today + timedelta(days=3), suspended=True)
+    today_end = subscribe_to_offer(customer, "A ends today", term_end=today)
+    in_30 = subscribe_to_offer(customer, "B ends in 30 days", term_end=today + timedelta(days=30))
+    subscribe_to_offer(customer, "C ends in 31 days", term_end=today + timedelta(days=31))
+    subscribe_to_offer(customer, "D ended yesterday", term_end=today - timedelta(days=1))
+    subscribe_to_offer(customer, "E auto-renew off", term_end=today + timedelta(days=3), auto_renew=False)
+    subscribe_to_offer(customer, "F suspended", term_end=today + timedelta(days=3), suspended=True)
     # when the "renews within 30 days" chip is followed
     page = signed_in.get(ALL_URL + "?renews=30d").content.decode()
     # then the active, auto-renewing ones ending from today to 30 days on are listed
@@ -562,8 +558,8 @@ def test_all_subscriptions_renews_within_30_days(signed_in, customer):
 def test_all_subscriptions_of_a_reseller_are_those_it_is_reseller_of_record_for(client, provider, now):
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     customer = factories.CustomerFactory(partner=provider)
-    own = subscribe(customer, "Microsoft 365 E3", reseller=adatum)
-    subscribe(customer, "Visio Plan 2")
+    own = subscribe_to_offer(customer, "Microsoft 365 E3", reseller=adatum)
+    subscribe_to_offer(customer, "Visio Plan 2")
     client.force_login(factories.staff(adatum, "admin_agent"))
     page = client.get(ALL_URL).content.decode()
     assert ids(page) == [str(own.pk)]
@@ -596,7 +592,7 @@ def test_s1_rows_escape_what_partners_typed(signed_in, direct_partner, customer)
     customer.company_name = "Fabrikam <Ltd> & Co"
     customer.save()
     reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="<b>Adatum</b>", partner_id="4412345")
-    sub = subscribe(customer, "Visio <Plan 2>", friendly_name='<script>alert("x")</script>', reseller=reseller)
+    sub = subscribe_to_offer(customer, "Visio <Plan 2>", friendly_name='<script>alert("x")</script>', reseller=reseller)
     # when the customer's list and the list across customers are opened
     for url in (list_url(customer), ALL_URL):
         page = signed_in.get(url).content.decode()

@@ -3,6 +3,7 @@ Today is 2026-11-25 12:00 UTC; a P1Y subscription billed monthly at 10.00 a lice
 started on 2026-11-23 12:00 UTC is in its first billing period, 2026-11-23..2026-12-22 (30 days),
 of which 2026-11-25..2026-12-22 (28 days) are still to come."""
 
+from functools import partial
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
@@ -11,12 +12,11 @@ from django.db import connection
 
 from portal.rules import RuleViolation
 from subscriptions import actions
-from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import change_quantity, plan_quantity_change
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import at_once
+from tests.helpers import at_once, database_state
 
 UTC = dt_timezone.utc
 
@@ -26,12 +26,7 @@ def e3(db):
     return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
 
 
-def subscribe(customer, sku, *, started, quantity=10, unit_price="10.00", frequency="monthly", **extra):
-    """An active P1Y subscription whose term (and first license lot) started at `started`."""
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku, "P1Y", frequency), quantity=quantity,
-        term="P1Y", billing_frequency=frequency, unit_price=Decimal(unit_price), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+subscribe = partial(factories.subscribe, unit_price="10.00")
 
 
 def add_lot(subscription, *, quantity, added_at, removed=0):
@@ -40,18 +35,6 @@ def add_lot(subscription, *, quantity, added_at, removed=0):
     Subscription.objects.filter(pk=subscription.pk).update(quantity=subscription.quantity + quantity - removed)
     subscription.refresh_from_db()
     return lot
-
-
-def snapshot(subscription):
-    """Everything a refused change must leave as it was."""
-    sub = Subscription.objects.get(pk=subscription.pk)
-    return {
-        "subscription": (sub.status, sub.quantity, sub.quantity_updates, sub.auto_renew),
-        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed", "window_ends_at")),
-        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "amount")),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
-    }
 
 
 def lots_of(subscription):
@@ -106,7 +89,7 @@ def test_q1_licenses_can_be_added_after_every_window_closed(customer, sales, e3,
 def test_q1_stale_page_is_refused_with_a_conflict(customer, sales, e3, now):
     # given a page opened when the subscription had 12 licenses; it now has 10
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
-    before = snapshot(sub)
+    before = database_state()
     # when that page submits 15
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=12, now=now)
@@ -114,20 +97,20 @@ def test_q1_stale_page_is_refused_with_a_conflict(customer, sales, e3, now):
     assert (refused.value.rule, refused.value.conflict, refused.value.status) == ("Q1", True, 409)
     assert refused.value.message == "The quantity changed to 10 since this page was opened: check it and try again."
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q1")
 def test_q1_same_quantity_is_refused(customer, sales, e3, now):
     # given 10 licenses
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
-    before = snapshot(sub)
+    before = database_state()
     # when 10 is submitted
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=10, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("Q1", "The subscription already has 10 licenses.")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # Q2 Removing licenses within 168 hours of adding them --------------------------------------------
@@ -163,7 +146,7 @@ def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number
     # given 10 licenses bought 10 days ago (window closed) and 3 added yesterday
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
-    before = snapshot(sub)
+    before = database_state()
     # when 5 are removed (13 → 8)
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, expected_quantity=13, now=now)
@@ -172,7 +155,7 @@ def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number
     assert refused.value.message == ("Only 3 licenses can be removed now (added within the last 7 days); "
                                      "you asked to remove 5.")
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q2")
@@ -192,7 +175,7 @@ def test_q2_the_removable_licenses_can_all_be_removed(customer, sales, e3, now):
 def test_q2_a_lot_added_exactly_168_hours_ago_is_not_removable(customer, sales, e3, now):
     # given 10 licenses bought exactly 168 hours ago, 2026-11-18 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(hours=168))
-    before = snapshot(sub)
+    before = database_state()
     # when one is removed now
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, expected_quantity=10, now=now)
@@ -201,7 +184,7 @@ def test_q2_a_lot_added_exactly_168_hours_ago_is_not_removable(customer, sales, 
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-25 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q2")
@@ -344,7 +327,7 @@ def test_q5_the_1200th_update_is_allowed(customer, sales, e3, now):
 def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(customer, sales, e3, now, quantity):
     # given a subscription updated 1,200 times
     sub = subscribe(customer, e3, started=now - timedelta(days=2), quantity_updates=1200)
-    before = snapshot(sub)
+    before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
@@ -354,7 +337,7 @@ def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(cust
                                      "buy a second subscription of the same offer (it can be aligned to end on the "
                                      "same date).")
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # Q6 Only an active, non-trial subscription; TR4 ---------------------------------------------------
@@ -370,7 +353,7 @@ def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(cust
 def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, status, quantity, label):
     # given a subscription in its first days that is not active
     sub = subscribe(customer, e3, started=now - timedelta(days=2), status=status, auto_renew=False)
-    before = snapshot(sub)
+    before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
@@ -378,7 +361,7 @@ def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, stat
     assert refused.value.rule == "Q6"
     assert refused.value.message == f"Licenses can only be changed on an active subscription (this one is {label})."
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q6")
@@ -390,14 +373,14 @@ def test_tr4_trial_quantity_is_not_changed(customer, sales, now, quantity):
     sub = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term="P1M",
                                         unit_price=Decimal("0.00"), term_start=now - timedelta(days=1),
                                         term_end=date(2026, 12, 23), trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC))
-    before = snapshot(sub)
+    before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=25, now=now)
     # then it is refused: convert the trial first
     assert (refused.value.rule, refused.value.message) == ("TR4", "A trial's quantity can't change: convert the trial first.")
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("Q6")
@@ -406,13 +389,13 @@ def test_q6_usage_based_subscription_has_no_quantity_to_change(customer, sales, 
     azure = factories.SkuFactory(usage=True, name="Azure plan", availabilities=[("P1M", "monthly", "0.00")])
     sub = factories.SubscriptionFactory(customer=customer, sku=azure, quantity=1, term="P1M",
                                         term_start=now - timedelta(days=2), term_end=date(2026, 12, 22))
-    before = snapshot(sub)
+    before = database_state()
     # when its quantity is changed
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=2, expected_quantity=1, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("Q6", "A usage-based subscription has no license quantity.")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # R6 A mid-term quantity change deletes the scheduled renewal changes -----------------------------

@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 
 from subscriptions import services
-from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.states import Status
 from tests import factories
@@ -32,11 +31,7 @@ def saas(db):
     return factories.SkuFactory(isv=True, name="Fabrikam Backup", availabilities=[("P1Y", "monthly", "8.00")])
 
 
-def subscribe(customer, sku, *, started, **extra):
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku), quantity=10, term="P1Y",
-        billing_frequency="monthly", unit_price=sku.availabilities.get().unit_price, term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+subscribe = factories.subscribe
 
 
 # L1 Every change is audited: who, when (UTC), what, before and after ---------------------------------------

@@ -15,6 +15,7 @@ from portal.models import Partner
 from subscriptions import renewals
 from subscriptions.models import ScheduledChange, Subscription
 from tests import factories
+from tests.factories import subscribe_to_offer
 
 URL = reverse("subscriptions:renewals")
 TODAY = date(2026, 11, 25)
@@ -48,16 +49,11 @@ def names(page: str, name: str) -> list[str]:
     return [row[1] for row in rows(page, name)]
 
 
-def subscribe(customer, offer: str, **fields) -> Subscription:
-    sku = factories.SkuFactory(name=offer)
-    return factories.SubscriptionFactory(customer=customer, sku=sku, **fields)
-
-
 @pytest.mark.rule("N1")
 @pytest.mark.rule("N4")
 def test_a_row_shows_lock_point_scheduled_changes_and_the_cost_of_the_renewal(signed_in, customer):
     # given a P1Y monthly subscription at 10.00 for 10 licenses ending 2026-12-04, with 120 licenses scheduled
-    subscription = subscribe(customer, "Microsoft 365 E3", term_end=date(2026, 12, 4))
+    subscription = subscribe_to_offer(customer, "Microsoft 365 E3", term_end=date(2026, 12, 4))
     factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.QUANTITY, quantity=120)
     # when the page is opened
     page = signed_in.get(URL).content.decode()
@@ -86,7 +82,7 @@ def test_a_row_shows_lock_point_scheduled_changes_and_the_cost_of_the_renewal(si
 @pytest.mark.rule("N4")
 def test_a_scheduled_term_change_is_priced_at_the_matching_availability(signed_in, customer):
     # given P1Y monthly at 10.00 (10 licenses), a term change to P1M and 3 licenses scheduled; P1M monthly is 12.00
-    subscription = subscribe(customer, "Visio Plan 2", term_end=date(2026, 12, 1))
+    subscription = subscribe_to_offer(customer, "Visio Plan 2", term_end=date(2026, 12, 1))
     factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.TERM, term="P1M",
                                      quantity=None)
     factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.QUANTITY, quantity=3)
@@ -100,7 +96,7 @@ def test_a_scheduled_term_change_is_priced_at_the_matching_availability(signed_i
 
 
 def test_no_scheduled_change_renews_as_is(signed_in, customer):
-    subscribe(customer, "Project Plan 3", term_end=date(2026, 11, 30), quantity=7)
+    subscribe_to_offer(customer, "Project Plan 3", term_end=date(2026, 11, 30), quantity=7)
     [row] = rows(signed_in.get(URL).content.decode(), "renewing")
     assert row[4:7] == ["No changes", "7", "70.00 USD (first monthly charge)"]
 
@@ -109,12 +105,12 @@ def test_no_scheduled_change_renews_as_is(signed_in, customer):
 @pytest.mark.parametrize("within, last_day_in", [("30", 30), ("60", 60), ("90", 90), ("", 30), ("45", 30)])
 def test_the_window_includes_its_last_day_and_not_the_next(signed_in, customer, within, last_day_in):
     # given subscriptions ending yesterday, today, on the window's last day and the day after
-    subscribe(customer, "Ended yesterday", term_end=TODAY - timedelta(days=1))
-    subscribe(customer, "Ends today", term_end=TODAY)
-    subscribe(customer, "Last day", term_end=TODAY + timedelta(days=last_day_in))
-    subscribe(customer, "Day after", term_end=TODAY + timedelta(days=last_day_in + 1))
-    subscribe(customer, "Off on last day", term_end=TODAY + timedelta(days=last_day_in), auto_renew=False)
-    subscribe(customer, "Off day after", term_end=TODAY + timedelta(days=last_day_in + 1), auto_renew=False)
+    subscribe_to_offer(customer, "Ended yesterday", term_end=TODAY - timedelta(days=1))
+    subscribe_to_offer(customer, "Ends today", term_end=TODAY)
+    subscribe_to_offer(customer, "Last day", term_end=TODAY + timedelta(days=last_day_in))
+    subscribe_to_offer(customer, "Day after", term_end=TODAY + timedelta(days=last_day_in + 1))
+    subscribe_to_offer(customer, "Off on last day", term_end=TODAY + timedelta(days=last_day_in), auto_renew=False)
+    subscribe_to_offer(customer, "Off day after", term_end=TODAY + timedelta(days=last_day_in + 1), auto_renew=False)
     # when the page is opened for the window
     page = signed_in.get(URL + (f"?within={within}" if within else "")).content.decode()
     # then both ends are in, in term end order
@@ -127,9 +123,9 @@ def test_the_window_includes_its_last_day_and_not_the_next(signed_in, customer, 
 def test_renewing_rows_are_ordered_by_term_end_then_customer(signed_in, direct_partner):
     zeta = factories.CustomerFactory(partner=direct_partner, company_name="Zeta Ltd")
     alpha = factories.CustomerFactory(partner=direct_partner, company_name="Alpha Ltd")
-    subscribe(zeta, "Z later", term_end=TODAY + timedelta(days=5))
-    subscribe(zeta, "Z first", term_end=TODAY + timedelta(days=2))
-    subscribe(alpha, "A later", term_end=TODAY + timedelta(days=5))
+    subscribe_to_offer(zeta, "Z later", term_end=TODAY + timedelta(days=5))
+    subscribe_to_offer(zeta, "Z first", term_end=TODAY + timedelta(days=2))
+    subscribe_to_offer(alpha, "A later", term_end=TODAY + timedelta(days=5))
     page = signed_in.get(URL).content.decode()
     assert names(page, "renewing") == ["Z first", "A later", "Z later"]
 
@@ -137,10 +133,10 @@ def test_renewing_rows_are_ordered_by_term_end_then_customer(signed_in, direct_p
 @pytest.mark.rule("N1")
 def test_only_active_paid_subscriptions_renew_and_pending_ones_stay_listed(signed_in, customer):
     # given a pending renewal (past its lock point), a trial, a cancelled and a suspended subscription
-    subscribe(customer, "Pending", term_end=TODAY - timedelta(days=1), renewal_pending=True)
-    subscribe(customer, "Trial", term_end=TODAY + timedelta(days=3), trial=True)
-    subscribe(customer, "Deleted", term_end=TODAY + timedelta(days=3), deleted=True)
-    subscribe(customer, "Suspended", term_end=TODAY + timedelta(days=3), suspended=True)
+    subscribe_to_offer(customer, "Pending", term_end=TODAY - timedelta(days=1), renewal_pending=True)
+    subscribe_to_offer(customer, "Trial", term_end=TODAY + timedelta(days=3), trial=True)
+    subscribe_to_offer(customer, "Deleted", term_end=TODAY + timedelta(days=3), deleted=True)
+    subscribe_to_offer(customer, "Suspended", term_end=TODAY + timedelta(days=3), suspended=True)
     page = signed_in.get(URL).content.decode()
     [pending] = rows(page, "renewing")
     assert pending[1] == "Pending"
@@ -181,7 +177,7 @@ def test_trials_ending_in_the_window_say_what_they_become(signed_in, customer):
 
 
 def test_ending_without_renewal_rows(signed_in, customer):
-    subscription = subscribe(customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4)
+    subscription = subscribe_to_offer(customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4)
     page = signed_in.get(URL).content.decode()
     assert rows(page, "renewing") == []
     [row] = rows(page, "ending")
@@ -202,9 +198,9 @@ def test_empty_states(signed_in, customer):
 @pytest.mark.rule("T3")
 def test_another_partners_subscriptions_are_never_shown(signed_in, customer):
     other = factories.CustomerFactory(partner=factories.PartnerFactory(name="Fabrikam Direct"))
-    subscribe(other, "Theirs", term_end=TODAY + timedelta(days=3))
-    subscribe(other, "Theirs ending", term_end=TODAY + timedelta(days=3), auto_renew=False)
-    subscribe(customer, "Ours", term_end=TODAY + timedelta(days=3))
+    subscribe_to_offer(other, "Theirs", term_end=TODAY + timedelta(days=3))
+    subscribe_to_offer(other, "Theirs ending", term_end=TODAY + timedelta(days=3), auto_renew=False)
+    subscribe_to_offer(customer, "Ours", term_end=TODAY + timedelta(days=3))
     page = signed_in.get(URL + "?within=90").content.decode()
     assert names(page, "renewing") == ["Ours"]
     assert rows(page, "ending") == []
@@ -216,9 +212,9 @@ def test_another_partners_subscriptions_are_never_shown(signed_in, customer):
 def test_a_reseller_sees_only_the_subscriptions_it_is_reseller_of_record_for(client, provider, now):
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     customer = factories.CustomerFactory(partner=provider)
-    subscribe(customer, "Resold by Adatum", term_end=TODAY + timedelta(days=3), reseller=adatum)
-    subscribe(customer, "Sold by the provider", term_end=TODAY + timedelta(days=3))
-    subscribe(customer, "Another reseller", term_end=TODAY + timedelta(days=3),
+    subscribe_to_offer(customer, "Resold by Adatum", term_end=TODAY + timedelta(days=3), reseller=adatum)
+    subscribe_to_offer(customer, "Sold by the provider", term_end=TODAY + timedelta(days=3))
+    subscribe_to_offer(customer, "Another reseller", term_end=TODAY + timedelta(days=3),
               reseller=factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER))
     client.force_login(factories.staff(adatum, "support_agent"))
     page = client.get(URL).content.decode()
@@ -228,7 +224,7 @@ def test_a_reseller_sees_only_the_subscriptions_it_is_reseller_of_record_for(cli
 @pytest.mark.rule("T2")
 @pytest.mark.parametrize("role", ["admin_agent", "sales_agent", "billing_admin", "support_agent"])
 def test_every_role_may_view(client, direct_partner, customer, role, now):
-    subscribe(customer, "Microsoft 365 E3", term_end=TODAY + timedelta(days=3))
+    subscribe_to_offer(customer, "Microsoft 365 E3", term_end=TODAY + timedelta(days=3))
     client.force_login(factories.staff(direct_partner, role))
     response = client.get(URL)
     assert response.status_code == 200
@@ -258,14 +254,14 @@ def _portfolio(direct_partner, n: int) -> None:
     """n renewing subscriptions (each its own offer, with scheduled changes) and n ending ones."""
     for i in range(n):
         customer = factories.CustomerFactory(partner=direct_partner)
-        renewing = subscribe(customer, f"Renewing {i}", term_end=TODAY + timedelta(days=1 + i % 20))
+        renewing = subscribe_to_offer(customer, f"Renewing {i}", term_end=TODAY + timedelta(days=1 + i % 20))
         factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.QUANTITY, quantity=5)
         factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.BILLING_FREQUENCY,
                                          billing_frequency="annual", quantity=None)
         factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
                                          target_sku=factories.SkuFactory(name=f"Upgrade {i}"))
-        subscribe(customer, f"Ending {i}", term_end=TODAY + timedelta(days=1 + i % 20), auto_renew=False)
-        trial = subscribe(customer, f"Trial {i}", term_end=TODAY + timedelta(days=1 + i % 20), trial=True)
+        subscribe_to_offer(customer, f"Ending {i}", term_end=TODAY + timedelta(days=1 + i % 20), auto_renew=False)
+        trial = subscribe_to_offer(customer, f"Trial {i}", term_end=TODAY + timedelta(days=1 + i % 20), trial=True)
         factories.ScheduledChangeFactory(subscription=trial, kind=ScheduledChange.Kind.QUANTITY, quantity=10)
 
 

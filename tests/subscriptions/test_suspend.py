@@ -1,17 +1,18 @@
 """Suspending and reactivating (P1–P4, TR4). Today is 2026-11-25 12:00 UTC; the subscriptions are
 P1Y, billed monthly at 10.00, started 2026-11-23 12:00 UTC and ending 2027-11-22 (inclusive)."""
 
+from functools import partial
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 
 from portal.rules import RuleViolation
-from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import cancel_subscription, reactivate_subscription, suspend_subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import database_state
 
 UTC = dt_timezone.utc
 
@@ -21,23 +22,7 @@ def e3(db):
     return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
 
 
-def subscribe(customer, sku, *, started, quantity=10, **extra):
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku), quantity=quantity, term="P1Y",
-        billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
-
-
-def snapshot(subscription):
-    sub = Subscription.objects.get(pk=subscription.pk)
-    return {
-        "subscription": (sub.status, sub.quantity, sub.auto_renew, sub.cancelled_at),
-        "statuses": list(Subscription.objects.order_by("pk").values_list("pk", "status", "auto_renew")),
-        "lots": list(SeatLot.objects.order_by("pk").values_list("pk", "quantity", "removed")),
-        "billing": list(BillingLine.objects.order_by("pk").values_list("pk", "amount")),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": list(ScheduledChange.objects.order_by("pk").values_list("pk", flat=True)),
-    }
+subscribe = partial(factories.subscribe, unit_price="10.00")
 
 
 # P1 Suspend --------------------------------------------------------------------------------------
@@ -64,14 +49,14 @@ def test_p1_suspending_makes_the_subscription_suspended_at_once(customer, sales,
 def test_p1_only_an_active_subscription_is_suspended(customer, sales, e3, now, status, label):
     # given a subscription that is not active
     sub = subscribe(customer, e3, started=now - timedelta(days=2), status=status, auto_renew=False)
-    before = snapshot(sub)
+    before = database_state()
     # when it is suspended
     with pytest.raises(RuleViolation) as refused:
         suspend_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused naming its status, and nothing changed
     assert (refused.value.rule, refused.value.message) == (
         "P1", f"Only an active subscription can be suspended (this one is {label}).")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR4")
@@ -81,13 +66,13 @@ def test_tr4_a_trial_is_not_suspended(customer, sales, now):
     sub = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term="P1M",
                                         unit_price=Decimal("0.00"), term_start=now - timedelta(days=1),
                                         term_end=date(2026, 12, 23), trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC))
-    before = snapshot(sub)
+    before = database_state()
     # when it is suspended
     with pytest.raises(RuleViolation) as refused:
         suspend_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("TR4", "A trial's status can't change: convert the trial first.")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # P2 Reactivate before the term ends; cancel inside the window --------------------------------------
@@ -125,7 +110,7 @@ def test_p2_reactivation_on_the_last_second_of_the_term_end_date_is_allowed(cust
 def test_p2_reactivation_after_the_term_end_date_is_refused(customer, sales, e3, now, at):
     # given a subscription suspended whose term ended on 2027-11-22 (inclusive)
     sub = subscribe(customer, e3, started=now - timedelta(days=2), suspended=True)
-    before = snapshot(sub)
+    before = database_state()
     # when it is reactivated once that date is over
     with pytest.raises(RuleViolation) as refused:
         reactivate_subscription(subscription_id=sub.pk, actor=sales, now=at)
@@ -134,7 +119,7 @@ def test_p2_reactivation_after_the_term_end_date_is_refused(customer, sales, e3,
         "P2", "The term ended on 2027-11-22 (UTC) while suspended: the subscription is disabled and can't be "
               "reactivated.")
     # and nothing changed
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("P2")
@@ -142,13 +127,13 @@ def test_p2_reactivation_after_the_term_end_date_is_refused(customer, sales, e3,
 def test_p2_only_a_suspended_subscription_is_reactivated(customer, sales, e3, now, status):
     # given a subscription that is not suspended
     sub = subscribe(customer, e3, started=now - timedelta(days=2), status=status)
-    before = snapshot(sub)
+    before = database_state()
     # when it is reactivated
     with pytest.raises(RuleViolation) as refused:
         reactivate_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("P2", "Only a suspended subscription can be reactivated.")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("P2")
@@ -171,7 +156,7 @@ def test_p2_a_suspended_subscription_can_still_be_cancelled_inside_its_window(cu
 def test_p2_a_suspended_subscription_is_not_cancelled_after_its_window(customer, sales, e3, now):
     # given a subscription bought 2026-11-15 12:00 UTC and suspended
     sub = subscribe(customer, e3, started=now - timedelta(days=10), suspended=True)
-    before = snapshot(sub)
+    before = database_state()
     # when it is cancelled
     with pytest.raises(RuleViolation) as refused:
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
@@ -180,7 +165,7 @@ def test_p2_a_suspended_subscription_is_not_cancelled_after_its_window(customer,
     assert (refused.value.rule, refused.value.message) == (
         "X1", "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Auto-renew is off: "
               f"it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).")
-    assert snapshot(sub) == before
+    assert database_state() == before
 
 
 # P3 Still billed: no refund on suspension ----------------------------------------------------------

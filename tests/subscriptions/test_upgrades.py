@@ -8,6 +8,7 @@ window): its current billing period is 2026-11-16..2026-12-15 (30 days), of whic
 """
 
 import re
+from functools import partial
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
@@ -19,11 +20,10 @@ from django.urls import reverse
 from catalog.models import UpgradePath
 from portal.rules import RuleViolation
 from subscriptions import actions, services, upgrades
-from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import drawn
+from tests.helpers import database_state, drawn
 
 UTC = dt_timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -49,12 +49,7 @@ def m365_e5(o365_e3):
     return target
 
 
-def subscribe(customer, sku, *, started=STARTED, quantity=10, term="P1Y", **extra):
-    return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku, term, "monthly"), quantity=quantity,
-        term=term, billing_frequency="monthly", unit_price=factories.availability(sku, term, "monthly").unit_price,
-        term_start=started, term_end=term_end_for(started.date(), 12 if term == "P1Y" else 1), created_at=started,
-        **extra)
+subscribe = partial(factories.subscribe, started=STARTED)
 
 
 @pytest.fixture
@@ -68,16 +63,6 @@ def upgrade(source, actor, target, *, quantity=10, term="P1Y", billing_frequency
         subscription_id=source.pk, actor=actor, target_sku_id=target.pk, quantity=quantity, term=term,
         billing_frequency=billing_frequency, into_subscription_id=into.pk if into else None, confirmed=confirmed,
         now=NOW)
-
-
-def snapshot():
-    return {
-        "subscriptions": sorted(Subscription.objects.values_list("pk", "sku_id", "status", "quantity", "unit_price",
-                                                                 "term", "term_end")),
-        "billing": BillingLine.objects.count(),
-        "audit": AuditEntry.objects.count(),
-        "scheduled": ScheduledChange.objects.count(),
-    }
 
 
 # --- targets (U1–U3) ------------------------------------------------------------------------------
@@ -107,13 +92,13 @@ def test_u2_an_unsupported_path_is_refused_and_nothing_changes(customer, sales, 
     target = offer("Office 365 E5")
     UpgradePath.objects.create(source=o365_e3, target=target, supported=False, note="U2")
     assert upgrades.upgrade_targets(source, now=NOW) == []
-    before = snapshot()
+    before = database_state()
     # when it is asked for anyway
     with pytest.raises(RuleViolation) as refused:
         upgrade(source, sales, target)
     # then it is refused and nothing changed
     assert refused.value.rule == "U2"
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U1")
@@ -133,14 +118,14 @@ def test_u1_targets_are_paid_skus_of_the_matrix_for_an_active_paid_subscription(
 def test_u1_only_an_active_paid_subscription_can_be_upgraded(customer, sales, o365_e3, m365_e5, now, state):
     # given a suspended, trial or cancelled subscription
     subscription = subscribe(customer, o365_e3, **{state: True})
-    before = snapshot()
+    before = database_state()
     # when its targets are listed and an upgrade is asked for
     assert upgrades.upgrade_targets(subscription, now=NOW) == []
     with pytest.raises(RuleViolation) as refused:
         upgrade(subscription, sales, m365_e5, quantity=subscription.quantity)
     # then nothing is offered or changed
     assert refused.value.rule == "U1"
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U3")
@@ -165,14 +150,14 @@ def test_u3_existing_target_subscriptions_that_cant_be_chosen_show_why(customer,
 def test_u3_an_existing_subscription_that_cant_be_chosen_is_refused(customer, sales, m365_e5, source):
     # given an existing Microsoft 365 E5 inside its cancellation window
     in_window = subscribe(customer, m365_e5, started=NOW - timedelta(days=2))
-    before = snapshot()
+    before = database_state()
     # when the licenses are upgraded into it
     with pytest.raises(RuleViolation) as refused:
         upgrade(source, sales, m365_e5, quantity=4, into=in_window)
     # then it is refused with the reason, and nothing changed
     assert refused.value.rule == "U3"
     assert "inside its cancellation window" in refused.value.message
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- U4 ---------------------------------------------------------------------------------------------
@@ -186,25 +171,25 @@ def test_u3_an_existing_subscription_that_cant_be_chosen_is_refused(customer, sa
     (10, "P3Y", "annual", "Microsoft 365 E5 is not sold for a 3 years term billed annually."),
 ])
 def test_u4_term_frequency_and_quantity_limits(customer, sales, m365_e5, source, quantity, term, frequency, message):
-    before = snapshot()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         upgrade(source, sales, m365_e5, quantity=quantity, term=term, billing_frequency=frequency)
     assert (refused.value.rule, refused.value.message) == ("U4", message)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U4")
 def test_u4_billing_frequency_cant_be_longer_than_the_term(customer, sales, o365_e3, m365_e5, now):
     # given a 1-month source
     monthly = subscribe(customer, o365_e3, started=NOW - timedelta(days=20), term="P1M")
-    before = snapshot()
+    before = database_state()
     # when it is upgraded to a 1-month term billed annually
     with pytest.raises(RuleViolation) as refused:
         upgrade(monthly, sales, m365_e5, term="P1M", billing_frequency="annual")
     # then it is refused
     assert refused.value.message == ("A 1 month term can't be billed annually: the billing frequency can't be "
                                      "longer than the term.")
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- U5, U6 -------------------------------------------------------------------------------------------
@@ -279,11 +264,11 @@ def test_u6_partial_upgrade_creates_a_coterminous_subscription_and_reduces_the_s
 
 @pytest.mark.rule("U7")
 def test_u7_without_the_confirmation_nothing_changes(customer, sales, m365_e5, source):
-    before = snapshot()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         upgrade(source, sales, m365_e5, quantity=4, confirmed=False)
     assert refused.value.rule == "U7"
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U7")
@@ -308,11 +293,11 @@ def test_u7_a_full_upgrade_in_its_first_7_days_closes_the_cancellation_window(cu
         False, "U7", "This subscription was upgraded on 2026-11-25 12:00 UTC: an upgrade can't be undone and has no "
                      "cancellation window. Turn auto-renew off so it ends with its term.")
     assert not actions.allowed_actions(source, sales, later)["remove_licenses"].allowed
-    before = snapshot()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         services.cancel_subscription(subscription_id=source.pk, actor=sales, now=later)
     assert refused.value.rule == "U7"
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U7")
@@ -371,20 +356,20 @@ def test_u9_two_into_one(customer, sales, o365_e3, m365_e5, source):
 @pytest.mark.rule("N6")
 def test_n6_upgrade_refused_with_a_conflict_while_renewal_pending(customer, sales, m365_e5, source):
     Subscription.objects.filter(pk=source.pk).update(renewal_pending=True)
-    before = snapshot()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         upgrade(source, sales, m365_e5, quantity=4)
     assert (refused.value.rule, refused.value.status) == ("N6", 409)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
 def test_t2_a_support_agent_cant_upgrade(customer, direct_partner, m365_e5, source):
     support = factories.staff(direct_partner, "support_agent")
-    before = snapshot()
+    before = database_state()
     with pytest.raises(PermissionDenied):
         upgrade(source, support, m365_e5, quantity=4)
-    assert snapshot() == before
+    assert database_state() == before
 
 
 # --- the "Check upgrades" page ----------------------------------------------------------------------
@@ -443,12 +428,12 @@ def test_page_previews_a_full_upgrade_in_place(signed_in, m365_e5, source):
 
 @pytest.mark.rule("U7")
 def test_page_post_without_confirmation_answers_422_and_changes_nothing(signed_in, m365_e5, source):
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
                                             "billing_frequency": "monthly"}))
     assert response.status_code == 422
     assert "Yes, upgrade" in response.content.decode()
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("U2")
@@ -463,11 +448,11 @@ def test_page_preview_of_an_unoffered_target_answers_422(signed_in, source):
 @pytest.mark.rule("N6")
 def test_page_post_while_renewal_pending_answers_409(signed_in, m365_e5, source):
     Subscription.objects.filter(pk=source.pk).update(renewal_pending=True)
-    before = snapshot()
+    before = database_state()
     response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
                                             "billing_frequency": "monthly", "confirm": "yes"}))
     assert response.status_code == 409
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T2")
@@ -476,11 +461,11 @@ def test_page_support_agent_sees_why_and_post_answers_403(client, direct_partner
     response = client.get(url(source))
     assert response.status_code == 200
     assert "Your role can't buy or change subscriptions" in unescape(response.content.decode())
-    before = snapshot()
+    before = database_state()
     response = client.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
                                          "billing_frequency": "monthly", "confirm": "yes"}))
     assert response.status_code == 403
-    assert snapshot() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T3")
