@@ -10,10 +10,10 @@ from django.utils import timezone
 from catalog.models import BillingFrequency, TRIAL_LICENSES, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from portal.versions import posted_version
 
-from . import conversions
+from .services import conversions
 from .manage_views import to_subscription_page
 
 FIELDS = ("target", "when", "term", "billing_frequency", "quantity")

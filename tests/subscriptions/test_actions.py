@@ -9,11 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from portal.access import RESELLER_NOTICE
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from catalog.models import Availability, UpgradePath
-from subscriptions import conversions, cycles, services, upgrades
-from subscriptions import actions as subscription_actions
-from subscriptions.actions import allowed_actions
+from subscriptions import cycles, services
+from subscriptions.services import conversions, upgrades
+from subscriptions import checks as subscription_actions
+from subscriptions.checks import allowed_actions
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.states import TRANSITIONS, Status, TransitionError, check_transition

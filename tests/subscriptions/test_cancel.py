@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.pricing import Charge

@@ -9,8 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from catalog.models import UpgradePath
-from portal.rules import RuleViolation
-from subscriptions import conversions
+from portal.errors import RuleViolation
+from subscriptions.services import conversions
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import Sku
-from subscriptions import actions, audit
+from subscriptions import checks, audit
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import fulfill_order
@@ -958,7 +958,7 @@ def test_q4_an_ended_subscriptions_batches_show_no_countdown(signed_in, customer
     # when its page is opened / then the batch says it can't be removed, with no countdown
     page = page_of(signed_in.get(detail(sub)))
     assert rows(section(page, "License batches"))[0][4] == f"None: the subscription is {status}"
-    assert actions.removable_lots(sub, now) == []
+    assert checks.removable_lots(sub, now) == []
 
 
 @pytest.mark.rule("X2")

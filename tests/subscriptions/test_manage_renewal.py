@@ -14,7 +14,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, ScheduledChange, Subscription

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from portal.rules import RuleViolation
-from subscriptions import actions
+from portal.errors import RuleViolation
+from subscriptions import checks
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import change_quantity, plan_quantity_change
@@ -93,7 +93,7 @@ def test_q1_licenses_can_be_added_after_every_window_closed(customer, sales, e3,
     # given 10 licenses bought on 2026-10-26 12:00 UTC: the billing period 2026-10-26..2026-11-25 (31 days)
     # ends today and no license can be removed any more
     sub = subscribe(customer, e3, started=now - timedelta(days=30))
-    assert actions.removable_quantity(sub, now) == 0
+    assert checks.removable_quantity(sub, now) == 0
     # when 5 are added on its last day
     change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=10, now=now)
     # then they are charged for that one day: 10.00 × 5 × 1/31 = 1.6129… = 1.61
@@ -285,13 +285,13 @@ def test_q4_removable_lots_are_those_still_in_their_window_newest_first(customer
     add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=2))
     an_hour = add_lot(sub, quantity=2, added_at=now - timedelta(hours=1))
     # when the removable licenses are listed
-    lots = actions.removable_lots(sub, now)
+    lots = checks.removable_lots(sub, now)
     # then the two lots still holding licenses in their window, newest first, each with its closing time
     assert [(lot.pk, lot.quantity - lot.removed, lot.window_ends_at) for lot in lots] == [
         (an_hour.pk, 2, datetime(2026, 12, 2, 11, 0, tzinfo=UTC)),
         (six_days.pk, 3, datetime(2026, 11, 26, 12, 0, tzinfo=UTC)),
     ]
-    assert actions.removable_quantity(sub, now) == 5
+    assert checks.removable_quantity(sub, now) == 5
     # and the plan for a removal says so too
     plan = plan_quantity_change(sub, user=sales, quantity=sub.quantity - 4, now=now)
     assert plan.removable == 5
@@ -304,10 +304,10 @@ def test_q4_no_lot_is_removable_once_every_window_closed(customer, sales, e3, no
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     # when the removable licenses are listed
     # then there are none, and a removal says that none can be removed since when
-    assert actions.removable_lots(sub, now) == []
-    assert actions.removable_quantity(sub, now) == 0
+    assert checks.removable_lots(sub, now) == []
+    assert checks.removable_quantity(sub, now) == 0
     with pytest.raises(RuleViolation) as refused:
-        actions.check_decrease(sub, sales, now)
+        checks.check_decrease(sub, sales, now)
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
 
@@ -319,7 +319,7 @@ def test_q4_none_removable_message_names_a_window_that_really_closed(customer, s
     add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=1))
     # when a removal is checked
     with pytest.raises(RuleViolation) as refused:
-        actions.check_decrease(sub, sales, now)
+        checks.check_decrease(sub, sales, now)
     # then it names the last window that closed on licenses still held, not one still open (2026-12-01 12:00)
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
