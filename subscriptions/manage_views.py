@@ -179,9 +179,8 @@ def _run(request, action: str, subscription: Subscription):
     user, sid = request.user, subscription.pk
     version = posted_version(request.POST)  # the page's (portal/versions.py)
     if action == "quantity":
-        expected = parse_int(request.POST.get("expected_quantity"))
         plan = services.change_quantity(subscription_id=sid, actor=user, version=version, quantity=parse_quantity(request.POST.get("quantity"), rule="Q1"),
-                                        expected_quantity=expected, now=now)
+                                        now=now)
         verb = "Charged" if plan.amount >= 0 else "Refunded"
         return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
     if action == "suspend":

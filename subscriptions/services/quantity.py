@@ -66,13 +66,13 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     return plan
 
 
-def change_quantity(*, subscription_id, actor, version: int | str | None = None, quantity: int, expected_quantity: int | None, now: datetime) -> QuantityPlan:
+def change_quantity(*, subscription_id, actor, version: int | str | None = None, quantity: int,
+                    now: datetime) -> QuantityPlan:
+    """Q1–Q6, carried out as plan_quantity_change says. A page opened before the quantity changed is refused by its
+    version (409, portal/versions.py): every change bumps it, so a stale quantity needs no check of its own."""
     require(actor, Action.BUY)
     with transaction.atomic():
         subscription = lock_subscription(subscription_id, version, actor)
-        if expected_quantity is not None and expected_quantity != subscription.quantity:
-            raise RuleViolation("Q1", f"The quantity changed to {subscription.quantity:,} since this page was opened: "
-                                      "check it and try again.", conflict=True)
         plan = plan_quantity_change(subscription, user=actor, quantity=quantity, now=now)
         for lot, licenses, charge in plan.lines:
             if lot is None:

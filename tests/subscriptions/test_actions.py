@@ -339,9 +339,9 @@ def attempts(sub, user, now, audio):
     pk = sub.pk
     return {
         "add_licenses": lambda: services.change_quantity(subscription_id=pk, actor=user, quantity=sub.quantity + 1,
-                                                         expected_quantity=sub.quantity, now=now),
+                                                         now=now),
         "remove_licenses": lambda: services.change_quantity(subscription_id=pk, actor=user, quantity=sub.quantity - 1,
-                                                            expected_quantity=sub.quantity, now=now),
+                                                            now=now),
         "suspend": lambda: services.suspend_subscription(subscription_id=pk, actor=user, now=now),
         "reactivate": lambda: services.reactivate_subscription(subscription_id=pk, actor=user, now=now),
         "cancel": lambda: services.cancel_subscription(subscription_id=pk, actor=user, now=now),
