@@ -15,12 +15,13 @@ PG_BENCH_DB := csp_portal_bench
 PG_BENCH_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/$(PG_BENCH_DB)
 BENCH_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only-key
 
-.PHONY: help demo test test-pg bench bench-lifecycle chromium postgres clean
+.PHONY: help demo test test-pg lint bench bench-lifecycle chromium postgres clean
 
 help:
 	@echo "make demo     seeded demo site on http://127.0.0.1:$(PORT) (SQLite)"
 	@echo "make test     the whole suite, browser tests included (SQLite)"
 	@echo "make test-pg  the same suite on a local PostgreSQL"
+	@echo "make lint     ruff, and import-linter's layers contract (pyproject.toml)"
 	@echo "make bench    page times and SQL query counts on a large data set, then the lifecycle engine's"
 	@echo "              renewal rate (10,000 renewals on SQLite; one vs two engines on PostgreSQL)"
 
@@ -57,6 +58,11 @@ chromium:
 
 test: $(VENV)/.installed chromium | var
 	$(PY) -m pytest
+
+# ruff's rules and import-linter's contracts (the layers, no import cycles), both configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 postgres:
 	@command -v pg_ctlcluster >/dev/null 2>&1 || { echo "Installing PostgreSQL from apt"; \

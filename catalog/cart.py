@@ -10,7 +10,7 @@ from catalog.eligibility import buying_context, quantity_refusal, refusal
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, TRIAL_LICENSES
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from portal.versions import StaleVersion, bump_version, check_version, lock_version
 
 MAX_ADDITIONAL_RESELLERS = 5

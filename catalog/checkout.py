@@ -10,11 +10,10 @@ from catalog.eligibility import buying_context, subscription_limit_refusal
 from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
 from portal.access import Action, require
 from portal.models import Customer
-from portal.rules import RuleViolation, RuleViolations
+from portal.errors import RuleViolation, RuleViolations
 from portal.versions import bump_version, check_version
 from subscriptions.audit import record
-from subscriptions.services import quoted_first_charge
-from subscriptions.tasks import fulfill_order_task
+from subscriptions.services import fulfill_order_task, quoted_first_charge
 
 
 def line_first_charge(line, today) -> Decimal:

@@ -22,7 +22,7 @@ from portal.access import Action
 from portal.forms import next_url, parse_date, parse_int, parse_quantity, parse_text
 from portal.models import Partner
 from portal.pagination import ClampedPaginator, SmallListPaginator
-from portal.rules import RuleViolation, RuleViolations
+from portal.errors import RuleViolation, RuleViolations
 from portal.versions import posted_version
 from portal.templatetags.portal_tags import money, utc, version_input_html
 from subscriptions.recovery import order_delay

@@ -27,6 +27,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
+from django_tasks_db.models import DBTaskResult
 
 from catalog.alignment import renewal_alignment_options
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
@@ -42,7 +43,7 @@ from subscriptions.pricing import prorated_charge, round_money
 from subscriptions import cycles, lifecycle, services
 from subscriptions.services import bill, fulfill_order, provision_subscription, transition
 from subscriptions.states import Status
-from subscriptions.tasks import fulfill_order_task, provision_subscription_task
+from subscriptions.services import fulfill_order_task, provision_subscription_task
 
 from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
 
@@ -835,8 +836,6 @@ def discard_queued_tasks(*, order_ids: set[int]) -> None:
     did that work itself. The in-progress order keeps its task, for the worker to fulfill."""
     if not apps.is_installed("django_tasks_db"):
         return
-    from django_tasks_db.models import DBTaskResult
-
     subscription_ids = {str(pk) for pk in Subscription.objects.filter(
         order_line__order_id__in=order_ids).values_list("pk", flat=True)}
     seeded = {fulfill_order_task.module_path: order_ids, provision_subscription_task.module_path: subscription_ids}

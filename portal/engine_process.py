@@ -11,12 +11,13 @@ from dataclasses import asdict
 
 
 def run_engine(now, go, ready, results, database_name: str) -> None:
-    import django
+    # Imported here, not at the top: the spawned process sets Django up first (see the module's docstring).
+    import django  # noqa: PLC0415 (no Django before the process starts)
 
     django.setup()
-    from django.db import connection, connections
+    from django.db import connection, connections  # noqa: PLC0415 (only once Django is set up)
 
-    from subscriptions.lifecycle import run_lifecycle
+    from subscriptions.lifecycle import run_lifecycle  # noqa: PLC0415 (only once Django is set up)
 
     try:
         connection.settings_dict["NAME"] = database_name

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
 MAX_QUANTITY_INPUT = 1_000_000
 

@@ -9,7 +9,7 @@ a time-out) the first acts and the second finds a newer version and is refused w
 
 from django.db import models
 
-from .rules import RuleViolation
+from .errors import RuleViolation
 
 MAX_VERSION = 2**31 - 1  # a PositiveIntegerField on every backend
 

@@ -19,6 +19,7 @@ from subscriptions.models import SeatLot
 from subscriptions.states import LIVE_STATUSES, Status
 
 from . import access, prepared
+from .demo import DEMO_PASSWORD, DEMO_SIGN_INS
 from .forms import next_url, search_text
 from .pagination import SmallListPaginator
 from .models import COUNTRY_NAMES, Customer, is_eu_efta
@@ -43,8 +44,6 @@ class SignInView(_SafeNext, auth_views.LoginView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         if settings.DEMO_MODE:
-            from .demo import DEMO_SIGN_INS, DEMO_PASSWORD
-
             context["demo_sign_ins"] = DEMO_SIGN_INS
             context["demo_password"] = DEMO_PASSWORD
         return context

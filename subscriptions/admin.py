@@ -21,7 +21,7 @@ from portal import access
 from portal.access import Action
 from portal.admin import ReadOnlyAdminMixin, money, pretty_json, utc_field
 from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
 from . import services
 from .models import AuditEntry, BillingLine, SeatLot, Subscription

@@ -7,14 +7,14 @@ from django.contrib import messages
 from django.shortcuts import render
 from django.utils import timezone
 
-from catalog.models import BillingFrequency, TRIAL_LICENSES, Term
+from catalog.models import TRIAL_LICENSES, BillingFrequency, Term
 from portal import access
+from portal.errors import RuleViolation
 from portal.forms import parse_int, parse_quantity
-from portal.rules import RuleViolation
 from portal.versions import posted_version
 
-from . import conversions
 from .manage_views import to_subscription_page
+from .services import conversions
 
 FIELDS = ("target", "when", "term", "billing_frequency", "quantity")
 
@@ -55,7 +55,8 @@ def _context(customer, trial, user, now, choice, **extra) -> dict:
     except RuleViolation as violation:
         blocked = violation.message
     return {"customer": customer, "section": "subscriptions", "subscription": trial, "now": now, "choice": choice,
-            "targets": conversions.conversion_targets(trial), "blocked": blocked,
+            "targets": conversions.conversion_targets(trial), "timings": conversions.conversion_timings(trial),
+            "blocked": blocked,
             "terms": Term.choices, "frequencies": BillingFrequency.choices, **extra}
 
 
@@ -70,10 +71,6 @@ def convert_trial(request, customer_id, subscription_id):
             args = _arguments(choice)
             args["version"] = posted_version(data)  # once (portal/versions.py)
             if choice["when"] == "scheduled":
-                args.pop("into_subscription_id")
-                if args["target_sku_id"] is None:
-                    raise RuleViolation("TR3", "Converting into an existing subscription happens now: choose \"Now\".",
-                                        field="target")
                 conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
                 messages.success(request, "The conversion is scheduled for the trial's end.")
                 return to_subscription_page(request, customer, trial)

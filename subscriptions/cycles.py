@@ -21,14 +21,14 @@ from django.db.models import F, Q
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.access import Action, require
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
-from . import actions, audit
-from .actions import next_charge_date
+from . import audit, checks
+from .checks import next_charge_date
 from .dates import period_containing, term_end_for
 from .models import BillingLine, Subscription
 from .pricing import Charge, prorated_charge
-from .services import BILLED, _locked, bill
+from .services.kernel import BILLED, bill, lock_subscription
 from .states import Status
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ def set_next_charge_frequency(*, subscription_id, actor, version: int | str | No
     """Sets (or changes) the billing frequency that starts at the next charge."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version, actor)
-        actions.check_next_charge_frequency(subscription, actor, now)
+        subscription = lock_subscription(subscription_id, version, actor)
+        checks.check_next_charge_frequency(subscription, actor, now)
         _check_frequency(subscription, billing_frequency)
         charge_on = next_charge_date(subscription, now.date())
         if (subscription.next_charge_frequency, subscription.next_charge_on) == (billing_frequency, charge_on):
@@ -96,8 +96,8 @@ def remove_next_charge_frequency(*, subscription_id, actor, version: int | str |
     """Removes the instruction: the next charge keeps the current billing frequency."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        subscription = _locked(subscription_id, version, actor)
-        actions.check_next_charge_frequency(subscription, actor, now)
+        subscription = lock_subscription(subscription_id, version, actor)
+        checks.check_next_charge_frequency(subscription, actor, now)
         if not subscription.next_charge_frequency:
             raise RuleViolation("N7", "No billing frequency change is set for the next charge (it was removed "
                                       "already): nothing was changed.", conflict=True)

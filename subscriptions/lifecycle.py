@@ -8,22 +8,25 @@ PostgreSQL) finishes what is left and never handles a subscription twice.
 
 import logging
 import random
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Prefetch, Q
+from django.tasks import TaskResultStatus, task
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
-from catalog.models import TERM_MONTHS, Availability, BillingFrequency, TRIAL_LICENSES, Term
-
-from portal.rules import RuleViolation
+from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
+from portal.errors import RuleViolation
 
 from . import audit, services
-from .conversions import trial_converts_to
+from .cycles import charge_due_cycles, mark_cycle_charges_pending
 from .dates import start_of_day, term_end_for
 from .models import BillingLine, ScheduledChange, SeatLot, Subscription
-from .recovery import requeue_stranded_work
-from .services import bill, first_charge, open_seat_lot, transition
+from .recovery import TICK_PRESUMED_LOST_AFTER, guarded, is_live, mark_lost, requeue_stranded_work
+from .services.conversions import trial_converts_to
+from .services.kernel import bill, first_charge, open_seat_lot, transition
 from .states import Status
 
 logger = logging.getLogger(__name__)
@@ -214,9 +217,8 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     """One pass of the engine: queue again the background work a killed worker left stranded (first: it is quick,
     and an order should not wait for a long pass), mark pending renewals (N6) and cycle charges (N7), charge the
     due cycles (they fall within the term, so before its renewal), then move every due subscription."""
-    from .cycles import charge_due_cycles, mark_cycle_charges_pending
-
     requeued = requeue_stranded_work(now)
+    lifecycle_requeued = guarded(restart_lost_lifecycle_chain, now)
     pending = mark_renewals_pending(now)
     cycle_pending = mark_cycle_charges_pending(now)
     cycles = charge_due_cycles(now, limit=limit)
@@ -226,6 +228,7 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     report.failed += cycles.failed
     for name, count in requeued:
         setattr(report, name, count)
+    report.lifecycle_requeued = int(lifecycle_requeued)
     return report
 
 
@@ -471,3 +474,56 @@ def _end_free_trial(subscription: Subscription, now: datetime) -> str:
                          f"{subscription.term_start:%Y-%m-%d}",
                  before={"is_trial": True}, after={"is_trial": False, "charge": str(line.amount)})
     return "free_trials_ended"
+
+
+# --- The engine as a periodic task (an alternative to `manage.py run_lifecycle --loop`) -----------------------
+# The tick lives beside the pass it runs (and the pass restarts a lost chain of ticks), so nothing below the engine
+# imports it.
+
+LIFECYCLE_EVERY = timedelta(minutes=1)
+
+
+@task
+def lifecycle_tick_task() -> dict:
+    """One pass of the lifecycle engine, and the next pass a minute later: a chain started once with
+    `manage.py run_lifecycle --schedule` and run by the background worker. The engine is idempotent, so a
+    tick that runs late, or twice, changes nothing twice. Tasks read the clock: they are the edge."""
+    now = timezone.now()
+    # The next tick is queued (and committed) before this pass runs, not in a `finally` after it: a worker killed
+    # mid-pass runs no `finally`, and the chain would end with it. A failed or killed pass is then simply retried
+    # by the next tick; a pass longer than a minute may overlap the next on another worker, which the engine
+    # allows (it locks what it handles, one subscription at a time).
+    schedule_lifecycle_tick(run_after=now + LIFECYCLE_EVERY)
+    return asdict(run_lifecycle(now))
+
+
+def schedule_lifecycle_tick(*, run_after: datetime) -> bool:
+    """Enqueues the next tick unless one is already waiting, so starting the chain twice never doubles it."""
+    waiting = DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path, status=TaskResultStatus.READY)
+    if waiting.exists():
+        return False
+    lifecycle_tick_task.using(run_after=run_after).enqueue()
+    return True
+
+
+def restart_lost_lifecycle_chain(now: datetime) -> bool:
+    """A tick queues the next one before its pass, so a tick killed mid-pass leaves the chain going. Killed before
+    that, it leaves no READY tick: the chain restarts here (recovery.py's sweep, for the chain). A tick started by
+    `run_lifecycle --schedule` is the chain's evidence; with no tick at all (the engine runs as `--loop`) there is
+    nothing to do."""
+    bound = TICK_PRESUMED_LOST_AFTER
+    with transaction.atomic():
+        ticks = DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path)
+        # The lost ticks are locked (skipped if another sweep holds them), so two sweeps restart the chain once.
+        lost = [row for row in ticks.filter(status=TaskResultStatus.RUNNING).select_for_update(skip_locked=True)
+                if not is_live(row, now, lost_after=bound)]
+        if not lost:
+            return False
+        live = [row for row in ticks.filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
+                if is_live(row, now, lost_after=bound)]
+        if live:
+            mark_lost(lost, now=now, replaced_by="the chain went on with the next tick", lost_after=bound)
+            return False
+        queued = lifecycle_tick_task.enqueue()
+        mark_lost(lost, now=now, replaced_by=f"the chain restarted with task {queued.id}", lost_after=bound)
+        return True

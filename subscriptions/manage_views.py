@@ -16,14 +16,14 @@ from catalog.listing import catalog_snapshot
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
 from portal.forms import parse_date, parse_int, parse_quantity, parse_text
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from portal.versions import posted_version
 
-from . import actions, cycles, reads, services
+from . import checks, cycles, reads, services
 from .dates import term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import line_total
-from .upgrades import upgrade_targets
+from .services.upgrades import upgrade_targets
 
 
 def _load(request, customer_id, subscription_id):
@@ -41,14 +41,14 @@ def _detail_context(request, customer, subscription_id, **extra):
     addons = reads.addons_of(subscription, snapshot)
     context = {
         "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
-        "actions": actions.allowed_actions(subscription, request.user, now),
+        "actions": checks.allowed_actions(subscription, request.user, now),
         "lots": list(subscription.seat_lots.all()),
-        "removable_lots": actions.removable_lots(subscription, now),
-        "removable": actions.removable_quantity(subscription, now),
-        "cancel_until": actions.cancellation_window_ends(subscription),
-        "cancel_outcome": actions.cancellation_outcome(subscription, now),
-        "in_trial": actions.in_trial(subscription, now),
-        "term_ends_at": actions.term_ends_at(subscription),
+        "removable_lots": checks.removable_lots(subscription, now),
+        "removable": checks.removable_quantity(subscription, now),
+        "cancel_until": checks.cancellation_window_ends(subscription),
+        "cancel_outcome": checks.cancellation_outcome(subscription, now),
+        "in_trial": checks.in_trial(subscription, now),
+        "term_ends_at": checks.term_ends_at(subscription),
         "billing_lines": billing_lines,
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),
         "period_charge": line_total(subscription.unit_price, subscription.quantity),
@@ -179,9 +179,8 @@ def _run(request, action: str, subscription: Subscription):
     user, sid = request.user, subscription.pk
     version = posted_version(request.POST)  # the page's (portal/versions.py)
     if action == "quantity":
-        expected = parse_int(request.POST.get("expected_quantity"))
         plan = services.change_quantity(subscription_id=sid, actor=user, version=version, quantity=parse_quantity(request.POST.get("quantity"), rule="Q1"),
-                                        expected_quantity=expected, now=now)
+                                        now=now)
         verb = "Charged" if plan.amount >= 0 else "Refunded"
         return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
     if action == "suspend":
@@ -295,7 +294,7 @@ def _next_charge_context(subscription: Subscription, now) -> dict:
     prices = {a.billing_frequency: a for a in subscription.sku.availabilities.all() if a.term == subscription.term}
     instructed = prices.get(subscription.next_charge_frequency)
     return {
-        "next_charge_on": subscription.next_charge_on or actions.next_charge_date(subscription, now.date()),
+        "next_charge_on": subscription.next_charge_on or checks.next_charge_date(subscription, now.date()),
         "next_charge_price": instructed.unit_price if instructed else None,
         "next_charge_billed": services.BILLED.get(subscription.next_charge_frequency, ""),
         # Choosing the frequency already instructed would change nothing; going back is "Remove".

@@ -25,8 +25,8 @@ from catalog.models import Order
 
 from . import audit
 from .models import Subscription
+from .services.fulfilment import fulfill_order_task, provision_subscription_task
 from .states import Status
-from .tasks import fulfill_order_task, lifecycle_tick_task, provision_subscription_task
 
 logger = logging.getLogger(__name__)
 
@@ -121,15 +121,12 @@ def task_results(task, argument) -> QuerySet[DBTaskResult]:
     return DBTaskResult.objects.filter(task_path=task.module_path, args_kwargs__args__0=argument)
 
 
-def lost_after(row: DBTaskResult) -> timedelta:
-    return TICK_PRESUMED_LOST_AFTER if row.task_path == lifecycle_tick_task.module_path else PRESUMED_LOST_AFTER
-
-
-def is_live(row: DBTaskResult, now: datetime) -> bool:
-    """READY (a worker will run it) or RUNNING since less than its bound (a worker is, presumably, running it)."""
+def is_live(row: DBTaskResult, now: datetime, *, lost_after: timedelta = PRESUMED_LOST_AFTER) -> bool:
+    """READY (a worker will run it) or RUNNING since less than its bound, `lost_after` (a worker is, presumably,
+    running it). A lifecycle tick's bound is TICK_PRESUMED_LOST_AFTER (lifecycle.restart_lost_lifecycle_chain)."""
     if row.status == TaskResultStatus.READY:
         return True
-    return row.status == TaskResultStatus.RUNNING and row.started_at > now - lost_after(row)
+    return row.status == TaskResultStatus.RUNNING and row.started_at > now - lost_after
 
 
 def task_state(row: DBTaskResult, now: datetime) -> str:
@@ -148,10 +145,12 @@ def order_tasks(order: Order) -> QuerySet[DBTaskResult]:
     return DBTaskResult.objects.filter(fulfilment | provisioning if subscriptions else fulfilment).order_by("-enqueued_at")
 
 
-def _mark_lost(rows: list[DBTaskResult], *, now: datetime, replaced_by: str) -> int:
+def mark_lost(rows: list[DBTaskResult], *, now: datetime, replaced_by: str,
+              lost_after: timedelta = PRESUMED_LOST_AFTER) -> int:
     """Marks presumed-lost RUNNING tasks failed, saying why, so the admin shows them finished and replaced. A task
     that was in fact still running and finishes later records its own result over this."""
-    ids = [row.pk for row in rows if row.status == TaskResultStatus.RUNNING and not is_live(row, now)]
+    ids = [row.pk for row in rows if row.status == TaskResultStatus.RUNNING
+           and not is_live(row, now, lost_after=lost_after)]
     if not ids:
         return 0
     return DBTaskResult.objects.filter(pk__in=ids, status=TaskResultStatus.RUNNING).update(
@@ -175,7 +174,7 @@ def _queue_again(task, argument, now: datetime) -> bool:
     # Enqueued inside the transaction, not on commit: django-tasks-db writes the task to this same database, so
     # the check above and this insert commit together or not at all.
     queued = task.enqueue(argument)
-    _mark_lost(rows, now=now, replaced_by=f"queued again as task {queued.id}")
+    mark_lost(rows, now=now, replaced_by=f"queued again as task {queued.id}")
     return True
 
 
@@ -186,27 +185,26 @@ def _queue_again(task, argument, now: datetime) -> bool:
 class SweepReport:
     fulfillment_requeued: int = 0
     provisioning_requeued: int = 0
-    lifecycle_requeued: int = 0
 
     def __iter__(self):
         return iter((f.name, getattr(self, f.name)) for f in fields(self))
 
 
 def requeue_stranded_work(now: datetime) -> SweepReport:
-    """Queues again every order fulfilment and Microsoft provisioning late at `now` whose task is not live, and
-    restarts the lifecycle chain if its last tick was lost. Each record in its own transaction."""
+    """Queues again every order fulfilment and Microsoft provisioning late at `now` whose task is not live, each record
+    in its own transaction. (The lifecycle chain, whose ticks run this sweep, is restarted beside its tick:
+    lifecycle.restart_lost_lifecycle_chain.)"""
     report = SweepReport()
     for order_id in late_orders(now).order_by("created_at", "pk").values_list("pk", flat=True):
-        if _guarded(_requeue_fulfillment, order_id, now):
+        if guarded(_requeue_fulfillment, order_id, now):
             report.fulfillment_requeued += 1
     for subscription_id in late_provisioning(now).order_by("created_at", "pk").values_list("pk", flat=True):
-        if _guarded(_requeue_provisioning, subscription_id, now):
+        if guarded(_requeue_provisioning, subscription_id, now):
             report.provisioning_requeued += 1
-    report.lifecycle_requeued = int(_guarded(_restart_lost_lifecycle_chain, now))
     return report
 
 
-def _guarded(step, *args) -> bool:
+def guarded(step, *args) -> bool:
     # Like the engine's renewals: one record's error rolls back its own transaction only, and is retried next pass.
     try:
         return step(*args)
@@ -239,25 +237,4 @@ def _requeue_provisioning(subscription_id, now: datetime) -> bool:
                      action="subscription.provisioning_requeued",
                      summary=f"Provisioning queued again (no live background task; created "
                              f"{subscription.created_at:%Y-%m-%d %H:%M} UTC)")
-        return True
-
-
-def _restart_lost_lifecycle_chain(now: datetime) -> bool:
-    """A tick queues the next one before its pass (subscriptions.tasks), so a tick killed mid-pass leaves the chain
-    going. Killed before that, it leaves no READY tick: the chain restarts here. A tick started by `run_lifecycle
-    --schedule` is the chain's evidence; with no tick at all (the engine runs as `--loop`) there is nothing to do."""
-    with transaction.atomic():
-        ticks = DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path)
-        # The lost ticks are locked (skipped if another sweep holds them), so two sweeps restart the chain once.
-        lost = [row for row in ticks.filter(status=TaskResultStatus.RUNNING).select_for_update(skip_locked=True)
-                if not is_live(row, now)]
-        if not lost:
-            return False
-        live = [row for row in ticks.filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
-                if is_live(row, now)]
-        if live:
-            _mark_lost(lost, now=now, replaced_by="the chain went on with the next tick")
-            return False
-        queued = lifecycle_tick_task.enqueue()
-        _mark_lost(lost, now=now, replaced_by=f"the chain restarted with task {queued.id}")
         return True

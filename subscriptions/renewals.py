@@ -14,11 +14,12 @@ from django.db.models import Prefetch, Q, QuerySet
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
 
-from .conversions import trial_converts_to
+from .services.conversions import trial_converts_to
 from .dates import start_of_day, term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
-from .services import first_charge, renewal_upgrade_reassignment, renewal_values
+from .services.kernel import first_charge
+from .services.renewal import renewal_upgrade_reassignment, renewal_values
 from .states import Status
 
 WINDOWS = (30, 60, 90)

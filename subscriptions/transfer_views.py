@@ -20,7 +20,7 @@ from django.utils import timezone
 from portal import access
 from portal.forms import parse_text
 from portal.models import COUNTRY_CHOICES, Customer
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from portal.versions import posted_version
 
 from .models import AuditEntry, RelationshipRequest, TransferRequest

@@ -24,14 +24,14 @@ from django.urls import reverse
 
 from catalog.models import Sku
 from portal.access import Action, Permission, partner_of, permission, require
+from portal.errors import RuleViolation
 from portal.forms import parse_uuid
 from portal.models import COUNTRY_NAMES, Customer, Partner
-from portal.rules import RuleViolation
 from portal.versions import bump_version, check_version
 
 from . import audit
 from .models import RelationshipRequest, SeatLot, Subscription, TransferRequest
-from .services import _delete_scheduled_changes, transition
+from .services.kernel import delete_scheduled_changes, transition
 from .states import LIVE_STATUSES, Status
 
 TRANSFER_LIFETIME = timedelta(days=30)  # TF4: a request expires 30 days after it was filed.
@@ -440,7 +440,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         source.next_charge_frequency, source.next_charge_on, source.next_charge_set_at = "", None, None
     source.save(update_fields=["status", "auto_renew", "cancelled_at", "next_charge_frequency", "next_charge_on",
                                "next_charge_set_at", "updated_at"])
-    _delete_scheduled_changes(source)
+    delete_scheduled_changes(source)
     audit.record(actor=actor, at=now, customer=transfer.source_customer, subscription=source,
                  action="subscription.transferred",
                  summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",

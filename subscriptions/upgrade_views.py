@@ -9,10 +9,11 @@ from django.utils import timezone
 from catalog.models import BillingFrequency, Term
 from portal import access
 from portal.forms import parse_int, parse_quantity
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from portal.versions import posted_version
 
-from . import actions, upgrades
+from . import checks
+from .services import upgrades
 from .manage_views import to_subscription_page
 
 
@@ -35,7 +36,7 @@ def _choice(data) -> dict:
 def _context(request, customer, subscription, now, **extra) -> dict:
     context = {
         "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
-        "upgrade": actions._verdict("upgrade", "Upgrade", upgrades.check_upgrade, subscription, request.user, now),
+        "upgrade": checks.verdict("upgrade", "Upgrade", upgrades.check_upgrade, subscription, request.user, now),
         "targets": upgrades.upgrade_targets(subscription, now=now),
         "terms": Term.choices, "frequencies": BillingFrequency.choices,
         "form": {"target": "", "quantity": subscription.quantity, "term": subscription.term,

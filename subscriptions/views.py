@@ -16,6 +16,7 @@ from portal import access
 from portal.templatetags.portal_tags import countdown, query_string, utc
 
 from . import export, selectors
+from . import renewals as renewal_rows  # the name `renewals` is the view's below
 from .states import Status
 
 
@@ -144,8 +145,6 @@ def list_rows(rows: list[selectors.ListRow], *, now, show_customer: bool):
 def renewals(request):
     """Every subscription of the partner renewing in the next 30/60/90 days across customers, with its lock
     point, what will change and what it will cost; and those ending without renewal, so partners can act."""
-    from . import renewals as renewal_rows  # the module name is this view's
-
     today = timezone.now().date()
     days = renewal_rows.window_from_query(request.GET.get("within"))
     scoped = access.subscriptions_for(request.user)

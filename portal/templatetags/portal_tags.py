@@ -1,6 +1,6 @@
 """Template helpers: every time in UTC with its label (T5), money with its currency."""
 
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -73,8 +73,6 @@ def query_string(params, **kwargs) -> str:
 
 @register.filter
 def add_hours(value, hours):
-    from datetime import timedelta
-
     return value + timedelta(hours=int(hours)) if isinstance(value, datetime) else value
 
 

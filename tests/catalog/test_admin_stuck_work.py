@@ -13,7 +13,7 @@ from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from subscriptions.states import Status
-from subscriptions.tasks import fulfill_order_task, provision_subscription_task
+from subscriptions.services import fulfill_order_task, provision_subscription_task
 from tests import factories
 
 

@@ -17,7 +17,7 @@ from catalog.alignment import (
 )
 from catalog.checkout import purchase
 from catalog.models import CartLine, Order
-from portal.rules import RuleViolation, RuleViolations
+from portal.errors import RuleViolation, RuleViolations
 from subscriptions.states import Status
 from tests import factories
 

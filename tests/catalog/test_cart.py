@@ -10,7 +10,7 @@ from django.urls import reverse
 from catalog import cart as cart_services
 from catalog.models import Cart, CartAdditionalReseller, CartLine
 from portal.models import Partner
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from tests import factories
 
 

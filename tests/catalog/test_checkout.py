@@ -11,7 +11,7 @@ from django.db import connection
 from catalog import cart as cart_services
 from catalog.checkout import attestation_text, purchase
 from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, OrderLine, Sku
-from portal.rules import RuleViolation, RuleViolations
+from portal.errors import RuleViolation, RuleViolations
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from tests import factories
 from tests.helpers import at_once

@@ -14,7 +14,7 @@ from catalog.eligibility import Refusal, buying_context, refusal
 from catalog.filters import OfferFilter, offer_search
 from catalog.listing import catalog_snapshot
 from catalog.models import Availability, Cart, CartLine, Sku
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.models import Subscription
 from tests import factories
 

@@ -6,7 +6,7 @@ from catalog import cart as cart_services
 from catalog.checkout import purchase
 from catalog.models import CartAdditionalReseller, Order
 from portal.models import Partner
-from portal.rules import RuleViolation, RuleViolations
+from portal.errors import RuleViolation, RuleViolations
 from tests import factories
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from portal.forms import parse_int, parse_quantity, parse_text, parse_uuid, search_text
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -33,7 +33,7 @@ from catalog.listing import catalog_snapshot
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, Order
 from portal import demo
 from portal.models import Customer, Partner
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions import services, transfers
 from subscriptions.models import RelationshipRequest, Subscription
 from tests.html_forms import Form, forms_on, links_on

@@ -293,8 +293,7 @@ def test_t3_home_does_not_show_another_partners_orders(signed_in, mine, theirs):
     lambda s, sid, actor, now: s.suspend_subscription(subscription_id=sid, actor=actor, now=now),
     lambda s, sid, actor, now: s.set_auto_renew(subscription_id=sid, actor=actor, on=False, now=now),
     lambda s, sid, actor, now: s.rename_subscription(subscription_id=sid, actor=actor, friendly_name="x", now=now),
-    lambda s, sid, actor, now: s.change_quantity(subscription_id=sid, actor=actor, quantity=11, expected_quantity=None,
-                                                 now=now),
+    lambda s, sid, actor, now: s.change_quantity(subscription_id=sid, actor=actor, quantity=11, now=now),
     lambda s, sid, actor, now: s.cancel_subscription(subscription_id=sid, actor=actor, now=now),
 ], ids=["suspend", "auto-renew", "rename", "quantity", "cancel"])
 def test_t3_a_service_refuses_another_partners_subscription_whoever_calls_it(call, db, now):

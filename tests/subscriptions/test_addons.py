@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from portal.access import RESELLER_NOTICE
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import buy_addons, eligible_addons, reactivate_subscription, suspend_subscription

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.pricing import Charge
 from subscriptions.lifecycle import run_lifecycle
@@ -130,11 +130,11 @@ def _reactivate(sub, actor, now):
 
 
 def _add(sub, actor, now):
-    change_quantity(subscription_id=sub.pk, actor=actor, quantity=11, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=actor, quantity=11, now=now)
 
 
 def _remove(sub, actor, now):
-    change_quantity(subscription_id=sub.pk, actor=actor, quantity=9, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=actor, quantity=9, now=now)
 
 
 def _suspend(sub, actor, now):
@@ -404,7 +404,7 @@ def test_x1_a_removal_racing_a_cancellation_never_refunds_a_license_twice(custom
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     # when 6 are removed while the subscription is cancelled
     results, refused = run_at_once(
-        lambda: change_quantity(subscription_id=sub.pk, actor=sales, quantity=4, expected_quantity=10, now=now),
+        lambda: change_quantity(subscription_id=sub.pk, actor=sales, quantity=4, now=now),
         lambda: cancel_subscription(subscription_id=sub.pk, actor=sales, now=now),
     )
     # then it ends cancelled with exactly one cancellation refund

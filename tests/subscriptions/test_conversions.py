@@ -1,7 +1,8 @@
 """Trial conversions (TR2–TR8, R4, R6, N6): the targets, converting now, scheduling for the trial's end,
 and the "Convert trial" page. Time is frozen at 2026-11-25 12:00 UTC (the `now` fixture)."""
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -9,11 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from catalog.models import UpgradePath
-from portal.rules import RuleViolation
-from subscriptions import conversions
+from portal.errors import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.services import conversions
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import drawn
@@ -365,6 +366,48 @@ def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, tria
                                            "billing_frequency": "monthly", "quantity": "10"}))
     assert response.status_code == 422
     assert "Converting now needs at least 25 licenses" in response.content.decode()
+    assert state() == before
+
+
+@pytest.mark.rule("TR8")
+def test_tr8_the_panel_shows_the_services_verdict_on_scheduling(signed_in, trial_sku, customer, e3, sales, now):
+    # given a trial with auto-renew off
+    trial = make_trial(trial_sku, customer, auto_renew=False)
+    # when the panel is drawn, then "At the trial's end" is disabled with the sentence the service refuses with
+    html = signed_in.get(url(trial)).content.decode()
+    with pytest.raises(RuleViolation) as refused:
+        conversions.plan_conversion(trial, user=sales, now=now, target_sku_id=e3.pk, scheduled=True, quantity=8)
+    assert refused.value.message == "Auto-renew is off: turn it on to schedule the conversion for the trial's end."
+    assert '<input type="radio" name="when" value="scheduled"  disabled>' in html
+    assert ('<p class="why">Auto-renew is off: turn it on to schedule the conversion for the trial&#x27;s end.</p>'
+            in html)
+    # and with auto-renew on, both choices are offered, "Now" chosen
+    trial.auto_renew = True
+    trial.save()
+    html = signed_in.get(url(trial)).content.decode()
+    assert '<input type="radio" name="when" value="now" checked >' in html
+    assert '<input type="radio" name="when" value="scheduled"  >' in html
+    assert "Auto-renew is off" not in html
+
+
+@pytest.mark.rule("TR3")
+def test_tr3_scheduling_a_conversion_into_an_existing_subscription_is_refused_by_the_service(
+        signed_in, trial, e3, customer, sales, now):
+    # given an existing E3 subscription that could take the trial's licenses now
+    into = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    before = state()
+    # when a conversion into it is scheduled for the trial's end (the service, then the panel's post)
+    with pytest.raises(RuleViolation) as refused:
+        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=None, term="P1Y",
+                                              billing_frequency="monthly", quantity=None, into_subscription_id=into.pk,
+                                              now=now)
+    response = signed_in.post(url(trial), drawn(trial, {"target": f"sub-{into.pk}", "when": "scheduled",
+                                                        "term": "P1Y", "billing_frequency": "monthly"}))
+    # then both are refused with TR3's sentence, and nothing changed
+    assert (refused.value.rule, refused.value.message) == (
+        "TR3", 'Converting into an existing subscription happens now: choose "Now".')
+    assert response.status_code == 422
+    assert "Converting into an existing subscription happens now: choose &quot;Now&quot;." in response.content.decode()
     assert state() == before
 
 

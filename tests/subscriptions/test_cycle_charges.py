@@ -15,8 +15,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from portal.rules import RuleViolation
-from subscriptions.actions import allowed_actions
+from portal.errors import RuleViolation
+from subscriptions.checks import allowed_actions
 from subscriptions.cycles import (
     charge_due_cycles, mark_cycle_charges_pending, remove_next_charge_frequency, set_next_charge_frequency,
 )

@@ -11,7 +11,7 @@ from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from subscriptions.models import Subscription
-from subscriptions.tasks import lifecycle_tick_task
+from subscriptions.lifecycle import lifecycle_tick_task
 from tests import factories
 
 UTC = dt_timezone.utc

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from catalog.models import UpgradePath
 from portal.models import Partner
-from subscriptions import services, upgrades
+from subscriptions import services
+from subscriptions.services import upgrades
 from subscriptions.dates import term_end_for
 from subscriptions.models import SeatLot, Subscription, fill_list_names
 from tests import factories

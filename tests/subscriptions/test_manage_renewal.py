@@ -14,7 +14,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, ScheduledChange
 from subscriptions.services import remove_scheduled_change, schedule_renewal_change

@@ -11,7 +11,7 @@ import time_machine
 from django.apps import apps
 from django.db import migrations
 
-from subscriptions import actions, audit
+from subscriptions import checks, audit
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, SeatLot, Subscription
 from subscriptions.states import Status
@@ -83,7 +83,7 @@ def test_n2_terms_renewed_after_00_00_utc_start_at_00_00_utc_of_their_renewal_da
                                     completed=datetime(2026, 12, 1, 7, 15, tzinfo=UTC))
     lot_only = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
                                    completed=datetime(2026, 12, 2, 11, 0, tzinfo=UTC), traces=("lot",))
-    window_before = actions.cancellation_window_ends(on_the_day)
+    window_before = checks.cancellation_window_ends(on_the_day)
 
     # when the migration runs
     migrate()
@@ -99,7 +99,7 @@ def test_n2_terms_renewed_after_00_00_utc_start_at_00_00_utc_of_their_renewal_da
     ]
     # and the 7-day cancellation window still closes 168 hours after the completion (N3), not earlier
     migrated = Subscription.objects.select_related("sku__product__publisher").get(pk=on_the_day.pk)
-    assert actions.cancellation_window_ends(migrated) == window_before == datetime(2026, 12, 9, 18, 31, tzinfo=UTC)
+    assert checks.cancellation_window_ends(migrated) == window_before == datetime(2026, 12, 9, 18, 31, tzinfo=UTC)
     # and each correction is on the subscription's audit trail, by the system (L1)
     entry = AuditEntry.objects.get(subscription=on_the_day, action="subscription.term_start_corrected")
     assert (entry.actor, entry.at, entry.partner, entry.customer, entry.summary, entry.before, entry.after) == (

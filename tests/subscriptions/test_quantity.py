@@ -3,15 +3,16 @@ Today is 2026-11-25 12:00 UTC; a P1Y subscription billed monthly at 10.00 a lice
 started on 2026-11-23 12:00 UTC is in its first billing period, 2026-11-23..2026-12-22 (30 days),
 of which 2026-11-25..2026-12-22 (28 days) are still to come."""
 
+from datetime import date, datetime, timedelta
 from functools import partial
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 
-from portal.rules import RuleViolation
-from subscriptions import actions
+from portal.errors import RuleViolation
+from subscriptions import checks
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import change_quantity, plan_quantity_change
 from subscriptions.states import Status
@@ -56,7 +57,7 @@ def test_q1_added_licenses_open_their_own_lot_and_are_charged_to_the_end_of_the_
     # given 10 licenses bought on 2026-11-23 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     # when 5 more are added
-    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=10, now=now)
+    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, now=now)
     # then the subscription holds 15, one quantity update counted
     sub.refresh_from_db()
     assert (sub.status, sub.quantity, sub.quantity_updates) == (Status.ACTIVE, 15, 1)
@@ -76,9 +77,9 @@ def test_q1_licenses_can_be_added_after_every_window_closed(customer, sales, e3,
     # given 10 licenses bought on 2026-10-26 12:00 UTC: the billing period 2026-10-26..2026-11-25 (31 days)
     # ends today and no license can be removed any more
     sub = subscribe(customer, e3, started=now - timedelta(days=30))
-    assert actions.removable_quantity(sub, now) == 0
+    assert checks.removable_quantity(sub, now) == 0
     # when 5 are added on its last day
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, now=now)
     # then they are charged for that one day: 10.00 × 5 × 1/31 = 1.6129… = 1.61
     assert billing_of(sub) == [("increase", Decimal("1.61"), "USD", 5, Decimal("10.00"), date(2026, 11, 25),
                                 date(2026, 11, 25), "10.00 × 5 × 1/31 days")]
@@ -87,15 +88,17 @@ def test_q1_licenses_can_be_added_after_every_window_closed(customer, sales, e3,
 
 @pytest.mark.rule("Q1")
 def test_q1_stale_page_is_refused_with_a_conflict(customer, sales, e3, now):
-    # given a page opened when the subscription had 12 licenses; it now has 10
+    # given a page opened when the subscription had 10 licenses; someone then changed it to 12
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
+    page = str(sub.version)
+    change_quantity(subscription_id=sub.pk, actor=sales, version=page, quantity=12, now=now)
     before = database_state()
     # when that page submits 15
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=12, now=now)
-    # then it is refused as a conflict (HTTP 409) naming the current quantity
-    assert (refused.value.rule, refused.value.conflict, refused.value.status) == ("Q1", True, 409)
-    assert refused.value.message == "The quantity changed to 10 since this page was opened: check it and try again."
+        change_quantity(subscription_id=sub.pk, actor=sales, version=page, quantity=15, now=now)
+    # then it is refused as a conflict (HTTP 409) by the page's version, saying what changed it
+    assert (refused.value.rule, refused.value.conflict, refused.value.status) == ("version", True, 409)
+    assert refused.value.message.startswith("This subscription changed since you opened the page: Quantity 10 → 12 ")
     # and nothing changed
     assert database_state() == before
 
@@ -107,7 +110,7 @@ def test_q1_same_quantity_is_refused(customer, sales, e3, now):
     before = database_state()
     # when 10 is submitted
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=10, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("Q1", "The subscription already has 10 licenses.")
     assert database_state() == before
@@ -123,7 +126,7 @@ def test_q2_removal_takes_from_the_newest_lot_first(customer, sales, e3, now):
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     add_lot(sub, quantity=5, added_at=now - timedelta(days=1))
     # when 7 are removed (15 → 8)
-    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, expected_quantity=15, now=now)
+    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, now=now)
     # then the 5 newest go first, then 2 of the purchase
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (8, 1)
@@ -149,7 +152,7 @@ def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number
     before = database_state()
     # when 5 are removed (13 → 8)
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, expected_quantity=13, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, now=now)
     # then it is refused, naming the 3 that can be removed, on the quantity field (HTTP 422)
     assert (refused.value.rule, refused.value.field, refused.value.status) == ("Q2", "quantity", 422)
     assert refused.value.message == ("Only 3 licenses can be removed now (added within the last 7 days); "
@@ -164,7 +167,7 @@ def test_q2_the_removable_licenses_can_all_be_removed(customer, sales, e3, now):
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
     # when exactly those 3 are removed
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=13, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)
     # then the lot is emptied; the billing period is 2026-11-15..2026-12-14: 10.00 × 3 × 20/30 = 20.00 back
     assert Subscription.objects.get(pk=sub.pk).quantity == 10
     assert [lot[:3] for lot in lots_of(sub)] == [("increase", 3, 3), ("purchase", 10, 0)]
@@ -178,7 +181,7 @@ def test_q2_a_lot_added_exactly_168_hours_ago_is_not_removable(customer, sales, 
     before = database_state()
     # when one is removed now
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, expected_quantity=10, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, now=now)
     # then it is refused: the window closed at this very instant
     assert refused.value.rule == "Q2"
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-25 "
@@ -193,7 +196,7 @@ def test_q2_a_lot_added_one_second_less_than_168_hours_ago_is_removable(customer
     # given 10 licenses bought 167 h 59 min 59 s ago, 2026-11-18 12:00:01 UTC
     sub = subscribe(customer, e3, started=now - timedelta(hours=168) + timedelta(seconds=1))
     # when one is removed now
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, now=now)
     # then it is removed and refunded for 2026-11-25..2026-12-17, 23 of the period's 30 days: 7.666… = 7.67
     assert Subscription.objects.get(pk=sub.pk).quantity == 9
     assert billing_of(sub) == [("reduction_refund", Decimal("-7.67"), "USD", -1, Decimal("10.00"), date(2026, 11, 25),
@@ -205,17 +208,15 @@ def test_q2_a_lot_added_one_second_less_than_168_hours_ago_is_removable(customer
 def test_q2_licenses_added_mid_term_have_their_own_168_hour_window(customer, sales, e3, now):
     # given 10 licenses bought on 2026-11-15 12:00 (window closed) and 5 added now, 2026-11-25 12:00
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, now=now)
     # when, 168 hours later, one more is removed
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=14, expected_quantity=15,
-                        now=now + timedelta(hours=168))
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=14, now=now + timedelta(hours=168))
     # then that is refused: their window closed on 2026-12-02 12:00 UTC
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-12-02 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
     # when, one hour earlier, all 5 are removed
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=15,
-                    now=now + timedelta(hours=167))
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now + timedelta(hours=167))
     # then the billing period 2026-11-15..2026-12-14 had 20 days left when they were added and 13 on 2026-12-02
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (10, 2)
@@ -233,7 +234,7 @@ def test_q3_worked_example_monthly_refund_by_the_day(customer, sales, e3, now):
     # given 10 licenses at 36.00 a month bought on 2026-11-23 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(days=2), unit_price="36.00")
     # when 3 are removed on 2026-11-25
-    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=7, expected_quantity=10, now=now)
+    plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=7, now=now)
     # then, by hand: the first billing period is 2026-11-23..2026-12-22 = 30 days, billed 36.00 × 3 = 108.00
     # for these 3 licenses. Days used: 2026-11-23 and 2026-11-24 = 2 days = 108.00 × 2/30 = 7.20.
     # Refund = 108.00 − 7.20 = 100.80 (the same as 36.00 × 3 × 28/30).
@@ -248,7 +249,7 @@ def test_q3_worked_example_annual_refund_by_the_day(customer, sales, now):
     sku = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "annual", "432.00")])
     sub = subscribe(customer, sku, started=now - timedelta(days=5), unit_price="432.00", frequency="annual")
     # when 2 are removed on 2026-11-25
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, now=now)
     # then, by hand: the billing period is the year 2026-11-20..2027-11-19 = 365 days, billed 432.00 × 2 = 864.00.
     # Days used: 2026-11-20..2026-11-24 = 5 days, 864.00 × 5/365 = 11.8356…
     # Refund = 864.00 × 360/365 = 852.1643… = 852.16
@@ -268,13 +269,13 @@ def test_q4_removable_lots_are_those_still_in_their_window_newest_first(customer
     add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=2))
     an_hour = add_lot(sub, quantity=2, added_at=now - timedelta(hours=1))
     # when the removable licenses are listed
-    lots = actions.removable_lots(sub, now)
+    lots = checks.removable_lots(sub, now)
     # then the two lots still holding licenses in their window, newest first, each with its closing time
     assert [(lot.pk, lot.quantity - lot.removed, lot.window_ends_at) for lot in lots] == [
         (an_hour.pk, 2, datetime(2026, 12, 2, 11, 0, tzinfo=UTC)),
         (six_days.pk, 3, datetime(2026, 11, 26, 12, 0, tzinfo=UTC)),
     ]
-    assert actions.removable_quantity(sub, now) == 5
+    assert checks.removable_quantity(sub, now) == 5
     # and the plan for a removal says so too
     plan = plan_quantity_change(sub, user=sales, quantity=sub.quantity - 4, now=now)
     assert plan.removable == 5
@@ -287,10 +288,10 @@ def test_q4_no_lot_is_removable_once_every_window_closed(customer, sales, e3, no
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     # when the removable licenses are listed
     # then there are none, and a removal says that none can be removed since when
-    assert actions.removable_lots(sub, now) == []
-    assert actions.removable_quantity(sub, now) == 0
+    assert checks.removable_lots(sub, now) == []
+    assert checks.removable_quantity(sub, now) == 0
     with pytest.raises(RuleViolation) as refused:
-        actions.check_decrease(sub, sales, now)
+        checks.check_decrease(sub, sales, now)
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
 
@@ -302,7 +303,7 @@ def test_q4_none_removable_message_names_a_window_that_really_closed(customer, s
     add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=1))
     # when a removal is checked
     with pytest.raises(RuleViolation) as refused:
-        actions.check_decrease(sub, sales, now)
+        checks.check_decrease(sub, sales, now)
     # then it names the last window that closed on licenses still held, not one still open (2026-12-01 12:00)
     assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
                                      "12:00 UTC. Schedule fewer licenses for the renewal instead.")
@@ -316,7 +317,7 @@ def test_q5_the_1200th_update_is_allowed(customer, sales, e3, now):
     # given a subscription updated 1,199 times
     sub = subscribe(customer, e3, started=now - timedelta(days=2), quantity_updates=1199)
     # when its quantity is changed once more
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=11, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=11, now=now)
     # then it is, and the count reaches 1,200
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (11, 1200)
@@ -330,7 +331,7 @@ def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(cust
     before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then it is refused advising a second subscription
     assert refused.value.rule == "Q5"
     assert refused.value.message == ("This subscription's quantity has been updated 1,200 times, the most allowed: "
@@ -356,7 +357,7 @@ def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, stat
     before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then it is refused, naming the status
     assert refused.value.rule == "Q6"
     assert refused.value.message == f"Licenses can only be changed on an active subscription (this one is {label})."
@@ -376,7 +377,7 @@ def test_tr4_trial_quantity_is_not_changed(customer, sales, now, quantity):
     before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=25, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then it is refused: convert the trial first
     assert (refused.value.rule, refused.value.message) == ("TR4", "A trial's quantity can't change: convert the trial first.")
     # and nothing changed
@@ -392,7 +393,7 @@ def test_q6_usage_based_subscription_has_no_quantity_to_change(customer, sales, 
     before = database_state()
     # when its quantity is changed
     with pytest.raises(RuleViolation) as refused:
-        change_quantity(subscription_id=sub.pk, actor=sales, quantity=2, expected_quantity=1, now=now)
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=2, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("Q6", "A usage-based subscription has no license quantity.")
     assert database_state() == before
@@ -412,7 +413,7 @@ def test_r6_quantity_change_deletes_scheduled_changes(customer, sales, e3, now, 
     other = factories.ScheduledChangeFactory(subscription=subscribe(customer, e3, started=now - timedelta(days=2)))
     # when its quantity changes now
     plan = plan_quantity_change(Subscription.objects.get(pk=sub.pk), user=sales, quantity=quantity, now=now)
-    change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
+    change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then the plan warned of the 3 scheduled changes, and they are all deleted; the other subscription's stays
     assert plan.deletes_scheduled == 3
     assert list(ScheduledChange.objects.values_list("pk", flat=True)) == [other.pk]
@@ -431,15 +432,15 @@ def test_q2_two_removals_from_the_same_page_at_once_remove_once(customer, sales,
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
+    page = str(sub.version)  # the version both tabs were drawn with
     def remove(quantity):
-        return lambda: change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=16,
-                                       now=now)
+        return lambda: change_quantity(subscription_id=sub.pk, actor=sales, version=page, quantity=quantity, now=now)
 
     # when two tabs opened at 16 licenses submit 10 and 12 at the same time
     done, refused = at_once(remove(10), remove(12), refusals=RuleViolation)
-    # then exactly one removal happened and the other was told the page is stale
+    # then exactly one removal happened and the other was told the page is stale (its version, portal/versions.py)
     assert len(done) == 1 and len(refused) == 1
-    assert (refused[0].rule, refused[0].conflict) == ("Q1", True)
+    assert (refused[0].rule, refused[0].conflict) == ("version", True)
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (done[0].new, 1)
     removed = 16 - sub.quantity
@@ -460,7 +461,7 @@ def test_q2_two_removals_at_once_never_remove_more_than_removable(customer, sale
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
     def remove():
-        return change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, expected_quantity=None, now=now)
+        return change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)
 
     # when two requests without a page check each ask to go down to 10 (remove all 6) at the same time
     done, refused = at_once(remove, remove, refusals=RuleViolation)

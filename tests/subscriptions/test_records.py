@@ -39,13 +39,11 @@ subscribe = factories.subscribe
 # (set-up, the call, its action, summary, before, after)
 AUDITED = {
     "add licenses": (
-        {}, lambda s, u, n, a: services.change_quantity(subscription_id=s.pk, actor=u, quantity=15, expected_quantity=10,
-                                                        now=n),
+        {}, lambda s, u, n, a: services.change_quantity(subscription_id=s.pk, actor=u, quantity=15, now=n),
         "subscription.quantity_changed", "Quantity 10 → 15 (charge 46.67 USD)",
         {"quantity": 10}, {"quantity": 15, "amount": "46.67"}),
     "remove licenses": (
-        {}, lambda s, u, n, a: services.change_quantity(subscription_id=s.pk, actor=u, quantity=7, expected_quantity=10,
-                                                        now=n),
+        {}, lambda s, u, n, a: services.change_quantity(subscription_id=s.pk, actor=u, quantity=7, now=n),
         "subscription.quantity_changed", "Quantity 10 → 7 (refund 28.00 USD)",
         {"quantity": 10}, {"quantity": 7, "amount": "-28.00"}),
     "suspend": (
@@ -170,7 +168,7 @@ def test_l2_each_charge_and_refund_is_a_billing_line_with_its_period_and_arithme
     if quantity is None:
         services.cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
     else:
-        services.change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, expected_quantity=10, now=now)
+        services.change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then one billing line holds the Decimal amount, currency, period and the arithmetic to check it by hand
     assert list(BillingLine.objects.values_list("subscription", *COLUMNS)) == [(sub.pk, *line, now)]
     assert BillingLine.objects.get().amount.as_tuple().exponent == -2

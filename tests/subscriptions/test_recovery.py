@@ -5,6 +5,7 @@ is queued again, once; fulfilment stays exactly once per line. Now is 2026-11-25
 The kill of a real worker process is in test_worker_kill.py (PostgreSQL)."""
 
 import logging
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -12,6 +13,7 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection, connections
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -19,11 +21,11 @@ from catalog import cart as cart_services
 from catalog.checkout import purchase
 from catalog.models import Order, OrderLine
 from subscriptions import recovery
-from subscriptions.lifecycle import run_lifecycle
+from subscriptions.lifecycle import lifecycle_tick_task, restart_lost_lifecycle_chain, run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.recovery import requeue_stranded_work
+from subscriptions.services import fulfill_order_task, provision_subscription_task
 from subscriptions.states import Status
-from subscriptions.tasks import fulfill_order_task, lifecycle_tick_task, provision_subscription_task
 from tests import factories
 
 FULFIL, PROVISION, TICK = (fulfill_order_task.module_path, provision_subscription_task.module_path,
@@ -220,7 +222,7 @@ def test_a_requeued_order_is_fulfilled_exactly_once_per_line(customer, sales, no
     assert sorted(BillingLine.objects.values_list("subscription__sku__name", "kind", "amount")) == [
         ("Microsoft 365 E3", "purchase", Decimal("360.00")), ("Teams Essentials", "purchase", Decimal("40.00"))]
     # and a later pass finds nothing to do
-    assert tuple(count for _, count in requeue_stranded_work(later + timedelta(hours=1))) == (0, 0, 0)
+    assert tuple(count for _, count in requeue_stranded_work(later + timedelta(hours=1))) == (0, 0)
 
 
 # --- Provisioning ---------------------------------------------------------------------------------------------
@@ -268,9 +270,9 @@ def test_a_lifecycle_chain_whose_last_tick_was_lost_before_queueing_the_next_res
     # given a chain whose tick was killed before it queued the next one, longer ago than a tick's bound
     lost = claimed(lifecycle_tick_task, at=now - recovery.TICK_PRESUMED_LOST_AFTER - timedelta(seconds=1))
     # when the sweep runs twice
-    reports = [requeue_stranded_work(now), requeue_stranded_work(now)]
+    reports = [restart_lost_lifecycle_chain(now), restart_lost_lifecycle_chain(now)]
     # then one tick is queued, to run now, and the lost one is recorded as such
-    assert [r.lifecycle_requeued for r in reports] == [1, 0]
+    assert reports == [True, False]
     assert tasks(TICK, TaskResultStatus.READY) == [{"args": [], "kwargs": {}}]
     lost.refresh_from_db()
     assert lost.status == TaskResultStatus.FAILED
@@ -283,7 +285,7 @@ def test_a_lost_tick_whose_next_tick_is_queued_is_only_recorded(db, now):
     lost = claimed(lifecycle_tick_task, at=now - timedelta(hours=1))
     following = queued(lifecycle_tick_task.using(run_after=now + timedelta(minutes=1)), at=now - timedelta(hours=1))
     # when the sweep runs, then no second chain starts; the lost tick is recorded as such
-    assert requeue_stranded_work(now).lifecycle_requeued == 0
+    assert restart_lost_lifecycle_chain(now) is False
     assert list(DBTaskResult.objects.filter(status=TaskResultStatus.READY).values_list("pk", flat=True)) == [following.pk]
     lost.refresh_from_db()
     assert (lost.status, lost.traceback.endswith("the chain went on with the next tick.")) == (TaskResultStatus.FAILED, True)
@@ -291,14 +293,14 @@ def test_a_lost_tick_whose_next_tick_is_queued_is_only_recorded(db, now):
 
 def test_a_running_tick_within_its_bound_is_live_and_no_chain_is_started_from_nothing(db, now):
     # given no tick at all (the engine runs as `run_lifecycle --loop`): nothing is started
-    assert requeue_stranded_work(now).lifecycle_requeued == 0
+    assert restart_lost_lifecycle_chain(now) is False
     # given a tick running for 20 minutes (a long pass; the bound is 30)
     running = claimed(lifecycle_tick_task, at=now - timedelta(minutes=20))
     # when the sweep runs, then it is left running
-    assert requeue_stranded_work(now).lifecycle_requeued == 0
+    assert restart_lost_lifecycle_chain(now) is False
     assert list(DBTaskResult.objects.values_list("pk", "status")) == [(running.pk, TaskResultStatus.RUNNING)]
     # and past the bound it is presumed lost, and the chain restarted
-    assert requeue_stranded_work(now + timedelta(minutes=10)).lifecycle_requeued == 1
+    assert restart_lost_lifecycle_chain(now + timedelta(minutes=10)) is True
 
 
 # --- Two sweeps at once ---------------------------------------------------------------------------------------
@@ -306,10 +308,6 @@ def test_a_running_tick_within_its_bound_is_live_and_no_chain_is_started_from_no
 
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_queue_an_order_once(placed, now):
-    import threading
-
-    from django.db import connection, connections
-
     if connection.vendor != "postgresql":
         pytest.skip("two sweeps at once need PostgreSQL's row locks to meet (SQLite runs one writer at a time)")
     # given a late order whose task was lost

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from portal.models import Customer
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions import transfers
 from subscriptions.models import AuditEntry, RelationshipRequest
 from subscriptions.transfers import RelationshipLinkError

@@ -19,14 +19,14 @@ from django.urls import reverse
 
 from catalog.alignment import renewal_alignment_options
 from catalog.models import UpgradePath
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions import renewals
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import (NATURAL_END, remove_scheduled_change, renewal_upgrade_reassignment,
                                     schedule_renewal_change)
 from subscriptions.states import Status
-from subscriptions.upgrades import upgrade_subscription
+from subscriptions.services.upgrades import upgrade_subscription
 from tests import factories
 from tests.helpers import database_state, drawn
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import cancel_subscription, reactivate_subscription, suspend_subscription
 from subscriptions.states import Status

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from portal.rules import RuleViolation
-from subscriptions import actions, services, transfers
+from portal.errors import RuleViolation
+from subscriptions import checks, services, transfers
 from subscriptions.models import AuditEntry, BillingLine, RelationshipRequest, Subscription, TransferRequest
 from tests import factories
 from tests.helpers import database_state, drawn
@@ -346,7 +346,7 @@ def test_tf4_a_transferred_in_subscription_has_no_cancellation_window_with_its_n
     moved = transfers.complete_transfer(actor=source_sales, request_id=transfer.pk, subscription_ids=[subs[0].pk],
                                         now=now)[0]
     # then the new partner is not offered a cancellation, and the server refuses one: no refund of money it never got
-    verdict = actions.allowed_actions(moved, target_sales, now + timedelta(hours=1))["cancel"]
+    verdict = checks.allowed_actions(moved, target_sales, now + timedelta(hours=1))["cancel"]
     assert (verdict.allowed, verdict.rule) == (False, "TF4")
     assert verdict.reason.startswith("This subscription was transferred in on 2026-11-25 12:00 UTC")
     before = database_state()

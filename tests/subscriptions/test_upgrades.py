@@ -18,8 +18,9 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from catalog.models import UpgradePath
-from portal.rules import RuleViolation
-from subscriptions import actions, services, upgrades
+from portal.errors import RuleViolation
+from subscriptions import checks, services
+from subscriptions.services import upgrades
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
 from subscriptions.states import Status
 from tests import factories
@@ -288,11 +289,11 @@ def test_u7_a_full_upgrade_in_its_first_7_days_closes_the_cancellation_window(cu
     assert (source.sku, source.upgraded_at) == (m365_e5, NOW)
     # then the upgrade can't be undone by cancelling, nor by removing licenses, even an hour later
     later = NOW + timedelta(hours=1)
-    cancel = actions.allowed_actions(source, sales, later)["cancel"]
+    cancel = checks.allowed_actions(source, sales, later)["cancel"]
     assert (cancel.allowed, cancel.rule, cancel.reason) == (
         False, "U7", "This subscription was upgraded on 2026-11-25 12:00 UTC: an upgrade can't be undone and has no "
                      "cancellation window. Turn auto-renew off so it ends with its term.")
-    assert not actions.allowed_actions(source, sales, later)["remove_licenses"].allowed
+    assert not checks.allowed_actions(source, sales, later)["remove_licenses"].allowed
     before = database_state()
     with pytest.raises(RuleViolation) as refused:
         services.cancel_subscription(subscription_id=source.pk, actor=sales, now=later)
@@ -307,8 +308,8 @@ def test_u7_a_partial_upgrade_creates_a_subscription_without_a_cancellation_wind
     # when 4 of its licenses are upgraded into a new coterminous subscription
     created = upgrade(source, sales, m365_e5, quantity=4)
     # then the new subscription can't be cancelled, while the source keeps its own window
-    assert actions.allowed_actions(created, sales, NOW)["cancel"].rule == "U7"
-    assert actions.allowed_actions(Subscription.objects.get(pk=source.pk), sales, NOW)["cancel"].allowed
+    assert checks.allowed_actions(created, sales, NOW)["cancel"].rule == "U7"
+    assert checks.allowed_actions(Subscription.objects.get(pk=source.pk), sales, NOW)["cancel"].allowed
 
 
 @pytest.mark.rule("U7")
@@ -317,7 +318,7 @@ def test_u7_the_renewal_after_an_upgrade_opens_a_new_window(customer, sales, m36
     # given a subscription upgraded in place last year, renewed today
     source = subscribe(customer, m365_e5, started=NOW - timedelta(hours=1), upgraded_at=NOW - timedelta(days=300))
     # then the renewed term has its cancellation window again
-    assert actions.allowed_actions(source, sales, NOW)["cancel"].allowed
+    assert checks.allowed_actions(source, sales, NOW)["cancel"].allowed
 
 
 @pytest.mark.rule("U8")

@@ -33,7 +33,8 @@ from subscriptions import recovery
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import fulfill_order
 from subscriptions.states import Status
-from subscriptions.tasks import fulfill_order_task, lifecycle_tick_task, provision_subscription_task
+from subscriptions.lifecycle import lifecycle_tick_task
+from subscriptions.services import fulfill_order_task, provision_subscription_task
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,7 +37,7 @@ from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Product,
 from portal.engine_process import run_engine
 from portal.models import Customer, Partner
 from subscriptions.dates import add_months, start_of_day, term_end_for
-from subscriptions.lifecycle import due_subscription_ids, run_lifecycle
+from subscriptions.lifecycle import LifecycleReport, due_subscription_ids, run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.states import Status
 
@@ -247,8 +247,6 @@ def queries_per_renewal(*, now: datetime, n: int = CALIBRATION_N, tag: str) -> f
 
 def run_engines(count: int, *, now: datetime):
     """Runs `count` engines at once (processes); returns (wall seconds, their reports)."""
-    from subscriptions.lifecycle import LifecycleReport
-
     # Spawned processes (see portal/engine_process.py), each with its own connection to this database.
     context = multiprocessing.get_context("spawn")
     go, ready, results = context.Event(), context.Queue(), context.Queue()

@@ -2,14 +2,14 @@
 as a periodic background task with --schedule (the django-tasks-db worker then runs it every minute)."""
 
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 from django.utils import timezone
 
-from subscriptions.lifecycle import run_lifecycle
-from subscriptions.tasks import LIFECYCLE_EVERY, schedule_lifecycle_tick
+from subscriptions.lifecycle import LIFECYCLE_EVERY, run_lifecycle, schedule_lifecycle_tick
 
 
 def parse_instant(value: str) -> datetime:

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from catalog.models import FREQUENCY_MONTHS, BillingFrequency, Sku
 from portal.access import Action, permission
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
 from .dates import add_months, start_of_day
 from .models import SeatLot, Subscription
@@ -21,7 +21,7 @@ ISV_CANCELLATION_PERIOD = timedelta(hours=72)  # X3
 MAX_QUANTITY_UPDATES = 1200  # Q5
 
 
-def _when(moment: datetime) -> str:
+def when_utc(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
@@ -74,7 +74,7 @@ def _trial_refusal(subscription: Subscription, rule: str, message: str, what: st
     waived (S4), it becomes paid at its end, so the refusal says `what` can't be done until then."""
     if subscription.sku.is_isv:
         return RuleViolation("S4", f"{what} during the free trial, which runs until "
-                                   f"{_when(subscription.trial_ends_at)}: it then becomes a paid subscription.")
+                                   f"{when_utc(subscription.trial_ends_at)}: it then becomes a paid subscription.")
     return RuleViolation(rule, message)
 
 
@@ -108,9 +108,9 @@ def cancellation_outcome(subscription: Subscription, now: datetime) -> str:
     if billing_starts is None:
         return "Nothing is billed until the publisher confirms the set-up, so nothing is refunded."
     if now < billing_starts:
-        return (f"Nothing is billed before its free trial ends on {_when(billing_starts)}, so nothing is "
+        return (f"Nothing is billed before its free trial ends on {when_utc(billing_starts)}, so nothing is "
                 "refunded.")
-    return (f"Cancelled within 72 hours of the start of its billing on {_when(billing_starts)}, it is refunded in "
+    return (f"Cancelled within 72 hours of the start of its billing on {when_utc(billing_starts)}, it is refunded in "
             "full.")
 
 
@@ -160,7 +160,7 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
     if removable == 0:
         closed = max((lot.window_ends_at for lot in subscription.seat_lots.all()
                       if lot.window_ends_at <= now and lot.quantity > lot.removed), default=None)
-        when = f" on {_when(closed)}" if closed else ""
+        when = f" on {when_utc(closed)}" if closed else ""
         raise RuleViolation("Q2", f"No license can be removed now: the last 7-day window closed{when}. "
                                   "Schedule fewer licenses for the renewal instead.")
     if remove is not None and remove > removable:
@@ -203,16 +203,16 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
         closed_early = window_closed_early(subscription)
         instead = _ends_with_its_term(subscription)
         if closed_early and closed_early[1] == "upgraded":
-            raise RuleViolation("U7", f"This subscription was upgraded on {_when(closed_early[0])}: an upgrade can't "
+            raise RuleViolation("U7", f"This subscription was upgraded on {when_utc(closed_early[0])}: an upgrade can't "
                                       f"be undone and has no cancellation window. {instead}")
         if closed_early:
-            raise RuleViolation("TF4", f"This subscription was transferred in on {_when(closed_early[0])}: its term "
+            raise RuleViolation("TF4", f"This subscription was transferred in on {when_utc(closed_early[0])}: its term "
                                        f"was paid to the previous partner, so it has no cancellation window here. {instead}")
         if subscription.sku.is_isv:
-            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {_when(closes)}. "
+            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {when_utc(closes)}. "
                                       + ("Turn auto-renew off instead: the subscription then ends with its term."
                                          if subscription.auto_renew else instead))
-        raise RuleViolation("X1", f"The cancellation window closed on {_when(closes)}: the term is paid in full. "
+        raise RuleViolation("X1", f"The cancellation window closed on {when_utc(closes)}: the term is paid in full. "
                                   f"{instead}")
 
 
@@ -345,7 +345,7 @@ class Allowed:
     rule: str = ""
 
 
-def _verdict(name: str, label: str, check, *args) -> Allowed:
+def verdict(name: str, label: str, check, *args) -> Allowed:
     try:
         check(*args)
     except RuleViolation as violation:
@@ -357,20 +357,20 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
     """Every action on this subscription, allowed or with the reason it is not (S2)."""
     s, u, n = subscription, user, now
     actions = [
-        _verdict("add_licenses", "Change licenses", check_quantity_change, s, u, n),
-        _verdict("remove_licenses", "Remove licenses", check_decrease, s, u, n),
-        _verdict("suspend", "Suspend", check_suspend, s, u, n),
-        _verdict("reactivate", "Reactivate", check_reactivate, s, u, n),
-        _verdict("cancel", "Cancel subscription", check_cancel, s, u, n),
-        _verdict("auto_renew_on", "Turn auto-renew on", check_auto_renew, s, u, n, True),
-        _verdict("auto_renew_off", "Turn auto-renew off", check_auto_renew, s, u, n, False),
-        _verdict("rename", "Rename", check_rename, s, u, n),
-        _verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
-        _verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
-        _verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
-        _verdict("upgrade", "Check upgrades", check_upgrade, s, u, n),
-        _verdict("convert_trial", "Convert trial", check_conversion, s, u, n),
-        _verdict("next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency,
+        verdict("add_licenses", "Change licenses", check_quantity_change, s, u, n),
+        verdict("remove_licenses", "Remove licenses", check_decrease, s, u, n),
+        verdict("suspend", "Suspend", check_suspend, s, u, n),
+        verdict("reactivate", "Reactivate", check_reactivate, s, u, n),
+        verdict("cancel", "Cancel subscription", check_cancel, s, u, n),
+        verdict("auto_renew_on", "Turn auto-renew on", check_auto_renew, s, u, n, True),
+        verdict("auto_renew_off", "Turn auto-renew off", check_auto_renew, s, u, n, False),
+        verdict("rename", "Rename", check_rename, s, u, n),
+        verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
+        verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
+        verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
+        verdict("upgrade", "Check upgrades", check_upgrade, s, u, n),
+        verdict("convert_trial", "Convert trial", check_conversion, s, u, n),
+        verdict("next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency,
                  s, u, n),
     ]
     return {a.name: a for a in actions}

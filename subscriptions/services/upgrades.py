@@ -13,27 +13,24 @@ from django.db import transaction
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
 from portal.access import Action, require
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
-from . import actions, audit
-from .actions import check_upgrade
-from .dates import term_end_for
-from .models import BillingLine, SeatLot, Subscription
-from .pricing import Charge, remaining_charge
-from .services import _delete_scheduled_changes, _locked, bill, current_period, first_charge, transition
-from .states import LIVE_STATUSES, Status
-
-BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
-          BillingFrequency.ONE_TIME: "once for the term"}
+from .. import audit, checks
+from ..checks import check_upgrade
+from ..dates import term_end_for
+from ..models import BillingLine, SeatLot, Subscription
+from ..pricing import Charge, remaining_charge
+from ..states import LIVE_STATUSES, Status
+from .kernel import BILLED, bill, current_period, delete_scheduled_changes, first_charge, lock_subscription, transition
 
 
 def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
     """U3: why an existing subscription of the target SKU can't receive the licenses ("" if it can)."""
     if existing.renewal_pending:
         return "its renewal is being processed: try again in two minutes."
-    closes = actions.cancellation_window_ends(existing)
+    closes = checks.cancellation_window_ends(existing)
     if closes and now < closes:
-        return f"inside its cancellation window (until {actions._when(closes)})."
+        return f"inside its cancellation window (until {checks.when_utc(closes)})."
     if existing.term != source.term:
         return (f"its term ({existing.get_term_display()}) differs from this subscription's "
                 f"({source.get_term_display()}).")
@@ -83,14 +80,29 @@ def _existing_of(source: Subscription, sku_id):
             .exclude(pk=source.pk).select_related("sku__product__publisher").order_by("term_end", "created_at"))
 
 
+def supported_paths(source_sku_id):
+    """U2: the upgrade matrix's supported paths from this SKU, to paid SKUs, each target with its availabilities.
+    An unsupported path is kept in the matrix only so that it is never offered or accepted."""
+    return (UpgradePath.objects.filter(source_id=source_sku_id, supported=True, target__is_trial=False)
+            .select_related("target__product__publisher").prefetch_related("target__availabilities"))
+
+
+def upgrade_path(subscription: Subscription, target_sku_id) -> UpgradePath:
+    """U2: the supported path to `target_sku_id`, or the one refusal of a target the matrix doesn't offer, for an
+    upgrade now (plan_upgrade) and one scheduled for the renewal (renewal.check_renewal_upgrade)."""
+    path = supported_paths(subscription.sku_id).filter(target_id=target_sku_id).first()
+    if path is None:
+        raise RuleViolation("U2", "That upgrade is not offered for this subscription: choose one of the listed "
+                                  "targets.", field="target_sku")
+    return path
+
+
 def upgrade_targets(subscription: Subscription, *, now: datetime) -> list[UpgradeTarget]:
     """U2: the supported paths of the upgrade matrix from this SKU to paid SKUs (none for a subscription
     U1 does not let be upgraded), each with the customer's existing subscriptions of it and U3's reasons."""
     if subscription.is_trial or subscription.status != Status.ACTIVE or not subscription.sku.is_license_based:
         return []
-    paths = (UpgradePath.objects.filter(source_id=subscription.sku_id, supported=True, target__is_trial=False)
-             .select_related("target__product__publisher").prefetch_related("target__availabilities")
-             .order_by("target__name"))
+    paths = supported_paths(subscription.sku_id).order_by("target__name")
     return [
         UpgradeTarget(
             sku=path.target, availabilities=list(path.target.availabilities.all()), source_term=subscription.term,
@@ -167,14 +179,7 @@ def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, te
                  lock: bool = False) -> UpgradePlan:
     """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction)."""
     check_upgrade(source, user, now)
-    path = (UpgradePath.objects.filter(source_id=source.sku_id, target_id=target_sku_id)
-            .select_related("target__product__publisher").first())
-    if path is None or not path.supported:
-        # U2: an unsupported path is kept in the matrix only so that it is never offered or accepted.
-        raise RuleViolation("U2", "That upgrade is not offered for this subscription: choose one of the listed targets.")
-    target = path.target
-    if target.is_trial:
-        raise RuleViolation("U1", "An upgrade goes to a paid offer, not a trial.")
+    target = upgrade_path(source, target_sku_id).target  # U2 (a trial is never a target: U1)
     # U4: all licenses = full upgrade, fewer = partial.
     if quantity < 1 or quantity > source.quantity:
         raise RuleViolation("U4", f"Upgrade from 1 to {source.quantity:,} licenses (the subscription has "
@@ -236,11 +241,11 @@ def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, te
     if elsewhere is not None and elsewhere.exists():
         plan.warnings.append(f"The customer also holds {target.name} from another partner or channel: licenses "
                              "must be assigned by hand.")
-    closes = actions.cancellation_window_ends(source)
+    closes = checks.cancellation_window_ends(source)
     if plan.in_place and closes and now < closes:
         # U7: the upgrade closes the window that would have stayed open until `closes`.
         plan.warnings.append(f"An upgrade can't be undone: this subscription can no longer be cancelled or have "
-                             f"licenses removed once it is upgraded (otherwise possible until {actions._when(closes)}).")
+                             f"licenses removed once it is upgraded (otherwise possible until {checks.when_utc(closes)}).")
     if plan.deletes_scheduled:
         plan.warnings.append(f"This deletes the {plan.deletes_scheduled} change(s) scheduled for the renewal.")
     return plan
@@ -264,7 +269,7 @@ def upgrade_subscription(*, subscription_id, actor, version: int | str | None = 
     """U1–U9: upgrades now and returns the subscription that holds the upgraded licenses."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        source = _locked(subscription_id, version, actor)
+        source = lock_subscription(subscription_id, version, actor)
         plan = plan_upgrade(source, user=actor, target_sku_id=target_sku_id, quantity=quantity, term=term,
                             billing_frequency=billing_frequency, into_subscription_id=into_subscription_id, now=now,
                             lock=True)
@@ -272,7 +277,7 @@ def upgrade_subscription(*, subscription_id, actor, version: int | str | None = 
             # U7: an upgrade can't be undone and has no cancellation window.
             raise RuleViolation("U7", "An upgrade can't be undone: confirm it with \"Yes, upgrade\".")
         target = plan.target_sku
-        deleted = _delete_scheduled_changes(source)  # U8, R6
+        deleted = delete_scheduled_changes(source)  # U8, R6
         before = {"sku": source.sku.sku_id, "quantity": source.quantity, "term": source.term,
                   "billing_frequency": source.billing_frequency, "unit_price": str(source.unit_price)}
         suffix = f"; {deleted} scheduled change(s) deleted" if deleted else ""
@@ -334,7 +339,7 @@ def _upgrade_in_place(source: Subscription, plan: UpgradePlan, *, actor, now: da
 def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
     before = {"quantity": into.quantity}
     # R6: its quantity changes mid-term, so what it had scheduled for the renewal is deleted too.
-    deleted = _delete_scheduled_changes(into)
+    deleted = delete_scheduled_changes(into)
     into.quantity += plan.quantity
     into.upgraded_at = now  # U7
     into.save(update_fields=["quantity", "upgraded_at", "updated_at"])
@@ -389,5 +394,5 @@ def _credit_source(plan: UpgradePlan, *, now: datetime) -> None:
                            f"Credit for {plan.quantity} upgraded license(s): {credit.explanation}"[:300]))
 
 
-__all__ = ["ExistingTarget", "UpgradePlan", "UpgradeTarget", "check_upgrade", "plan_upgrade", "upgrade_subscription",
-           "upgrade_targets"]
+__all__ = ["ExistingTarget", "UpgradePlan", "UpgradeTarget", "check_upgrade", "plan_upgrade", "supported_paths",
+           "upgrade_path", "upgrade_subscription", "upgrade_targets"]

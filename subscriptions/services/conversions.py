@@ -9,19 +9,26 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, TRIAL_LICENSES, UpgradePath
+from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Sku, Term, UpgradePath
 from portal.access import Action, require
-from portal.rules import RuleViolation
+from portal.errors import RuleViolation
 
-from . import actions, audit
-from .actions import check_conversion
-from .dates import term_end_for
-from .models import BillingLine, ScheduledChange, SeatLot, Subscription
-from .pricing import Charge, remaining_charge
-from .services import (BILLED, _delete_scheduled_changes, _locked, bill, current_period, first_charge, open_seat_lot,
-                       transition)
-from .states import Status
-
+from .. import audit, checks
+from ..checks import check_conversion
+from ..dates import term_end_for
+from ..models import BillingLine, ScheduledChange, SeatLot, Subscription
+from ..pricing import Charge, remaining_charge
+from ..states import Status
+from .kernel import (
+    BILLED,
+    bill,
+    current_period,
+    delete_scheduled_changes,
+    first_charge,
+    lock_subscription,
+    open_seat_lot,
+    transition,
+)
 
 
 def trial_converts_to(trial: Subscription, changes: list[ScheduledChange]) -> Sku | None:
@@ -78,6 +85,35 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
     return targets
 
 
+def scheduled_conversion_refusal(trial: Subscription) -> str:
+    """TR8: why the conversion can't be scheduled for the trial's end ("" when it can): it needs auto-renew on."""
+    return "" if trial.auto_renew else "Auto-renew is off: turn it on to schedule the conversion for the trial's end."
+
+
+@dataclass(frozen=True)
+class ConversionTiming:
+    """When the conversion happens, as the panel offers it: now (TR7) or at the trial's end (TR8), with the verdict
+    the service reaches on it."""
+
+    value: str  # "now" or "scheduled", as posted
+    label: str
+    reason: str = ""  # why it can't be chosen ("" if it can)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reason
+
+
+def conversion_timings(trial: Subscription) -> list[ConversionTiming]:
+    """TR7, TR8: the panel's choices of when, each from the rule plan_conversion applies."""
+    return [
+        ConversionTiming("now", f"Now (at least {TRIAL_LICENSES} licenses; into an existing subscription, "
+                                f"{TRIAL_LICENSES} licenses are added and its term and billing frequency stay)"),
+        ConversionTiming("scheduled", f"At the trial's end (needs auto-renew on; fewer than {TRIAL_LICENSES} "
+                                      "licenses allowed)", reason=scheduled_conversion_refusal(trial)),
+    ]
+
+
 @dataclass
 class ConversionPlan:
     """What a conversion will do, shown before it is submitted and then carried out as is."""
@@ -111,8 +147,10 @@ def plan_conversion(trial: Subscription, *, user, now: datetime, target_sku_id: 
                     into_subscription_id=None, scheduled: bool = False, term: str = Term.P1Y,
                     billing_frequency: str = BillingFrequency.MONTHLY, quantity: int | None) -> ConversionPlan:
     check_conversion(trial, user, now)
-    if scheduled and not trial.auto_renew:
-        raise RuleViolation("TR8", "Auto-renew is off: turn it on to schedule the conversion for the trial's end.")
+    if scheduled:
+        refusal = scheduled_conversion_refusal(trial)
+        if refusal:
+            raise RuleViolation("TR8", refusal)
     targets = conversion_targets(trial)
     today = now.date()
     if into_subscription_id:
@@ -127,7 +165,7 @@ def plan_conversion(trial: Subscription, *, user, now: datetime, target_sku_id: 
         if not target.allowed:
             raise RuleViolation("TR5", target.reason, field="target")
         into = target.subscription
-        actions.check_not_renewal_pending(into)
+        checks.check_not_renewal_pending(into)
         # TR7: 25 licenses are added; the existing subscription keeps its term and billing frequency.
         charge = remaining_charge(unit_price=into.unit_price, quantity=TRIAL_LICENSES,
                                   period=current_period(into, today), today=today)
@@ -189,7 +227,7 @@ def _end_trial(trial: Subscription, *, actor, now: datetime, into: Subscription)
     transition(trial, Status.EXPIRED)
     trial.auto_renew = False
     trial.save(update_fields=["status", "auto_renew", "updated_at"])
-    deleted = _delete_scheduled_changes(trial)  # R6
+    deleted = delete_scheduled_changes(trial)  # R6
     audit.record(actor=actor, at=now, customer=trial.customer, subscription=trial, action="subscription.trial_converted",
                  summary=(f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
                           + (f"; {deleted} scheduled change(s) deleted" if deleted else ""))[:300],
@@ -209,7 +247,7 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
     """
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id, version, actor)
+        trial = lock_subscription(subscription_id, version, actor)
         if into_subscription_id:
             # Lock the receiving subscription too before its state is checked.
             Subscription.objects.select_for_update(of=("self",)).filter(
@@ -225,7 +263,7 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
             into.quantity += TRIAL_LICENSES
             into.quantity_updates += 1
             into.save(update_fields=["quantity", "quantity_updates", "updated_at"])
-            deleted = _delete_scheduled_changes(into)  # R6: its quantity changed mid-term
+            deleted = delete_scheduled_changes(into)  # R6: its quantity changed mid-term
             audit.record(actor=actor, at=now, customer=into.customer, subscription=into,
                          action="subscription.trial_licenses_added",
                          summary=(f"{TRIAL_LICENSES} licenses added from the trial {trial.display_name}; charged "
@@ -256,15 +294,17 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
     return ConversionResult(trial=trial, subscription=paid, plan=plan)
 
 
-def schedule_trial_conversion(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int, term: str, billing_frequency: str,
-                              quantity: int, now: datetime) -> list[ScheduledChange]:
+def schedule_trial_conversion(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int | None,
+                              term: str, billing_frequency: str, quantity: int | None, into_subscription_id=None,
+                              now: datetime) -> list[ScheduledChange]:
     """TR3, TR8: what the trial becomes at its end (applied by the lifecycle engine); replaces earlier choices."""
     require(actor, Action.BUY)
     with transaction.atomic():
-        trial = _locked(subscription_id, version, actor)
-        plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id, scheduled=True, term=term,
+        trial = lock_subscription(subscription_id, version, actor)
+        plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id,
+                               into_subscription_id=into_subscription_id, scheduled=True, term=term,
                                billing_frequency=billing_frequency, quantity=quantity)
-        deleted = _delete_scheduled_changes(trial)
+        deleted = delete_scheduled_changes(trial)
         Kind = ScheduledChange.Kind
         changes = [
             ScheduledChange.objects.create(subscription=trial, kind=Kind.UPGRADE, target_sku=plan.sku, created_at=now),

@@ -1,0 +1,83 @@
+"""Add-ons bought on a base subscription's page (A1–A5): which are offered, and buying them."""
+
+from datetime import datetime
+
+from django.db import transaction
+
+from catalog.listing import catalog_snapshot
+from catalog.models import Sku
+from portal.access import Action, require
+from portal.errors import RuleViolation
+
+from .. import audit, checks
+from ..models import BillingLine, SeatLot, Subscription
+from ..pricing import remaining_charge
+from ..states import Status
+from .kernel import bill, current_period, lock_subscription, open_seat_lot
+
+
+def eligible_addons(base: Subscription, snapshot=None):
+    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region, by name; read from
+    this process's copy of the catalog (catalog.listing; `snapshot` when the caller has just read it), each a Sku
+    with its product, publisher and availabilities."""
+    customer, snapshot = base.customer, snapshot or catalog_snapshot()
+    eligible = []
+    for pk in snapshot.addons_of.get(base.sku_id, ()):
+        facts = snapshot.by_pk[pk].facts
+        if (facts.is_addon and facts.commerce == Sku.Commerce.TRADITIONAL and customer.segment in facts.segments
+                and (not facts.countries or customer.billing_country in facts.countries)
+                # Only add-ons sold for the base's term and billing frequency can end with it (A5).
+                and any(a.term == base.term and a.billing_frequency == base.billing_frequency
+                        for a in snapshot.sku_availabilities.get(pk, ()))):
+            eligible.append(snapshot.sku(pk))
+    return eligible
+
+
+def buy_addons(*, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime) -> list[Subscription]:
+    """A1–A5: add-ons bought from the base subscription's page, ending with it, first charge prorated."""
+    require(actor, Action.BUY)  # A2
+    wanted = {sku_id: q for sku_id, q in quantities.items() if q}
+    if not wanted:
+        raise RuleViolation("A1", "Enter a quantity for at least one add-on.", field="quantity")
+    with transaction.atomic():
+        base = lock_subscription(subscription_id, version, actor)
+        checks.check_buy_addons(base, actor, now)
+        offered = {sku.pk: sku for sku in eligible_addons(base)}
+        created = []
+        today = now.date()
+        period = current_period(base, today)
+        for sku_id, quantity in wanted.items():
+            sku = offered.get(sku_id)
+            if sku is None:  # A3
+                raise RuleViolation("A3", "That add-on is not available for this subscription.")
+            if quantity < sku.min_quantity or quantity > sku.max_quantity:
+                raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
+                                          f"{sku.max_quantity:,}.", field="quantity")
+            availabilities = list(sku.availabilities.all())
+            availability = next((a for a in availabilities if a.term == base.term
+                                 and a.billing_frequency == base.billing_frequency), None)
+            if availability is None:
+                raise RuleViolation("A3", f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
+                                          f"{base.get_billing_frequency_display().lower()}.")
+            addon = Subscription.objects.create(
+                customer=base.customer, sku=sku, availability=availability, base_subscription=base,
+                status=Status.ACTIVE, quantity=quantity, term=base.term, billing_frequency=base.billing_frequency,
+                unit_price=availability.unit_price, currency=availability.currency, auto_renew=base.auto_renew,
+                term_start=now, term_end=base.term_end, reseller=base.reseller, created_at=now,  # A5: coterminous
+            )
+            if sku.is_license_based:
+                # Q2: the add-on's licenses can be removed for 7 days, like any bought licenses.
+                open_seat_lot(addon, quantity=quantity, source=SeatLot.Source.PURCHASE, now=now)
+            charge = remaining_charge(unit_price=addon.unit_price, quantity=quantity, period=period, today=today)
+            bill(addon, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=quantity, now=now)
+            audit.record(actor=actor, at=now, customer=base.customer, subscription=addon,
+                         action="subscription.addon_bought",
+                         summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
+                         after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)})
+            # and on the base's own trail, where the purchase was made
+            audit.record(actor=actor, at=now, customer=base.customer, subscription=base,
+                         action="subscription.addon_added", summary=f"Add-on bought: {quantity} × {sku.name}",
+                         after={"addon": str(addon.pk), "quantity": quantity, "charge": str(charge.amount)})
+            created.append(addon)
+    return created
+

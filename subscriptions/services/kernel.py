@@ -1,0 +1,92 @@
+"""The kernel the subscription services stand on: the lock on a subscription, the one status transition, billing
+lines and their charges, seat lots, the billing period, and deleting what was scheduled for the renewal (R6).
+
+It imports none of the service modules beside it (import-linter's contract in pyproject.toml holds it to that):
+each of them builds on it, so the package has no import cycle.
+"""
+
+from datetime import date, datetime
+
+from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency
+from portal.access import require_serves
+from portal.versions import lock_version
+
+from .. import audit, checks
+from ..dates import period_containing, term_end_for
+from ..models import BillingLine, ScheduledChange, SeatLot, Subscription
+from ..pricing import Charge, Period, prorated_charge
+from ..states import check_transition
+
+REMOVAL_WINDOW = checks.REMOVAL_WINDOW
+
+# How a billing frequency reads in a sentence ("a 1-year term billed annually").
+BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
+          BillingFrequency.ONE_TIME: "once for the term"}
+
+
+def lock_subscription(subscription_id, version: int | str | None = None, actor=None) -> Subscription:
+    """The subscription, locked; a person's change passes the `version` its page showed and is refused (409) when the
+    subscription changed since (portal/versions.py). Every lock for a change bumps the version. A person (`actor`)
+    acts only on their own partner's subscriptions (T3); the platform's own work passes none."""
+    # T3 before the version: another partner's subscription is refused as such, never with its last change (409).
+    authorize = None if actor is None else (lambda locked: require_serves(actor, locked.customer))
+    return lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
+                        pk=subscription_id, version=version, noun="subscription", last_change=audit.last_change,
+                        authorize=authorize)
+
+
+
+def transition(subscription: Subscription, new_status: str) -> None:
+    """The one place a status changes (S0 transitions in states.py)."""
+    check_transition(subscription.status, new_status)
+    subscription.status = new_status
+
+
+def first_charge(*, unit_price, quantity: int, billing_frequency: str, term_start: date, term_end: date,
+                 term_months: int) -> Charge:
+    """The purchase charge: the first billing period, prorated by the day if the term is aligned short (K11)."""
+    if billing_frequency == BillingFrequency.ONE_TIME:
+        natural_end = term_end_for(term_start, term_months)
+    else:
+        natural_end = term_end_for(term_start, FREQUENCY_MONTHS[billing_frequency])
+    return prorated_charge(
+        unit_price=unit_price, quantity=quantity, period_start=term_start, period_end=min(natural_end, term_end),
+        full_period_start=term_start, full_period_end=natural_end,
+    )
+
+
+
+def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
+    # Q2: every addition opens its own 7-day window for those licenses.
+    return SeatLot.objects.create(subscription=subscription, source=source, quantity=quantity, added_at=now,
+                                  window_ends_at=now + REMOVAL_WINDOW)
+
+
+def bill(subscription: Subscription, *, kind: str, charge: Charge, quantity: int, now: datetime) -> BillingLine:
+    return BillingLine.objects.create(
+        subscription=subscription, kind=kind, amount=charge.amount, currency=subscription.currency,
+        quantity=quantity, unit_price=subscription.unit_price, period_start=charge.period_start,
+        period_end=charge.period_end, explanation=charge.explanation, created_at=now,
+    )
+
+
+
+def current_period(subscription: Subscription, today: date) -> Period:
+    """The billing period holding `today` (one-time billing: the whole term)."""
+    if subscription.billing_frequency == BillingFrequency.ONE_TIME:
+        months = TERM_MONTHS[subscription.term]
+    else:
+        months = FREQUENCY_MONTHS[subscription.billing_frequency]
+    start, end, full_start, full_end = period_containing(
+        term_start=subscription.term_start.date(), term_end=subscription.term_end, period_months=months, today=today)
+    return Period(start, end, full_start, full_end)
+
+
+def delete_scheduled_changes(subscription: Subscription, *, keep_billing_frequency: bool = False) -> int:
+    """R6 (and P4): mid-term changes delete what was scheduled for the renewal."""
+    changes = subscription.scheduled_changes.all()
+    if keep_billing_frequency:
+        changes = changes.exclude(kind=ScheduledChange.Kind.BILLING_FREQUENCY)
+    deleted, _ = changes.delete()
+    return deleted
+
