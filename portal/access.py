@@ -5,9 +5,9 @@ Outside the partner's scope an object simply does not exist (404). A role that m
 action gets 403 with the reason.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -18,8 +18,6 @@ from django.shortcuts import get_object_or_404
 from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderAdditionalReseller, OrderLine
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 
-from . import prepared
-from .forms import parse_uuid
 from .models import Customer, Membership, Partner, ResellerLink, Role
 
 
@@ -98,19 +96,26 @@ def require_serves(user, customer: Customer) -> None:
 
 def customers_for(user):
     """T3: a partner's own customers; for a reseller, those it is reseller of record for."""
-    partner = partner_of(user)
-    return partner_customers(partner.is_reseller, partner.pk)
+    return partner_customers(partner_of(user))
 
 
-def partner_customers(reseller: bool, partner_id):
-    """`customers_for` a partner known by its kind and id (a prepared query's build function gives a marker)."""
-    if reseller:
+def partner_customers(partner: Partner) -> QuerySet:
+    """`customers_for` a partner."""
+    if partner.is_reseller:
         # The customer's reseller of record, or the reseller of record of any of its subscriptions
         # or orders (K4).
-        resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller_id=partner_id)
-        ordered = Order.objects.filter(customer=OuterRef("pk"), reseller_id=partner_id)
-        return Customer.objects.filter(Q(reseller_id=partner_id) | Q(Exists(resold)) | Q(Exists(ordered)))
-    return Customer.objects.filter(partner_id=partner_id)
+        resold = Subscription.objects.filter(customer=OuterRef("pk"), reseller=partner)
+        ordered = Order.objects.filter(customer=OuterRef("pk"), reseller=partner)
+        return Customer.objects.filter(Q(reseller=partner) | Q(Exists(resold)) | Q(Exists(ordered)))
+    return Customer.objects.filter(partner=partner)
+
+
+def partner_subscriptions(partner: Partner) -> QuerySet:
+    """The subscriptions of all a partner's customers (by the copy of the customer's partner on each subscription,
+    which the lists' indexes start with); a reseller's: those it is reseller of record for (T1, T3)."""
+    if partner.is_reseller:
+        return Subscription.objects.filter(reseller=partner)
+    return Subscription.objects.filter(partner=partner)
 
 
 def orders_for(user):
@@ -131,42 +136,12 @@ def customer_orders(user, customer: Customer):
     return orders.filter(reseller=partner) if partner.is_reseller else orders
 
 
-def customer_subscriptions(user, customer: Customer):
-    """A customer's subscriptions; a reseller sees only those it is reseller of record for (T1)."""
-    return subscription_scope(user, customer).queryset()
-
-
-@dataclass(frozen=True)
-class SubscriptionScope:
-    """The subscriptions a user may see (T1, T3): of one customer, or of all the partner's customers (a
-    reseller: those it is reseller of record for). `key` tells the kind and `values` the ids, so that a prepared
-    query (portal.prepared) can build the same queryset with markers in the ids' places:
-    `scoped_subscriptions(scope.key, *markers)`."""
-
-    key: tuple
-    values: tuple
-
-    def queryset(self):
-        return scoped_subscriptions(self.key, *self.values)
-
-
-def scoped_subscriptions(key: tuple, *ids):
-    whose, reseller = key
-    if whose == "customer":
-        subscriptions = Subscription.objects.filter(customer_id=ids[0])
-        return subscriptions.filter(reseller_id=ids[1]) if reseller else subscriptions
-    return Subscription.objects.filter(reseller_id=ids[0]) if reseller else \
-        Subscription.objects.filter(customer__partner_id=ids[0])
-
-
-def subscription_scope(user, customer: Customer | None = None) -> SubscriptionScope:
-    """The scope of `customer_subscriptions` (with a customer, already got through `get_customer`) or of
-    `subscriptions_for` (without)."""
+def customer_subscriptions(user, customer: Customer, subscriptions: QuerySet | None = None):
+    """A customer's subscriptions (`customer` got through `get_customer`), of `subscriptions` if given (with what a
+    page reads of them); a reseller sees only those it is reseller of record for (T1)."""
     partner = partner_of(user)
-    if customer is not None:
-        return SubscriptionScope(("customer", partner.is_reseller),
-                                 (customer.pk, partner.pk) if partner.is_reseller else (customer.pk,))
-    return SubscriptionScope(("partner", partner.is_reseller), (partner.pk,))
+    subscriptions = (Subscription.objects.all() if subscriptions is None else subscriptions).filter(customer=customer)
+    return subscriptions.filter(reseller=partner) if partner.is_reseller else subscriptions
 
 
 def customer_activity(user, customer: Customer):
@@ -179,19 +154,16 @@ def customer_activity(user, customer: Customer):
 
 
 def get_customer(user, customer_id) -> Customer:
-    """The customer, if this user's partner may see it (T3); else 404. Every customer page starts here, so it is a
-    prepared query (portal.prepared): built and compiled once, run with this partner's and customer's ids."""
-    partner = partner_of(user)
-    customer_id = parse_uuid(customer_id)
-    found = [] if customer_id is None else prepared.instances(("customer", partner.is_reseller), partial(_customer, partner.is_reseller),
-                               partner.pk, customer_id)
-    if not found:
-        raise Http404("No such customer.")
-    return found[0]
+    """The customer, if this user's partner may see it (T3); else 404, also for an id that is no UUID."""
+    return get_object_or_404(customers_for(user), pk=_uuid_or_404(customer_id))
 
 
-def _customer(reseller: bool, partner_id, customer_id):
-    return partner_customers(reseller, partner_id).filter(pk=customer_id)
+def _uuid_or_404(value) -> uuid.UUID:
+    # The lookup would raise ValidationError (a 500) for text that is no UUID: such an id names nothing.
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such object.") from None
 
 
 def get_order(user, customer: Customer, order_id) -> Order:
@@ -212,11 +184,13 @@ def check_cart_line(cart: Cart, line_id) -> None:
 
 def subscriptions_for(user):
     """The subscriptions of all the partner's customers; a reseller's: those it is reseller of record for."""
-    return subscription_scope(user).queryset()
+    return partner_subscriptions(partner_of(user))
 
 
-def get_subscription(user, customer: Customer, subscription_id) -> Subscription:
-    return get_object_or_404(customer_subscriptions(user, customer), pk=subscription_id)
+def get_subscription(user, customer: Customer, subscription_id, queryset: QuerySet | None = None) -> Subscription:
+    """The customer's subscription as this user may see it (T1, T3), else 404; read from `queryset` (the
+    subscriptions with what a page reads of them: select_related, prefetch_related) if given."""
+    return get_object_or_404(customer_subscriptions(user, customer, queryset), pk=_uuid_or_404(subscription_id))
 
 
 # --- The Django admin (portal.admin_site) ------------------------------------------------------
@@ -244,14 +218,6 @@ def partner_activity(partner: Partner):
     return AuditEntry.objects.filter(partner=partner)
 
 
-def _subscriptions(partner: Partner):
-    return scoped_subscriptions(("partner", partner.is_reseller), partner.pk)
-
-
-def _customers(partner: Partner):
-    return partner_customers(partner.is_reseller, partner.pk)
-
-
 def _within(path: str, rows) -> Q:
     return Q(**{f"{path}__in": rows.values("pk")})
 
@@ -267,17 +233,17 @@ PARTNER_PATHS: dict[type[Model], Callable[[Partner], Q]] = {
     Membership: lambda p: Q(partner=p),
     # Its staff (a membership's user; a cart's owner, an order's placer): never another partner's or the operator.
     get_user_model(): lambda p: Q(membership__partner=p),
-    Customer: lambda p: _within("pk", _customers(p)),
+    Customer: lambda p: _within("pk", partner_customers(p)),
     Cart: lambda p: _within("pk", partner_carts(p)),
     CartLine: lambda p: _within("cart", partner_carts(p)),
     CartAdditionalReseller: lambda p: _within("cart", partner_carts(p)),
     Order: lambda p: _within("pk", partner_orders(p)),
     OrderLine: lambda p: _within("order", partner_orders(p)),
     OrderAdditionalReseller: lambda p: _within("order", partner_orders(p)),
-    Subscription: lambda p: _within("pk", _subscriptions(p)),
-    SeatLot: lambda p: _within("subscription", _subscriptions(p)),
-    BillingLine: lambda p: _within("subscription", _subscriptions(p)),
-    ScheduledChange: lambda p: _within("subscription", _subscriptions(p)),
+    Subscription: lambda p: _within("pk", partner_subscriptions(p)),
+    SeatLot: lambda p: _within("subscription", partner_subscriptions(p)),
+    BillingLine: lambda p: _within("subscription", partner_subscriptions(p)),
+    ScheduledChange: lambda p: _within("subscription", partner_subscriptions(p)),
     AuditEntry: lambda p: _within("pk", partner_activity(p)),
 }
 

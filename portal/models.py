@@ -1,7 +1,7 @@
 """Tenancy: partners, their staff and roles, and the customers they serve (rules T1–T4)."""
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 import uuid
 
@@ -52,6 +52,15 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.partner_id})"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        # The lists sort by the reseller's name from a copy on each subscription (subscriptions.models): a rename
+        # (the admin) changes the copies in the same transaction.
+        renamed = not self._state.adding and (update_fields is None or "name" in update_fields)
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, update_fields=update_fields, **kwargs)
+            if renamed:
+                self.resold_subscriptions.exclude(reseller_name=self.name).update(reseller_name=self.name)
 
     @property
     def can_transact(self) -> bool:
@@ -163,6 +172,18 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.company_name
+
+    def save(self, *args, update_fields=None, **kwargs):
+        # The lists sort by the customer's name and scope by its partner from copies on each subscription
+        # (subscriptions.models): a rename or a move to another partner (the admin) changes them in the same
+        # transaction, on the (customer, ...) index.
+        changed = not self._state.adding and (
+            update_fields is None or bool({"company_name", "partner", "partner_id"} & set(update_fields)))
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, update_fields=update_fields, **kwargs)
+            if changed:
+                (self.subscriptions.exclude(customer_name=self.company_name, partner_id=self.partner_id)
+                 .update(customer_name=self.company_name, partner_id=self.partner_id))
 
     @property
     def is_eu_efta(self) -> bool:

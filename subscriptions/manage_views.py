@@ -12,14 +12,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from catalog.alignment import renewal_alignment_options
-from catalog.listing import catalog_snapshot
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
 from portal.forms import parse_date, parse_int, parse_quantity, parse_text
 from portal.errors import RuleViolation
 from portal.versions import posted_version
 
-from . import checks, cycles, reads, services
+from . import checks, cycles, selectors, services
 from .dates import term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import line_total
@@ -34,11 +33,11 @@ def _load(request, customer_id, subscription_id):
 
 def _detail_context(request, customer, subscription_id, **extra):
     now = timezone.now()
-    # Scoped like `access.get_subscription` (T3: 404 outside the user's customer), with all the page reads loaded.
-    snapshot = catalog_snapshot()  # the offers of the subscription, its add-ons and those it can have
-    subscription = reads.subscription_for_page(request.user, customer, subscription_id, snapshot)
+    # Scoped by `access.get_subscription` (T3: 404 outside the user's customer), with all the page reads loaded.
+    subscription = access.get_subscription(request.user, customer, subscription_id, selectors.subscription_page())
+    subscription.customer = customer  # the one `get_customer` read and scoped
     billing_lines = list(subscription.billing_lines.all())
-    addons = reads.addons_of(subscription, snapshot)
+    addons = selectors.addons_of(subscription)
     context = {
         "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
         "actions": checks.allowed_actions(subscription, request.user, now),
@@ -53,12 +52,12 @@ def _detail_context(request, customer, subscription_id, **extra):
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),
         "period_charge": line_total(subscription.unit_price, subscription.quantity),
         "scheduled": list(subscription.scheduled_changes.all()),
-        "audit": reads.audit_trail(subscription),
+        "audit": selectors.audit_trail(subscription),
         "addons": addons,
         # A3, A5: each eligible add-on with its price for the base's term and billing frequency
         "eligible_addons": [(sku, next(a.unit_price for a in sku.availabilities.all() if a.term == subscription.term
                                        and a.billing_frequency == subscription.billing_frequency))
-                            for sku in services.eligible_addons(subscription, snapshot)]
+                            for sku in services.eligible_addons(subscription)]
                            if subscription.status == "active" else [],
         "billed": services.BILLED.get(subscription.billing_frequency, subscription.billing_frequency),
         "confirm": request.GET.get("confirm", ""),

@@ -5,12 +5,22 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Coalesce
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
 from portal.models import Customer, Partner
 
 from .states import LIVE_STATUSES, Status
+
+
+class SubscriptionManager(models.Manager):
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create calls no save(): the sort keys are set here from what each row holds (its customer, offer and
+        # reseller, read once each when the caller gave them as objects, as the seeds and tests do).
+        objs = list(objs)
+        for obj in objs:
+            obj.fill_sort_keys()
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Subscription(models.Model):
@@ -52,8 +62,8 @@ class Subscription(models.Model):
     next_charge_set_at = models.DateTimeField(null=True, blank=True)
     # N7: set by the lifecycle engine from 00:00 UTC on next_charge_on until the cycle charge completes.
     cycle_charge_pending = models.BooleanField(default=False)
-    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                                 db_index=False)
+    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="resold_subscriptions", db_index=False)
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
     quantity_updates = models.PositiveIntegerField(default=0)
@@ -66,24 +76,55 @@ class Subscription(models.Model):
     transferred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
-    # A stored copy of `display_name`, kept by `save()`, so the lists sort by name on an index (S1) instead of
-    # sorting every subscription of a customer (or a partner) by a name joined from the offer on each page.
+    # The lists' sort keys, stored on the row being listed so that one index serves each list's filter and sort
+    # (S1): a sort key joined from another table (the customer's name, the reseller's) can't be read from an index,
+    # and at 100,000 subscriptions sorting them all on each page was the cost. Copies, not rules: `save()` keeps
+    # them from the subscription's own fields; Customer.save() and Partner.save() keep them when the customer or
+    # the reseller changes, in the same transaction. `list_name` is `display_name`.
     list_name = models.CharField(max_length=200, blank=True, editable=False)
+    customer_name = models.CharField(max_length=200, blank=True, editable=False)
+    # The customer's partner (T3): the scope of the list across customers, so that its index starts with it.
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", db_index=False, editable=False)
+    reseller_name = models.CharField(max_length=200, blank=True, editable=False)  # "" without a reseller
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
     version = models.PositiveIntegerField(default=1, editable=False)
 
+    objects = SubscriptionManager()
+
     class Meta:
         ordering = ["-created_at"]
+        # An index for every list's sort and filter (S1), each ending with the sort's tie-breaker (id), so that a page
+        # is read in index order from where the last one ended (seek pagination, selectors.SubscriptionList), going
+        # either way. The list of a customer starts with the customer; the list across customers with the partner
+        # (a reseller's: with the reseller, from the partial indexes that only hold resold subscriptions).
         indexes = [
-            # By status, in the list's default order (name, then id): a status filter reads a page in index order.
+            # The default sort (name), also under the status filter; and the status sort, ties by name.
             models.Index(fields=["customer", "status", "list_name", "id"], name="subscription_status_name_idx"),
             models.Index(fields=["customer", "sku", "status"]),
             models.Index(fields=["term_end"]),
-            # The lists' orderings (S1), ties by id, read in index order: by name (the default per customer,
-            # and after the customer's name across customers) and by term end / renewal (also the 30-day filter).
             models.Index(fields=["customer", "list_name", "id"], name="subscription_list_name_idx"),
             # Also the "renews within 30 days" filter: its status and auto-renew are read from the index too.
             models.Index(fields=["customer", "term_end", "id", "status", "auto_renew"], name="subscription_term_end_idx"),
+            models.Index(fields=["customer", "quantity", "id"], name="subscription_quantity_idx"),
+            models.Index(fields=["customer", "term", "id"], name="subscription_term_idx"),
+            models.Index(fields=["customer", "billing_frequency", "id"], name="subscription_billing_idx"),
+            models.Index(fields=["customer", "auto_renew", "id"], name="subscription_auto_renew_idx"),
+            models.Index(fields=["customer", "reseller_name", "id"], name="subscription_reseller_name_idx"),
+            # Across customers: by customer (the default: its name, then the customer, then the subscription's name)
+            # and by every other column.
+            models.Index(fields=["partner", "customer_name", "customer", "list_name", "id"],
+                         name="subscription_all_customer_idx"),
+            models.Index(fields=["partner", "list_name", "id"], name="subscription_all_name_idx"),
+            models.Index(fields=["partner", "quantity", "id"], name="subscription_all_quantity_idx"),
+            models.Index(fields=["partner", "status", "list_name", "id"], name="subscription_all_status_idx"),
+            models.Index(fields=["partner", "term", "id"], name="subscription_all_term_idx"),
+            models.Index(fields=["partner", "billing_frequency", "id"], name="subscription_all_billing_idx"),
+            models.Index(fields=["partner", "term_end", "id"], name="subscription_all_term_end_idx"),
+            models.Index(fields=["partner", "auto_renew", "id"], name="subscription_all_renew_idx"),
+            models.Index(fields=["partner", "reseller_name", "id"], name="subscription_all_reseller_idx"),
+            # A reseller's list across customers (T1), by customer; its other sorts read its few subscriptions.
+            models.Index(fields=["reseller", "customer_name", "customer", "list_name", "id"],
+                         condition=Q(reseller__isnull=False), name="subscription_resold_cust_idx"),
             # The 48-hour window filter finds subscriptions by id from the lots closing soon; what it then tests and
             # sorts by is read from this index, not from each subscription's row.
             models.Index(fields=["id", "status", "is_trial", "customer", "list_name"], name="subscription_by_id_idx"),
@@ -119,16 +160,30 @@ class Subscription(models.Model):
 
     @property
     def display_name(self) -> str:
-        return self.friendly_name or self.sku.name
+        return display_name(self.friendly_name, self.sku.name)
+
+    def fill_sort_keys(self) -> None:
+        """Sets every sort key from the subscription's own fields (the copies `save()` keeps)."""
+        self.list_name = self.display_name
+        self.customer_name, self.partner_id = self.customer.company_name, self.customer.partner_id
+        self.reseller_name = self.reseller.name if self.reseller_id is not None else ""
 
     def save(self, *args, update_fields=None, **kwargs):
-        # `list_name` is a copy for sorting, not a rule: whichever service renames the subscription or moves it to
-        # another offer (upgrade, trial conversion, renewal on an upgrade), the copy follows in the same UPDATE.
-        if update_fields is None:
+        # The sort keys are copies, not rules: whichever service renames the subscription or moves it to another
+        # offer (upgrade, trial conversion, renewal on an upgrade), customer or reseller, the copies follow in the
+        # same UPDATE.
+        fields = None if update_fields is None else set(update_fields)
+        if fields is None or {"friendly_name", "sku", "sku_id"} & fields:
             self.list_name = self.display_name
-        elif {"friendly_name", "sku", "sku_id"} & set(update_fields):
-            self.list_name = self.display_name
-            update_fields = [*update_fields, "list_name"]
+            fields = None if fields is None else fields | {"list_name"}
+        if fields is None or {"customer", "customer_id"} & fields:
+            self.customer_name, self.partner_id = self.customer.company_name, self.customer.partner_id
+            fields = None if fields is None else fields | {"customer_name", "partner"}
+        if fields is None or {"reseller", "reseller_id"} & fields:
+            self.reseller_name = self.reseller.name if self.reseller_id is not None else ""
+            fields = None if fields is None else fields | {"reseller_name"}
+        if fields is not None:
+            update_fields = [*update_fields, *sorted(fields - set(update_fields))]
         # Any write of the row is a new version (portal/versions.py), whoever makes it: the lifecycle engine's
         # renewal, an add-on suspended with its base. Every writer holds the row's lock, so the count is exact.
         self.version += 1
@@ -141,10 +196,29 @@ class Subscription(models.Model):
         return self.status in LIVE_STATUSES
 
 
+def display_name(friendly_name: str, offer_name: str) -> str:
+    """The name a subscription is shown by: its friendly name, else its offer's (S1). The one place of that rule:
+    `Subscription.display_name`, the stored `list_name`, and the reads that only have the two names ask it."""
+    return friendly_name or offer_name
+
+
 def fill_list_names(subscriptions) -> int:
-    """Sets `list_name` on these subscriptions in one UPDATE: for rows written without `save()` (bulk_create)."""
-    offer_name = Sku.objects.filter(pk=models.OuterRef("sku_id")).values("name")[:1]
-    return subscriptions.update(list_name=Coalesce(NullIf("friendly_name", models.Value("")), models.Subquery(offer_name)))
+    """Sets the sort keys (`list_name`, `customer_name`, `partner`, `reseller_name`) on these subscriptions: for rows
+    written without `save()` (bulk_create). The names are computed by `display_name`, one UPDATE per distinct name
+    (offers and friendly names, not rows); the copies of the customer and the reseller in one UPDATE each."""
+    by_name: dict[str, list] = {}
+    for pk, friendly_name, offer_name in subscriptions.order_by().values_list("pk", "friendly_name", "sku__name"):
+        by_name.setdefault(display_name(friendly_name, offer_name), []).append(pk)
+    for name, pks in by_name.items():
+        for start in range(0, len(pks), 500):  # within every database's limit of parameters
+            Subscription.objects.filter(pk__in=pks[start:start + 500]).update(list_name=name)
+    customer = Customer.objects.filter(pk=models.OuterRef("customer_id"))
+    reseller = Partner.objects.filter(pk=models.OuterRef("reseller_id"))
+    return subscriptions.update(
+        customer_name=models.Subquery(customer.values("company_name")[:1]),
+        partner=models.Subquery(customer.values("partner_id")[:1]),
+        reseller_name=Coalesce(models.Subquery(reseller.values("name")[:1]), models.Value("")),
+    )
 
 
 class ScheduledChange(models.Model):

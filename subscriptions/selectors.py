@@ -1,53 +1,58 @@
-"""Reads of subscriptions for the lists (S1, and across customers) and the export (S5).
+"""Reads of subscriptions for the lists (S1, and across customers) and the Home page.
 
-The subscriptions these functions take are already scoped by `portal.access` (T3); they add to
-the query in SQL, so a list page runs the same few queries whatever the number of subscriptions.
+The subscriptions these functions take are already scoped by `portal.access` (T3); they add to the query in SQL.
+A list page is read by seek pagination: its rows come from an index in the list's order, starting after (or
+before) the row a cursor names, so a deep page costs what the first does. Every sort has an index that starts with
+the list's scope (the customer, or the partner across customers) and ends with the id (subscriptions.models).
 """
 
-from dataclasses import dataclass, replace
-from functools import partial
+import base64
+import binascii
+import json
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
-from django.core.paginator import Page
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Window
+from django.core.exceptions import ValidationError
+from django.db import connections
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from catalog.listing import catalog_snapshot
-from catalog.models import Sku
-from portal import access, prepared
-from portal.pagination import SmallListPaginator
+from catalog.models import BillingFrequency, Sku, Term
 
-from .models import SeatLot, Subscription
+from .models import AuditEntry, ScheduledChange, SeatLot, Subscription
 from .states import Status
 
 LIST_PAGE_SIZE = 25
+# Counted exactly up to here, "1,000+" beyond (as large consoles do): a count of every subscription of a partner
+# would read 100,000 index entries on every page.
+COUNT_BOUND = 1000
 WINDOW_SOON = timedelta(hours=48)
 RENEWS_SOON_DAYS = 30
-OFFER_TEXT_MAX = 100
 
-# Sort keys in the query string -> columns. "name" is what the list shows: the friendly name, else the offer's,
-# stored as `list_name` so that the (customer, list_name, id) index serves it.
+# Sort keys in the query string -> the columns of the row being listed, in order; ties by id, in the sort's
+# direction. "name" is the name shown (`list_name`, a stored `display_name`); "customer" the customer's name, then
+# the customer (two customers may share a name) and the subscription's name. Each has an index (see the model).
 SORT_COLUMNS = {
     "name": ("list_name",),
     "quantity": ("quantity",),
-    "status": ("status",),
+    "status": ("status", "list_name"),
     "term": ("term",),
     "billing": ("billing_frequency",),
     "term_end": ("term_end",),
     "auto_renew": ("auto_renew",),
-    "reseller": ("reseller__name",),
-    # Ties between customers of the same name by tenant, so that (with the customers' unique (partner, company_name,
-    # tenant_id) index) the database reads in index order; see portal.models.Customer.
-    "customer": ("customer__company_name", "customer__tenant_id", "list_name"),
+    "reseller": ("reseller_name",),  # "" without a reseller: first going up
+    "customer": ("customer_name", "customer_id", "list_name"),
 }
 CUSTOMER_SORTS = [key for key in SORT_COLUMNS if key != "customer"]
+ALL_SORTS = list(SORT_COLUMNS)
+# The only sort column that may be NULL (a subscription not provisioned yet has no term end). It is ordered as its
+# index holds it, so the database's own NULLS order: last going up on PostgreSQL, first on SQLite.
+NULLABLE_COLUMNS = {"term_end"}
 
-
-# What a list row shows, read as plain values (no model instances): a page of 25 rows is built in a fraction of
-# the time, and the list needs nothing else of a subscription.
+# What a list row shows, read as plain values.
 LIST_VALUES = (
-    "pk", "customer_id", "customer__company_name", "list_name", "friendly_name", "sku__name", "is_trial",
-    "latest_window", "quantity", "status", "term", "billing_frequency", "term_end", "auto_renew", "reseller__name",
+    "pk", "customer_id", "customer_name", "list_name", "friendly_name", "sku__name", "is_trial", "reduce_until",
+    "quantity", "status", "term", "billing_frequency", "term_end", "auto_renew", "reseller_name",
     "reseller__partner_id",
 )
 
@@ -59,256 +64,296 @@ class ListRow:
     pk: UUID
     customer_id: UUID
     customer_name: str
-    name: str  # the friendly name, else the offer's
+    name: str  # display_name
     friendly_name: str
     offer_name: str
     is_trial: bool
-    reduce_until: datetime | None  # Q2, Q4: the latest open removal window's end, or None
+    reduce_until: datetime | None  # Q2, Q4: the latest end of a removal window still usable now, or None
     quantity: int
     status: str
     term: str
     billing_frequency: str
     term_end: date | None
     auto_renew: bool
-    reseller_name: str | None
+    reseller_name: str  # "" without a reseller
     reseller_partner_id: str | None
 
-
-def open_removal_lots(*, now: datetime) -> QuerySet:
-    """License lots that can still be removed now: window not closed, licenses left to remove (Q2)."""
-    return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"))
-
-
-def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
-    """The list's columns in one query, as values for `list_row`: offer, reseller, customer, the name shown, and
-    `latest_window`, the latest end of the removal windows still open among the subscription's lots (Q2, Q4), or
-    None: a correlated subquery on the lots' (subscription) index, in the same query."""
-    latest_window = (open_removal_lots(now=now).filter(subscription=OuterRef("pk"))
-                     .order_by("-window_ends_at").values("window_ends_at")[:1])
-    return subscriptions.annotate(latest_window=Subquery(latest_window)).values_list(*LIST_VALUES)
-
-
-def list_row(values: tuple) -> ListRow:
-    row = ListRow(*values)
-    if row.reduce_until is not None and (row.status != Status.ACTIVE or row.is_trial):
-        # Only an active, paid subscription can have licenses removed (Q6, TR4): the others never say until when.
-        return replace(row, reduce_until=None)
-    return row
-
-
-class SubscriptionList:
-    """What a list's paginator pages through: the subscriptions of a scope (portal.access) with filters, sorted.
-
-    A page is ONE statement: its inner query sorts and cuts narrow rows (ids), its outer query reads the page's
-    rows with every column. Sorting full rows would carry every column, and the lots subquery, through the sort of
-    all the customer's (or partner's) subscriptions. The count reads the filtered subscriptions, without the
-    sort's joins. Both are prepared queries (portal.prepared): built and compiled once per shape (scope kind,
-    filters, sort, page bounds), then run with this list's ids, offer and times.
-
-    The 48-hour window filter finds few subscriptions, and finding them is the costly part (from the lots closing
-    soon to their subscriptions and customers): its page's ids are found, sorted and counted in one pass (COUNT(*)
-    OVER ()), so the count comes with the page; the page's rows are then read by id."""
-
-    # The paginator warns about an unordered list by testing `ordered`: a queryset under that name would be
-    # tested by fetching it whole.
-    ordered = True
-
-    def __init__(self, scope, filters: "ListFilters", sort: str, *, now: datetime):
-        self._scope, self._sort, self._now = scope, sort, now
-        self._values = filter_values(filters, now=now)
-        # What the build functions get of the filters: which are on, and the status; no value of theirs (the offer
-        # id comes in as a marker), so none can be built into the SQL by mistake.
-        self._filters = replace(filters, offer=None if filters.offer is None else -1, offer_text="")
-        self._shape = (scope.key, filters.status, filters.offer is not None, filters.window_soon, filters.renews_soon)
-        self._counted: int | None = None  # the count that came with a page (the window filter's)
+    @property
+    def status_label(self) -> str:
+        return _STATUS_LABELS.get(self.status, self.status)
 
     @property
-    def counted(self) -> int | None:
-        """The count that came with the page read last (the window filter's), if one did."""
-        return self._counted
+    def term_label(self) -> str:
+        return _TERM_LABELS.get(self.term, self.term)
 
-    def count(self) -> int:
-        if self._counted is not None:
-            return self._counted
-        names = tuple(self._values)
-        build = partial(_filtered_subscriptions, self._scope.key, self._filters, names)
-        return prepared.count(("subscription-count", *self._shape), build, *self._scope.values, *self._values.values())
-
-    def __getitem__(self, cut: slice) -> list[ListRow]:
-        # Always a page and one row more (the paginator asks the last page to the count): one shape per page, not
-        # per page and count.
-        start, stop = cut.start or 0, (cut.start or 0) + LIST_PAGE_SIZE + 1
-        values = {**self._values, "now": self._now}
-        if self._filters.window_soon:
-            names = tuple(self._values)
-            build = partial(_counted_ids, self._scope.key, self._filters, self._sort, names, start, stop)
-            found = prepared.rows(("subscription-counted-ids", *self._shape, self._sort, start, stop), build,
-                                  *self._scope.values, *self._values.values())
-            if not found:
-                return []
-            self._counted = found[0][1]
-            ids = [pk for pk, _ in found[: cut.stop - start]]
-            if not ids:  # the paginator asked for no row (a count of 0 read before a subscription came in)
-                return []
-            padded = ids + ids[:1] * (LIST_PAGE_SIZE + 1 - len(ids))  # one shape for every page
-            rows = prepared.rows(("subscription-rows", self._sort, len(padded)), partial(_rows_by_id, self._sort),
-                                 self._now, *padded)
-            return [list_row(row) for row in rows]
-        build = partial(_page, self._scope.key, self._filters, self._sort, tuple(values), start, stop)
-        rows = prepared.rows(("subscription-page", *self._shape, self._sort, start, stop), build,
-                             *self._scope.values, *values.values())
-        return [list_row(row) for row in rows[: cut.stop - start]]
+    @property
+    def billing_label(self) -> str:
+        return _BILLING_LABELS.get(self.billing_frequency, self.billing_frequency)
 
 
-# The build functions of the prepared queries: every value that varies comes in as a marker (`ids_and_values`:
-# the scope's ids, then the named values); the other arguments are the query's shape, all in its key.
-
-def _filtered_subscriptions(scope_key: tuple, filters: "ListFilters", names: tuple, *ids_and_values) -> QuerySet:
-    split = len(ids_and_values) - len(names)
-    subscriptions = access.scoped_subscriptions(scope_key, *ids_and_values[:split])
-    return filter_subscriptions(subscriptions, filters, **dict(zip(names, ids_and_values[split:])))
+_STATUS_LABELS = dict(Status.choices)
+_TERM_LABELS = dict(Term.choices)
+_BILLING_LABELS = dict(BillingFrequency.choices)
 
 
-def _page(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, start: int, stop: int,
-          *ids_and_values) -> QuerySet:
-    ordered = order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort)
-    now = ids_and_values[len(ids_and_values) - len(names) + names.index("now")]
-    rows = with_list_columns(Subscription.objects.filter(pk__in=Subquery(ordered.values("pk")[start:stop])), now=now)
-    return rows.order_by(*ordered.query.order_by)
+# --- The rules the lists and the Home page share ------------------------------------------------------------
 
 
-def _counted_ids(scope_key: tuple, filters: "ListFilters", sort: str, names: tuple, start: int, stop: int,
-                 *ids_and_values) -> QuerySet:
-    ordered = order_subscriptions(_filtered_subscriptions(scope_key, filters, names, *ids_and_values), sort)
-    return ordered.annotate(counted=Window(Count("*"))).values_list("pk", "counted")[start:stop]
+def removable_lots(*, now: datetime) -> QuerySet:
+    """Q2, Q4: license lots whose licenses can still be removed now: window not closed, licenses left to remove,
+    of an active paid subscription (Q6: not suspended; TR4: not a trial). What the lists' badge, the 48-hour filter
+    and the Home page all read."""
+    return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"),
+                                  subscription__status=Status.ACTIVE, subscription__is_trial=False)
 
 
-def _rows_by_id(sort: str, now: datetime, *ids) -> QuerySet:
-    # The ids come from the scoped, filtered list: a page's rows are read by them alone, in the list's order.
-    return with_list_columns(order_subscriptions(Subscription.objects.filter(pk__in=ids), sort), now=now)
+def removal_windows_closing(*, now: datetime) -> QuerySet:
+    """The removable lots (`removable_lots`) whose window closes within 48 hours: the Home page's list and the
+    "removal window closes within 48 h" filter."""
+    return removable_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON)
 
 
-def list_page(scope, filters: "ListFilters", number, *, sort: str, allowed: list[str], default: str,
-              now: datetime) -> tuple[Page, str]:
-    """A page of the subscriptions of this scope (portal.access.subscription_scope) with these filters, sorted by
-    `sort` if allowed (else `default`; see `order_subscriptions`), with the list's columns; and the sort applied.
-    One query, and a COUNT past the first page, whatever their number (the window filter: its count comes with
-    its page, on every page)."""
-    sort = allowed_sort(sort, allowed=allowed, default=default)
-    subscriptions = SubscriptionList(scope, filters, sort, now=now)
-    counted = (lambda rows: subscriptions.counted) if filters.window_soon else None
-    return SmallListPaginator(subscriptions, LIST_PAGE_SIZE, count_field=counted).get_page(number), sort
+def renewing_soon(subscriptions: QuerySet, *, today: date) -> QuerySet:
+    """N1, N2: the auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days: the Home
+    page's list and the "renews within 30 days" filter."""
+    return subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=today,
+                                term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS))
+
+
+# --- The subscription page (S2) ----------------------------------------------------------------------------
+
+AUDIT_SHOWN = 100  # the page's audit trail: the latest entries
+
+
+def subscription_page() -> QuerySet:
+    """Subscriptions with what their page (and `actions.allowed_actions`, and the services it shows the verdicts of)
+    reads: the offer with its product, publisher and availabilities, the reseller, the order line and order, the
+    base subscription and its offer; the license lots, billing lines and scheduled changes (each upgrade's target
+    with its availabilities). To be scoped (portal.access.get_subscription)."""
+    return Subscription.objects.select_related(
+        "sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku",
+    ).prefetch_related(
+        "sku__availabilities", "seat_lots", "billing_lines",
+        Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku")
+                 .prefetch_related("target_sku__availabilities")),
+    )
+
+
+def addons_of(subscription: Subscription) -> list[Subscription]:
+    """The subscription's add-ons (A1), newest first, each with its offer."""
+    return list(Subscription.objects.filter(base_subscription=subscription).select_related("sku"))
+
+
+def audit_trail(subscription: Subscription) -> list[AuditEntry]:
+    """The subscription's latest audit entries (L1), newest first, each with who made it (only the names loaded)."""
+    return list(AuditEntry.objects.filter(subscription=subscription).select_related("actor")
+                .only(*(f.name for f in AuditEntry._meta.concrete_fields), "actor__username", "actor__first_name",
+                      "actor__last_name")[:AUDIT_SHOWN])
+
+
+# --- Filters ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ListFilters:
-    """What a list is filtered by, read from the query string; unknown values are ignored, not errors."""
+    """What a list is filtered by (subscriptions.filters.SubscriptionListForm reads them from the query string)."""
 
     status: str = ""
     offer: int | None = None  # one offer, by its id (the subscription page links to its offer's subscriptions)
-    offer_text: str = ""  # what is typed to find an offer to filter by (lower-cased): see `offers_matching`
     window_soon: bool = False
     renews_soon: bool = False
-
-    @classmethod
-    def from_query(cls, query) -> "ListFilters":
-        status = query.get("status", "")
-        offer = query.get("offer", "")
-        return cls(
-            status=status if status in Status.values else "",
-            # ASCII digits only, short enough for any database's integer
-            offer=int(offer) if offer.isascii() and offer.isdigit() and len(offer) <= 18 else None,
-            offer_text=" ".join(query.get("offer_name", "").split())[:OFFER_TEXT_MAX].lower(),
-            window_soon=query.get("window") == "48h",
-            renews_soon=query.get("renews") == "30d",
-        )
 
     @property
     def active(self) -> bool:
         return bool(self.status or self.offer is not None or self.window_soon or self.renews_soon)
 
 
-def filter_values(filters: ListFilters, *, now: datetime) -> dict:
-    """The values `filter_subscriptions` compares with, by name, for these filters at this time."""
-    values = {}
-    if filters.offer is not None:
-        values["offer"] = filters.offer
-    if filters.window_soon:
-        values.update(now=now, soon=now + WINDOW_SOON)
-    if filters.renews_soon:
-        today = now.date()
-        values.update(today=today, until=today + timedelta(days=RENEWS_SOON_DAYS))
-    return values
-
-
-def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, offer: int | None = None,
-                         now: datetime | None = None, soon: datetime | None = None, today: date | None = None,
-                         until: date | None = None) -> QuerySet:
-    """These subscriptions with the filters on, comparing with the values of `filter_values` (given apart from
-    the filters, so that a prepared query can give markers in their places)."""
+def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: datetime) -> QuerySet:
     if filters.status:
         subscriptions = subscriptions.filter(status=filters.status)
     if filters.offer is not None:
-        subscriptions = subscriptions.filter(sku_id=offer)
+        subscriptions = subscriptions.filter(sku_id=filters.offer)
     if filters.window_soon:
-        # A removal window closing within 48 hours, with licenses still removable (as on the home page). IN over
-        # the few lots closing soon, not EXISTS per subscription: the database reads those lots once.
-        closing = open_removal_lots(now=now).filter(window_ends_at__lte=soon).values("subscription_id")
-        subscriptions = subscriptions.filter(pk__in=closing, status=Status.ACTIVE, is_trial=False)
+        # IN over the few lots closing soon, not EXISTS per subscription: the database reads those lots once.
+        subscriptions = subscriptions.filter(pk__in=removal_windows_closing(now=now).values("subscription_id"))
     if filters.renews_soon:
-        # N1, N2: auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days.
-        subscriptions = subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=today,
-                                             term_end__lte=until)
+        subscriptions = renewing_soon(subscriptions, today=now.date())
     return subscriptions
 
 
-def allowed_sort(sort: str, *, allowed: list[str], default: str) -> str:
-    """`sort` ("name", "-name", ...) if its column is allowed, else `default`."""
-    return sort if sort.removeprefix("-") in allowed else default
+def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
+    """The list's columns as values for `ListRow`, with `reduce_until`: the latest end of the removal windows still
+    usable now among the subscription's lots (`removable_lots`), or None; a correlated subquery on the lots'
+    (subscription) index, in the same query."""
+    latest = (removable_lots(now=now).filter(subscription=OuterRef("pk")).order_by("-window_ends_at")
+              .values("window_ends_at")[:1])
+    return subscriptions.annotate(reduce_until=Subquery(latest)).values_list(*LIST_VALUES)
 
 
-def order_subscriptions(subscriptions: QuerySet, sort: str) -> QuerySet:
-    """Orders by `sort` ("name", "-name", ...; see `allowed_sort`); ties by id, so pages are stable.
-
-    The ties go the sort's way (id descending under a descending sort): an index on (customer, column, id) then
-    serves both directions without a sort, which a deep page of a big customer would otherwise pay for."""
-    descending = sort.startswith("-")
-    # Blanks (no reseller, no term end yet) first going up and last going down, on every database.
-    columns = [F(c).desc(nulls_last=True) if descending else F(c).asc(nulls_first=True)
-               for c in SORT_COLUMNS[sort.removeprefix("-")]]
-    return subscriptions.order_by(*columns, "-pk" if descending else "pk")
-
-
-# The offer filter's candidates are checked in batches of these sizes, in name order, until more than the page shows
-# are found (each batch padded to its size with copies of its first id, so that a few prepared queries serve any
-# number of candidates); past the last size, more batches of that size.
-_MATCH_BATCHES = (16, 64, 256, 1024, 4096)
+def offers_matching(subscriptions: QuerySet, text: str, *, wanted: int) -> list[tuple[int, str]]:
+    """(sku id, name) of the first `wanted` offers, by name, of these subscriptions whose name, product, publisher
+    or SKU id contains `text`: what the offer filter offers to pick from. The partner picks one; the list is then
+    filtered by that offer's id, which reads only its subscriptions."""
+    held = subscriptions.filter(sku=OuterRef("pk"))
+    matching = (Q(name__icontains=text) | Q(product__name__icontains=text)
+                | Q(product__publisher__name__icontains=text) | Q(sku_id__icontains=text))
+    return list(Sku.objects.filter(matching).filter(Exists(held)).order_by("name", "pk")
+                .values_list("pk", "name")[:wanted])
 
 
-def offers_matching(scope, text: str, *, wanted: int) -> list[tuple[int, str]]:
-    """(sku id, name) of the first `wanted` offers of this scope's subscriptions (portal.access.subscription_scope),
-    by name, whose name, product, publisher or SKU id contains `text` (lower-cased): what the offer filter offers to
-    pick from. The offers are matched in this process's copy of the catalog, as the catalog's own search matches
-    them, then kept if held, with an EXISTS per offer on the (sku, customer) index: a batch of them at a time, the
-    next batch only if the first ones did not give `wanted`. The partner picks one; the list is then filtered by
-    that offer's id, which reads only its subscriptions (a filter by every matching offer would read and sort all of
-    theirs)."""
-    matching = catalog_snapshot().matching(text)
-    found: list[tuple[int, str]] = []
-    start = 0
-    for n in range(len(matching)):
-        if start >= len(matching) or len(found) >= wanted:
-            break
-        size = _MATCH_BATCHES[min(n, len(_MATCH_BATCHES) - 1)]
-        batch = list(matching[start:start + size])
-        start += size
-        padded = batch + batch[:1] * (size - len(batch))
-        build = partial(_held_offers, scope.key, len(scope.values))
-        found += prepared.rows(("offers-held", scope.key, size), build, *scope.values, *padded)
-    return found[:wanted]
+# --- Sorting and seek pagination ----------------------------------------------------------------------------
 
 
-def _held_offers(scope_key: tuple, id_count: int, *ids_and_skus) -> QuerySet:
-    held = access.scoped_subscriptions(scope_key, *ids_and_skus[:id_count]).filter(sku=OuterRef("pk"))
-    return (Sku.objects.filter(pk__in=ids_and_skus[id_count:]).filter(Exists(held))
-            .order_by("name", "pk").values_list("pk", "name"))
+def sort_key(sort: str) -> tuple[tuple[str, ...], bool]:
+    """The columns of `sort` ("name", "-name", ...; one of SORT_COLUMNS) with the id last, and whether descending."""
+    return (*SORT_COLUMNS[sort.removeprefix("-")], "pk"), sort.startswith("-")
+
+
+def order_subscriptions(subscriptions: QuerySet, sort: str, *, reverse: bool = False) -> QuerySet:
+    """Ordered by `sort`, ties by id in the sort's direction: each column ASC or DESC with the NULLS order its
+    index has (none given: on PostgreSQL an explicit NULLS FIRST going up made the same page 150 times slower),
+    so the database reads the page in index order. `reverse`: the other way (the page before a cursor)."""
+    columns, descending = sort_key(sort)
+    descending = descending != reverse
+    return subscriptions.order_by(*(F(c).desc() if descending else F(c).asc() for c in columns))
+
+
+def encode_cursor(values: tuple) -> str:
+    """A cursor naming a row of a list by its sort key's values (`sort_key`), for the query string."""
+    text = json.dumps([str(v) if isinstance(v, (UUID, date)) else v for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple:
+    """The sort key's values a cursor of `sort` names; ValidationError for anything else (a cursor of another
+    sort, text no cursor is)."""
+    columns, _ = sort_key(sort)
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationError("Not a position in this list.") from None
+    if not isinstance(values, list) or len(values) != len(columns):
+        raise ValidationError("Not a position in this list.")
+    decoded = []
+    for column, value in zip(columns, values, strict=True):
+        field = Subscription._meta.get_field("id" if column == "pk" else column.removesuffix("_id"))
+        field = getattr(field, "target_field", field)  # the customer's id, not a lookup of the customer
+        if value is None and column not in NULLABLE_COLUMNS or isinstance(value, (list, dict)):
+            raise ValidationError("Not a position in this list.")
+        # The column's own checks (type, length, choices, the database's integer range): ValidationError if not
+        decoded.append(None if value is None else field.clean(value, None))
+    return tuple(decoded)
+
+
+def _after(columns: tuple, values: tuple, *, descending: bool) -> Q:
+    """The rows after the row with these sort key values, in the order `order_subscriptions` gives (a row value
+    comparison written out, with each column's NULLs where the database orders them), and a bound on the first
+    column that the index can start its range from."""
+    nulls_largest = connections[Subscription.objects.db].features.nulls_order_largest
+    nulls_after = nulls_largest != descending  # whether a NULL comes after every value, in this direction
+    beyond = "lt" if descending else "gt"
+    after = Q(pk__in=[])  # nothing
+    equal = Q()
+    for column, value in zip(columns, values, strict=True):
+        if value is None:
+            further = Q(pk__in=[]) if nulls_after else Q(**{f"{column}__isnull": False})
+            same = Q(**{f"{column}__isnull": True})
+        else:
+            further = Q(**{f"{column}__{beyond}": value})
+            if column in NULLABLE_COLUMNS and nulls_after:
+                further |= Q(**{f"{column}__isnull": True})
+            same = Q(**{column: value})
+        after |= equal & further
+        equal &= same
+    first, value = columns[0], values[0]
+    if value is not None and not (first in NULLABLE_COLUMNS and nulls_after):
+        # Redundant with the above, but an index range the database can seek to rather than a filter it tests on
+        # every row from the start of the list.
+        after &= Q(**{f"{first}__{'lte' if descending else 'gte'}": value})
+    return after
+
+
+@dataclass
+class ListPage:
+    """One page of a list, read from a cursor (or page 1). `number` is for the eye: the page the links counted to."""
+
+    rows: list[ListRow]
+    number: int
+    count: int  # exact up to COUNT_BOUND; COUNT_BOUND + 1 means more
+    next_cursor: str | None
+    previous_cursor: str | None  # None on page 2: its Previous is page 1, without a cursor
+    has_previous: bool
+
+    @property
+    def object_list(self) -> list[ListRow]:
+        return self.rows
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+    @property
+    def count_exact(self) -> bool:
+        return self.count <= COUNT_BOUND
+
+    @property
+    def count_label(self) -> str:
+        return f"{self.count:,}" if self.count_exact else f"{COUNT_BOUND:,}+"
+
+    @property
+    def num_pages(self) -> int | None:
+        return max(1, -(-self.count // LIST_PAGE_SIZE)) if self.count_exact else None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+
+def bounded_count(subscriptions: QuerySet) -> int:
+    """How many, counted up to COUNT_BOUND + 1 (COUNT over a LIMIT: at most that many index entries read)."""
+    return subscriptions.order_by()[:COUNT_BOUND + 1].count()
+
+
+def list_page(subscriptions: QuerySet, *, sort: str, now: datetime, after: tuple | None = None,
+              before: tuple | None = None, number: int = 1) -> ListPage:
+    """A page of these (scoped, filtered) subscriptions sorted by `sort`: the one after the row `after` names, or
+    the one before the row `before` names (values of `sort_key`, from `decode_cursor`); without a cursor, page
+    `number` (an offset: for a page number typed or linked from elsewhere; the pages' own links carry cursors). With
+    the list's columns and the bounded count: two queries, whatever the number of subscriptions or the depth of a
+    page read from a cursor. With a cursor, `number` is the page number the links counted to, shown, not read."""
+    columns, descending = sort_key(sort)
+    count = bounded_count(subscriptions)
+    cursor = before if before is not None else after
+    if cursor is not None:
+        subscriptions = subscriptions.filter(_after(columns, cursor, descending=descending != (before is not None)))
+    ordered = with_list_columns(order_subscriptions(subscriptions, sort, reverse=before is not None), now=now)
+    offset = 0 if cursor is not None else (number - 1) * LIST_PAGE_SIZE
+    rows = [ListRow(*values) for values in ordered[offset:offset + LIST_PAGE_SIZE + 1]]
+    if not rows and offset:
+        # Past the end: the last page when the count says which, else the first.
+        number = -(-count // LIST_PAGE_SIZE) if 0 < count <= COUNT_BOUND else 1
+        offset = (number - 1) * LIST_PAGE_SIZE
+        rows = [ListRow(*values) for values in ordered[offset:offset + LIST_PAGE_SIZE + 1]]
+    more = len(rows) > LIST_PAGE_SIZE
+    rows = rows[:LIST_PAGE_SIZE]
+    if before is not None:
+        rows.reverse()
+        has_previous, has_next = more, True
+        number = max(2, number) if more else 1  # at the start of the list: page 1, whatever the link counted
+    else:
+        has_previous, has_next = after is not None or offset > 0, more
+        number = 1 if not has_previous else max(2, number)
+    key = lambda row: tuple(getattr(row, _ROW_FIELDS[c]) for c in columns)  # noqa: E731
+    return ListPage(
+        rows=rows, number=number, count=count,
+        next_cursor=encode_cursor(key(rows[-1])) if has_next and rows else None,
+        previous_cursor=encode_cursor(key(rows[0])) if has_previous and rows and number > 2 else None,
+        has_previous=has_previous and bool(rows))
+
+
+# A sort column -> the ListRow field holding its value.
+_ROW_FIELDS = {
+    "list_name": "name", "quantity": "quantity", "status": "status", "term": "term",
+    "billing_frequency": "billing_frequency", "term_end": "term_end", "auto_renew": "auto_renew",
+    "reseller_name": "reseller_name", "customer_name": "customer_name", "customer_id": "customer_id", "pk": "pk",
+}

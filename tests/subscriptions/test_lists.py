@@ -249,7 +249,10 @@ def test_s1_list_is_paginated(signed_in, customer):
     assert (len(ids(first)), len(ids(second))) == (25, 2)
     assert len(set(ids(first)) | set(ids(second))) == 27
     assert "Page 1 of 2 · 27 in all" in first
-    assert '<a class="btn" href="?sort=quantity&amp;page=2">Next</a>' in first
+    # and the Next link carries the position the second page starts after, and opens the same second page
+    next_link = re.search(r'<a class="btn" href="(\?sort=quantity&amp;page=2&amp;after=[\w-]+)">Next</a>', first)
+    assert next_link is not None
+    assert ids(signed_in.get(list_url(customer, next_link.group(1).replace("&amp;", "&"))).content.decode()) == ids(second)
 
 
 @pytest.mark.rule("S5")
