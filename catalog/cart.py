@@ -1,13 +1,13 @@
 """Cart services (K1, K4, K5, K11, K12). Each is one transaction and answers with RuleViolation."""
 
-import functools
 from datetime import date, datetime
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
-from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, TRIAL_LICENSES
+from catalog.models import TRIAL_LICENSES, Availability, Cart, CartAdditionalReseller, CartLine, Sku
 from portal.access import Action, partner_of, require
 from portal.models import Customer, Partner
 from portal.errors import RuleViolation
@@ -17,8 +17,8 @@ MAX_ADDITIONAL_RESELLERS = 5
 
 
 def _expire_if_due(cart: Cart, now: datetime) -> bool:
-    # K12: an unpurchased cart expires 7 days after it was created.
-    if cart.status == Cart.Status.OPEN and now >= cart.expires_at:
+    """K12 (`Cart.is_past_its_time`): an open cart past its time is stored as expired; True if it is no longer open."""
+    if cart.status == Cart.Status.OPEN and cart.is_past_its_time(now):
         cart.status = Cart.Status.EXPIRED
         cart.save(update_fields=["status"])
         return True
@@ -26,93 +26,31 @@ def _expire_if_due(cart: Cart, now: datetime) -> bool:
 
 
 def current_cart(customer: Customer, user, now: datetime) -> Cart | None:
-    """The user's open cart for this customer, expiring it first if its time is up."""
-    cart = Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN).first()
+    """The user's open cart for this customer with its reseller, expiring it first if its time is up (K12)."""
+    cart = Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN).select_related("reseller").first()
     if cart is not None and _expire_if_due(cart, now):
         return None
+    if cart is not None:
+        cart.customer = customer  # the same row, already read: the rules read it
     return cart
 
 
-_LINE_FIELDS = tuple(f.attname for f in CartLine._meta.concrete_fields)  # id, cart_id, availability_id, ...
-_CART_FIELDS = tuple(f.attname for f in Cart._meta.concrete_fields)
-# What the cart page shows of the reseller (in the model's field order, as from_db reads them); others load if read.
-_RESELLER_FIELDS = tuple(f.attname for f in Partner._meta.concrete_fields if f.attname in {"id", "name", "partner_id"})
+def open_cart_or_conflict(customer: Customer, user, now: datetime) -> Cart:
+    """The open cart a cart page's form acts on; none (purchased or expired since the page was drawn, K12) is 409."""
+    cart = current_cart(customer, user, now)
+    if cart is None:
+        raise RuleViolation("K12", "There is no open cart for this customer (it was purchased or has expired).",
+                            conflict=True)
+    return cart
 
 
-@functools.cache
-def _open_cart_query(alias: str) -> tuple[str, list[tuple]]:
-    """The SQL of `open_cart_with_lines`, and each column's converters (what the ORM applies to a value it reads:
-    SQLite answers dates and times as text). Built once per database: composing this query with the ORM on every
-    request cost more than running it."""
-    connection = connections[alias]
-    columns = [("c", Cart, f) for f in _CART_FIELDS] + [("r", Partner, f) for f in _RESELLER_FIELDS] + [
-        ("l", CartLine, f) for f in _LINE_FIELDS]
-    converters = []
-    for _, model, attname in columns:
-        col = next(f for f in model._meta.concrete_fields if f.attname == attname).get_col(model._meta.db_table)
-        converters.append((connection.ops.get_db_converters(col) + col.get_db_converters(connection), col))
-    quote = connection.ops.quote_name
-    select = ", ".join(f"{table}.{quote(next(f for f in model._meta.concrete_fields if f.attname == attname).column)}"
-                       for table, model, attname in columns)
-    sql = (f"SELECT {select} FROM {quote(Cart._meta.db_table)} c"
-           f" LEFT OUTER JOIN {quote(Partner._meta.db_table)} r ON r.id = c.reseller_id"
-           f" LEFT OUTER JOIN {quote(CartLine._meta.db_table)} l ON l.cart_id = c.id"
-           " WHERE c.customer_id = %s AND c.owner_id = %s AND c.status = %s ORDER BY c.id, l.added_at, l.id")
-    return sql, converters
-
-
-def _open_cart_rows(customer: Customer, user) -> list[tuple]:
-    connection = connections[Cart.objects.db]
-    sql, converters = _open_cart_query(connection.alias)
-    params = [Customer._meta.pk.get_db_prep_value(customer.pk, connection), user.pk, Cart.Status.OPEN.value]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    converted = []
-    for row in rows:
-        values = []
-        for value, (column_converters, col) in zip(row, converters, strict=True):
-            for converter in column_converters:
-                value = converter(value, col, connection)
-            values.append(value)
-        converted.append(tuple(values))
-    return converted
-
-
-def open_cart_with_lines(customer: Customer, user, now: datetime, snapshot) -> tuple[Cart | None, list[CartLine]]:
-    """The cart page's read: the user's open cart for this customer with its reseller and lines, in one query.
-
-    The lines' offers come from the catalog snapshot (`catalog.listing.catalog_snapshot()`), not the database.
-    Like `current_cart`, it expires the cart first if its time is up (K12).
-    """
-    rows = _open_cart_rows(customer, user)
-    if not rows:
-        return None, []
-    db, n_cart, n_reseller = Cart.objects.db, len(_CART_FIELDS), len(_RESELLER_FIELDS)
-    cart = Cart.from_db(db, None, rows[0][:n_cart])
-    cart.customer = customer
-    reseller = rows[0][n_cart:n_cart + n_reseller]
-    if reseller[0] is not None:
-        cart.reseller = Partner.from_db(db, _RESELLER_FIELDS, reseller)
-    if _expire_if_due(cart, now):
-        return None, []
-    lines = [_line(cart, row[n_cart + n_reseller:], snapshot)
-             for row in rows if row[0] == cart.pk and row[n_cart + n_reseller] is not None]
-    return cart, lines
-
-
-def cart_lines(cart: Cart, snapshot) -> list[CartLine]:
-    """A cart's lines (one query), their offers from the catalog snapshot."""
-    return [_line(cart, values, snapshot) for values in CartLine.objects.filter(cart=cart).values_list(*_LINE_FIELDS)]
-
-
-def _line(cart: Cart, values: tuple, snapshot) -> CartLine:
-    line = CartLine.from_db(CartLine.objects.db, None, values)
-    line.cart = cart
-    # A line added after the snapshot's version was read may name an offer it lacks: read that one.
-    line.availability = snapshot.availability(line.availability_id) or Availability.objects.select_related(
-        "sku__product__publisher").get(pk=line.availability_id)
-    return line
+def cart_lines(cart: Cart) -> list[CartLine]:
+    """A cart's lines in the order they were added, each with its offer as the rules and the cart page read it
+    (product, publisher, add-on bases, exclusive partners): four queries, whatever the number of lines."""
+    return list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
+        Prefetch("availability__sku__base_skus", queryset=Sku.objects.only("id", "name").order_by()),
+        Prefetch("availability__sku__exclusive_partners", queryset=Partner.objects.only("id").order_by()),
+    ).order_by("added_at", "pk"))
 
 
 def last_expired_cart(customer: Customer, user) -> Cart | None:
@@ -221,7 +159,7 @@ def _locked_line(cart: Cart, line_id: int) -> CartLine:
 def _open_for_change(cart: Cart, now: datetime, version: int | str | None) -> Cart:
     """The cart locked at the version the page showed (portal/versions.py), bumped, and still open."""
     cart = lock_version(Cart.objects.all(), pk=cart.pk, version=version, noun="cart")
-    if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):
+    if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):  # K12
         raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
     return cart
 

@@ -51,7 +51,7 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
         # What is bought is what the page showed: a line added or changed from another tab since makes it stale.
         check_version(cart, version, noun="cart")
         bump_version(cart)
-        if cart.status == Cart.Status.EXPIRED or now >= cart.expires_at:
+        if cart.is_past_its_time(now):  # K12
             raise RuleViolation("K12", f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.", conflict=True)
         if reseller_id is not UNCHANGED and reseller_id != cart.reseller_id:
             cart.reseller = resolve_reseller(member.partner, reseller_id)
@@ -93,7 +93,7 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
             raise RuleViolations(errors)
 
         currency = lines[0].availability.currency
-        charges = {l.pk: line_first_charge(l, now.date()) for l in lines}
+        charges = {line.pk: line_first_charge(line, now.date()) for line in lines}
         order = Order.objects.create(
             customer=cart.customer, cart=cart, placed_by=actor, created_at=now, currency=currency,
             total=sum(charges.values(), Decimal("0.00")),
@@ -101,11 +101,11 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
             reseller=cart.reseller,
         )
         OrderLine.objects.bulk_create([
-            OrderLine(order=order, availability=l.availability, sku=l.availability.sku, quantity=l.quantity,
-                      term=l.availability.term, billing_frequency=l.availability.billing_frequency,
-                      unit_price=l.availability.unit_price, currency=l.availability.currency,
-                      aligned_end_date=l.aligned_end_date, first_charge=charges[l.pk])
-            for l in lines
+            OrderLine(order=order, availability=line.availability, sku=line.availability.sku, quantity=line.quantity,
+                      term=line.availability.term, billing_frequency=line.availability.billing_frequency,
+                      unit_price=line.availability.unit_price, currency=line.availability.currency,
+                      aligned_end_date=line.aligned_end_date, first_charge=charges[line.pk])
+            for line in lines
         ])
         OrderAdditionalReseller.objects.bulk_create([
             OrderAdditionalReseller(order=order, partner=a.partner, position=a.position) for a in additional

@@ -2,8 +2,8 @@
 
 One function, `refusal`, answers for one offer; the catalog page, adding to the cart and the
 purchase all call it, so the page never offers what the server refuses. `listing_refusal` is the
-part of it that decides whether an offer is listed at all (C3, C5), which the catalog page applies to its
-in-memory copy of the catalog (catalog/listing.py).
+part of it that decides whether an offer is listed at all (C3, C5), which the catalog page applies to every
+offer's `ListingFacts` (catalog/listing.py) before it loads the page's offers.
 """
 
 import math
@@ -87,8 +87,9 @@ def buying_context(customer: Customer, partner: Partner, cart: Cart | None = Non
 
 
 @dataclass(frozen=True, slots=True)
-class OfferFacts:
-    """What the rules read about one offer, from a loaded `Sku` (`of`) or from plain rows (the catalog page)."""
+class ListingFacts:
+    """What `listing_refusal` reads of one offer (C3, C5, A1): few enough columns to read for every offer of the
+    catalog in one plain query (catalog/listing.py), so only the page's offers are loaded as models."""
 
     pk: int
     segments: tuple[str, ...]
@@ -97,6 +98,12 @@ class OfferFacts:
     base_ids: frozenset[int]
     base_names: tuple[str, ...]  # sorted
     countries: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFacts(ListingFacts):
+    """What the rules read about one offer, from a loaded `Sku` (`of`)."""
+
     is_isv: bool
     offered_through_csp: bool
     exclusive_ids: frozenset[int]
@@ -118,12 +125,11 @@ class OfferFacts:
         )
 
 
-def listing_refusal(offer: OfferFacts, ctx: BuyingContext) -> Refusal | None:
+def listing_refusal(offer: ListingFacts, ctx: BuyingContext) -> Refusal | None:
     """The rules that keep an offer off this customer's catalog altogether (C3, C5, A1); `refusal` applies them first.
 
     It reads only the customer's segment and billing country and the offers it owns or has in the cart
-    (`ctx.live`, `ctx.cart_sku_ids`), and the offer's segments, is_addon, commerce, base_ids, base_names and
-    countries: the catalog page (catalog/listing.py) caches its listings on exactly these, so keep them in step.
+    (`ctx.live`, `ctx.cart_sku_ids`), and the offer's `ListingFacts`.
     """
     customer = ctx.customer
     # C3: sold to the customer's segment only.
@@ -147,8 +153,7 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     """The first rule that stops this customer buying this offer now, or None.
 
     A `Sku` should come with its product, publisher, base_skus and exclusive_partners loaded
-    (see `offer_queryset`) so a page of offers costs no query per offer; the catalog page passes
-    `OfferFacts` built from plain rows instead (catalog/listing.py).
+    (see `offer_queryset`) so a page of offers costs no query per offer.
     """
     offer = sku if isinstance(sku, OfferFacts) else OfferFacts.of(sku)
     hidden = listing_refusal(offer, ctx)
@@ -217,8 +222,9 @@ def base_licenses(sku: Sku, customer: Customer, cart_quantities: dict[int, int])
 
 def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quantities: dict[int, int]) -> Refusal | None:
     """K8 minimum/maximum, and the add-on limits K6 and K7 (on the add-on's total: held + ordered + this line)."""
-    if quantity < sku.min_quantity or quantity > sku.max_quantity:
-        return Refusal("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.")
+    out_of_range = sku.quantity_refusal(quantity)
+    if out_of_range:
+        return Refusal("K8", out_of_range)
     if sku.addon_limit:
         base = base_licenses(sku, customer, cart_quantities)
         held = _licenses([sku.pk], customer, {})
@@ -241,3 +247,20 @@ def subscription_limit_refusal(ctx: BuyingContext, new_lines: int) -> Refusal | 
     if ctx.live_count + new_lines > limit:
         return Refusal("K8", f"This purchase would give the customer {ctx.live_count + new_lines:,} subscriptions; the limit is {limit:,}.")
     return None
+
+
+def addons_for(base: Subscription) -> list[Sku]:
+    """A3: the traditional add-ons of the base subscription's offer that its customer may buy from the base's page:
+    sold to the customer's segment (C3) and region (C5), for the base's term and billing frequency (A5: only those can
+    end with it), by name; each with its product, publisher and availabilities."""
+    customer = base.customer
+    candidates = (
+        Sku.objects.filter(base_skus=base.sku_id, is_addon=True, commerce=Sku.Commerce.TRADITIONAL)
+        .filter(availabilities__term=base.term, availabilities__billing_frequency=base.billing_frequency)
+        .distinct()
+        .select_related("product__publisher")
+        .prefetch_related(Prefetch("availabilities", queryset=Availability.objects.order_by("term", "billing_frequency")))
+        .order_by("name", "pk")
+    )
+    return [sku for sku in candidates if customer.segment in sku.segment_list
+            and (not sku.country_list or customer.billing_country in sku.country_list)]

@@ -140,6 +140,14 @@ class Sku(models.Model):
     def is_license_based(self) -> bool:
         return self.product.billing_type == Product.BillingType.LICENSE
 
+    def quantity_refusal(self, quantity: int) -> str | None:
+        """K8: why `quantity` licenses of this offer can't be bought (or held), or None. The one test of the offer's
+        minimum and maximum: the cart, the checkout, the quantity changes, upgrades, conversions and add-ons ask it,
+        and the catalog's card draws its quantity field's bounds from the same two columns."""
+        if self.min_quantity <= quantity <= self.max_quantity:
+            return None
+        return f"{self.name} is sold in quantities from {self.min_quantity:,} to {self.max_quantity:,}."
+
 
 class Availability(models.Model):
     """A way to buy a SKU: term, billing frequency and unit price per license per billing period."""
@@ -259,6 +267,11 @@ class Cart(models.Model):
     @property
     def expires_at(self):
         return self.created_at + timedelta(days=settings.CSP_CART_LIFETIME_DAYS)
+
+    def is_past_its_time(self, now) -> bool:
+        """K12: an unpurchased cart expires CSP_CART_LIFETIME_DAYS after it was created (stored as expired, or not
+        yet). The one test: the cart services, the purchase and the pages ask it."""
+        return self.status == self.Status.EXPIRED or (self.status == self.Status.OPEN and now >= self.expires_at)
 
 
 class CartLine(models.Model):
