@@ -11,6 +11,7 @@ import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 
 from catalog.models import TRIAL_LICENSES, BillingFrequency, Term
 from portal.forms import IdField, IsoDateField, QuantityField, TextField, VersionField, whole_number
@@ -254,12 +255,21 @@ class TransferCompleteForm(VersionedForm):
     subscriptions = PickedField(required=False)
 
 
+class ServiceTextField(forms.CharField):
+    """A text the service checks whole (accept_relationship refuses control characters, NUL among them, in its own
+    words), so this field passes it on as typed, NUL included."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, strip=False, **kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class AcceptRelationshipForm(forms.Form):
     """TF1, the customer's page: their organisation's details, judged by the service."""
 
-    company_name = TextField(what="A company name")
-    billing_country = TextField(what="A country")
-    segment = TextField(what="A segment")
+    company_name = ServiceTextField()
+    billing_country = ServiceTextField()
+    segment = ServiceTextField()
 
 
 class MailboxForm(forms.Form):
