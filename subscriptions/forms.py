@@ -19,6 +19,15 @@ from portal.forms import IdField, IsoDateField, QuantityField, TextField, Versio
 NATURAL_END = "natural"  # the Manage renewal panel's "Natural end" (posted as ""), for the service's NATURAL_END
 
 
+class ServiceTextField(forms.CharField):
+    """A text the service checks whole (accept_relationship refuses control characters, NUL among them, in its own
+    words), so this field passes it on as typed, NUL included."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, strip=False, **kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class VersionedForm(forms.Form):
     """A confirmation (suspend, reactivate, cancel, the publisher's set-up, a transfer's cancel): only the version."""
 
@@ -140,9 +149,10 @@ class UnscheduleForm(VersionedForm):
 
 
 class NextChargeFrequencyForm(VersionedForm):
-    """N7: which frequencies the subscription can switch to is the service's answer (cycles.py)."""
+    """N7: which frequencies the subscription can switch to is the service's answer (cycles.py), so the value is
+    passed on as posted (one that is not a frequency, NUL included, is refused there before any query)."""
 
-    billing_frequency = TextField(what="A billing frequency")
+    billing_frequency = ServiceTextField()
 
 
 class UpgradeForm(VersionedForm):
@@ -253,15 +263,6 @@ class TransferCompleteForm(VersionedForm):
     answer (a pick the page no longer shows is a 409 there, as the page is out of date)."""
 
     subscriptions = PickedField(required=False)
-
-
-class ServiceTextField(forms.CharField):
-    """A text the service checks whole (accept_relationship refuses control characters, NUL among them, in its own
-    words), so this field passes it on as typed, NUL included."""
-
-    def __init__(self, **kwargs):
-        super().__init__(required=False, strip=False, **kwargs)
-        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
 
 
 class AcceptRelationshipForm(forms.Form):

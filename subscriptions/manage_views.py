@@ -353,9 +353,8 @@ def next_charge_frequency(request, customer_id, subscription_id):
     if request.method != "POST":
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
     form = NextChargeFrequencyForm(request.POST)
+    form.is_valid()  # the frequency as posted: which ones it can switch to is the service's answer (N7)
     try:
-        if not form.is_valid():
-            raise RuleViolation("N7", first_error(form), field="billing_frequency")  # a NUL: shown like N7's refusals
         updated = cycles.set_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
                                                    version=form.cleaned_data["version"],
                                                    billing_frequency=form.cleaned_data["billing_frequency"],

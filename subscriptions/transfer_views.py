@@ -108,17 +108,20 @@ def transfer_file(request):
     if "customer" not in form.cleaned_data:
         raise Http404("No such customer.")  # not an id: like one outside the partner's customers (T3)
     customer = get_object_or_404(access.customers_for(request.user), pk=form.cleaned_data["customer"])
-    try:
-        if not valid:
-            raise RuleViolation("TF2", first_error(form))
-        transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
-                                         source_partner_id=form.cleaned_data["source_partner_id"],
-                                         notification_email=form.cleaned_data["notification_email"])
-    except RuleViolation as violation:
-        return render(request, "subscriptions/transfers.html",
-                      _list_context(request, now, error=violation.message, transfer_form=form), status=violation.status)
-    messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
-    return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
+    status = 422
+    if valid:
+        try:
+            transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
+                                             source_partner_id=form.cleaned_data["source_partner_id"],
+                                             notification_email=form.cleaned_data["notification_email"])
+        except RuleViolation as violation:
+            refuse(form, violation)
+            status = violation.status
+        else:
+            messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
+            return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
+    return render(request, "subscriptions/transfers.html",
+                  _list_context(request, now, error=first_error(form), transfer_form=form), status=status)
 
 
 def _detail_context(request, transfer, now) -> dict:
@@ -196,9 +199,8 @@ def relationship_accept(request, token):
     if request.method != "POST":
         return render(request, ACCEPT_PAGE, context)
     form = AcceptRelationshipForm(request.POST)
+    form.is_valid()  # it passes the details on as typed: the service judges them (TF1)
     try:
-        if not form.is_valid():
-            raise RuleViolation("TF1", first_error(form))
         relationship = accept_relationship(token=token, actor=request.user, now=now, **form.cleaned_data)
     except RelationshipLinkError as refused:  # used (a second click) or expired since the page was read
         return render(request, ACCEPT_PAGE, _accept_context(request, link_error=refused.message), status=refused.status)
@@ -206,6 +208,7 @@ def relationship_accept(request, token):
         context["error"] = str(refused)
         return render(request, ACCEPT_PAGE, context, status=403)
     except RuleViolation as violation:
+        refuse(form, violation)
         context.update(form={name: form[name].value() or "" for name in form.fields}, accept_form=form,
                        error=violation.message)
         return render(request, ACCEPT_PAGE, context, status=violation.status)
