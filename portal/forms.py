@@ -1,33 +1,161 @@
-"""Parsing of the few raw inputs that views read, with messages a partner understands."""
+"""The form fields the portal's forms share, with messages a partner understands, and the check of a `next` URL.
+
+Each field parses one shape of input (a licence count, an id, a date, a line of text, the page's version) and refuses
+what is not that shape with a sentence; whether the value is allowed (an offer's minimum, a listed target) is the
+service's rule, not the field's. The `parse_*` functions below them are the older way the catalog's views and the
+tenancy lookups still read raw values; they go once nothing calls them.
+"""
 
 from datetime import date
 from uuid import UUID
 
+from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal.errors import RuleViolation
 
 MAX_QUANTITY_INPUT = 1_000_000
+# Past any 64-bit count; and int() of thousands of digits is slow or refused (a ValueError past 4,300).
+MAX_DIGITS = 18
+NOT_A_QUANTITY = "Enter the number of licenses as a whole number of at least 1."
+
+
+def whole_number(raw) -> int | None:
+    """ASCII digits (leading zeros allowed) as an int; None for anything else, or for more than MAX_DIGITS of them.
+    Not int(): it reads "１２", "٣", " -1", "1_000" too."""
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > MAX_DIGITS:
+        return None
+    return int(text)
+
+
+class QuantityField(forms.Field):
+    """A number of licenses: a whole number from 1 to 1,000,000. An offer's own minimum and maximum (K8) are the
+    service's to check; this bound only keeps what no offer sells out of the arithmetic."""
+
+    widget = forms.NumberInput
+    default_error_messages = {
+        "required": NOT_A_QUANTITY,
+        "invalid": NOT_A_QUANTITY,
+        "too_long": "That is more licenses than any offer allows.",
+        "too_many": "%(value)s licenses is more than any offer allows.",
+    }
+
+    def to_python(self, value):
+        text = str(value if value is not None else "").strip()
+        if text in self.empty_values:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if len(text.lstrip("0")) > MAX_DIGITS:
+            raise ValidationError(self.error_messages["too_long"], code="too_long")
+        number = int(text)
+        if number < 1:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if number > MAX_QUANTITY_INPUT:
+            raise ValidationError(self.error_messages["too_many"], code="too_many", params={"value": f"{number:,}"})
+        return number
+
+    def widget_attrs(self, widget):
+        return {**super().widget_attrs(widget), "min": "1"}
+
+
+class IdField(forms.Field):
+    """A row's whole-number id (an offer, a scheduled change) as a form sends it; whether it names one the person may
+    pick is the service's answer."""
+
+    widget = forms.HiddenInput
+    default_error_messages = {"invalid": "Choose one of the listed options."}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        number = whole_number(value)
+        if number is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
+class TextField(forms.CharField):
+    """A line of text, stripped. A NUL is refused with `what` in the sentence: no column can store one, and
+    PostgreSQL refuses it even in a query (Django's CharField refuses it too; this says which field)."""
+
+    def __init__(self, *, what: str, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.error_messages["null_characters_not_allowed"] = f"{what} contains a character that is not allowed (NUL)."
+
+
+class IsoDateField(forms.Field):
+    """A date as YYYY-MM-DD (what a date <select> or <input type="date"> sends); the refusal quotes what was sent."""
+
+    default_error_messages = {"invalid": "%(value)s is not a date (YYYY-MM-DD)."}
+
+    def to_python(self, value):
+        text = str(value if value is not None else "").strip()
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid",
+                                  params={"value": repr(text[:20])}) from None
+
+
+class VersionField(forms.Field):
+    """The version the page was drawn with (portal/versions.py), handed to the service as posted. It never refuses:
+    the service compares it after its role check (403 before 409) and answers a missing, tampered or stale one with
+    409, changing nothing; a 422 here would hide that the page is out of date."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        return "" if value is None else str(value)
+
+    def run_validators(self, value):
+        pass  # the service's to judge, whatever it is
+
+
+class NextUrlField(forms.Field):
+    """Where to go after the form: a path of this site (`is_safe_next`), else None; a refused `next` is dropped, not
+    an error, so it can never fail a change already made."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        return value if isinstance(value, str) and value else None
+
+
+def refuse(form: forms.Form, violation: RuleViolation) -> None:
+    """Puts a service's refusal on the form: next to its field when the service named one the form has."""
+    form.add_error(violation.field if violation.field in form.fields else None, violation.message)
+
+
+def first_error(form: forms.Form) -> str:
+    """The sentence for the page's error bar: the form's first refusal (each also shows next to its field)."""
+    for errors in form.errors.values():
+        return errors[0]
+    return ""
 
 
 def parse_quantity(raw, *, rule: str = "K8") -> int:
-    text = str(raw if raw is not None else "").strip()
-    if not (text.isascii() and text.isdigit()):
-        raise RuleViolation(rule, "Enter the number of licenses as a whole number of at least 1.", field="quantity")
-    if len(text.lstrip("0")) > 18:
-        # Past any 64-bit count, and int() of thousands of digits is slow or refused (a ValueError past 4,300).
-        raise RuleViolation(rule, "That is more licenses than any offer allows.", field="quantity")
-    value = int(text)
-    if value < 1:
-        raise RuleViolation(rule, "Enter the number of licenses as a whole number of at least 1.", field="quantity")
-    if value > MAX_QUANTITY_INPUT:
-        raise RuleViolation(rule, f"{value:,} licenses is more than any offer allows.", field="quantity")
-    return value
+    """QuantityField's answer, as a RuleViolation (for the views that do not have a form yet)."""
+    try:
+        return QuantityField().clean(raw)
+    except ValidationError as refused:
+        raise RuleViolation(rule, refused.messages[0], field="quantity") from None
 
 
 def parse_int(raw) -> int | None:
-    text = str(raw if raw is not None else "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+    number = whole_number(raw)
+    return number if number is not None and number < 10**11 else None
 
 
 def parse_uuid(raw) -> UUID | None:

@@ -1,5 +1,6 @@
-"""The subscription page (S2) and every action on it. Each action is one service call; a refusal
-re-renders the page with the reason (422, or 409 when the state moved on)."""
+"""The subscription page (S2) and every action on it. Each action is a form (subscriptions/forms.py) and one service
+call; a refusal re-renders the page with the form as typed and the reason next to its field (422, or 409 when the
+state moved on)."""
 
 from decimal import Decimal
 
@@ -7,19 +8,29 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django_htmx.http import HttpResponseClientRedirect
 from django.utils import timezone
 from django.views.decorators.http import require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.alignment import renewal_alignment_options
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
-from portal.forms import parse_date, parse_int, parse_quantity, parse_text
+from portal.forms import first_error, refuse
 from portal.errors import RuleViolation
-from portal.versions import posted_version
 
 from . import checks, cycles, selectors, services
 from .dates import term_end_for
+from .forms import (
+    AddonsForm,
+    AutoRenewForm,
+    NextChargeFrequencyForm,
+    QuantityForm,
+    QuantityPreviewForm,
+    RenameForm,
+    ScheduleRenewalForm,
+    UnscheduleForm,
+    VersionedForm,
+)
 from .models import ScheduledChange, Subscription
 from .pricing import line_total
 from .services.upgrades import upgrade_targets
@@ -78,6 +89,8 @@ def _detail_context(request, customer, subscription_id, **extra):
     context.update(_renewal_context(subscription, context["scheduled"], now, context["actions"], draft=draft))
     context.update(_next_charge_context(subscription, now))
     context.update(extra)
+    addons_form = context.get("addons_form") or AddonsForm()
+    context["addon_rows"] = addons_form.rows(context["eligible_addons"])
     return context
 
 
@@ -92,19 +105,18 @@ def _renewal_context(subscription: Subscription, scheduled, now, allowed, draft=
     targets = ([t.sku for t in upgrade_targets(subscription, now=now)]
                if allowed["manage_renewal"].allowed and subscription.term_end else [])
     if draft is not None:
-        raw_sku = draft.get("target_sku", "")
-        upgrade = next((t for t in targets if str(t.pk) == raw_sku), None) if raw_sku else None
+        form = ScheduleRenewalForm(draft, current_sku_id=subscription.sku_id)
+        form.is_valid()  # each field that parses is read; one that doesn't keeps its value (refused on submit)
+        chosen = form.cleaned_data
+        upgrade = next((t for t in targets if t.pk == chosen.get("target_sku")), None)
         values = {**values, "sku_id": upgrade.pk if upgrade else subscription.sku_id}
-        if draft.get("term") in Term.values:
-            values["term"] = draft["term"]
-        if draft.get("billing_frequency") in BillingFrequency.values:
-            values["billing_frequency"] = draft["billing_frequency"]
-        if parse_quantity_or_none(draft.get("quantity")):
-            values["quantity"] = parse_quantity_or_none(draft.get("quantity"))
-        try:
-            values["aligned_end_date"] = parse_date(draft.get("aligned_end_date", ""))
-        except RuleViolation:
-            values["aligned_end_date"] = None
+        if chosen.get("term") in Term.values:
+            values["term"] = chosen["term"]
+        if chosen.get("billing_frequency") in BillingFrequency.values:
+            values["billing_frequency"] = chosen["billing_frequency"]
+        if chosen.get("quantity"):
+            values["quantity"] = chosen["quantity"]
+        values["aligned_end_date"] = chosen.get("aligned_end_date")
     renews_on = upgrade or subscription.sku
     availabilities = list(subscription.sku.availabilities.all()) + list(renews_on.availabilities.all())
     terms = sorted({a.term for a in availabilities} | {subscription.term}, key=lambda t: TERM_MONTHS[t])
@@ -127,28 +139,6 @@ def _renewal_context(subscription: Subscription, scheduled, now, allowed, draft=
     return context
 
 
-def parse_quantity_or_none(raw) -> int | None:
-    try:
-        return parse_quantity(raw or "", rule="R1")
-    except RuleViolation:
-        return None
-
-
-def _renewal_choices(request, subscription: Subscription) -> dict:
-    """The SKU and end date posted from the Manage renewal panel. A field not posted keeps what is scheduled; an
-    empty one means the current SKU (no upgrade) or the natural end."""
-    choices = {}
-    raw_sku = request.POST.get("target_sku")
-    if raw_sku is not None:
-        choices["target_sku_id"] = subscription.sku_id if not raw_sku.strip() else parse_int(raw_sku)
-        if choices["target_sku_id"] is None:
-            raise RuleViolation("U2", "Choose one of the listed upgrade targets.", field="target_sku")
-    raw_end = request.POST.get("aligned_end_date")
-    if raw_end is not None:
-        choices["aligned_end_date"] = parse_date(raw_end) or services.NATURAL_END
-    return choices
-
-
 @require_safe
 def subscription_detail(request, customer_id, subscription_id):
     customer = access.get_customer(request.user, customer_id)
@@ -158,79 +148,114 @@ def subscription_detail(request, customer_id, subscription_id):
         panel_only = request.htmx and not request.htmx.boosted
         return render(request, "subscriptions/detail.html#manage-renewal" if panel_only else
                       "subscriptions/detail.html", context)
-    raw = request.GET.get("quantity")
-    panel_only = request.htmx and not request.htmx.boosted and raw is not None
+    if "quantity" not in request.GET:
+        return render(request, "subscriptions/detail.html", context)
+    # The quantity panel's preview: what the change will do, before it is submitted.
+    panel_only = request.htmx and not request.htmx.boosted
     template = "subscriptions/detail.html#quantity-panel" if panel_only else "subscriptions/detail.html"
-    if raw is not None:
-        # The quantity panel's preview: what the change will do, before it is submitted.
+    form = context["quantity_form"] = QuantityPreviewForm(request.GET)
+    status = 422
+    if form.is_valid():
         try:
             context["plan"] = services.plan_quantity_change(
-                context["subscription"], user=request.user, quantity=parse_quantity(raw, rule="Q1"), now=context["now"])
+                context["subscription"], user=request.user, quantity=form.cleaned_data["quantity"], now=context["now"])
+            return render(request, template, context)
         except RuleViolation as violation:
-            context["error"] = context["quantity_error"] = violation.message
-            return render(request, template, context, status=violation.status)
-    return render(request, template, context)
+            refuse(form, violation)
+            status = violation.status
+    context["error"] = context["quantity_error"] = first_error(form)
+    return render(request, template, context, status=status)
 
 
-def _run(request, action: str, subscription: Subscription):
-    """One service call for `action`; returns the success message."""
-    now = timezone.now()
-    user, sid = request.user, subscription.pk
-    version = posted_version(request.POST)  # the page's (portal/versions.py)
-    if action == "quantity":
-        plan = services.change_quantity(subscription_id=sid, actor=user, version=version, quantity=parse_quantity(request.POST.get("quantity"), rule="Q1"),
-                                        now=now)
-        verb = "Charged" if plan.amount >= 0 else "Refunded"
-        return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
-    if action == "suspend":
-        services.suspend_subscription(subscription_id=sid, actor=user, version=version, now=now)
-        return "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
-    if action == "reactivate":
-        services.reactivate_subscription(subscription_id=sid, actor=user, version=version, now=now)
-        return "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
-    if action == "cancel":
-        refund = services.cancel_subscription(subscription_id=sid, actor=user, version=version, now=now)
-        return f"Cancelled. Refund: {refund.amount} {subscription.currency}."
-    if action == "auto-renew":
-        on = request.POST.get("on") == "1"
-        services.set_auto_renew(subscription_id=sid, actor=user, version=version, on=on, now=now)
-        return f"Auto-renew turned {'on' if on else 'off'}."
-    if action == "rename":
-        name = parse_text(request.POST.get("friendly_name"), rule="S2", field="friendly_name", what="A friendly name")
-        renamed = services.rename_subscription(subscription_id=sid, actor=user, version=version, friendly_name=name[:300],
-                                               now=now)
-        return f"Renamed to {renamed.display_name}."
-    if action == "addons":
-        quantities = {}
-        for key, value in request.POST.items():
-            if key.startswith("addon-") and value.strip() not in ("", "0"):
-                sku_id = parse_int(key.removeprefix("addon-"))
-                if sku_id is None:
-                    raise RuleViolation("A3", "That add-on is not available for this subscription.")
-                quantities[sku_id] = parse_quantity(value, rule="A1")
-        created = services.buy_addons(subscription_id=sid, actor=user, version=version, quantities=quantities, now=now)
-        return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
+# Each action: its form, and what it does with the form's values (one service call; returns the success message).
+
+
+def _change_quantity(request, subscription, form, now):
+    data = form.cleaned_data
+    plan = services.change_quantity(subscription_id=subscription.pk, actor=request.user, version=data["version"],
+                                    quantity=data["quantity"], now=now)
+    verb = "Charged" if plan.amount >= 0 else "Refunded"
+    return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
+
+
+def _suspend(request, subscription, form, now):
+    data = form.cleaned_data
+    services.suspend_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now)
+    return "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
+
+
+def _reactivate(request, subscription, form, now):
+    data = form.cleaned_data
+    services.reactivate_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"],
+                                     now=now)
+    return "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
+
+
+def _cancel(request, subscription, form, now):
+    data = form.cleaned_data
+    refund = services.cancel_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"],
+                                          now=now)
+    return f"Cancelled. Refund: {refund.amount} {subscription.currency}."
+
+
+def _auto_renew(request, subscription, form, now):
+    data = form.cleaned_data
+    services.set_auto_renew(subscription_id=subscription.pk, actor=request.user, version=data["version"],
+                            on=data["on"], now=now)
+    return f"Auto-renew turned {'on' if data['on'] else 'off'}."
+
+
+def _rename(request, subscription, form, now):
+    data = form.cleaned_data
+    renamed = services.rename_subscription(subscription_id=subscription.pk, actor=request.user,
+                                           version=data["version"], friendly_name=data["friendly_name"], now=now)
+    return f"Renamed to {renamed.display_name}."
+
+
+def _buy_addons(request, subscription, form, now):
+    data = form.cleaned_data
+    created = services.buy_addons(subscription_id=subscription.pk, actor=request.user, version=data["version"],
+                                  quantities=data["quantities"], now=now)
+    return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
+
+
+def _schedule(request, subscription, form, now):
+    data = form.cleaned_data
+    changes = services.schedule_renewal_change(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], quantity=data["quantity"],
+        term=data["term"], billing_frequency=data["billing_frequency"], now=now,
+        **form.choices(services.NATURAL_END))
+    if not changes:
+        return "Nothing is scheduled any more: the subscription renews unchanged."
+    reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5
+    return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "." + (
+        f" {reassignment}" if reassignment else "")
+
+
+def _unschedule(request, subscription, form, now):
+    data = form.cleaned_data
+    removed = services.remove_scheduled_change(subscription_id=subscription.pk, actor=request.user,
+                                               version=data["version"], change_id=data["change"], now=now)
+    return f"Removed from the renewal: {removed.summary}."
+
+
+ACTIONS = {
+    "quantity": (QuantityForm, _change_quantity), "suspend": (VersionedForm, _suspend),
+    "reactivate": (VersionedForm, _reactivate), "cancel": (VersionedForm, _cancel),
+    "auto-renew": (AutoRenewForm, _auto_renew), "rename": (RenameForm, _rename), "addons": (AddonsForm, _buy_addons),
+    "schedule": (ScheduleRenewalForm, _schedule), "unschedule": (UnscheduleForm, _unschedule),
+}
+
+
+def _refused_context(action: str, form) -> dict:
+    """What the page shows of a refused form: the reason in the bar, and the form as typed (`quantity_form`,
+    `rename_form`, `schedule_form`, ...) in its panel with the reason next to its field."""
+    extra = {"error": first_error(form), f"{action.replace('-', '_')}_form": form}
+    if action in ("schedule", "unschedule"):
+        extra["renewal_error"] = extra["error"]
     if action == "schedule":
-        raw = request.POST.get("quantity", "").strip()
-        changes = services.schedule_renewal_change(
-            subscription_id=sid, actor=user, version=version, quantity=parse_quantity(raw, rule="K8") if raw else None,
-            term=request.POST.get("term") or None, billing_frequency=request.POST.get("billing_frequency") or None,
-            now=now, **_renewal_choices(request, subscription))
-        if not changes:
-            return "Nothing is scheduled any more: the subscription renews unchanged."
-        reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5
-        return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "." + (
-            f" {reassignment}" if reassignment else "")
-    if action == "unschedule":
-        change_id = parse_int(request.POST.get("change"))
-        if change_id is None:
-            raise RuleViolation("R3", "Choose a scheduled change to remove.")
-        removed = services.remove_scheduled_change(subscription_id=sid, actor=user, version=version, change_id=change_id, now=now)
-        return f"Removed from the renewal: {removed.summary}."
-    raise Http404("No such action.")
-
-
-ACTIONS = ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons", "schedule", "unschedule")
+        extra["renewal_form"] = form.typed()  # the values the panel's choices are drawn with
+    return extra
 
 
 def to_subscription_page(request, customer, subscription):
@@ -246,24 +271,25 @@ def subscription_action(request, customer_id, subscription_id, action):
         raise Http404("No such action.")
     if request.method != "POST":
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
-    try:
-        message = _run(request, action, subscription)
-    except RuleViolation as violation:
-        extra = {"error": violation.message}
-        if action in ("schedule", "unschedule"):
-            extra["renewal_error"] = violation.message
-        if action == "schedule":
-            # The form shows what was submitted, next to the reason it was refused.
-            extra["renewal_form"] = {name: request.POST.get(name, "") for name in ("quantity", "term",
-                                                                                   "billing_frequency")}
-            extra["renewal_form"].update(sku_id=parse_int(request.POST.get("target_sku")) or subscription.sku_id,
-                                         aligned_end_date=request.POST.get("aligned_end_date", "").strip()[:10])
-        context = _detail_context(request, customer, subscription.pk, **extra)
-        return render(request, "subscriptions/detail.html", context, status=violation.status)
-    messages.success(request, message)
-    url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
-    # Back to the page with the Manage renewal panel open on what is now scheduled.
-    return redirect(url + "#manage-renewal" if action in ("schedule", "unschedule") else url)
+    form_class, act = ACTIONS[action]
+    # Manage renewal's empty SKU means "keep the current one".
+    extra = {"current_sku_id": subscription.sku_id} if form_class is ScheduleRenewalForm else {}
+    form = form_class(request.POST, **extra)
+    status = 422
+    if form.is_valid():
+        try:
+            now = timezone.now()
+            message = act(request, subscription, form, now)
+        except RuleViolation as violation:
+            refuse(form, violation)
+            status = violation.status
+        else:
+            messages.success(request, message)
+            url = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
+            # Back to the page with the Manage renewal panel open on what is now scheduled.
+            return redirect(url + "#manage-renewal" if action in ("schedule", "unschedule") else url)
+    context = _detail_context(request, customer, subscription.pk, **_refused_context(action, form))
+    return render(request, "subscriptions/detail.html", context, status=status)
 
 
 def publisher_setup(request, subscription_id):
@@ -271,9 +297,11 @@ def publisher_setup(request, subscription_id):
     subscription = get_object_or_404(access.subscriptions_for(request.user).select_related(
         "customer", "sku__product__publisher"), pk=subscription_id)
     if request.method == "POST":
+        form = VersionedForm(request.POST)
         try:
+            form.is_valid()  # the version alone, which the service judges
             services.confirm_publisher_setup(subscription_id=subscription.pk, actor=request.user, now=timezone.now(),
-                                             version=posted_version(request.POST))
+                                             version=form.cleaned_data["version"])
         except RuleViolation as violation:
             return render(request, "subscriptions/publisher_setup.html",
                           {"subscription": subscription, "error": violation.message}, status=violation.status)
@@ -323,10 +351,12 @@ def next_charge_frequency(request, customer_id, subscription_id):
     customer, subscription = _load(request, customer_id, subscription_id)
     if request.method != "POST":
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
+    form = NextChargeFrequencyForm(request.POST)
+    form.is_valid()  # the frequency as posted: which ones it can switch to is the service's answer (N7)
     try:
         updated = cycles.set_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
-                                                   version=posted_version(request.POST),
-                                                   billing_frequency=request.POST.get("billing_frequency", ""),
+                                                   version=form.cleaned_data["version"],
+                                                   billing_frequency=form.cleaned_data["billing_frequency"],
                                                    now=timezone.now())
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
@@ -340,10 +370,11 @@ def next_charge_frequency_remove(request, customer_id, subscription_id):
     customer, subscription = _load(request, customer_id, subscription_id)
     if request.method != "POST":
         return redirect("subscriptions:subscription-detail", customer_id=customer.pk, subscription_id=subscription.pk)
+    form = VersionedForm(request.POST)
+    form.is_valid()  # the version alone, which the service judges
     try:
         updated = cycles.remove_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
-                                                   version=posted_version(request.POST),
-                                                      now=timezone.now())
+                                                      version=form.cleaned_data["version"], now=timezone.now())
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
     message = f"Billing frequency change removed: it stays billed {services.BILLED[updated.billing_frequency]}."

@@ -6,31 +6,44 @@ Transfer URLs name no customer: a request is looked up among the requests the si
 is one side of (T3: anything else is 404), and the side is checked by the service (403).
 """
 
-import uuid
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import validate_email
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from portal import access
-from portal.forms import parse_text
+from portal.forms import first_error, refuse
 from portal.models import COUNTRY_CHOICES, Customer
 from portal.errors import RuleViolation
-from portal.versions import posted_version
 
+from .forms import (
+    AcceptRelationshipForm,
+    MailboxForm,
+    RelationshipForm,
+    TransferCompleteForm,
+    TransferFileForm,
+    VersionedForm,
+)
 from .models import AuditEntry, RelationshipRequest, TransferRequest
-from .transfers import (RELATIONSHIP_LINK_LIFETIME, STAFF_CANT_ACCEPT, RelationshipLinkError, accept_relationship,
-                        cancel_transfer_request, complete_transfer, file_transfer_request, invitation,
-                        open_relationship_link, relationship_permission, send_relationship_request,
-                        transferable_subscriptions, transfers_for)
+from .transfers import (
+    RELATIONSHIP_LINK_LIFETIME,
+    STAFF_CANT_ACCEPT,
+    RelationshipLinkError,
+    accept_relationship,
+    cancel_transfer_request,
+    complete_transfer,
+    file_transfer_request,
+    invitation,
+    open_relationship_link,
+    relationship_permission,
+    send_relationship_request,
+    transferable_subscriptions,
+    transfers_for,
+)
 
-RELATIONSHIP_FIELDS = ("company_name", "domain", "contact_email")
-ACCEPT_FIELDS = ("company_name", "billing_country", "segment")
 ACCEPT_PAGE = "subscriptions/accept_relationship.html"
 
 
@@ -67,19 +80,22 @@ def relationship_send(request):
     if request.method != "POST":
         return redirect("subscriptions:transfer-list")
     now = timezone.now()
-    form = {name: request.POST.get(name, "") for name in RELATIONSHIP_FIELDS}
-    try:
-        parse_text(form["company_name"], rule="TF1", field="company_name", what="A company name")
-        parse_text(form["domain"], rule="TF1", field="domain", what="A domain")
-        # The link in the e-mail points at the portal as the partner reached it (a host ALLOWED_HOSTS accepts).
-        relationship = send_relationship_request(actor=request.user, now=now, site_url=request.build_absolute_uri("/"),
-                                                 **form)
-    except RuleViolation as violation:
-        return render(request, "subscriptions/transfers.html",
-                      _list_context(request, now, error=violation.message, relationship_form=form), status=violation.status)
-    messages.success(request, f"Relationship request sent to {relationship.company_name}: the acceptance link was "
-                              f"e-mailed to {relationship.contact_email}.")
-    return redirect("subscriptions:transfer-list")
+    form = RelationshipForm(request.POST)
+    status = 422
+    if form.is_valid():
+        try:
+            # The link in the e-mail points at the portal as the partner reached it (a host ALLOWED_HOSTS accepts).
+            relationship = send_relationship_request(actor=request.user, now=now,
+                                                     site_url=request.build_absolute_uri("/"), **form.cleaned_data)
+        except RuleViolation as violation:
+            refuse(form, violation)
+            status = violation.status
+        else:
+            messages.success(request, f"Relationship request sent to {relationship.company_name}: the acceptance "
+                                      f"link was e-mailed to {relationship.contact_email}.")
+            return redirect("subscriptions:transfer-list")
+    return render(request, "subscriptions/transfers.html",
+                  _list_context(request, now, error=first_error(form), relationship_form=form), status=status)
 
 
 def transfer_file(request):
@@ -87,18 +103,25 @@ def transfer_file(request):
     if request.method != "POST":
         return redirect("subscriptions:transfer-list")
     now = timezone.now()
-    form = {name: request.POST.get(name, "") for name in ("customer", "source_partner_id", "notification_email")}
-    customer = get_object_or_404(access.customers_for(request.user), pk=_uuid_or_404(form["customer"]))
-    try:
-        parse_text(form["source_partner_id"], rule="TF2", field="source_partner_id", what="A PartnerID")
-        transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
-                                         source_partner_id=form["source_partner_id"],
-                                         notification_email=form["notification_email"])
-    except RuleViolation as violation:
-        return render(request, "subscriptions/transfers.html",
-                      _list_context(request, now, error=violation.message, transfer_form=form), status=violation.status)
-    messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
-    return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
+    form = TransferFileForm(request.POST)
+    valid = form.is_valid()
+    if "customer" not in form.cleaned_data:
+        raise Http404("No such customer.")  # not an id: like one outside the partner's customers (T3)
+    customer = get_object_or_404(access.customers_for(request.user), pk=form.cleaned_data["customer"])
+    status = 422
+    if valid:
+        try:
+            transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
+                                             source_partner_id=form.cleaned_data["source_partner_id"],
+                                             notification_email=form.cleaned_data["notification_email"])
+        except RuleViolation as violation:
+            refuse(form, violation)
+            status = violation.status
+        else:
+            messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
+            return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
+    return render(request, "subscriptions/transfers.html",
+                  _list_context(request, now, error=first_error(form), transfer_form=form), status=status)
 
 
 def _detail_context(request, transfer, now) -> dict:
@@ -120,10 +143,12 @@ def transfer_detail(request, transfer_id):
     now = timezone.now()
     context = _detail_context(request, transfer, now)
     if request.method == "POST":
-        picked = request.POST.getlist("subscriptions")
+        form = TransferCompleteForm(request.POST)
+        form.is_valid()  # it never refuses: the picks and the version are the service's to judge
+        picked = form.cleaned_data["subscriptions"]
         try:
             created = complete_transfer(actor=request.user, request_id=transfer.pk, subscription_ids=picked, now=now,
-                                        version=posted_version(request.POST))
+                                        version=form.cleaned_data["version"])
         except RuleViolation as violation:
             context.update(error=violation.message, picked=set(picked))
             return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
@@ -139,9 +164,11 @@ def transfer_cancel(request, transfer_id):
     if request.method != "POST":
         return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
     now = timezone.now()
+    form = VersionedForm(request.POST)
+    form.is_valid()  # the version alone, which the service judges
     try:
         cancel_transfer_request(actor=request.user, request_id=transfer.pk, now=now,
-                                version=posted_version(request.POST))
+                                version=form.cleaned_data["version"])
     except RuleViolation as violation:
         transfer.refresh_from_db()
         context = _detail_context(request, transfer, now)
@@ -171,16 +198,19 @@ def relationship_accept(request, token):
     context = _accept_context(request, relationship=relationship, form={"company_name": relationship.company_name})
     if request.method != "POST":
         return render(request, ACCEPT_PAGE, context)
-    form = {name: request.POST.get(name, "") for name in ACCEPT_FIELDS}
+    form = AcceptRelationshipForm(request.POST)
+    form.is_valid()  # it passes the details on as typed: the service judges them (TF1)
     try:
-        relationship = accept_relationship(token=token, actor=request.user, now=now, **form)
+        relationship = accept_relationship(token=token, actor=request.user, now=now, **form.cleaned_data)
     except RelationshipLinkError as refused:  # used (a second click) or expired since the page was read
         return render(request, ACCEPT_PAGE, _accept_context(request, link_error=refused.message), status=refused.status)
     except PermissionDenied as refused:
         context["error"] = str(refused)
         return render(request, ACCEPT_PAGE, context, status=403)
     except RuleViolation as violation:
-        context.update(form=form, error=violation.message)
+        refuse(form, violation)
+        context.update(form={name: form[name].value() or "" for name in form.fields}, accept_form=form,
+                       error=violation.message)
         return render(request, ACCEPT_PAGE, context, status=violation.status)
     context.update(relationship=relationship, accepted=True)
     return render(request, ACCEPT_PAGE, context)
@@ -193,14 +223,11 @@ def relationship_mailbox(request):
     404, and the link reaches the customer by e-mail only."""
     if not settings.DEMO_MODE:
         raise Http404("No such page.")
-    address = request.GET.get("to", "").strip()
-    context = {"address": address, "messages_sent": [], "invalid": False}
+    form = MailboxForm(request.GET)
+    address = str(form["to"].value() or "").strip()
+    context = {"address": address, "messages_sent": [], "invalid": False, "form": form}
     if address:
-        try:
-            if len(address) > 254:
-                raise ValidationError("too long")
-            validate_email(address)
-        except ValidationError:
+        if not form.is_valid():
             context["invalid"] = True
             return render(request, "subscriptions/relationship_mailbox.html", context, status=422)
         site_url = request.build_absolute_uri("/")
@@ -208,10 +235,3 @@ def relationship_mailbox(request):
                 .order_by("-created_at", "pk"))
         context["messages_sent"] = [invitation(relationship, site_url=site_url) for relationship in sent]
     return render(request, "subscriptions/relationship_mailbox.html", context)
-
-
-def _uuid_or_404(value):
-    try:
-        return uuid.UUID(value)
-    except (TypeError, ValueError):
-        raise Http404("No such customer.") from None
