@@ -8,7 +8,8 @@ window): its current billing period is 2026-11-16..2026-12-15 (30 days), of whic
 """
 
 import re
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
 
@@ -17,11 +18,12 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from catalog.models import UpgradePath
+from portal.demo import build_catalog
 from portal.errors import RuleViolation
 from subscriptions import checks, services
-from subscriptions.services import upgrades
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
+from subscriptions.services import upgrades
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import drawn
@@ -87,8 +89,6 @@ def snapshot():
 @pytest.mark.rule("U2")
 def test_u2_targets_never_include_an_unsupported_path_of_the_demo_matrix(customer, now):
     # given the demo catalog's upgrade matrix, with its unsupported paths
-    from portal.demo import build_catalog
-
     build_catalog()
     unsupported = list(UpgradePath.objects.filter(supported=False).select_related("source", "target"))
     assert len(unsupported) >= 10
