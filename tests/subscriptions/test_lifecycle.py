@@ -3,7 +3,8 @@
 
 import re
 import threading
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
 
@@ -14,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 
 from portal.errors import RuleViolation
-from subscriptions import checks, services
+from subscriptions import checks, lifecycle, services
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import mark_renewals_pending, renew_due_subscriptions, run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
@@ -513,8 +514,6 @@ def test_two_engines_at_once_renew_each_subscription_exactly_once():
 @pytest.mark.rule("N6")
 def test_a_renewal_already_made_by_another_engine_since_the_chunk_was_read_is_rolled_back(customer, monkeypatch):
     # given a renewal pending since 00:00 UTC (term ended 2026-11-24), read by the engine with its chunk
-    from subscriptions import lifecycle
-
     sub = factories.SubscriptionFactory(customer=customer, quantity=5, term_start=datetime(2025, 11, 25, tzinfo=UTC),
                                         term_end=date(2026, 11, 24))
     now = datetime(2026, 11, 25, 0, 5, tzinfo=UTC)

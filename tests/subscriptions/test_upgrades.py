@@ -8,8 +8,9 @@ window): its current billing period is 2026-11-16..2026-12-15 (30 days), of whic
 """
 
 import re
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import partial
-from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from html import unescape
 
@@ -18,6 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from catalog.models import UpgradePath
+from portal.demo import build_catalog
 from portal.errors import RuleViolation
 from subscriptions import checks, services
 from subscriptions.services import upgrades
@@ -72,8 +74,6 @@ def upgrade(source, actor, target, *, quantity=10, term="P1Y", billing_frequency
 @pytest.mark.rule("U2")
 def test_u2_targets_never_include_an_unsupported_path_of_the_demo_matrix(customer, now):
     # given the demo catalog's upgrade matrix, with its unsupported paths
-    from portal.demo import build_catalog
-
     build_catalog()
     unsupported = list(UpgradePath.objects.filter(supported=False).select_related("source", "target"))
     assert len(unsupported) >= 10
