@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import models, transaction
 
+from catalog.eligibility import addons_for
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency, Order, OrderLine
 from portal.access import Action, require, require_serves
 from portal.models import Customer
@@ -455,23 +456,10 @@ def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None
 
 
 def eligible_addons(base: Subscription, snapshot=None):
-    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region, by name; read from
-    this process's copy of the catalog (catalog.listing; `snapshot` when the caller has just read it), each a Sku
-    with its product, publisher and availabilities."""
-    from catalog.listing import catalog_snapshot
-    from catalog.models import Sku
-
-    customer, snapshot = base.customer, snapshot or catalog_snapshot()
-    eligible = []
-    for pk in snapshot.addons_of.get(base.sku_id, ()):
-        facts = snapshot.by_pk[pk].facts
-        if (facts.is_addon and facts.commerce == Sku.Commerce.TRADITIONAL and customer.segment in facts.segments
-                and (not facts.countries or customer.billing_country in facts.countries)
-                # Only add-ons sold for the base's term and billing frequency can end with it (A5).
-                and any(a.term == base.term and a.billing_frequency == base.billing_frequency
-                        for a in snapshot.sku_availabilities.get(pk, ()))):
-            eligible.append(snapshot.sku(pk))
-    return eligible
+    """A3: the traditional add-ons the base subscription can have (catalog.eligibility.addons_for), each a Sku with
+    its product, publisher and availabilities. `snapshot` is ignored (read from the database now); it goes when the
+    callers stop passing it."""
+    return addons_for(base)
 
 
 def buy_addons(*, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime) -> list[Subscription]:
