@@ -1,8 +1,8 @@
 """K11: the end dates a new line may align to (coterminosity at purchase), and a renewed term too (R1)."""
 
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from uuid import UUID
 
 from catalog.models import TERM_MONTHS, Availability, Sku, Term
