@@ -2,9 +2,8 @@
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from uuid import UUID
-
-from django.db import connections
 
 from catalog.models import TERM_MONTHS, Availability, Sku, Term
 from portal.models import Customer
@@ -22,6 +21,12 @@ from subscriptions.states import Status
 class AlignmentOption:
     end_date: date
     label: str
+
+    @cached_property
+    def value(self) -> str:
+        """The end date as a form posts it (YYYY-MM-DD): worked out once per option, though the cart page draws a
+        term's options in every line of that term (CartAlignment shares them)."""
+        return self.end_date.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,31 +47,21 @@ def can_align_sku(sku) -> bool:
     return sku.is_license_based and sku.commerce == sku.Commerce.NEW and not sku.is_trial and not sku.is_isv
 
 
-def _alignable_sql() -> str:
-    subscriptions, skus = Subscription._meta.db_table, Sku._meta.db_table
-    return (f"SELECT s.id, s.term_end, s.term, s.friendly_name, k.name FROM {subscriptions} s"
-            f" INNER JOIN {skus} k ON k.id = s.sku_id"
-            " WHERE s.customer_id = %s AND s.status = %s AND s.is_trial = %s AND k.commerce = %s AND s.term_end >= %s"
-            " ORDER BY s.term_end, s.id")
-
-
 def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[AlignableSubscription]:
-    """The customer's active, non-trial new-commerce subscriptions still in term: what a line may end with.
+    """K11's targets: the customer's active, non-trial new-commerce subscriptions still in term, what a line may end
+    with (`_options` then applies the rest of the rule to their end dates and terms).
 
     Ordered by end date, then pk: of two subscriptions ending the same day, the same one names the option every time.
-    Plain SQL, like `eligibility.buying_context`: building this query with the ORM cost more than running it.
+    One query of plain values: no model instances to build.
     """
-    connection = connections[Subscription.objects.db]
     customer_id = customer.pk if isinstance(customer, Customer) else customer
-    params = [Customer._meta.pk.get_db_prep_value(customer_id, connection), Status.ACTIVE.value, False,
-              Sku.Commerce.NEW.value, connection.ops.adapt_datefield_value(today)]
-    # SQLite answers a UUID and a date with text, PostgreSQL with a UUID and a date: read them as the model does.
-    to_pk, to_date = Subscription._meta.pk.to_python, Subscription._meta.get_field("term_end").to_python
-    with connection.cursor() as cursor:
-        cursor.execute(_alignable_sql(), params)
-        rows = cursor.fetchall()
+    rows = (Subscription.objects
+            .filter(customer_id=customer_id, status=Status.ACTIVE, is_trial=False, sku__commerce=Sku.Commerce.NEW,
+                    term_end__gte=today)
+            .order_by("term_end", "pk")
+            .values_list("pk", "term_end", "term", "friendly_name", "sku__name"))
     # The name is read as Subscription.display_name reads it: the friendly name, else the offer's.
-    return [AlignableSubscription(to_pk(pk), to_date(term_end), term, friendly_name or sku_name)
+    return [AlignableSubscription(pk, term_end, term, friendly_name or sku_name)
             for pk, term_end, term, friendly_name, sku_name in rows]
 
 

@@ -11,11 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connections
-from django.db.models import Prefetch, Sum
+from django.db.models import CharField, Prefetch, Sum, UUIDField, Value
 from django.urls import reverse
 
-from catalog.models import Availability, Cart, CartLine, Order, OrderLine, Sku
+from catalog.models import Availability, Cart, CartLine, OrderLine, Sku
 from portal.models import Customer, Partner
 from subscriptions.models import Subscription
 from subscriptions.states import LIVE_STATUSES, Status
@@ -50,39 +49,28 @@ class BuyingContext:
 _IN_CART = "in_cart"  # marks the cart's rows in buying_context's one query; not a subscription status
 
 
-def _holdings_sql(with_cart: bool) -> str:
-    """buying_context's query. Written as SQL because it runs on every catalog and cart page, where building it
-    through the ORM (three querysets and their union) cost more than running it."""
-    subscriptions, order_lines = Subscription._meta.db_table, OrderLine._meta.db_table
-    orders, cart_lines, availabilities = Order._meta.db_table, CartLine._meta.db_table, Availability._meta.db_table
-    live = ", ".join(["%s"] * len(LIVE_STATUSES))
-    sql = (f"SELECT s.sku_id, s.id, s.status FROM {subscriptions} s WHERE s.customer_id = %s AND s.status IN ({live})"
-           # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
-           f" UNION ALL SELECT l.sku_id, NULL, %s FROM {order_lines} l INNER JOIN {orders} o ON o.id = l.order_id"
-           f" WHERE o.customer_id = %s AND l.status = %s")
-    if with_cart:
-        sql += (f" UNION ALL SELECT a.sku_id, NULL, %s FROM {cart_lines} c INNER JOIN {availabilities} a"
-                f" ON a.id = c.availability_id WHERE c.cart_id = %s")
-    return sql
-
-
 def buying_context(customer: Customer, partner: Partner, cart: Cart | None = None) -> BuyingContext:
-    """The customer's live subscriptions, pending order lines and (given a cart) carted offers, in one query."""
+    """The customer's live subscriptions, pending order lines and (given a cart) carted offers, in one query (a
+    UNION ALL of three querysets, each row an offer id, a subscription id or None, and a status or a marker)."""
     ctx = BuyingContext(customer=customer, partner=partner)
-    connection = connections[Subscription.objects.db]
-    customer_id = Customer._meta.pk.get_db_prep_value(customer.pk, connection)
-    params = [customer_id, *LIVE_STATUSES, Status.PENDING.value, customer_id, OrderLine.Status.PENDING.value]
+    no_subscription = Value(None, output_field=UUIDField())
+    holdings = Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list(
+        "sku_id", "pk", "status").order_by()
+    # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
+    ordered = (OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING)
+               .annotate(no_subscription=no_subscription, marker=Value(Status.PENDING.value, output_field=CharField()))
+               .values_list("sku_id", "no_subscription", "marker").order_by())
+    parts = [ordered]
     if cart is not None:
-        params += [_IN_CART, cart.pk]
-    to_subscription_id = Subscription._meta.pk.to_python
-    with connection.cursor() as cursor:
-        cursor.execute(_holdings_sql(cart is not None), params)
-        for sku_id, sub_id, status in cursor.fetchall():
-            if status == _IN_CART:
-                ctx.cart_sku_ids.add(sku_id)
-            else:
-                ctx.live[sku_id].append((to_subscription_id(sub_id) if sub_id is not None else None, status))
-                ctx.live_count += 1
+        parts.append(CartLine.objects.filter(cart=cart)
+                     .annotate(no_subscription=no_subscription, marker=Value(_IN_CART, output_field=CharField()))
+                     .values_list("availability__sku_id", "no_subscription", "marker").order_by())
+    for sku_id, sub_id, status in holdings.union(*parts, all=True).order_by():
+        if status == _IN_CART:
+            ctx.cart_sku_ids.add(sku_id)
+        else:
+            ctx.live[sku_id].append((sub_id, status))
+            ctx.live_count += 1
     return ctx
 
 

@@ -20,7 +20,7 @@ from catalog.forms import (
     first_error,
 )
 from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, offer_cards, offer_filter
-from catalog.models import TRIAL_LICENSES, Order, OrderLine
+from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
 from portal.forms import next_url
@@ -38,9 +38,11 @@ def _offer_page(request, customer, form=None):
     ctx = buying_context(customer, partner, cart)
     show_all = request.GET.get("show_all") == "1"
     filters = offer_filter(request.GET)
-    page = ClampedPaginator(listed_offer_ids(filters.qs, ctx, show_all), OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    version = catalog_version()  # keys the listing facts and the cards' cached fragments
+    page = ClampedPaginator(listed_offer_ids(filters.qs, ctx, show_all, version), OFFERS_PER_PAGE).get_page(
+        request.GET.get("page"))
     return {
-        "customer": customer, "section": "subscriptions", "page": page, "cards": offer_cards(list(page.object_list), ctx),
+        "catalog_version": version, "customer": customer, "section": "subscriptions", "page": page, "cards": offer_cards(list(page.object_list), ctx),
         "filters": filters, "next_url": request.get_full_path(), "trial_licenses": TRIAL_LICENSES, "form": form,
         "can_buy": can_buy, "cart": cart, "cart_count": len(ctx.cart_sku_ids), "show_all": show_all,
     }

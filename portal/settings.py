@@ -135,6 +135,18 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///var/db.sqlite3"))}
+
+# Per worker, bounded: the catalog's listing facts (catalog/listing.py, under 1 MB at 10,000 offers) and the catalog
+# cards' template fragments (about 1.5 KB each), every key holding the catalog's version. MAX_ENTRIES bounds the
+# worker's memory whatever the number of offers (about 6 MB at most); the oldest entries are culled beyond it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "csp-portal",
+        "TIMEOUT": 24 * 60 * 60,
+        "OPTIONS": {"MAX_ENTRIES": 4000},
+    },
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TASKS = {

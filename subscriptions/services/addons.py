@@ -4,8 +4,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from catalog.listing import catalog_snapshot
-from catalog.models import Sku
+from catalog.eligibility import addons_for
 from portal.access import Action, require
 from portal.errors import RuleViolation
 
@@ -16,21 +15,10 @@ from ..states import Status
 from .kernel import bill, current_period, lock_subscription, open_seat_lot
 
 
-def eligible_addons(base: Subscription, snapshot=None):
-    """A3: traditional add-ons of the base's offer, sold to the customer's segment and region, by name; read from
-    this process's copy of the catalog (catalog.listing; `snapshot` when the caller has just read it), each a Sku
-    with its product, publisher and availabilities."""
-    customer, snapshot = base.customer, snapshot or catalog_snapshot()
-    eligible = []
-    for pk in snapshot.addons_of.get(base.sku_id, ()):
-        facts = snapshot.by_pk[pk].facts
-        if (facts.is_addon and facts.commerce == Sku.Commerce.TRADITIONAL and customer.segment in facts.segments
-                and (not facts.countries or customer.billing_country in facts.countries)
-                # Only add-ons sold for the base's term and billing frequency can end with it (A5).
-                and any(a.term == base.term and a.billing_frequency == base.billing_frequency
-                        for a in snapshot.sku_availabilities.get(pk, ()))):
-            eligible.append(snapshot.sku(pk))
-    return eligible
+def eligible_addons(base: Subscription):
+    """A3: the traditional add-ons the base subscription can have (catalog.eligibility.addons_for), each a Sku with
+    its product, publisher and availabilities."""
+    return addons_for(base)
 
 
 def buy_addons(*, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime) -> list[Subscription]:

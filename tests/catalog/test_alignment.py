@@ -260,6 +260,17 @@ def test_k11_targets_are_named_by_their_friendly_name_else_their_offer(customer,
 
 
 @pytest.mark.rule("K11")
+def test_k11_targets_are_the_customers_active_new_commerce_subscriptions_still_in_term(customer, estate, now):
+    # given the customer's estate (targets, and a trial, a suspended, a traditional, another customer's, an ended one)
+    # when the customer's alignment targets are read
+    targets = alignable_subscriptions(customer, now.date())
+    # then they are exactly the active, non-trial, new-commerce ones of this customer not yet ended, earliest end first
+    # (one ending after a line's first term is still a target: `alignment_options` leaves it out per line)
+    assert [t.pk for t in targets] == [estate[name].pk for name in
+                                       ("monthly_28th", "annual_29th", "monthly_15th", "annual_15th", "later")]
+
+
+@pytest.mark.rule("K11")
 def test_k11_cart_page_reads_the_targets_once_and_gives_each_line_its_terms_options(
         customer, e3, estate, now, django_assert_num_queries):
     # given lines of three terms, two of them annual, and a usage-based line

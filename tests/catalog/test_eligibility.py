@@ -10,7 +10,7 @@ from django.http import QueryDict
 from django.urls import reverse
 
 from catalog import cart as cart_services
-from catalog.eligibility import Refusal, buying_context, refusal
+from catalog.eligibility import Refusal, buying_context, quantity_refusal, refusal
 from catalog.filters import OfferFilter
 from catalog.listing import listed_offer_ids, offer_filter
 from catalog.models import Availability, Cart, CartLine, Sku
@@ -682,3 +682,17 @@ def test_c4a_a_trial_the_customer_already_has_is_refused(customer, sales, now):
     # then it is refused: one trial per customer
     assert refused.value.rule == "C4a"
     assert not CartLine.objects.exists()
+
+
+@pytest.mark.rule("K8")
+def test_k8_one_check_of_the_offers_minimum_and_maximum(db):
+    # given an offer sold from 5 to 300 licenses
+    sku = factories.SkuFactory(name="Microsoft 365 E3", min_quantity=5, max_quantity=300)
+    # when each bound, and one past each, is asked of the one K8 check
+    # then the bounds are allowed and one past them is refused with the range, in the partner's words
+    assert [sku.quantity_refusal(q) for q in (5, 300)] == [None, None]
+    refused = "Microsoft 365 E3 is sold in quantities from 5 to 300."
+    assert [sku.quantity_refusal(q) for q in (4, 301)] == [refused, refused]
+    # and the cart's rule answers with it (K8 before K6/K7)
+    customer = factories.CustomerFactory()
+    assert quantity_refusal(sku, 301, customer=customer, cart_quantities={}) == Refusal("K8", refused)

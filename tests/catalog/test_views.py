@@ -941,17 +941,18 @@ def count_queries(client, url) -> int:
     return len(queries.captured_queries)
 
 
-def measure(client, url, grow, *, catalog_changes: bool = False) -> tuple[int, int]:
+def measure(client, url, grow, *, catalog_changes: bool = False, refilled: int = 0) -> tuple[int, int]:
     """Queries for the page with N rows, then with 10N rows (`grow` adds the other 9N).
 
-    With `catalog_changes`, `grow` writes the catalog: the first request after it costs what the next one does
-    (the catalog's pages keep no copy of the catalog to rebuild).
+    With `catalog_changes`, `grow` writes the catalog: the first request after it costs what the next one does, plus
+    `refilled` queries: the catalog page reads its listing facts anew (two queries: the offers' few columns and the
+    add-ons' bases, catalog/listing.py), the next requests find them in the cache under the new version.
     """
     client.get(url)  # warm-up: the first request of a session loads what every later one reuses
     few = count_queries(client, url)
     grow()
     if catalog_changes:
-        assert count_queries(client, url) == count_queries(client, url)
+        assert count_queries(client, url) == count_queries(client, url) + refilled
     many = count_queries(client, url)
     return few, many
 
@@ -972,10 +973,11 @@ def test_catalog_query_count_does_not_grow_with_the_offers(signed_in, sales, cus
     factories.CartLineFactory(cart=cart)
     add_offers(customer, direct_partner, 12)
     few, many = measure(signed_in, reverse("catalog:offer-list", args=[customer.pk]),
-                        lambda: add_offers(customer, direct_partner, 108), catalog_changes=True)
+                        lambda: add_offers(customer, direct_partner, 108), catalog_changes=True, refilled=2)
     print(f"catalog: {few} queries with 25 offers, {many} with 241")
-    # then the page costs the same number of queries, within the budget
-    assert many == few
+    # then the page costs no more queries, within the budget (fewer when its page holds no ISV offer: the exclusive
+    # partners are read only for ISV offers, catalog/listing.offer_cards)
+    assert many <= few
     assert many <= QUERY_BUDGET
 
 

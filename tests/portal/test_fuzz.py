@@ -29,7 +29,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, path, resolve, re
 from django.urls.exceptions import Resolver404
 
 from catalog import cart as cart_services
-from catalog.listing import catalog_snapshot
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, Order
 from portal import demo
 from portal.models import Customer, Partner
@@ -239,11 +238,10 @@ def _kinds_of(subscriptions) -> list[Subscription]:
     """One subscription of each kind whose page shows other forms: status, trial, add-on, ISV, license-based,
     something scheduled for the renewal, a billing frequency change set for the next charge, add-ons to buy."""
     kinds = {}
-    snapshot = catalog_snapshot()
     for s in subscriptions:
         kind = (s.status, s.is_trial, s.sku.is_addon, s.sku.is_isv, s.sku.is_license_based,
                 bool(s.scheduled_changes.all()), bool(s.next_charge_frequency),
-                s.status == "active" and bool(services.eligible_addons(s, snapshot)))
+                s.status == "active" and bool(services.eligible_addons(s)))
         kinds.setdefault(kind, s)
     return list(kinds.values())
 
