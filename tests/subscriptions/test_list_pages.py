@@ -1,0 +1,188 @@
+"""The subscription lists read by seek pagination (S1): every sort pages through every subscription once, by
+Next and back by Previous; the count is exact up to a bound; the sort keys copied onto each subscription follow
+the customer and the reseller; the Home page and the lists' filters share their rules. Today is 2026-11-25 12:00
+UTC."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from portal.models import Partner
+from subscriptions import selectors
+from subscriptions.models import Subscription
+from tests import factories
+from tests.subscriptions.test_lists import ALL_URL, bulk_subscriptions, ids, list_url, lot, subscribe
+
+NOW = factories.BASE_TIME
+
+
+@pytest.fixture
+def signed_in(client, sales, now):
+    client.force_login(sales)
+    return client
+
+
+def link(page: str, label: str) -> str | None:
+    found = re.search(rf'<a class="btn" href="([^"]+)">{label}</a>', page)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def walk(client, base: str, first: str) -> tuple[list[list[str]], list[list[str]], list[str]]:
+    """Every page by Next from `first`, then back by Previous from the last: the pages each way and their texts."""
+    forward, texts, page = [], [], client.get(base + first).content.decode()
+    while True:
+        forward.append(ids(page))
+        found = re.search(r"<span>(Page [^<]+)</span>", page)
+        texts.append(found.group(1) if found else "")
+        following = link(page, "Next")
+        if following is None:
+            break
+        page = client.get(base + following).content.decode()
+    backward = [ids(page)]
+    while (previous := link(page, "Previous")) is not None:
+        page = client.get(base + previous).content.decode()
+        backward.append(ids(page))
+    return forward, backward[::-1], texts
+
+
+@pytest.mark.rule("S1")
+@pytest.mark.parametrize("sort", [f"{way}{key}" for key in selectors.SORT_COLUMNS for way in ("", "-")])
+def test_s1_every_sort_pages_through_every_subscription_once_both_ways(signed_in, direct_partner, sort):
+    # given 100 subscriptions over three customers (two of them named alike), with many ties on every column, one
+    # with a reseller
+    customers = [factories.CustomerFactory(partner=direct_partner, company_name=name)
+                 for name in ("Fabrikam", "Fabrikam", "Adatum")]
+    bulk_subscriptions(customers, [factories.SkuFactory(name=f"Offer {i}") for i in range(3)], 99)
+    reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
+    subscribe(customers[0], "Offer 1", reseller=reseller)
+    scoped = Subscription.objects.filter(customer__partner=direct_partner)
+    expected = [str(pk) for pk in selectors.order_subscriptions(scoped, sort).values_list("pk", flat=True)]
+    # when the list across customers is read by Next to its end, then by Previous back to its start
+    forward, backward, texts = walk(signed_in, ALL_URL, f"?sort={sort}")
+    # then every subscription comes once, in the sort's order, the same pages both ways, and the pages are counted
+    assert [pk for page in forward for pk in page] == expected
+    assert [len(page) for page in forward] == [25, 25, 25, 25]
+    assert backward == forward
+    assert texts == [f"Page {n} of 4 · 100 in all" for n in (1, 2, 3, 4)]
+    # and so does the list of one customer (every sort but by customer)
+    if sort.removeprefix("-") in selectors.CUSTOMER_SORTS:
+        own = [str(pk) for pk in selectors.order_subscriptions(scoped.filter(customer=customers[0]), sort)
+               .values_list("pk", flat=True)]
+        forward, backward, _ = walk(signed_in, list_url(customers[0]), f"?sort={sort}")
+        assert [pk for page in forward for pk in page] == own and backward == forward
+
+
+@pytest.mark.rule("S1")
+def test_s1_a_page_read_from_a_cursor_starts_after_its_row_even_when_rows_come_in_before_it(signed_in, customer):
+    # given 30 subscriptions and the second page's link
+    bulk_subscriptions([customer], [factories.SkuFactory(name="Microsoft 365 E3")], 30)
+    first = signed_in.get(list_url(customer, "?sort=quantity")).content.decode()
+    second_url = link(first, "Next")
+    before = ids(signed_in.get(list_url(customer, second_url)).content.decode())
+    # when a subscription sorting onto the first page is added
+    subscribe(customer, "Aardvark", quantity=1)
+    # then the second page still starts after the row the first page ended with (an offset would shift it)
+    assert ids(signed_in.get(list_url(customer, second_url)).content.decode()) == before
+
+
+@pytest.mark.rule("S1")
+def test_s1_the_count_is_exact_up_to_its_bound_and_says_more_beyond(signed_in, customer, monkeypatch):
+    # given 30 subscriptions, and a bound of 10 (1,000 in the portal)
+    bulk_subscriptions([customer], [factories.SkuFactory(name="Microsoft 365 E3")], 30)
+    monkeypatch.setattr(selectors, "COUNT_BOUND", 10)
+    # when the list is opened
+    page = signed_in.get(list_url(customer)).content.decode()
+    # then it says there are more than the bound, without the number of pages, and still pages on
+    assert "Page 1 · 10+ in all" in page
+    assert link(page, "Next") is not None
+    # and with the bound above the count, the exact count
+    monkeypatch.setattr(selectors, "COUNT_BOUND", 30)
+    assert "Page 1 of 2 · 30 in all" in signed_in.get(list_url(customer)).content.decode()
+
+
+@pytest.mark.rule("S1")
+@pytest.mark.parametrize("query", ["?after=bm9uc2Vuc2U", "?before=%00", "?after=W10", "?sort=quantity&after=WyJ4Il0",
+                                   "?sort=nope&page=-3", "?page=99999999999999999999", "?status=gone",
+                                   "?after=WzEseyJhIjoxfV0&sort=quantity", "?offer=-1&window=1&renews=x",
+                                   "?offer_name=" + "x" * 300, "?offer=99999999999999999999999"])
+def test_s1_a_query_string_the_list_cannot_read_is_ignored(signed_in, customer, query):
+    # given a subscription
+    sub = subscribe(customer, "Microsoft 365 E3")
+    # when a list is opened with values its form refuses
+    for url in (list_url(customer, query), ALL_URL + query):
+        response = signed_in.get(url)
+        # then the list is shown as without them
+        assert response.status_code == 200
+        assert ids(response.content.decode()) == [str(sub.pk)]
+
+
+@pytest.mark.rule("S1")
+def test_s1_the_list_across_customers_follows_a_customer_renamed(signed_in, direct_partner):
+    # given two customers' subscriptions, listed by customer
+    adatum = factories.CustomerFactory(partner=direct_partner, company_name="Adatum")
+    fabrikam = factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam")
+    a, f = subscribe(adatum, "Visio"), subscribe(fabrikam, "Visio")
+    assert ids(signed_in.get(ALL_URL).content.decode()) == [str(a.pk), str(f.pk)]
+    # when Adatum is renamed Zenith (as the admin saves it)
+    adatum.company_name = "Zenith"
+    adatum.save()
+    # then its subscriptions sort by the new name, and show it
+    page = signed_in.get(ALL_URL).content.decode()
+    assert ids(page) == [str(f.pk), str(a.pk)]
+    assert ">Zenith</a>" in page
+    assert Subscription.objects.get(pk=a.pk).customer_name == "Zenith"
+
+
+@pytest.mark.rule("S1")
+def test_s1_the_reseller_sort_follows_a_reseller_renamed_and_a_customer_moved(signed_in, direct_partner, customer):
+    # given subscriptions resold by Adatum and Bellows
+    adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
+    bellows = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
+    a, b = subscribe(customer, "Visio", reseller=adatum), subscribe(customer, "Visio", reseller=bellows)
+    assert ids(signed_in.get(list_url(customer, "?sort=reseller")).content.decode()) == [str(a.pk), str(b.pk)]
+    # when Adatum is renamed Zeta
+    adatum.name = "Zeta"
+    adatum.save()
+    # then the reseller sort follows
+    assert ids(signed_in.get(list_url(customer, "?sort=reseller")).content.decode()) == [str(b.pk), str(a.pk)]
+    # and when the customer is moved to another partner, its subscriptions leave this partner's list with it
+    customer.partner = factories.PartnerFactory()
+    customer.save()
+    assert ids(signed_in.get(ALL_URL).content.decode()) == []
+    assert set(Subscription.objects.values_list("partner", flat=True)) == {customer.partner_id}
+
+
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("Q4")
+def test_q4_home_and_the_48_hour_filter_list_the_same_open_removal_windows(signed_in, customer):
+    # given lots closing within 48 hours: usable, all removed, of a trial, of a suspended subscription; and later
+    open_one = subscribe(customer, "A usable")
+    lot(open_one, NOW + timedelta(hours=5))
+    lot(subscribe(customer, "B all removed"), NOW + timedelta(hours=5), removed=5)
+    lot(subscribe(customer, "C trial", trial=True), NOW + timedelta(hours=5))
+    lot(subscribe(customer, "D suspended", suspended=True), NOW + timedelta(hours=5))
+    lot(subscribe(customer, "E later"), NOW + timedelta(hours=49))
+    # when Home and the filtered list are opened
+    home = signed_in.get(reverse("portal:home")).content.decode()
+    listed = ids(signed_in.get(ALL_URL + "?window=48h").content.decode())
+    # then both show the usable window only
+    assert listed == [str(open_one.pk)]
+    shown = re.findall(r'subscriptions/([0-9a-f-]{36})/"', home)
+    assert shown == [str(open_one.pk)]
+
+
+@pytest.mark.rule("N1")
+def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, customer):
+    # given subscriptions ending today, in 30 and 31 days, one with auto-renew off
+    today = NOW.date()
+    renewing = [subscribe(customer, "A", term_end=today), subscribe(customer, "B", term_end=today + timedelta(days=30))]
+    subscribe(customer, "C", term_end=today + timedelta(days=31))
+    subscribe(customer, "D", term_end=today + timedelta(days=3), auto_renew=False)
+    # when Home and the filtered list are opened
+    home = signed_in.get(reverse("portal:home")).content.decode()
+    listed = ids(signed_in.get(ALL_URL + "?renews=30d").content.decode())
+    # then both list the same two
+    assert listed == [str(s.pk) for s in renewing]
+    assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', home) == [str(s.pk) for s in renewing]
