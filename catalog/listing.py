@@ -128,8 +128,3 @@ def offer_cards(ids: list[int], ctx: BuyingContext) -> list[OfferCard]:
         ways = sorted(sku.availabilities.all(), key=lambda way: (_TERM_RANK[way.term], _FREQUENCY_RANK[way.billing_frequency]))
         cards.append(OfferCard(sku=sku, refusal=refusal(sku, ctx), ways=ways))
     return cards
-
-
-# LEGACY: subscriptions/ (reads.py, selectors.py, views.py, manage_views.py) still import the old snapshot from here;
-# the queries branch of issue 10 removes those users, and then this line and catalog/snapshot.py go.
-from catalog.snapshot import catalog_snapshot, prefetched  # noqa: E402, F401

@@ -1,7 +1,6 @@
 """The catalog's pages show the catalog as the database holds it: every write to the catalog tables shows on the
 next request (the catalog page reads the database, and keeps nothing between requests). Every write also gives the
-catalog a new version (catalog.models.CatalogVersion), which the legacy copy of the catalog that subscriptions/ still
-reads (catalog/snapshot.py) compares."""
+catalog a new version (catalog.models.CatalogVersion), the key of what is cached of it."""
 
 import itertools
 import re
@@ -12,13 +11,10 @@ from django.db import transaction
 from django.http import QueryDict
 from django.urls import reverse
 
-from catalog import snapshot
 from catalog.filters import OfferFilter
 from catalog.listing import ORDERING, listed_offer_ids, offer_filter
 from catalog.models import Availability, CatalogVersion, Sku, UpgradePath, bump_catalog_version, catalog_version
-from catalog.snapshot import catalog_snapshot
 from tests import factories
-from tests.helpers import at_once
 
 
 @pytest.fixture(autouse=True)
@@ -111,10 +107,8 @@ def test_an_upgrade_path_gives_the_catalog_a_new_version(signed_in, customer):
     after_create = catalog_version()
     path.supported = False
     path.save()
-    # then each write gave a new version (what the legacy copy of subscriptions/ compares to rebuild)
+    # then each write gave a new version
     assert len({before, after_create, catalog_version()}) == 3
-    snapshot.catalog_snapshot()
-    assert snapshot._snapshot.version == catalog_version()
 
 
 def test_a_publisher_renamed_shows_on_the_next_request(signed_in, customer):
@@ -205,15 +199,3 @@ def test_c4_the_cart_page_shows_a_line_refused_after_a_catalog_change(signed_in,
     page = signed_in.get(url).content.decode()
     assert "Can't be bought now: The publisher does not offer this through the CSP program." in page
     assert cart.lines.count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_threads_asking_at_once_share_one_legacy_snapshot_built_once():
-    # given a catalog changed since this process last built its snapshot
-    factories.SkuFactory(name="Microsoft 365 E3")
-    # when four threads (as gunicorn's) ask for it at the same moment
-    snapshots, _ = at_once(*[catalog_snapshot] * 4)
-    # then one snapshot was built under the lock and every thread got that one, with the new offer
-    assert len(snapshots) == 4
-    assert all(snapshot is snapshots[0] for snapshot in snapshots)
-    assert [offer.name for offer in snapshots[0].offers] == ["Microsoft 365 E3"]
