@@ -8,22 +8,33 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.14 python3 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then command -v $$p; break; fi; done)
 PG_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/csp_portal
-BENCH_DB := var/bench.sqlite3
+# The page bench's data set: SCALE=20k (200 customers, 20,000 subscriptions) or SCALE=100k (1,000 customers,
+# 100,000), 2,000 offers either way; a fresh SQLite file, or a fresh PostgreSQL database, per scale.
+SCALE ?= 20k
+BENCH_DB := var/bench-$(SCALE).sqlite3
+PG_PAGES_DB := csp_portal_bench_$(SCALE)
+PG_PAGES_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/$(PG_PAGES_DB)
+# bench-serve: gunicorn on the 100k PostgreSQL database (made by `make bench-pg SCALE=100k`, or here if absent).
+SERVE_DB := csp_portal_bench_100k
+SERVE_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/$(SERVE_DB)
+SERVE_PORT ?= 8765
 # The lifecycle engine's bench: its own SQLite file, and its own PostgreSQL database next to the test one.
 BENCH_LIFECYCLE_DB := var/bench-lifecycle.sqlite3
 PG_BENCH_DB := csp_portal_bench
 PG_BENCH_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/$(PG_BENCH_DB)
 BENCH_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only-key
 
-.PHONY: help demo test test-pg lint bench bench-lifecycle chromium postgres clean
+.PHONY: help demo test test-pg lint bench bench-pg bench-serve bench-lifecycle chromium postgres clean
 
 help:
 	@echo "make demo     seeded demo site on http://127.0.0.1:$(PORT) (SQLite)"
 	@echo "make test     the whole suite, browser tests included (SQLite)"
 	@echo "make test-pg  the same suite on a local PostgreSQL"
 	@echo "make lint     ruff, and import-linter's layers contract (pyproject.toml)"
-	@echo "make bench    page times and SQL query counts on a large data set, then the lifecycle engine's"
-	@echo "              renewal rate (10,000 renewals on SQLite; one vs two engines on PostgreSQL)"
+	@echo "make bench    page times and SQL query counts on a large data set (SQLite; SCALE=20k or 100k), then the"
+	@echo "              lifecycle engine's renewal rate (10,000 renewals on SQLite; one vs two engines on PostgreSQL)"
+	@echo "make bench-pg the page bench on a local PostgreSQL (SCALE=20k or 100k)"
+	@echo "make bench-serve  requests/s through gunicorn (3 workers, 4 clients) on PostgreSQL at 100k, and the export"
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python >= 3.12 found (install python3.12 or newer)"; exit 1; }
@@ -78,12 +89,31 @@ postgres:
 test-pg: $(VENV)/.installed chromium postgres | var
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest
 
+# Page times in bench-results-sqlite-$(SCALE).json; at 100k the growth is read from bench-results-sqlite-20k.json.
 bench: $(VENV)/.installed | var
 	rm -f $(BENCH_DB) $(BENCH_DB)-wal $(BENCH_DB)-shm
 	DATABASE_URL=sqlite:///$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
-	DATABASE_URL=sqlite:///$(BENCH_DB) $(PY) manage.py seed_bench
-	DATABASE_URL=sqlite:///$(BENCH_DB) DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only-key $(PY) manage.py bench --output bench-results.json
+	DATABASE_URL=sqlite:///$(BENCH_DB) $(PY) manage.py seed_bench --scale $(SCALE)
+	DATABASE_URL=sqlite:///$(BENCH_DB) $(BENCH_ENV) $(PY) manage.py bench --scale $(SCALE)
 	@$(MAKE) --no-print-directory bench-lifecycle
+
+# The same on PostgreSQL, in a fresh database of its own per scale: bench-results-postgresql-$(SCALE).json.
+bench-pg: $(VENV)/.installed postgres | var
+	runuser -u postgres -- dropdb --if-exists $(PG_PAGES_DB)
+	runuser -u postgres -- createdb -O csp_portal $(PG_PAGES_DB)
+	DATABASE_URL=$(PG_PAGES_URL) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=$(PG_PAGES_URL) $(PY) manage.py seed_bench --scale $(SCALE)
+	DATABASE_URL=$(PG_PAGES_URL) $(BENCH_ENV) $(PY) manage.py bench --scale $(SCALE)
+
+# gunicorn (3 sync workers) on the 100k PostgreSQL database, 4 concurrent clients on loopback for a bounded time:
+# requests/s per page against the floor's, the workers' memory, the export through a worker; bench-serve.json.
+bench-serve: $(VENV)/.installed postgres | var
+	@runuser -u postgres -- psql -qAtc "select 1 from pg_database where datname='$(SERVE_DB)'" | grep -q 1 || { \
+		runuser -u postgres -- createdb -O csp_portal $(SERVE_DB) && \
+		DATABASE_URL=$(SERVE_URL) $(PY) manage.py migrate --noinput -v0 && \
+		DATABASE_URL=$(SERVE_URL) $(PY) manage.py seed_bench --scale 100k; }
+	DATABASE_URL=$(SERVE_URL) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=$(SERVE_URL) $(BENCH_ENV) $(PY) manage.py bench_serve --port $(SERVE_PORT)
 
 # 10,000 due subscriptions renewed by one engine run on SQLite (target < 20 s), then on PostgreSQL by one engine
 # and by two at once; figures in bench-lifecycle.json. The command deletes the data it made.
@@ -98,4 +128,4 @@ bench-lifecycle: $(VENV)/.installed postgres | var
 	DATABASE_URL=$(PG_BENCH_URL) $(BENCH_ENV) $(PY) manage.py bench_lifecycle --engines 2 --output bench-lifecycle.json
 
 clean:
-	rm -rf $(VENV) var staticfiles bench-results.json bench-lifecycle.json
+	rm -rf $(VENV) var staticfiles bench-results*.json bench-lifecycle.json bench-serve.json

@@ -5,8 +5,17 @@ from .models import AuditEntry
 
 def record(*, actor, at, customer, action: str, summary: str, before=None, after=None, order=None, subscription=None,
            partner=None) -> AuditEntry:
+    entry_ = entry(actor=actor, at=at, customer=customer, action=action, summary=summary, before=before, after=after,
+                   order=order, subscription=subscription, partner=partner)
+    entry_.save(force_insert=True)
+    return entry_
+
+
+def entry(*, actor, at, customer, action: str, summary: str, before=None, after=None, order=None, subscription=None,
+          partner=None) -> AuditEntry:
+    """The audit row record() writes, unsaved (for a caller that writes many at once: the lifecycle engine)."""
     partner = partner or customer.partner
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=_named(actor, partner),
         at=at,
         partner=partner,

@@ -6,8 +6,10 @@ customer has.
 """
 
 import csv
+import io
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from itertools import islice
 
 from django.db.models import QuerySet
 from django.utils.text import slugify
@@ -27,13 +29,6 @@ BILLED = {
 }
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Echo:
-    """A file-like object whose write() hands back the line: csv.writer formats, the generator yields."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 def filename(customer, now: datetime) -> str:
@@ -69,19 +64,55 @@ def export_row(row: tuple) -> tuple:
             billing_term_text(term, frequency), _cell(promotion) if promotion else "None", reseller or "")
 
 
+# The texts a line repeats (formatted once, then looked up) are forgotten past this many: the memory an export
+# holds stays bounded however many subscriptions it streams.
+MEMO_SIZE = 4096
+
+
+def _lines(values: Iterator[tuple]) -> Iterator[str]:
+    """One CSV line per row. A customer's subscriptions hold a few hundred offer names and a few thousand
+    (status, term end, billing, promotion, reseller) combinations: each is formatted once by csv.writer (its quoting
+    and CSV-injection guard) and looked up after, so a line costs two look-ups and the id and quantity, which never
+    need quoting. Profiled on 100,000 rows: formatting every cell of every row (the status and term texts, the enum
+    labels, csv.writer's quoting) was most of the time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="")
+    names: dict[str, str] = {}
+    tails: dict[tuple, str] = {}
+    for pk, name, quantity, status, auto_renew, term_end, term, frequency, promotion, reseller in values:
+        name_text = names.get(name)
+        if name_text is None:
+            if len(names) >= MEMO_SIZE:
+                names.clear()
+            writer.writerow((_cell(name),))
+            name_text = names[name] = _take(buffer)
+        key = (status, auto_renew, term_end, term, frequency, promotion, reseller)
+        tail = tails.get(key)
+        if tail is None:
+            if len(tails) >= MEMO_SIZE:
+                tails.clear()
+            writer.writerow((status_text(status, auto_renew, term_end), billing_term_text(term, frequency),
+                             _cell(promotion) if promotion else "None", reseller or ""))
+            tail = tails[key] = _take(buffer)
+        yield f"{pk},{name_text},{quantity},{tail}\r\n"
+
+
 def csv_lines(subscriptions: QuerySet) -> Iterator[str]:
     """The header, then one line per subscription (by offer name), yielded in batches of ROWS_PER_WRITE."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(HEADER)
-    rows = subscriptions.order_by("sku__name", "pk").values_list(
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(HEADER)
+    yield _take(buffer)
+    values = subscriptions.order_by("sku__name", "pk").values_list(
         "pk", "sku__name", "quantity", "status", "auto_renew", "term_end", "term", "billing_frequency",
         "promotion_id", "reseller__partner_id",
-    )
-    batch = []
-    for row in rows.iterator(chunk_size=CHUNK_SIZE):
-        batch.append(writer.writerow(export_row(row)))
-        if len(batch) == ROWS_PER_WRITE:
-            yield "".join(batch)
-            batch = []
-    if batch:
-        yield "".join(batch)
+    ).iterator(chunk_size=CHUNK_SIZE)
+    lines = _lines(values)
+    while batch := "".join(islice(lines, ROWS_PER_WRITE)):
+        yield batch
+
+
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text

@@ -11,8 +11,8 @@ import random
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import F, Prefetch, Q
+from django.db import transaction
+from django.db.models import Case, F, Prefetch, Q, Value, When
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -23,10 +23,10 @@ from portal.errors import RuleViolation
 from . import audit, services
 from .cycles import charge_due_cycles, mark_cycle_charges_pending
 from .dates import start_of_day, term_end_for
-from .models import BillingLine, ScheduledChange, SeatLot, Subscription
+from .models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from .recovery import TICK_PRESUMED_LOST_AFTER, guarded, is_live, mark_lost, requeue_stranded_work
 from .services.conversions import trial_converts_to
-from .services.kernel import bill, first_charge, open_seat_lot, transition
+from .services.kernel import bill, billing_line, first_charge, new_seat_lot, open_seat_lot, transition
 from .states import Status
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ def mark_renewals_pending(now: datetime) -> int:
 
 
 def renew_due_subscriptions(now: datetime, limit: int | None = None) -> LifecycleReport:
-    """Handles every subscription due at `now`, each in its own transaction."""
+    """Handles every subscription due at `now`: the renewals pending since 00:00 UTC (N6) a chunk a transaction,
+    everything else (expiry, trials, a renewal not marked pending) each in its own transaction."""
     report = LifecycleReport()
     # The work comes in chunks of CHUNK subscriptions, which each engine takes in its own random order (all the
     # chunks of bases and other subscriptions before those of add-ons, A5): two engines at once mostly work on
@@ -120,83 +121,89 @@ def renew_due_subscriptions(now: datetime, limit: int | None = None) -> Lifecycl
         group_chunks = [group[start:start + CHUNK] for start in range(0, len(group), CHUNK)]
         random.shuffle(group_chunks)
         chunks += group_chunks
-    # Each subscription is read locked and checked again in its own transaction. The rows it points to and that
-    # a renewal only reads (customer and partner, offer, product and publisher, availability) are read before, a
-    # chunk a query, so the locked query joins only what the due check needs: joining them all there cost more
-    # (SQL compiling, and PostgreSQL's planning) than the rest of a renewal. An add-on's base is not read before:
-    # it may have been renewed a moment ago in this run (A5). Built once a run (only the pk changes); no ORDER BY:
-    # at most one row matches.
+    # The rows a subscription points to and that a renewal only reads (customer and partner, offer, product and
+    # publisher, availability) and its scheduled changes are read before, a chunk a query, so the locking query
+    # joins only what the due check needs. An add-on's base is not read before: it may have been renewed a moment
+    # ago in this run (A5). No ORDER BY: at most one row matches.
     locked = Subscription.objects.select_for_update(skip_locked=True, of=("self",)).filter(_due(now)).order_by()
-    # A renewal pending since 00:00 UTC (N6) is frozen: every service refuses to change it, its scheduled changes
-    # included, until the engine has renewed it. So the row and its scheduled changes read with the chunk are
-    # still what the locked row holds, as long as it is still due and pending: the lock then only checks that.
-    # Its term end, unchanged since the chunk was read, says no other engine has renewed it meanwhile.
-    still_pending = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                     .filter(renewal_pending=True, auto_renew=True, is_trial=False, status=Status.ACTIVE).order_by())
-    row_locks = connection.features.has_select_for_update_skip_locked
     for chunk in chunks:
-        preloaded = {row.pk: row for row in Subscription.objects.filter(_due(now), pk__in=chunk).order_by()
-                     .select_related("customer__partner", "sku__product__publisher", "sku__trial_of", "availability")
-                     .prefetch_related(Prefetch("scheduled_changes",
-                                                queryset=ScheduledChange.objects.select_related("target_sku")))}
-        for pk in chunk:
-            if pk not in preloaded:
-                continue  # handled since the list was read (by another engine, most likely)
-            row = preloaded[pk]
+        rows = _preload(now, chunk)
+        frozen = [row for row in rows if _frozen(row)]  # once per row, on the row as read with the chunk
+        if frozen:
+            _renew_frozen(frozen, now, report)
+        frozen_pks = {row.pk for row in frozen}
+        for row in rows:
+            if row.pk in frozen_pks:
+                continue
             try:
                 with transaction.atomic():
-                    if _frozen(row) and not row_locks:
-                        # SQLite has no row locks (BEGIN IMMEDIATE serialises writers): the renewal's own
-                        # UPDATE re-checks, on the term end read with the chunk (_save_renewed).
-                        subscription, row.guard_term_end = row, row.term_end
-                        row.loaded_values = {f.attname: getattr(row, f.attname) for f in _SUBSCRIPTION_FIELDS}
-                    elif _frozen(row):
-                        held = still_pending.filter(pk=pk, term_end=row.term_end).values_list("pk").first()
-                        subscription = row if held else None
-                    else:
-                        subscription = next(iter(locked.filter(pk=pk)), None)
-                        if subscription is not None:
-                            _reuse_preloaded(subscription, row)
+                    subscription = next(iter(locked.filter(pk=row.pk)), None)
                     if subscription is None:
                         continue  # another engine holds it, or it was handled since the list was read
+                    _reuse_preloaded(subscription, row)
                     outcome = _advance(subscription, now)
             except _HandledMeanwhile:
                 continue  # renewed by another engine since the chunk was read: rolled back, nothing done twice
             except Exception:
                 # Only this subscription's transaction is rolled back; the next run retries it.
-                logger.exception("Lifecycle failed for subscription %s", pk)
+                logger.exception("Lifecycle failed for subscription %s", row.pk)
                 outcome = "failed"
             report.count(outcome)
     return report
 
 
-_SUBSCRIPTION_FIELDS = Subscription._meta.concrete_fields
+def _preload(now: datetime, pks: list) -> list[Subscription]:
+    """The chunk's subscriptions still due, in the chunk's order, with what a renewal reads: one query for the rows
+    and those they point to, one for their scheduled changes (in `renewal_changes`)."""
+    changes = Prefetch("scheduled_changes", to_attr="renewal_changes",
+                       queryset=ScheduledChange.objects.select_related("target_sku"))
+    by_pk = {row.pk: row for row in Subscription.objects.filter(_due(now), pk__in=pks).order_by()
+             .select_related("customer__partner", "sku__product__publisher", "sku__trial_of", "availability")
+             .prefetch_related(changes)}
+    return [by_pk[pk] for pk in pks if pk in by_pk]  # the others were handled since the list was read
+
+
+def _renew_frozen(rows: list[Subscription], now: datetime, report: LifecycleReport) -> None:
+    """N1, N6: renews a chunk's pending renewals in one transaction, written with a few set-wide queries (the renewed
+    rows in one UPDATE, their license lots, charges and audit rows in one INSERT each) instead of a transaction and
+    half a dozen round trips each: those round trips were most of a renewal's time on PostgreSQL. If anything fails,
+    the chunk is rolled back and its renewals are made one by one, each in its own transaction, so that a failure
+    rolls back only its own renewal (and is logged, for the next pass to retry)."""
+    try:
+        with transaction.atomic():
+            renewed = _renew_held(rows, now)
+    except Exception:
+        if len(rows) == 1:
+            logger.exception("Lifecycle failed for subscription %s", rows[0].pk)
+            report.count("failed")
+            return
+    else:
+        report.renewed += renewed
+        return
+    # The failed attempt changed the rows in memory: read them again, then one transaction each.
+    for row in _preload(now, [row.pk for row in rows]):
+        if _frozen(row):
+            _renew_frozen([row], now, report)
+
+
+def _renew_held(rows: list[Subscription], now: datetime) -> int:
+    """Locks those of the rows still pending with the term end they were read with (skipping any another engine
+    holds, or has renewed since), then renews them. A renewal pending since 00:00 UTC (N6) is frozen: every service
+    refuses to change it, its scheduled changes included, until the engine has renewed it; so the rows and changes
+    read with the chunk are still what the locked rows hold. Without row locks (SQLite) the transaction holds the
+    database's write lock from its start (BEGIN IMMEDIATE) instead, and the UPDATE re-checks each term end either
+    way (_write_renewals)."""
+    held = set(Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+               .filter(pk__in=[row.pk for row in rows], renewal_pending=True, auto_renew=True, is_trial=False,
+                       status=Status.ACTIVE)
+               .order_by().values_list("pk", "term_end"))
+    renewals = [_plan_renewal(row, now) for row in rows if (row.pk, row.term_end) in held]
+    _write_renewals(renewals, now)
+    return len(renewals)
 
 
 class _HandledMeanwhile(Exception):
     pass
-
-
-def _save_renewed(subscription: Subscription, fields: list[str], now: datetime) -> None:
-    """Saves what the renewal changed. Without row locks (SQLite), only if the row still holds the term end the
-    engine read (another engine has not renewed it meanwhile); else the whole renewal is rolled back."""
-    guard = getattr(subscription, "guard_term_end", None)
-    if guard is None:
-        subscription.save(update_fields=fields)
-        return
-    subscription.updated_at = now  # auto_now, which an UPDATE doesn't apply
-    values = {Subscription._meta.get_field(name).attname: getattr(subscription, Subscription._meta.get_field(name).attname)
-              for name in fields}
-    values["list_name"] = subscription.display_name  # kept by save(), which this UPDATE bypasses
-    # Only the columns that changed (most renewals change the term and the pending flag): SQLite rewrites the entries
-    # of every index on a column an UPDATE sets, changed or not.
-    loaded = getattr(subscription, "loaded_values", {})
-    values = {name: value for name, value in values.items() if name not in loaded or loaded[name] != value}
-    values["version"] = F("version") + 1  # a renewal is a new version, as save() makes it (portal/versions.py)
-    subscription.version += 1
-    updated = Subscription.objects.filter(pk=subscription.pk, term_end=guard, renewal_pending=True).update(**values)
-    if not updated:
-        raise _HandledMeanwhile
 
 
 def _frozen(row: Subscription) -> bool:
@@ -253,13 +260,11 @@ def _snapshot(subscription: Subscription) -> dict:
 
 
 def _scheduled(subscription: Subscription) -> list[ScheduledChange]:
-    """Everything scheduled for the renewal, in one query (or none, when read with the engine's chunk)."""
-    return list(subscription.scheduled_changes.all() if _prefetched(subscription)
-                else subscription.scheduled_changes.select_related("target_sku"))
-
-
-def _prefetched(subscription: Subscription) -> bool:
-    return "scheduled_changes" in getattr(subscription, "_prefetched_objects_cache", {})
+    """Everything scheduled for the renewal: as read with the engine's chunk (_preload), else in one query."""
+    preloaded = getattr(subscription, "renewal_changes", None)
+    if preloaded is not None:
+        return list(preloaded)
+    return list(subscription.scheduled_changes.select_related("target_sku"))
 
 
 def _apply_scheduled_changes(subscription: Subscription, scheduled: list[ScheduledChange], *,
@@ -332,16 +337,17 @@ def _reprice(subscription: Subscription) -> None:
         subscription.currency = availability.currency
 
 
-# What a renewal changes on the subscription row (saved alone: cheaper than every column).
-RENEWED_FIELDS = ["sku", "one_per_customer", "availability", "quantity", "term", "billing_frequency", "unit_price",
-                  "currency", "term_start", "term_end", "renewal_completed_at", "renewal_pending", "updated_at"]
+# What a renewal changes on the subscription row (written alone: cheaper than every column), by column name;
+# list_name follows the offer as save() keeps it (models.Subscription.save), and version is bumped as save() does.
+RENEWED_COLUMNS = ["sku_id", "one_per_customer", "availability_id", "quantity", "term", "billing_frequency",
+                   "unit_price", "currency", "term_start", "term_end", "list_name"]
 
 
-def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetime, source: str,
-                    billing_kind: str, aligned_end: date | None = None,
-                    update_fields: list[str] | None = None) -> BillingLine | None:
+def _begin_new_term(subscription: Subscription, *, starts_on: date, now: datetime,
+                    aligned_end: date | None = None) -> int:
     """The new term runs from 00:00 UTC on `starts_on` to its natural end or `aligned_end` (K11, its first charge
-    then prorated by the day); its 7-day windows count from now, when it completes (N3)."""
+    then prorated by the day); its 7-day windows count from now, when it completes (N3). Sets it on the
+    subscription (unsaved); returns the term's months."""
     months = TERM_MONTHS[subscription.term]
     term_end = aligned_end or term_end_for(starts_on, months)
     base = subscription.base_subscription
@@ -353,22 +359,52 @@ def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetim
     subscription.renewal_completed_at = now
     subscription.term_end = term_end
     subscription.renewal_pending = False
-    if update_fields is None:
-        subscription.save()
-    else:
-        _save_renewed(subscription, update_fields, now)
+    return months
+
+
+def _new_term_charges(subscription: Subscription, *, starts_on: date, months: int, now: datetime, source: str,
+                      billing_kind: str) -> tuple[SeatLot | None, BillingLine | None]:
+    """The new term's license lot and first charge, unsaved (none for an offer billed by consumption)."""
     if not subscription.sku.is_license_based:
-        return None  # billed by consumption
-    open_seat_lot(subscription, quantity=subscription.quantity, source=source, now=now)
+        return None, None
+    lot = new_seat_lot(subscription, quantity=subscription.quantity, source=source, now=now)
     charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                          billing_frequency=subscription.billing_frequency, term_start=starts_on, term_end=term_end,
-                          term_months=months)
-    return bill(subscription, kind=billing_kind, charge=charge, quantity=subscription.quantity, now=now)
+                          billing_frequency=subscription.billing_frequency, term_start=starts_on,
+                          term_end=subscription.term_end, term_months=months)
+    return lot, billing_line(subscription, kind=billing_kind, charge=charge, quantity=subscription.quantity, now=now)
 
 
-def _renew(subscription: Subscription, now: datetime) -> str:
-    # N1, N2: the new term starts the day after the inclusive end date.
+def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetime, source: str,
+                    billing_kind: str) -> BillingLine | None:
+    """The new term (see _begin_new_term) saved, with its license lot and first charge."""
+    months = _begin_new_term(subscription, starts_on=starts_on, now=now)
+    subscription.save()
+    lot, line = _new_term_charges(subscription, starts_on=starts_on, months=months, now=now, source=source,
+                                  billing_kind=billing_kind)
+    if lot is not None:
+        lot.save(force_insert=True)
+        line.save(force_insert=True)
+    return line
+
+
+@dataclass
+class _Renewal:
+    """One renewal worked out, for _write_renewals to write with others."""
+
+    subscription: Subscription
+    read: dict  # RENEWED_COLUMNS as read, before the renewal
+    used: list[ScheduledChange]  # to delete
+    lot: SeatLot | None
+    line: BillingLine | None
+    entry: AuditEntry
+
+
+def _plan_renewal(subscription: Subscription, now: datetime) -> _Renewal:
+    """N1, N2, N4: the renewal of a locked subscription, worked out in memory (its rule checks may read); nothing
+    is written here."""
+    read = {name: getattr(subscription, name) for name in RENEWED_COLUMNS}
     before = _snapshot(subscription)
+    # N1, N2: the new term starts the day after the inclusive end date.
     starts_on = subscription.term_end + timedelta(days=1)
     scheduled = _scheduled(subscription)
     applied, used = _apply_scheduled_changes(subscription, scheduled, now=now)
@@ -376,17 +412,71 @@ def _renew(subscription: Subscription, now: datetime) -> str:
     aligned_end, alignment = _aligned_end(subscription, scheduled)  # checked against the renewed SKU and term
     if alignment:
         applied.append(alignment)
-    _delete(used + [c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT])
-    line = _start_new_term(subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL,
-                           billing_kind=BillingLine.Kind.RENEWAL, aligned_end=aligned_end,
-                           update_fields=RENEWED_FIELDS)
+    used = used + [c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT]
+    months = _begin_new_term(subscription, starts_on=starts_on, now=now, aligned_end=aligned_end)
+    if subscription.sku_id != read["sku_id"]:
+        subscription.list_name = subscription.display_name
+    lot, line = _new_term_charges(subscription, starts_on=starts_on, months=months, now=now,
+                                  source=SeatLot.Source.RENEWAL, billing_kind=BillingLine.Kind.RENEWAL)
     summary = f"Renewed from {starts_on:%Y-%m-%d} to {subscription.term_end:%Y-%m-%d}"
     if applied:
         summary += "; applied: " + ", ".join(applied)
     if line is not None:
         summary += f"; charged {line.amount} {line.currency}"
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.renewed", summary=summary[:300], before=before, after=_snapshot(subscription))
+    entry = audit.entry(actor=None, at=now, customer=subscription.customer, subscription=subscription,
+                        action="subscription.renewed", summary=summary[:300], before=before,
+                        after=_snapshot(subscription))
+    return _Renewal(subscription=subscription, read=read, used=used, lot=lot, line=line, entry=entry)
+
+
+def _write_renewals(renewals: list[_Renewal], now: datetime) -> None:
+    """Writes renewals worked out by _plan_renewal, in the caller's transaction: their used scheduled changes
+    deleted in one query, the rows in one UPDATE, the lots, charges and audit rows in one INSERT each."""
+    if not renewals:
+        return
+    _delete([change for renewal in renewals for change in renewal.used])
+    _update_renewed(renewals, now)
+    SeatLot.objects.bulk_create([r.lot for r in renewals if r.lot is not None])
+    BillingLine.objects.bulk_create([r.line for r in renewals if r.line is not None])
+    AuditEntry.objects.bulk_create([r.entry for r in renewals])
+
+
+def _update_renewed(renewals: list[_Renewal], now: datetime) -> None:
+    """One UPDATE for every renewed row: what all of them take alike (pending off, completed now, a new version) as
+    values, and each column some of them change as a CASE over the rows that change it, a WHEN per distinct value
+    (a renewal's term end, or a scheduled quantity). It matches a row only with the term end it was read with, so
+    a row another engine renewed meanwhile is not renewed twice: then the whole transaction is rolled back."""
+    values = {"renewal_pending": False, "renewal_completed_at": now, "updated_at": now,  # auto_now, which an
+              "version": F("version") + 1}  # UPDATE doesn't apply; any write is a new version (portal/versions.py)
+    changed: dict[str, dict] = {}
+    by_end: dict[date, list] = {}
+    for renewal in renewals:
+        subscription = renewal.subscription
+        by_end.setdefault(renewal.read["term_end"], []).append(subscription.pk)
+        for name in RENEWED_COLUMNS:
+            value = getattr(subscription, name)
+            if value != renewal.read[name]:
+                changed.setdefault(name, {}).setdefault(value, []).append(subscription.pk)
+    for name, pks_by_value in changed.items():
+        field = Subscription._meta.get_field(name)
+        if len(pks_by_value) == 1 and len(next(iter(pks_by_value.values()))) == len(renewals):
+            values[name] = next(iter(pks_by_value))  # the same for every row
+        else:
+            values[name] = Case(*[When(pk__in=pks, then=Value(value, output_field=field))
+                                  for value, pks in pks_by_value.items()], default=F(name), output_field=field)
+    guard = Q()
+    for term_end, pks in by_end.items():
+        guard |= Q(term_end=term_end, pk__in=pks)
+    if Subscription.objects.filter(guard).update(**values) != len(renewals):
+        raise _HandledMeanwhile
+    for renewal in renewals:
+        renewal.subscription.version += 1
+        renewal.subscription.updated_at = now
+
+
+def _renew(subscription: Subscription, now: datetime) -> str:
+    """A due renewal not marked pending (N6), on its own locked row."""
+    _write_renewals([_plan_renewal(subscription, now)], now)
     return "renewed"
 
 

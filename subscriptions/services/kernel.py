@@ -56,18 +56,32 @@ def first_charge(*, unit_price, quantity: int, billing_frequency: str, term_star
 
 
 
-def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
+def new_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
+    """The lot, unsaved (for a caller that writes many at once: the lifecycle engine)."""
     # Q2: every addition opens its own 7-day window for those licenses.
-    return SeatLot.objects.create(subscription=subscription, source=source, quantity=quantity, added_at=now,
-                                  window_ends_at=now + REMOVAL_WINDOW)
+    return SeatLot(subscription=subscription, source=source, quantity=quantity, added_at=now,
+                   window_ends_at=now + REMOVAL_WINDOW)
 
 
-def bill(subscription: Subscription, *, kind: str, charge: Charge, quantity: int, now: datetime) -> BillingLine:
-    return BillingLine.objects.create(
+def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
+    lot = new_seat_lot(subscription, quantity=quantity, source=source, now=now)
+    lot.save(force_insert=True)
+    return lot
+
+
+def billing_line(subscription: Subscription, *, kind: str, charge: Charge, quantity: int, now: datetime) -> BillingLine:
+    """The charge's billing line, unsaved (for a caller that writes many at once: the lifecycle engine)."""
+    return BillingLine(
         subscription=subscription, kind=kind, amount=charge.amount, currency=subscription.currency,
         quantity=quantity, unit_price=subscription.unit_price, period_start=charge.period_start,
         period_end=charge.period_end, explanation=charge.explanation, created_at=now,
     )
+
+
+def bill(subscription: Subscription, *, kind: str, charge: Charge, quantity: int, now: datetime) -> BillingLine:
+    line = billing_line(subscription, kind=kind, charge=charge, quantity=quantity, now=now)
+    line.save(force_insert=True)
+    return line
 
 
 

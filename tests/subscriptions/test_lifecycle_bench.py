@@ -88,8 +88,10 @@ def test_queries_per_renewal_do_not_grow_with_the_number_of_renewals(db):
         per_renewal[n] = len(captured) / n
         delete_bench_data()
 
-    # then a renewal costs the same few queries whether there are 10 or 40 (the run's own few are shared)
-    assert abs(per_renewal[40] - per_renewal[10]) < 1.0, per_renewal
+    # then a renewal costs no more queries with 40 than with 10: the pending renewals of a chunk are written
+    # together (the run's own few queries and a chunk's are shared), so less than one query a renewal at 40
+    assert per_renewal[40] <= per_renewal[10], per_renewal
+    assert per_renewal[40] < 1.0, per_renewal
 
 
 def test_the_command_writes_its_figures_and_cleans_up(db, tmp_path, capsys):
@@ -113,7 +115,7 @@ def test_the_command_writes_its_figures_and_cleans_up(db, tmp_path, capsys):
     # the rate may differ from 30 / seconds by what that rounding hides)
     assert one["seconds"] > 0
     assert 30 / (one["seconds"] + 0.0005) - 0.05 <= one["rate"] <= 30 / max(one["seconds"] - 0.0005, 1e-9) + 0.05
-    assert mine["queries_per_renewal"] > 1
+    assert 0 < mine["queries_per_renewal"] < 1  # a chunk's renewals share their queries
     if connection.vendor == "sqlite":
         assert mine["target_seconds"] == pytest.approx(0.06)
         assert mine["target_met"] == (one["seconds"] < 0.06)

@@ -7,7 +7,8 @@ eight with a scheduled quantity change, one in fifty P1Y monthly ones with a sch
 billing, one in forty an add-on of the subscription before it; and a tenth as many that are not due yet.
 Then it times one engine run, checks that every due subscription was renewed exactly once (one renewal
 billing line and one audit row each, none left due, the others untouched) and prints the seconds and the
-rate against the target: under 20 s for 10,000 on SQLite (500 a second).
+rate against the target: under 20 s for 10,000 on SQLite (500 a second); on PostgreSQL at least 500 a second with one
+engine and, with `--engines 2`, two engines at least 1.8x one. The tables are ANALYZEd before each timed run.
 
 With `--engines 2` (PostgreSQL only: SQLite allows one writer at a time) it then rebuilds the same data and
 runs two engines at once, in two processes, each with its own connection (processes, not threads: most of a
@@ -23,7 +24,7 @@ import json
 import multiprocessing
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,10 +43,12 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.states import Status
 
 # A fixed instant, five minutes into the renewal day of terms that ended (inclusive) on 2026-12-01.
-NOW = datetime(2026, 12, 2, 0, 5, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 12, 2, 0, 5, tzinfo=UTC)
 DEFAULT_N = 10_000
 TARGET_SECONDS = 20.0  # for TARGET_N subscriptions on SQLite
 TARGET_N = 10_000
+PG_TARGET_RATE = 500.0  # renewals a second with one engine on PostgreSQL (issue 10)
+PG_TARGET_SPEEDUP = 1.8  # two engines against one, back to back on fresh statistics
 PREFIX = "LCBENCH"  # the bench's partner ids and publisher names start with it; nothing else's should
 SUBS_PER_CUSTOMER = 20
 N_BASE_SKUS = 12
@@ -302,7 +305,11 @@ class Command(BaseCommand):
             self.stdout.write(f"One engine: {n:,} renewals in {one['seconds']:.2f} s, {one['rate']:,.0f}/s; target "
                               f"< {target:.1f} s ({TARGET_N / TARGET_SECONDS:,.0f}/s): {verdict}")
         else:
-            self.stdout.write(f"One engine: {n:,} renewals in {one['seconds']:.2f} s, {one['rate']:,.0f}/s")
+            figures["target_rate"] = PG_TARGET_RATE
+            figures["target_met"] = one["rate"] >= PG_TARGET_RATE
+            verdict = "PASS" if figures["target_met"] else "FAIL"
+            self.stdout.write(f"One engine: {n:,} renewals in {one['seconds']:.2f} s, {one['rate']:,.0f}/s; target "
+                              f">= {PG_TARGET_RATE:,.0f}/s: {verdict}")
 
         if engines == 2 and vendor != "postgresql":
             self.stdout.write(f"Two engines at once: skipped, PostgreSQL only ({vendor} lets one connection write at "
@@ -312,10 +319,11 @@ class Command(BaseCommand):
             figures["two_engines"] = two
             figures["speedup"] = round(one["seconds"] / two["seconds"], 2)
             figures["two_engines_faster"] = two["seconds"] < one["seconds"]
+            figures["target_speedup"] = PG_TARGET_SPEEDUP
+            verdict = "PASS" if figures["speedup"] >= PG_TARGET_SPEEDUP else "FAIL"
             self.stdout.write(f"Two engines: {n:,} renewals in {two['seconds']:.2f} s, {two['rate']:,.0f}/s "
                               f"({' + '.join(str(r) for r in two['renewed_by_engine'])}); "
-                              f"{figures['speedup']:.2f}x one engine: "
-                              f"{'faster' if figures['two_engines_faster'] else 'NOT faster'}")
+                              f"{figures['speedup']:.2f}x one engine; target >= {PG_TARGET_SPEEDUP}x: {verdict}")
 
         path = Path(output)
         existing = json.loads(path.read_text()) if path.exists() else {}
@@ -332,6 +340,10 @@ class Command(BaseCommand):
             if others:
                 raise CommandError(f"{others} other subscriptions in this database are due at {NOW:%Y-%m-%d %H:%M} "
                                    "UTC: point the bench at a database of its own.")
+            # Fresh statistics on the freshly written tables, so that each run (one engine, then two) is planned
+            # on what is there, not on the empty tables of a new database (autovacuum may not have got to them).
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
             if engines == 1:
                 started, cpu = time.perf_counter(), time.process_time()
                 reports = [run_lifecycle(NOW)]

@@ -1,15 +1,17 @@
 """Seed a LARGE, deterministic data set for `manage.py bench` (see `make bench`).
 
-Everything is built in memory and written with bulk_create in one transaction, so the whole
-set (~80,000 rows) takes seconds, not minutes. It writes into whatever DATABASE_URL points at;
-`make bench` points it at a fresh var/bench.sqlite3.
+Everything is built in memory and written with bulk_create (1,000 rows an INSERT) in one transaction, so
+the 20k set (~90,000 rows) takes well under a minute and the 100k set (~450,000 rows) one to two. It
+writes into whatever DATABASE_URL points at; `make bench` points it at a fresh var/bench-<scale>.sqlite3,
+`make bench-pg` at a fresh PostgreSQL database.
 
-What it makes:
+What it makes (`--scale 20k`, the default; `--scale 100k` in brackets):
 
 * partner "Bench Partner" (direct bill) with staff user `bench` (sales agent + admin agent);
-  200 customers holding 20,000 subscriptions (mixed statuses, one purchase SeatLot and one
-  BillingLine each): the first customer 100, the second ("Bench Customer 001") 10,000 (the
-  export's 10k measurement: S5 must stream them in under a second), the other 198 50 each.
+  200 [1,000] customers holding 20,000 [100,000] subscriptions (mixed statuses, one purchase SeatLot and one
+  BillingLine each): the first customer 100, the second ("Bench Customer 001") 10,000 [50,000]
+  (at 100k the third holds 10,000): the export's 10k measurement, S5 must stream them in under a second;
+  the others 50 [40 or 41] each.
   About one in forty (every 20th of a customer's, if active, in its term and with more than 5
   licenses) got licenses added 5 to 7 days ago: a second SeatLot whose removal window closes
   within the next 48 hours (the "window closes within 48 h" filter), and its charge.
@@ -18,11 +20,12 @@ What it makes:
 * partner "Tailspin Partners" with a few customers of its own: noise the tenancy scoping
   must keep out of the bench user's pages;
 * a catalog of 200 products (Microsoft and four ISV publishers, every category and both
-  billing types) with 2,000 offers (Sku rows), each with 2 or 3 Availability rows, a few
+  billing types) with 2,000 offers (Sku rows; `--products` changes the 200), each with 2 or 3 Availability rows, a few
   add-ons with base offers, a few ISV offers exclusive to the other partner.
 """
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -32,8 +35,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import (
-    FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Cart, CartLine, Order, OrderLine, Product,
-    Publisher, Sku, Term, bump_catalog_version,
+    FREQUENCY_MONTHS,
+    TERM_MONTHS,
+    Availability,
+    BillingFrequency,
+    Cart,
+    CartLine,
+    Order,
+    OrderLine,
+    Product,
+    Publisher,
+    Sku,
+    Term,
+    bump_catalog_version,
 )
 from portal.models import Customer, Membership, Partner
 from subscriptions.dates import term_end_for
@@ -48,13 +62,32 @@ BENCH_USERNAME = "bench"
 
 N_PRODUCTS = 200
 SKUS_PER_PRODUCT = 10  # -> 2,000 offers
-N_CUSTOMERS = 200
-# Subscriptions per customer -> 20,000. The first customer (the one the catalog, cart and order pages are
-# measured with) keeps a typical 100; the big one sits second, so those pages' data does not change with it.
+# The first customer (the one the catalog, cart and order pages are measured with) keeps a typical 100
+# subscriptions at every scale; the big ones sit next, so those pages' data does not change with them.
 FIRST_CUSTOMER_SUBS = 100
-BIG_CUSTOMER = 1
-BIG_CUSTOMER_SUBS = 10_000
-SUBS_PER_CUSTOMER = 50
+
+
+@dataclass(frozen=True)
+class Scale:
+    customers: int
+    subscriptions: int
+    big: tuple[int, ...]  # the subscriptions of customers 1, 2...: the largest first; one holds exactly 10,000
+
+
+# 20k: 200 customers (100, 10,000, then 50 each). 100k: 1,000 customers (100, 50,000, 10,000, then 40 or 41 each).
+SCALES = {
+    "20k": Scale(customers=200, subscriptions=20_000, big=(10_000,)),
+    "100k": Scale(customers=1_000, subscriptions=100_000, big=(50_000, 10_000)),
+}
+
+
+def subscriptions_per_customer(scale: Scale) -> list[int]:
+    """The first customer's 100, the big ones', then the rest shared as evenly as whole numbers allow."""
+    fixed = [FIRST_CUSTOMER_SUBS, *scale.big]
+    others = scale.customers - len(fixed)
+    each, extra = divmod(scale.subscriptions - sum(fixed), others)
+    return fixed + [each + (1 if i < extra else 0) for i in range(others)]
+
 ORDERS_PER_CUSTOMER = 10
 LINES_PER_ORDER = 3
 CART_LINES = 5
@@ -100,20 +133,28 @@ def _bulk(model, objs):
 
 
 class Command(BaseCommand):
-    help = "Seed a large data set (200 customers, 2,000 offers, 20,000 subscriptions) for `manage.py bench`."
+    help = "Seed a large data set (2,000 offers; 20,000 or 100,000 subscriptions) for `manage.py bench`."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--scale", choices=sorted(SCALES), default="20k",
+                            help="20k: 200 customers, 20,000 subscriptions; 100k: 1,000 customers, 100,000.")
+        parser.add_argument("--products", type=int, default=N_PRODUCTS,
+                            help=f"Catalog products, {SKUS_PER_PRODUCT} offers each (default {N_PRODUCTS}: 2,000 offers).")
+
+    def handle(self, *args, scale, products, **options):
+        self.scale = SCALES[scale]
+        self.n_products = products
         if Partner.objects.filter(partner_id=BENCH_PARTNER_ID).exists():
             raise CommandError("The bench data is already there: `make bench` recreates the database first.")
         started = time.perf_counter()
         self.now = timezone.now().replace(microsecond=0)
         with transaction.atomic():
             counts = self.seed()
-        elapsed = time.perf_counter() - started
-        summary = ", ".join(f"{n:,} {label}" for label, n in counts.items())
-        self.stdout.write(self.style.SUCCESS(f"Seeded {summary} in {elapsed:.1f} s."))
         fill_list_names(Subscription.objects.all())  # the lists' sort key: bulk_create does not call save()
         connection.cursor().execute("ANALYZE")  # SQLite plans by statistics only once they are gathered
+        elapsed = time.perf_counter() - started
+        summary = ", ".join(f"{n:,} {label}" for label, n in counts.items())
+        self.stdout.write(self.style.SUCCESS(f"Seeded {summary} in {elapsed:.1f} s (list names and ANALYZE included)."))
 
     # ------------------------------------------------------------------ the whole set
 
@@ -122,11 +163,10 @@ class Command(BaseCommand):
         noise_partner, noise_user = self.partner_with_staff("Tailspin Partners", NOISE_PARTNER_ID, "tailspin")
         skus, availabilities = self.catalog(noise_partner)
 
-        customers = self.customers(bench_partner, "Bench Customer", N_CUSTOMERS)
+        customers = self.customers(bench_partner, "Bench Customer", self.scale.customers)
         noise_customers = self.customers(noise_partner, "Tailspin Customer", N_NOISE_CUSTOMERS)
 
-        per_customer = [FIRST_CUSTOMER_SUBS if c == 0 else BIG_CUSTOMER_SUBS if c == BIG_CUSTOMER else SUBS_PER_CUSTOMER
-                        for c in range(N_CUSTOMERS)]
+        per_customer = subscriptions_per_customer(self.scale)
         subscriptions = self.subscriptions(customers, skus, availabilities, per_customer)
         subscriptions += self.subscriptions(noise_customers, skus, availabilities,
                                             [NOISE_SUBS_PER_CUSTOMER] * N_NOISE_CUSTOMERS)
@@ -165,12 +205,12 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------ catalog
 
     def catalog(self, noise_partner: Partner):
-        """200 products x 10 offers; returns (skus in creation order, {sku pk: [availabilities]})."""
+        """200 products (--products) x 10 offers; returns (skus in creation order, {sku pk: [availabilities]})."""
         microsoft = Publisher.objects.create(name="Microsoft", is_microsoft=True)
         isvs = _bulk(Publisher, [Publisher(name=name) for name in ISV_PUBLISHERS])
         categories = list(Product.Category.values)
         products = []
-        for p in range(N_PRODUCTS):
+        for p in range(self.n_products):
             # Three in five products are Microsoft's; the categories rotate, and a third of the non-trial
             # products in every category are usage-based.
             is_ms = p % 5 < 3
@@ -289,7 +329,7 @@ class Command(BaseCommand):
         # The quoted first charge (full term: unit price x quantity), where the model records one.
         quotes_first_charge = any(f.name == "first_charge" for f in OrderLine._meta.concrete_fields)
         lines, linked = [], []
-        for order, group in zip(orders, groups):
+        for order, group in zip(orders, groups, strict=True):
             done = order.status == Order.Status.COMPLETED
             for sub in group:
                 line = OrderLine(
@@ -303,7 +343,7 @@ class Command(BaseCommand):
                 lines.append(line)
                 linked.append(sub if done else None)
         _bulk(OrderLine, lines)
-        for line, sub in zip(lines, linked):
+        for line, sub in zip(lines, linked, strict=True):
             if sub is not None:
                 sub.order_line = line
         return orders, lines
