@@ -1,9 +1,10 @@
 """Tenancy: partners, their staff and roles, and the customers they serve (rules T1–T4)."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
-import uuid
 
 # T4: the customer's EU/EFTA flag is derived from its billing country, never typed in.
 EU_EFTA_COUNTRIES = frozenset(
