@@ -134,7 +134,7 @@ def subscription_page() -> QuerySet:
         "sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku",
     ).prefetch_related(
         "sku__availabilities", "seat_lots", "billing_lines",
-        Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku")
+        Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku__product__publisher")
                  .prefetch_related("target_sku__availabilities")),
     )
 

@@ -13,7 +13,8 @@ from portal.models import Partner
 from subscriptions import selectors
 from subscriptions.models import Subscription
 from tests import factories
-from tests.subscriptions.test_lists import ALL_URL, bulk_subscriptions, ids, list_url, lot, subscribe
+from tests.factories import subscribe_to_offer
+from tests.subscriptions.test_lists import ALL_URL, bulk_subscriptions, ids, list_url, lot
 
 NOW = factories.BASE_TIME
 
@@ -56,7 +57,7 @@ def test_s1_every_sort_pages_through_every_subscription_once_both_ways(signed_in
                  for name in ("Fabrikam", "Fabrikam", "Adatum")]
     bulk_subscriptions(customers, [factories.SkuFactory(name=f"Offer {i}") for i in range(3)], 99)
     reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
-    subscribe(customers[0], "Offer 1", reseller=reseller)
+    subscribe_to_offer(customers[0], "Offer 1", reseller=reseller)
     scoped = Subscription.objects.filter(customer__partner=direct_partner)
     expected = [str(pk) for pk in selectors.order_subscriptions(scoped, sort).values_list("pk", flat=True)]
     # when the list across customers is read by Next to its end, then by Previous back to its start
@@ -82,7 +83,7 @@ def test_s1_a_page_read_from_a_cursor_starts_after_its_row_even_when_rows_come_i
     second_url = link(first, "Next")
     before = ids(signed_in.get(list_url(customer, second_url)).content.decode())
     # when a subscription sorting onto the first page is added
-    subscribe(customer, "Aardvark", quantity=1)
+    subscribe_to_offer(customer, "Aardvark", quantity=1)
     # then the second page still starts after the row the first page ended with (an offset would shift it)
     assert ids(signed_in.get(list_url(customer, second_url)).content.decode()) == before
 
@@ -109,7 +110,7 @@ def test_s1_the_count_is_exact_up_to_its_bound_and_says_more_beyond(signed_in, c
                                    "?offer_name=" + "x" * 300, "?offer=99999999999999999999999"])
 def test_s1_a_query_string_the_list_cannot_read_is_ignored(signed_in, customer, query):
     # given a subscription
-    sub = subscribe(customer, "Microsoft 365 E3")
+    sub = subscribe_to_offer(customer, "Microsoft 365 E3")
     # when a list is opened with values its form refuses
     for url in (list_url(customer, query), ALL_URL + query):
         response = signed_in.get(url)
@@ -123,7 +124,7 @@ def test_s1_the_list_across_customers_follows_a_customer_renamed(signed_in, dire
     # given two customers' subscriptions, listed by customer
     adatum = factories.CustomerFactory(partner=direct_partner, company_name="Adatum")
     fabrikam = factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam")
-    a, f = subscribe(adatum, "Visio"), subscribe(fabrikam, "Visio")
+    a, f = subscribe_to_offer(adatum, "Visio"), subscribe_to_offer(fabrikam, "Visio")
     assert ids(signed_in.get(ALL_URL).content.decode()) == [str(a.pk), str(f.pk)]
     # when Adatum is renamed Zenith (as the admin saves it)
     adatum.company_name = "Zenith"
@@ -140,7 +141,7 @@ def test_s1_the_reseller_sort_follows_a_reseller_renamed_and_a_customer_moved(si
     # given subscriptions resold by Adatum and Bellows
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     bellows = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
-    a, b = subscribe(customer, "Visio", reseller=adatum), subscribe(customer, "Visio", reseller=bellows)
+    a, b = subscribe_to_offer(customer, "Visio", reseller=adatum), subscribe_to_offer(customer, "Visio", reseller=bellows)
     assert ids(signed_in.get(list_url(customer, "?sort=reseller")).content.decode()) == [str(a.pk), str(b.pk)]
     # when Adatum is renamed Zeta
     adatum.name = "Zeta"
@@ -158,12 +159,12 @@ def test_s1_the_reseller_sort_follows_a_reseller_renamed_and_a_customer_moved(si
 @pytest.mark.rule("Q4")
 def test_q4_home_and_the_48_hour_filter_list_the_same_open_removal_windows(signed_in, customer):
     # given lots closing within 48 hours: usable, all removed, of a trial, of a suspended subscription; and later
-    open_one = subscribe(customer, "A usable")
+    open_one = subscribe_to_offer(customer, "A usable")
     lot(open_one, NOW + timedelta(hours=5))
-    lot(subscribe(customer, "B all removed"), NOW + timedelta(hours=5), removed=5)
-    lot(subscribe(customer, "C trial", trial=True), NOW + timedelta(hours=5))
-    lot(subscribe(customer, "D suspended", suspended=True), NOW + timedelta(hours=5))
-    lot(subscribe(customer, "E later"), NOW + timedelta(hours=49))
+    lot(subscribe_to_offer(customer, "B all removed"), NOW + timedelta(hours=5), removed=5)
+    lot(subscribe_to_offer(customer, "C trial", trial=True), NOW + timedelta(hours=5))
+    lot(subscribe_to_offer(customer, "D suspended", suspended=True), NOW + timedelta(hours=5))
+    lot(subscribe_to_offer(customer, "E later"), NOW + timedelta(hours=49))
     # when Home and the filtered list are opened
     home = signed_in.get(reverse("portal:home")).content.decode()
     listed = ids(signed_in.get(ALL_URL + "?window=48h").content.decode())
@@ -177,9 +178,9 @@ def test_q4_home_and_the_48_hour_filter_list_the_same_open_removal_windows(signe
 def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, customer):
     # given subscriptions ending today, in 30 and 31 days, one with auto-renew off
     today = NOW.date()
-    renewing = [subscribe(customer, "A", term_end=today), subscribe(customer, "B", term_end=today + timedelta(days=30))]
-    subscribe(customer, "C", term_end=today + timedelta(days=31))
-    subscribe(customer, "D", term_end=today + timedelta(days=3), auto_renew=False)
+    renewing = [subscribe_to_offer(customer, "A", term_end=today), subscribe_to_offer(customer, "B", term_end=today + timedelta(days=30))]
+    subscribe_to_offer(customer, "C", term_end=today + timedelta(days=31))
+    subscribe_to_offer(customer, "D", term_end=today + timedelta(days=3), auto_renew=False)
     # when Home and the filtered list are opened
     home = signed_in.get(reverse("portal:home")).content.decode()
     listed = ids(signed_in.get(ALL_URL + "?renews=30d").content.decode())
