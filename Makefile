@@ -67,12 +67,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Chromium from apt"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
-test: $(VENV)/.installed chromium | var
+test: lint chromium | var
 	$(PY) -m pytest
 
 # ruff's rules and import-linter's contracts (the layers, no import cycles), both configured in pyproject.toml.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
 postgres:

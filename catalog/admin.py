@@ -99,13 +99,29 @@ class SkuAdmin(PartnerScopedAdmin):
     # a shared row's partner fields.
     partner_staff = PartnerStaff.SHARED
     list_display = (
-        "name", "sku_id", "product", "publisher", "commerce", "is_addon", "is_trial", "one_per_customer",
-        "min_quantity", "max_quantity", "transactable_in_portal",
+        "name",
+        "sku_id",
+        "product",
+        "publisher",
+        "commerce",
+        "is_addon",
+        "is_trial",
+        "one_per_customer",
+        "min_quantity",
+        "max_quantity",
+        "transactable_in_portal",
     )
     list_select_related = ("product__publisher",)
     list_filter = (
-        "commerce", "is_addon", "is_trial", "one_per_customer", "offered_through_csp", "transactable_in_portal",
-        "product__billing_type", "product__category", "product__publisher",
+        "commerce",
+        "is_addon",
+        "is_trial",
+        "one_per_customer",
+        "offered_through_csp",
+        "transactable_in_portal",
+        "product__billing_type",
+        "product__category",
+        "product__publisher",
     )
     search_fields = ("name", "sku_id", "product__name", "product__product_id", "product__publisher__name")
     # Autocomplete rather than filter_horizontal: the catalog and the partner list are large.
@@ -253,7 +269,14 @@ class OrderLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInli
     model = OrderLine
     extra = 0
     fields = (
-        "sku", "quantity", "term", "billing_frequency", "unit_price", "line_total", "aligned_end_date", "status",
+        "sku",
+        "quantity",
+        "term",
+        "billing_frequency",
+        "unit_price",
+        "line_total",
+        "aligned_end_date",
+        "status",
         "fulfilled_at_utc",
     )
     readonly_fields = fields
@@ -294,16 +317,37 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     partner_staff = PartnerStaff.OWN
     ordering = ("-created_at", "-pk")  # counted: see PublisherAdmin
     list_display = (
-        "number", "customer", "partner", "placed_by", "status", "total_display", "attested_as", "reseller",
-        "line_count", "created_at_utc",
+        "number",
+        "customer",
+        "partner",
+        "placed_by",
+        "status",
+        "total_display",
+        "attested_as",
+        "reseller",
+        "line_count",
+        "created_at_utc",
     )
     list_select_related = ("customer__partner", "placed_by", "reseller")
-    list_filter = ("status", "attested_as", "currency", "created_at", ("customer__partner", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "attested_as",
+        "currency",
+        "created_at",
+        ("customer__partner", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("customer__company_name", "customer__partner__name", "placed_by__username", "placed_by__email")
     search_help_text = "Order number (ORD-000123), customer, partner or the staff user who placed it."
     date_hierarchy = "created_at"
     fields = (
-        "number", "customer", "cart", "placed_by", "status", "attested_as", "reseller", "total_display",
+        "number",
+        "customer",
+        "cart",
+        "placed_by",
+        "status",
+        "attested_as",
+        "reseller",
+        "total_display",
         "created_at_utc",
     )
     readonly_fields = ("number", "total_display", "created_at_utc")
@@ -361,10 +405,24 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         rows = list(recovery.order_tasks(obj))
         if not rows:
             return "None"
-        return render_to_string("admin/catalog/order_tasks.html", {"tasks": [
-            {"name": row.task_name, "url": _task_url(row), "args": ", ".join(map(str, row.args_kwargs.get("args", []))),
-             "state": recovery.task_state(row, now), "enqueued_at": row.enqueued_at, "started_at": row.started_at,
-             "finished_at": row.finished_at, "workers": ", ".join(row.worker_ids)} for row in rows]})
+        return render_to_string(
+            "admin/catalog/order_tasks.html",
+            {
+                "tasks": [
+                    {
+                        "name": row.task_name,
+                        "url": _task_url(row),
+                        "args": ", ".join(map(str, row.args_kwargs.get("args", []))),
+                        "state": recovery.task_state(row, now),
+                        "enqueued_at": row.enqueued_at,
+                        "started_at": row.started_at,
+                        "finished_at": row.finished_at,
+                        "workers": ", ".join(row.worker_ids),
+                    }
+                    for row in rows
+                ]
+            },
+        )
 
 
 def _task_url(row) -> str:
@@ -378,15 +436,33 @@ def _task_url(row) -> str:
 class OrderLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     partner_staff = PartnerStaff.OWN
     list_display = (
-        "__str__", "order_number", "customer", "sku", "quantity", "term", "billing_frequency", "unit_price",
-        "line_total", "status", "fulfilled_at_utc",
+        "__str__",
+        "order_number",
+        "customer",
+        "sku",
+        "quantity",
+        "term",
+        "billing_frequency",
+        "unit_price",
+        "line_total",
+        "status",
+        "fulfilled_at_utc",
     )
     list_select_related = ("order__customer", "sku")
     list_filter = ("status", "term", "billing_frequency", "currency")
     search_fields = ("order__customer__company_name", "sku__name", "sku__sku_id")
     fields = (
-        "order", "sku", "availability", "quantity", "term", "billing_frequency", "unit_price", "line_total",
-        "aligned_end_date", "status", "fulfilled_at_utc",
+        "order",
+        "sku",
+        "availability",
+        "quantity",
+        "term",
+        "billing_frequency",
+        "unit_price",
+        "line_total",
+        "aligned_end_date",
+        "status",
+        "fulfilled_at_utc",
     )
     readonly_fields = ("line_total", "fulfilled_at_utc")
 

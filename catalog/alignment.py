@@ -55,18 +55,30 @@ def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[Alig
     One query of plain values: no model instances to build.
     """
     customer_id = customer.pk if isinstance(customer, Customer) else customer
-    rows = (Subscription.objects
-            .filter(customer_id=customer_id, status=Status.ACTIVE, is_trial=False, sku__commerce=Sku.Commerce.NEW,
-                    term_end__gte=today)
-            .order_by("term_end", "pk")
-            .values_list("pk", "term_end", "term", "friendly_name", "sku__name"))
+    rows = (
+        Subscription.objects.filter(
+            customer_id=customer_id,
+            status=Status.ACTIVE,
+            is_trial=False,
+            sku__commerce=Sku.Commerce.NEW,
+            term_end__gte=today,
+        )
+        .order_by("term_end", "pk")
+        .values_list("pk", "term_end", "term", "friendly_name", "sku__name")
+    )
     # The name is read as Subscription.display_name reads it: the friendly name, else the offer's.
-    return [AlignableSubscription(pk, term_end, term, friendly_name or sku_name)
-            for pk, term_end, term, friendly_name, sku_name in rows]
+    return [
+        AlignableSubscription(pk, term_end, term, friendly_name or sku_name)
+        for pk, term_end, term, friendly_name, sku_name in rows
+    ]
 
 
-def alignment_options(customer: Customer, availability: Availability, today: date,
-                      subscriptions: list[AlignableSubscription] | None = None) -> list[AlignmentOption]:
+def alignment_options(
+    customer: Customer,
+    availability: Availability,
+    today: date,
+    subscriptions: list[AlignableSubscription] | None = None,
+) -> list[AlignmentOption]:
     """Every end date this line may take instead of its natural term end, earliest first.
 
     Pass `subscriptions` (from `alignable_subscriptions`) to price several lines with one query.
@@ -106,7 +118,8 @@ class CartAlignment:
             if self._subscriptions is None:
                 self._subscriptions = alignable_subscriptions(self.customer, self.today)
             found = self._by_term[availability.term] = alignment_options(
-                self.customer, availability, self.today, self._subscriptions)
+                self.customer, availability, self.today, self._subscriptions
+            )
         return found
 
 

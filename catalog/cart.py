@@ -9,8 +9,8 @@ from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
 from catalog.models import TRIAL_LICENSES, Availability, Cart, CartAdditionalReseller, CartLine, Sku
 from portal.access import Action, partner_of, require
-from portal.models import Customer, Partner
 from portal.errors import RuleViolation
+from portal.models import Customer, Partner
 from portal.versions import StaleVersion, bump_version, check_version, lock_version
 
 MAX_ADDITIONAL_RESELLERS = 5
@@ -27,7 +27,9 @@ def _expire_if_due(cart: Cart, now: datetime) -> bool:
 
 def current_cart(customer: Customer, user, now: datetime) -> Cart | None:
     """The user's open cart for this customer with its reseller, expiring it first if its time is up (K12)."""
-    cart = Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN).select_related("reseller").first()
+    cart = (
+        Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.OPEN).select_related("reseller").first()
+    )
     if cart is not None and _expire_if_due(cart, now):
         return None
     if cart is not None:
@@ -39,22 +41,29 @@ def open_cart_or_conflict(customer: Customer, user, now: datetime) -> Cart:
     """The open cart a cart page's form acts on; none (purchased or expired since the page was drawn, K12) is 409."""
     cart = current_cart(customer, user, now)
     if cart is None:
-        raise RuleViolation("K12", "There is no open cart for this customer (it was purchased or has expired).",
-                            conflict=True)
+        raise RuleViolation(
+            "K12", "There is no open cart for this customer (it was purchased or has expired).", conflict=True
+        )
     return cart
 
 
 def cart_lines(cart: Cart) -> list[CartLine]:
     """A cart's lines in the order they were added, each with its offer as the rules and the cart page read it
     (product, publisher, add-on bases, exclusive partners): four queries, whatever the number of lines."""
-    return list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
-        Prefetch("availability__sku__base_skus", queryset=Sku.objects.only("id", "name").order_by()),
-        Prefetch("availability__sku__exclusive_partners", queryset=Partner.objects.only("id").order_by()),
-    ).order_by("added_at", "pk"))
+    return list(
+        cart.lines.select_related("availability__sku__product__publisher")
+        .prefetch_related(
+            Prefetch("availability__sku__base_skus", queryset=Sku.objects.only("id", "name").order_by()),
+            Prefetch("availability__sku__exclusive_partners", queryset=Partner.objects.only("id").order_by()),
+        )
+        .order_by("added_at", "pk")
+    )
 
 
 def last_expired_cart(customer: Customer, user) -> Cart | None:
-    return Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.EXPIRED).order_by("-created_at").first()
+    return (
+        Cart.objects.filter(customer=customer, owner=user, status=Cart.Status.EXPIRED).order_by("-created_at").first()
+    )
 
 
 def _locked_open_cart(customer: Customer, user, now: datetime, version: int | str | None = None) -> Cart:
@@ -68,14 +77,19 @@ def _locked_open_cart(customer: Customer, user, now: datetime, version: int | st
         bump_version(cart)
         return cart
     # K4: an indirect provider's cart starts with the customer's reseller of record, if still linked.
-    reseller = customer.reseller if customer.reseller_id and customer.partner.reseller_links.filter(
-        reseller_id=customer.reseller_id).exists() else None
+    reseller = (
+        customer.reseller
+        if customer.reseller_id and customer.partner.reseller_links.filter(reseller_id=customer.reseller_id).exists()
+        else None
+    )
     try:
         with transaction.atomic():  # a savepoint: the same first add, submitted twice at once, may create it first
             return Cart.objects.create(customer=customer, owner=user, created_at=now, reseller=reseller)
     except IntegrityError:
-        raise StaleVersion("The cart changed since you opened the page: it was just created from another "
-                           "submission. Nothing was done: review the cart and try again.") from None
+        raise StaleVersion(
+            "The cart changed since you opened the page: it was just created from another "
+            "submission. Nothing was done: review the cart and try again."
+        ) from None
 
 
 def cart_quantities(cart: Cart, *, excluding: int | None = None) -> dict[int, int]:
@@ -97,8 +111,16 @@ def normalise_quantity(availability: Availability, quantity: int) -> int:
     return quantity
 
 
-def check_line(*, cart: Cart, availability: Availability, quantity: int, aligned_end_date: date | None,
-               today: date, ctx=None, line_pk: int | None = None) -> None:
+def check_line(
+    *,
+    cart: Cart,
+    availability: Availability,
+    quantity: int,
+    aligned_end_date: date | None,
+    today: date,
+    ctx=None,
+    line_pk: int | None = None,
+) -> None:
     """Every rule a cart line must pass, at add time and again at purchase."""
     customer = cart.customer
     sku = availability.sku
@@ -112,11 +134,23 @@ def check_line(*, cart: Cart, availability: Availability, quantity: int, aligned
     if why:
         raise RuleViolation(why.rule, why.message, field="quantity")
     if aligned_end_date is not None and not alignment_allowed(customer, availability, aligned_end_date, today):
-        raise RuleViolation("K11", f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.", field="aligned_end_date")
+        raise RuleViolation(
+            "K11",
+            f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.",
+            field="aligned_end_date",
+        )
 
 
-def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: int, aligned_end_date: date | None,
-                now: datetime, version: int | str | None = None) -> CartLine:
+def add_to_cart(
+    *,
+    customer: Customer,
+    actor,
+    availability_id: int,
+    quantity: int,
+    aligned_end_date: date | None,
+    now: datetime,
+    version: int | str | None = None,
+) -> CartLine:
     require(actor, Action.BUY)
     availability = (
         Availability.objects.filter(pk=availability_id)
@@ -131,26 +165,47 @@ def add_to_cart(*, customer: Customer, actor, availability_id: int, quantity: in
         cart = _locked_open_cart(customer, actor, now, version)
         existing = cart.lines.filter(availability=availability, aligned_end_date=aligned_end_date).first()
         if existing:
-            new_quantity = quantity if not availability.sku.is_license_based or availability.sku.is_trial else existing.quantity + quantity
+            new_quantity = (
+                quantity
+                if not availability.sku.is_license_based or availability.sku.is_trial
+                else existing.quantity + quantity
+            )
             try:
-                check_line(cart=cart, availability=availability, quantity=new_quantity,
-                           aligned_end_date=aligned_end_date, today=now.date(), line_pk=existing.pk)
+                check_line(
+                    cart=cart,
+                    availability=availability,
+                    quantity=new_quantity,
+                    aligned_end_date=aligned_end_date,
+                    today=now.date(),
+                    line_pk=existing.pk,
+                )
             except RuleViolation as violation:
                 if violation.field != "quantity":
                     raise
-                raise RuleViolation(violation.rule, f"The cart already has {existing.quantity:,}, so this would make "
-                                                    f"{new_quantity:,}. {violation.message}", field="quantity") from None
+                raise RuleViolation(
+                    violation.rule,
+                    f"The cart already has {existing.quantity:,}, so this would make "
+                    f"{new_quantity:,}. {violation.message}",
+                    field="quantity",
+                ) from None
             existing.quantity = new_quantity
             existing.save(update_fields=["quantity"])
             return existing
-        check_line(cart=cart, availability=availability, quantity=quantity, aligned_end_date=aligned_end_date, today=now.date())
-        return CartLine.objects.create(cart=cart, availability=availability, quantity=quantity,
-                                       aligned_end_date=aligned_end_date, added_at=now)
+        check_line(
+            cart=cart, availability=availability, quantity=quantity, aligned_end_date=aligned_end_date, today=now.date()
+        )
+        return CartLine.objects.create(
+            cart=cart, availability=availability, quantity=quantity, aligned_end_date=aligned_end_date, added_at=now
+        )
 
 
 def _locked_line(cart: Cart, line_id: int) -> CartLine:
-    line = CartLine.objects.select_for_update(of=("self",)).select_related("availability__sku__product__publisher").filter(
-        cart=cart, pk=line_id).first()
+    line = (
+        CartLine.objects.select_for_update(of=("self",))
+        .select_related("availability__sku__product__publisher")
+        .filter(cart=cart, pk=line_id)
+        .first()
+    )
     if line is None:
         raise RuleViolation("K1", "That line is no longer in the cart.", conflict=True)
     return line
@@ -164,15 +219,29 @@ def _open_for_change(cart: Cart, now: datetime, version: int | str | None) -> Ca
     return cart
 
 
-def update_line(*, cart: Cart, actor, version: int | str | None = None, line_id: int, quantity: int, aligned_end_date: date | None,
-                now: datetime) -> CartLine:
+def update_line(
+    *,
+    cart: Cart,
+    actor,
+    version: int | str | None = None,
+    line_id: int,
+    quantity: int,
+    aligned_end_date: date | None,
+    now: datetime,
+) -> CartLine:
     require(actor, Action.BUY)
     with transaction.atomic():
         cart = _open_for_change(cart, now, version)
         line = _locked_line(cart, line_id)
         quantity = normalise_quantity(line.availability, quantity)
-        check_line(cart=cart, availability=line.availability, quantity=quantity, aligned_end_date=aligned_end_date,
-                   today=now.date(), line_pk=line.pk)
+        check_line(
+            cart=cart,
+            availability=line.availability,
+            quantity=quantity,
+            aligned_end_date=aligned_end_date,
+            today=now.date(),
+            line_pk=line.pk,
+        )
         line.quantity = quantity
         line.aligned_end_date = aligned_end_date
         line.save(update_fields=["quantity", "aligned_end_date"])
@@ -196,12 +265,18 @@ def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None
     if link is None:
         raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
     if not link.reseller.mpa_signed:
-        raise RuleViolation("K4", f"{link.reseller.name} ({link.reseller.partner_id}) has not signed the Microsoft "
-                                  "Partner Agreement: it can't be the reseller of a purchase.", field="reseller")
+        raise RuleViolation(
+            "K4",
+            f"{link.reseller.name} ({link.reseller.partner_id}) has not signed the Microsoft "
+            "Partner Agreement: it can't be the reseller of a purchase.",
+            field="reseller",
+        )
     return link.reseller
 
 
-def set_reseller(*, cart: Cart, actor, version: int | str | None = None, reseller_id: int | None, now: datetime) -> Cart:
+def set_reseller(
+    *, cart: Cart, actor, version: int | str | None = None, reseller_id: int | None, now: datetime
+) -> Cart:
     """K4: an indirect provider associates one of its own resellers (or none) with the purchase.
 
     K5: additional resellers need an initial reseller, so choosing none removes them; the new
@@ -228,8 +303,9 @@ def initial_reseller(cart: Cart, seller: Partner) -> Partner | None:
     return cart.reseller
 
 
-def additional_reseller_refusal(cart: Cart, seller: Partner, partner: Partner | None, partner_id_text: str,
-                                existing: list[Partner]) -> str | None:
+def additional_reseller_refusal(
+    cart: Cart, seller: Partner, partner: Partner | None, partner_id_text: str, existing: list[Partner]
+) -> str | None:
     """K5 for one additional reseller; None when it may be declared."""
     why = additional_resellers_closed(cart, seller, existing)
     if why:
@@ -259,7 +335,9 @@ def additional_resellers_closed(cart: Cart, seller: Partner, existing: list[Part
     return None
 
 
-def add_additional_reseller(*, cart: Cart, actor, version: int | str | None = None, partner_id_text: str, now: datetime) -> CartAdditionalReseller:
+def add_additional_reseller(
+    *, cart: Cart, actor, version: int | str | None = None, partner_id_text: str, now: datetime
+) -> CartAdditionalReseller:
     member = require(actor, Action.BUY)
     partner_id_text = (partner_id_text or "").strip()
     with transaction.atomic():
@@ -272,7 +350,9 @@ def add_additional_reseller(*, cart: Cart, actor, version: int | str | None = No
         return CartAdditionalReseller.objects.create(cart=cart, partner=partner, position=len(existing) + 1)
 
 
-def remove_additional_reseller(*, cart: Cart, actor, version: int | str | None = None, partner_pk: int, now: datetime) -> None:
+def remove_additional_reseller(
+    *, cart: Cart, actor, version: int | str | None = None, partner_pk: int, now: datetime
+) -> None:
     require(actor, Action.BUY)
     with transaction.atomic():
         cart = _open_for_change(cart, now, version)
@@ -286,4 +366,3 @@ def _renumber_additional(cart: Cart) -> None:
         if entry.position != position:
             entry.position = position
             entry.save(update_fields=["position"])
-

@@ -9,8 +9,8 @@ from catalog.cart import additional_reseller_refusal, check_line, resolve_resell
 from catalog.eligibility import buying_context, subscription_limit_refusal
 from catalog.models import Cart, Order, OrderAdditionalReseller, OrderLine
 from portal.access import Action, require
-from portal.models import Customer
 from portal.errors import RuleViolation, RuleViolations
+from portal.models import Customer
 from portal.versions import bump_version, check_version
 from subscriptions.audit import record
 from subscriptions.services import fulfill_order_task, quoted_first_charge
@@ -18,8 +18,9 @@ from subscriptions.services import fulfill_order_task, quoted_first_charge
 
 def line_first_charge(line, today) -> Decimal:
     """A cart line's first charge: unit × quantity, prorated by the day when aligned short (K11)."""
-    charge = quoted_first_charge(availability=line.availability, quantity=line.quantity,
-                                 aligned_end_date=line.aligned_end_date, today=today)
+    charge = quoted_first_charge(
+        availability=line.availability, quantity=line.quantity, aligned_end_date=line.aligned_end_date, today=today
+    )
     return charge.amount if charge else Decimal("0.00")
 
 
@@ -34,8 +35,9 @@ def attestation_text(cart: Cart) -> str:
 UNCHANGED = object()
 
 
-def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED,
-             version: int | str | None = None) -> tuple[Order, bool]:
+def purchase(
+    *, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED, version: int | str | None = None
+) -> tuple[Order, bool]:
     """Turns the cart into one order. Returns (order, created).
 
     Submitting an already purchased cart again returns its order: the cart row is locked first,
@@ -52,15 +54,22 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
         check_version(cart, version, noun="cart")
         bump_version(cart)
         if cart.is_past_its_time(now):  # K12
-            raise RuleViolation("K12", f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.", conflict=True)
+            raise RuleViolation(
+                "K12",
+                f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.",
+                conflict=True,
+            )
         if reseller_id is not UNCHANGED and reseller_id != cart.reseller_id:
             cart.reseller = resolve_reseller(member.partner, reseller_id)
             cart.save(update_fields=["reseller"])
         # K3: without the confirmation nothing is bought.
         if not attested:
             raise RuleViolation("K3", "Confirm the attestation before purchasing.", field="attest")
-        lines = list(cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
-            "availability__sku__base_skus", "availability__sku__exclusive_partners"))
+        lines = list(
+            cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
+                "availability__sku__base_skus", "availability__sku__exclusive_partners"
+            )
+        )
         if not lines:
             raise RuleViolation("K9", "The cart is empty: add an offer first.")
         # Two carts of one customer bought at once must not both pass the customer-wide limits
@@ -70,8 +79,15 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
         errors: dict = {}
         for line in lines:
             try:
-                check_line(cart=cart, availability=line.availability, quantity=line.quantity,
-                           aligned_end_date=line.aligned_end_date, today=now.date(), ctx=ctx, line_pk=line.pk)
+                check_line(
+                    cart=cart,
+                    availability=line.availability,
+                    quantity=line.quantity,
+                    aligned_end_date=line.aligned_end_date,
+                    today=now.date(),
+                    ctx=ctx,
+                    line_pk=line.pk,
+                )
             except RuleViolation as violation:
                 errors[line.pk] = violation
         # K4: the reseller must still be one of this provider's resellers, with a signed MPA.
@@ -85,8 +101,9 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
             errors["cart"] = RuleViolation(too_many.rule, too_many.message)
         additional = list(cart.additional_resellers.select_related("partner"))
         for index, entry in enumerate(additional):
-            why = additional_reseller_refusal(cart, member.partner, entry.partner, entry.partner.partner_id,
-                                              [a.partner for a in additional[:index]])
+            why = additional_reseller_refusal(
+                cart, member.partner, entry.partner, entry.partner.partner_id, [a.partner for a in additional[:index]]
+            )
             if why:
                 errors[f"reseller-{entry.partner_id}"] = RuleViolation("K5", why)
         if errors:
@@ -95,28 +112,52 @@ def purchase(*, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UN
         currency = lines[0].availability.currency
         charges = {line.pk: line_first_charge(line, now.date()) for line in lines}
         order = Order.objects.create(
-            customer=cart.customer, cart=cart, placed_by=actor, created_at=now, currency=currency,
+            customer=cart.customer,
+            cart=cart,
+            placed_by=actor,
+            created_at=now,
+            currency=currency,
             total=sum(charges.values(), Decimal("0.00")),
             attested_as=Order.Attestation.INDIRECT if cart.reseller_id else Order.Attestation.DIRECT,
             reseller=cart.reseller,
         )
-        OrderLine.objects.bulk_create([
-            OrderLine(order=order, availability=line.availability, sku=line.availability.sku, quantity=line.quantity,
-                      term=line.availability.term, billing_frequency=line.availability.billing_frequency,
-                      unit_price=line.availability.unit_price, currency=line.availability.currency,
-                      aligned_end_date=line.aligned_end_date, first_charge=charges[line.pk])
-            for line in lines
-        ])
-        OrderAdditionalReseller.objects.bulk_create([
-            OrderAdditionalReseller(order=order, partner=a.partner, position=a.position) for a in additional
-        ])
+        OrderLine.objects.bulk_create(
+            [
+                OrderLine(
+                    order=order,
+                    availability=line.availability,
+                    sku=line.availability.sku,
+                    quantity=line.quantity,
+                    term=line.availability.term,
+                    billing_frequency=line.availability.billing_frequency,
+                    unit_price=line.availability.unit_price,
+                    currency=line.availability.currency,
+                    aligned_end_date=line.aligned_end_date,
+                    first_charge=charges[line.pk],
+                )
+                for line in lines
+            ]
+        )
+        OrderAdditionalReseller.objects.bulk_create(
+            [OrderAdditionalReseller(order=order, partner=a.partner, position=a.position) for a in additional]
+        )
         cart.status = Cart.Status.PURCHASED
         cart.save(update_fields=["status"])
-        record(actor=actor, at=now, customer=cart.customer, order=order, action="order.placed",
-               summary=f"Placed {order.number}: {len(lines)} line(s), {order.total} {order.currency}",
-               after={"order": order.number, "total": str(order.total), "attested_as": order.attested_as,
-                      "reseller": cart.reseller.partner_id if cart.reseller else None,
-                      "additional_resellers": [a.partner.partner_id for a in additional]})
+        record(
+            actor=actor,
+            at=now,
+            customer=cart.customer,
+            order=order,
+            action="order.placed",
+            summary=f"Placed {order.number}: {len(lines)} line(s), {order.total} {order.currency}",
+            after={
+                "order": order.number,
+                "total": str(order.total),
+                "attested_as": order.attested_as,
+                "reseller": cart.reseller.partner_id if cart.reseller else None,
+                "additional_resellers": [a.partner.partner_id for a in additional],
+            },
+        )
         order_id = order.pk
         transaction.on_commit(lambda: fulfill_order_task.enqueue(order_id))
         return order, True

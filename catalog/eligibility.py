@@ -54,17 +54,26 @@ def buying_context(customer: Customer, partner: Partner, cart: Cart | None = Non
     UNION ALL of three querysets, each row an offer id, a subscription id or None, and a status or a marker)."""
     ctx = BuyingContext(customer=customer, partner=partner)
     no_subscription = Value(None, output_field=UUIDField())
-    holdings = Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).values_list(
-        "sku_id", "pk", "status").order_by()
+    holdings = (
+        Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES)
+        .values_list("sku_id", "pk", "status")
+        .order_by()
+    )
     # Lines of orders placed but not yet fulfilled are subscriptions about to exist (C4a, K8).
-    ordered = (OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING)
-               .annotate(no_subscription=no_subscription, marker=Value(Status.PENDING.value, output_field=CharField()))
-               .values_list("sku_id", "no_subscription", "marker").order_by())
+    ordered = (
+        OrderLine.objects.filter(order__customer=customer, status=OrderLine.Status.PENDING)
+        .annotate(no_subscription=no_subscription, marker=Value(Status.PENDING.value, output_field=CharField()))
+        .values_list("sku_id", "no_subscription", "marker")
+        .order_by()
+    )
     parts = [ordered]
     if cart is not None:
-        parts.append(CartLine.objects.filter(cart=cart)
-                     .annotate(no_subscription=no_subscription, marker=Value(_IN_CART, output_field=CharField()))
-                     .values_list("availability__sku_id", "no_subscription", "marker").order_by())
+        parts.append(
+            CartLine.objects.filter(cart=cart)
+            .annotate(no_subscription=no_subscription, marker=Value(_IN_CART, output_field=CharField()))
+            .values_list("availability__sku_id", "no_subscription", "marker")
+            .order_by()
+        )
     for sku_id, sub_id, status in holdings.union(*parts, all=True).order_by():
         if status == _IN_CART:
             ctx.cart_sku_ids.add(sku_id)
@@ -104,11 +113,18 @@ class OfferFacts(ListingFacts):
         bases = list(sku.base_skus.all()) if sku.is_addon else []
         is_isv = sku.is_isv
         return cls(
-            pk=sku.pk, segments=tuple(sku.segment_list), commerce=sku.commerce, is_addon=sku.is_addon,
-            base_ids=frozenset(b.pk for b in bases), base_names=tuple(sorted(b.name for b in bases)),
-            countries=tuple(sku.country_list), is_isv=is_isv, offered_through_csp=sku.offered_through_csp,
+            pk=sku.pk,
+            segments=tuple(sku.segment_list),
+            commerce=sku.commerce,
+            is_addon=sku.is_addon,
+            base_ids=frozenset(b.pk for b in bases),
+            base_names=tuple(sorted(b.name for b in bases)),
+            countries=tuple(sku.country_list),
+            is_isv=is_isv,
+            offered_through_csp=sku.offered_through_csp,
             exclusive_ids=frozenset(p.pk for p in sku.exclusive_partners.all()) if is_isv else frozenset(),
-            transactable_in_portal=sku.transactable_in_portal, one_per_customer=sku.one_per_customer,
+            transactable_in_portal=sku.transactable_in_portal,
+            one_per_customer=sku.one_per_customer,
             is_trial=sku.is_trial,
         )
 
@@ -123,7 +139,9 @@ def listing_refusal(offer: ListingFacts, ctx: BuyingContext) -> Refusal | None:
     # C3: sold to the customer's segment only.
     if customer.segment not in offer.segments:
         segments = ", ".join(offer.segments) or "no segment"
-        return Refusal("C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True)
+        return Refusal(
+            "C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True
+        )
     if offer.is_addon:
         # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
         if offer.commerce == Sku.Commerce.TRADITIONAL:
@@ -160,7 +178,9 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
             return Refusal("C4c", f"The publisher does not sell this offer in {customer.country_name}.")
     # C4f
     if not offer.transactable_in_portal:
-        return Refusal("C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal.")
+        return Refusal(
+            "C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal."
+        )
     live = ctx.live.get(offer.pk, [])
     # C4b: a suspended subscription is reactivated, not bought again.
     suspended = [sub_id for sub_id, status in live if status == Status.SUSPENDED and sub_id]
@@ -190,14 +210,15 @@ def offer_queryset():
 def _licenses(sku_ids: list[int], customer: Customer, cart_quantities: dict[int, int]) -> int:
     """Licenses of these offers the customer holds with every partner, has ordered, and has in the cart."""
     owned = (
-        Subscription.objects.filter(customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids, status__in=LIVE_STATUSES)
-        .aggregate(n=Sum("quantity"))["n"]
+        Subscription.objects.filter(
+            customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids, status__in=LIVE_STATUSES
+        ).aggregate(n=Sum("quantity"))["n"]
         or 0
     )
     ordered = (
-        OrderLine.objects.filter(order__customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids,
-                                 status=OrderLine.Status.PENDING)
-        .aggregate(n=Sum("quantity"))["n"]
+        OrderLine.objects.filter(
+            order__customer__tenant_id=customer.tenant_id, sku_id__in=sku_ids, status=OrderLine.Status.PENDING
+        ).aggregate(n=Sum("quantity"))["n"]
         or 0
     )
     return owned + ordered + sum(q for sku_id, q in cart_quantities.items() if sku_id in sku_ids)
@@ -221,11 +242,17 @@ def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quanti
         if sku.addon_limit == Sku.AddonLimit.MIN_5_PERCENT_OF_BASE:
             minimum = math.ceil(base * 5 / 100)  # K6: 5%, rounded up
             if total < minimum:
-                return Refusal("K6", f"{sku.name} needs at least {minimum:,} licenses{already}: 5% of the customer's "
-                                     f"{base:,} base licenses, rounded up.")
+                return Refusal(
+                    "K6",
+                    f"{sku.name} needs at least {minimum:,} licenses{already}: 5% of the customer's "
+                    f"{base:,} base licenses, rounded up.",
+                )
         if sku.addon_limit == Sku.AddonLimit.MAX_BASE and total > base:
-            return Refusal("K7", f"{sku.name} can have at most {base:,} licenses{already}: the customer's base licenses "
-                                 "with every partner and in this cart.")
+            return Refusal(
+                "K7",
+                f"{sku.name} can have at most {base:,} licenses{already}: the customer's base licenses "
+                "with every partner and in this cart.",
+            )
     return None
 
 
@@ -233,7 +260,10 @@ def subscription_limit_refusal(ctx: BuyingContext, new_lines: int) -> Refusal | 
     """K8: the configured maximum number of subscriptions per customer."""
     limit = settings.CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER
     if ctx.live_count + new_lines > limit:
-        return Refusal("K8", f"This purchase would give the customer {ctx.live_count + new_lines:,} subscriptions; the limit is {limit:,}.")
+        return Refusal(
+            "K8",
+            f"This purchase would give the customer {ctx.live_count + new_lines:,} subscriptions; the limit is {limit:,}.",
+        )
     return None
 
 
@@ -247,8 +277,14 @@ def addons_for(base: Subscription) -> list[Sku]:
         .filter(availabilities__term=base.term, availabilities__billing_frequency=base.billing_frequency)
         .distinct()
         .select_related("product__publisher")
-        .prefetch_related(Prefetch("availabilities", queryset=Availability.objects.order_by("term", "billing_frequency")))
+        .prefetch_related(
+            Prefetch("availabilities", queryset=Availability.objects.order_by("term", "billing_frequency"))
+        )
         .order_by("name", "pk")
     )
-    return [sku for sku in candidates if customer.segment in sku.segment_list
-            and (not sku.country_list or customer.billing_country in sku.country_list)]
+    return [
+        sku
+        for sku in candidates
+        if customer.segment in sku.segment_list
+        and (not sku.country_list or customer.billing_country in sku.country_list)
+    ]

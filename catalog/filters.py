@@ -11,14 +11,26 @@ from catalog.models import Product, Sku
 class OfferFilter(django_filters.FilterSet):
     PUBLISHER_CHOICES = [("microsoft", "Microsoft"), ("partner", "Partner")]
 
-    q = django_filters.CharFilter(method="search", label="Search",
-                                  widget=forms.TextInput(attrs={"placeholder": "Search offers", "type": "search"}))
-    publisher = django_filters.MultipleChoiceFilter(choices=PUBLISHER_CHOICES, method="by_publisher",
-                                                    widget=forms.CheckboxSelectMultiple, label="Publisher")
-    billing_type = django_filters.MultipleChoiceFilter(field_name="product__billing_type", choices=Product.BillingType.choices,
-                                                       widget=forms.CheckboxSelectMultiple, label="Billing type")
-    category = django_filters.MultipleChoiceFilter(field_name="product__category", choices=Product.Category.choices,
-                                                   widget=forms.CheckboxSelectMultiple, label="Category")
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Search offers", "type": "search"}),
+    )
+    publisher = django_filters.MultipleChoiceFilter(
+        choices=PUBLISHER_CHOICES, method="by_publisher", widget=forms.CheckboxSelectMultiple, label="Publisher"
+    )
+    billing_type = django_filters.MultipleChoiceFilter(
+        field_name="product__billing_type",
+        choices=Product.BillingType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Billing type",
+    )
+    category = django_filters.MultipleChoiceFilter(
+        field_name="product__category",
+        choices=Product.Category.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Category",
+    )
 
     class Meta:
         model = Sku
@@ -35,8 +47,12 @@ class OfferFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(name__icontains=value) | Q(product__name__icontains=value)
-                               | Q(product__publisher__name__icontains=value) | Q(sku_id__icontains=value))
+        return queryset.filter(
+            Q(name__icontains=value)
+            | Q(product__name__icontains=value)
+            | Q(product__publisher__name__icontains=value)
+            | Q(sku_id__icontains=value)
+        )
 
     def by_publisher(self, queryset, name, value):
         if set(value) == {"microsoft", "partner"} or not value:

@@ -111,8 +111,10 @@ class ResellerForm(VersionForm):
 class AdditionalResellerForm(VersionForm):
     """K5: an additional reseller, by the PartnerID typed (the service says whether it may be declared)."""
 
-    partner_id = forms.CharField(required=False, error_messages={
-        "null_characters_not_allowed": "A PartnerID contains a character that is not allowed (NUL)."})
+    partner_id = forms.CharField(
+        required=False,
+        error_messages={"null_characters_not_allowed": "A PartnerID contains a character that is not allowed (NUL)."},
+    )
 
     def clean_partner_id(self):
         return self.cleaned_data["partner_id"][:40]
@@ -126,6 +128,7 @@ class PurchaseForm(VersionForm):
     def clean_attest(self) -> bool:
         # Ticked is what a browser sends for a checkbox without a value: "on". Anything else is not a confirmation.
         return self.cleaned_data["attest"] == "on"
+
     reseller = IdField(message="Choose a reseller from the list.", required=False)
 
 

@@ -57,7 +57,8 @@ def _read_listing_facts() -> tuple[tuple[tuple, ...], tuple[int, ...], tuple[int
     each the index of its facts."""
     bases: dict[int, list[tuple[int, str]]] = {}
     for addon_pk, base_pk, base_name in Sku.base_skus.through.objects.filter(from_sku__is_addon=True).values_list(
-            "from_sku_id", "to_sku_id", "to_sku__name"):
+        "from_sku_id", "to_sku_id", "to_sku__name"
+    ):
         bases.setdefault(addon_pk, []).append((base_pk, base_name))
     classes: dict[tuple, int] = {}
     facts: list[tuple] = []
@@ -69,8 +70,17 @@ def _read_listing_facts() -> tuple[tuple[tuple, ...], tuple[int, ...], tuple[int
         index = classes.get(key)
         if index is None:
             # pk=0: a set of facts stands for every offer that has them; listing_refusal doesn't read the pk.
-            facts.append((0, _split(segments), commerce, is_addon, frozenset(b for b, _ in offer_bases),
-                          tuple(sorted(name for _, name in offer_bases)), _split(countries, upper=True)))
+            facts.append(
+                (
+                    0,
+                    _split(segments),
+                    commerce,
+                    is_addon,
+                    frozenset(b for b, _ in offer_bases),
+                    tuple(sorted(name for _, name in offer_bases)),
+                    _split(countries, upper=True),
+                )
+            )
             index = classes[key] = len(facts) - 1
         ordered.append(pk)
         indexes.append(index)
@@ -118,18 +128,27 @@ def offer_cards(ids: list[int], ctx: BuyingContext) -> list[OfferCard]:
     """The cards of these offers (a page of them), in this order: one query for the offers with their products and
     publishers, one for their ways to buy, and what the rules read only of some offers, only for those: the base
     offers of the add-ons, the exclusive partners of the ISV offers (no query when the page has none)."""
-    skus = (Sku.objects.select_related("product__publisher")
-            .prefetch_related(Prefetch("availabilities", queryset=Availability.objects.order_by())).in_bulk(ids))
+    skus = (
+        Sku.objects.select_related("product__publisher")
+        .prefetch_related(Prefetch("availabilities", queryset=Availability.objects.order_by()))
+        .in_bulk(ids)
+    )
     # `refusal` (OfferFacts.of) reads base_skus of an add-on only, and exclusive_partners of an ISV offer only.
-    prefetch_related_objects([sku for sku in skus.values() if sku.is_addon],
-                             Prefetch("base_skus", queryset=Sku.objects.only("id", "name").order_by()))
-    prefetch_related_objects([sku for sku in skus.values() if sku.is_isv],
-                             Prefetch("exclusive_partners", queryset=Partner.objects.only("id").order_by()))
+    prefetch_related_objects(
+        [sku for sku in skus.values() if sku.is_addon],
+        Prefetch("base_skus", queryset=Sku.objects.only("id", "name").order_by()),
+    )
+    prefetch_related_objects(
+        [sku for sku in skus.values() if sku.is_isv],
+        Prefetch("exclusive_partners", queryset=Partner.objects.only("id").order_by()),
+    )
     cards = []
     for pk in ids:
         sku = skus.get(pk)
         if sku is None:  # deleted between the two reads: left out, as the next request would
             continue
-        ways = sorted(sku.availabilities.all(), key=lambda way: (_TERM_RANK[way.term], _FREQUENCY_RANK[way.billing_frequency]))
+        ways = sorted(
+            sku.availabilities.all(), key=lambda way: (_TERM_RANK[way.term], _FREQUENCY_RANK[way.billing_frequency])
+        )
         cards.append(OfferCard(sku=sku, refusal=refusal(sku, ctx), ways=ways))
     return cards

@@ -84,7 +84,8 @@ class Sku(models.Model):
     name = models.CharField(max_length=200)
     commerce = models.CharField(max_length=12, choices=Commerce.choices, default=Commerce.NEW)
     segments = models.CharField(
-        max_length=80, default="commercial",
+        max_length=80,
+        default="commercial",
         help_text="Comma-separated customer segments it is sold to: commercial, education, government, nonprofit.",
     )
     one_per_customer = models.BooleanField(default=False)
@@ -92,20 +93,32 @@ class Sku(models.Model):
     max_quantity = models.PositiveIntegerField(default=10000)
     is_trial = models.BooleanField(default=False)
     trial_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="trials",
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="trials",
         help_text="The paid SKU a trial converts to.",
     )
     is_addon = models.BooleanField(default=False)
     base_skus = models.ManyToManyField(
-        "self", symmetrical=False, blank=True, related_name="addons", help_text="Add-on prerequisites: any one of these."
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="addons",
+        help_text="Add-on prerequisites: any one of these.",
     )
     addon_limit = models.CharField(max_length=20, choices=AddonLimit.choices, default=AddonLimit.NONE, blank=True)
     # Where it is sold (ISV) or available (add-on region); blank means everywhere.
-    available_countries = models.CharField(max_length=300, blank=True, help_text="Comma-separated ISO codes; blank = all.")
+    available_countries = models.CharField(
+        max_length=300, blank=True, help_text="Comma-separated ISO codes; blank = all."
+    )
     # ISV SaaS attributes (C4 c–f, S3, S4).
     offered_through_csp = models.BooleanField(default=True)
     exclusive_partners = models.ManyToManyField(
-        Partner, blank=True, related_name="exclusive_skus",
+        Partner,
+        blank=True,
+        related_name="exclusive_skus",
         help_text="If any, only these partners may sell it.",
     )
     transactable_in_portal = models.BooleanField(
@@ -118,7 +131,9 @@ class Sku(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(min_quantity__gte=1), name="sku_min_quantity_positive"),
-            models.CheckConstraint(condition=Q(max_quantity__gte=models.F("min_quantity")), name="sku_max_not_below_min"),
+            models.CheckConstraint(
+                condition=Q(max_quantity__gte=models.F("min_quantity")), name="sku_max_not_below_min"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -218,7 +233,9 @@ def bump_catalog_version(using: str = DEFAULT_DB_ALIAS) -> int:
     version = _new_version()
     rows = CatalogVersion.objects.using(using).filter(pk=CATALOG_VERSION_PK).update(version=version)
     if not rows:  # a flushed database (tests) has no row yet
-        _, created = CatalogVersion.objects.using(using).get_or_create(pk=CATALOG_VERSION_PK, defaults={"version": version})
+        _, created = CatalogVersion.objects.using(using).get_or_create(
+            pk=CATALOG_VERSION_PK, defaults={"version": version}
+        )
         if not created:
             CatalogVersion.objects.using(using).filter(pk=CATALOG_VERSION_PK).update(version=version)
     return version
@@ -229,8 +246,10 @@ def catalog_version(using: str = DEFAULT_DB_ALIAS) -> int:
     (it runs on every catalog and cart page)."""
     connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT version FROM {connection.ops.quote_name(CatalogVersion._meta.db_table)} WHERE id = %s",
-                       [CATALOG_VERSION_PK])
+        cursor.execute(
+            f"SELECT version FROM {connection.ops.quote_name(CatalogVersion._meta.db_table)} WHERE id = %s",
+            [CATALOG_VERSION_PK],
+        )
         row = cursor.fetchone()
     return row[0] if row else bump_catalog_version(using)
 
@@ -248,7 +267,11 @@ class Cart(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField()
     reseller = models.ForeignKey(
-        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        Partner,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="K4: the indirect reseller to associate with the purchase.",
     )
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
@@ -354,7 +377,9 @@ class OrderLine(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     aligned_end_date = models.DateField(null=True, blank=True)
     first_charge = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0.00"),
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
         help_text="Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short.",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -383,8 +408,15 @@ class OrderAdditionalReseller(models.Model):
 
 # Cache invalidation, not domain logic: every saved or deleted catalog row, and every change to a SKU's
 # add-on prerequisites or exclusive partners, gives the catalog a new version (see CatalogVersion).
-CATALOG_TABLES = (Publisher, Product, Sku, Availability, UpgradePath, Sku.base_skus.through,
-                  Sku.exclusive_partners.through)
+CATALOG_TABLES = (
+    Publisher,
+    Product,
+    Sku,
+    Availability,
+    UpgradePath,
+    Sku.base_skus.through,
+    Sku.exclusive_partners.through,
+)
 
 
 def _catalog_row_written(sender, using=DEFAULT_DB_ALIAS, **kwargs):
@@ -398,6 +430,10 @@ def _catalog_links_changed(sender, action, using=DEFAULT_DB_ALIAS, **kwargs):
 
 for _model in CATALOG_TABLES:
     post_save.connect(_catalog_row_written, sender=_model, dispatch_uid=f"catalog_version_save_{_model._meta.label}")
-    post_delete.connect(_catalog_row_written, sender=_model, dispatch_uid=f"catalog_version_delete_{_model._meta.label}")
+    post_delete.connect(
+        _catalog_row_written, sender=_model, dispatch_uid=f"catalog_version_delete_{_model._meta.label}"
+    )
 for _through in (Sku.base_skus.through, Sku.exclusive_partners.through):
-    m2m_changed.connect(_catalog_links_changed, sender=_through, dispatch_uid=f"catalog_version_m2m_{_through._meta.label}")
+    m2m_changed.connect(
+        _catalog_links_changed, sender=_through, dispatch_uid=f"catalog_version_m2m_{_through._meta.label}"
+    )

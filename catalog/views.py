@@ -23,10 +23,10 @@ from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, offer_cards, offe
 from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
+from portal.errors import RuleViolation, RuleViolations
 from portal.forms import next_url
 from portal.models import Partner
 from portal.pagination import ClampedPaginator, SmallListPaginator
-from portal.errors import RuleViolation, RuleViolations
 from subscriptions.recovery import order_delay
 
 
@@ -40,11 +40,22 @@ def _offer_page(request, customer, form=None):
     filters = offer_filter(request.GET)
     version = catalog_version()  # keys the listing facts and the cards' cached fragments
     page = ClampedPaginator(listed_offer_ids(filters.qs, ctx, show_all, version), OFFERS_PER_PAGE).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     return {
-        "catalog_version": version, "customer": customer, "section": "subscriptions", "page": page, "cards": offer_cards(list(page.object_list), ctx),
-        "filters": filters, "next_url": request.get_full_path(), "trial_licenses": TRIAL_LICENSES, "form": form,
-        "can_buy": can_buy, "cart": cart, "cart_count": len(ctx.cart_sku_ids), "show_all": show_all,
+        "catalog_version": version,
+        "customer": customer,
+        "section": "subscriptions",
+        "page": page,
+        "cards": offer_cards(list(page.object_list), ctx),
+        "filters": filters,
+        "next_url": request.get_full_path(),
+        "trial_licenses": TRIAL_LICENSES,
+        "form": form,
+        "can_buy": can_buy,
+        "cart": cart,
+        "cart_count": len(ctx.cart_sku_ids),
+        "show_all": show_all,
     }
 
 
@@ -59,8 +70,9 @@ def offer_list(request, customer_id):
 def _add_refused(request, customer, form, message: str, status: int):
     """A refused "Add to cart": the card's feedback for htmx, else the catalog again with the message."""
     if request.htmx:
-        return render(request, "catalog/offer_list.html#cart-feedback", {"customer": customer, "error": message},
-                      status=status)
+        return render(
+            request, "catalog/offer_list.html#cart-feedback", {"customer": customer, "error": message}, status=status
+        )
     messages.error(request, message)
     context = _offer_page(request, customer, form)
     context["error"] = message
@@ -79,16 +91,24 @@ def cart_add(request, customer_id):
         return _add_refused(request, customer, form, first_error(form), 422)
     try:
         line = cart_services.add_to_cart(
-            customer=customer, actor=request.user, availability_id=form.cleaned_data["availability"],
-            quantity=form.cleaned_data["quantity"], aligned_end_date=None, now=timezone.now(),
-            version=form.cleaned_data["version"])
+            customer=customer,
+            actor=request.user,
+            availability_id=form.cleaned_data["availability"],
+            quantity=form.cleaned_data["quantity"],
+            aligned_end_date=None,
+            now=timezone.now(),
+            version=form.cleaned_data["version"],
+        )
     except RuleViolation as violation:
         return _add_refused(request, customer, form, violation.message, violation.status)
     message = f"Added {line.availability.sku.name} to the cart ({line.quantity} in the cart)."
     if request.htmx:
         count = line.cart.lines.count()
-        return render(request, "catalog/offer_list.html#cart-feedback",
-                      {"customer": customer, "success": message, "cart_count": count, "oob": True, "cart": line.cart})
+        return render(
+            request,
+            "catalog/offer_list.html#cart-feedback",
+            {"customer": customer, "success": message, "cart_count": count, "oob": True, "cart": line.cart},
+        )
     messages.success(request, message)
     return HttpResponseRedirect(back)  # a path (next_url), never a view name for redirect() to reverse
 
@@ -112,32 +132,54 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
             total += amount
             sku = line.availability.sku
             typed = refused_line[1].data if refused_line and refused_line[0] == line.pk else None
-            rows.append({
-                "line": line, "sku": sku, "availability": line.availability, "total": amount,
-                "alignment": alignment.options(line.availability),
-                "quantity_field": sku.is_license_based and not sku.is_trial,
-                "quantity": typed.get("quantity", "") if typed is not None else line.quantity,
-                "end_date": (typed.get("aligned_end_date", "") if typed is not None
-                             else line.aligned_end_date.isoformat() if line.aligned_end_date else ""),
-                "error": (errors or {}).get(line.pk),
-                "refusal": refusal(sku, ctx),
-            })
+            rows.append(
+                {
+                    "line": line,
+                    "sku": sku,
+                    "availability": line.availability,
+                    "total": amount,
+                    "alignment": alignment.options(line.availability),
+                    "quantity_field": sku.is_license_based and not sku.is_trial,
+                    "quantity": typed.get("quantity", "") if typed is not None else line.quantity,
+                    "end_date": (
+                        typed.get("aligned_end_date", "")
+                        if typed is not None
+                        else line.aligned_end_date.isoformat()
+                        if line.aligned_end_date
+                        else ""
+                    ),
+                    "error": (errors or {}).get(line.pk),
+                    "refusal": refusal(sku, ctx),
+                }
+            )
     resellers = []
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
-        resellers = [link.reseller for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")]
+        resellers = [
+            link.reseller
+            for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")
+        ]
     other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]
     # K5's additional resellers exist only for EU/EFTA customers: no query for the others.
     additional = list(cart.additional_resellers.select_related("partner")) if cart and customer.is_eu_efta else []
     return {
-        "customer": customer, "section": "cart", "cart": cart, "lines": rows, "total": total,
+        "customer": customer,
+        "section": "cart",
+        "cart": cart,
+        "lines": rows,
+        "total": total,
         "currency": rows[0]["availability"].currency if rows else "USD",
-        "resellers": resellers, "partner": member.partner,
+        "resellers": resellers,
+        "partner": member.partner,
         "initial_reseller": cart_services.initial_reseller(cart, member.partner) if cart else None,
         "additional": additional,
-        "additional_closed": cart_services.additional_resellers_closed(cart, member.partner, [a.partner for a in additional])
-        if cart else None,
+        "additional_closed": cart_services.additional_resellers_closed(
+            cart, member.partner, [a.partner for a in additional]
+        )
+        if cart
+        else None,
         "max_additional": cart_services.MAX_ADDITIONAL_RESELLERS,
-        "attestation": attestation_text(cart) if cart else "", "other_errors": other_errors,
+        "attestation": attestation_text(cart) if cart else "",
+        "other_errors": other_errors,
         "can_buy": access.permission(request.user, Action.BUY),
         "expired_cart": None if cart else cart_services.last_expired_cart(customer, request.user),
     }
@@ -185,45 +227,66 @@ def _cart_action(request, customer_id, form_class, action, *, line_id=None):
 def cart_line_update(request, customer_id, line_id):
     def action(customer, cart, data):
         line = cart_services.update_line(
-            cart=cart, actor=request.user, line_id=line_id, quantity=data["quantity"],
-            aligned_end_date=data["aligned_end_date"], now=timezone.now(), version=data["version"])
+            cart=cart,
+            actor=request.user,
+            line_id=line_id,
+            quantity=data["quantity"],
+            aligned_end_date=data["aligned_end_date"],
+            now=timezone.now(),
+            version=data["version"],
+        )
         return f"Updated {line.availability.sku.name}."
+
     return _cart_action(request, customer_id, CartLineForm, action, line_id=line_id)
 
 
 def cart_line_remove(request, customer_id, line_id):
     def action(customer, cart, data):
-        cart_services.remove_line(cart=cart, actor=request.user, line_id=line_id, now=timezone.now(),
-                                  version=data["version"])
+        cart_services.remove_line(
+            cart=cart, actor=request.user, line_id=line_id, now=timezone.now(), version=data["version"]
+        )
         return "Removed the line from the cart."
+
     return _cart_action(request, customer_id, VersionForm, action, line_id=line_id)
 
 
 def cart_reseller(request, customer_id):
     def action(customer, cart, data):
-        cart = cart_services.set_reseller(cart=cart, actor=request.user, reseller_id=data["reseller"],
-                                          now=timezone.now(), version=data["version"])
-        message = f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
+        cart = cart_services.set_reseller(
+            cart=cart, actor=request.user, reseller_id=data["reseller"], now=timezone.now(), version=data["version"]
+        )
+        message = (
+            f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
+        )
         if cart.removed_additional:
             names = ", ".join(p.name for p in cart.removed_additional)
             message += f" Removed from the additional resellers: {names}."
         return message
+
     return _cart_action(request, customer_id, ResellerForm, action)
 
 
 def cart_additional_add(request, customer_id):
     def action(customer, cart, data):
-        entry = cart_services.add_additional_reseller(cart=cart, actor=request.user, partner_id_text=data["partner_id"],
-                                                      now=timezone.now(), version=data["version"])
+        entry = cart_services.add_additional_reseller(
+            cart=cart,
+            actor=request.user,
+            partner_id_text=data["partner_id"],
+            now=timezone.now(),
+            version=data["version"],
+        )
         return f"Declared {entry.partner.name} as an additional reseller."
+
     return _cart_action(request, customer_id, AdditionalResellerForm, action)
 
 
 def cart_additional_remove(request, customer_id, partner_pk):
     def action(customer, cart, data):
-        cart_services.remove_additional_reseller(cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now(),
-                                                 version=data["version"])
+        cart_services.remove_additional_reseller(
+            cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now(), version=data["version"]
+        )
         return "Removed the additional reseller."
+
     return _cart_action(request, customer_id, VersionForm, action)
 
 
@@ -239,9 +302,14 @@ def cart_purchase(request, customer_id, cart_id):
     data = form.cleaned_data
     try:
         # The reseller shown on the submitted page is the one bought with (K4); a page without the field keeps it.
-        order, _created = purchase(cart=cart, actor=request.user, attested=data["attest"], now=timezone.now(),
-                                   version=data["version"],
-                                   reseller_id=data["reseller"] if "reseller" in request.POST else UNCHANGED)
+        order, _created = purchase(
+            cart=cart,
+            actor=request.user,
+            attested=data["attest"],
+            now=timezone.now(),
+            version=data["version"],
+            reseller_id=data["reseller"] if "reseller" in request.POST else UNCHANGED,
+        )
     except RuleViolations as refused:
         context = _cart_context(request, customer, cart, errors=refused.violations)
         context["error"] = "Nothing was bought: fix the lines marked below and purchase again."
@@ -254,8 +322,11 @@ def cart_purchase(request, customer_id, cart_id):
 def order_confirmation(request, customer_id, order_id):
     customer = access.get_customer(request.user, customer_id)
     order = access.get_order(request.user, customer, order_id)
-    return render(request, "catalog/order_confirmation.html", {"customer": customer, "order": order, "section": "orders",
-                                                               "delay": order_delay(order, timezone.now())})
+    return render(
+        request,
+        "catalog/order_confirmation.html",
+        {"customer": customer, "order": order, "section": "orders", "delay": order_delay(order, timezone.now())},
+    )
 
 
 def order_list(request, customer_id):
@@ -267,13 +338,34 @@ def order_list(request, customer_id):
 
 # What the order page shows of each row it joins (reading only these keeps the wide join cheap to build).
 ORDER_PAGE_FIELDS = (
-    "order_id", "sku_id", "status", "term", "billing_frequency", "quantity", "unit_price", "currency", "first_charge",
-    "aligned_end_date", "fulfilled_at",
-    "order__status", "order__total", "order__currency", "order__created_at", "order__attested_as",
-    "order__customer__company_name", "order__customer__billing_country", "order__customer__partner_id",
-    "order__placed_by__username", "order__placed_by__first_name", "order__placed_by__last_name",
-    "order__reseller__name", "order__reseller__partner_id",
-    "sku__name", "subscription__status", "subscription__friendly_name", "subscription__customer_id",
+    "order_id",
+    "sku_id",
+    "status",
+    "term",
+    "billing_frequency",
+    "quantity",
+    "unit_price",
+    "currency",
+    "first_charge",
+    "aligned_end_date",
+    "fulfilled_at",
+    "order__status",
+    "order__total",
+    "order__currency",
+    "order__created_at",
+    "order__attested_as",
+    "order__customer__company_name",
+    "order__customer__billing_country",
+    "order__customer__partner_id",
+    "order__placed_by__username",
+    "order__placed_by__first_name",
+    "order__placed_by__last_name",
+    "order__reseller__name",
+    "order__reseller__partner_id",
+    "sku__name",
+    "subscription__status",
+    "subscription__friendly_name",
+    "subscription__customer_id",
     "subscription__sku__name",
 )
 
@@ -283,8 +375,11 @@ def order_detail(request, customer_id, order_id):
     # the reseller), its offer and its subscription. Scoped as access.get_customer and get_order would: the partner's
     # orders (a reseller's: those it is reseller of), of this customer; outside them, 404.
     order_scope = access.orders_for(request.user).filter(customer_id=customer_id, pk=order_id)
-    lines = list(OrderLine.objects.filter(order__in=order_scope).select_related(
-        "order__customer", "order__placed_by", "order__reseller", "sku", "subscription__sku").only(*ORDER_PAGE_FIELDS))
+    lines = list(
+        OrderLine.objects.filter(order__in=order_scope)
+        .select_related("order__customer", "order__placed_by", "order__reseller", "sku", "subscription__sku")
+        .only(*ORDER_PAGE_FIELDS)
+    )
     if lines:
         order = lines[0].order
     else:  # an order without lines (none is placed so): the order alone
@@ -292,8 +387,14 @@ def order_detail(request, customer_id, order_id):
     customer = order.customer
     # K5: only an EU/EFTA customer's order can name additional resellers (the cart refuses them otherwise).
     additional = order.additional_resellers.select_related("partner") if customer.is_eu_efta else []
-    context = {"customer": customer, "order": order, "lines": lines, "section": "orders",
-               "additional": additional, "delay": order_delay(order, timezone.now(), lines=lines)}
+    context = {
+        "customer": customer,
+        "order": order,
+        "lines": lines,
+        "section": "orders",
+        "additional": additional,
+        "delay": order_delay(order, timezone.now(), lines=lines),
+    }
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)
@@ -306,4 +407,6 @@ def all_orders(request):
     if status in Order.Status.values:
         orders = orders.filter(status=status)
     page = SmallListPaginator(orders, 25).get_page(request.GET.get("page"))
-    return render(request, "catalog/all_orders.html", {"page": page, "status": status, "statuses": Order.Status.choices})
+    return render(
+        request, "catalog/all_orders.html", {"page": page, "status": status, "statuses": Order.Status.choices}
+    )

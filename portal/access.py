@@ -258,5 +258,7 @@ def partner_records(queryset: QuerySet, partner: Partner) -> QuerySet:
     try:
         path = PARTNER_PATHS[queryset.model]
     except KeyError:
-        raise LookupError(f"{queryset.model._meta.label} has no path to a partner (portal.access.PARTNER_PATHS)") from None
+        raise LookupError(
+            f"{queryset.model._meta.label} has no path to a partner (portal.access.PARTNER_PATHS)"
+        ) from None
     return queryset.filter(path(partner))

@@ -18,7 +18,6 @@ from django.utils.html import format_html
 from .admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
 
-
 # --- Shared helpers -------------------------------------------------------------------------
 
 
@@ -153,9 +152,13 @@ class PartnerAdmin(PartnerScopedAdmin):
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _customer_count=Count("customers", distinct=True),
-            _staff_count=Count("memberships", distinct=True),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _customer_count=Count("customers", distinct=True),
+                _staff_count=Count("memberships", distinct=True),
+            )
         )
 
     @admin.display(description="Customers", ordering="_customer_count")
@@ -214,9 +217,17 @@ class MembershipAdmin(PartnerScopedAdmin):
     list_select_related = ("user", "partner")
     list_filter = (
         *ROLE_FIELDS,
-        "partner__kind", ("partner", admin.RelatedOnlyFieldListFilter),
+        "partner__kind",
+        ("partner", admin.RelatedOnlyFieldListFilter),
     )
-    search_fields = ("user__username", "user__email", "user__first_name", "user__last_name", "partner__name", "partner__partner_id")
+    search_fields = (
+        "user__username",
+        "user__email",
+        "user__first_name",
+        "user__last_name",
+        "partner__name",
+        "partner__partner_id",
+    )
     autocomplete_fields = ("user", "partner")
     fields = ("user", "partner", *ROLE_FIELDS, "roles")
     readonly_fields = ("roles",)
@@ -262,7 +273,14 @@ class CustomerAdmin(PartnerScopedAdmin):
     # what it may buy (C3, C4c).
     partner_staff = PartnerStaff.OWN
     list_display = (
-        "company_name", "domain", "partner", "reseller", "segment", "billing_country", "is_eu_efta", "created_at_utc",
+        "company_name",
+        "domain",
+        "partner",
+        "reseller",
+        "segment",
+        "billing_country",
+        "is_eu_efta",
+        "created_at_utc",
     )
     list_select_related = ("partner", "reseller")
     list_filter = ("segment", EuEftaListFilter, "billing_country", ("partner", admin.RelatedOnlyFieldListFilter))

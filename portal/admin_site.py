@@ -95,8 +95,12 @@ class PartnerScopedAdmin(admin.ModelAdmin):
         viewer = _viewer(request)
         if viewer is OPERATOR:
             return super().has_change_permission(request, obj)
-        return (viewer is not None and self.partner_staff is PartnerStaff.OWN
-                and self.partner_staff_may_change(request, viewer) and super().has_change_permission(request, obj))
+        return (
+            viewer is not None
+            and self.partner_staff is PartnerStaff.OWN
+            and self.partner_staff_may_change(request, viewer)
+            and super().has_change_permission(request, obj)
+        )
 
     def has_delete_permission(self, request, obj=None):
         return _viewer(request) is OPERATOR and super().has_delete_permission(request, obj)
@@ -128,9 +132,11 @@ class PartnerScopedAdmin(admin.ModelAdmin):
             return readonly
         # Which partner a record belongs to is the operator's to say: a partner's staff never moves a record to a
         # partner, theirs or another (a provider's choice would otherwise include its resellers).
-        to_partner = tuple(f.name for f in self.model._meta.get_fields()
-                           if f.is_relation and f.related_model is access.Partner and f.concrete
-                           and f.name not in readonly)
+        to_partner = tuple(
+            f.name
+            for f in self.model._meta.get_fields()
+            if f.is_relation and f.related_model is access.Partner and f.concrete and f.name not in readonly
+        )
         return readonly + to_partner
 
     def get_fieldsets(self, request, obj=None):
@@ -188,16 +194,25 @@ class PartnerScopedAdmin(admin.ModelAdmin):
     def check(self, **kwargs):
         errors = super().check(**kwargs)
         if self.partner_staff is PartnerStaff.OWN and not access.has_partner_path(self.model):
-            errors.append(checks.Error(
-                f"{type(self).__name__} shows partner staff their own {self.model._meta.verbose_name_plural}, but "
-                f"{self.model._meta.label} has no path to a partner.",
-                hint="Add one to portal.access.PARTNER_PATHS, or make the admin SHARED or NOTHING.",
-                obj=type(self), id="portal.E001"))
+            errors.append(
+                checks.Error(
+                    f"{type(self).__name__} shows partner staff their own {self.model._meta.verbose_name_plural}, but "
+                    f"{self.model._meta.label} has no path to a partner.",
+                    hint="Add one to portal.access.PARTNER_PATHS, or make the admin SHARED or NOTHING.",
+                    obj=type(self),
+                    id="portal.E001",
+                )
+            )
         for inline in self.inlines:
             if self.partner_staff is not PartnerStaff.NOTHING and not issubclass(inline, PartnerScopedInline):
-                errors.append(checks.Error(
-                    f"{inline.__name__} on {type(self).__name__} is shown to partner staff without being scoped.",
-                    hint="Base it on portal.admin_site.PartnerScopedInline.", obj=type(self), id="portal.E002"))
+                errors.append(
+                    checks.Error(
+                        f"{inline.__name__} on {type(self).__name__} is shown to partner staff without being scoped.",
+                        hint="Base it on portal.admin_site.PartnerScopedInline.",
+                        obj=type(self),
+                        id="portal.E002",
+                    )
+                )
         return errors
 
 
@@ -231,6 +246,9 @@ class PortalAdminSite(admin.AdminSite):
         """Every admin is scoped: one registered without PartnerScopedAdmin is wrapped in it, operator-only."""
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, PartnerScopedAdmin):
-            admin_class = type(admin_class.__name__, (PartnerScopedAdmin, admin_class),
-                               {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__})
+            admin_class = type(
+                admin_class.__name__,
+                (PartnerScopedAdmin, admin_class),
+                {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
+            )
         return super().register(model_or_iterable, admin_class, **options)

@@ -33,17 +33,31 @@ from catalog.alignment import renewal_alignment_options
 from catalog.cart import add_additional_reseller, add_to_cart, current_cart, set_reseller
 from catalog.checkout import purchase
 from catalog.models import (
+    FREQUENCY_MONTHS,
     TRIAL_LICENSES,
-    FREQUENCY_MONTHS, Availability, BillingFrequency, Order, Product, Publisher, Sku, Term, UpgradePath,
+    Availability,
+    BillingFrequency,
+    Order,
+    Product,
+    Publisher,
+    Sku,
+    Term,
+    UpgradePath,
 )
+from subscriptions import cycles, lifecycle, services
 from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.models import BillingLine, ScheduledChange, Subscription
 from subscriptions.pricing import prorated_charge, round_money
-from subscriptions import cycles, lifecycle, services
-from subscriptions.services import bill, fulfill_order, provision_subscription, transition
+from subscriptions.services import (
+    bill,
+    fulfill_order,
+    fulfill_order_task,
+    provision_subscription,
+    provision_subscription_task,
+    transition,
+)
 from subscriptions.states import Status
-from subscriptions.services import fulfill_order_task, provision_subscription_task
 
 from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
 
@@ -53,6 +67,7 @@ DEMO_PASSWORD = "demo-pass-2026"
 # ---------------------------------------------------------------------------------------------
 # Partners and staff
 # ---------------------------------------------------------------------------------------------
+
 
 class PartnerSpec(NamedTuple):
     name: str
@@ -123,9 +138,9 @@ USERS: tuple[UserSpec, ...] = (
 # What a partner's staff member with admin access may open there; portal.admin_site still shows only their own
 # partner's rows of it, read-only except their staff's roles (for admin agents).
 PARTNER_ADMIN_GROUP = "Partner staff with admin access"
-PARTNER_ADMIN_PERMISSIONS = Q(content_type__app_label__in=("portal", "catalog", "subscriptions"),
-                              codename__startswith="view_") | Q(content_type__app_label="portal",
-                                                                codename="change_membership")
+PARTNER_ADMIN_PERMISSIONS = Q(
+    content_type__app_label__in=("portal", "catalog", "subscriptions"), codename__startswith="view_"
+) | Q(content_type__app_label="portal", codename="change_membership")
 
 ROLE_FIELDS = {
     Role.ADMIN_AGENT: "is_admin_agent",
@@ -146,8 +161,11 @@ def _roles_label(user: UserSpec) -> str:
 
 # What the sign-in page shows in the demo (portal/views.py).
 DEMO_SIGN_INS = [
-    {"username": u.username, "partner": PARTNERS[u.partner].name if u.partner else "Platform operator (no partner)",
-     "roles": _roles_label(u)}
+    {
+        "username": u.username,
+        "partner": PARTNERS[u.partner].name if u.partner else "Platform operator (no partner)",
+        "roles": _roles_label(u),
+    }
     for u in USERS
 ]
 
@@ -205,12 +223,25 @@ def ensure_publisher(name: str, *, is_microsoft: bool = False) -> Publisher:
     return publisher
 
 
-def ensure_product(product_id: str, name: str, *, publisher: Publisher, category: str = Product.Category.ENTERPRISE,
-                   billing_type: str = Product.BillingType.LICENSE, description: str = "") -> Product:
-    product, _ = Product.objects.update_or_create(product_id=product_id, defaults={
-        "name": name, "publisher": publisher, "category": category, "billing_type": billing_type,
-        "description": description,
-    })
+def ensure_product(
+    product_id: str,
+    name: str,
+    *,
+    publisher: Publisher,
+    category: str = Product.Category.ENTERPRISE,
+    billing_type: str = Product.BillingType.LICENSE,
+    description: str = "",
+) -> Product:
+    product, _ = Product.objects.update_or_create(
+        product_id=product_id,
+        defaults={
+            "name": name,
+            "publisher": publisher,
+            "category": category,
+            "billing_type": billing_type,
+            "description": description,
+        },
+    )
     return product
 
 
@@ -224,7 +255,9 @@ def ensure_offer(product: Product, sku_id: str, name: str, *, prices: Prices, **
         if term == Term.P1M and frequency != BillingFrequency.MONTHLY:
             raise ValueError(f"{name}: a one-month term is billed monthly, not {frequency}.")
         Availability.objects.update_or_create(
-            sku=sku, term=term, billing_frequency=frequency,
+            sku=sku,
+            term=term,
+            billing_frequency=frequency,
             defaults={"unit_price": Decimal(unit_price), "currency": "USD"},
         )
     return sku
@@ -239,7 +272,11 @@ M365_E3, M365_E3_UNATTENDED = "Microsoft 365 E3", "Microsoft 365 E3 (unattended 
 M365_E5, M365_E5_NO_AUDIO = "Microsoft 365 E5", "Microsoft 365 E5 (no Teams audio conferencing)"
 M365_E5_TRIAL = "Microsoft 365 E5 Trial"
 EMS_E3, EMS_E5 = "Enterprise Mobility + Security E3", "Enterprise Mobility + Security E5"
-WIN_E3, WIN_E3_VDA, WIN_E5 = "Windows 10/11 Enterprise E3", "Windows 10/11 Enterprise E3 VDA", "Windows 10/11 Enterprise E5"
+WIN_E3, WIN_E3_VDA, WIN_E5 = (
+    "Windows 10/11 Enterprise E3",
+    "Windows 10/11 Enterprise E3 VDA",
+    "Windows 10/11 Enterprise E5",
+)
 UNIVERSAL_PRINT = "Universal Print"
 MDE_P1, MDE_P2 = "Microsoft Defender for Endpoint P1", "Microsoft Defender for Endpoint P2"
 D365_HR_SELF_SERVICE, D365_TEAM_MEMBERS = "Dynamics 365 Human Resources Self Service", "Dynamics 365 Team Members"
@@ -274,19 +311,32 @@ def build_catalog(*, isv_exclusive: Sequence[Partner] = (), isv_co_sell: Sequenc
     microsoft = ensure_publisher("Microsoft Corporation", is_microsoft=True)
     catalog: dict[str, Sku] = {}
 
-    def offer(product_code: str, name: str, prices: Prices, *, publisher: Publisher = microsoft,
-              product_name: str | None = None, category: str = Product.Category.ENTERPRISE,
-              billing_type: str = Product.BillingType.LICENSE, sku_number: int = 1, **attributes) -> Sku:
+    def offer(
+        product_code: str,
+        name: str,
+        prices: Prices,
+        *,
+        publisher: Publisher = microsoft,
+        product_name: str | None = None,
+        category: str = Product.Category.ENTERPRISE,
+        billing_type: str = Product.BillingType.LICENSE,
+        sku_number: int = 1,
+        **attributes,
+    ) -> Sku:
         # Product ids follow Partner Center's shape: 12 characters, the SKU id adds ":0001".
         product_id = ("CFQ7TTC0" if publisher.is_microsoft else "DZH318Z0") + product_code
-        product = ensure_product(product_id, product_name or name, publisher=publisher, category=category,
-                                 billing_type=billing_type)
+        product = ensure_product(
+            product_id, product_name or name, publisher=publisher, category=category, billing_type=billing_type
+        )
         sku = ensure_offer(product, f"{product_id}:{sku_number:04d}", name, prices=prices, **attributes)
         catalog[name] = sku
         return sku
 
-    small = {"category": Product.Category.SMALL_BUSINESS, "segments": BUSINESS_SEGMENTS,
-             "max_quantity": BUSINESS_MAX_QUANTITY}
+    small = {
+        "category": Product.Category.SMALL_BUSINESS,
+        "segments": BUSINESS_SEGMENTS,
+        "max_quantity": BUSINESS_MAX_QUANTITY,
+    }
     everyone = {"segments": ALL_SEGMENTS}
 
     # Microsoft 365 for small and medium businesses.
@@ -294,8 +344,14 @@ def build_catalog(*, isv_exclusive: Sequence[Partner] = (), isv_co_sell: Sequenc
     offer("D102", BS, nce_prices("12.50"), **small)
     offer("D103", BP, nce_prices("22.00"), **small)
     offer("D104", TEAMS_ESSENTIALS, nce_prices("4.00"), **small)
-    offer("D105", BP_NONPROFIT, nce_prices("5.50"), category=Product.Category.SMALL_BUSINESS, segments="nonprofit",
-          max_quantity=BUSINESS_MAX_QUANTITY)
+    offer(
+        "D105",
+        BP_NONPROFIT,
+        nce_prices("5.50"),
+        category=Product.Category.SMALL_BUSINESS,
+        segments="nonprofit",
+        max_quantity=BUSINESS_MAX_QUANTITY,
+    )
 
     # Enterprise suites; the big ones also come on a three-year term.
     offer("D201", O365_E1, nce_prices("10.00"), **everyone)
@@ -323,19 +379,43 @@ def build_catalog(*, isv_exclusive: Sequence[Partner] = (), isv_co_sell: Sequenc
     offer("D215", AZURE_PLAN, MONTHLY_FREE, billing_type=Product.BillingType.USAGE, **everyone)
 
     # New-commerce trials: one month, 25 licenses, free (TR1), converting to the paid SKU.
-    offer("D301", BP_TRIAL, MONTHLY_FREE, category=Product.Category.TRIAL, segments=BUSINESS_SEGMENTS,
-          is_trial=True, trial_of=catalog[BP])
-    offer("D302", M365_E5_TRIAL, MONTHLY_FREE, category=Product.Category.TRIAL, is_trial=True,
-          trial_of=catalog[M365_E5], **everyone)
+    offer(
+        "D301",
+        BP_TRIAL,
+        MONTHLY_FREE,
+        category=Product.Category.TRIAL,
+        segments=BUSINESS_SEGMENTS,
+        is_trial=True,
+        trial_of=catalog[BP],
+    )
+    offer(
+        "D302",
+        M365_E5_TRIAL,
+        MONTHLY_FREE,
+        category=Product.Category.TRIAL,
+        is_trial=True,
+        trial_of=catalog[M365_E5],
+        **everyone,
+    )
 
     # New-commerce add-ons (C5) with their quantity rules (K6, K7).
-    multi_geo = offer("D401", MULTI_GEO, nce_prices("2.00"), is_addon=True, min_quantity=1,
-                      addon_limit=Sku.AddonLimit.MIN_5_PERCENT_OF_BASE, **everyone)
+    multi_geo = offer(
+        "D401",
+        MULTI_GEO,
+        nce_prices("2.00"),
+        is_addon=True,
+        min_quantity=1,
+        addon_limit=Sku.AddonLimit.MIN_5_PERCENT_OF_BASE,
+        **everyone,
+    )
     multi_geo.base_skus.set([catalog[n] for n in (O365_E3, O365_E5, M365_E3, M365_E5, M365_E5_NO_AUDIO)])
-    copilot = offer("D402", COPILOT, nce_prices("30.00"), is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE, **everyone)
+    copilot = offer(
+        "D402", COPILOT, nce_prices("30.00"), is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE, **everyone
+    )
     copilot.base_skus.set([catalog[n] for n in (BS, BP, O365_E3, O365_E5, M365_E3, M365_E5, M365_E5_NO_AUDIO)])
-    teams_phone = offer("D403", TEAMS_PHONE, nce_prices("15.00"), is_addon=True,
-                        available_countries=CALLING_PLAN_COUNTRIES, **everyone)
+    teams_phone = offer(
+        "D403", TEAMS_PHONE, nce_prices("15.00"), is_addon=True, available_countries=CALLING_PLAN_COUNTRIES, **everyone
+    )
     teams_phone.base_skus.set([catalog[n] for n in (BB, BS, BP, O365_E1, O365_E3, O365_E5, M365_E3, M365_E5)])
 
     # Segment-only offers (C3).
@@ -359,13 +439,29 @@ def build_catalog(*, isv_exclusive: Sequence[Partner] = (), isv_co_sell: Sequenc
     adventure = ensure_publisher("Adventure Works Security")
     isv = {"segments": ISV_SEGMENTS}
     # S4: a 30-day free trial, applied automatically; S3: set-up on the publisher's site.
-    offer("V101", SIGNFLOW, nce_prices("10.00"), publisher=lucerne, category=Product.Category.SMALL_BUSINESS,
-          free_trial_days=30, publisher_setup_url=PUBLISHER_SETUP_URL, **isv)
+    offer(
+        "V101",
+        SIGNFLOW,
+        nce_prices("10.00"),
+        publisher=lucerne,
+        category=Product.Category.SMALL_BUSINESS,
+        free_trial_days=30,
+        publisher_setup_url=PUBLISHER_SETUP_URL,
+        **isv,
+    )
     offer("V201", ALPINE_BACKUP, nce_prices("3.00"), publisher=alpine, publisher_setup_url=PUBLISHER_SETUP_URL, **isv)
-    offer("V202", ALPINE_CONTAINER, nce_prices("250.00"), publisher=alpine,
-          transactable_in_portal=False, **isv)  # C4f: bought in the Azure portal
-    offer("V301", SOUTHRIDGE_PAYROLL, nce_prices("5.00"), publisher=southridge, category=Product.Category.SMALL_BUSINESS,
-          available_countries=SOUTHRIDGE_COUNTRIES, **isv)  # C4c
+    offer(
+        "V202", ALPINE_CONTAINER, nce_prices("250.00"), publisher=alpine, transactable_in_portal=False, **isv
+    )  # C4f: bought in the Azure portal
+    offer(
+        "V301",
+        SOUTHRIDGE_PAYROLL,
+        nce_prices("5.00"),
+        publisher=southridge,
+        category=Product.Category.SMALL_BUSINESS,
+        available_countries=SOUTHRIDGE_COUNTRIES,
+        **isv,
+    )  # C4c
     offer("V401", VANARSDEL_FIELD, nce_prices("45.00"), publisher=vanarsdel, offered_through_csp=False, **isv)  # C4d
     threat_intel = offer("V501", AW_THREAT_INTEL, nce_prices("12.00"), publisher=adventure, **isv)  # C4e
     threat_intel.exclusive_partners.set(isv_exclusive)
@@ -377,19 +473,38 @@ def build_catalog(*, isv_exclusive: Sequence[Partner] = (), isv_co_sell: Sequenc
 
 
 SUPPORTED_UPGRADES = [
-    (BB, BS), (BB, BP), (BS, BP), (BS, M365_E3), (BP, M365_E3), (BP, M365_E5),
-    (TEAMS_ESSENTIALS, BB), (EXCHANGE_P1, BS), (EXCHANGE_P1, O365_E3),
-    (O365_E1, O365_E3), (O365_E1, O365_E5), (O365_E3, O365_E5), (O365_E3, M365_E3), (O365_E3, M365_E5),
-    (O365_E5, M365_E5), (M365_E3, M365_E5), (M365_E3, M365_E5_NO_AUDIO),
-    (EMS_E3, M365_E3), (WIN_E3, WIN_E5), (A3_FACULTY, A5_FACULTY), (O365_G3, M365_G3),
+    (BB, BS),
+    (BB, BP),
+    (BS, BP),
+    (BS, M365_E3),
+    (BP, M365_E3),
+    (BP, M365_E5),
+    (TEAMS_ESSENTIALS, BB),
+    (EXCHANGE_P1, BS),
+    (EXCHANGE_P1, O365_E3),
+    (O365_E1, O365_E3),
+    (O365_E1, O365_E5),
+    (O365_E3, O365_E5),
+    (O365_E3, M365_E3),
+    (O365_E3, M365_E5),
+    (O365_E5, M365_E5),
+    (M365_E3, M365_E5),
+    (M365_E3, M365_E5_NO_AUDIO),
+    (EMS_E3, M365_E3),
+    (WIN_E3, WIN_E5),
+    (A3_FACULTY, A5_FACULTY),
+    (O365_G3, M365_G3),
 ]
 
 # U2: paths Microsoft does not support. Kept in the matrix so they are never offered.
 UNSUPPORTED_UPGRADES = [
     (EMS_E3, EMS_E5),
-    (EMS_E5, M365_E5), (EMS_E5, M365_E5_NO_AUDIO),
-    (UNIVERSAL_PRINT, M365_E3), (UNIVERSAL_PRINT, M365_E3_UNATTENDED),
-    (UNIVERSAL_PRINT, M365_E5), (UNIVERSAL_PRINT, M365_E5_NO_AUDIO),
+    (EMS_E5, M365_E5),
+    (EMS_E5, M365_E5_NO_AUDIO),
+    (UNIVERSAL_PRINT, M365_E3),
+    (UNIVERSAL_PRINT, M365_E3_UNATTENDED),
+    (UNIVERSAL_PRINT, M365_E5),
+    (UNIVERSAL_PRINT, M365_E5_NO_AUDIO),
     *[(source, target) for source in (WIN_E3, WIN_E3_VDA, WIN_E5) for target in (M365_E5, M365_E5_NO_AUDIO)],
     (D365_HR_SELF_SERVICE, D365_TEAM_MEMBERS),
     (PROJECT_ESSENTIALS, D365_TEAM_MEMBERS),
@@ -401,13 +516,15 @@ def _build_upgrade_matrix(catalog: Mapping[str, Sku]) -> None:
     paths = [(s, t, True, "") for s, t in SUPPORTED_UPGRADES]
     paths += [(s, t, False, "U2: Microsoft does not support this upgrade path.") for s, t in UNSUPPORTED_UPGRADES]
     for source, target, supported, note in paths:
-        UpgradePath.objects.update_or_create(source=catalog[source], target=catalog[target],
-                                             defaults={"supported": supported, "note": note})
+        UpgradePath.objects.update_or_create(
+            source=catalog[source], target=catalog[target], defaults={"supported": supported, "note": note}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Customers and what they bought
 # ---------------------------------------------------------------------------------------------
+
 
 class CustomerSpec(NamedTuple):
     key: str
@@ -432,9 +549,19 @@ CUSTOMERS: tuple[CustomerSpec, ...] = (
     # Fabrikam, the indirect provider, mostly through its resellers.
     CustomerSpec("coho", "fabrikam", "Coho Winery SARL", "cohowinery", "commercial", "FR", reseller="adatum"),
     CustomerSpec("trey", "fabrikam", "Trey Research AS", "treyresearch", "commercial", "NO", reseller="tailspin"),
-    CustomerSpec("blueyonder", "fabrikam", "Blue Yonder Airlines", "blueyonderairlines", "commercial", "DE",
-                 reseller="tailspin", same_tenant_as="blueyonder-direct"),
-    CustomerSpec("gdi", "fabrikam", "Graphic Design Institute", "graphicdesigninstitute", "education", "NL", reseller="tailspin"),
+    CustomerSpec(
+        "blueyonder",
+        "fabrikam",
+        "Blue Yonder Airlines",
+        "blueyonderairlines",
+        "commercial",
+        "DE",
+        reseller="tailspin",
+        same_tenant_as="blueyonder-direct",
+    ),
+    CustomerSpec(
+        "gdi", "fabrikam", "Graphic Design Institute", "graphicdesigninstitute", "education", "NL", reseller="tailspin"
+    ),
     CustomerSpec("fourth", "fabrikam", "Fourth Coffee", "fourthcoffee", "commercial", "US", reseller="litware"),
     CustomerSpec("wideworld", "fabrikam", "Wide World Importers K.K.", "wideworldimporters", "commercial", "JP"),
 )
@@ -494,40 +621,80 @@ def demo_purchases(t: Moments) -> list[Purchase]:
     """Every purchase of the demo, each customer's in the order they happened."""
     return [
         # --- Northwind (direct-bill) -------------------------------------------------------------
-        Purchase("contoso", "sales", t.months_ago(5, "10:15"), (
-            Line(M365_E3, 250), Line(UNIVERSAL_PRINT, 50, billing=ANNUAL), Line(MDE_P1, 250), Line(WIN_E3_VDA, 40),
-        )),
+        Purchase(
+            "contoso",
+            "sales",
+            t.months_ago(5, "10:15"),
+            (
+                Line(M365_E3, 250),
+                Line(UNIVERSAL_PRINT, 50, billing=ANNUAL),
+                Line(MDE_P1, 250),
+                Line(WIN_E3_VDA, 40),
+            ),
+        ),
         # Two days ago: cancellation and reduction windows still open; Multi-Geo co-terminous
         # with Microsoft 365 E3 (K11), at its 5% minimum (K6).
-        Purchase("contoso", "admin", t.days_ago(2, "13:20"), (
-            Line(MULTI_GEO, 13, align_to=M365_E3), Line(COPILOT, 50, billing=ANNUAL), Line(ENTRA_GOVERNANCE, 1),
-        )),
+        Purchase(
+            "contoso",
+            "admin",
+            t.days_ago(2, "13:20"),
+            (
+                Line(MULTI_GEO, 13, align_to=M365_E3),
+                Line(COPILOT, 50, billing=ANNUAL),
+                Line(ENTRA_GOVERNANCE, 1),
+            ),
+        ),
         # An open cart, not yet purchased.
-        Purchase("contoso", "sales", t.days_ago(1, "14:40"), (
-            Line(EMS_E5, 250), Line(WIN_E5, 40, billing=ANNUAL),
-        ), checkout=False),
+        Purchase(
+            "contoso",
+            "sales",
+            t.days_ago(1, "14:40"),
+            (
+                Line(EMS_E5, 250),
+                Line(WIN_E5, 40, billing=ANNUAL),
+            ),
+            checkout=False,
+        ),
         # Renews within 30 days.
         Purchase("margies", "sales", t.months_ago(11, "09:10"), (Line(BP, 45),)),
         Purchase("margies", "sales", t.days_ago(20, "11:45"), (Line(BB, 10, term=P1M),)),
         Purchase("margies", "sales", t.days_ago(4, "16:30"), (Line(COPILOT, 20, term=P1M),)),
         # ISV SaaS with a free trial, waiting for the publisher set-up (S3, S4).
         Purchase("margies", "sales", t.days_ago(3, "10:05"), (Line(SIGNFLOW, 10),)),
-        Purchase("munson", "sales", t.months_ago(10, "12:00"), (
-            Line(BS, 30, billing=ANNUAL), Line(O365_E3_LEGACY, 20, billing=ANNUAL),
-        )),
+        Purchase(
+            "munson",
+            "sales",
+            t.months_ago(10, "12:00"),
+            (
+                Line(BS, 30, billing=ANNUAL),
+                Line(O365_E3_LEGACY, 20, billing=ANNUAL),
+            ),
+        ),
         Purchase("munson", "sales", t.days_ago(90, "15:00"), (Line(EXCHANGE_P1, 5),)),  # suspended later
         Purchase("munson", "sales", t.days_ago(60, "09:00"), (Line(ALPINE_BACKUP, 30),)),  # set-up confirmed
         Purchase("munson", "sales", t.days_ago(4, "08:50"), (Line(BP_TRIAL, TRIAL_LICENSES, term=P1M),)),
-        Purchase("jefferson", "sales", t.months_ago(4, "14:10"), (
-            Line(O365_G3, 400, billing=ANNUAL), Line(EMS_E5, 400, billing=ANNUAL),
-        )),
+        Purchase(
+            "jefferson",
+            "sales",
+            t.months_ago(4, "14:10"),
+            (
+                Line(O365_G3, 400, billing=ANNUAL),
+                Line(EMS_E5, 400, billing=ANNUAL),
+            ),
+        ),
         Purchase("jefferson", "sales", t.days_ago(18, "10:20"), (Line(AZURE_PLAN, 1, term=P1M),)),
         Purchase("jefferson", "sales", t.days_ago(2, "09:40"), (Line(M365_G3, 50),)),
         # Six days ago: its windows close within 48 hours (the "needs attention" filter has one for Northwind too).
         Purchase("jefferson", "sales", t.days_ago(6, "15:20"), (Line(WIN_E3, 25),)),
-        Purchase("lakeshore", "sales", t.months_ago(9, "08:30"), (
-            Line(A3_FACULTY, 300, billing=ANNUAL), Line(A3_STUDENTS, 2000),
-        )),
+        Purchase(
+            "lakeshore",
+            "sales",
+            t.months_ago(9, "08:30"),
+            (
+                Line(A3_FACULTY, 300, billing=ANNUAL),
+                Line(A3_STUDENTS, 2000),
+            ),
+        ),
         Purchase("lakeshore", "sales", t.days_ago(75, "13:00"), (Line(A5_FACULTY, 20, term=P1M),)),  # expired later
         # Its term ended yesterday: the renewal is due today (N2, N6).
         Purchase("relecloud", "sales", t.months_ago(12, "09:30"), (Line(BB, 15, billing=ANNUAL),)),
@@ -536,29 +703,61 @@ def demo_purchases(t: Moments) -> list[Purchase]:
         Purchase("blueyonder-direct", "admin", t.months_ago(7, "10:00"), (Line(M365_E5, 100),)),
         # A monthly period starts today: its change to annual billing is being charged (N7).
         Purchase("margies", "sales", t.months_ago_same_day("10:20"), (Line(O365_E1, 25),)),
-
         # --- Fabrikam (indirect provider) --------------------------------------------------------
-        Purchase("coho", "provider-sales", t.months_ago(3, "10:40"), (Line(BS, 25), Line(COPILOT, 10)), reseller="adatum"),
+        Purchase(
+            "coho", "provider-sales", t.months_ago(3, "10:40"), (Line(BS, 25), Line(COPILOT, 10)), reseller="adatum"
+        ),
         # Suspended, then disabled at the end of its term.
         Purchase("coho", "provider-sales", t.days_ago(50, "09:15"), (Line(BB, 5, term=P1M),), reseller="adatum"),
-        Purchase("trey", "provider-sales", t.months_ago(14, "11:30"), (Line(M365_E5_NO_AUDIO, 150, term=P3Y),),
-                 reseller="tailspin", additional_resellers=("proseware", "wingtip")),
-        Purchase("trey", "provider-sales", t.days_ago(60, "14:00"), (Line(EMS_E3, 40, billing=ANNUAL),), reseller="tailspin"),
+        Purchase(
+            "trey",
+            "provider-sales",
+            t.months_ago(14, "11:30"),
+            (Line(M365_E5_NO_AUDIO, 150, term=P3Y),),
+            reseller="tailspin",
+            additional_resellers=("proseware", "wingtip"),
+        ),
+        Purchase(
+            "trey", "provider-sales", t.days_ago(60, "14:00"), (Line(EMS_E3, 40, billing=ANNUAL),), reseller="tailspin"
+        ),
         # Six days ago: its windows close within 48 hours.
         Purchase("trey", "provider-sales", t.days_ago(6, "08:10"), (Line(WIN_E3, 40),), reseller="tailspin"),
         # Multi-Geo's minimum counts the organisation's E5 bought through Northwind too (K6):
         # 5% of 300 + 100 is 20.
-        Purchase("blueyonder", "provider-sales", t.days_ago(45, "10:30"), (Line(M365_E3, 300), Line(MULTI_GEO, 20)),
-                 reseller="tailspin", additional_resellers=("proseware",)),
+        Purchase(
+            "blueyonder",
+            "provider-sales",
+            t.days_ago(45, "10:30"),
+            (Line(M365_E3, 300), Line(MULTI_GEO, 20)),
+            reseller="tailspin",
+            additional_resellers=("proseware",),
+        ),
         # Copilot's maximum counts base licenses with every partner (K7): 300 + 100.
         Purchase("blueyonder", "provider-sales", t.days_ago(3, "15:45"), (Line(COPILOT, 350),), reseller="tailspin"),
-        Purchase("gdi", "provider-sales", t.months_ago(5, "09:00"), (Line(A3_FACULTY, 80, billing=ANNUAL),),
-                 reseller="tailspin"),
-        Purchase("gdi", "provider-sales", t.days_ago(2, "12:30"), (Line(D365_HR_SELF_SERVICE, 80),), reseller="tailspin"),
-        Purchase("fourth", "provider-sales", t.months_ago(7, "13:30"), (Line(BP, 40), Line(PROJECT_ESSENTIALS, 10)),
-                 reseller="litware"),
-        Purchase("fourth", "provider-sales", t.days_ago(10, "10:00"), (Line(M365_E5_TRIAL, TRIAL_LICENSES, term=P1M),),
-                 reseller="litware"),
+        Purchase(
+            "gdi",
+            "provider-sales",
+            t.months_ago(5, "09:00"),
+            (Line(A3_FACULTY, 80, billing=ANNUAL),),
+            reseller="tailspin",
+        ),
+        Purchase(
+            "gdi", "provider-sales", t.days_ago(2, "12:30"), (Line(D365_HR_SELF_SERVICE, 80),), reseller="tailspin"
+        ),
+        Purchase(
+            "fourth",
+            "provider-sales",
+            t.months_ago(7, "13:30"),
+            (Line(BP, 40), Line(PROJECT_ESSENTIALS, 10)),
+            reseller="litware",
+        ),
+        Purchase(
+            "fourth",
+            "provider-sales",
+            t.days_ago(10, "10:00"),
+            (Line(M365_E5_TRIAL, TRIAL_LICENSES, term=P1M),),
+            reseller="litware",
+        ),
         Purchase("wideworld", "provider-sales", t.months_ago(11, "08:45"), (Line(O365_E3, 120, billing=ANNUAL),)),
         Purchase("wideworld", "provider-sales", t.days_ago(12, "09:20"), (Line(O365_E1, 60, term=P1M),)),
         Purchase("wideworld", "provider-sales", t.days_ago(1, "11:10"), (Line(ALPINE_BACKUP, 120),)),  # set-up pending
@@ -570,6 +769,7 @@ def demo_purchases(t: Moments) -> list[Purchase]:
 # ---------------------------------------------------------------------------------------------
 # Building it
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Demo:
@@ -585,7 +785,8 @@ class Demo:
 
     def subscription(self, customer: str, sku: str) -> Subscription:
         return Subscription.objects.select_related("sku__product__publisher", "customer__partner").get(
-            customer=self.customers[customer], sku=self.catalog[sku])
+            customer=self.customers[customer], sku=self.catalog[sku]
+        )
 
 
 class DemoConflict(Exception):
@@ -599,10 +800,13 @@ def is_seeded() -> bool:
 def _check_free() -> None:
     users = get_user_model().objects.filter(username__in=[u.username for u in USERS]).values_list("username", flat=True)
     partners = Partner.objects.filter(partner_id__in=[p.partner_id for p in PARTNERS.values()]).values_list(
-        "partner_id", flat=True)
+        "partner_id", flat=True
+    )
     if users or partners:
-        raise DemoConflict(f"The database already has demo names (users: {', '.join(users) or 'none'}; "
-                           f"PartnerIDs: {', '.join(partners) or 'none'}) but not the demo: seed an empty database.")
+        raise DemoConflict(
+            f"The database already has demo names (users: {', '.join(users) or 'none'}; "
+            f"PartnerIDs: {', '.join(partners) or 'none'}) but not the demo: seed an empty database."
+        )
 
 
 def seed_demo(*, now: datetime) -> Demo | None:
@@ -618,7 +822,9 @@ def seed_demo(*, now: datetime) -> Demo | None:
         lapsed = [p for key, p in demo.partners.items() if not PARTNERS[key].mpa_signed]
         Partner.objects.filter(pk__in=[p.pk for p in lapsed]).update(mpa_signed=True)
         demo.users = create_staff(demo.partners, joined=t.months_ago(24))
-        demo.catalog = build_catalog(isv_exclusive=[demo.partners["woodgrove"]], isv_co_sell=[demo.partners["northwind"]])
+        demo.catalog = build_catalog(
+            isv_exclusive=[demo.partners["woodgrove"]], isv_co_sell=[demo.partners["northwind"]]
+        )
         purchases = demo_purchases(t)
         demo.customers = create_customers(demo.partners, purchases)
         for p in sorted(purchases, key=lambda p: p.at):  # in time order, so order numbers follow the calendar
@@ -635,8 +841,9 @@ def seed_demo(*, now: datetime) -> Demo | None:
 
 def create_partners(*, since: datetime) -> dict[str, Partner]:
     partners = {
-        key: Partner.objects.create(name=s.name, partner_id=s.partner_id, kind=s.kind, country=s.country,
-                                    mpa_signed=s.mpa_signed)
+        key: Partner.objects.create(
+            name=s.name, partner_id=s.partner_id, kind=s.kind, country=s.country, mpa_signed=s.mpa_signed
+        )
         for key, s in PARTNERS.items()
     }
     for provider, resellers in PROVIDER_RESELLERS.items():
@@ -656,14 +863,19 @@ def create_staff(partners: Mapping[str, Partner], *, joined: datetime) -> dict:
     for spec in USERS:
         domain = PARTNER_DOMAINS.get(spec.partner, "example.com")
         user = User.objects.create(
-            username=spec.username, first_name=spec.first_name, last_name=spec.last_name,
+            username=spec.username,
+            first_name=spec.first_name,
+            last_name=spec.last_name,
             email=f"{spec.first_name.lower()}.{spec.last_name.lower().replace(' ', '')}@{domain}",
-            password=password, is_staff=spec.admin is not AdminAccess.NONE,
-            is_superuser=spec.admin is AdminAccess.OPERATOR, date_joined=joined,
+            password=password,
+            is_staff=spec.admin is not AdminAccess.NONE,
+            is_superuser=spec.admin is AdminAccess.OPERATOR,
+            date_joined=joined,
         )
         if spec.partner is not None:
-            Membership.objects.create(user=user, partner=partners[spec.partner],
-                                      **{ROLE_FIELDS[role]: True for role in spec.roles})
+            Membership.objects.create(
+                user=user, partner=partners[spec.partner], **{ROLE_FIELDS[role]: True for role in spec.roles}
+            )
         if spec.admin is AdminAccess.PARTNER:
             user.groups.add(partner_admins)
         users[spec.username] = user
@@ -675,9 +887,13 @@ def create_customers(partners: Mapping[str, Partner], purchases: Sequence[Purcha
     for spec in CUSTOMERS:
         tenant = {"tenant_id": customers[spec.same_tenant_as].tenant_id} if spec.same_tenant_as else {}
         customer = Customer.objects.create(
-            partner=partners[spec.partner], reseller=partners[spec.reseller] if spec.reseller else None,
-            company_name=spec.company_name, domain=f"{spec.tenant}.onmicrosoft.com", segment=spec.segment,
-            billing_country=spec.country, **tenant,
+            partner=partners[spec.partner],
+            reseller=partners[spec.reseller] if spec.reseller else None,
+            company_name=spec.company_name,
+            domain=f"{spec.tenant}.onmicrosoft.com",
+            segment=spec.segment,
+            billing_country=spec.country,
+            **tenant,
         )
         # auto_now_add: backdate to a month before the customer's first purchase.
         first = min(p.at for p in purchases if p.customer == spec.key)
@@ -692,8 +908,14 @@ def place(demo: Demo, p: Purchase) -> None:
     for line in p.lines:
         availability = demo.catalog[line.sku].availabilities.get(term=line.term, billing_frequency=line.billing)
         aligned_end = demo.subscription(p.customer, line.align_to).term_end if line.align_to else None
-        add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=line.quantity,
-                    aligned_end_date=aligned_end, now=p.at)
+        add_to_cart(
+            customer=customer,
+            actor=actor,
+            availability_id=availability.pk,
+            quantity=line.quantity,
+            aligned_end_date=aligned_end,
+            now=p.at,
+        )
     cart = current_cart(customer, actor, p.at)
     if p.reseller:
         cart = set_reseller(cart=cart, actor=actor, reseller_id=demo.partners[p.reseller].pk, now=p.at)
@@ -712,8 +934,9 @@ def place(demo: Demo, p: Purchase) -> None:
         provision_subscription(subscription_id=subscription_id, now=p.at + timedelta(minutes=6))
 
 
-def change(subscription: Subscription, *, actor, at: datetime, action: str, summary: str,
-           status: str | None = None, **fields) -> None:
+def change(
+    subscription: Subscription, *, actor, at: datetime, action: str, summary: str, status: str | None = None, **fields
+) -> None:
     """A change no service makes yet, recorded as the service would: before, after, who, when (L1)."""
     before, after = {}, {}
     if status is not None:
@@ -723,8 +946,16 @@ def change(subscription: Subscription, *, actor, at: datetime, action: str, summ
         before[name], after[name] = getattr(subscription, name), value
         setattr(subscription, name, value)
     subscription.save()
-    record(actor=actor, at=at, customer=subscription.customer, subscription=subscription, action=action,
-           summary=summary, before=before, after=after)
+    record(
+        actor=actor,
+        at=at,
+        customer=subscription.customer,
+        subscription=subscription,
+        action=action,
+        summary=summary,
+        before=before,
+        after=after,
+    )
 
 
 def renewal_day(subscription: Subscription) -> datetime:
@@ -743,23 +974,37 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
     # Suspended, then its term ended: disabled, never to be reactivated (P2, N5). The term end is
     # the renewal engine's work (a later issue): recorded here as it will do it.
     basic = demo.subscription("coho", BB)
-    services.suspend_subscription(subscription_id=basic.pk, actor=users["provider-billing"], now=t.days_ago(30, "10:00"))
+    services.suspend_subscription(
+        subscription_id=basic.pk, actor=users["provider-billing"], now=t.days_ago(30, "10:00")
+    )
     basic.refresh_from_db()
-    change(basic, actor=None, at=renewal_day(basic), action="subscription.disabled",
-           summary=f"Term ended on {basic.term_end:%Y-%m-%d} while suspended: disabled and its data deleted",
-           status=Status.DISABLED)
+    change(
+        basic,
+        actor=None,
+        at=renewal_day(basic),
+        action="subscription.disabled",
+        summary=f"Term ended on {basic.term_end:%Y-%m-%d} while suspended: disabled and its data deleted",
+        status=Status.DISABLED,
+    )
 
     # Auto-renew turned off, then the term ended: expired (N5).
     a5 = demo.subscription("lakeshore", A5_FACULTY)
     services.set_auto_renew(subscription_id=a5.pk, actor=users["billing"], on=False, now=t.days_ago(60, "09:00"))
     a5.refresh_from_db()
-    change(a5, actor=None, at=renewal_day(a5), action="subscription.expired",
-           summary=f"Term ended on {a5.term_end:%Y-%m-%d} with auto-renew off", status=Status.EXPIRED)
+    change(
+        a5,
+        actor=None,
+        at=renewal_day(a5),
+        action="subscription.expired",
+        summary=f"Term ended on {a5.term_end:%Y-%m-%d} with auto-renew off",
+        status=Status.EXPIRED,
+    )
 
     # Active, ending with its term.
     project = demo.subscription("fourth", PROJECT_ESSENTIALS)
-    services.set_auto_renew(subscription_id=project.pk, actor=users["provider-admin"], on=False,
-                            now=t.days_ago(20, "15:30"))
+    services.set_auto_renew(
+        subscription_id=project.pk, actor=users["provider-admin"], on=False, now=t.days_ago(20, "15:30")
+    )
 
     # Cancelled the day after purchase, inside the window, with a prorated refund (X1, X2).
     teams = demo.subscription("relecloud", TEAMS_ESSENTIALS)
@@ -768,24 +1013,42 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
     # Changes scheduled for the renewal (R1): a mid-term quantity change would delete them (R6),
     # and the page warns before it does.
     e3 = demo.subscription("contoso", M365_E3)
-    ScheduledChange.objects.create(subscription=e3, kind=ScheduledChange.Kind.QUANTITY, quantity=220,
-                                   created_at=t.days_ago(3, "11:00"))
-    record(actor=users["sales"], at=t.days_ago(3, "11:00"), customer=e3.customer, subscription=e3,
-           action="subscription.renewal_change_scheduled", summary="Scheduled for the renewal: 220 licenses",
-           after={"quantity": 220})
+    ScheduledChange.objects.create(
+        subscription=e3, kind=ScheduledChange.Kind.QUANTITY, quantity=220, created_at=t.days_ago(3, "11:00")
+    )
+    record(
+        actor=users["sales"],
+        at=t.days_ago(3, "11:00"),
+        customer=e3.customer,
+        subscription=e3,
+        action="subscription.renewal_change_scheduled",
+        summary="Scheduled for the renewal: 220 licenses",
+        after={"quantity": 220},
+    )
 
     # Renewing within 30 days on a higher SKU (R1): the same quantity, so licenses move automatically (R5).
     bp = demo.subscription("margies", BP)
-    services.schedule_renewal_change(subscription_id=bp.pk, actor=users["sales"], quantity=None, term=None,
-                                     billing_frequency=None, target_sku_id=demo.catalog[M365_E3].pk,
-                                     now=t.days_ago(2, "10:30"))
+    services.schedule_renewal_change(
+        subscription_id=bp.pk,
+        actor=users["sales"],
+        quantity=None,
+        term=None,
+        billing_frequency=None,
+        target_sku_id=demo.catalog[M365_E3].pk,
+        now=t.days_ago(2, "10:30"),
+    )
     # Its renewed term aligned to end on a calendar month's end, six months in (K11 at renewal): prorated.
     o365 = demo.subscription("wideworld", O365_E3)
-    options = renewal_alignment_options(o365, sku=o365.sku, term=o365.term,
-                                        starts_on=services.renewal_starts_on(o365))
-    services.schedule_renewal_change(subscription_id=o365.pk, actor=users["provider-sales"], quantity=None,
-                                     term=None, billing_frequency=None, aligned_end_date=options[5].end_date,
-                                     now=t.days_ago(1, "09:45"))
+    options = renewal_alignment_options(o365, sku=o365.sku, term=o365.term, starts_on=services.renewal_starts_on(o365))
+    services.schedule_renewal_change(
+        subscription_id=o365.pk,
+        actor=users["provider-sales"],
+        quantity=None,
+        term=None,
+        billing_frequency=None,
+        aligned_end_date=options[5].end_date,
+        now=t.days_ago(1, "09:45"),
+    )
 
     # The publisher confirmed the ISV set-up the day after purchase: active, and billed from then on (S3).
     backup = demo.subscription("munson", ALPINE_BACKUP)
@@ -793,13 +1056,15 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
 
     # Billed annually from its next monthly charge (N7): the instruction can still be changed or removed.
     g3 = demo.subscription("jefferson", M365_G3)
-    cycles.set_next_charge_frequency(subscription_id=g3.pk, actor=users["sales"], billing_frequency=ANNUAL,
-                                     now=t.days_ago(1, "10:00"))
+    cycles.set_next_charge_frequency(
+        subscription_id=g3.pk, actor=users["sales"], billing_frequency=ANNUAL, now=t.days_ago(1, "10:00")
+    )
     # Set yesterday for today's charge: at 00:00 UTC the engine marked it pending (N7, read-only) and charges it
     # on its next run (make demo starts the engine).
     e1 = demo.subscription("margies", O365_E1)
-    cycles.set_next_charge_frequency(subscription_id=e1.pk, actor=users["sales"], billing_frequency=ANNUAL,
-                                     now=t.days_ago(1, "16:00"))
+    cycles.set_next_charge_frequency(
+        subscription_id=e1.pk, actor=users["sales"], billing_frequency=ANNUAL, now=t.days_ago(1, "16:00")
+    )
     cycles.mark_cycle_charges_pending(start_of_day(t.now.date()))
     # Relecloud's Basic term ended yesterday: since 00:00 UTC its renewal is pending (N6: read-only, changes
     # answer 409); `make demo` starts the engine two minutes after the server, which then renews it.
@@ -812,8 +1077,12 @@ def bill_elapsed_cycles(subscription: Subscription, *, today: date) -> None:
     The purchase charged the first period; the lifecycle job charges the rest as they start.
     The demo's history predates that job, so its cycles are written here, on the day each began.
     """
-    if (subscription.billing_frequency == BillingFrequency.ONE_TIME or subscription.is_trial
-            or subscription.status in (Status.PENDING, Status.DELETED) or not subscription.unit_price):
+    if (
+        subscription.billing_frequency == BillingFrequency.ONE_TIME
+        or subscription.is_trial
+        or subscription.status in (Status.PENDING, Status.DELETED)
+        or not subscription.unit_price
+    ):
         return
     start, months = subscription.term_start.date(), FREQUENCY_MONTHS[subscription.billing_frequency]
     last_day = min(today, subscription.term_end)
@@ -823,11 +1092,21 @@ def bill_elapsed_cycles(subscription: Subscription, *, today: date) -> None:
     cycle = 1
     while (period_start := add_months(start, cycle * months)) <= last_day:
         natural_end = term_end_for(start, (cycle + 1) * months)
-        charge = prorated_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                                 period_start=period_start, period_end=min(natural_end, subscription.term_end),
-                                 full_period_start=period_start, full_period_end=natural_end)
-        bill(subscription, kind=BillingLine.Kind.CYCLE, charge=charge, quantity=subscription.quantity,
-             now=start_of_day(period_start))
+        charge = prorated_charge(
+            unit_price=subscription.unit_price,
+            quantity=subscription.quantity,
+            period_start=period_start,
+            period_end=min(natural_end, subscription.term_end),
+            full_period_start=period_start,
+            full_period_end=natural_end,
+        )
+        bill(
+            subscription,
+            kind=BillingLine.Kind.CYCLE,
+            charge=charge,
+            quantity=subscription.quantity,
+            now=start_of_day(period_start),
+        )
         cycle += 1
 
 
@@ -836,15 +1115,26 @@ def discard_queued_tasks(*, order_ids: set[int]) -> None:
     did that work itself. The in-progress order keeps its task, for the worker to fulfill."""
     if not apps.is_installed("django_tasks_db"):
         return
-    subscription_ids = {str(pk) for pk in Subscription.objects.filter(
-        order_line__order_id__in=order_ids).values_list("pk", flat=True)}
+    subscription_ids = {
+        str(pk) for pk in Subscription.objects.filter(order_line__order_id__in=order_ids).values_list("pk", flat=True)
+    }
     seeded = {fulfill_order_task.module_path: order_ids, provision_subscription_task.module_path: subscription_ids}
-    queued = DBTaskResult.objects.filter(status="READY", task_path__in=seeded).values_list("pk", "task_path", "args_kwargs")
+    queued = DBTaskResult.objects.filter(status="READY", task_path__in=seeded).values_list(
+        "pk", "task_path", "args_kwargs"
+    )
     stale = [pk for pk, path, args in queued if args.get("args") and args["args"][0] in seeded[path]]
     DBTaskResult.objects.filter(pk__in=stale).delete()
 
 
 __all__ = [
-    "DEMO_PASSWORD", "DEMO_SIGN_INS", "DIRECT_BILL_PARTNER_ID", "build_catalog", "ensure_offer", "ensure_product",
-    "ensure_publisher", "is_seeded", "nce_prices", "seed_demo",
+    "DEMO_PASSWORD",
+    "DEMO_SIGN_INS",
+    "DIRECT_BILL_PARTNER_ID",
+    "build_catalog",
+    "ensure_offer",
+    "ensure_product",
+    "ensure_publisher",
+    "is_seeded",
+    "nce_prices",
+    "seed_demo",
 ]

@@ -99,8 +99,9 @@ class IsoDateField(forms.Field):
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(self.error_messages["invalid"], code="invalid",
-                                  params={"value": repr(text[:20])}) from None
+            raise ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"value": repr(text[:20])}
+            ) from None
 
 
 class VersionField(forms.Field):

@@ -13,15 +13,48 @@ EU_EFTA_COUNTRIES = frozenset(
 )
 
 COUNTRY_NAMES = {
-    "AT": "Austria", "BE": "Belgium", "CH": "Switzerland", "DE": "Germany", "DK": "Denmark",
-    "ES": "Spain", "FI": "Finland", "FR": "France", "IE": "Ireland", "IT": "Italy",
-    "NL": "Netherlands", "NO": "Norway", "PL": "Poland", "PT": "Portugal", "SE": "Sweden",
-    "GB": "United Kingdom", "US": "United States", "CA": "Canada", "AU": "Australia",
-    "JP": "Japan", "BR": "Brazil", "IN": "India", "SG": "Singapore", "TW": "Taiwan",
-    "ZA": "South Africa", "MX": "Mexico", "NZ": "New Zealand", "IS": "Iceland",
-    "LI": "Liechtenstein", "LU": "Luxembourg", "BG": "Bulgaria", "HR": "Croatia",
-    "CY": "Cyprus", "CZ": "Czechia", "EE": "Estonia", "GR": "Greece", "HU": "Hungary",
-    "LV": "Latvia", "LT": "Lithuania", "MT": "Malta", "RO": "Romania", "SK": "Slovakia",
+    "AT": "Austria",
+    "BE": "Belgium",
+    "CH": "Switzerland",
+    "DE": "Germany",
+    "DK": "Denmark",
+    "ES": "Spain",
+    "FI": "Finland",
+    "FR": "France",
+    "IE": "Ireland",
+    "IT": "Italy",
+    "NL": "Netherlands",
+    "NO": "Norway",
+    "PL": "Poland",
+    "PT": "Portugal",
+    "SE": "Sweden",
+    "GB": "United Kingdom",
+    "US": "United States",
+    "CA": "Canada",
+    "AU": "Australia",
+    "JP": "Japan",
+    "BR": "Brazil",
+    "IN": "India",
+    "SG": "Singapore",
+    "TW": "Taiwan",
+    "ZA": "South Africa",
+    "MX": "Mexico",
+    "NZ": "New Zealand",
+    "IS": "Iceland",
+    "LI": "Liechtenstein",
+    "LU": "Luxembourg",
+    "BG": "Bulgaria",
+    "HR": "Croatia",
+    "CY": "Cyprus",
+    "CZ": "Czechia",
+    "EE": "Estonia",
+    "GR": "Greece",
+    "HU": "Hungary",
+    "LV": "Latvia",
+    "LT": "Lithuania",
+    "MT": "Malta",
+    "RO": "Romania",
+    "SK": "Slovakia",
     "SI": "Slovenia",
 }
 COUNTRY_CHOICES = sorted(COUNTRY_NAMES.items(), key=lambda item: item[1])
@@ -40,10 +73,14 @@ class Partner(models.Model):
         INDIRECT_RESELLER = "indirect_reseller", "Indirect reseller"
 
     name = models.CharField(max_length=200)
-    partner_id = models.CharField("PartnerID", max_length=20, unique=True, help_text="Partner Center's PartnerID (MPN ID).")
+    partner_id = models.CharField(
+        "PartnerID", max_length=20, unique=True, help_text="Partner Center's PartnerID (MPN ID)."
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
-    mpa_signed = models.BooleanField("MPA signed", default=True, help_text="Has signed the Microsoft Partner Agreement.")
+    mpa_signed = models.BooleanField(
+        "MPA signed", default=True, help_text="Has signed the Microsoft Partner Agreement."
+    )
     resellers = models.ManyToManyField(
         "self", through="ResellerLink", symmetrical=False, related_name="providers", blank=True
     )
@@ -107,7 +144,10 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(is_admin_agent=True) | Q(is_sales_agent=True) | Q(is_billing_admin=True) | Q(is_support_agent=True),
+                condition=Q(is_admin_agent=True)
+                | Q(is_sales_agent=True)
+                | Q(is_billing_admin=True)
+                | Q(is_support_agent=True),
                 name="membership_has_a_role",
             )
         ]
@@ -145,7 +185,11 @@ class Customer(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
     reseller = models.ForeignKey(
-        Partner, on_delete=models.PROTECT, related_name="resold_customers", null=True, blank=True,
+        Partner,
+        on_delete=models.PROTECT,
+        related_name="resold_customers",
+        null=True,
+        blank=True,
         help_text="Reseller of record, for customers an indirect provider serves through a reseller.",
     )
     # The customer's directory tenant: the same organisation may also buy through other partners,
@@ -166,7 +210,9 @@ class Customer(models.Model):
             # customers by name gives each customer once: the lists across customers (sorted by customer, then by
             # subscription on the (customer, list_name, id) index) then read in index order instead of sorting every
             # subscription of the partner.
-            models.UniqueConstraint(fields=["partner", "company_name", "tenant_id"], name="customer_partner_name_tenant"),
+            models.UniqueConstraint(
+                fields=["partner", "company_name", "tenant_id"], name="customer_partner_name_tenant"
+            ),
         ]
         # A customer found by id (a subscription's) is checked for its partner and sorted by name from this index.
         indexes = [models.Index(fields=["id", "partner", "company_name", "tenant_id"], name="customer_by_id_idx")]
@@ -179,12 +225,16 @@ class Customer(models.Model):
         # (subscriptions.models): a rename or a move to another partner (the admin) changes them in the same
         # transaction, on the (customer, ...) index.
         changed = not self._state.adding and (
-            update_fields is None or bool({"company_name", "partner", "partner_id"} & set(update_fields)))
+            update_fields is None or bool({"company_name", "partner", "partner_id"} & set(update_fields))
+        )
         with transaction.atomic(using=kwargs.get("using")):
             super().save(*args, update_fields=update_fields, **kwargs)
             if changed:
-                (self.subscriptions.exclude(customer_name=self.company_name, partner_id=self.partner_id)
-                 .update(customer_name=self.company_name, partner_id=self.partner_id))
+                (
+                    self.subscriptions.exclude(customer_name=self.company_name, partner_id=self.partner_id).update(
+                        customer_name=self.company_name, partner_id=self.partner_id
+                    )
+                )
 
     @property
     def is_eu_efta(self) -> bool:

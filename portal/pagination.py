@@ -63,7 +63,7 @@ class SmallListPaginator(ClampedPaginator):
         """The page `number` read in one query, its rows telling the count; None when that is not possible (a page
         past the end), for the ordinary way to decide."""
         bottom = (number - 1) * self.per_page
-        rows = list(self.object_list[bottom: bottom + self.per_page])
+        rows = list(self.object_list[bottom : bottom + self.per_page])
         if not rows:
             if number == 1 and self.allow_empty_first_page:
                 self._counted = 0

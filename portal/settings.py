@@ -43,8 +43,11 @@ def database_from_url(url: str) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": name,
             # WAL lets the worker and the web server read while the other writes.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20,
-                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             "TEST": {"NAME": os.environ.get("TEST_SQLITE_NAME") or None},
         }
     if parsed.scheme in {"postgres", "postgresql"}:
@@ -77,10 +80,19 @@ DEMO_MODE = env_bool("PORTAL_DEMO", False)
 if env_bool("PORTAL_EMAIL_CONSOLE", DEBUG or DEMO_MODE):
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": {
-        "host": os.environ.get("EMAIL_HOST", "localhost"), "port": int(os.environ.get("EMAIL_PORT", "25")),
-        "username": os.environ.get("EMAIL_HOST_USER", ""), "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
-        "use_tls": env_bool("EMAIL_USE_TLS", False), "timeout": 10}}}
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": os.environ.get("EMAIL_HOST", "localhost"),
+                "port": int(os.environ.get("EMAIL_PORT", "25")),
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS", False),
+                "timeout": 10,
+            },
+        }
+    }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CSP Portal <no-reply@localhost>")
 
 INSTALLED_APPS = [

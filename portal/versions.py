@@ -33,12 +33,15 @@ def parse_version(raw, *, noun: str = "page") -> int:
     text = str(raw if raw is not None else "").strip()
     if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_VERSION:
         return int(text)
-    raise StaleVersion(f"This {noun} couldn't be matched to the page it was sent from: reload the page and try "
-                       "again. Nothing was changed.")
+    raise StaleVersion(
+        f"This {noun} couldn't be matched to the page it was sent from: reload the page and try "
+        "again. Nothing was changed."
+    )
 
 
-def lock_version(queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None,
-                 authorize=None):
+def lock_version(
+    queryset: models.QuerySet, *, pk, version: int | str | None, noun: str, last_change=None, authorize=None
+):
     """Locks the row by bumping its version, refuses a stale `version`, all in the caller's transaction; returns the
     locked object with its new version. `version` is the int a caller read, or the text a form posted
     (`posted_version`); None is for the platform's own work (the lifecycle engine, the operator's admin actions),
@@ -70,8 +73,10 @@ def check_version(obj, version: int | str | None, *, noun: str, last_change=None
         version = parse_version(version, noun=noun)
     if version is not None and version != obj.version:
         changed = last_change(obj) if last_change else ""
-        raise StaleVersion(f"This {noun} changed since you opened the page{': ' + changed if changed else ''}. "
-                           "Nothing was done: review it as it is now and try again.")
+        raise StaleVersion(
+            f"This {noun} changed since you opened the page{': ' + changed if changed else ''}. "
+            "Nothing was done: review it as it is now and try again."
+        )
 
 
 def bump_version(obj) -> None:

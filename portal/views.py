@@ -55,20 +55,38 @@ def home(request):
     now = timezone.now()
     subscriptions = access.subscriptions_for(request.user)
     # The same rules as the list's "removal window closes within 48 h" and "renews within 30 days" filters.
-    closing = (selectors.removal_windows_closing(now=now).filter(subscription__in=subscriptions)
-               .select_related("subscription__customer", "subscription__sku").order_by("window_ends_at", "pk")[:10])
-    renewing = (selectors.renewing_soon(subscriptions, today=now.date()).select_related("customer", "sku")
-                .order_by("term_end", "pk")[:10])
-    pending_orders = (
-        access.orders_for(request.user).filter(status=Order.Status.PENDING)
-        .select_related("customer").order_by("-created_at")[:10]
+    closing = (
+        selectors.removal_windows_closing(now=now)
+        .filter(subscription__in=subscriptions)
+        .select_related("subscription__customer", "subscription__sku")
+        .order_by("window_ends_at", "pk")[:10]
     )
-    isv_setups = subscriptions.filter(status=Status.PENDING, sku__product__publisher__is_microsoft=False).select_related(
-        "customer", "sku")[:10]
-    return render(request, "portal/home.html", {
-        "member": member, "now": now, "closing": closing, "renewing": renewing,
-        "pending_orders": pending_orders, "isv_setups": isv_setups,
-    })
+    renewing = (
+        selectors.renewing_soon(subscriptions, today=now.date())
+        .select_related("customer", "sku")
+        .order_by("term_end", "pk")[:10]
+    )
+    pending_orders = (
+        access.orders_for(request.user)
+        .filter(status=Order.Status.PENDING)
+        .select_related("customer")
+        .order_by("-created_at")[:10]
+    )
+    isv_setups = subscriptions.filter(
+        status=Status.PENDING, sku__product__publisher__is_microsoft=False
+    ).select_related("customer", "sku")[:10]
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "member": member,
+            "now": now,
+            "closing": closing,
+            "renewing": renewing,
+            "pending_orders": pending_orders,
+            "isv_setups": isv_setups,
+        },
+    )
 
 
 CUSTOMERS_PER_PAGE = 25
@@ -82,19 +100,32 @@ def customer_list(request):
         # The top bar's search also finds a subscription by its id: straight to it when it is one.
         found = _subscription_with_id(request.user, q)
         if found is not None:
-            return redirect("subscriptions:subscription-detail", customer_id=found.customer_id, subscription_id=found.pk)
-    page = SmallListPaginator(listed_customers(request.user, q=q, segment=segment, country=country),
-                              CUSTOMERS_PER_PAGE, count_field=lambda rows: rows[0].total).get_page(request.GET.get("page"))
+            return redirect(
+                "subscriptions:subscription-detail", customer_id=found.customer_id, subscription_id=found.pk
+            )
+    page = SmallListPaginator(
+        listed_customers(request.user, q=q, segment=segment, country=country),
+        CUSTOMERS_PER_PAGE,
+        count_field=lambda rows: rows[0].total,
+    ).get_page(request.GET.get("page"))
     if page.object_list:
         countries = page.object_list[0].countries.split(",")
     else:
         countries = access.customers_for(request.user).order_by().values_list("billing_country", flat=True).distinct()
     countries = sorted(countries)
     context = {
-        "page": page, "q": q, "segment": segment, "country": country,
-        "segments": Customer.Segment.choices, "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
+        "page": page,
+        "q": q,
+        "segment": segment,
+        "country": country,
+        "segments": Customer.Segment.choices,
+        "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
     }
-    template = "portal/customer_list.html#results" if request.htmx and not request.htmx.boosted else "portal/customer_list.html"
+    template = (
+        "portal/customer_list.html#results"
+        if request.htmx and not request.htmx.boosted
+        else "portal/customer_list.html"
+    )
     return render(request, template, context)
 
 
@@ -122,17 +153,23 @@ def listed_customers(user, *, q: str = "", segment: str = "", country: str = "")
     if q:
         customers = customers.filter(customer_search(user, q))
     live = access.subscriptions_for(user).filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES)
-    return (customers.select_related("reseller")
-            .only("pk", "company_name", "domain", "segment", "billing_country", "reseller__name")
-            .annotate(live_subscriptions=_aggregate_of(live, Count("*")), total=_aggregate_of(customers, Count("*")),
-                      countries=_aggregate_of(everyone, StringAgg("billing_country", Value(","), distinct=True)))
-            .order_by("company_name", "tenant_id", "pk"))  # ties: the same page every time
+    return (
+        customers.select_related("reseller")
+        .only("pk", "company_name", "domain", "segment", "billing_country", "reseller__name")
+        .annotate(
+            live_subscriptions=_aggregate_of(live, Count("*")),
+            total=_aggregate_of(customers, Count("*")),
+            countries=_aggregate_of(everyone, StringAgg("billing_country", Value(","), distinct=True)),
+        )
+        .order_by("company_name", "tenant_id", "pk")
+    )  # ties: the same page every time
 
 
 def _aggregate_of(queryset, aggregate):
     """`aggregate` over the whole `queryset`, as a scalar subquery (one row: grouped by a constant, which is no group)."""
-    return Subquery(queryset.order_by().annotate(_whole=Value(1)).values("_whole").annotate(value=aggregate)
-                    .values("value"))
+    return Subquery(
+        queryset.order_by().annotate(_whole=Value(1)).values("_whole").annotate(value=aggregate).values("value")
+    )
 
 
 def _subscription_with_id(user, q: str):

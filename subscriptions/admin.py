@@ -10,10 +10,10 @@ reseller's: those of the subscriptions it is reseller of record for, T1, T3).
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -41,7 +41,17 @@ class SeatLotInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline
 class BillingLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
     model = BillingLine
     extra = 0
-    fields = ("created_at_utc", "kind", "quantity", "unit_price", "amount", "currency", "period_start", "period_end", "explanation")
+    fields = (
+        "created_at_utc",
+        "kind",
+        "quantity",
+        "unit_price",
+        "amount",
+        "currency",
+        "period_start",
+        "period_end",
+        "explanation",
+    )
     readonly_fields = fields
 
     created_at_utc = utc_field("created_at", "Created")
@@ -51,18 +61,42 @@ class BillingLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularIn
 class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     partner_staff = PartnerStaff.OWN
     list_display = (
-        "display_name", "customer", "partner", "sku", "status", "quantity", "term", "billing_frequency",
-        "unit_price_display", "auto_renew", "is_trial", "term_end", "created_at_utc",
+        "display_name",
+        "customer",
+        "partner",
+        "sku",
+        "status",
+        "quantity",
+        "term",
+        "billing_frequency",
+        "unit_price_display",
+        "auto_renew",
+        "is_trial",
+        "term_end",
+        "created_at_utc",
     )
     list_select_related = ("customer__partner", "sku")
     list_filter = (
-        "status", "term", "billing_frequency", "auto_renew", "is_trial", "term_end",
-        ("customer__partner", admin.RelatedOnlyFieldListFilter), "sku__product__publisher",
+        "status",
+        "term",
+        "billing_frequency",
+        "auto_renew",
+        "is_trial",
+        "term_end",
+        ("customer__partner", admin.RelatedOnlyFieldListFilter),
+        "sku__product__publisher",
     )
     # Exact UUID lookups are skipped for search terms that aren't UUIDs.
     search_fields = (
-        "friendly_name", "sku__name", "sku__sku_id", "customer__company_name", "customer__domain",
-        "customer__partner__name", "customer__partner__partner_id", "id__exact", "customer__tenant_id__exact",
+        "friendly_name",
+        "sku__name",
+        "sku__sku_id",
+        "customer__company_name",
+        "customer__domain",
+        "customer__partner__name",
+        "customer__partner__partner_id",
+        "id__exact",
+        "customer__tenant_id__exact",
     )
     search_help_text = "Name, SKU, customer, partner, or a subscription or tenant id."
     date_hierarchy = "created_at"
@@ -84,9 +118,20 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         ("Record", {"fields": ("created_at_utc", "updated_at_utc", "audit_trail")}),
     )
     readonly_fields = (
-        "id", "display_name", "unit_price_display", "term_start_utc", "trial_ends_at_utc", "order_link",
-        "one_per_customer", "created_at_utc", "updated_at_utc", "audit_trail", "next_charge_frequency", "next_charge_on",
-        "next_charge_set_at_utc", "cycle_charge_pending",
+        "id",
+        "display_name",
+        "unit_price_display",
+        "term_start_utc",
+        "trial_ends_at_utc",
+        "order_link",
+        "one_per_customer",
+        "created_at_utc",
+        "updated_at_utc",
+        "audit_trail",
+        "next_charge_frequency",
+        "next_charge_on",
+        "next_charge_set_at_utc",
+        "cycle_charge_pending",
     )
     inlines = [SeatLotInline, BillingLineInline]
     actions = ["suspend_selected", "reactivate_selected", "auto_renew_off_selected"]
@@ -123,8 +168,11 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         own = access.partner_records(queryset, access.partner_of(request.user))
         others = queryset.exclude(pk__in=own.values("pk")).count()
         if others:
-            self.message_user(request, f"{others} selected subscription(s) belong to another partner: only its own "
-                                       "staff change them.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{others} selected subscription(s) belong to another partner: only its own staff change them.",
+                messages.WARNING,
+            )
         for subscription in own:
             try:
                 service(subscription_id=subscription.pk, actor=request.user, now=now, **kwargs)
@@ -183,7 +231,12 @@ class SeatLotAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     list_display = ("subscription", "customer", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
     list_select_related = ("subscription__sku", "subscription__customer")
     list_filter = ("source", "added_at")
-    search_fields = ("subscription__friendly_name", "subscription__sku__name", "subscription__customer__company_name", "subscription__id__exact")
+    search_fields = (
+        "subscription__friendly_name",
+        "subscription__sku__name",
+        "subscription__customer__company_name",
+        "subscription__id__exact",
+    )
     date_hierarchy = "added_at"
     fields = ("subscription", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
     readonly_fields = ("added_at_utc", "window_ends_at_utc")
@@ -200,20 +253,37 @@ class SeatLotAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
 class BillingLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     partner_staff = PartnerStaff.OWN
     list_display = (
-        "created_at_utc", "kind", "subscription", "customer", "quantity", "unit_price", "amount_display",
-        "period_start", "period_end",
+        "created_at_utc",
+        "kind",
+        "subscription",
+        "customer",
+        "quantity",
+        "unit_price",
+        "amount_display",
+        "period_start",
+        "period_end",
     )
     list_select_related = ("subscription__sku", "subscription__customer")
     list_filter = ("kind", "currency", "created_at")
     search_fields = (
-        "explanation", "subscription__friendly_name", "subscription__sku__name", "subscription__customer__company_name",
+        "explanation",
+        "subscription__friendly_name",
+        "subscription__sku__name",
+        "subscription__customer__company_name",
         "subscription__id__exact",
     )
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-pk")
     fields = (
-        "subscription", "kind", "quantity", "unit_price", "amount_display", "period_start", "period_end",
-        "explanation", "created_at_utc",
+        "subscription",
+        "kind",
+        "quantity",
+        "unit_price",
+        "amount_display",
+        "period_start",
+        "period_end",
+        "explanation",
+        "created_at_utc",
     )
     readonly_fields = ("amount_display", "created_at_utc")
 
@@ -235,11 +305,27 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     list_select_related = ("actor", "partner", "customer", "subscription__sku", "order")
     list_filter = ("action", "at", ("partner", admin.RelatedOnlyFieldListFilter))
     search_fields = (
-        "action", "summary", "actor__username", "actor__email", "partner__name", "customer__company_name",
+        "action",
+        "summary",
+        "actor__username",
+        "actor__email",
+        "partner__name",
+        "customer__company_name",
         "subscription__id__exact",
     )
     date_hierarchy = "at"
-    fields = ("at_utc", "action", "summary", "actor", "partner", "customer", "order", "subscription", "before_json", "after_json")
+    fields = (
+        "at_utc",
+        "action",
+        "summary",
+        "actor",
+        "partner",
+        "customer",
+        "order",
+        "subscription",
+        "before_json",
+        "after_json",
+    )
     readonly_fields = ("at_utc", "before_json", "after_json")
 
     at_utc = utc_field("at", "At")

@@ -3,16 +3,48 @@
 from .models import AuditEntry
 
 
-def record(*, actor, at, customer, action: str, summary: str, before=None, after=None, order=None, subscription=None,
-           partner=None) -> AuditEntry:
-    entry_ = entry(actor=actor, at=at, customer=customer, action=action, summary=summary, before=before, after=after,
-                   order=order, subscription=subscription, partner=partner)
+def record(
+    *,
+    actor,
+    at,
+    customer,
+    action: str,
+    summary: str,
+    before=None,
+    after=None,
+    order=None,
+    subscription=None,
+    partner=None,
+) -> AuditEntry:
+    entry_ = entry(
+        actor=actor,
+        at=at,
+        customer=customer,
+        action=action,
+        summary=summary,
+        before=before,
+        after=after,
+        order=order,
+        subscription=subscription,
+        partner=partner,
+    )
     entry_.save(force_insert=True)
     return entry_
 
 
-def entry(*, actor, at, customer, action: str, summary: str, before=None, after=None, order=None, subscription=None,
-          partner=None) -> AuditEntry:
+def entry(
+    *,
+    actor,
+    at,
+    customer,
+    action: str,
+    summary: str,
+    before=None,
+    after=None,
+    order=None,
+    subscription=None,
+    partner=None,
+) -> AuditEntry:
     """The audit row record() writes, unsaved (for a caller that writes many at once: the lifecycle engine)."""
     partner = partner or customer.partner
     return AuditEntry(
@@ -31,8 +63,7 @@ def entry(*, actor, at, customer, action: str, summary: str, before=None, after=
 
 def last_change(subscription) -> str:
     """What changed a subscription last, said the way its audit trail says it: for a refused stale page (409)."""
-    entry = (AuditEntry.objects.filter(subscription=subscription).select_related("actor").order_by("-at", "-pk")
-             .first())
+    entry = AuditEntry.objects.filter(subscription=subscription).select_related("actor").order_by("-at", "-pk").first()
     if entry is None:
         return ""
     who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else "the system"

@@ -35,8 +35,7 @@ def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
     subscription has ended (cancelled, expired, disabled): its licenses are gone with it, whatever the clock says."""
     if not subscription.is_live:
         return []
-    return [lot for lot in subscription.seat_lots.all()
-            if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
+    return [lot for lot in subscription.seat_lots.all() if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
 
 
 def removable_quantity(subscription: Subscription, now: datetime) -> int:
@@ -73,8 +72,11 @@ def _trial_refusal(subscription: Subscription, rule: str, message: str, what: st
     """`message` for a new-commerce trial, which the partner converts (TR3); an ISV free trial can't be converted or
     waived (S4), it becomes paid at its end, so the refusal says `what` can't be done until then."""
     if subscription.sku.is_isv:
-        return RuleViolation("S4", f"{what} during the free trial, which runs until "
-                                   f"{when_utc(subscription.trial_ends_at)}: it then becomes a paid subscription.")
+        return RuleViolation(
+            "S4",
+            f"{what} during the free trial, which runs until "
+            f"{when_utc(subscription.trial_ends_at)}: it then becomes a paid subscription.",
+        )
     return RuleViolation(rule, message)
 
 
@@ -108,10 +110,10 @@ def cancellation_outcome(subscription: Subscription, now: datetime) -> str:
     if billing_starts is None:
         return "Nothing is billed until the publisher confirms the set-up, so nothing is refunded."
     if now < billing_starts:
-        return (f"Nothing is billed before its free trial ends on {when_utc(billing_starts)}, so nothing is "
-                "refunded.")
-    return (f"Cancelled within 72 hours of the start of its billing on {when_utc(billing_starts)}, it is refunded in "
-            "full.")
+        return f"Nothing is billed before its free trial ends on {when_utc(billing_starts)}, so nothing is refunded."
+    return (
+        f"Cancelled within 72 hours of the start of its billing on {when_utc(billing_starts)}, it is refunded in full."
+    )
 
 
 def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | None:
@@ -139,44 +141,67 @@ def check_quantity_change(subscription: Subscription, user, now: datetime) -> No
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if in_trial(subscription, now):
-        raise _trial_refusal(subscription, "TR4", "A trial's quantity can't change: convert the trial first.",
-                             "Licenses can't change")
+        raise _trial_refusal(
+            subscription, "TR4", "A trial's quantity can't change: convert the trial first.", "Licenses can't change"
+        )
     if not subscription.sku.is_license_based:
         raise RuleViolation("Q6", "A usage-based subscription has no license quantity.")
     # Q6
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("Q6", f"Licenses can only be changed on an active subscription (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "Q6",
+            f"Licenses can only be changed on an active subscription (this one is "
+            f"{subscription.get_status_display().lower()}).",
+        )
     # Q5
     if subscription.quantity_updates >= MAX_QUANTITY_UPDATES:
-        raise RuleViolation("Q5", f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
-                                  "most allowed: buy a second subscription of the same offer (it can be aligned to end "
-                                  "on the same date).")
+        raise RuleViolation(
+            "Q5",
+            f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
+            "most allowed: buy a second subscription of the same offer (it can be aligned to end "
+            "on the same date).",
+        )
 
 
 def check_decrease(subscription: Subscription, user, now: datetime, remove: int | None = None) -> None:
     check_quantity_change(subscription, user, now)
     removable = removable_quantity(subscription, now)
     if removable == 0:
-        closed = max((lot.window_ends_at for lot in subscription.seat_lots.all()
-                      if lot.window_ends_at <= now and lot.quantity > lot.removed), default=None)
+        closed = max(
+            (
+                lot.window_ends_at
+                for lot in subscription.seat_lots.all()
+                if lot.window_ends_at <= now and lot.quantity > lot.removed
+            ),
+            default=None,
+        )
         when = f" on {when_utc(closed)}" if closed else ""
-        raise RuleViolation("Q2", f"No license can be removed now: the last 7-day window closed{when}. "
-                                  "Schedule fewer licenses for the renewal instead.")
+        raise RuleViolation(
+            "Q2",
+            f"No license can be removed now: the last 7-day window closed{when}. "
+            "Schedule fewer licenses for the renewal instead.",
+        )
     if remove is not None and remove > removable:
-        raise RuleViolation("Q2", f"Only {removable:,} license{'s' if removable != 1 else ''} can be removed now "
-                                  f"(added within the last 7 days); you asked to remove {remove:,}.", field="quantity")
+        raise RuleViolation(
+            "Q2",
+            f"Only {removable:,} license{'s' if removable != 1 else ''} can be removed now "
+            f"(added within the last 7 days); you asked to remove {remove:,}.",
+            field="quantity",
+        )
 
 
 def check_suspend(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.SUSPEND)
     if in_trial(subscription, now):
-        raise _trial_refusal(subscription, "TR4", "A trial's status can't change: convert the trial first.",
-                             "The status can't change")
+        raise _trial_refusal(
+            subscription, "TR4", "A trial's status can't change: convert the trial first.", "The status can't change"
+        )
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("P1", f"Only an active subscription can be suspended (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "P1",
+            f"Only an active subscription can be suspended (this one is {subscription.get_status_display().lower()}).",
+        )
 
 
 def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
@@ -186,16 +211,22 @@ def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
         raise RuleViolation("P2", "Only a suspended subscription can be reactivated.")
     end = term_ends_at(subscription)
     if end and now >= end:
-        raise RuleViolation("P2", f"The term ended on {subscription.term_end:%Y-%m-%d} (UTC) while suspended: the "
-                                  "subscription is disabled and can't be reactivated.")
+        raise RuleViolation(
+            "P2",
+            f"The term ended on {subscription.term_end:%Y-%m-%d} (UTC) while suspended: the "
+            "subscription is disabled and can't be reactivated.",
+        )
 
 
 def check_cancel(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if subscription.status in (Status.DELETED, Status.EXPIRED, Status.DISABLED):
-        raise RuleViolation("X2", f"This subscription is {subscription.get_status_display().lower()}: it can't be "
-                                  "cancelled, resumed or restored.")
+        raise RuleViolation(
+            "X2",
+            f"This subscription is {subscription.get_status_display().lower()}: it can't be "
+            "cancelled, resumed or restored.",
+        )
     if awaiting_setup(subscription):
         return  # X3, S3: never billed while the set-up is pending, so it can always be cancelled (nothing to refund)
     closes = cancellation_window_ends(subscription)
@@ -203,17 +234,30 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
         closed_early = window_closed_early(subscription)
         instead = _ends_with_its_term(subscription)
         if closed_early and closed_early[1] == "upgraded":
-            raise RuleViolation("U7", f"This subscription was upgraded on {when_utc(closed_early[0])}: an upgrade can't "
-                                      f"be undone and has no cancellation window. {instead}")
+            raise RuleViolation(
+                "U7",
+                f"This subscription was upgraded on {when_utc(closed_early[0])}: an upgrade can't "
+                f"be undone and has no cancellation window. {instead}",
+            )
         if closed_early:
-            raise RuleViolation("TF4", f"This subscription was transferred in on {when_utc(closed_early[0])}: its term "
-                                       f"was paid to the previous partner, so it has no cancellation window here. {instead}")
+            raise RuleViolation(
+                "TF4",
+                f"This subscription was transferred in on {when_utc(closed_early[0])}: its term "
+                f"was paid to the previous partner, so it has no cancellation window here. {instead}",
+            )
         if subscription.sku.is_isv:
-            raise RuleViolation("X3", f"The 72-hour cancellation period closed on {when_utc(closes)}. "
-                                      + ("Turn auto-renew off instead: the subscription then ends with its term."
-                                         if subscription.auto_renew else instead))
-        raise RuleViolation("X1", f"The cancellation window closed on {when_utc(closes)}: the term is paid in full. "
-                                  f"{instead}")
+            raise RuleViolation(
+                "X3",
+                f"The 72-hour cancellation period closed on {when_utc(closes)}. "
+                + (
+                    "Turn auto-renew off instead: the subscription then ends with its term."
+                    if subscription.auto_renew
+                    else instead
+                ),
+            )
+        raise RuleViolation(
+            "X1", f"The cancellation window closed on {when_utc(closes)}: the term is paid in full. {instead}"
+        )
 
 
 def _ends_with_its_term(subscription: Subscription) -> str:
@@ -228,8 +272,11 @@ def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) 
     check_not_renewal_pending(subscription)
     _require(user, Action.AUTO_RENEW)
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("P4", f"Auto-renew can only be changed on an active subscription (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "P4",
+            f"Auto-renew can only be changed on an active subscription (this one is "
+            f"{subscription.get_status_display().lower()}).",
+        )
     if subscription.auto_renew == on:
         raise RuleViolation("S2", f"Auto-renew is already {'on' if on else 'off'}.", conflict=True)
 
@@ -261,13 +308,19 @@ def check_schedule_change(subscription: Subscription, user, now: datetime) -> No
     _require(user, Action.BUY)
     if in_trial(subscription, now):
         # R4: a trial converts at its end; its conversion is chosen in the trial panel, not here.
-        raise _trial_refusal(subscription, "R4", "A trial converts to the paid offer at its end: convert the trial to "
-                                                 "choose what it renews with.",
-                             "Changes for the renewal can't be scheduled")
+        raise _trial_refusal(
+            subscription,
+            "R4",
+            "A trial converts to the paid offer at its end: convert the trial to choose what it renews with.",
+            "Changes for the renewal can't be scheduled",
+        )
     # R2
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("R2", f"Changes can only be scheduled for the renewal of an active subscription (this one "
-                                  f"is {subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "R2",
+            f"Changes can only be scheduled for the renewal of an active subscription (this one "
+            f"is {subscription.get_status_display().lower()}).",
+        )
     if not subscription.auto_renew:
         raise RuleViolation("R2", "Auto-renew is off: turn it on to schedule changes for the renewal.")
 
@@ -288,25 +341,43 @@ def check_next_charge_frequency(subscription: Subscription, user, now: datetime)
     """Whether the "change the billing frequency at the next charge" instruction can be set, changed or removed."""
     # N7: from 00:00 UTC on the charge day until the cycle charge completes, the instruction is read-only.
     if subscription.cycle_charge_pending:
-        raise RuleViolation("N7", "The billing frequency change is being charged now: the next charge's billing "
-                                  "frequency instruction is read-only until the cycle charge completes; retry in a "
-                                  "few minutes.", conflict=True)
+        raise RuleViolation(
+            "N7",
+            "The billing frequency change is being charged now: the next charge's billing "
+            "frequency instruction is read-only until the cycle charge completes; retry in a "
+            "few minutes.",
+            conflict=True,
+        )
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if in_trial(subscription, now):
-        raise _trial_refusal(subscription, "N7", "A trial isn't billed: convert the trial to choose how it is billed.",
-                             "Nothing is billed")
+        raise _trial_refusal(
+            subscription,
+            "N7",
+            "A trial isn't billed: convert the trial to choose how it is billed.",
+            "Nothing is billed",
+        )
     if not subscription.sku.is_license_based or subscription.sku.commerce != Sku.Commerce.NEW:
-        raise RuleViolation("N7", "Only a license-based new-commerce subscription can change its billing frequency "
-                                  "at the next charge.")
+        raise RuleViolation(
+            "N7", "Only a license-based new-commerce subscription can change its billing frequency at the next charge."
+        )
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("N7", f"The billing frequency can only be changed on an active subscription (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "N7",
+            f"The billing frequency can only be changed on an active subscription (this one is "
+            f"{subscription.get_status_display().lower()}).",
+        )
     if next_charge_date(subscription, now.date()) is None:
-        why = ("it is billed once for the whole term" if subscription.billing_frequency == BillingFrequency.ONE_TIME
-               else f"its last {subscription.get_billing_frequency_display().lower()} charge of the term is made")
-        raise RuleViolation("N7", f"No charge is left before the term ends on {subscription.term_end:%Y-%m-%d} (UTC): "
-                                  f"{why}. Schedule it for the renewal in Manage renewal instead.")
+        why = (
+            "it is billed once for the whole term"
+            if subscription.billing_frequency == BillingFrequency.ONE_TIME
+            else f"its last {subscription.get_billing_frequency_display().lower()} charge of the term is made"
+        )
+        raise RuleViolation(
+            "N7",
+            f"No charge is left before the term ends on {subscription.term_end:%Y-%m-%d} (UTC): "
+            f"{why}. Schedule it for the renewal in Manage renewal instead.",
+        )
 
 
 def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
@@ -314,11 +385,17 @@ def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if in_trial(subscription, now):
-        raise _trial_refusal(subscription, "U1", "A trial can't be upgraded: convert the trial to a paid subscription "
-                                                 "first.", "It can't be upgraded")
+        raise _trial_refusal(
+            subscription,
+            "U1",
+            "A trial can't be upgraded: convert the trial to a paid subscription first.",
+            "It can't be upgraded",
+        )
     if subscription.status != Status.ACTIVE:
-        raise RuleViolation("U1", f"Only an active subscription can be upgraded (this one is "
-                                  f"{subscription.get_status_display().lower()}).")
+        raise RuleViolation(
+            "U1",
+            f"Only an active subscription can be upgraded (this one is {subscription.get_status_display().lower()}).",
+        )
     if not subscription.sku.is_license_based:
         raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.")
 
@@ -330,8 +407,11 @@ def check_conversion(trial: Subscription, user, now: datetime) -> None:
     if not trial.is_trial or trial.sku.is_isv:
         raise RuleViolation("TR3", "Only a new-commerce trial can be converted.")
     if trial.status != Status.ACTIVE:
-        raise RuleViolation("TR3", f"Only an active trial can be converted (this one is "
-                                   f"{trial.get_status_display().lower()}).", conflict=True)
+        raise RuleViolation(
+            "TR3",
+            f"Only an active trial can be converted (this one is {trial.get_status_display().lower()}).",
+            conflict=True,
+        )
     if trial.sku.trial_of is None:
         raise RuleViolation("TR3", "This trial has no paid offer to convert to.")
 
@@ -370,7 +450,8 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
         verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
         verdict("upgrade", "Check upgrades", check_upgrade, s, u, n),
         verdict("convert_trial", "Convert trial", check_conversion, s, u, n),
-        verdict("next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency,
-                 s, u, n),
+        verdict(
+            "next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency, s, u, n
+        ),
     ]
     return {a.name: a for a in actions}

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from catalog.models import BillingFrequency, Term
 from portal import access
-from portal.forms import first_error, refuse
 from portal.errors import RuleViolation
+from portal.forms import first_error, refuse
 
 from .forms import ConversionForm
 from .manage_views import to_subscription_page
@@ -21,10 +21,19 @@ def _context(customer, trial, user, now, choice, **extra) -> dict:
         blocked = ""
     except RuleViolation as violation:
         blocked = violation.message
-    return {"customer": customer, "section": "subscriptions", "subscription": trial, "now": now, "choice": choice,
-            "targets": conversions.conversion_targets(trial), "timings": conversions.conversion_timings(trial),
-            "blocked": blocked,
-            "terms": Term.choices, "frequencies": BillingFrequency.choices, **extra}
+    return {
+        "customer": customer,
+        "section": "subscriptions",
+        "subscription": trial,
+        "now": now,
+        "choice": choice,
+        "targets": conversions.conversion_targets(trial),
+        "timings": conversions.conversion_timings(trial),
+        "blocked": blocked,
+        "terms": Term.choices,
+        "frequencies": BillingFrequency.choices,
+        **extra,
+    }
 
 
 def _convert(request, trial, form, now):
@@ -35,8 +44,9 @@ def _convert(request, trial, form, now):
         if into is not None:
             # TR3, decided here because schedule_trial_conversion takes no existing subscription (plan_conversion
             # says the same): a rule the services helper is moving into the service.
-            raise RuleViolation("TR3", "Converting into an existing subscription happens now: choose \"Now\".",
-                                field="target")
+            raise RuleViolation(
+                "TR3", 'Converting into an existing subscription happens now: choose "Now".', field="target"
+            )
         conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
         return trial, "The conversion is scheduled for the trial's end."
     result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
@@ -51,15 +61,22 @@ def convert_trial(request, customer_id, subscription_id):
     form = ConversionForm(data)
     extra, status = {"plan": None, "convert_form": form}, 422
     if request.method != "POST" and not data.get("target"):
-        return render(request, "subscriptions/convert_panel.html",
-                      _context(customer, trial, request.user, now, form.choice(), **extra))
+        return render(
+            request,
+            "subscriptions/convert_panel.html",
+            _context(customer, trial, request.user, now, form.choice(), **extra),
+        )
     if form.is_valid():
         try:
             if request.method != "POST":  # the preview: the same checks the conversion runs, nothing changed
-                extra["plan"] = conversions.plan_conversion(trial, user=request.user, now=now,
-                                                            scheduled=form.scheduled, **form.arguments())
-                return render(request, "subscriptions/convert_panel.html",
-                              _context(customer, trial, request.user, now, form.choice(), **extra))
+                extra["plan"] = conversions.plan_conversion(
+                    trial, user=request.user, now=now, scheduled=form.scheduled, **form.arguments()
+                )
+                return render(
+                    request,
+                    "subscriptions/convert_panel.html",
+                    _context(customer, trial, request.user, now, form.choice(), **extra),
+                )
             subscription, message = _convert(request, trial, form, now)
         except RuleViolation as violation:
             refuse(form, violation)

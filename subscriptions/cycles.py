@@ -41,33 +41,51 @@ def next_charge_frequencies(subscription: Subscription) -> list[str]:
     """The billing frequencies this subscription can switch to at the next charge: sold for its SKU and term
     (the SKU's availabilities, prefetched by the page), other than the current one, not longer than the term."""
     sold = {a.billing_frequency for a in subscription.sku.availabilities.all() if a.term == subscription.term}
-    return [f for f in BillingFrequency.values
-            if f in sold and f != subscription.billing_frequency
-            and FREQUENCY_MONTHS.get(f, 0) <= TERM_MONTHS[subscription.term]]
+    return [
+        f
+        for f in BillingFrequency.values
+        if f in sold
+        and f != subscription.billing_frequency
+        and FREQUENCY_MONTHS.get(f, 0) <= TERM_MONTHS[subscription.term]
+    ]
 
 
 def _check_frequency(subscription: Subscription, frequency: str) -> None:
     if frequency not in BillingFrequency.values:
         raise RuleViolation("N7", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
     if frequency == subscription.billing_frequency:
-        raise RuleViolation("N7", f"It is already billed {BILLED[frequency]}: choose another billing frequency, or "
-                                  "remove the instruction.", field="billing_frequency")
+        raise RuleViolation(
+            "N7",
+            f"It is already billed {BILLED[frequency]}: choose another billing frequency, or remove the instruction.",
+            field="billing_frequency",
+        )
     term = subscription.term
     if FREQUENCY_MONTHS.get(frequency, 0) > TERM_MONTHS[term]:
-        raise RuleViolation("N7", f"A {Term(term).label} term can't be billed {BILLED[frequency]}: the billing "
-                                  "frequency can't be longer than the term.", field="billing_frequency")
+        raise RuleViolation(
+            "N7",
+            f"A {Term(term).label} term can't be billed {BILLED[frequency]}: the billing "
+            "frequency can't be longer than the term.",
+            field="billing_frequency",
+        )
     if not Availability.objects.filter(sku=subscription.sku, term=term, billing_frequency=frequency).exists():
-        raise RuleViolation("N7", f"{subscription.sku.name} is not sold for a {Term(term).label} term billed "
-                                  f"{BILLED[frequency]}.", field="billing_frequency")
+        raise RuleViolation(
+            "N7",
+            f"{subscription.sku.name} is not sold for a {Term(term).label} term billed {BILLED[frequency]}.",
+            field="billing_frequency",
+        )
 
 
 def instruction(subscription: Subscription) -> dict:
     """The instruction as the audit trail records it."""
-    return {"next_charge_frequency": subscription.next_charge_frequency or None,
-            "next_charge_on": subscription.next_charge_on.isoformat() if subscription.next_charge_on else None}
+    return {
+        "next_charge_frequency": subscription.next_charge_frequency or None,
+        "next_charge_on": subscription.next_charge_on.isoformat() if subscription.next_charge_on else None,
+    }
 
 
-def set_next_charge_frequency(*, subscription_id, actor, version: int | str | None = None, billing_frequency: str, now: datetime) -> Subscription:
+def set_next_charge_frequency(
+    *, subscription_id, actor, version: int | str | None = None, billing_frequency: str, now: datetime
+) -> Subscription:
     """Sets (or changes) the billing frequency that starts at the next charge."""
     require(actor, Action.BUY)
     with transaction.atomic():
@@ -76,40 +94,66 @@ def set_next_charge_frequency(*, subscription_id, actor, version: int | str | No
         _check_frequency(subscription, billing_frequency)
         charge_on = next_charge_date(subscription, now.date())
         if (subscription.next_charge_frequency, subscription.next_charge_on) == (billing_frequency, charge_on):
-            raise RuleViolation("N7", f"It is already set to be billed {BILLED[billing_frequency]} from "
-                                      f"{charge_on:%Y-%m-%d} (UTC): nothing was changed.", conflict=True)
+            raise RuleViolation(
+                "N7",
+                f"It is already set to be billed {BILLED[billing_frequency]} from "
+                f"{charge_on:%Y-%m-%d} (UTC): nothing was changed.",
+                conflict=True,
+            )
         before = instruction(subscription)
         subscription.next_charge_frequency = billing_frequency
         subscription.next_charge_on = charge_on
         subscription.next_charge_set_at = now
-        subscription.save(update_fields=["next_charge_frequency", "next_charge_on", "next_charge_set_at",
-                                         "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.next_charge_frequency_set",
-                     summary=f"Billing frequency changes from {BILLED[subscription.billing_frequency]} to "
-                             f"{BILLED[billing_frequency]} at the next charge on {charge_on:%Y-%m-%d} (UTC)",
-                     before=before, after=instruction(subscription))
+        subscription.save(update_fields=["next_charge_frequency", "next_charge_on", "next_charge_set_at", "updated_at"])
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.next_charge_frequency_set",
+            summary=f"Billing frequency changes from {BILLED[subscription.billing_frequency]} to "
+            f"{BILLED[billing_frequency]} at the next charge on {charge_on:%Y-%m-%d} (UTC)",
+            before=before,
+            after=instruction(subscription),
+        )
     return subscription
 
 
-def remove_next_charge_frequency(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
+def remove_next_charge_frequency(
+    *, subscription_id, actor, version: int | str | None = None, now: datetime
+) -> Subscription:
     """Removes the instruction: the next charge keeps the current billing frequency."""
     require(actor, Action.BUY)
     with transaction.atomic():
         subscription = lock_subscription(subscription_id, version, actor)
         checks.check_next_charge_frequency(subscription, actor, now)
         if not subscription.next_charge_frequency:
-            raise RuleViolation("N7", "No billing frequency change is set for the next charge (it was removed "
-                                      "already): nothing was changed.", conflict=True)
+            raise RuleViolation(
+                "N7",
+                "No billing frequency change is set for the next charge (it was removed already): nothing was changed.",
+                conflict=True,
+            )
         before = instruction(subscription)
         _clear(subscription)
-        subscription.save(update_fields=["next_charge_frequency", "next_charge_on", "next_charge_set_at",
-                                         "cycle_charge_pending", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.next_charge_frequency_removed",
-                     summary=f"Billing frequency change removed: the next charge stays "
-                             f"{BILLED[subscription.billing_frequency]}",
-                     before=before, after=instruction(subscription))
+        subscription.save(
+            update_fields=[
+                "next_charge_frequency",
+                "next_charge_on",
+                "next_charge_set_at",
+                "cycle_charge_pending",
+                "updated_at",
+            ]
+        )
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.next_charge_frequency_removed",
+            summary=f"Billing frequency change removed: the next charge stays {BILLED[subscription.billing_frequency]}",
+            before=before,
+            after=instruction(subscription),
+        )
     return subscription
 
 
@@ -123,23 +167,35 @@ def _clear(subscription: Subscription) -> None:
 # --- The cycle charge (the engine step) -------------------------------------------------------------
 
 
-def cycle_charge(*, unit_price, quantity: int, billing_frequency: str, starts_on: date, term_start: date,
-                 term_end: date, term: str) -> Charge:
+def cycle_charge(
+    *, unit_price, quantity: int, billing_frequency: str, starts_on: date, term_start: date, term_end: date, term: str
+) -> Charge:
     """The first period of the new billing frequency, from `starts_on` to the end of that frequency's period
     counted from the term start (a month; the rest of the term year, prorated by the day; cut at the term end),
     or for one-time billing the rest of the term, prorated against the whole term."""
     if billing_frequency == BillingFrequency.ONE_TIME:
-        charge = prorated_charge(unit_price=unit_price, quantity=quantity, period_start=starts_on,
-                                 period_end=term_end, full_period_start=term_start,
-                                 full_period_end=term_end_for(term_start, TERM_MONTHS[term]))
+        charge = prorated_charge(
+            unit_price=unit_price,
+            quantity=quantity,
+            period_start=starts_on,
+            period_end=term_end,
+            full_period_start=term_start,
+            full_period_end=term_end_for(term_start, TERM_MONTHS[term]),
+        )
     else:
         # The new frequency's periods are counted from the term start, like every other period of the term
         # (services.current_period): a switch to annual billing in month 5 pays the rest of that term year.
         start, end, full_start, full_end = period_containing(
-            term_start=term_start, term_end=term_end, period_months=FREQUENCY_MONTHS[billing_frequency],
-            today=starts_on)
-        charge = prorated_charge(unit_price=unit_price, quantity=quantity, period_start=starts_on, period_end=end,
-                                 full_period_start=full_start, full_period_end=full_end)
+            term_start=term_start, term_end=term_end, period_months=FREQUENCY_MONTHS[billing_frequency], today=starts_on
+        )
+        charge = prorated_charge(
+            unit_price=unit_price,
+            quantity=quantity,
+            period_start=starts_on,
+            period_end=end,
+            full_period_start=full_start,
+            full_period_end=full_end,
+        )
     explanation = f"Billed {BILLED[billing_frequency]} from {starts_on:%Y-%m-%d}: {charge.explanation}"
     return Charge(charge.amount, charge.period_start, charge.period_end, explanation[:300])
 
@@ -150,8 +206,9 @@ def _due() -> Q:
 
 def mark_cycle_charges_pending(now: datetime) -> int:
     """N7: from 00:00 UTC on the day of the next charge, its billing frequency instruction is read-only."""
-    return (Subscription.objects.filter(_due(), next_charge_on__lte=now.date(), cycle_charge_pending=False)
-            .update(cycle_charge_pending=True, version=F("version") + 1))
+    return Subscription.objects.filter(_due(), next_charge_on__lte=now.date(), cycle_charge_pending=False).update(
+        cycle_charge_pending=True, version=F("version") + 1
+    )
 
 
 @dataclass
@@ -170,9 +227,12 @@ def charge_due_cycles(now: datetime, limit: int | None = None) -> CycleReport:
     for pk in ids[:limit] if limit is not None else ids:
         try:
             with transaction.atomic():
-                subscription = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                                .select_related("customer__partner", "sku__product__publisher")
-                                .filter(due, pk=pk).first())
+                subscription = (
+                    Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("customer__partner", "sku__product__publisher")
+                    .filter(due, pk=pk)
+                    .first()
+                )
                 if subscription is None:
                     continue  # another engine holds it, or it was charged since the list was read
                 outcome = _charge_cycle(subscription, now)
@@ -194,26 +254,40 @@ def _stale(subscription: Subscription, availability: Availability | None) -> str
     if frequency == subscription.billing_frequency:
         return f"it is already billed {BILLED[frequency]}"
     if availability is None:
-        return f"{subscription.sku.name} is no longer sold for a {Term(subscription.term).label} term billed " \
-               f"{BILLED[frequency]}"
+        return (
+            f"{subscription.sku.name} is no longer sold for a {Term(subscription.term).label} term billed "
+            f"{BILLED[frequency]}"
+        )
     return ""
 
 
 def _charge_cycle(subscription: Subscription, now: datetime) -> str:
     frequency, starts_on = subscription.next_charge_frequency, subscription.next_charge_on
-    availability = Availability.objects.filter(sku=subscription.sku, term=subscription.term,
-                                               billing_frequency=frequency).first()
-    before = {"billing_frequency": subscription.billing_frequency, "unit_price": str(subscription.unit_price),
-              **instruction(subscription)}
+    availability = Availability.objects.filter(
+        sku=subscription.sku, term=subscription.term, billing_frequency=frequency
+    ).first()
+    before = {
+        "billing_frequency": subscription.billing_frequency,
+        "unit_price": str(subscription.unit_price),
+        **instruction(subscription),
+    }
     fields = ["next_charge_frequency", "next_charge_on", "next_charge_set_at", "cycle_charge_pending", "updated_at"]
     reason = _stale(subscription, availability)
     if reason:
         _clear(subscription)
         subscription.save(update_fields=fields)
-        audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.next_charge_frequency_dropped",
-                     summary=f"Billing frequency change to {BILLED[frequency]} on {starts_on:%Y-%m-%d} not applied: "
-                             f"{reason}"[:300], before=before, after=instruction(subscription))
+        audit.record(
+            actor=None,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.next_charge_frequency_dropped",
+            summary=f"Billing frequency change to {BILLED[frequency]} on {starts_on:%Y-%m-%d} not applied: {reason}"[
+                :300
+            ],
+            before=before,
+            after=instruction(subscription),
+        )
         return "dropped"
     subscription.billing_frequency = frequency
     subscription.availability = availability
@@ -223,17 +297,29 @@ def _charge_cycle(subscription: Subscription, now: datetime) -> str:
     subscription.save(update_fields=["billing_frequency", "availability", "unit_price", "currency", *fields])
     line = None
     if subscription.sku.is_license_based:
-        charge = cycle_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                              billing_frequency=frequency, starts_on=starts_on,
-                              term_start=subscription.term_start.date(), term_end=subscription.term_end,
-                              term=subscription.term)
+        charge = cycle_charge(
+            unit_price=subscription.unit_price,
+            quantity=subscription.quantity,
+            billing_frequency=frequency,
+            starts_on=starts_on,
+            term_start=subscription.term_start.date(),
+            term_end=subscription.term_end,
+            term=subscription.term,
+        )
         line = bill(subscription, kind=BillingLine.Kind.CYCLE, charge=charge, quantity=subscription.quantity, now=now)
     summary = f"Billing frequency changed to {BILLED[frequency]} from {starts_on:%Y-%m-%d}"
     if line is not None:
-        summary += f"; charged {line.amount} {line.currency} for {line.period_start:%Y-%m-%d} – " \
-                   f"{line.period_end:%Y-%m-%d}"
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.cycle_charged", summary=summary[:300], before=before,
-                 after={"billing_frequency": frequency, "unit_price": str(subscription.unit_price),
-                        **instruction(subscription)})
+        summary += (
+            f"; charged {line.amount} {line.currency} for {line.period_start:%Y-%m-%d} – {line.period_end:%Y-%m-%d}"
+        )
+    audit.record(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.cycle_charged",
+        summary=summary[:300],
+        before=before,
+        after={"billing_frequency": frequency, "unit_price": str(subscription.unit_price), **instruction(subscription)},
+    )
     return "charged"

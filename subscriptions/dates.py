@@ -1,7 +1,7 @@
 """Calendar arithmetic for terms. All dates are UTC calendar dates."""
 
 import calendar
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def add_months(day: date, months: int) -> date:
@@ -29,7 +29,7 @@ def is_last_day_of_month(day: date) -> bool:
 
 
 def start_of_day(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def days_inclusive(start: date, end: date) -> int:

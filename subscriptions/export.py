@@ -60,8 +60,15 @@ def _cell(text: str) -> str:
 
 def export_row(row: tuple) -> tuple:
     pk, name, quantity, status, auto_renew, term_end, term, frequency, promotion, reseller = row
-    return (str(pk), _cell(name), quantity, status_text(status, auto_renew, term_end),
-            billing_term_text(term, frequency), _cell(promotion) if promotion else "None", reseller or "")
+    return (
+        str(pk),
+        _cell(name),
+        quantity,
+        status_text(status, auto_renew, term_end),
+        billing_term_text(term, frequency),
+        _cell(promotion) if promotion else "None",
+        reseller or "",
+    )
 
 
 # The texts a line repeats (formatted once, then looked up) are forgotten past this many: the memory an export
@@ -91,8 +98,14 @@ def _lines(values: Iterator[tuple]) -> Iterator[str]:
         if tail is None:
             if len(tails) >= MEMO_SIZE:
                 tails.clear()
-            writer.writerow((status_text(status, auto_renew, term_end), billing_term_text(term, frequency),
-                             _cell(promotion) if promotion else "None", reseller or ""))
+            writer.writerow(
+                (
+                    status_text(status, auto_renew, term_end),
+                    billing_term_text(term, frequency),
+                    _cell(promotion) if promotion else "None",
+                    reseller or "",
+                )
+            )
             tail = tails[key] = _take(buffer)
         yield f"{pk},{name_text},{quantity},{tail}\r\n"
 
@@ -102,10 +115,22 @@ def csv_lines(subscriptions: QuerySet) -> Iterator[str]:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(HEADER)
     yield _take(buffer)
-    values = subscriptions.order_by("sku__name", "pk").values_list(
-        "pk", "sku__name", "quantity", "status", "auto_renew", "term_end", "term", "billing_frequency",
-        "promotion_id", "reseller__partner_id",
-    ).iterator(chunk_size=CHUNK_SIZE)
+    values = (
+        subscriptions.order_by("sku__name", "pk")
+        .values_list(
+            "pk",
+            "sku__name",
+            "quantity",
+            "status",
+            "auto_renew",
+            "term_end",
+            "term",
+            "billing_frequency",
+            "promotion_id",
+            "reseller__partner_id",
+        )
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
     lines = _lines(values)
     while batch := "".join(islice(lines, ROWS_PER_WRITE)):
         yield batch

@@ -59,5 +59,9 @@ class SubscriptionListForm(forms.Form):
 
     def filters(self) -> ListFilters:
         values = self.values()
-        return ListFilters(status=values["status"], offer=values.get("offer"),
-                           window_soon=values.get("window") == "48h", renews_soon=values.get("renews") == "30d")
+        return ListFilters(
+            status=values["status"],
+            offer=values.get("offer"),
+            window_soon=values.get("window") == "48h",
+            renews_soon=values.get("renews") == "30d",
+        )

@@ -47,9 +47,14 @@ class QuantityForm(VersionedForm):
 
 
 class AutoRenewForm(VersionedForm):
-    on = forms.TypedChoiceField(choices=[("1", "On"), ("0", "Off")], coerce=lambda value: value == "1",
-                                error_messages={"required": "Choose to turn auto-renew on or off.",
-                                                "invalid_choice": "Choose to turn auto-renew on or off."})
+    on = forms.TypedChoiceField(
+        choices=[("1", "On"), ("0", "Off")],
+        coerce=lambda value: value == "1",
+        error_messages={
+            "required": "Choose to turn auto-renew on or off.",
+            "invalid_choice": "Choose to turn auto-renew on or off.",
+        },
+    )
 
 
 class RenameForm(VersionedForm):
@@ -136,15 +141,22 @@ class ScheduleRenewalForm(VersionedForm):
 
     def typed(self) -> dict:
         """What was posted, for the panel to show again next to the reason it was refused."""
-        return {"quantity": self["quantity"].value() or "", "term": self.data.get("term", ""),
-                "billing_frequency": self.data.get("billing_frequency", ""),
-                "sku_id": self.cleaned_data.get("target_sku") or self.current_sku_id,
-                "aligned_end_date": str(self.data.get("aligned_end_date", "")).strip()[:10]}
+        return {
+            "quantity": self["quantity"].value() or "",
+            "term": self.data.get("term", ""),
+            "billing_frequency": self.data.get("billing_frequency", ""),
+            "sku_id": self.cleaned_data.get("target_sku") or self.current_sku_id,
+            "aligned_end_date": str(self.data.get("aligned_end_date", "")).strip()[:10],
+        }
 
 
 class UnscheduleForm(VersionedForm):
-    change = IdField(error_messages={"required": "Choose a scheduled change to remove.",
-                                     "invalid": "Choose a scheduled change to remove."})
+    change = IdField(
+        error_messages={
+            "required": "Choose a scheduled change to remove.",
+            "invalid": "Choose a scheduled change to remove.",
+        }
+    )
 
 
 class NextChargeFrequencyForm(VersionedForm):
@@ -160,8 +172,12 @@ class UpgradeForm(VersionedForm):
 
     INTO = "Choose a new subscription or one of the listed existing subscriptions."
 
-    target = IdField(error_messages={"required": "Choose one of the listed upgrade targets.",
-                                     "invalid": "Choose one of the listed upgrade targets."})
+    target = IdField(
+        error_messages={
+            "required": "Choose one of the listed upgrade targets.",
+            "invalid": "Choose one of the listed upgrade targets.",
+        }
+    )
     quantity = QuantityField()
     term = TextField(what="A term")
     billing_frequency = TextField(what="A billing frequency")
@@ -170,8 +186,13 @@ class UpgradeForm(VersionedForm):
 
     def arguments(self) -> dict:
         data = self.cleaned_data
-        return {"target_sku_id": data["target"], "quantity": data["quantity"], "term": data["term"] or None,
-                "billing_frequency": data["billing_frequency"] or None, "into_subscription_id": data["into"]}
+        return {
+            "target_sku_id": data["target"],
+            "quantity": data["quantity"],
+            "term": data["term"] or None,
+            "billing_frequency": data["billing_frequency"] or None,
+            "into_subscription_id": data["into"],
+        }
 
 
 class ConversionForm(VersionedForm):
@@ -182,8 +203,11 @@ class ConversionForm(VersionedForm):
     TARGET = "Choose the paid offer, a higher offer or an existing subscription to convert to."
 
     target = forms.CharField(error_messages={"required": TARGET})
-    when = forms.ChoiceField(choices=[("now", "Now"), ("scheduled", "At the trial's end")], required=False,
-                             error_messages={"invalid_choice": "Choose to convert now or at the trial's end."})
+    when = forms.ChoiceField(
+        choices=[("now", "Now"), ("scheduled", "At the trial's end")],
+        required=False,
+        error_messages={"invalid_choice": "Choose to convert now or at the trial's end."},
+    )
     term = TextField(what="A term")
     billing_frequency = TextField(what="A billing frequency")
     quantity = forms.CharField(required=False)
@@ -220,15 +244,23 @@ class ConversionForm(VersionedForm):
 
     def arguments(self) -> dict:
         data = self.cleaned_data
-        return {**data["target"], "term": data["term"], "billing_frequency": data["billing_frequency"],
-                "quantity": data["quantity"]}
+        return {
+            **data["target"],
+            "term": data["term"],
+            "billing_frequency": data["billing_frequency"],
+            "quantity": data["quantity"],
+        }
 
     def choice(self) -> dict:
         """What the panel shows selected: what was typed, with TR2's defaults for what was not."""
         data = self.data
-        return {"target": data.get("target", ""), "when": data.get("when") or "now",
-                "term": data.get("term") or Term.P1Y, "billing_frequency": data.get("billing_frequency")
-                or BillingFrequency.MONTHLY, "quantity": data.get("quantity") or str(TRIAL_LICENSES)}
+        return {
+            "target": data.get("target", ""),
+            "when": data.get("when") or "now",
+            "term": data.get("term") or Term.P1Y,
+            "billing_frequency": data.get("billing_frequency") or BillingFrequency.MONTHLY,
+            "quantity": data.get("quantity") or str(TRIAL_LICENSES),
+        }
 
 
 class RelationshipForm(forms.Form):
@@ -276,4 +308,3 @@ class MailboxForm(forms.Form):
     """The demo's mailbox: an address to read."""
 
     to = forms.EmailField(required=False, max_length=254)
-

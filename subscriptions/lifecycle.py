@@ -64,8 +64,11 @@ class LifecycleReport:
 
     @property
     def handled(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self)
-                   if f.name not in ("pending", "cycle_pending", "skipped", "failed") and not f.name.endswith("_requeued"))
+        return sum(
+            getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("pending", "cycle_pending", "skipped", "failed") and not f.name.endswith("_requeued")
+        )
 
     def lines(self) -> list[str]:
         return [f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}" for f in fields(self)]
@@ -94,8 +97,9 @@ def due_subscription_ids(now: datetime, limit: int | None = None) -> list:
 def _due_groups(now: datetime, limit: int | None = None) -> tuple[list, list]:
     """The ids of the first `limit` due subscriptions, oldest term end first: (not add-ons, add-ons)."""
     # Bases before their add-ons, so a renewed add-on can end with its renewed base (A5).
-    rows = list(Subscription.objects.filter(_due(now)).order_by("term_end", "pk")
-                .values_list("pk", "base_subscription_id"))
+    rows = list(
+        Subscription.objects.filter(_due(now)).order_by("term_end", "pk").values_list("pk", "base_subscription_id")
+    )
     rows.sort(key=lambda row: row[1] is not None)  # stable: keeps term_end order within each group
     rows = rows[:limit] if limit is not None else rows
     return [pk for pk, base in rows if base is None], [pk for pk, base in rows if base is not None]
@@ -103,9 +107,9 @@ def _due_groups(now: datetime, limit: int | None = None) -> tuple[list, list]:
 
 def mark_renewals_pending(now: datetime) -> int:
     """N6: from 00:00 UTC on the renewal day, a subscription that will renew is read-only until it has."""
-    return (Subscription.objects.filter(status=Status.ACTIVE, is_trial=False, auto_renew=True, renewal_pending=False,
-                                        term_end__lt=now.date())
-            .update(renewal_pending=True, version=F("version") + 1))
+    return Subscription.objects.filter(
+        status=Status.ACTIVE, is_trial=False, auto_renew=True, renewal_pending=False, term_end__lt=now.date()
+    ).update(renewal_pending=True, version=F("version") + 1)
 
 
 def renew_due_subscriptions(now: datetime, limit: int | None = None) -> LifecycleReport:
@@ -118,7 +122,7 @@ def renew_due_subscriptions(now: datetime, limit: int | None = None) -> Lifecycl
     # instead of trying each of its subscriptions.
     chunks = []
     for group in _due_groups(now, limit):
-        group_chunks = [group[start:start + CHUNK] for start in range(0, len(group), CHUNK)]
+        group_chunks = [group[start : start + CHUNK] for start in range(0, len(group), CHUNK)]
         random.shuffle(group_chunks)
         chunks += group_chunks
     # The rows a subscription points to and that a renewal only reads (customer and partner, offer, product and
@@ -155,11 +159,16 @@ def renew_due_subscriptions(now: datetime, limit: int | None = None) -> Lifecycl
 def _preload(now: datetime, pks: list) -> list[Subscription]:
     """The chunk's subscriptions still due, in the chunk's order, with what a renewal reads: one query for the rows
     and those they point to, one for their scheduled changes (in `renewal_changes`)."""
-    changes = Prefetch("scheduled_changes", to_attr="renewal_changes",
-                       queryset=ScheduledChange.objects.select_related("target_sku"))
-    by_pk = {row.pk: row for row in Subscription.objects.filter(_due(now), pk__in=pks).order_by()
-             .select_related("customer__partner", "sku__product__publisher", "sku__trial_of", "availability")
-             .prefetch_related(changes)}
+    changes = Prefetch(
+        "scheduled_changes", to_attr="renewal_changes", queryset=ScheduledChange.objects.select_related("target_sku")
+    )
+    by_pk = {
+        row.pk: row
+        for row in Subscription.objects.filter(_due(now), pk__in=pks)
+        .order_by()
+        .select_related("customer__partner", "sku__product__publisher", "sku__trial_of", "availability")
+        .prefetch_related(changes)
+    }
     return [by_pk[pk] for pk in pks if pk in by_pk]  # the others were handled since the list was read
 
 
@@ -193,10 +202,14 @@ def _renew_held(rows: list[Subscription], now: datetime) -> int:
     read with the chunk are still what the locked rows hold. Without row locks (SQLite) the transaction holds the
     database's write lock from its start (BEGIN IMMEDIATE) instead, and the UPDATE re-checks each term end either
     way (_write_renewals)."""
-    held = set(Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-               .filter(pk__in=[row.pk for row in rows], renewal_pending=True, auto_renew=True, is_trial=False,
-                       status=Status.ACTIVE)
-               .order_by().values_list("pk", "term_end"))
+    held = set(
+        Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            pk__in=[row.pk for row in rows], renewal_pending=True, auto_renew=True, is_trial=False, status=Status.ACTIVE
+        )
+        .order_by()
+        .values_list("pk", "term_end")
+    )
     renewals = [_plan_renewal(row, now) for row in rows if (row.pk, row.term_end) in held]
     _write_renewals(renewals, now)
     return len(renewals)
@@ -252,11 +265,17 @@ def _advance(subscription: Subscription, now: datetime) -> str:
 
 
 def _snapshot(subscription: Subscription) -> dict:
-    return {"status": subscription.status, "sku": subscription.sku.sku_id, "quantity": subscription.quantity,
-            "term": subscription.term, "billing_frequency": subscription.billing_frequency,
-            "unit_price": str(subscription.unit_price), "is_trial": subscription.is_trial,
-            "term_start": subscription.term_start.isoformat() if subscription.term_start else None,
-            "term_end": subscription.term_end.isoformat() if subscription.term_end else None}
+    return {
+        "status": subscription.status,
+        "sku": subscription.sku.sku_id,
+        "quantity": subscription.quantity,
+        "term": subscription.term,
+        "billing_frequency": subscription.billing_frequency,
+        "unit_price": str(subscription.unit_price),
+        "is_trial": subscription.is_trial,
+        "term_start": subscription.term_start.isoformat() if subscription.term_start else None,
+        "term_end": subscription.term_end.isoformat() if subscription.term_end else None,
+    }
 
 
 def _scheduled(subscription: Subscription) -> list[ScheduledChange]:
@@ -267,8 +286,9 @@ def _scheduled(subscription: Subscription) -> list[ScheduledChange]:
     return list(subscription.scheduled_changes.select_related("target_sku"))
 
 
-def _apply_scheduled_changes(subscription: Subscription, scheduled: list[ScheduledChange], *,
-                             now: datetime | None = None) -> tuple[list[str], list[ScheduledChange]]:
+def _apply_scheduled_changes(
+    subscription: Subscription, scheduled: list[ScheduledChange], *, now: datetime | None = None
+) -> tuple[list[str], list[ScheduledChange]]:
     """N4: quantity, term and billing frequency scheduled for the renewal and, at a renewal (`now` given), the
     SKU upgrade, re-checked now (R1; R5 says what happens to the licenses). Returns the summaries and the
     changes used up (applied, or an upgrade that no longer holds, the summary saying why), for the caller to
@@ -289,9 +309,14 @@ def _apply_scheduled_changes(subscription: Subscription, scheduled: list[Schedul
     upgrade = next((c for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
     if upgrade is not None:
         try:
-            services.check_renewal_upgrade(subscription, upgrade.target_sku_id, quantity=subscription.quantity,
-                                           term=subscription.term, billing_frequency=subscription.billing_frequency,
-                                           now=now)
+            services.check_renewal_upgrade(
+                subscription,
+                upgrade.target_sku_id,
+                quantity=subscription.quantity,
+                term=subscription.term,
+                billing_frequency=subscription.billing_frequency,
+                now=now,
+            )
         except RuleViolation as violation:
             applied.append(f"{upgrade.summary} not applied ({violation.message}), renewed on {subscription.sku.name}")
         else:
@@ -315,22 +340,27 @@ def _aligned_end(subscription: Subscription, scheduled: list[ScheduledChange]) -
     if change is None:
         return None, ""
     try:
-        services.check_renewal_alignment(subscription, change.aligned_end_date, sku=subscription.sku,
-                                         term=subscription.term)
+        services.check_renewal_alignment(
+            subscription, change.aligned_end_date, sku=subscription.sku, term=subscription.term
+        )
     except RuleViolation as violation:
-        return None, (f"aligned end date {change.aligned_end_date:%Y-%m-%d} not applied, natural end kept: "
-                      f"{violation.message}")
+        return None, (
+            f"aligned end date {change.aligned_end_date:%Y-%m-%d} not applied, natural end kept: {violation.message}"
+        )
     return change.aligned_end_date, f"aligned to end on {change.aligned_end_date:%Y-%m-%d}, first term prorated"
 
 
 def _reprice(subscription: Subscription) -> None:
     """A new SKU (R1 upgrade), term or billing frequency is sold at that availability's price."""
-    if (subscription.availability.sku_id, subscription.availability.term,
-            subscription.availability.billing_frequency) == (subscription.sku_id, subscription.term,
-                                                              subscription.billing_frequency):
+    if (
+        subscription.availability.sku_id,
+        subscription.availability.term,
+        subscription.availability.billing_frequency,
+    ) == (subscription.sku_id, subscription.term, subscription.billing_frequency):
         return
-    availability = Availability.objects.filter(sku=subscription.sku, term=subscription.term,
-                                               billing_frequency=subscription.billing_frequency).first()
+    availability = Availability.objects.filter(
+        sku=subscription.sku, term=subscription.term, billing_frequency=subscription.billing_frequency
+    ).first()
     if availability is not None:
         subscription.availability = availability
         subscription.unit_price = availability.unit_price
@@ -339,12 +369,24 @@ def _reprice(subscription: Subscription) -> None:
 
 # What a renewal changes on the subscription row (written alone: cheaper than every column), by column name;
 # list_name follows the offer as save() keeps it (models.Subscription.save), and version is bumped as save() does.
-RENEWED_COLUMNS = ["sku_id", "one_per_customer", "availability_id", "quantity", "term", "billing_frequency",
-                   "unit_price", "currency", "term_start", "term_end", "list_name"]
+RENEWED_COLUMNS = [
+    "sku_id",
+    "one_per_customer",
+    "availability_id",
+    "quantity",
+    "term",
+    "billing_frequency",
+    "unit_price",
+    "currency",
+    "term_start",
+    "term_end",
+    "list_name",
+]
 
 
-def _begin_new_term(subscription: Subscription, *, starts_on: date, now: datetime,
-                    aligned_end: date | None = None) -> int:
+def _begin_new_term(
+    subscription: Subscription, *, starts_on: date, now: datetime, aligned_end: date | None = None
+) -> int:
     """The new term runs from 00:00 UTC on `starts_on` to its natural end or `aligned_end` (K11, its first charge
     then prorated by the day); its 7-day windows count from now, when it completes (N3). Sets it on the
     subscription (unsaved); returns the term's months."""
@@ -362,25 +404,33 @@ def _begin_new_term(subscription: Subscription, *, starts_on: date, now: datetim
     return months
 
 
-def _new_term_charges(subscription: Subscription, *, starts_on: date, months: int, now: datetime, source: str,
-                      billing_kind: str) -> tuple[SeatLot | None, BillingLine | None]:
+def _new_term_charges(
+    subscription: Subscription, *, starts_on: date, months: int, now: datetime, source: str, billing_kind: str
+) -> tuple[SeatLot | None, BillingLine | None]:
     """The new term's license lot and first charge, unsaved (none for an offer billed by consumption)."""
     if not subscription.sku.is_license_based:
         return None, None
     lot = new_seat_lot(subscription, quantity=subscription.quantity, source=source, now=now)
-    charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                          billing_frequency=subscription.billing_frequency, term_start=starts_on,
-                          term_end=subscription.term_end, term_months=months)
+    charge = first_charge(
+        unit_price=subscription.unit_price,
+        quantity=subscription.quantity,
+        billing_frequency=subscription.billing_frequency,
+        term_start=starts_on,
+        term_end=subscription.term_end,
+        term_months=months,
+    )
     return lot, billing_line(subscription, kind=billing_kind, charge=charge, quantity=subscription.quantity, now=now)
 
 
-def _start_new_term(subscription: Subscription, *, starts_on: date, now: datetime, source: str,
-                    billing_kind: str) -> BillingLine | None:
+def _start_new_term(
+    subscription: Subscription, *, starts_on: date, now: datetime, source: str, billing_kind: str
+) -> BillingLine | None:
     """The new term (see _begin_new_term) saved, with its license lot and first charge."""
     months = _begin_new_term(subscription, starts_on=starts_on, now=now)
     subscription.save()
-    lot, line = _new_term_charges(subscription, starts_on=starts_on, months=months, now=now, source=source,
-                                  billing_kind=billing_kind)
+    lot, line = _new_term_charges(
+        subscription, starts_on=starts_on, months=months, now=now, source=source, billing_kind=billing_kind
+    )
     if lot is not None:
         lot.save(force_insert=True)
         line.save(force_insert=True)
@@ -416,16 +466,29 @@ def _plan_renewal(subscription: Subscription, now: datetime) -> _Renewal:
     months = _begin_new_term(subscription, starts_on=starts_on, now=now, aligned_end=aligned_end)
     if subscription.sku_id != read["sku_id"]:
         subscription.list_name = subscription.display_name
-    lot, line = _new_term_charges(subscription, starts_on=starts_on, months=months, now=now,
-                                  source=SeatLot.Source.RENEWAL, billing_kind=BillingLine.Kind.RENEWAL)
+    lot, line = _new_term_charges(
+        subscription,
+        starts_on=starts_on,
+        months=months,
+        now=now,
+        source=SeatLot.Source.RENEWAL,
+        billing_kind=BillingLine.Kind.RENEWAL,
+    )
     summary = f"Renewed from {starts_on:%Y-%m-%d} to {subscription.term_end:%Y-%m-%d}"
     if applied:
         summary += "; applied: " + ", ".join(applied)
     if line is not None:
         summary += f"; charged {line.amount} {line.currency}"
-    entry = audit.entry(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                        action="subscription.renewed", summary=summary[:300], before=before,
-                        after=_snapshot(subscription))
+    entry = audit.entry(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.renewed",
+        summary=summary[:300],
+        before=before,
+        after=_snapshot(subscription),
+    )
     return _Renewal(subscription=subscription, read=read, used=used, lot=lot, line=line, entry=entry)
 
 
@@ -446,8 +509,12 @@ def _update_renewed(renewals: list[_Renewal], now: datetime) -> None:
     values, and each column some of them change as a CASE over the rows that change it, a WHEN per distinct value
     (a renewal's term end, or a scheduled quantity). It matches a row only with the term end it was read with, so
     a row another engine renewed meanwhile is not renewed twice: then the whole transaction is rolled back."""
-    values = {"renewal_pending": False, "renewal_completed_at": now, "updated_at": now,  # auto_now, which an
-              "version": F("version") + 1}  # UPDATE doesn't apply; any write is a new version (portal/versions.py)
+    values = {
+        "renewal_pending": False,
+        "renewal_completed_at": now,
+        "updated_at": now,  # auto_now, which an
+        "version": F("version") + 1,
+    }  # UPDATE doesn't apply; any write is a new version (portal/versions.py)
     changed: dict[str, dict] = {}
     by_end: dict[date, list] = {}
     for renewal in renewals:
@@ -462,8 +529,11 @@ def _update_renewed(renewals: list[_Renewal], now: datetime) -> None:
         if len(pks_by_value) == 1 and len(next(iter(pks_by_value.values()))) == len(renewals):
             values[name] = next(iter(pks_by_value))  # the same for every row
         else:
-            values[name] = Case(*[When(pk__in=pks, then=Value(value, output_field=field))
-                                  for value, pks in pks_by_value.items()], default=F(name), output_field=field)
+            values[name] = Case(
+                *[When(pk__in=pks, then=Value(value, output_field=field)) for value, pks in pks_by_value.items()],
+                default=F(name),
+                output_field=field,
+            )
     guard = Q()
     for term_end, pks in by_end.items():
         guard |= Q(term_end=term_end, pk__in=pks)
@@ -486,11 +556,19 @@ def _expire(subscription: Subscription, now: datetime, *, trial: bool = False) -
     subscription.renewal_pending = False
     subscription.save(update_fields=["status", "renewal_pending", "updated_at"])
     subscription.scheduled_changes.all().delete()
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.expired",
-                 summary=(f"{'Trial ended' if trial else 'Expired'}: the term ended on "
-                          f"{subscription.term_end:%Y-%m-%d} with auto-renew off"),
-                 before={"status": Status.ACTIVE}, after={"status": Status.EXPIRED})
+    audit.record(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.expired",
+        summary=(
+            f"{'Trial ended' if trial else 'Expired'}: the term ended on "
+            f"{subscription.term_end:%Y-%m-%d} with auto-renew off"
+        ),
+        before={"status": Status.ACTIVE},
+        after={"status": Status.EXPIRED},
+    )
     return "trials_ended" if trial else "expired"
 
 
@@ -500,10 +578,16 @@ def _disable(subscription: Subscription, now: datetime) -> str:
     subscription.renewal_pending = False
     subscription.save(update_fields=["status", "renewal_pending", "updated_at"])
     subscription.scheduled_changes.all().delete()
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.disabled",
-                 summary=f"Disabled: the term ended on {subscription.term_end:%Y-%m-%d} while suspended; data deleted",
-                 before={"status": Status.SUSPENDED}, after={"status": Status.DISABLED})
+    audit.record(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.disabled",
+        summary=f"Disabled: the term ended on {subscription.term_end:%Y-%m-%d} while suspended; data deleted",
+        before={"status": Status.SUSPENDED},
+        after={"status": Status.DISABLED},
+    )
     return "disabled"
 
 
@@ -517,8 +601,10 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         return "skipped"
     before = _snapshot(subscription)
     starts_on = subscription.term_end + timedelta(days=1)
-    availability = (Availability.objects.filter(sku=paid, term=Term.P1Y, billing_frequency=BillingFrequency.MONTHLY)
-                    .first() or paid.availabilities.order_by("-term", "billing_frequency").first())
+    availability = (
+        Availability.objects.filter(sku=paid, term=Term.P1Y, billing_frequency=BillingFrequency.MONTHLY).first()
+        or paid.availabilities.order_by("-term", "billing_frequency").first()
+    )
     subscription.sku = paid
     subscription.one_per_customer = paid.one_per_customer
     subscription.quantity = TRIAL_LICENSES
@@ -533,17 +619,27 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
     applied, used = _apply_scheduled_changes(subscription, scheduled)  # TR8: a quantity may be below 25
     _delete(used + [c for c in scheduled if c.kind == ScheduledChange.Kind.UPGRADE])
     _reprice(subscription)
-    line = _start_new_term(subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL,
-                           billing_kind=BillingLine.Kind.RENEWAL)
-    summary = f"Trial converted to {paid.name}: {subscription.quantity} licenses from {starts_on:%Y-%m-%d} to " \
-              f"{subscription.term_end:%Y-%m-%d}"
+    line = _start_new_term(
+        subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL, billing_kind=BillingLine.Kind.RENEWAL
+    )
+    summary = (
+        f"Trial converted to {paid.name}: {subscription.quantity} licenses from {starts_on:%Y-%m-%d} to "
+        f"{subscription.term_end:%Y-%m-%d}"
+    )
     if applied:
         summary += "; applied: " + ", ".join(applied)
     if line is not None:
         summary += f"; charged {line.amount} {line.currency}"
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.trial_converted", summary=summary[:300], before=before,
-                 after=_snapshot(subscription))
+    audit.record(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.trial_converted",
+        summary=summary[:300],
+        before=before,
+        after=_snapshot(subscription),
+    )
     return "trials_converted"
 
 
@@ -554,15 +650,25 @@ def _end_free_trial(subscription: Subscription, now: datetime) -> str:
     if subscription.sku.is_license_based and not subscription.seat_lots.exists():
         # A free trial opened no removal window (TR4); the paid term opens it now.
         open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
-    charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                          billing_frequency=subscription.billing_frequency, term_start=subscription.term_start.date(),
-                          term_end=subscription.term_end, term_months=TERM_MONTHS[subscription.term])
+    charge = first_charge(
+        unit_price=subscription.unit_price,
+        quantity=subscription.quantity,
+        billing_frequency=subscription.billing_frequency,
+        term_start=subscription.term_start.date(),
+        term_end=subscription.term_end,
+        term_months=TERM_MONTHS[subscription.term],
+    )
     line = bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
-    audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                 action="subscription.free_trial_ended",
-                 summary=f"Free trial ended; billed {line.amount} {line.currency} from "
-                         f"{subscription.term_start:%Y-%m-%d}",
-                 before={"is_trial": True}, after={"is_trial": False, "charge": str(line.amount)})
+    audit.record(
+        actor=None,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action="subscription.free_trial_ended",
+        summary=f"Free trial ended; billed {line.amount} {line.currency} from {subscription.term_start:%Y-%m-%d}",
+        before={"is_trial": True},
+        after={"is_trial": False, "charge": str(line.amount)},
+    )
     return "free_trials_ended"
 
 
@@ -605,12 +711,18 @@ def restart_lost_lifecycle_chain(now: datetime) -> bool:
     with transaction.atomic():
         ticks = DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path)
         # The lost ticks are locked (skipped if another sweep holds them), so two sweeps restart the chain once.
-        lost = [row for row in ticks.filter(status=TaskResultStatus.RUNNING).select_for_update(skip_locked=True)
-                if not is_live(row, now, lost_after=bound)]
+        lost = [
+            row
+            for row in ticks.filter(status=TaskResultStatus.RUNNING).select_for_update(skip_locked=True)
+            if not is_live(row, now, lost_after=bound)
+        ]
         if not lost:
             return False
-        live = [row for row in ticks.filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
-                if is_live(row, now, lost_after=bound)]
+        live = [
+            row
+            for row in ticks.filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
+            if is_live(row, now, lost_after=bound)
+        ]
         if live:
             mark_lost(lost, now=now, replaced_by="the chain went on with the next tick", lost_after=bound)
             return False

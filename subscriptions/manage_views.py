@@ -15,8 +15,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.alignment import renewal_alignment_options
 from catalog.models import TERM_MONTHS, BillingFrequency, Term
 from portal import access
-from portal.forms import first_error, refuse
 from portal.errors import RuleViolation
+from portal.forms import first_error, refuse
 
 from . import checks, cycles, selectors, services
 from .dates import term_end_for
@@ -50,7 +50,10 @@ def _detail_context(request, customer, subscription_id, **extra):
     billing_lines = list(subscription.billing_lines.all())
     addons = selectors.addons_of(subscription)
     context = {
-        "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
+        "customer": customer,
+        "section": "subscriptions",
+        "subscription": subscription,
+        "now": now,
         "actions": checks.allowed_actions(subscription, request.user, now),
         "lots": list(subscription.seat_lots.all()),
         "removable_lots": checks.removable_lots(subscription, now),
@@ -66,10 +69,19 @@ def _detail_context(request, customer, subscription_id, **extra):
         "audit": selectors.audit_trail(subscription),
         "addons": addons,
         # A3, A5: each eligible add-on with its price for the base's term and billing frequency
-        "eligible_addons": [(sku, next(a.unit_price for a in sku.availabilities.all() if a.term == subscription.term
-                                       and a.billing_frequency == subscription.billing_frequency))
-                            for sku in services.eligible_addons(subscription)]
-                           if subscription.status == "active" else [],
+        "eligible_addons": [
+            (
+                sku,
+                next(
+                    a.unit_price
+                    for a in sku.availabilities.all()
+                    if a.term == subscription.term and a.billing_frequency == subscription.billing_frequency
+                ),
+            )
+            for sku in services.eligible_addons(subscription)
+        ]
+        if subscription.status == "active"
+        else [],
         "billed": services.BILLED.get(subscription.billing_frequency, subscription.billing_frequency),
         "confirm": request.GET.get("confirm", ""),
         "quantity_url": reverse("subscriptions:subscription-quantity", args=[customer.pk, subscription.pk]),
@@ -77,8 +89,12 @@ def _detail_context(request, customer, subscription_id, **extra):
         or reverse("subscriptions:publisher-setup", args=[subscription.pk]),
     }
     # The reasons under the command bar: one per button shown disabled.
-    shown = ["add_licenses", "reactivate" if subscription.status == "suspended" else "suspend", "cancel",
-             "auto_renew_off" if subscription.auto_renew else "auto_renew_on"]
+    shown = [
+        "add_licenses",
+        "reactivate" if subscription.status == "suspended" else "suspend",
+        "cancel",
+        "auto_renew_off" if subscription.auto_renew else "auto_renew_on",
+    ]
     if subscription.is_trial and not subscription.sku.is_isv:
         shown.append("convert_trial")
     elif not subscription.is_trial:
@@ -100,10 +116,14 @@ def _renewal_context(subscription: Subscription, scheduled, now, allowed, draft=
     `draft` (the form's values, sent as the partner changes them, not saved) recomputes the choices for the
     chosen term and SKU; a value that isn't one of the choices is ignored (the server checks on submit)."""
     values = services.renewal_values(subscription, scheduled)
-    upgrade = next((c.target_sku for c in scheduled if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id),
-                   None)
-    targets = ([t.sku for t in upgrade_targets(subscription, now=now)]
-               if allowed["manage_renewal"].allowed and subscription.term_end else [])
+    upgrade = next(
+        (c.target_sku for c in scheduled if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None
+    )
+    targets = (
+        [t.sku for t in upgrade_targets(subscription, now=now)]
+        if allowed["manage_renewal"].allowed and subscription.term_end
+        else []
+    )
     if draft is not None:
         form = ScheduleRenewalForm(draft, current_sku_id=subscription.sku_id)
         form.is_valid()  # each field that parses is read; one that doesn't keeps its value (refused on submit)
@@ -120,21 +140,29 @@ def _renewal_context(subscription: Subscription, scheduled, now, allowed, draft=
     renews_on = upgrade or subscription.sku
     availabilities = list(subscription.sku.availabilities.all()) + list(renews_on.availabilities.all())
     terms = sorted({a.term for a in availabilities} | {subscription.term}, key=lambda t: TERM_MONTHS[t])
-    frequencies = [f for f in BillingFrequency.values
-                   if f == subscription.billing_frequency or any(a.billing_frequency == f for a in availabilities)]
+    frequencies = [
+        f
+        for f in BillingFrequency.values
+        if f == subscription.billing_frequency or any(a.billing_frequency == f for a in availabilities)
+    ]
     context = {
-        "renewal_form": {**values, "aligned_end_date": f"{values['aligned_end_date']:%Y-%m-%d}"
-                         if values["aligned_end_date"] else ""},
+        "renewal_form": {
+            **values,
+            "aligned_end_date": f"{values['aligned_end_date']:%Y-%m-%d}" if values["aligned_end_date"] else "",
+        },
         "renewal_terms": [(t, Term(t).label) for t in terms],
         "renewal_frequencies": [(f, BillingFrequency(f).label) for f in frequencies],
         "renewal_reassignment": services.renewal_upgrade_reassignment(subscription, scheduled),  # R5
-        "renewal_upgrade_targets": [], "renewal_alignment_options": [], "renewal_natural_end": None,
+        "renewal_upgrade_targets": [],
+        "renewal_alignment_options": [],
+        "renewal_natural_end": None,
     }
     if allowed["manage_renewal"].allowed and subscription.term_end:
         starts_on = services.renewal_starts_on(subscription)
         context["renewal_upgrade_targets"] = targets
         context["renewal_alignment_options"] = renewal_alignment_options(
-            subscription, sku=renews_on, term=values["term"], starts_on=starts_on)
+            subscription, sku=renews_on, term=values["term"], starts_on=starts_on
+        )
         context["renewal_natural_end"] = term_end_for(starts_on, TERM_MONTHS[values["term"]])
     return context
 
@@ -146,8 +174,9 @@ def subscription_detail(request, customer_id, subscription_id):
     if "renewal_draft" in request.GET:
         # The Manage renewal form, its choices recomputed for the term and SKU just picked (nothing saved).
         panel_only = request.htmx and not request.htmx.boosted
-        return render(request, "subscriptions/detail.html#manage-renewal" if panel_only else
-                      "subscriptions/detail.html", context)
+        return render(
+            request, "subscriptions/detail.html#manage-renewal" if panel_only else "subscriptions/detail.html", context
+        )
     if "quantity" not in request.GET:
         return render(request, "subscriptions/detail.html", context)
     # The quantity panel's preview: what the change will do, before it is submitted.
@@ -158,7 +187,8 @@ def subscription_detail(request, customer_id, subscription_id):
     if form.is_valid():
         try:
             context["plan"] = services.plan_quantity_change(
-                context["subscription"], user=request.user, quantity=form.cleaned_data["quantity"], now=context["now"])
+                context["subscription"], user=request.user, quantity=form.cleaned_data["quantity"], now=context["now"]
+            )
             return render(request, template, context)
         except RuleViolation as violation:
             refuse(form, violation)
@@ -172,8 +202,9 @@ def subscription_detail(request, customer_id, subscription_id):
 
 def _change_quantity(request, subscription, form, now):
     data = form.cleaned_data
-    plan = services.change_quantity(subscription_id=subscription.pk, actor=request.user, version=data["version"],
-                                    quantity=data["quantity"], now=now)
+    plan = services.change_quantity(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], quantity=data["quantity"], now=now
+    )
     verb = "Charged" if plan.amount >= 0 else "Refunded"
     return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
 
@@ -186,64 +217,93 @@ def _suspend(request, subscription, form, now):
 
 def _reactivate(request, subscription, form, now):
     data = form.cleaned_data
-    services.reactivate_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"],
-                                     now=now)
+    services.reactivate_subscription(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now
+    )
     return "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
 
 
 def _cancel(request, subscription, form, now):
     data = form.cleaned_data
-    refund = services.cancel_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"],
-                                          now=now)
+    refund = services.cancel_subscription(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now
+    )
     return f"Cancelled. Refund: {refund.amount} {subscription.currency}."
 
 
 def _auto_renew(request, subscription, form, now):
     data = form.cleaned_data
-    services.set_auto_renew(subscription_id=subscription.pk, actor=request.user, version=data["version"],
-                            on=data["on"], now=now)
+    services.set_auto_renew(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], on=data["on"], now=now
+    )
     return f"Auto-renew turned {'on' if data['on'] else 'off'}."
 
 
 def _rename(request, subscription, form, now):
     data = form.cleaned_data
-    renamed = services.rename_subscription(subscription_id=subscription.pk, actor=request.user,
-                                           version=data["version"], friendly_name=data["friendly_name"], now=now)
+    renamed = services.rename_subscription(
+        subscription_id=subscription.pk,
+        actor=request.user,
+        version=data["version"],
+        friendly_name=data["friendly_name"],
+        now=now,
+    )
     return f"Renamed to {renamed.display_name}."
 
 
 def _buy_addons(request, subscription, form, now):
     data = form.cleaned_data
-    created = services.buy_addons(subscription_id=subscription.pk, actor=request.user, version=data["version"],
-                                  quantities=data["quantities"], now=now)
+    created = services.buy_addons(
+        subscription_id=subscription.pk,
+        actor=request.user,
+        version=data["version"],
+        quantities=data["quantities"],
+        now=now,
+    )
     return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
 
 
 def _schedule(request, subscription, form, now):
     data = form.cleaned_data
     changes = services.schedule_renewal_change(
-        subscription_id=subscription.pk, actor=request.user, version=data["version"], quantity=data["quantity"],
-        term=data["term"], billing_frequency=data["billing_frequency"], now=now,
-        **form.choices(services.NATURAL_END))
+        subscription_id=subscription.pk,
+        actor=request.user,
+        version=data["version"],
+        quantity=data["quantity"],
+        term=data["term"],
+        billing_frequency=data["billing_frequency"],
+        now=now,
+        **form.choices(services.NATURAL_END),
+    )
     if not changes:
         return "Nothing is scheduled any more: the subscription renews unchanged."
     reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5
-    return "Scheduled for the renewal: " + ", ".join(c.summary for c in changes) + "." + (
-        f" {reassignment}" if reassignment else "")
+    return (
+        "Scheduled for the renewal: "
+        + ", ".join(c.summary for c in changes)
+        + "."
+        + (f" {reassignment}" if reassignment else "")
+    )
 
 
 def _unschedule(request, subscription, form, now):
     data = form.cleaned_data
-    removed = services.remove_scheduled_change(subscription_id=subscription.pk, actor=request.user,
-                                               version=data["version"], change_id=data["change"], now=now)
+    removed = services.remove_scheduled_change(
+        subscription_id=subscription.pk, actor=request.user, version=data["version"], change_id=data["change"], now=now
+    )
     return f"Removed from the renewal: {removed.summary}."
 
 
 ACTIONS = {
-    "quantity": (QuantityForm, _change_quantity), "suspend": (VersionedForm, _suspend),
-    "reactivate": (VersionedForm, _reactivate), "cancel": (VersionedForm, _cancel),
-    "auto-renew": (AutoRenewForm, _auto_renew), "rename": (RenameForm, _rename), "addons": (AddonsForm, _buy_addons),
-    "schedule": (ScheduleRenewalForm, _schedule), "unschedule": (UnscheduleForm, _unschedule),
+    "quantity": (QuantityForm, _change_quantity),
+    "suspend": (VersionedForm, _suspend),
+    "reactivate": (VersionedForm, _reactivate),
+    "cancel": (VersionedForm, _cancel),
+    "auto-renew": (AutoRenewForm, _auto_renew),
+    "rename": (RenameForm, _rename),
+    "addons": (AddonsForm, _buy_addons),
+    "schedule": (ScheduleRenewalForm, _schedule),
+    "unschedule": (UnscheduleForm, _unschedule),
 }
 
 
@@ -294,21 +354,33 @@ def subscription_action(request, customer_id, subscription_id, action):
 
 def publisher_setup(request, subscription_id):
     """S3: the demo's simulated publisher page, behind the "Go to publisher's site" link."""
-    subscription = get_object_or_404(access.subscriptions_for(request.user).select_related(
-        "customer", "sku__product__publisher"), pk=subscription_id)
+    subscription = get_object_or_404(
+        access.subscriptions_for(request.user).select_related("customer", "sku__product__publisher"), pk=subscription_id
+    )
     if request.method == "POST":
         form = VersionedForm(request.POST)
         try:
             form.is_valid()  # the version alone, which the service judges
-            services.confirm_publisher_setup(subscription_id=subscription.pk, actor=request.user, now=timezone.now(),
-                                             version=form.cleaned_data["version"])
+            services.confirm_publisher_setup(
+                subscription_id=subscription.pk,
+                actor=request.user,
+                now=timezone.now(),
+                version=form.cleaned_data["version"],
+            )
         except RuleViolation as violation:
-            return render(request, "subscriptions/publisher_setup.html",
-                          {"subscription": subscription, "error": violation.message}, status=violation.status)
-        messages.success(request, f"{subscription.sku.product.publisher.name} confirmed the account set-up: the "
-                                  "subscription is active.")
-        return redirect("subscriptions:subscription-detail", customer_id=subscription.customer_id,
-                        subscription_id=subscription.pk)
+            return render(
+                request,
+                "subscriptions/publisher_setup.html",
+                {"subscription": subscription, "error": violation.message},
+                status=violation.status,
+            )
+        messages.success(
+            request,
+            f"{subscription.sku.product.publisher.name} confirmed the account set-up: the subscription is active.",
+        )
+        return redirect(
+            "subscriptions:subscription-detail", customer_id=subscription.customer_id, subscription_id=subscription.pk
+        )
     return render(request, "subscriptions/publisher_setup.html", {"subscription": subscription})
 
 
@@ -325,9 +397,11 @@ def _next_charge_context(subscription: Subscription, now) -> dict:
         "next_charge_price": instructed.unit_price if instructed else None,
         "next_charge_billed": services.BILLED.get(subscription.next_charge_frequency, ""),
         # Choosing the frequency already instructed would change nothing; going back is "Remove".
-        "next_charge_choices": [(f, BillingFrequency(f).label, prices[f].unit_price)
-                                for f in cycles.next_charge_frequencies(subscription)
-                                if f != subscription.next_charge_frequency],
+        "next_charge_choices": [
+            (f, BillingFrequency(f).label, prices[f].unit_price)
+            for f in cycles.next_charge_frequencies(subscription)
+            if f != subscription.next_charge_frequency
+        ],
     }
 
 
@@ -336,8 +410,9 @@ def _next_charge_answer(request, customer, subscription, *, message: str = "", v
     panel_only = request.htmx and not request.htmx.boosted
     if violation is None and not panel_only:
         messages.success(request, message)
-        return redirect(reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
-                        + "#billing-frequency")
+        return redirect(
+            reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk]) + "#billing-frequency"
+        )
     extra = {"frequency_message": message}
     if violation is not None:
         extra = {"frequency_error": violation.message, "error": "" if panel_only else violation.message}
@@ -354,14 +429,19 @@ def next_charge_frequency(request, customer_id, subscription_id):
     form = NextChargeFrequencyForm(request.POST)
     form.is_valid()  # the frequency as posted: which ones it can switch to is the service's answer (N7)
     try:
-        updated = cycles.set_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
-                                                   version=form.cleaned_data["version"],
-                                                   billing_frequency=form.cleaned_data["billing_frequency"],
-                                                   now=timezone.now())
+        updated = cycles.set_next_charge_frequency(
+            subscription_id=subscription.pk,
+            actor=request.user,
+            version=form.cleaned_data["version"],
+            billing_frequency=form.cleaned_data["billing_frequency"],
+            now=timezone.now(),
+        )
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
-    message = (f"From the next charge on {updated.next_charge_on:%Y-%m-%d} (UTC) it is billed "
-               f"{services.BILLED[updated.next_charge_frequency]}.")
+    message = (
+        f"From the next charge on {updated.next_charge_on:%Y-%m-%d} (UTC) it is billed "
+        f"{services.BILLED[updated.next_charge_frequency]}."
+    )
     return _next_charge_answer(request, customer, subscription, message=message)
 
 
@@ -373,8 +453,12 @@ def next_charge_frequency_remove(request, customer_id, subscription_id):
     form = VersionedForm(request.POST)
     form.is_valid()  # the version alone, which the service judges
     try:
-        updated = cycles.remove_next_charge_frequency(subscription_id=subscription.pk, actor=request.user,
-                                                      version=form.cleaned_data["version"], now=timezone.now())
+        updated = cycles.remove_next_charge_frequency(
+            subscription_id=subscription.pk,
+            actor=request.user,
+            version=form.cleaned_data["version"],
+            now=timezone.now(),
+        )
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
     message = f"Billing frequency change removed: it stays billed {services.BILLED[updated.billing_frequency]}."

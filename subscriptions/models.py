@@ -62,12 +62,15 @@ class Subscription(models.Model):
     next_charge_set_at = models.DateTimeField(null=True, blank=True)
     # N7: set by the lifecycle engine from 00:00 UTC on next_charge_on until the cycle charge completes.
     cycle_charge_pending = models.BooleanField(default=False)
-    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True,
-                                 related_name="resold_subscriptions", db_index=False)
+    reseller = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="resold_subscriptions", db_index=False
+    )
     promotion_id = models.CharField(max_length=40, blank=True)
     one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
     quantity_updates = models.PositiveIntegerField(default=0)
-    setup_confirmed_at = models.DateTimeField(null=True, blank=True, help_text="S3: when the publisher confirmed set-up.")
+    setup_confirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="S3: when the publisher confirmed set-up."
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # U7: when licenses were last upgraded in or into this subscription; an upgrade has no cancellation window.
     upgraded_at = models.DateTimeField(null=True, blank=True)
@@ -104,7 +107,9 @@ class Subscription(models.Model):
             models.Index(fields=["term_end"]),
             models.Index(fields=["customer", "list_name", "id"], name="subscription_list_name_idx"),
             # Also the "renews within 30 days" filter: its status and auto-renew are read from the index too.
-            models.Index(fields=["customer", "term_end", "id", "status", "auto_renew"], name="subscription_term_end_idx"),
+            models.Index(
+                fields=["customer", "term_end", "id", "status", "auto_renew"], name="subscription_term_end_idx"
+            ),
             models.Index(fields=["customer", "quantity", "id"], name="subscription_quantity_idx"),
             models.Index(fields=["customer", "term", "id"], name="subscription_term_idx"),
             models.Index(fields=["customer", "billing_frequency", "id"], name="subscription_billing_idx"),
@@ -112,8 +117,9 @@ class Subscription(models.Model):
             models.Index(fields=["customer", "reseller_name", "id"], name="subscription_reseller_name_idx"),
             # Across customers: by customer (the default: its name, then the customer, then the subscription's name)
             # and by every other column.
-            models.Index(fields=["partner", "customer_name", "customer", "list_name", "id"],
-                         name="subscription_all_customer_idx"),
+            models.Index(
+                fields=["partner", "customer_name", "customer", "list_name", "id"], name="subscription_all_customer_idx"
+            ),
             models.Index(fields=["partner", "list_name", "id"], name="subscription_all_name_idx"),
             models.Index(fields=["partner", "quantity", "id"], name="subscription_all_quantity_idx"),
             models.Index(fields=["partner", "status", "list_name", "id"], name="subscription_all_status_idx"),
@@ -123,15 +129,21 @@ class Subscription(models.Model):
             models.Index(fields=["partner", "auto_renew", "id"], name="subscription_all_renew_idx"),
             models.Index(fields=["partner", "reseller_name", "id"], name="subscription_all_reseller_idx"),
             # A reseller's list across customers (T1), by customer; its other sorts read its few subscriptions.
-            models.Index(fields=["reseller", "customer_name", "customer", "list_name", "id"],
-                         condition=Q(reseller__isnull=False), name="subscription_resold_cust_idx"),
+            models.Index(
+                fields=["reseller", "customer_name", "customer", "list_name", "id"],
+                condition=Q(reseller__isnull=False),
+                name="subscription_resold_cust_idx",
+            ),
             # The 48-hour window filter finds subscriptions by id from the lots closing soon; what it then tests and
             # sorts by is read from this index, not from each subscription's row.
             models.Index(fields=["id", "status", "is_trial", "customer", "list_name"], name="subscription_by_id_idx"),
             # By offer, with the customer: the offer filter across customers counts its subscriptions in the index.
             models.Index(fields=["sku", "customer"], name="subscription_sku_customer_idx"),
-            models.Index(fields=["base_subscription"], condition=Q(base_subscription__isnull=False),
-                         name="subscription_addon_of_idx"),
+            models.Index(
+                fields=["base_subscription"],
+                condition=Q(base_subscription__isnull=False),
+                name="subscription_addon_of_idx",
+            ),
             models.Index(fields=["reseller"], condition=Q(reseller__isnull=False), name="subscription_reseller_idx"),
             # The sweep (recovery.py) looks for subscriptions left pending provisioning, every minute.
             models.Index(fields=["created_at"], condition=Q(status="pending"), name="subscription_pending_idx"),
@@ -149,8 +161,10 @@ class Subscription(models.Model):
             # after the term end the renewal wins (schedule the frequency for the renewal instead).
             models.CheckConstraint(
                 condition=Q(next_charge_frequency="", next_charge_on__isnull=True, cycle_charge_pending=False)
-                | (~Q(next_charge_frequency="") & Q(next_charge_on__isnull=False,
-                                                     next_charge_on__lte=models.F("term_end"))),
+                | (
+                    ~Q(next_charge_frequency="")
+                    & Q(next_charge_on__isnull=False, next_charge_on__lte=models.F("term_end"))
+                ),
                 name="subscription_next_charge_instruction_whole_within_term",
             ),
         ]
@@ -211,7 +225,7 @@ def fill_list_names(subscriptions) -> int:
         by_name.setdefault(display_name(friendly_name, offer_name), []).append(pk)
     for name, pks in by_name.items():
         for start in range(0, len(pks), 500):  # within every database's limit of parameters
-            Subscription.objects.filter(pk__in=pks[start:start + 500]).update(list_name=name)
+            Subscription.objects.filter(pk__in=pks[start : start + 500]).update(list_name=name)
     customer = Customer.objects.filter(pk=models.OuterRef("customer_id"))
     reseller = Partner.objects.filter(pk=models.OuterRef("reseller_id"))
     return subscriptions.update(
@@ -257,7 +271,8 @@ class ScheduledChange(models.Model):
             return f"Term {self.get_term_display()}"
         if self.kind == self.Kind.BILLING_FREQUENCY:
             return {"monthly": "Billed monthly", "annual": "Billed annually", "one_time": "Billed once for the term"}[
-                self.billing_frequency]
+                self.billing_frequency
+            ]
         return f"End on {self.aligned_end_date:%Y-%m-%d}"
 
 
@@ -280,9 +295,12 @@ class SeatLot(models.Model):
         ordering = ["-added_at", "-pk"]
         # Windows closing soon are looked up across all subscriptions (home page, 48 h filter).
         # With the subscription and the counts, the lots closing soon are read from the index alone.
-        indexes = [models.Index(fields=["window_ends_at", "subscription", "removed", "quantity"],
-                                name="seatlot_window_idx")]
-        constraints = [models.CheckConstraint(condition=Q(removed__lte=models.F("quantity")), name="lot_removed_within_quantity")]
+        indexes = [
+            models.Index(fields=["window_ends_at", "subscription", "removed", "quantity"], name="seatlot_window_idx")
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(removed__lte=models.F("quantity")), name="lot_removed_within_quantity")
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} licenses added {self.added_at:%Y-%m-%d %H:%M} UTC"
@@ -322,9 +340,13 @@ class AuditEntry(models.Model):
     """Who changed what, when (UTC), before and after (L1)."""
 
     at = models.DateTimeField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="audit_entries")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True
+    )
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True)
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True
@@ -393,7 +415,6 @@ class RelationshipRequest(ExpiresWhilePending, models.Model):
         return f"{self.target_partner.name} → {self.domain} ({self.status})"
 
 
-
 class TransferRequest(ExpiresWhilePending, models.Model):
     """TF2–TF4: the target partner asks the source partner to hand over a customer's subscriptions."""
 
@@ -424,4 +445,3 @@ class TransferRequest(ExpiresWhilePending, models.Model):
 
     def __str__(self) -> str:
         return f"Transfer of {self.source_customer} from {self.source_partner.name} to {self.target_partner.name}"
-

@@ -25,8 +25,15 @@ def line_total(unit_price: Decimal, quantity: int) -> Decimal:
     return round_money(unit_price * quantity)
 
 
-def prorated_charge(*, unit_price: Decimal, quantity: int, period_start: date, period_end: date,
-                    full_period_start: date, full_period_end: date) -> Charge:
+def prorated_charge(
+    *,
+    unit_price: Decimal,
+    quantity: int,
+    period_start: date,
+    period_end: date,
+    full_period_start: date,
+    full_period_end: date,
+) -> Charge:
     """Charge for part of a billing period, by the day: unit × quantity × days used / days in period."""
     days = days_inclusive(period_start, period_end)
     full_days = days_inclusive(full_period_start, full_period_end)
@@ -55,5 +62,11 @@ class Period:
 
 def remaining_charge(*, unit_price: Decimal, quantity: int, period: Period, today: date) -> Charge:
     """Licenses from `today` to the period's end, by the day (Q1 added licenses, Q3/X1 refunds)."""
-    return prorated_charge(unit_price=unit_price, quantity=quantity, period_start=max(today, period.start),
-                           period_end=period.end, full_period_start=period.full_start, full_period_end=period.full_end)
+    return prorated_charge(
+        unit_price=unit_price,
+        quantity=quantity,
+        period_start=max(today, period.start),
+        period_end=period.end,
+        full_period_start=period.full_start,
+        full_period_end=period.full_end,
+    )

@@ -60,8 +60,9 @@ def late_orders(now: datetime) -> QuerySet[Order]:
 def late_provisioning(now: datetime) -> QuerySet[Subscription]:
     """Microsoft subscriptions still waiting to be provisioned past the grace period. An ISV SaaS subscription
     waits for its publisher's set-up (S3), which no task of the portal does: it is never late here."""
-    return Subscription.objects.filter(status=Status.PENDING, sku__product__publisher__is_microsoft=True,
-                                       created_at__lte=now - GRACE)
+    return Subscription.objects.filter(
+        status=Status.PENDING, sku__product__publisher__is_microsoft=True, created_at__lte=now - GRACE
+    )
 
 
 def stuck_orders(now: datetime) -> QuerySet[Order]:
@@ -82,19 +83,25 @@ class OrderDelay:
     def advice(self) -> str:
         """What the partner can do: nothing but wait, for a while (the sweep retries within PRESUMED_LOST_AFTER and
         a pass; MAX_ATTEMPTS of them take under an hour)."""
-        return ("The portal retries automatically and never creates a subscription twice. If it is still waiting an "
-                "hour after it was placed, contact support with the order number.")
+        return (
+            "The portal retries automatically and never creates a subscription twice. If it is still waiting an "
+            "hour after it was placed, contact support with the order number."
+        )
 
     @property
     def summary(self) -> str:
         since = f"{self.since:%Y-%m-%d %H:%M} UTC"
         if self.waiting_for == "fulfillment":
-            return (f"This order is taking longer than expected: placed {since}, its subscriptions are not created "
-                    "yet (this usually takes under a minute).")
+            return (
+                f"This order is taking longer than expected: placed {since}, its subscriptions are not created "
+                "yet (this usually takes under a minute)."
+            )
         some = "1 subscription" if self.subscriptions == 1 else f"{self.subscriptions} subscriptions"
-        return (f"This order is taking longer than expected: {some} created {since} "
-                f"{'is' if self.subscriptions == 1 else 'are'} still being provisioned (this usually takes under a "
-                "minute).")
+        return (
+            f"This order is taking longer than expected: {some} created {since} "
+            f"{'is' if self.subscriptions == 1 else 'are'} still being provisioned (this usually takes under a "
+            "minute)."
+        )
 
 
 def order_delay(order: Order, now: datetime, *, lines=None) -> OrderDelay | None:
@@ -104,11 +111,15 @@ def order_delay(order: Order, now: datetime, *, lines=None) -> OrderDelay | None
     subscriptions is pending."""
     if order.status == Order.Status.PENDING:
         return OrderDelay("fulfillment", order.created_at) if order.created_at <= now - GRACE else None
-    if lines is not None and not any(getattr(getattr(line, "subscription", None), "status", None) == Status.PENDING
-                                     for line in lines):
+    if lines is not None and not any(
+        getattr(getattr(line, "subscription", None), "status", None) == Status.PENDING for line in lines
+    ):
         return None
-    late = late_provisioning(now).filter(order_line__order_id=order.pk).aggregate(since=Min("created_at"),
-                                                                                 count=Count("pk"))
+    late = (
+        late_provisioning(now)
+        .filter(order_line__order_id=order.pk)
+        .aggregate(since=Min("created_at"), count=Count("pk"))
+    )
     return OrderDelay("provisioning", late["since"], late["count"]) if late["count"] else None
 
 
@@ -133,31 +144,47 @@ def task_state(row: DBTaskResult, now: datetime) -> str:
     """What the admin says of a task: live (queued, running) or not (presumed lost, failed, succeeded)."""
     if row.status == TaskResultStatus.RUNNING and not is_live(row, now):
         return f"presumed lost: running since {row.started_at:%Y-%m-%d %H:%M} UTC with no result"
-    return {TaskResultStatus.READY: "queued", TaskResultStatus.RUNNING: "running",
-            TaskResultStatus.SUCCESSFUL: "succeeded", TaskResultStatus.FAILED: "failed"}.get(row.status, row.status)
+    return {
+        TaskResultStatus.READY: "queued",
+        TaskResultStatus.RUNNING: "running",
+        TaskResultStatus.SUCCESSFUL: "succeeded",
+        TaskResultStatus.FAILED: "failed",
+    }.get(row.status, row.status)
 
 
 def order_tasks(order: Order) -> QuerySet[DBTaskResult]:
     """Every task for the order: its fulfilment, and its subscriptions' provisioning; newest first."""
-    subscriptions = [str(pk) for pk in Subscription.objects.filter(order_line__order=order).values_list("pk", flat=True)]
+    subscriptions = [
+        str(pk) for pk in Subscription.objects.filter(order_line__order=order).values_list("pk", flat=True)
+    ]
     fulfilment = Q(task_path=fulfill_order_task.module_path, args_kwargs__args__0=order.pk)
     provisioning = Q(task_path=provision_subscription_task.module_path, args_kwargs__args__0__in=subscriptions)
-    return DBTaskResult.objects.filter(fulfilment | provisioning if subscriptions else fulfilment).order_by("-enqueued_at")
+    return DBTaskResult.objects.filter(fulfilment | provisioning if subscriptions else fulfilment).order_by(
+        "-enqueued_at"
+    )
 
 
-def mark_lost(rows: list[DBTaskResult], *, now: datetime, replaced_by: str,
-              lost_after: timedelta = PRESUMED_LOST_AFTER) -> int:
+def mark_lost(
+    rows: list[DBTaskResult], *, now: datetime, replaced_by: str, lost_after: timedelta = PRESUMED_LOST_AFTER
+) -> int:
     """Marks presumed-lost RUNNING tasks failed, saying why, so the admin shows them finished and replaced. A task
     that was in fact still running and finishes later records its own result over this."""
-    ids = [row.pk for row in rows if row.status == TaskResultStatus.RUNNING
-           and not is_live(row, now, lost_after=lost_after)]
+    ids = [
+        row.pk
+        for row in rows
+        if row.status == TaskResultStatus.RUNNING and not is_live(row, now, lost_after=lost_after)
+    ]
     if not ids:
         return 0
     return DBTaskResult.objects.filter(pk__in=ids, status=TaskResultStatus.RUNNING).update(
-        status=TaskResultStatus.FAILED, finished_at=now,
+        status=TaskResultStatus.FAILED,
+        finished_at=now,
         exception_class_path=f"{TaskPresumedLost.__module__}.{TaskPresumedLost.__qualname__}",
-        traceback=(f"Presumed lost at {now:%Y-%m-%d %H:%M:%S} UTC: RUNNING with no result for longer than its bound "
-                   f"(its worker stopped mid-task); {replaced_by}."))
+        traceback=(
+            f"Presumed lost at {now:%Y-%m-%d %H:%M:%S} UTC: RUNNING with no result for longer than its bound "
+            f"(its worker stopped mid-task); {replaced_by}."
+        ),
+    )
 
 
 def _queue_again(task, argument, now: datetime) -> bool:
@@ -168,8 +195,12 @@ def _queue_again(task, argument, now: datetime) -> bool:
     if any(is_live(row, now) for row in rows):
         return False
     if len(rows) >= MAX_ATTEMPTS:
-        logger.error("%s(%s) is still unfinished after %d tasks: left for an operator (admin: waiting longer "
-                     "than expected)", task.name, argument, len(rows))
+        logger.error(
+            "%s(%s) is still unfinished after %d tasks: left for an operator (admin: waiting longer than expected)",
+            task.name,
+            argument,
+            len(rows),
+        )
         return False
     # Enqueued inside the transaction, not on commit: django-tasks-db writes the task to this same database, so
     # the check above and this insert commit together or not at all.
@@ -217,24 +248,43 @@ def _requeue_fulfillment(order_id: int, now: datetime) -> bool:
     with transaction.atomic():
         # Locked, then checked again: a worker fulfilling it right now holds the lock (skipped: it is live), and so
         # does another sweep running at the same time.
-        order = (Order.objects.select_for_update(skip_locked=True, of=("self",))
-                 .filter(pk=order_id, status=Order.Status.PENDING).select_related("customer__partner").first())
+        order = (
+            Order.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=order_id, status=Order.Status.PENDING)
+            .select_related("customer__partner")
+            .first()
+        )
         if order is None or not _queue_again(fulfill_order_task, order.pk, now):
             return False
-        audit.record(actor=None, at=now, customer=order.customer, order=order, action="order.fulfillment_requeued",
-                     summary=f"{order.number}: fulfilment queued again (no live background task; placed "
-                             f"{order.created_at:%Y-%m-%d %H:%M} UTC)")
+        audit.record(
+            actor=None,
+            at=now,
+            customer=order.customer,
+            order=order,
+            action="order.fulfillment_requeued",
+            summary=f"{order.number}: fulfilment queued again (no live background task; placed "
+            f"{order.created_at:%Y-%m-%d %H:%M} UTC)",
+        )
         return True
 
 
 def _requeue_provisioning(subscription_id, now: datetime) -> bool:
     with transaction.atomic():
-        subscription = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                        .filter(pk=subscription_id, status=Status.PENDING).select_related("customer__partner").first())
+        subscription = (
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=subscription_id, status=Status.PENDING)
+            .select_related("customer__partner")
+            .first()
+        )
         if subscription is None or not _queue_again(provision_subscription_task, str(subscription.pk), now):
             return False
-        audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.provisioning_requeued",
-                     summary=f"Provisioning queued again (no live background task; created "
-                             f"{subscription.created_at:%Y-%m-%d %H:%M} UTC)")
+        audit.record(
+            actor=None,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.provisioning_requeued",
+            summary=f"Provisioning queued again (no live background task; created "
+            f"{subscription.created_at:%Y-%m-%d %H:%M} UTC)",
+        )
         return True

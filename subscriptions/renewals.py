@@ -14,10 +14,10 @@ from django.db.models import Prefetch, Q, QuerySet
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
 
-from .services.conversions import trial_converts_to
 from .dates import start_of_day, term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
+from .services.conversions import trial_converts_to
 from .services.kernel import first_charge
 from .services.renewal import renewal_upgrade_reassignment, renewal_values
 from .states import Status
@@ -44,20 +44,28 @@ def _in_window(today: date, days: int) -> Q:
 
 
 def _with_row_data(subscriptions: QuerySet) -> QuerySet:
-    return (subscriptions.select_related("customer", "sku__product", "availability")
-            .prefetch_related(Prefetch("scheduled_changes",
-                                       queryset=ScheduledChange.objects.select_related("target_sku__product")
-                                       .prefetch_related("target_sku__availabilities")),
-                              "sku__availabilities")
-            .order_by("term_end", "customer__company_name", "pk"))
+    return (
+        subscriptions.select_related("customer", "sku__product", "availability")
+        .prefetch_related(
+            Prefetch(
+                "scheduled_changes",
+                queryset=ScheduledChange.objects.select_related("target_sku__product").prefetch_related(
+                    "target_sku__availabilities"
+                ),
+            ),
+            "sku__availabilities",
+        )
+        .order_by("term_end", "customer__company_name", "pk")
+    )
 
 
 def renewing_subscriptions(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
     """N1: active, auto-renewing paid subscriptions whose term ends in the window, and those whose renewal is
     already pending (N6: past the lock point, the engine has not finished them yet). Trials convert (TR1)
     rather than renew, so they are not listed."""
-    due = Q(status=Status.ACTIVE, auto_renew=True) & _in_window(today, days) | Q(status=Status.ACTIVE,
-                                                                                renewal_pending=True)
+    due = Q(status=Status.ACTIVE, auto_renew=True) & _in_window(today, days) | Q(
+        status=Status.ACTIVE, renewal_pending=True
+    )
     return _with_row_data(subscriptions.filter(due, is_trial=False))
 
 
@@ -95,13 +103,16 @@ def renewal_quote(subscription: Subscription) -> RenewalQuote:
     sku = subscription.sku
     target = next((c.target_sku for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
     unit_price, currency = subscription.unit_price, subscription.currency
-    if target is not None and any(a.term == term and a.billing_frequency == frequency
-                                  for a in target.availabilities.all()):
+    if target is not None and any(
+        a.term == term and a.billing_frequency == frequency for a in target.availabilities.all()
+    ):
         sku = target
-    if (subscription.availability.sku_id, subscription.availability.term,
-            subscription.availability.billing_frequency) != (sku.pk, term, frequency):
-        match = next((a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == frequency),
-                     None)
+    if (
+        subscription.availability.sku_id,
+        subscription.availability.term,
+        subscription.availability.billing_frequency,
+    ) != (sku.pk, term, frequency):
+        match = next((a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == frequency), None)
         if match is not None:
             unit_price, currency = match.unit_price, match.currency
     starts_on = subscription.term_end + timedelta(days=1)
@@ -109,10 +120,23 @@ def renewal_quote(subscription: Subscription) -> RenewalQuote:
     term_end = values["aligned_end_date"] or term_end_for(starts_on, months)
     charge = None
     if sku.is_license_based:
-        charge = first_charge(unit_price=unit_price, quantity=quantity, billing_frequency=frequency,
-                              term_start=starts_on, term_end=term_end, term_months=months)
-    return RenewalQuote(quantity=quantity, term=term, billing_frequency=frequency, charge=charge, currency=currency,
-                        sku_name=sku.name, term_end=term_end)
+        charge = first_charge(
+            unit_price=unit_price,
+            quantity=quantity,
+            billing_frequency=frequency,
+            term_start=starts_on,
+            term_end=term_end,
+            term_months=months,
+        )
+    return RenewalQuote(
+        quantity=quantity,
+        term=term,
+        billing_frequency=frequency,
+        charge=charge,
+        currency=currency,
+        sku_name=sku.name,
+        term_end=term_end,
+    )
 
 
 @dataclass(frozen=True)
@@ -135,8 +159,10 @@ def _changes(subscription: Subscription) -> list[str]:
     """What will change, in the order scheduled; an upgrade says what happens to the licenses (R5)."""
     changes = list(subscription.scheduled_changes.all())
     reassignment = renewal_upgrade_reassignment(subscription, changes)
-    return [f"{c.summary} ({reassignment})" if c.kind == ScheduledChange.Kind.UPGRADE and reassignment else c.summary
-            for c in changes]
+    return [
+        f"{c.summary} ({reassignment})" if c.kind == ScheduledChange.Kind.UPGRADE and reassignment else c.summary
+        for c in changes
+    ]
 
 
 def _rows(subscriptions) -> list[RenewalRow]:
@@ -173,20 +199,23 @@ class TrialRow:
 
 def ending_trials(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
     """Active new-commerce trials (not ISV free trials, S4) whose term ends in the window."""
-    return (subscriptions.filter(_in_window(today, days), status=Status.ACTIVE, is_trial=True,
-                                 sku__product__publisher__is_microsoft=True)
-            .select_related("customer", "sku__trial_of")
-            .prefetch_related(Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related(
-                "target_sku")))
-            .order_by("term_end", "customer__company_name", "pk"))
+    return (
+        subscriptions.filter(
+            _in_window(today, days), status=Status.ACTIVE, is_trial=True, sku__product__publisher__is_microsoft=True
+        )
+        .select_related("customer", "sku__trial_of")
+        .prefetch_related(Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku")))
+        .order_by("term_end", "customer__company_name", "pk")
+    )
 
 
 def _trial_row(trial: Subscription) -> TrialRow:
     changes = list(trial.scheduled_changes.all())
     target = trial_converts_to(trial, changes)
     # TR1, TR8: its 25 licenses, unless a quantity was scheduled with the conversion
-    quantity = next((c.quantity for c in changes if c.kind == ScheduledChange.Kind.QUANTITY and c.quantity),
-                    TRIAL_LICENSES)
+    quantity = next(
+        (c.quantity for c in changes if c.kind == ScheduledChange.Kind.QUANTITY and c.quantity), TRIAL_LICENSES
+    )
     converts_to = target.name if trial.auto_renew and target is not None else ""
     return TrialRow(subscription=trial, converts_to=converts_to, quantity=quantity)
 

@@ -51,8 +51,21 @@ NULLABLE_COLUMNS = {"term_end"}
 
 # What a list row shows, read as plain values.
 LIST_VALUES = (
-    "pk", "customer_id", "customer_name", "list_name", "friendly_name", "sku__name", "is_trial", "reduce_until",
-    "quantity", "status", "term", "billing_frequency", "term_end", "auto_renew", "reseller_name",
+    "pk",
+    "customer_id",
+    "customer_name",
+    "list_name",
+    "friendly_name",
+    "sku__name",
+    "is_trial",
+    "reduce_until",
+    "quantity",
+    "status",
+    "term",
+    "billing_frequency",
+    "term_end",
+    "auto_renew",
+    "reseller_name",
     "reseller__partner_id",
 )
 
@@ -103,8 +116,12 @@ def removable_lots(*, now: datetime) -> QuerySet:
     """Q2, Q4: license lots whose licenses can still be removed now: window not closed, licenses left to remove,
     of an active paid subscription (Q6: not suspended; TR4: not a trial). What the lists' badge, the 48-hour filter
     and the Home page all read."""
-    return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"),
-                                  subscription__status=Status.ACTIVE, subscription__is_trial=False)
+    return SeatLot.objects.filter(
+        window_ends_at__gt=now,
+        removed__lt=F("quantity"),
+        subscription__status=Status.ACTIVE,
+        subscription__is_trial=False,
+    )
 
 
 def removal_windows_closing(*, now: datetime) -> QuerySet:
@@ -116,8 +133,12 @@ def removal_windows_closing(*, now: datetime) -> QuerySet:
 def renewing_soon(subscriptions: QuerySet, *, today: date) -> QuerySet:
     """N1, N2: the auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days: the Home
     page's list and the "renews within 30 days" filter."""
-    return subscriptions.filter(status=Status.ACTIVE, auto_renew=True, term_end__gte=today,
-                                term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS))
+    return subscriptions.filter(
+        status=Status.ACTIVE,
+        auto_renew=True,
+        term_end__gte=today,
+        term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS),
+    )
 
 
 # --- The subscription page (S2) ----------------------------------------------------------------------------
@@ -131,11 +152,20 @@ def subscription_page() -> QuerySet:
     base subscription and its offer; the license lots, billing lines and scheduled changes (each upgrade's target
     with its availabilities). To be scoped (portal.access.get_subscription)."""
     return Subscription.objects.select_related(
-        "sku__product__publisher", "reseller", "order_line__order", "base_subscription__sku",
+        "sku__product__publisher",
+        "reseller",
+        "order_line__order",
+        "base_subscription__sku",
     ).prefetch_related(
-        "sku__availabilities", "seat_lots", "billing_lines",
-        Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku__product__publisher")
-                 .prefetch_related("target_sku__availabilities")),
+        "sku__availabilities",
+        "seat_lots",
+        "billing_lines",
+        Prefetch(
+            "scheduled_changes",
+            queryset=ScheduledChange.objects.select_related("target_sku__product__publisher").prefetch_related(
+                "target_sku__availabilities"
+            ),
+        ),
     )
 
 
@@ -146,9 +176,16 @@ def addons_of(subscription: Subscription) -> list[Subscription]:
 
 def audit_trail(subscription: Subscription) -> list[AuditEntry]:
     """The subscription's latest audit entries (L1), newest first, each with who made it (only the names loaded)."""
-    return list(AuditEntry.objects.filter(subscription=subscription).select_related("actor")
-                .only(*(f.name for f in AuditEntry._meta.concrete_fields), "actor__username", "actor__first_name",
-                      "actor__last_name")[:AUDIT_SHOWN])
+    return list(
+        AuditEntry.objects.filter(subscription=subscription)
+        .select_related("actor")
+        .only(
+            *(f.name for f in AuditEntry._meta.concrete_fields),
+            "actor__username",
+            "actor__first_name",
+            "actor__last_name",
+        )[:AUDIT_SHOWN]
+    )
 
 
 # --- Filters ------------------------------------------------------------------------------------------------
@@ -185,8 +222,12 @@ def with_list_columns(subscriptions: QuerySet, *, now: datetime) -> QuerySet:
     """The list's columns as values for `ListRow`, with `reduce_until`: the latest end of the removal windows still
     usable now among the subscription's lots (`removable_lots`), or None; a correlated subquery on the lots'
     (subscription) index, in the same query."""
-    latest = (removable_lots(now=now).filter(subscription=OuterRef("pk")).order_by("-window_ends_at")
-              .values("window_ends_at")[:1])
+    latest = (
+        removable_lots(now=now)
+        .filter(subscription=OuterRef("pk"))
+        .order_by("-window_ends_at")
+        .values("window_ends_at")[:1]
+    )
     return subscriptions.annotate(reduce_until=Subquery(latest)).values_list(*LIST_VALUES)
 
 
@@ -195,10 +236,15 @@ def offers_matching(subscriptions: QuerySet, text: str, *, wanted: int) -> list[
     or SKU id contains `text`: what the offer filter offers to pick from. The partner picks one; the list is then
     filtered by that offer's id, which reads only its subscriptions."""
     held = subscriptions.filter(sku=OuterRef("pk"))
-    matching = (Q(name__icontains=text) | Q(product__name__icontains=text)
-                | Q(product__publisher__name__icontains=text) | Q(sku_id__icontains=text))
-    return list(Sku.objects.filter(matching).filter(Exists(held)).order_by("name", "pk")
-                .values_list("pk", "name")[:wanted])
+    matching = (
+        Q(name__icontains=text)
+        | Q(product__name__icontains=text)
+        | Q(product__publisher__name__icontains=text)
+        | Q(sku_id__icontains=text)
+    )
+    return list(
+        Sku.objects.filter(matching).filter(Exists(held)).order_by("name", "pk").values_list("pk", "name")[:wanted]
+    )
 
 
 # --- Sorting and seek pagination ----------------------------------------------------------------------------
@@ -311,11 +357,18 @@ class ListPage:
 
 def bounded_count(subscriptions: QuerySet) -> int:
     """How many, counted up to COUNT_BOUND + 1 (COUNT over a LIMIT: at most that many index entries read)."""
-    return subscriptions.order_by()[:COUNT_BOUND + 1].count()
+    return subscriptions.order_by()[: COUNT_BOUND + 1].count()
 
 
-def list_page(subscriptions: QuerySet, *, sort: str, now: datetime, after: tuple | None = None,
-              before: tuple | None = None, number: int = 1) -> ListPage:
+def list_page(
+    subscriptions: QuerySet,
+    *,
+    sort: str,
+    now: datetime,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    number: int = 1,
+) -> ListPage:
     """A page of these (scoped, filtered) subscriptions sorted by `sort`: the one after the row `after` names, or
     the one before the row `before` names (values of `sort_key`, from `decode_cursor`); without a cursor, page
     `number` (an offset: for a page number typed or linked from elsewhere; the pages' own links carry cursors). With
@@ -328,12 +381,12 @@ def list_page(subscriptions: QuerySet, *, sort: str, now: datetime, after: tuple
         subscriptions = subscriptions.filter(_after(columns, cursor, descending=descending != (before is not None)))
     ordered = with_list_columns(order_subscriptions(subscriptions, sort, reverse=before is not None), now=now)
     offset = 0 if cursor is not None else (number - 1) * LIST_PAGE_SIZE
-    rows = [ListRow(*values) for values in ordered[offset:offset + LIST_PAGE_SIZE + 1]]
+    rows = [ListRow(*values) for values in ordered[offset : offset + LIST_PAGE_SIZE + 1]]
     if not rows and offset:
         # Past the end: the last page when the count says which, else the first.
         number = -(-count // LIST_PAGE_SIZE) if 0 < count <= COUNT_BOUND else 1
         offset = (number - 1) * LIST_PAGE_SIZE
-        rows = [ListRow(*values) for values in ordered[offset:offset + LIST_PAGE_SIZE + 1]]
+        rows = [ListRow(*values) for values in ordered[offset : offset + LIST_PAGE_SIZE + 1]]
     more = len(rows) > LIST_PAGE_SIZE
     rows = rows[:LIST_PAGE_SIZE]
     if before is not None:
@@ -345,15 +398,26 @@ def list_page(subscriptions: QuerySet, *, sort: str, now: datetime, after: tuple
         number = 1 if not has_previous else max(2, number)
     key = lambda row: tuple(getattr(row, _ROW_FIELDS[c]) for c in columns)  # noqa: E731
     return ListPage(
-        rows=rows, number=number, count=count,
+        rows=rows,
+        number=number,
+        count=count,
         next_cursor=encode_cursor(key(rows[-1])) if has_next and rows else None,
         previous_cursor=encode_cursor(key(rows[0])) if has_previous and rows and number > 2 else None,
-        has_previous=has_previous and bool(rows))
+        has_previous=has_previous and bool(rows),
+    )
 
 
 # A sort column -> the ListRow field holding its value.
 _ROW_FIELDS = {
-    "list_name": "name", "quantity": "quantity", "status": "status", "term": "term",
-    "billing_frequency": "billing_frequency", "term_end": "term_end", "auto_renew": "auto_renew",
-    "reseller_name": "reseller_name", "customer_name": "customer_name", "customer_id": "customer_id", "pk": "pk",
+    "list_name": "name",
+    "quantity": "quantity",
+    "status": "status",
+    "term": "term",
+    "billing_frequency": "billing_frequency",
+    "term_end": "term_end",
+    "auto_renew": "auto_renew",
+    "reseller_name": "reseller_name",
+    "customer_name": "customer_name",
+    "customer_id": "customer_id",
+    "pk": "pk",
 }

@@ -15,9 +15,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from portal import access
+from portal.errors import RuleViolation
 from portal.forms import first_error, refuse
 from portal.models import COUNTRY_CHOICES, Customer
-from portal.errors import RuleViolation
 
 from .forms import (
     AcceptRelationshipForm,
@@ -56,16 +56,19 @@ def _list_context(request, now, **extra) -> dict:
     for relationship in relationships:
         relationship.shown_status = relationship.status_label_at(now)
     context = {
-        "now": now, "partner": partner,
+        "now": now,
+        "partner": partner,
         "incoming": [t for t in transfers if t.source_partner_id == partner.pk],
         "outgoing": [t for t in transfers if t.target_partner_id == partner.pk],
-        "relationships": relationships, "link_days": RELATIONSHIP_LINK_LIFETIME.days,
+        "relationships": relationships,
+        "link_days": RELATIONSHIP_LINK_LIFETIME.days,
         # The simulated mailbox exists in the demo only; a real deployment e-mails the link and shows it nowhere.
         "demo": settings.DEMO_MODE,
         "customers": access.customers_for(request.user).order_by("company_name"),
         "can_act": access.permission(request.user, access.Action.BUY),
         "can_send": relationship_permission(request.user),  # TF1: the same answer the service gives
-        "relationship_form": {}, "transfer_form": {},
+        "relationship_form": {},
+        "transfer_form": {},
     }
     context.update(extra)
     return context
@@ -85,17 +88,25 @@ def relationship_send(request):
     if form.is_valid():
         try:
             # The link in the e-mail points at the portal as the partner reached it (a host ALLOWED_HOSTS accepts).
-            relationship = send_relationship_request(actor=request.user, now=now,
-                                                     site_url=request.build_absolute_uri("/"), **form.cleaned_data)
+            relationship = send_relationship_request(
+                actor=request.user, now=now, site_url=request.build_absolute_uri("/"), **form.cleaned_data
+            )
         except RuleViolation as violation:
             refuse(form, violation)
             status = violation.status
         else:
-            messages.success(request, f"Relationship request sent to {relationship.company_name}: the acceptance "
-                                      f"link was e-mailed to {relationship.contact_email}.")
+            messages.success(
+                request,
+                f"Relationship request sent to {relationship.company_name}: the acceptance "
+                f"link was e-mailed to {relationship.contact_email}.",
+            )
             return redirect("subscriptions:transfer-list")
-    return render(request, "subscriptions/transfers.html",
-                  _list_context(request, now, error=first_error(form), relationship_form=form), status=status)
+    return render(
+        request,
+        "subscriptions/transfers.html",
+        _list_context(request, now, error=first_error(form), relationship_form=form),
+        status=status,
+    )
 
 
 def transfer_file(request):
@@ -111,29 +122,46 @@ def transfer_file(request):
     status = 422
     if valid:
         try:
-            transfer = file_transfer_request(actor=request.user, customer=customer, now=now,
-                                             source_partner_id=form.cleaned_data["source_partner_id"],
-                                             notification_email=form.cleaned_data["notification_email"])
+            transfer = file_transfer_request(
+                actor=request.user,
+                customer=customer,
+                now=now,
+                source_partner_id=form.cleaned_data["source_partner_id"],
+                notification_email=form.cleaned_data["notification_email"],
+            )
         except RuleViolation as violation:
             refuse(form, violation)
             status = violation.status
         else:
             messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
             return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
-    return render(request, "subscriptions/transfers.html",
-                  _list_context(request, now, error=first_error(form), transfer_form=form), status=status)
+    return render(
+        request,
+        "subscriptions/transfers.html",
+        _list_context(request, now, error=first_error(form), transfer_form=form),
+        status=status,
+    )
 
 
 def _detail_context(request, transfer, now) -> dict:
     partner = access.partner_of(request.user)
     status = transfer.status_at(now)
-    return {"transfer": transfer, "now": now, "is_source": transfer.source_partner_id == partner.pk,
-            "status": TransferRequest.Status(status).label, "open": status == TransferRequest.Status.PENDING,
-            "can_act": access.permission(request.user, access.Action.BUY),
-            "candidates": transferable_subscriptions(transfer), "picked": set(),
-            "transferred": transfer.subscriptions.select_related("sku"),
-            "cancellation": (AuditEntry.objects.filter(action="transfer.cancelled", after__id=str(transfer.pk))
-                             .order_by("-at").first() if transfer.status == TransferRequest.Status.CANCELLED else None)}
+    return {
+        "transfer": transfer,
+        "now": now,
+        "is_source": transfer.source_partner_id == partner.pk,
+        "status": TransferRequest.Status(status).label,
+        "open": status == TransferRequest.Status.PENDING,
+        "can_act": access.permission(request.user, access.Action.BUY),
+        "candidates": transferable_subscriptions(transfer),
+        "picked": set(),
+        "transferred": transfer.subscriptions.select_related("sku"),
+        "cancellation": (
+            AuditEntry.objects.filter(action="transfer.cancelled", after__id=str(transfer.pk)).order_by("-at").first()
+            if transfer.status == TransferRequest.Status.CANCELLED
+            else None
+        ),
+    }
 
 
 def transfer_detail(request, transfer_id):
@@ -147,8 +175,13 @@ def transfer_detail(request, transfer_id):
         form.is_valid()  # it never refuses: the picks and the version are the service's to judge
         picked = form.cleaned_data["subscriptions"]
         try:
-            created = complete_transfer(actor=request.user, request_id=transfer.pk, subscription_ids=picked, now=now,
-                                        version=form.cleaned_data["version"])
+            created = complete_transfer(
+                actor=request.user,
+                request_id=transfer.pk,
+                subscription_ids=picked,
+                now=now,
+                version=form.cleaned_data["version"],
+            )
         except RuleViolation as violation:
             context.update(error=violation.message, picked=set(picked))
             return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
@@ -167,22 +200,33 @@ def transfer_cancel(request, transfer_id):
     form = VersionedForm(request.POST)
     form.is_valid()  # the version alone, which the service judges
     try:
-        cancel_transfer_request(actor=request.user, request_id=transfer.pk, now=now,
-                                version=form.cleaned_data["version"])
+        cancel_transfer_request(
+            actor=request.user, request_id=transfer.pk, now=now, version=form.cleaned_data["version"]
+        )
     except RuleViolation as violation:
         transfer.refresh_from_db()
         context = _detail_context(request, transfer, now)
         context["error"] = violation.message
         return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
     is_target = transfer.target_partner_id == partner.pk
-    messages.success(request, "Transfer request withdrawn: nothing was transferred." if is_target
-                     else f"Transfer request declined: nothing was transferred to {transfer.target_partner.name}.")
+    messages.success(
+        request,
+        "Transfer request withdrawn: nothing was transferred."
+        if is_target
+        else f"Transfer request declined: nothing was transferred to {transfer.target_partner.name}.",
+    )
     return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
 
 
 def _accept_context(request, **extra) -> dict:
-    return {"countries": COUNTRY_CHOICES, "segments": Customer.Segment.choices, "form": {},
-            "signed_in": request.user.is_authenticated, "staff_notice": STAFF_CANT_ACCEPT, **extra}
+    return {
+        "countries": COUNTRY_CHOICES,
+        "segments": Customer.Segment.choices,
+        "form": {},
+        "signed_in": request.user.is_authenticated,
+        "staff_notice": STAFF_CANT_ACCEPT,
+        **extra,
+    }
 
 
 @login_not_required
@@ -209,8 +253,9 @@ def relationship_accept(request, token):
         return render(request, ACCEPT_PAGE, context, status=403)
     except RuleViolation as violation:
         refuse(form, violation)
-        context.update(form={name: form[name].value() or "" for name in form.fields}, accept_form=form,
-                       error=violation.message)
+        context.update(
+            form={name: form[name].value() or "" for name in form.fields}, accept_form=form, error=violation.message
+        )
         return render(request, ACCEPT_PAGE, context, status=violation.status)
     context.update(relationship=relationship, accepted=True)
     return render(request, ACCEPT_PAGE, context)
@@ -231,7 +276,10 @@ def relationship_mailbox(request):
             context["invalid"] = True
             return render(request, "subscriptions/relationship_mailbox.html", context, status=422)
         site_url = request.build_absolute_uri("/")
-        sent = (RelationshipRequest.objects.filter(contact_email__iexact=address).select_related("target_partner")
-                .order_by("-created_at", "pk"))
+        sent = (
+            RelationshipRequest.objects.filter(contact_email__iexact=address)
+            .select_related("target_partner")
+            .order_by("-created_at", "pk")
+        )
         context["messages_sent"] = [invitation(relationship, site_url=site_url) for relationship in sent]
     return render(request, "subscriptions/relationship_mailbox.html", context)

@@ -46,26 +46,38 @@ RELATIONSHIP_LINK_LIFETIME = timedelta(days=14)
 # signed for anything else never passes for an acceptance link.
 _LINK_SIGNER = Signer(salt="subscriptions.transfers.relationship-acceptance")
 TOKEN_MAX = 200  # a signed request id is about 80 characters; anything much longer is not one of ours
-BAD_LINK = ("This invitation link isn't valid: it may have been cut short when it was copied. Open it again from "
-            "the e-mail, or ask the partner to send a new invitation.")
-STAFF_CANT_ACCEPT = ("You're signed in to CSP Portal: an invitation is accepted by the customer's administrator, "
-                     "not by partner staff. Sign out first, or open the link in a private window.")
+BAD_LINK = (
+    "This invitation link isn't valid: it may have been cut short when it was copied. Open it again from "
+    "the e-mail, or ask the partner to send a new invitation."
+)
+STAFF_CANT_ACCEPT = (
+    "You're signed in to CSP Portal: an invitation is accepted by the customer's administrator, "
+    "not by partner staff. Sign out first, or open the link in a private window."
+)
 INVITATION_TEXT = "subscriptions/email/relationship_invitation.txt"
 INVITATION_HTML = "subscriptions/email/relationship_invitation.html"
 
 
 def transfers_for(partner: Partner):
     """Every request this partner is one side of; other partners' requests do not exist for it."""
-    return (TransferRequest.objects.filter(Q(source_partner=partner) | Q(target_partner=partner))
-            .select_related("source_partner", "target_partner", "source_customer", "target_customer"))
+    return TransferRequest.objects.filter(Q(source_partner=partner) | Q(target_partner=partner)).select_related(
+        "source_partner", "target_partner", "source_customer", "target_customer"
+    )
 
 
 def transferable_subscriptions(transfer: TransferRequest):
     """TF3: what the source partner can pick: the customer's active or suspended new-commerce,
     paid subscriptions."""
-    return (Subscription.objects.filter(customer=transfer.source_customer, status__in=TRANSFERABLE_STATUSES,
-                                        sku__commerce=Sku.Commerce.NEW, is_trial=False)
-            .select_related("sku").order_by("created_at", "pk"))
+    return (
+        Subscription.objects.filter(
+            customer=transfer.source_customer,
+            status__in=TRANSFERABLE_STATUSES,
+            sku__commerce=Sku.Commerce.NEW,
+            is_trial=False,
+        )
+        .select_related("sku")
+        .order_by("created_at", "pk")
+    )
 
 
 def relationship_permission(user) -> Permission:
@@ -100,15 +112,20 @@ def acceptance_link(relationship: RelationshipRequest, *, site_url: str) -> str:
 
 def invitation(relationship: RelationshipRequest, *, site_url: str) -> dict:
     """What the invitation e-mail says (its templates' context): the e-mail and the demo's mailbox show it alike."""
-    return {"relationship": relationship, "partner": relationship.target_partner,
-            "link": acceptance_link(relationship, site_url=site_url), "lifetime_days": RELATIONSHIP_LINK_LIFETIME.days,
-            "subject": f"{relationship.target_partner.name} asks to become your Cloud Solution Provider partner"}
+    return {
+        "relationship": relationship,
+        "partner": relationship.target_partner,
+        "link": acceptance_link(relationship, site_url=site_url),
+        "lifetime_days": RELATIONSHIP_LINK_LIFETIME.days,
+        "subject": f"{relationship.target_partner.name} asks to become your Cloud Solution Provider partner",
+    }
 
 
 def _email_invitation(relationship: RelationshipRequest, *, site_url: str) -> None:
     context = invitation(relationship, site_url=site_url)
-    message = EmailMultiAlternatives(context["subject"], render_to_string(INVITATION_TEXT, context),
-                                     to=[relationship.contact_email])
+    message = EmailMultiAlternatives(
+        context["subject"], render_to_string(INVITATION_TEXT, context), to=[relationship.contact_email]
+    )
     message.attach_alternative(render_to_string(INVITATION_HTML, context), "text/html")
     message.send()
 
@@ -131,20 +148,26 @@ def _check_contact_email(contact_email: str, domain: str) -> str:
             raise ValidationError("too long")
         validate_email(contact_email)
     except ValidationError:
-        raise RuleViolation("TF1", "Enter the e-mail address of the customer's administrator.",
-                            field="contact_email") from None
+        raise RuleViolation(
+            "TF1", "Enter the e-mail address of the customer's administrator.", field="contact_email"
+        ) from None
     # The link accepts for the whole domain, so it goes only to a mailbox at that domain: whoever can read it
     # speaks for the organisation (Partner Center has the customer's admin sign in to its own tenant instead).
     # An address the partner picked elsewhere would let the partner accept on the customer's behalf.
     at = contact_email.rsplit("@", 1)[1].lower()
     if at != domain and not at.endswith("." + domain):
-        raise RuleViolation("TF1", f"The acceptance link goes to the customer's administrator: give an address at "
-                                   f"{domain} (such as admin@{domain}).", field="contact_email")
+        raise RuleViolation(
+            "TF1",
+            f"The acceptance link goes to the customer's administrator: give an address at "
+            f"{domain} (such as admin@{domain}).",
+            field="contact_email",
+        )
     return contact_email
 
 
-def send_relationship_request(*, actor, company_name: str, domain: str, contact_email: str, site_url: str,
-                              now: datetime) -> RelationshipRequest:
+def send_relationship_request(
+    *, actor, company_name: str, domain: str, contact_email: str, site_url: str, now: datetime
+) -> RelationshipRequest:
     """TF1: the target partner invites the customer; the customer accepts through the link e-mailed to it.
 
     Only this partner's own rows are read: whether any other partner serves the domain is never looked up, so
@@ -163,24 +186,46 @@ def send_relationship_request(*, actor, company_name: str, domain: str, contact_
         # One partner's requests are sent one at a time, so that two clicks (or two tabs) can't both pass the
         # check below and send two links for one domain.
         Partner.objects.select_for_update().get(pk=partner.pk)
-        waiting = (RelationshipRequest.objects.filter(target_partner=partner, domain=domain, expires_at__gt=now,
-                                                      status=RelationshipRequest.Status.PENDING)
-                   .order_by("-created_at").first())
+        waiting = (
+            RelationshipRequest.objects.filter(
+                target_partner=partner, domain=domain, expires_at__gt=now, status=RelationshipRequest.Status.PENDING
+            )
+            .order_by("-created_at")
+            .first()
+        )
         if waiting is not None:
-            raise RuleViolation("TF1", f"A relationship request to {domain} is already waiting for the customer: "
-                                       f"its link was e-mailed to {waiting.contact_email or 'the customer'} and works "
-                                       f"until {waiting.expires_at:%Y-%m-%d %H:%M} UTC.", conflict=True)
+            raise RuleViolation(
+                "TF1",
+                f"A relationship request to {domain} is already waiting for the customer: "
+                f"its link was e-mailed to {waiting.contact_email or 'the customer'} and works "
+                f"until {waiting.expires_at:%Y-%m-%d %H:%M} UTC.",
+                conflict=True,
+            )
         served = Customer.objects.filter(partner=partner, domain__iexact=domain).order_by("created_at", "pk").first()
         if served is not None:
-            raise RuleViolation("TF1", f"You already serve {served.company_name} ({domain}): request a transfer for "
-                                       "it instead.", field="domain")
+            raise RuleViolation(
+                "TF1",
+                f"You already serve {served.company_name} ({domain}): request a transfer for it instead.",
+                field="domain",
+            )
         relationship = RelationshipRequest.objects.create(
-            target_partner=partner, company_name=company_name, domain=domain, contact_email=contact_email,
-            created_at=now, expires_at=now + RELATIONSHIP_LINK_LIFETIME)
+            target_partner=partner,
+            company_name=company_name,
+            domain=domain,
+            contact_email=contact_email,
+            created_at=now,
+            expires_at=now + RELATIONSHIP_LINK_LIFETIME,
+        )
         summary = f"Relationship request sent to {company_name} ({domain}), link e-mailed to {contact_email}"
-        audit.record(actor=actor, at=now, customer=None, partner=partner, action="relationship.requested",
-                     summary=summary[:300],
-                     after={"id": str(relationship.pk), "expires_at": relationship.expires_at.isoformat()})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=None,
+            partner=partner,
+            action="relationship.requested",
+            summary=summary[:300],
+            after={"id": str(relationship.pk), "expires_at": relationship.expires_at.isoformat()},
+        )
         # After the commit: a request rolled back must not have e-mailed a working link. A mail server that is
         # down is logged (robust) rather than turning a sent request into an error page.
         transaction.on_commit(partial(_email_invitation, relationship, site_url=site_url), robust=True)
@@ -203,11 +248,17 @@ def _relationship_for_token(token: str, requests) -> RelationshipRequest:
 
 def _check_link_open(relationship: RelationshipRequest, now: datetime) -> None:
     if relationship.status == RelationshipRequest.Status.ACCEPTED:
-        raise RelationshipLinkError(410, f"This invitation was already accepted on "
-                                         f"{relationship.accepted_at:%Y-%m-%d %H:%M} UTC: its link works only once.")
+        raise RelationshipLinkError(
+            410,
+            f"This invitation was already accepted on "
+            f"{relationship.accepted_at:%Y-%m-%d %H:%M} UTC: its link works only once.",
+        )
     if now >= relationship.expires_at:
-        raise RelationshipLinkError(410, f"This invitation expired on {relationship.expires_at:%Y-%m-%d %H:%M} UTC: "
-                                         f"ask {relationship.target_partner.name} to send a new one.")
+        raise RelationshipLinkError(
+            410,
+            f"This invitation expired on {relationship.expires_at:%Y-%m-%d %H:%M} UTC: "
+            f"ask {relationship.target_partner.name} to send a new one.",
+        )
 
 
 def open_relationship_link(*, token: str, now: datetime) -> RelationshipRequest:
@@ -217,8 +268,9 @@ def open_relationship_link(*, token: str, now: datetime) -> RelationshipRequest:
     return relationship
 
 
-def accept_relationship(*, token: str, actor, company_name: str, billing_country: str, segment: str,
-                        now: datetime) -> RelationshipRequest:
+def accept_relationship(
+    *, token: str, actor, company_name: str, billing_country: str, segment: str, now: datetime
+) -> RelationshipRequest:
     """TF1: the customer accepts through its link, and the partner gets a customer row built from what the
     customer gives here and the domain the invitation was for: never from another partner's record of the same
     organisation, which is not even looked up (its tenant id, segment and country are that partner's data)."""
@@ -228,7 +280,8 @@ def accept_relationship(*, token: str, actor, company_name: str, billing_country
         raise PermissionDenied(STAFF_CANT_ACCEPT)
     with transaction.atomic():
         relationship = _relationship_for_token(
-            token, RelationshipRequest.objects.select_for_update(of=("self",)).select_related("target_partner"))
+            token, RelationshipRequest.objects.select_for_update(of=("self",)).select_related("target_partner")
+        )
         _check_link_open(relationship, now)
         company_name = _check_company_name(company_name)
         if billing_country not in COUNTRY_NAMES:
@@ -238,26 +291,41 @@ def accept_relationship(*, token: str, actor, company_name: str, billing_country
         partner = relationship.target_partner
         # The partner's own row for this domain, if it got one since it sent the request (another accepted
         # invitation): kept as it is rather than a second customer for one organisation.
-        customer = (Customer.objects.filter(partner=partner, domain__iexact=relationship.domain)
-                    .order_by("created_at", "pk").first())
+        customer = (
+            Customer.objects.filter(partner=partner, domain__iexact=relationship.domain)
+            .order_by("created_at", "pk")
+            .first()
+        )
         if customer is None:
             # A tenant id of its own (the model's default): the customer's records at other partners keep theirs.
             # A transfer (TF2) finds the current partner's record by the domain, on the current partner's side.
-            customer = Customer.objects.create(partner=partner, company_name=company_name, domain=relationship.domain,
-                                               segment=segment, billing_country=billing_country)
+            customer = Customer.objects.create(
+                partner=partner,
+                company_name=company_name,
+                domain=relationship.domain,
+                segment=segment,
+                billing_country=billing_country,
+            )
         relationship.status = RelationshipRequest.Status.ACCEPTED
         relationship.accepted_at = now
         relationship.tenant_id = customer.tenant_id
         relationship.customer = customer
         relationship.save(update_fields=["status", "accepted_at", "tenant_id", "customer"])
         summary = f"{customer.company_name} accepted {partner.name} as a partner ({relationship.domain})"
-        audit.record(actor=None, at=now, customer=customer, action="relationship.accepted", summary=summary[:300],
-                     after={"id": str(relationship.pk), "status": RelationshipRequest.Status.ACCEPTED})
+        audit.record(
+            actor=None,
+            at=now,
+            customer=customer,
+            action="relationship.accepted",
+            summary=summary[:300],
+            after={"id": str(relationship.pk), "status": RelationshipRequest.Status.ACCEPTED},
+        )
     return relationship
 
 
-def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, notification_email: str,
-                          now: datetime) -> TransferRequest:
+def file_transfer_request(
+    *, actor, customer: Customer, source_partner_id: str, notification_email: str, now: datetime
+) -> TransferRequest:
     """TF2: the target partner asks the source partner (by PartnerID) for this customer's subscriptions."""
     member = require(actor, Action.BUY)
     target = member.partner
@@ -273,17 +341,20 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
     source_partner_id = (source_partner_id or "").strip()
     source = Partner.objects.filter(partner_id=source_partner_id).first()
     if source is None:
-        raise RuleViolation("TF2", f"No partner has the PartnerID {source_partner_id or '(empty)'}.",
-                            field="source_partner_id")
+        raise RuleViolation(
+            "TF2", f"No partner has the PartnerID {source_partner_id or '(empty)'}.", field="source_partner_id"
+        )
     if source.pk == target.pk:
         raise RuleViolation("TF2", "You can't transfer subscriptions from yourself.", field="source_partner_id")
     # TF2: the source partner's record of the same organisation: the same tenant id (records from before, such as
     # an organisation that always bought through both), else the same domain. A customer that accepted this
     # partner's relationship request has a tenant id of its own (never one read from another partner's record)
     # and the domain it accepted for. Only the request keeps the link; nothing of that record is shown here.
-    source_customer = (Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first()
-                       or (Customer.objects.filter(partner=source, domain__iexact=customer.domain)
-                           .order_by("created_at", "pk").first() if customer.domain else None))
+    source_customer = Customer.objects.filter(partner=source, tenant_id=customer.tenant_id).first() or (
+        Customer.objects.filter(partner=source, domain__iexact=customer.domain).order_by("created_at", "pk").first()
+        if customer.domain
+        else None
+    )
     if source_customer is None:
         raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
     with transaction.atomic():
@@ -292,57 +363,103 @@ def file_transfer_request(*, actor, customer: Customer, source_partner_id: str, 
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
         # TF1: the relationship is the customer row itself (made when the customer accepted the request, or there
         # from before): `customer` is this partner's, so it exists. A pending request doesn't give one.
-        if TransferRequest.objects.filter(target_partner=target, source_partner=source, tenant_id=customer.tenant_id,
-                                          status=TransferRequest.Status.PENDING, expires_at__gt=now).exists():
-            raise RuleViolation("TF2", f"A transfer request for {customer.company_name} from {source.name} is "
-                                       "already pending: wait for it, or withdraw it first.", conflict=True)
+        if TransferRequest.objects.filter(
+            target_partner=target,
+            source_partner=source,
+            tenant_id=customer.tenant_id,
+            status=TransferRequest.Status.PENDING,
+            expires_at__gt=now,
+        ).exists():
+            raise RuleViolation(
+                "TF2",
+                f"A transfer request for {customer.company_name} from {source.name} is "
+                "already pending: wait for it, or withdraw it first.",
+                conflict=True,
+            )
         transfer = TransferRequest.objects.create(
-            source_partner=source, target_partner=target, tenant_id=customer.tenant_id,
-            source_customer=source_customer, target_customer=customer, notification_email=notification_email,
-            created_at=now, expires_at=now + TRANSFER_LIFETIME)
+            source_partner=source,
+            target_partner=target,
+            tenant_id=customer.tenant_id,
+            source_customer=source_customer,
+            target_customer=customer,
+            notification_email=notification_email,
+            created_at=now,
+            expires_at=now + TRANSFER_LIFETIME,
+        )
         after = {"id": str(transfer.pk), "expires_at": transfer.expires_at.isoformat()}
-        audit.record(actor=actor, at=now, customer=customer, action="transfer.requested",
-                     summary=f"Transfer request sent to {source.name} ({source.partner_id})", after=after)
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=customer,
+            action="transfer.requested",
+            summary=f"Transfer request sent to {source.name} ({source.partner_id})",
+            after=after,
+        )
         # TF3: the source partner sees the request in its customer's activity log too.
-        audit.record(actor=actor, at=now, customer=source_customer, action="transfer.requested",
-                     summary=f"{target.name} ({target.partner_id}) requests a transfer of subscriptions; "
-                             f"expires {transfer.expires_at:%Y-%m-%d %H:%M} UTC", after=after)
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=source_customer,
+            action="transfer.requested",
+            summary=f"{target.name} ({target.partner_id}) requests a transfer of subscriptions; "
+            f"expires {transfer.expires_at:%Y-%m-%d %H:%M} UTC",
+            after=after,
+        )
     return transfer
 
 
 def _check_transferable(subscription: Subscription, transfer: TransferRequest, picked: set) -> None:
     name = subscription.display_name
     if subscription.status not in TRANSFERABLE_STATUSES:
-        raise RuleViolation("TF4", f"{name} is {subscription.get_status_display().lower()}: only active or suspended "
-                                   "subscriptions can be transferred.", conflict=True)
+        raise RuleViolation(
+            "TF4",
+            f"{name} is {subscription.get_status_display().lower()}: only active or suspended "
+            "subscriptions can be transferred.",
+            conflict=True,
+        )
     if subscription.sku.commerce != Sku.Commerce.NEW or subscription.is_trial:
         raise RuleViolation("TF4", f"{name} can't be transferred: only paid new-commerce subscriptions can.")
     if subscription.renewal_pending:
         raise RuleViolation("TF4", f"{name} is renewing now: try again once the renewal completes.", conflict=True)
     if subscription.base_subscription_id and subscription.base_subscription_id not in picked:
         raise RuleViolation("TF4", f"{name} is an add-on: transfer it with its base subscription.")
-    if subscription.one_per_customer and Subscription.objects.filter(
-            customer=transfer.target_customer, sku=subscription.sku, status__in=LIVE_STATUSES).exists():
-        raise RuleViolation("TF4", f"{transfer.target_partner.name} already has {subscription.sku.name} for this "
-                                   "customer, and only one subscription to it is allowed.")
+    if (
+        subscription.one_per_customer
+        and Subscription.objects.filter(
+            customer=transfer.target_customer, sku=subscription.sku, status__in=LIVE_STATUSES
+        ).exists()
+    ):
+        raise RuleViolation(
+            "TF4",
+            f"{transfer.target_partner.name} already has {subscription.sku.name} for this "
+            "customer, and only one subscription to it is allowed.",
+        )
 
 
-def complete_transfer(*, actor, request_id, subscription_ids, now: datetime,
-                      version: int | str | None = None) -> list[Subscription]:
+def complete_transfer(
+    *, actor, request_id, subscription_ids, now: datetime, version: int | str | None = None
+) -> list[Subscription]:
     """TF4: all picked subscriptions move in one transaction, or none do."""
     member = require(actor, Action.BUY)
     with transaction.atomic():
-        transfer = (TransferRequest.objects.select_for_update(of=("self",))
-                    .select_related("source_partner", "target_partner", "source_customer", "target_customer")
-                    .get(pk=request_id))
+        transfer = (
+            TransferRequest.objects.select_for_update(of=("self",))
+            .select_related("source_partner", "target_partner", "source_customer", "target_customer")
+            .get(pk=request_id)
+        )
         if transfer.source_partner_id != member.partner.pk:
             raise PermissionDenied("Only the partner the subscriptions are transferred from can complete this request.")
         if transfer.status != TransferRequest.Status.PENDING:
-            raise RuleViolation("TF4", f"This request is already {transfer.get_status_display().lower()}.",
-                                conflict=True)
+            raise RuleViolation(
+                "TF4", f"This request is already {transfer.get_status_display().lower()}.", conflict=True
+            )
         if now >= transfer.expires_at:
-            raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: ask "
-                                       f"{transfer.target_partner.name} to file a new one.", conflict=True)
+            raise RuleViolation(
+                "TF4",
+                f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: ask "
+                f"{transfer.target_partner.name} to file a new one.",
+                conflict=True,
+            )
         # After the status: a second submit of a completed request says so (portal/versions.py).
         check_version(transfer, version, noun="transfer request")  # portal/versions.py
         bump_version(transfer)
@@ -352,13 +469,19 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime,
         try:
             ids = {str(uuid.UUID(pk)) for pk in ids}
         except ValueError:
-            raise RuleViolation("TF4", "Some picked subscriptions are not this customer's: reload the page.",
-                                conflict=True) from None
-        subscriptions = list(Subscription.objects.select_for_update(of=("self",)).select_related("sku")
-                             .filter(customer=transfer.source_customer, pk__in=ids).order_by("created_at", "pk"))
+            raise RuleViolation(
+                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+            ) from None
+        subscriptions = list(
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("sku")
+            .filter(customer=transfer.source_customer, pk__in=ids)
+            .order_by("created_at", "pk")
+        )
         if len(subscriptions) != len(ids):
-            raise RuleViolation("TF4", "Some picked subscriptions are not this customer's: reload the page.",
-                                conflict=True)
+            raise RuleViolation(
+                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+            )
         picked = {s.pk for s in subscriptions}
         for subscription in subscriptions:
             _check_transferable(subscription, transfer, picked)
@@ -372,9 +495,15 @@ def complete_transfer(*, actor, request_id, subscription_ids, now: datetime,
         transfer.subscriptions.set(subscriptions)
         names = ", ".join(s.display_name for s in subscriptions)
         for customer in (transfer.source_customer, transfer.target_customer):
-            audit.record(actor=actor, at=now, customer=customer, action="transfer.completed",
-                         summary=f"Transfer from {transfer.source_partner.name} to {transfer.target_partner.name} "
-                                 f"completed: {names}", after={"id": str(transfer.pk), "subscriptions": len(created)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=customer,
+                action="transfer.completed",
+                summary=f"Transfer from {transfer.source_partner.name} to {transfer.target_partner.name} "
+                f"completed: {names}",
+                after={"id": str(transfer.pk), "subscriptions": len(created)},
+            )
     return list(created.values())
 
 
@@ -384,71 +513,145 @@ def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | 
     member = require(actor, Action.BUY)
     partner = member.partner
     with transaction.atomic():
-        transfer = (TransferRequest.objects.select_for_update(of=("self",))
-                    .select_related("source_partner", "target_partner", "source_customer", "target_customer")
-                    .filter(Q(source_partner=partner) | Q(target_partner=partner), pk=request_id).first())
+        transfer = (
+            TransferRequest.objects.select_for_update(of=("self",))
+            .select_related("source_partner", "target_partner", "source_customer", "target_customer")
+            .filter(Q(source_partner=partner) | Q(target_partner=partner), pk=request_id)
+            .first()
+        )
         if transfer is None:
             raise PermissionDenied("This transfer request is not one of yours.")
         if transfer.status != TransferRequest.Status.PENDING:
-            raise RuleViolation("TF4", f"This request is already {transfer.get_status_display().lower()}: nothing "
-                                       "was changed.", conflict=True)
+            raise RuleViolation(
+                "TF4",
+                f"This request is already {transfer.get_status_display().lower()}: nothing was changed.",
+                conflict=True,
+            )
         if now >= transfer.expires_at:
-            raise RuleViolation("TF4", f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: it can no "
-                                       "longer be completed, so there is nothing to cancel.", conflict=True)
+            raise RuleViolation(
+                "TF4",
+                f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: it can no "
+                "longer be completed, so there is nothing to cancel.",
+                conflict=True,
+            )
         check_version(transfer, version, noun="transfer request")  # portal/versions.py
         bump_version(transfer)
         transfer.status = TransferRequest.Status.CANCELLED
         transfer.save(update_fields=["status"])
         verb = "withdrawn" if partner.pk == transfer.target_partner_id else "declined"
-        summary = (f"Transfer request from {transfer.target_partner.name} to move subscriptions away from "
-                   f"{transfer.source_partner.name} {verb} by {partner.name}")
+        summary = (
+            f"Transfer request from {transfer.target_partner.name} to move subscriptions away from "
+            f"{transfer.source_partner.name} {verb} by {partner.name}"
+        )
         for customer in (transfer.source_customer, transfer.target_customer):
-            audit.record(actor=actor, at=now, customer=customer, action="transfer.cancelled", summary=summary[:300],
-                         before={"status": TransferRequest.Status.PENDING},
-                         after={"id": str(transfer.pk), "status": TransferRequest.Status.CANCELLED, "by": partner.name,
-                                "verb": verb})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=customer,
+                action="transfer.cancelled",
+                summary=summary[:300],
+                before={"status": TransferRequest.Status.PENDING},
+                after={
+                    "id": str(transfer.pk),
+                    "status": TransferRequest.Status.CANCELLED,
+                    "by": partner.name,
+                    "verb": verb,
+                },
+            )
     return transfer
 
 
 def _move(source: Subscription, transfer: TransferRequest, created: dict, *, actor, now: datetime) -> Subscription:
     """One subscription: recreated under the target partner's customer, cancelled at the source."""
     new = Subscription.objects.create(
-        customer=transfer.target_customer, sku=source.sku, availability=source.availability,
-        base_subscription=created.get(source.base_subscription_id), friendly_name=source.friendly_name,
-        status=source.status, quantity=source.quantity, term=source.term, billing_frequency=source.billing_frequency,
-        unit_price=source.unit_price, currency=source.currency, auto_renew=source.auto_renew, term_start=now,
-        term_end=source.term_end, one_per_customer=source.one_per_customer, created_at=now, transferred_at=now,
+        customer=transfer.target_customer,
+        sku=source.sku,
+        availability=source.availability,
+        base_subscription=created.get(source.base_subscription_id),
+        friendly_name=source.friendly_name,
+        status=source.status,
+        quantity=source.quantity,
+        term=source.term,
+        billing_frequency=source.billing_frequency,
+        unit_price=source.unit_price,
+        currency=source.currency,
+        auto_renew=source.auto_renew,
+        term_start=now,
+        term_end=source.term_end,
+        one_per_customer=source.one_per_customer,
+        created_at=now,
+        transferred_at=now,
         # The source's reseller of record worked with the source partner, not with the target.
         reseller=None,
     )
     # The licenses were bought from the source partner, not now: their lot opens no Q2 removal window.
-    SeatLot.objects.create(subscription=new, source=SeatLot.Source.PURCHASE, quantity=new.quantity, added_at=now,
-                           window_ends_at=now)
+    SeatLot.objects.create(
+        subscription=new, source=SeatLot.Source.PURCHASE, quantity=new.quantity, added_at=now, window_ends_at=now
+    )
     # TF4: no charge at transfer. The customer has already paid the source partner for the current
     # billing period (and the source refunds nothing), so the target partner bills from the next
     # billing cycle on; charging here would bill the same days twice.
-    audit.record(actor=actor, at=now, customer=transfer.target_customer, subscription=new,
-                 action="subscription.transferred_in",
-                 summary=f"Transferred in from {transfer.source_partner.name} with {new.quantity} license(s)",
-                 after={"status": new.status, "quantity": new.quantity, "term": new.term,
-                        "term_end": new.term_end.isoformat() if new.term_end else None, "from": str(source.pk)})
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=transfer.target_customer,
+        subscription=new,
+        action="subscription.transferred_in",
+        summary=f"Transferred in from {transfer.source_partner.name} with {new.quantity} license(s)",
+        after={
+            "status": new.status,
+            "quantity": new.quantity,
+            "term": new.term,
+            "term_end": new.term_end.isoformat() if new.term_end else None,
+            "from": str(source.pk),
+        },
+    )
     before = {"status": source.status}
     transition(source, Status.DELETED)
     source.auto_renew = False
     source.cancelled_at = now
     if not source.cycle_charge_pending:  # N7: one being charged now is left to the engine, which drops it
         source.next_charge_frequency, source.next_charge_on, source.next_charge_set_at = "", None, None
-    source.save(update_fields=["status", "auto_renew", "cancelled_at", "next_charge_frequency", "next_charge_on",
-                               "next_charge_set_at", "updated_at"])
+    source.save(
+        update_fields=[
+            "status",
+            "auto_renew",
+            "cancelled_at",
+            "next_charge_frequency",
+            "next_charge_on",
+            "next_charge_set_at",
+            "updated_at",
+        ]
+    )
     delete_scheduled_changes(source)
-    audit.record(actor=actor, at=now, customer=transfer.source_customer, subscription=source,
-                 action="subscription.transferred",
-                 summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",
-                 before=before, after={"status": Status.DELETED, "to": str(new.pk)})
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=transfer.source_customer,
+        subscription=source,
+        action="subscription.transferred",
+        summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",
+        before=before,
+        after={"status": Status.DELETED, "to": str(new.pk)},
+    )
     return new
 
 
-__all__ = ["RELATIONSHIP_LINK_LIFETIME", "TRANSFER_LIFETIME", "RelationshipLinkError", "accept_relationship",
-           "acceptance_link", "acceptance_token", "cancel_transfer_request", "complete_transfer",
-           "file_transfer_request", "invitation", "open_relationship_link", "partner_of", "relationship_permission",
-           "send_relationship_request", "transferable_subscriptions", "transfers_for"]
+__all__ = [
+    "RELATIONSHIP_LINK_LIFETIME",
+    "TRANSFER_LIFETIME",
+    "RelationshipLinkError",
+    "accept_relationship",
+    "acceptance_link",
+    "acceptance_token",
+    "cancel_transfer_request",
+    "complete_transfer",
+    "file_transfer_request",
+    "invitation",
+    "open_relationship_link",
+    "partner_of",
+    "relationship_permission",
+    "send_relationship_request",
+    "transferable_subscriptions",
+    "transfers_for",
+]

@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from catalog.models import BillingFrequency, Term
 from portal import access
-from portal.forms import first_error, refuse
 from portal.errors import RuleViolation
+from portal.forms import first_error, refuse
 
 from . import checks
 from .forms import UpgradeForm
@@ -17,12 +17,21 @@ from .services import upgrades
 
 def _context(request, customer, subscription, now, **extra) -> dict:
     context = {
-        "customer": customer, "section": "subscriptions", "subscription": subscription, "now": now,
+        "customer": customer,
+        "section": "subscriptions",
+        "subscription": subscription,
+        "now": now,
         "upgrade": checks.verdict("upgrade", "Upgrade", upgrades.check_upgrade, subscription, request.user, now),
         "targets": upgrades.upgrade_targets(subscription, now=now),
-        "terms": Term.choices, "frequencies": BillingFrequency.choices,
-        "form": {"target": "", "quantity": subscription.quantity, "term": subscription.term,
-                 "billing_frequency": subscription.billing_frequency, "into": ""},
+        "terms": Term.choices,
+        "frequencies": BillingFrequency.choices,
+        "form": {
+            "target": "",
+            "quantity": subscription.quantity,
+            "term": subscription.term,
+            "billing_frequency": subscription.billing_frequency,
+            "into": "",
+        },
     }
     context.update(extra)
     return context
@@ -40,8 +49,10 @@ def subscription_upgrade(request, customer_id, subscription_id):
     if request.method != "POST" and not ("target" in data and context["upgrade"].allowed):
         return render(request, template, context)
     form = UpgradeForm(data)
-    context.update(form={name: data.get(name, "") for name in ("target", "quantity", "term", "billing_frequency",
-                                                                "into")}, upgrade_form=form)
+    context.update(
+        form={name: data.get(name, "") for name in ("target", "quantity", "term", "billing_frequency", "into")},
+        upgrade_form=form,
+    )
     status = 422
     if form.is_valid():
         try:
@@ -50,9 +61,14 @@ def subscription_upgrade(request, customer_id, subscription_id):
                 return render(request, template, context)
             # The version the preview was drawn from: a second "Yes, upgrade" (double click, back and resubmit)
             # finds the subscription already upgraded and is refused (409), never upgrading twice.
-            result = upgrades.upgrade_subscription(subscription_id=subscription.pk, actor=request.user,
-                                                   version=form.cleaned_data["version"], now=now,
-                                                   confirmed=form.cleaned_data["confirm"] == "yes", **form.arguments())
+            result = upgrades.upgrade_subscription(
+                subscription_id=subscription.pk,
+                actor=request.user,
+                version=form.cleaned_data["version"],
+                now=now,
+                confirmed=form.cleaned_data["confirm"] == "yes",
+                **form.arguments(),
+            )
         except RuleViolation as violation:
             refuse(form, violation)
             status = violation.status

@@ -20,15 +20,22 @@ def subscription_list(request, customer_id):
     licenses can still be removed says until when."""
     customer = access.get_customer(request.user, customer_id)
     now = timezone.now()
-    form = SubscriptionListForm(request.GET, sorts=selectors.CUSTOMER_SORTS, default_sort="name",
-                                across_customers=False)
+    form = SubscriptionListForm(
+        request.GET, sorts=selectors.CUSTOMER_SORTS, default_sort="name", across_customers=False
+    )
     filters, values = form.filters(), form.values()
-    subscriptions = selectors.filter_subscriptions(access.customer_subscriptions(request.user, customer), filters,
-                                                   now=now)
+    subscriptions = selectors.filter_subscriptions(
+        access.customer_subscriptions(request.user, customer), filters, now=now
+    )
     page = _page(subscriptions, values, now=now)
     context = {
-        "customer": customer, "section": "subscriptions", "page": page, "now": now, "filters": filters,
-        "sort": values["sort"], "statuses": Status.choices,
+        "customer": customer,
+        "section": "subscriptions",
+        "page": page,
+        "now": now,
+        "filters": filters,
+        "sort": values["sort"],
+        "statuses": Status.choices,
         "can_buy": access.permission(request.user, access.Action.BUY),
         **list_table(request, page, sort=values["sort"], show_customer=False),
     }
@@ -56,11 +63,16 @@ def all_subscriptions(request):
     page = _page(selectors.filter_subscriptions(scoped, filters, now=now), values, now=now)
     offer_text = " ".join(values["offer_name"].split())
     context = {
-        "page": page, "now": now, "filters": filters, "sort": values["sort"], "statuses": Status.choices,
+        "page": page,
+        "now": now,
+        "filters": filters,
+        "sort": values["sort"],
+        "statuses": Status.choices,
         "offer": Sku.objects.filter(pk=filters.offer).only("pk", "name").first() if filters.offer is not None else None,
         # What is typed finds offers to pick, also to switch from the one picked (which filters until then).
-        "offer_matches": (selectors.offers_matching(scoped, offer_text, wanted=OFFER_MATCHES_SHOWN + 1)
-                          if offer_text else None),
+        "offer_matches": (
+            selectors.offers_matching(scoped, offer_text, wanted=OFFER_MATCHES_SHOWN + 1) if offer_text else None
+        ),
         "offer_matches_shown": OFFER_MATCHES_SHOWN,
         **list_table(request, page, sort=values["sort"], show_customer=True),
     }
@@ -68,14 +80,26 @@ def all_subscriptions(request):
 
 
 def _page(subscriptions, values: dict, *, now) -> selectors.ListPage:
-    return selectors.list_page(subscriptions, sort=values["sort"], now=now, after=values["after"],
-                               before=values["before"], number=values["page"] or 1)
+    return selectors.list_page(
+        subscriptions,
+        sort=values["sort"],
+        now=now,
+        after=values["after"],
+        before=values["before"],
+        number=values["page"] or 1,
+    )
 
 
 # The list's columns: (sort key or None, header). The header of a sorted column links to the other direction.
 LIST_COLUMNS = [
-    ("name", "Name"), (None, "Subscription ID"), ("quantity", "Quantity"), ("status", "Status"), ("term", "Term"),
-    ("billing", "Billing"), ("term_end", "Term end / renewal (UTC)"), ("auto_renew", "Auto-renew"),
+    ("name", "Name"),
+    (None, "Subscription ID"),
+    ("quantity", "Quantity"),
+    ("status", "Status"),
+    ("term", "Term"),
+    ("billing", "Billing"),
+    ("term_end", "Term end / renewal (UTC)"),
+    ("auto_renew", "Auto-renew"),
     ("reseller", "Reseller of record"),
 ]
 NUMERIC_COLUMNS = {"quantity"}
@@ -91,10 +115,14 @@ def list_table(request, page: selectors.ListPage, *, sort: str, show_customer: b
         "headers": [sort_header(request.GET, key, label, sort=sort, pages=pages) for key, label in columns],
         "show_customer": show_customer,
         "next_url": query_string(request.GET, page=page.number + 1, after=page.next_cursor, before="")
-        if page.has_next else "",
+        if page.has_next
+        else "",
         # Page 2's Previous is page 1 itself, without a cursor
         "previous_url": query_string(request.GET, page=page.number - 1, after="", before=page.previous_cursor)
-        if page.previous_cursor else query_string(request.GET, **pages) if page.has_previous else "",
+        if page.previous_cursor
+        else query_string(request.GET, **pages)
+        if page.has_previous
+        else "",
     }
 
 
@@ -119,12 +147,17 @@ def renewals(request):
     days = renewal_rows.window_from_query(request.GET.get("within"))
     scoped = access.subscriptions_for(request.user)
     context = {
-        "within": days, "windows": renewal_rows.WINDOWS, "now": timezone.now(),
-        "page": renewal_rows.renewals_page(renewal_rows.renewing_subscriptions(scoped, today=today, days=days),
-                                           request.GET.get("page")),
-        "ending": renewal_rows.renewals_page(renewal_rows.ending_subscriptions(scoped, today=today, days=days),
-                                             request.GET.get("ending_page")),
-        "trials": renewal_rows.trials_page(renewal_rows.ending_trials(scoped, today=today, days=days),
-                                           request.GET.get("trials_page")),
+        "within": days,
+        "windows": renewal_rows.WINDOWS,
+        "now": timezone.now(),
+        "page": renewal_rows.renewals_page(
+            renewal_rows.renewing_subscriptions(scoped, today=today, days=days), request.GET.get("page")
+        ),
+        "ending": renewal_rows.renewals_page(
+            renewal_rows.ending_subscriptions(scoped, today=today, days=days), request.GET.get("ending_page")
+        ),
+        "trials": renewal_rows.trials_page(
+            renewal_rows.ending_trials(scoped, today=today, days=days), request.GET.get("trials_page")
+        ),
     }
     return render(request, "subscriptions/renewals.html", context)

@@ -1,6 +1,6 @@
 import os
 import shutil
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 # pytest-playwright keeps an asyncio loop in the main thread; the ORM must still run there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -11,7 +11,7 @@ from django.core.management import call_command  # noqa: E402
 
 from tests import factories  # noqa: E402
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +33,15 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
     }
 
 

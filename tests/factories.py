@@ -1,6 +1,6 @@
 """factory-boy factories with traits for the states tests need."""
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
@@ -13,7 +13,7 @@ from subscriptions.models import SeatLot, Subscription
 from subscriptions.states import Status
 
 PASSWORD = "test-pass-123"
-BASE_TIME = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+BASE_TIME = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):
@@ -111,7 +111,9 @@ class ProductFactory(factory.django.DjangoModelFactory):
     category = Product.Category.ENTERPRISE
 
     class Params:
-        isv = factory.Trait(publisher=factory.SubFactory(PublisherFactory, name="Fabrikam Software", is_microsoft=False))
+        isv = factory.Trait(
+            publisher=factory.SubFactory(PublisherFactory, name="Fabrikam Software", is_microsoft=False)
+        )
 
 
 class SkuFactory(factory.django.DjangoModelFactory):
@@ -174,20 +176,43 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def lot(obj, create, extracted, **kwargs):
         if create:
-            SeatLot.objects.create(subscription=obj, source=SeatLot.Source.PURCHASE, quantity=obj.quantity,
-                                   added_at=obj.term_start, window_ends_at=obj.term_start + timedelta(hours=168))
+            SeatLot.objects.create(
+                subscription=obj,
+                source=SeatLot.Source.PURCHASE,
+                quantity=obj.quantity,
+                added_at=obj.term_start,
+                window_ends_at=obj.term_start + timedelta(hours=168),
+            )
 
 
-def subscribe(customer, sku, *, started: datetime, quantity: int = 10, term: str = "P1Y", frequency: str = "monthly",
-              unit_price=None, **extra) -> Subscription:
+def subscribe(
+    customer,
+    sku,
+    *,
+    started: datetime,
+    quantity: int = 10,
+    term: str = "P1Y",
+    frequency: str = "monthly",
+    unit_price=None,
+    **extra,
+) -> Subscription:
     """An active subscription of `sku` bought at `started` for `term`, billed `frequency`, at its availability's price
     (or `unit_price`), its term ending as a purchase's does and its first license lot opened at `started`. Test modules
     fix their own defaults with functools.partial (their `STARTED`, their price)."""
     way = availability(sku, term, frequency)
     return SubscriptionFactory(
-        customer=customer, sku=sku, availability=way, quantity=quantity, term=term, billing_frequency=frequency,
-        unit_price=way.unit_price if unit_price is None else Decimal(unit_price), term_start=started,
-        term_end=term_end_for(started.date(), TERM_MONTHS[term]), created_at=extra.pop("created_at", started), **extra)
+        customer=customer,
+        sku=sku,
+        availability=way,
+        quantity=quantity,
+        term=term,
+        billing_frequency=frequency,
+        unit_price=way.unit_price if unit_price is None else Decimal(unit_price),
+        term_start=started,
+        term_end=term_end_for(started.date(), TERM_MONTHS[term]),
+        created_at=extra.pop("created_at", started),
+        **extra,
+    )
 
 
 def subscribe_to_offer(customer, offer: str, availabilities=None, **fields) -> Subscription:

@@ -16,8 +16,11 @@ def database_state(*app_labels: str) -> dict:
     """Every row of every table an action could touch (or of these apps' tables), field by field, whatever fields a
     model gains: what a refused action, a repeated submit or a GET must leave exactly as it was."""
     labels = set(app_labels) or STATE_APPS
-    return {m._meta.label: list(m._default_manager.order_by("pk").values())
-            for m in [*apps.get_models(), LogEntry] if m._meta.app_label in labels}
+    return {
+        m._meta.label: list(m._default_manager.order_by("pk").values())
+        for m in [*apps.get_models(), LogEntry]
+        if m._meta.app_label in labels
+    }
 
 
 def drawn(obj, data=None) -> dict:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+
 @dataclass
 class Field:
     name: str
@@ -107,8 +108,10 @@ class _PageParser(HTMLParser):
                 # A box is sent when checked; a required one the user must check, so a submission checks it.
                 checked = "checked" in attrs or ("required" in attrs and kind == "checkbox")
                 value = attrs.get("value", "on")
-                self._add(self._owner(attrs), Field(attrs["name"], kind, value, checked and not disabled,
-                                                    [] if disabled else [value]))
+                self._add(
+                    self._owner(attrs),
+                    Field(attrs["name"], kind, value, checked and not disabled, [] if disabled else [value]),
+                )
             else:
                 value = attrs.get("value", "")
                 if not value and "required" in attrs:
@@ -204,9 +207,14 @@ def forms_on(html: str, page_url: str) -> list[Form]:
         action = attrs.get("action", attrs.get("hx-post", ""))
         fields = _radio_groups(opened.fields)
         # A form is submitted through one of its buttons (each may name its own action and method), or by Enter.
-        ways = {(button.get("formmethod", method).lower(), button.get("formaction", action),
-                 (button["name"], button.get("value", "")) if button.get("name") else None)
-                for button in opened.buttons} or {(method, action, None)}
+        ways = {
+            (
+                button.get("formmethod", method).lower(),
+                button.get("formaction", action),
+                (button["name"], button.get("value", "")) if button.get("name") else None,
+            )
+            for button in opened.buttons
+        } or {(method, action, None)}
         ways = sorted((m, a, s, False) for m, a, s in ways)
         # htmx sends the same fields (and its hx-vals) from the form's own event, to its hx-get or hx-post URL.
         hx_vals = [Field(str(k), "hidden", str(v), True) for k, v in json.loads(attrs.get("hx-vals") or "{}").items()]

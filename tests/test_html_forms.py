@@ -30,12 +30,34 @@ def test_a_form_is_read_as_a_browser_submits_it():
     # fields (their example, or a value of their type); no disabled field, no unchecked box
     assert (purchase.method, purchase.action, purchase.htmx) == ("post", "/cart/purchase/", False)
     assert purchase.data() == [
-        ("csrfmiddlewaretoken", "T"), ("version", "7"), ("quantity", "3"), ("email", "someone@example.com"),
-        ("domain", "contoso.onmicrosoft.com"), ("term", "P1Y"), ("frequency", "monthly"), ("attest", "on"),
-        ("when", "later"), ("note", "Hello"), ("reseller", "")]
+        ("csrfmiddlewaretoken", "T"),
+        ("version", "7"),
+        ("quantity", "3"),
+        ("email", "someone@example.com"),
+        ("domain", "contoso.onmicrosoft.com"),
+        ("term", "P1Y"),
+        ("frequency", "monthly"),
+        ("attest", "on"),
+        ("when", "later"),
+        ("note", "Hello"),
+        ("reseller", ""),
+    ]
     # and every field it has, sent or not, to fuzz
-    assert purchase.names() == ["csrfmiddlewaretoken", "version", "quantity", "email", "domain", "term", "frequency",
-                                "attest", "newsletter", "when", "off", "note", "reseller"]
+    assert purchase.names() == [
+        "csrfmiddlewaretoken",
+        "version",
+        "quantity",
+        "email",
+        "domain",
+        "term",
+        "frequency",
+        "attest",
+        "newsletter",
+        "when",
+        "off",
+        "note",
+        "reseller",
+    ]
     # a button of another form (form=, formaction=) submits that form elsewhere
     assert (reseller.action, reseller.data()) == ("/cart/reseller/", purchase.data())
     # a GET form replaces the query string; its named button is sent; htmx sends its hx-vals from its own URL

@@ -1,6 +1,6 @@
 """Template helpers: every time in UTC with its label (T5), money with its currency."""
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -17,7 +17,7 @@ def utc(value, fmt="%Y-%m-%d %H:%M"):
     if value in (None, ""):
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(dt_timezone.utc).strftime(fmt) + " UTC"
+        return value.astimezone(UTC).strftime(fmt) + " UTC"
     if isinstance(value, date):
         return value.strftime("%Y-%m-%d")
     return value

@@ -20,33 +20,46 @@ def fill_copies(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0005_pending_work_indexes'),
-        ('portal', '0002_customer_indexes'),
-        ('subscriptions', '0013_pending_work_indexes'),
+        ("catalog", "0005_pending_work_indexes"),
+        ("portal", "0002_customer_indexes"),
+        ("subscriptions", "0013_pending_work_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscription',
-            name='customer_name',
+            model_name="subscription",
+            name="customer_name",
             field=models.CharField(blank=True, editable=False, max_length=200),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='partner',
-            field=models.ForeignKey(db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner'),
+            model_name="subscription",
+            name="partner",
+            field=models.ForeignKey(
+                db_index=False,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="portal.partner",
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='reseller_name',
+            model_name="subscription",
+            name="reseller_name",
             field=models.CharField(blank=True, editable=False, max_length=200),
         ),
         migrations.AlterField(
-            model_name='subscription',
-            name='reseller',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resold_subscriptions', to='portal.partner'),
+            model_name="subscription",
+            name="reseller",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="resold_subscriptions",
+                to="portal.partner",
+            ),
         ),
         migrations.RunPython(fill_copies, migrations.RunPython.noop),
     ]

@@ -21,7 +21,9 @@ def eligible_addons(base: Subscription):
     return addons_for(base)
 
 
-def buy_addons(*, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime) -> list[Subscription]:
+def buy_addons(
+    *, subscription_id, actor, version: int | str | None = None, quantities: dict[int, int], now: datetime
+) -> list[Subscription]:
     """A1–A5: add-ons bought from the base subscription's page, ending with it, first charge prorated."""
     require(actor, Action.BUY)  # A2
     wanted = {sku_id: q for sku_id, q in quantities.items() if q}
@@ -39,33 +41,62 @@ def buy_addons(*, subscription_id, actor, version: int | str | None = None, quan
             if sku is None:  # A3
                 raise RuleViolation("A3", "That add-on is not available for this subscription.")
             if quantity < sku.min_quantity or quantity > sku.max_quantity:
-                raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
-                                          f"{sku.max_quantity:,}.", field="quantity")
+                raise RuleViolation(
+                    "K8",
+                    f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
+                    field="quantity",
+                )
             availabilities = list(sku.availabilities.all())
-            availability = next((a for a in availabilities if a.term == base.term
-                                 and a.billing_frequency == base.billing_frequency), None)
+            availability = next(
+                (a for a in availabilities if a.term == base.term and a.billing_frequency == base.billing_frequency),
+                None,
+            )
             if availability is None:
-                raise RuleViolation("A3", f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
-                                          f"{base.get_billing_frequency_display().lower()}.")
+                raise RuleViolation(
+                    "A3",
+                    f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
+                    f"{base.get_billing_frequency_display().lower()}.",
+                )
             addon = Subscription.objects.create(
-                customer=base.customer, sku=sku, availability=availability, base_subscription=base,
-                status=Status.ACTIVE, quantity=quantity, term=base.term, billing_frequency=base.billing_frequency,
-                unit_price=availability.unit_price, currency=availability.currency, auto_renew=base.auto_renew,
-                term_start=now, term_end=base.term_end, reseller=base.reseller, created_at=now,  # A5: coterminous
+                customer=base.customer,
+                sku=sku,
+                availability=availability,
+                base_subscription=base,
+                status=Status.ACTIVE,
+                quantity=quantity,
+                term=base.term,
+                billing_frequency=base.billing_frequency,
+                unit_price=availability.unit_price,
+                currency=availability.currency,
+                auto_renew=base.auto_renew,
+                term_start=now,
+                term_end=base.term_end,
+                reseller=base.reseller,
+                created_at=now,  # A5: coterminous
             )
             if sku.is_license_based:
                 # Q2: the add-on's licenses can be removed for 7 days, like any bought licenses.
                 open_seat_lot(addon, quantity=quantity, source=SeatLot.Source.PURCHASE, now=now)
             charge = remaining_charge(unit_price=addon.unit_price, quantity=quantity, period=period, today=today)
             bill(addon, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=quantity, now=now)
-            audit.record(actor=actor, at=now, customer=base.customer, subscription=addon,
-                         action="subscription.addon_bought",
-                         summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
-                         after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=base.customer,
+                subscription=addon,
+                action="subscription.addon_bought",
+                summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
+                after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)},
+            )
             # and on the base's own trail, where the purchase was made
-            audit.record(actor=actor, at=now, customer=base.customer, subscription=base,
-                         action="subscription.addon_added", summary=f"Add-on bought: {quantity} × {sku.name}",
-                         after={"addon": str(addon.pk), "quantity": quantity, "charge": str(charge.amount)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=base.customer,
+                subscription=base,
+                action="subscription.addon_added",
+                summary=f"Add-on bought: {quantity} × {sku.name}",
+                after={"addon": str(addon.pk), "quantity": quantity, "charge": str(charge.amount)},
+            )
             created.append(addon)
     return created
-

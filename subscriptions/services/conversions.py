@@ -34,8 +34,9 @@ from .kernel import (
 def trial_converts_to(trial: Subscription, changes: list[ScheduledChange]) -> Sku | None:
     """R4, TR3: the SKU a trial converts to at its end: the one its conversion scheduled in the trial panel names,
     otherwise its paid SKU. Read by the lifecycle engine, which converts it, and by the Renewals page."""
-    scheduled = next((c.target_sku for c in reversed(changes)
-                      if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
+    scheduled = next(
+        (c.target_sku for c in reversed(changes) if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None
+    )
     return scheduled or trial.sku.trial_of
 
 
@@ -57,8 +58,10 @@ class ConversionTarget:
     def label(self) -> str:
         if self.subscription:
             s = self.subscription
-            return (f"Into existing {s.display_name} ({s.quantity} licenses, ends {s.term_end:%Y-%m-%d}, "
-                    f"{s.get_term_display()} billed {s.get_billing_frequency_display().lower()})")
+            return (
+                f"Into existing {s.display_name} ({s.quantity} licenses, ends {s.term_end:%Y-%m-%d}, "
+                f"{s.get_term_display()} billed {s.get_billing_frequency_display().lower()})"
+            )
         return f"{self.sku.name} ({'higher SKU' if self.higher else 'equivalent paid SKU'}), new subscription"
 
 
@@ -67,21 +70,36 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
     paid = trial.sku.trial_of
     if paid is None:
         return []
-    higher = [p.target for p in UpgradePath.objects.filter(source=paid, supported=True)
-              .select_related("target").order_by("target__name")]
+    higher = [
+        p.target
+        for p in UpgradePath.objects.filter(source=paid, supported=True)
+        .select_related("target")
+        .order_by("target__name")
+    ]
     targets = [ConversionTarget(sku=paid)] + [ConversionTarget(sku=sku, higher=True) for sku in higher]
     skus = {t.sku.pk: t for t in targets}
-    existing = (Subscription.objects.filter(customer_id=trial.customer_id, sku_id__in=skus, status=Status.ACTIVE,
-                                            is_trial=False)
-                .select_related("sku").order_by("term_end", "created_at"))
+    existing = (
+        Subscription.objects.filter(
+            customer_id=trial.customer_id, sku_id__in=skus, status=Status.ACTIVE, is_trial=False
+        )
+        .select_related("sku")
+        .order_by("term_end", "created_at")
+    )
     for sub in existing:
         # TR5: the trial's licenses join a subscription only if it lasts at least as long as the trial.
         ok = sub.term_end is not None and sub.term_end >= trial.term_end
-        reason = "" if ok else (f"It ends on {sub.term_end:%Y-%m-%d}, before the trial's end on "
-                                f"{trial.term_end:%Y-%m-%d}: a trial can only be converted into a subscription "
-                                "that ends on or after the trial's end date.")
-        targets.append(ConversionTarget(sku=sub.sku, subscription=sub, higher=skus[sub.sku_id].higher, allowed=ok,
-                                        reason=reason))
+        reason = (
+            ""
+            if ok
+            else (
+                f"It ends on {sub.term_end:%Y-%m-%d}, before the trial's end on "
+                f"{trial.term_end:%Y-%m-%d}: a trial can only be converted into a subscription "
+                "that ends on or after the trial's end date."
+            )
+        )
+        targets.append(
+            ConversionTarget(sku=sub.sku, subscription=sub, higher=skus[sub.sku_id].higher, allowed=ok, reason=reason)
+        )
     return targets
 
 
@@ -107,10 +125,16 @@ class ConversionTiming:
 def conversion_timings(trial: Subscription) -> list[ConversionTiming]:
     """TR7, TR8: the panel's choices of when, each from the rule plan_conversion applies."""
     return [
-        ConversionTiming("now", f"Now (at least {TRIAL_LICENSES} licenses; into an existing subscription, "
-                                f"{TRIAL_LICENSES} licenses are added and its term and billing frequency stay)"),
-        ConversionTiming("scheduled", f"At the trial's end (needs auto-renew on; fewer than {TRIAL_LICENSES} "
-                                      "licenses allowed)", reason=scheduled_conversion_refusal(trial)),
+        ConversionTiming(
+            "now",
+            f"Now (at least {TRIAL_LICENSES} licenses; into an existing subscription, "
+            f"{TRIAL_LICENSES} licenses are added and its term and billing frequency stay)",
+        ),
+        ConversionTiming(
+            "scheduled",
+            f"At the trial's end (needs auto-renew on; fewer than {TRIAL_LICENSES} licenses allowed)",
+            reason=scheduled_conversion_refusal(trial),
+        ),
     ]
 
 
@@ -138,14 +162,26 @@ def _availability(sku: Sku, term: str, billing_frequency: str) -> Availability:
         raise RuleViolation("TR2", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
     availability = Availability.objects.filter(sku=sku, term=term, billing_frequency=billing_frequency).first()
     if availability is None:
-        raise RuleViolation("TR2", f"{sku.name} is not sold for a {Term(term).label} term billed "
-                                   f"{BILLED[billing_frequency]}.", field="term")
+        raise RuleViolation(
+            "TR2",
+            f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}.",
+            field="term",
+        )
     return availability
 
 
-def plan_conversion(trial: Subscription, *, user, now: datetime, target_sku_id: int | None,
-                    into_subscription_id=None, scheduled: bool = False, term: str = Term.P1Y,
-                    billing_frequency: str = BillingFrequency.MONTHLY, quantity: int | None) -> ConversionPlan:
+def plan_conversion(
+    trial: Subscription,
+    *,
+    user,
+    now: datetime,
+    target_sku_id: int | None,
+    into_subscription_id=None,
+    scheduled: bool = False,
+    term: str = Term.P1Y,
+    billing_frequency: str = BillingFrequency.MONTHLY,
+    quantity: int | None,
+) -> ConversionPlan:
     check_conversion(trial, user, now)
     if scheduled:
         refusal = scheduled_conversion_refusal(trial)
@@ -155,63 +191,108 @@ def plan_conversion(trial: Subscription, *, user, now: datetime, target_sku_id: 
     today = now.date()
     if into_subscription_id:
         if scheduled:
-            raise RuleViolation("TR3", "Converting into an existing subscription happens now: choose \"Now\".",
-                                field="target")
-        target = next((t for t in targets if t.subscription and str(t.subscription.pk) == str(into_subscription_id)),
-                      None)
+            raise RuleViolation(
+                "TR3", 'Converting into an existing subscription happens now: choose "Now".', field="target"
+            )
+        target = next(
+            (t for t in targets if t.subscription and str(t.subscription.pk) == str(into_subscription_id)), None
+        )
         if target is None or (target_sku_id is not None and target.sku.pk != target_sku_id):
-            raise RuleViolation("TR3", "That subscription can't take this trial's licenses: choose one of the "
-                                       "listed targets.", field="target")
+            raise RuleViolation(
+                "TR3",
+                "That subscription can't take this trial's licenses: choose one of the listed targets.",
+                field="target",
+            )
         if not target.allowed:
             raise RuleViolation("TR5", target.reason, field="target")
         into = target.subscription
         checks.check_not_renewal_pending(into)
         # TR7: 25 licenses are added; the existing subscription keeps its term and billing frequency.
-        charge = remaining_charge(unit_price=into.unit_price, quantity=TRIAL_LICENSES,
-                                  period=current_period(into, today), today=today)
+        charge = remaining_charge(
+            unit_price=into.unit_price, quantity=TRIAL_LICENSES, period=current_period(into, today), today=today
+        )
         return ConversionPlan(
-            scheduled=False, sku=into.sku, quantity=TRIAL_LICENSES, term=into.term,
-            billing_frequency=into.billing_frequency, into=into, charge=charge, term_end=into.term_end,
-            summary=(f"Now: {TRIAL_LICENSES} licenses are added to {into.display_name} ({into.quantity} → "
-                     f"{into.quantity + TRIAL_LICENSES}), charged {charge.amount} {into.currency} "
-                     f"({charge.explanation}); its {into.get_term_display()} term billed "
-                     f"{BILLED[into.billing_frequency]}, ending {into.term_end:%Y-%m-%d}, stays. The trial ends now."))
+            scheduled=False,
+            sku=into.sku,
+            quantity=TRIAL_LICENSES,
+            term=into.term,
+            billing_frequency=into.billing_frequency,
+            into=into,
+            charge=charge,
+            term_end=into.term_end,
+            summary=(
+                f"Now: {TRIAL_LICENSES} licenses are added to {into.display_name} ({into.quantity} → "
+                f"{into.quantity + TRIAL_LICENSES}), charged {charge.amount} {into.currency} "
+                f"({charge.explanation}); its {into.get_term_display()} term billed "
+                f"{BILLED[into.billing_frequency]}, ending {into.term_end:%Y-%m-%d}, stays. The trial ends now."
+            ),
+        )
     sku = next((t.sku for t in targets if t.subscription is None and t.sku.pk == target_sku_id), None)
     if sku is None:
-        raise RuleViolation("TR3", "Choose the paid offer, a higher offer or an existing subscription to convert to.",
-                            field="target")
+        raise RuleViolation(
+            "TR3", "Choose the paid offer, a higher offer or an existing subscription to convert to.", field="target"
+        )
     availability = _availability(sku, term, billing_frequency)
     if quantity is None:
         raise RuleViolation("TR7", "Enter the number of licenses.", field="quantity")
     if not scheduled and quantity < TRIAL_LICENSES:
-        raise RuleViolation("TR7", f"Converting now needs at least {TRIAL_LICENSES} licenses; schedule the conversion "
-                                   "for the trial's end to use fewer.", field="quantity")
+        raise RuleViolation(
+            "TR7",
+            f"Converting now needs at least {TRIAL_LICENSES} licenses; schedule the conversion "
+            "for the trial's end to use fewer.",
+            field="quantity",
+        )
     if not sku.min_quantity <= quantity <= sku.max_quantity:
-        raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
-                                  f"{sku.max_quantity:,}.", field="quantity")
+        raise RuleViolation(
+            "K8",
+            f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
+            field="quantity",
+        )
     months = TERM_MONTHS[term]
-    plan = ConversionPlan(scheduled=scheduled, sku=sku, quantity=quantity, term=term,
-                          billing_frequency=billing_frequency, availability=availability)
+    plan = ConversionPlan(
+        scheduled=scheduled,
+        sku=sku,
+        quantity=quantity,
+        term=term,
+        billing_frequency=billing_frequency,
+        availability=availability,
+    )
     price = f"{availability.unit_price} {availability.currency} per license"
     if scheduled:
         starts_on = trial.term_end + timedelta(days=1)
         plan.term_end = term_end_for(starts_on, months)
-        plan.summary = (f"At the trial's end: from {starts_on:%Y-%m-%d} it becomes {sku.name} with {quantity} "
-                        f"licenses, {Term(term).label} billed {BILLED[billing_frequency]} at {price}, until "
-                        f"{plan.term_end:%Y-%m-%d}. No promotion applies.")
+        plan.summary = (
+            f"At the trial's end: from {starts_on:%Y-%m-%d} it becomes {sku.name} with {quantity} "
+            f"licenses, {Term(term).label} billed {BILLED[billing_frequency]} at {price}, until "
+            f"{plan.term_end:%Y-%m-%d}. No promotion applies."
+        )
         return plan
-    if sku.one_per_customer and Subscription.objects.filter(
-            customer_id=trial.customer_id, sku=sku, status__in=(Status.PENDING, Status.ACTIVE, Status.SUSPENDED)).exists():
-        raise RuleViolation("TR3", f"The customer already has {sku.name}, which can be bought once: convert into that "
-                                   "subscription instead.", field="target")
+    if (
+        sku.one_per_customer
+        and Subscription.objects.filter(
+            customer_id=trial.customer_id, sku=sku, status__in=(Status.PENDING, Status.ACTIVE, Status.SUSPENDED)
+        ).exists()
+    ):
+        raise RuleViolation(
+            "TR3",
+            f"The customer already has {sku.name}, which can be bought once: convert into that subscription instead.",
+            field="target",
+        )
     plan.term_end = term_end_for(today, months)
-    plan.charge = first_charge(unit_price=availability.unit_price, quantity=quantity,
-                               billing_frequency=billing_frequency, term_start=today, term_end=plan.term_end,
-                               term_months=months)
-    plan.summary = (f"Now: a new {sku.name} subscription with {quantity} licenses, {Term(term).label} billed "
-                    f"{BILLED[billing_frequency]} at {price}, from {today:%Y-%m-%d} to {plan.term_end:%Y-%m-%d}; "
-                    f"first charge {plan.charge.amount} {availability.currency}. No promotion applies. "
-                    "The trial ends now.")
+    plan.charge = first_charge(
+        unit_price=availability.unit_price,
+        quantity=quantity,
+        billing_frequency=billing_frequency,
+        term_start=today,
+        term_end=plan.term_end,
+        term_months=months,
+    )
+    plan.summary = (
+        f"Now: a new {sku.name} subscription with {quantity} licenses, {Term(term).label} billed "
+        f"{BILLED[billing_frequency]} at {price}, from {today:%Y-%m-%d} to {plan.term_end:%Y-%m-%d}; "
+        f"first charge {plan.charge.amount} {availability.currency}. No promotion applies. "
+        "The trial ends now."
+    )
     return plan
 
 
@@ -228,16 +309,33 @@ def _end_trial(trial: Subscription, *, actor, now: datetime, into: Subscription)
     trial.auto_renew = False
     trial.save(update_fields=["status", "auto_renew", "updated_at"])
     deleted = delete_scheduled_changes(trial)  # R6
-    audit.record(actor=actor, at=now, customer=trial.customer, subscription=trial, action="subscription.trial_converted",
-                 summary=(f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
-                          + (f"; {deleted} scheduled change(s) deleted" if deleted else ""))[:300],
-                 before={"status": Status.ACTIVE, "is_trial": True},
-                 after={"status": Status.EXPIRED, "converted_into": str(into.pk)})
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=trial.customer,
+        subscription=trial,
+        action="subscription.trial_converted",
+        summary=(
+            f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
+            + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
+        )[:300],
+        before={"status": Status.ACTIVE, "is_trial": True},
+        after={"status": Status.EXPIRED, "converted_into": str(into.pk)},
+    )
 
 
-def convert_trial_now(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int | None, term: str = Term.P1Y,
-                      billing_frequency: str = BillingFrequency.MONTHLY, quantity: int | None,
-                      into_subscription_id=None, now: datetime) -> ConversionResult:
+def convert_trial_now(
+    *,
+    subscription_id,
+    actor,
+    version: int | str | None = None,
+    target_sku_id: int | None,
+    term: str = Term.P1Y,
+    billing_frequency: str = BillingFrequency.MONTHLY,
+    quantity: int | None,
+    into_subscription_id=None,
+    now: datetime,
+) -> ConversionResult:
     """TR2, TR3, TR6, TR7: converts the trial mid-term.
 
     Into a new subscription, a paid subscription is created (new term from now, its own seat lot and
@@ -251,10 +349,19 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
         if into_subscription_id:
             # Lock the receiving subscription too before its state is checked.
             Subscription.objects.select_for_update(of=("self",)).filter(
-                pk=into_subscription_id, customer_id=trial.customer_id).first()
-        plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id,
-                               into_subscription_id=into_subscription_id, scheduled=False, term=term,
-                               billing_frequency=billing_frequency, quantity=quantity)
+                pk=into_subscription_id, customer_id=trial.customer_id
+            ).first()
+        plan = plan_conversion(
+            trial,
+            user=actor,
+            now=now,
+            target_sku_id=target_sku_id,
+            into_subscription_id=into_subscription_id,
+            scheduled=False,
+            term=term,
+            billing_frequency=billing_frequency,
+            quantity=quantity,
+        )
         if plan.into is not None:
             into = plan.into
             before = {"quantity": into.quantity}
@@ -264,59 +371,121 @@ def convert_trial_now(*, subscription_id, actor, version: int | str | None = Non
             into.quantity_updates += 1
             into.save(update_fields=["quantity", "quantity_updates", "updated_at"])
             deleted = delete_scheduled_changes(into)  # R6: its quantity changed mid-term
-            audit.record(actor=actor, at=now, customer=into.customer, subscription=into,
-                         action="subscription.trial_licenses_added",
-                         summary=(f"{TRIAL_LICENSES} licenses added from the trial {trial.display_name}; charged "
-                                  f"{plan.charge.amount} {into.currency}"
-                                  + (f"; {deleted} scheduled change(s) deleted" if deleted else ""))[:300],
-                         before=before, after={"quantity": into.quantity, "charge": str(plan.charge.amount)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=into.customer,
+                subscription=into,
+                action="subscription.trial_licenses_added",
+                summary=(
+                    f"{TRIAL_LICENSES} licenses added from the trial {trial.display_name}; charged "
+                    f"{plan.charge.amount} {into.currency}"
+                    + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
+                )[:300],
+                before=before,
+                after={"quantity": into.quantity, "charge": str(plan.charge.amount)},
+            )
             paid = into
         else:
             availability = plan.availability
             paid = Subscription.objects.create(
-                customer=trial.customer, sku=plan.sku, availability=availability, status=Status.ACTIVE,
-                quantity=plan.quantity, term=plan.term, billing_frequency=plan.billing_frequency,
-                unit_price=availability.unit_price, currency=availability.currency, auto_renew=True,
-                term_start=now, term_end=plan.term_end, reseller=trial.reseller, friendly_name=trial.friendly_name,
+                customer=trial.customer,
+                sku=plan.sku,
+                availability=availability,
+                status=Status.ACTIVE,
+                quantity=plan.quantity,
+                term=plan.term,
+                billing_frequency=plan.billing_frequency,
+                unit_price=availability.unit_price,
+                currency=availability.currency,
+                auto_renew=True,
+                term_start=now,
+                term_end=plan.term_end,
+                reseller=trial.reseller,
+                friendly_name=trial.friendly_name,
                 promotion_id="",  # TR6
-                one_per_customer=plan.sku.one_per_customer, created_at=now,
+                one_per_customer=plan.sku.one_per_customer,
+                created_at=now,
             )
             open_seat_lot(paid, quantity=plan.quantity, source=SeatLot.Source.PURCHASE, now=now)
             bill(paid, kind=BillingLine.Kind.PURCHASE, charge=plan.charge, quantity=plan.quantity, now=now)
-            audit.record(actor=actor, at=now, customer=paid.customer, subscription=paid,
-                         action="subscription.created",
-                         summary=(f"Created by converting the trial {trial.display_name}: {plan.quantity} license(s), "
-                                  f"charged {plan.charge.amount} {paid.currency}")[:300],
-                         after={"status": paid.status, "quantity": paid.quantity, "term": paid.term,
-                                "billing_frequency": paid.billing_frequency, "term_end": paid.term_end.isoformat(),
-                                "converted_from": str(trial.pk)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=paid.customer,
+                subscription=paid,
+                action="subscription.created",
+                summary=(
+                    f"Created by converting the trial {trial.display_name}: {plan.quantity} license(s), "
+                    f"charged {plan.charge.amount} {paid.currency}"
+                )[:300],
+                after={
+                    "status": paid.status,
+                    "quantity": paid.quantity,
+                    "term": paid.term,
+                    "billing_frequency": paid.billing_frequency,
+                    "term_end": paid.term_end.isoformat(),
+                    "converted_from": str(trial.pk),
+                },
+            )
         _end_trial(trial, actor=actor, now=now, into=paid)
     return ConversionResult(trial=trial, subscription=paid, plan=plan)
 
 
-def schedule_trial_conversion(*, subscription_id, actor, version: int | str | None = None, target_sku_id: int | None,
-                              term: str, billing_frequency: str, quantity: int | None, into_subscription_id=None,
-                              now: datetime) -> list[ScheduledChange]:
+def schedule_trial_conversion(
+    *,
+    subscription_id,
+    actor,
+    version: int | str | None = None,
+    target_sku_id: int | None,
+    term: str,
+    billing_frequency: str,
+    quantity: int | None,
+    into_subscription_id=None,
+    now: datetime,
+) -> list[ScheduledChange]:
     """TR3, TR8: what the trial becomes at its end (applied by the lifecycle engine); replaces earlier choices."""
     require(actor, Action.BUY)
     with transaction.atomic():
         trial = lock_subscription(subscription_id, version, actor)
-        plan = plan_conversion(trial, user=actor, now=now, target_sku_id=target_sku_id,
-                               into_subscription_id=into_subscription_id, scheduled=True, term=term,
-                               billing_frequency=billing_frequency, quantity=quantity)
+        plan = plan_conversion(
+            trial,
+            user=actor,
+            now=now,
+            target_sku_id=target_sku_id,
+            into_subscription_id=into_subscription_id,
+            scheduled=True,
+            term=term,
+            billing_frequency=billing_frequency,
+            quantity=quantity,
+        )
         deleted = delete_scheduled_changes(trial)
         Kind = ScheduledChange.Kind
         changes = [
             ScheduledChange.objects.create(subscription=trial, kind=Kind.UPGRADE, target_sku=plan.sku, created_at=now),
-            ScheduledChange.objects.create(subscription=trial, kind=Kind.QUANTITY, quantity=plan.quantity,
-                                           created_at=now),
+            ScheduledChange.objects.create(
+                subscription=trial, kind=Kind.QUANTITY, quantity=plan.quantity, created_at=now
+            ),
             ScheduledChange.objects.create(subscription=trial, kind=Kind.TERM, term=plan.term, created_at=now),
-            ScheduledChange.objects.create(subscription=trial, kind=Kind.BILLING_FREQUENCY,
-                                           billing_frequency=plan.billing_frequency, created_at=now),
+            ScheduledChange.objects.create(
+                subscription=trial,
+                kind=Kind.BILLING_FREQUENCY,
+                billing_frequency=plan.billing_frequency,
+                created_at=now,
+            ),
         ]
-        audit.record(actor=actor, at=now, customer=trial.customer, subscription=trial,
-                     action="subscription.trial_conversion_scheduled",
-                     summary=(plan.summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""))[:300],
-                     after={"sku": plan.sku.sku_id, "quantity": plan.quantity, "term": plan.term,
-                            "billing_frequency": plan.billing_frequency})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=trial.customer,
+            subscription=trial,
+            action="subscription.trial_conversion_scheduled",
+            summary=(plan.summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""))[:300],
+            after={
+                "sku": plan.sku.sku_id,
+                "quantity": plan.quantity,
+                "term": plan.term,
+                "billing_frequency": plan.billing_frequency,
+            },
+        )
     return changes

@@ -34,13 +34,21 @@ def quoted_first_charge(*, availability, quantity: int, aligned_end_date: date |
     if not sku.is_license_based:
         return None
     if sku.is_isv and sku.free_trial_days:
-        return Charge(Decimal("0.00"), today, today + timedelta(days=sku.free_trial_days - 1),
-                      f"{sku.free_trial_days}-day free trial")
+        return Charge(
+            Decimal("0.00"),
+            today,
+            today + timedelta(days=sku.free_trial_days - 1),
+            f"{sku.free_trial_days}-day free trial",
+        )
     months = TERM_MONTHS[availability.term]
-    return first_charge(unit_price=availability.unit_price, quantity=quantity,
-                        billing_frequency=availability.billing_frequency, term_start=today,
-                        term_end=aligned_end_date or term_end_for(today, months), term_months=months)
-
+    return first_charge(
+        unit_price=availability.unit_price,
+        quantity=quantity,
+        billing_frequency=availability.billing_frequency,
+        term_start=today,
+        term_end=aligned_end_date or term_end_for(today, months),
+        term_months=months,
+    )
 
 
 def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime) -> Subscription:
@@ -51,14 +59,29 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
     months = TERM_MONTHS[line.term]
     term_end = line.aligned_end_date or term_end_for(today, months)
     subscription = Subscription(
-        customer=customer, sku=sku, availability=line.availability, order_line=line, status=Status.PENDING,
-        quantity=line.quantity, term=line.term, billing_frequency=line.billing_frequency, unit_price=line.unit_price,
-        currency=line.currency, auto_renew=True, term_start=now, term_end=term_end, reseller=order.reseller,
-        one_per_customer=sku.one_per_customer, created_at=now, is_trial=sku.is_trial,
+        customer=customer,
+        sku=sku,
+        availability=line.availability,
+        order_line=line,
+        status=Status.PENDING,
+        quantity=line.quantity,
+        term=line.term,
+        billing_frequency=line.billing_frequency,
+        unit_price=line.unit_price,
+        currency=line.currency,
+        auto_renew=True,
+        term_start=now,
+        term_end=term_end,
+        reseller=order.reseller,
+        one_per_customer=sku.one_per_customer,
+        created_at=now,
+        is_trial=sku.is_trial,
     )
     if sku.is_trial:
         # TR1: a new-commerce trial runs one month, 25 licenses, auto-renew on.
-        subscription.trial_ends_at = datetime.combine(term_end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+        subscription.trial_ends_at = datetime.combine(
+            term_end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo
+        )
     if sku.is_isv and sku.free_trial_days:
         # S4: the publisher's free trial is applied automatically; the paid term starts after it.
         subscription.is_trial = True
@@ -73,23 +96,47 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
     if not sku.is_isv and sku.is_license_based:
         # S3: ISV SaaS stays unbilled until the publisher confirms the set-up; usage-based offers
         # are billed by consumption, not at purchase.
-        charge = first_charge(unit_price=line.unit_price, quantity=line.quantity, billing_frequency=line.billing_frequency,
-                              term_start=today, term_end=term_end, term_months=months)
+        charge = first_charge(
+            unit_price=line.unit_price,
+            quantity=line.quantity,
+            billing_frequency=line.billing_frequency,
+            term_start=today,
+            term_end=term_end,
+            term_months=months,
+        )
         bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=line.quantity, now=now)
-    audit.record(actor=order.placed_by, at=now, customer=customer, order=order, subscription=subscription,
-                 action="subscription.created", summary=f"Created from {order.number} with {line.quantity} license(s)",
-                 after={"status": subscription.status, "quantity": subscription.quantity, "term": subscription.term,
-                        "billing_frequency": subscription.billing_frequency,
-                        "term_end": subscription.term_end.isoformat()})
+    audit.record(
+        actor=order.placed_by,
+        at=now,
+        customer=customer,
+        order=order,
+        subscription=subscription,
+        action="subscription.created",
+        summary=f"Created from {order.number} with {line.quantity} license(s)",
+        after={
+            "status": subscription.status,
+            "quantity": subscription.quantity,
+            "term": subscription.term,
+            "billing_frequency": subscription.billing_frequency,
+            "term_end": subscription.term_end.isoformat(),
+        },
+    )
     return subscription
 
 
 def fulfill_order(*, order_id: int, now: datetime) -> Order:
     """Creates one subscription per pending line. Idempotent: fulfilled lines are skipped."""
     with transaction.atomic():
-        order = Order.objects.select_for_update(of=("self",)).select_related("customer__partner", "reseller", "placed_by").get(pk=order_id)
-        lines = list(order.lines.select_for_update(of=("self",)).filter(status=OrderLine.Status.PENDING)
-                     .select_related("sku__product__publisher", "availability"))
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("customer__partner", "reseller", "placed_by")
+            .get(pk=order_id)
+        )
+        lines = list(
+            order.lines.select_for_update(of=("self",))
+            .filter(status=OrderLine.Status.PENDING)
+            .select_related("sku__product__publisher", "availability")
+        )
         created = []
         if lines:
             bump_version(order)  # its lines' statuses change: the order page drawn before is an older version
@@ -103,8 +150,16 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
         if not order.lines.filter(status=OrderLine.Status.PENDING).exists() and order.status != Order.Status.COMPLETED:
             order.status = Order.Status.COMPLETED
             order.save(update_fields=["status"])
-            audit.record(actor=None, at=now, customer=order.customer, order=order, action="order.completed",
-                         summary=f"{order.number} fulfilled", before={"status": "pending"}, after={"status": "completed"})
+            audit.record(
+                actor=None,
+                at=now,
+                customer=order.customer,
+                order=order,
+                action="order.completed",
+                summary=f"{order.number} fulfilled",
+                before={"status": "pending"},
+                after={"status": "completed"},
+            )
         for subscription_id in created:
             transaction.on_commit(lambda sid=subscription_id: provision_subscription_task.enqueue(sid))
     return order
@@ -113,17 +168,26 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
 def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
     """The service is ready: a pending Microsoft subscription becomes active. Idempotent."""
     with transaction.atomic():
-        subscription = Subscription.objects.select_for_update(of=("self",)).select_related("customer__partner", "sku__product__publisher").get(pk=subscription_id)
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("customer__partner", "sku__product__publisher")
+            .get(pk=subscription_id)
+        )
         if subscription.status != Status.PENDING or subscription.sku.is_isv:
             return subscription
         transition(subscription, Status.ACTIVE)
         subscription.save(update_fields=["status", "updated_at"])
-        audit.record(actor=None, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.provisioned", summary="Provisioned", before={"status": "pending"},
-                     after={"status": "active"})
+        audit.record(
+            actor=None,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.provisioned",
+            summary="Provisioned",
+            before={"status": "pending"},
+            after={"status": "active"},
+        )
     return subscription
-
-
 
 
 def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
@@ -149,16 +213,27 @@ def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None
             if subscription.sku.is_license_based and not subscription.seat_lots.exists():
                 # A free trial opened no removal window (TR4); the paid term opens it now.
                 open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
-            charge = first_charge(unit_price=subscription.unit_price, quantity=subscription.quantity,
-                                  billing_frequency=subscription.billing_frequency, term_start=now.date(),
-                                  term_end=subscription.term_end, term_months=TERM_MONTHS[subscription.term])
+            charge = first_charge(
+                unit_price=subscription.unit_price,
+                quantity=subscription.quantity,
+                billing_frequency=subscription.billing_frequency,
+                term_start=now.date(),
+                term_end=subscription.term_end,
+                term_months=TERM_MONTHS[subscription.term],
+            )
             bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.setup_confirmed",
-                     summary="Publisher confirmed the set-up" + (": free trial running, billed from its end" if in_free_trial else "; billing started"),
-                     before={"status": Status.PENDING}, after={"status": Status.ACTIVE})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.setup_confirmed",
+            summary="Publisher confirmed the set-up"
+            + (": free trial running, billed from its end" if in_free_trial else "; billing started"),
+            before={"status": Status.PENDING},
+            after={"status": Status.ACTIVE},
+        )
     return subscription
-
 
 
 # --- Background work: tasks read the clock (they are the edge) and call the idempotent services above ----------

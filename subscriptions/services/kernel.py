@@ -20,8 +20,11 @@ from ..states import check_transition
 REMOVAL_WINDOW = checks.REMOVAL_WINDOW
 
 # How a billing frequency reads in a sentence ("a 1-year term billed annually").
-BILLED = {BillingFrequency.MONTHLY: "monthly", BillingFrequency.ANNUAL: "annually",
-          BillingFrequency.ONE_TIME: "once for the term"}
+BILLED = {
+    BillingFrequency.MONTHLY: "monthly",
+    BillingFrequency.ANNUAL: "annually",
+    BillingFrequency.ONE_TIME: "once for the term",
+}
 
 
 def lock_subscription(subscription_id, version: int | str | None = None, actor=None) -> Subscription:
@@ -30,10 +33,14 @@ def lock_subscription(subscription_id, version: int | str | None = None, actor=N
     acts only on their own partner's subscriptions (T3); the platform's own work passes none."""
     # T3 before the version: another partner's subscription is refused as such, never with its last change (409).
     authorize = None if actor is None else (lambda locked: require_serves(actor, locked.customer))
-    return lock_version(Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
-                        pk=subscription_id, version=version, noun="subscription", last_change=audit.last_change,
-                        authorize=authorize)
-
+    return lock_version(
+        Subscription.objects.select_related("customer__partner", "sku__product__publisher"),
+        pk=subscription_id,
+        version=version,
+        noun="subscription",
+        last_change=audit.last_change,
+        authorize=authorize,
+    )
 
 
 def transition(subscription: Subscription, new_status: str) -> None:
@@ -42,25 +49,30 @@ def transition(subscription: Subscription, new_status: str) -> None:
     subscription.status = new_status
 
 
-def first_charge(*, unit_price, quantity: int, billing_frequency: str, term_start: date, term_end: date,
-                 term_months: int) -> Charge:
+def first_charge(
+    *, unit_price, quantity: int, billing_frequency: str, term_start: date, term_end: date, term_months: int
+) -> Charge:
     """The purchase charge: the first billing period, prorated by the day if the term is aligned short (K11)."""
     if billing_frequency == BillingFrequency.ONE_TIME:
         natural_end = term_end_for(term_start, term_months)
     else:
         natural_end = term_end_for(term_start, FREQUENCY_MONTHS[billing_frequency])
     return prorated_charge(
-        unit_price=unit_price, quantity=quantity, period_start=term_start, period_end=min(natural_end, term_end),
-        full_period_start=term_start, full_period_end=natural_end,
+        unit_price=unit_price,
+        quantity=quantity,
+        period_start=term_start,
+        period_end=min(natural_end, term_end),
+        full_period_start=term_start,
+        full_period_end=natural_end,
     )
-
 
 
 def new_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
     """The lot, unsaved (for a caller that writes many at once: the lifecycle engine)."""
     # Q2: every addition opens its own 7-day window for those licenses.
-    return SeatLot(subscription=subscription, source=source, quantity=quantity, added_at=now,
-                   window_ends_at=now + REMOVAL_WINDOW)
+    return SeatLot(
+        subscription=subscription, source=source, quantity=quantity, added_at=now, window_ends_at=now + REMOVAL_WINDOW
+    )
 
 
 def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
@@ -72,9 +84,16 @@ def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now
 def billing_line(subscription: Subscription, *, kind: str, charge: Charge, quantity: int, now: datetime) -> BillingLine:
     """The charge's billing line, unsaved (for a caller that writes many at once: the lifecycle engine)."""
     return BillingLine(
-        subscription=subscription, kind=kind, amount=charge.amount, currency=subscription.currency,
-        quantity=quantity, unit_price=subscription.unit_price, period_start=charge.period_start,
-        period_end=charge.period_end, explanation=charge.explanation, created_at=now,
+        subscription=subscription,
+        kind=kind,
+        amount=charge.amount,
+        currency=subscription.currency,
+        quantity=quantity,
+        unit_price=subscription.unit_price,
+        period_start=charge.period_start,
+        period_end=charge.period_end,
+        explanation=charge.explanation,
+        created_at=now,
     )
 
 
@@ -84,7 +103,6 @@ def bill(subscription: Subscription, *, kind: str, charge: Charge, quantity: int
     return line
 
 
-
 def current_period(subscription: Subscription, today: date) -> Period:
     """The billing period holding `today` (one-time billing: the whole term)."""
     if subscription.billing_frequency == BillingFrequency.ONE_TIME:
@@ -92,7 +110,8 @@ def current_period(subscription: Subscription, today: date) -> Period:
     else:
         months = FREQUENCY_MONTHS[subscription.billing_frequency]
     start, end, full_start, full_end = period_containing(
-        term_start=subscription.term_start.date(), term_end=subscription.term_end, period_months=months, today=today)
+        term_start=subscription.term_start.date(), term_end=subscription.term_end, period_months=months, today=today
+    )
     return Period(start, end, full_start, full_end)
 
 
@@ -103,4 +122,3 @@ def delete_scheduled_changes(subscription: Subscription, *, keep_billing_frequen
         changes = changes.exclude(kind=ScheduledChange.Kind.BILLING_FREQUENCY)
     deleted, _ = changes.delete()
     return deleted
-

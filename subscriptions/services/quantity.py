@@ -37,12 +37,17 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     if quantity == subscription.quantity:
         raise RuleViolation("Q1", f"The subscription already has {quantity:,} licenses.", field="quantity")
     if quantity < subscription.sku.min_quantity or quantity > subscription.sku.max_quantity:
-        raise RuleViolation("K8", f"{subscription.sku.name} is sold in quantities from {subscription.sku.min_quantity:,} "
-                                  f"to {subscription.sku.max_quantity:,}.", field="quantity")
+        raise RuleViolation(
+            "K8",
+            f"{subscription.sku.name} is sold in quantities from {subscription.sku.min_quantity:,} "
+            f"to {subscription.sku.max_quantity:,}.",
+            field="quantity",
+        )
     today = now.date()
     period = current_period(subscription, today)
-    plan = QuantityPlan(old=subscription.quantity, new=quantity,
-                        deletes_scheduled=subscription.scheduled_changes.count())
+    plan = QuantityPlan(
+        old=subscription.quantity, new=quantity, deletes_scheduled=subscription.scheduled_changes.count()
+    )
     if quantity > subscription.quantity:
         checks.check_quantity_change(subscription, user, now)
         added = quantity - subscription.quantity
@@ -66,8 +71,9 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     return plan
 
 
-def change_quantity(*, subscription_id, actor, version: int | str | None = None, quantity: int,
-                    now: datetime) -> QuantityPlan:
+def change_quantity(
+    *, subscription_id, actor, version: int | str | None = None, quantity: int, now: datetime
+) -> QuantityPlan:
     """Q1–Q6, carried out as plan_quantity_change says. A page opened before the quantity changed is refused by its
     version (409, portal/versions.py): every change bumps it, so a stale quantity needs no check of its own."""
     require(actor, Action.BUY)
@@ -80,18 +86,27 @@ def change_quantity(*, subscription_id, actor, version: int | str | None = None,
                 bill(subscription, kind=BillingLine.Kind.INCREASE, charge=charge, quantity=licenses, now=now)
             else:
                 SeatLot.objects.filter(pk=lot.pk).update(removed=models.F("removed") + licenses)
-                bill(subscription, kind=BillingLine.Kind.REDUCTION_REFUND,
-                     charge=Charge(-charge.amount, charge.period_start, charge.period_end, charge.explanation),
-                     quantity=-licenses, now=now)
+                bill(
+                    subscription,
+                    kind=BillingLine.Kind.REDUCTION_REFUND,
+                    charge=Charge(-charge.amount, charge.period_start, charge.period_end, charge.explanation),
+                    quantity=-licenses,
+                    now=now,
+                )
         deleted = delete_scheduled_changes(subscription)
         subscription.quantity = quantity
         subscription.quantity_updates += 1
         subscription.save(update_fields=["quantity", "quantity_updates", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.quantity_changed",
-                     summary=f"Quantity {plan.old} → {quantity} ({'charge' if plan.amount >= 0 else 'refund'} "
-                             f"{abs(plan.amount)} {subscription.currency})"
-                             + (f"; {deleted} scheduled renewal change(s) deleted" if deleted else ""),
-                     before={"quantity": plan.old}, after={"quantity": quantity, "amount": str(plan.amount)})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.quantity_changed",
+            summary=f"Quantity {plan.old} → {quantity} ({'charge' if plan.amount >= 0 else 'refund'} "
+            f"{abs(plan.amount)} {subscription.currency})"
+            + (f"; {deleted} scheduled renewal change(s) deleted" if deleted else ""),
+            before={"quantity": plan.old},
+            after={"quantity": quantity, "amount": str(plan.amount)},
+        )
     return plan
-

@@ -28,7 +28,6 @@ RENEWAL_FIELDS = {
 NATURAL_END = "natural"
 
 
-
 def renewal_values(subscription: Subscription, changes=None) -> dict:
     """What the subscription renews with: its current values, overridden by the scheduled changes. Besides
     quantity, term and billing frequency: `sku_id`, the SKU it renews on (another one for a scheduled upgrade,
@@ -58,30 +57,43 @@ def renewal_upgrade_reassignment(subscription: Subscription, changes=None) -> st
         return ""
     if values["quantity"] == subscription.quantity:
         return "The quantity is unchanged, so licenses are reassigned to users automatically at the renewal."
-    return (f"The quantity changes from {subscription.quantity:,} to {values['quantity']:,}, so licenses must be "
-            "reassigned to users by hand after the renewal.")
+    return (
+        f"The quantity changes from {subscription.quantity:,} to {values['quantity']:,}, so licenses must be "
+        "reassigned to users by hand after the renewal."
+    )
 
 
-def check_renewal_upgrade(subscription: Subscription, target_sku_id, *, quantity: int, term: str,
-                          billing_frequency: str, now: datetime) -> Availability:
+def check_renewal_upgrade(
+    subscription: Subscription, target_sku_id, *, quantity: int, term: str, billing_frequency: str, now: datetime
+) -> Availability:
     """R1: a SKU upgrade for the renewal goes to one of the upgrade matrix's supported targets (U2) that is sold
     with the renewed term and billing frequency, for the renewed quantity. Checked when it is scheduled and again
     by the renewal engine. Returns the target's availability the renewal is priced at."""
     sku = upgrade_path(subscription, target_sku_id).target  # U2, at the renewal too
-    availability = next((a for a in sku.availabilities.all()
-                         if a.term == term and a.billing_frequency == billing_frequency), None)
+    availability = next(
+        (a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
+    )
     if availability is None:
-        raise RuleViolation("R1", f"{sku.name} is not sold for a {Term(term).label} term billed "
-                                  f"{BILLED[billing_frequency]}: choose a term and billing frequency it is sold "
-                                  "for.", field="term")
+        raise RuleViolation(
+            "R1",
+            f"{sku.name} is not sold for a {Term(term).label} term billed "
+            f"{BILLED[billing_frequency]}: choose a term and billing frequency it is sold "
+            "for.",
+            field="term",
+        )
     if not sku.min_quantity <= quantity <= sku.max_quantity:  # K8
-        raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
-                                  f"{sku.max_quantity:,}.", field="quantity")
-    if sku.one_per_customer and Subscription.objects.filter(
-            customer_id=subscription.customer_id, sku=sku, status__in=LIVE_STATUSES).exclude(
-            pk=subscription.pk).exists():
-        raise RuleViolation("U3", f"The customer already holds {sku.name}, which can be held once.",
-                            field="target_sku")
+        raise RuleViolation(
+            "K8",
+            f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
+            field="quantity",
+        )
+    if (
+        sku.one_per_customer
+        and Subscription.objects.filter(customer_id=subscription.customer_id, sku=sku, status__in=LIVE_STATUSES)
+        .exclude(pk=subscription.pk)
+        .exists()
+    ):
+        raise RuleViolation("U3", f"The customer already holds {sku.name}, which can be held once.", field="target_sku")
     return availability
 
 
@@ -90,15 +102,21 @@ def check_renewal_alignment(subscription: Subscription, end_date: date, *, sku: 
     the customer's active new-commerce subscriptions, within the renewed first term. Checked when it is
     scheduled and again by the renewal engine (the other subscription may have ended or renewed since)."""
     if not can_align_sku(sku):
-        raise RuleViolation("K11", f"{sku.name} can't end on an aligned date: only license-based new-commerce "
-                                   "offers can.", field="aligned_end_date")
+        raise RuleViolation(
+            "K11",
+            f"{sku.name} can't end on an aligned date: only license-based new-commerce offers can.",
+            field="aligned_end_date",
+        )
     starts_on = renewal_starts_on(subscription)
     options = renewal_alignment_options(subscription, sku=sku, term=term, starts_on=starts_on)
     if not any(o.end_date == end_date for o in options):
-        raise RuleViolation("K11", f"The renewed term can't end on {end_date:%Y-%m-%d}: choose the end of a "
-                                   "calendar month or the end date of another active subscription of the customer, "
-                                   f"within the renewed {Term(term).label} term from {starts_on:%Y-%m-%d}.",
-                            field="aligned_end_date")
+        raise RuleViolation(
+            "K11",
+            f"The renewed term can't end on {end_date:%Y-%m-%d}: choose the end of a "
+            "calendar month or the end date of another active subscription of the customer, "
+            f"within the renewed {Term(term).label} term from {starts_on:%Y-%m-%d}.",
+            field="aligned_end_date",
+        )
 
 
 def _check_renewal_values(subscription: Subscription, values: dict, *, now: datetime) -> None:
@@ -109,8 +127,11 @@ def _check_renewal_values(subscription: Subscription, values: dict, *, now: date
             raise RuleViolation("R1", "A usage-based subscription has no license quantity.", field="quantity")
         # K8
         if not sku.min_quantity <= values["quantity"] <= sku.max_quantity:
-            raise RuleViolation("K8", f"{sku.name} is sold in quantities from {sku.min_quantity:,} to "
-                                      f"{sku.max_quantity:,}.", field="quantity")
+            raise RuleViolation(
+                "K8",
+                f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
+                field="quantity",
+            )
     term, frequency = values["term"], values["billing_frequency"]
     if term not in Term.values:
         raise RuleViolation("R1", "Choose a term of 1 month, 1 year or 3 years.", field="term")
@@ -118,18 +139,25 @@ def _check_renewal_values(subscription: Subscription, values: dict, *, now: date
         raise RuleViolation("R1", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
     # The billing frequency can't be longer than the term (a 1-month term can't be billed annually).
     if frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[frequency] > TERM_MONTHS[term]:
-        raise RuleViolation("R1", f"A {Term(term).label} term can't be billed "
-                                  f"{BILLED[frequency]}: the billing frequency can't be longer "
-                                  "than the term.", field="billing_frequency")
+        raise RuleViolation(
+            "R1",
+            f"A {Term(term).label} term can't be billed "
+            f"{BILLED[frequency]}: the billing frequency can't be longer "
+            "than the term.",
+            field="billing_frequency",
+        )
     if upgrade:
         if not sku.is_license_based:
             raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.", field="target_sku")
-        sku = check_renewal_upgrade(subscription, values["sku_id"], quantity=values["quantity"], term=term,
-                                    billing_frequency=frequency, now=now).sku
+        sku = check_renewal_upgrade(
+            subscription, values["sku_id"], quantity=values["quantity"], term=term, billing_frequency=frequency, now=now
+        ).sku
     elif (term, frequency) != (subscription.term, subscription.billing_frequency) and not Availability.objects.filter(
-            sku=sku, term=term, billing_frequency=frequency).exists():
-        raise RuleViolation("R1", f"{sku.name} is not sold for a {Term(term).label} term billed "
-                                  f"{BILLED[frequency]}.", field="term")
+        sku=sku, term=term, billing_frequency=frequency
+    ).exists():
+        raise RuleViolation(
+            "R1", f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[frequency]}.", field="term"
+        )
     if values["aligned_end_date"] is not None:
         check_renewal_alignment(subscription, values["aligned_end_date"], sku=sku, term=term)
 
@@ -155,9 +183,18 @@ def _audited(subscription: Subscription, values: dict) -> dict:
     return row
 
 
-def schedule_renewal_change(*, subscription_id, actor, version: int | str | None = None, quantity: int | None, term: str | None,
-                            billing_frequency: str | None, target_sku_id: int | None = None,
-                            aligned_end_date: date | str | None = None, now: datetime) -> list[ScheduledChange]:
+def schedule_renewal_change(
+    *,
+    subscription_id,
+    actor,
+    version: int | str | None = None,
+    quantity: int | None,
+    term: str | None,
+    billing_frequency: str | None,
+    target_sku_id: int | None = None,
+    aligned_end_date: date | str | None = None,
+    now: datetime,
+) -> list[ScheduledChange]:
     """R1, R3: schedules (or updates) the quantity, term, billing frequency, SKU (an upgrade) and aligned end
     date (K11) the subscription renews with.
 
@@ -170,8 +207,13 @@ def schedule_renewal_change(*, subscription_id, actor, version: int | str | None
         checks.check_schedule_change(subscription, actor, now)
         scheduled = list(subscription.scheduled_changes.select_for_update())
         before = renewal_values(subscription, scheduled)
-        wanted = {"quantity": quantity, "term": term, "billing_frequency": billing_frequency,
-                  "sku_id": target_sku_id, "aligned_end_date": aligned_end_date}
+        wanted = {
+            "quantity": quantity,
+            "term": term,
+            "billing_frequency": billing_frequency,
+            "sku_id": target_sku_id,
+            "aligned_end_date": aligned_end_date,
+        }
         after = {name: before[name] if wanted[name] is None else wanted[name] for name in before}
         if after["aligned_end_date"] == NATURAL_END:
             after["aligned_end_date"] = None
@@ -186,20 +228,32 @@ def schedule_renewal_change(*, subscription_id, actor, version: int | str | None
             if kind in by_kind:
                 by_kind.pop(kind).delete()
             if after[name] != unchanged(subscription):
-                by_kind[kind] = ScheduledChange.objects.create(subscription=subscription, kind=kind, created_at=now,
-                                                               **{field_name: after[name]})
+                by_kind[kind] = ScheduledChange.objects.create(
+                    subscription=subscription, kind=kind, created_at=now, **{field_name: after[name]}
+                )
         changes = sorted(by_kind.values(), key=lambda c: (c.created_at, c.pk))
-        summary = ("Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
-                   if changes else "Scheduled renewal changes removed: it renews unchanged")
+        summary = (
+            "Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
+            if changes
+            else "Scheduled renewal changes removed: it renews unchanged"
+        )
         reassignment = renewal_upgrade_reassignment(subscription, changes)  # R5
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.renewal_change_scheduled",
-                     summary=(summary + (f". {reassignment}" if reassignment else ""))[:300],
-                     before=_audited(subscription, before), after=_audited(subscription, after))
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.renewal_change_scheduled",
+            summary=(summary + (f". {reassignment}" if reassignment else ""))[:300],
+            before=_audited(subscription, before),
+            after=_audited(subscription, after),
+        )
     return changes
 
 
-def remove_scheduled_change(*, subscription_id, actor, version: int | str | None = None, change_id, now: datetime) -> ScheduledChange:
+def remove_scheduled_change(
+    *, subscription_id, actor, version: int | str | None = None, change_id, now: datetime
+) -> ScheduledChange:
     """R3: removes one change scheduled for the renewal."""
     require(actor, Action.BUY)
     with transaction.atomic():
@@ -207,13 +261,22 @@ def remove_scheduled_change(*, subscription_id, actor, version: int | str | None
         checks.check_schedule_change(subscription, actor, now)
         change = subscription.scheduled_changes.select_for_update().filter(pk=change_id).first()
         if change is None:
-            raise RuleViolation("R3", "That scheduled change doesn't exist any more (removed or already applied): "
-                                      "nothing was changed.", conflict=True)
+            raise RuleViolation(
+                "R3",
+                "That scheduled change doesn't exist any more (removed or already applied): nothing was changed.",
+                conflict=True,
+            )
         summary = change.summary
         before = _audited(subscription, renewal_values(subscription))
         change.delete()
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.renewal_change_removed",
-                     summary=f"Removed from the renewal: {summary}"[:300], before=before,
-                     after=_audited(subscription, renewal_values(subscription)))
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.renewal_change_removed",
+            summary=f"Removed from the renewal: {summary}"[:300],
+            before=before,
+            after=_audited(subscription, renewal_values(subscription)),
+        )
     return change

@@ -27,18 +27,32 @@ def suspend_subscription(*, subscription_id, actor, version: int | str | None = 
         subscription.auto_renew = False
         deleted = delete_scheduled_changes(subscription, keep_billing_frequency=True)
         subscription.save(update_fields=["status", "auto_renew", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.suspended",
-                     summary="Suspended; auto-renew turned off" + (f"; {deleted} scheduled change(s) removed" if deleted else ""),
-                     before=before, after={"status": Status.SUSPENDED, "auto_renew": False})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.suspended",
+            summary="Suspended; auto-renew turned off"
+            + (f"; {deleted} scheduled change(s) removed" if deleted else ""),
+            before=before,
+            after={"status": Status.SUSPENDED, "auto_renew": False},
+        )
         # A4: suspending a base suspends its add-ons.
         for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.ACTIVE):
             transition(addon, Status.SUSPENDED)
             addon.auto_renew = False
             addon.save(update_fields=["status", "auto_renew", "updated_at"])
-            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
-                         action="subscription.suspended", summary=f"Suspended with its base {subscription.display_name}",
-                         before={"status": Status.ACTIVE}, after={"status": Status.SUSPENDED})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=subscription.customer,
+                subscription=addon,
+                action="subscription.suspended",
+                summary=f"Suspended with its base {subscription.display_name}",
+                before={"status": Status.ACTIVE},
+                after={"status": Status.SUSPENDED},
+            )
     return subscription
 
 
@@ -49,15 +63,29 @@ def reactivate_subscription(*, subscription_id, actor, version: int | str | None
         checks.check_reactivate(subscription, actor, now)
         transition(subscription, Status.ACTIVE)
         subscription.save(update_fields=["status", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.reactivated", summary="Reactivated; auto-renew is still off",
-                     before={"status": Status.SUSPENDED}, after={"status": Status.ACTIVE})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.reactivated",
+            summary="Reactivated; auto-renew is still off",
+            before={"status": Status.SUSPENDED},
+            after={"status": Status.ACTIVE},
+        )
         for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.SUSPENDED):
             transition(addon, Status.ACTIVE)
             addon.save(update_fields=["status", "updated_at"])
-            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
-                         action="subscription.reactivated", summary=f"Reactivated with its base {subscription.display_name}",
-                         before={"status": Status.SUSPENDED}, after={"status": Status.ACTIVE})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=subscription.customer,
+                subscription=addon,
+                action="subscription.reactivated",
+                summary=f"Reactivated with its base {subscription.display_name}",
+                before={"status": Status.SUSPENDED},
+                after={"status": Status.ACTIVE},
+            )
     return subscription
 
 
@@ -72,12 +100,15 @@ def cancellation_refund(subscription: Subscription, now: datetime, *, base: Subs
         billed = sum((b.amount for b in lines), Decimal("0.00"))
         if not lines:
             return Charge(Decimal("0.00"), today, today, "nothing was charged")
-        return Charge(billed, min(b.period_start for b in lines), max(b.period_end for b in lines),
-                      "full refund within 72 hours")
+        return Charge(
+            billed, min(b.period_start for b in lines), max(b.period_end for b in lines), "full refund within 72 hours"
+        )
     if subscription.is_trial or not subscription.sku.is_license_based:
         return Charge(Decimal("0.00"), today, subscription.term_end or today, "nothing was charged")
     period = current_period(base or subscription, today)
-    return remaining_charge(unit_price=subscription.unit_price, quantity=subscription.quantity, period=period, today=today)
+    return remaining_charge(
+        unit_price=subscription.unit_price, quantity=subscription.quantity, period=period, today=today
+    )
 
 
 def cancel_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Charge:
@@ -98,20 +129,45 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
         if not subscription.cycle_charge_pending:
             subscription.next_charge_frequency, subscription.next_charge_on = "", None
             subscription.next_charge_set_at = None
-        subscription.save(update_fields=["status", "auto_renew", "cancelled_at", "next_charge_frequency",
-                                         "next_charge_on", "next_charge_set_at", "updated_at"])
+        subscription.save(
+            update_fields=[
+                "status",
+                "auto_renew",
+                "cancelled_at",
+                "next_charge_frequency",
+                "next_charge_on",
+                "next_charge_set_at",
+                "updated_at",
+            ]
+        )
         if refund.amount:
-            bill(subscription, kind=BillingLine.Kind.CANCELLATION_REFUND,
-                 charge=Charge(-refund.amount, refund.period_start, refund.period_end, refund.explanation),
-                 quantity=-subscription.quantity, now=now)
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.cancelled",
-                     summary=("Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
-                              if unbilled else f"Cancelled; refund {refund.amount} {subscription.currency}")
-                             + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
-                     before=before, after={"status": Status.DELETED, "refund": str(refund.amount)})
-        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).select_related(
-                "sku__product__publisher").exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED]):
+            bill(
+                subscription,
+                kind=BillingLine.Kind.CANCELLATION_REFUND,
+                charge=Charge(-refund.amount, refund.period_start, refund.period_end, refund.explanation),
+                quantity=-subscription.quantity,
+                now=now,
+            )
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.cancelled",
+            summary=(
+                "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
+                if unbilled
+                else f"Cancelled; refund {refund.amount} {subscription.currency}"
+            )
+            + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+            before=before,
+            after={"status": Status.DELETED, "refund": str(refund.amount)},
+        )
+        for addon in (
+            subscription.addon_subscriptions.select_for_update(of=("self",))
+            .select_related("sku__product__publisher")
+            .exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED])
+        ):
             # X2 for the add-ons too: cancelled with their base, refunded the same way (X1, L2).
             old_status = addon.status
             addon_refund = cancellation_refund(addon, now, base=subscription)
@@ -120,18 +176,35 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
             addon.cancelled_at = now
             addon.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
             if addon_refund.amount:
-                bill(addon, kind=BillingLine.Kind.CANCELLATION_REFUND,
-                     charge=Charge(-addon_refund.amount, addon_refund.period_start, addon_refund.period_end,
-                                   addon_refund.explanation), quantity=-addon.quantity, now=now)
-            audit.record(actor=actor, at=now, customer=subscription.customer, subscription=addon,
-                         action="subscription.cancelled",
-                         summary=f"Cancelled with its base {subscription.display_name}; refund {addon_refund.amount} "
-                                 f"{addon.currency}",
-                         before={"status": old_status}, after={"status": Status.DELETED, "refund": str(addon_refund.amount)})
+                bill(
+                    addon,
+                    kind=BillingLine.Kind.CANCELLATION_REFUND,
+                    charge=Charge(
+                        -addon_refund.amount,
+                        addon_refund.period_start,
+                        addon_refund.period_end,
+                        addon_refund.explanation,
+                    ),
+                    quantity=-addon.quantity,
+                    now=now,
+                )
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=subscription.customer,
+                subscription=addon,
+                action="subscription.cancelled",
+                summary=f"Cancelled with its base {subscription.display_name}; refund {addon_refund.amount} "
+                f"{addon.currency}",
+                before={"status": old_status},
+                after={"status": Status.DELETED, "refund": str(addon_refund.amount)},
+            )
     return refund
 
 
-def set_auto_renew(*, subscription_id, actor, version: int | str | None = None, on: bool, now: datetime) -> Subscription:
+def set_auto_renew(
+    *, subscription_id, actor, version: int | str | None = None, on: bool, now: datetime
+) -> Subscription:
     require(actor, Action.AUTO_RENEW)
     with transaction.atomic():
         subscription = lock_subscription(subscription_id, version, actor)
@@ -139,15 +212,23 @@ def set_auto_renew(*, subscription_id, actor, version: int | str | None = None, 
         subscription.auto_renew = on
         deleted = 0 if on else delete_scheduled_changes(subscription)  # R6
         subscription.save(update_fields=["auto_renew", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.auto_renew_changed",
-                     summary=f"Auto-renew turned {'on' if on else 'off'}"
-                             + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
-                     before={"auto_renew": not on}, after={"auto_renew": on})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.auto_renew_changed",
+            summary=f"Auto-renew turned {'on' if on else 'off'}"
+            + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+            before={"auto_renew": not on},
+            after={"auto_renew": on},
+        )
     return subscription
 
 
-def rename_subscription(*, subscription_id, actor, version: int | str | None = None, friendly_name: str, now: datetime) -> Subscription:
+def rename_subscription(
+    *, subscription_id, actor, version: int | str | None = None, friendly_name: str, now: datetime
+) -> Subscription:
     require(actor, Action.BUY)
     friendly_name = (friendly_name or "").strip()
     if len(friendly_name) > 200:
@@ -158,8 +239,14 @@ def rename_subscription(*, subscription_id, actor, version: int | str | None = N
         before = subscription.friendly_name
         subscription.friendly_name = friendly_name
         subscription.save(update_fields=["friendly_name", "updated_at"])
-        audit.record(actor=actor, at=now, customer=subscription.customer, subscription=subscription,
-                     action="subscription.renamed", summary=f"Renamed to {friendly_name or subscription.sku.name}",
-                     before={"friendly_name": before}, after={"friendly_name": friendly_name})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.renamed",
+            summary=f"Renamed to {friendly_name or subscription.sku.name}",
+            before={"friendly_name": before},
+            after={"friendly_name": friendly_name},
+        )
     return subscription
-

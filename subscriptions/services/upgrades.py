@@ -32,11 +32,11 @@ def existing_reason(existing: Subscription, source: Subscription, now: datetime)
     if closes and now < closes:
         return f"inside its cancellation window (until {checks.when_utc(closes)})."
     if existing.term != source.term:
-        return (f"its term ({existing.get_term_display()}) differs from this subscription's "
-                f"({source.get_term_display()}).")
+        return (
+            f"its term ({existing.get_term_display()}) differs from this subscription's ({source.get_term_display()})."
+        )
     if existing.term_end and source.term_end and existing.term_end < source.term_end:
-        return (f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription "
-                f"({source.term_end:%Y-%m-%d}).")
+        return f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription ({source.term_end:%Y-%m-%d})."
     return ""
 
 
@@ -70,21 +70,30 @@ class UpgradeTarget:
 
     @property
     def frequencies(self) -> list[tuple[str, str]]:
-        return [(f, BillingFrequency(f).label) for f in BillingFrequency.values
-                if any(a.billing_frequency == f for a in self.sold)]
+        return [
+            (f, BillingFrequency(f).label)
+            for f in BillingFrequency.values
+            if any(a.billing_frequency == f for a in self.sold)
+        ]
 
 
 def _existing_of(source: Subscription, sku_id):
-    return (Subscription.objects.filter(customer_id=source.customer_id, sku_id=sku_id, status=Status.ACTIVE,
-                                        is_trial=False)
-            .exclude(pk=source.pk).select_related("sku__product__publisher").order_by("term_end", "created_at"))
+    return (
+        Subscription.objects.filter(customer_id=source.customer_id, sku_id=sku_id, status=Status.ACTIVE, is_trial=False)
+        .exclude(pk=source.pk)
+        .select_related("sku__product__publisher")
+        .order_by("term_end", "created_at")
+    )
 
 
 def supported_paths(source_sku_id):
     """U2: the upgrade matrix's supported paths from this SKU, to paid SKUs, each target with its availabilities.
     An unsupported path is kept in the matrix only so that it is never offered or accepted."""
-    return (UpgradePath.objects.filter(source_id=source_sku_id, supported=True, target__is_trial=False)
-            .select_related("target__product__publisher").prefetch_related("target__availabilities"))
+    return (
+        UpgradePath.objects.filter(source_id=source_sku_id, supported=True, target__is_trial=False)
+        .select_related("target__product__publisher")
+        .prefetch_related("target__availabilities")
+    )
 
 
 def upgrade_path(subscription: Subscription, target_sku_id) -> UpgradePath:
@@ -92,8 +101,11 @@ def upgrade_path(subscription: Subscription, target_sku_id) -> UpgradePath:
     upgrade now (plan_upgrade) and one scheduled for the renewal (renewal.check_renewal_upgrade)."""
     path = supported_paths(subscription.sku_id).filter(target_id=target_sku_id).first()
     if path is None:
-        raise RuleViolation("U2", "That upgrade is not offered for this subscription: choose one of the listed "
-                                  "targets.", field="target_sku")
+        raise RuleViolation(
+            "U2",
+            "That upgrade is not offered for this subscription: choose one of the listed targets.",
+            field="target_sku",
+        )
     return path
 
 
@@ -105,9 +117,13 @@ def upgrade_targets(subscription: Subscription, *, now: datetime) -> list[Upgrad
     paths = supported_paths(subscription.sku_id).order_by("target__name")
     return [
         UpgradeTarget(
-            sku=path.target, availabilities=list(path.target.availabilities.all()), source_term=subscription.term,
-            existing=[ExistingTarget(e, existing_reason(e, subscription, now))
-                      for e in _existing_of(subscription, path.target_id)],
+            sku=path.target,
+            availabilities=list(path.target.availabilities.all()),
+            source_term=subscription.term,
+            existing=[
+                ExistingTarget(e, existing_reason(e, subscription, now))
+                for e in _existing_of(subscription, path.target_id)
+            ],
         )
         for path in paths
     ]
@@ -161,69 +177,116 @@ def _check_term(source: Subscription, target: Sku, term: str, billing_frequency:
     if billing_frequency not in BillingFrequency.values:
         raise RuleViolation("U4", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
     if TERM_MONTHS[term] < TERM_MONTHS[source.term]:
-        raise RuleViolation("U4", f"The target term ({Term(term).label}) can't be shorter than this subscription's "
-                                  f"({source.get_term_display()}).", field="term")
+        raise RuleViolation(
+            "U4",
+            f"The target term ({Term(term).label}) can't be shorter than this subscription's "
+            f"({source.get_term_display()}).",
+            field="term",
+        )
     if billing_frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[billing_frequency] > TERM_MONTHS[term]:
-        raise RuleViolation("U4", f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing "
-                                  "frequency can't be longer than the term.", field="billing_frequency")
-    availability = next((a for a in target.availabilities.all()
-                         if a.term == term and a.billing_frequency == billing_frequency), None)
+        raise RuleViolation(
+            "U4",
+            f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing "
+            "frequency can't be longer than the term.",
+            field="billing_frequency",
+        )
+    availability = next(
+        (a for a in target.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
+    )
     if availability is None:
-        raise RuleViolation("U4", f"{target.name} is not sold for a {Term(term).label} term billed "
-                                  f"{BILLED[billing_frequency]}.", field="term")
+        raise RuleViolation(
+            "U4",
+            f"{target.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}.",
+            field="term",
+        )
     return availability
 
 
-def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, term: str | None,
-                 billing_frequency: str | None, into_subscription_id=None, now: datetime,
-                 lock: bool = False) -> UpgradePlan:
+def plan_upgrade(
+    source: Subscription,
+    *,
+    user,
+    target_sku_id,
+    quantity: int,
+    term: str | None,
+    billing_frequency: str | None,
+    into_subscription_id=None,
+    now: datetime,
+    lock: bool = False,
+) -> UpgradePlan:
     """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction)."""
     check_upgrade(source, user, now)
     target = upgrade_path(source, target_sku_id).target  # U2 (a trial is never a target: U1)
     # U4: all licenses = full upgrade, fewer = partial.
     if quantity < 1 or quantity > source.quantity:
-        raise RuleViolation("U4", f"Upgrade from 1 to {source.quantity:,} licenses (the subscription has "
-                                  f"{source.quantity:,}).", field="quantity")
+        raise RuleViolation(
+            "U4",
+            f"Upgrade from 1 to {source.quantity:,} licenses (the subscription has {source.quantity:,}).",
+            field="quantity",
+        )
     today = now.date()
     period = current_period(source, today)
-    plan = UpgradePlan(source=source, target_sku=target, quantity=quantity, term=term or "",
-                       billing_frequency=billing_frequency or "", unit_price=Decimal("0.00"),
-                       deletes_scheduled=source.scheduled_changes.count())
+    plan = UpgradePlan(
+        source=source,
+        target_sku=target,
+        quantity=quantity,
+        term=term or "",
+        billing_frequency=billing_frequency or "",
+        unit_price=Decimal("0.00"),
+        deletes_scheduled=source.scheduled_changes.count(),
+    )
     if into_subscription_id:
         existing = _existing_of(source, target.pk).filter(pk=into_subscription_id)
         into = (existing.select_for_update(of=("self",)) if lock else existing).first()
         if into is None:
-            raise RuleViolation("U3", f"That subscription is not an active {target.name} subscription of this "
-                                      "customer any more: choose another target.", conflict=True)
+            raise RuleViolation(
+                "U3",
+                f"That subscription is not an active {target.name} subscription of this "
+                "customer any more: choose another target.",
+                conflict=True,
+            )
         reason = existing_reason(into, source, now)
         if reason:
             raise RuleViolation("U3", f"{into.display_name} can't receive the licenses: {reason}")
         if source.addon_subscriptions.filter(status__in=LIVE_STATUSES).exists() and plan.full:
-            raise RuleViolation("U5", "This subscription has add-ons: upgrade it in place (a new subscription) so "
-                                      "they keep their base.")
+            raise RuleViolation(
+                "U5", "This subscription has add-ons: upgrade it in place (a new subscription) so they keep their base."
+            )
         if into.quantity + quantity > target.max_quantity:
-            raise RuleViolation("K8", f"{target.name} is sold in quantities up to {target.max_quantity:,}.",
-                                field="quantity")
+            raise RuleViolation(
+                "K8", f"{target.name} is sold in quantities up to {target.max_quantity:,}.", field="quantity"
+            )
         # U5: the existing subscription keeps its term and billing frequency.
         plan.into, plan.term, plan.billing_frequency = into, into.term, into.billing_frequency
         plan.unit_price, plan.term_end = into.unit_price, into.term_end
-        plan.charge = remaining_charge(unit_price=into.unit_price, quantity=quantity,
-                                       period=current_period(into, today), today=today)
+        plan.charge = remaining_charge(
+            unit_price=into.unit_price, quantity=quantity, period=current_period(into, today), today=today
+        )
     else:
         plan.availability = _check_term(source, target, term or "", billing_frequency or "")
         plan.unit_price = plan.availability.unit_price
         if not target.min_quantity <= quantity <= target.max_quantity:
-            raise RuleViolation("K8", f"{target.name} is sold in quantities from {target.min_quantity:,} to "
-                                      f"{target.max_quantity:,}.", field="quantity")
+            raise RuleViolation(
+                "K8",
+                f"{target.name} is sold in quantities from {target.min_quantity:,} to {target.max_quantity:,}.",
+                field="quantity",
+            )
         if target.one_per_customer and _existing_of(source, target.pk).exists():
-            raise RuleViolation("U3", f"The customer already holds {target.name}, which can be held once: upgrade "
-                                      "into that subscription.")
+            raise RuleViolation(
+                "U3",
+                f"The customer already holds {target.name}, which can be held once: upgrade into that subscription.",
+            )
         if plan.full and plan.term != source.term:
             # A longer term starts now (U5 keeps the subscription and its id).
             plan.term_end = term_end_for(today, TERM_MONTHS[plan.term])
-            plan.charge = first_charge(unit_price=plan.unit_price, quantity=quantity,
-                                       billing_frequency=plan.billing_frequency, term_start=today,
-                                       term_end=plan.term_end, term_months=TERM_MONTHS[plan.term])
+            plan.charge = first_charge(
+                unit_price=plan.unit_price,
+                quantity=quantity,
+                billing_frequency=plan.billing_frequency,
+                term_start=today,
+                term_end=plan.term_end,
+                term_months=TERM_MONTHS[plan.term],
+            )
         else:
             # Same term (in place), or partial (U6: coterminous with the source): the upgraded licenses
             # are charged at the target price for the rest of the current billing period.
@@ -233,19 +296,29 @@ def plan_upgrade(source: Subscription, *, user, target_sku_id, quantity: int, te
     # for the licenses that move, as the upgraded ones are charged for the same days.
     plan.credit = remaining_charge(unit_price=source.unit_price, quantity=quantity, period=period, today=today)
     if plan.creates_subscription:
-        plan.warnings.append("Reassign these licenses by hand: the new subscription's licenses are not assigned "
-                             "to users automatically.")
-    elsewhere = (Subscription.objects.filter(customer__domain=source.customer.domain, sku=target,
-                                             status__in=LIVE_STATUSES)
-                 .exclude(customer__partner_id=source.customer.partner_id)) if source.customer.domain else None
+        plan.warnings.append(
+            "Reassign these licenses by hand: the new subscription's licenses are not assigned to users automatically."
+        )
+    elsewhere = (
+        (
+            Subscription.objects.filter(
+                customer__domain=source.customer.domain, sku=target, status__in=LIVE_STATUSES
+            ).exclude(customer__partner_id=source.customer.partner_id)
+        )
+        if source.customer.domain
+        else None
+    )
     if elsewhere is not None and elsewhere.exists():
-        plan.warnings.append(f"The customer also holds {target.name} from another partner or channel: licenses "
-                             "must be assigned by hand.")
+        plan.warnings.append(
+            f"The customer also holds {target.name} from another partner or channel: licenses must be assigned by hand."
+        )
     closes = checks.cancellation_window_ends(source)
     if plan.in_place and closes and now < closes:
         # U7: the upgrade closes the window that would have stayed open until `closes`.
-        plan.warnings.append(f"An upgrade can't be undone: this subscription can no longer be cancelled or have "
-                             f"licenses removed once it is upgraded (otherwise possible until {checks.when_utc(closes)}).")
+        plan.warnings.append(
+            f"An upgrade can't be undone: this subscription can no longer be cancelled or have "
+            f"licenses removed once it is upgraded (otherwise possible until {checks.when_utc(closes)})."
+        )
     if plan.deletes_scheduled:
         plan.warnings.append(f"This deletes the {plan.deletes_scheduled} change(s) scheduled for the renewal.")
     return plan
@@ -263,34 +336,67 @@ def _move_lots(subscription: Subscription, quantity: int) -> None:
             quantity -= take
 
 
-def upgrade_subscription(*, subscription_id, actor, version: int | str | None = None, target_sku_id, quantity: int, term: str | None,
-                         billing_frequency: str | None, into_subscription_id=None, confirmed: bool,
-                         now: datetime) -> Subscription:
+def upgrade_subscription(
+    *,
+    subscription_id,
+    actor,
+    version: int | str | None = None,
+    target_sku_id,
+    quantity: int,
+    term: str | None,
+    billing_frequency: str | None,
+    into_subscription_id=None,
+    confirmed: bool,
+    now: datetime,
+) -> Subscription:
     """U1–U9: upgrades now and returns the subscription that holds the upgraded licenses."""
     require(actor, Action.BUY)
     with transaction.atomic():
         source = lock_subscription(subscription_id, version, actor)
-        plan = plan_upgrade(source, user=actor, target_sku_id=target_sku_id, quantity=quantity, term=term,
-                            billing_frequency=billing_frequency, into_subscription_id=into_subscription_id, now=now,
-                            lock=True)
+        plan = plan_upgrade(
+            source,
+            user=actor,
+            target_sku_id=target_sku_id,
+            quantity=quantity,
+            term=term,
+            billing_frequency=billing_frequency,
+            into_subscription_id=into_subscription_id,
+            now=now,
+            lock=True,
+        )
         if not confirmed:
             # U7: an upgrade can't be undone and has no cancellation window.
-            raise RuleViolation("U7", "An upgrade can't be undone: confirm it with \"Yes, upgrade\".")
+            raise RuleViolation("U7", 'An upgrade can\'t be undone: confirm it with "Yes, upgrade".')
         target = plan.target_sku
         deleted = delete_scheduled_changes(source)  # U8, R6
-        before = {"sku": source.sku.sku_id, "quantity": source.quantity, "term": source.term,
-                  "billing_frequency": source.billing_frequency, "unit_price": str(source.unit_price)}
+        before = {
+            "sku": source.sku.sku_id,
+            "quantity": source.quantity,
+            "term": source.term,
+            "billing_frequency": source.billing_frequency,
+            "unit_price": str(source.unit_price),
+        }
         suffix = f"; {deleted} scheduled change(s) deleted" if deleted else ""
         if plan.in_place:
             _credit_source(plan, now=now)  # before the source takes the target's price
             result = _upgrade_in_place(source, plan, actor=actor, now=now)
-            audit.record(actor=actor, at=now, customer=source.customer, subscription=source,
-                         action="subscription.upgraded",
-                         summary=f"Upgraded in place to {target.name}: {quantity} license(s); charge "
-                                 f"{plan.charge.amount} {source.currency}{suffix}"[:300],
-                         before=before, after={"sku": target.sku_id, "quantity": quantity, "term": plan.term,
-                                               "billing_frequency": plan.billing_frequency,
-                                               "unit_price": str(plan.unit_price)})
+            audit.record(
+                actor=actor,
+                at=now,
+                customer=source.customer,
+                subscription=source,
+                action="subscription.upgraded",
+                summary=f"Upgraded in place to {target.name}: {quantity} license(s); charge "
+                f"{plan.charge.amount} {source.currency}{suffix}"[:300],
+                before=before,
+                after={
+                    "sku": target.sku_id,
+                    "quantity": quantity,
+                    "term": plan.term,
+                    "billing_frequency": plan.billing_frequency,
+                    "unit_price": str(plan.unit_price),
+                },
+            )
             return result
         _credit_source(plan, now=now)
         if plan.into is not None:
@@ -310,11 +416,18 @@ def upgrade_subscription(*, subscription_id, actor, version: int | str | None = 
             source.quantity -= quantity
             source.save(update_fields=["quantity", "updated_at"])
             after = {"quantity": source.quantity}
-        audit.record(actor=actor, at=now, customer=source.customer, subscription=source,
-                     action="subscription.upgraded",
-                     summary=f"{quantity} license(s) upgraded to {target.name} ({result.pk})"
-                             + ("; subscription ended" if plan.full else "") + suffix,
-                     before=before, after={**after, "into": str(result.pk)})
+        audit.record(
+            actor=actor,
+            at=now,
+            customer=source.customer,
+            subscription=source,
+            action="subscription.upgraded",
+            summary=f"{quantity} license(s) upgraded to {target.name} ({result.pk})"
+            + ("; subscription ended" if plan.full else "")
+            + suffix,
+            before=before,
+            after={**after, "into": str(result.pk)},
+        )
     return result
 
 
@@ -344,39 +457,70 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
     into.upgraded_at = now  # U7
     into.save(update_fields=["quantity", "upgraded_at", "updated_at"])
     # U7: upgraded licenses have no cancellation window: their lot is closed from the start.
-    SeatLot.objects.create(subscription=into, source=SeatLot.Source.INCREASE, quantity=plan.quantity, added_at=now,
-                           window_ends_at=now)
+    SeatLot.objects.create(
+        subscription=into, source=SeatLot.Source.INCREASE, quantity=plan.quantity, added_at=now, window_ends_at=now
+    )
     bill(into, kind=BillingLine.Kind.INCREASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
-    audit.record(actor=actor, at=now, customer=into.customer, subscription=into,
-                 action="subscription.upgrade_received",
-                 summary=(f"{plan.quantity} license(s) upgraded from {plan.source.display_name}; charge "
-                          f"{plan.charge.amount} {into.currency}"
-                          + (f"; {deleted} scheduled change(s) deleted" if deleted else ""))[:300],
-                 before=before, after={"quantity": into.quantity})
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=into.customer,
+        subscription=into,
+        action="subscription.upgrade_received",
+        summary=(
+            f"{plan.quantity} license(s) upgraded from {plan.source.display_name}; charge "
+            f"{plan.charge.amount} {into.currency}" + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
+        )[:300],
+        before=before,
+        after={"quantity": into.quantity},
+    )
     return into
 
 
 def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
     availability = plan.availability
     created = Subscription.objects.create(
-        customer=source.customer, sku=plan.target_sku, availability=availability, status=Status.ACTIVE,
-        quantity=plan.quantity, term=plan.term, billing_frequency=plan.billing_frequency,
-        unit_price=availability.unit_price, currency=availability.currency, auto_renew=source.auto_renew,
+        customer=source.customer,
+        sku=plan.target_sku,
+        availability=availability,
+        status=Status.ACTIVE,
+        quantity=plan.quantity,
+        term=plan.term,
+        billing_frequency=plan.billing_frequency,
+        unit_price=availability.unit_price,
+        currency=availability.currency,
+        auto_renew=source.auto_renew,
         # U6: it ends with the source; it is billed on the source's periods. Its term starts with the
         # source's so that, like any upgrade (U7), it has no cancellation window of its own.
-        term_start=source.term_start, term_end=source.term_end, reseller=source.reseller,
-        one_per_customer=plan.target_sku.one_per_customer, created_at=now, upgraded_at=now,
+        term_start=source.term_start,
+        term_end=source.term_end,
+        reseller=source.reseller,
+        one_per_customer=plan.target_sku.one_per_customer,
+        created_at=now,
+        upgraded_at=now,
     )
-    SeatLot.objects.create(subscription=created, source=SeatLot.Source.PURCHASE, quantity=plan.quantity, added_at=now,
-                           window_ends_at=now)
+    SeatLot.objects.create(
+        subscription=created, source=SeatLot.Source.PURCHASE, quantity=plan.quantity, added_at=now, window_ends_at=now
+    )
     bill(created, kind=BillingLine.Kind.PURCHASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
-    audit.record(actor=actor, at=now, customer=source.customer, subscription=created,
-                 action="subscription.created_by_upgrade",
-                 summary=(f"Created by upgrading {plan.quantity} license(s) of {source.display_name}; ends with it on "
-                          f"{source.term_end:%Y-%m-%d}; charge {plan.charge.amount} {created.currency}. Reassign "
-                          "these licenses by hand.")[:300],
-                 after={"quantity": plan.quantity, "term_end": source.term_end.isoformat(),
-                        "from": str(source.pk), "charge": str(plan.charge.amount)})
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=source.customer,
+        subscription=created,
+        action="subscription.created_by_upgrade",
+        summary=(
+            f"Created by upgrading {plan.quantity} license(s) of {source.display_name}; ends with it on "
+            f"{source.term_end:%Y-%m-%d}; charge {plan.charge.amount} {created.currency}. Reassign "
+            "these licenses by hand."
+        )[:300],
+        after={
+            "quantity": plan.quantity,
+            "term_end": source.term_end.isoformat(),
+            "from": str(source.pk),
+            "charge": str(plan.charge.amount),
+        },
+    )
     return created
 
 
@@ -389,10 +533,28 @@ def _credit_source(plan: UpgradePlan, *, now: datetime) -> None:
     """The moved licenses' unused days of the source's current period, credited on the source."""
     credit = plan.credit
     if credit is not None and credit.amount:
-        bill(plan.source, kind=BillingLine.Kind.UPGRADE_CREDIT, quantity=plan.quantity, now=now,
-             charge=Charge(-credit.amount, credit.period_start, credit.period_end,
-                           f"Credit for {plan.quantity} upgraded license(s): {credit.explanation}"[:300]))
+        bill(
+            plan.source,
+            kind=BillingLine.Kind.UPGRADE_CREDIT,
+            quantity=plan.quantity,
+            now=now,
+            charge=Charge(
+                -credit.amount,
+                credit.period_start,
+                credit.period_end,
+                f"Credit for {plan.quantity} upgraded license(s): {credit.explanation}"[:300],
+            ),
+        )
 
 
-__all__ = ["ExistingTarget", "UpgradePlan", "UpgradeTarget", "check_upgrade", "plan_upgrade", "supported_paths",
-           "upgrade_path", "upgrade_subscription", "upgrade_targets"]
+__all__ = [
+    "ExistingTarget",
+    "UpgradePlan",
+    "UpgradeTarget",
+    "check_upgrade",
+    "plan_upgrade",
+    "supported_paths",
+    "upgrade_path",
+    "upgrade_subscription",
+    "upgrade_targets",
+]

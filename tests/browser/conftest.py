@@ -9,13 +9,15 @@ import os
 import re
 import threading
 from contextlib import nullcontext
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import time_machine
 from django.db import connections
 from django.utils.crypto import get_random_string
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import Page, expect
 
 from subscriptions.dates import term_end_for
@@ -23,7 +25,7 @@ from tests import factories
 
 SHOTS_DIR = "/tmp/shots"
 # Subscription tests pin the clock here; it keeps ticking, shared by the test and the live server.
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -47,15 +49,25 @@ def e3_subscription(customer, *, started, quantity=10, e3=None, **extra):
     """Microsoft 365 E3, 1 year billed monthly at 10.00 USD a license."""
     e3 = e3 or make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00")])
     return factories.SubscriptionFactory(
-        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=quantity,
-        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+        customer=customer,
+        sku=e3,
+        availability=factories.availability(e3, "P1Y", "monthly"),
+        quantity=quantity,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price=Decimal("10.00"),
+        term_start=started,
+        term_end=term_end_for(started.date(), 12),
+        created_at=started,
+        **extra,
+    )
 
 
 def props_value(page: Page, term: str):
     """The <dd> next to a <dt> of the subscription page's properties."""
     return page.locator("dl.props dt", has_text=re.compile(rf"^{re.escape(term)}$")).locator(
-        "xpath=following-sibling::dd[1]")
+        "xpath=following-sibling::dd[1]"
+    )
 
 
 def open_panel(page: Page, name: str, *, javascript: bool = True):
@@ -75,6 +87,7 @@ def open_panel(page: Page, name: str, *, javascript: bool = True):
 
 # ---------------------------------------------------------------- signing in
 
+
 def sign_in(page: Page, base_url: str, user, password: str = factories.PASSWORD) -> None:
     """Signs in through the login form, like a partner does, and waits for Home."""
     page.goto(f"{base_url}/login/")
@@ -90,14 +103,27 @@ def fill_sign_in_form(page: Page, username: str, password: str) -> None:
 
 # ---------------------------------------------------------------- catalog data
 
-def make_offer(name: str, *, isv: bool = False, billing_type: str = "license", category: str = "enterprise",
-               trial: bool = False, countries: str = "", prices=None):
+
+def make_offer(
+    name: str,
+    *,
+    isv: bool = False,
+    billing_type: str = "license",
+    category: str = "enterprise",
+    trial: bool = False,
+    countries: str = "",
+    prices=None,
+):
     """One SKU with its own product, published by Microsoft or by the ISV "Fabrikam Software"."""
-    publisher = (factories.PublisherFactory(name="Fabrikam Software", is_microsoft=False) if isv
-                 else factories.PublisherFactory(name="Microsoft", is_microsoft=True))
+    publisher = (
+        factories.PublisherFactory(name="Fabrikam Software", is_microsoft=False)
+        if isv
+        else factories.PublisherFactory(name="Microsoft", is_microsoft=True)
+    )
     product = factories.ProductFactory(name=name, publisher=publisher, billing_type=billing_type, category=category)
-    return factories.SkuFactory(product=product, name=name, is_trial=trial, available_countries=countries,
-                                availabilities=prices)
+    return factories.SkuFactory(
+        product=product, name=name, is_trial=trial, available_countries=countries, availabilities=prices
+    )
 
 
 def offer_card(page: Page, name: str):
@@ -106,6 +132,7 @@ def offer_card(page: Page, name: str):
 
 
 # ---------------------------------------------------------------- background worker
+
 
 class _SerialisedApp:
     """Runs the live server's requests one at a time with the worker (shared SQLite connection)."""
@@ -158,16 +185,21 @@ class BackgroundWorker:
         self._thread.start()
 
     def _run(self) -> None:
-        from django_tasks_db.management.commands.db_worker import Worker
-
         for alias, conn in self._shared.items():
             connections[alias] = conn
         try:
             while not self._stop.is_set():
                 with self.lock:
-                    Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
-                           startup_delay=False, max_tasks=None, worker_id=get_random_string(32),
-                           excluded_queue_names=[]).run()
+                    Worker(
+                        queue_names=["default"],
+                        interval=0,
+                        batch=True,
+                        backend_name="default",
+                        startup_delay=False,
+                        max_tasks=None,
+                        worker_id=get_random_string(32),
+                        excluded_queue_names=[],
+                    ).run()
                     self.rounds += 1
                 if not self._shared:
                     connections.close_all()
@@ -192,11 +224,11 @@ class BackgroundWorker:
 
     def failures(self) -> str:
         """The worker's own crash and every failed task's traceback, for an assertion message."""
-        from django_tasks_db.models import DBTaskResult
-
         with self.lock:
-            failed = [f"{path}:\n{traceback}" for path, traceback in
-                      DBTaskResult.objects.failed().values_list("task_path", "traceback")]
+            failed = [
+                f"{path}:\n{traceback}"
+                for path, traceback in DBTaskResult.objects.failed().values_list("task_path", "traceback")
+            ]
         return "\n".join([repr(e) for e in self.errors] + failed)
 
 

@@ -32,20 +32,26 @@ def test_n7_annual_billing_is_set_for_the_next_charge_and_shown_then_removed(pag
 
     # then the panel shows the instruction, with the date in UTC and the annual price
     expect(panel.get_by_role("status").first).to_have_text(
-        "From the next charge on 2026-12-23 (UTC) it is billed annually.")
+        "From the next charge on 2026-12-23 (UTC) it is billed annually."
+    )
     instruction = panel.locator("#next-charge-instruction")
     expect(instruction).to_contain_text(
-        "From the charge on 2026-12-23 00:00 UTC: billed annually at 114.00 USD per license per period.")
+        "From the charge on 2026-12-23 00:00 UTC: billed annually at 114.00 USD per license per period."
+    )
     page.screenshot(path=f"{SHOTS_DIR}/billing-frequency-set.png", full_page=True)
     sub.refresh_from_db()
     assert (sub.billing_frequency, sub.next_charge_frequency, sub.next_charge_on) == (
-        "monthly", "annual", date(2026, 12, 23))
+        "monthly",
+        "annual",
+        date(2026, 12, 23),
+    )
 
     # and it is still there after a reload, and can be removed
     page.reload()
     expect(page.locator("#next-charge-instruction")).to_contain_text("billed annually")
     page.locator("#next-charge-instruction").get_by_role("button", name="Remove").click()
     expect(page.locator("#billing-frequency").get_by_role("status").first).to_have_text(
-        "Billing frequency change removed: it stays billed monthly.")
+        "Billing frequency change removed: it stays billed monthly."
+    )
     expect(page.locator("#next-charge-instruction")).to_have_count(0)
     assert Subscription.objects.get(pk=sub.pk).next_charge_frequency == ""

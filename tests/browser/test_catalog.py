@@ -35,8 +35,9 @@ def shown_offers(page: Page):
 
 def htmx_request_for(fragment: str):
     """Matches the catalog's own htmx GET (not a page load) whose URL holds `fragment`."""
-    return lambda request: (request.headers.get("hx-request") == "true" and "/add-subscription/" in request.url
-                            and fragment in request.url)
+    return lambda request: (
+        request.headers.get("hx-request") == "true" and "/add-subscription/" in request.url and fragment in request.url
+    )
 
 
 def test_filters_swap_results_in_place_and_stay_in_the_url(page: Page, live_server, catalog_customer):
@@ -108,7 +109,8 @@ def test_offer_not_sold_in_the_customers_country_is_greyed_with_its_reason(page:
     unavailable = offer_card(page, "Fabrikam Backup")
     expect(unavailable).to_have_class(re.compile(r"\bunavailable\b"))
     expect(unavailable.get_by_role("note")).to_have_text(
-        "Unavailable: The publisher does not sell this offer in Germany.")
+        "Unavailable: The publisher does not sell this offer in Germany."
+    )
     expect(unavailable.get_by_role("heading", name="Fabrikam Backup")).to_have_css("color", "rgb(138, 136, 134)")
     button = unavailable.get_by_role("button", name="Add to cart")
     expect(button).to_be_disabled()

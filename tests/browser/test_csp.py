@@ -24,8 +24,15 @@ from tests.browser.conftest import open_panel
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DIRECTIVES = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "base-uri 'self'",
-              "form-action 'self'", "frame-ancestors 'none'"]
+DIRECTIVES = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+]
 
 # Runs in every document before its own scripts (Playwright injects it outside the page's policy).
 RECORD_VIOLATIONS = """
@@ -48,7 +55,9 @@ class PolicyWatch:
 
     def prove_it_records(self, page: Page) -> None:
         """An inline <style> added on purpose must be reported, or an empty list below would prove nothing."""
-        page.evaluate("() => document.head.append(Object.assign(document.createElement('style'), {textContent: 'p {}'}))")
+        page.evaluate(
+            "() => document.head.append(Object.assign(document.createElement('style'), {textContent: 'p {}'}))"
+        )
         for _ in range(50):
             if len(self.violations) == 2:  # the event and the console message
                 break
@@ -62,8 +71,7 @@ class PolicyWatch:
 
     def _response(self, response) -> None:
         if response.request.resource_type == "document":
-            self.documents.append((response.url, response.status,
-                                   response.headers.get("content-security-policy")))
+            self.documents.append((response.url, response.status, response.headers.get("content-security-policy")))
 
 
 def visit(page: Page, url: str, heading: str | re.Pattern) -> None:
@@ -74,15 +82,22 @@ def visit(page: Page, url: str, heading: str | re.Pattern) -> None:
 def test_the_main_pages_are_sent_the_policy_and_break_none_of_it(page: Page, live_server):
     # given the demo's data, signed in as its direct-bill partner's admin agent
     call_command("seed_demo", verbosity=0)
-    agent = Membership.objects.get(partner__partner_id=demo.DIRECT_BILL_PARTNER_ID, is_admin_agent=True,
-                                   user__is_staff=False).user  # not the demo's partner admin "staff"
+    agent = Membership.objects.get(
+        partner__partner_id=demo.DIRECT_BILL_PARTNER_ID, is_admin_agent=True, user__is_staff=False
+    ).user  # not the demo's partner admin "staff"
     partner = agent.membership.partner
     # a paid subscription that can be upgraded, and a trial that can be converted (both are in the demo)
-    upgradable = Subscription.objects.filter(customer__partner=partner, status=Status.ACTIVE, is_trial=False,
-                                             sku__upgrade_paths__supported=True).select_related("customer", "sku")
+    upgradable = Subscription.objects.filter(
+        customer__partner=partner, status=Status.ACTIVE, is_trial=False, sku__upgrade_paths__supported=True
+    ).select_related("customer", "sku")
     subscription = upgradable.order_by("customer__company_name", "sku__name").first()
-    trial = Subscription.objects.filter(customer__partner=partner, status=Status.ACTIVE, is_trial=True,
-                                        sku__product__publisher__is_microsoft=True).select_related("customer").first()
+    trial = (
+        Subscription.objects.filter(
+            customer__partner=partner, status=Status.ACTIVE, is_trial=True, sku__product__publisher__is_microsoft=True
+        )
+        .select_related("customer")
+        .first()
+    )
     assert None not in (subscription, trial), "the demo no longer has what this test visits"
     customer = subscription.customer
     base = live_server.url
@@ -166,12 +181,24 @@ def test_the_main_pages_are_sent_the_policy_and_break_none_of_it(page: Page, liv
 
     # then every page came with the portal's policy (redirects included)
     assert {urlsplit(url).path for url, _, _ in watch.documents} >= {
-        "/login/", "/", "/customers/", f"/customers/{customer.pk}/subscriptions/",
-        f"/customers/{customer.pk}/subscriptions/{subscription.pk}/", f"/customers/{customer.pk}/add-subscription/",
-        f"/customers/{customer.pk}/cart/", "/orders/", "/renewals/", "/transfers/", "/admin/",
-        "/admin/subscriptions/subscription/"}
-    without = [(url, status, policy) for url, status, policy in watch.documents
-               if policy is None or sorted(p.strip() for p in policy.split(";")) != sorted(DIRECTIVES)]
+        "/login/",
+        "/",
+        "/customers/",
+        f"/customers/{customer.pk}/subscriptions/",
+        f"/customers/{customer.pk}/subscriptions/{subscription.pk}/",
+        f"/customers/{customer.pk}/add-subscription/",
+        f"/customers/{customer.pk}/cart/",
+        "/orders/",
+        "/renewals/",
+        "/transfers/",
+        "/admin/",
+        "/admin/subscriptions/subscription/",
+    }
+    without = [
+        (url, status, policy)
+        for url, status, policy in watch.documents
+        if policy is None or sorted(p.strip() for p in policy.split(";")) != sorted(DIRECTIVES)
+    ]
     assert without == []
     # and Chromium refused nothing on any of them
     assert watch.violations == []

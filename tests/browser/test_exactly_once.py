@@ -23,8 +23,10 @@ def test_double_clicking_yes_upgrade_upgrades_once(page: Page, live_server, cont
     UpgradePath.objects.create(source=source.sku, target=e5, supported=True)
     sign_in(page, live_server.url, agent)
     # the upgrade's preview: 10 of the 30 licenses into a new E5 subscription
-    page.goto(f"{live_server.url}/customers/{customer.pk}/subscriptions/{source.pk}/upgrade/?target={e5.pk}"
-              "&quantity=10&term=P1Y&billing_frequency=monthly&into=")
+    page.goto(
+        f"{live_server.url}/customers/{customer.pk}/subscriptions/{source.pk}/upgrade/?target={e5.pk}"
+        "&quantity=10&term=P1Y&billing_frequency=monthly&into="
+    )
     confirm = page.get_by_role("button", name="Yes, upgrade")
     expect(confirm).to_be_enabled()
     # when the partner double-clicks "Yes, upgrade"
@@ -54,17 +56,23 @@ def test_a_tab_opened_before_a_change_is_told_what_changed(page: Page, live_serv
     older.get_by_role("button", name="Rename").click()
     # then it is told what changed since, and nothing was renamed
     expect(older.get_by_role("alert").first).to_contain_text(
-        "This subscription changed since you opened the page: Suspended; auto-renew turned off")
+        "This subscription changed since you opened the page: Suspended; auto-renew turned off"
+    )
     assert Subscription.objects.get(pk=sub.pk).friendly_name == ""
 
 
 # ---------------------------------------------------------------- the catalog's "Add to cart", with htmx
 
+
 @pytest.fixture
 def two_offers(contoso):
     agent, customer = contoso
-    return agent, customer, make_offer("Microsoft 365 E3"), make_offer("Microsoft 365 Business Basic",
-                                                                      category="small_business")
+    return (
+        agent,
+        customer,
+        make_offer("Microsoft 365 E3"),
+        make_offer("Microsoft 365 Business Basic", category="small_business"),
+    )
 
 
 def cart_lines(customer):
@@ -101,10 +109,10 @@ def test_add_to_cart_on_two_cards_at_once_adds_both(page: Page, live_server, two
     # then both are added, neither refused as made from an older page (both forms were drawn with the same version)
     expect(e3_card.locator(".feedback")).to_contain_text("Added Microsoft 365 E3 to the cart (1 in the cart).")
     expect(basic_card.locator(".feedback")).to_contain_text(
-        "Added Microsoft 365 Business Basic to the cart (1 in the cart).")
+        "Added Microsoft 365 Business Basic to the cart (1 in the cart)."
+    )
     expect(page.locator("#cart-count")).to_have_text("2")
     assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1), ("Microsoft 365 E3", 1)]
-
 
 
 def test_cards_redrawn_while_an_add_to_cart_is_out_dont_stop_the_next_one(page: Page, live_server, two_offers):
@@ -152,12 +160,19 @@ def test_cards_redrawn_while_an_add_to_cart_is_out_take_the_version_it_made(page
     expect(card.locator(".feedback")).to_contain_text("Added Microsoft 365 Business Basic to the cart (1 in the cart).")
     assert cart_lines(customer) == [("Microsoft 365 Business Basic", 1), ("Microsoft 365 E3", 1)]
 
+
 # ---------------------------------------------------------------- a panel redrawn is not the page redrawn
+
 
 def renamed_elsewhere(sub, agent):
     """Someone else renames the subscription, as another tab would: the page opened before is now older."""
-    services.rename_subscription(subscription_id=sub.pk, actor=agent, friendly_name="Renamed elsewhere",
-                                 version=Subscription.objects.get(pk=sub.pk).version, now=timezone.now())
+    services.rename_subscription(
+        subscription_id=sub.pk,
+        actor=agent,
+        friendly_name="Renamed elsewhere",
+        version=Subscription.objects.get(pk=sub.pk).version,
+        now=timezone.now(),
+    )
 
 
 def test_a_renewal_draft_redrawn_doesnt_make_an_older_page_current(page: Page, live_server, contoso):
@@ -180,7 +195,8 @@ def test_a_renewal_draft_redrawn_doesnt_make_an_older_page_current(page: Page, l
     page.get_by_role("button", name="Turn auto-renew off").click()
     # then it is refused as made from an older page, and nothing changed
     expect(page.get_by_role("alert").first).to_contain_text(
-        "This subscription changed since you opened the page: Renamed to Renamed elsewhere")
+        "This subscription changed since you opened the page: Renamed to Renamed elsewhere"
+    )
     assert Subscription.objects.get(pk=sub.pk).auto_renew is True
 
 

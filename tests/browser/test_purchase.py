@@ -20,8 +20,11 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
     provider = factories.PartnerFactory(kind="indirect_provider", name="Northwind Distribution", country="DE")
     adatum, litware, proseware = (
         factories.ResellerLinkFactory(provider=provider, reseller__name=name, reseller__country="DE").reseller
-        for name in ("Adatum Reseller", "Litware Reseller", "Proseware Reseller"))
-    tailspin = factories.PartnerFactory(kind="indirect_reseller", name="Tailspin Consulting", country="DE", mpa_signed=True)
+        for name in ("Adatum Reseller", "Litware Reseller", "Proseware Reseller")
+    )
+    tailspin = factories.PartnerFactory(
+        kind="indirect_reseller", name="Tailspin Consulting", country="DE", mpa_signed=True
+    )
     fourth = factories.PartnerFactory(kind="direct_bill", name="Fourth Coffee IT", country="AT", mpa_signed=True)
     agent = factories.staff(provider, "sales_agent")
     factories.CustomerFactory(partner=provider, company_name="Alpine Ski House GmbH", billing_country="DE")
@@ -58,7 +61,9 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
     card.get_by_label("Term and billing").select_option(str(factories.availability(standard, "P1M").pk))
     card.get_by_label("Quantity").fill("5")
     card.get_by_role("button", name="Add to cart").click()
-    expect(card.locator(".feedback")).to_contain_text("Added Microsoft 365 Business Standard to the cart (5 in the cart).")
+    expect(card.locator(".feedback")).to_contain_text(
+        "Added Microsoft 365 Business Standard to the cart (5 in the cart)."
+    )
     expect(page.locator("#cart-count")).to_have_text("2")
 
     # reviews the cart
@@ -75,9 +80,14 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
 
     # picks the indirect reseller
     reseller_select = page.get_by_label("Indirect reseller")
-    expect(reseller_select.locator("option")).to_have_text([
-        "No indirect reseller", f"Adatum Reseller ({adatum.partner_id})",
-        f"Litware Reseller ({litware.partner_id})", f"Proseware Reseller ({proseware.partner_id})"])
+    expect(reseller_select.locator("option")).to_have_text(
+        [
+            "No indirect reseller",
+            f"Adatum Reseller ({adatum.partner_id})",
+            f"Litware Reseller ({litware.partner_id})",
+            f"Proseware Reseller ({proseware.partner_id})",
+        ]
+    )
     reseller_select.select_option(label=f"Litware Reseller ({litware.partner_id})")
     page.get_by_role("button", name="Save reseller").click()
     expect(page.get_by_role("status")).to_have_text("Reseller set to Litware Reseller.")
@@ -89,9 +99,12 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
         additional.get_by_label("Additional reseller PartnerID").fill(partner.partner_id)
         additional.get_by_role("button", name="Add reseller").click()
         expect(page.get_by_role("status")).to_have_text(f"Declared {partner.name} as an additional reseller.")
-    expect(page.locator("#additional-resellers ol li")).to_have_text([
-        re.compile(rf"^Tailspin Consulting \({tailspin.partner_id}\)"),
-        re.compile(rf"^Fourth Coffee IT \({fourth.partner_id}\)")])
+    expect(page.locator("#additional-resellers ol li")).to_have_text(
+        [
+            re.compile(rf"^Tailspin Consulting \({tailspin.partner_id}\)"),
+            re.compile(rf"^Fourth Coffee IT \({fourth.partner_id}\)"),
+        ]
+    )
 
     # attests and purchases
     purchase = page.locator("#purchase")
@@ -112,7 +125,8 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
     expect(props_value(page, "Attestation")).to_have_text("Acting as an indirect partner")
     expect(props_value(page, "Indirect reseller")).to_have_text(f"Litware Reseller ({litware.partner_id})")
     expect(props_value(page, "Additional resellers")).to_have_text(
-        f"Tailspin Consulting ({tailspin.partner_id}), Fourth Coffee IT ({fourth.partner_id})")
+        f"Tailspin Consulting ({tailspin.partner_id}), Fourth Coffee IT ({fourth.partner_id})"
+    )
     lines = page.locator("#order-lines tbody tr")
     expect(lines).to_have_count(2)
     expect(page.locator("#order-status")).to_have_text("In progress")

@@ -36,7 +36,8 @@ def test_schedule_an_upgrade_for_the_renewal_then_remove_it(page: Page, live_ser
     renewal.get_by_label("SKU at renewal").select_option(label="Upgrade to Microsoft 365 E5")
     renewal.get_by_role("button", name="Schedule for the renewal").click()
     expect(page.locator(".messages [role=status]").first).to_have_text(
-        f"Scheduled for the renewal: Upgrade to Microsoft 365 E5. {AUTOMATIC}")
+        f"Scheduled for the renewal: Upgrade to Microsoft 365 E5. {AUTOMATIC}"
+    )
 
     # the panel lists it with what happens to the licenses (R5), and keeps E5 selected
     renewal = page.locator(".side-panel.open #manage-renewal")
@@ -47,13 +48,15 @@ def test_schedule_an_upgrade_for_the_renewal_then_remove_it(page: Page, live_ser
     expect(renewal.get_by_label("SKU at renewal")).to_have_value(str(e5.pk))
     page.screenshot(path=f"{SHOTS_DIR}/renewal-upgrade-scheduled.png", full_page=True)
     assert list(ScheduledChange.objects.filter(subscription=sub).values_list("kind", "target_sku")) == [
-        ("upgrade", e5.pk)]
+        ("upgrade", e5.pk)
+    ]
     assert Subscription.objects.get(pk=sub.pk).sku == e3  # nothing changes before the renewal
 
     # then removes it
     renewal.get_by_role("button", name="Remove Upgrade to Microsoft 365 E5").click()
     expect(page.locator(".messages [role=status]").first).to_have_text(
-        "Removed from the renewal: Upgrade to Microsoft 365 E5.")
+        "Removed from the renewal: Upgrade to Microsoft 365 E5."
+    )
     renewal = page.locator(".side-panel.open #manage-renewal")
     expect(renewal.locator("ul.scheduled-changes li")).to_have_count(0)
     expect(renewal.locator("#renewal-reassignment")).to_have_count(0)

@@ -22,7 +22,6 @@ from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, make_offer, 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 def open_subscription(page: Page, customer, name: str) -> None:
     """Customers › the customer › the subscription's row link, like a partner gets there."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
@@ -47,8 +46,9 @@ def test_schedule_a_renewal_quantity_then_change_the_quantity_now_deletes_it(pag
     expect(renewal.get_by_role("heading", name="Manage renewal")).to_be_focused()
     expect(renewal).to_contain_text("Nothing is scheduled")
     page.keyboard.press("Escape")
-    expect(page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Manage renewal")
-           ).to_be_focused()
+    expect(
+        page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Manage renewal")
+    ).to_be_focused()
     renewal = open_panel(page, "Manage renewal")
 
     # the partner schedules 15 licenses for the renewal
@@ -74,7 +74,8 @@ def test_schedule_a_renewal_quantity_then_change_the_quantity_now_deletes_it(pag
     preview = page.locator("#quantity-preview")
     expect(preview).to_contain_text("10 → 12 licenses.")
     expect(preview.locator(".field-error")).to_have_text(
-        "Warning: this deletes the 1 change scheduled for the renewal.")
+        "Warning: this deletes the 1 change scheduled for the renewal."
+    )
     page.screenshot(path=f"{SHOTS_DIR}/quantity-preview-deletes-scheduled.png", full_page=True)
     assert sub.scheduled_changes.count() == 1  # nothing changed yet
 
@@ -86,8 +87,9 @@ def test_schedule_a_renewal_quantity_then_change_the_quantity_now_deletes_it(pag
     # and the scheduled change is gone
     renewal = open_panel(page, "Manage renewal")
     expect(renewal.locator("ul.scheduled-changes li")).to_have_count(0)
-    expect(renewal).to_contain_text("Nothing is scheduled: the subscription renews with its current quantity, "
-                                    "term and billing frequency.")
+    expect(renewal).to_contain_text(
+        "Nothing is scheduled: the subscription renews with its current quantity, term and billing frequency."
+    )
     expect(renewal.get_by_label("Quantity")).to_have_value("12")
     page.screenshot(path=f"{SHOTS_DIR}/scheduled-change-deleted.png", full_page=True)
     assert sub.scheduled_changes.count() == 0
@@ -119,7 +121,8 @@ def test_partial_upgrade_into_a_new_subscription_that_ends_with_the_source(page:
     expect(preview.get_by_role("heading")).to_have_text("Upgrade 4 licenses to Microsoft 365 E5?")
     expect(preview).to_contain_text(
         f"Partial upgrade: a new Microsoft 365 E5 subscription of 4 licenses that ends with this one on "
-        f"{source_end} (coterminous). This subscription keeps 6 licenses.")
+        f"{source_end} (coterminous). This subscription keeps 6 licenses."
+    )
     page.screenshot(path=f"{SHOTS_DIR}/upgrade-preview.png", full_page=True)
     assert Subscription.objects.get(pk=source.pk).quantity == 10  # nothing yet
 
@@ -129,7 +132,8 @@ def test_partial_upgrade_into_a_new_subscription_that_ends_with_the_source(page:
     # lands on the new subscription: 4 licenses of E5, ending with the source
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E5")
     expect(status_bars(page).first).to_have_text(
-        "Upgraded 4 license(s) to Microsoft 365 E5. Reassign these licenses by hand.")
+        "Upgraded 4 license(s) to Microsoft 365 E5. Reassign these licenses by hand."
+    )
     expect(props_value(page, "Quantity")).to_have_text("4")
     expect(props_value(page, "Status")).to_have_text("Active")
     expect(props_value(page, "Term end (inclusive)")).to_have_text(re.compile(rf"^{source_end} \(UTC\)"))
@@ -150,14 +154,28 @@ def test_partial_upgrade_into_a_new_subscription_that_ends_with_the_source(page:
 def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, live_server, contoso):
     agent, customer = contoso
     paid = make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00"), ("P1M", "monthly", "12.00")])
-    trial_sku = factories.SkuFactory(trial=True, name="Microsoft 365 E3 Trial", trial_of=paid,
-                                     product__name="Microsoft 365 E3 Trial", product__publisher=paid.product.publisher,
-                                     availabilities=[("P1M", "monthly", "0.00")])
+    trial_sku = factories.SkuFactory(
+        trial=True,
+        name="Microsoft 365 E3 Trial",
+        trial_of=paid,
+        product__name="Microsoft 365 E3 Trial",
+        product__publisher=paid.product.publisher,
+        availabilities=[("P1M", "monthly", "0.00")],
+    )
     started = NOW - timedelta(days=10)
     trial = factories.SubscriptionFactory(
-        customer=customer, sku=trial_sku, trial=True, availability=factories.availability(trial_sku, "P1M"),
-        term="P1M", billing_frequency="monthly", unit_price=Decimal("0.00"), term_start=started,
-        term_end=term_end_for(started.date(), 1), trial_ends_at=started + timedelta(days=30), created_at=started)
+        customer=customer,
+        sku=trial_sku,
+        trial=True,
+        availability=factories.availability(trial_sku, "P1M"),
+        term="P1M",
+        billing_frequency="monthly",
+        unit_price=Decimal("0.00"),
+        term_start=started,
+        term_end=term_end_for(started.date(), 1),
+        trial_ends_at=started + timedelta(days=30),
+        created_at=started,
+    )
 
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3 Trial")
@@ -179,7 +197,8 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E3")
     expect(page.get_by_role("heading", level=1)).not_to_contain_text("Trial")
     expect(status_bars(page).first).to_contain_text(
-        "Trial converted: Now: a new Microsoft 365 E3 subscription with 25 licenses, 1 year billed monthly")
+        "Trial converted: Now: a new Microsoft 365 E3 subscription with 25 licenses, 1 year billed monthly"
+    )
     expect(props_value(page, "Status")).to_have_text("Active")
     expect(props_value(page, "Quantity")).to_have_text("25")
     expect(props_value(page, "Term")).to_have_text("1 year, billed monthly at 10.00 USD per license")
@@ -189,7 +208,8 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
     # and the trial ended
     open_subscription(page, customer, "Microsoft 365 E3 Trial")
     expect(props_value(page, "Status")).to_have_text("Expired")
-    expect(page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Convert trial")
-           ).to_have_count(0)
+    expect(
+        page.get_by_role("toolbar", name="Subscription actions").get_by_role("link", name="Convert trial")
+    ).to_have_count(0)
     trial.refresh_from_db()
     assert (trial.status, trial.auto_renew) == (Status.EXPIRED, False)

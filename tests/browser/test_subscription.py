@@ -25,7 +25,6 @@ from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, open_panel, 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 def open_subscription(page: Page, customer, name: str) -> None:
     """Customers › the customer › the subscription's row link, like a partner gets there."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
@@ -39,8 +38,9 @@ def status_bars(page: Page):
     return page.locator(".messages [role=status]")
 
 
-def reduce_from_10_to_7_after_a_preview(page: Page, live_server, agent, customer, shots: str,
-                                        javascript: bool = True) -> Subscription:
+def reduce_from_10_to_7_after_a_preview(
+    page: Page, live_server, agent, customer, shots: str, javascript: bool = True
+) -> Subscription:
     # given 10 licenses bought 2 days ago, on 2026-11-23 12:00 UTC: removable until 2026-11-30 12:00 UTC
     sub = e3_subscription(customer, started=NOW - timedelta(days=2))
     sign_in(page, live_server.url, agent)
@@ -58,7 +58,8 @@ def reduce_from_10_to_7_after_a_preview(page: Page, live_server, agent, customer
     expect(preview).to_contain_text("10 → 7 licenses. Refund 28.00 USD.")
     expect(preview.locator("li")).to_have_text(
         "3 from the batch added 2026-11-23 12:00 UTC: refund 10.00 × 3 × 28/30 days = 28.00 USD "
-        "(period 2026-11-25 – 2026-12-22)")
+        "(period 2026-11-25 – 2026-12-22)"
+    )
     page.screenshot(path=f"{SHOTS_DIR}/{shots}-preview.png", full_page=True)
     assert Subscription.objects.get(pk=sub.pk).quantity == 10
 
@@ -71,14 +72,21 @@ def reduce_from_10_to_7_after_a_preview(page: Page, live_server, agent, customer
     billing = page.locator("h2", has_text=re.compile(r"^Billing$")).locator("xpath=following-sibling::table[1]")
     refund = billing.locator("tbody tr", has_text="License removal refund")
     expect(refund).to_have_count(1)
-    expect(refund.locator("td")).to_have_text([
-        re.compile(r"^2026-11-25 12:\d\d UTC$"), "License removal refund", "2026-11-25 – 2026-12-22",
-        "10.00 × 3 × 28/30 days", "-28.00 USD"])
+    expect(refund.locator("td")).to_have_text(
+        [
+            re.compile(r"^2026-11-25 12:\d\d UTC$"),
+            "License removal refund",
+            "2026-11-25 – 2026-12-22",
+            "10.00 × 3 × 28/30 days",
+            "-28.00 USD",
+        ]
+    )
     page.screenshot(path=f"{SHOTS_DIR}/{shots}-reduced.png", full_page=True)
     sub.refresh_from_db()
     assert sub.quantity == 7
     assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount")) == [
-        ("reduction_refund", Decimal("-28.00"))]
+        ("reduction_refund", Decimal("-28.00"))
+    ]
     return sub
 
 
@@ -95,13 +103,15 @@ def test_q2_reduce_licenses_inside_the_window_with_the_preview_shown_first(page:
 @pytest.mark.rule("Q2")
 @pytest.mark.rule("Q3")
 def test_q2_reduce_licenses_inside_the_window_with_the_preview_shown_first_without_javascript(
-        browser, live_server, contoso):
+    browser, live_server, contoso
+):
     # the same partner, in a browser with JavaScript off: Preview is a plain GET form
     agent, customer = contoso
     context = browser.new_context(java_script_enabled=False)
     try:
-        reduce_from_10_to_7_after_a_preview(context.new_page(), live_server, agent, customer, "quantity-nojs",
-                                            javascript=False)
+        reduce_from_10_to_7_after_a_preview(
+            context.new_page(), live_server, agent, customer, "quantity-nojs", javascript=False
+        )
     finally:
         context.close()
 
@@ -112,8 +122,10 @@ def test_x1_try_to_cancel_after_the_window_and_read_the_reason(page: Page, live_
     # given a subscription whose term started 10 days ago, on 2026-11-15 12:00 UTC
     agent, customer = contoso
     sub = e3_subscription(customer, started=NOW - timedelta(days=10))
-    reason = ("The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Turn auto-renew "
-              "off so it ends with its term.")
+    reason = (
+        "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Turn auto-renew "
+        "off so it ends with its term."
+    )
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3")
 
@@ -149,19 +161,23 @@ def test_p1_suspend_then_reactivate_and_see_the_banners(page: Page, live_server,
     bar.get_by_role("link", name="Suspend").click()
     dialog = page.get_by_role("dialog", name="Suspend Microsoft 365 E3?")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("The customer loses access at once (admins keep access to data). Billing "
-                                   "continues while suspended, auto-renew is turned off.")
+    expect(dialog).to_contain_text(
+        "The customer loses access at once (admins keep access to data). Billing "
+        "continues while suspended, auto-renew is turned off."
+    )
     page.screenshot(path=f"{SHOTS_DIR}/suspend-dialog.png", full_page=True)
     assert Subscription.objects.get(pk=sub.pk).status == Status.ACTIVE  # nothing yet
     dialog.get_by_role("button", name="Yes, suspend").click()
 
     # then the success message and the "Suspended:" banner with what is still billed
     expect(status_bars(page).first).to_have_text(
-        "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off.")
+        "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
+    )
     banner = page.locator(".msgbar-warning", has_text=re.compile(r"^Suspended:"))
     expect(banner).to_have_text(
         "Suspended: the customer can't use it, and it is still billed (100.00 USD per monthly period) until its "
-        "term ends on 2027-11-22 (UTC). Reactivate it before then, or it becomes disabled and its data is deleted.")
+        "term ends on 2027-11-22 (UTC). Reactivate it before then, or it becomes disabled and its data is deleted."
+    )
     expect(props_value(page, "Status")).to_have_text("Suspended")
     expect(props_value(page, "Auto-renew")).to_have_text("Off")
     expect(bar.get_by_role("link", name="Suspend")).to_have_count(0)
@@ -175,9 +191,11 @@ def test_p1_suspend_then_reactivate_and_see_the_banners(page: Page, live_server,
 
     # then the page reminds to turn auto-renew back on
     expect(status_bars(page).first).to_have_text(
-        "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew.")
+        "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
+    )
     expect(page.locator(".msgbar-info", has_text="Auto-renew is off")).to_have_text(
-        "Auto-renew is off: this subscription ends on 2027-11-22 (UTC). Turn auto-renew on if it should renew.")
+        "Auto-renew is off: this subscription ends on 2027-11-22 (UTC). Turn auto-renew on if it should renew."
+    )
     expect(banner).to_have_count(0)
     expect(props_value(page, "Status")).to_have_text("Active")
     expect(bar.get_by_role("button", name="Turn auto-renew on")).to_be_enabled()
@@ -195,8 +213,11 @@ def _export_route_exists() -> bool:
 
 
 @pytest.mark.rule("S5")
-@pytest.mark.xfail(not _export_route_exists(), strict=False,
-                   reason="the export route subscriptions:subscription-export is not built yet")
+@pytest.mark.xfail(
+    not _export_route_exists(),
+    strict=False,
+    reason="the export route subscriptions:subscription-export is not built yet",
+)
 def test_s5_export_all_subscriptions_and_read_the_csv_header(page: Page, live_server, contoso):
     agent, customer = contoso
     reseller = factories.PartnerFactory(kind="indirect_reseller", name="Litware Reseller")
@@ -216,7 +237,23 @@ def test_s5_export_all_subscriptions_and_read_the_csv_header(page: Page, live_se
 
     # whose header row names the columns of S5, then one row per subscription
     table = list(csv.reader(io.StringIO(content)))
-    assert table[0] == ["Subscription ID", "Subscription name", "Quantity", "Status", "Billing term", "Promotion",
-                        "Reseller"]
-    assert table[1:] == [[str(sub.pk), "Microsoft 365 E3", "10", "Active (auto-renew on, renews 2027-11-23)",
-                          "1 year, billed monthly", "None", reseller.partner_id]]
+    assert table[0] == [
+        "Subscription ID",
+        "Subscription name",
+        "Quantity",
+        "Status",
+        "Billing term",
+        "Promotion",
+        "Reseller",
+    ]
+    assert table[1:] == [
+        [
+            str(sub.pk),
+            "Microsoft 365 E3",
+            "10",
+            "Active (auto-renew on, renews 2027-11-23)",
+            "1 year, billed monthly",
+            "None",
+            reseller.partner_id,
+        ]
+    ]

@@ -39,8 +39,7 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     settings.DEMO_MODE = True  # PORTAL_DEMO=1: the simulated mailbox exists
     source_agent, customer = contoso
     e3 = e3_subscription(customer, started=NOW - timedelta(days=40), quantity=12)
-    e3_subscription(customer, started=NOW - timedelta(days=40), quantity=3, friendly_name="Branch office",
-                    e3=e3.sku)
+    e3_subscription(customer, started=NOW - timedelta(days=40), quantity=3, friendly_name="Branch office", e3=e3.sku)
     target = factories.PartnerFactory(kind="direct_bill", name="Northwind Cloud", partner_id="7300001")
     target_agent = factories.staff(target, "sales_agent")
     source_partner_id = source_agent.membership.partner.partner_id
@@ -54,7 +53,8 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     invite.get_by_label("Customer administrator's e-mail").fill(f"admin@{customer.domain}")
     invite.get_by_role("button", name="Send relationship request").click()
     expect(page.locator(".messages [role=status]").first).to_contain_text(
-        f"Relationship request sent to Fabrikam Ltd: the acceptance link was e-mailed to admin@{customer.domain}")
+        f"Relationship request sent to Fabrikam Ltd: the acceptance link was e-mailed to admin@{customer.domain}"
+    )
     relationships = page.get_by_role("table", name="Relationship requests")
     expect(relationships).to_contain_text("Pending")
     expect(relationships).to_contain_text("2026-12-09")  # the link works for 14 days
@@ -109,7 +109,8 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
 
     # TF4: done in one go: the request is completed, the subscription listed as transferred
     expect(page.locator(".messages [role=status]").first).to_have_text(
-        "Transferred 1 subscription(s) to Northwind Cloud.")
+        "Transferred 1 subscription(s) to Northwind Cloud."
+    )
     expect(page.locator("dl.facts")).to_contain_text("Completed")
     expect(page.locator("main")).to_contain_text("Microsoft 365 E3 · 12 licenses")
     # at the current partner it is cancelled; the one not picked stays
@@ -128,8 +129,10 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     expect(moved).to_contain_text("12")
     page.screenshot(path=f"{SHOTS_DIR}/transfer-done.png", full_page=True)
     assert Subscription.objects.get(pk=e3.pk).status == Status.DELETED
-    assert Subscription.objects.filter(customer__partner=target, sku=e3.sku, quantity=12,
-                                       status=Status.ACTIVE).count() == 1
+    assert (
+        Subscription.objects.filter(customer__partner=target, sku=e3.sku, quantity=12, status=Status.ACTIVE).count()
+        == 1
+    )
 
     # a second request filed by mistake is withdrawn before the current partner acts on it
     open_transfers(page)
@@ -140,8 +143,13 @@ def test_a_transfer_from_relationship_request_to_completion(page: Page, live_ser
     request.get_by_role("button", name="Send transfer request").click()
     page.get_by_role("button", name="Withdraw request").click()
     expect(page.locator(".messages [role=status]").first).to_have_text(
-        "Transfer request withdrawn: nothing was transferred.")
-    expect(page.locator("dl.facts")).to_contain_text(re.compile(r"Withdrawn \(UTC\)\s*2026-11-25 \d\d:\d\d UTC by "
-                                                                r"Northwind Cloud"))
+        "Transfer request withdrawn: nothing was transferred."
+    )
+    expect(page.locator("dl.facts")).to_contain_text(
+        re.compile(
+            r"Withdrawn \(UTC\)\s*2026-11-25 \d\d:\d\d UTC by "
+            r"Northwind Cloud"
+        )
+    )
     expect(page.get_by_role("button", name="Withdraw request")).to_have_count(0)
     assert sorted(TransferRequest.objects.values_list("status", flat=True)) == ["cancelled", "completed"]

@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
-from subscriptions.states import Status
 from subscriptions.services import fulfill_order_task, provision_subscription_task
+from subscriptions.states import Status
 from tests import factories
 
 
@@ -44,8 +44,9 @@ def claimed(task, argument, *, at):
 @pytest.fixture
 def orders(customer, sales, now):
     def order(minutes_ago, **kwargs):
-        return factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(minutes=minutes_ago),
-                                      **kwargs)
+        return factories.OrderFactory(
+            customer=customer, placed_by=sales, created_at=now - timedelta(minutes=minutes_ago), **kwargs
+        )
 
     late = order(10)
     factories.OrderLineFactory(order=late)
@@ -56,9 +57,14 @@ def orders(customer, sales, now):
     # fulfilled 10 minutes ago, its Microsoft subscription still waiting to be provisioned
     provisioning = order(10, completed=True)
     line = factories.OrderLineFactory(order=provisioning, fulfilled=True)
-    subscription = factories.SubscriptionFactory(customer=customer, sku=line.sku, availability=line.availability,
-                                                 order_line=line, status=Status.PENDING,
-                                                 created_at=now - timedelta(minutes=10))
+    subscription = factories.SubscriptionFactory(
+        customer=customer,
+        sku=line.sku,
+        availability=line.availability,
+        order_line=line,
+        status=Status.PENDING,
+        created_at=now - timedelta(minutes=10),
+    )
     return {"late": late, "fresh": fresh, "done": done, "provisioning": provisioning, "subscription": subscription}
 
 
@@ -66,7 +72,7 @@ def test_the_order_list_filters_the_orders_waiting_longer_than_expected(operator
     url = reverse("admin:catalog_order_changelist")
     # when the operator opens the order list, then the filter is offered
     page = operator.get(url).content.decode()
-    assert 'By waiting longer than expected' in page
+    assert "By waiting longer than expected" in page
     assert "?waiting=yes" in page
     # when the filter is applied
     stuck = operator.get(url, {"waiting": "yes"}).content.decode()
@@ -90,14 +96,18 @@ def test_a_stuck_orders_page_shows_its_verdict_and_its_tasks(operator, orders, n
     # when the operator opens the order
     page = operator.get(reverse("admin:catalog_order_change", args=[order.pk])).content.decode()
     # then it says why it is late and lists its tasks, newest first, the lost one marked presumed lost
-    assert field(page, "waiting") == ("Waiting longer than expected: This order is taking longer than expected: placed "
-                                      "2026-11-25 11:50 UTC, its subscriptions are not created yet (this usually "
-                                      "takes under a minute).")
+    assert field(page, "waiting") == (
+        "Waiting longer than expected: This order is taking longer than expected: placed "
+        "2026-11-25 11:50 UTC, its subscriptions are not created yet (this usually "
+        "takes under a minute)."
+    )
     tasks = field(page, "background_tasks")
-    assert tasks == ("Background tasks: Task Run on State Enqueued (UTC) Started (UTC) Finished (UTC) Workers "
-                     f"fulfill_order_task {order.pk} queued 2026-11-25 11:59 UTC — — — "
-                     f"fulfill_order_task {order.pk} presumed lost: running since 2026-11-25 11:50 UTC with no result "
-                     "2026-11-25 11:50 UTC 2026-11-25 11:50 UTC — worker-1")
+    assert tasks == (
+        "Background tasks: Task Run on State Enqueued (UTC) Started (UTC) Finished (UTC) Workers "
+        f"fulfill_order_task {order.pk} queued 2026-11-25 11:59 UTC — — — "
+        f"fulfill_order_task {order.pk} presumed lost: running since 2026-11-25 11:50 UTC with no result "
+        "2026-11-25 11:50 UTC 2026-11-25 11:50 UTC — worker-1"
+    )
     for row in (replacement, lost):
         assert reverse("admin:django_tasks_database_dbtaskresult_change", args=[row.pk]) in page
 
@@ -108,14 +118,19 @@ def test_an_orders_page_lists_its_subscriptions_provisioning_tasks(operator, ord
     claimed(provision_subscription_task, str(subscription.pk), at=now - timedelta(minutes=10))
     # when the operator opens it, then it shows the verdict and that task
     page = operator.get(reverse("admin:catalog_order_change", args=[orders["provisioning"].pk])).content.decode()
-    assert field(page, "waiting").startswith("Waiting longer than expected: This order is taking longer than "
-                                             "expected: 1 subscription created 2026-11-25 11:50 UTC is still being "
-                                             "provisioned")
-    assert (f"provision_subscription_task {subscription.pk} presumed lost: running since 2026-11-25 11:50 UTC"
-            in field(page, "background_tasks"))
+    assert field(page, "waiting").startswith(
+        "Waiting longer than expected: This order is taking longer than "
+        "expected: 1 subscription created 2026-11-25 11:50 UTC is still being "
+        "provisioned"
+    )
+    assert f"provision_subscription_task {subscription.pk} presumed lost: running since 2026-11-25 11:50 UTC" in field(
+        page, "background_tasks"
+    )
 
 
 def test_an_order_on_time_says_so(operator, orders):
     page = operator.get(reverse("admin:catalog_order_change", args=[orders["done"].pk])).content.decode()
     assert (field(page, "waiting"), field(page, "background_tasks")) == (
-        "Waiting longer than expected: No", "Background tasks: None")
+        "Waiting longer than expected: No",
+        "Background tasks: None",
+    )

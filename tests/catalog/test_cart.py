@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from catalog import cart as cart_services
 from catalog.models import Cart, CartAdditionalReseller, CartLine
-from portal.models import Partner
 from portal.errors import RuleViolation
+from portal.models import Partner
 from tests import factories
 
 
@@ -21,8 +21,14 @@ def fast_password_hashing(settings):
 
 
 def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=quantity,
-                                     aligned_end_date=aligned_end_date, now=now)
+    return cart_services.add_to_cart(
+        customer=customer,
+        actor=actor,
+        availability_id=availability.pk,
+        quantity=quantity,
+        aligned_end_date=aligned_end_date,
+        now=now,
+    )
 
 
 # K1 Cart -----------------------------------------------------------------------------------------
@@ -150,8 +156,9 @@ def test_t2_support_agent_cannot_change_an_existing_cart(direct_partner, custome
     support = factories.staff(direct_partner, "support_agent")
     # when the support agent changes or removes the line
     with pytest.raises(PermissionDenied):
-        cart_services.update_line(cart=line.cart, actor=support, line_id=line.pk, quantity=50, aligned_end_date=None,
-                                  now=now)
+        cart_services.update_line(
+            cart=line.cart, actor=support, line_id=line.pk, quantity=50, aligned_end_date=None, now=now
+        )
     with pytest.raises(PermissionDenied):
         cart_services.remove_line(cart=line.cart, actor=support, line_id=line.pk, now=now)
     # then the line is unchanged
@@ -179,7 +186,10 @@ def test_t1_indirect_reseller_cannot_add_to_cart(db, now):
     with pytest.raises(PermissionDenied) as refused:
         add(customer, admin, factories.availability(factories.SkuFactory()), 5, now)
     # then it is refused with the notice to contact the indirect provider, and nothing changed
-    assert str(refused.value) == "Indirect resellers can't buy or change subscriptions here: contact your indirect provider."
+    assert (
+        str(refused.value)
+        == "Indirect resellers can't buy or change subscriptions here: contact your indirect provider."
+    )
     assert not Cart.objects.exists()
 
 
@@ -258,7 +268,9 @@ def test_k4_direct_bill_partner_cannot_associate_a_reseller(customer, sales, now
         cart_services.set_reseller(cart=cart, actor=sales, reseller_id=reseller.pk, now=now)
     # then it is refused and the cart has no reseller
     assert (refused.value.rule, refused.value.message) == (
-        "K4", "Only indirect providers associate an indirect reseller with a purchase.")
+        "K4",
+        "Only indirect providers associate an indirect reseller with a purchase.",
+    )
     cart.refresh_from_db()
     assert cart.reseller is None
 
@@ -299,8 +311,12 @@ def test_k5_efta_customer_may_declare_additional_resellers(provider, provider_sa
     customer = factories.CustomerFactory(partner=provider, billing_country="NO")
     add(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
-    cart = cart_services.set_reseller(cart=cart_services.current_cart(customer, provider_sales, now),
-                                      actor=provider_sales, reseller_id=reseller.pk, now=now)
+    cart = cart_services.set_reseller(
+        cart=cart_services.current_cart(customer, provider_sales, now),
+        actor=provider_sales,
+        reseller_id=reseller.pk,
+        now=now,
+    )
     extra = factories.PartnerFactory()
     # when an additional reseller is declared
     declare(cart, provider_sales, extra.partner_id, now)
@@ -314,14 +330,20 @@ def test_k5_customer_outside_the_eu_efta_declares_none(provider, provider_sales,
     customer = factories.CustomerFactory(partner=provider, billing_country="US")
     add(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
-    cart = cart_services.set_reseller(cart=cart_services.current_cart(customer, provider_sales, now),
-                                      actor=provider_sales, reseller_id=reseller.pk, now=now)
+    cart = cart_services.set_reseller(
+        cart=cart_services.current_cart(customer, provider_sales, now),
+        actor=provider_sales,
+        reseller_id=reseller.pk,
+        now=now,
+    )
     # when an additional reseller is declared
     with pytest.raises(RuleViolation) as refused:
         declare(cart, provider_sales, factories.PartnerFactory().partner_id, now)
     # then it is refused and none is declared
     assert (refused.value.rule, refused.value.message) == (
-        "K5", "Additional resellers are declared only for customers in the EU/EFTA.")
+        "K5",
+        "Additional resellers are declared only for customers in the EU/EFTA.",
+    )
     assert not CartAdditionalReseller.objects.exists()
 
 
@@ -333,7 +355,10 @@ def test_k5_initial_reseller_comes_before_any_additional_one(provider_cart, prov
     with pytest.raises(RuleViolation) as refused:
         declare(provider_cart, provider_sales, extra.partner_id, now)
     # then it is refused and none is declared
-    assert (refused.value.rule, refused.value.message) == ("K5", "Choose the initial reseller before any additional one.")
+    assert (refused.value.rule, refused.value.message) == (
+        "K5",
+        "Choose the initial reseller before any additional one.",
+    )
     assert not CartAdditionalReseller.objects.exists()
 
 
@@ -352,10 +377,13 @@ def test_k5_at_most_five_additional_resellers(eu_cart, provider_sales, now):
 
 
 @pytest.mark.rule("K5")
-@pytest.mark.parametrize("typed, message", [
-    ("9999999", "No partner has the PartnerID 9999999."),
-    ("", "No partner has the PartnerID (empty)."),
-])
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("9999999", "No partner has the PartnerID 9999999."),
+        ("", "No partner has the PartnerID (empty)."),
+    ],
+)
 def test_k5_unknown_partner_id_is_refused(eu_cart, provider_sales, now, typed, message):
     # given no partner has the typed PartnerID
     # when it is declared
@@ -375,7 +403,9 @@ def test_k5_partner_without_the_mpa_is_refused(eu_cart, provider_sales, now):
         declare(eu_cart, provider_sales, unsigned.partner_id, now)
     # then it is refused, naming it, and none is declared
     assert (refused.value.rule, refused.value.message) == (
-        "K5", "Unsigned Partner (6200001) has not signed the Microsoft Partner Agreement.")
+        "K5",
+        "Unsigned Partner (6200001) has not signed the Microsoft Partner Agreement.",
+    )
     assert not CartAdditionalReseller.objects.exists()
 
 
@@ -399,7 +429,10 @@ def test_k5_the_initial_reseller_cannot_also_be_additional(eu_cart, provider_sal
     with pytest.raises(RuleViolation) as refused:
         declare(eu_cart, provider_sales, eu_cart.reseller.partner_id, now)
     # then it is refused and none is declared
-    assert (refused.value.rule, refused.value.message) == ("K5", "Initial Reseller GmbH is already the initial reseller.")
+    assert (refused.value.rule, refused.value.message) == (
+        "K5",
+        "Initial Reseller GmbH is already the initial reseller.",
+    )
     assert not CartAdditionalReseller.objects.exists()
 
 
@@ -427,7 +460,8 @@ def test_k5_clearing_the_initial_reseller_removes_the_additional_ones(eu_cart, p
 
 @pytest.mark.rule("K5")
 def test_k5_positions_stay_consecutive_when_an_additional_reseller_becomes_the_initial_one(
-        provider, eu_cart, provider_sales, now):
+    provider, eu_cart, provider_sales, now
+):
     # given two additional resellers; the first is also one of the provider's resellers
     first = factories.ResellerLinkFactory(provider=provider).reseller
     second = factories.PartnerFactory()
@@ -461,7 +495,9 @@ def test_k12_cart_created_7_days_ago_is_expired(customer, sales, now):
 @pytest.mark.rule("K12")
 def test_k12_cart_is_open_until_1_second_before_7_days(customer, sales, now):
     # given a cart created 7 days less 1 second ago
-    cart = factories.CartFactory(customer=customer, owner=sales, created_at=now - timedelta(days=7) + timedelta(seconds=1))
+    cart = factories.CartFactory(
+        customer=customer, owner=sales, created_at=now - timedelta(days=7) + timedelta(seconds=1)
+    )
     # when the user's current cart is looked up
     current = cart_services.current_cart(customer, sales, now)
     # then it is still open
@@ -507,9 +543,12 @@ def test_k12_changing_an_expired_cart_is_a_conflict(customer, sales, now):
 def test_k2_cart_page_rows_show_each_kind_of_line(client, customer, sales, now):
     # given an aligned annual line of an offer with markup in its name, a trial and a usage-based line
     e3 = factories.SkuFactory(name="E3 <Plus> & more")
-    factories.SubscriptionFactory(customer=customer, sku=factories.SkuFactory(name="Visio <2>"),
-                                  availability=factories.availability(factories.SkuFactory(), "P1Y"),
-                                  term_end=now.date() + timedelta(days=40))
+    factories.SubscriptionFactory(
+        customer=customer,
+        sku=factories.SkuFactory(name="Visio <2>"),
+        availability=factories.availability(factories.SkuFactory(), "P1Y"),
+        term_end=now.date() + timedelta(days=40),
+    )
     visio_end = now.date() + timedelta(days=40)
     aligned = add(customer, sales, factories.availability(e3, "P1Y"), 3, now, aligned_end_date=visio_end)
     trial = add(customer, sales, factories.availability(factories.SkuFactory(trial=True), "P1M"), 1, now)
@@ -521,8 +560,10 @@ def test_k2_cart_page_rows_show_each_kind_of_line(client, customer, sales, now):
     update = reverse("catalog:cart-line-update", args=[customer.pk, aligned.pk])
     assert f'<tr data-line="{aligned.pk}">\n    <td><strong>E3 &lt;Plus&gt; &amp; more</strong>' in page
     assert f'<form class="row-actions" method="post" action="{update}">' in page
-    assert ('<input type="number" name="quantity" value="3" min="1" aria-label="Quantity of E3 &lt;Plus&gt; &amp; more">'
-            in page)
+    assert (
+        '<input type="number" name="quantity" value="3" min="1" aria-label="Quantity of E3 &lt;Plus&gt; &amp; more">'
+        in page
+    )
     assert f'<option value="{visio_end:%Y-%m-%d}" selected>With Visio &lt;2&gt; ({visio_end:%Y-%m-%d})</option>' in page
     assert page.count(" selected>") == 1
     assert f'<span class="why">Ends {visio_end:%Y-%m-%d} (UTC); the first term is prorated.</span>' in page

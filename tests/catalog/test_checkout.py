@@ -17,7 +17,6 @@ from tests import factories
 from tests.helpers import at_once
 
 
-
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
@@ -25,19 +24,30 @@ def fast_password_hashing(settings):
 
 
 def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=quantity,
-                                     aligned_end_date=aligned_end_date, now=now)
+    return cart_services.add_to_cart(
+        customer=customer,
+        actor=actor,
+        availability_id=availability.pk,
+        quantity=quantity,
+        aligned_end_date=aligned_end_date,
+        now=now,
+    )
 
 
 def nothing_bought():
-    return not Order.objects.exists() and not OrderLine.objects.exists() and not Subscription.objects.exists() \
+    return (
+        not Order.objects.exists()
+        and not OrderLine.objects.exists()
+        and not Subscription.objects.exists()
         and not BillingLine.objects.exists()
+    )
 
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00"),
-                                                                         ("P1M", "monthly", "43.20")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00"), ("P1M", "monthly", "43.20")]
+    )
 
 
 @pytest.fixture
@@ -61,7 +71,8 @@ def test_k3_attestation_names_both_ways_of_acting(cart):
     # given a cart / when its attestation is shown / then it covers indirect and direct purchases in the portal's words
     assert attestation_text(cart) == (
         "I confirm that my organisation acts as an indirect partner in this purchase when a reseller is selected, "
-        "and as a direct partner when no reseller is selected.")
+        "and as a direct partner when no reseller is selected."
+    )
 
 
 @pytest.mark.rule("K3")
@@ -72,7 +83,10 @@ def test_k3_purchase_without_attestation_buys_nothing(cart, sales, now):
         purchase(cart=cart, actor=sales, attested=False, now=now)
     # then it is refused and nothing is bought; the cart stays open with its lines
     assert (refused.value.rule, refused.value.message, refused.value.field) == (
-        "K3", "Confirm the attestation before purchasing.", "attest")
+        "K3",
+        "Confirm the attestation before purchasing.",
+        "attest",
+    )
     assert nothing_bought()
     cart.refresh_from_db()
     assert cart.status == Cart.Status.OPEN and cart.lines.count() == 2
@@ -97,8 +111,9 @@ def test_k3_order_records_acting_as_indirect_partner_with_a_reseller(provider, n
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
     add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
-    cart = cart_services.set_reseller(cart=cart_services.current_cart(customer, seller, now), actor=seller,
-                                      reseller_id=reseller.pk, now=now)
+    cart = cart_services.set_reseller(
+        cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=reseller.pk, now=now
+    )
     # when it is purchased with the confirmation
     order, _ = purchase(cart=cart, actor=seller, attested=True, now=now)
     # then the order records the indirect attestation and the reseller
@@ -117,8 +132,9 @@ def test_k4_reseller_no_longer_linked_to_the_provider_is_refused_at_purchase(pro
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
     add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
-    cart = cart_services.set_reseller(cart=cart_services.current_cart(customer, seller, now), actor=seller,
-                                      reseller_id=link.reseller.pk, now=now)
+    cart = cart_services.set_reseller(
+        cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=link.reseller.pk, now=now
+    )
     link.delete()
     # when the cart is purchased
     with pytest.raises(RuleViolations) as refused:
@@ -126,8 +142,7 @@ def test_k4_reseller_no_longer_linked_to_the_provider_is_refused_at_purchase(pro
     # then the reseller is refused and nothing is bought
     assert list(refused.value.violations) == ["reseller"]
     violation = refused.value.violations["reseller"]
-    assert (violation.rule, violation.message) == (
-        "K4", "That reseller is not one of your indirect resellers.")
+    assert (violation.rule, violation.message) == ("K4", "That reseller is not one of your indirect resellers.")
     assert nothing_bought()
 
 
@@ -140,8 +155,9 @@ def eu_indirect_cart(provider, now):
     customer = factories.CustomerFactory(partner=provider, billing_country="FR")
     add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
-    cart = cart_services.set_reseller(cart=cart_services.current_cart(customer, seller, now), actor=seller,
-                                      reseller_id=reseller.pk, now=now)
+    cart = cart_services.set_reseller(
+        cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=reseller.pk, now=now
+    )
     return cart, seller
 
 
@@ -156,7 +172,9 @@ def test_k5_order_records_the_additional_resellers_in_order(eu_indirect_cart, no
     order, _ = purchase(cart=cart, actor=seller, attested=True, now=now)
     # then the order records them in the declared order
     assert list(OrderAdditionalReseller.objects.filter(order=order).values_list("partner", "position")) == [
-        (first.pk, 1), (second.pk, 2)]
+        (first.pk, 1),
+        (second.pk, 2),
+    ]
 
 
 @pytest.mark.rule("K5")
@@ -174,7 +192,9 @@ def test_k5_additional_reseller_that_no_longer_qualifies_is_refused_at_purchase(
     assert list(refused.value.violations) == [f"reseller-{partner.pk}"]
     violation = refused.value.violations[f"reseller-{partner.pk}"]
     assert (violation.rule, violation.message) == (
-        "K5", "Lapsed Partner (6300001) has not signed the Microsoft Partner Agreement.")
+        "K5",
+        "Lapsed Partner (6300001) has not signed the Microsoft Partner Agreement.",
+    )
     assert nothing_bought()
 
 
@@ -193,7 +213,9 @@ def test_k8_purchase_past_the_subscription_limit_is_refused(settings, customer, 
     assert list(refused.value.violations) == ["cart"]
     violation = refused.value.violations["cart"]
     assert (violation.rule, violation.message) == (
-        "K8", "This purchase would give the customer 3 subscriptions; the limit is 2.")
+        "K8",
+        "This purchase would give the customer 3 subscriptions; the limit is 2.",
+    )
     assert not Order.objects.exists() and Subscription.objects.count() == 1
     cart.refresh_from_db()
     assert cart.status == Cart.Status.OPEN
@@ -227,7 +249,9 @@ def test_k8_lines_of_an_order_not_yet_fulfilled_count_toward_the_limit(settings,
     assert list(refused.value.violations) == ["cart"]
     violation = refused.value.violations["cart"]
     assert (violation.rule, violation.message) == (
-        "K8", "This purchase would give the customer 3 subscriptions; the limit is 2.")
+        "K8",
+        "This purchase would give the customer 3 subscriptions; the limit is 2.",
+    )
     assert Order.objects.count() == 1
 
 
@@ -243,7 +267,13 @@ def test_k9_purchase_turns_the_whole_cart_into_one_order(customer, sales, cart, 
     assert created
     order.refresh_from_db()
     assert (order.customer, order.placed_by, order.created_at, order.status, order.total, order.currency) == (
-        customer, sales, now, Order.Status.PENDING, Decimal("504.00"), "USD")
+        customer,
+        sales,
+        now,
+        Order.Status.PENDING,
+        Decimal("504.00"),
+        "USD",
+    )
     assert list(order.lines.values_list("sku", "quantity", "term", "billing_frequency", "unit_price", "status")) == [
         (e3.pk, 10, "P1Y", "monthly", Decimal("36.00"), "pending"),
         (teams.pk, 3, "P1Y", "annual", Decimal("48.00"), "pending"),
@@ -318,6 +348,7 @@ def test_k9_two_submissions_at_the_same_time_buy_once(customer, sales, now, e3):
     # given a cart ready to buy
     add(customer, sales, factories.availability(e3), 10, now)
     cart = cart_services.current_cart(customer, sales, now)
+
     # when two submissions run at once
     def submit():
         return purchase(cart=cart, actor=sales, attested=True, now=now)
@@ -419,10 +450,17 @@ def _break_c4f(customer, sku):
 
 
 @pytest.mark.rule("C4")
-@pytest.mark.parametrize("rule, make_unavailable", [
-    ("C4a", _break_c4a), ("C4b", _break_c4b), ("C4c", _break_c4c), ("C4d", _break_c4d), ("C4e", _break_c4e),
-    ("C4f", _break_c4f),
-])
+@pytest.mark.parametrize(
+    "rule, make_unavailable",
+    [
+        ("C4a", _break_c4a),
+        ("C4b", _break_c4b),
+        ("C4c", _break_c4c),
+        ("C4d", _break_c4d),
+        ("C4e", _break_c4e),
+        ("C4f", _break_c4f),
+    ],
+)
 def test_c4_offer_that_became_unavailable_is_refused_again_at_purchase(customer, sales, now, rule, make_unavailable):
     # given an ISV offer in the cart that then becomes unavailable to this customer
     sku = factories.SkuFactory(isv=True)
@@ -449,7 +487,9 @@ def test_c4a_offer_limited_to_one_in_an_order_being_fulfilled_is_refused(direct_
         add(customer, sales, factories.availability(sku), 5, now)
     # then it is refused: the customer already has it (ordered)
     assert (refused.value.rule, refused.value.message) == (
-        "C4a", "The customer already has this offer and only one subscription is allowed.")
+        "C4a",
+        "The customer already has this offer and only one subscription is allowed.",
+    )
     assert not CartLine.objects.filter(cart__owner=sales).exists()
 
 
@@ -474,16 +514,19 @@ def test_k7_copilot_above_the_base_licenses_left_in_the_cart_is_refused_at_purch
     base_line = add(customer, sales, factories.availability(e3), 250, now)
     copilot_line = add(customer, sales, factories.availability(copilot), 250, now)
     # when the base line is lowered to 200 and the cart is purchased
-    cart_services.update_line(cart=base_line.cart, actor=sales, line_id=base_line.pk, quantity=200,
-                              aligned_end_date=None, now=now)
+    cart_services.update_line(
+        cart=base_line.cart, actor=sales, line_id=base_line.pk, quantity=200, aligned_end_date=None, now=now
+    )
     with pytest.raises(RuleViolations) as refused:
         purchase(cart=base_line.cart, actor=sales, attested=True, now=now)
     # then the Copilot line is refused naming 200 and nothing is bought
     assert list(refused.value.violations) == [copilot_line.pk]
     violation = refused.value.violations[copilot_line.pk]
     assert (violation.rule, violation.message) == (
-        "K7", "Microsoft 365 Copilot can have at most 200 licenses: the customer's base licenses with every partner "
-              "and in this cart.")
+        "K7",
+        "Microsoft 365 Copilot can have at most 200 licenses: the customer's base licenses with every partner "
+        "and in this cart.",
+    )
     assert nothing_bought()
 
 

@@ -26,8 +26,14 @@ def fast_password_hashing(settings):
 
 
 def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=quantity,
-                                     aligned_end_date=aligned_end_date, now=now)
+    return cart_services.add_to_cart(
+        customer=customer,
+        actor=actor,
+        availability_id=availability.pk,
+        quantity=quantity,
+        aligned_end_date=aligned_end_date,
+        now=now,
+    )
 
 
 def addon_sku(*bases, **kwargs):
@@ -53,15 +59,21 @@ def page_names(query: str) -> set[str]:
 @pytest.mark.rule("C1")
 def test_c1_offer_is_sold_per_term_and_billing_frequency_at_a_unit_price(customer, sales, now):
     # given an offer sold for three years paid once, and for one year paid annually
-    sku = factories.SkuFactory(name="Dynamics 365 Sales", availabilities=[("P3Y", "one_time", "1500.00"),
-                                                                          ("P1Y", "annual", "600.00")])
+    sku = factories.SkuFactory(
+        name="Dynamics 365 Sales", availabilities=[("P3Y", "one_time", "1500.00"), ("P1Y", "annual", "600.00")]
+    )
     three_years = factories.availability(sku, "P3Y", "one_time")
     # when the three-year one-time way is added to the cart
     add(customer, sales, three_years, 4, now)
     # then the cart line is that term, frequency and unit price
     line = CartLine.objects.select_related("availability").get()
-    assert (line.availability.term, line.availability.billing_frequency, line.availability.unit_price,
-            line.availability.currency, line.quantity) == ("P3Y", "one_time", Decimal("1500.00"), "USD", 4)
+    assert (
+        line.availability.term,
+        line.availability.billing_frequency,
+        line.availability.unit_price,
+        line.availability.currency,
+        line.quantity,
+    ) == ("P3Y", "one_time", Decimal("1500.00"), "USD", 4)
 
 
 @pytest.mark.rule("C1")
@@ -73,8 +85,9 @@ def test_c1_offer_no_longer_in_the_catalog_is_refused(customer, sales, now):
     withdrawn.delete()
     # when it is added to the cart
     with pytest.raises(RuleViolation) as refused:
-        cart_services.add_to_cart(customer=customer, actor=sales, availability_id=withdrawn_pk, quantity=1,
-                                  aligned_end_date=None, now=now)
+        cart_services.add_to_cart(
+            customer=customer, actor=sales, availability_id=withdrawn_pk, quantity=1, aligned_end_date=None, now=now
+        )
     # then it is refused and nothing was created
     assert refused.value.rule == "C1"
     assert refused.value.message == "That offer is no longer in the catalog."
@@ -126,8 +139,9 @@ def catalog(db):
     fabrikam = factories.PublisherFactory(name="Fabrikam Software", is_microsoft=False)
 
     def offer(name, publisher, billing_type, category, product_name=None, sku_id=None):
-        product = factories.ProductFactory(name=product_name or name, publisher=publisher, billing_type=billing_type,
-                                           category=category)
+        product = factories.ProductFactory(
+            name=product_name or name, publisher=publisher, billing_type=billing_type, category=category
+        )
         extra = {"sku_id": sku_id} if sku_id else {}
         return factories.SkuFactory(product=product, name=name, **extra)
 
@@ -135,33 +149,80 @@ def catalog(db):
     offer("Microsoft 365 Business Premium", microsoft, "license", "small_business")
     offer("Azure plan", microsoft, "usage", "enterprise")
     offer("Microsoft 365 E5 (trial)", microsoft, "license", "trial")
-    offer("Business Central Essentials", microsoft, "license", "small_business",
-          product_name="Dynamics 365 Business Central")
+    offer(
+        "Business Central Essentials",
+        microsoft,
+        "license",
+        "small_business",
+        product_name="Dynamics 365 Business Central",
+    )
     offer("Fabrikam Backup", fabrikam, "license", "small_business")
     offer("Fabrikam Analytics", fabrikam, "usage", "enterprise")
     return Sku.objects.all()
 
 
 @pytest.mark.rule("C2")
-@pytest.mark.parametrize("query, expected", [
-    ("", {"Microsoft 365 E3", "Microsoft 365 Business Premium", "Azure plan", "Microsoft 365 E5 (trial)",
-          "Business Central Essentials", "Fabrikam Backup", "Fabrikam Analytics"}),
-    ("publisher=microsoft", {"Microsoft 365 E3", "Microsoft 365 Business Premium", "Azure plan",
-                             "Microsoft 365 E5 (trial)", "Business Central Essentials"}),
-    ("publisher=partner", {"Fabrikam Backup", "Fabrikam Analytics"}),
-    ("publisher=microsoft&publisher=partner", {"Microsoft 365 E3", "Microsoft 365 Business Premium", "Azure plan",
-                                               "Microsoft 365 E5 (trial)", "Business Central Essentials",
-                                               "Fabrikam Backup", "Fabrikam Analytics"}),
-    ("billing_type=usage", {"Azure plan", "Fabrikam Analytics"}),
-    ("billing_type=license&billing_type=usage&category=enterprise", {"Microsoft 365 E3", "Azure plan",
-                                                                     "Fabrikam Analytics"}),
-    ("category=small_business", {"Microsoft 365 Business Premium", "Business Central Essentials", "Fabrikam Backup"}),
-    ("category=trial", {"Microsoft 365 E5 (trial)"}),
-    ("category=small_business&category=trial", {"Microsoft 365 Business Premium", "Business Central Essentials",
-                                                "Fabrikam Backup", "Microsoft 365 E5 (trial)"}),
-    ("publisher=partner&billing_type=license&category=small_business", {"Fabrikam Backup"}),
-    ("publisher=microsoft&billing_type=usage", {"Azure plan"}),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (
+            "",
+            {
+                "Microsoft 365 E3",
+                "Microsoft 365 Business Premium",
+                "Azure plan",
+                "Microsoft 365 E5 (trial)",
+                "Business Central Essentials",
+                "Fabrikam Backup",
+                "Fabrikam Analytics",
+            },
+        ),
+        (
+            "publisher=microsoft",
+            {
+                "Microsoft 365 E3",
+                "Microsoft 365 Business Premium",
+                "Azure plan",
+                "Microsoft 365 E5 (trial)",
+                "Business Central Essentials",
+            },
+        ),
+        ("publisher=partner", {"Fabrikam Backup", "Fabrikam Analytics"}),
+        (
+            "publisher=microsoft&publisher=partner",
+            {
+                "Microsoft 365 E3",
+                "Microsoft 365 Business Premium",
+                "Azure plan",
+                "Microsoft 365 E5 (trial)",
+                "Business Central Essentials",
+                "Fabrikam Backup",
+                "Fabrikam Analytics",
+            },
+        ),
+        ("billing_type=usage", {"Azure plan", "Fabrikam Analytics"}),
+        (
+            "billing_type=license&billing_type=usage&category=enterprise",
+            {"Microsoft 365 E3", "Azure plan", "Fabrikam Analytics"},
+        ),
+        (
+            "category=small_business",
+            {"Microsoft 365 Business Premium", "Business Central Essentials", "Fabrikam Backup"},
+        ),
+        ("category=trial", {"Microsoft 365 E5 (trial)"}),
+        (
+            "category=small_business&category=trial",
+            {
+                "Microsoft 365 Business Premium",
+                "Business Central Essentials",
+                "Fabrikam Backup",
+                "Microsoft 365 E5 (trial)",
+            },
+        ),
+        ("publisher=partner&billing_type=license&category=small_business", {"Fabrikam Backup"}),
+        ("publisher=microsoft&billing_type=usage", {"Azure plan"}),
+    ],
+)
 def test_c2_filters_by_publisher_billing_type_and_category_combined(catalog, query, expected):
     # given the catalog and filters taken from the URL query string
     # when the catalog is filtered, as a queryset and as the catalog page does
@@ -172,17 +233,30 @@ def test_c2_filters_by_publisher_billing_type_and_category_combined(catalog, que
 
 
 @pytest.mark.rule("C2")
-@pytest.mark.parametrize("query, expected", [
-    ("q=e3", {"Microsoft 365 E3"}),  # offer name, case-insensitive
-    ("q=dynamics", {"Business Central Essentials"}),  # product name
-    ("q=fabrikam", {"Fabrikam Backup", "Fabrikam Analytics"}),  # publisher name
-    ("q=cfq7ttc0lf8q", {"Microsoft 365 E3"}),  # exact SKU id
-    ("q=%20%20", {"Microsoft 365 E3", "Microsoft 365 Business Premium", "Azure plan", "Microsoft 365 E5 (trial)",
-                  "Business Central Essentials", "Fabrikam Backup", "Fabrikam Analytics"}),  # blank search: everything
-    ("q=fabrikam&billing_type=usage", {"Fabrikam Analytics"}),
-    ("q=backup&publisher=microsoft", set()),
-    ("q=365&category=trial", {"Microsoft 365 E5 (trial)"}),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("q=e3", {"Microsoft 365 E3"}),  # offer name, case-insensitive
+        ("q=dynamics", {"Business Central Essentials"}),  # product name
+        ("q=fabrikam", {"Fabrikam Backup", "Fabrikam Analytics"}),  # publisher name
+        ("q=cfq7ttc0lf8q", {"Microsoft 365 E3"}),  # exact SKU id
+        (
+            "q=%20%20",
+            {
+                "Microsoft 365 E3",
+                "Microsoft 365 Business Premium",
+                "Azure plan",
+                "Microsoft 365 E5 (trial)",
+                "Business Central Essentials",
+                "Fabrikam Backup",
+                "Fabrikam Analytics",
+            },
+        ),  # blank search: everything
+        ("q=fabrikam&billing_type=usage", {"Fabrikam Analytics"}),
+        ("q=backup&publisher=microsoft", set()),
+        ("q=365&category=trial", {"Microsoft 365 E5 (trial)"}),
+    ],
+)
 def test_c2_text_search_combines_with_the_filters(catalog, query, expected):
     # given the catalog
     # when it is searched, with or without filters, as a queryset and as the catalog page does
@@ -247,8 +321,9 @@ def test_c4a_offer_already_owned_and_limited_to_one_is_greyed_and_refused(custom
     # then it is listed greyed with the reason, and refused on the server
     assert sku.pk in listed_ids(customer, direct_partner)
     assert why == Refusal("C4a", "The customer already has this offer and only one subscription is allowed.")
-    assert_refused_at_add(customer, sales, sku, now, "C4a",
-                          "The customer already has this offer and only one subscription is allowed.")
+    assert_refused_at_add(
+        customer, sales, sku, now, "C4a", "The customer already has this offer and only one subscription is allowed."
+    )
 
 
 @pytest.mark.rule("C4a")
@@ -261,7 +336,9 @@ def test_c4a_offer_limited_to_one_already_in_the_cart_is_refused(customer, sales
         add(customer, sales, factories.availability(sku, "P1M"), 5, now)
     # then it is refused and the cart keeps only the first line
     assert refused.value.rule == "C4a"
-    assert refused.value.message == "The customer already has in the cart this offer and only one subscription is allowed."
+    assert (
+        refused.value.message == "The customer already has in the cart this offer and only one subscription is allowed."
+    )
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(first.pk, 5)]
 
 
@@ -288,13 +365,20 @@ def test_c4b_suspended_subscription_is_reactivated_not_bought_again(customer, di
     # then it is greyed with the reason and a link to the suspended subscription, and refused
     assert sku.pk in listed_ids(customer, direct_partner)
     assert why == Refusal(
-        "C4b", "The customer's subscription to this offer is suspended: reactivate it instead.",
+        "C4b",
+        "The customer's subscription to this offer is suspended: reactivate it instead.",
         link=reverse("subscriptions:subscription-detail", args=[customer.pk, suspended.pk]),
         link_label="Open the suspended subscription",
     )
     assert why.link == f"/customers/{customer.pk}/subscriptions/{suspended.pk}/"
-    assert_refused_at_add(customer, sales, sku, now, "C4b",
-                          "The customer's subscription to this offer is suspended: reactivate it instead.")
+    assert_refused_at_add(
+        customer,
+        sales,
+        sku,
+        now,
+        "C4b",
+        "The customer's subscription to this offer is suspended: reactivate it instead.",
+    )
 
 
 @pytest.mark.rule("C4")
@@ -310,8 +394,12 @@ def test_c4c_isv_does_not_sell_in_the_customer_country(direct_partner, sales, no
     assert why == Refusal("C4c", "The publisher does not sell this offer in Germany.")
     assert_refused_at_add(customer, sales, sku, now, "C4c", "The publisher does not sell this offer in Germany.")
     # and a customer in a country it sells in may buy it
-    assert refusal(sku, buying_context(factories.CustomerFactory(partner=direct_partner, billing_country="CA"),
-                                       direct_partner)) is None
+    assert (
+        refusal(
+            sku, buying_context(factories.CustomerFactory(partner=direct_partner, billing_country="CA"), direct_partner)
+        )
+        is None
+    )
 
 
 @pytest.mark.rule("C4")
@@ -324,7 +412,9 @@ def test_c4d_isv_does_not_offer_it_through_csp(customer, direct_partner, sales, 
     # then it is greyed with the reason and refused
     assert sku.pk in listed_ids(customer, direct_partner)
     assert why == Refusal("C4d", "The publisher does not offer this through the CSP program.")
-    assert_refused_at_add(customer, sales, sku, now, "C4d", "The publisher does not offer this through the CSP program.")
+    assert_refused_at_add(
+        customer, sales, sku, now, "C4d", "The publisher does not offer this through the CSP program."
+    )
 
 
 @pytest.mark.rule("C4")
@@ -338,7 +428,9 @@ def test_c4e_isv_made_the_offer_exclusive_to_other_partners(customer, direct_par
     # then it is greyed with the reason and refused
     assert sku.pk in listed_ids(customer, direct_partner)
     assert why == Refusal("C4e", "The publisher made this offer exclusive to other CSP partners.")
-    assert_refused_at_add(customer, sales, sku, now, "C4e", "The publisher made this offer exclusive to other CSP partners.")
+    assert_refused_at_add(
+        customer, sales, sku, now, "C4e", "The publisher made this offer exclusive to other CSP partners."
+    )
 
 
 @pytest.mark.rule("C4e")
@@ -380,10 +472,17 @@ def test_c5_addon_is_not_listed_without_a_base_offer(customer, direct_partner, s
     why = refusal(addon, buying_context(customer, direct_partner))
     # then it is not listed and it is refused
     assert listed == {e3.pk, e5.pk}
-    assert why == Refusal("C5", "Add-on: the customer needs one of these first: Microsoft 365 E3, Microsoft 365 E5.",
-                          hidden=True)
-    assert_refused_at_add(customer, sales, addon, now, "C5",
-                          "Add-on: the customer needs one of these first: Microsoft 365 E3, Microsoft 365 E5.")
+    assert why == Refusal(
+        "C5", "Add-on: the customer needs one of these first: Microsoft 365 E3, Microsoft 365 E5.", hidden=True
+    )
+    assert_refused_at_add(
+        customer,
+        sales,
+        addon,
+        now,
+        "C5",
+        "Add-on: the customer needs one of these first: Microsoft 365 E3, Microsoft 365 E5.",
+    )
 
 
 @pytest.mark.rule("C5")
@@ -414,7 +513,8 @@ def test_c5_addon_is_listed_when_its_base_offer_is_in_the_cart(customer, direct_
     # then the add-on is listed and accepted
     assert listed == {e3.pk, addon.pk}
     assert sorted(cart.lines.values_list("availability__sku__name", "quantity")) == sorted(
-        [("Microsoft 365 E3", 10), (addon.name, 5)])
+        [("Microsoft 365 E3", 10), (addon.name, 5)]
+    )
 
 
 @pytest.mark.rule("C5")
@@ -429,7 +529,8 @@ def test_c5_addon_is_not_listed_outside_its_region(direct_partner, sales, now):
     # then it is not listed and refused
     assert listed == {e3.pk}
     assert refusal(addon, buying_context(customer, direct_partner)) == Refusal(
-        "C5", "This add-on is not available in Japan.", hidden=True)
+        "C5", "This add-on is not available in Japan.", hidden=True
+    )
     assert_refused_at_add(customer, sales, addon, now, "C5", "This add-on is not available in Japan.")
 
 
@@ -443,7 +544,9 @@ def test_c5_cancelled_base_offer_does_not_make_the_addon_eligible(customer, dire
     listed = listed_ids(customer, direct_partner)
     # then the add-on is not listed, and refused
     assert listed == {e3.pk}
-    assert_refused_at_add(customer, sales, addon, now, "C5", "Add-on: the customer needs one of these first: Microsoft 365 E3.")
+    assert_refused_at_add(
+        customer, sales, addon, now, "C5", "Add-on: the customer needs one of these first: Microsoft 365 E3."
+    )
 
 
 # K6 Multi-geo add-on minimum ---------------------------------------------------------------------
@@ -453,7 +556,9 @@ def test_c5_cancelled_base_offer_does_not_make_the_addon_eligible(customer, dire
 def multigeo(db):
     e3 = factories.SkuFactory(name="Microsoft 365 E3")
     e5 = factories.SkuFactory(name="Microsoft 365 E5")
-    addon = addon_sku(e3, e5, name="Multi-Geo Capabilities in Office 365", addon_limit=Sku.AddonLimit.MIN_5_PERCENT_OF_BASE)
+    addon = addon_sku(
+        e3, e5, name="Multi-Geo Capabilities in Office 365", addon_limit=Sku.AddonLimit.MIN_5_PERCENT_OF_BASE
+    )
     return e3, e5, addon
 
 
@@ -468,7 +573,8 @@ def test_k6_example_400_base_licenses_refuse_19(customer, sales, now, multigeo):
     # then it is refused naming the minimum of 20, and no line was added
     assert refused.value.rule == "K6"
     assert refused.value.message == (
-        "Multi-Geo Capabilities in Office 365 needs at least 20 licenses: 5% of the customer's 400 base licenses, rounded up.")
+        "Multi-Geo Capabilities in Office 365 needs at least 20 licenses: 5% of the customer's 400 base licenses, rounded up."
+    )
     assert not CartLine.objects.exists()
 
 
@@ -507,7 +613,8 @@ def test_k6_counts_every_required_base_offer_and_the_cart(customer, sales, now, 
     with pytest.raises(RuleViolation) as refused:
         add(customer, sales, factories.availability(addon), 19, now)
     assert refused.value.message == (
-        "Multi-Geo Capabilities in Office 365 needs at least 20 licenses: 5% of the customer's 400 base licenses, rounded up.")
+        "Multi-Geo Capabilities in Office 365 needs at least 20 licenses: 5% of the customer's 400 base licenses, rounded up."
+    )
     assert CartLine.objects.count() == 1
     # and 20 are accepted
     assert add(customer, sales, factories.availability(addon), 20, now).quantity == 20
@@ -539,8 +646,11 @@ def copilot_with_250_base_licenses(customer, sales, now):
     e5 = factories.SkuFactory(name="Microsoft 365 E5")
     copilot = addon_sku(e3, e5, name="Microsoft 365 Copilot", addon_limit=Sku.AddonLimit.MAX_BASE)
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=100)
-    same_tenant_elsewhere = factories.CustomerFactory(partner=factories.PartnerFactory(name="Other CSP"),
-                                                      tenant_id=customer.tenant_id, company_name=customer.company_name)
+    same_tenant_elsewhere = factories.CustomerFactory(
+        partner=factories.PartnerFactory(name="Other CSP"),
+        tenant_id=customer.tenant_id,
+        company_name=customer.company_name,
+    )
     factories.SubscriptionFactory(customer=same_tenant_elsewhere, sku=e5, quantity=100)
     # Noise that must not count: another tenant's base licenses and a cancelled base subscription.
     factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=customer.partner), sku=e3, quantity=1000)
@@ -558,8 +668,10 @@ def test_k7_example_250_base_licenses_refuse_251(customer, sales, now, copilot_w
         add(customer, sales, factories.availability(copilot), 251, now)
     # then it is refused naming the maximum of 250, and the cart holds only the base line
     assert refused.value.rule == "K7"
-    assert refused.value.message == ("Microsoft 365 Copilot can have at most 250 licenses: the customer's base licenses "
-                                     "with every partner and in this cart.")
+    assert refused.value.message == (
+        "Microsoft 365 Copilot can have at most 250 licenses: the customer's base licenses "
+        "with every partner and in this cart."
+    )
     assert list(CartLine.objects.values_list("availability__sku__name", "quantity")) == [("Microsoft 365 E3", 50)]
 
 
@@ -628,8 +740,10 @@ def test_k8_adding_past_the_maximum_to_an_existing_line_leaves_it_unchanged(cust
     with pytest.raises(RuleViolation) as refused:
         add(customer, sales, factories.availability(limited_sku), 101, now)
     # then it is refused and the line keeps 200
-    assert refused.value.message == ("The cart already has 200, so this would make 301. "
-                                     "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300.")
+    assert refused.value.message == (
+        "The cart already has 200, so this would make 301. "
+        "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300."
+    )
     line.refresh_from_db()
     assert line.quantity == 200
 
@@ -641,11 +755,14 @@ def test_k8_updating_a_line_past_the_maximum_leaves_it_unchanged(customer, sales
     cart = cart_services.current_cart(customer, sales, now)
     # when the line is set to 301
     with pytest.raises(RuleViolation) as refused:
-        cart_services.update_line(cart=cart, actor=sales, line_id=line.pk, quantity=301, aligned_end_date=None,
-                                  now=now + timedelta(minutes=5))
+        cart_services.update_line(
+            cart=cart, actor=sales, line_id=line.pk, quantity=301, aligned_end_date=None, now=now + timedelta(minutes=5)
+        )
     # then it is refused and the line keeps 200
     assert (refused.value.rule, refused.value.message) == (
-        "K8", "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300.")
+        "K8",
+        "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300.",
+    )
     line.refresh_from_db()
     assert line.quantity == 200
 
@@ -665,16 +782,17 @@ def test_k7_copilot_licenses_already_held_count_toward_the_maximum(customer, sal
     line = add(customer, sales, factories.availability(copilot), 50, now)
     # then the total may not pass the base licenses
     assert refused.value.rule == "K7"
-    assert refused.value.message == ("Microsoft 365 Copilot can have at most 250 licenses (the customer already has 200): "
-                                     "the customer's base licenses with every partner and in this cart.")
+    assert refused.value.message == (
+        "Microsoft 365 Copilot can have at most 250 licenses (the customer already has 200): "
+        "the customer's base licenses with every partner and in this cart."
+    )
     assert line.quantity == 50
 
 
 @pytest.mark.rule("C4a")
 def test_c4a_a_trial_the_customer_already_has_is_refused(customer, sales, now):
     # given an active trial of an offer
-    trial = factories.SkuFactory(trial=True, name="Microsoft 365 E5 Trial",
-                                 availabilities=[("P1M", "monthly", "0.00")])
+    trial = factories.SkuFactory(trial=True, name="Microsoft 365 E5 Trial", availabilities=[("P1M", "monthly", "0.00")])
     factories.SubscriptionFactory(customer=customer, sku=trial, trial=True)
     # when the same trial is added again
     with pytest.raises(RuleViolation) as refused:

@@ -46,8 +46,10 @@ def test_an_admin_edit_of_a_price_shows_on_the_next_request(signed_in, admin_cli
     yearly = factories.availability(sku, "P1Y", "monthly")
     assert "1 year, monthly · 10.00 USD per license" in card(catalog_page(signed_in, customer), sku)
     # when an administrator changes the price in the admin
-    response = admin_client.post(reverse("admin:catalog_availability_change", args=[yearly.pk]), {
-        "sku": sku.pk, "term": "P1Y", "billing_frequency": "monthly", "unit_price": "11.50", "currency": "USD"})
+    response = admin_client.post(
+        reverse("admin:catalog_availability_change", args=[yearly.pk]),
+        {"sku": sku.pk, "term": "P1Y", "billing_frequency": "monthly", "unit_price": "11.50", "currency": "USD"},
+    )
     assert response.status_code == 302
     assert Availability.objects.get(pk=yearly.pk).unit_price == Decimal("11.50")
     # then the next catalog request shows the new price, not the old
@@ -164,21 +166,48 @@ def test_c2_the_page_lists_exactly_the_offer_filter_queryset(db):
     # given a catalog of every kind of offer, some names sharing words with publishers and SKU ids
     microsoft = factories.PublisherFactory(name="Microsoft", is_microsoft=True)
     fabrikam = factories.PublisherFactory(name="Fabrikam Software", is_microsoft=False)
-    for n, (publisher, billing_type, category) in enumerate(itertools.product(
-            [microsoft, fabrikam], ["license", "usage"], ["enterprise", "small_business", "trial"])):
-        product = factories.ProductFactory(name=f"Product {n} Backup" if n % 3 else f"Suite {n}", publisher=publisher,
-                                           billing_type=billing_type, category=category)
+    for n, (publisher, billing_type, category) in enumerate(
+        itertools.product([microsoft, fabrikam], ["license", "usage"], ["enterprise", "small_business", "trial"])
+    ):
+        product = factories.ProductFactory(
+            name=f"Product {n} Backup" if n % 3 else f"Suite {n}",
+            publisher=publisher,
+            billing_type=billing_type,
+            category=category,
+        )
         for variant in ("Basic", "Standard", "E5"):
-            factories.SkuFactory(product=product, name=f"{product.name} {variant}", sku_id=f"CFQ{n:02d}{variant.upper()}")
-    queries = ["", "publisher=microsoft", "publisher=partner", "publisher=microsoft&publisher=partner", "publisher=foo",
-               "publisher=microsoft&publisher=foo", "billing_type=usage", "billing_type=license&billing_type=usage",
-               "category=trial&category=enterprise", "category=nonsense", "q=backup", "q=BACKUP&publisher=partner",
-               "q=%20e5%20", "q=fabrikam", "q=cfq01", "q=%25", "q=_", "q=zzz", "q=suite&category=trial&billing_type=usage",
-               "q=&billing_type=license", "q=a%00b", "page=2&show_all=1"]
+            factories.SkuFactory(
+                product=product, name=f"{product.name} {variant}", sku_id=f"CFQ{n:02d}{variant.upper()}"
+            )
+    queries = [
+        "",
+        "publisher=microsoft",
+        "publisher=partner",
+        "publisher=microsoft&publisher=partner",
+        "publisher=foo",
+        "publisher=microsoft&publisher=foo",
+        "billing_type=usage",
+        "billing_type=license&billing_type=usage",
+        "category=trial&category=enterprise",
+        "category=nonsense",
+        "q=backup",
+        "q=BACKUP&publisher=partner",
+        "q=%20e5%20",
+        "q=fabrikam",
+        "q=cfq01",
+        "q=%25",
+        "q=_",
+        "q=zzz",
+        "q=suite&category=trial&billing_type=usage",
+        "q=&billing_type=license",
+        "q=a%00b",
+        "page=2&show_all=1",
+    ]
     for query in queries:
         # when the query string is applied by django-filter to a queryset, and by the catalog page's read
-        expected = list(OfferFilter(QueryDict(query), queryset=Sku.objects.order_by(*ORDERING)).qs
-                        .values_list("pk", flat=True))
+        expected = list(
+            OfferFilter(QueryDict(query), queryset=Sku.objects.order_by(*ORDERING)).qs.values_list("pk", flat=True)
+        )
         found = listed_offer_ids(offer_filter(QueryDict(query)).qs, None, show_all=True)
         # then both keep the same offers in the same order (the FilterSet is the one implementation of C2)
         assert found == expected, query

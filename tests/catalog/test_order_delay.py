@@ -26,15 +26,19 @@ def notice(page: str) -> str | None:
     return " ".join(unescape(match.group(1)).split()) if match else None
 
 
-ADVICE = ("The portal retries automatically and never creates a subscription twice. If it is still waiting an hour "
-          "after it was placed, contact support with the order number.")
+ADVICE = (
+    "The portal retries automatically and never creates a subscription twice. If it is still waiting an hour "
+    "after it was placed, contact support with the order number."
+)
 
 
 def order_pages(client, order):
     args = [order.customer_id, order.pk]
-    return (client.get(reverse("catalog:order-detail", args=args)).content.decode(),
-            client.get(reverse("catalog:order-detail", args=args), HTTP_HX_REQUEST="true").content.decode(),
-            client.get(reverse("catalog:order-confirmation", args=args)).content.decode())
+    return (
+        client.get(reverse("catalog:order-detail", args=args)).content.decode(),
+        client.get(reverse("catalog:order-detail", args=args), HTTP_HX_REQUEST="true").content.decode(),
+        client.get(reverse("catalog:order-confirmation", args=args)).content.decode(),
+    )
 
 
 @pytest.mark.rule("O2")
@@ -45,8 +49,10 @@ def test_an_order_pending_past_the_grace_period_says_it_is_taking_longer(signed_
     # when its page, its htmx poll and its confirmation are opened
     pages = order_pages(signed_in, order)
     # then each says it is taking longer than expected, since when, and what happens next
-    expected = ("This order is taking longer than expected: placed 2026-11-25 11:57 UTC, its subscriptions are not "
-                "created yet (this usually takes under a minute). " + ADVICE)
+    expected = (
+        "This order is taking longer than expected: placed 2026-11-25 11:57 UTC, its subscriptions are not "
+        "created yet (this usually takes under a minute). " + ADVICE
+    )
     assert [notice(page) for page in pages] == [expected] * 3
 
 
@@ -63,10 +69,17 @@ def test_an_order_inside_the_grace_period_says_nothing_more(signed_in, sales, cu
 
 def fulfilled(customer, sales, *, created, isv=False, status=Status.PENDING):
     order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=created, completed=True)
-    line = factories.OrderLineFactory(order=order, fulfilled=True,
-                                      availability=factories.availability(factories.SkuFactory(isv=isv)))
-    factories.SubscriptionFactory(customer=customer, sku=line.sku, availability=line.availability, order_line=line,
-                                  status=status, created_at=created)
+    line = factories.OrderLineFactory(
+        order=order, fulfilled=True, availability=factories.availability(factories.SkuFactory(isv=isv))
+    )
+    factories.SubscriptionFactory(
+        customer=customer,
+        sku=line.sku,
+        availability=line.availability,
+        order_line=line,
+        status=status,
+        created_at=created,
+    )
     return order
 
 
@@ -77,8 +90,10 @@ def test_a_completed_order_whose_subscription_is_still_provisioning_says_so(sign
     # when its page and its confirmation are opened
     page, _poll, confirmation = order_pages(signed_in, order)
     # then both say the subscription is still being provisioned
-    expected = ("This order is taking longer than expected: 1 subscription created 2026-11-25 11:50 UTC is still "
-                "being provisioned (this usually takes under a minute). " + ADVICE)
+    expected = (
+        "This order is taking longer than expected: 1 subscription created 2026-11-25 11:50 UTC is still "
+        "being provisioned (this usually takes under a minute). " + ADVICE
+    )
     assert [notice(page), notice(confirmation)] == [expected, expected]
 
 

@@ -15,8 +15,9 @@ def test_purchase_is_fulfilled_in_the_background_into_subscriptions(customer, sa
     # given a cart with one license-based line
     sku = factories.SkuFactory(name="Microsoft 365 Business Standard")
     avail = factories.availability(sku)
-    cart_services.add_to_cart(customer=customer, actor=sales, availability_id=avail.pk, quantity=12,
-                              aligned_end_date=None, now=now)
+    cart_services.add_to_cart(
+        customer=customer, actor=sales, availability_id=avail.pk, quantity=12, aligned_end_date=None, now=now
+    )
     cart = cart_services.current_cart(customer, sales, now)
     # when it is purchased and the worker runs
     order, created = purchase(cart=cart, actor=sales, attested=True, now=now)

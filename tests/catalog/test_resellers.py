@@ -5,15 +5,21 @@ import pytest
 from catalog import cart as cart_services
 from catalog.checkout import purchase
 from catalog.models import CartAdditionalReseller, Order
-from portal.models import Partner
 from portal.errors import RuleViolation, RuleViolations
+from portal.models import Partner
 from tests import factories
 
 
 def open_cart(customer, actor, now):
     sku = factories.SkuFactory(name="Microsoft 365 E3")
-    cart_services.add_to_cart(customer=customer, actor=actor, availability_id=factories.availability(sku).pk,
-                              quantity=5, aligned_end_date=None, now=now)
+    cart_services.add_to_cart(
+        customer=customer,
+        actor=actor,
+        availability_id=factories.availability(sku).pk,
+        quantity=5,
+        aligned_end_date=None,
+        now=now,
+    )
     return cart_services.current_cart(customer, actor, now)
 
 
@@ -78,9 +84,14 @@ def test_k5_direct_bill_partner_is_the_initial_reseller_and_declares_additional_
     # when the direct-bill partner declares the other partner, then itself
     cart_services.add_additional_reseller(cart=cart, actor=sales, partner_id_text=other.partner_id, now=now)
     with pytest.raises(RuleViolation) as refused:
-        cart_services.add_additional_reseller(cart=cart, actor=sales, partner_id_text=direct_partner.partner_id, now=now)
+        cart_services.add_additional_reseller(
+            cart=cart, actor=sales, partner_id_text=direct_partner.partner_id, now=now
+        )
     # then the other partner is declared, itself is refused as the initial reseller, and the order records it
-    assert refused.value.rule == "K5" and refused.value.message == f"{direct_partner.name} is already the initial reseller."
+    assert (
+        refused.value.rule == "K5"
+        and refused.value.message == f"{direct_partner.name} is already the initial reseller."
+    )
     assert list(CartAdditionalReseller.objects.values_list("partner__name", "position")) == [("Proseware", 1)]
     order, _ = purchase(cart=cart, actor=sales, attested=True, now=now)
     assert list(order.additional_resellers.values_list("partner__name", flat=True)) == ["Proseware"]
@@ -94,7 +105,9 @@ def test_k5_provider_cannot_declare_itself_as_an_additional_reseller(provider, p
     cart_services.set_reseller(cart=cart, actor=w["seller"], reseller_id=w["signed"].pk, now=now)
     # when the provider declares its own PartnerID
     with pytest.raises(RuleViolation) as refused:
-        cart_services.add_additional_reseller(cart=cart, actor=w["seller"], partner_id_text=provider.partner_id, now=now)
+        cart_services.add_additional_reseller(
+            cart=cart, actor=w["seller"], partner_id_text=provider.partner_id, now=now
+        )
     # then it is refused and nothing is declared
     assert refused.value.message == f"{provider.name} is the partner making this purchase, not an additional reseller."
     assert not CartAdditionalReseller.objects.exists()

@@ -58,12 +58,13 @@ def cells(row: str) -> list[str]:
 
 def sku(name: str, **kwargs):
     """An offer whose product has the same name (so a text search finds exactly it)."""
-    product = {k[len("product__"):]: v for k, v in kwargs.items() if k.startswith("product__")}
+    product = {k[len("product__") :]: v for k, v in kwargs.items() if k.startswith("product__")}
     rest = {k: v for k, v in kwargs.items() if not k.startswith("product__")}
     if "publisher" in product:
         publisher = product.pop("publisher")
-        return factories.SkuFactory(name=name, product=factories.ProductFactory(name=name, publisher=publisher, **product),
-                                    **rest)
+        return factories.SkuFactory(
+            name=name, product=factories.ProductFactory(name=name, publisher=publisher, **product), **rest
+        )
     return factories.SkuFactory(name=name, product=factories.ProductFactory(name=name, **product), **rest)
 
 
@@ -83,30 +84,46 @@ def catalog(db):
     }
 
 
-ALL_OFFERS = ["Azure plan", "Microsoft 365 Business Basic", "Microsoft 365 E3", "Microsoft 365 E5 Trial",
-              "Fabrikam Backup", "Fabrikam Insights"]
+ALL_OFFERS = [
+    "Azure plan",
+    "Microsoft 365 Business Basic",
+    "Microsoft 365 E3",
+    "Microsoft 365 E5 Trial",
+    "Fabrikam Backup",
+    "Fabrikam Insights",
+]
 
 
 @pytest.mark.rule("C2")
-@pytest.mark.parametrize("query, expected", [
-    ("", ALL_OFFERS),
-    ("publisher=partner", ["Fabrikam Backup", "Fabrikam Insights"]),
-    ("publisher=microsoft", ["Azure plan", "Microsoft 365 Business Basic", "Microsoft 365 E3", "Microsoft 365 E5 Trial"]),
-    ("publisher=microsoft&publisher=partner", ALL_OFFERS),
-    ("billing_type=usage", ["Azure plan", "Fabrikam Insights"]),
-    ("billing_type=license", ["Microsoft 365 Business Basic", "Microsoft 365 E3", "Microsoft 365 E5 Trial",
-                              "Fabrikam Backup"]),
-    ("category=small_business", ["Microsoft 365 Business Basic", "Fabrikam Backup"]),
-    ("category=trial", ["Microsoft 365 E5 Trial"]),
-    ("category=enterprise&category=trial", ["Azure plan", "Microsoft 365 E3", "Microsoft 365 E5 Trial",
-                                            "Fabrikam Insights"]),
-    ("publisher=microsoft&category=small_business", ["Microsoft 365 Business Basic"]),
-    ("publisher=partner&billing_type=license", ["Fabrikam Backup"]),
-    ("q=E3", ["Microsoft 365 E3"]),
-    ("q=fabrikam", ["Fabrikam Backup", "Fabrikam Insights"]),
-    ("q=fabrikam&billing_type=usage", ["Fabrikam Insights"]),
-    ("q=backup&publisher=microsoft", []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("", ALL_OFFERS),
+        ("publisher=partner", ["Fabrikam Backup", "Fabrikam Insights"]),
+        (
+            "publisher=microsoft",
+            ["Azure plan", "Microsoft 365 Business Basic", "Microsoft 365 E3", "Microsoft 365 E5 Trial"],
+        ),
+        ("publisher=microsoft&publisher=partner", ALL_OFFERS),
+        ("billing_type=usage", ["Azure plan", "Fabrikam Insights"]),
+        (
+            "billing_type=license",
+            ["Microsoft 365 Business Basic", "Microsoft 365 E3", "Microsoft 365 E5 Trial", "Fabrikam Backup"],
+        ),
+        ("category=small_business", ["Microsoft 365 Business Basic", "Fabrikam Backup"]),
+        ("category=trial", ["Microsoft 365 E5 Trial"]),
+        (
+            "category=enterprise&category=trial",
+            ["Azure plan", "Microsoft 365 E3", "Microsoft 365 E5 Trial", "Fabrikam Insights"],
+        ),
+        ("publisher=microsoft&category=small_business", ["Microsoft 365 Business Basic"]),
+        ("publisher=partner&billing_type=license", ["Fabrikam Backup"]),
+        ("q=E3", ["Microsoft 365 E3"]),
+        ("q=fabrikam", ["Fabrikam Backup", "Fabrikam Insights"]),
+        ("q=fabrikam&billing_type=usage", ["Fabrikam Insights"]),
+        ("q=backup&publisher=microsoft", []),
+    ],
+)
 def test_c2_catalog_filters_from_the_query_string(signed_in, customer, catalog, query, expected):
     # given six offers of two publishers, both billing types and the three categories
     # when the catalog is opened with filters in its query string
@@ -122,8 +139,10 @@ def test_c2_catalog_filters_from_the_query_string(signed_in, customer, catalog, 
 @pytest.mark.rule("C2")
 def test_c2_the_filter_form_shows_the_filters_of_the_url(signed_in, customer, catalog):
     # when the catalog is opened with filters in the URL
-    page = signed_in.get(reverse("catalog:offer-list", args=[customer.pk]),
-                         {"publisher": "partner", "category": "small_business", "q": "backup"}).content.decode()
+    page = signed_in.get(
+        reverse("catalog:offer-list", args=[customer.pk]),
+        {"publisher": "partner", "category": "small_business", "q": "backup"},
+    ).content.decode()
     # then the form shows them set, so the next change keeps them
     assert re.search(r'<input type="checkbox" name="publisher" value="partner"[^>]*checked>', page)
     assert not re.search(r'<input type="checkbox" name="publisher" value="microsoft"[^>]*checked>', page)
@@ -132,8 +151,9 @@ def test_c2_the_filter_form_shows_the_filters_of_the_url(signed_in, customer, ca
 
 
 @pytest.mark.rule("C2")
-@pytest.mark.parametrize("query", ["publisher=bogus", "category=nope&billing_type=x", "page=abc", "page=999",
-                                   "q=%00%27%22<script>"])
+@pytest.mark.parametrize(
+    "query", ["publisher=bogus", "category=nope&billing_type=x", "page=abc", "page=999", "q=%00%27%22<script>"]
+)
 def test_c2_bad_filter_values_never_break_the_page(signed_in, customer, catalog, query):
     # when the catalog is opened with values no filter knows
     response = signed_in.get(f"{reverse('catalog:offer-list', args=[customer.pk])}?{query}")
@@ -165,8 +185,9 @@ def test_c2_htmx_request_returns_only_the_results(signed_in, customer, catalog):
 @pytest.mark.rule("C2")
 def test_c2_a_boosted_navigation_gets_the_whole_page(signed_in, customer, catalog):
     # when htmx boosts a link to the catalog (a navigation, not a filter change)
-    response = signed_in.get(reverse("catalog:offer-list", args=[customer.pk]), HTTP_HX_REQUEST="true",
-                             HTTP_HX_BOOSTED="true")
+    response = signed_in.get(
+        reverse("catalog:offer-list", args=[customer.pk]), HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true"
+    )
     # then the whole page is returned
     page = response.content.decode()
     assert page.startswith("<!doctype html>")
@@ -185,7 +206,7 @@ def test_c3_offers_not_sold_to_the_segment_are_hidden_unless_asked_for(signed_in
     assert "Microsoft 365 A3" not in offer_names(default)
     card = offer_card(shown, education)
     assert card.startswith(f'<article class="offer unavailable" data-sku="{education.sku_id}">')
-    assert ('<strong>Unavailable:</strong> Not sold to commercial customers (sold to: education).') in card
+    assert ("<strong>Unavailable:</strong> Not sold to commercial customers (sold to: education).") in card
 
 
 @pytest.mark.rule("C2")
@@ -246,8 +267,9 @@ def unavailable(reason: str, customer, direct_partner):
         return offer, "The publisher made this offer exclusive to other CSP partners."
     if reason == "C4f":
         offer = sku("Azure Container Instances", product__billing_type="usage", transactable_in_portal=False)
-        return offer, ("This offer can&#x27;t be bought here (containers, some consumption offers): "
-                       "buy it in the Azure portal.")
+        return offer, (
+            "This offer can&#x27;t be bought here (containers, some consumption offers): buy it in the Azure portal."
+        )
     raise AssertionError(reason)
 
 
@@ -256,8 +278,9 @@ C4_REASONS = ["C4a", "C4b", "C4c", "C4d", "C4e", "C4f"]
 
 @pytest.mark.rule("C4")
 @pytest.mark.parametrize("reason", C4_REASONS)
-def test_c4_unavailable_offer_is_greyed_with_its_reason_and_a_disabled_button(signed_in, customer, direct_partner,
-                                                                              reason):
+def test_c4_unavailable_offer_is_greyed_with_its_reason_and_a_disabled_button(
+    signed_in, customer, direct_partner, reason
+):
     # given an offer the customer cannot buy, and one it can
     offer, why = unavailable(reason, customer, direct_partner)
     available = sku("Exchange Online (Plan 1)")
@@ -293,8 +316,10 @@ def test_c4_posting_an_unavailable_offer_anyway_is_refused_with_the_reason(signe
     # given an offer the customer cannot buy
     offer, why = unavailable(reason, customer, direct_partner)
     # when its availability is posted to the cart anyway
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "3"}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "3"}),
+    )
     # then it is refused with the same reason and no cart line exists
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{why}</div>' in response.content.decode()
@@ -303,13 +328,17 @@ def test_c4_posting_an_unavailable_offer_anyway_is_refused_with_the_reason(signe
 
 
 @pytest.mark.rule("C4")
-def test_c4_htmx_add_of_an_unavailable_offer_answers_422_with_the_reason_in_the_feedback(signed_in, customer,
-                                                                                       direct_partner):
+def test_c4_htmx_add_of_an_unavailable_offer_answers_422_with_the_reason_in_the_feedback(
+    signed_in, customer, direct_partner
+):
     # given an offer that can't be bought in the portal
     offer, why = unavailable("C4f", customer, direct_partner)
     # when htmx posts it to the cart
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "1"}), HTTP_HX_REQUEST="true")
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "1"}),
+        HTTP_HX_REQUEST="true",
+    )
     # then the feedback fragment alone carries the reason, with 422 (which the page swaps in)
     assert response.status_code == 422
     assert response.content.decode().strip() == f'<span class="field-error" role="alert">{why}</span>'
@@ -327,14 +356,20 @@ def test_c4_an_offer_that_became_unavailable_is_refused_again_at_purchase(signed
     gone_sku.transactable_in_portal = False
     gone_sku.save()
     # when the cart is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"})
+    )
     # then nothing is bought and the refused line says why
     assert response.status_code == 422
     page = response.content.decode()
-    assert ('<div class="msgbar msgbar-error" role="alert">Nothing was bought: fix the lines marked below and '
-            'purchase again.</div>') in page
-    assert ('<div class="field-error" role="alert">This offer can&#x27;t be bought here (containers, some consumption '
-            'offers): buy it in the Azure portal.</div>') in cart_row(page, gone)
+    assert (
+        '<div class="msgbar msgbar-error" role="alert">Nothing was bought: fix the lines marked below and '
+        "purchase again.</div>"
+    ) in page
+    assert (
+        '<div class="field-error" role="alert">This offer can&#x27;t be bought here (containers, some consumption '
+        "offers): buy it in the Azure portal.</div>"
+    ) in cart_row(page, gone)
     assert 'class="field-error"' not in cart_row(page, fine)
     assert Order.objects.count() == 0
     assert Cart.objects.get(pk=cart.pk).status == Cart.Status.OPEN
@@ -351,13 +386,23 @@ def standard(db):
 
 @pytest.mark.rule("K1")
 @pytest.mark.rule("K2")
-def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_totals(signed_in, sales, customer, standard):
+def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_totals(
+    signed_in, sales, customer, standard
+):
     # given the catalog of a customer
     catalog_url = reverse("catalog:offer-list", args=[customer.pk])
     # when 12 licenses of the annual term billed monthly are added to the cart
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12",
-                               "next": f"{catalog_url}?q=Standard"}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(
+            customer,
+            {
+                "availability": factories.availability(standard, "P1Y").pk,
+                "quantity": "12",
+                "next": f"{catalog_url}?q=Standard",
+            },
+        ),
+    )
     # then the user goes back to the catalog they were on
     assert response.status_code == 302
     assert response["Location"] == f"{catalog_url}?q=Standard"
@@ -368,7 +413,12 @@ def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_tot
     row = cart_row(page, line)
     offer, term, frequency, unit_price, _quantity_form, total, _remove = cells(row)
     assert (offer, term, frequency, unit_price, total) == (
-        "Microsoft 365 Business Standard Microsoft", "1 year", "Monthly", "10.00 USD", "120.00 USD")
+        "Microsoft 365 Business Standard Microsoft",
+        "1 year",
+        "Monthly",
+        "10.00 USD",
+        "120.00 USD",
+    )
     assert 'name="quantity" value="12"' in row
     assert '<td class="num" id="cart-total">120.00 USD</td>' in page
 
@@ -378,8 +428,12 @@ def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_tot
 def test_k2_cart_total_sums_every_line(signed_in, customer, standard):
     # given two lines added: 12 × 10.00 (annual term) and 3 × 12.00 (monthly term)
     add = reverse("catalog:cart-add", args=[customer.pk])
-    signed_in.post(add, cart_drawn(customer, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12"}))
-    signed_in.post(add, cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "3"}))
+    signed_in.post(
+        add, cart_drawn(customer, {"availability": factories.availability(standard, "P1Y").pk, "quantity": "12"})
+    )
+    signed_in.post(
+        add, cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "3"})
+    )
     # when the cart is reviewed
     page = signed_in.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
     # then each line shows its own total and the cart the sum
@@ -405,9 +459,11 @@ def test_k1_adding_the_same_offer_again_adds_to_its_line(signed_in, customer, st
 @pytest.mark.rule("K1")
 def test_k1_htmx_add_answers_with_the_feedback_and_the_new_cart_count(signed_in, customer, standard):
     # when htmx adds 12 licenses
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "12"}),
-                              HTTP_HX_REQUEST="true")
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "12"}),
+        HTTP_HX_REQUEST="true",
+    )
     # then the answer is the feedback fragment with the cart count swapped out of band
     page = response.content.decode()
     assert response.status_code == 200
@@ -422,7 +478,9 @@ def test_k1_line_update_and_remove(signed_in, sales, customer, standard):
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when its quantity is changed to 20
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "20"}))
+    response = signed_in.post(
+        reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "20"})
+    )
     # then the line and the totals follow
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:cart-detail", args=[customer.pk])
@@ -430,7 +488,9 @@ def test_k1_line_update_and_remove(signed_in, sales, customer, standard):
     assert cells(cart_row(page, line))[5] == "200.00 USD"
     assert '<td class="num" id="cart-total">200.00 USD</td>' in page
     # when it is removed
-    response = signed_in.post(reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), cart_drawn(customer), follow=True)
+    response = signed_in.post(
+        reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), cart_drawn(customer), follow=True
+    )
     # then the cart is empty
     assert CartLine.objects.count() == 0
     assert "The cart is empty." in response.content.decode()
@@ -451,6 +511,8 @@ BAD_QUANTITIES = [
     pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
     pytest.param("10001", "Microsoft 365 Business Standard is sold in quantities from 1 to 10,000.", id="above-max"),
 ]
+
+
 def bad_quantities() -> list:
     return list(BAD_QUANTITIES)
 
@@ -460,8 +522,10 @@ def bad_quantities() -> list:
 def test_cart_add_refuses_a_bad_quantity_with_a_clear_message(signed_in, customer, standard, quantity, message):
     # when a bad quantity is posted with a valid offer
     signed_in.raise_request_exception = False
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": quantity}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": quantity}),
+    )
     # then it is refused with a message, and there is no cart
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -476,25 +540,32 @@ def test_k1_offers_without_a_quantity_field_are_added_without_one(signed_in, cus
     # given a usage-based offer, or a trial (their forms send no quantity)
     offer = factories.SkuFactory(**{kind: True})
     # when it is added with no quantity field at all
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(offer).pk}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(offer).pk}),
+    )
     # then it is added: usage-based carries 1, a trial its 25 licenses
     assert response.status_code == 302
     assert list(CartLine.objects.values_list("quantity", flat=True)) == [quantity]
 
 
-@pytest.mark.parametrize("value, message", [
-    ("999999", "That offer is no longer in the catalog."),
-    ("", "Choose a term and billing frequency."),
-    ("abc", "Choose a term and billing frequency."),
-    ("-1", "Choose a term and billing frequency."),
-    ("99999999999999999999", "Choose a term and billing frequency."),
-    pytest.param("²", "Choose a term and billing frequency.", id="superscript-two"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("999999", "That offer is no longer in the catalog."),
+        ("", "Choose a term and billing frequency."),
+        ("abc", "Choose a term and billing frequency."),
+        ("-1", "Choose a term and billing frequency."),
+        ("99999999999999999999", "Choose a term and billing frequency."),
+        pytest.param("²", "Choose a term and billing frequency.", id="superscript-two"),
+    ],
+)
 def test_cart_add_refuses_an_unknown_availability_with_a_clear_message(signed_in, customer, standard, value, message):
     # when an availability that does not exist, or is not a number, is posted
     signed_in.raise_request_exception = False
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]), cart_drawn(customer, {"availability": value, "quantity": "3"}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]), cart_drawn(customer, {"availability": value, "quantity": "3"})
+    )
     # then it is refused with a message, and there is no cart
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -503,14 +574,17 @@ def test_cart_add_refuses_an_unknown_availability_with_a_clear_message(signed_in
 
 @pytest.mark.rule("K8")
 @pytest.mark.parametrize("quantity, message", bad_quantities())
-def test_cart_line_update_refuses_a_bad_quantity_with_a_clear_message(signed_in, sales, customer, standard, quantity,
-                                                                      message):
+def test_cart_line_update_refuses_a_bad_quantity_with_a_clear_message(
+    signed_in, sales, customer, standard, quantity, message
+):
     # given a line of 12 in the cart
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when a bad quantity is posted for it
     signed_in.raise_request_exception = False
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": quantity}))
+    response = signed_in.post(
+        reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": quantity})
+    )
     # then it is refused with a message and the line keeps its 12
     assert response.status_code == 422
     assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
@@ -522,8 +596,10 @@ def test_cart_line_update_refuses_a_date_that_is_not_a_date(signed_in, sales, cu
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard), quantity=12)
     # when an end date that is not a date is posted
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]),
-                              cart_drawn(customer, {"quantity": "12", "aligned_end_date": "2026-13-45"}))
+    response = signed_in.post(
+        reverse("catalog:cart-line-update", args=[customer.pk, line.pk]),
+        cart_drawn(customer, {"quantity": "12", "aligned_end_date": "2026-13-45"}),
+    )
     # then it is refused with a message, the line unchanged
     assert response.status_code == 422
     assert "&#x27;2026-13-45&#x27; is not a date (YYYY-MM-DD)." in response.content.decode()
@@ -531,11 +607,14 @@ def test_cart_line_update_refuses_a_date_that_is_not_a_date(signed_in, sales, cu
 
 
 @pytest.mark.rule("K4")
-@pytest.mark.parametrize("value, status, message", [
-    ("abc", 422, "Choose a reseller from the list."),
-    ("999999", 422, "That reseller is not one of your indirect resellers."),
-    pytest.param("²", 422, "Choose a reseller from the list.", id="superscript-two"),
-])
+@pytest.mark.parametrize(
+    "value, status, message",
+    [
+        ("abc", 422, "Choose a reseller from the list."),
+        ("999999", 422, "That reseller is not one of your indirect resellers."),
+        pytest.param("²", 422, "Choose a reseller from the list.", id="superscript-two"),
+    ],
+)
 def test_cart_reseller_refuses_bad_input_with_a_clear_message(client, provider, now, value, status, message):
     # given an indirect provider's sales agent with an open cart
     user = factories.staff(provider, "sales_agent")
@@ -545,7 +624,9 @@ def test_cart_reseller_refuses_bad_input_with_a_clear_message(client, provider, 
     client.force_login(user)
     client.raise_request_exception = False
     # when a reseller that is not one of theirs, or not a number, is posted
-    response = client.post(reverse("catalog:cart-reseller", args=[customer.pk]), cart_drawn(customer, {"reseller": value}))
+    response = client.post(
+        reverse("catalog:cart-reseller", args=[customer.pk]), cart_drawn(customer, {"reseller": value})
+    )
     # then it is refused with a message, and the cart has no reseller
     assert response.status_code == status
     assert message in response.content.decode()
@@ -555,15 +636,18 @@ def test_cart_reseller_refuses_bad_input_with_a_clear_message(client, provider, 
 HUGE_ID = 99999999999999999999  # matches <int:...> but fits no database integer
 
 
-@pytest.mark.parametrize("name, status", [
-    # ids longer than a 64-bit integer don't match the URL: 404 on every backend
-    ("catalog:cart-line-update", 404),
-    ("catalog:cart-line-remove", 404),
-    ("catalog:cart-purchase", 404),
-    ("catalog:order-detail", 404),
-    ("catalog:order-confirmation", 404),
-    ("catalog:cart-additional-remove", 404),
-])
+@pytest.mark.parametrize(
+    "name, status",
+    [
+        # ids longer than a 64-bit integer don't match the URL: 404 on every backend
+        ("catalog:cart-line-update", 404),
+        ("catalog:cart-line-remove", 404),
+        ("catalog:cart-purchase", 404),
+        ("catalog:order-detail", 404),
+        ("catalog:order-confirmation", 404),
+        ("catalog:cart-additional-remove", 404),
+    ],
+)
 def test_an_id_too_large_for_the_database_never_answers_500(signed_in, sales, customer, standard, name, status):
     # given an open cart with a line
     cart = factories.CartFactory(customer=customer, owner=sales)
@@ -572,31 +656,49 @@ def test_an_id_too_large_for_the_database_never_answers_500(signed_in, sales, cu
     # (reverse() refuses such an id, so the URL is built from a real one)
     url = reverse(name, args=[customer.pk, 1]).replace("/1/", f"/{HUGE_ID}/")
     # when a URL carries an id too large for any integer column
-    response = signed_in.get(url) if name.startswith("catalog:order") else signed_in.post(url, cart_drawn(customer, {"quantity": "3",
-                                                                                              "attest": "on"}))
+    response = (
+        signed_in.get(url)
+        if name.startswith("catalog:order")
+        else signed_in.post(url, cart_drawn(customer, {"quantity": "3", "attest": "on"}))
+    )
     # then it answers like for any id that does not exist, and nothing changed
     assert response.status_code == status
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(line.pk, 5)]
     assert Order.objects.count() == 0
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/phish", "//evil.example/phish", "http://testserver.evil/x", "/\\evil.example/phish",
-    "/\tevil", "\t//evil.example", "javascript:alert(1)", "null", "customers", "/x\r\nSet-Cookie: a=b", "/x\x00",
-    "//testserver/customers/",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/phish",
+        "//evil.example/phish",
+        "http://testserver.evil/x",
+        "/\\evil.example/phish",
+        "/\tevil",
+        "\t//evil.example",
+        "javascript:alert(1)",
+        "null",
+        "customers",
+        "/x\r\nSet-Cookie: a=b",
+        "/x\x00",
+        "//testserver/customers/",
+    ],
+)
 def test_cart_add_never_redirects_off_site(signed_in, customer, standard, target):
     # when an add to cart carries a `next` pointing at another site
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "1", "next": target}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(standard).pk, "quantity": "1", "next": target}),
+    )
     # then the line is added and the user goes back to the catalog, not off-site
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:offer-list", args=[customer.pk])
     assert CartLine.objects.count() == 1
 
 
-def test_cart_add_with_a_bare_word_as_next_adds_the_line_once_and_goes_back_to_the_catalog(signed_in, customer,
-                                                                                           standard):
+def test_cart_add_with_a_bare_word_as_next_adds_the_line_once_and_goes_back_to_the_catalog(
+    signed_in, customer, standard
+):
     # given a catalog page whose form posts next=null (issue 9: redirect() took it for a view name and answered 500
     # after the line was saved, so each retry added it again)
     url = reverse("catalog:cart-add", args=[customer.pk])
@@ -612,8 +714,10 @@ def test_cart_add_with_a_bare_word_as_next_adds_the_line_once_and_goes_back_to_t
 def test_cart_add_goes_back_to_a_path_of_this_site_with_its_query(signed_in, customer, standard):
     # when the catalog's form names the filtered catalog page (a path, with a query string) as next
     target = reverse("catalog:offer-list", args=[customer.pk]) + "?q=Standard&page=2"
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              {"availability": factories.availability(standard).pk, "quantity": "1", "next": target})
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        {"availability": factories.availability(standard).pk, "quantity": "1", "next": target},
+    )
     # then it goes back there
     assert response.status_code == 302
     assert response["Location"] == target
@@ -631,18 +735,33 @@ def test_a_line_already_removed_answers_409_from_a_stale_page(signed_in, sales, 
     response = signed_in.post(url, cart_drawn(customer, {"quantity": "3"}))
     # then the state moved on: 409 with the reason, the cart re-rendered, the other line untouched
     assert response.status_code == 409
-    assert '<div class="msgbar msgbar-error" role="alert">That line is no longer in the cart.</div>' in response.content.decode()
+    assert (
+        '<div class="msgbar msgbar-error" role="alert">That line is no longer in the cart.</div>'
+        in response.content.decode()
+    )
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(kept.pk, 3)]
 
 
-@pytest.mark.parametrize("name", ["catalog:cart-add", "catalog:cart-line-update", "catalog:cart-line-remove",
-                                  "catalog:cart-reseller", "catalog:cart-additional-add", "catalog:cart-purchase"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "catalog:cart-add",
+        "catalog:cart-line-update",
+        "catalog:cart-line-remove",
+        "catalog:cart-reseller",
+        "catalog:cart-additional-add",
+        "catalog:cart-purchase",
+    ],
+)
 def test_cart_actions_on_get_change_nothing_and_lead_back(signed_in, sales, customer, standard, name):
     # given an open cart with a line
     cart = factories.CartFactory(customer=customer, owner=sales)
     line = factories.CartLineFactory(cart=cart, availability=factories.availability(standard))
-    args = {"catalog:cart-line-update": [customer.pk, line.pk], "catalog:cart-line-remove": [customer.pk, line.pk],
-            "catalog:cart-purchase": [customer.pk, cart.pk]}.get(name, [customer.pk])
+    args = {
+        "catalog:cart-line-update": [customer.pk, line.pk],
+        "catalog:cart-line-remove": [customer.pk, line.pk],
+        "catalog:cart-purchase": [customer.pk, cart.pk],
+    }.get(name, [customer.pk])
     # when an action is requested with GET (a link, a prefetch)
     response = signed_in.get(reverse(name, args=args))
     # then nothing happens: the partner is led back to the cart (or the catalog, for "Add to cart")
@@ -668,9 +787,11 @@ def test_k3_cart_shows_the_attestation_for_a_direct_partner(signed_in, customer,
     # when the cart is reviewed with no reseller selected
     page = signed_in.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
     # then the attestation says the partner acts as a direct partner, and must be ticked
-    assert ('<label class="attest"><input type="checkbox" name="attest" required> <span>I confirm that my organisation '
-            'acts as an indirect partner in this purchase when a reseller is selected, and as a direct partner when no '
-            'reseller is selected. <strong id="attest-role"') in page
+    assert (
+        '<label class="attest"><input type="checkbox" name="attest" required> <span>I confirm that my organisation '
+        "acts as an indirect partner in this purchase when a reseller is selected, and as a direct partner when no "
+        'reseller is selected. <strong id="attest-role"'
+    ) in page
     assert ">No reseller is selected: you act as a direct partner.</strong></span></label>" in page
 
 
@@ -682,22 +803,33 @@ def test_k3_purchase_without_attestation_buys_nothing(signed_in, customer, cart,
     response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, data))
     # then it is refused with the reason, nothing is bought and the cart stays open
     assert response.status_code == 422
-    assert ('<div class="msgbar msgbar-error" role="alert">Confirm the attestation before purchasing.</div>'
-            in response.content.decode())
+    assert (
+        '<div class="msgbar msgbar-error" role="alert">Confirm the attestation before purchasing.</div>'
+        in response.content.decode()
+    )
     assert Order.objects.count() == 0
     assert Cart.objects.get(pk=cart.pk).status == Cart.Status.OPEN
 
 
 @pytest.mark.rule("K3")
 @pytest.mark.rule("K10")
-def test_k3_k10_attested_purchase_confirms_with_the_order_number_and_a_link_to_order_history(signed_in, sales, customer,
-                                                                                            cart, now):
+def test_k3_k10_attested_purchase_confirms_with_the_order_number_and_a_link_to_order_history(
+    signed_in, sales, customer, cart, now
+):
     # when the cart is purchased with the attestation ticked
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"})
+    )
     # then one order is placed and the user is sent to its confirmation
     order = Order.objects.get()
     assert (order.customer, order.placed_by, order.total, order.currency, order.attested_as, order.created_at) == (
-        customer, sales, Decimal("120.00"), "USD", Order.Attestation.DIRECT, now)
+        customer,
+        sales,
+        Decimal("120.00"),
+        "USD",
+        Order.Attestation.DIRECT,
+        now,
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:order-confirmation", args=[customer.pk, order.pk])
     # and the confirmation shows the order number and a link to review the order history
@@ -749,7 +881,9 @@ def test_k9_purchase_of_an_empty_cart_is_refused(signed_in, sales, customer):
     # given an open cart with no line
     cart = factories.CartFactory(customer=customer, owner=sales)
     # when it is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"})
+    )
     # then nothing is bought
     assert response.status_code == 422
     assert "The cart is empty: add an offer first." in response.content.decode()
@@ -772,8 +906,10 @@ def test_k12_cart_created_8_days_ago_shows_it_expired(signed_in, customer, old_c
     # when the cart page is opened
     page = signed_in.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
     # then it says the cart expired 7 days after it was created, and shows no line to buy
-    assert ('<div class="msgbar msgbar-warning">Your previous cart for this customer expired on 2026-11-24 12:00 UTC, '
-            '7 days after it was created. Add the offers again.</div>') in page
+    assert (
+        '<div class="msgbar msgbar-warning">Your previous cart for this customer expired on 2026-11-24 12:00 UTC, '
+        "7 days after it was created. Add the offers again.</div>"
+    ) in page
     assert "The cart is empty." in page
     assert 'id="purchase"' not in page
     assert Cart.objects.get(pk=old_cart.pk).status == Cart.Status.EXPIRED
@@ -782,22 +918,30 @@ def test_k12_cart_created_8_days_ago_shows_it_expired(signed_in, customer, old_c
 @pytest.mark.rule("K12")
 def test_k12_purchase_of_a_cart_created_8_days_ago_answers_409(signed_in, customer, old_cart):
     # when the 8-day-old cart is purchased (a page left open for a week)
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, old_cart.pk]), cart_drawn(customer, {"attest": "on"}))
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[customer.pk, old_cart.pk]), cart_drawn(customer, {"attest": "on"})
+    )
     # then the state moved on: 409 with the reason, nothing bought
     assert response.status_code == 409
-    assert ('<div class="msgbar msgbar-error" role="alert">This cart expired on 2026-11-24 12:00 UTC: add the offers '
-            'again.</div>') in response.content.decode()
+    assert (
+        '<div class="msgbar msgbar-error" role="alert">This cart expired on 2026-11-24 12:00 UTC: add the offers '
+        "again.</div>"
+    ) in response.content.decode()
     assert Order.objects.count() == 0
 
 
 @pytest.mark.rule("K12")
 @pytest.mark.parametrize("age, expired", [(timedelta(days=7), True), (timedelta(days=7) - timedelta(seconds=1), False)])
-def test_k12_a_cart_expires_exactly_7_days_after_it_was_created(signed_in, sales, customer, standard, now, age, expired):
+def test_k12_a_cart_expires_exactly_7_days_after_it_was_created(
+    signed_in, sales, customer, standard, now, age, expired
+):
     # given a cart created exactly 7 days ago, or one second less
     cart = factories.CartFactory(customer=customer, owner=sales, created_at=now - age)
     factories.CartLineFactory(cart=cart, availability=factories.availability(standard))
     # when it is purchased
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"})
+    )
     # then at 7 days it has expired; a second before it still buys
     assert response.status_code == (409 if expired else 302)
     assert Order.objects.count() == (0 if expired else 1)
@@ -807,7 +951,9 @@ def test_k12_a_cart_expires_exactly_7_days_after_it_was_created(signed_in, sales
 def test_k12_changing_an_expired_cart_answers_409(signed_in, customer, old_cart):
     # when a line of the 8-day-old cart is updated
     line = old_cart.lines.get()
-    response = signed_in.post(reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "3"}))
+    response = signed_in.post(
+        reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": "3"})
+    )
     # then it is refused as expired, the line unchanged
     assert response.status_code == 409
     assert "There is no open cart for this customer (it was purchased or has expired)." in response.content.decode()
@@ -817,8 +963,10 @@ def test_k12_changing_an_expired_cart_answers_409(signed_in, customer, old_cart)
 @pytest.mark.rule("K12")
 def test_k12_adding_after_expiry_starts_a_new_cart(signed_in, customer, old_cart, standard):
     # when an offer is added for the customer whose cart expired
-    response = signed_in.post(reverse("catalog:cart-add", args=[customer.pk]),
-                              cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "2"}))
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(standard, "P1M").pk, "quantity": "2"}),
+    )
     # then a new cart holds it, and the old one is expired with its line
     assert response.status_code == 302
     new_cart = Cart.objects.exclude(pk=old_cart.pk).get()
@@ -831,27 +979,39 @@ def test_k12_adding_after_expiry_starts_a_new_cart(signed_in, customer, old_cart
 
 
 def order_rows(page: str) -> list[tuple]:
-    return re.findall(r'<tr><td><a href="[^"]+">(ORD-\d+)</a></td><td>([^<]+)</td>\s*'
-                      r'<td><span class="badge badge-\w+">([^<]+)</span></td><td>[^<]*</td>\s*'
-                      r'<td class="num">([^<]+)</td></tr>', page)
+    return re.findall(
+        r'<tr><td><a href="[^"]+">(ORD-\d+)</a></td><td>([^<]+)</td>\s*'
+        r'<td><span class="badge badge-\w+">([^<]+)</span></td><td>[^<]*</td>\s*'
+        r'<td class="num">([^<]+)</td></tr>',
+        page,
+    )
 
 
 @pytest.mark.rule("O1")
 @pytest.mark.rule("T5")
 def test_o1_order_history_lists_number_created_utc_status_and_total_newest_first(signed_in, sales, customer, now):
     # given three orders placed at different times, and another customer's order
-    oldest = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(days=5),
-                                    total=Decimal("36.00"), completed=True)
-    newest = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(minutes=5),
-                                    total=Decimal("1234.50"))
-    middle = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(days=1, hours=3),
-                                    total=Decimal("120.00"), completed=True)
+    oldest = factories.OrderFactory(
+        customer=customer, placed_by=sales, created_at=now - timedelta(days=5), total=Decimal("36.00"), completed=True
+    )
+    newest = factories.OrderFactory(
+        customer=customer, placed_by=sales, created_at=now - timedelta(minutes=5), total=Decimal("1234.50")
+    )
+    middle = factories.OrderFactory(
+        customer=customer,
+        placed_by=sales,
+        created_at=now - timedelta(days=1, hours=3),
+        total=Decimal("120.00"),
+        completed=True,
+    )
     factories.OrderFactory(customer=factories.CustomerFactory(partner=customer.partner), placed_by=sales)
     # when the customer's order history is opened
     page = signed_in.get(reverse("catalog:order-list", args=[customer.pk])).content.decode()
     # then the customer's orders are listed newest first, each with its number, UTC time, status and total
     # (the "Placed by" column is not part of O1 and is skipped)
-    assert "<th>Order number</th><th>Created (UTC)</th><th>Status</th><th>Placed by</th><th class=\"num\">Total</th>" in page
+    assert (
+        '<th>Order number</th><th>Created (UTC)</th><th>Status</th><th>Placed by</th><th class="num">Total</th>' in page
+    )
     assert order_rows(page) == [
         (newest.number, "2026-11-25 11:55 UTC", "In progress", "1,234.50 USD"),
         (middle.number, "2026-11-24 09:00 UTC", "Completed", "120.00 USD"),
@@ -873,7 +1033,10 @@ def test_o1_empty_order_history_says_what_to_do(signed_in, customer):
     page = signed_in.get(reverse("catalog:order-list", args=[customer.pk])).content.decode()
     # then it says how to place the first
     assert "No orders yet." in page
-    assert f'<a href="{reverse("catalog:offer-list", args=[customer.pk])}">Add a subscription</a> to place the first.' in page
+    assert (
+        f'<a href="{reverse("catalog:offer-list", args=[customer.pk])}">Add a subscription</a> to place the first.'
+        in page
+    )
 
 
 @pytest.mark.rule("O2")
@@ -885,8 +1048,10 @@ def test_o2_order_detail_shows_fulfillment_and_then_links_each_line_to_its_subsc
     customer = factories.CustomerFactory(partner=partner)
     offer = sku("Microsoft 365 Business Standard")
     client.force_login(user)
-    client.post(reverse("catalog:cart-add", args=[customer.pk]),
-                cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "12"}))
+    client.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": factories.availability(offer).pk, "quantity": "12"}),
+    )
     cart = Cart.objects.get()
     client.post(reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), cart_drawn(customer, {"attest": "on"}))
     order = Order.objects.get()
@@ -905,7 +1070,10 @@ def test_o2_order_detail_shows_fulfillment_and_then_links_each_line_to_its_subsc
     subscription = Subscription.objects.get(order_line=line)
     detail = reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk])
     assert '<span class="badge badge-completed" id="order-status">Completed</span>' in fulfilled
-    assert cells(cart_row(fulfilled, line))[6:] == ["Fulfilled 2026-11-25 12:00 UTC", "Microsoft 365 Business Standard Active"]
+    assert cells(cart_row(fulfilled, line))[6:] == [
+        "Fulfilled 2026-11-25 12:00 UTC",
+        "Microsoft 365 Business Standard Active",
+    ]
     assert f'<a href="{detail}">Microsoft 365 Business Standard</a>' in fulfilled
     assert 'hx-trigger="every 2s"' not in fulfilled
     # and an htmx poll gets the lines alone
@@ -921,13 +1089,16 @@ def test_o2_htmx_poll_of_a_pending_order_returns_only_the_lines(signed_in, sales
     order = factories.OrderFactory(customer=customer, placed_by=sales)
     line = factories.OrderLineFactory(order=order)
     # when htmx polls the order
-    partial = signed_in.get(reverse("catalog:order-detail", args=[customer.pk, order.pk]),
-                            HTTP_HX_REQUEST="true").content.decode()
+    partial = signed_in.get(
+        reverse("catalog:order-detail", args=[customer.pk, order.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
     # then it gets the lines partial alone, still polling
     assert "<html" not in partial
     assert "<h1>" not in partial
-    assert partial.strip().startswith(f'<div id="order-lines" hx-get="{reverse("catalog:order-detail", args=[customer.pk, order.pk])}" '
-                                      'hx-trigger="every 2s" hx-swap="outerHTML">')
+    assert partial.strip().startswith(
+        f'<div id="order-lines" hx-get="{reverse("catalog:order-detail", args=[customer.pk, order.pk])}" '
+        'hx-trigger="every 2s" hx-swap="outerHTML">'
+    )
     assert cells(cart_row(partial, line))[6:] == ["Pending", "Being created…"]
 
 
@@ -972,8 +1143,13 @@ def test_catalog_query_count_does_not_grow_with_the_offers(signed_in, sales, cus
     cart = factories.CartFactory(customer=customer, owner=sales)
     factories.CartLineFactory(cart=cart)
     add_offers(customer, direct_partner, 12)
-    few, many = measure(signed_in, reverse("catalog:offer-list", args=[customer.pk]),
-                        lambda: add_offers(customer, direct_partner, 108), catalog_changes=True, refilled=2)
+    few, many = measure(
+        signed_in,
+        reverse("catalog:offer-list", args=[customer.pk]),
+        lambda: add_offers(customer, direct_partner, 108),
+        catalog_changes=True,
+        refilled=2,
+    )
     print(f"catalog: {few} queries with 25 offers, {many} with 241")
     # then the page costs no more queries, within the budget (fewer when its page holds no ISV offer: the exclusive
     # partners are read only for ISV offers, catalog/listing.offer_cards)
@@ -993,8 +1169,12 @@ def test_cart_query_count_does_not_grow_with_the_lines(signed_in, sales, custome
     # given a cart of 1 alignable line, then of 10
     cart = factories.CartFactory(customer=customer, owner=sales)
     add_cart_lines(cart, 1)
-    few, many = measure(signed_in, reverse("catalog:cart-detail", args=[customer.pk]), lambda: add_cart_lines(cart, 9),
-                        catalog_changes=True)
+    few, many = measure(
+        signed_in,
+        reverse("catalog:cart-detail", args=[customer.pk]),
+        lambda: add_cart_lines(cart, 9),
+        catalog_changes=True,
+    )
     print(f"cart: {few} queries with 1 line, {many} with 10")
     # then the page costs the same number of queries, within the budget
     assert many == few
@@ -1010,8 +1190,9 @@ def add_orders(customer, partner, n):
 def test_order_list_query_count_does_not_grow_with_the_orders(signed_in, customer, direct_partner):
     # given 2 orders, each placed by another user, then 20 (one page of 25)
     add_orders(customer, direct_partner, 2)
-    few, many = measure(signed_in, reverse("catalog:order-list", args=[customer.pk]),
-                        lambda: add_orders(customer, direct_partner, 18))
+    few, many = measure(
+        signed_in, reverse("catalog:order-list", args=[customer.pk]), lambda: add_orders(customer, direct_partner, 18)
+    )
     print(f"order list: {few} queries with 2 orders, {many} with 20")
     # then the page costs the same number of queries, within the budget
     assert many == few
@@ -1021,8 +1202,9 @@ def test_order_list_query_count_does_not_grow_with_the_orders(signed_in, custome
 def add_fulfilled_lines(order, n):
     for _ in range(n):
         line = factories.OrderLineFactory(order=order, fulfilled=True)
-        factories.SubscriptionFactory(customer=order.customer, sku=line.sku, availability=line.availability,
-                                      order_line=line)
+        factories.SubscriptionFactory(
+            customer=order.customer, sku=line.sku, availability=line.availability, order_line=line
+        )
 
 
 def test_order_detail_query_count_does_not_grow_with_the_lines(signed_in, sales, customer, direct_partner):
@@ -1031,8 +1213,9 @@ def test_order_detail_query_count_does_not_grow_with_the_lines(signed_in, sales,
     order = factories.OrderFactory(customer=customer, placed_by=sales, reseller=reseller, completed=True)
     OrderAdditionalReseller.objects.create(order=order, partner=factories.PartnerFactory(), position=1)
     add_fulfilled_lines(order, 2)
-    few, many = measure(signed_in, reverse("catalog:order-detail", args=[customer.pk, order.pk]),
-                        lambda: add_fulfilled_lines(order, 18))
+    few, many = measure(
+        signed_in, reverse("catalog:order-detail", args=[customer.pk, order.pk]), lambda: add_fulfilled_lines(order, 18)
+    )
     print(f"order detail: {few} queries with 2 lines, {many} with 20")
     # then the page costs the same number of queries, within the budget
     assert many == few

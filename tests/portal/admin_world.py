@@ -10,11 +10,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.apps import apps
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission, User
 from django_tasks_db.models import DBTaskResult
 
-from catalog.models import Availability, CartAdditionalReseller, OrderAdditionalReseller, Product, Publisher, Sku, UpgradePath
-from django.contrib.auth.models import Group, User
+from catalog.models import (
+    Availability,
+    CartAdditionalReseller,
+    OrderAdditionalReseller,
+    Product,
+    Publisher,
+    Sku,
+    UpgradePath,
+)
 from portal.models import Partner
 from subscriptions.audit import record
 from tests import factories
@@ -31,8 +38,11 @@ TENANT_APPS = {"portal", "catalog", "subscriptions", "auth"}
 
 
 def table_pks() -> dict:
-    return {m: set(m._default_manager.values_list("pk", flat=True))
-            for m in apps.get_models() if m._meta.app_label in TENANT_APPS}
+    return {
+        m: set(m._default_manager.values_list("pk", flat=True))
+        for m in apps.get_models()
+        if m._meta.app_label in TENANT_APPS
+    }
 
 
 @dataclass
@@ -54,8 +64,11 @@ def admin_staff(partner: Partner, username: str, **roles):
     """A staff member of `partner` with Django admin access and every model permission: the scoping must hold even
     for the most permissions a partner's staff member can be given."""
     user = factories.UserFactory(username=username, first_name=username.split("-")[0].title(), is_staff=True)
-    factories.MembershipFactory(user=user, partner=partner, **(roles or dict.fromkeys(
-        ("is_admin_agent", "is_sales_agent", "is_billing_admin", "is_support_agent"), True)))
+    factories.MembershipFactory(
+        user=user,
+        partner=partner,
+        **(roles or dict.fromkeys(("is_admin_agent", "is_sales_agent", "is_billing_admin", "is_support_agent"), True)),
+    )
     user.user_permissions.set(Permission.objects.all())
     return User.objects.get(pk=user.pk)  # without cached permissions or membership
 
@@ -70,8 +83,9 @@ def build_world() -> World:
     world.exclusive_sku = factories.SkuFactory(isv=True)
     # Resellers are built outside the partners' blocks: a provider's Partner row is its own, not its reseller's.
     for token in ("Alpha", ZETA):
-        reseller = world.resellers[token] = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER,
-                                                                     name=f"{token} Resale")
+        reseller = world.resellers[token] = factories.PartnerFactory(
+            kind=Partner.Kind.INDIRECT_RESELLER, name=f"{token} Resale"
+        )
         world.reseller_staff[token] = admin_staff(reseller, f"{token}-resale-staff")
     for token, sku in (("Alpha", skus[0]), (ZETA, skus[1])):
         before = table_pks()
@@ -89,8 +103,9 @@ def _partner_block(world: World, token: str, sku: Sku) -> None:
     world.partners[token] = partner
     factories.ResellerLinkFactory(provider=partner, reseller=reseller)
     staff = world.staff[token] = admin_staff(partner, f"{token}-staff")
-    customer = factories.CustomerFactory(partner=partner, company_name=f"{token} Customer Ltd", domain=f"{lower}.example",
-                                         reseller=reseller)
+    customer = factories.CustomerFactory(
+        partner=partner, company_name=f"{token} Customer Ltd", domain=f"{lower}.example", reseller=reseller
+    )
     offer = factories.availability(sku)
     cart = factories.CartFactory(customer=customer, owner=staff, reseller=reseller)
     factories.CartLineFactory(cart=cart, availability=offer)
@@ -99,16 +114,36 @@ def _partner_block(world: World, token: str, sku: Sku) -> None:
     line = factories.OrderLineFactory(order=order, availability=offer)
     OrderAdditionalReseller.objects.create(order=order, partner=reseller, position=1)
     # One subscription sold through the reseller (it is reseller of record), one sold direct.
-    resold = factories.SubscriptionFactory(customer=customer, sku=sku, availability=offer, reseller=reseller,
-                                           order_line=line, friendly_name=f"{token} resold", auto_renew=True)
-    direct = factories.SubscriptionFactory(customer=customer, sku=sku, availability=offer,
-                                           friendly_name=f"{token} direct", auto_renew=True)
+    resold = factories.SubscriptionFactory(
+        customer=customer,
+        sku=sku,
+        availability=offer,
+        reseller=reseller,
+        order_line=line,
+        friendly_name=f"{token} resold",
+        auto_renew=True,
+    )
+    direct = factories.SubscriptionFactory(
+        customer=customer, sku=sku, availability=offer, friendly_name=f"{token} direct", auto_renew=True
+    )
     world.subscriptions[token] = {"resold": resold, "direct": direct}
     for subscription in (resold, direct):
         factories.BillingLineFactory(subscription=subscription)
         factories.SeatLotFactory(subscription=subscription, added_at=factories.BASE_TIME - timedelta(days=1))
         factories.ScheduledChangeFactory(subscription=subscription)
-        record(actor=staff, at=factories.BASE_TIME, customer=customer, subscription=subscription,
-               action="subscription.renamed", summary=f"{token}: renamed")
-    record(actor=staff, at=factories.BASE_TIME, customer=customer, order=order, action="order.placed",
-           summary=f"{token}: order placed")
+        record(
+            actor=staff,
+            at=factories.BASE_TIME,
+            customer=customer,
+            subscription=subscription,
+            action="subscription.renamed",
+            summary=f"{token}: renamed",
+        )
+    record(
+        actor=staff,
+        at=factories.BASE_TIME,
+        customer=customer,
+        order=order,
+        action="order.placed",
+        summary=f"{token}: order placed",
+    )

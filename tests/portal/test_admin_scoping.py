@@ -12,8 +12,8 @@ from django.urls import reverse
 from catalog.models import Cart, Order
 from portal.models import Customer
 from subscriptions.models import AuditEntry, Subscription
-from tests.portal.admin_world import OPERATOR_ONLY, SHARED, ZETA, build_world
 from tests.helpers import database_state
+from tests.portal.admin_world import OPERATOR_ONLY, SHARED, ZETA, build_world
 
 REGISTERED = sorted(admin.site._registry, key=lambda m: m._meta.label)
 OWN = [m for m in REGISTERED if m not in SHARED | OPERATOR_ONLY]
@@ -83,13 +83,15 @@ def test_every_action_posted_with_another_partners_ids_changes_nothing(alpha_cli
     # given every action the model's admin declares, the site's own (delete) included
     model_admin = admin.site._registry[model]
     names = [name for name, _ in admin.site.actions] + [
-        action if isinstance(action, str) else action.__name__ for action in model_admin.actions or ()]
+        action if isinstance(action, str) else action.__name__ for action in model_admin.actions or ()
+    ]
     zeta = [str(pk) for pk in world.own(ZETA, model)]
     before = database_state()
     for name in names:
         # when Alpha's staff member posts it with Zeta's ids (confirmed, for those that ask)
-        response = alpha_client.post(admin_url(model, "changelist"),
-                                     {"action": name, "_selected_action": zeta, "index": 0, "post": "yes"})
+        response = alpha_client.post(
+            admin_url(model, "changelist"), {"action": name, "_selected_action": zeta, "index": 0, "post": "yes"}
+        )
         assert not shows_zeta(response)
     # then no row of any table changed: no field, no audit entry, no admin log entry
     assert database_state() == before
@@ -100,14 +102,20 @@ def autocomplete_sources():
     takes any of them, whether or not an admin shows it as an autocomplete field."""
     for model in apps.get_models():
         for f in model._meta.get_fields():
-            if (f.is_relation and f.concrete and f.related_model in admin.site._registry
-                    and admin.site._registry[f.related_model].search_fields):
+            if (
+                f.is_relation
+                and f.concrete
+                and f.related_model in admin.site._registry
+                and admin.site._registry[f.related_model].search_fields
+            ):
                 yield model, f
 
 
 def autocomplete(client, model, f):
-    return client.get(reverse("admin:autocomplete"), {
-        "app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": f.name, "term": ""})
+    return client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": f.name, "term": ""},
+    )
 
 
 TARGETS = sorted({f.related_model for _, f in autocomplete_sources()}, key=label)
@@ -159,7 +167,9 @@ def test_partner_staff_view_the_shared_catalog_and_change_none_of_it(alpha_clien
     # the catalog belongs to no partner: Alpha's staff member sees all of it
     response = alpha_client.get(admin_url(model, "changelist"))
     assert response.status_code == 200
-    assert {obj.pk for obj in response.context["cl"].result_list} == set(model._default_manager.values_list("pk", flat=True))
+    assert {obj.pk for obj in response.context["cl"].result_list} == set(
+        model._default_manager.values_list("pk", flat=True)
+    )
     before = database_state()
     # but adds, changes and deletes none of it
     assert alpha_client.get(admin_url(model, "add")).status_code == 403
@@ -206,7 +216,8 @@ def test_a_resellers_staff_see_only_what_they_are_reseller_of_record_for(client,
     # and that customer, the order it is the reseller of, and the audit entries of those
     assert listed(Customer) == {subscriptions["resold"].customer_id}
     assert listed(Order) == {subscriptions["resold"].order_line.order_id}
-    assert listed(AuditEntry) == set(AuditEntry.objects.filter(subscription=subscriptions["resold"]).values_list("pk", flat=True)) | set(
-        AuditEntry.objects.filter(order=subscriptions["resold"].order_line.order).values_list("pk", flat=True))
+    assert listed(AuditEntry) == set(
+        AuditEntry.objects.filter(subscription=subscriptions["resold"]).values_list("pk", flat=True)
+    ) | set(AuditEntry.objects.filter(order=subscriptions["resold"].order_line.order).values_list("pk", flat=True))
     # and no carts: a reseller buys nothing (T1), an open cart naming it is its provider's
     assert listed(Cart) == set()

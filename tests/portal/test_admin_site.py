@@ -36,7 +36,9 @@ def test_every_registered_admin_is_scoped_and_says_what_partner_staff_see():
     # every admin, ours or an app's, is a PartnerScopedAdmin
     assert [m._meta.label for m, a in registry.items() if not isinstance(a, PartnerScopedAdmin)] == []
     # and hides from partner staff exactly the platform's tables, shares exactly the catalog
-    by_audience = {audience: {m for m, a in registry.items() if a.partner_staff is audience} for audience in PartnerStaff}
+    by_audience = {
+        audience: {m for m, a in registry.items() if a.partner_staff is audience} for audience in PartnerStaff
+    }
     assert by_audience[PartnerStaff.NOTHING] == OPERATOR_ONLY
     assert by_audience[PartnerStaff.SHARED] == SHARED
     # and every other model has a path to the partner it belongs to
@@ -118,7 +120,8 @@ def test_a_forms_choices_are_the_partners_own(world):
     # while the operator's choices are everyone's
     operator = request_as(world.operator)
     assert set(model_admin.formfield_for_foreignkey(Membership._meta.get_field("user"), operator).queryset) == set(
-        User.objects.all())
+        User.objects.all()
+    )
     assert "partner" not in model_admin.get_readonly_fields(operator)
 
 
@@ -131,7 +134,12 @@ def test_an_admin_agent_changes_their_own_staffs_roles_and_nothing_else(client, 
     loner = factories.UserFactory(username="no-partner-yet")
     client.force_login(world.staff["Alpha"])
     url = reverse("admin:portal_membership_change", args=[membership.pk])
-    form = {"user": colleague.pk, "partner": world.partners["Alpha"].pk, "is_sales_agent": "on", "is_billing_admin": "on"}
+    form = {
+        "user": colleague.pk,
+        "partner": world.partners["Alpha"].pk,
+        "is_sales_agent": "on",
+        "is_billing_admin": "on",
+    }
     # when the admin agent moves the membership to Zeta, then that is ignored (the partner is the operator's)
     assert client.post(url, {**form, "partner": world.partners[ZETA].pk}).status_code == 302
     membership.refresh_from_db()
@@ -156,7 +164,9 @@ def test_staff_who_are_not_admin_agents_only_view_memberships(client, world):
     membership = world.staff["Alpha"].membership
     # when they post a change to their admin agent's roles, then it is refused and nothing changed
     url = reverse("admin:portal_membership_change", args=[membership.pk])
-    response = client.post(url, {"user": membership.user_id, "partner": membership.partner_id, "is_support_agent": "on"})
+    response = client.post(
+        url, {"user": membership.user_id, "partner": membership.partner_id, "is_support_agent": "on"}
+    )
     assert response.status_code == 403
     membership.refresh_from_db()
     assert membership.is_admin_agent is True

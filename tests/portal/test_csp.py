@@ -37,6 +37,7 @@ def policy_of(response) -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------- the header
 
+
 @pytest.mark.django_db
 def test_the_sign_in_page_and_a_signed_in_page_carry_the_policy(client, direct_partner):
     # when an anonymous visitor opens the sign-in page
@@ -107,18 +108,34 @@ def inline_code(markup: str) -> list[tuple[str, str]]:
 
 def test_the_inline_code_patterns_catch_what_they_are_for():
     # the scan below is only as good as these patterns: each must find its own kind, and nothing in clean markup
-    assert [label for label, _ in inline_code(
-        '<p style="x"><style>p{}</style><script>go()</script><button type="button" onclick="go()">'
-        '<a href="javascript:go()"><form hx-on:submit="go()">')] == [
-        "style attribute", "<style> element", "inline <script>", "event-handler attribute", "javascript: URL",
-        "hx-on attribute (eval)"]
-    assert inline_code('<script src="/static/js/portal.js" defer></script><p class="on">Turn auto-renew on</p>'
-                       '<button data-history-back>Back</button>') == []
+    assert [
+        label
+        for label, _ in inline_code(
+            '<p style="x"><style>p{}</style><script>go()</script><button type="button" onclick="go()">'
+            '<a href="javascript:go()"><form hx-on:submit="go()">'
+        )
+    ] == [
+        "style attribute",
+        "<style> element",
+        "inline <script>",
+        "event-handler attribute",
+        "javascript: URL",
+        "hx-on attribute (eval)",
+    ]
+    assert (
+        inline_code(
+            '<script src="/static/js/portal.js" defer></script><p class="on">Turn auto-renew on</p>'
+            "<button data-history-back>Back</button>"
+        )
+        == []
+    )
 
 
 def test_no_template_needs_inline_code():
-    found = {str(template.relative_to(ROOT)): inline_code(template.read_text())
-             for template in sorted((ROOT / "templates").rglob("*.html"))}
+    found = {
+        str(template.relative_to(ROOT)): inline_code(template.read_text())
+        for template in sorted((ROOT / "templates").rglob("*.html"))
+    }
     assert {name: issues for name, issues in found.items() if issues} == {}
 
 
@@ -132,8 +149,13 @@ def python_html_strings(source: Path):
 def test_no_html_built_in_python_needs_inline_code():
     # catalog/listing.py, catalog/views.py, subscriptions/views.py, portal/views.py, catalog/filters.py and the
     # admin build some markup with format_html; the policy applies to it all the same
-    modules = [m for app in ("portal", "catalog", "subscriptions") for m in sorted((ROOT / app).rglob("*.py"))
-               if "migrations" not in m.parts]
-    found = {str(m.relative_to(ROOT)): [issue for s in python_html_strings(m) for issue in inline_code(s)]
-             for m in modules}
+    modules = [
+        m
+        for app in ("portal", "catalog", "subscriptions")
+        for m in sorted((ROOT / app).rglob("*.py"))
+        if "migrations" not in m.parts
+    ]
+    found = {
+        str(m.relative_to(ROOT)): [issue for s in python_html_strings(m) for issue in inline_code(s)] for m in modules
+    }
     assert {name: issues for name, issues in found.items() if issues} == {}

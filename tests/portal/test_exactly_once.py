@@ -10,7 +10,7 @@ exactly as much as one post changes it.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -25,22 +25,41 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderLine, Sku, UpgradePath
 from portal.models import Customer, Partner
 from subscriptions import cycles, transfers
-from subscriptions.models import (AuditEntry, BillingLine, RelationshipRequest, ScheduledChange, SeatLot, Subscription,
-                                  TransferRequest)
+from subscriptions.models import (
+    AuditEntry,
+    BillingLine,
+    RelationshipRequest,
+    ScheduledChange,
+    SeatLot,
+    Subscription,
+    TransferRequest,
+)
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import at_once
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 # Routes that change nothing (pages, lists, exports): posting to them must change nothing either.
 READ_ONLY = {
-    "portal:home", "portal:about", "portal:customer-list", "portal:customer-detail", "portal:customer-account",
+    "portal:home",
+    "portal:about",
+    "portal:customer-list",
+    "portal:customer-detail",
+    "portal:customer-account",
     "portal:customer-activity",
-    "catalog:all-orders", "catalog:offer-list", "catalog:cart-detail", "catalog:order-list", "catalog:order-detail",
+    "catalog:all-orders",
+    "catalog:offer-list",
+    "catalog:cart-detail",
+    "catalog:order-list",
+    "catalog:order-detail",
     "catalog:order-confirmation",
-    "subscriptions:all-subscriptions", "subscriptions:renewals", "subscriptions:subscription-list",
-    "subscriptions:subscription-export", "subscriptions:subscription-detail", "subscriptions:transfer-list",
+    "subscriptions:all-subscriptions",
+    "subscriptions:renewals",
+    "subscriptions:subscription-list",
+    "subscriptions:subscription-export",
+    "subscriptions:subscription-detail",
+    "subscriptions:transfer-list",
     "subscriptions:relationship-mailbox",
 }
 # Routes outside this test, and why.
@@ -91,8 +110,13 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = {k: (v if v is not None else "") for k, v in attrs}
         if tag == "form":
-            self._open = {"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(),
-                          "id": attrs.get("id", ""), "fields": [], "formactions": []}
+            self._open = {
+                "action": attrs.get("action", ""),
+                "method": attrs.get("method", "get").lower(),
+                "id": attrs.get("id", ""),
+                "fields": [],
+                "formactions": [],
+            }
             self.forms.append(self._open)
             return
         target = self._target(attrs)
@@ -148,8 +172,12 @@ def form_data(page_html: str, page_url: str, action: str, *, fields: dict, versi
     parser = _Forms()
     parser.feed(page_html)
     parser.close()
-    candidates = [f for f in parser.forms if f["method"] == "post"
-                  and action in {urljoin(page_url, a or page_url).split("#")[0] for a in [f["action"], *f["formactions"]]}]
+    candidates = [
+        f
+        for f in parser.forms
+        if f["method"] == "post"
+        and action in {urljoin(page_url, a or page_url).split("#")[0] for a in [f["action"], *f["formactions"]]}
+    ]
     assert candidates, f"no form on {page_url} posts to {action}"
     for form in candidates:
         data: dict[str, list[str]] = {}
@@ -197,14 +225,19 @@ def _subscription_action(name, page_query=None, fields=None, **sub_kwargs):
         _, user, customer = _world()
         sub = factories.SubscriptionFactory(customer=customer, **sub_kwargs)
         return Scenario(user, _detail(sub, **(page_query or {})), _action(name, sub), dict(fields or {}))
+
     return build
 
 
 def _addons():
     _, user, customer = _world()
     base = factories.SubscriptionFactory(customer=customer)
-    addon = factories.SkuFactory(name="Audio Conferencing", is_addon=True, commerce=Sku.Commerce.TRADITIONAL,
-                                 availabilities=[("P1Y", "monthly", "2.00")])
+    addon = factories.SkuFactory(
+        name="Audio Conferencing",
+        is_addon=True,
+        commerce=Sku.Commerce.TRADITIONAL,
+        availabilities=[("P1Y", "monthly", "2.00")],
+    )
     addon.base_skus.add(base.sku)
     return Scenario(user, _detail(base), _action("addons", base), {f"addon-{addon.pk}": "2"})
 
@@ -229,6 +262,7 @@ def _next_charge(remove: bool):
             cycles.set_next_charge_frequency(subscription_id=sub.pk, actor=user, billing_frequency="annual", now=NOW)
             return Scenario(user, _detail(sub), _action("next-charge-frequency-remove", sub))
         return Scenario(user, _detail(sub), _action("next-charge-frequency", sub), {"billing_frequency": "annual"})
+
     return build
 
 
@@ -255,9 +289,16 @@ def _convert():
     paid = factories.SkuFactory(name="Paid")
     trial_sku = factories.SkuFactory(trial=True, trial_of=paid, availabilities=[("P1M", "monthly", "0.00")])
     trial = factories.SubscriptionFactory(
-        customer=customer, sku=trial_sku, availability=factories.availability(trial_sku, "P1M"), trial=True,
-        term="P1M", unit_price=Decimal("0.00"), term_start=datetime(2026, 11, 10, tzinfo=dt_timezone.utc),
-        term_end=date(2026, 12, 9), trial_ends_at=datetime(2026, 12, 10, tzinfo=dt_timezone.utc))
+        customer=customer,
+        sku=trial_sku,
+        availability=factories.availability(trial_sku, "P1M"),
+        trial=True,
+        term="P1M",
+        unit_price=Decimal("0.00"),
+        term_start=datetime(2026, 11, 10, tzinfo=UTC),
+        term_end=date(2026, 12, 9),
+        trial_ends_at=datetime(2026, 12, 10, tzinfo=UTC),
+    )
     url = reverse("subscriptions:subscription-convert", args=[customer.pk, trial.pk])
     return Scenario(user, url, url, {"+target": f"sku-{paid.pk}", "when": "now"})
 
@@ -272,24 +313,36 @@ def _cart(kind=Partner.Kind.DIRECT_BILL, **customer):
 def _cart_add():
     _, user, customer = _world()
     sku = factories.SkuFactory(name="Catalog offer")
-    return Scenario(user, reverse("catalog:offer-list", args=[customer.pk]),
-                    reverse("catalog:cart-add", args=[customer.pk]),
-                    {"availability": factories.availability(sku).pk, "quantity": "3"})
+    return Scenario(
+        user,
+        reverse("catalog:offer-list", args=[customer.pk]),
+        reverse("catalog:cart-add", args=[customer.pk]),
+        {"availability": factories.availability(sku).pk, "quantity": "3"},
+    )
 
 
 def _cart_line(name, fields=None):
     def build():
         _, user, customer, _, line = _cart()
-        return Scenario(user, reverse("catalog:cart-detail", args=[customer.pk]),
-                        reverse(f"catalog:cart-line-{name}", args=[customer.pk, line.pk]), dict(fields or {}))
+        return Scenario(
+            user,
+            reverse("catalog:cart-detail", args=[customer.pk]),
+            reverse(f"catalog:cart-line-{name}", args=[customer.pk, line.pk]),
+            dict(fields or {}),
+        )
+
     return build
 
 
 def _cart_reseller():
     partner, user, customer, _, _ = _cart(Partner.Kind.INDIRECT_PROVIDER)
     link = factories.ResellerLinkFactory(provider=partner)
-    return Scenario(user, reverse("catalog:cart-detail", args=[customer.pk]),
-                    reverse("catalog:cart-reseller", args=[customer.pk]), {"reseller": link.reseller.pk})
+    return Scenario(
+        user,
+        reverse("catalog:cart-detail", args=[customer.pk]),
+        reverse("catalog:cart-reseller", args=[customer.pk]),
+        {"reseller": link.reseller.pk},
+    )
 
 
 def _cart_additional(remove: bool):
@@ -300,15 +353,21 @@ def _cart_additional(remove: bool):
         if remove:
             CartAdditionalReseller.objects.create(cart=cart, partner=other, position=1)
             return Scenario(user, page, reverse("catalog:cart-additional-remove", args=[customer.pk, other.pk]))
-        return Scenario(user, page, reverse("catalog:cart-additional-add", args=[customer.pk]),
-                        {"partner_id": other.partner_id})
+        return Scenario(
+            user, page, reverse("catalog:cart-additional-add", args=[customer.pk]), {"partner_id": other.partner_id}
+        )
+
     return build
 
 
 def _cart_purchase():
     _, user, customer, cart, _ = _cart()
-    return Scenario(user, reverse("catalog:cart-detail", args=[customer.pk]),
-                    reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"+attest": "on"})
+    return Scenario(
+        user,
+        reverse("catalog:cart-detail", args=[customer.pk]),
+        reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]),
+        {"+attest": "on"},
+    )
 
 
 def _transfer_world():
@@ -318,43 +377,74 @@ def _transfer_world():
     target_user = factories.staff(target, "admin_agent")
     relationship = _invite(target_user, customer.domain)
     relationship = transfers.accept_relationship(
-        token=transfers.acceptance_token(relationship), actor=AnonymousUser(), company_name=customer.company_name,
-        billing_country="US", segment="commercial", now=NOW)
+        token=transfers.acceptance_token(relationship),
+        actor=AnonymousUser(),
+        company_name=customer.company_name,
+        billing_country="US",
+        segment="commercial",
+        now=NOW,
+    )
     return source, source_user, customer, target_user, relationship
 
 
 def _invite(user, domain):
-    return transfers.send_relationship_request(actor=user, company_name="Invited", domain=domain,
-                                               contact_email=f"admin@{domain}", site_url="http://testserver/",
-                                               now=NOW)
+    return transfers.send_relationship_request(
+        actor=user,
+        company_name="Invited",
+        domain=domain,
+        contact_email=f"admin@{domain}",
+        site_url="http://testserver/",
+        now=NOW,
+    )
 
 
 def _transfer_file():
     source, _, _, target_user, relationship = _transfer_world()
-    return Scenario(target_user, reverse("subscriptions:transfer-list"), reverse("subscriptions:transfer-file"),
-                    {"customer": relationship.customer_id, "source_partner_id": source.partner_id,
-                     "notification_email": "it@example.com"}, creates=True)
+    return Scenario(
+        target_user,
+        reverse("subscriptions:transfer-list"),
+        reverse("subscriptions:transfer-file"),
+        {
+            "customer": relationship.customer_id,
+            "source_partner_id": source.partner_id,
+            "notification_email": "it@example.com",
+        },
+        creates=True,
+    )
 
 
 def _transfer(name):
     def build():
         source, source_user, customer, target_user, relationship = _transfer_world()
-        transfer = transfers.file_transfer_request(actor=target_user, customer=relationship.customer,
-                                                   source_partner_id=source.partner_id,
-                                                   notification_email="it@example.com", now=NOW)
+        transfer = transfers.file_transfer_request(
+            actor=target_user,
+            customer=relationship.customer,
+            source_partner_id=source.partner_id,
+            notification_email="it@example.com",
+            now=NOW,
+        )
         page = reverse("subscriptions:transfer-detail", args=[transfer.pk])
         if name == "complete":
             picked = customer.subscriptions.get()
             return Scenario(source_user, page, page, {"+subscriptions": picked.pk})
         return Scenario(target_user, page, reverse("subscriptions:transfer-cancel", args=[transfer.pk]))
+
     return build
 
 
 def _relationship_send():
     partner, user, _ = _world()
-    return Scenario(user, reverse("subscriptions:transfer-list"), reverse("subscriptions:relationship-send"),
-                    {"company_name": "Tailspin Toys", "domain": "tailspintoys.onmicrosoft.com",
-                     "contact_email": "admin@tailspintoys.onmicrosoft.com"}, creates=True)
+    return Scenario(
+        user,
+        reverse("subscriptions:transfer-list"),
+        reverse("subscriptions:relationship-send"),
+        {
+            "company_name": "Tailspin Toys",
+            "domain": "tailspintoys.onmicrosoft.com",
+            "contact_email": "admin@tailspintoys.onmicrosoft.com",
+        },
+        creates=True,
+    )
 
 
 def _relationship_accept():
@@ -370,7 +460,8 @@ SCENARIOS = {
     "subscriptions:subscription-suspend": _subscription_action("suspend"),
     "subscriptions:subscription-reactivate": _subscription_action("reactivate", suspended=True),
     "subscriptions:subscription-cancel": _subscription_action(
-        "cancel", {"confirm": "cancel"}, term_start=NOW - timedelta(days=1), created_at=NOW - timedelta(days=1)),
+        "cancel", {"confirm": "cancel"}, term_start=NOW - timedelta(days=1), created_at=NOW - timedelta(days=1)
+    ),
     "subscriptions:subscription-auto-renew": _subscription_action("auto-renew"),
     "subscriptions:subscription-rename": _subscription_action("rename", fields={"friendly_name": "Sales team"}),
     "subscriptions:subscription-addons": _addons,
@@ -399,9 +490,21 @@ SCENARIOS = {
 def fingerprint() -> dict:
     """Everything an action may change, by id."""
     return {
-        "subscriptions": sorted(Subscription.objects.values_list(
-            "pk", "status", "quantity", "auto_renew", "friendly_name", "sku_id", "customer_id", "version",
-            "next_charge_frequency", "setup_confirmed_at", "cancelled_at")),
+        "subscriptions": sorted(
+            Subscription.objects.values_list(
+                "pk",
+                "status",
+                "quantity",
+                "auto_renew",
+                "friendly_name",
+                "sku_id",
+                "customer_id",
+                "version",
+                "next_charge_frequency",
+                "setup_confirmed_at",
+                "cancelled_at",
+            )
+        ),
         "lots": sorted(SeatLot.objects.values_list("pk", "quantity", "removed", "window_ends_at")),
         "billing": sorted(BillingLine.objects.values_list("pk", "amount")),
         "audit": AuditEntry.objects.count(),
@@ -419,12 +522,18 @@ def fingerprint() -> dict:
 
 def shape() -> Counter:
     """How much there is of everything, without ids: two worlds built alike compare by it."""
-    counts = Counter({f"{name}:rows": len(rows) if isinstance(rows, list) else rows
-                      for name, rows in fingerprint().items()})
-    counts.update(("subscription", s.status, s.quantity, s.auto_renew, bool(s.friendly_name))
-                  for s in Subscription.objects.only("status", "quantity", "auto_renew", "friendly_name"))
-    counts["versions"] = sum(Subscription.objects.values_list("version", flat=True)) + sum(
-        Cart.objects.values_list("version", flat=True)) + sum(TransferRequest.objects.values_list("version", flat=True))
+    counts = Counter(
+        {f"{name}:rows": len(rows) if isinstance(rows, list) else rows for name, rows in fingerprint().items()}
+    )
+    counts.update(
+        ("subscription", s.status, s.quantity, s.auto_renew, bool(s.friendly_name))
+        for s in Subscription.objects.only("status", "quantity", "auto_renew", "friendly_name")
+    )
+    counts["versions"] = (
+        sum(Subscription.objects.values_list("version", flat=True))
+        + sum(Cart.objects.values_list("version", flat=True))
+        + sum(TransferRequest.objects.values_list("version", flat=True))
+    )
     counts["billed"] = int(sum(BillingLine.objects.values_list("amount", flat=True), Decimal("0")) * 100)
     return counts
 
@@ -440,8 +549,17 @@ def _prepare(name):
         client.force_login(scenario.user)
     page = client.get(scenario.page)
     assert page.status_code == 200, (scenario.page, page.status_code)
-    return scenario, client, form_data(page.content.decode(), scenario.page, scenario.action, fields=scenario.fields,
-                                       versioned=not scenario.creates)
+    return (
+        scenario,
+        client,
+        form_data(
+            page.content.decode(),
+            scenario.page,
+            scenario.action,
+            fields=scenario.fields,
+            versioned=not scenario.creates,
+        ),
+    )
 
 
 def _succeeded(response) -> bool:
@@ -532,9 +650,11 @@ def test_two_identical_posts_at_once_change_the_state_once(name):
         assert len(responses) == 2
         if name == "catalog:cart-purchase":
             assert [r.status_code for r in responses] == [302, 302] and responses[0]["Location"] == responses[1][
-                "Location"]
+                "Location"
+            ]
         else:
             assert sorted(_succeeded(r) for r in responses) == [False, True], [r.status_code for r in responses]
             assert sorted(r.status_code for r in responses)[1] in (302, 409) or all(
-                r.status_code < 500 for r in responses)
+                r.status_code < 500 for r in responses
+            )
         assert _delta(before, shape()) == once

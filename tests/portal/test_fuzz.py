@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -31,13 +31,13 @@ from django.urls.exceptions import Resolver404
 from catalog import cart as cart_services
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, Order
 from portal import demo
-from portal.models import Customer, Partner
 from portal.errors import RuleViolation
+from portal.models import Customer, Partner
 from subscriptions import services, transfers
 from subscriptions.models import RelationshipRequest, Subscription
 from tests.html_forms import Form, forms_on, links_on
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 # Routes that are not fuzzed, each with the reason. (The admin's are outside the walk: see ADMIN_NAMESPACE.)
 EXEMPT: dict[str, str] = {}
@@ -62,8 +62,21 @@ HOSTILE = ["", MISSING, TWICE, "9" * 40, "-1", "NaN", "inf", "１２", "\x00", "
 # More by the shape of the value the page rendered: a number, an id, a date, a `next`.
 HOSTILE_NUMBER = ["0", "2.5", "٣"]
 HOSTILE_DATE = ["9999-12-31", "0001-01-01", "2026-02-30"]
-HOSTILE_NEXT = ["", MISSING, TWICE, "\x00", "é" * 5_120, "null", "//evil.example/", "https://evil.example/",
-                "/\\evil.example", "javascript:alert(1)", "/\t/evil.example", "/x\r\nSet-Cookie: a=b", "/login/"]
+HOSTILE_NEXT = [
+    "",
+    MISSING,
+    TWICE,
+    "\x00",
+    "é" * 5_120,
+    "null",
+    "//evil.example/",
+    "https://evil.example/",
+    "/\\evil.example",
+    "javascript:alert(1)",
+    "/\t/evil.example",
+    "/x\r\nSet-Cookie: a=b",
+    "/login/",
+]
 # What an htmx request (another template: a panel, a partial) is also sent: the values a page echoes or refuses.
 HOSTILE_HTMX = ["", MISSING, "9" * 40, "\x00", "9" * 10_000, "é" * 5_120]
 MAX_PROBES_PER_ROUTE = 600  # a bound, so a page that grows many forms cannot make the suite slow
@@ -159,8 +172,14 @@ def _buy(customer, actor, how_many: int) -> Cart:
     added = 0
     for availability in Availability.objects.filter(sku__is_trial=False).order_by("pk"):
         try:
-            cart_services.add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=2,
-                                      aligned_end_date=None, now=NOW)
+            cart_services.add_to_cart(
+                customer=customer,
+                actor=actor,
+                availability_id=availability.pk,
+                quantity=2,
+                aligned_end_date=None,
+                now=NOW,
+            )
         except RuleViolation:
             continue
         added += 1
@@ -180,34 +199,58 @@ def _complete_world(users):
     eu = northwind.customers.filter(billing_country="DE").order_by("company_name").first()
     _buy(us, admin_user, 2)
     eu_cart = _buy(eu, admin_user, 1)
-    cart_services.add_additional_reseller(cart=eu_cart, actor=admin_user,
-                                          partner_id_text=demo.PARTNERS["proseware"].partner_id, now=NOW)
+    cart_services.add_additional_reseller(
+        cart=eu_cart, actor=admin_user, partner_id_text=demo.PARTNERS["proseware"].partner_id, now=NOW
+    )
     _buy(fabrikam.customers.order_by("company_name").first(), provider, 1)
     # Northwind becomes a partner of one of Fabrikam's customers and asks for its subscriptions (TF1, TF2); another
     # request of each partner waits for its customer.
-    source = (fabrikam.customers.filter(subscriptions__status="active")
-              .exclude(domain__in=northwind.customers.values("domain")).order_by("company_name").first())
+    source = (
+        fabrikam.customers.filter(subscriptions__status="active")
+        .exclude(domain__in=northwind.customers.values("domain"))
+        .order_by("company_name")
+        .first()
+    )
     related = transfers.accept_relationship(
-        token=transfers.acceptance_token(_invite(admin_user, source.company_name, source.domain)), actor=None,
-        company_name=source.company_name, billing_country=source.billing_country, segment=source.segment, now=NOW)
-    transfers.file_transfer_request(actor=admin_user, customer=related.customer,
-                                    source_partner_id=fabrikam.partner_id, notification_email="it@example.com", now=NOW)
+        token=transfers.acceptance_token(_invite(admin_user, source.company_name, source.domain)),
+        actor=None,
+        company_name=source.company_name,
+        billing_country=source.billing_country,
+        segment=source.segment,
+        now=NOW,
+    )
+    transfers.file_transfer_request(
+        actor=admin_user,
+        customer=related.customer,
+        source_partner_id=fabrikam.partner_id,
+        notification_email="it@example.com",
+        now=NOW,
+    )
     _invite(admin_user, "Pending Ltd", "pending.example")
     _invite(provider, "Elsewhere Ltd", "elsewhere.example")
 
 
 def _invite(actor, company_name: str, domain: str):
     """A relationship request (TF1) of `actor`'s partner to the customer at `domain`."""
-    return transfers.send_relationship_request(actor=actor, company_name=company_name, domain=domain,
-                                               contact_email=f"admin@{domain}", site_url="http://testserver/", now=NOW)
+    return transfers.send_relationship_request(
+        actor=actor,
+        company_name=company_name,
+        domain=domain,
+        contact_email=f"admin@{domain}",
+        site_url="http://testserver/",
+        now=NOW,
+    )
 
 
 def _instances(partner, user) -> dict[frozenset, list[dict]]:
     """This user's objects, as the URL parameters that name them, by the set of those parameters' names."""
     customers = list(Customer.objects.filter(partner=partner).order_by("company_name"))
-    subscriptions = _kinds_of(Subscription.objects.filter(customer__partner=partner).select_related(
-        "sku__product__publisher").prefetch_related("scheduled_changes").order_by("customer__company_name",
-                                                                                   "created_at", "pk"))
+    subscriptions = _kinds_of(
+        Subscription.objects.filter(customer__partner=partner)
+        .select_related("sku__product__publisher")
+        .prefetch_related("scheduled_changes")
+        .order_by("customer__company_name", "created_at", "pk")
+    )
     carts = list(Cart.objects.filter(owner=user, status=Cart.Status.OPEN).order_by("pk"))
     lines = CartLine.objects.filter(cart__in=carts).select_related("cart").order_by("pk")
     declared = CartAdditionalReseller.objects.filter(cart__in=carts).select_related("cart").order_by("pk")
@@ -215,21 +258,31 @@ def _instances(partner, user) -> dict[frozenset, list[dict]]:
     return {
         frozenset(): [{}],
         # Customers with an open cart first: their cart pages have the forms.
-        frozenset({"customer_id"}): [{"customer_id": c.pk} for c in sorted(customers, key=lambda c: c.pk not in with_cart)],
-        frozenset({"customer_id", "subscription_id"}): [{"customer_id": s.customer_id, "subscription_id": s.pk}
-                                                        for s in subscriptions],
+        frozenset({"customer_id"}): [
+            {"customer_id": c.pk} for c in sorted(customers, key=lambda c: c.pk not in with_cart)
+        ],
+        frozenset({"customer_id", "subscription_id"}): [
+            {"customer_id": s.customer_id, "subscription_id": s.pk} for s in subscriptions
+        ],
         # The publisher's set-up page (S3): of a subscription waiting for it.
         frozenset({"subscription_id"}): [{"subscription_id": s.pk} for s in subscriptions if s.status == "pending"]
         or [{"subscription_id": subscriptions[0].pk}],
-        frozenset({"customer_id", "line_id"}): [{"customer_id": l.cart.customer_id, "line_id": l.pk} for l in lines],
-        frozenset({"customer_id", "partner_pk"}): [{"customer_id": d.cart.customer_id, "partner_pk": d.partner_id}
-                                                   for d in declared],
+        frozenset({"customer_id", "line_id"}): [
+            {"customer_id": line.cart.customer_id, "line_id": line.pk} for line in lines
+        ],
+        frozenset({"customer_id", "partner_pk"}): [
+            {"customer_id": d.cart.customer_id, "partner_pk": d.partner_id} for d in declared
+        ],
         frozenset({"customer_id", "cart_id"}): [{"customer_id": c.customer_id, "cart_id": c.pk} for c in carts],
-        frozenset({"customer_id", "order_id"}): [{"customer_id": o.customer_id, "order_id": o.pk} for o in
-                                                 Order.objects.filter(customer__partner=partner).order_by("-pk")[:3]],
+        frozenset({"customer_id", "order_id"}): [
+            {"customer_id": o.customer_id, "order_id": o.pk}
+            for o in Order.objects.filter(customer__partner=partner).order_by("-pk")[:3]
+        ],
         # The customer's acceptance link of each of this partner's relationship requests (TF1).
-        frozenset({"token"}): [{"token": transfers.acceptance_token(r)} for r in
-                               RelationshipRequest.objects.filter(target_partner=partner).order_by("status", "pk")],
+        frozenset({"token"}): [
+            {"token": transfers.acceptance_token(r)}
+            for r in RelationshipRequest.objects.filter(target_partner=partner).order_by("status", "pk")
+        ],
         frozenset({"transfer_id"}): [{"transfer_id": t.pk} for t in transfers.transfers_for(partner).order_by("pk")],
     }
 
@@ -239,9 +292,16 @@ def _kinds_of(subscriptions) -> list[Subscription]:
     something scheduled for the renewal, a billing frequency change set for the next charge, add-ons to buy."""
     kinds = {}
     for s in subscriptions:
-        kind = (s.status, s.is_trial, s.sku.is_addon, s.sku.is_isv, s.sku.is_license_based,
-                bool(s.scheduled_changes.all()), bool(s.next_charge_frequency),
-                s.status == "active" and bool(services.eligible_addons(s)))
+        kind = (
+            s.status,
+            s.is_trial,
+            s.sku.is_addon,
+            s.sku.is_isv,
+            s.sku.is_license_based,
+            bool(s.scheduled_changes.all()),
+            bool(s.next_charge_frequency),
+            s.status == "active" and bool(services.eligible_addons(s)),
+        )
         kinds.setdefault(kind, s)
     return list(kinds.values())
 
@@ -267,8 +327,13 @@ def _foreign(partner, user) -> tuple[dict[str, list[str]], list[str]]:
         "token": [transfers.acceptance_token(other_request) if other_request else "x", "forged.token", UNKNOWN_UUID],
         "transfer_id": [UNKNOWN_UUID],
     }
-    values = [str(other_subscription.customer_id), str(other_subscription.pk), str(other_line.pk), str(other_order.pk),
-              str(other_partner.pk)]
+    values = [
+        str(other_subscription.customer_id),
+        str(other_subscription.pk),
+        str(other_line.pk),
+        str(other_order.pk),
+        str(other_partner.pk),
+    ]
     return by_kwarg, values
 
 
@@ -329,9 +394,13 @@ def _crawl(persona: Persona, most: int) -> None:
         queue.insert(0, urls[0])
     if persona.user is not None:
         # The quantity panel's POST form appears with a preview of another quantity.
-        shown = {resolve(url).kwargs["subscription_id"] for url in persona.instances["subscriptions:subscription-detail"]}
-        queue += [reverse("subscriptions:subscription-detail", args=[s.customer_id, s.pk])
-                  + f"?quantity={s.quantity + 1}" for s in Subscription.objects.filter(pk__in=shown, status="active")]
+        shown = {
+            resolve(url).kwargs["subscription_id"] for url in persona.instances["subscriptions:subscription-detail"]
+        }
+        queue += [
+            reverse("subscriptions:subscription-detail", args=[s.customer_id, s.pk]) + f"?quantity={s.quantity + 1}"
+            for s in Subscription.objects.filter(pk__in=shown, status="active")
+        ]
     followed: Counter = Counter()
     parsed: set[str] = set()
     while queue:
@@ -371,17 +440,22 @@ class World:
 def world(request, django_db_setup, django_db_blocker):
     quiet = [logging.getLogger(name) for name in ("django.request", "django.security")]
     levels = [logger.level for logger in quiet]
-    with (django_db_blocker.unblock(), time_machine.travel(NOW, tick=False),
-          # The demo's pages too (the sign-in page lists its sign-ins).
-          override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], DEMO_MODE=True)):
+    with (
+        django_db_blocker.unblock(),
+        time_machine.travel(NOW, tick=False),
+        # The demo's pages too (the sign-in page lists its sign-ins).
+        override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], DEMO_MODE=True),
+    ):
         with transaction.atomic():
             demo.seed_demo(now=NOW)
             User = get_user_model()
             users = {u.username: u for u in User.objects.select_related("membership__partner")}
             _complete_world(users)
-            personas = {"admin": _persona("admin", users["admin"]),
-                        "provider-admin": _persona("provider-admin", users["provider-admin"]),
-                        "support": _persona("support", users["support"])}
+            personas = {
+                "admin": _persona("admin", users["admin"]),
+                "provider-admin": _persona("provider-admin", users["provider-admin"]),
+                "support": _persona("support", users["support"]),
+            }
             personas["anonymous"] = _persona("anonymous", None, signed_in=personas["admin"])
             # A few instances of each route show its forms (the provider's pages add its own: the reseller, the
             # transfer to pick); the support agent's pages give it its CSRF token.
@@ -392,7 +466,7 @@ def world(request, django_db_setup, django_db_blocker):
                 logger.setLevel(logging.ERROR)
             yield World(personas, fingerprint())
             transaction.set_rollback(True)
-    for logger, level in zip(quiet, levels):
+    for logger, level in zip(quiet, levels, strict=False):
         logger.setLevel(level)
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
     capture = request.config.pluginmanager.getplugin("capturemanager")
@@ -403,7 +477,8 @@ def world(request, django_db_setup, django_db_blocker):
                 f"{TOTALS['requests']} fuzzed requests ({TOTALS['crawled']} pages crawled first, "
                 f"{TOTALS['admin']} of them to admin changelists, {TOTALS['left out']} left out by the bound of "
                 f"{MAX_PROBES_PER_ROUTE} a route), {TOTALS['5xx']} answered 5xx, {TOTALS['changed']} refusals or GETs "
-                "changed the database")
+                "changed the database"
+            )
 
 
 # --- Probes ---------------------------------------------------------------------------------------------------
@@ -420,8 +495,9 @@ def is_fuzzed(world: World, route: str) -> bool:
     wanted = (300, 400) if route in REDIRECT_ONLY else (200, 201)
     for name in FUZZING:
         persona = world.personas[name]
-        if persona.forms.get(route) or any(wanted[0] <= persona.pages.get(url, (0,))[0] < wanted[1]
-                                           for url in persona.instances.get(route, [])):
+        if persona.forms.get(route) or any(
+            wanted[0] <= persona.pages.get(url, (0,))[0] < wanted[1] for url in persona.instances.get(route, [])
+        ):
             return True
     return False
 
@@ -498,11 +574,15 @@ def _form_probes(persona: Persona, form: Form, done: set, extra: tuple = ()) -> 
         done.add((form.method, form.htmx, name))
         base_value = next((v for k, v in pairs if k == name), "")
         # The CSRF token is the middleware's to check: wrong or missing is enough.
-        values = (["forged", MISSING] if name == "csrfmiddlewaretoken"
-                  else _values_for(persona, name, base_value, htmx=form.htmx))
+        values = (
+            ["forged", MISSING]
+            if name == "csrfmiddlewaretoken"
+            else _values_for(persona, name, base_value, htmx=form.htmx)
+        )
         for what, mutated in _mutations(pairs, name, values):
-            probes.append(Probe(persona.name, form.method, form.action, tuple(mutated), form.htmx,
-                                f"{label} {name}={what}"))
+            probes.append(
+                Probe(persona.name, form.method, form.action, tuple(mutated), form.htmx, f"{label} {name}={what}")
+            )
     return probes
 
 
@@ -537,8 +617,10 @@ def plan(world: World, route: str) -> list[Probe]:
             continue  # a second persona only for what the first one's pages lack
         # The page as a browser and as htmx open it; then, on one persona's page, each query parameter its links
         # (and long lists) take, hostile.
-        probes += [Probe(persona.name, "get", page, label="page"),
-                   Probe(persona.name, "get", page, htmx=True, label="page (htmx)")]
+        probes += [
+            Probe(persona.name, "get", page, label="page"),
+            Probe(persona.name, "get", page, htmx=True, label="page (htmx)"),
+        ]
         if not fuzzed_pages and persona.pages.get(page, (0,))[0] == 200:
             fuzzed_pages = True
             params: dict[str, list[tuple[str, str]]] = {p: [] for p in ALWAYS_PARAMS + EXTRA_PARAMS.get(route, ())}
@@ -557,11 +639,19 @@ def plan(world: World, route: str) -> list[Probe]:
         for kwarg in url_kwargs(route):
             unknown = UNKNOWN_UUID if "UUID" in type(ROUTES[route].pattern.converters[kwarg]).__name__ else "0"
             for value in persona.foreign_kwargs.get(kwarg, []) + [unknown]:
-                probes.append(Probe(persona.name, "get", _swap_kwarg(page, route, kwarg, value),
-                                    label=f"url {kwarg}={value}"))
+                probes.append(
+                    Probe(persona.name, "get", _swap_kwarg(page, route, kwarg, value), label=f"url {kwarg}={value}")
+                )
                 if post is not None:
-                    probes.append(Probe(persona.name, "post", _swap_kwarg(post.action, route, kwarg, value),
-                                        tuple(post.data()), label=f"POST url {kwarg}={value}"))
+                    probes.append(
+                        Probe(
+                            persona.name,
+                            "post",
+                            _swap_kwarg(post.action, route, kwarg, value),
+                            tuple(post.data()),
+                            label=f"POST url {kwarg}={value}",
+                        )
+                    )
     # A support agent opens the page and posts what an admin agent's page posts (T2: refused, nothing changes);
     # a visitor signed out too (sent to sign in).
     admin_agent = world.personas["admin"]
@@ -603,8 +693,9 @@ def send(world: World, probe: Probe) -> Outcome:
                 url = probe.url + ("?" + urlencode(data) if data else "")
                 response = client.get(url, headers=headers)
             else:
-                response = client.post(probe.url, urlencode(data), content_type="application/x-www-form-urlencoded",
-                                       headers=headers)
+                response = client.post(
+                    probe.url, urlencode(data), content_type="application/x-www-form-urlencoded", headers=headers
+                )
             if response.streaming:
                 b"".join(response.streaming_content)  # a CSV export reads its rows as it is sent
             outcome.status = response.status_code
@@ -650,7 +741,8 @@ def test_no_input_answers_500_and_no_refusal_changes_anything(world, route):
     # to it
     assert is_fuzzed(world, route), (
         f"{route} has no seeded instance (URL parameters {url_kwargs(route)}), or none that opens, and no page shows a "
-        "form for it: add one to _instances/_complete_world, or exempt it in EXEMPT with the reason")
+        "form for it: add one to _instances/_complete_world, or exempt it in EXEMPT with the reason"
+    )
     # when each is sent
     failures = run(world, probes)
     COVERED.add(route)

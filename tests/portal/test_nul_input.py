@@ -33,8 +33,9 @@ def test_a_friendly_name_with_a_nul_is_refused(signed_in, customer):
     subscription = factories.SubscriptionFactory(customer=customer, friendly_name="Head office")
     audit = AuditEntry.objects.count()
     # when the subscription is renamed with a NUL in the name
-    response = signed_in.post(reverse("subscriptions:subscription-rename", args=[customer.pk, subscription.pk]),
-                              {"friendly_name": NUL})
+    response = signed_in.post(
+        reverse("subscriptions:subscription-rename", args=[customer.pk, subscription.pk]), {"friendly_name": NUL}
+    )
     # then the page says why, and the name is unchanged
     assert response.status_code == 422
     assert "A friendly name contains a character that is not allowed (NUL)." in response.content.decode()
@@ -71,8 +72,10 @@ def test_a_relationship_request_with_a_nul_is_refused(signed_in, field):
 
 def test_a_transfer_request_with_a_nul_in_the_partner_id_is_refused(signed_in, customer):
     # when a transfer is requested from a PartnerID with a NUL in it
-    response = signed_in.post(reverse("subscriptions:transfer-file"), {
-        "customer": str(customer.pk), "source_partner_id": "72\x0000001", "notification_email": "it@example.com"})
+    response = signed_in.post(
+        reverse("subscriptions:transfer-file"),
+        {"customer": str(customer.pk), "source_partner_id": "72\x0000001", "notification_email": "it@example.com"},
+    )
     # then the page says why, and nothing is requested
     assert response.status_code == 422
     assert "A PartnerID contains a character that is not allowed (NUL)." in response.content.decode()

@@ -14,13 +14,36 @@ from tests import factories
 HUGE = "99999999999999999999"  # past 2**64
 
 
-@pytest.mark.parametrize(("raw", "page"), [
-    (None, 1), ("", 1), ("1", 1), ("2", 2), (" 3 ", 3), (7, 7), ("0", 1), ("-1", 1), ("-0", 1), ("+2", 1),
-    ("1.5", 1), ("2e3", 1), ("NaN", 1), ("inf", 1), ("-inf", 1), ("１２", 1), ("٣", 1), ("\x00", 1), ("2\x00", 1),
-    ("0x10", 1), pytest.param("x" * 10_000, 1, id="10-kB"), (HUGE, MAX_OFFSET // 25),
-    pytest.param("9" * 10_000, MAX_OFFSET // 25, id="10-kB-of-digits"),
-    (str(MAX_OFFSET // 25), MAX_OFFSET // 25), (str(MAX_OFFSET // 25 + 1), MAX_OFFSET // 25),
-])
+@pytest.mark.parametrize(
+    ("raw", "page"),
+    [
+        (None, 1),
+        ("", 1),
+        ("1", 1),
+        ("2", 2),
+        (" 3 ", 3),
+        (7, 7),
+        ("0", 1),
+        ("-1", 1),
+        ("-0", 1),
+        ("+2", 1),
+        ("1.5", 1),
+        ("2e3", 1),
+        ("NaN", 1),
+        ("inf", 1),
+        ("-inf", 1),
+        ("１２", 1),
+        ("٣", 1),
+        ("\x00", 1),
+        ("2\x00", 1),
+        ("0x10", 1),
+        pytest.param("x" * 10_000, 1, id="10-kB"),
+        (HUGE, MAX_OFFSET // 25),
+        pytest.param("9" * 10_000, MAX_OFFSET // 25, id="10-kB-of-digits"),
+        (str(MAX_OFFSET // 25), MAX_OFFSET // 25),
+        (str(MAX_OFFSET // 25 + 1), MAX_OFFSET // 25),
+    ],
+)
 def test_a_requested_page_is_a_number_of_at_least_one_whose_offset_fits(raw, page):
     assert requested_page(raw, 25) == page
     assert (requested_page(raw, 25) - 1) * 25 < MAX_OFFSET
@@ -43,8 +66,11 @@ def test_the_small_list_paginator_reads_a_huge_page_number_as_past_the_end(count
     # given 30 customers, as rows that carry their count (count_field) or plain rows
     for i in range(30):
         factories.CustomerFactory(partner=direct_partner, company_name=f"C{i:02d}")
-    rows = (direct_partner.customers.order_by("company_name").annotate(total=Window(Count("*")))
-            .values("company_name", "total"))
+    rows = (
+        direct_partner.customers.order_by("company_name")
+        .annotate(total=Window(Count("*")))
+        .values("company_name", "total")
+    )
     # when a page number past 64 bits is asked for
     page = SmallListPaginator(rows, 25, count_field=count_field).get_page(HUGE)
     # then it is the last page
@@ -52,8 +78,9 @@ def test_the_small_list_paginator_reads_a_huge_page_number_as_past_the_end(count
     assert [r["company_name"] for r in page.object_list] == [f"C{i:02d}" for i in range(25, 30)]
 
 
-@pytest.mark.parametrize("raw", [HUGE, "9" * 40, "-1", "0", "NaN", "inf", "１２", "٣", "\x00",
-                                 pytest.param("x" * 10_000, id="10-kB"), ""])
+@pytest.mark.parametrize(
+    "raw", [HUGE, "9" * 40, "-1", "0", "NaN", "inf", "１２", "٣", "\x00", pytest.param("x" * 10_000, id="10-kB"), ""]
+)
 def test_customer_list_shows_a_page_whatever_the_page_asked_for(client, sales, direct_partner, now, raw):
     # given 27 customers: two pages
     for i in range(27):
@@ -65,20 +92,30 @@ def test_customer_list_shows_a_page_whatever_the_page_asked_for(client, sales, d
     assert response.status_code == 200
     last = raw.isascii() and raw.isdigit() and int(raw) > 0
     names = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', response.content.decode())
-    assert names == (["Customer 25", "Customer 26"] if last else [f"Customer {i:02d}" for i in range(CUSTOMERS_PER_PAGE)])
+    assert names == (
+        ["Customer 25", "Customer 26"] if last else [f"Customer {i:02d}" for i in range(CUSTOMERS_PER_PAGE)]
+    )
     assert f"Page {2 if last else 1} of 2 · 27 in all" in response.content.decode()
 
 
-@pytest.mark.parametrize(("name", "of_customer", "param"), [
-    ("portal:customer-activity", True, "page"), ("catalog:offer-list", True, "page"),
-    ("catalog:order-list", True, "page"), ("catalog:all-orders", False, "page"),
-    ("subscriptions:subscription-list", True, "page"), ("subscriptions:all-subscriptions", False, "page"),
-    ("subscriptions:renewals", False, "page"), ("subscriptions:renewals", False, "ending_page"),
-    ("subscriptions:renewals", False, "trials_page"),
-])
+@pytest.mark.parametrize(
+    ("name", "of_customer", "param"),
+    [
+        ("portal:customer-activity", True, "page"),
+        ("catalog:offer-list", True, "page"),
+        ("catalog:order-list", True, "page"),
+        ("catalog:all-orders", False, "page"),
+        ("subscriptions:subscription-list", True, "page"),
+        ("subscriptions:all-subscriptions", False, "page"),
+        ("subscriptions:renewals", False, "page"),
+        ("subscriptions:renewals", False, "ending_page"),
+        ("subscriptions:renewals", False, "trials_page"),
+    ],
+)
 @pytest.mark.parametrize("raw", [HUGE, "-1", "NaN", "１２"])
-def test_every_paged_list_shows_a_page_whatever_the_page_asked_for(client, sales, customer, now, name, of_customer,
-                                                                   param, raw):
+def test_every_paged_list_shows_a_page_whatever_the_page_asked_for(
+    client, sales, customer, now, name, of_customer, param, raw
+):
     # given a customer with a subscription (a list with something in it)
     factories.SubscriptionFactory(customer=customer)
     client.force_login(sales)

@@ -17,16 +17,19 @@ def by_copying(params: QueryDict, **kwargs) -> str:
     return "?" + query.urlencode() if query else "?"
 
 
-@pytest.mark.parametrize(("query", "changes"), [
-    ("", {"page": 2}),
-    ("", {"page": ""}),
-    ("status=active&page=3", {"page": ""}),
-    ("status=active&page=3&sort=-name", {"status": "suspended"}),
-    ("sort=name&status=active", {"page": 4, "offer": 17, "offer_name": ""}),
-    ("publisher=microsoft&publisher=partner&q=E3", {"q": "E5 & Audio", "page": ""}),
-    ("q=Caf%C3%A9+%2B+co&page=2", {"sort": "-quantity"}),
-    ("window=48h&renews=30d", {"window": None, "renews": "30d", "status": "active"}),
-])
+@pytest.mark.parametrize(
+    ("query", "changes"),
+    [
+        ("", {"page": 2}),
+        ("", {"page": ""}),
+        ("status=active&page=3", {"page": ""}),
+        ("status=active&page=3&sort=-name", {"status": "suspended"}),
+        ("sort=name&status=active", {"page": 4, "offer": 17, "offer_name": ""}),
+        ("publisher=microsoft&publisher=partner&q=E3", {"q": "E5 & Audio", "page": ""}),
+        ("q=Caf%C3%A9+%2B+co&page=2", {"sort": "-quantity"}),
+        ("window=48h&renews=30d", {"window": None, "renews": "30d", "status": "active"}),
+    ],
+)
 def test_query_string_keeps_the_order_and_encoding_of_a_querydict_copy(query, changes):
     params = QueryDict(query)
     assert query_string(params, **changes) == by_copying(params, **changes)

@@ -16,8 +16,15 @@ from tests.helpers import database_state, drawn
 ROLES = ["admin_agent", "sales_agent", "billing_admin", "support_agent"]
 BUYERS = ["admin_agent", "sales_agent"]
 NON_BUYERS = ["billing_admin", "support_agent"]
-BUYING_ACTIONS = ["cart-add", "cart-line-update", "cart-line-remove", "cart-reseller", "cart-additional-add",
-                  "cart-additional-remove", "cart-purchase"]
+BUYING_ACTIONS = [
+    "cart-add",
+    "cart-line-update",
+    "cart-line-remove",
+    "cart-reseller",
+    "cart-additional-add",
+    "cart-additional-remove",
+    "cart-purchase",
+]
 ROLE_REASON = "Your role can&#x27;t buy or change subscriptions: ask an admin agent or sales agent."
 
 
@@ -38,15 +45,25 @@ def shop(now, provider):
     order = factories.OrderFactory(customer=customer, placed_by=factories.staff(provider))
     order_line = factories.OrderLineFactory(order=order, availability=factories.availability(sku), fulfilled=True)
     subscription = factories.SubscriptionFactory(customer=customer, sku=sku, order_line=order_line)
-    return {"partner": provider, "reseller": reseller, "customer": customer, "availability": factories.availability(sku),
-            "additional": additional, "order": order, "subscription": subscription}
+    return {
+        "partner": provider,
+        "reseller": reseller,
+        "customer": customer,
+        "availability": factories.availability(sku),
+        "additional": additional,
+        "order": order,
+        "subscription": subscription,
+    }
 
 
 def arrange(action: str, user, shop) -> tuple[str, dict]:
     """The user's own cart in the state the action needs; returns the action's URL and body."""
     customer = shop["customer"]
     if action == "cart-add":
-        return reverse("catalog:cart-add", args=[customer.pk]), {"availability": shop["availability"].pk, "quantity": "3"}
+        return reverse("catalog:cart-add", args=[customer.pk]), {
+            "availability": shop["availability"].pk,
+            "quantity": "3",
+        }
     cart = factories.CartFactory(customer=customer, owner=user)
     line = factories.CartLineFactory(cart=cart, availability=shop["availability"], quantity=5)
     if action in ("cart-additional-add", "cart-additional-remove"):
@@ -58,9 +75,14 @@ def arrange(action: str, user, shop) -> tuple[str, dict]:
         "cart-line-update": (reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), {"quantity": "7"}),
         "cart-line-remove": (reverse("catalog:cart-line-remove", args=[customer.pk, line.pk]), {}),
         "cart-reseller": (reverse("catalog:cart-reseller", args=[customer.pk]), {"reseller": shop["reseller"].pk}),
-        "cart-additional-add": (reverse("catalog:cart-additional-add", args=[customer.pk]),
-                                {"partner_id": shop["additional"].partner_id}),
-        "cart-additional-remove": (reverse("catalog:cart-additional-remove", args=[customer.pk, shop["additional"].pk]), {}),
+        "cart-additional-add": (
+            reverse("catalog:cart-additional-add", args=[customer.pk]),
+            {"partner_id": shop["additional"].partner_id},
+        ),
+        "cart-additional-remove": (
+            reverse("catalog:cart-additional-remove", args=[customer.pk, shop["additional"].pk]),
+            {},
+        ),
         "cart-purchase": (reverse("catalog:cart-purchase", args=[customer.pk, cart.pk]), {"attest": "on"}),
     }[action]
     return url, drawn(cart, data)
@@ -147,19 +169,32 @@ def test_t2_non_buyers_see_buying_buttons_disabled_with_the_reason(client, shop,
     subscriptions = client.get(reverse("subscriptions:subscription-list", args=[customer.pk])).content.decode()
     catalog = client.get(reverse("catalog:offer-list", args=[customer.pk])).content.decode()
     # then "Add subscription" and "Add to cart" are disabled with the reason, and no form posts to the cart
-    assert re.search(rf'<button class="btn" disabled title="{re.escape(ROLE_REASON)}">[^<]*Add subscription</button>'
-                     rf'<span class="why">{re.escape(ROLE_REASON)}</span>', subscriptions)
+    assert re.search(
+        rf'<button class="btn" disabled title="{re.escape(ROLE_REASON)}">[^<]*Add subscription</button>'
+        rf'<span class="why">{re.escape(ROLE_REASON)}</span>',
+        subscriptions,
+    )
     assert f'<div class="msgbar msgbar-warning">{ROLE_REASON}</div>' in catalog
-    assert (f'<button class="btn" type="button" disabled title="{ROLE_REASON}">Add to cart</button>'
-            f'<span class="why">{ROLE_REASON}</span>') in catalog
+    assert (
+        f'<button class="btn" type="button" disabled title="{ROLE_REASON}">Add to cart</button>'
+        f'<span class="why">{ROLE_REASON}</span>'
+    ) in catalog
     assert reverse("catalog:cart-add", args=[customer.pk]) not in catalog
 
 
 # --- T2: viewing --------------------------------------------------------------------------------
 
-VIEW_PAGES = ["portal:customer-list", "subscriptions:subscription-list", "subscriptions:subscription-detail",
-              "catalog:order-list", "catalog:order-detail", "portal:customer-account", "portal:customer-activity",
-              "catalog:offer-list", "catalog:cart-detail"]
+VIEW_PAGES = [
+    "portal:customer-list",
+    "subscriptions:subscription-list",
+    "subscriptions:subscription-detail",
+    "catalog:order-list",
+    "catalog:order-detail",
+    "portal:customer-account",
+    "portal:customer-activity",
+    "catalog:offer-list",
+    "catalog:cart-detail",
+]
 
 
 def page_url(name: str, shop) -> str:
@@ -206,7 +241,8 @@ def reseller_world(now, provider):
         return {"customer": c, "order": order, "subscription": sub}
 
     return {
-        "provider": provider, "adatum": adatum,
+        "provider": provider,
+        "adatum": adatum,
         "resold": customer("Wingtip Toys", adatum),
         "direct": customer("Proseware Inc", None),
         "other": customer("Woodgrove Bank", other),
@@ -228,8 +264,16 @@ def customer_pages(world) -> dict[str, str]:
     }
 
 
-PAGES = ["subscription-list", "subscription-detail", "order-list", "order-detail", "account", "activity", "catalog",
-         "cart"]
+PAGES = [
+    "subscription-list",
+    "subscription-detail",
+    "order-list",
+    "order-detail",
+    "account",
+    "activity",
+    "catalog",
+    "cart",
+]
 
 
 @pytest.mark.rule("T1")
@@ -292,9 +336,12 @@ def test_t1_reseller_is_refused_every_buying_action(client, reseller_world, acti
     # given Adatum's admin agent (a role that may buy) with its own cart for the customer it resells
     user = reseller_world["user"]
     client.force_login(user)
-    shop = {"customer": reseller_world["resold"]["customer"], "reseller": reseller_world["adatum"],
-            "availability": factories.availability(reseller_world["resold"]["subscription"].sku),
-            "additional": factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER)}
+    shop = {
+        "customer": reseller_world["resold"]["customer"],
+        "reseller": reseller_world["adatum"],
+        "availability": factories.availability(reseller_world["resold"]["subscription"].sku),
+        "additional": factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER),
+    }
     url, data = arrange(action, user, shop)
     before = database_state("catalog", "subscriptions")
     # when it posts the action
@@ -323,8 +370,9 @@ def test_t1_reseller_sees_only_its_own_subscriptions_and_orders_of_a_shared_cust
     shared = reseller_world["other"]
     adatum = reseller_world["adatum"]
     sku = factories.SkuFactory(name="Exchange Online (Plan 2)")
-    own_order = factories.OrderFactory(customer=shared["customer"], placed_by=factories.staff(reseller_world["provider"]),
-                                       reseller=adatum)
+    own_order = factories.OrderFactory(
+        customer=shared["customer"], placed_by=factories.staff(reseller_world["provider"]), reseller=adatum
+    )
     own = factories.SubscriptionFactory(customer=shared["customer"], sku=sku, reseller=adatum)
     client.force_login(reseller_world["user"])
     cid = shared["customer"].pk
@@ -334,6 +382,9 @@ def test_t1_reseller_sees_only_its_own_subscriptions_and_orders_of_a_shared_cust
     # then it sees its own subscription and order, and Litware's answer 404
     assert str(own.pk) in listing and str(shared["subscription"].pk) not in listing
     assert own_order.number in orders and shared["order"].number not in orders
-    assert client.get(reverse("subscriptions:subscription-detail", args=[cid, shared["subscription"].pk])).status_code == 404
+    assert (
+        client.get(reverse("subscriptions:subscription-detail", args=[cid, shared["subscription"].pk])).status_code
+        == 404
+    )
     assert client.get(reverse("catalog:order-detail", args=[cid, shared["order"].pk])).status_code == 404
     assert client.get(reverse("subscriptions:subscription-detail", args=[cid, own.pk])).status_code == 200

@@ -1,11 +1,10 @@
 import re
 
+import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
-
-import pytest
 
 from catalog.eligibility import buying_context, offer_queryset, refusal
 from portal.models import Customer, Membership, Partner
@@ -13,8 +12,11 @@ from subscriptions.models import AuditEntry, ScheduledChange, Subscription
 
 
 def row_counts() -> dict[str, int]:
-    return {m._meta.label: m.objects.count() for m in apps.get_models()
-            if m._meta.app_label in {"portal", "catalog", "subscriptions", "auth"}}
+    return {
+        m._meta.label: m.objects.count()
+        for m in apps.get_models()
+        if m._meta.app_label in {"portal", "catalog", "subscriptions", "auth"}
+    }
 
 
 @pytest.mark.django_db
@@ -27,7 +29,13 @@ def test_seed_demo_shows_every_state_and_running_it_twice_changes_nothing():
     assert row_counts() == first
     # and every subscription status of Partner Center is shown, trials included
     assert set(Subscription.objects.values_list("status", flat=True)) == {
-        "pending", "active", "suspended", "expired", "disabled", "deleted"}
+        "pending",
+        "active",
+        "suspended",
+        "expired",
+        "disabled",
+        "deleted",
+    }
     assert Subscription.objects.filter(is_trial=True).exists()
     # and a billing frequency change set for the next charge, and one being charged (N7)
     assert Subscription.objects.filter(next_charge_frequency="annual", cycle_charge_pending=False).exists()
@@ -60,8 +68,11 @@ def test_the_demo_names_its_operator_sign_in_as_the_operator_and_scopes_its_part
     # and its "staff" user is a Northwind admin agent whose admin access is not a superuser's
     staff = User.objects.get(username="staff")
     assert (staff.is_staff, staff.is_superuser, staff.membership.partner) == (True, False, northwind)
-    assert re.search(r"<code>staff</code></td><td>Northwind Cloud Partners</td><td>Admin agent \+ Django admin "
-                     r"\(this partner&#x27;s records only\)</td>", sign_in_page)
+    assert re.search(
+        r"<code>staff</code></td><td>Northwind Cloud Partners</td><td>Admin agent \+ Django admin "
+        r"\(this partner&#x27;s records only\)</td>",
+        sign_in_page,
+    )
     # when it lists subscriptions in the admin, then it sees exactly Northwind's
     changelist = reverse("admin:subscriptions_subscription_changelist")
     client.force_login(staff)
@@ -77,4 +88,5 @@ def test_the_demo_names_its_operator_sign_in_as_the_operator_and_scopes_its_part
     # while the operator sees every partner's
     client.force_login(operator)
     assert {s.pk for s in client.get(changelist).context["cl"].result_list} == set(
-        Subscription.objects.values_list("pk", flat=True))
+        Subscription.objects.values_list("pk", flat=True)
+    )

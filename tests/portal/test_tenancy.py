@@ -5,11 +5,13 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import URLResolver, get_resolver, reverse
 
 from catalog.models import Cart, CartAdditionalReseller, CartLine, Order
 from portal.models import Partner
-from subscriptions.models import Subscription
+from subscriptions import services
+from subscriptions.models import AuditEntry, Subscription
 from tests import factories
 from tests.helpers import database_state
 
@@ -92,8 +94,12 @@ class World:
 
     def kwargs(self, params: set[str]) -> dict:
         values = {
-            "customer_id": self.customer.pk, "line_id": self.line.pk, "partner_pk": self.additional.pk,
-            "cart_id": self.cart.pk, "order_id": self.order.pk, "subscription_id": self.subscription.pk,
+            "customer_id": self.customer.pk,
+            "line_id": self.line.pk,
+            "partner_pk": self.additional.pk,
+            "cart_id": self.cart.pk,
+            "order_id": self.order.pk,
+            "subscription_id": self.subscription.pk,
         }
         return {name: values[name] for name in params}
 
@@ -133,8 +139,10 @@ def make_world(partner: Partner, *, offer: str, country: str = "DE") -> World:
 @pytest.fixture
 def theirs(now):
     """Another partner (an indirect provider, EU customer: every cart action applies) and its data."""
-    return make_world(factories.PartnerFactory(kind=Partner.Kind.INDIRECT_PROVIDER, name="Fourth Coffee Distribution"),
-                      offer="Dynamics 365 Sales Enterprise")
+    return make_world(
+        factories.PartnerFactory(kind=Partner.Kind.INDIRECT_PROVIDER, name="Fourth Coffee Distribution"),
+        offer="Dynamics 365 Sales Enterprise",
+    )
 
 
 @pytest.fixture
@@ -198,14 +206,18 @@ def test_t3_unknown_customer_id_answers_404(signed_in, mine, name):
 
 
 @pytest.mark.rule("T3")
-@pytest.mark.parametrize("name, param", [
-    ("catalog:order-detail", "order_id"),
-    ("catalog:order-confirmation", "order_id"),
-    ("subscriptions:subscription-detail", "subscription_id"),
-    ("catalog:cart-purchase", "cart_id"),
-])
-def test_t3_another_partners_order_subscription_or_cart_under_own_customer_answers_404(signed_in, mine, theirs, name,
-                                                                                       param):
+@pytest.mark.parametrize(
+    "name, param",
+    [
+        ("catalog:order-detail", "order_id"),
+        ("catalog:order-confirmation", "order_id"),
+        ("subscriptions:subscription-detail", "subscription_id"),
+        ("catalog:cart-purchase", "cart_id"),
+    ],
+)
+def test_t3_another_partners_order_subscription_or_cart_under_own_customer_answers_404(
+    signed_in, mine, theirs, name, param
+):
     # given the user's own customer, and the other partner's order, subscription or cart id
     params = routes_with_params()[name]
     kwargs = {**mine.kwargs(params), param: theirs.kwargs({param})[param]}
@@ -253,7 +265,9 @@ def test_t3_purchase_with_a_colleagues_cart_id_answers_404_and_buys_nothing(sign
     factories.CartLineFactory(cart=their_cart, quantity=4)
     before = database_state("catalog", "subscriptions")
     # when the user purchases that cart by its id
-    response = signed_in.post(reverse("catalog:cart-purchase", args=[mine.customer.pk, their_cart.pk]), {"attest": "on"})
+    response = signed_in.post(
+        reverse("catalog:cart-purchase", args=[mine.customer.pk, their_cart.pk]), {"attest": "on"}
+    )
     # then the cart is not the user's: 404, no order, the cart still open
     assert response.status_code == 404
     assert database_state("catalog", "subscriptions") == before
@@ -289,46 +303,49 @@ def test_t3_home_does_not_show_another_partners_orders(signed_in, mine, theirs):
 
 
 @pytest.mark.rule("T3")
-@pytest.mark.parametrize("call", [
-    lambda s, sid, actor, now: s.suspend_subscription(subscription_id=sid, actor=actor, now=now),
-    lambda s, sid, actor, now: s.set_auto_renew(subscription_id=sid, actor=actor, on=False, now=now),
-    lambda s, sid, actor, now: s.rename_subscription(subscription_id=sid, actor=actor, friendly_name="x", now=now),
-    lambda s, sid, actor, now: s.change_quantity(subscription_id=sid, actor=actor, quantity=11, now=now),
-    lambda s, sid, actor, now: s.cancel_subscription(subscription_id=sid, actor=actor, now=now),
-], ids=["suspend", "auto-renew", "rename", "quantity", "cancel"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, sid, actor, now: s.suspend_subscription(subscription_id=sid, actor=actor, now=now),
+        lambda s, sid, actor, now: s.set_auto_renew(subscription_id=sid, actor=actor, on=False, now=now),
+        lambda s, sid, actor, now: s.rename_subscription(subscription_id=sid, actor=actor, friendly_name="x", now=now),
+        lambda s, sid, actor, now: s.change_quantity(subscription_id=sid, actor=actor, quantity=11, now=now),
+        lambda s, sid, actor, now: s.cancel_subscription(subscription_id=sid, actor=actor, now=now),
+    ],
+    ids=["suspend", "auto-renew", "rename", "quantity", "cancel"],
+)
 def test_t3_a_service_refuses_another_partners_subscription_whoever_calls_it(call, db, now):
     # given another partner's subscription, and a sales agent of this partner calling a service directly
     # (the pages and the admin scope first: this is the service's own check, for any other caller)
-    from django.core.exceptions import PermissionDenied
-
-    from subscriptions import services
-    from subscriptions.models import AuditEntry, Subscription
-
     theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory(), created_at=now, term_start=now)
     actor = factories.staff(factories.PartnerFactory(), "admin_agent")
-    before = (list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity",
-                                                    "version")), AuditEntry.objects.count())
+    before = (
+        list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity", "version")),
+        AuditEntry.objects.count(),
+    )
     with pytest.raises(PermissionDenied):
         call(services, theirs.pk, actor, now)
-    after = (list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity",
-                                                   "version")), AuditEntry.objects.count())
+    after = (
+        list(Subscription.objects.values_list("pk", "status", "auto_renew", "friendly_name", "quantity", "version")),
+        AuditEntry.objects.count(),
+    )
     assert after == before
 
 
 @pytest.mark.rule("T3")
 def test_t3_a_service_refuses_another_partners_subscription_before_judging_the_version(db, now):
     # given another partner's subscription, renamed by one of its staff (the audit trail names her and what she did)
-    from django.core.exceptions import PermissionDenied
-
-    from subscriptions import services
-    from subscriptions.models import AuditEntry
-
     theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory(), created_at=now, term_start=now)
     their_agent = factories.staff(theirs.customer.partner, "admin_agent")
     their_agent.first_name, their_agent.last_name = "Robin", "Theirs"
     their_agent.save()
-    services.rename_subscription(subscription_id=theirs.pk, actor=their_agent, friendly_name="Project Falcon",
-                                 version=Subscription.objects.get(pk=theirs.pk).version, now=now)
+    services.rename_subscription(
+        subscription_id=theirs.pk,
+        actor=their_agent,
+        friendly_name="Project Falcon",
+        version=Subscription.objects.get(pk=theirs.pk).version,
+        now=now,
+    )
     actor = factories.staff(factories.PartnerFactory(), "admin_agent")
     before = (list(Subscription.objects.values_list("pk", "friendly_name", "version")), AuditEntry.objects.count())
     # when this partner's agent calls a service on it with a version older than its current one
@@ -336,5 +353,7 @@ def test_t3_a_service_refuses_another_partners_subscription_before_judging_the_v
         services.rename_subscription(subscription_id=theirs.pk, actor=actor, friendly_name="x", version="1", now=now)
     # then it is refused as another partner's (not as a stale page saying who changed it and how), nothing changed
     assert str(refused.value) == "This customer is not one of your partner's customers."
-    assert (list(Subscription.objects.values_list("pk", "friendly_name", "version")),
-            AuditEntry.objects.count()) == before
+    assert (
+        list(Subscription.objects.values_list("pk", "friendly_name", "version")),
+        AuditEntry.objects.count(),
+    ) == before

@@ -7,7 +7,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from catalog.models import UpgradePath
+from catalog.models import Cart, CartLine, UpgradePath
 from subscriptions.lifecycle import renew_due_subscriptions
 from subscriptions.models import AuditEntry, BillingLine, SeatLot, Subscription
 from tests import factories
@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 def state():
     return {
-        "subscriptions": sorted(Subscription.objects.values_list("pk", "status", "quantity", "auto_renew", "sku_id",
-                                                                 "version")),
+        "subscriptions": sorted(
+            Subscription.objects.values_list("pk", "status", "quantity", "auto_renew", "sku_id", "version")
+        ),
         "billing": sorted(BillingLine.objects.values_list("pk", "amount")),
         "lots": sorted(SeatLot.objects.values_list("pk", "removed")),
         "audit": AuditEntry.objects.count(),
@@ -39,7 +40,8 @@ def signed_in(client, agent):
 
 def page_url(sub, **query):
     return reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk]) + (
-        "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    )
 
 
 def action_url(name, sub):
@@ -55,9 +57,18 @@ def test_double_clicking_yes_upgrade_upgrades_once(signed_in, customer, now):
     source = factories.SubscriptionFactory(customer=customer, sku=e1, quantity=30)
     url = reverse("subscriptions:subscription-upgrade", args=[customer.pk, source.pk])
     preview = signed_in.get(url, {"target": e3.pk, "quantity": 10, "term": "P1Y", "billing_frequency": "monthly"})
-    assert 'data-submit-once' in preview.content.decode()  # the confirmation disables itself once sent
-    confirm = drawn(source, {"target": e3.pk, "quantity": "10", "term": "P1Y", "billing_frequency": "monthly",
-                             "into": "", "confirm": "yes"})
+    assert "data-submit-once" in preview.content.decode()  # the confirmation disables itself once sent
+    confirm = drawn(
+        source,
+        {
+            "target": e3.pk,
+            "quantity": "10",
+            "term": "P1Y",
+            "billing_frequency": "monthly",
+            "into": "",
+            "confirm": "yes",
+        },
+    )
     # when "Yes, upgrade" is sent twice, as a double click sends it
     first = signed_in.post(url, confirm)
     after_first = state()
@@ -86,9 +97,11 @@ def test_a_page_opened_before_a_change_from_another_tab_is_refused_with_that_cha
     response = signed_in.post(action_url("auto-renew", sub), tab_b)
     # then tab B is told what changed, by whom and when (UTC), and nothing changed
     assert response.status_code == 409
-    assert (f"This subscription changed since you opened the page: Suspended; auto-renew turned off "
-            f"({agent.get_full_name() or agent.username}, 2026-11-25 12:00 UTC). Nothing was done: review it as it "
-            "is now and try again.") in unescape(response.content.decode())
+    assert (
+        f"This subscription changed since you opened the page: Suspended; auto-renew turned off "
+        f"({agent.get_full_name() or agent.username}, 2026-11-25 12:00 UTC). Nothing was done: review it as it "
+        "is now and try again."
+    ) in unescape(response.content.decode())
     assert state() == before
 
 
@@ -115,8 +128,9 @@ def test_a_support_agent_is_refused_for_the_role_before_the_version(client, cust
 @pytest.mark.rule("N3")
 def test_a_renewal_by_the_lifecycle_engine_makes_pages_drawn_before_it_stale(signed_in, customer, now):
     # given a page drawn on the last day of the term
-    sub = factories.SubscriptionFactory(customer=customer, term_start=now - timedelta(days=365),
-                                        term_end=(now - timedelta(days=1)).date())
+    sub = factories.SubscriptionFactory(
+        customer=customer, term_start=now - timedelta(days=365), term_end=(now - timedelta(days=1)).date()
+    )
     old_page = drawn(sub)
     # when the engine renews it
     renew_due_subscriptions(now)
@@ -132,7 +146,7 @@ def test_a_renewal_by_the_lifecycle_engine_makes_pages_drawn_before_it_stale(sig
 
 
 def test_every_cart_change_bumps_the_cart_and_a_second_tab_is_refused(signed_in, customer, agent, now):
-    from catalog.models import Cart, CartLine
+
     sku = factories.SkuFactory()
     add = reverse("catalog:cart-add", args=[customer.pk])
     # the catalog drawn with no cart yet (version 0), in two tabs

@@ -108,19 +108,24 @@ def test_sign_in_returns_to_the_page_asked_for(client, sales, customer, now):
     # given an anonymous visitor sent to sign in from a customer's account page
     account = reverse("portal:customer-account", args=[customer.pk])
     # when they sign in
-    response = client.post(f"{reverse('portal:login')}?next={account}",
-                           {"username": sales.username, "password": factories.PASSWORD, "next": account})
+    response = client.post(
+        f"{reverse('portal:login')}?next={account}",
+        {"username": sales.username, "password": factories.PASSWORD, "next": account},
+    )
     # then they go back to that page
     assert response.status_code == 302
     assert response["Location"] == account
 
 
-@pytest.mark.parametrize("target", ["null", "https://evil.example/", "//evil.example", "/\\evil.example",
-                                    "javascript:alert(1)", "/login/", "/x\r\ny"])
+@pytest.mark.parametrize(
+    "target",
+    ["null", "https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/login/", "/x\r\ny"],
+)
 def test_sign_in_with_an_unusable_next_goes_home(client, sales, target):
     # when a staff user signs in from a link whose next is not a path of this site (or is the sign-in page)
-    response = client.post(reverse("portal:login"), {"username": sales.username, "password": factories.PASSWORD,
-                                                     "next": target})
+    response = client.post(
+        reverse("portal:login"), {"username": sales.username, "password": factories.PASSWORD, "next": target}
+    )
     # then they land on Home
     assert response.status_code == 302
     assert response["Location"] == reverse("portal:home")
@@ -199,17 +204,22 @@ def test_a_user_without_a_partner_sees_no_tenant_data(client, customer, now):
 
 
 @pytest.mark.rule("T4")
-@pytest.mark.parametrize("country, segment, shown_country, shown_segment, eu_efta", [
-    ("DE", "education", "Germany (DE)", "Education", "Yes: additional resellers are declared at purchase"),
-    ("US", "government", "United States (US)", "Government", "No"),
-    ("NO", "nonprofit", "Norway (NO)", "Nonprofit", "Yes: additional resellers are declared at purchase"),
-    ("GB", "commercial", "United Kingdom (GB)", "Commercial", "No"),
-])
-def test_t4_account_page_shows_segment_country_and_eu_efta_from_the_country(client, sales, direct_partner, now, country,
-                                                                            segment, shown_country, shown_segment, eu_efta):
+@pytest.mark.parametrize(
+    "country, segment, shown_country, shown_segment, eu_efta",
+    [
+        ("DE", "education", "Germany (DE)", "Education", "Yes: additional resellers are declared at purchase"),
+        ("US", "government", "United States (US)", "Government", "No"),
+        ("NO", "nonprofit", "Norway (NO)", "Nonprofit", "Yes: additional resellers are declared at purchase"),
+        ("GB", "commercial", "United Kingdom (GB)", "Commercial", "No"),
+    ],
+)
+def test_t4_account_page_shows_segment_country_and_eu_efta_from_the_country(
+    client, sales, direct_partner, now, country, segment, shown_country, shown_segment, eu_efta
+):
     # given a customer billed in a country, of a segment
-    customer = factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam Ltd", billing_country=country,
-                                         segment=segment)
+    customer = factories.CustomerFactory(
+        partner=direct_partner, company_name="Fabrikam Ltd", billing_country=country, segment=segment
+    )
     client.force_login(sales)
     # when its account page is opened
     response = client.get(reverse("portal:customer-account", args=[customer.pk]))
@@ -225,29 +235,44 @@ def test_t4_account_page_shows_segment_country_and_eu_efta_from_the_country(clie
 @pytest.mark.rule("T4")
 def test_t4_customer_list_shows_segment_country_and_eu_efta(client, sales, direct_partner, now):
     # given two customers of the partner
-    factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education")
-    factories.CustomerFactory(partner=direct_partner, company_name="Contoso School District", billing_country="US",
-                              segment="government")
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education"
+    )
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="Contoso School District", billing_country="US", segment="government"
+    )
     client.force_login(sales)
     # when the customer list is opened
     page = client.get(reverse("portal:customer-list")).content.decode()
     # then each row has its segment, country and EU/EFTA flag, by company name
-    rows = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a><span class="why">[^<]*</span></td>\s*'
-                      r'<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>', page)
-    assert rows == [("Contoso School District", "Government", "United States", "No"),
-                    ("Fabrikam GmbH", "Education", "Germany", "Yes")]
+    rows = re.findall(
+        r'<tr><td><a href="[^"]+">([^<]+)</a><span class="why">[^<]*</span></td>\s*'
+        r"<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+        page,
+    )
+    assert rows == [
+        ("Contoso School District", "Government", "United States", "No"),
+        ("Fabrikam GmbH", "Education", "Germany", "Yes"),
+    ]
 
 
 @pytest.mark.rule("T4")
 def test_t4_customer_list_filters_by_segment_and_country(client, sales, direct_partner, now):
     # given customers in several segments and countries
-    factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education")
-    factories.CustomerFactory(partner=direct_partner, company_name="Adatum AG", billing_country="DE", segment="commercial")
-    factories.CustomerFactory(partner=direct_partner, company_name="Contoso Schools", billing_country="US", segment="education")
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="Fabrikam GmbH", billing_country="DE", segment="education"
+    )
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="Adatum AG", billing_country="DE", segment="commercial"
+    )
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="Contoso Schools", billing_country="US", segment="education"
+    )
     client.force_login(sales)
     # when filtered by segment and country (htmx: the results only)
-    page = client.get(reverse("portal:customer-list"), {"segment": "education", "country": "DE"},
-                      HTTP_HX_REQUEST="true").content.decode()
+    page = client.get(
+        reverse("portal:customer-list"), {"segment": "education", "country": "DE"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
     # then only the matching customer is listed
     assert re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page) == ["Fabrikam GmbH"]
     assert "<html" not in page
@@ -265,7 +290,7 @@ def test_t5_order_list_labels_its_times_utc(client, sales, customer, now):
     page = client.get(reverse("catalog:order-list", args=[customer.pk])).content.decode()
     # then the column says UTC and so does the time
     assert "<th>Created (UTC)</th>" in page
-    assert f'>{order.number}</a></td><td>2026-11-24 09:30 UTC</td>' in page
+    assert f">{order.number}</a></td><td>2026-11-24 09:30 UTC</td>" in page
 
 
 @pytest.mark.rule("T5")
@@ -291,7 +316,9 @@ def test_t5_cart_shows_its_creation_and_expiry_in_utc(client, sales, customer, n
     # when the cart is opened
     page = client.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
     # then both times say UTC, with the time left
-    assert '<span class="muted">Created 2026-11-24 12:00 UTC · expires 2026-12-01 12:00 UTC (6 d 0 h left)</span>' in page
+    assert (
+        '<span class="muted">Created 2026-11-24 12:00 UTC · expires 2026-12-01 12:00 UTC (6 d 0 h left)</span>' in page
+    )
 
 
 @pytest.mark.rule("T5")
@@ -381,10 +408,16 @@ def test_o1_orders_across_customers_lists_only_this_partners_orders_newest_first
     # given two customers of one partner with orders, and another partner's order
     mine = factories.PartnerFactory(name="Contoso Direct")
     user = factories.staff(mine, "support_agent")
-    older = factories.OrderFactory(customer=factories.CustomerFactory(partner=mine, company_name="Alpha"),
-                                   placed_by=user, created_at=now - timedelta(days=2))
-    newer = factories.OrderFactory(customer=factories.CustomerFactory(partner=mine, company_name="Beta"),
-                                   placed_by=user, created_at=now - timedelta(days=1))
+    older = factories.OrderFactory(
+        customer=factories.CustomerFactory(partner=mine, company_name="Alpha"),
+        placed_by=user,
+        created_at=now - timedelta(days=2),
+    )
+    newer = factories.OrderFactory(
+        customer=factories.CustomerFactory(partner=mine, company_name="Beta"),
+        placed_by=user,
+        created_at=now - timedelta(days=1),
+    )
     theirs = factories.OrderFactory(customer=factories.CustomerFactory(), placed_by=factories.UserFactory())
     client.force_login(user)
     # when the Orders page is opened
@@ -414,25 +447,30 @@ def test_top_bar_search_opens_a_subscription_by_id_only_within_the_partner(db, c
 
 def test_customer_list_rows_escape_what_partners_typed(client, sales, direct_partner, now):
     reseller = factories.PartnerFactory(name="<i>Adatum</i>")
-    factories.CustomerFactory(partner=direct_partner, company_name="<script>x</script> & Co", domain="a<b>.example",
-                              reseller=reseller)
+    factories.CustomerFactory(
+        partner=direct_partner, company_name="<script>x</script> & Co", domain="a<b>.example", reseller=reseller
+    )
     client.force_login(sales)
     page = client.get(reverse("portal:customer-list")).content.decode()
     assert "<script>x" not in page and "<i>Adatum" not in page and "a<b>" not in page
-    assert ('">&lt;script&gt;x&lt;/script&gt; &amp; Co</a><span class="why">a&lt;b&gt;.example</span></td>' in page)
+    assert '">&lt;script&gt;x&lt;/script&gt; &amp; Co</a><span class="why">a&lt;b&gt;.example</span></td>' in page
     assert "<td>&lt;i&gt;Adatum&lt;/i&gt;</td>" in page
 
 
 def test_customer_list_pages_count_from_their_own_rows_in_one_query(client, sales, direct_partner, now):
     # given 27 customers (a full first page of 25 and a second of 2) in two countries
     for i in range(27):
-        factories.CustomerFactory(partner=direct_partner, company_name=f"Customer {i:02d}",
-                                  billing_country="DE" if i % 2 else "US")
+        factories.CustomerFactory(
+            partner=direct_partner, company_name=f"Customer {i:02d}", billing_country="DE" if i % 2 else "US"
+        )
     client.force_login(sales)
     url = reverse("portal:customer-list")
     client.get(url)  # warm-up: session and user
+
     # when the first, the second and a page past the end are opened
-    customer_table = lambda queries: [q for q in queries.captured_queries if 'FROM "portal_customer"' in q["sql"]]
+    def customer_table(queries):
+        return [q for q in queries.captured_queries if 'FROM "portal_customer"' in q["sql"]]
+
     with CaptureQueriesContext(connection) as queries:
         first = client.get(url).content.decode()
     first_queries = customer_table(queries)  # now: the next request resets the log
@@ -440,8 +478,11 @@ def test_customer_list_pages_count_from_their_own_rows_in_one_query(client, sale
         second = client.get(url, {"page": "2"}).content.decode()
     second_queries = customer_table(queries)
     past = client.get(url, {"page": "9"}).content.decode()
+
     # then each page says the total and lists its own rows, in one query of the customers' table each
-    names = lambda page: re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+    def names(page):
+        return re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+
     assert "Page 1 of 2 · 27 in all" in first and names(first) == [f"Customer {i:02d}" for i in range(25)]
     assert "Page 2 of 2 · 27 in all" in second and names(second) == ["Customer 25", "Customer 26"]
     assert names(past) == ["Customer 25", "Customer 26"]
@@ -453,7 +494,8 @@ def test_customer_list_pages_count_from_their_own_rows_in_one_query(client, sale
 
 @pytest.mark.rule("T3")
 def test_customer_list_search_finds_by_name_domain_or_subscription_name_and_counts_what_it_found(
-        client, sales, direct_partner, now):
+    client, sales, direct_partner, now
+):
     # given 28 customers named alike, one with a subscription named differently, and another partner's namesake
     for i in range(26):
         factories.CustomerFactory(partner=direct_partner, company_name=f"Fabrikam {i:02d}", billing_country="DE")
@@ -468,8 +510,11 @@ def test_customer_list_search_finds_by_name_domain_or_subscription_name_and_coun
     first = client.get(url, {"q": "fabrikam"}).content.decode()
     second = client.get(url, {"q": "fabrikam", "page": "2"}).content.decode()
     german = client.get(url, {"q": "FABRIKAM", "country": "DE", "page": "2"}).content.decode()
+
     # then the matches (by name, domain or a subscription's name), and only they, are counted and paged
-    names = lambda page: re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+    def names(page):
+        return re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', page)
+
     assert "Page 1 of 2 · 28 in all" in first
     assert names(first) == ["Adatum", "Contoso"] + [f"Fabrikam {i:02d}" for i in range(23)]
     assert names(second) == ["Fabrikam 23", "Fabrikam 24", "Fabrikam 25"]

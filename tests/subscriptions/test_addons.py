@@ -20,12 +20,19 @@ from tests.helpers import database_state
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Office 365 E3", commerce="traditional", availabilities=[("P1Y", "monthly", "10.00")])
+    return factories.SkuFactory(
+        name="Office 365 E3", commerce="traditional", availabilities=[("P1Y", "monthly", "10.00")]
+    )
 
 
 def addon_of(*bases, name, price="4.00", **extra):
-    sku = factories.SkuFactory(name=name, is_addon=True, commerce=extra.pop("commerce", "traditional"),
-                               availabilities=[("P1Y", "monthly", price)], **extra)
+    sku = factories.SkuFactory(
+        name=name,
+        is_addon=True,
+        commerce=extra.pop("commerce", "traditional"),
+        availabilities=[("P1Y", "monthly", price)],
+        **extra,
+    )
     sku.base_skus.set(bases)
     return sku
 
@@ -39,9 +46,17 @@ def audio(e3):
 def base(customer, e3, now):
     started = now - timedelta(days=2)
     return factories.SubscriptionFactory(
-        customer=customer, sku=e3, availability=factories.availability(e3), quantity=10, term="P1Y",
-        billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started)
+        customer=customer,
+        sku=e3,
+        availability=factories.availability(e3),
+        quantity=10,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price=Decimal("10.00"),
+        term_start=started,
+        term_end=term_end_for(started.date(), 12),
+        created_at=started,
+    )
 
 
 # A1 An active base; A5 coterminous, prorated ---------------------------------------------------------
@@ -56,15 +71,38 @@ def test_a5_addon_ends_with_its_base_and_is_charged_to_the_end_of_its_billing_pe
     # then the add-on is an active subscription of the base, starting now and ending with it
     addon.refresh_from_db()
     assert (addon.sku, addon.base_subscription, addon.customer, addon.status, addon.quantity) == (
-        audio, base, customer, Status.ACTIVE, 5)
-    assert (addon.term, addon.billing_frequency, addon.unit_price, addon.term_start, addon.term_end, addon.auto_renew) == (
-        "P1Y", "monthly", Decimal("4.00"), now, date(2027, 11, 22), True)
+        audio,
+        base,
+        customer,
+        Status.ACTIVE,
+        5,
+    )
+    assert (
+        addon.term,
+        addon.billing_frequency,
+        addon.unit_price,
+        addon.term_start,
+        addon.term_end,
+        addon.auto_renew,
+    ) == ("P1Y", "monthly", Decimal("4.00"), now, date(2027, 11, 22), True)
     assert addon.availability == factories.availability(audio)
     # and its first charge runs to the end of the base's billing period: 4.00 × 5 × 28/30 = 18.666… = 18.67
-    assert list(BillingLine.objects.filter(subscription=addon).values_list(
-        "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation")) == [
-        ("purchase", Decimal("18.67"), "USD", 5, Decimal("4.00"), date(2026, 11, 25), date(2026, 12, 22),
-         "4.00 × 5 × 28/30 days")]
+    assert list(
+        BillingLine.objects.filter(subscription=addon).values_list(
+            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+    ) == [
+        (
+            "purchase",
+            Decimal("18.67"),
+            "USD",
+            5,
+            Decimal("4.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "4.00 × 5 × 28/30 days",
+        )
+    ]
     # and the base is untouched
     base.refresh_from_db()
     assert (base.status, base.quantity, base.billing_lines.count()) == (Status.ACTIVE, 10, 0)
@@ -77,12 +115,15 @@ def test_q2_bought_addon_licenses_can_be_removed_for_7_days_and_both_trails_say_
     [addon] = buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5}, now=now)
     # then they are one batch, removable until 168 hours from now, like any licenses bought
     assert list(addon.seat_lots.values_list("source", "quantity", "removed", "added_at", "window_ends_at")) == [
-        ("purchase", 5, 0, now, now + timedelta(hours=168))]
+        ("purchase", 5, 0, now, now + timedelta(hours=168))
+    ]
     # and the purchase is on the add-on's audit trail and on the base's, by who bought it
     assert list(AuditEntry.objects.filter(subscription=addon).values_list("action", "actor")) == [
-        ("subscription.addon_bought", sales.pk)]
+        ("subscription.addon_bought", sales.pk)
+    ]
     assert list(AuditEntry.objects.filter(subscription=base).values_list("action", "summary", "actor")) == [
-        ("subscription.addon_added", "Add-on bought: 5 × Audio Conferencing", sales.pk)]
+        ("subscription.addon_added", "Add-on bought: 5 × Audio Conferencing", sales.pk)
+    ]
 
 
 @pytest.mark.rule("A5")
@@ -93,10 +134,13 @@ def test_a5_addons_bought_together_each_get_their_own_subscription_and_charge(cu
     created = buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5, voice.pk: 3}, now=now)
     # then there is one add-on subscription for each, each charged 28/30 of its month
     assert [(a.sku.name, a.quantity, a.term_end) for a in created] == [
-        ("Audio Conferencing", 5, date(2027, 11, 22)), ("Phone System", 3, date(2027, 11, 22))]
+        ("Audio Conferencing", 5, date(2027, 11, 22)),
+        ("Phone System", 3, date(2027, 11, 22)),
+    ]
     assert list(BillingLine.objects.order_by("pk").values_list("subscription__sku__name", "amount", "explanation")) == [
         ("Audio Conferencing", Decimal("18.67"), "4.00 × 5 × 28/30 days"),
-        ("Phone System", Decimal("22.40"), "8.00 × 3 × 28/30 days")]
+        ("Phone System", Decimal("22.40"), "8.00 × 3 × 28/30 days"),
+    ]
 
 
 @pytest.mark.rule("A1")
@@ -122,7 +166,10 @@ def test_a1_at_least_one_quantity_is_needed(customer, sales, base, audio, now):
         buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 0}, now=now)
     # then it is refused on the quantity field and nothing was bought
     assert (refused.value.rule, refused.value.field, refused.value.message) == (
-        "A1", "quantity", "Enter a quantity for at least one add-on.")
+        "A1",
+        "quantity",
+        "Enter a quantity for at least one add-on.",
+    )
     assert database_state() == before
 
 
@@ -149,8 +196,13 @@ def test_a2_indirect_reseller_cannot_buy_addons(provider, audio, e3, now):
     # given a customer of an indirect provider whose base subscription is resold by an indirect reseller
     link = factories.ResellerLinkFactory(provider=provider)
     customer = factories.CustomerFactory(partner=provider, reseller=link.reseller)
-    base = factories.SubscriptionFactory(customer=customer, sku=e3, reseller=link.reseller,
-                                         term_start=now - timedelta(days=2), term_end=date(2027, 11, 22))
+    base = factories.SubscriptionFactory(
+        customer=customer,
+        sku=e3,
+        reseller=link.reseller,
+        term_start=now - timedelta(days=2),
+        term_end=date(2027, 11, 22),
+    )
     reseller_agent = factories.staff(link.reseller, "admin_agent")
     before = database_state()
     # when the reseller's admin agent buys an add-on on it
@@ -166,8 +218,9 @@ def test_a2_indirect_provider_buys_addons(provider, audio, e3, now):
     # given a sales agent of an indirect provider and its customer's base subscription
     agent = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
-    base = factories.SubscriptionFactory(customer=customer, sku=e3, term_start=now - timedelta(days=2),
-                                         term_end=date(2027, 11, 22))
+    base = factories.SubscriptionFactory(
+        customer=customer, sku=e3, term_start=now - timedelta(days=2), term_end=date(2027, 11, 22)
+    )
     # when the agent buys an add-on
     created = buy_addons(subscription_id=base.pk, actor=agent, quantities={audio.pk: 2}, now=now)
     # then it is bought
@@ -178,8 +231,9 @@ def test_a2_indirect_provider_buys_addons(provider, audio, e3, now):
 
 
 @pytest.mark.rule("A3")
-def test_a3_only_traditional_addons_of_the_base_offer_sold_in_the_region_and_segment_are_listed(customer, base, e3,
-                                                                                                audio, now):
+def test_a3_only_traditional_addons_of_the_base_offer_sold_in_the_region_and_segment_are_listed(
+    customer, base, e3, audio, now
+):
     # given add-ons of the base's offer in and out of the customer's region (US) and segment (commercial),
     # a new-commerce add-on, another offer's add-on and an offer that is no add-on
     other_base = factories.SkuFactory(name="Exchange Online")
@@ -212,8 +266,9 @@ def test_a3_an_addon_that_is_not_eligible_is_refused(customer, sales, base, e3, 
 @pytest.mark.rule("A3")
 def test_a3_an_addon_not_sold_for_the_base_term_and_frequency_is_refused(customer, sales, base, e3, now):
     # given an eligible add-on sold only for a one-month term
-    monthly_only = factories.SkuFactory(name="Domestic Calling", is_addon=True, commerce="traditional",
-                                        availabilities=[("P1M", "monthly", "12.00")])
+    monthly_only = factories.SkuFactory(
+        name="Domestic Calling", is_addon=True, commerce="traditional", availabilities=[("P1M", "monthly", "12.00")]
+    )
     monthly_only.base_skus.set([e3])
     before = database_state()
     # when it is bought on the 1-year base
@@ -233,8 +288,12 @@ def addons(sales, base, audio, e3, now):
     """Two active add-ons on the base, and a third already cancelled."""
     voice = addon_of(e3, name="Phone System", price="8.00")
     fax = addon_of(e3, name="Fax")
-    bought = buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5, voice.pk: 3, fax.pk: 1},
-                        now=now - timedelta(hours=1))
+    bought = buy_addons(
+        subscription_id=base.pk,
+        actor=sales,
+        quantities={audio.pk: 5, voice.pk: 3, fax.pk: 1},
+        now=now - timedelta(hours=1),
+    )
     Subscription.objects.filter(pk=bought[2].pk).update(status=Status.DELETED, auto_renew=False)
     return bought
 
@@ -245,13 +304,19 @@ def test_a4_suspending_a_base_suspends_its_active_addons(sales, base, addons, no
     # when the base is suspended
     suspend_subscription(subscription_id=base.pk, actor=sales, now=now)
     # then its active add-ons are suspended with it (auto-renew off); the cancelled one stays cancelled
-    assert list(Subscription.objects.filter(base_subscription=base).order_by("sku__name")
-                .values_list("sku__name", "status", "auto_renew")) == [
-        ("Audio Conferencing", "suspended", False), ("Fax", "deleted", False), ("Phone System", "suspended", False)]
-    assert sorted(AuditEntry.objects.filter(action="subscription.suspended", subscription__base_subscription=base)
-                  .values_list("subscription__sku__name", "summary", "actor", "at")) == [
+    assert list(
+        Subscription.objects.filter(base_subscription=base)
+        .order_by("sku__name")
+        .values_list("sku__name", "status", "auto_renew")
+    ) == [("Audio Conferencing", "suspended", False), ("Fax", "deleted", False), ("Phone System", "suspended", False)]
+    assert sorted(
+        AuditEntry.objects.filter(action="subscription.suspended", subscription__base_subscription=base).values_list(
+            "subscription__sku__name", "summary", "actor", "at"
+        )
+    ) == [
         ("Audio Conferencing", "Suspended with its base Office 365 E3", sales.pk, now),
-        ("Phone System", "Suspended with its base Office 365 E3", sales.pk, now)]
+        ("Phone System", "Suspended with its base Office 365 E3", sales.pk, now),
+    ]
 
 
 @pytest.mark.rule("A4")
@@ -261,8 +326,9 @@ def test_a4_reactivating_a_base_reactivates_its_addons(sales, base, addons, now)
     # when the base is reactivated
     reactivate_subscription(subscription_id=base.pk, actor=sales, now=now + timedelta(hours=2))
     # then its add-ons are active again; the cancelled one stays cancelled
-    assert list(Subscription.objects.filter(base_subscription=base).order_by("sku__name")
-                .values_list("sku__name", "status")) == [
-        ("Audio Conferencing", "active"), ("Fax", "deleted"), ("Phone System", "active")]
-    assert AuditEntry.objects.filter(action="subscription.reactivated",
-                                     subscription__base_subscription=base).count() == 2
+    assert list(
+        Subscription.objects.filter(base_subscription=base).order_by("sku__name").values_list("sku__name", "status")
+    ) == [("Audio Conferencing", "active"), ("Fax", "deleted"), ("Phone System", "active")]
+    assert (
+        AuditEntry.objects.filter(action="subscription.reactivated", subscription__base_subscription=base).count() == 2
+    )

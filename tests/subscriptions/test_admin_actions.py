@@ -1,8 +1,7 @@
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-
-import pytest
 
 from subscriptions.models import AuditEntry, Subscription
 from tests import factories
@@ -23,8 +22,10 @@ def test_admin_action_suspends_through_the_service(client, operator, customer, n
     subscription = factories.SubscriptionFactory(customer=customer, auto_renew=True)
     client.force_login(operator)
     # when the admin action runs on it
-    response = client.post(reverse("admin:subscriptions_subscription_changelist"),
-                           {"action": "suspend_selected", "_selected_action": [str(subscription.pk)]})
+    response = client.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "suspend_selected", "_selected_action": [str(subscription.pk)]},
+    )
     # then the service suspended it, with its P4 effects and an audit entry by that admin
     assert response.status_code == 302
     subscription.refresh_from_db()
@@ -38,8 +39,10 @@ def test_admin_action_refused_by_a_rule_changes_nothing(client, operator, custom
     subscription = factories.SubscriptionFactory(customer=customer)
     client.force_login(operator)
     # when the reactivate action runs on it
-    client.post(reverse("admin:subscriptions_subscription_changelist"),
-                {"action": "reactivate_selected", "_selected_action": [str(subscription.pk)]})
+    client.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "reactivate_selected", "_selected_action": [str(subscription.pk)]},
+    )
     # then nothing changed
     assert Subscription.objects.get(pk=subscription.pk).status == "active"
     assert not AuditEntry.objects.filter(subscription=subscription).exists()
@@ -70,17 +73,19 @@ def test_issue_9_finding_4_northwind_staff_cannot_turn_off_another_partners_auto
     northwind = factories.PartnerFactory(name="Northwind Cloud Partners")
     woodgrove = factories.PartnerFactory(name="Woodgrove Cloud")
     staff = admin_staff(northwind, "admin_agent")
-    theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=woodgrove,
-                                                                              company_name="Woodgrove Customer"),
-                                           auto_renew=True)
+    theirs = factories.SubscriptionFactory(
+        customer=factories.CustomerFactory(partner=woodgrove, company_name="Woodgrove Customer"), auto_renew=True
+    )
     client.force_login(staff)
     # when the Northwind user lists subscriptions, then the other partner's isn't there
     listed = client.get(reverse("admin:subscriptions_subscription_changelist"))
     assert list(listed.context["cl"].result_list) == []
     assert "Woodgrove" not in listed.content.decode()
     # when they post "Turn auto-renew off" with its id all the same
-    client.post(reverse("admin:subscriptions_subscription_changelist"),
-                {"action": "auto_renew_off_selected", "_selected_action": [str(theirs.pk)]})
+    client.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "auto_renew_off_selected", "_selected_action": [str(theirs.pk)]},
+    )
     # then it still renews, and the other partner's audit trail names nobody from Northwind
     theirs.refresh_from_db()
     assert theirs.auto_renew is True
@@ -90,13 +95,16 @@ def test_issue_9_finding_4_northwind_staff_cannot_turn_off_another_partners_auto
 
 @pytest.mark.rule("T1")
 @pytest.mark.rule("T2")
-@pytest.mark.parametrize(("kind", "role", "offered"), [
-    ("direct_bill", "admin_agent", SUBSCRIPTION_ACTIONS),
-    ("direct_bill", "sales_agent", SUBSCRIPTION_ACTIONS),
-    ("direct_bill", "billing_admin", SUBSCRIPTION_ACTIONS),
-    ("direct_bill", "support_agent", set()),
-    ("indirect_reseller", "admin_agent", set()),
-])
+@pytest.mark.parametrize(
+    ("kind", "role", "offered"),
+    [
+        ("direct_bill", "admin_agent", SUBSCRIPTION_ACTIONS),
+        ("direct_bill", "sales_agent", SUBSCRIPTION_ACTIONS),
+        ("direct_bill", "billing_admin", SUBSCRIPTION_ACTIONS),
+        ("direct_bill", "support_agent", set()),
+        ("indirect_reseller", "admin_agent", set()),
+    ],
+)
 def test_subscription_actions_are_offered_to_the_roles_that_may_take_them(client, db, kind, role, offered):
     # given a staff member with admin access holding one role
     staff = admin_staff(factories.PartnerFactory(kind=kind), role)
@@ -112,8 +120,10 @@ def test_a_support_agent_posting_suspend_changes_nothing(client, direct_partner,
     subscription = factories.SubscriptionFactory(customer=customer)
     client.force_login(staff)
     # when they post the suspend action anyway, then nothing changed
-    client.post(reverse("admin:subscriptions_subscription_changelist"),
-                {"action": "suspend_selected", "_selected_action": [str(subscription.pk)]})
+    client.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "suspend_selected", "_selected_action": [str(subscription.pk)]},
+    )
     subscription.refresh_from_db()
     assert subscription.status == "active"
     assert not AuditEntry.objects.filter(subscription=subscription).exists()
@@ -134,9 +144,11 @@ def test_an_operator_who_is_also_partner_staff_changes_only_their_own_partners(c
     theirs = factories.SubscriptionFactory(customer=factories.CustomerFactory())
     client.force_login(operator)
     # when they suspend both in one action
-    response = client.post(reverse("admin:subscriptions_subscription_changelist"),
-                           {"action": "suspend_selected", "_selected_action": [str(own.pk), str(theirs.pk)]},
-                           follow=True)
+    response = client.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "suspend_selected", "_selected_action": [str(own.pk), str(theirs.pk)]},
+        follow=True,
+    )
     # then their own partner's is suspended, the other partner's is untouched and says why
     own.refresh_from_db()
     theirs.refresh_from_db()

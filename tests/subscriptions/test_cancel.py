@@ -1,7 +1,7 @@
 """Cancelling (X1–X3, R6). Today is 2026-11-25 12:00 UTC; the Microsoft subscriptions are P1Y, billed
 monthly at 10.00 a license, 10 licenses."""
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,17 +9,24 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from portal.errors import RuleViolation
+from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.pricing import Charge
-from subscriptions.lifecycle import run_lifecycle
-from subscriptions.services import (cancel_subscription, change_quantity, confirm_publisher_setup, fulfill_order,
-                                    reactivate_subscription, rename_subscription, set_auto_renew,
-                                    suspend_subscription)
+from subscriptions.services import (
+    cancel_subscription,
+    change_quantity,
+    confirm_publisher_setup,
+    fulfill_order,
+    reactivate_subscription,
+    rename_subscription,
+    set_auto_renew,
+    suspend_subscription,
+)
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import at_once, database_state
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -30,16 +37,23 @@ def e3(db):
 @pytest.fixture
 def saas(db):
     """An ISV SaaS offer without a free trial, 8.00 a license a month."""
-    return factories.SkuFactory(isv=True, name="Fabrikam Backup", publisher_setup_url="https://fabrikam.example/setup",
-                                availabilities=[("P1Y", "monthly", "8.00")])
+    return factories.SkuFactory(
+        isv=True,
+        name="Fabrikam Backup",
+        publisher_setup_url="https://fabrikam.example/setup",
+        availabilities=[("P1Y", "monthly", "8.00")],
+    )
 
 
 subscribe = factories.subscribe
 
 
 def billing_of(subscription):
-    return list(BillingLine.objects.filter(subscription=subscription).values_list(
-        "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"))
+    return list(
+        BillingLine.objects.filter(subscription=subscription).values_list(
+            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+    )
 
 
 # X1 Within 168 hours of the term start, with a prorated refund --------------------------------------
@@ -58,8 +72,18 @@ def test_x1_cancelled_inside_the_window_with_a_prorated_refund(customer, sales, 
     # and refunded for the 28 days left of the 30-day billing period 2026-11-23..2026-12-22:
     # 10.00 × 10 × 28/30 = 93.333… = 93.33
     assert refund == Charge(Decimal("93.33"), date(2026, 11, 25), date(2026, 12, 22), "10.00 × 10 × 28/30 days")
-    assert billing_of(sub) == [("cancellation_refund", Decimal("-93.33"), "USD", -10, Decimal("10.00"),
-                                date(2026, 11, 25), date(2026, 12, 22), "10.00 × 10 × 28/30 days")]
+    assert billing_of(sub) == [
+        (
+            "cancellation_refund",
+            Decimal("-93.33"),
+            "USD",
+            -10,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "10.00 × 10 × 28/30 days",
+        )
+    ]
 
 
 @pytest.mark.rule("X1")
@@ -67,7 +91,9 @@ def test_x1_cancelled_one_second_before_the_window_closes(customer, sales, e3, n
     # given 10 licenses bought 2026-11-23 12:00 UTC: the window closes 2026-11-30 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     # when it is cancelled at 2026-11-30 11:59:59 UTC
-    refund = cancel_subscription(subscription_id=sub.pk, actor=sales, now=datetime(2026, 11, 30, 11, 59, 59, tzinfo=UTC))
+    refund = cancel_subscription(
+        subscription_id=sub.pk, actor=sales, now=datetime(2026, 11, 30, 11, 59, 59, tzinfo=UTC)
+    )
     # then it is, refunded for 2026-11-30..2026-12-22: 10.00 × 10 × 23/30 = 76.666… = 76.67
     assert Subscription.objects.get(pk=sub.pk).status == Status.DELETED
     assert refund == Charge(Decimal("76.67"), date(2026, 11, 30), date(2026, 12, 22), "10.00 × 10 × 23/30 days")
@@ -85,8 +111,10 @@ def test_x1_cancelling_after_the_window_is_refused_with_its_utc_close_time(custo
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=at)
     # then it is refused, saying exactly when the window closed and what to do instead
     assert (refused.value.rule, refused.value.status) == ("X1", 422)
-    assert refused.value.message == ("The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
-                                     "full. Turn auto-renew off so it ends with its term.")
+    assert refused.value.message == (
+        "The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
+        "full. Turn auto-renew off so it ends with its term."
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -102,8 +130,10 @@ def test_x1_after_the_window_with_auto_renew_off_it_says_when_the_subscription_e
     with pytest.raises(RuleViolation) as refused:
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=datetime(2026, 12, 1, tzinfo=UTC))
     # then the reason does not ask for what is already done: it says when the subscription ends
-    assert refused.value.message == ("The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
-                                     f"full. Auto-renew is off: it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).")
+    assert refused.value.message == (
+        "The cancellation window closed on 2026-11-30 12:00 UTC: the term is paid in "
+        f"full. Auto-renew is off: it ends with its term on {sub.term_end:%Y-%m-%d} (UTC)."
+    )
     assert database_state() == before
 
 
@@ -150,17 +180,22 @@ def _rename(sub, actor, now):
 
 
 @pytest.mark.rule("X2")
-@pytest.mark.parametrize("act, rule, message", [
-    (_cancel, "X2", "This subscription is deleted: it can't be cancelled, resumed or restored."),
-    (_reactivate, "P2", "Only a suspended subscription can be reactivated."),
-    (_add, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
-    (_remove, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
-    (_suspend, "P1", "Only an active subscription can be suspended (this one is deleted)."),
-    (_auto_renew_on, "P4", "Auto-renew can only be changed on an active subscription (this one is deleted)."),
-    (_rename, "X2", "A cancelled subscription can't be renamed."),
-], ids=["cancel", "reactivate", "add", "remove", "suspend", "auto-renew", "rename"])
-def test_x2_a_deleted_subscription_cannot_be_cancelled_reactivated_or_changed(customer, sales, e3, now, act, rule,
-                                                                              message):
+@pytest.mark.parametrize(
+    "act, rule, message",
+    [
+        (_cancel, "X2", "This subscription is deleted: it can't be cancelled, resumed or restored."),
+        (_reactivate, "P2", "Only a suspended subscription can be reactivated."),
+        (_add, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
+        (_remove, "Q6", "Licenses can only be changed on an active subscription (this one is deleted)."),
+        (_suspend, "P1", "Only an active subscription can be suspended (this one is deleted)."),
+        (_auto_renew_on, "P4", "Auto-renew can only be changed on an active subscription (this one is deleted)."),
+        (_rename, "X2", "A cancelled subscription can't be renamed."),
+    ],
+    ids=["cancel", "reactivate", "add", "remove", "suspend", "auto-renew", "rename"],
+)
+def test_x2_a_deleted_subscription_cannot_be_cancelled_reactivated_or_changed(
+    customer, sales, e3, now, act, rule, message
+):
     # given a subscription cancelled an hour ago, still inside what was its window
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     cancel_subscription(subscription_id=sub.pk, actor=sales, now=now - timedelta(hours=1))
@@ -206,13 +241,17 @@ def test_x3_isv_subscription_cancelled_one_second_before_72_hours(customer, sale
 
 
 @pytest.mark.rule("X3")
-@pytest.mark.parametrize("bought, closed", [
-    (timedelta(hours=72), "2026-11-25 12:00"),
-    # still inside the 168 hours a Microsoft subscription would have, but not the ISV's 72
-    (timedelta(days=4), "2026-11-24 12:00"),
-])
-def test_x3_isv_subscription_after_72_hours_is_refused_advising_auto_renew_off(customer, sales, saas, now, bought,
-                                                                               closed):
+@pytest.mark.parametrize(
+    "bought, closed",
+    [
+        (timedelta(hours=72), "2026-11-25 12:00"),
+        # still inside the 168 hours a Microsoft subscription would have, but not the ISV's 72
+        (timedelta(days=4), "2026-11-24 12:00"),
+    ],
+)
+def test_x3_isv_subscription_after_72_hours_is_refused_advising_auto_renew_off(
+    customer, sales, saas, now, bought, closed
+):
     # given an ISV subscription bought 72 hours or more ago, charged 80.00
     sub = subscribe(customer, saas, started=now - bought)
     factories.BillingLineFactory(subscription=sub)
@@ -222,8 +261,10 @@ def test_x3_isv_subscription_after_72_hours_is_refused_advising_auto_renew_off(c
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused, with the close time and the advice to turn auto-renew off
     assert (refused.value.rule, refused.value.message) == (
-        "X3", f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
-              "subscription then ends with its term.")
+        "X3",
+        f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
+        "subscription then ends with its term.",
+    )
     # and nothing changed
     assert database_state() == before
     # and the advice can be followed
@@ -269,8 +310,12 @@ def test_x3_isv_subscription_pending_its_set_up_for_five_days_is_cancelled_at_on
     # and the audit trail says so
     entry = AuditEntry.objects.get(subscription=sub, action="subscription.cancelled")
     assert (entry.actor, entry.at, entry.summary, entry.before, entry.after) == (
-        sales, now, "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded",
-        {"status": "pending"}, {"status": "deleted", "refund": "0.00"})
+        sales,
+        now,
+        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded",
+        {"status": "pending"},
+        {"status": "deleted", "refund": "0.00"},
+    )
 
 
 @pytest.mark.rule("X3")
@@ -301,14 +346,20 @@ def test_x3_the_72_hours_count_from_the_set_up_confirmation_not_the_purchase(cus
     assert refund.amount == Decimal("80.00")
     assert [line[:2] + line[5:] for line in billing_of(sub)] == [
         ("purchase", Decimal("80.00"), date(2026, 11, 23), date(2026, 12, 22), "8.00 × 10"),
-        ("cancellation_refund", Decimal("-80.00"), date(2026, 11, 23), date(2026, 12, 22),
-         "full refund within 72 hours"),
+        (
+            "cancellation_refund",
+            Decimal("-80.00"),
+            date(2026, 11, 23),
+            date(2026, 12, 22),
+            "full refund within 72 hours",
+        ),
     ]
 
 
 @pytest.mark.rule("X3")
-@pytest.mark.parametrize("confirmed, closed", [(timedelta(hours=72), "2026-11-25 12:00"),
-                                               (timedelta(hours=73), "2026-11-25 11:00")])
+@pytest.mark.parametrize(
+    "confirmed, closed", [(timedelta(hours=72), "2026-11-25 12:00"), (timedelta(hours=73), "2026-11-25 11:00")]
+)
 def test_x3_72_hours_after_the_set_up_confirmation_it_is_refused(customer, sales, saas, now, confirmed, closed):
     # given an ISV subscription bought five days ago and set up 72 hours ago or more
     sub = bought_isv(customer, sales, saas, at=now - timedelta(days=5))
@@ -319,21 +370,25 @@ def test_x3_72_hours_after_the_set_up_confirmation_it_is_refused(customer, sales
         cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused, the period having closed 72 hours after the confirmation, and nothing changed
     assert (refused.value.rule, refused.value.message) == (
-        "X3", f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
-              "subscription then ends with its term.")
+        "X3",
+        f"The 72-hour cancellation period closed on {closed} UTC. Turn auto-renew off instead: the "
+        "subscription then ends with its term.",
+    )
     assert database_state() == before
 
 
 @pytest.fixture
 def saas_with_trial(db):
-    return factories.SkuFactory(isv=True, name="SignFlow", free_trial_days=30,
-                                availabilities=[("P1Y", "monthly", "8.00")])
+    return factories.SkuFactory(
+        isv=True, name="SignFlow", free_trial_days=30, availabilities=[("P1Y", "monthly", "8.00")]
+    )
 
 
 @pytest.mark.rule("X3")
 @pytest.mark.rule("S4")
-def test_x3_a_free_trial_can_be_cancelled_at_any_time_during_it_with_nothing_to_refund(customer, sales,
-                                                                                      saas_with_trial, now):
+def test_x3_a_free_trial_can_be_cancelled_at_any_time_during_it_with_nothing_to_refund(
+    customer, sales, saas_with_trial, now
+):
     # given an ISV subscription bought 20 days ago in its 30-day free trial, set up the day after
     sub = bought_isv(customer, sales, saas_with_trial, at=now - timedelta(days=20))
     confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now - timedelta(days=19))
@@ -363,8 +418,9 @@ def test_x3_after_a_free_trial_the_72_hours_count_from_its_end(customer, sales, 
     assert refused.value.message.startswith("The 72-hour cancellation period closed on 2026-12-28 12:00 UTC.")
     assert database_state() == before
     # and a second earlier it is refunded in full
-    refund = cancel_subscription(subscription_id=sub.pk, actor=sales,
-                                 now=trial_end + timedelta(hours=72) - timedelta(seconds=1))
+    refund = cancel_subscription(
+        subscription_id=sub.pk, actor=sales, now=trial_end + timedelta(hours=72) - timedelta(seconds=1)
+    )
     assert refund.amount == Decimal("80.00")
 
 
@@ -376,14 +432,17 @@ def test_r6_cancelling_deletes_scheduled_changes(customer, sales, e3, now):
     # given a subscription with a quantity and a billing-frequency change scheduled, and another subscription's
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     factories.ScheduledChangeFactory(subscription=sub, kind="quantity", quantity=20)
-    factories.ScheduledChangeFactory(subscription=sub, kind="billing_frequency", billing_frequency="annual",
-                                     quantity=None)
+    factories.ScheduledChangeFactory(
+        subscription=sub, kind="billing_frequency", billing_frequency="annual", quantity=None
+    )
     other = factories.ScheduledChangeFactory(subscription=subscribe(customer, e3, started=now - timedelta(days=2)))
     # when it is cancelled
     cancel_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then both of its changes are deleted, the other subscription's stays
     assert list(ScheduledChange.objects.values_list("pk", flat=True)) == [other.pk]
-    assert AuditEntry.objects.get(subscription=sub).summary == "Cancelled; refund 93.33 USD; 2 scheduled change(s) deleted"
+    assert (
+        AuditEntry.objects.get(subscription=sub).summary == "Cancelled; refund 93.33 USD; 2 scheduled change(s) deleted"
+    )
 
 
 # Races (PostgreSQL row locks) ----------------------------------------------------------------------
@@ -420,7 +479,9 @@ def test_x1_a_removal_racing_a_cancellation_never_refunds_a_license_twice(custom
     if refused:
         assert len(results) == 1
         assert (refused[0].rule, refused[0].message) == (
-            "Q6", "Licenses can only be changed on an active subscription (this one is deleted).")
+            "Q6",
+            "Licenses can only be changed on an active subscription (this one is deleted).",
+        )
         assert refunds == [("cancellation_refund", -10, Decimal("-93.33"))]
         assert SeatLot.objects.get(subscription=sub).removed == 0
     else:
@@ -441,6 +502,7 @@ def test_x1_two_cancellations_at_once_refund_once(customer, sales, e3, now):
     # then one cancellation refunded 93.33 and the other found it already deleted
     assert [r.amount for r in results] == [Decimal("93.33")]
     assert [(r.rule, r.message) for r in refused] == [
-        ("X2", "This subscription is deleted: it can't be cancelled, resumed or restored.")]
+        ("X2", "This subscription is deleted: it can't be cancelled, resumed or restored.")
+    ]
     assert list(BillingLine.objects.values_list("kind", "amount")) == [("cancellation_refund", Decimal("-93.33"))]
     assert AuditEntry.objects.filter(subscription=sub).count() == 1

@@ -1,8 +1,7 @@
 """Trial conversions (TR2–TR8, R4, R6, N6): the targets, converting now, scheduling for the trial's end,
 and the "Convert trial" page. Time is frozen at 2026-11-25 12:00 UTC (the `now` fixture)."""
 
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,44 +18,64 @@ from subscriptions.states import Status
 from tests import factories
 from tests.helpers import drawn
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[
-        ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "110.00"), ("P1M", "monthly", "12.00")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3",
+        availabilities=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "110.00"), ("P1M", "monthly", "12.00")],
+    )
 
 
 @pytest.fixture
 def e5(e3):
-    sku = factories.SkuFactory(name="Microsoft 365 E5", availabilities=[
-        ("P1Y", "monthly", "20.00"), ("P1Y", "annual", "220.00")])
+    sku = factories.SkuFactory(
+        name="Microsoft 365 E5", availabilities=[("P1Y", "monthly", "20.00"), ("P1Y", "annual", "220.00")]
+    )
     UpgradePath.objects.create(source=e3, target=sku)
     return sku
 
 
 @pytest.fixture
 def trial_sku(e3):
-    return factories.SkuFactory(trial=True, trial_of=e3, name="Microsoft 365 E3 Trial",
-                                availabilities=[("P1M", "monthly", "0.00")])
+    return factories.SkuFactory(
+        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
 
 
 def make_trial(sku, customer, **extra):
     """A one-month trial of 25 licenses from 2026-11-10, ending (inclusive) on 2026-12-09."""
     return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku, "P1M", "monthly"), trial=True,
-        term="P1M", billing_frequency="monthly", unit_price=Decimal("0.00"),
-        term_start=datetime(2026, 11, 10, tzinfo=UTC), term_end=date(2026, 12, 9),
-        trial_ends_at=datetime(2026, 12, 10, tzinfo=UTC), **extra)
+        customer=customer,
+        sku=sku,
+        availability=factories.availability(sku, "P1M", "monthly"),
+        trial=True,
+        term="P1M",
+        billing_frequency="monthly",
+        unit_price=Decimal("0.00"),
+        term_start=datetime(2026, 11, 10, tzinfo=UTC),
+        term_end=date(2026, 12, 9),
+        trial_ends_at=datetime(2026, 12, 10, tzinfo=UTC),
+        **extra,
+    )
 
 
 def existing(sku, customer, *, started: datetime, quantity=10):
     """An active P1Y subscription billed monthly at 10.00."""
     return factories.SubscriptionFactory(
-        customer=customer, sku=sku, availability=factories.availability(sku, "P1Y", "monthly"), quantity=quantity,
-        term="P1Y", billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started)
+        customer=customer,
+        sku=sku,
+        availability=factories.availability(sku, "P1Y", "monthly"),
+        quantity=quantity,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price=Decimal("10.00"),
+        term_start=started,
+        term_end=term_end_for(started.date(), 12),
+        created_at=started,
+    )
 
 
 @pytest.fixture
@@ -66,8 +85,9 @@ def trial(trial_sku, customer, now):
 
 def state():
     return {
-        "subscriptions": sorted((str(s.pk), s.status, s.sku_id, s.quantity, s.is_trial)
-                                for s in Subscription.objects.all()),
+        "subscriptions": sorted(
+            (str(s.pk), s.status, s.sku_id, s.quantity, s.is_trial) for s in Subscription.objects.all()
+        ),
         "billing": BillingLine.objects.count(),
         "lots": SeatLot.objects.count(),
         "scheduled": sorted(ScheduledChange.objects.values_list("kind", "quantity", "term", "billing_frequency")),
@@ -86,7 +106,8 @@ def convert(trial, actor, now, **kwargs):
 @pytest.mark.rule("TR3")
 @pytest.mark.rule("TR5")
 def test_tr3_tr5_targets_are_the_paid_sku_higher_skus_and_existing_subscriptions_with_the_reason(
-        trial, e3, e5, customer, now):
+    trial, e3, e5, customer, now
+):
     # given an E3 subscription ending 2027-10-31 and another ending 2026-11-30, before the trial's end
     lasting = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
     short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
@@ -94,9 +115,15 @@ def test_tr3_tr5_targets_are_the_paid_sku_higher_skus_and_existing_subscriptions
     targets = conversions.conversion_targets(trial)
     # then
     assert [(t.sku, t.subscription, t.higher, t.allowed) for t in targets] == [
-        (e3, None, False, True), (e5, None, True, True), (e3, short, False, False), (e3, lasting, False, True)]
-    assert targets[2].reason == ("It ends on 2026-11-30, before the trial's end on 2026-12-09: a trial can only be "
-                                 "converted into a subscription that ends on or after the trial's end date.")
+        (e3, None, False, True),
+        (e5, None, True, True),
+        (e3, short, False, False),
+        (e3, lasting, False, True),
+    ]
+    assert targets[2].reason == (
+        "It ends on 2026-11-30, before the trial's end on 2026-12-09: a trial can only be "
+        "converted into a subscription that ends on or after the trial's end date."
+    )
 
 
 # --- Converting now --------------------------------------------------------------------------------------------
@@ -111,13 +138,22 @@ def test_tr2_converting_now_defaults_to_an_annual_term_billed_monthly_in_a_new_s
     paid = result.subscription
     trial.refresh_from_db()
     assert paid.pk != trial.pk
-    assert (paid.sku, paid.status, paid.quantity, paid.term, paid.billing_frequency, paid.unit_price, paid.is_trial) == (
-        e3, Status.ACTIVE, 30, "P1Y", "monthly", Decimal("10.00"), False)
+    assert (
+        paid.sku,
+        paid.status,
+        paid.quantity,
+        paid.term,
+        paid.billing_frequency,
+        paid.unit_price,
+        paid.is_trial,
+    ) == (e3, Status.ACTIVE, 30, "P1Y", "monthly", Decimal("10.00"), False)
     assert (paid.term_start, paid.term_end) == (now, term_end_for(date(2026, 11, 25), 12))
     assert list(paid.seat_lots.values_list("source", "quantity", "window_ends_at")) == [
-        ("purchase", 30, now + timedelta(hours=168))]
+        ("purchase", 30, now + timedelta(hours=168))
+    ]
     assert list(paid.billing_lines.values_list("kind", "amount", "quantity", "period_start")) == [
-        ("purchase", Decimal("300.00"), 30, date(2026, 11, 25))]
+        ("purchase", Decimal("300.00"), 30, date(2026, 11, 25))
+    ]
     assert (trial.status, trial.is_trial, trial.auto_renew) == (Status.EXPIRED, True, False)
     assert AuditEntry.objects.filter(subscription=trial, action="subscription.trial_converted").count() == 1
 
@@ -188,10 +224,14 @@ def test_tr7_into_an_existing_subscription_adds_25_licenses_and_keeps_its_term(t
     trial.refresh_from_db()
     assert result.subscription == target
     assert (target.quantity, target.term, target.billing_frequency, target.term_end) == (
-        35, "P1Y", "monthly", date(2027, 10, 31))
-    assert list(target.billing_lines.filter(kind="increase").values_list("amount", "quantity", "period_start",
-                                                                          "period_end")) == [
-        (Decimal("50.00"), 25, date(2026, 11, 25), date(2026, 11, 30))]
+        35,
+        "P1Y",
+        "monthly",
+        date(2027, 10, 31),
+    )
+    assert list(
+        target.billing_lines.filter(kind="increase").values_list("amount", "quantity", "period_start", "period_end")
+    ) == [(Decimal("50.00"), 25, date(2026, 11, 25), date(2026, 11, 30))]
     assert target.seat_lots.filter(source="increase", quantity=25, added_at=now).count() == 1
     assert trial.status == Status.EXPIRED
     assert Subscription.objects.count() == 2
@@ -213,8 +253,15 @@ def test_tr5_into_a_subscription_ending_before_the_trial_is_refused_with_the_rea
 
 @pytest.mark.rule("R6")
 def test_r6_converting_now_deletes_the_scheduled_conversion(trial, e3, sales, now):
-    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
-                                          billing_frequency="monthly", quantity=5, now=now)
+    conversions.schedule_trial_conversion(
+        subscription_id=trial.pk,
+        actor=sales,
+        target_sku_id=e3.pk,
+        term="P1Y",
+        billing_frequency="monthly",
+        quantity=5,
+        now=now,
+    )
     convert(trial, sales, now)
     assert not ScheduledChange.objects.filter(subscription=trial).exists()
 
@@ -248,8 +295,15 @@ def test_t2_a_support_agent_cannot_convert_or_schedule(trial, e3, direct_partner
     with pytest.raises(PermissionDenied):
         convert(trial, support, now)
     with pytest.raises(PermissionDenied):
-        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=support, target_sku_id=e3.pk,
-                                              term="P1Y", billing_frequency="monthly", quantity=25, now=now)
+        conversions.schedule_trial_conversion(
+            subscription_id=trial.pk,
+            actor=support,
+            target_sku_id=e3.pk,
+            term="P1Y",
+            billing_frequency="monthly",
+            quantity=25,
+            now=now,
+        )
     assert state() == before
 
 
@@ -258,13 +312,32 @@ def test_t2_a_support_agent_cannot_convert_or_schedule(trial, e3, direct_partner
 
 @pytest.mark.rule("TR8")
 def test_tr8_a_scheduled_conversion_may_use_fewer_than_25_licenses_and_replaces_earlier_ones(trial, e3, e5, sales, now):
-    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
-                                          billing_frequency="monthly", quantity=20, now=now)
-    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e5.pk, term="P1Y",
-                                          billing_frequency="annual", quantity=8, now=now)
-    assert sorted(trial.scheduled_changes.values_list("kind", "target_sku", "quantity", "term", "billing_frequency")) == [
-        ("billing_frequency", None, None, "", "annual"), ("quantity", None, 8, "", ""), ("term", None, None, "P1Y", ""),
-        ("upgrade", e5.pk, None, "", "")]
+    conversions.schedule_trial_conversion(
+        subscription_id=trial.pk,
+        actor=sales,
+        target_sku_id=e3.pk,
+        term="P1Y",
+        billing_frequency="monthly",
+        quantity=20,
+        now=now,
+    )
+    conversions.schedule_trial_conversion(
+        subscription_id=trial.pk,
+        actor=sales,
+        target_sku_id=e5.pk,
+        term="P1Y",
+        billing_frequency="annual",
+        quantity=8,
+        now=now,
+    )
+    assert sorted(
+        trial.scheduled_changes.values_list("kind", "target_sku", "quantity", "term", "billing_frequency")
+    ) == [
+        ("billing_frequency", None, None, "", "annual"),
+        ("quantity", None, 8, "", ""),
+        ("term", None, None, "P1Y", ""),
+        ("upgrade", e5.pk, None, "", ""),
+    ]
     trial.refresh_from_db()
     assert (trial.status, trial.is_trial, trial.quantity) == (Status.ACTIVE, True, 25)
 
@@ -274,8 +347,15 @@ def test_tr8_scheduling_needs_auto_renew_on(trial_sku, customer, e3, sales, now)
     trial = make_trial(trial_sku, customer, auto_renew=False)
     before = state()
     with pytest.raises(RuleViolation) as refused:
-        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e3.pk, term="P1Y",
-                                              billing_frequency="monthly", quantity=8, now=now)
+        conversions.schedule_trial_conversion(
+            subscription_id=trial.pk,
+            actor=sales,
+            target_sku_id=e3.pk,
+            term="P1Y",
+            billing_frequency="monthly",
+            quantity=8,
+            now=now,
+        )
     assert (refused.value.rule, refused.value.status) == ("TR8", 422)
     assert state() == before
 
@@ -284,8 +364,15 @@ def test_tr8_scheduling_needs_auto_renew_on(trial_sku, customer, e3, sales, now)
 @pytest.mark.rule("R4")
 def test_r4_tr8_the_scheduled_conversion_is_applied_by_the_engine_at_the_trials_end(trial, e5, sales, now):
     # given a conversion to E5 with 8 licenses billed annually, scheduled for the trial's end
-    conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=e5.pk, term="P1Y",
-                                          billing_frequency="annual", quantity=8, now=now)
+    conversions.schedule_trial_conversion(
+        subscription_id=trial.pk,
+        actor=sales,
+        target_sku_id=e5.pk,
+        term="P1Y",
+        billing_frequency="annual",
+        quantity=8,
+        now=now,
+    )
     end = datetime(2026, 12, 10, 0, 0, tzinfo=UTC)
     # when the engine runs at the trial's end
     report = run_lifecycle(end)
@@ -293,7 +380,13 @@ def test_r4_tr8_the_scheduled_conversion_is_applied_by_the_engine_at_the_trials_
     trial.refresh_from_db()
     assert report.trials_converted == 1
     assert (trial.sku, trial.is_trial, trial.quantity, trial.term, trial.billing_frequency, trial.unit_price) == (
-        e5, False, 8, "P1Y", "annual", Decimal("220.00"))
+        e5,
+        False,
+        8,
+        "P1Y",
+        "annual",
+        Decimal("220.00"),
+    )
     assert (trial.term_start, trial.term_end, trial.promotion_id) == (end, date(2027, 12, 9), "")
     assert list(trial.billing_lines.values_list("amount", flat=True)) == [Decimal("1760.00")]
     assert not trial.scheduled_changes.exists()
@@ -334,18 +427,27 @@ def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_i
 
 def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial, e3):
     before = state()
-    response = signed_in.get(url(trial), {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
-                                          "billing_frequency": "monthly", "quantity": "30"})
+    response = signed_in.get(
+        url(trial),
+        {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y", "billing_frequency": "monthly", "quantity": "30"},
+    )
     assert response.status_code == 200
-    assert ("Now: a new Microsoft 365 E3 subscription with 30 licenses, 1 year billed monthly at 10.00 USD per "
-            "license, from 2026-11-25 to") in response.content.decode()
+    assert (
+        "Now: a new Microsoft 365 E3 subscription with 30 licenses, 1 year billed monthly at 10.00 USD per "
+        "license, from 2026-11-25 to"
+    ) in response.content.decode()
     assert state() == before
 
 
 @pytest.mark.rule("TR7")
 def test_post_converts_and_redirects_to_the_paid_subscription(signed_in, trial, e3):
-    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "25"}))
+    response = signed_in.post(
+        url(trial),
+        drawn(
+            trial,
+            {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y", "billing_frequency": "monthly", "quantity": "25"},
+        ),
+    )
     paid = Subscription.objects.get(sku=e3)
     assert response.status_code == 302
     assert response["Location"] == reverse("subscriptions:subscription-detail", args=[trial.customer_id, paid.pk])
@@ -353,8 +455,19 @@ def test_post_converts_and_redirects_to_the_paid_subscription(signed_in, trial, 
 
 @pytest.mark.rule("TR8")
 def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
-    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "scheduled", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "5"}))
+    response = signed_in.post(
+        url(trial),
+        drawn(
+            trial,
+            {
+                "target": f"sku-{e3.pk}",
+                "when": "scheduled",
+                "term": "P1Y",
+                "billing_frequency": "monthly",
+                "quantity": "5",
+            },
+        ),
+    )
     assert response.status_code == 302
     assert trial.scheduled_changes.get(kind="quantity").quantity == 5
 
@@ -362,8 +475,13 @@ def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
 @pytest.mark.rule("TR7")
 def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, trial, e3):
     before = state()
-    response = signed_in.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
-                                           "billing_frequency": "monthly", "quantity": "10"}))
+    response = signed_in.post(
+        url(trial),
+        drawn(
+            trial,
+            {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y", "billing_frequency": "monthly", "quantity": "10"},
+        ),
+    )
     assert response.status_code == 422
     assert "Converting now needs at least 25 licenses" in response.content.decode()
     assert state() == before
@@ -379,8 +497,9 @@ def test_tr8_the_panel_shows_the_services_verdict_on_scheduling(signed_in, trial
         conversions.plan_conversion(trial, user=sales, now=now, target_sku_id=e3.pk, scheduled=True, quantity=8)
     assert refused.value.message == "Auto-renew is off: turn it on to schedule the conversion for the trial's end."
     assert '<input type="radio" name="when" value="scheduled"  disabled>' in html
-    assert ('<p class="why">Auto-renew is off: turn it on to schedule the conversion for the trial&#x27;s end.</p>'
-            in html)
+    assert (
+        '<p class="why">Auto-renew is off: turn it on to schedule the conversion for the trial&#x27;s end.</p>' in html
+    )
     # and with auto-renew on, both choices are offered, "Now" chosen
     trial.auto_renew = True
     trial.save()
@@ -392,28 +511,47 @@ def test_tr8_the_panel_shows_the_services_verdict_on_scheduling(signed_in, trial
 
 @pytest.mark.rule("TR3")
 def test_tr3_scheduling_a_conversion_into_an_existing_subscription_is_refused_by_the_service(
-        signed_in, trial, e3, customer, sales, now):
+    signed_in, trial, e3, customer, sales, now
+):
     # given an existing E3 subscription that could take the trial's licenses now
     into = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
     before = state()
     # when a conversion into it is scheduled for the trial's end (the service, then the panel's post)
     with pytest.raises(RuleViolation) as refused:
-        conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=sales, target_sku_id=None, term="P1Y",
-                                              billing_frequency="monthly", quantity=None, into_subscription_id=into.pk,
-                                              now=now)
-    response = signed_in.post(url(trial), drawn(trial, {"target": f"sub-{into.pk}", "when": "scheduled",
-                                                        "term": "P1Y", "billing_frequency": "monthly"}))
+        conversions.schedule_trial_conversion(
+            subscription_id=trial.pk,
+            actor=sales,
+            target_sku_id=None,
+            term="P1Y",
+            billing_frequency="monthly",
+            quantity=None,
+            into_subscription_id=into.pk,
+            now=now,
+        )
+    response = signed_in.post(
+        url(trial),
+        drawn(trial, {"target": f"sub-{into.pk}", "when": "scheduled", "term": "P1Y", "billing_frequency": "monthly"}),
+    )
     # then both are refused with TR3's sentence, and nothing changed
     assert (refused.value.rule, refused.value.message) == (
-        "TR3", 'Converting into an existing subscription happens now: choose "Now".')
+        "TR3",
+        'Converting into an existing subscription happens now: choose "Now".',
+    )
     assert response.status_code == 422
     assert "Converting into an existing subscription happens now: choose &quot;Now&quot;." in response.content.decode()
     assert state() == before
 
 
 @pytest.mark.rule("TR3")
-@pytest.mark.parametrize("tampered", [{"target": "sub-abc", "when": "now"}, {"target": "sub-", "when": "now"},
-                                      {"target": "sku-x", "when": "now"}, {"when": "bogus"}])
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        {"target": "sub-abc", "when": "now"},
+        {"target": "sub-", "when": "now"},
+        {"target": "sku-x", "when": "now"},
+        {"when": "bogus"},
+    ],
+)
 def test_tampered_post_answers_422_and_changes_nothing(signed_in, trial, e3, tampered):
     before = state()
     data = {"target": f"sku-{e3.pk}", "term": "P1Y", "billing_frequency": "monthly", "quantity": "25", **tampered}
@@ -443,5 +581,10 @@ def test_t3_another_partners_trial_answers_404(signed_in, trial_sku, e3, now):
     theirs = make_trial(trial_sku, factories.CustomerFactory())
     before = state()
     assert signed_in.get(url(theirs)).status_code == 404
-    assert signed_in.post(url(theirs), drawn(theirs, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})).status_code == 404
+    assert (
+        signed_in.post(
+            url(theirs), drawn(theirs, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"})
+        ).status_code
+        == 404
+    )
     assert state() == before

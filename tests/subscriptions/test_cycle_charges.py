@@ -5,9 +5,9 @@ Today is 2026-11-25 12:00 UTC. The subscription is Microsoft 365 E3, 10 licenses
 the next charge is on 2026-12-10. The SKU is sold P1Y monthly (10.00) or annual (114.00), and P1M monthly (12.00).
 """
 
-from functools import partial
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 
 import pytest
 import time_machine
@@ -16,13 +16,16 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from portal.errors import RuleViolation
+from subscriptions import services
 from subscriptions.checks import allowed_actions
 from subscriptions.cycles import (
-    charge_due_cycles, mark_cycle_charges_pending, remove_next_charge_frequency, set_next_charge_frequency,
+    charge_due_cycles,
+    mark_cycle_charges_pending,
+    remove_next_charge_frequency,
+    set_next_charge_frequency,
 )
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, Subscription
-from subscriptions import services
 from subscriptions.services import suspend_subscription
 from subscriptions.states import Status
 from tests import factories
@@ -35,17 +38,22 @@ CHARGE_AT = datetime(2026, 12, 10, 0, 0, tzinfo=UTC)
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[
-        ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3",
+        availabilities=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")],
+    )
 
 
 subscribe = partial(factories.subscribe, started=STARTED)
 
 
 def with_instruction(sub, frequency="annual", on=CHARGE_DAY, *, pending=False):
-    Subscription.objects.filter(pk=sub.pk).update(next_charge_frequency=frequency, next_charge_on=on,
-                                                  next_charge_set_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
-                                                  cycle_charge_pending=pending)
+    Subscription.objects.filter(pk=sub.pk).update(
+        next_charge_frequency=frequency,
+        next_charge_on=on,
+        next_charge_set_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+        cycle_charge_pending=pending,
+    )
     sub.refresh_from_db()
     return sub
 
@@ -53,9 +61,16 @@ def with_instruction(sub, frequency="annual", on=CHARGE_DAY, *, pending=False):
 def state(sub) -> dict:
     row = Subscription.objects.get(pk=sub.pk)
     return {
-        "subscription": (row.status, row.billing_frequency, row.unit_price, row.availability_id,
-                         row.next_charge_frequency, row.next_charge_on, row.next_charge_set_at,
-                         row.cycle_charge_pending),
+        "subscription": (
+            row.status,
+            row.billing_frequency,
+            row.unit_price,
+            row.availability_id,
+            row.next_charge_frequency,
+            row.next_charge_on,
+            row.next_charge_set_at,
+            row.cycle_charge_pending,
+        ),
         "billing": list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount")),
         "audit": AuditEntry.objects.filter(subscription=sub).count(),
     }
@@ -76,16 +91,24 @@ def test_n7_an_instruction_is_set_for_the_next_charge_and_audited(customer, sale
     set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="annual", now=now)
     # then the instruction keeps that date, and nothing is billed or changed yet
     sub.refresh_from_db()
-    assert (sub.billing_frequency, sub.unit_price, sub.next_charge_frequency, sub.next_charge_on,
-            sub.next_charge_set_at, sub.cycle_charge_pending) == (
-        "monthly", Decimal("10.00"), "annual", CHARGE_DAY, now, False)
+    assert (
+        sub.billing_frequency,
+        sub.unit_price,
+        sub.next_charge_frequency,
+        sub.next_charge_on,
+        sub.next_charge_set_at,
+        sub.cycle_charge_pending,
+    ) == ("monthly", Decimal("10.00"), "annual", CHARGE_DAY, now, False)
     assert not BillingLine.objects.filter(subscription=sub).exists()
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.action, entry.actor, entry.at, entry.summary, entry.before, entry.after) == (
-        "subscription.next_charge_frequency_set", sales, now,
+        "subscription.next_charge_frequency_set",
+        sales,
+        now,
         "Billing frequency changes from monthly to annually at the next charge on 2026-12-10 (UTC)",
         {"next_charge_frequency": None, "next_charge_on": None},
-        {"next_charge_frequency": "annual", "next_charge_on": "2026-12-10"})
+        {"next_charge_frequency": "annual", "next_charge_on": "2026-12-10"},
+    )
 
 
 @pytest.mark.rule("N7")
@@ -99,9 +122,11 @@ def test_n7_the_instruction_is_removed_and_audited(customer, sales, e3, now):
     assert (sub.next_charge_frequency, sub.next_charge_on, sub.next_charge_set_at) == ("", None, None)
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.action, entry.summary, entry.before, entry.after) == (
-        "subscription.next_charge_frequency_removed", "Billing frequency change removed: the next charge stays monthly",
+        "subscription.next_charge_frequency_removed",
+        "Billing frequency change removed: the next charge stays monthly",
         {"next_charge_frequency": "annual", "next_charge_on": "2026-12-10"},
-        {"next_charge_frequency": None, "next_charge_on": None})
+        {"next_charge_frequency": None, "next_charge_on": None},
+    )
 
 
 @pytest.mark.rule("N7")
@@ -129,7 +154,9 @@ def test_n7_htmx_set_and_remove_answer_the_panel_alone(client, customer, sales, 
     sub = subscribe(customer, e3)
     client.force_login(sales)
     # when annual billing is set through the panel
-    response = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"}), HTTP_HX_REQUEST="true")
+    response = client.post(
+        url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"}), HTTP_HX_REQUEST="true"
+    )
     # then the answer is the panel with the outcome in it, not the page
     body = response.content.decode()
     assert response.status_code == 200
@@ -146,7 +173,8 @@ def test_n7_htmx_set_and_remove_answer_the_panel_alone(client, customer, sales, 
 
 @pytest.mark.rule("N7")
 def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_changes_nothing(
-        client, customer, sales, e3):
+    client, customer, sales, e3
+):
     # given the engine marked the cycle charge pending at 00:00 UTC on the charge day
     sub = with_instruction(subscribe(customer, e3), "annual")
     factories.BillingLineFactory(subscription=sub)
@@ -160,8 +188,10 @@ def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_
         # then both are refused as a conflict naming N7
         for response in (changed, removed):
             assert response.status_code == 409
-            assert ("the next charge&#x27;s billing frequency instruction is read-only until the cycle charge "
-                    "completes; retry in a few minutes.") in response.content.decode()
+            assert (
+                "the next charge&#x27;s billing frequency instruction is read-only until the cycle charge "
+                "completes; retry in a few minutes."
+            ) in response.content.decode()
         # and nothing changed
         assert state(sub) == before
         # and the page shows the instruction read-only with the reason
@@ -216,18 +246,32 @@ def test_n7_the_cycle_charge_switches_to_annual_and_bills_once_even_when_run_twi
     # and the subscription is billed annually at the annual price, the instruction gone
     sub.refresh_from_db()
     annual = factories.availability(e3, "P1Y", "annual")
-    assert (sub.billing_frequency, sub.unit_price, sub.availability, sub.next_charge_frequency, sub.next_charge_on,
-            sub.cycle_charge_pending) == ("annual", Decimal("114.00"), annual, "", None, False)
+    assert (
+        sub.billing_frequency,
+        sub.unit_price,
+        sub.availability,
+        sub.next_charge_frequency,
+        sub.next_charge_on,
+        sub.cycle_charge_pending,
+    ) == ("annual", Decimal("114.00"), annual, "", None, False)
     # and the first annual period runs to the term end, prorated by the day: 114.00 × 10 × 304/365 days
     line = BillingLine.objects.get(subscription=sub)
-    assert (line.kind, line.amount, line.quantity, line.unit_price, line.period_start, line.period_end,
-            line.created_at) == ("cycle", Decimal("949.48"), 10, Decimal("114.00"), CHARGE_DAY, date(2027, 10, 9),
-                                 CHARGE_AT)
+    assert (
+        line.kind,
+        line.amount,
+        line.quantity,
+        line.unit_price,
+        line.period_start,
+        line.period_end,
+        line.created_at,
+    ) == ("cycle", Decimal("949.48"), 10, Decimal("114.00"), CHARGE_DAY, date(2027, 10, 9), CHARGE_AT)
     assert line.explanation == "Billed annually from 2026-12-10: 114.00 × 10 × 304/365 days"
     entry = AuditEntry.objects.get(subscription=sub, action="subscription.cycle_charged")
     assert (entry.actor, entry.at, entry.summary) == (
-        None, CHARGE_AT, ("Billing frequency changed to annually from 2026-12-10; charged 949.48 USD for "
-                          "2026-12-10 – 2027-10-09"))
+        None,
+        CHARGE_AT,
+        ("Billing frequency changed to annually from 2026-12-10; charged 949.48 USD for 2026-12-10 – 2027-10-09"),
+    )
     assert (entry.before["billing_frequency"], entry.after["billing_frequency"]) == ("monthly", "annual")
 
 
@@ -237,8 +281,9 @@ def test_n7_annual_to_monthly_on_a_three_year_term_bills_one_month(customer, db)
     sku = factories.SkuFactory(availabilities=[("P3Y", "annual", "1200.00"), ("P3Y", "monthly", "105.50")])
     sub = subscribe(customer, sku, term="P3Y", frequency="annual", started=datetime(2025, 12, 1, 10, 0, tzinfo=UTC))
     sales = factories.staff(customer.partner)
-    set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="monthly",
-                              now=datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    set_next_charge_frequency(
+        subscription_id=sub.pk, actor=sales, billing_frequency="monthly", now=datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    )
     assert Subscription.objects.get(pk=sub.pk).next_charge_on == date(2026, 12, 1)
     # when the engine runs on the charge day
     report = run_lifecycle(datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC))
@@ -246,7 +291,11 @@ def test_n7_annual_to_monthly_on_a_three_year_term_bills_one_month(customer, db)
     assert report.cycle_charged == 1
     line = BillingLine.objects.get(subscription=sub)
     assert (line.amount, line.period_start, line.period_end, line.explanation) == (
-        Decimal("1055.00"), date(2026, 12, 1), date(2026, 12, 31), "Billed monthly from 2026-12-01: 105.50 × 10")
+        Decimal("1055.00"),
+        date(2026, 12, 1),
+        date(2026, 12, 31),
+        "Billed monthly from 2026-12-01: 105.50 × 10",
+    )
 
 
 @pytest.mark.rule("N7")
@@ -273,7 +322,8 @@ def test_n7_an_instruction_on_a_cancelled_subscription_is_dropped_not_charged(cu
     sub.refresh_from_db()
     assert (sub.billing_frequency, sub.next_charge_frequency, sub.cycle_charge_pending) == ("monthly", "", False)
     assert AuditEntry.objects.get(subscription=sub).summary == (
-        "Billing frequency change to annually on 2026-12-10 not applied: the subscription is deleted")
+        "Billing frequency change to annually on 2026-12-10 not applied: the subscription is deleted"
+    )
 
 
 @pytest.mark.rule("N7")
@@ -301,7 +351,11 @@ def test_p4_suspending_keeps_the_billing_frequency_instruction_and_the_cycle_is_
     # then the scheduled renewal change is gone but the instruction stays
     sub.refresh_from_db()
     assert (sub.status, sub.scheduled_changes.count(), sub.next_charge_frequency, sub.next_charge_on) == (
-        "suspended", 0, "annual", CHARGE_DAY)
+        "suspended",
+        0,
+        "annual",
+        CHARGE_DAY,
+    )
     # and, still billed while suspended (P3), the cycle charge applies it on the day
     assert run_lifecycle(CHARGE_AT).cycle_charged == 1
     assert BillingLine.objects.get(subscription=sub).amount == Decimal("949.48")
@@ -311,16 +365,32 @@ def test_p4_suspending_keeps_the_billing_frequency_instruction_and_the_cycle_is_
 
 
 @pytest.mark.rule("N7")
-@pytest.mark.parametrize("term, frequency, started, reason", [
-    ("P1M", "monthly", datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
-     ("No charge is left before the term ends on 2026-12-19 (UTC): its last monthly charge of the term is made. "
-      "Schedule it for the renewal in Manage renewal instead.")),
-    ("P1Y", "annual", STARTED,
-     ("No charge is left before the term ends on 2027-10-09 (UTC): its last annual charge of the term is made. "
-      "Schedule it for the renewal in Manage renewal instead.")),
-])
+@pytest.mark.parametrize(
+    "term, frequency, started, reason",
+    [
+        (
+            "P1M",
+            "monthly",
+            datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+            (
+                "No charge is left before the term ends on 2026-12-19 (UTC): its last monthly charge of the term is made. "
+                "Schedule it for the renewal in Manage renewal instead."
+            ),
+        ),
+        (
+            "P1Y",
+            "annual",
+            STARTED,
+            (
+                "No charge is left before the term ends on 2027-10-09 (UTC): its last annual charge of the term is made. "
+                "Schedule it for the renewal in Manage renewal instead."
+            ),
+        ),
+    ],
+)
 def test_n7_without_a_charge_left_in_the_term_it_is_refused_with_manage_renewal_suggested(
-        customer, sales, e3, now, term, frequency, started, reason):
+    customer, sales, e3, now, term, frequency, started, reason
+):
     # given a term with no billing period boundary ahead
     sub = subscribe(customer, e3, term=term, frequency=frequency, started=started)
     before = state(sub)
@@ -338,19 +408,25 @@ def test_n7_one_time_billing_has_no_next_charge(customer, sales, now):
     sub = subscribe(customer, sku, term="P3Y", frequency="one_time")
     with pytest.raises(RuleViolation) as refused:
         set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="monthly", now=now)
-    assert refused.value.message == ("No charge is left before the term ends on 2029-10-09 (UTC): it is billed once "
-                                     "for the whole term. Schedule it for the renewal in Manage renewal instead.")
+    assert refused.value.message == (
+        "No charge is left before the term ends on 2029-10-09 (UTC): it is billed once "
+        "for the whole term. Schedule it for the renewal in Manage renewal instead."
+    )
     assert Subscription.objects.get(pk=sub.pk).next_charge_frequency == ""
 
 
 @pytest.mark.rule("N7")
-@pytest.mark.parametrize("frequency, message", [
-    ("weekly", "Choose a monthly, annual or one-time billing frequency."),
-    ("monthly", "It is already billed monthly: choose another billing frequency, or remove the instruction."),
-    ("one_time", "Microsoft 365 E3 is not sold for a 1 year term billed once for the term."),
-])
-def test_n7_a_bad_frequency_is_a_422_through_the_view_and_changes_nothing(client, customer, sales, e3, now,
-                                                                          frequency, message):
+@pytest.mark.parametrize(
+    "frequency, message",
+    [
+        ("weekly", "Choose a monthly, annual or one-time billing frequency."),
+        ("monthly", "It is already billed monthly: choose another billing frequency, or remove the instruction."),
+        ("one_time", "Microsoft 365 E3 is not sold for a 1 year term billed once for the term."),
+    ],
+)
+def test_n7_a_bad_frequency_is_a_422_through_the_view_and_changes_nothing(
+    client, customer, sales, e3, now, frequency, message
+):
     sub = subscribe(customer, e3)
     before = state(sub)
     client.force_login(sales)
@@ -405,8 +481,9 @@ def test_n7_a_suspended_subscription_cant_get_a_new_instruction(customer, sales,
     sub = subscribe(customer, e3, suspended=True)
     with pytest.raises(RuleViolation) as refused:
         set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="annual", now=now)
-    assert refused.value.message == ("The billing frequency can only be changed on an active subscription (this one "
-                                     "is suspended).")
+    assert refused.value.message == (
+        "The billing frequency can only be changed on an active subscription (this one is suspended)."
+    )
     assert Subscription.objects.get(pk=sub.pk).next_charge_frequency == ""
 
 
@@ -420,7 +497,9 @@ def test_t2_only_admin_and_sales_agents_change_the_billing_frequency(client, dir
     before = state(sub)
     user = factories.staff(direct_partner, role)
     client.force_login(user)
-    assert client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 403
+    assert (
+        client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 403
+    )
     assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 403
     with pytest.raises(PermissionDenied):
         remove_next_charge_frequency(subscription_id=sub.pk, actor=user, now=now)
@@ -435,7 +514,9 @@ def test_t3_another_partners_subscription_is_a_404(client, customer, e3, now):
     sub = subscribe(customer, e3)
     before = state(sub)
     client.force_login(factories.staff(factories.PartnerFactory(), "admin_agent"))
-    assert client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 404
+    assert (
+        client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 404
+    )
     assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 404
     assert state(sub) == before
 

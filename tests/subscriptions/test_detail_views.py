@@ -10,10 +10,9 @@ still to come, and its purchase licenses (and cancellation) stay removable until
 """
 
 import re
-from datetime import date, datetime, timedelta
-from functools import partial
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from html import unescape
 
 import pytest
@@ -32,18 +31,22 @@ from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state, drawn
 
-UTC = dt_timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 STARTED = NOW - timedelta(days=2)  # 2026-11-23 12:00 UTC, inside the 7-day window
 LATE = NOW - timedelta(days=12)  # 2026-11-13 12:00 UTC, the window closed on 2026-11-20 12:00 UTC
 QUERY_BUDGET = 15  # issue 3's budget for the subscription page, as `manage.py bench` checks it
 
 ROLE_BUY = "Your role can't buy or change subscriptions: ask an admin agent or sales agent."
-ROLE_SUSPEND = "Your role can't suspend or reactivate subscriptions: ask an admin agent or billing admin or sales agent."
+ROLE_SUSPEND = (
+    "Your role can't suspend or reactivate subscriptions: ask an admin agent or billing admin or sales agent."
+)
 ROLE_AUTO_RENEW = "Your role can't change auto-renew: ask an admin agent or billing admin or sales agent."
 BAD_QUANTITY = "Enter the number of licenses as a whole number of at least 1."
-WINDOW_CLOSED = ("The cancellation window closed on 2026-11-20 12:00 UTC: the term is paid in full. Turn auto-renew "
-                 "off so it ends with its term.")
+WINDOW_CLOSED = (
+    "The cancellation window closed on 2026-11-20 12:00 UTC: the term is paid in full. Turn auto-renew "
+    "off so it ends with its term."
+)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -108,8 +111,10 @@ def section(page: str, heading: str) -> str:
 def rows(fragment: str, part: str = "tbody") -> list[list[str]]:
     body = re.search(rf"<{part}>(.*?)</{part}>", fragment, re.S)
     assert body, f"no <{part}>"
-    return [[text(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)]
+    return [
+        [text(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
+    ]
 
 
 def commandbar(page: str) -> str:
@@ -126,8 +131,9 @@ def why_list(page: str) -> list[str]:
 
 def disabled_button(page: str, label: str) -> str | None:
     """The title (reason) of a disabled <button> of the command bar, or None if it is not disabled."""
-    match = re.search(rf'<button class="btn"[^>]*\bdisabled title="([^"]*)"[^>]*>{re.escape(label)}</button>',
-                      commandbar(page))
+    match = re.search(
+        rf'<button class="btn"[^>]*\bdisabled title="([^"]*)"[^>]*>{re.escape(label)}</button>', commandbar(page)
+    )
     return unescape(match.group(1)) if match else None
 
 
@@ -172,21 +178,57 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     # name; 10 licenses bought on 2026-11-23 12:00 UTC and 5 added on 2026-11-24 09:30 UTC
     reseller = factories.PartnerFactory(kind="indirect_reseller", name="Litware Reseller")
     order = factories.OrderFactory(customer=customer, placed_by=sales, completed=True)
-    line = factories.OrderLineFactory(order=order, availability=factories.availability(e3, "P1Y"), quantity=10,
-                                      fulfilled=True)
-    sub = subscribe(customer, e3, order_line=line, reseller=reseller, promotion_id="39NFJQT1Q5KV",
-                    friendly_name="Contoso HQ licenses")
+    line = factories.OrderLineFactory(
+        order=order, availability=factories.availability(e3, "P1Y"), quantity=10, fulfilled=True
+    )
+    sub = subscribe(
+        customer,
+        e3,
+        order_line=line,
+        reseller=reseller,
+        promotion_id="39NFJQT1Q5KV",
+        friendly_name="Contoso HQ licenses",
+    )
     added = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     add_lot(sub, quantity=5, added_at=added)
-    factories.BillingLineFactory(subscription=sub, quantity=10, amount=Decimal("100.00"), explanation="10.00 × 10",
-                                 period_start=date(2026, 11, 23), period_end=date(2026, 12, 22), created_at=STARTED)
-    factories.BillingLineFactory(subscription=sub, kind=BillingLine.Kind.INCREASE, quantity=5,
-                                 amount=Decimal("48.33"), explanation="10.00 × 5 × 29/30 days",
-                                 period_start=date(2026, 11, 24), period_end=date(2026, 12, 22), created_at=added)
-    audit.record(actor=sales, at=STARTED, customer=customer, subscription=sub, action="subscription.created",
-                 summary=f"Created from {order.number} with 10 license(s)", after={"quantity": 10})
-    audit.record(actor=sales, at=added, customer=customer, subscription=sub, action="subscription.quantity_changed",
-                 summary="Quantity 10 → 15 (charge 48.33 USD)", before={"quantity": 10}, after={"quantity": 15})
+    factories.BillingLineFactory(
+        subscription=sub,
+        quantity=10,
+        amount=Decimal("100.00"),
+        explanation="10.00 × 10",
+        period_start=date(2026, 11, 23),
+        period_end=date(2026, 12, 22),
+        created_at=STARTED,
+    )
+    factories.BillingLineFactory(
+        subscription=sub,
+        kind=BillingLine.Kind.INCREASE,
+        quantity=5,
+        amount=Decimal("48.33"),
+        explanation="10.00 × 5 × 29/30 days",
+        period_start=date(2026, 11, 24),
+        period_end=date(2026, 12, 22),
+        created_at=added,
+    )
+    audit.record(
+        actor=sales,
+        at=STARTED,
+        customer=customer,
+        subscription=sub,
+        action="subscription.created",
+        summary=f"Created from {order.number} with 10 license(s)",
+        after={"quantity": 10},
+    )
+    audit.record(
+        actor=sales,
+        at=added,
+        customer=customer,
+        subscription=sub,
+        action="subscription.quantity_changed",
+        summary="Quantity 10 → 15 (charge 48.33 USD)",
+        before={"quantity": 10},
+        after={"quantity": 15},
+    )
 
     # when the sales agent opens it
     response = signed_in.get(detail(sub))
@@ -196,7 +238,9 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     page = page_of(response)
     assert re.search(r"<h1>Contoso HQ licenses <span class=\"badge badge-active\">Active</span></h1>", page)
     shown = props(page)
-    assert shown["Offer"] == f"Microsoft 365 E3 ({e3.sku_id}) · Microsoft · Every customer's subscriptions of this offer"
+    assert (
+        shown["Offer"] == f"Microsoft 365 E3 ({e3.sku_id}) · Microsoft · Every customer's subscriptions of this offer"
+    )
     assert f'<a href="/subscriptions/?offer={e3.pk}">Every customer\'s subscriptions of this offer</a>' in page
     assert shown["Subscription ID"] == str(sub.pk)
     assert re.search(r'<input type="text" name="friendly_name" value="Contoso HQ licenses"', page)
@@ -219,8 +263,10 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     ]
     panel = quantity_panel(page)
     assert "15 licenses can be removed now:" in text(panel)
-    assert rows(panel) == [["2026-11-24 09:30 UTC", "5", "2026-12-01 09:30 UTC · 5 d 21 h left"],
-                           ["2026-11-23 12:00 UTC", "10", "2026-11-30 12:00 UTC · 5 d 0 h left"]]
+    assert rows(panel) == [
+        ["2026-11-24 09:30 UTC", "5", "2026-12-01 09:30 UTC · 5 d 21 h left"],
+        ["2026-11-23 12:00 UTC", "10", "2026-11-30 12:00 UTC · 5 d 0 h left"],
+    ]
 
     # and the billing lines with their arithmetic and their sum (L2)
     billing = section(page, "Billing")
@@ -243,8 +289,9 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
     assert re.search(r'<button class="btn" type="submit" >Turn auto-renew off</button>', bar)
     assert "disabled" not in bar
     assert why_list(page) == []
-    assert ("Cancel, or remove the licenses this term started with, until 2026-11-30 12:00 UTC · 5 d 0 h left."
-            in text(page))
+    assert "Cancel, or remove the licenses this term started with, until 2026-11-30 12:00 UTC · 5 d 0 h left." in text(
+        page
+    )
     assert '<footer class="footer">All times are UTC.</footer>' in page
 
 
@@ -261,8 +308,10 @@ def test_s2_x1_cancel_after_the_window_is_disabled_with_the_utc_close_time(signe
     # and the same reason is written under the command bar
     assert why_list(page) == [f"Cancel subscription: {WINDOW_CLOSED}"]
     # and the quantity panel says no license can be removed (Q4)
-    assert ("No license can be removed now: every batch is past its 7-day window. Schedule fewer licenses for the "
-            "renewal instead.") in text(quantity_panel(page))
+    assert (
+        "No license can be removed now: every batch is past its 7-day window. Schedule fewer licenses for the "
+        "renewal instead."
+    ) in text(quantity_panel(page))
     # and no countdown to a closed window is offered
     assert "Cancel, or remove the licenses this term started with, until" not in page
 
@@ -286,9 +335,14 @@ def test_s2_t2_support_agent_sees_every_action_disabled_with_its_reason(client, 
     assert disabled_button(page, "Check upgrades") == ROLE_BUY
     assert disabled_button(page, "Manage renewal") == ROLE_BUY
     assert f'aria-disabled="true" title="{ROLE_BUY}"'.replace("'", "&#x27;") in commandbar(page)
-    assert why_list(page) == [f"Change licenses: {ROLE_BUY}", f"Suspend: {ROLE_SUSPEND}",
-                              f"Cancel subscription: {ROLE_BUY}", f"Turn auto-renew off: {ROLE_AUTO_RENEW}",
-                              f"Check upgrades: {ROLE_BUY}", f"Manage renewal: {ROLE_BUY}"]
+    assert why_list(page) == [
+        f"Change licenses: {ROLE_BUY}",
+        f"Suspend: {ROLE_SUSPEND}",
+        f"Cancel subscription: {ROLE_BUY}",
+        f"Turn auto-renew off: {ROLE_AUTO_RENEW}",
+        f"Check upgrades: {ROLE_BUY}",
+        f"Manage renewal: {ROLE_BUY}",
+    ]
     # and the quantity panel has no preview form, only the reason
     panel = quantity_panel(page)
     assert 'name="quantity"' not in panel
@@ -299,10 +353,17 @@ def test_s2_t2_support_agent_sees_every_action_disabled_with_its_reason(client, 
 @pytest.mark.rule("Q6")
 @pytest.mark.rule("TR4")
 def test_s2_trial_shows_why_its_quantity_and_status_cannot_change(signed_in, customer, now):
-    trial_sku = factories.SkuFactory(trial=True, name="Microsoft 365 E5 Trial",
-                                     availabilities=[("P1M", "monthly", "0.00")])
-    sub = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term_start=STARTED,
-                                        term_end=term_end_for(STARTED.date(), 1), trial_ends_at=NOW + timedelta(days=28))
+    trial_sku = factories.SkuFactory(
+        trial=True, name="Microsoft 365 E5 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
+    sub = factories.SubscriptionFactory(
+        customer=customer,
+        sku=trial_sku,
+        trial=True,
+        term_start=STARTED,
+        term_end=term_end_for(STARTED.date(), 1),
+        trial_ends_at=NOW + timedelta(days=28),
+    )
     page = page_of(signed_in.get(detail(sub)))
     assert "Trial ends" in props(page)
     assert disabled_button(page, "Suspend") == "A trial's status can't change: convert the trial first."
@@ -314,12 +375,15 @@ def test_s2_trial_shows_why_its_quantity_and_status_cannot_change(signed_in, cus
 def test_s2_page_lists_the_changes_scheduled_for_the_renewal(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.BILLING_FREQUENCY, quantity=None,
-                                     billing_frequency="annual")
+    factories.ScheduledChangeFactory(
+        subscription=sub, kind=ScheduledChange.Kind.BILLING_FREQUENCY, quantity=None, billing_frequency="annual"
+    )
     page = page_of(signed_in.get(detail(sub)))
     panel = section(page, "Manage renewal")
     assert [text(li) for li in re.findall(r"<li>(.*?)</li>", panel, re.S)] == [
-        "20 licenses (scheduled 2026-11-24 12:00 UTC) Remove", "Billed annually (scheduled 2026-11-24 12:00 UTC) Remove"]
+        "20 licenses (scheduled 2026-11-24 12:00 UTC) Remove",
+        "Billed annually (scheduled 2026-11-24 12:00 UTC) Remove",
+    ]
 
 
 @pytest.mark.rule("T3")
@@ -331,7 +395,12 @@ def test_t3_another_partners_subscription_is_404_on_the_page_and_every_action(si
     assert signed_in.get(detail(other)).status_code == 404
     assert signed_in.get(detail(other, quantity=5)).status_code == 404
     for action in ("quantity", "suspend", "reactivate", "cancel", "auto-renew", "rename", "addons"):
-        assert signed_in.post(url(action, other), drawn(other, {"quantity": "5", "on": "0", "friendly_name": "x"})).status_code == 404
+        assert (
+            signed_in.post(
+                url(action, other), drawn(other, {"quantity": "5", "on": "0", "friendly_name": "x"})
+            ).status_code
+            == 404
+        )
     assert signed_in.get(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     assert signed_in.post(reverse("subscriptions:publisher-setup", args=[other.pk])).status_code == 404
     # and nothing changed
@@ -366,7 +435,8 @@ def test_q3_preview_of_a_reduction_shows_the_refund_arithmetic_and_changes_nothi
         "10 → 7 licenses. Refund 28.00 USD. "
         "3 from the batch added 2026-11-23 12:00 UTC: refund 10.00 × 3 × 28/30 days = 28.00 USD "
         "(period 2026-11-25 – 2026-12-22) "
-        "Change to 7 licenses")
+        "Change to 7 licenses"
+    )
     # and the confirming form carries the quantity (and the version of the page it was drawn on)
     assert '<input type="hidden" name="quantity" value="7">' in quantity_panel(page_of(response))
     assert f'<form method="post" action="{url("quantity", sub)}">' in quantity_panel(page_of(response))
@@ -385,10 +455,14 @@ def test_q3_preview_takes_the_newest_batch_first_and_refunds_each_batch(signed_i
     preview = preview_of(page)
     # then the 5 newest go first, then 2 of the purchase, each refunded for the 28 days to come
     assert "15 → 8 licenses. Refund 65.34 USD." in preview
-    assert ("5 from the batch added 2026-11-24 12:00 UTC: refund 10.00 × 5 × 28/30 days = 46.67 USD "
-            "(period 2026-11-25 – 2026-12-22)") in preview
-    assert ("2 from the batch added 2026-11-23 12:00 UTC: refund 10.00 × 2 × 28/30 days = 18.67 USD "
-            "(period 2026-11-25 – 2026-12-22)") in preview
+    assert (
+        "5 from the batch added 2026-11-24 12:00 UTC: refund 10.00 × 5 × 28/30 days = 46.67 USD "
+        "(period 2026-11-25 – 2026-12-22)"
+    ) in preview
+    assert (
+        "2 from the batch added 2026-11-23 12:00 UTC: refund 10.00 × 2 × 28/30 days = 18.67 USD "
+        "(period 2026-11-25 – 2026-12-22)"
+    ) in preview
 
 
 @pytest.mark.rule("Q1")
@@ -401,7 +475,8 @@ def test_q1_preview_of_an_increase_shows_the_prorated_charge_and_the_new_window(
     assert preview == (
         "10 → 15 licenses. Charge 46.67 USD on the next invoice. "
         "5 added: charge 10.00 × 5 × 28/30 days = 46.67 USD (period 2026-11-25 – 2026-12-22) "
-        "The added licenses can be removed until 2026-12-02 12:00 UTC. Change to 15 licenses")
+        "The added licenses can be removed until 2026-12-02 12:00 UTC. Change to 15 licenses"
+    )
     assert database_state() == before
 
 
@@ -447,14 +522,20 @@ def test_r6_preview_warns_that_the_scheduled_renewal_changes_will_be_deleted(sig
 
 
 @pytest.mark.rule("Q1")
-@pytest.mark.parametrize("raw, message", [
-    ("", BAD_QUANTITY), ("abc", BAD_QUANTITY), ("-1", BAD_QUANTITY), ("0", BAD_QUANTITY),
-    ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
-    # past int()'s 4,300 digits (issue 9: a ValueError, 500)
-    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
-    ("10", "The subscription already has 10 licenses."),
-    ("20000", "Microsoft 365 E3 is sold in quantities from 1 to 10,000."),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", BAD_QUANTITY),
+        ("abc", BAD_QUANTITY),
+        ("-1", BAD_QUANTITY),
+        ("0", BAD_QUANTITY),
+        ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+        # past int()'s 4,300 digits (issue 9: a ValueError, 500)
+        pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
+        ("10", "The subscription already has 10 licenses."),
+        ("20000", "Microsoft 365 E3 is sold in quantities from 1 to 10,000."),
+    ],
+)
 def test_q1_preview_of_bad_input_is_refused_with_a_message(signed_in, customer, e3, now, raw, message):
     sub = subscribe(customer, e3)
     before = database_state()
@@ -474,8 +555,9 @@ def test_q2_htmx_preview_refusal_shows_its_reason_inside_the_quantity_panel(sign
     response = signed_in.get(detail(sub, quantity=8), HTTP_HX_REQUEST="true")
     # then the panel that htmx swaps in says why
     assert response.status_code == 422
-    assert ("Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5."
-            in text(quantity_panel(page_of(response))))
+    assert "Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5." in text(
+        quantity_panel(page_of(response))
+    )
 
 
 # --- Q1–Q6: changing the quantity ---------------------------------------------------------------
@@ -495,15 +577,21 @@ def test_q3_reducing_inside_the_window_refunds_and_says_so(signed_in, customer, 
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (7, 1)
     assert list(SeatLot.objects.filter(subscription=sub).values_list("quantity", "removed")) == [(10, 3)]
-    assert list(BillingLine.objects.filter(subscription=sub).values_list(
-        "kind", "amount", "quantity", "period_start", "period_end", "explanation")) == [
-        ("reduction_refund", Decimal("-28.00"), -3, date(2026, 11, 25), date(2026, 12, 22), "10.00 × 3 × 28/30 days")]
+    assert list(
+        BillingLine.objects.filter(subscription=sub).values_list(
+            "kind", "amount", "quantity", "period_start", "period_end", "explanation"
+        )
+    ) == [("reduction_refund", Decimal("-28.00"), -3, date(2026, 11, 25), date(2026, 12, 22), "10.00 × 3 × 28/30 days")]
     assert AuditEntry.objects.count() == audits + 1
     # and the page shows the new quantity and the refund
     assert props(page)["Quantity"] == "7"
     assert rows(section(page, "Billing"))[-1] == [
-        "2026-11-25 12:00 UTC", "License removal refund", "2026-11-25 – 2026-12-22", "10.00 × 3 × 28/30 days",
-        "-28.00 USD"]
+        "2026-11-25 12:00 UTC",
+        "License removal refund",
+        "2026-11-25 – 2026-12-22",
+        "10.00 × 3 × 28/30 days",
+        "-28.00 USD",
+    ]
     when, who, what, change = rows(section(page, "Audit trail"))[0]
     assert (when, who, what) == ("2026-11-25 12:00 UTC", "Pat", "Quantity 10 → 7 (refund 28.00 USD)")
     # (PostgreSQL's jsonb orders the keys its own way)
@@ -519,9 +607,15 @@ def test_q1_adding_licenses_charges_and_opens_a_window(signed_in, customer, e3, 
     assert message == "Quantity changed from 10 to 15. Charged 30.00 USD."
     assert props(page)["Quantity"] == "15"
     assert rows(section(page, "License batches"))[0] == [
-        "2026-11-25 12:00 UTC", "Added licenses", "5", "0", "2026-12-02 12:00 UTC · 7 d 0 h left"]
+        "2026-11-25 12:00 UTC",
+        "Added licenses",
+        "5",
+        "0",
+        "2026-12-02 12:00 UTC · 7 d 0 h left",
+    ]
     assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount", "explanation")) == [
-        ("increase", Decimal("30.00"), "10.00 × 5 × 18/30 days")]
+        ("increase", Decimal("30.00"), "10.00 × 5 × 18/30 days")
+    ]
 
 
 @pytest.mark.rule("R6")
@@ -531,15 +625,23 @@ def test_r6_a_quantity_change_deletes_the_scheduled_renewal_changes(signed_in, c
     success_after(signed_in, signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "12"})))
     assert not ScheduledChange.objects.filter(subscription=sub).exists()
     assert AuditEntry.objects.get(subscription=sub).summary == (
-        "Quantity 10 → 12 (charge 18.67 USD); 1 scheduled renewal change(s) deleted")
+        "Quantity 10 → 12 (charge 18.67 USD); 1 scheduled renewal change(s) deleted"
+    )
 
 
 @pytest.mark.rule("Q1")
-@pytest.mark.parametrize("raw, message", [
-    ("", BAD_QUANTITY), ("abc", BAD_QUANTITY), ("-1", BAD_QUANTITY), ("0", BAD_QUANTITY), (" 7x", BAD_QUANTITY),
-    ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
-    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", BAD_QUANTITY),
+        ("abc", BAD_QUANTITY),
+        ("-1", BAD_QUANTITY),
+        ("0", BAD_QUANTITY),
+        (" 7x", BAD_QUANTITY),
+        ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+        pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
+    ],
+)
 def test_q1_bad_quantity_is_refused_with_a_message_and_changes_nothing(signed_in, customer, e3, now, raw, message):
     sub = subscribe(customer, e3)
     factories.BillingLineFactory(subscription=sub)
@@ -572,7 +674,8 @@ def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(si
     # then it is refused naming the 3 removable
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
-        "Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5.")
+        "Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5."
+    )
     assert database_state() == before
     # and the refused page still shows the 3 licenses that can be removed (Q4)
     assert "3 licenses can be removed now:" in text(quantity_panel(page_of(response)))
@@ -586,7 +689,8 @@ def test_q2_no_license_removable_after_every_window_closed(signed_in, customer, 
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
         "No license can be removed now: the last 7-day window closed on 2026-11-20 12:00 UTC. Schedule fewer "
-        "licenses for the renewal instead.")
+        "licenses for the renewal instead."
+    )
     assert database_state() == before
 
 
@@ -600,7 +704,9 @@ def test_q1_a_page_opened_before_the_quantity_changed_is_a_conflict(signed_in, c
     # when the first page submits 15, then its version refuses it (409) saying what changed, and nothing changes
     response = signed_in.post(url("quantity", sub), page)
     assert response.status_code == 409
-    assert error_of(page_of(response)).startswith("This subscription changed since you opened the page: Quantity 10 → 12 ")
+    assert error_of(page_of(response)).startswith(
+        "This subscription changed since you opened the page: Quantity 10 → 12 "
+    )
     assert database_state() == before
 
 
@@ -611,7 +717,8 @@ def test_q6_quantity_of_a_suspended_subscription_cannot_change(signed_in, custom
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15"}))
     assert response.status_code == 422
     assert error_of(page_of(response)) == (
-        "Licenses can only be changed on an active subscription (this one is suspended).")
+        "Licenses can only be changed on an active subscription (this one is suspended)."
+    )
     assert database_state() == before
 
 
@@ -619,8 +726,10 @@ def test_q6_quantity_of_a_suspended_subscription_cannot_change(signed_in, custom
 def test_q5_quantity_updated_1200_times_refuses_more(signed_in, customer, e3, now):
     sub = subscribe(customer, e3, quantity_updates=1200)
     before = database_state()
-    reason = ("This subscription's quantity has been updated 1,200 times, the most allowed: buy a second subscription "
-              "of the same offer (it can be aligned to end on the same date).")
+    reason = (
+        "This subscription's quantity has been updated 1,200 times, the most allowed: buy a second subscription "
+        "of the same offer (it can be aligned to end on the same date)."
+    )
     assert f"Change licenses: {reason}" in why_list(page_of(signed_in.get(detail(sub))))
     response = signed_in.post(url("quantity", sub), drawn(sub, {"quantity": "15"}))
     assert response.status_code == 422
@@ -651,8 +760,9 @@ def test_p1_suspend_shows_the_still_billed_banner_and_turns_auto_renew_off(signe
     sub = subscribe(customer, e3)
     factories.BillingLineFactory(subscription=sub)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    frequency = factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.BILLING_FREQUENCY,
-                                                 quantity=None, billing_frequency="annual")
+    frequency = factories.ScheduledChangeFactory(
+        subscription=sub, kind=ScheduledChange.Kind.BILLING_FREQUENCY, quantity=None, billing_frequency="annual"
+    )
     billing = list(BillingLine.objects.values_list("pk", "amount"))
     # when it is suspended
     message, page = success_after(signed_in, signed_in.post(url("suspend", sub), drawn(sub)))
@@ -664,18 +774,23 @@ def test_p1_suspend_shows_the_still_billed_banner_and_turns_auto_renew_off(signe
     assert list(ScheduledChange.objects.values_list("pk", flat=True)) == [frequency.pk]
     # P3: nothing refunded, still billed, as the banner says
     assert list(BillingLine.objects.values_list("pk", "amount")) == billing
-    banner = re.search(r'<div class="msgbar msgbar-warning" role="status"><strong>Suspended:</strong>.*?</div>', page,
-                       re.S)
+    banner = re.search(
+        r'<div class="msgbar msgbar-warning" role="status"><strong>Suspended:</strong>.*?</div>', page, re.S
+    )
     assert banner
     assert text(banner.group(0)) == (
         "Suspended: the customer can't use it, and it is still billed (100.00 USD per monthly period) until its term "
-        "ends on 2027-11-22 (UTC). Reactivate it before then, or it becomes disabled and its data is deleted.")
+        "ends on 2027-11-22 (UTC). Reactivate it before then, or it becomes disabled and its data is deleted."
+    )
     # and the command bar now offers Reactivate instead of Suspend
     bar = commandbar(page)
     assert 'data-dialog-open="dlg-reactivate">Reactivate</a>' in bar
     assert ">Suspend<" not in bar
     assert props(page)["Status"] == "Suspended"
-    assert AuditEntry.objects.get(subscription=sub).summary == "Suspended; auto-renew turned off; 1 scheduled change(s) removed"
+    assert (
+        AuditEntry.objects.get(subscription=sub).summary
+        == "Suspended; auto-renew turned off; 1 scheduled change(s) removed"
+    )
 
 
 @pytest.mark.rule("P2")
@@ -686,18 +801,26 @@ def test_p4_reactivate_reminds_to_turn_auto_renew_back_on(signed_in, customer, e
     assert message == "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
     sub.refresh_from_db()
     assert (sub.status, sub.auto_renew) == (Status.ACTIVE, False)
-    assert ("Auto-renew is off: this subscription ends on 2027-11-22 (UTC). Turn auto-renew on if it should renew."
-            in text(page))
-    assert re.search(r'<input type="hidden" name="on" value="1"><button class="btn" type="submit" >'
-                     r"Turn auto-renew on</button>", page)
+    assert (
+        "Auto-renew is off: this subscription ends on 2027-11-22 (UTC). Turn auto-renew on if it should renew."
+        in text(page)
+    )
+    assert re.search(
+        r'<input type="hidden" name="on" value="1"><button class="btn" type="submit" >'
+        r"Turn auto-renew on</button>",
+        page,
+    )
 
 
 @pytest.mark.rule("A4")
 def test_a4_suspending_a_base_suspends_its_addons_and_reactivating_brings_them_back(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
-    addon = subscribe(customer, factories.SkuFactory(name="Audio Conferencing", is_addon=True,
-                                                     availabilities=[("P1Y", "monthly", "2.00")]),
-                      base_subscription=base, quantity=4)
+    addon = subscribe(
+        customer,
+        factories.SkuFactory(name="Audio Conferencing", is_addon=True, availabilities=[("P1Y", "monthly", "2.00")]),
+        base_subscription=base,
+        quantity=4,
+    )
     success_after(signed_in, signed_in.post(url("suspend", base), drawn(base)))
     assert Subscription.objects.get(pk=addon.pk).status == Status.SUSPENDED
     success_after(signed_in, signed_in.post(url("reactivate", base), drawn(base)))
@@ -709,8 +832,9 @@ def test_p2_a_suspended_subscription_whose_term_ended_cannot_be_reactivated(sign
     # given a subscription suspended through the end of its term on 2026-11-22 (not yet marked disabled)
     started = datetime(2025, 11, 23, 12, 0, tzinfo=UTC)
     sub = subscribe(customer, e3, started=started, suspended=True)
-    reason = ("The term ended on 2026-11-22 (UTC) while suspended: the subscription is disabled and can't be "
-              "reactivated.")
+    reason = (
+        "The term ended on 2026-11-22 (UTC) while suspended: the subscription is disabled and can't be reactivated."
+    )
     page = page_of(signed_in.get(detail(sub)))
     assert disabled_button(page, "Reactivate") == reason
     assert f"Reactivate: {reason}" in why_list(page)
@@ -795,22 +919,37 @@ def test_t1_reseller_of_record_sees_the_subscription_read_only(client, provider,
     assert disabled_button(page, "Cancel subscription") == notice
     before = database_state()
     for action in ("quantity", "suspend", "cancel", "auto-renew", "rename"):
-        assert client.post(url(action, sub), drawn(sub, {"quantity": "12", "on": "0", "friendly_name": "x"})).status_code == 403
+        assert (
+            client.post(url(action, sub), drawn(sub, {"quantity": "12", "on": "0", "friendly_name": "x"})).status_code
+            == 403
+        )
     assert database_state() == before
 
 
 @pytest.mark.rule("R2")
 @pytest.mark.rule("S2")
 @pytest.mark.rule("T2")
-@pytest.mark.parametrize("who, status, reason", [
-    ("support_agent", Status.ACTIVE, ROLE_BUY),
-    ("reseller", Status.ACTIVE, "Indirect resellers can't buy or change subscriptions here: contact your indirect "
-                                "provider."),
-    ("sales_agent", Status.DELETED, "Changes can only be scheduled for the renewal of an active subscription (this "
-                                    "one is deleted)."),
-    ("sales_agent", Status.EXPIRED, "Changes can only be scheduled for the renewal of an active subscription (this "
-                                    "one is expired)."),
-])
+@pytest.mark.parametrize(
+    "who, status, reason",
+    [
+        ("support_agent", Status.ACTIVE, ROLE_BUY),
+        (
+            "reseller",
+            Status.ACTIVE,
+            "Indirect resellers can't buy or change subscriptions here: contact your indirect provider.",
+        ),
+        (
+            "sales_agent",
+            Status.DELETED,
+            "Changes can only be scheduled for the renewal of an active subscription (this one is deleted).",
+        ),
+        (
+            "sales_agent",
+            Status.EXPIRED,
+            "Changes can only be scheduled for the renewal of an active subscription (this one is expired).",
+        ),
+    ],
+)
 def test_r2_manage_renewal_is_disabled_with_its_reason_when_refused(client, provider, e3, now, who, status, reason):
     # given a subscription of an indirect provider's customer, resold by a reseller, and a user who can't schedule
     # changes for its renewal (their role, the reseller's, or the subscription being deleted or expired)
@@ -833,7 +972,8 @@ def test_r2_manage_renewal_opens_its_panel_when_allowed(signed_in, customer, e3,
     # given an active subscription with auto-renew on, and a sales agent / then Manage renewal is a live link
     page = page_of(signed_in.get(detail(subscribe(customer, e3))))
     assert '<a class="btn" href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a>' in (
-        commandbar(page))
+        commandbar(page)
+    )
     assert disabled_button(page, "Manage renewal") is None
     assert not any(note.startswith("Manage renewal:") for note in why_list(page))
 
@@ -870,18 +1010,34 @@ def test_x1_cancel_inside_the_window_refunds_the_rest_of_the_period(signed_in, c
     assert message == "Cancelled. Refund: 93.33 USD."
     sub.refresh_from_db()
     assert (sub.status, sub.auto_renew, sub.cancelled_at) == (Status.DELETED, False, NOW)
-    assert list(BillingLine.objects.filter(subscription=sub).values_list(
-        "kind", "amount", "quantity", "period_start", "period_end", "explanation")) == [
-        ("cancellation_refund", Decimal("-93.33"), -10, date(2026, 11, 25), date(2026, 12, 22),
-         "10.00 × 10 × 28/30 days")]
+    assert list(
+        BillingLine.objects.filter(subscription=sub).values_list(
+            "kind", "amount", "quantity", "period_start", "period_end", "explanation"
+        )
+    ) == [
+        (
+            "cancellation_refund",
+            Decimal("-93.33"),
+            -10,
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "10.00 × 10 × 28/30 days",
+        )
+    ]
     assert not ScheduledChange.objects.filter(subscription=sub).exists()
     # and the page says it is final, with every action disabled
-    assert ("Cancelled on 2026-11-25 12:00 UTC: access ended, and a cancelled subscription can't be resumed or "
-            "restored.") in text(page)
+    assert (
+        "Cancelled on 2026-11-25 12:00 UTC: access ended, and a cancelled subscription can't be resumed or restored."
+    ) in text(page)
     assert rows(section(page, "Billing"))[-1][1:] == [
-        "Cancellation refund", "2026-11-25 – 2026-12-22", "10.00 × 10 × 28/30 days", "-93.33 USD"]
+        "Cancellation refund",
+        "2026-11-25 – 2026-12-22",
+        "10.00 × 10 × 28/30 days",
+        "-93.33 USD",
+    ]
     assert disabled_button(page, "Cancel subscription") == (
-        "This subscription is deleted: it can't be cancelled, resumed or restored.")
+        "This subscription is deleted: it can't be cancelled, resumed or restored."
+    )
 
 
 @pytest.mark.rule("X2")
@@ -889,21 +1045,32 @@ def test_x1_cancel_inside_the_window_refunds_the_rest_of_the_period(signed_in, c
 @pytest.mark.rule("L2")
 def test_x2_cancelling_a_base_cancels_and_refunds_its_addons(signed_in, customer, e3, now):
     base = subscribe(customer, e3)
-    addon = subscribe(customer, traditional_addon(e3, "Microsoft 365 Audio Conferencing"), base_subscription=base,
-                      quantity=4, started=NOW - timedelta(days=1))
+    addon = subscribe(
+        customer,
+        traditional_addon(e3, "Microsoft 365 Audio Conferencing"),
+        base_subscription=base,
+        quantity=4,
+        started=NOW - timedelta(days=1),
+    )
     success_after(signed_in, signed_in.post(url("cancel", base), drawn(base)))
     addon.refresh_from_db()
     assert (addon.status, addon.auto_renew, addon.cancelled_at) == (Status.DELETED, False, NOW)
     # refunded on its base's billing period (2026-11-23..2026-12-22): 10.00 × 4 × 28/30 = 37.33
-    assert list(BillingLine.objects.filter(subscription=addon).values_list(
-        "kind", "amount", "quantity", "period_start", "period_end", "explanation")) == [
-        ("cancellation_refund", Decimal("-37.33"), -4, date(2026, 11, 25), date(2026, 12, 22),
-         "10.00 × 4 × 28/30 days")]
+    assert list(
+        BillingLine.objects.filter(subscription=addon).values_list(
+            "kind", "amount", "quantity", "period_start", "period_end", "explanation"
+        )
+    ) == [
+        ("cancellation_refund", Decimal("-37.33"), -4, date(2026, 11, 25), date(2026, 12, 22), "10.00 × 4 × 28/30 days")
+    ]
     # and its audit trail says what its status was before (L1)
     entry = AuditEntry.objects.get(subscription=addon)
     assert (entry.action, entry.summary, entry.before, entry.after) == (
-        "subscription.cancelled", "Cancelled with its base Microsoft 365 E3; refund 37.33 USD",
-        {"status": "active"}, {"status": "deleted", "refund": "37.33"})
+        "subscription.cancelled",
+        "Cancelled with its base Microsoft 365 E3; refund 37.33 USD",
+        {"status": "active"},
+        {"status": "deleted", "refund": "37.33"},
+    )
 
 
 @pytest.mark.rule("X1")
@@ -926,7 +1093,8 @@ def test_q4_a_cancelled_subscriptions_batches_show_no_countdown(signed_in, custo
     _, page = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     # then its batch no longer counts down to a removal that can't happen, and none is offered for removal
     assert rows(section(page, "License batches")) == [
-        ["2026-11-23 12:00 UTC", "Purchase", "10", "0", "None: the subscription is deleted"]]
+        ["2026-11-23 12:00 UTC", "Purchase", "10", "0", "None: the subscription is deleted"]
+    ]
     panel = text(quantity_panel(page))
     assert "No license can be removed: the subscription is deleted." in panel
     assert "can be removed now" not in panel
@@ -963,10 +1131,13 @@ def test_x3_confirm_cancel_page_shows_the_yes_cancel_form_without_javascript(sig
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
     dialog = re.search(r'<dialog id="dlg-cancel" open aria-labelledby="dlg-cancel-title">(.*?)</dialog>', page, re.S)
     assert dialog, "the cancel dialog is not open"
-    assert re.search(rf'<form method="post" action="{re.escape(url("cancel", sub))}" data-submit-once>'
-                     r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">'
-                     rf'<input type="hidden" name="version" value="{sub.version}" data-version-of="[^"]+">\s*'
-                     r'<button class="btn btn-danger" type="submit">Yes, cancel</button>', dialog.group(1))
+    assert re.search(
+        rf'<form method="post" action="{re.escape(url("cancel", sub))}" data-submit-once>'
+        r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">'
+        rf'<input type="hidden" name="version" value="{sub.version}" data-version-of="[^"]+">\s*'
+        r'<button class="btn btn-danger" type="submit">Yes, cancel</button>',
+        dialog.group(1),
+    )
     assert "The rest of the billing period is refunded by the day." in text(dialog.group(1))
     # the other dialogs stay closed
     assert not re.search(r'<dialog id="dlg-(suspend|reactivate)"\s+open', page)
@@ -989,25 +1160,30 @@ def isv_offer(db):
 @pytest.mark.rule("X3")
 def test_x3_isv_cancelled_within_72_hours_is_refunded_in_full(signed_in, customer, isv_offer, now):
     # bought 100 hours ago; the publisher confirmed the set-up 30 hours ago, when its billing started
-    sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30),
-                    setup_confirmed_at=NOW - timedelta(hours=30))
+    sub = subscribe(
+        customer, isv_offer, quantity=3, started=NOW - timedelta(hours=30), setup_confirmed_at=NOW - timedelta(hours=30)
+    )
     Subscription.objects.filter(pk=sub.pk).update(created_at=NOW - timedelta(hours=100))
     factories.BillingLineFactory(subscription=sub, amount=Decimal("30.00"))
     page = page_of(signed_in.get(detail(sub, confirm="cancel")))
-    assert ("Cancelled within 72 hours of the start of its billing on 2026-11-24 06:00 UTC, it is refunded in "
-            "full.") in text(page)
+    assert (
+        "Cancelled within 72 hours of the start of its billing on 2026-11-24 06:00 UTC, it is refunded in full."
+    ) in text(page)
     assert "Cancel until 2026-11-27 06:00 UTC · 1 d 18 h left." in text(page)
     message, _ = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
     assert message == "Cancelled. Refund: 30.00 USD."
-    assert list(BillingLine.objects.filter(subscription=sub, kind="cancellation_refund")
-                .values_list("amount", "explanation")) == [(Decimal("-30.00"), "full refund within 72 hours")]
+    assert list(
+        BillingLine.objects.filter(subscription=sub, kind="cancellation_refund").values_list("amount", "explanation")
+    ) == [(Decimal("-30.00"), "full refund within 72 hours")]
 
 
 @pytest.mark.rule("X3")
 def test_x3_isv_after_72_hours_offers_turning_auto_renew_off_instead(signed_in, customer, isv_offer, now):
     sub = subscribe(customer, isv_offer, quantity=3, started=NOW - timedelta(hours=73))
-    reason = ("The 72-hour cancellation period closed on 2026-11-25 11:00 UTC. Turn auto-renew off instead: the "
-              "subscription then ends with its term.")
+    reason = (
+        "The 72-hour cancellation period closed on 2026-11-25 11:00 UTC. Turn auto-renew off instead: the "
+        "subscription then ends with its term."
+    )
     page = page_of(signed_in.get(detail(sub)))
     assert disabled_button(page, "Cancel subscription") == reason
     assert re.search(r'<button class="btn" type="submit" >Turn auto-renew off</button>', commandbar(page))
@@ -1053,7 +1229,10 @@ def test_p4_auto_renew_of_a_suspended_subscription_cannot_change(signed_in, cust
     before = database_state()
     response = signed_in.post(url("auto-renew", sub), drawn(sub, {"on": "1"}))
     assert response.status_code == 422
-    assert error_of(page_of(response)) == "Auto-renew can only be changed on an active subscription (this one is suspended)."
+    assert (
+        error_of(page_of(response))
+        == "Auto-renew can only be changed on an active subscription (this one is suspended)."
+    )
     assert database_state() == before
 
 
@@ -1069,12 +1248,16 @@ def test_t2_billing_admin_may_toggle_auto_renew(client, direct_partner, customer
 @pytest.mark.rule("L1")
 def test_rename_shows_the_new_name(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "  Contoso HQ  "})))
+    message, page = success_after(
+        signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "  Contoso HQ  "}))
+    )
     assert message == "Renamed to Contoso HQ."
     assert Subscription.objects.get(pk=sub.pk).friendly_name == "Contoso HQ"
     assert "<h1>Contoso HQ <span" in page
     assert rows(section(page, "Audit trail"))[0][2:] == [
-        "Renamed to Contoso HQ", "friendly_name: → friendly_name: Contoso HQ"]
+        "Renamed to Contoso HQ",
+        "friendly_name: → friendly_name: Contoso HQ",
+    ]
     # an empty name goes back to the offer's name
     message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": ""})))
     assert message == "Renamed to Microsoft 365 E3."
@@ -1082,7 +1265,9 @@ def test_rename_shows_the_new_name(signed_in, customer, e3, now):
 
 def test_rename_escapes_markup(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    message, page = success_after(signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "<b>x</b>"})))
+    message, page = success_after(
+        signed_in, signed_in.post(url("rename", sub), drawn(sub, {"friendly_name": "<b>x</b>"}))
+    )
     assert "<b>x</b>" not in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page
 
@@ -1107,8 +1292,14 @@ def test_rename_to_exactly_200_characters_is_accepted(signed_in, customer, e3, n
 
 
 def traditional_addon(base_sku, name, *, price="2.00", term="P1Y", frequency="monthly", **extra):
-    sku = factories.SkuFactory(product=factories.ProductFactory(name=name), name=name, is_addon=True,
-                               commerce=Sku.Commerce.TRADITIONAL, availabilities=[(term, frequency, price)], **extra)
+    sku = factories.SkuFactory(
+        product=factories.ProductFactory(name=name),
+        name=name,
+        is_addon=True,
+        commerce=Sku.Commerce.TRADITIONAL,
+        availabilities=[(term, frequency, price)],
+        **extra,
+    )
     sku.base_skus.add(base_sku)
     return sku
 
@@ -1127,28 +1318,45 @@ def test_a1_buying_a_traditional_addon_from_the_base_page(signed_in, customer, e
     addons = section(page, "Add-ons")
     assert re.findall(r'aria-label="Quantity of ([^"]+)"', addons) == ["Microsoft 365 Audio Conferencing"]
     assert f'name="addon-{audio.pk}"' in addons
-    assert ("Add-ons end with this subscription on 2027-11-22 (UTC); the first charge is prorated to the end of the "
-            "current billing period.") in text(addons)
+    assert (
+        "Add-ons end with this subscription on 2027-11-22 (UTC); the first charge is prorated to the end of the "
+        "current billing period."
+    ) in text(addons)
     # when 4 are bought
-    message, page = success_after(signed_in, signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"})))
+    message, page = success_after(
+        signed_in, signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4"}))
+    )
     assert message == "Bought 4 × Microsoft 365 Audio Conferencing."
     addon = Subscription.objects.get(base_subscription=base)
     # A5: it ends with its base, its first charge prorated: 2.00 × 4 × 28/30 = 7.466… = 7.47
     assert (addon.sku, addon.status, addon.quantity, addon.term_end, addon.term, addon.billing_frequency) == (
-        audio, Status.ACTIVE, 4, base.term_end, "P1Y", "monthly")
-    assert list(BillingLine.objects.filter(subscription=addon).values_list(
-        "kind", "amount", "period_start", "period_end", "explanation")) == [
-        ("purchase", Decimal("7.47"), date(2026, 11, 25), date(2026, 12, 22), "2.00 × 4 × 28/30 days")]
+        audio,
+        Status.ACTIVE,
+        4,
+        base.term_end,
+        "P1Y",
+        "monthly",
+    )
+    assert list(
+        BillingLine.objects.filter(subscription=addon).values_list(
+            "kind", "amount", "period_start", "period_end", "explanation"
+        )
+    ) == [("purchase", Decimal("7.47"), date(2026, 11, 25), date(2026, 12, 22), "2.00 × 4 × 28/30 days")]
     # and the base page lists it
     assert "Microsoft 365 Audio Conferencing · 4 · Active · ends 2027-11-22" in text(section(page, "Add-ons"))
 
 
 @pytest.mark.rule("A1")
-@pytest.mark.parametrize("raw, message", [
-    ("abc", BAD_QUANTITY), ("-2", BAD_QUANTITY), ("1.5", BAD_QUANTITY),
-    ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
-    pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("abc", BAD_QUANTITY),
+        ("-2", BAD_QUANTITY),
+        ("1.5", BAD_QUANTITY),
+        ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+        pytest.param("9" * 10_000, "That is more licenses than any offer allows.", id="10-kB-of-digits"),
+    ],
+)
 def test_a1_bad_addon_quantity_is_refused(signed_in, customer, e3, now, raw, message):
     base = subscribe(customer, e3)
     audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
@@ -1178,8 +1386,12 @@ def test_a1_buying_one_of_two_eligible_addons_as_the_form_sends_it(signed_in, cu
     page = page_of(signed_in.get(detail(base)))
     assert f'name="addon-{phone.pk}" min="0" value="0"' in page
     # each with its price for the base's term and billing, before anything is bought
-    assert re.search(r"Microsoft 365 Phone System <span class=\"muted\">8\.00 USD per license, billed monthly</span>", page)
-    assert re.search(r"Microsoft 365 Audio Conferencing <span class=\"muted\">2\.00 USD per license, billed monthly", page)
+    assert re.search(
+        r"Microsoft 365 Phone System <span class=\"muted\">8\.00 USD per license, billed monthly</span>", page
+    )
+    assert re.search(
+        r"Microsoft 365 Audio Conferencing <span class=\"muted\">2\.00 USD per license, billed monthly", page
+    )
     response = signed_in.post(url("addons", base), drawn(base, {f"addon-{audio.pk}": "4", f"addon-{phone.pk}": "0"}))
     assert response.status_code == 302
     assert list(Subscription.objects.filter(base_subscription=base).values_list("sku", "quantity")) == [(audio.pk, 4)]
@@ -1203,7 +1415,9 @@ def test_a3_an_addon_not_eligible_for_this_base_is_refused(signed_in, customer, 
     base = subscribe(customer, e3)
     other_base = traditional_addon(factories.SkuFactory(name="Office 365 E1"), "Visio Plan 2")
     german = traditional_addon(e3, "Fabrikam Phone System", available_countries="DE")
-    new_commerce = factories.SkuFactory(name="Teams Premium", is_addon=True, availabilities=[("P1Y", "monthly", "7.00")])
+    new_commerce = factories.SkuFactory(
+        name="Teams Premium", is_addon=True, availabilities=[("P1Y", "monthly", "7.00")]
+    )
     new_commerce.base_skus.add(e3)
     before = database_state()
     for sku in (other_base, german, new_commerce):
@@ -1254,8 +1468,12 @@ def test_a2_an_indirect_provider_can_buy_addons(client, provider, e3, now):
 def bought_isv(customer, sales, now, *, free_trial_days=0, quantity=3):
     """An ISV SaaS offer bought and fulfilled today: pending, waiting for the publisher's set-up."""
     product = factories.ProductFactory(isv=True, name="Fabrikam Backup")
-    sku = factories.SkuFactory(product=product, name="Fabrikam Backup", free_trial_days=free_trial_days,
-                               availabilities=[("P1Y", "monthly", "10.00")])
+    sku = factories.SkuFactory(
+        product=product,
+        name="Fabrikam Backup",
+        free_trial_days=free_trial_days,
+        availabilities=[("P1Y", "monthly", "10.00")],
+    )
     order = factories.OrderFactory(customer=customer, placed_by=sales)
     factories.OrderLineFactory(order=order, availability=factories.availability(sku, "P1Y"), quantity=quantity)
     fulfill_order(order_id=order.pk, now=now)
@@ -1264,15 +1482,18 @@ def bought_isv(customer, sales, now, *, free_trial_days=0, quantity=3):
 
 @pytest.mark.rule("S3")
 def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activates_and_bills(
-        signed_in, customer, sales, now):
+    signed_in, customer, sales, now
+):
     sub = bought_isv(customer, sales, now)
     assert (sub.status, sub.billing_lines.count()) == (Status.PENDING, 0)
     # the page says action is needed and links to the (simulated) publisher's site
     page = page_of(signed_in.get(detail(sub)))
     setup = reverse("subscriptions:publisher-setup", args=[sub.pk])
     assert f'<a class="btn btn-primary" href="{setup}">Go to publisher\'s site</a>' in page
-    assert ("Action needed: finish the account set-up on the publisher's site. The subscription stays pending and "
-            "unbilled until the publisher confirms it; no email is sent for it.") in text(page)
+    assert (
+        "Action needed: finish the account set-up on the publisher's site. The subscription stays pending and "
+        "unbilled until the publisher confirms it; no email is sent for it."
+    ) in text(page)
     assert props(page)["Status"] == "Pending"
     # the publisher's page offers to confirm
     publisher_page = page_of(signed_in.get(setup))
@@ -1283,10 +1504,16 @@ def test_s3_pending_isv_subscription_links_to_the_publisher_and_confirming_activ
     assert message == "Fabrikam Software confirmed the account set-up: the subscription is active."
     sub.refresh_from_db()
     assert (sub.status, sub.setup_confirmed_at, sub.term_start, sub.term_end) == (
-        Status.ACTIVE, NOW, NOW, date(2027, 11, 24))
-    assert list(BillingLine.objects.filter(subscription=sub).values_list(
-        "kind", "amount", "period_start", "period_end", "explanation")) == [
-        ("purchase", Decimal("30.00"), date(2026, 11, 25), date(2026, 12, 24), "10.00 × 3")]
+        Status.ACTIVE,
+        NOW,
+        NOW,
+        date(2027, 11, 24),
+    )
+    assert list(
+        BillingLine.objects.filter(subscription=sub).values_list(
+            "kind", "amount", "period_start", "period_end", "explanation"
+        )
+    ) == [("purchase", Decimal("30.00"), date(2026, 11, 25), date(2026, 12, 24), "10.00 × 3")]
     assert "Go to publisher" not in page
     assert props(page)["Status"] == "Active"
     # no email (S3)
@@ -1321,24 +1548,29 @@ def test_s3_confirming_during_the_free_trial_activates_without_billing(signed_in
     assert (sub.status, sub.is_trial, sub.term_start) == (Status.ACTIVE, True, NOW + timedelta(days=30))
     assert not BillingLine.objects.filter(subscription=sub).exists()
     assert AuditEntry.objects.filter(subscription=sub).order_by("-at", "-pk").first().summary == (
-        "Publisher confirmed the set-up: free trial running, billed from its end")
+        "Publisher confirmed the set-up: free trial running, billed from its end"
+    )
 
 
 @pytest.mark.rule("X3")
 @pytest.mark.rule("S3")
 def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothing_to_refund(
-        signed_in, customer, sales, now):
+    signed_in, customer, sales, now
+):
     # given an ISV subscription bought five days ago whose set-up is still pending
     sub = bought_isv(customer, sales, now - timedelta(days=5))
     page = page_of(signed_in.get(detail(sub)))
     # then Cancel subscription is offered, and the set-up notice says it can be cancelled until it is confirmed
     assert 'href="?confirm=cancel#confirm" data-dialog-open="dlg-cancel">Cancel subscription</a>' in commandbar(page)
     assert disabled_button(page, "Cancel subscription") is None
-    assert ("unbilled until the publisher confirms it; no email is sent for it. Until then it can be cancelled at any "
-            "time, with nothing to refund.") in text(page)
+    assert (
+        "unbilled until the publisher confirms it; no email is sent for it. Until then it can be cancelled at any "
+        "time, with nothing to refund."
+    ) in text(page)
     # and its confirmation says nothing is refunded, nothing having been billed
-    dialog = re.search(r'<dialog id="dlg-cancel" open.*?</dialog>', page_of(signed_in.get(detail(sub, confirm="cancel"))),
-                       re.S)
+    dialog = re.search(
+        r'<dialog id="dlg-cancel" open.*?</dialog>', page_of(signed_in.get(detail(sub, confirm="cancel"))), re.S
+    )
     assert "Nothing is billed until the publisher confirms the set-up, so nothing is refunded." in text(dialog.group(0))
     # when it is cancelled
     message, page = success_after(signed_in, signed_in.post(url("cancel", sub), drawn(sub)))
@@ -1348,7 +1580,8 @@ def test_x3_a_set_up_pending_for_five_days_is_cancelled_from_the_page_with_nothi
     assert (sub.status, sub.cancelled_at) == (Status.DELETED, NOW)
     assert not BillingLine.objects.filter(subscription=sub).exists()
     assert rows(section(page, "Audit trail"))[0][2] == (
-        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded")
+        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
+    )
 
 
 @pytest.mark.rule("S4")
@@ -1362,14 +1595,17 @@ def test_s4_an_isv_free_trial_page_never_says_to_convert_it(signed_in, customer,
     assert '<span class="badge">Trial</span>' in page
     assert props(page)["Free trial ends"] == "2026-12-15 12:00 UTC"
     assert "convert" not in text(page).lower()
-    assert ("Nothing is billed during the free trial, which runs until 2026-12-15 12:00 UTC: it then becomes a paid "
-            "subscription.") in text(section(page, "Billing frequency"))
+    assert (
+        "Nothing is billed during the free trial, which runs until 2026-12-15 12:00 UTC: it then becomes a paid "
+        "subscription."
+    ) in text(section(page, "Billing frequency"))
 
 
 @pytest.mark.rule("S4")
 @pytest.mark.rule("S3")
-def test_s4_a_paid_isv_subscription_awaiting_set_up_after_its_trial_has_no_trial_wording(signed_in, customer, sales,
-                                                                                        now):
+def test_s4_a_paid_isv_subscription_awaiting_set_up_after_its_trial_has_no_trial_wording(
+    signed_in, customer, sales, now
+):
     # given an ISV subscription bought 31 days ago, its 30-day free trial over, its set-up still pending
     sub = bought_isv(customer, sales, now - timedelta(days=31), free_trial_days=30)
     # when its page is opened
@@ -1396,10 +1632,16 @@ def test_s3_support_agent_cannot_confirm_the_set_up(client, direct_partner, cust
 # --- CSRF ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action, data", [
-    ("suspend", {}), ("cancel", {}), ("quantity", {"quantity": "7"}),
-    ("auto-renew", {"on": "0"}), ("rename", {"friendly_name": "Forged"}),
-])
+@pytest.mark.parametrize(
+    "action, data",
+    [
+        ("suspend", {}),
+        ("cancel", {}),
+        ("quantity", {"quantity": "7"}),
+        ("auto-renew", {"on": "0"}),
+        ("rename", {"friendly_name": "Forged"}),
+    ],
+)
 def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, customer, e3, now, action, data):
     sub = subscribe(customer, e3)
     browser = Client(enforce_csrf_checks=True)
@@ -1411,7 +1653,9 @@ def test_a_post_without_csrf_token_is_refused_and_changes_nothing(sales, custome
     assert database_state() == before
     # and with the page's token the same post works
     browser.get(detail(sub))
-    response = browser.post(url(action, sub), drawn(sub, {**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"].value}))
+    response = browser.post(
+        url(action, sub), drawn(sub, {**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"].value})
+    )
     assert response.status_code == 302
 
 
@@ -1432,10 +1676,20 @@ def fill(subscription, n, sales):
     for i in range(n):
         factories.SeatLotFactory(subscription=subscription, quantity=1, added_at=NOW - timedelta(hours=i + 1))
         factories.BillingLineFactory(subscription=subscription, amount=Decimal("1.00"))
-        audit.record(actor=factories.UserFactory(), at=NOW - timedelta(minutes=i), customer=subscription.customer,
-                     subscription=subscription, action="subscription.renamed", summary=f"Renamed {i}")
-        factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
-                                         target_sku=factories.SkuFactory())
+        audit.record(
+            actor=factories.UserFactory(),
+            at=NOW - timedelta(minutes=i),
+            customer=subscription.customer,
+            subscription=subscription,
+            action="subscription.renamed",
+            summary=f"Renamed {i}",
+        )
+        factories.ScheduledChangeFactory(
+            subscription=subscription,
+            kind=ScheduledChange.Kind.UPGRADE,
+            quantity=None,
+            target_sku=factories.SkuFactory(),
+        )
         subscribe(subscription.customer, factories.SkuFactory(is_addon=True), base_subscription=subscription)
 
 

@@ -31,8 +31,9 @@ def world(db, customer, now):
     UpgradePath.objects.create(source=e3, target=e5)
     addon = traditional_addon(e3, "Audio Conferencing")
     sub = subscribe(customer, e3)
-    trial_sku = factories.SkuFactory(trial=True, trial_of=e3, name="Microsoft 365 E3 Trial",
-                                     availabilities=[("P1M", "monthly", "0.00")])
+    trial_sku = factories.SkuFactory(
+        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
     return {"sub": sub, "e5": e5, "addon": addon, "trial": make_trial(trial_sku, customer), "e3": e3}
 
 
@@ -47,44 +48,106 @@ def action(name, sub):
 
 
 def state():
-    return {**database_state(), "relationships": RelationshipRequest.objects.count(), "transfers": TransferRequest.objects.count()}
+    return {
+        **database_state(),
+        "relationships": RelationshipRequest.objects.count(),
+        "transfers": TransferRequest.objects.count(),
+    }
 
 
 # (what, how to send it, the value typed, where it must show again, the reason shown)
 REFUSED = [
     ("quantity preview", "get", "detail", {"quantity": "abc"}, 'name="quantity" min="1" value="abc"', NOT_A_QUANTITY),
     ("quantity preview, huge", "get", "detail", {"quantity": "9" * 40}, f'value="{"9" * 40}"', HUGE),
-    ("quantity preview, too many", "get", "detail", {"quantity": "2000000"}, 'value="2000000"',
-     "2,000,000 licenses is more than any offer allows."),
+    (
+        "quantity preview, too many",
+        "get",
+        "detail",
+        {"quantity": "2000000"},
+        'value="2000000"',
+        "2,000,000 licenses is more than any offer allows.",
+    ),
     ("quantity change", "post", "quantity", {"quantity": "0"}, 'value="0"', NOT_A_QUANTITY),
-    ("rename with a NUL", "post", "rename", {"friendly_name": "Head\x00office"}, 'value="Head\x00office"',
-     "A friendly name contains a character that is not allowed (NUL)."),
-    ("add-ons", "post", "addons", {"addon-{addon}": "lots"}, 'name="addon-{addon}" min="0" value="lots"',
-     NOT_A_QUANTITY),
-    ("manage renewal quantity", "post", "schedule", {"quantity": "x7", "term": "P1Y", "billing_frequency": "monthly"},
-     'value="x7"', NOT_A_QUANTITY),
-    ("manage renewal end date", "post", "schedule", {"quantity": "10", "aligned_end_date": "2027-13-45"},
-     'value="10"', "'2027-13-45' is not a date (YYYY-MM-DD)."),
-    ("manage renewal SKU", "post", "schedule", {"quantity": "12", "target_sku": "e5!"}, 'value="12"',
-     "Choose one of the listed upgrade targets."),
-    ("upgrade preview", "get", "upgrade", {"target": "{e5}", "quantity": "four", "term": "P1Y",
-                                           "billing_frequency": "monthly"}, 'value="four"', NOT_A_QUANTITY),
-    ("upgrade into", "post", "upgrade", {"target": "{e5}", "quantity": "3", "into": "not-an-id", "confirm": "yes"},
-     'value="3"', "Choose a new subscription or one of the listed existing subscriptions."),
-    ("conversion quantity", "post", "convert", {"target": "sku-{e3}", "when": "now", "quantity": "2.5"},
-     'value="2.5"', NOT_A_QUANTITY),
+    (
+        "rename with a NUL",
+        "post",
+        "rename",
+        {"friendly_name": "Head\x00office"},
+        'value="Head\x00office"',
+        "A friendly name contains a character that is not allowed (NUL).",
+    ),
+    (
+        "add-ons",
+        "post",
+        "addons",
+        {"addon-{addon}": "lots"},
+        'name="addon-{addon}" min="0" value="lots"',
+        NOT_A_QUANTITY,
+    ),
+    (
+        "manage renewal quantity",
+        "post",
+        "schedule",
+        {"quantity": "x7", "term": "P1Y", "billing_frequency": "monthly"},
+        'value="x7"',
+        NOT_A_QUANTITY,
+    ),
+    (
+        "manage renewal end date",
+        "post",
+        "schedule",
+        {"quantity": "10", "aligned_end_date": "2027-13-45"},
+        'value="10"',
+        "'2027-13-45' is not a date (YYYY-MM-DD).",
+    ),
+    (
+        "manage renewal SKU",
+        "post",
+        "schedule",
+        {"quantity": "12", "target_sku": "e5!"},
+        'value="12"',
+        "Choose one of the listed upgrade targets.",
+    ),
+    (
+        "upgrade preview",
+        "get",
+        "upgrade",
+        {"target": "{e5}", "quantity": "four", "term": "P1Y", "billing_frequency": "monthly"},
+        'value="four"',
+        NOT_A_QUANTITY,
+    ),
+    (
+        "upgrade into",
+        "post",
+        "upgrade",
+        {"target": "{e5}", "quantity": "3", "into": "not-an-id", "confirm": "yes"},
+        'value="3"',
+        "Choose a new subscription or one of the listed existing subscriptions.",
+    ),
+    (
+        "conversion quantity",
+        "post",
+        "convert",
+        {"target": "sku-{e3}", "when": "now", "quantity": "2.5"},
+        'value="2.5"',
+        NOT_A_QUANTITY,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "where", "data", "shown", "reason"), [r[1:] for r in REFUSED],
-                         ids=[r[0] for r in REFUSED])
+@pytest.mark.parametrize(
+    ("method", "where", "data", "shown", "reason"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+)
 def test_a_refused_form_answers_422_with_what_was_typed_and_why(signed_in, world, method, where, data, shown, reason):
     # given
     ids = {"addon": world["addon"].pk, "e5": world["e5"].pk, "e3": world["e3"].pk}
     data = {k.format(**ids): v.format(**ids) for k, v in data.items()}
     sub = world["trial"] if where == "convert" else world["sub"]
-    target = (reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk]) if where == "detail"
-              else action(where, sub))
+    target = (
+        reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk])
+        if where == "detail"
+        else action(where, sub)
+    )
     before = state()
     # when
     response = signed_in.get(target, data) if method == "get" else signed_in.post(target, drawn(sub, data))
@@ -102,8 +165,10 @@ def test_a_refused_relationship_request_keeps_what_was_typed(signed_in, world):
     # given
     before = state()
     # when
-    response = signed_in.post(reverse("subscriptions:relationship-send"), {
-        "company_name": "Fabrikam\x00", "domain": "fabrikam.example", "contact_email": "admin@fabrikam.example"})
+    response = signed_in.post(
+        reverse("subscriptions:relationship-send"),
+        {"company_name": "Fabrikam\x00", "domain": "fabrikam.example", "contact_email": "admin@fabrikam.example"},
+    )
     # then
     page = response.content.decode()
     assert response.status_code == 422
@@ -114,8 +179,10 @@ def test_a_refused_relationship_request_keeps_what_was_typed(signed_in, world):
 
 def test_a_refused_transfer_request_keeps_what_was_typed(signed_in, world, customer):
     before = state()
-    response = signed_in.post(reverse("subscriptions:transfer-file"), {
-        "customer": str(customer.pk), "source_partner_id": "12\x0034", "notification_email": "ops@example.com"})
+    response = signed_in.post(
+        reverse("subscriptions:transfer-file"),
+        {"customer": str(customer.pk), "source_partner_id": "12\x0034", "notification_email": "ops@example.com"},
+    )
     page = response.content.decode()
     assert response.status_code == 422
     assert 'value="ops@example.com"' in page
@@ -127,15 +194,25 @@ TAMPERED = ["", "abc", "-1", "9" * 40, "9" * 10_000, "\x00", "１２", "2.5", "N
 
 
 @pytest.mark.parametrize("value", TAMPERED)
-@pytest.mark.parametrize(("where", "field", "extra"), [
-    ("quantity", "quantity", {}),
-    ("auto-renew", "on", {}), ("addons", "addon-{addon}", {}), ("addons", "addon-{value}", {}),
-    ("schedule", "quantity", {}), ("schedule", "target_sku", {}), ("schedule", "aligned_end_date", {}),
-    ("unschedule", "change", {}), ("upgrade", "target", {"quantity": "3", "confirm": "yes"}),
-    ("upgrade", "quantity", {"target": "{e5}", "confirm": "yes"}), ("upgrade", "into", {"target": "{e5}", "quantity": "3"}),
-    ("convert", "target", {"when": "now"}), ("convert", "when", {"target": "sku-{e3}"}),
-    ("convert", "quantity", {"target": "sku-{e3}", "when": "now"}),
-])
+@pytest.mark.parametrize(
+    ("where", "field", "extra"),
+    [
+        ("quantity", "quantity", {}),
+        ("auto-renew", "on", {}),
+        ("addons", "addon-{addon}", {}),
+        ("addons", "addon-{value}", {}),
+        ("schedule", "quantity", {}),
+        ("schedule", "target_sku", {}),
+        ("schedule", "aligned_end_date", {}),
+        ("unschedule", "change", {}),
+        ("upgrade", "target", {"quantity": "3", "confirm": "yes"}),
+        ("upgrade", "quantity", {"target": "{e5}", "confirm": "yes"}),
+        ("upgrade", "into", {"target": "{e5}", "quantity": "3"}),
+        ("convert", "target", {"when": "now"}),
+        ("convert", "when", {"target": "sku-{e3}"}),
+        ("convert", "quantity", {"target": "sku-{e3}", "when": "now"}),
+    ],
+)
 def test_a_tampered_field_is_refused_never_a_500_and_changes_nothing(signed_in, world, where, field, extra, value):
     # given (a field name is sent in a multipart header, whose size Django bounds: a short one will do)
     ids = {"addon": world["addon"].pk, "e5": world["e5"].pk, "e3": world["e3"].pk, "value": value[:100]}
@@ -154,16 +231,19 @@ def test_a_tampered_field_is_refused_never_a_500_and_changes_nothing(signed_in, 
 @pytest.mark.parametrize("value", ["not-a-uuid", "\x00", "9" * 10_000, ""])
 def test_a_tampered_customer_of_a_transfer_request_is_404(signed_in, world, value):
     before = state()
-    response = signed_in.post(reverse("subscriptions:transfer-file"), {
-        "customer": value, "source_partner_id": "1234", "notification_email": "ops@example.com"})
+    response = signed_in.post(
+        reverse("subscriptions:transfer-file"),
+        {"customer": value, "source_partner_id": "1234", "notification_email": "ops@example.com"},
+    )
     assert response.status_code == 404
     assert state() == before
 
 
 def test_an_unknown_upgrade_target_is_the_services_refusal(signed_in, world):
     sub, before = world["sub"], state()
-    response = signed_in.post(action("upgrade", sub), drawn(sub, {"target": "999999", "quantity": "3",
-                                                                 "confirm": "yes"}))
+    response = signed_in.post(
+        action("upgrade", sub), drawn(sub, {"target": "999999", "quantity": "3", "confirm": "yes"})
+    )
     assert response.status_code == 422
     assert "That upgrade is not offered" in response.content.decode()
     assert state() == before
@@ -172,11 +252,22 @@ def test_an_unknown_upgrade_target_is_the_services_refusal(signed_in, world):
 # --- The shared fields (portal/forms.py) --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ("9" * 10_000, HUGE), ("9" * 19, HUGE), ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
-    ("0", NOT_A_QUANTITY), ("-1", NOT_A_QUANTITY), ("１２", NOT_A_QUANTITY), ("٣", NOT_A_QUANTITY),
-    ("2.5", NOT_A_QUANTITY), ("\x00", NOT_A_QUANTITY), ("", NOT_A_QUANTITY), (None, NOT_A_QUANTITY),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("9" * 10_000, HUGE),
+        ("9" * 19, HUGE),
+        ("99999999999", "99,999,999,999 licenses is more than any offer allows."),
+        ("0", NOT_A_QUANTITY),
+        ("-1", NOT_A_QUANTITY),
+        ("１２", NOT_A_QUANTITY),
+        ("٣", NOT_A_QUANTITY),
+        ("2.5", NOT_A_QUANTITY),
+        ("\x00", NOT_A_QUANTITY),
+        ("", NOT_A_QUANTITY),
+        (None, NOT_A_QUANTITY),
+    ],
+)
 def test_the_quantity_field_refuses_what_is_not_a_licence_count(raw, message):
     with pytest.raises(ValidationError) as refused:
         QuantityField().clean(raw)

@@ -2,7 +2,7 @@
 charge; trials (TR1), ISV free trials (S4), the reseller of record (K4) and aligned end dates (K11).
 Today is 2026-11-25 12:00 UTC."""
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,8 +16,7 @@ from subscriptions.services import confirm_publisher_setup, fulfill_order, provi
 from subscriptions.states import Status
 from tests import factories
 
-
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +28,14 @@ def fast_password_hashing(settings):
 def buy(customer, actor, now, *lines, reseller=None):
     """Puts (availability, quantity[, aligned_end_date]) lines in the cart and purchases it."""
     for availability, quantity, *aligned in lines:
-        cart_services.add_to_cart(customer=customer, actor=actor, availability_id=availability.pk, quantity=quantity,
-                                  aligned_end_date=aligned[0] if aligned else None, now=now)
+        cart_services.add_to_cart(
+            customer=customer,
+            actor=actor,
+            availability_id=availability.pk,
+            quantity=quantity,
+            aligned_end_date=aligned[0] if aligned else None,
+            now=now,
+        )
     cart = cart_services.current_cart(customer, actor, now)
     if reseller is not None:
         cart = cart_services.set_reseller(cart=cart, actor=actor, reseller_id=reseller.pk, now=now)
@@ -40,14 +45,21 @@ def buy(customer, actor, now, *lines, reseller=None):
 
 
 def charge_of(subscription):
-    return BillingLine.objects.filter(subscription=subscription).values_list(
-        "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation").get()
+    return (
+        BillingLine.objects.filter(subscription=subscription)
+        .values_list(
+            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+        .get()
+    )
 
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[
-        ("P1M", "monthly", "43.20"), ("P1Y", "monthly", "36.00"), ("P1Y", "annual", "432.00")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3",
+        availabilities=[("P1M", "monthly", "43.20"), ("P1Y", "monthly", "36.00"), ("P1Y", "annual", "432.00")],
+    )
 
 
 @pytest.fixture
@@ -72,8 +84,13 @@ def test_o2_order_is_pending_with_no_subscription_until_fulfilled(customer, sale
 @pytest.mark.rule("O2")
 def test_o2_fulfillment_creates_one_subscription_per_line(customer, sales, now, e3, teams):
     # given an order for 10 × E3 (P1Y, monthly) and 3 × Teams Essentials (P1Y, annual)
-    order = buy(customer, sales, now, (factories.availability(e3, "P1Y", "monthly"), 10),
-                (factories.availability(teams, "P1Y", "annual"), 3))
+    order = buy(
+        customer,
+        sales,
+        now,
+        (factories.availability(e3, "P1Y", "monthly"), 10),
+        (factories.availability(teams, "P1Y", "annual"), 3),
+    )
     # when it is fulfilled, a minute later
     later = now + timedelta(minutes=1)
     fulfill_order(order_id=order.pk, now=later)
@@ -81,21 +98,65 @@ def test_o2_fulfillment_creates_one_subscription_per_line(customer, sales, now, 
     order.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
     e3_line, teams_line = order.lines.order_by("pk")
-    assert [(l.status, l.fulfilled_at) for l in (e3_line, teams_line)] == [(OrderLine.Status.FULFILLED, later)] * 2
+    assert [(line.status, line.fulfilled_at) for line in (e3_line, teams_line)] == [
+        (OrderLine.Status.FULFILLED, later)
+    ] * 2
     e3_sub, teams_sub = e3_line.subscription, teams_line.subscription
-    assert (e3_sub.customer, e3_sub.sku, e3_sub.status, e3_sub.quantity, e3_sub.term, e3_sub.billing_frequency,
-            e3_sub.unit_price, e3_sub.currency, e3_sub.auto_renew, e3_sub.term_start, e3_sub.term_end, e3_sub.is_trial,
-            e3_sub.reseller) == (customer, e3, Status.PENDING, 10, "P1Y", "monthly", Decimal("36.00"), "USD", True,
-                                 later, date(2027, 11, 24), False, None)
+    assert (
+        e3_sub.customer,
+        e3_sub.sku,
+        e3_sub.status,
+        e3_sub.quantity,
+        e3_sub.term,
+        e3_sub.billing_frequency,
+        e3_sub.unit_price,
+        e3_sub.currency,
+        e3_sub.auto_renew,
+        e3_sub.term_start,
+        e3_sub.term_end,
+        e3_sub.is_trial,
+        e3_sub.reseller,
+    ) == (
+        customer,
+        e3,
+        Status.PENDING,
+        10,
+        "P1Y",
+        "monthly",
+        Decimal("36.00"),
+        "USD",
+        True,
+        later,
+        date(2027, 11, 24),
+        False,
+        None,
+    )
     assert (teams_sub.quantity, teams_sub.billing_frequency, teams_sub.term_end) == (3, "annual", date(2027, 11, 24))
     # and each has its first license lot, removable for 7 days
-    assert list(SeatLot.objects.filter(subscription=e3_sub).values_list("source", "quantity", "added_at", "window_ends_at")) == [
-        (SeatLot.Source.PURCHASE, 10, later, datetime(2026, 12, 2, 12, 1, tzinfo=UTC))]
+    assert list(
+        SeatLot.objects.filter(subscription=e3_sub).values_list("source", "quantity", "added_at", "window_ends_at")
+    ) == [(SeatLot.Source.PURCHASE, 10, later, datetime(2026, 12, 2, 12, 1, tzinfo=UTC))]
     # and its first charge: one month for the monthly one, the whole year for the annual one
-    assert charge_of(e3_sub) == ("purchase", Decimal("360.00"), "USD", 10, Decimal("36.00"), date(2026, 11, 25),
-                                 date(2026, 12, 24), "36.00 × 10")
-    assert charge_of(teams_sub) == ("purchase", Decimal("144.00"), "USD", 3, Decimal("48.00"), date(2026, 11, 25),
-                                    date(2027, 11, 24), "48.00 × 3")
+    assert charge_of(e3_sub) == (
+        "purchase",
+        Decimal("360.00"),
+        "USD",
+        10,
+        Decimal("36.00"),
+        date(2026, 11, 25),
+        date(2026, 12, 24),
+        "36.00 × 10",
+    )
+    assert charge_of(teams_sub) == (
+        "purchase",
+        Decimal("144.00"),
+        "USD",
+        3,
+        Decimal("48.00"),
+        date(2026, 11, 25),
+        date(2027, 11, 24),
+        "48.00 × 3",
+    )
     # and the audit trail says so
     assert AuditEntry.objects.filter(action="subscription.created").count() == 2
     assert AuditEntry.objects.get(action="order.completed").summary == f"{order.number} fulfilled"
@@ -129,23 +190,29 @@ def test_o2_provisioned_microsoft_subscription_becomes_active(customer, sales, n
     subscription.refresh_from_db()
     assert subscription.status == Status.ACTIVE
     assert list(AuditEntry.objects.filter(action="subscription.provisioned").values_list("at", "before", "after")) == [
-        (now + timedelta(minutes=1), {"status": "pending"}, {"status": "active"})]
+        (now + timedelta(minutes=1), {"status": "pending"}, {"status": "active"})
+    ]
 
 
 @pytest.mark.rule("O2")
 @pytest.mark.django_db(transaction=True)
-def test_o2_background_worker_fulfills_the_order_and_provisions_microsoft_subscriptions(customer, sales, now, e3, worker):
+def test_o2_background_worker_fulfills_the_order_and_provisions_microsoft_subscriptions(
+    customer, sales, now, e3, worker
+):
     # given an order for a Microsoft offer and an ISV SaaS offer
     isv = factories.SkuFactory(isv=True, name="Fabrikam Backup", availabilities=[("P1Y", "monthly", "8.00")])
-    order = buy(customer, sales, now, (factories.availability(e3, "P1Y", "monthly"), 10),
-                (factories.availability(isv), 4))
+    order = buy(
+        customer, sales, now, (factories.availability(e3, "P1Y", "monthly"), 10), (factories.availability(isv), 4)
+    )
     # when the background worker runs
     worker()
     # then the order is completed; the Microsoft subscription is active, the ISV one awaits publisher set-up
     order.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
     assert sorted(order.lines.values_list("sku__name", "status", "subscription__status")) == [
-        ("Fabrikam Backup", "fulfilled", "pending"), ("Microsoft 365 E3", "fulfilled", "active")]
+        ("Fabrikam Backup", "fulfilled", "pending"),
+        ("Microsoft 365 E3", "fulfilled", "active"),
+    ]
 
 
 # K4 Reseller of record ---------------------------------------------------------------------------
@@ -156,8 +223,14 @@ def indirect_purchase(provider, now, e3, teams):
     reseller = factories.ResellerLinkFactory(provider=provider, reseller__name="Adatum Reseller").reseller
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
-    order = buy(customer, seller, now, (factories.availability(e3, "P1Y", "monthly"), 10),
-                (factories.availability(teams, "P1Y", "annual"), 3), reseller=reseller)
+    order = buy(
+        customer,
+        seller,
+        now,
+        (factories.availability(e3, "P1Y", "monthly"), 10),
+        (factories.availability(teams, "P1Y", "annual"), 3),
+        reseller=reseller,
+    )
     fulfill_order(order_id=order.pk, now=now)
     return order, reseller
 
@@ -192,8 +265,9 @@ def test_k4_reseller_of_record_sees_the_subscriptions(indirect_purchase):
 @pytest.mark.rule("TR1")
 def test_tr1_trial_is_fulfilled_with_25_licenses_for_one_month_with_auto_renew_on(customer, sales, now, e3):
     # given a new-commerce trial of E3, added to the cart with another quantity
-    trial = factories.SkuFactory(trial=True, name="Microsoft 365 E3 (trial)", trial_of=e3,
-                                 availabilities=[("P1M", "monthly", "0.00")])
+    trial = factories.SkuFactory(
+        trial=True, name="Microsoft 365 E3 (trial)", trial_of=e3, availabilities=[("P1M", "monthly", "0.00")]
+    )
     order = buy(customer, sales, now, (factories.availability(trial, "P1M"), 3))
     assert order.lines.get().quantity == 25
     # when it is fulfilled
@@ -201,8 +275,18 @@ def test_tr1_trial_is_fulfilled_with_25_licenses_for_one_month_with_auto_renew_o
     # then the subscription is a one-month trial of 25 licenses with auto-renew on, converting the day after it ends
     sub = Subscription.objects.get()
     assert (sub.is_trial, sub.quantity, sub.term, sub.billing_frequency, sub.auto_renew, sub.status) == (
-        True, 25, "P1M", "monthly", True, Status.PENDING)
-    assert (sub.term_start, sub.term_end, sub.trial_ends_at) == (now, date(2026, 12, 24), datetime(2026, 12, 25, tzinfo=UTC))
+        True,
+        25,
+        "P1M",
+        "monthly",
+        True,
+        Status.PENDING,
+    )
+    assert (sub.term_start, sub.term_end, sub.trial_ends_at) == (
+        now,
+        date(2026, 12, 24),
+        datetime(2026, 12, 25, tzinfo=UTC),
+    )
     # TR4: a trial's quantity can't change, so its licenses open no removal window
     assert not SeatLot.objects.filter(subscription=sub).exists()
     # and it costs nothing
@@ -213,8 +297,14 @@ def test_tr1_trial_is_fulfilled_with_25_licenses_for_one_month_with_auto_renew_o
 def test_tr1_trial_line_always_holds_25_licenses(customer, sales, now):
     # given a trial line in the cart
     trial = factories.SkuFactory(trial=True, availabilities=[("P1M", "monthly", "0.00")])
-    line = cart_services.add_to_cart(customer=customer, actor=sales, availability_id=factories.availability(trial, "P1M").pk,
-                                     quantity=1, aligned_end_date=None, now=now)
+    line = cart_services.add_to_cart(
+        customer=customer,
+        actor=sales,
+        availability_id=factories.availability(trial, "P1M").pk,
+        quantity=1,
+        aligned_end_date=None,
+        now=now,
+    )
     # when its quantity is changed to 40
     cart_services.update_line(cart=line.cart, actor=sales, line_id=line.pk, quantity=40, aligned_end_date=None, now=now)
     # then it stays 25
@@ -228,9 +318,13 @@ def test_tr1_trial_line_always_holds_25_licenses(customer, sales, now):
 @pytest.mark.rule("S4")
 def test_s4_isv_free_trial_is_applied_at_fulfillment_pending_and_unbilled(customer, sales, now):
     # given an ISV SaaS offer with a 30-day free trial
-    saas = factories.SkuFactory(isv=True, name="Fabrikam Backup", free_trial_days=30,
-                                publisher_setup_url="https://fabrikam.example/setup",
-                                availabilities=[("P1Y", "monthly", "8.00")])
+    saas = factories.SkuFactory(
+        isv=True,
+        name="Fabrikam Backup",
+        free_trial_days=30,
+        publisher_setup_url="https://fabrikam.example/setup",
+        availabilities=[("P1Y", "monthly", "8.00")],
+    )
     order = buy(customer, sales, now, (factories.availability(saas), 10))
     # when it is fulfilled
     fulfill_order(order_id=order.pk, now=now)
@@ -261,7 +355,8 @@ def test_s3_an_isv_subscriptions_licenses_are_removable_for_7_days_from_when_its
     confirm_publisher_setup(subscription_id=sub.pk, actor=sales, now=now)
     # then its 10 licenses can be removed for 7 days from now, not from the purchase
     assert list(SeatLot.objects.values_list("source", "quantity", "added_at", "window_ends_at")) == [
-        (SeatLot.Source.PURCHASE, 10, now, datetime(2026, 12, 2, 12, 0, tzinfo=UTC))]
+        (SeatLot.Source.PURCHASE, 10, now, datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+    ]
 
 
 # K11 Aligned end date at fulfillment -------------------------------------------------------------
@@ -278,8 +373,16 @@ def test_k11_aligned_annual_line_ends_on_its_date_with_its_first_charge_prorated
     assert sub.term_end == date(2027, 6, 30)
     order.refresh_from_db()
     assert (order.lines.get().first_charge, order.total) == (Decimal("2580.16"), Decimal("2580.16"))
-    assert charge_of(sub) == ("purchase", Decimal("2580.16"), "USD", 10, Decimal("432.00"), date(2026, 11, 25),
-                              date(2027, 6, 30), "432.00 × 10 × 218/365 days")
+    assert charge_of(sub) == (
+        "purchase",
+        Decimal("2580.16"),
+        "USD",
+        10,
+        Decimal("432.00"),
+        date(2026, 11, 25),
+        date(2027, 6, 30),
+        "432.00 × 10 × 218/365 days",
+    )
 
 
 @pytest.mark.rule("K11")
@@ -291,21 +394,38 @@ def test_k11_line_aligned_to_this_month_end_is_charged_for_its_days(customer, sa
     # then it ends on 2026-11-30 and is charged 6 of the month's 30 days
     sub = Subscription.objects.get()
     assert sub.term_end == date(2026, 11, 30)
-    assert charge_of(sub) == ("purchase", Decimal("72.00"), "USD", 10, Decimal("36.00"), date(2026, 11, 25),
-                              date(2026, 11, 30), "36.00 × 10 × 6/30 days")
+    assert charge_of(sub) == (
+        "purchase",
+        Decimal("72.00"),
+        "USD",
+        10,
+        Decimal("36.00"),
+        date(2026, 11, 25),
+        date(2026, 11, 30),
+        "36.00 × 10 × 6/30 days",
+    )
 
 
 @pytest.mark.rule("K11")
 def test_k11_monthly_line_aligned_to_another_subscription_ends_with_it(customer, sales, now, e3):
     # given a monthly subscription ending 2026-12-15, and a P1M line (43.20) for 10 licenses aligned to it
     project = factories.SkuFactory(name="Project Plan 3")
-    factories.SubscriptionFactory(customer=customer, sku=project, availability=factories.availability(project, "P1M"),
-                                  term_end=date(2026, 12, 15))
+    factories.SubscriptionFactory(
+        customer=customer, sku=project, availability=factories.availability(project, "P1M"), term_end=date(2026, 12, 15)
+    )
     order = buy(customer, sales, now, (factories.availability(e3, "P1M"), 10, date(2026, 12, 15)))
     # when it is fulfilled
     fulfill_order(order_id=order.pk, now=now)
     # then the new subscription ends with it, charged 21 of the month's 30 days
     sub = order.lines.get().subscription
     assert sub.term_end == date(2026, 12, 15)
-    assert charge_of(sub) == ("purchase", Decimal("302.40"), "USD", 10, Decimal("43.20"), date(2026, 11, 25),
-                              date(2026, 12, 15), "43.20 × 10 × 21/30 days")
+    assert charge_of(sub) == (
+        "purchase",
+        Decimal("302.40"),
+        "USD",
+        10,
+        Decimal("43.20"),
+        date(2026, 11, 25),
+        date(2026, 12, 15),
+        "43.20 × 10 × 21/30 days",
+    )

@@ -3,8 +3,7 @@
 
 import re
 import threading
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html import unescape
 
@@ -22,7 +21,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.states import Status
 from tests import factories
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -34,19 +33,33 @@ def e3(db):
 def annual(sku, *, started: datetime, quantity=10, **extra):
     """An active P1Y subscription billed monthly at 10.00 whose term started at `started`."""
     return factories.SubscriptionFactory(
-        sku=sku, availability=factories.availability(sku, "P1Y", "monthly"), quantity=quantity, term="P1Y",
-        billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-        term_end=term_end_for(started.date(), 12), created_at=started, **extra)
+        sku=sku,
+        availability=factories.availability(sku, "P1Y", "monthly"),
+        quantity=quantity,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price=Decimal("10.00"),
+        term_start=started,
+        term_end=term_end_for(started.date(), 12),
+        created_at=started,
+        **extra,
+    )
 
 
 def renewal_lines(subscription):
-    return list(BillingLine.objects.filter(subscription=subscription, kind=BillingLine.Kind.RENEWAL).values_list(
-        "amount", "quantity", "unit_price", "period_start", "period_end"))
+    return list(
+        BillingLine.objects.filter(subscription=subscription, kind=BillingLine.Kind.RENEWAL).values_list(
+            "amount", "quantity", "unit_price", "period_start", "period_end"
+        )
+    )
 
 
 def renewal_lots(subscription):
-    return list(SeatLot.objects.filter(subscription=subscription, source=SeatLot.Source.RENEWAL).values_list(
-        "quantity", "added_at", "window_ends_at"))
+    return list(
+        SeatLot.objects.filter(subscription=subscription, source=SeatLot.Source.RENEWAL).values_list(
+            "quantity", "added_at", "window_ends_at"
+        )
+    )
 
 
 # --- Renewal ---------------------------------------------------------------------------------------------------
@@ -84,7 +97,12 @@ def test_n1_a_subscription_renews_automatically_at_its_term_end(e3):
     sub.refresh_from_db()
     assert (report.pending, report.renewed) == (1, 1)
     assert (sub.status, sub.term_start, sub.renewal_completed_at, sub.term_end, sub.renewal_pending) == (
-        Status.ACTIVE, datetime(2026, 12, 2, tzinfo=UTC), now, date(2027, 12, 1), False)
+        Status.ACTIVE,
+        datetime(2026, 12, 2, tzinfo=UTC),
+        now,
+        date(2027, 12, 1),
+        False,
+    )
     assert renewal_lines(sub) == [(Decimal("100.00"), 10, Decimal("10.00"), date(2026, 12, 2), date(2027, 1, 1))]
     assert renewal_lots(sub) == [(10, now, now + timedelta(hours=168))]
     entry = AuditEntry.objects.get(subscription=sub, action="subscription.renewed")
@@ -128,7 +146,10 @@ def test_n2_a_renewal_processed_at_18_31_starts_its_term_at_00_00_utc(client, e3
     # then the new term still starts at 00:00 UTC that day (N2), charged its whole first month
     sub = Subscription.objects.select_related("sku__product__publisher").get(pk=sub.pk)
     assert (sub.term_start, sub.renewal_completed_at, sub.term_end) == (
-        datetime(2026, 12, 2, tzinfo=UTC), completed, date(2027, 12, 1))
+        datetime(2026, 12, 2, tzinfo=UTC),
+        completed,
+        date(2027, 12, 1),
+    )
     assert renewal_lines(sub) == [(Decimal("100.00"), 10, Decimal("10.00"), date(2026, 12, 2), date(2027, 1, 1))]
     # and only the 7-day windows count from the completion (N3)
     closes = datetime(2026, 12, 9, 18, 31, tzinfo=UTC)
@@ -163,9 +184,15 @@ def test_n2_a_renewal_completed_a_day_late_still_bills_and_refunds_from_the_rene
     assert checks.next_charge_date(sub, date(2026, 12, 4)) == date(2027, 1, 2)
     # and cancelling on 2026-12-04 (inside the 7 days from the completion) refunds the 29 of the period's 31 days
     # left: 10.00 × 10 × 29/31 = 93.548… = 93.55
-    refund = services.cancel_subscription(subscription_id=sub.pk, actor=user, now=datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    refund = services.cancel_subscription(
+        subscription_id=sub.pk, actor=user, now=datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    )
     assert (refund.amount, refund.period_start, refund.period_end, refund.explanation) == (
-        Decimal("93.55"), date(2026, 12, 4), date(2027, 1, 1), "10.00 × 10 × 29/31 days")
+        Decimal("93.55"),
+        date(2026, 12, 4),
+        date(2027, 1, 1),
+        "10.00 × 10 × 29/31 days",
+    )
 
 
 @pytest.mark.rule("N4")
@@ -175,8 +202,9 @@ def test_n4_scheduled_quantity_and_term_are_applied_at_renewal(e3):
     factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.QUANTITY, quantity=20)
     factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.TERM, term="P1M", quantity=None)
     e5 = factories.SkuFactory(name="Microsoft 365 E5")
-    upgrade = factories.ScheduledChangeFactory(subscription=sub, kind=ScheduledChange.Kind.UPGRADE, target_sku=e5,
-                                               quantity=None)
+    upgrade = factories.ScheduledChangeFactory(
+        subscription=sub, kind=ScheduledChange.Kind.UPGRADE, target_sku=e5, quantity=None
+    )
     now = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
 
     # when it renews
@@ -186,14 +214,21 @@ def test_n4_scheduled_quantity_and_term_are_applied_at_renewal(e3):
     # matrix, is not applied (U2) and the audit says why (test_renewal_upgrade_alignment.py applies one)
     sub.refresh_from_db()
     assert (sub.quantity, sub.term, sub.billing_frequency, sub.unit_price, sub.term_end) == (
-        20, "P1M", "monthly", Decimal("12.00"), date(2027, 1, 1))
+        20,
+        "P1M",
+        "monthly",
+        Decimal("12.00"),
+        date(2027, 1, 1),
+    )
     assert sub.availability == factories.availability(e3, "P1M", "monthly")
     assert renewal_lines(sub) == [(Decimal("240.00"), 20, Decimal("12.00"), date(2026, 12, 2), date(2027, 1, 1))]
     assert renewal_lots(sub) == [(20, now, now + timedelta(hours=168))]
     assert list(sub.scheduled_changes.values_list("pk", flat=True)) == []
     assert sub.sku == e3
-    assert f"{upgrade.summary} not applied (That upgrade is not offered" in AuditEntry.objects.get(
-        subscription=sub, action="subscription.renewed").summary
+    assert (
+        f"{upgrade.summary} not applied (That upgrade is not offered"
+        in AuditEntry.objects.get(subscription=sub, action="subscription.renewed").summary
+    )
 
 
 @pytest.mark.rule("N5")
@@ -253,14 +288,18 @@ def test_n6_pending_from_midnight_after_the_term_end(e3):
 
 
 @pytest.mark.rule("N6")
-@pytest.mark.parametrize("check", [
-    lambda s, u, n: checks.check_quantity_change(s, u, n),
-    lambda s, u, n: checks.check_decrease(s, u, n, 1),
-    lambda s, u, n: checks.check_cancel(s, u, n),
-    lambda s, u, n: checks.check_rename(s, u, n),
-    lambda s, u, n: checks.check_auto_renew(s, u, n, False),
-    lambda s, u, n: checks.check_suspend(s, u, n),
-], ids=["quantity", "decrease", "cancel", "rename", "auto_renew", "suspend"])
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda s, u, n: checks.check_quantity_change(s, u, n),
+        lambda s, u, n: checks.check_decrease(s, u, n, 1),
+        lambda s, u, n: checks.check_cancel(s, u, n),
+        lambda s, u, n: checks.check_rename(s, u, n),
+        lambda s, u, n: checks.check_auto_renew(s, u, n, False),
+        lambda s, u, n: checks.check_suspend(s, u, n),
+    ],
+    ids=["quantity", "decrease", "cancel", "rename", "auto_renew", "suspend"],
+)
 def test_n6_changes_are_refused_with_a_conflict_while_the_renewal_is_pending(e3, check):
     # given a subscription in its cancellation window, whose renewal is pending
     now = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
@@ -293,8 +332,9 @@ def test_n6_quantity_post_answers_409_and_changes_nothing(client, customer, sale
     client.force_login(sales)
 
     # when the partner adds licenses
-    response = client.post(reverse("subscriptions:subscription-quantity", args=[customer.pk, sub.pk]),
-                           {"quantity": "15"})
+    response = client.post(
+        reverse("subscriptions:subscription-quantity", args=[customer.pk, sub.pk]), {"quantity": "15"}
+    )
 
     # then the page answers 409 with the reason, and nothing changed
     assert response.status_code == 409
@@ -317,16 +357,25 @@ def test_n6_the_renewal_clears_pending(e3):
 
 @pytest.fixture
 def trial_sku(e3):
-    return factories.SkuFactory(trial=True, trial_of=e3, name="Microsoft 365 E3 Trial",
-                                availabilities=[("P1M", "monthly", "0.00")])
+    return factories.SkuFactory(
+        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
 
 
 def trial(sku, **extra):
     """A one-month trial of 25 licenses that started on 2026-11-01 and ends (inclusive) on 2026-11-30."""
     return factories.SubscriptionFactory(
-        sku=sku, availability=factories.availability(sku, "P1M", "monthly"), trial=True, term="P1M",
-        billing_frequency="monthly", unit_price=Decimal("0.00"), term_start=datetime(2026, 11, 1, tzinfo=UTC),
-        term_end=date(2026, 11, 30), trial_ends_at=datetime(2026, 12, 1, tzinfo=UTC), **extra)
+        sku=sku,
+        availability=factories.availability(sku, "P1M", "monthly"),
+        trial=True,
+        term="P1M",
+        billing_frequency="monthly",
+        unit_price=Decimal("0.00"),
+        term_start=datetime(2026, 11, 1, tzinfo=UTC),
+        term_end=date(2026, 11, 30),
+        trial_ends_at=datetime(2026, 12, 1, tzinfo=UTC),
+        **extra,
+    )
 
 
 @pytest.mark.rule("TR1")
@@ -342,7 +391,13 @@ def test_tr1_a_trial_with_auto_renew_on_converts_to_the_paid_sku(e3, trial_sku):
     sub.refresh_from_db()
     assert report.trials_converted == 1
     assert (sub.sku, sub.is_trial, sub.quantity, sub.term, sub.billing_frequency, sub.unit_price) == (
-        e3, False, 25, "P1Y", "monthly", Decimal("10.00"))
+        e3,
+        False,
+        25,
+        "P1Y",
+        "monthly",
+        Decimal("10.00"),
+    )
     assert (sub.status, sub.term_start, sub.term_end) == (Status.ACTIVE, now, date(2027, 11, 30))
     assert sub.availability == factories.availability(e3, "P1Y", "monthly")
     assert renewal_lines(sub) == [(Decimal("250.00"), 25, Decimal("10.00"), date(2026, 12, 1), date(2026, 12, 31))]
@@ -364,7 +419,11 @@ def test_n2_a_trial_converted_at_its_end_at_07_15_starts_its_paid_term_at_00_00_
     # then its paid term starts at 00:00 UTC, and its 7-day cancellation window counts from 07:15 UTC
     sub = Subscription.objects.select_related("sku__product__publisher").get(pk=sub.pk)
     assert (sub.is_trial, sub.term_start, sub.renewal_completed_at, sub.term_end) == (
-        False, datetime(2026, 12, 1, tzinfo=UTC), completed, date(2027, 11, 30))
+        False,
+        datetime(2026, 12, 1, tzinfo=UTC),
+        completed,
+        date(2027, 11, 30),
+    )
     assert checks.cancellation_window_ends(sub) == datetime(2026, 12, 8, 7, 15, tzinfo=UTC)
     assert renewal_lines(sub) == [(Decimal("250.00"), 25, Decimal("10.00"), date(2026, 12, 1), date(2026, 12, 31))]
 
@@ -403,8 +462,15 @@ def test_s4_an_isv_free_trial_end_starts_billing(db):
     sku = factories.SkuFactory(isv=True, free_trial_days=30, availabilities=[("P1Y", "monthly", "10.00")])
     trial_end = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)
     sub = factories.SubscriptionFactory(
-        sku=sku, availability=factories.availability(sku), quantity=10, is_trial=True, trial_ends_at=trial_end,
-        term_start=trial_end, term_end=date(2027, 12, 24), created_at=trial_end - timedelta(days=30))
+        sku=sku,
+        availability=factories.availability(sku),
+        quantity=10,
+        is_trial=True,
+        trial_ends_at=trial_end,
+        term_start=trial_end,
+        term_end=date(2027, 12, 24),
+        created_at=trial_end - timedelta(days=30),
+    )
     SeatLot.objects.filter(subscription=sub).delete()  # a free trial opens no removal window (TR4)
 
     # when the engine runs just before the trial ends, then at its end
@@ -414,11 +480,18 @@ def test_s4_an_isv_free_trial_end_starts_billing(db):
     # then it is paid from its term start, on the term fixed at purchase
     sub.refresh_from_db()
     assert report.free_trials_ended == 1
-    assert (sub.is_trial, sub.status, sub.term_start, sub.term_end) == (False, Status.ACTIVE, trial_end, date(2027, 12, 24))
-    assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount", "period_start", "period_end")) == [
-        ("purchase", Decimal("100.00"), date(2026, 12, 25), date(2027, 1, 24))]
+    assert (sub.is_trial, sub.status, sub.term_start, sub.term_end) == (
+        False,
+        Status.ACTIVE,
+        trial_end,
+        date(2027, 12, 24),
+    )
+    assert list(
+        BillingLine.objects.filter(subscription=sub).values_list("kind", "amount", "period_start", "period_end")
+    ) == [("purchase", Decimal("100.00"), date(2026, 12, 25), date(2027, 1, 24))]
     assert list(SeatLot.objects.filter(subscription=sub).values_list("quantity", "window_ends_at")) == [
-        (10, trial_end + timedelta(hours=168))]
+        (10, trial_end + timedelta(hours=168))
+    ]
     # and a second run bills nothing more
     assert run_lifecycle(trial_end + timedelta(minutes=1)).free_trials_ended == 0
     assert BillingLine.objects.filter(subscription=sub).count() == 1
@@ -514,8 +587,9 @@ def test_two_engines_at_once_renew_each_subscription_exactly_once():
 @pytest.mark.rule("N6")
 def test_a_renewal_already_made_by_another_engine_since_the_chunk_was_read_is_rolled_back(customer, monkeypatch):
     # given a renewal pending since 00:00 UTC (term ended 2026-11-24), read by the engine with its chunk
-    sub = factories.SubscriptionFactory(customer=customer, quantity=5, term_start=datetime(2025, 11, 25, tzinfo=UTC),
-                                        term_end=date(2026, 11, 24))
+    sub = factories.SubscriptionFactory(
+        customer=customer, quantity=5, term_start=datetime(2025, 11, 25, tzinfo=UTC), term_end=date(2026, 11, 24)
+    )
     now = datetime(2026, 11, 25, 0, 5, tzinfo=UTC)
     lifecycle.mark_renewals_pending(now)
     original = lifecycle._frozen

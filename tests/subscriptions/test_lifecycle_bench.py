@@ -12,7 +12,12 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Publisher
 from portal.management.commands.bench_lifecycle import (
-    NOW, PREFIX, bench_subscriptions, build_due_subscriptions, delete_bench_data, verify,
+    NOW,
+    PREFIX,
+    bench_subscriptions,
+    build_due_subscriptions,
+    delete_bench_data,
+    verify,
 )
 from portal.models import Partner
 from subscriptions.lifecycle import due_subscription_ids, run_lifecycle
@@ -26,11 +31,16 @@ def test_the_bench_data_is_due_and_each_subscription_renews_exactly_once(db):
     assert set(due_subscription_ids(NOW)) == set(data.due_ids)
     assert len(data.not_due_ids) == 5
     assert {(s.term, s.billing_frequency) for s in subs.values()} == {
-        ("P1Y", "monthly"), ("P1Y", "annual"), ("P1M", "monthly")}
+        ("P1Y", "monthly"),
+        ("P1Y", "annual"),
+        ("P1M", "monthly"),
+    }
     assert {s.term_end for s in subs.values()} == {date(2026, 12, 1)}
     assert all(s.auto_renew and s.status == "active" and s.sku.is_license_based for s in subs.values())
-    changed = {c.subscription_id: c.quantity for c in ScheduledChange.objects.filter(subscription__in=data.due_ids,
-                                                                                     kind="quantity")}
+    changed = {
+        c.subscription_id: c.quantity
+        for c in ScheduledChange.objects.filter(subscription__in=data.due_ids, kind="quantity")
+    }
     assert (len(changed), data.scheduled_changes, data.addons) == (6, 7, 1)
     addon = next(s for s in subs.values() if s.base_subscription_id)
     assert addon.base_subscription.term == "P1M"
@@ -40,7 +50,12 @@ def test_the_bench_data_is_due_and_each_subscription_renews_exactly_once(db):
 
     # then every one was renewed once, with its billing line, lot and audit row, and nothing else was touched
     assert verify(data, now=NOW, reports=[report]) == {
-        "renewed": 50, "failed": 0, "renewal_lines": 50, "audit_rows": 50, "renewal_lots": 50, "still_due": 0,
+        "renewed": 50,
+        "failed": 0,
+        "renewal_lines": 50,
+        "audit_rows": 50,
+        "renewal_lots": 50,
+        "still_due": 0,
         "not_due_touched": 0,
     }
     after = {s.pk: s for s in Subscription.objects.filter(pk__in=data.due_ids)}
@@ -110,7 +125,13 @@ def test_the_command_writes_its_figures_and_cleans_up(db, tmp_path, capsys):
     mine = figures[connection.vendor]
     assert (mine["subscriptions"], mine["now"]) == (30, "2026-12-02T00:05:00+00:00")
     one = mine["one_engine"]
-    assert (one["renewed"], one["renewal_lines"], one["audit_rows"], one["still_due"], one["failed"]) == (30, 30, 30, 0, 0)
+    assert (one["renewed"], one["renewal_lines"], one["audit_rows"], one["still_due"], one["failed"]) == (
+        30,
+        30,
+        30,
+        0,
+        0,
+    )
     # (the seconds are rounded to the millisecond and the rate to a tenth: on a run of a few tens of milliseconds
     # the rate may differ from 30 / seconds by what that rounding hides)
     assert one["seconds"] > 0

@@ -53,8 +53,10 @@ def walk(client, base: str, first: str) -> tuple[list[list[str]], list[list[str]
 def test_s1_every_sort_pages_through_every_subscription_once_both_ways(signed_in, direct_partner, sort):
     # given 100 subscriptions over three customers (two of them named alike), with many ties on every column, one
     # with a reseller
-    customers = [factories.CustomerFactory(partner=direct_partner, company_name=name)
-                 for name in ("Fabrikam", "Fabrikam", "Adatum")]
+    customers = [
+        factories.CustomerFactory(partner=direct_partner, company_name=name)
+        for name in ("Fabrikam", "Fabrikam", "Adatum")
+    ]
     bulk_subscriptions(customers, [factories.SkuFactory(name=f"Offer {i}") for i in range(3)], 99)
     reseller = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
     subscribe_to_offer(customers[0], "Offer 1", reseller=reseller)
@@ -69,8 +71,12 @@ def test_s1_every_sort_pages_through_every_subscription_once_both_ways(signed_in
     assert texts == [f"Page {n} of 4 · 100 in all" for n in (1, 2, 3, 4)]
     # and so does the list of one customer (every sort but by customer)
     if sort.removeprefix("-") in selectors.CUSTOMER_SORTS:
-        own = [str(pk) for pk in selectors.order_subscriptions(scoped.filter(customer=customers[0]), sort)
-               .values_list("pk", flat=True)]
+        own = [
+            str(pk)
+            for pk in selectors.order_subscriptions(scoped.filter(customer=customers[0]), sort).values_list(
+                "pk", flat=True
+            )
+        ]
         forward, backward, _ = walk(signed_in, list_url(customers[0]), f"?sort={sort}")
         assert [pk for page in forward for pk in page] == own and backward == forward
 
@@ -104,10 +110,22 @@ def test_s1_the_count_is_exact_up_to_its_bound_and_says_more_beyond(signed_in, c
 
 
 @pytest.mark.rule("S1")
-@pytest.mark.parametrize("query", ["?after=bm9uc2Vuc2U", "?before=%00", "?after=W10", "?sort=quantity&after=WyJ4Il0",
-                                   "?sort=nope&page=-3", "?page=99999999999999999999", "?status=gone",
-                                   "?after=WzEseyJhIjoxfV0&sort=quantity", "?offer=-1&window=1&renews=x",
-                                   "?offer_name=" + "x" * 300, "?offer=99999999999999999999999"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?after=bm9uc2Vuc2U",
+        "?before=%00",
+        "?after=W10",
+        "?sort=quantity&after=WyJ4Il0",
+        "?sort=nope&page=-3",
+        "?page=99999999999999999999",
+        "?status=gone",
+        "?after=WzEseyJhIjoxfV0&sort=quantity",
+        "?offer=-1&window=1&renews=x",
+        "?offer_name=" + "x" * 300,
+        "?offer=99999999999999999999999",
+    ],
+)
 def test_s1_a_query_string_the_list_cannot_read_is_ignored(signed_in, customer, query):
     # given a subscription
     sub = subscribe_to_offer(customer, "Microsoft 365 E3")
@@ -141,7 +159,10 @@ def test_s1_the_reseller_sort_follows_a_reseller_renamed_and_a_customer_moved(si
     # given subscriptions resold by Adatum and Bellows
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     bellows = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
-    a, b = subscribe_to_offer(customer, "Visio", reseller=adatum), subscribe_to_offer(customer, "Visio", reseller=bellows)
+    a, b = (
+        subscribe_to_offer(customer, "Visio", reseller=adatum),
+        subscribe_to_offer(customer, "Visio", reseller=bellows),
+    )
     assert ids(signed_in.get(list_url(customer, "?sort=reseller")).content.decode()) == [str(a.pk), str(b.pk)]
     # when Adatum is renamed Zeta
     adatum.name = "Zeta"
@@ -178,7 +199,10 @@ def test_q4_home_and_the_48_hour_filter_list_the_same_open_removal_windows(signe
 def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, customer):
     # given subscriptions ending today, in 30 and 31 days, one with auto-renew off
     today = NOW.date()
-    renewing = [subscribe_to_offer(customer, "A", term_end=today), subscribe_to_offer(customer, "B", term_end=today + timedelta(days=30))]
+    renewing = [
+        subscribe_to_offer(customer, "A", term_end=today),
+        subscribe_to_offer(customer, "B", term_end=today + timedelta(days=30)),
+    ]
     subscribe_to_offer(customer, "C", term_end=today + timedelta(days=31))
     subscribe_to_offer(customer, "D", term_end=today + timedelta(days=3), auto_renew=False)
     # when Home and the filtered list are opened

@@ -13,9 +13,9 @@ from django.urls import reverse
 from catalog.models import UpgradePath
 from portal.models import Partner
 from subscriptions import services
-from subscriptions.services import upgrades
 from subscriptions.dates import term_end_for
 from subscriptions.models import SeatLot, Subscription, fill_list_names
+from subscriptions.services import upgrades
 from tests import factories
 from tests.factories import subscribe_to_offer
 
@@ -45,8 +45,10 @@ def table(page: str) -> list[list[str]]:
     body = re.search(r"<tbody>(.*?)</tbody>", page, re.S)
     if body is None:
         return []
-    return [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+    return [
+        [text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
 
 
 def headers(page: str) -> list[str]:
@@ -58,9 +60,14 @@ def ids(page: str) -> list[str]:
 
 
 def lot(subscription, window_ends_at, *, quantity=5, removed=0) -> SeatLot:
-    return SeatLot.objects.create(subscription=subscription, source=SeatLot.Source.INCREASE, quantity=quantity,
-                                  removed=removed, added_at=window_ends_at - timedelta(hours=168),
-                                  window_ends_at=window_ends_at)
+    return SeatLot.objects.create(
+        subscription=subscription,
+        source=SeatLot.Source.INCREASE,
+        quantity=quantity,
+        removed=removed,
+        added_at=window_ends_at - timedelta(hours=168),
+        window_ends_at=window_ends_at,
+    )
 
 
 def bulk_subscriptions(customers, skus, n: int) -> None:
@@ -68,21 +75,41 @@ def bulk_subscriptions(customers, skus, n: int) -> None:
     removal window is still open: closing within 48 hours for every third."""
     statuses = ["active", "active", "suspended", "pending", "deleted", "expired"]
     availabilities = {sku.pk: factories.availability(sku) for sku in skus}
-    subs = Subscription.objects.bulk_create([
-        Subscription(customer=customers[i % len(customers)], sku=skus[i % len(skus)],
-                     availability=availabilities[skus[i % len(skus)].pk], status=statuses[i % len(statuses)],
-                     quantity=1 + i % 40, term="P1Y", billing_frequency="monthly", unit_price="10.00",
-                     auto_renew=i % 4 != 0, term_start=NOW - timedelta(days=i % 300),
-                     term_end=NOW.date() + timedelta(days=i % 60), created_at=NOW - timedelta(days=i % 300),
-                     friendly_name=f"Team {i}" if i % 7 == 0 else "")
-        for i in range(n)
-    ], batch_size=500)
+    subs = Subscription.objects.bulk_create(
+        [
+            Subscription(
+                customer=customers[i % len(customers)],
+                sku=skus[i % len(skus)],
+                availability=availabilities[skus[i % len(skus)].pk],
+                status=statuses[i % len(statuses)],
+                quantity=1 + i % 40,
+                term="P1Y",
+                billing_frequency="monthly",
+                unit_price="10.00",
+                auto_renew=i % 4 != 0,
+                term_start=NOW - timedelta(days=i % 300),
+                term_end=NOW.date() + timedelta(days=i % 60),
+                created_at=NOW - timedelta(days=i % 300),
+                friendly_name=f"Team {i}" if i % 7 == 0 else "",
+            )
+            for i in range(n)
+        ],
+        batch_size=500,
+    )
     fill_list_names(Subscription.objects.filter(pk__in=[sub.pk for sub in subs]))  # bulk_create skips save()
-    SeatLot.objects.bulk_create([
-        SeatLot(subscription=sub, source=SeatLot.Source.PURCHASE, quantity=sub.quantity, added_at=NOW - timedelta(days=1),
-                window_ends_at=NOW + timedelta(hours=24 if i % 3 == 0 else 120))
-        for i, sub in enumerate(subs)
-    ], batch_size=500)
+    SeatLot.objects.bulk_create(
+        [
+            SeatLot(
+                subscription=sub,
+                source=SeatLot.Source.PURCHASE,
+                quantity=sub.quantity,
+                added_at=NOW - timedelta(days=1),
+                window_ends_at=NOW + timedelta(hours=24 if i % 3 == 0 else 120),
+            )
+            for i, sub in enumerate(subs)
+        ],
+        batch_size=500,
+    )
 
 
 def count_queries(client, url: str) -> int:
@@ -104,23 +131,59 @@ def test_s1_list_shows_every_column_of_each_subscription(signed_in, direct_partn
     # given an active subscription with a friendly name bought yesterday (its licenses can be removed for 6 more
     # days), and a suspended one resold by an indirect reseller
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum Reseller", partner_id="4412345")
-    e3 = subscribe_to_offer(customer, "Microsoft 365 E3", term_start=NOW - timedelta(days=1), quantity=25,
-                   friendly_name="Head office")
-    premium = subscribe_to_offer(customer, "Microsoft 365 Business Premium", [("P1M", "monthly", "26.40")], suspended=True,
-                        quantity=3, reseller=adatum)
+    e3 = subscribe_to_offer(
+        customer, "Microsoft 365 E3", term_start=NOW - timedelta(days=1), quantity=25, friendly_name="Head office"
+    )
+    premium = subscribe_to_offer(
+        customer,
+        "Microsoft 365 Business Premium",
+        [("P1M", "monthly", "26.40")],
+        suspended=True,
+        quantity=3,
+        reseller=adatum,
+    )
     # when the customer's subscriptions are opened
     page = signed_in.get(list_url(customer)).content.decode()
     # then each shows its name (and offer), id, quantity, status, term, billing, term end (UTC), auto-renew, reseller
-    assert headers(page) == ["Name ↑", "Subscription ID", "Quantity", "Status", "Term", "Billing",
-                             "Term end / renewal (UTC)", "Auto-renew", "Reseller of record"]
+    assert headers(page) == [
+        "Name ↑",
+        "Subscription ID",
+        "Quantity",
+        "Status",
+        "Term",
+        "Billing",
+        "Term end / renewal (UTC)",
+        "Auto-renew",
+        "Reseller of record",
+    ]
     assert table(page) == [
-        ["Head office Microsoft 365 E3 Reduce until 2026-12-01 12:00 UTC · 6 d 0 h left", str(e3.pk), "25", "Active",
-         "1 year", "Monthly", "2027-11-23", "On", "—"],
-        ["Microsoft 365 Business Premium", str(premium.pk), "3", "Suspended", "1 month", "Monthly", "2026-11-25", "Off",
-         "Adatum Reseller 4412345"],
+        [
+            "Head office Microsoft 365 E3 Reduce until 2026-12-01 12:00 UTC · 6 d 0 h left",
+            str(e3.pk),
+            "25",
+            "Active",
+            "1 year",
+            "Monthly",
+            "2027-11-23",
+            "On",
+            "—",
+        ],
+        [
+            "Microsoft 365 Business Premium",
+            str(premium.pk),
+            "3",
+            "Suspended",
+            "1 month",
+            "Monthly",
+            "2026-11-25",
+            "Off",
+            "Adatum Reseller 4412345",
+        ],
     ]
     # and each name links to the subscription
-    assert f'<a href="{reverse("subscriptions:subscription-detail", args=[customer.pk, e3.pk])}">Head office</a>' in page
+    assert (
+        f'<a href="{reverse("subscriptions:subscription-detail", args=[customer.pk, e3.pk])}">Head office</a>' in page
+    )
 
 
 @pytest.mark.rule("S1")
@@ -137,7 +200,8 @@ def test_s1_filter_by_status_with_chips(signed_in, customer):
     assert '<a class="chip" href="?" >All</a>' in page
     # and a status that does not exist filters nothing
     assert ids(signed_in.get(list_url(customer, "?status=bogus")).content.decode()) == [
-        str(s.pk) for s in [suspended, active, deleted]]
+        str(s.pk) for s in [suspended, active, deleted]
+    ]
 
 
 @pytest.mark.rule("S1")
@@ -152,12 +216,34 @@ def three(customer):
     """Three subscriptions in a different order on every column but auto-renew."""
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum")
     bellows = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Bellows")
-    a = subscribe_to_offer(customer, "Azure Backup", [("P1Y", "annual", "120.00")], quantity=30, term_end=date(2027, 3, 1),
-                  auto_renew=False, reseller=bellows)
-    b = subscribe_to_offer(customer, "Exchange Online", [("P3Y", "one_time", "144.00")], quantity=10, status="pending",
-                  term_end=date(2027, 1, 1), reseller=adatum)
-    c = subscribe_to_offer(customer, "Visio", [("P1M", "monthly", "15.00")], quantity=20, suspended=True, auto_renew=True,
-                  term_end=date(2026, 12, 1), friendly_name="Cad team")
+    a = subscribe_to_offer(
+        customer,
+        "Azure Backup",
+        [("P1Y", "annual", "120.00")],
+        quantity=30,
+        term_end=date(2027, 3, 1),
+        auto_renew=False,
+        reseller=bellows,
+    )
+    b = subscribe_to_offer(
+        customer,
+        "Exchange Online",
+        [("P3Y", "one_time", "144.00")],
+        quantity=10,
+        status="pending",
+        term_end=date(2027, 1, 1),
+        reseller=adatum,
+    )
+    c = subscribe_to_offer(
+        customer,
+        "Visio",
+        [("P1M", "monthly", "15.00")],
+        quantity=20,
+        suspended=True,
+        auto_renew=True,
+        term_end=date(2026, 12, 1),
+        friendly_name="Cad team",
+    )
     return {"a": a, "b": b, "c": c}
 
 
@@ -167,23 +253,26 @@ def order_of(page: str, subscriptions: dict) -> str:
 
 
 @pytest.mark.rule("S1")
-@pytest.mark.parametrize("sort, expected", [
-    ("", "acb"),  # by name: Azure Backup, "Cad team" (Visio's friendly name), Exchange Online
-    ("name", "acb"),
-    ("-name", "bca"),
-    ("quantity", "bca"),
-    ("-quantity", "acb"),
-    ("status", "abc"),  # active, pending, suspended
-    ("-status", "cba"),
-    ("term", "cab"),  # P1M, P1Y, P3Y
-    ("-term", "bac"),
-    ("billing", "acb"),  # annual, monthly, one-time
-    ("term_end", "cba"),
-    ("-term_end", "abc"),
-    ("reseller", "cba"),  # none first, Adatum, Bellows
-    ("-reseller", "abc"),
-    ("bogus", "acb"),  # an unknown sort is the default one, by name
-])
+@pytest.mark.parametrize(
+    "sort, expected",
+    [
+        ("", "acb"),  # by name: Azure Backup, "Cad team" (Visio's friendly name), Exchange Online
+        ("name", "acb"),
+        ("-name", "bca"),
+        ("quantity", "bca"),
+        ("-quantity", "acb"),
+        ("status", "abc"),  # active, pending, suspended
+        ("-status", "cba"),
+        ("term", "cab"),  # P1M, P1Y, P3Y
+        ("-term", "bac"),
+        ("billing", "acb"),  # annual, monthly, one-time
+        ("term_end", "cba"),
+        ("-term_end", "abc"),
+        ("reseller", "cba"),  # none first, Adatum, Bellows
+        ("-reseller", "abc"),
+        ("bogus", "acb"),  # an unknown sort is the default one, by name
+    ],
+)
 def test_s1_sort_by_a_column(signed_in, customer, three, sort, expected):
     # when the list is sorted by a column header
     page = signed_in.get(list_url(customer, f"?sort={sort}" if sort else "")).content.decode()
@@ -199,9 +288,17 @@ def test_s1_sort_by_name_follows_renames_and_upgrades(signed_in, sales, customer
     UpgradePath.objects.create(source=e3, target=target)
     a, b = subscribe_to_offer(customer, "Azure Backup"), subscribe_to_offer(customer, "Exchange Online")
     c = factories.SubscriptionFactory(
-        customer=customer, sku=e3, availability=factories.availability(e3, "P1Y", "monthly"), quantity=10,
-        term="P1Y", billing_frequency="monthly", unit_price="10.00", term_start=NOW - timedelta(days=40),
-        term_end=term_end_for((NOW - timedelta(days=40)).date(), 12), created_at=NOW - timedelta(days=40))
+        customer=customer,
+        sku=e3,
+        availability=factories.availability(e3, "P1Y", "monthly"),
+        quantity=10,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price="10.00",
+        term_start=NOW - timedelta(days=40),
+        term_end=term_end_for((NOW - timedelta(days=40)).date(), 12),
+        created_at=NOW - timedelta(days=40),
+    )
     subscriptions = {"a": a, "b": b, "c": c}
     assert order_of(signed_in.get(list_url(customer)).content.decode(), subscriptions) == "abc"
 
@@ -212,8 +309,16 @@ def test_s1_sort_by_name_follows_renames_and_upgrades(signed_in, sales, customer
     assert order_of(signed_in.get(list_url(customer, "?sort=-name")).content.decode(), subscriptions) == "bca"
 
     # when Office 365 E3 is upgraded (all its licenses, in place) to "Advanced 365 E5"
-    upgraded = upgrades.upgrade_subscription(subscription_id=c.pk, actor=sales, target_sku_id=target.pk, quantity=10,
-                                             term="P1Y", billing_frequency="monthly", confirmed=True, now=NOW)
+    upgraded = upgrades.upgrade_subscription(
+        subscription_id=c.pk,
+        actor=sales,
+        target_sku_id=target.pk,
+        quantity=10,
+        term="P1Y",
+        billing_frequency="monthly",
+        confirmed=True,
+        now=NOW,
+    )
     # then the same subscription sorts by its new offer's name, in this list and across customers
     assert upgraded.pk == c.pk
     assert order_of(signed_in.get(list_url(customer)).content.decode(), subscriptions) == "cab"
@@ -232,8 +337,9 @@ def test_s1_column_header_toggles_the_direction_and_keeps_the_filter(signed_in, 
     # given the list filtered by status and sorted by quantity
     page = signed_in.get(list_url(customer, "?status=active&sort=quantity&page=1")).content.decode()
     # then the quantity header says so and sorts the other way next, keeping the filter and going to page 1
-    assert ('<th class="num" aria-sort="ascending"><a href="?status=active&amp;sort=-quantity">Quantity ↑</a></th>'
-            in page)
+    assert (
+        '<th class="num" aria-sort="ascending"><a href="?status=active&amp;sort=-quantity">Quantity ↑</a></th>' in page
+    )
     assert '<th><a href="?status=active&amp;sort=name">Name</a></th>' in page
 
 
@@ -252,7 +358,9 @@ def test_s1_list_is_paginated(signed_in, customer):
     # and the Next link carries the position the second page starts after, and opens the same second page
     next_link = re.search(r'<a class="btn" href="(\?sort=quantity&amp;page=2&amp;after=[\w-]+)">Next</a>', first)
     assert next_link is not None
-    assert ids(signed_in.get(list_url(customer, next_link.group(1).replace("&amp;", "&"))).content.decode()) == ids(second)
+    assert ids(signed_in.get(list_url(customer, next_link.group(1).replace("&amp;", "&"))).content.decode()) == ids(
+        second
+    )
 
 
 @pytest.mark.rule("S5")
@@ -333,8 +441,9 @@ def test_s1_no_badge_where_licenses_cannot_be_removed(signed_in, customer, state
 
 
 @pytest.mark.rule("S1")
-@pytest.mark.parametrize("query", ["", "?page=2", "?sort=-term_end&page=3", "?status=active&sort=-name",
-                                   "?sort=reseller"])
+@pytest.mark.parametrize(
+    "query", ["", "?page=2", "?sort=-term_end&page=3", "?status=active&sort=-name", "?sort=reseller"]
+)
 def test_s1_customer_list_queries_do_not_grow_with_its_subscriptions(signed_in, direct_partner, query):
     # given two customers, one with 90 subscriptions, one with ten times as many (more than a page either way)
     skus = [factories.SkuFactory(name=f"Offer {i}") for i in range(3)]
@@ -348,9 +457,20 @@ def test_s1_customer_list_queries_do_not_grow_with_its_subscriptions(signed_in, 
     assert counts[0] == counts[1] <= MAX_QUERIES
 
 
-@pytest.mark.parametrize("query", ["", "?page=2", "?status=suspended&sort=customer", "?window=48h", "?renews=30d",
-                                   "?offer=0&sort=-quantity", "?offer_name=offer+1", "?window=48h&page=2",
-                                   "?window=48h&renews=30d"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?page=2",
+        "?status=suspended&sort=customer",
+        "?window=48h",
+        "?renews=30d",
+        "?offer=0&sort=-quantity",
+        "?offer_name=offer+1",
+        "?window=48h&page=2",
+        "?window=48h&renews=30d",
+    ],
+)
 def test_all_subscriptions_queries_do_not_grow_with_the_partners_subscriptions(signed_in, direct_partner, query):
     # given 300 subscriptions over 4 customers and 4 offers (more than a page for every filter), then ten times as
     # many over ten times the customers
@@ -409,7 +529,8 @@ def offer_matches(page: str) -> list[tuple[str, str]]:
 
 
 def test_all_subscriptions_offer_filter_finds_the_offers_held_by_name_product_publisher_or_sku_id(
-        signed_in, direct_partner, customer):
+    signed_in, direct_partner, customer
+):
     # given offers held by two customers of the partner (one of them twice), one held only by another partner's
     # customer, and one held by nobody, whose names all contain "365"
     other = factories.CustomerFactory(partner=direct_partner)
@@ -426,8 +547,10 @@ def test_all_subscriptions_offer_filter_finds_the_offers_held_by_name_product_pu
     # when part of a name is typed, in any case and with extra spaces, with the status filter on
     page = signed_in.get(ALL_URL + "?status=active&offer_name=++365+e+").content.decode()
     # then the offers the partner's customers hold that match are listed by name, to pick from
-    assert offer_matches(page) == [("?status=active&amp;offer=" + str(e3.pk), "Microsoft 365 E3"),
-                                   ("?status=active&amp;offer=" + str(e5.pk), "Microsoft 365 E5 &amp; Audio")]
+    assert offer_matches(page) == [
+        ("?status=active&amp;offer=" + str(e3.pk), "Microsoft 365 E3"),
+        ("?status=active&amp;offer=" + str(e5.pk), "Microsoft 365 E5 &amp; Audio"),
+    ]
     assert "2 offers of your customers' subscriptions match" in page
     # and by a SKU id, one
     page = signed_in.get(ALL_URL + "?offer_name=cfq7ttc0").content.decode()
@@ -487,8 +610,10 @@ def test_all_subscriptions_filter_by_one_offer_shows_it_as_a_chip(signed_in, dir
     page = signed_in.get(ALL_URL + f"?offer={e3.pk}").content.decode()
     # then only its subscriptions are listed, and a chip names it and removes the filter
     assert sorted(ids(page)) == sorted([str(first.pk), str(second.pk)])
-    assert ('<a class="chip" href="?" aria-current="true" aria-label="Remove the filter: offer Microsoft 365 E3 &amp; '
-            'Audio">Offer: Microsoft 365 E3 &amp; Audio ✕</a>') in page
+    assert (
+        '<a class="chip" href="?" aria-current="true" aria-label="Remove the filter: offer Microsoft 365 E3 &amp; '
+        'Audio">Offer: Microsoft 365 E3 &amp; Audio ✕</a>'
+    ) in page
     # and an offer id that is not a number filters nothing
     assert len(ids(signed_in.get(ALL_URL + "?offer=e3").content.decode())) == 3
 
@@ -516,7 +641,9 @@ def test_all_subscriptions_window_closes_within_48_hours(signed_in, customer):
 
 
 @pytest.mark.rule("Q2")
-def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_filters(signed_in, customer, direct_partner):
+def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_filters(
+    signed_in, customer, direct_partner
+):
     # given 31 subscriptions over two customers whose windows close within 48 hours, and one that doesn't
     other = factories.CustomerFactory(partner=direct_partner, company_name="Aardvark Ltd")
     closing = []
@@ -534,11 +661,16 @@ def test_all_subscriptions_window_filter_pages_sorts_and_counts_like_the_other_f
     assert "Page 1 of 2 · 31 in all" in first and "Page 2 of 2 · 31 in all" in second
     # and the count comes with each page: page 2 takes no more queries than page 1
     assert count_queries(signed_in, ALL_URL + "?window=48h&sort=-quantity&page=2") == count_queries(
-        signed_in, ALL_URL + "?window=48h&sort=-quantity")
+        signed_in, ALL_URL + "?window=48h&sort=-quantity"
+    )
     # and by customer, then name (the default)
     by_customer = ids(signed_in.get(ALL_URL + "?window=48h").content.decode())
-    assert by_customer == [str(s.pk) for s in sorted(closing, key=lambda s: (s.customer.company_name != "Aardvark Ltd",
-                                                                          s.list_name))][:25]
+    assert (
+        by_customer
+        == [str(s.pk) for s in sorted(closing, key=lambda s: (s.customer.company_name != "Aardvark Ltd", s.list_name))][
+            :25
+        ]
+    )
 
 
 @pytest.mark.rule("N1")
@@ -570,7 +702,8 @@ def test_all_subscriptions_of_a_reseller_are_those_it_is_reseller_of_record_for(
     # and the offer filter finds only the offer it resells
     assert offer_matches(client.get(ALL_URL + "?offer_name=visio").content.decode()) == []
     assert [name for _, name in offer_matches(client.get(ALL_URL + "?offer_name=365").content.decode())] == [
-        "Microsoft 365 E3"]
+        "Microsoft 365 E3"
+    ]
 
 
 def test_all_subscriptions_empty_states(signed_in, customer):
@@ -602,7 +735,7 @@ def test_s1_rows_escape_what_partners_typed(signed_in, direct_partner, customer)
         page = signed_in.get(url).content.decode()
         # then every one of them is shown as text, never as markup
         assert '<script>alert("x")' not in page and "<b>Adatum" not in page and "<Plan 2>" not in page
-        assert '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;' in page
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
         assert '<span class="why">Visio &lt;Plan 2&gt;</span>' in page
         assert '&lt;b&gt;Adatum&lt;/b&gt;<span class="why">4412345</span>' in page
         assert str(sub.pk) in ids(page)

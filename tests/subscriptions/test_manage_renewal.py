@@ -6,8 +6,8 @@ renews at 2027-11-23 00:00 UTC. The SKU is sold P1Y monthly or annual, and P1M m
 """
 
 import re
+from datetime import UTC, date, datetime
 from functools import partial
-from datetime import date, datetime, timezone as dt_timezone
 from html import unescape
 
 import pytest
@@ -22,27 +22,35 @@ from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state, drawn
 
-UTC = dt_timezone.utc
+UTC = UTC
 RENEWS_AT = "2027-11-23 00:00 UTC"
 
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", min_quantity=1, max_quantity=300, availabilities=[
-        ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3",
+        min_quantity=1,
+        max_quantity=300,
+        availabilities=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")],
+    )
 
 
 subscribe = partial(factories.subscribe, started=datetime(2026, 11, 23, 12, 0, tzinfo=UTC), unit_price="10.00")
 
 
 def scheduled(sub) -> list[tuple]:
-    return list(ScheduledChange.objects.filter(subscription=sub).order_by("pk")
-                .values_list("kind", "quantity", "term", "billing_frequency"))
+    return list(
+        ScheduledChange.objects.filter(subscription=sub)
+        .order_by("pk")
+        .values_list("kind", "quantity", "term", "billing_frequency")
+    )
 
 
 def schedule(sub, actor, *, quantity=None, term=None, billing_frequency=None, now):
-    return schedule_renewal_change(subscription_id=sub.pk, actor=actor, quantity=quantity, term=term,
-                                   billing_frequency=billing_frequency, now=now)
+    return schedule_renewal_change(
+        subscription_id=sub.pk, actor=actor, quantity=quantity, term=term, billing_frequency=billing_frequency, now=now
+    )
 
 
 # R1 Scheduling -------------------------------------------------------------------------------------
@@ -61,9 +69,13 @@ def test_r1_fewer_licenses_are_scheduled_for_the_renewal_and_audited(customer, s
     assert (sub.quantity, sub.term, sub.billing_frequency) == (10, "P1Y", "monthly")
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.action, entry.actor, entry.at, entry.summary, entry.before, entry.after) == (
-        "subscription.renewal_change_scheduled", sales, now, "Scheduled for the renewal: 8 licenses",
+        "subscription.renewal_change_scheduled",
+        sales,
+        now,
+        "Scheduled for the renewal: 8 licenses",
         {"quantity": 10, "term": "P1Y", "billing_frequency": "monthly"},
-        {"quantity": 8, "term": "P1Y", "billing_frequency": "monthly"})
+        {"quantity": 8, "term": "P1Y", "billing_frequency": "monthly"},
+    )
 
 
 @pytest.mark.rule("R1")
@@ -85,8 +97,9 @@ def test_r3_a_new_value_replaces_the_scheduled_change_of_that_kind(customer, sal
     # given 20 licenses and annual billing scheduled yesterday
     sub = subscribe(customer, e3)
     factories.ScheduledChangeFactory(subscription=sub, quantity=20)
-    annual = factories.ScheduledChangeFactory(subscription=sub, kind="billing_frequency", quantity=None,
-                                              billing_frequency="annual")
+    annual = factories.ScheduledChangeFactory(
+        subscription=sub, kind="billing_frequency", quantity=None, billing_frequency="annual"
+    )
     # when 30 licenses are scheduled
     schedule(sub, sales, quantity=30, now=now)
     # then the quantity change is replaced, the billing frequency kept
@@ -118,24 +131,38 @@ def test_r3_a_scheduled_change_is_removed(customer, sales, e3, now):
     assert list(ScheduledChange.objects.values_list("pk", flat=True)) == [kept.pk]
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.action, entry.actor, entry.summary, entry.before["quantity"], entry.after["quantity"]) == (
-        "subscription.renewal_change_removed", sales, "Removed from the renewal: 20 licenses", 20, 10)
+        "subscription.renewal_change_removed",
+        sales,
+        "Removed from the renewal: 20 licenses",
+        20,
+        10,
+    )
 
 
 # Refusals: nothing changes ----------------------------------------------------------------------
 
 
 @pytest.mark.rule("R2")
-@pytest.mark.parametrize("state, message", [
-    ({"auto_renew": False}, "Auto-renew is off: turn it on to schedule changes for the renewal."),
-    ({"suspended": True}, "Changes can only be scheduled for the renewal of an active subscription (this one is "
-                          "suspended)."),
-    ({"deleted": True}, "Changes can only be scheduled for the renewal of an active subscription (this one is "
-                        "deleted)."),
-], ids=["auto-renew-off", "suspended", "deleted"])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"auto_renew": False}, "Auto-renew is off: turn it on to schedule changes for the renewal."),
+        (
+            {"suspended": True},
+            "Changes can only be scheduled for the renewal of an active subscription (this one is suspended).",
+        ),
+        (
+            {"deleted": True},
+            "Changes can only be scheduled for the renewal of an active subscription (this one is deleted).",
+        ),
+    ],
+    ids=["auto-renew-off", "suspended", "deleted"],
+)
 def test_r2_only_an_active_subscription_with_auto_renew_on(customer, sales, e3, now, state, message):
     sub = subscribe(customer, e3, **state)
-    change = factories.ScheduledChangeFactory(subscription=sub, kind="billing_frequency", quantity=None,
-                                              billing_frequency="annual")  # P4 keeps it while suspended
+    change = factories.ScheduledChangeFactory(
+        subscription=sub, kind="billing_frequency", quantity=None, billing_frequency="annual"
+    )  # P4 keeps it while suspended
     before = database_state()
     with pytest.raises(RuleViolation) as refused:
         schedule(sub, sales, quantity=20, now=now)
@@ -150,12 +177,17 @@ def test_n6_scheduled_changes_are_read_only_while_the_renewal_is_pending(custome
     sub = subscribe(customer, e3, renewal_pending=True)
     change = factories.ScheduledChangeFactory(subscription=sub, quantity=20)
     before = database_state()
-    for attempt in (lambda: schedule(sub, sales, quantity=30, now=now),
-                    lambda: remove_scheduled_change(subscription_id=sub.pk, actor=sales, change_id=change.pk, now=now)):
+    for attempt in (
+        lambda: schedule(sub, sales, quantity=30, now=now),
+        lambda: remove_scheduled_change(subscription_id=sub.pk, actor=sales, change_id=change.pk, now=now),
+    ):
         with pytest.raises(RuleViolation) as refused:
             attempt()
         assert (refused.value.rule, refused.value.status, refused.value.message) == (
-            "N6", 409, "The renewal is being processed: try again in two minutes.")
+            "N6",
+            409,
+            "The renewal is being processed: try again in two minutes.",
+        )
     assert database_state() == before
 
 
@@ -167,17 +199,27 @@ def test_k8_scheduled_quantity_within_the_offer_limits(customer, sales, e3, now,
     with pytest.raises(RuleViolation) as refused:
         schedule(sub, sales, quantity=quantity, now=now)
     assert (refused.value.rule, refused.value.message, refused.value.field) == (
-        "K8", "Microsoft 365 E3 is sold in quantities from 1 to 300.", "quantity")
+        "K8",
+        "Microsoft 365 E3 is sold in quantities from 1 to 300.",
+        "quantity",
+    )
     assert database_state() == before
 
 
 @pytest.mark.rule("R1")
-@pytest.mark.parametrize("term, frequency, message", [
-    ("P1M", "annual", "A 1 month term can't be billed annually: the billing frequency can't be longer than the term."),
-    ("P3Y", "monthly", "Microsoft 365 E3 is not sold for a 3 years term billed monthly."),
-    ("P1Y", "one_time", "Microsoft 365 E3 is not sold for a 1 year term billed once for the term."),
-    ("P2Y", "monthly", "Choose a term of 1 month, 1 year or 3 years."),
-])
+@pytest.mark.parametrize(
+    "term, frequency, message",
+    [
+        (
+            "P1M",
+            "annual",
+            "A 1 month term can't be billed annually: the billing frequency can't be longer than the term.",
+        ),
+        ("P3Y", "monthly", "Microsoft 365 E3 is not sold for a 3 years term billed monthly."),
+        ("P1Y", "one_time", "Microsoft 365 E3 is not sold for a 1 year term billed once for the term."),
+        ("P2Y", "monthly", "Choose a term of 1 month, 1 year or 3 years."),
+    ],
+)
 def test_r1_term_and_frequency_must_be_sold_for_the_sku(customer, sales, e3, now, term, frequency, message):
     sub = subscribe(customer, e3)
     before = database_state()
@@ -237,7 +279,11 @@ def test_n4_the_renewal_applies_the_scheduled_quantity(customer, sales, e3, now)
     sub.refresh_from_db()
     assert report.renewed == 1
     assert (sub.status, sub.quantity, sub.term_end, sub.renewal_pending) == (
-        Status.ACTIVE, 25, date(2028, 11, 22), False)
+        Status.ACTIVE,
+        25,
+        date(2028, 11, 22),
+        False,
+    )
     assert scheduled(sub) == []
 
 
@@ -275,7 +321,8 @@ def test_r3_panel_shows_the_form_with_the_renewal_values_and_when_they_take_effe
     assert re.search(r'<option value="P1Y" selected>1 year</option>', html)
     assert re.search(r'<option value="monthly" selected>Monthly</option>', html)
     assert panel_text(page).startswith(
-        "Manage renewal Scheduled for the renewal 20 licenses (scheduled 2026-11-24 12:00 UTC) Remove")
+        "Manage renewal Scheduled for the renewal 20 licenses (scheduled 2026-11-24 12:00 UTC) Remove"
+    )
     assert f"Takes effect at the renewal on {RENEWS_AT}." in panel_text(page)
 
 
@@ -290,15 +337,19 @@ def test_r2_panel_says_why_changes_cannot_be_scheduled(signed_in, customer, e3, 
 @pytest.mark.rule("R1")
 def test_r1_posting_the_form_schedules_and_redirects_with_a_message(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
-    response = signed_in.post(url("schedule", sub), drawn(sub, {"quantity": "15", "term": "P1Y", "billing_frequency": "annual"}))
+    response = signed_in.post(
+        url("schedule", sub), drawn(sub, {"quantity": "15", "term": "P1Y", "billing_frequency": "annual"})
+    )
     assert (response.status_code, response["Location"]) == (302, detail(sub) + "#manage-renewal")
     assert sorted(scheduled(sub)) == [("billing_frequency", None, "", "annual"), ("quantity", 15, "", "")]
     page = signed_in.get(detail(sub))
     assert "Scheduled for the renewal: 15 licenses, Billed annually." in page.content.decode()
     # and the page's properties say it too, beside the term, without opening the panel
-    assert re.search(r"<dt>Scheduled for the renewal</dt><dd>(15 licenses; Billed annually|Billed annually; 15 licenses) · "
-                     r'<a href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a></dd>',
-                     page.content.decode())
+    assert re.search(
+        r"<dt>Scheduled for the renewal</dt><dd>(15 licenses; Billed annually|Billed annually; 15 licenses) · "
+        r'<a href="#manage-renewal" data-panel-open="panel-manage-renewal">Manage renewal</a></dd>',
+        page.content.decode(),
+    )
 
 
 @pytest.mark.rule("R3")
@@ -317,7 +368,9 @@ def test_r3_posting_remove_deletes_the_change(signed_in, customer, e3, now):
 def test_k8_a_refused_schedule_rerenders_the_page_with_422_and_the_posted_values(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)
     before = database_state()
-    response = signed_in.post(url("schedule", sub), drawn(sub, {"quantity": "500", "term": "P1Y", "billing_frequency": "monthly"}))
+    response = signed_in.post(
+        url("schedule", sub), drawn(sub, {"quantity": "500", "term": "P1Y", "billing_frequency": "monthly"})
+    )
     assert response.status_code == 422
     assert "Microsoft 365 E3 is sold in quantities from 1 to 300." in panel_text(response)
     assert 'value="500"' in response.content.decode()

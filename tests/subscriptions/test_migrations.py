@@ -3,7 +3,7 @@ the completion instant their 7-day window counts from (N3). pytest-django's migr
 migration's function is run on rows written the way the old engine wrote them, with the app registry."""
 
 import importlib
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,13 +11,13 @@ import time_machine
 from django.apps import apps
 from django.db import migrations
 
-from subscriptions import checks, audit
+from subscriptions import audit, checks
 from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, SeatLot, Subscription
 from subscriptions.states import Status
 from tests import factories
 
-UTC = dt_timezone.utc
+UTC = UTC
 MIGRATED_AT = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
 
 migration = importlib.import_module("subscriptions.migrations.0012_renewed_terms_start_at_midnight")
@@ -36,13 +36,21 @@ def e3(db):
 def annual(sku, *, ended: date, **extra):
     """A P1Y subscription whose previous term ended (inclusive) on `ended`."""
     started = datetime.combine(ended + timedelta(days=1) - timedelta(days=365), datetime.min.time(), tzinfo=UTC)
-    return factories.SubscriptionFactory(sku=sku, availability=factories.availability(sku), quantity=10, term="P1Y",
-                                         billing_frequency="monthly", unit_price=Decimal("10.00"), term_start=started,
-                                         term_end=ended, created_at=started, **extra)
+    return factories.SubscriptionFactory(
+        sku=sku,
+        availability=factories.availability(sku),
+        quantity=10,
+        term="P1Y",
+        billing_frequency="monthly",
+        unit_price=Decimal("10.00"),
+        term_start=started,
+        term_end=ended,
+        created_at=started,
+        **extra,
+    )
 
 
-def renewed_the_old_way(sub, *, completed: datetime, traces=("audit", "line", "lot"),
-                        action="subscription.renewed"):
+def renewed_the_old_way(sub, *, completed: datetime, traces=("audit", "line", "lot"), action="subscription.renewed"):
     """What the engine wrote before issue 9 when this renewal completed at `completed`: the term starting then, in
     the same transaction as the renewal's audit row, billing line and seat lot (each written only if in `traces`)."""
     ended = sub.term_end
@@ -50,16 +58,36 @@ def renewed_the_old_way(sub, *, completed: datetime, traces=("audit", "line", "l
     before = {"status": "active", "term_start": sub.term_start.isoformat(), "term_end": ended.isoformat()}
     Subscription.objects.filter(pk=sub.pk).update(term_start=completed, term_end=term_end_for(renewal_day, 12))
     if "audit" in traces:
-        audit.record(actor=None, at=completed, customer=sub.customer, subscription=sub, action=action,
-                     summary=f"Renewed from {renewal_day:%Y-%m-%d}", before=before,
-                     after={"status": "active", "term_start": completed.isoformat(),
-                            "term_end": term_end_for(renewal_day, 12).isoformat()})
+        audit.record(
+            actor=None,
+            at=completed,
+            customer=sub.customer,
+            subscription=sub,
+            action=action,
+            summary=f"Renewed from {renewal_day:%Y-%m-%d}",
+            before=before,
+            after={
+                "status": "active",
+                "term_start": completed.isoformat(),
+                "term_end": term_end_for(renewal_day, 12).isoformat(),
+            },
+        )
     if "line" in traces:
-        factories.BillingLineFactory(subscription=sub, kind=BillingLine.Kind.RENEWAL, period_start=renewal_day,
-                                     period_end=date(2027, 1, 1), created_at=completed)
+        factories.BillingLineFactory(
+            subscription=sub,
+            kind=BillingLine.Kind.RENEWAL,
+            period_start=renewal_day,
+            period_end=date(2027, 1, 1),
+            created_at=completed,
+        )
     if "lot" in traces:
-        SeatLot.objects.create(subscription=sub, source=SeatLot.Source.RENEWAL, quantity=10, added_at=completed,
-                               window_ends_at=completed + timedelta(hours=168))
+        SeatLot.objects.create(
+            subscription=sub,
+            source=SeatLot.Source.RENEWAL,
+            quantity=10,
+            added_at=completed,
+            window_ends_at=completed + timedelta(hours=168),
+        )
     return Subscription.objects.select_related("sku__product__publisher").get(pk=sub.pk)
 
 
@@ -72,17 +100,26 @@ def starts(*subs):
 def test_n2_terms_renewed_after_00_00_utc_start_at_00_00_utc_of_their_renewal_day(e3):
     # given terms renewed the old way, their term_start the instant processing completed, each found by its traces
     usage_sku = factories.SkuFactory(usage=True, name="Azure plan", availabilities=[("P1Y", "monthly", "0.00")])
-    on_the_day = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
-                                     completed=datetime(2026, 12, 2, 18, 31, tzinfo=UTC))
-    a_day_late = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
-                                     completed=datetime(2026, 12, 3, 5, 0, tzinfo=UTC), traces=("audit", "line"))
-    usage = renewed_the_old_way(annual(usage_sku, ended=date(2026, 12, 1)),
-                                completed=datetime(2026, 12, 2, 9, 40, tzinfo=UTC), traces=("audit",))
+    on_the_day = renewed_the_old_way(
+        annual(e3, ended=date(2026, 12, 1)), completed=datetime(2026, 12, 2, 18, 31, tzinfo=UTC)
+    )
+    a_day_late = renewed_the_old_way(
+        annual(e3, ended=date(2026, 12, 1)), completed=datetime(2026, 12, 3, 5, 0, tzinfo=UTC), traces=("audit", "line")
+    )
+    usage = renewed_the_old_way(
+        annual(usage_sku, ended=date(2026, 12, 1)),
+        completed=datetime(2026, 12, 2, 9, 40, tzinfo=UTC),
+        traces=("audit",),
+    )
     # (a trial converted at its end is the paid offer by then)
-    converted = renewed_the_old_way(annual(e3, ended=date(2026, 11, 30)), action="subscription.trial_converted",
-                                    completed=datetime(2026, 12, 1, 7, 15, tzinfo=UTC))
-    lot_only = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
-                                   completed=datetime(2026, 12, 2, 11, 0, tzinfo=UTC), traces=("lot",))
+    converted = renewed_the_old_way(
+        annual(e3, ended=date(2026, 11, 30)),
+        action="subscription.trial_converted",
+        completed=datetime(2026, 12, 1, 7, 15, tzinfo=UTC),
+    )
+    lot_only = renewed_the_old_way(
+        annual(e3, ended=date(2026, 12, 1)), completed=datetime(2026, 12, 2, 11, 0, tzinfo=UTC), traces=("lot",)
+    )
     window_before = checks.cancellation_window_ends(on_the_day)
 
     # when the migration runs
@@ -103,11 +140,15 @@ def test_n2_terms_renewed_after_00_00_utc_start_at_00_00_utc_of_their_renewal_da
     # and each correction is on the subscription's audit trail, by the system (L1)
     entry = AuditEntry.objects.get(subscription=on_the_day, action="subscription.term_start_corrected")
     assert (entry.actor, entry.at, entry.partner, entry.customer, entry.summary, entry.before, entry.after) == (
-        None, MIGRATED_AT, on_the_day.customer.partner, on_the_day.customer,
+        None,
+        MIGRATED_AT,
+        on_the_day.customer.partner,
+        on_the_day.customer,
         "Term start corrected to 2026-12-02 00:00 UTC, the renewal day (N2); the renewal completed at 2026-12-02 "
         "18:31 UTC (N3: the 7-day window counts from then)",
         {"term_start": "2026-12-02T18:31:00+00:00"},
-        {"term_start": "2026-12-02T00:00:00+00:00", "renewal_completed_at": "2026-12-02T18:31:00+00:00"})
+        {"term_start": "2026-12-02T00:00:00+00:00", "renewal_completed_at": "2026-12-02T18:31:00+00:00"},
+    )
     assert AuditEntry.objects.filter(action="subscription.term_start_corrected").count() == 5
 
 
@@ -116,17 +157,26 @@ def test_n2_terms_that_did_not_start_with_a_renewal_after_00_00_utc_are_left_alo
     # given a purchase at 09:30 UTC, a renewal at exactly 00:00 UTC, a renewed term since upgraded to another term
     # (its term_start the upgrade's), and a trial converted mid-term (its audit row records no term start)
     purchased = factories.SubscriptionFactory(sku=e3, term_start=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
-    at_midnight = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
-                                      completed=datetime(2026, 12, 2, tzinfo=UTC))
-    upgraded = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)),
-                                   completed=datetime(2026, 12, 2, 18, 31, tzinfo=UTC))
-    Subscription.objects.filter(pk=upgraded.pk).update(term_start=datetime(2026, 12, 5, 10, 0, tzinfo=UTC),
-                                                       upgraded_at=datetime(2026, 12, 5, 10, 0, tzinfo=UTC))
-    trial = factories.SubscriptionFactory(sku=e3, status=Status.EXPIRED, trial=True,
-                                          term_start=datetime(2026, 11, 1, 10, 0, tzinfo=UTC))
-    audit.record(actor=None, at=datetime(2026, 11, 10, 10, 0, tzinfo=UTC), customer=trial.customer,
-                 subscription=trial, action="subscription.trial_converted", summary="Trial converted now",
-                 before={"status": "active", "is_trial": True}, after={"status": "expired", "converted_into": "x"})
+    at_midnight = renewed_the_old_way(annual(e3, ended=date(2026, 12, 1)), completed=datetime(2026, 12, 2, tzinfo=UTC))
+    upgraded = renewed_the_old_way(
+        annual(e3, ended=date(2026, 12, 1)), completed=datetime(2026, 12, 2, 18, 31, tzinfo=UTC)
+    )
+    Subscription.objects.filter(pk=upgraded.pk).update(
+        term_start=datetime(2026, 12, 5, 10, 0, tzinfo=UTC), upgraded_at=datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    )
+    trial = factories.SubscriptionFactory(
+        sku=e3, status=Status.EXPIRED, trial=True, term_start=datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    )
+    audit.record(
+        actor=None,
+        at=datetime(2026, 11, 10, 10, 0, tzinfo=UTC),
+        customer=trial.customer,
+        subscription=trial,
+        action="subscription.trial_converted",
+        summary="Trial converted now",
+        before={"status": "active", "is_trial": True},
+        after={"status": "expired", "converted_into": "x"},
+    )
     before = starts(purchased, at_midnight, upgraded, trial)
     audit_rows = AuditEntry.objects.count()
 

@@ -3,10 +3,9 @@ Today is 2026-11-25 12:00 UTC; a P1Y subscription billed monthly at 10.00 a lice
 started on 2026-11-23 12:00 UTC is in its first billing period, 2026-11-23..2026-12-22 (30 days),
 of which 2026-11-25..2026-12-22 (28 days) are still to come."""
 
-from datetime import date, datetime, timedelta
-from functools import partial
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -19,7 +18,7 @@ from subscriptions.states import Status
 from tests import factories
 from tests.helpers import at_once, database_state
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -39,13 +38,19 @@ def add_lot(subscription, *, quantity, added_at, removed=0):
 
 
 def lots_of(subscription):
-    return list(SeatLot.objects.filter(subscription=subscription).values_list(
-        "source", "quantity", "removed", "added_at", "window_ends_at"))
+    return list(
+        SeatLot.objects.filter(subscription=subscription).values_list(
+            "source", "quantity", "removed", "added_at", "window_ends_at"
+        )
+    )
 
 
 def billing_of(subscription):
-    return list(BillingLine.objects.filter(subscription=subscription).values_list(
-        "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"))
+    return list(
+        BillingLine.objects.filter(subscription=subscription).values_list(
+            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+    )
 
 
 # Q1 Adding licenses ------------------------------------------------------------------------------
@@ -53,7 +58,9 @@ def billing_of(subscription):
 
 @pytest.mark.rule("Q1")
 @pytest.mark.rule("Q2")
-def test_q1_added_licenses_open_their_own_lot_and_are_charged_to_the_end_of_the_billing_period(customer, sales, e3, now):
+def test_q1_added_licenses_open_their_own_lot_and_are_charged_to_the_end_of_the_billing_period(
+    customer, sales, e3, now
+):
     # given 10 licenses bought on 2026-11-23 12:00 UTC
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     # when 5 more are added
@@ -68,8 +75,18 @@ def test_q1_added_licenses_open_their_own_lot_and_are_charged_to_the_end_of_the_
     ]
     # and they are charged 10.00 × 5 × 28/30 = 46.666… = 46.67 for 2026-11-25..2026-12-22
     assert (plan.old, plan.new, plan.delta, plan.amount) == (10, 15, 5, Decimal("46.67"))
-    assert billing_of(sub) == [("increase", Decimal("46.67"), "USD", 5, Decimal("10.00"), date(2026, 11, 25),
-                                date(2026, 12, 22), "10.00 × 5 × 28/30 days")]
+    assert billing_of(sub) == [
+        (
+            "increase",
+            Decimal("46.67"),
+            "USD",
+            5,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "10.00 × 5 × 28/30 days",
+        )
+    ]
 
 
 @pytest.mark.rule("Q1")
@@ -81,8 +98,18 @@ def test_q1_licenses_can_be_added_after_every_window_closed(customer, sales, e3,
     # when 5 are added on its last day
     change_quantity(subscription_id=sub.pk, actor=sales, quantity=15, now=now)
     # then they are charged for that one day: 10.00 × 5 × 1/31 = 1.6129… = 1.61
-    assert billing_of(sub) == [("increase", Decimal("1.61"), "USD", 5, Decimal("10.00"), date(2026, 11, 25),
-                                date(2026, 11, 25), "10.00 × 5 × 1/31 days")]
+    assert billing_of(sub) == [
+        (
+            "increase",
+            Decimal("1.61"),
+            "USD",
+            5,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 11, 25),
+            "10.00 × 5 × 1/31 days",
+        )
+    ]
     assert Subscription.objects.get(pk=sub.pk).quantity == 15
 
 
@@ -137,10 +164,26 @@ def test_q2_removal_takes_from_the_newest_lot_first(customer, sales, e3, now):
     # and each lot's licenses are refunded for the 28 of 30 days not used: 46.666… = 46.67, 18.666… = 18.67
     assert plan.amount == Decimal("-65.34")
     assert billing_of(sub) == [
-        ("reduction_refund", Decimal("-46.67"), "USD", -5, Decimal("10.00"), date(2026, 11, 25), date(2026, 12, 22),
-         "10.00 × 5 × 28/30 days"),
-        ("reduction_refund", Decimal("-18.67"), "USD", -2, Decimal("10.00"), date(2026, 11, 25), date(2026, 12, 22),
-         "10.00 × 2 × 28/30 days"),
+        (
+            "reduction_refund",
+            Decimal("-46.67"),
+            "USD",
+            -5,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "10.00 × 5 × 28/30 days",
+        ),
+        (
+            "reduction_refund",
+            Decimal("-18.67"),
+            "USD",
+            -2,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "10.00 × 2 × 28/30 days",
+        ),
     ]
 
 
@@ -155,8 +198,9 @@ def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, now=now)
     # then it is refused, naming the 3 that can be removed, on the quantity field (HTTP 422)
     assert (refused.value.rule, refused.value.field, refused.value.status) == ("Q2", "quantity", 422)
-    assert refused.value.message == ("Only 3 licenses can be removed now (added within the last 7 days); "
-                                     "you asked to remove 5.")
+    assert refused.value.message == (
+        "Only 3 licenses can be removed now (added within the last 7 days); you asked to remove 5."
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -184,8 +228,10 @@ def test_q2_a_lot_added_exactly_168_hours_ago_is_not_removable(customer, sales, 
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, now=now)
     # then it is refused: the window closed at this very instant
     assert refused.value.rule == "Q2"
-    assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-25 "
-                                     "12:00 UTC. Schedule fewer licenses for the renewal instead.")
+    assert refused.value.message == (
+        "No license can be removed now: the last 7-day window closed on 2026-11-25 "
+        "12:00 UTC. Schedule fewer licenses for the renewal instead."
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -199,8 +245,18 @@ def test_q2_a_lot_added_one_second_less_than_168_hours_ago_is_removable(customer
     change_quantity(subscription_id=sub.pk, actor=sales, quantity=9, now=now)
     # then it is removed and refunded for 2026-11-25..2026-12-17, 23 of the period's 30 days: 7.666… = 7.67
     assert Subscription.objects.get(pk=sub.pk).quantity == 9
-    assert billing_of(sub) == [("reduction_refund", Decimal("-7.67"), "USD", -1, Decimal("10.00"), date(2026, 11, 25),
-                                date(2026, 12, 17), "10.00 × 1 × 23/30 days")]
+    assert billing_of(sub) == [
+        (
+            "reduction_refund",
+            Decimal("-7.67"),
+            "USD",
+            -1,
+            Decimal("10.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 17),
+            "10.00 × 1 × 23/30 days",
+        )
+    ]
 
 
 @pytest.mark.rule("Q2")
@@ -213,8 +269,10 @@ def test_q2_licenses_added_mid_term_have_their_own_168_hour_window(customer, sal
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=14, now=now + timedelta(hours=168))
     # then that is refused: their window closed on 2026-12-02 12:00 UTC
-    assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-12-02 "
-                                     "12:00 UTC. Schedule fewer licenses for the renewal instead.")
+    assert refused.value.message == (
+        "No license can be removed now: the last 7-day window closed on 2026-12-02 "
+        "12:00 UTC. Schedule fewer licenses for the renewal instead."
+    )
     # when, one hour earlier, all 5 are removed
     change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now + timedelta(hours=167))
     # then the billing period 2026-11-15..2026-12-14 had 20 days left when they were added and 13 on 2026-12-02
@@ -239,8 +297,18 @@ def test_q3_worked_example_monthly_refund_by_the_day(customer, sales, e3, now):
     # for these 3 licenses. Days used: 2026-11-23 and 2026-11-24 = 2 days = 108.00 × 2/30 = 7.20.
     # Refund = 108.00 − 7.20 = 100.80 (the same as 36.00 × 3 × 28/30).
     assert plan.amount == Decimal("-100.80")
-    assert billing_of(sub) == [("reduction_refund", Decimal("-100.80"), "USD", -3, Decimal("36.00"),
-                                date(2026, 11, 25), date(2026, 12, 22), "36.00 × 3 × 28/30 days")]
+    assert billing_of(sub) == [
+        (
+            "reduction_refund",
+            Decimal("-100.80"),
+            "USD",
+            -3,
+            Decimal("36.00"),
+            date(2026, 11, 25),
+            date(2026, 12, 22),
+            "36.00 × 3 × 28/30 days",
+        )
+    ]
 
 
 @pytest.mark.rule("Q3")
@@ -253,8 +321,18 @@ def test_q3_worked_example_annual_refund_by_the_day(customer, sales, now):
     # then, by hand: the billing period is the year 2026-11-20..2027-11-19 = 365 days, billed 432.00 × 2 = 864.00.
     # Days used: 2026-11-20..2026-11-24 = 5 days, 864.00 × 5/365 = 11.8356…
     # Refund = 864.00 × 360/365 = 852.1643… = 852.16
-    assert billing_of(sub) == [("reduction_refund", Decimal("-852.16"), "USD", -2, Decimal("432.00"),
-                                date(2026, 11, 25), date(2027, 11, 19), "432.00 × 2 × 360/365 days")]
+    assert billing_of(sub) == [
+        (
+            "reduction_refund",
+            Decimal("-852.16"),
+            "USD",
+            -2,
+            Decimal("432.00"),
+            date(2026, 11, 25),
+            date(2027, 11, 19),
+            "432.00 × 2 × 360/365 days",
+        )
+    ]
 
 
 # Q4 Licenses available for reduction --------------------------------------------------------------
@@ -292,8 +370,10 @@ def test_q4_no_lot_is_removable_once_every_window_closed(customer, sales, e3, no
     assert checks.removable_quantity(sub, now) == 0
     with pytest.raises(RuleViolation) as refused:
         checks.check_decrease(sub, sales, now)
-    assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
-                                     "12:00 UTC. Schedule fewer licenses for the renewal instead.")
+    assert refused.value.message == (
+        "No license can be removed now: the last 7-day window closed on 2026-11-22 "
+        "12:00 UTC. Schedule fewer licenses for the renewal instead."
+    )
 
 
 @pytest.mark.rule("Q4")
@@ -305,8 +385,10 @@ def test_q4_none_removable_message_names_a_window_that_really_closed(customer, s
     with pytest.raises(RuleViolation) as refused:
         checks.check_decrease(sub, sales, now)
     # then it names the last window that closed on licenses still held, not one still open (2026-12-01 12:00)
-    assert refused.value.message == ("No license can be removed now: the last 7-day window closed on 2026-11-22 "
-                                     "12:00 UTC. Schedule fewer licenses for the renewal instead.")
+    assert refused.value.message == (
+        "No license can be removed now: the last 7-day window closed on 2026-11-22 "
+        "12:00 UTC. Schedule fewer licenses for the renewal instead."
+    )
 
 
 # Q5 At most 1,200 quantity updates ----------------------------------------------------------------
@@ -334,9 +416,11 @@ def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(cust
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then it is refused advising a second subscription
     assert refused.value.rule == "Q5"
-    assert refused.value.message == ("This subscription's quantity has been updated 1,200 times, the most allowed: "
-                                     "buy a second subscription of the same offer (it can be aligned to end on the "
-                                     "same date).")
+    assert refused.value.message == (
+        "This subscription's quantity has been updated 1,200 times, the most allowed: "
+        "buy a second subscription of the same offer (it can be aligned to end on the "
+        "same date)."
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -345,12 +429,19 @@ def test_q5_after_1200_updates_quantity_changes_are_refused_with_the_advice(cust
 
 
 @pytest.mark.rule("Q6")
-@pytest.mark.parametrize("status, quantity, label", [
-    (Status.SUSPENDED, 11, "suspended"), (Status.SUSPENDED, 9, "suspended"),
-    (Status.PENDING, 11, "pending"), (Status.PENDING, 9, "pending"),
-    (Status.DELETED, 11, "deleted"), (Status.DELETED, 9, "deleted"),
-    (Status.EXPIRED, 11, "expired"), (Status.DISABLED, 11, "disabled"),
-])
+@pytest.mark.parametrize(
+    "status, quantity, label",
+    [
+        (Status.SUSPENDED, 11, "suspended"),
+        (Status.SUSPENDED, 9, "suspended"),
+        (Status.PENDING, 11, "pending"),
+        (Status.PENDING, 9, "pending"),
+        (Status.DELETED, 11, "deleted"),
+        (Status.DELETED, 9, "deleted"),
+        (Status.EXPIRED, 11, "expired"),
+        (Status.DISABLED, 11, "disabled"),
+    ],
+)
 def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, status, quantity, label):
     # given a subscription in its first days that is not active
     sub = subscribe(customer, e3, started=now - timedelta(days=2), status=status, auto_renew=False)
@@ -370,16 +461,28 @@ def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, stat
 @pytest.mark.parametrize("quantity", [26, 24])
 def test_tr4_trial_quantity_is_not_changed(customer, sales, now, quantity):
     # given an active trial with 25 licenses started yesterday
-    trial_sku = factories.SkuFactory(trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")])
-    sub = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term="P1M",
-                                        unit_price=Decimal("0.00"), term_start=now - timedelta(days=1),
-                                        term_end=date(2026, 12, 23), trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC))
+    trial_sku = factories.SkuFactory(
+        trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
+    sub = factories.SubscriptionFactory(
+        customer=customer,
+        sku=trial_sku,
+        trial=True,
+        term="P1M",
+        unit_price=Decimal("0.00"),
+        term_start=now - timedelta(days=1),
+        term_end=date(2026, 12, 23),
+        trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC),
+    )
     before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=quantity, now=now)
     # then it is refused: convert the trial first
-    assert (refused.value.rule, refused.value.message) == ("TR4", "A trial's quantity can't change: convert the trial first.")
+    assert (refused.value.rule, refused.value.message) == (
+        "TR4",
+        "A trial's quantity can't change: convert the trial first.",
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -388,8 +491,14 @@ def test_tr4_trial_quantity_is_not_changed(customer, sales, now, quantity):
 def test_q6_usage_based_subscription_has_no_quantity_to_change(customer, sales, now):
     # given a usage-based subscription
     azure = factories.SkuFactory(usage=True, name="Azure plan", availabilities=[("P1M", "monthly", "0.00")])
-    sub = factories.SubscriptionFactory(customer=customer, sku=azure, quantity=1, term="P1M",
-                                        term_start=now - timedelta(days=2), term_end=date(2026, 12, 22))
+    sub = factories.SubscriptionFactory(
+        customer=customer,
+        sku=azure,
+        quantity=1,
+        term="P1M",
+        term_start=now - timedelta(days=2),
+        term_end=date(2026, 12, 22),
+    )
     before = database_state()
     # when its quantity is changed
     with pytest.raises(RuleViolation) as refused:
@@ -407,8 +516,11 @@ def test_q6_usage_based_subscription_has_no_quantity_to_change(customer, sales, 
 def test_r6_quantity_change_deletes_scheduled_changes(customer, sales, e3, now, quantity):
     # given a subscription with changes scheduled for its renewal, and another subscription with one
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
-    for kind, values in [("quantity", {"quantity": 20}), ("term", {"term": "P1M", "quantity": None}),
-                         ("billing_frequency", {"billing_frequency": "annual", "quantity": None})]:
+    for kind, values in [
+        ("quantity", {"quantity": 20}),
+        ("term", {"term": "P1M", "quantity": None}),
+        ("billing_frequency", {"billing_frequency": "annual", "quantity": None}),
+    ]:
         factories.ScheduledChangeFactory(subscription=sub, kind=kind, **values)
     other = factories.ScheduledChangeFactory(subscription=subscribe(customer, e3, started=now - timedelta(days=2)))
     # when its quantity changes now
@@ -433,6 +545,7 @@ def test_q2_two_removals_from_the_same_page_at_once_remove_once(customer, sales,
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
     page = str(sub.version)  # the version both tabs were drawn with
+
     def remove(quantity):
         return lambda: change_quantity(subscription_id=sub.pk, actor=sales, version=page, quantity=quantity, now=now)
 
@@ -448,7 +561,8 @@ def test_q2_two_removals_from_the_same_page_at_once_remove_once(customer, sales,
     increase = SeatLot.objects.get(subscription=sub, source="increase")
     assert (increase.removed, SeatLot.objects.get(subscription=sub, source="purchase").removed) == (removed, 0)
     assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "quantity")) == [
-        ("reduction_refund", -removed)]
+        ("reduction_refund", -removed)
+    ]
     assert AuditEntry.objects.filter(subscription=sub).count() == 1
 
 
@@ -460,6 +574,7 @@ def test_q2_two_removals_at_once_never_remove_more_than_removable(customer, sale
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
     add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
+
     def remove():
         return change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)
 
@@ -471,7 +586,10 @@ def test_q2_two_removals_at_once_never_remove_more_than_removable(customer, sale
     sub.refresh_from_db()
     assert (sub.quantity, sub.quantity_updates) == (10, 1)
     assert list(SeatLot.objects.filter(subscription=sub).values_list("source", "quantity", "removed")) == [
-        ("increase", 6, 6), ("purchase", 10, 0)]
+        ("increase", 6, 6),
+        ("purchase", 10, 0),
+    ]
     # and the 6 were refunded once: 2026-11-25..2026-12-14 is 20 of the period's 30 days, 10.00 × 6 × 20/30
     assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "quantity", "amount")) == [
-        ("reduction_refund", -6, Decimal("-40.00"))]
+        ("reduction_refund", -6, Decimal("-40.00"))
+    ]

@@ -28,8 +28,11 @@ from subscriptions.services import fulfill_order_task, provision_subscription_ta
 from subscriptions.states import Status
 from tests import factories
 
-FULFIL, PROVISION, TICK = (fulfill_order_task.module_path, provision_subscription_task.module_path,
-                           lifecycle_tick_task.module_path)
+FULFIL, PROVISION, TICK = (
+    fulfill_order_task.module_path,
+    provision_subscription_task.module_path,
+    lifecycle_tick_task.module_path,
+)
 
 
 def claimed(task, *args, at):
@@ -54,11 +57,13 @@ def tasks(path, status=None):
 @pytest.fixture
 def placed(customer, sales, now):
     """An order of two lines placed at `at`, not fulfilled."""
+
     def place(at):
         order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=at)
         factories.OrderLineFactory(order=order)
         factories.OrderLineFactory(order=order)
         return order
+
     return place
 
 
@@ -78,13 +83,19 @@ def test_a_late_order_whose_task_was_lost_is_queued_again_once(placed, now):
     assert tasks(FULFIL, TaskResultStatus.READY) == [{"args": [order.pk], "kwargs": {}}]
     lost.refresh_from_db()
     assert (lost.status, lost.finished_at, lost.exception_class_path) == (
-        TaskResultStatus.FAILED, now, "subscriptions.recovery.TaskPresumedLost")
+        TaskResultStatus.FAILED,
+        now,
+        "subscriptions.recovery.TaskPresumedLost",
+    )
     replacement = DBTaskResult.objects.get(task_path=FULFIL, status=TaskResultStatus.READY)
-    assert lost.traceback == ("Presumed lost at 2026-11-25 12:00:00 UTC: RUNNING with no result for longer than its "
-                              f"bound (its worker stopped mid-task); queued again as task {replacement.pk}.")
+    assert lost.traceback == (
+        "Presumed lost at 2026-11-25 12:00:00 UTC: RUNNING with no result for longer than its "
+        f"bound (its worker stopped mid-task); queued again as task {replacement.pk}."
+    )
     # and the audit trail says so, once, with nothing fulfilled by the sweep itself
     assert list(AuditEntry.objects.filter(action="order.fulfillment_requeued").values_list("order", "summary")) == [
-        (order.pk, f"{order.number}: fulfilment queued again (no live background task; placed 2026-11-25 11:50 UTC)")]
+        (order.pk, f"{order.number}: fulfilment queued again (no live background task; placed 2026-11-25 11:50 UTC)")
+    ]
     assert not Subscription.objects.exists()
 
 
@@ -132,14 +143,17 @@ def test_a_task_running_for_less_than_its_bound_is_live(placed, now):
     assert list(DBTaskResult.objects.values_list("pk", "status")) == [(running.pk, TaskResultStatus.RUNNING)]
     # and once past the bound it is presumed lost and replaced
     assert requeue_stranded_work(now + timedelta(minutes=1)).fulfillment_requeued == 1
-    assert sorted(DBTaskResult.objects.values_list("status", flat=True)) == [TaskResultStatus.FAILED,
-                                                                            TaskResultStatus.READY]
+    assert sorted(DBTaskResult.objects.values_list("status", flat=True)) == [
+        TaskResultStatus.FAILED,
+        TaskResultStatus.READY,
+    ]
 
 
 def test_a_fulfilled_order_is_never_touched(customer, sales, placed, now):
     # given an order fulfilled an hour ago whose worker was killed after the commit, before it recorded success
-    order = factories.OrderFactory(customer=customer, placed_by=sales, created_at=now - timedelta(hours=1),
-                                   completed=True)
+    order = factories.OrderFactory(
+        customer=customer, placed_by=sales, created_at=now - timedelta(hours=1), completed=True
+    )
     factories.OrderLineFactory(order=order, fulfilled=True)
     lost = claimed(fulfill_order_task, order.pk, at=now - timedelta(hours=1))
     # and one still pending whose task was lost the same way
@@ -190,8 +204,14 @@ def test_the_lifecycle_pass_runs_the_sweep(placed, now):
 
 def buy(customer, actor, at, *skus):
     for sku in skus:
-        cart_services.add_to_cart(customer=customer, actor=actor, availability_id=factories.availability(sku).pk,
-                                  quantity=10, aligned_end_date=None, now=at)
+        cart_services.add_to_cart(
+            customer=customer,
+            actor=actor,
+            availability_id=factories.availability(sku).pk,
+            quantity=10,
+            aligned_end_date=None,
+            now=at,
+        )
     order, created = purchase(cart=cart_services.current_cart(customer, actor, at), actor=actor, attested=True, now=at)
     assert created
     return order
@@ -218,9 +238,12 @@ def test_a_requeued_order_is_fulfilled_exactly_once_per_line(customer, sales, no
     assert order.status == Order.Status.COMPLETED
     assert sorted(order.lines.values_list("sku__name", "status", "subscription__status")) == [
         ("Microsoft 365 E3", OrderLine.Status.FULFILLED, Status.ACTIVE),
-        ("Teams Essentials", OrderLine.Status.FULFILLED, Status.ACTIVE)]
+        ("Teams Essentials", OrderLine.Status.FULFILLED, Status.ACTIVE),
+    ]
     assert sorted(BillingLine.objects.values_list("subscription__sku__name", "kind", "amount")) == [
-        ("Microsoft 365 E3", "purchase", Decimal("360.00")), ("Teams Essentials", "purchase", Decimal("40.00"))]
+        ("Microsoft 365 E3", "purchase", Decimal("360.00")),
+        ("Teams Essentials", "purchase", Decimal("40.00")),
+    ]
     # and a later pass finds nothing to do
     assert tuple(count for _, count in requeue_stranded_work(later + timedelta(hours=1))) == (0, 0)
 
@@ -230,10 +253,18 @@ def test_a_requeued_order_is_fulfilled_exactly_once_per_line(customer, sales, no
 
 def pending_subscription(customer, *, created, isv=False):
     order = factories.OrderFactory(customer=customer, created_at=created, completed=True)
-    line = factories.OrderLineFactory(order=order, fulfilled=True,
-                                      availability=factories.availability(factories.SkuFactory(isv=isv)))
-    return factories.SubscriptionFactory(customer=customer, sku=line.sku, availability=line.availability,
-                                         order_line=line, status=Status.PENDING, created_at=created, term_start=created)
+    line = factories.OrderLineFactory(
+        order=order, fulfilled=True, availability=factories.availability(factories.SkuFactory(isv=isv))
+    )
+    return factories.SubscriptionFactory(
+        customer=customer,
+        sku=line.sku,
+        availability=line.availability,
+        order_line=line,
+        status=Status.PENDING,
+        created_at=created,
+        term_start=created,
+    )
 
 
 @pytest.mark.rule("O2")
@@ -276,8 +307,9 @@ def test_a_lifecycle_chain_whose_last_tick_was_lost_before_queueing_the_next_res
     assert tasks(TICK, TaskResultStatus.READY) == [{"args": [], "kwargs": {}}]
     lost.refresh_from_db()
     assert lost.status == TaskResultStatus.FAILED
-    assert lost.traceback.endswith(f"the chain restarted with task "
-                                   f"{DBTaskResult.objects.get(status=TaskResultStatus.READY).pk}.")
+    assert lost.traceback.endswith(
+        f"the chain restarted with task {DBTaskResult.objects.get(status=TaskResultStatus.READY).pk}."
+    )
 
 
 def test_a_lost_tick_whose_next_tick_is_queued_is_only_recorded(db, now):
@@ -286,9 +318,14 @@ def test_a_lost_tick_whose_next_tick_is_queued_is_only_recorded(db, now):
     following = queued(lifecycle_tick_task.using(run_after=now + timedelta(minutes=1)), at=now - timedelta(hours=1))
     # when the sweep runs, then no second chain starts; the lost tick is recorded as such
     assert restart_lost_lifecycle_chain(now) is False
-    assert list(DBTaskResult.objects.filter(status=TaskResultStatus.READY).values_list("pk", flat=True)) == [following.pk]
+    assert list(DBTaskResult.objects.filter(status=TaskResultStatus.READY).values_list("pk", flat=True)) == [
+        following.pk
+    ]
     lost.refresh_from_db()
-    assert (lost.status, lost.traceback.endswith("the chain went on with the next tick.")) == (TaskResultStatus.FAILED, True)
+    assert (lost.status, lost.traceback.endswith("the chain went on with the next tick.")) == (
+        TaskResultStatus.FAILED,
+        True,
+    )
 
 
 def test_a_running_tick_within_its_bound_is_live_and_no_chain_is_started_from_nothing(db, now):

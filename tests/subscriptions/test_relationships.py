@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.html import escape
 
-from portal.models import Customer
 from portal.errors import RuleViolation
+from portal.models import Customer
 from subscriptions import transfers
 from subscriptions.models import AuditEntry, RelationshipRequest
 from subscriptions.transfers import RelationshipLinkError
@@ -46,14 +46,22 @@ def target_sales(target_partner):
 @pytest.fixture
 def other_partners_customer(direct_partner):
     """The same organisation as served by another partner, with its own tenant id, segment and country."""
-    return factories.CustomerFactory(partner=direct_partner, company_name="Fabrikam Holdings AG", domain=DOMAIN,
-                                     segment="education", billing_country="DE")
+    return factories.CustomerFactory(
+        partner=direct_partner,
+        company_name="Fabrikam Holdings AG",
+        domain=DOMAIN,
+        segment="education",
+        billing_country="DE",
+    )
 
 
 def send(actor, now, **given):
     return transfers.send_relationship_request(
-        actor=actor, now=now, site_url=SITE,
-        **{"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN, **given})
+        actor=actor,
+        now=now,
+        site_url=SITE,
+        **{"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN, **given},
+    )
 
 
 def accept_link(relationship) -> str:
@@ -64,8 +72,11 @@ def state():
     """Everything accepting or sending could change."""
     return {
         "relationships": sorted(RelationshipRequest.objects.values_list("pk", "status", "accepted_at", "customer_id")),
-        "customers": sorted(Customer.objects.values_list("pk", "partner_id", "tenant_id", "company_name", "domain",
-                                                         "segment", "billing_country")),
+        "customers": sorted(
+            Customer.objects.values_list(
+                "pk", "partner_id", "tenant_id", "company_name", "domain", "segment", "billing_country"
+            )
+        ),
         "audit": AuditEntry.objects.count(),
         "mail": len(mail.outbox),
     }
@@ -76,14 +87,21 @@ def state():
 
 @pytest.mark.rule("TF1")
 @pytest.mark.rule("T2")
-@pytest.mark.parametrize("kind, role, reason", [
-    ("direct_bill", "support_agent", ROLE_REASON),
-    ("direct_bill", "billing_admin", ROLE_REASON),
-    ("indirect_reseller", "admin_agent", "Indirect resellers can't buy or change subscriptions here: contact your "
-                                         "indirect provider."),
-])
-def test_tf1_a_role_that_may_not_buy_cant_send_and_its_button_says_why(client, db, kind, role, reason, now,
-                                                                       django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    "kind, role, reason",
+    [
+        ("direct_bill", "support_agent", ROLE_REASON),
+        ("direct_bill", "billing_admin", ROLE_REASON),
+        (
+            "indirect_reseller",
+            "admin_agent",
+            "Indirect resellers can't buy or change subscriptions here: contact your indirect provider.",
+        ),
+    ],
+)
+def test_tf1_a_role_that_may_not_buy_cant_send_and_its_button_says_why(
+    client, db, kind, role, reason, now, django_capture_on_commit_callbacks
+):
     # given a signed-in staff user whose role (or partner) may not buy
     user = factories.staff(factories.PartnerFactory(kind=kind), role)
     client.force_login(user)
@@ -91,15 +109,16 @@ def test_tf1_a_role_that_may_not_buy_cant_send_and_its_button_says_why(client, d
     page = client.get(reverse("subscriptions:transfer-list")).content.decode()
     # then the send button is there, disabled, with the reason the server gives (title and inline note)
     assert transfers.relationship_permission(user).reason == reason
-    button = re.search(r'<button class="btn btn-primary" type="submit"([^>]*)>Send relationship request</button>',
-                       page)
+    button = re.search(r'<button class="btn btn-primary" type="submit"([^>]*)>Send relationship request</button>', page)
     assert button and " disabled" in button.group(1) and f'title="{escape(reason)}"' in button.group(1)
     assert f'<p class="muted" id="relationship-send-reason">{escape(reason)}</p>' in page
     # and posting anyway is refused with that same reason, and nothing is sent
     before = state()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("subscriptions:relationship-send"),
-                               {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN})
+        response = client.post(
+            reverse("subscriptions:relationship-send"),
+            {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN},
+        )
     assert response.status_code == 403
     assert escape(reason) in response.content.decode()
     assert state() == before
@@ -110,16 +129,18 @@ def test_tf1_a_role_that_may_not_buy_cant_send_and_its_button_says_why(client, d
 @pytest.mark.rule("T2")
 @pytest.mark.parametrize("role", ["admin_agent", "sales_agent"])
 def test_tf1_a_buying_role_sends_and_the_link_is_emailed_to_the_customers_admin(
-        client, role, target_partner, now, django_capture_on_commit_callbacks):
+    client, role, target_partner, now, django_capture_on_commit_callbacks
+):
     # given an admin or sales agent
     client.force_login(factories.staff(target_partner, role))
     page = client.get(reverse("subscriptions:transfer-list")).content.decode()
     assert 'id="relationship-send-reason"' not in page
     # when it sends a relationship request
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("subscriptions:relationship-send"),
-                               {"company_name": "Fabrikam Ltd", "domain": "Fabrikam.onmicrosoft.com ",
-                                "contact_email": ADMIN})
+        response = client.post(
+            reverse("subscriptions:relationship-send"),
+            {"company_name": "Fabrikam Ltd", "domain": "Fabrikam.onmicrosoft.com ", "contact_email": ADMIN},
+        )
     # then it is pending for 14 days and its link went by e-mail to the customer's administrator, once
     assert response.status_code == 302
     relationship = RelationshipRequest.objects.get()
@@ -147,8 +168,13 @@ def test_tf1_no_signed_in_session_accepts_even_with_the_link(client, who, target
     # given a pending request, and its link in the hands of someone signed in to the portal: the partner's own
     # staff (a support agent, even the agent who sent it) or the platform operator
     relationship = send(target_sales, now)
-    user = (factories.UserFactory(is_staff=True, is_superuser=True) if who == "operator"
-            else target_sales if who == "sales_agent" else factories.staff(target_partner, who))
+    user = (
+        factories.UserFactory(is_staff=True, is_superuser=True)
+        if who == "operator"
+        else target_sales
+        if who == "sales_agent"
+        else factories.staff(target_partner, who)
+    )
     client.force_login(user)
     before = state()
     # when it opens the link: the page says it is for the customer, and offers to sign out, not to accept
@@ -164,8 +190,9 @@ def test_tf1_no_signed_in_session_accepts_even_with_the_link(client, who, target
     assert escape(transfers.STAFF_CANT_ACCEPT) in response.content.decode()
     assert state() == before
     with pytest.raises(PermissionDenied):
-        transfers.accept_relationship(token=transfers.acceptance_token(relationship), actor=user, now=now,
-                                      **CUSTOMER_GIVES)
+        transfers.accept_relationship(
+            token=transfers.acceptance_token(relationship), actor=user, now=now, **CUSTOMER_GIVES
+        )
     assert state() == before
 
 
@@ -177,8 +204,10 @@ def test_tf1_a_staff_session_cant_accept_by_request_id(client, target_sales, now
     before = state()
     # when it posts the request's id where the old "accept as the customer" page was, or in place of a token
     old_page = client.post(f"/transfers/relationships/{relationship.pk}/accept/", CUSTOMER_GIVES)
-    as_token = [client.post(reverse("subscriptions:relationship-accept", kwargs={"token": value}), CUSTOMER_GIVES)
-                for value in (str(relationship.pk), relationship.pk.hex)]
+    as_token = [
+        client.post(reverse("subscriptions:relationship-accept", kwargs={"token": value}), CUSTOMER_GIVES)
+        for value in (str(relationship.pk), relationship.pk.hex)
+    ]
     # then there is no such page, an id is not a link, and nothing changed
     assert old_page.status_code == 404
     assert [r.status_code for r in as_token] == [400, 400]
@@ -206,13 +235,18 @@ def test_tf1_the_link_accepts_once_then_is_refused(client, target_partner, targe
     assert (relationship.status, relationship.accepted_at, relationship.customer) == ("accepted", now, customer)
     entry = AuditEntry.objects.get(action="relationship.accepted")
     assert (entry.customer, entry.actor, entry.summary) == (
-        customer, None, f"Fabrikam Ltd accepted Northwind Cloud as a partner ({DOMAIN})")
+        customer,
+        None,
+        f"Fabrikam Ltd accepted Northwind Cloud as a partner ({DOMAIN})",
+    )
     # and the same link used again (a second click, a forwarded e-mail) is refused and changes nothing
     before = state()
     again, reopened = client.post(accept_link(relationship), CUSTOMER_GIVES), client.get(accept_link(relationship))
     assert (again.status_code, reopened.status_code) == (410, 410)
-    assert ("This invitation was already accepted on 2026-11-25 12:00 UTC: its link works only once."
-            in reopened.content.decode())
+    assert (
+        "This invitation was already accepted on 2026-11-25 12:00 UTC: its link works only once."
+        in reopened.content.decode()
+    )
     assert state() == before
 
 
@@ -229,12 +263,15 @@ def test_tf1_an_expired_link_is_refused(client, target_sales, now):
             page, posted = client.get(accept_link(relationship)), client.post(accept_link(relationship), CUSTOMER_GIVES)
             # then it is gone for good: 410 with what to do, and nothing changed
             assert (page.status_code, posted.status_code) == (410, 410)
-            assert ("This invitation expired on 2026-12-09 12:00 UTC: ask Northwind Cloud to send a new one."
-                    in posted.content.decode())
+            assert (
+                "This invitation expired on 2026-12-09 12:00 UTC: ask Northwind Cloud to send a new one."
+                in posted.content.decode()
+            )
             assert state() == before
             with pytest.raises(RelationshipLinkError) as refused:
-                transfers.accept_relationship(token=transfers.acceptance_token(relationship), actor=AnonymousUser(),
-                                              now=at, **CUSTOMER_GIVES)
+                transfers.accept_relationship(
+                    token=transfers.acceptance_token(relationship), actor=AnonymousUser(), now=at, **CUSTOMER_GIVES
+                )
             assert refused.value.status == 410
 
 
@@ -256,8 +293,10 @@ def test_tf1_an_altered_or_made_up_link_is_refused_clearly(client, target_sales,
         "x" * 10_000: 400,
         gone_token: 404,  # a real link whose request no longer exists
     }
-    urls = [(reverse("subscriptions:relationship-accept", kwargs={"token": value}), status)
-            for value, status in cases.items()]
+    urls = [
+        (reverse("subscriptions:relationship-accept", kwargs={"token": value}), status)
+        for value, status in cases.items()
+    ]
     urls += [("/relationships/accept/%00/", 400), ("/relationships/accept/%E2%80%AE%F0%9F%92%A9/", 400)]
     for url, status in urls:
         for response in (client.get(url), client.post(url, CUSTOMER_GIVES)):
@@ -267,14 +306,17 @@ def test_tf1_an_altered_or_made_up_link_is_refused_clearly(client, target_sales,
 
 
 @pytest.mark.rule("TF1")
-@pytest.mark.parametrize("field, value, message", [
-    ("company_name", "  ", "Give the customer's company name."),
-    ("company_name", "x" * 201, "A company name has at most 200 characters."),
-    ("company_name", "Fabrikam\x00Ltd", "A company name can't contain control characters."),
-    ("billing_country", "", "Choose your organisation's billing country."),
-    ("billing_country", "XX", "Choose your organisation's billing country."),
-    ("segment", "reseller", "Choose your organisation's segment."),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("company_name", "  ", "Give the customer's company name."),
+        ("company_name", "x" * 201, "A company name has at most 200 characters."),
+        ("company_name", "Fabrikam\x00Ltd", "A company name can't contain control characters."),
+        ("billing_country", "", "Choose your organisation's billing country."),
+        ("billing_country", "XX", "Choose your organisation's billing country."),
+        ("segment", "reseller", "Choose your organisation's segment."),
+    ],
+)
 def test_tf1_what_the_customer_gives_is_checked_and_kept_on_refusal(client, field, value, message, target_sales, now):
     relationship = send(target_sales, now)
     before = state()
@@ -291,12 +333,15 @@ def test_tf1_what_the_customer_gives_is_checked_and_kept_on_refusal(client, fiel
 
 @pytest.mark.rule("TF1")
 def test_tf1_the_mailbox_exists_only_in_the_demo_and_nothing_else_shows_the_link(
-        client, settings, target_sales, now, django_capture_on_commit_callbacks):
+    client, settings, target_sales, now, django_capture_on_commit_callbacks
+):
     # given a request sent through the page
     client.force_login(target_sales)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("subscriptions:relationship-send"),
-                    {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN})
+        client.post(
+            reverse("subscriptions:relationship-send"),
+            {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN},
+        )
     relationship = RelationshipRequest.objects.get()
     token = transfers.acceptance_token(relationship)
     mailbox = f"{reverse('subscriptions:relationship-mailbox')}?to={ADMIN}"
@@ -314,8 +359,10 @@ def test_tf1_the_mailbox_exists_only_in_the_demo_and_nothing_else_shows_the_link
     assert "Simulated mailbox (demo)" in page
     assert "Northwind Cloud asks to become your Cloud Solution Provider partner" in page
     assert f'href="http://testserver{accept_link(relationship)}"' in page
-    assert "No messages for someone@" + DOMAIN in client.get(
-        f"{reverse('subscriptions:relationship-mailbox')}?to=someone@{DOMAIN}").content.decode()
+    assert (
+        "No messages for someone@" + DOMAIN
+        in client.get(f"{reverse('subscriptions:relationship-mailbox')}?to=someone@{DOMAIN}").content.decode()
+    )
     assert client.get(f"{reverse('subscriptions:relationship-mailbox')}?to=%00").status_code == 422
     client.force_login(target_sales)
     transfers_page = client.get(reverse("subscriptions:transfer-list")).content.decode()
@@ -347,18 +394,31 @@ def answers_for_a_domain(client, settings, target_sales, *, served_by=None):
 
     def answer(response, queries):
         body = response.content.decode()
-        seen.append((response.status_code, normalised(response.get("Location", "")), normalised(body),
-                     [normalised(q["sql"]) for q in queries.captured_queries]))
+        seen.append(
+            (
+                response.status_code,
+                normalised(response.get("Location", "")),
+                normalised(body),
+                [normalised(q["sql"]) for q in queries.captured_queries],
+            )
+        )
 
     settings.DEMO_MODE = True
     with transaction.atomic():
         if served_by is not None:
-            factories.CustomerFactory(partner=served_by, company_name="Fabrikam Holdings AG", domain=DOMAIN,
-                                      segment="education", billing_country="DE")
+            factories.CustomerFactory(
+                partner=served_by,
+                company_name="Fabrikam Holdings AG",
+                domain=DOMAIN,
+                segment="education",
+                billing_country="DE",
+            )
         client.force_login(target_sales)
         steps = [
-            lambda: client.post(reverse("subscriptions:relationship-send"),
-                                {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN}),
+            lambda: client.post(
+                reverse("subscriptions:relationship-send"),
+                {"company_name": "Fabrikam Ltd", "domain": DOMAIN, "contact_email": ADMIN},
+            ),
             lambda: client.get(reverse("subscriptions:transfer-list")),
             lambda: client.get(f"{reverse('subscriptions:relationship-mailbox')}?to={ADMIN}"),
         ]
@@ -374,8 +434,10 @@ def answers_for_a_domain(client, settings, target_sales, *, served_by=None):
             answer(response, queries)
         client.force_login(target_sales)
         customer = RelationshipRequest.objects.get().customer
-        for step in (lambda: client.get(reverse("subscriptions:transfer-list")),
-                     lambda: client.get(reverse("portal:customer-account", args=[customer.pk]))):
+        for step in (
+            lambda: client.get(reverse("subscriptions:transfer-list")),
+            lambda: client.get(reverse("portal:customer-account", args=[customer.pk])),
+        ):
             with CaptureQueriesContext(connection) as queries:
                 response = step()
             answer(response, queries)
@@ -387,7 +449,8 @@ def answers_for_a_domain(client, settings, target_sales, *, served_by=None):
 @pytest.mark.rule("TF1")
 @pytest.mark.rule("T3")
 def test_tf1_a_domain_another_partner_serves_and_an_unknown_one_get_the_same_answers(
-        client, settings, target_sales, direct_partner, now):
+    client, settings, target_sales, direct_partner, now
+):
     # when the same request is sent and accepted for a domain nobody serves, then for one another partner serves
     unknown = answers_for_a_domain(client, settings, target_sales)
     known = answers_for_a_domain(client, settings, target_sales, served_by=direct_partner)
@@ -404,17 +467,23 @@ def test_tf1_a_domain_another_partner_serves_and_an_unknown_one_get_the_same_ans
 @pytest.mark.rule("TF2")
 @pytest.mark.rule("T3")
 def test_tf1_the_new_customer_holds_nothing_of_another_partners_record_and_tf2_still_finds_it(
-        client, target_partner, target_sales, direct_partner, other_partners_customer, now):
+    client, target_partner, target_sales, direct_partner, other_partners_customer, now
+):
     # given the organisation is another partner's customer (tenant id, education, Germany)
     theirs = other_partners_customer
     # when it accepts this partner's request, giving its own details
     relationship = send(target_sales, now)
-    transfers.accept_relationship(token=transfers.acceptance_token(relationship), actor=AnonymousUser(), now=now,
-                                  **CUSTOMER_GIVES)
+    transfers.accept_relationship(
+        token=transfers.acceptance_token(relationship), actor=AnonymousUser(), now=now, **CUSTOMER_GIVES
+    )
     # then the new customer row is built from what the customer gave and the domain it accepted for, only
     ours = Customer.objects.get(partner=target_partner)
     assert (ours.company_name, ours.domain, ours.segment, ours.billing_country) == (
-        "Fabrikam Ltd", DOMAIN, "commercial", "US")
+        "Fabrikam Ltd",
+        DOMAIN,
+        "commercial",
+        "US",
+    )
     assert ours.tenant_id != theirs.tenant_id
     theirs_before = (theirs.tenant_id, theirs.segment, theirs.billing_country, theirs.company_name)
     theirs.refresh_from_db()
@@ -426,9 +495,13 @@ def test_tf1_the_new_customer_holds_nothing_of_another_partners_record_and_tf2_s
         assert leaked not in account
     assert str(ours.tenant_id) in account and "United States (US)" in account
     # and TF2 still finds the current partner's customer (by the domain, on the current partner's side)
-    transfer = transfers.file_transfer_request(actor=target_sales, customer=ours, now=now,
-                                               source_partner_id=direct_partner.partner_id,
-                                               notification_email=ADMIN)
+    transfer = transfers.file_transfer_request(
+        actor=target_sales,
+        customer=ours,
+        now=now,
+        source_partner_id=direct_partner.partner_id,
+        notification_email=ADMIN,
+    )
     assert (transfer.source_customer, transfer.target_customer) == (theirs, ours)
     detail = client.get(reverse("subscriptions:transfer-detail", args=[transfer.pk])).content.decode()
     assert "Fabrikam Holdings AG" not in detail and str(theirs.tenant_id) not in detail
@@ -436,14 +509,26 @@ def test_tf1_the_new_customer_holds_nothing_of_another_partners_record_and_tf2_s
 
 @pytest.mark.rule("TF1")
 def test_tf1_an_unknown_domain_is_accepted_as_a_new_customer(target_partner, target_sales, now):
-    relationship = send(target_sales, now, domain="tailspin.example", contact_email="it@tailspin.example",
-                        company_name="Tailspin Toys")
-    accepted = transfers.accept_relationship(token=transfers.acceptance_token(relationship), actor=AnonymousUser(),
-                                             now=now, company_name="Tailspin Toys", billing_country="NL",
-                                             segment="nonprofit")
+    relationship = send(
+        target_sales, now, domain="tailspin.example", contact_email="it@tailspin.example", company_name="Tailspin Toys"
+    )
+    accepted = transfers.accept_relationship(
+        token=transfers.acceptance_token(relationship),
+        actor=AnonymousUser(),
+        now=now,
+        company_name="Tailspin Toys",
+        billing_country="NL",
+        segment="nonprofit",
+    )
     customer = accepted.customer
-    assert (customer.partner, customer.company_name, customer.domain, customer.billing_country, customer.segment,
-            customer.is_eu_efta) == (target_partner, "Tailspin Toys", "tailspin.example", "NL", "nonprofit", True)
+    assert (
+        customer.partner,
+        customer.company_name,
+        customer.domain,
+        customer.billing_country,
+        customer.segment,
+        customer.is_eu_efta,
+    ) == (target_partner, "Tailspin Toys", "tailspin.example", "NL", "nonprofit", True)
     assert accepted.tenant_id == customer.tenant_id
 
 
@@ -451,14 +536,23 @@ def test_tf1_an_unknown_domain_is_accepted_as_a_new_customer(target_partner, tar
 
 
 @pytest.mark.rule("TF1")
-@pytest.mark.parametrize("contact_email, message", [
-    ("", "Enter the e-mail address of the customer's administrator."),
-    ("not-an-email", "Enter the e-mail address of the customer's administrator."),
-    ("admin@northwind.example", f"The acceptance link goes to the customer's administrator: give an address at "
-                                f"{DOMAIN} (such as admin@{DOMAIN})."),
-    (f"admin@evil{DOMAIN}", f"The acceptance link goes to the customer's administrator: give an address at "
-                            f"{DOMAIN} (such as admin@{DOMAIN})."),
-])
+@pytest.mark.parametrize(
+    "contact_email, message",
+    [
+        ("", "Enter the e-mail address of the customer's administrator."),
+        ("not-an-email", "Enter the e-mail address of the customer's administrator."),
+        (
+            "admin@northwind.example",
+            f"The acceptance link goes to the customer's administrator: give an address at "
+            f"{DOMAIN} (such as admin@{DOMAIN}).",
+        ),
+        (
+            f"admin@evil{DOMAIN}",
+            f"The acceptance link goes to the customer's administrator: give an address at "
+            f"{DOMAIN} (such as admin@{DOMAIN}).",
+        ),
+    ],
+)
 def test_tf1_the_link_goes_only_to_an_address_at_the_customers_domain(target_sales, contact_email, message, now):
     with pytest.raises(RuleViolation) as refused:
         send(target_sales, now, contact_email=contact_email)
@@ -487,8 +581,10 @@ def test_tf1_once_a_link_expired_a_new_request_can_be_sent(target_sales, now):
     with pytest.raises(RuleViolation) as refused:
         send(target_sales, now + timedelta(days=13))
     assert refused.value.conflict
-    assert refused.value.message == (f"A relationship request to {DOMAIN} is already waiting for the customer: its "
-                                     f"link was e-mailed to {ADMIN} and works until 2026-12-09 12:00 UTC.")
+    assert refused.value.message == (
+        f"A relationship request to {DOMAIN} is already waiting for the customer: its "
+        f"link was e-mailed to {ADMIN} and works until 2026-12-09 12:00 UTC."
+    )
     second = send(target_sales, first.expires_at)
     assert second.expires_at == first.expires_at + timedelta(days=14)
     assert transfers.acceptance_token(second) != transfers.acceptance_token(first)
@@ -505,6 +601,7 @@ def test_tf1_two_acceptances_at_once_make_one_customer(target_partner, target_sa
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
     relationship = send(target_sales, now)
     token = transfers.acceptance_token(relationship)
+
     def accept():
         return transfers.accept_relationship(token=token, actor=AnonymousUser(), now=now, **CUSTOMER_GIVES)
 

@@ -9,9 +9,9 @@ P1Y monthly (20.00) or annual (228.00) only, 1 to 300 licenses.
 """
 
 import re
-from functools import partial
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from html import unescape
 
 import pytest
@@ -23,34 +23,47 @@ from portal.errors import RuleViolation
 from subscriptions import renewals
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
-from subscriptions.services import (NATURAL_END, remove_scheduled_change, renewal_upgrade_reassignment,
-                                    schedule_renewal_change)
-from subscriptions.states import Status
+from subscriptions.services import (
+    NATURAL_END,
+    remove_scheduled_change,
+    renewal_upgrade_reassignment,
+    schedule_renewal_change,
+)
 from subscriptions.services.upgrades import upgrade_subscription
+from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state, drawn
 
-UTC = dt_timezone.utc
+UTC = UTC
 RENEWAL = datetime(2027, 11, 23, 0, 5, tzinfo=UTC)  # the engine's run after the term end
 RENEWED_TERM_START = datetime(2027, 11, 23, tzinfo=UTC)  # N2: 00:00 UTC on the renewal day
 AUTOMATIC = "The quantity is unchanged, so licenses are reassigned to users automatically at the renewal."
 
 
 def by_hand(old: int, new: int) -> str:
-    return (f"The quantity changes from {old} to {new}, so licenses must be reassigned to users by hand after the "
-            "renewal.")
+    return (
+        f"The quantity changes from {old} to {new}, so licenses must be reassigned to users by hand after the renewal."
+    )
 
 
 @pytest.fixture
 def e3(db):
-    return factories.SkuFactory(name="Microsoft 365 E3", min_quantity=1, max_quantity=300, availabilities=[
-        ("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")])
+    return factories.SkuFactory(
+        name="Microsoft 365 E3",
+        min_quantity=1,
+        max_quantity=300,
+        availabilities=[("P1Y", "monthly", "10.00"), ("P1Y", "annual", "114.00"), ("P1M", "monthly", "12.00")],
+    )
 
 
 @pytest.fixture
 def e5(e3):
-    sku = factories.SkuFactory(name="Microsoft 365 E5", min_quantity=1, max_quantity=300, availabilities=[
-        ("P1Y", "monthly", "20.00"), ("P1Y", "annual", "228.00")])
+    sku = factories.SkuFactory(
+        name="Microsoft 365 E5",
+        min_quantity=1,
+        max_quantity=300,
+        availabilities=[("P1Y", "monthly", "20.00"), ("P1Y", "annual", "228.00")],
+    )
     UpgradePath.objects.create(source=e3, target=sku)
     return sku
 
@@ -66,19 +79,32 @@ subscribe = partial(factories.subscribe, started=datetime(2026, 11, 23, 12, 0, t
 
 
 def schedule(sub, actor, *, now, quantity=None, term=None, billing_frequency=None, target=None, end=None):
-    return schedule_renewal_change(subscription_id=sub.pk, actor=actor, quantity=quantity, term=term,
-                                   billing_frequency=billing_frequency, target_sku_id=target, aligned_end_date=end,
-                                   now=now)
+    return schedule_renewal_change(
+        subscription_id=sub.pk,
+        actor=actor,
+        quantity=quantity,
+        term=term,
+        billing_frequency=billing_frequency,
+        target_sku_id=target,
+        aligned_end_date=end,
+        now=now,
+    )
 
 
 def scheduled(sub) -> list[tuple]:
-    return list(ScheduledChange.objects.filter(subscription=sub).order_by("pk")
-                .values_list("kind", "target_sku_id", "quantity", "term", "billing_frequency", "aligned_end_date"))
+    return list(
+        ScheduledChange.objects.filter(subscription=sub)
+        .order_by("pk")
+        .values_list("kind", "target_sku_id", "quantity", "term", "billing_frequency", "aligned_end_date")
+    )
 
 
 def renewal_lines(sub) -> list[tuple]:
-    return list(BillingLine.objects.filter(subscription=sub, kind=BillingLine.Kind.RENEWAL).values_list(
-        "amount", "quantity", "unit_price", "period_start", "period_end", "explanation"))
+    return list(
+        BillingLine.objects.filter(subscription=sub, kind=BillingLine.Kind.RENEWAL).values_list(
+            "amount", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+    )
 
 
 def renewed_summary(sub) -> str:
@@ -102,10 +128,13 @@ def test_r1_an_upgrade_is_scheduled_for_the_renewal_and_audited(customer, sales,
     assert (sub.sku, sub.quantity, sub.unit_price) == (e3, 10, Decimal("10.00"))
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.action, entry.actor, entry.at, entry.summary, entry.before, entry.after) == (
-        "subscription.renewal_change_scheduled", sales, now,
+        "subscription.renewal_change_scheduled",
+        sales,
+        now,
         f"Scheduled for the renewal: Upgrade to Microsoft 365 E5. {AUTOMATIC}",
         {"quantity": 10, "term": "P1Y", "billing_frequency": "monthly"},
-        {"quantity": 10, "term": "P1Y", "billing_frequency": "monthly", "sku": "Microsoft 365 E5"})
+        {"quantity": 10, "term": "P1Y", "billing_frequency": "monthly", "sku": "Microsoft 365 E5"},
+    )
 
 
 @pytest.mark.rule("U2")
@@ -121,7 +150,10 @@ def test_u2_an_unsupported_or_unknown_target_is_refused_and_nothing_is_scheduled
         with pytest.raises(RuleViolation) as refused:
             schedule(sub, sales, target=target, now=now)
         assert (refused.value.rule, refused.value.status, refused.value.message) == (
-            "U2", 422, "That upgrade is not offered for this subscription: choose one of the listed targets.")
+            "U2",
+            422,
+            "That upgrade is not offered for this subscription: choose one of the listed targets.",
+        )
     # then nothing was scheduled, changed or audited
     assert database_state() == before
     assert not ScheduledChange.objects.exists()
@@ -137,8 +169,13 @@ def test_r1_the_target_must_be_sold_with_the_renewed_term_and_billing_frequency(
         schedule(sub, sales, target=e5.pk, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.status, refused.value.message) == (
-        "R1", 422, ("Microsoft 365 E5 is not sold for a 1 month term billed monthly: choose a term and billing "
-                    "frequency it is sold for."))
+        "R1",
+        422,
+        (
+            "Microsoft 365 E5 is not sold for a 1 month term billed monthly: choose a term and billing "
+            "frequency it is sold for."
+        ),
+    )
     assert database_state() == before
     # and with the term set back to 1 year in the same request it is accepted
     changes = schedule(sub, sales, term="P1Y", target=e5.pk, now=now)
@@ -166,15 +203,20 @@ def test_r3_the_upgrade_is_changed_kept_and_removed(customer, sales, e3, e5, e5_
     assert scheduled(sub) == [("upgrade", e5_no_teams.pk, None, "", "", None)]
     # the quantity scheduled next to it keeps it (a field not posted keeps what is scheduled)
     schedule(sub, sales, quantity=12, now=now)
-    assert sorted(scheduled(sub)) == [("quantity", None, 12, "", "", None),
-                                      ("upgrade", e5_no_teams.pk, None, "", "", None)]
+    assert sorted(scheduled(sub)) == [
+        ("quantity", None, 12, "", "", None),
+        ("upgrade", e5_no_teams.pk, None, "", "", None),
+    ]
     # removing it (R3) leaves the quantity, audited
     upgrade = ScheduledChange.objects.get(subscription=sub, kind="upgrade")
     remove_scheduled_change(subscription_id=sub.pk, actor=sales, change_id=upgrade.pk, now=now)
     assert scheduled(sub) == [("quantity", None, 12, "", "", None)]
     entry = AuditEntry.objects.filter(subscription=sub).first()
     assert (entry.summary, entry.before["sku"], "sku" in entry.after) == (
-        "Removed from the renewal: Upgrade to Microsoft 365 E5 (no Teams)", "Microsoft 365 E5 (no Teams)", False)
+        "Removed from the renewal: Upgrade to Microsoft 365 E5 (no Teams)",
+        "Microsoft 365 E5 (no Teams)",
+        False,
+    )
     # and choosing the current SKU again removes a scheduled upgrade too
     schedule(sub, sales, target=e5.pk, now=now)
     schedule(sub, sales, target=e3.pk, now=now)
@@ -183,11 +225,16 @@ def test_r3_the_upgrade_is_changed_kept_and_removed(customer, sales, e3, e5, e5_
 
 @pytest.mark.rule("N6")
 @pytest.mark.rule("R2")
-@pytest.mark.parametrize("state, rule, status", [
-    ({"renewal_pending": True}, "N6", 409), ({"auto_renew": False}, "R2", 422), ({"suspended": True}, "R2", 422),
-], ids=["renewal-pending", "auto-renew-off", "suspended"])
-def test_r2_n6_no_upgrade_or_end_date_is_scheduled_while_not_allowed(customer, sales, e3, e5, now, state, rule,
-                                                                       status):
+@pytest.mark.parametrize(
+    "state, rule, status",
+    [
+        ({"renewal_pending": True}, "N6", 409),
+        ({"auto_renew": False}, "R2", 422),
+        ({"suspended": True}, "R2", 422),
+    ],
+    ids=["renewal-pending", "auto-renew-off", "suspended"],
+)
+def test_r2_n6_no_upgrade_or_end_date_is_scheduled_while_not_allowed(customer, sales, e3, e5, now, state, rule, status):
     sub = subscribe(customer, e3, **state)
     before = database_state()
     for attempt in ({"target": e5.pk}, {"end": date(2027, 11, 30)}):
@@ -202,8 +249,16 @@ def test_r2_n6_no_upgrade_or_end_date_is_scheduled_while_not_allowed(customer, s
 def test_u8_upgrading_mid_term_removes_the_upgrade_scheduled_for_the_renewal(customer, sales, e3, e5, now):
     sub = subscribe(customer, e3)
     schedule(sub, sales, target=e5.pk, now=now)
-    upgrade_subscription(subscription_id=sub.pk, actor=sales, target_sku_id=e5.pk, quantity=10, term="P1Y",
-                         billing_frequency="monthly", confirmed=True, now=now)
+    upgrade_subscription(
+        subscription_id=sub.pk,
+        actor=sales,
+        target_sku_id=e5.pk,
+        quantity=10,
+        term="P1Y",
+        billing_frequency="monthly",
+        confirmed=True,
+        now=now,
+    )
     assert scheduled(sub) == []
     assert Subscription.objects.get(pk=sub.pk).sku == e5
 
@@ -233,19 +288,23 @@ def test_k11_renewal_options_follow_the_purchase_rule_from_the_renewal_start(cus
     sub = subscribe(customer, e3)
     visio = factories.SkuFactory(name="Visio Plan 2")
     subscribe(customer, visio, started=datetime(2027, 3, 15, tzinfo=UTC))  # ends 2028-03-14
-    subscribe(customer, factories.SkuFactory(name="Teams Rooms"), term="P1M",
-              started=datetime(2026, 11, 16, tzinfo=UTC))  # monthly, ends 2026-12-15: over before the renewal
-    subscribe(customer, factories.SkuFactory(name="Project Plan 3"), started=datetime(2026, 11, 29, tzinfo=UTC),
-              term="P1M")  # monthly, ends 2026-12-28
-    subscribe(customer, factories.SkuFactory(name="Planner"), started=datetime(2027, 2, 10, tzinfo=UTC),
-              status=Status.DELETED)  # cancelled: not alignable
+    subscribe(
+        customer, factories.SkuFactory(name="Teams Rooms"), term="P1M", started=datetime(2026, 11, 16, tzinfo=UTC)
+    )  # monthly, ends 2026-12-15: over before the renewal
+    subscribe(
+        customer, factories.SkuFactory(name="Project Plan 3"), started=datetime(2026, 11, 29, tzinfo=UTC), term="P1M"
+    )  # monthly, ends 2026-12-28
+    subscribe(
+        customer, factories.SkuFactory(name="Planner"), started=datetime(2027, 2, 10, tzinfo=UTC), status=Status.DELETED
+    )  # cancelled: not alignable
     subscribe(customer, visio, started=datetime(2026, 12, 29, tzinfo=UTC), trial=True)  # a trial: not alignable
     # when the options of a 1-year renewed term are listed
     options = renewal_alignment_options(sub, sku=e3, term="P1Y", starts_on=date(2027, 11, 23))
     # then: every month end within the term, and Visio's end (never the subscription itself)
     month_ends = [date(2027, 11, 30), date(2027, 12, 31)] + [
-        date(2028, m, d) for m, d in ((1, 31), (2, 29), (3, 31), (4, 30), (5, 31), (6, 30), (7, 31), (8, 31),
-                                      (9, 30), (10, 31))]
+        date(2028, m, d)
+        for m, d in ((1, 31), (2, 29), (3, 31), (4, 30), (5, 31), (6, 30), (7, 31), (8, 31), (9, 30), (10, 31))
+    ]
     assert [o.end_date for o in options] == sorted(month_ends + [date(2028, 3, 14)])
     assert next(o.label for o in options if o.end_date == date(2028, 3, 14)) == "With Visio Plan 2 (2028-03-14)"
     assert options[0].label == "End of calendar month (2027-11-30)"
@@ -260,7 +319,9 @@ def test_k11_monthly_and_annual_rules_apply_at_renewal(customer, e3):
     starts = date(2027, 11, 23)
     # a monthly term can't end on the 28th (not the month's last day); it can with a monthly subscription
     assert [o.end_date for o in renewal_alignment_options(sub, sku=e3, term="P1M", starts_on=starts)] == [
-        date(2027, 11, 30), date(2027, 12, 15)]
+        date(2027, 11, 30),
+        date(2027, 12, 15),
+    ]
     # an annual term can end on the 28th but can't align to a monthly subscription
     annual = [o.end_date for o in renewal_alignment_options(sub, sku=e3, term="P1Y", starts_on=starts)]
     assert date(2027, 11, 28) in annual
@@ -279,7 +340,10 @@ def test_k11_an_aligned_end_date_is_scheduled_changed_and_removed(customer, sale
     assert scheduled(sub) == [("alignment", None, None, "", "", date(2028, 5, 31))]
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.summary, entry.after["aligned_end_date"], "aligned_end_date" in entry.before) == (
-        "Scheduled for the renewal: End on 2028-05-31", "2028-05-31", False)
+        "Scheduled for the renewal: End on 2028-05-31",
+        "2028-05-31",
+        False,
+    )
     schedule(sub, sales, end=date(2027, 12, 31), now=now)
     assert scheduled(sub) == [("alignment", None, None, "", "", date(2027, 12, 31))]
     # the natural end again removes it
@@ -288,13 +352,17 @@ def test_k11_an_aligned_end_date_is_scheduled_changed_and_removed(customer, sale
 
 
 @pytest.mark.rule("K11")
-@pytest.mark.parametrize("end, term", [
-    (date(2028, 11, 22), None),  # the natural end itself is not "within" the term
-    (date(2028, 12, 31), None),  # after the renewed term
-    (date(2027, 11, 22), None),  # before the renewal starts
-    (date(2028, 2, 15), None),  # neither a month end nor another subscription's end
-    (date(2028, 5, 31), "P1M"),  # outside the 1-month term scheduled with it
-], ids=["natural-end", "after-term", "before-start", "any-date", "outside-new-term"])
+@pytest.mark.parametrize(
+    "end, term",
+    [
+        (date(2028, 11, 22), None),  # the natural end itself is not "within" the term
+        (date(2028, 12, 31), None),  # after the renewed term
+        (date(2027, 11, 22), None),  # before the renewal starts
+        (date(2028, 2, 15), None),  # neither a month end nor another subscription's end
+        (date(2028, 5, 31), "P1M"),  # outside the 1-month term scheduled with it
+    ],
+    ids=["natural-end", "after-term", "before-start", "any-date", "outside-new-term"],
+)
 def test_k11_a_date_that_is_not_an_option_is_refused(customer, sales, e3, now, end, term):
     sub = subscribe(customer, e3)
     before = database_state()
@@ -302,9 +370,14 @@ def test_k11_a_date_that_is_not_an_option_is_refused(customer, sales, e3, now, e
         schedule(sub, sales, end=end, term=term, now=now)
     renewed = "1 month" if term else "1 year"
     assert (refused.value.rule, refused.value.status, refused.value.message) == (
-        "K11", 422, (f"The renewed term can't end on {end:%Y-%m-%d}: choose the end of a calendar month or the end "
-                     f"date of another active subscription of the customer, within the renewed {renewed} term from "
-                     "2027-11-23."))
+        "K11",
+        422,
+        (
+            f"The renewed term can't end on {end:%Y-%m-%d}: choose the end of a calendar month or the end "
+            f"date of another active subscription of the customer, within the renewed {renewed} term from "
+            "2027-11-23."
+        ),
+    )
     assert database_state() == before
 
 
@@ -334,18 +407,37 @@ def test_n4_the_renewal_continues_on_the_target_sku_at_its_price(customer, sales
     # then the same subscription renewed on E5 at E5's P1Y monthly price, and nothing is scheduled any more
     assert report.renewed == 1
     renewed = Subscription.objects.get(pk=sub.pk)
-    assert (renewed.sku, renewed.availability, renewed.unit_price, renewed.quantity, renewed.term,
-            renewed.billing_frequency, renewed.term_start, renewed.term_end, renewed.status) == (
-        e5, factories.availability(e5, "P1Y", "monthly"), Decimal("20.00"), 10, "P1Y", "monthly", RENEWED_TERM_START,
-        date(2028, 11, 22), Status.ACTIVE)
+    assert (
+        renewed.sku,
+        renewed.availability,
+        renewed.unit_price,
+        renewed.quantity,
+        renewed.term,
+        renewed.billing_frequency,
+        renewed.term_start,
+        renewed.term_end,
+        renewed.status,
+    ) == (
+        e5,
+        factories.availability(e5, "P1Y", "monthly"),
+        Decimal("20.00"),
+        10,
+        "P1Y",
+        "monthly",
+        RENEWED_TERM_START,
+        date(2028, 11, 22),
+        Status.ACTIVE,
+    )
     assert Subscription.objects.count() == 1
-    assert renewal_lines(sub) == [(Decimal("200.00"), 10, Decimal("20.00"), date(2027, 11, 23), date(2027, 12, 22),
-                                   "20.00 × 10")]
+    assert renewal_lines(sub) == [
+        (Decimal("200.00"), 10, Decimal("20.00"), date(2027, 11, 23), date(2027, 12, 22), "20.00 × 10")
+    ]
     assert scheduled(sub) == []
     # and the audit says licenses are reassigned automatically (R5)
     summary = renewed_summary(sub)
-    assert summary == (f"Renewed from 2027-11-23 to 2028-11-22; applied: Upgrade to Microsoft 365 E5 ({AUTOMATIC}); "
-                       "charged 200.00 USD")
+    assert summary == (
+        f"Renewed from 2027-11-23 to 2028-11-22; applied: Upgrade to Microsoft 365 E5 ({AUTOMATIC}); charged 200.00 USD"
+    )
     entry = AuditEntry.objects.get(subscription=sub, action="subscription.renewed")
     assert (entry.before["sku"], entry.after["sku"], entry.after["unit_price"]) == (e3.sku_id, e5.sku_id, "20.00")
 
@@ -358,11 +450,17 @@ def test_n4_an_upgrade_with_more_licenses_and_annual_billing(customer, sales, e3
     run_lifecycle(RENEWAL)
     renewed = Subscription.objects.get(pk=sub.pk)
     assert (renewed.sku, renewed.quantity, renewed.billing_frequency, renewed.unit_price) == (
-        e5, 15, "annual", Decimal("228.00"))
-    assert renewal_lines(sub) == [(Decimal("3420.00"), 15, Decimal("228.00"), date(2027, 11, 23), date(2028, 11, 22),
-                                   "228.00 × 15")]
+        e5,
+        15,
+        "annual",
+        Decimal("228.00"),
+    )
+    assert renewal_lines(sub) == [
+        (Decimal("3420.00"), 15, Decimal("228.00"), date(2027, 11, 23), date(2028, 11, 22), "228.00 × 15")
+    ]
     assert list(SeatLot.objects.filter(subscription=sub, source="renewal").values_list("quantity", "added_at")) == [
-        (15, RENEWAL)]
+        (15, RENEWAL)
+    ]
     assert by_hand(10, 15) in renewed_summary(sub)
 
 
@@ -376,11 +474,14 @@ def test_n4_an_aligned_end_date_ends_the_renewed_term_and_prorates_its_charge(cu
     renewed = Subscription.objects.get(pk=sub.pk)
     # then the renewed term ends on it and its first month is charged 8 of 30 days
     assert (renewed.term_start, renewed.term_end, renewed.sku) == (RENEWED_TERM_START, date(2027, 11, 30), e3)
-    assert renewal_lines(sub) == [(Decimal("26.67"), 10, Decimal("10.00"), date(2027, 11, 23), date(2027, 11, 30),
-                                   "10.00 × 10 × 8/30 days")]
+    assert renewal_lines(sub) == [
+        (Decimal("26.67"), 10, Decimal("10.00"), date(2027, 11, 23), date(2027, 11, 30), "10.00 × 10 × 8/30 days")
+    ]
     assert scheduled(sub) == []
-    assert renewed_summary(sub) == ("Renewed from 2027-11-23 to 2027-11-30; applied: aligned to end on 2027-11-30, "
-                                    "first term prorated; charged 26.67 USD")
+    assert renewed_summary(sub) == (
+        "Renewed from 2027-11-23 to 2027-11-30; applied: aligned to end on 2027-11-30, "
+        "first term prorated; charged 26.67 USD"
+    )
 
 
 @pytest.mark.rule("N4")
@@ -396,9 +497,14 @@ def test_n4_upgrade_annual_billing_and_alignment_to_another_subscription_togethe
     # then on E5, billed annually, ending with Visio: 228.00 × 10 × 113/366 days
     renewed = Subscription.objects.get(pk=sub.pk)
     assert (renewed.sku, renewed.billing_frequency, renewed.unit_price, renewed.term_end) == (
-        e5, "annual", Decimal("228.00"), date(2028, 3, 14))
-    assert renewal_lines(sub) == [(Decimal("703.93"), 10, Decimal("228.00"), date(2027, 11, 23), date(2028, 3, 14),
-                                   "228.00 × 10 × 113/366 days")]
+        e5,
+        "annual",
+        Decimal("228.00"),
+        date(2028, 3, 14),
+    )
+    assert renewal_lines(sub) == [
+        (Decimal("703.93"), 10, Decimal("228.00"), date(2027, 11, 23), date(2028, 3, 14), "228.00 × 10 × 113/366 days")
+    ]
 
 
 @pytest.mark.rule("N4")
@@ -414,11 +520,14 @@ def test_n4_an_end_date_no_longer_valid_at_renewal_keeps_the_natural_end_and_say
     # then the renewal keeps its natural end, charges the whole year, and the audit says why
     renewed = Subscription.objects.get(pk=sub.pk)
     assert (renewed.term_end, renewed.billing_frequency) == (date(2028, 11, 22), "annual")
-    assert renewal_lines(sub) == [(Decimal("1140.00"), 10, Decimal("114.00"), date(2027, 11, 23), date(2028, 11, 22),
-                                   "114.00 × 10")]
+    assert renewal_lines(sub) == [
+        (Decimal("1140.00"), 10, Decimal("114.00"), date(2027, 11, 23), date(2028, 11, 22), "114.00 × 10")
+    ]
     assert scheduled(sub) == []
-    assert ("aligned end date 2028-03-14 not applied, natural end kept: The renewed term can't end on 2028-03-14"
-            in renewed_summary(sub))
+    assert (
+        "aligned end date 2028-03-14 not applied, natural end kept: The renewed term can't end on 2028-03-14"
+        in renewed_summary(sub)
+    )
 
 
 @pytest.mark.rule("N4")
@@ -455,15 +564,24 @@ def test_n4_running_the_engine_twice_applies_the_upgrade_and_end_date_once(custo
 def test_renewals_page_prices_the_upgrade_and_the_aligned_term(client, customer, sales, e3, e5, now):
     sub = subscribe(customer, e3, started=datetime(2025, 12, 10, tzinfo=UTC))  # ends 2026-12-09
     schedule(sub, sales, quantity=12, billing_frequency="annual", target=e5.pk, end=date(2027, 5, 31), now=now)
-    quote = renewals.renewal_quote(Subscription.objects.prefetch_related("scheduled_changes__target_sku",
-                                                                         "sku__availabilities").get(pk=sub.pk))
+    quote = renewals.renewal_quote(
+        Subscription.objects.prefetch_related("scheduled_changes__target_sku", "sku__availabilities").get(pk=sub.pk)
+    )
     # 228.00 × 12 × 173/365 days (2026-12-10 – 2027-05-31 of 2026-12-10 – 2027-12-09)
     assert (quote.sku_name, quote.quantity, quote.term_end, quote.charge.amount, quote.charge.explanation) == (
-        "Microsoft 365 E5", 12, date(2027, 5, 31), Decimal("1296.79"), "228.00 × 12 × 173/365 days")
+        "Microsoft 365 E5",
+        12,
+        date(2027, 5, 31),
+        Decimal("1296.79"),
+        "228.00 × 12 × 173/365 days",
+    )
     client.force_login(sales)
     page = client.get(reverse("subscriptions:renewals")).content.decode()
-    row = " ".join(unescape(re.sub(r"<[^>]+>", " ", re.search(r'<section id="renewing".*?</section>', page,
-                                                                re.S).group(0))).split())
+    row = " ".join(
+        unescape(
+            re.sub(r"<[^>]+>", " ", re.search(r'<section id="renewing".*?</section>', page, re.S).group(0))
+        ).split()
+    )
     assert f"Upgrade to Microsoft 365 E5 ({by_hand(10, 12)})" in row
     assert "End on 2027-05-31" in row
     assert "1,296.79 USD (first annual charge)" in row
@@ -506,8 +624,11 @@ def test_r1_the_panel_offers_the_matrix_targets_and_the_end_dates(signed_in, cus
     assert re.findall(r">([^<]+)</option>", targets) == ["Keep Microsoft 365 E3", "Upgrade to Microsoft 365 E5"]
     ends = re.search(r'<select name="aligned_end_date">(.*?)</select>', html, re.S).group(1)
     labels = re.findall(r">([^<]+)</option>", ends)
-    assert labels[:3] == ["Natural end (2028-11-22)", "End of calendar month (2027-11-30)",
-                          "End of calendar month (2027-12-31)"]
+    assert labels[:3] == [
+        "Natural end (2028-11-22)",
+        "End of calendar month (2027-11-30)",
+        "End of calendar month (2027-12-31)",
+    ]
     assert '<option value="2028-05-31" >End of calendar month (2028-05-31)</option>' in ends
 
 
@@ -523,8 +644,7 @@ def test_r5_posting_an_upgrade_shows_it_with_the_reassignment_sentence(signed_in
     assert f"Scheduled for the renewal: Upgrade to Microsoft 365 E5. {AUTOMATIC}" in unescape(page.content.decode())
     text = panel_text(page)
     assert f"Upgrade to Microsoft 365 E5: {AUTOMATIC}" in text
-    assert re.search(rf'<option value="{e5.pk}" selected>Upgrade to Microsoft 365 E5</option>',
-                     page.content.decode())
+    assert re.search(rf'<option value="{e5.pk}" selected>Upgrade to Microsoft 365 E5</option>', page.content.decode())
     # with 14 licenses scheduled as well, the page says they must be reassigned by hand
     signed_in.post(url("schedule", sub), drawn(sub, {**FORM, "quantity": "14", "target_sku": str(e5.pk)}))
     assert f"Upgrade to Microsoft 365 E5: {by_hand(10, 14)}" in panel_text(signed_in.get(detail(sub)))
@@ -542,15 +662,22 @@ def test_k11_posting_an_end_date_schedules_it(signed_in, customer, e3, now):
 
 @pytest.mark.rule("R1")
 @pytest.mark.rule("K11")
-@pytest.mark.parametrize("field, value, rule, message", [
-    ("target_sku", "abc", "U2", "Choose one of the listed upgrade targets."),
-    ("target_sku", "99999999", "U2", ("That upgrade is not offered for this subscription: choose one of the "
-                                      "listed targets.")),
-    ("aligned_end_date", "2027-13-45", "K11", "'2027-13-45' is not a date (YYYY-MM-DD)."),
-    ("aligned_end_date", "2028-02-15", "K11", "The renewed term can't end on 2028-02-15"),
-], ids=["target-not-a-number", "target-unknown", "date-malformed", "date-not-an-option"])
-def test_a_tampered_form_answers_422_and_changes_nothing(signed_in, customer, e3, e5, now, field, value, rule,
-                                                         message):
+@pytest.mark.parametrize(
+    "field, value, rule, message",
+    [
+        ("target_sku", "abc", "U2", "Choose one of the listed upgrade targets."),
+        (
+            "target_sku",
+            "99999999",
+            "U2",
+            ("That upgrade is not offered for this subscription: choose one of the listed targets."),
+        ),
+        ("aligned_end_date", "2027-13-45", "K11", "'2027-13-45' is not a date (YYYY-MM-DD)."),
+        ("aligned_end_date", "2028-02-15", "K11", "The renewed term can't end on 2028-02-15"),
+    ],
+    ids=["target-not-a-number", "target-unknown", "date-malformed", "date-not-an-option"],
+)
+def test_a_tampered_form_answers_422_and_changes_nothing(signed_in, customer, e3, e5, now, field, value, rule, message):
     sub = subscribe(customer, e3)
     before = database_state()
     response = signed_in.post(url("schedule", sub), drawn(sub, {**FORM, field: value}))
@@ -584,7 +711,10 @@ def test_t3_another_partners_subscription_answers_404(signed_in, e3, e5, now):
     other = subscribe(factories.CustomerFactory(), e3)
     before = database_state()
     assert signed_in.post(url("schedule", other), drawn(other, {**FORM, "target_sku": str(e5.pk)})).status_code == 404
-    assert signed_in.post(url("schedule", other), drawn(other, {**FORM, "aligned_end_date": "2028-05-31"})).status_code == 404
+    assert (
+        signed_in.post(url("schedule", other), drawn(other, {**FORM, "aligned_end_date": "2028-05-31"})).status_code
+        == 404
+    )
     assert database_state() == before
 
 
@@ -596,9 +726,18 @@ def test_picking_a_term_in_the_form_recomputes_the_end_dates_offered_without_sav
     page = signed_in.get(detail(sub)).content.decode()
     assert "Natural end (2028-11-22)" in page
     # when the partner picks a 1-month term in the Manage renewal form (htmx sends the form, nothing is saved)
-    response = signed_in.get(detail(sub), {"renewal_draft": "1", "term": "P1M", "billing_frequency": "monthly",
-                                           "quantity": "12", "target_sku": "", "aligned_end_date": ""},
-                             HTTP_HX_REQUEST="true")
+    response = signed_in.get(
+        detail(sub),
+        {
+            "renewal_draft": "1",
+            "term": "P1M",
+            "billing_frequency": "monthly",
+            "quantity": "12",
+            "target_sku": "",
+            "aligned_end_date": "",
+        },
+        HTTP_HX_REQUEST="true",
+    )
     # then the panel alone comes back, for a 1-month renewed term, keeping what was typed
     html = response.content.decode()
     assert response.status_code == 200 and html.lstrip().startswith('<section class="card" id="manage-renewal"')
@@ -606,10 +745,10 @@ def test_picking_a_term_in_the_form_recomputes_the_end_dates_offered_without_sav
     assert 'name="quantity" min="1" max="300" value="12"' in html
     assert scheduled(sub) == []
     # and picking E5 keeps it chosen in the form; tampered values are ignored, never a 500
-    html = signed_in.get(detail(sub), {"renewal_draft": "1", "term": "P1Y", "target_sku": str(e5.pk)},
-                         HTTP_HX_REQUEST="true").content.decode()
+    html = signed_in.get(
+        detail(sub), {"renewal_draft": "1", "term": "P1Y", "target_sku": str(e5.pk)}, HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert re.search(rf'<option value="{e5.pk}" selected>Upgrade to Microsoft 365 E5</option>', html)
     for tampered in ({"term": "P9Y"}, {"target_sku": "x"}, {"aligned_end_date": "bogus"}, {"quantity": "-3"}):
-        assert signed_in.get(detail(sub), {"renewal_draft": "1", **tampered},
-                             HTTP_HX_REQUEST="true").status_code == 200
+        assert signed_in.get(detail(sub), {"renewal_draft": "1", **tampered}, HTTP_HX_REQUEST="true").status_code == 200
     assert scheduled(sub) == []

@@ -41,8 +41,10 @@ def rows(page: str, name: str) -> list[list[str]]:
     body = re.search(r"<tbody>(.*?)</tbody>", section(page, name), re.S)
     if body is None:
         return []
-    return [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+    return [
+        [text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
 
 
 def names(page: str, name: str) -> list[str]:
@@ -83,8 +85,9 @@ def test_a_row_shows_lock_point_scheduled_changes_and_the_cost_of_the_renewal(si
 def test_a_scheduled_term_change_is_priced_at_the_matching_availability(signed_in, customer):
     # given P1Y monthly at 10.00 (10 licenses), a term change to P1M and 3 licenses scheduled; P1M monthly is 12.00
     subscription = subscribe_to_offer(customer, "Visio Plan 2", term_end=date(2026, 12, 1))
-    factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.TERM, term="P1M",
-                                     quantity=None)
+    factories.ScheduledChangeFactory(
+        subscription=subscription, kind=ScheduledChange.Kind.TERM, term="P1M", quantity=None
+    )
     factories.ScheduledChangeFactory(subscription=subscription, kind=ScheduledChange.Kind.QUANTITY, quantity=3)
     # when the page is opened
     [row] = rows(signed_in.get(URL).content.decode(), "renewing")
@@ -154,15 +157,19 @@ def test_trials_ending_in_the_window_say_what_they_become(signed_in, customer):
     paid = factories.SkuFactory(name="Microsoft 365 E3")
     e5 = factories.SkuFactory(name="Microsoft 365 E5")
     trial_sku = factories.SkuFactory(name="E3 Trial", trial=True, trial_of=paid)
-    default = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 1),
-                                            friendly_name="Default")
-    scheduled = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True,
-                                              term_end=date(2026, 12, 2), friendly_name="Scheduled")
-    factories.ScheduledChangeFactory(subscription=scheduled, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
-                                     target_sku=e5)
+    default = factories.SubscriptionFactory(
+        customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 1), friendly_name="Default"
+    )
+    scheduled = factories.SubscriptionFactory(
+        customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 2), friendly_name="Scheduled"
+    )
+    factories.ScheduledChangeFactory(
+        subscription=scheduled, kind=ScheduledChange.Kind.UPGRADE, quantity=None, target_sku=e5
+    )
     factories.ScheduledChangeFactory(subscription=scheduled, kind=ScheduledChange.Kind.QUANTITY, quantity=10)
-    factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 3),
-                                  friendly_name="Off", auto_renew=False)
+    factories.SubscriptionFactory(
+        customer=customer, sku=trial_sku, trial=True, term_end=date(2026, 12, 3), friendly_name="Off", auto_renew=False
+    )
     isv = factories.SkuFactory(name="Backup free trial", isv=True)
     factories.SubscriptionFactory(customer=customer, sku=isv, trial=True, term_end=date(2026, 12, 4))
     page = signed_in.get(URL).content.decode()
@@ -170,14 +177,17 @@ def test_trials_ending_in_the_window_say_what_they_become(signed_in, customer):
     assert [row[1:3] + row[4:7] for row in rows(page, "trials")] == [
         ["Default", "2026-12-01", "Converts to Microsoft 365 E3", "25", "On"],
         ["Scheduled", "2026-12-02", "Converts to Microsoft 365 E5", "10", "On"],
-        ["Off", "2026-12-03", "Ends", "—", "Off"]]
+        ["Off", "2026-12-03", "Ends", "—", "Off"],
+    ]
     assert rows(page, "renewing") == []
     convert = reverse("subscriptions:subscription-convert", args=[customer.pk, default.pk])
     assert f'href="{convert}"' in section(page, "trials")
 
 
 def test_ending_without_renewal_rows(signed_in, customer):
-    subscription = subscribe_to_offer(customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4)
+    subscription = subscribe_to_offer(
+        customer, "Teams Essentials", term_end=date(2026, 12, 10), auto_renew=False, quantity=4
+    )
     page = signed_in.get(URL).content.decode()
     assert rows(page, "renewing") == []
     [row] = rows(page, "ending")
@@ -214,8 +224,12 @@ def test_a_reseller_sees_only_the_subscriptions_it_is_reseller_of_record_for(cli
     customer = factories.CustomerFactory(partner=provider)
     subscribe_to_offer(customer, "Resold by Adatum", term_end=TODAY + timedelta(days=3), reseller=adatum)
     subscribe_to_offer(customer, "Sold by the provider", term_end=TODAY + timedelta(days=3))
-    subscribe_to_offer(customer, "Another reseller", term_end=TODAY + timedelta(days=3),
-              reseller=factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER))
+    subscribe_to_offer(
+        customer,
+        "Another reseller",
+        term_end=TODAY + timedelta(days=3),
+        reseller=factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER),
+    )
     client.force_login(factories.staff(adatum, "support_agent"))
     page = client.get(URL).content.decode()
     assert names(page, "renewing") == ["Resold by Adatum"]
@@ -256,10 +270,18 @@ def _portfolio(direct_partner, n: int) -> None:
         customer = factories.CustomerFactory(partner=direct_partner)
         renewing = subscribe_to_offer(customer, f"Renewing {i}", term_end=TODAY + timedelta(days=1 + i % 20))
         factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.QUANTITY, quantity=5)
-        factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.BILLING_FREQUENCY,
-                                         billing_frequency="annual", quantity=None)
-        factories.ScheduledChangeFactory(subscription=renewing, kind=ScheduledChange.Kind.UPGRADE, quantity=None,
-                                         target_sku=factories.SkuFactory(name=f"Upgrade {i}"))
+        factories.ScheduledChangeFactory(
+            subscription=renewing,
+            kind=ScheduledChange.Kind.BILLING_FREQUENCY,
+            billing_frequency="annual",
+            quantity=None,
+        )
+        factories.ScheduledChangeFactory(
+            subscription=renewing,
+            kind=ScheduledChange.Kind.UPGRADE,
+            quantity=None,
+            target_sku=factories.SkuFactory(name=f"Upgrade {i}"),
+        )
         subscribe_to_offer(customer, f"Ending {i}", term_end=TODAY + timedelta(days=1 + i % 20), auto_renew=False)
         trial = subscribe_to_offer(customer, f"Trial {i}", term_end=TODAY + timedelta(days=1 + i % 20), trial=True)
         factories.ScheduledChangeFactory(subscription=trial, kind=ScheduledChange.Kind.QUANTITY, quantity=10)

@@ -1,9 +1,9 @@
 """Suspending and reactivating (P1–P4, TR4). Today is 2026-11-25 12:00 UTC; the subscriptions are
 P1Y, billed monthly at 10.00, started 2026-11-23 12:00 UTC and ending 2027-11-22 (inclusive)."""
 
-from functools import partial
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -14,7 +14,7 @@ from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -42,10 +42,16 @@ def test_p1_suspending_makes_the_subscription_suspended_at_once(customer, sales,
 
 
 @pytest.mark.rule("P1")
-@pytest.mark.parametrize("status, label", [
-    (Status.SUSPENDED, "suspended"), (Status.PENDING, "pending"), (Status.DELETED, "deleted"),
-    (Status.EXPIRED, "expired"), (Status.DISABLED, "disabled"),
-])
+@pytest.mark.parametrize(
+    "status, label",
+    [
+        (Status.SUSPENDED, "suspended"),
+        (Status.PENDING, "pending"),
+        (Status.DELETED, "deleted"),
+        (Status.EXPIRED, "expired"),
+        (Status.DISABLED, "disabled"),
+    ],
+)
 def test_p1_only_an_active_subscription_is_suspended(customer, sales, e3, now, status, label):
     # given a subscription that is not active
     sub = subscribe(customer, e3, started=now - timedelta(days=2), status=status, auto_renew=False)
@@ -55,23 +61,37 @@ def test_p1_only_an_active_subscription_is_suspended(customer, sales, e3, now, s
         suspend_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused naming its status, and nothing changed
     assert (refused.value.rule, refused.value.message) == (
-        "P1", f"Only an active subscription can be suspended (this one is {label}).")
+        "P1",
+        f"Only an active subscription can be suspended (this one is {label}).",
+    )
     assert database_state() == before
 
 
 @pytest.mark.rule("TR4")
 def test_tr4_a_trial_is_not_suspended(customer, sales, now):
     # given an active trial
-    trial_sku = factories.SkuFactory(trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")])
-    sub = factories.SubscriptionFactory(customer=customer, sku=trial_sku, trial=True, term="P1M",
-                                        unit_price=Decimal("0.00"), term_start=now - timedelta(days=1),
-                                        term_end=date(2026, 12, 23), trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC))
+    trial_sku = factories.SkuFactory(
+        trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    )
+    sub = factories.SubscriptionFactory(
+        customer=customer,
+        sku=trial_sku,
+        trial=True,
+        term="P1M",
+        unit_price=Decimal("0.00"),
+        term_start=now - timedelta(days=1),
+        term_end=date(2026, 12, 23),
+        trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC),
+    )
     before = database_state()
     # when it is suspended
     with pytest.raises(RuleViolation) as refused:
         suspend_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then it is refused and nothing changed
-    assert (refused.value.rule, refused.value.message) == ("TR4", "A trial's status can't change: convert the trial first.")
+    assert (refused.value.rule, refused.value.message) == (
+        "TR4",
+        "A trial's status can't change: convert the trial first.",
+    )
     assert database_state() == before
 
 
@@ -91,8 +111,11 @@ def test_p2_suspended_subscription_is_reactivated_before_its_term_ends(customer,
     assert (sub.status, sub.auto_renew, sub.quantity) == (Status.ACTIVE, False, 10)
     entry = AuditEntry.objects.filter(subscription=sub).first()
     assert (entry.action, entry.summary, entry.before, entry.after) == (
-        "subscription.reactivated", "Reactivated; auto-renew is still off", {"status": "suspended"},
-        {"status": "active"})
+        "subscription.reactivated",
+        "Reactivated; auto-renew is still off",
+        {"status": "suspended"},
+        {"status": "active"},
+    )
 
 
 @pytest.mark.rule("P2")
@@ -116,8 +139,9 @@ def test_p2_reactivation_after_the_term_end_date_is_refused(customer, sales, e3,
         reactivate_subscription(subscription_id=sub.pk, actor=sales, now=at)
     # then it is refused: it is disabled for good
     assert (refused.value.rule, refused.value.message) == (
-        "P2", "The term ended on 2027-11-22 (UTC) while suspended: the subscription is disabled and can't be "
-              "reactivated.")
+        "P2",
+        "The term ended on 2027-11-22 (UTC) while suspended: the subscription is disabled and can't be reactivated.",
+    )
     # and nothing changed
     assert database_state() == before
 
@@ -148,7 +172,8 @@ def test_p2_a_suspended_subscription_can_still_be_cancelled_inside_its_window(cu
     assert (sub.status, sub.cancelled_at) == (Status.DELETED, now)
     assert refund.amount == Decimal("93.33")
     assert list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount")) == [
-        ("cancellation_refund", Decimal("-93.33"))]
+        ("cancellation_refund", Decimal("-93.33"))
+    ]
 
 
 @pytest.mark.rule("P2")
@@ -163,8 +188,10 @@ def test_p2_a_suspended_subscription_is_not_cancelled_after_its_window(customer,
     # then it is refused and nothing changed
     # (suspending turned auto-renew off: the reason says when it ends rather than to turn it off)
     assert (refused.value.rule, refused.value.message) == (
-        "X1", "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Auto-renew is off: "
-              f"it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).")
+        "X1",
+        "The cancellation window closed on 2026-11-22 12:00 UTC: the term is paid in full. Auto-renew is off: "
+        f"it ends with its term on {sub.term_end:%Y-%m-%d} (UTC).",
+    )
     assert database_state() == before
 
 
@@ -191,17 +218,21 @@ def test_p3_suspending_refunds_nothing(customer, sales, e3, now):
 
 
 @pytest.mark.rule("P4")
-def test_p4_suspending_turns_auto_renew_off_and_removes_scheduled_changes_but_billing_frequency(customer, sales, e3, now):
+def test_p4_suspending_turns_auto_renew_off_and_removes_scheduled_changes_but_billing_frequency(
+    customer, sales, e3, now
+):
     # given an active subscription with auto-renew on and five kinds of change scheduled for its renewal
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
     target = factories.SkuFactory(name="Microsoft 365 E5")
     factories.ScheduledChangeFactory(subscription=sub, kind="upgrade", target_sku=target, quantity=None)
     factories.ScheduledChangeFactory(subscription=sub, kind="quantity", quantity=20)
     factories.ScheduledChangeFactory(subscription=sub, kind="term", term="P1M", quantity=None)
-    frequency = factories.ScheduledChangeFactory(subscription=sub, kind="billing_frequency", billing_frequency="annual",
-                                                 quantity=None)
-    factories.ScheduledChangeFactory(subscription=sub, kind="alignment", aligned_end_date=date(2027, 12, 31),
-                                     quantity=None)
+    frequency = factories.ScheduledChangeFactory(
+        subscription=sub, kind="billing_frequency", billing_frequency="annual", quantity=None
+    )
+    factories.ScheduledChangeFactory(
+        subscription=sub, kind="alignment", aligned_end_date=date(2027, 12, 31), quantity=None
+    )
     # when it is suspended
     suspend_subscription(subscription_id=sub.pk, actor=sales, now=now)
     # then auto-renew is off and only the billing-frequency instruction stays
@@ -211,4 +242,6 @@ def test_p4_suspending_turns_auto_renew_off_and_removes_scheduled_changes_but_bi
     entry = AuditEntry.objects.get(subscription=sub)
     assert (entry.summary, entry.before, entry.after) == (
         "Suspended; auto-renew turned off; 4 scheduled change(s) removed",
-        {"status": "active", "auto_renew": True}, {"status": "suspended", "auto_renew": False})
+        {"status": "active", "auto_renew": True},
+        {"status": "suspended", "auto_renew": False},
+    )

@@ -8,10 +8,9 @@ window): its current billing period is 2026-11-16..2026-12-15 (30 days), of whic
 """
 
 import re
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
-from functools import partial
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from html import unescape
 
 import pytest
@@ -22,17 +21,22 @@ from catalog.models import UpgradePath
 from portal.demo import build_catalog
 from portal.errors import RuleViolation
 from subscriptions import checks, services
-from subscriptions.services import upgrades
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, Subscription
+from subscriptions.services import upgrades
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state, drawn
 
-UTC = dt_timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 STARTED = datetime(2026, 10, 16, 12, 0, tzinfo=UTC)
-PRICES = [("P1Y", "monthly", "20.00"), ("P1Y", "annual", "240.00"), ("P3Y", "monthly", "18.00"),
-          ("P1M", "monthly", "24.00"), ("P1M", "annual", "288.00")]
+PRICES = [
+    ("P1Y", "monthly", "20.00"),
+    ("P1Y", "annual", "240.00"),
+    ("P3Y", "monthly", "18.00"),
+    ("P1M", "monthly", "24.00"),
+    ("P1M", "annual", "288.00"),
+]
 
 
 def offer(name, prices=None, **extra):
@@ -60,12 +64,18 @@ def source(customer, o365_e3, now):
     return subscribe(customer, o365_e3)
 
 
-def upgrade(source, actor, target, *, quantity=10, term="P1Y", billing_frequency="monthly", into=None,
-            confirmed=True):
+def upgrade(source, actor, target, *, quantity=10, term="P1Y", billing_frequency="monthly", into=None, confirmed=True):
     return upgrades.upgrade_subscription(
-        subscription_id=source.pk, actor=actor, target_sku_id=target.pk, quantity=quantity, term=term,
-        billing_frequency=billing_frequency, into_subscription_id=into.pk if into else None, confirmed=confirmed,
-        now=NOW)
+        subscription_id=source.pk,
+        actor=actor,
+        target_sku_id=target.pk,
+        quantity=quantity,
+        term=term,
+        billing_frequency=billing_frequency,
+        into_subscription_id=into.pk if into else None,
+        confirmed=confirmed,
+        now=NOW,
+    )
 
 
 # --- targets (U1–U3) ------------------------------------------------------------------------------
@@ -83,8 +93,11 @@ def test_u2_targets_never_include_an_unsupported_path_of_the_demo_matrix(custome
         offered = {t.sku.pk for t in upgrades.upgrade_targets(subscription, now=NOW)}
         # then the unsupported target is not among them, and every one offered is supported
         assert path.target_id not in offered, str(path)
-        assert offered == set(UpgradePath.objects.filter(source=path.source, supported=True,
-                                                         target__is_trial=False).values_list("target", flat=True))
+        assert offered == set(
+            UpgradePath.objects.filter(source=path.source, supported=True, target__is_trial=False).values_list(
+                "target", flat=True
+            )
+        )
 
 
 @pytest.mark.rule("U2")
@@ -165,12 +178,15 @@ def test_u3_an_existing_subscription_that_cant_be_chosen_is_refused(customer, sa
 
 
 @pytest.mark.rule("U4")
-@pytest.mark.parametrize("quantity, term, frequency, message", [
-    (10, "P1M", "monthly", "The target term (1 month) can't be shorter than this subscription's (1 year)."),
-    (0, "P1Y", "monthly", "Upgrade from 1 to 10 licenses (the subscription has 10)."),
-    (11, "P1Y", "monthly", "Upgrade from 1 to 10 licenses (the subscription has 10)."),
-    (10, "P3Y", "annual", "Microsoft 365 E5 is not sold for a 3 years term billed annually."),
-])
+@pytest.mark.parametrize(
+    "quantity, term, frequency, message",
+    [
+        (10, "P1M", "monthly", "The target term (1 month) can't be shorter than this subscription's (1 year)."),
+        (0, "P1Y", "monthly", "Upgrade from 1 to 10 licenses (the subscription has 10)."),
+        (11, "P1Y", "monthly", "Upgrade from 1 to 10 licenses (the subscription has 10)."),
+        (10, "P3Y", "annual", "Microsoft 365 E5 is not sold for a 3 years term billed annually."),
+    ],
+)
 def test_u4_term_frequency_and_quantity_limits(customer, sales, m365_e5, source, quantity, term, frequency, message):
     before = database_state()
     with pytest.raises(RuleViolation) as refused:
@@ -188,8 +204,9 @@ def test_u4_billing_frequency_cant_be_longer_than_the_term(customer, sales, o365
     with pytest.raises(RuleViolation) as refused:
         upgrade(monthly, sales, m365_e5, term="P1M", billing_frequency="annual")
     # then it is refused
-    assert refused.value.message == ("A 1 month term can't be billed annually: the billing frequency can't be "
-                                     "longer than the term.")
+    assert refused.value.message == (
+        "A 1 month term can't be billed annually: the billing frequency can't be longer than the term."
+    )
     assert database_state() == before
 
 
@@ -204,24 +221,43 @@ def test_u5_full_upgrade_is_in_place_and_keeps_the_id(customer, sales, m365_e5, 
     source.refresh_from_db()
     assert result.pk == source.pk
     assert (source.sku_id, source.quantity, source.unit_price, source.term, source.term_end, source.status) == (
-        m365_e5.pk, 10, Decimal("20.00"), "P1Y", date(2027, 10, 15), Status.ACTIVE)
+        m365_e5.pk,
+        10,
+        Decimal("20.00"),
+        "P1Y",
+        date(2027, 10, 15),
+        Status.ACTIVE,
+    )
     assert source.availability == factories.availability(m365_e5, "P1Y", "monthly")
     assert Subscription.objects.count() == 1
     # the unused days of the old price are credited, 10 × 10 × 21/30, and the licenses are charged at the new
     # price for the rest of the period: 20 × 10 × 21/30
     credit, line = BillingLine.objects.filter(subscription=source).order_by("pk")
     assert (credit.kind, credit.amount, credit.unit_price, credit.period_start, credit.period_end) == (
-        "upgrade_credit", Decimal("-70.00"), Decimal("10.00"), date(2026, 11, 25), date(2026, 12, 15))
+        "upgrade_credit",
+        Decimal("-70.00"),
+        Decimal("10.00"),
+        date(2026, 11, 25),
+        date(2026, 12, 15),
+    )
     assert (line.kind, line.amount, line.period_start, line.period_end) == (
-        "purchase", Decimal("140.00"), date(2026, 11, 25), date(2026, 12, 15))
+        "purchase",
+        Decimal("140.00"),
+        date(2026, 11, 25),
+        date(2026, 12, 15),
+    )
     entry = AuditEntry.objects.get(subscription=source, action="subscription.upgraded")
     assert (entry.before["unit_price"], entry.after["sku"], entry.after["unit_price"]) == (
-        "10.00", m365_e5.sku_id, "20.00")
+        "10.00",
+        m365_e5.sku_id,
+        "20.00",
+    )
 
 
 @pytest.mark.rule("U5")
 def test_u5_full_upgrade_into_an_existing_subscription_adds_the_licenses_and_ends_the_source(
-        customer, sales, m365_e5, source):
+    customer, sales, m365_e5, source
+):
     # given an existing Microsoft 365 E5 subscription of 5 licenses billed annually
     existing = subscribe(customer, m365_e5, started=STARTED, quantity=5)
     Subscription.objects.filter(pk=existing.pk).update(billing_frequency="annual")
@@ -239,8 +275,7 @@ def test_u5_full_upgrade_into_an_existing_subscription_adds_the_licenses_and_end
 
 
 @pytest.mark.rule("U6")
-def test_u6_partial_upgrade_creates_a_coterminous_subscription_and_reduces_the_source(
-        customer, sales, m365_e5, source):
+def test_u6_partial_upgrade_creates_a_coterminous_subscription_and_reduces_the_source(customer, sales, m365_e5, source):
     # when 4 of the 10 licenses are upgraded into a new subscription
     created = upgrade(source, sales, m365_e5, quantity=4)
     # then a new Microsoft 365 E5 subscription of 4 ends with the source; the source keeps 6, and the 4 moved
@@ -248,15 +283,27 @@ def test_u6_partial_upgrade_creates_a_coterminous_subscription_and_reduces_the_s
     source.refresh_from_db()
     assert created.pk != source.pk
     assert (created.sku_id, created.quantity, created.term_end, created.status, created.unit_price) == (
-        m365_e5.pk, 4, source.term_end, Status.ACTIVE, Decimal("20.00"))
+        m365_e5.pk,
+        4,
+        source.term_end,
+        Status.ACTIVE,
+        Decimal("20.00"),
+    )
     assert source.quantity == 6
     [credit] = BillingLine.objects.filter(subscription=source)
     assert (credit.kind, credit.amount, credit.quantity, credit.explanation) == (
-        "upgrade_credit", Decimal("-28.00"), 4, "Credit for 4 upgraded license(s): 10.00 × 4 × 21/30 days")
+        "upgrade_credit",
+        Decimal("-28.00"),
+        4,
+        "Credit for 4 upgraded license(s): 10.00 × 4 × 21/30 days",
+    )
     # its first charge is prorated over the source's current period: 20 × 4 × 21/30
     [line] = BillingLine.objects.filter(subscription=created)
-    assert (line.amount, line.period_start, line.period_end) == (Decimal("56.00"), date(2026, 11, 25),
-                                                                 date(2026, 12, 15))
+    assert (line.amount, line.period_start, line.period_end) == (
+        Decimal("56.00"),
+        date(2026, 11, 25),
+        date(2026, 12, 15),
+    )
     assert "Reassign these licenses by hand" in AuditEntry.objects.get(subscription=created).summary
 
 
@@ -276,13 +323,20 @@ def test_u7_without_the_confirmation_nothing_changes(customer, sales, m365_e5, s
 def test_u7_a_full_upgrade_in_its_first_7_days_closes_the_cancellation_window(customer, sales, m365_e5):
     # given E3 bought two days ago (2026-11-23 12:00 UTC): it could be cancelled until 2026-11-30 12:00 UTC
     source = subscribe(customer, m365_e5.upgrade_sources.get().source, started=NOW - timedelta(days=2))
-    factories.SeatLotFactory(subscription=source, quantity=10, added_at=source.term_start,
-                             window_ends_at=source.term_start + timedelta(hours=168))
-    plan = upgrades.plan_upgrade(source, user=sales, target_sku_id=m365_e5.pk, quantity=10, term="P1Y",
-                                 billing_frequency="monthly", now=NOW)
+    factories.SeatLotFactory(
+        subscription=source,
+        quantity=10,
+        added_at=source.term_start,
+        window_ends_at=source.term_start + timedelta(hours=168),
+    )
+    plan = upgrades.plan_upgrade(
+        source, user=sales, target_sku_id=m365_e5.pk, quantity=10, term="P1Y", billing_frequency="monthly", now=NOW
+    )
     # the preview warns that the upgrade closes the window
-    assert ("An upgrade can't be undone: this subscription can no longer be cancelled or have licenses removed once "
-            "it is upgraded (otherwise possible until 2026-11-30 12:00 UTC).") in plan.warnings
+    assert (
+        "An upgrade can't be undone: this subscription can no longer be cancelled or have licenses removed once "
+        "it is upgraded (otherwise possible until 2026-11-30 12:00 UTC)."
+    ) in plan.warnings
     # when every license is upgraded in place
     upgrade(source, sales, m365_e5)
     source.refresh_from_db()
@@ -291,8 +345,11 @@ def test_u7_a_full_upgrade_in_its_first_7_days_closes_the_cancellation_window(cu
     later = NOW + timedelta(hours=1)
     cancel = checks.allowed_actions(source, sales, later)["cancel"]
     assert (cancel.allowed, cancel.rule, cancel.reason) == (
-        False, "U7", "This subscription was upgraded on 2026-11-25 12:00 UTC: an upgrade can't be undone and has no "
-                     "cancellation window. Turn auto-renew off so it ends with its term.")
+        False,
+        "U7",
+        "This subscription was upgraded on 2026-11-25 12:00 UTC: an upgrade can't be undone and has no "
+        "cancellation window. Turn auto-renew off so it ends with its term.",
+    )
     assert not checks.allowed_actions(source, sales, later)["remove_licenses"].allowed
     before = database_state()
     with pytest.raises(RuleViolation) as refused:
@@ -324,15 +381,18 @@ def test_u7_the_renewal_after_an_upgrade_opens_a_new_window(customer, sales, m36
 @pytest.mark.rule("U8")
 def test_u8_an_upgrade_mid_term_deletes_the_scheduled_upgrade_and_changes(customer, sales, m365_e5, source):
     # given an upgrade and a quantity change scheduled for the renewal
-    factories.ScheduledChangeFactory(subscription=source, kind=ScheduledChange.Kind.UPGRADE, target_sku=m365_e5,
-                                     quantity=None)
+    factories.ScheduledChangeFactory(
+        subscription=source, kind=ScheduledChange.Kind.UPGRADE, target_sku=m365_e5, quantity=None
+    )
     factories.ScheduledChangeFactory(subscription=source, kind=ScheduledChange.Kind.QUANTITY, quantity=20)
     # when part of it is upgraded now
     upgrade(source, sales, m365_e5, quantity=4)
     # then nothing is scheduled any more
     assert not ScheduledChange.objects.filter(subscription=source).exists()
-    assert "2 scheduled change(s) deleted" in AuditEntry.objects.get(subscription=source,
-                                                                    action="subscription.upgraded").summary
+    assert (
+        "2 scheduled change(s) deleted"
+        in AuditEntry.objects.get(subscription=source, action="subscription.upgraded").summary
+    )
 
 
 @pytest.mark.rule("U9")
@@ -401,8 +461,9 @@ def test_page_lists_targets_and_existing_subscriptions_with_reasons(signed_in, c
 @pytest.mark.rule("U6")
 def test_page_previews_a_partial_upgrade_then_upgrades_after_yes(signed_in, customer, m365_e5, source):
     # when 4 licenses are previewed
-    response = signed_in.get(url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                           "billing_frequency": "monthly", "into": ""})
+    response = signed_in.get(
+        url(source), {"target": m365_e5.pk, "quantity": "4", "term": "P1Y", "billing_frequency": "monthly", "into": ""}
+    )
     page = response.content.decode()
     # then the preview says what will happen, before the "Yes, upgrade" step
     assert response.status_code == 200
@@ -411,8 +472,20 @@ def test_page_previews_a_partial_upgrade_then_upgrades_after_yes(signed_in, cust
     assert "Yes, upgrade" in page
     assert Subscription.objects.count() == 1
     # when it is confirmed
-    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly", "into": "", "confirm": "yes"}))
+    response = signed_in.post(
+        url(source),
+        drawn(
+            source,
+            {
+                "target": m365_e5.pk,
+                "quantity": "4",
+                "term": "P1Y",
+                "billing_frequency": "monthly",
+                "into": "",
+                "confirm": "yes",
+            },
+        ),
+    )
     created = Subscription.objects.exclude(pk=source.pk).get()
     assert response.status_code == 302
     assert response["Location"] == reverse("subscriptions:subscription-detail", args=[customer.pk, created.pk])
@@ -421,8 +494,9 @@ def test_page_previews_a_partial_upgrade_then_upgrades_after_yes(signed_in, cust
 
 @pytest.mark.rule("U5")
 def test_page_previews_a_full_upgrade_in_place(signed_in, m365_e5, source):
-    response = signed_in.get(url(source), {"target": m365_e5.pk, "quantity": "10", "term": "P1Y",
-                                           "billing_frequency": "monthly"})
+    response = signed_in.get(
+        url(source), {"target": m365_e5.pk, "quantity": "10", "term": "P1Y", "billing_frequency": "monthly"}
+    )
     assert response.status_code == 200
     assert "this subscription keeps its id" in response.content.decode()
 
@@ -430,8 +504,10 @@ def test_page_previews_a_full_upgrade_in_place(signed_in, m365_e5, source):
 @pytest.mark.rule("U7")
 def test_page_post_without_confirmation_answers_422_and_changes_nothing(signed_in, m365_e5, source):
     before = database_state()
-    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly"}))
+    response = signed_in.post(
+        url(source),
+        drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y", "billing_frequency": "monthly"}),
+    )
     assert response.status_code == 422
     assert "Yes, upgrade" in response.content.decode()
     assert database_state() == before
@@ -440,8 +516,9 @@ def test_page_post_without_confirmation_answers_422_and_changes_nothing(signed_i
 @pytest.mark.rule("U2")
 def test_page_preview_of_an_unoffered_target_answers_422(signed_in, source):
     other = offer("Visio Plan 2")
-    response = signed_in.get(url(source), {"target": other.pk, "quantity": "4", "term": "P1Y",
-                                           "billing_frequency": "monthly"})
+    response = signed_in.get(
+        url(source), {"target": other.pk, "quantity": "4", "term": "P1Y", "billing_frequency": "monthly"}
+    )
     assert response.status_code == 422
     assert "That upgrade is not offered" in response.content.decode()
 
@@ -450,8 +527,13 @@ def test_page_preview_of_an_unoffered_target_answers_422(signed_in, source):
 def test_page_post_while_renewal_pending_answers_409(signed_in, m365_e5, source):
     Subscription.objects.filter(pk=source.pk).update(renewal_pending=True)
     before = database_state()
-    response = signed_in.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                            "billing_frequency": "monthly", "confirm": "yes"}))
+    response = signed_in.post(
+        url(source),
+        drawn(
+            source,
+            {"target": m365_e5.pk, "quantity": "4", "term": "P1Y", "billing_frequency": "monthly", "confirm": "yes"},
+        ),
+    )
     assert response.status_code == 409
     assert database_state() == before
 
@@ -463,8 +545,13 @@ def test_page_support_agent_sees_why_and_post_answers_403(client, direct_partner
     assert response.status_code == 200
     assert "Your role can't buy or change subscriptions" in unescape(response.content.decode())
     before = database_state()
-    response = client.post(url(source), drawn(source, {"target": m365_e5.pk, "quantity": "4", "term": "P1Y",
-                                         "billing_frequency": "monthly", "confirm": "yes"}))
+    response = client.post(
+        url(source),
+        drawn(
+            source,
+            {"target": m365_e5.pk, "quantity": "4", "term": "P1Y", "billing_frequency": "monthly", "confirm": "yes"},
+        ),
+    )
     assert response.status_code == 403
     assert database_state() == before
 
@@ -473,14 +560,19 @@ def test_page_support_agent_sees_why_and_post_answers_403(client, direct_partner
 def test_page_another_partners_subscription_answers_404(signed_in, m365_e5, o365_e3, now):
     theirs = subscribe(factories.CustomerFactory(), o365_e3)
     assert signed_in.get(url(theirs)).status_code == 404
-    assert signed_in.post(url(theirs), drawn(theirs, {"target": m365_e5.pk, "quantity": "4", "confirm": "yes"})).status_code == 404
+    assert (
+        signed_in.post(
+            url(theirs), drawn(theirs, {"target": m365_e5.pk, "quantity": "4", "confirm": "yes"})
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.rule("U4")
 def test_page_offers_only_the_targets_terms_no_shorter_than_the_source(signed_in, m365_e5, source):
     # given E5 sold for 1 month, 1 year and 3 years, and a 1-year source
     html = signed_in.get(url(source)).content.decode()
-    form = html[html.index('aria-label="Upgrade to Microsoft 365 E5"'):]
-    term_select = form[form.index('<select name="term">'):form.index("</select>")]
+    form = html[html.index('aria-label="Upgrade to Microsoft 365 E5"') :]
+    term_select = form[form.index('<select name="term">') : form.index("</select>")]
     # then the form offers 1 year and 3 years, not the 1-month term the server would refuse (U4)
     assert re.findall(r'<option value="(\w+)"', term_select) == ["P1Y", "P3Y"]

@@ -30,11 +30,10 @@ from catalog import cart as cart_services
 from catalog.checkout import purchase
 from catalog.models import Order, OrderLine
 from subscriptions import recovery
-from subscriptions.models import AuditEntry, BillingLine, Subscription
-from subscriptions.services import fulfill_order
-from subscriptions.states import Status
 from subscriptions.lifecycle import lifecycle_tick_task
-from subscriptions.services import fulfill_order_task, provision_subscription_task
+from subscriptions.models import AuditEntry, BillingLine, Subscription
+from subscriptions.services import fulfill_order, fulfill_order_task, provision_subscription_task
+from subscriptions.states import Status
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,15 +47,18 @@ def processes(transactional_db, tmp_path):
     started = []
     db = connection.settings_dict
     host = db["HOST"] or "localhost"
-    url = (f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{host}"
-           f"{':' + str(db['PORT']) if db['PORT'] else ''}/{quote(db['NAME'])}")
+    url = (
+        f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{host}"
+        f"{':' + str(db['PORT']) if db['PORT'] else ''}/{quote(db['NAME'])}"
+    )
     env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
 
     def start(*args):
         log = tmp_path / f"{len(started)}-{args[0]}.log"
         with log.open("w") as out:
-            process = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
-                                       stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         process.log = log
         started.append(process)
         return process
@@ -115,14 +117,18 @@ def kill_mid_task(processes, task_row, lock):
     with transaction.atomic():
         lock()
         killed = worker(processes)
-        wait_until(lambda: status(task_row) == TaskResultStatus.RUNNING and blocked_by_us(),
-                   "the worker to wait on the row lock inside its RUNNING task", processes)
+        wait_until(
+            lambda: status(task_row) == TaskResultStatus.RUNNING and blocked_by_us(),
+            "the worker to wait on the row lock inside its RUNNING task",
+            processes,
+        )
         sessions = blocked_by_us()
         killed.send_signal(signal.SIGKILL)
         assert killed.wait(timeout=TIMEOUT) == -signal.SIGKILL
     # Its session, waiting on the lock, gets it now, finds its client gone and rolls back.
-    wait_until(lambda: not any(session_exists(pid) for pid in sessions), "the killed worker's session to end",
-               processes)
+    wait_until(
+        lambda: not any(session_exists(pid) for pid in sessions), "the killed worker's session to end", processes
+    )
 
 
 def sweep_after_the_bound(processes, bound) -> str:
@@ -133,8 +139,14 @@ def sweep_after_the_bound(processes, bound) -> str:
 def buy(customer, actor, *skus):
     now = timezone.now()
     for sku in skus:
-        cart_services.add_to_cart(customer=customer, actor=actor, availability_id=factories.availability(sku).pk,
-                                  quantity=10, aligned_end_date=None, now=now)
+        cart_services.add_to_cart(
+            customer=customer,
+            actor=actor,
+            availability_id=factories.availability(sku).pk,
+            quantity=10,
+            aligned_end_date=None,
+            now=now,
+        )
     order, _ = purchase(cart=cart_services.current_cart(customer, actor, now), actor=actor, attested=True, now=now)
     return order
 
@@ -142,8 +154,10 @@ def buy(customer, actor, *skus):
 @pytest.fixture(autouse=True)
 def postgresql_only(db):
     if connection.vendor != "postgresql":
-        pytest.skip("holds a worker mid-task with a row lock from the test's connection: needs PostgreSQL (SQLite "
-                    "has no row locks, and its test database is in memory, out of the worker process's reach)")
+        pytest.skip(
+            "holds a worker mid-task with a row lock from the test's connection: needs PostgreSQL (SQLite "
+            "has no row locks, and its test database is in memory, out of the worker process's reach)"
+        )
 
 
 @pytest.mark.rule("O2")
@@ -169,24 +183,35 @@ def test_a_worker_killed_mid_fulfilment_strands_nothing(customer, sales, process
     worker(processes)
     out = sweep_after_the_bound(processes, recovery.PRESUMED_LOST_AFTER)
     assert "fulfillment requeued: 1, provisioning requeued: 0" in out
-    wait_until(lambda: not Subscription.objects.filter(order_line__order=order).exclude(status=Status.ACTIVE).exists()
-               and Subscription.objects.filter(order_line__order=order).count() == 2,
-               "the order fulfilled and its subscriptions provisioned", processes)
+    wait_until(
+        lambda: (
+            not Subscription.objects.filter(order_line__order=order).exclude(status=Status.ACTIVE).exists()
+            and Subscription.objects.filter(order_line__order=order).count() == 2
+        ),
+        "the order fulfilled and its subscriptions provisioned",
+        processes,
+    )
 
     # then every line is fulfilled exactly once: one subscription each, one purchase charge each
     order.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
     assert sorted(order.lines.values_list("sku__name", "status", "subscription__status")) == [
-        ("Microsoft 365 E3", "fulfilled", "active"), ("Teams Essentials", "fulfilled", "active")]
+        ("Microsoft 365 E3", "fulfilled", "active"),
+        ("Teams Essentials", "fulfilled", "active"),
+    ]
     assert Subscription.objects.count() == 2
     assert sorted(BillingLine.objects.values_list("subscription__sku__name", "kind", "quantity")) == [
-        ("Microsoft 365 E3", "purchase", 10), ("Teams Essentials", "purchase", 10)]
+        ("Microsoft 365 E3", "purchase", 10),
+        ("Teams Essentials", "purchase", 10),
+    ]
     assert AuditEntry.objects.filter(action="subscription.created").count() == 2
     assert AuditEntry.objects.filter(action="order.completed").count() == 1
     # and the killed task is recorded as lost, replaced by one that succeeded
-    assert sorted(DBTaskResult.objects.filter(task_path=fulfill_order_task.module_path)
-                  .values_list("status", "exception_class_path")) == [
-        ("FAILED", "subscriptions.recovery.TaskPresumedLost"), ("SUCCESSFUL", "")]
+    assert sorted(
+        DBTaskResult.objects.filter(task_path=fulfill_order_task.module_path).values_list(
+            "status", "exception_class_path"
+        )
+    ) == [("FAILED", "subscriptions.recovery.TaskPresumedLost"), ("SUCCESSFUL", "")]
 
 
 @pytest.mark.rule("O2")
@@ -222,8 +247,9 @@ def test_a_worker_killed_mid_provisioning_strands_nothing(customer, sales, proce
 def test_a_worker_killed_mid_lifecycle_pass_keeps_the_chain(customer, processes):
     # given a subscription due for renewal, and the lifecycle chain started (`run_lifecycle --schedule`)
     today = timezone.now().date()
-    due = factories.SubscriptionFactory(customer=customer, term_start=timezone.now() - timedelta(days=365),
-                                        term_end=today - timedelta(days=1))
+    due = factories.SubscriptionFactory(
+        customer=customer, term_start=timezone.now() - timedelta(days=365), term_end=today - timedelta(days=1)
+    )
     call_command("run_lifecycle", schedule=True, stdout=StringIO())
     tick = DBTaskResult.objects.get(task_path=lifecycle_tick_task.module_path)
 
@@ -239,5 +265,8 @@ def test_a_worker_killed_mid_lifecycle_pass_keeps_the_chain(customer, processes)
     out = sweep_after_the_bound(processes, recovery.TICK_PRESUMED_LOST_AFTER)
     # then no second chain is started; the killed tick is recorded as lost
     assert "lifecycle requeued: 0" in out
-    assert list(DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path)
-                .values_list("status", flat=True).order_by("enqueued_at")) == ["FAILED", "READY"]
+    assert list(
+        DBTaskResult.objects.filter(task_path=lifecycle_tick_task.module_path)
+        .values_list("status", flat=True)
+        .order_by("enqueued_at")
+    ) == ["FAILED", "READY"]

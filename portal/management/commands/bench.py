@@ -69,10 +69,15 @@ class Command(BaseCommand):
     help = "Time the main pages and count their SQL queries on the `seed_bench` data set."
 
     def add_arguments(self, parser):
-        parser.add_argument("--output", help="Where to write the JSON results "
-                            "(default: bench-results-<sqlite|postgresql>-<scale>.json).")
-        parser.add_argument("--scale", choices=["20k", "100k"],
-                            help="The data set's scale (default: told by its number of subscriptions).")
+        parser.add_argument(
+            "--output",
+            help="Where to write the JSON results (default: bench-results-<sqlite|postgresql>-<scale>.json).",
+        )
+        parser.add_argument(
+            "--scale",
+            choices=["20k", "100k"],
+            help="The data set's scale (default: told by its number of subscriptions).",
+        )
         parser.add_argument("--requests", type=int, default=20, help="Timed requests per page (after 2 warm-ups).")
         parser.add_argument("--show-queries", action="store_true", help="Print the SQL of every failing page.")
 
@@ -82,16 +87,21 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=BENCH_USERNAME).select_related("membership__partner").first()
         if user is None:
             raise CommandError("No bench user: run `manage.py seed_bench` first (or `make bench`).")
-        self.scale = scale or ("100k" if Subscription.objects.filter(
-            customer__partner=user.membership.partner).count() >= LARGE_EXPORT_ROWS else "20k")
+        self.scale = scale or (
+            "100k"
+            if Subscription.objects.filter(customer__partner=user.membership.partner).count() >= LARGE_EXPORT_ROWS
+            else "20k"
+        )
         output = output or results_file(connection.vendor, self.scale)
         baseline = self.baseline(output)
         pages = self.pages(user)
 
         # DJANGO_DEBUG=0 selects whitenoise's manifest storage, which needs collectstatic; the plain storage
         # makes {% static %} work without it. ALLOWED_HOSTS must accept the test client's host.
-        storages = {**settings.STORAGES,
-                    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+        storages = {
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
         # WhiteNoise warns that STATIC_ROOT does not exist (no collectstatic): expected here, and not a page's cost.
         warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
         with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=storages):
@@ -111,11 +121,21 @@ class Command(BaseCommand):
                 for i, sql in enumerate(results[name]["sql"], 1):
                     self.stdout.write(f"{i:3d}. {sql}")
 
-        data = {"database": connection.vendor, "scale": self.scale, "floor_ms": floor_ms,
-                "pages": {name: {"median_ms": r["median_ms"], "x_floor": r["x_floor"], "queries": r["queries"],
-                                 **({"growth": r["growth"]} if "growth" in r else {})}
-                          for name, r in results.items()},
-                "exports": {name: {k: v for k, v in e.items() if k != "url"} for name, e in exports.items()}}
+        data = {
+            "database": connection.vendor,
+            "scale": self.scale,
+            "floor_ms": floor_ms,
+            "pages": {
+                name: {
+                    "median_ms": r["median_ms"],
+                    "x_floor": r["x_floor"],
+                    "queries": r["queries"],
+                    **({"growth": r["growth"]} if "growth" in r else {}),
+                }
+                for name, r in results.items()
+            },
+            "exports": {name: {k: v for k, v in e.items() if k != "url"} for name, e in exports.items()},
+        }
         Path(output).write_text(json.dumps(data, indent=2) + "\n")
         self.stdout.write(f"Wrote {output}")
 
@@ -141,8 +161,11 @@ class Command(BaseCommand):
     def pages(self, user) -> dict[str, str]:
         """The pages to measure, by name: the bench partner's first customer (by name) and its newest completed order."""
         customer = Customer.objects.filter(partner=user.membership.partner).order_by("company_name").first()
-        order = (Order.objects.filter(customer=customer, status=Order.Status.COMPLETED)
-                 .order_by("-created_at", "-pk").first())
+        order = (
+            Order.objects.filter(customer=customer, status=Order.Status.COMPLETED)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
         if customer is None or order is None:
             raise CommandError("The bench data set is incomplete: run `make bench` to recreate it.")
         catalog = reverse("catalog:offer-list", args=[customer.pk])
@@ -151,8 +174,16 @@ class Command(BaseCommand):
             "customer_list": reverse("portal:customer-list"),
             "catalog": catalog,
         }
-        for query in ["publisher=microsoft", "publisher=partner", "billing_type=license", "billing_type=usage",
-                      "category=enterprise", "category=small_business", "category=trial", f"q={SEARCH_WORD}"]:
+        for query in [
+            "publisher=microsoft",
+            "publisher=partner",
+            "billing_type=license",
+            "billing_type=usage",
+            "category=enterprise",
+            "category=small_business",
+            "category=trial",
+            f"q={SEARCH_WORD}",
+        ]:
             pages[f"catalog?{query}"] = f"{catalog}?{query}"
         pages["cart_review"] = reverse("catalog:cart-detail", args=[customer.pk])
         pages["order_history"] = reverse("catalog:order-list", args=[customer.pk])
@@ -165,8 +196,12 @@ class Command(BaseCommand):
         the subscriptions of all customers with each filter, and one subscription's page (the first customer's
         with the most license lots)."""
         largest = self.largest_customer(customer.partner)
-        subscription = (Subscription.objects.filter(customer=customer).annotate(lots=Count("seat_lots"))
-                        .order_by("-lots", "pk").first())
+        subscription = (
+            Subscription.objects.filter(customer=customer)
+            .annotate(lots=Count("seat_lots"))
+            .order_by("-lots", "pk")
+            .first()
+        )
         if subscription is None:
             raise CommandError("The bench data set has no subscriptions: run `make bench` to recreate it.")
         own = reverse("subscriptions:subscription-list", args=[customer.pk])
@@ -191,8 +226,12 @@ class Command(BaseCommand):
 
     @staticmethod
     def largest_customer(partner) -> Customer:
-        return (Customer.objects.filter(partner=partner).annotate(n=Count("subscriptions"))
-                .order_by("-n", "company_name").first())
+        return (
+            Customer.objects.filter(partner=partner)
+            .annotate(n=Count("subscriptions"))
+            .order_by("-n", "company_name")
+            .first()
+        )
 
     # ------------------------------------------------------------------ the export (S5)
 
@@ -201,11 +240,13 @@ class Command(BaseCommand):
         then the peak of memory allocated while streaming 10,000 subscriptions and a typical customer's."""
         partner = user.membership.partner
         largest = self.largest_customer(partner)
-        counts = (Customer.objects.filter(partner=partner).annotate(n=Count("subscriptions")).order_by("company_name"))
+        counts = Customer.objects.filter(partner=partner).annotate(n=Count("subscriptions")).order_by("company_name")
         ten_k = counts.filter(n=EXPORT_ROWS).first()
         typical = counts.filter(n__lt=1000).first()
         if ten_k is None or typical is None:
-            raise CommandError(f"No customer with {EXPORT_ROWS:,} subscriptions: run `make bench` to recreate the data.")
+            raise CommandError(
+                f"No customer with {EXPORT_ROWS:,} subscriptions: run `make bench` to recreate the data."
+            )
         exports = {}
         for name, customer in [("export_largest", largest), ("export_10k", ten_k)]:
             url = reverse("subscriptions:subscription-export", args=[customer.pk])
@@ -217,10 +258,18 @@ class Command(BaseCommand):
                 timings.append((time.perf_counter() - started) * 1000)
             with CaptureQueriesContext(connection) as captured:
                 self.download(client, name, url)
-            exports[name] = {"url": url, "customer": customer.company_name, "rows": rows, "bytes": size,
-                             "median_ms": round(statistics.median(timings), 2), "queries": len(captured)}
-        exports["export_typical"] = {"customer": typical.company_name,
-                                     "rows": Subscription.objects.filter(customer=typical).count()}
+            exports[name] = {
+                "url": url,
+                "customer": customer.company_name,
+                "rows": rows,
+                "bytes": size,
+                "median_ms": round(statistics.median(timings), 2),
+                "queries": len(captured),
+            }
+        exports["export_typical"] = {
+            "customer": typical.company_name,
+            "rows": Subscription.objects.filter(customer=typical).count(),
+        }
         everything = Subscription.objects.filter(customer__partner=partner)
         if self.scale == LARGE_SCALE:
             # No page exports every customer at once: the export's generator streams all 100,000 subscriptions
@@ -233,8 +282,13 @@ class Command(BaseCommand):
                 timings.append((time.perf_counter() - started) * 1000)
             with CaptureQueriesContext(connection) as captured:
                 self.stream(everything)
-            exports["export_all"] = {"customer": "(all)", "rows": rows, "bytes": size,
-                                     "median_ms": round(statistics.median(timings), 2), "queries": len(captured)}
+            exports["export_all"] = {
+                "customer": "(all)",
+                "rows": rows,
+                "bytes": size,
+                "median_ms": round(statistics.median(timings), 2),
+                "queries": len(captured),
+            }
         # The peak of memory allocated while streaming, traced apart from the timing (tracing slows Python down
         # several times): for 10,000 subscriptions, read as they arrive at a quarter, half and all of them (were
         # rows kept, the peak would grow with them), and for a typical customer.
@@ -283,8 +337,10 @@ class Command(BaseCommand):
         return size, lines - 1
 
     def report_exports(self, exports: dict) -> list[str]:
-        self.stdout.write(f"\nExport (S5), downloaded to the last byte, median of {EXPORT_DOWNLOADS} after a warm-up; "
-                          f"target < {EXPORT_MAX_MS:.0f} ms, memory flat with the number of rows.")
+        self.stdout.write(
+            f"\nExport (S5), downloaded to the last byte, median of {EXPORT_DOWNLOADS} after a warm-up; "
+            f"target < {EXPORT_MAX_MS:.0f} ms, memory flat with the number of rows."
+        )
         header = f"{'export':<16} {'customer':<20} {'rows':>7} {'bytes':>11} {'median ms':>10} {'queries':>8}  result"
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
@@ -295,19 +351,26 @@ class Command(BaseCommand):
             e = exports[name]
             ok = e["median_ms"] < EXPORT_MAX_MS
             verdict = "PASS" if ok else f"FAIL ({e['median_ms']:.0f} ms >= {EXPORT_MAX_MS:.0f} ms)"
-            line = (f"{name:<16} {e['customer']:<20} {e['rows']:>7,} {e['bytes']:>11,} {e['median_ms']:>10.2f} "
-                    f"{e['queries']:>8}  {verdict}")
+            line = (
+                f"{name:<16} {e['customer']:<20} {e['rows']:>7,} {e['bytes']:>11,} {e['median_ms']:>10.2f} "
+                f"{e['queries']:>8}  {verdict}"
+            )
             self.stdout.write(line if ok else self.style.ERROR(line))
             if not ok:
                 failures.append(name)
         big, small = exports["export_10k"], exports["export_typical"]
         growth = "; ".join(f"{kib:,} KiB after {at:,} rows" for at, kib in big["peak_kib_by_rows"].items())
-        self.stdout.write(f"Peak memory allocated while streaming (tracemalloc): {big['rows']:,} subscriptions "
-                          f"{big['peak_kib']:,} KiB ({growth}); {small['rows']:,} subscriptions ({small['customer']}) "
-                          f"{small['peak_kib']:,} KiB"
-                          + (f"; all {exports['export_all']['rows']:,} {exports['export_all']['peak_kib']:,} KiB"
-                             if "export_all" in exports else "")
-                          + f". Rows are read {CHUNK_SIZE:,} at a time: past two reads the peak stays put.")
+        self.stdout.write(
+            f"Peak memory allocated while streaming (tracemalloc): {big['rows']:,} subscriptions "
+            f"{big['peak_kib']:,} KiB ({growth}); {small['rows']:,} subscriptions ({small['customer']}) "
+            f"{small['peak_kib']:,} KiB"
+            + (
+                f"; all {exports['export_all']['rows']:,} {exports['export_all']['peak_kib']:,} KiB"
+                if "export_all" in exports
+                else ""
+            )
+            + f". Rows are read {CHUNK_SIZE:,} at a time: past two reads the peak stays put."
+        )
         return failures
 
     def measure(self, client: Client, pages: dict[str, str], requests: int) -> dict[str, dict]:
@@ -341,9 +404,13 @@ class Command(BaseCommand):
             # A separate, untimed request counts the queries: capturing them costs time of its own.
             with CaptureQueriesContext(connection) as captured:
                 self.get(client, name, url)
-            results[name] = {"url": url, "median_ms": round(statistics.median(timings[name]), 2),
-                             "x_floor": round(statistics.median(ratios[name]), 2),
-                             "queries": len(captured), "sql": [q["sql"] for q in captured.captured_queries]}
+            results[name] = {
+                "url": url,
+                "median_ms": round(statistics.median(timings[name]), 2),
+                "x_floor": round(statistics.median(ratios[name]), 2),
+                "queries": len(captured),
+                "sql": [q["sql"] for q in captured.captured_queries],
+            }
         return results
 
     def get(self, client: Client, name: str, url: str):
@@ -357,23 +424,34 @@ class Command(BaseCommand):
         """Prints the table and returns the names of the pages that miss a target."""
         large = self.scale == LARGE_SCALE
         if large:
-            targets = (f"<= {LARGE_MAX_FLOOR_RATIO:.0f}x floor ({floor_ms:.2f} ms), <= {LARGE_MAX_QUERIES} queries, "
-                       f"growth (median here / median at 20k) <= {MAX_GROWTH}")
+            targets = (
+                f"<= {LARGE_MAX_FLOOR_RATIO:.0f}x floor ({floor_ms:.2f} ms), <= {LARGE_MAX_QUERIES} queries, "
+                f"growth (median here / median at 20k) <= {MAX_GROWTH}"
+            )
         else:
-            targets = (f"< {MAX_MS:.0f} ms, <= {MAX_FLOOR_RATIO:.0f}x floor ({floor_ms:.2f} ms), <= {MAX_QUERIES} "
-                       f"queries ({SUBSCRIPTION_PAGES_MAX_QUERIES} for subscription pages)")
-        self.stdout.write(f"Median of {requests} requests per page, each paired with the floor just before it, after 2 "
-                          "warm-ups (x floor: the medians' ratio, judged; paired: the median of the pairs' ratios); "
-                          f"targets: {targets}.")
+            targets = (
+                f"< {MAX_MS:.0f} ms, <= {MAX_FLOOR_RATIO:.0f}x floor ({floor_ms:.2f} ms), <= {MAX_QUERIES} "
+                f"queries ({SUBSCRIPTION_PAGES_MAX_QUERIES} for subscription pages)"
+            )
+        self.stdout.write(
+            f"Median of {requests} requests per page, each paired with the floor just before it, after 2 "
+            "warm-ups (x floor: the medians' ratio, judged; paired: the median of the pairs' ratios); "
+            f"targets: {targets}."
+        )
         base_pages = (baseline or {}).get("pages", {})
         if baseline:
-            self.stdout.write(f"Growth against the 20k run: its floor {baseline['floor_ms']:.2f} ms, this one's "
-                              f"{floor_ms:.2f} ms ({floor_ms / baseline['floor_ms']:.2f}x: the machine's own drift).")
+            self.stdout.write(
+                f"Growth against the 20k run: its floor {baseline['floor_ms']:.2f} ms, this one's "
+                f"{floor_ms:.2f} ms ({floor_ms / baseline['floor_ms']:.2f}x: the machine's own drift)."
+            )
         # Times are wall-clock: other processes on the machine inflate them, so say how busy it was.
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
         self.stdout.write(f"Load average (1, 5, 15 min) at the end of the run: {load} on {os.cpu_count()} CPUs.")
-        header = (f"{'page':<46} {'median ms':>10} {'queries':>8} {'x floor':>8} {'paired':>7}"
-                  + (f" {'growth':>7}" if base_pages else "") + "  result")
+        header = (
+            f"{'page':<46} {'median ms':>10} {'queries':>8} {'x floor':>8} {'paired':>7}"
+            + (f" {'growth':>7}" if base_pages else "")
+            + "  result"
+        )
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         failures = []
@@ -402,13 +480,17 @@ class Command(BaseCommand):
                 else:
                     growth = f" {'-':>7}"
             verdict = "PASS" if not misses else "FAIL (" + "; ".join(misses) + ")"
-            line = (f"{name:<46} {r['median_ms']:>10.2f} {r['queries']:>8} {ratio:>8.2f} {r['x_floor']:>7.2f}{growth}"
-                    f"  {verdict}")
+            line = (
+                f"{name:<46} {r['median_ms']:>10.2f} {r['queries']:>8} {ratio:>8.2f} {r['x_floor']:>7.2f}{growth}"
+                f"  {verdict}"
+            )
             self.stdout.write(self.style.ERROR(line) if misses else line)
             if misses:
                 failures.append(name)
-        self.stdout.write(f"{len(results) - len(failures)} of {len(results)} pages pass"
-                          + (f"; FAIL: {', '.join(failures)}" if failures else "."))
+        self.stdout.write(
+            f"{len(results) - len(failures)} of {len(results)} pages pass"
+            + (f"; FAIL: {', '.join(failures)}" if failures else ".")
+        )
         return failures
 
 

@@ -59,8 +59,20 @@ class Command(BaseCommand):
             pages.update(bench.sorted_pages(client, pages["subscriptions_all"]))  # the list by each sortable column
         env = {**os.environ, **SERVE_ENV}
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", settings.WSGI_APPLICATION.replace(".application", ":application"),
-             "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"], env=env)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                settings.WSGI_APPLICATION.replace(".application", ":application"),
+                "--workers",
+                str(WORKERS),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         try:
             self.wait_up(port, cookie)
             for url in pages.values():  # warm-up: each worker's templates, catalog and connections
@@ -75,22 +87,35 @@ class Command(BaseCommand):
         floor = results.pop("floor")
         slowest = min(results, key=results.get)
         ok = results[slowest] >= MIN_FLOOR_SHARE * floor
-        self.stdout.write(f"gunicorn, {WORKERS} sync workers, {CLIENTS} clients, {seconds:.0f} s a page; floor "
-                          f"{floor:.1f} requests/s (measured before each page, median). Target: slowest page >= "
-                          f"{MIN_FLOOR_SHARE:.0%} of the floor's.")
+        self.stdout.write(
+            f"gunicorn, {WORKERS} sync workers, {CLIENTS} clients, {seconds:.0f} s a page; floor "
+            f"{floor:.1f} requests/s (measured before each page, median). Target: slowest page >= "
+            f"{MIN_FLOOR_SHARE:.0%} of the floor's."
+        )
         self.stdout.write(f"{'page':<46} {'req/s':>8} {'of floor':>9}")
         for name, rps in results.items():
             self.stdout.write(f"{name:<46} {rps:>8.1f} {rps / floor:>9.2f}")
         verdict = "PASS" if ok else "FAIL"
-        self.stdout.write(f"Slowest: {slowest} {results[slowest]:.1f}/s = {results[slowest] / floor:.2f}x floor: "
-                          f"{verdict}")
-        self.stdout.write("Workers' RSS after every page (catalog included): "
-                          + ", ".join(f"{mib:.0f} MiB" for mib in rss))
-        self.stdout.write(f"Export through a worker: {export['rows']:,} rows, {export['bytes']:,} bytes in "
-                          f"{export['ms']:.0f} ms")
-        data = {"floor_rps": floor, "pages": {name: {"rps": rps} for name, rps in results.items()},
-                "slowest": slowest, "target_met": ok, "workers_rss_mib": rss, "export": export,
-                "workers": WORKERS, "clients": CLIENTS, "seconds_per_page": seconds}
+        self.stdout.write(
+            f"Slowest: {slowest} {results[slowest]:.1f}/s = {results[slowest] / floor:.2f}x floor: {verdict}"
+        )
+        self.stdout.write(
+            "Workers' RSS after every page (catalog included): " + ", ".join(f"{mib:.0f} MiB" for mib in rss)
+        )
+        self.stdout.write(
+            f"Export through a worker: {export['rows']:,} rows, {export['bytes']:,} bytes in {export['ms']:.0f} ms"
+        )
+        data = {
+            "floor_rps": floor,
+            "pages": {name: {"rps": rps} for name, rps in results.items()},
+            "slowest": slowest,
+            "target_met": ok,
+            "workers_rss_mib": rss,
+            "export": export,
+            "workers": WORKERS,
+            "clients": CLIENTS,
+            "seconds_per_page": seconds,
+        }
         Path(output).write_text(json.dumps(data, indent=2) + "\n")
         self.stdout.write(f"Wrote {output}")
 
@@ -165,5 +190,9 @@ class Command(BaseCommand):
         elapsed = (time.perf_counter() - started) * 1000
         if status != 200:
             raise CommandError(f"The export answered {status}.")
-        return {"customer": largest.company_name, "rows": body.count(b"\n") - 1, "bytes": len(body),
-                "ms": round(elapsed, 1)}
+        return {
+            "customer": largest.company_name,
+            "rows": body.count(b"\n") - 1,
+            "bytes": len(body),
+            "ms": round(elapsed, 1),
+        }

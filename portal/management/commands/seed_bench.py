@@ -88,6 +88,7 @@ def subscriptions_per_customer(scale: Scale) -> list[int]:
     each, extra = divmod(scale.subscriptions - sum(fixed), others)
     return fixed + [each + (1 if i < extra else 0) for i in range(others)]
 
+
 ORDERS_PER_CUSTOMER = 10
 LINES_PER_ORDER = 3
 CART_LINES = 5
@@ -95,8 +96,18 @@ N_NOISE_CUSTOMERS = 5
 NOISE_SUBS_PER_CUSTOMER = 10
 
 MICROSOFT_PRODUCT_NAMES = [
-    "Microsoft 365", "Office 365", "Exchange Online", "Microsoft Teams", "Defender for Endpoint",
-    "Intune Suite", "Entra ID", "Power BI", "Dynamics 365 Sales", "Visio", "Project", "Windows 365",
+    "Microsoft 365",
+    "Office 365",
+    "Exchange Online",
+    "Microsoft Teams",
+    "Defender for Endpoint",
+    "Intune Suite",
+    "Entra ID",
+    "Power BI",
+    "Dynamics 365 Sales",
+    "Visio",
+    "Project",
+    "Windows 365",
 ]
 ISV_PUBLISHERS = ["Adatum Security", "Contoso Labs", "Fabrikam Software", "Northwind Traders"]
 ISV_PRODUCT_NAMES = ["Cloud Backup", "Mail Archive", "Signature Manager", "Phone System", "Endpoint Guard"]
@@ -115,11 +126,17 @@ VARIANTS = [
 ]
 ADDON_VARIANT = 6
 COUNTRIES = ["US", "GB", "DE", "FR", "NL", "CA", "AU", "SE", "ES", "IT", "JP", "NO"]
-SEGMENTS = [Customer.Segment.COMMERCIAL] * 7 + [Customer.Segment.EDUCATION, Customer.Segment.GOVERNMENT,
-                                                 Customer.Segment.NONPROFIT]
+SEGMENTS = [Customer.Segment.COMMERCIAL] * 7 + [
+    Customer.Segment.EDUCATION,
+    Customer.Segment.GOVERNMENT,
+    Customer.Segment.NONPROFIT,
+]
 # The status of subscription j is STATUS_CYCLE[j % 20]: 80% live (active, pending, suspended).
 STATUS_CYCLE = (
-    [Status.ACTIVE] * 12 + [Status.SUSPENDED] * 2 + [Status.PENDING] + [Status.EXPIRED] * 2
+    [Status.ACTIVE] * 12
+    + [Status.SUSPENDED] * 2
+    + [Status.PENDING]
+    + [Status.EXPIRED] * 2
     + [Status.DELETED, Status.DISABLED, Status.ACTIVE]
 )
 
@@ -136,10 +153,18 @@ class Command(BaseCommand):
     help = "Seed a large data set (2,000 offers; 20,000 or 100,000 subscriptions) for `manage.py bench`."
 
     def add_arguments(self, parser):
-        parser.add_argument("--scale", choices=sorted(SCALES), default="20k",
-                            help="20k: 200 customers, 20,000 subscriptions; 100k: 1,000 customers, 100,000.")
-        parser.add_argument("--products", type=int, default=N_PRODUCTS,
-                            help=f"Catalog products, {SKUS_PER_PRODUCT} offers each (default {N_PRODUCTS}: 2,000 offers).")
+        parser.add_argument(
+            "--scale",
+            choices=sorted(SCALES),
+            default="20k",
+            help="20k: 200 customers, 20,000 subscriptions; 100k: 1,000 customers, 100,000.",
+        )
+        parser.add_argument(
+            "--products",
+            type=int,
+            default=N_PRODUCTS,
+            help=f"Catalog products, {SKUS_PER_PRODUCT} offers each (default {N_PRODUCTS}: 2,000 offers).",
+        )
 
     def handle(self, *args, scale, products, **options):
         self.scale = SCALES[scale]
@@ -168,8 +193,9 @@ class Command(BaseCommand):
 
         per_customer = subscriptions_per_customer(self.scale)
         subscriptions = self.subscriptions(customers, skus, availabilities, per_customer)
-        subscriptions += self.subscriptions(noise_customers, skus, availabilities,
-                                            [NOISE_SUBS_PER_CUSTOMER] * N_NOISE_CUSTOMERS)
+        subscriptions += self.subscriptions(
+            noise_customers, skus, availabilities, [NOISE_SUBS_PER_CUSTOMER] * N_NOISE_CUSTOMERS
+        )
         # Orders before the subscriptions are written, so each subscription's order_line is set in one pass.
         orders, lines = self.orders(customers, subscriptions, bench_user)
         noise_orders, noise_lines = self.orders(noise_customers, subscriptions, noise_user, per_customer=2)
@@ -177,10 +203,14 @@ class Command(BaseCommand):
         lots, billing = self.lots_and_billing(subscriptions)
         cart_lines = self.cart(customers[0], bench_user, skus, availabilities, subscriptions)
         return {
-            "offers": len(skus), "availabilities": sum(len(a) for a in availabilities.values()),
+            "offers": len(skus),
+            "availabilities": sum(len(a) for a in availabilities.values()),
             "customers": len(customers) + len(noise_customers),
-            "subscriptions": len(subscriptions), "seat lots": lots, "billing lines": billing,
-            "orders": len(orders) + len(noise_orders), "order lines": len(lines) + len(noise_lines),
+            "subscriptions": len(subscriptions),
+            "seat lots": lots,
+            "billing lines": billing,
+            "orders": len(orders) + len(noise_orders),
+            "order lines": len(lines) + len(noise_lines),
             "cart lines": cart_lines,
         }
 
@@ -196,11 +226,19 @@ class Command(BaseCommand):
 
     def customers(self, partner: Partner, prefix: str, count: int) -> list[Customer]:
         # Customer 000 is the first by name (the list's order): commercial, in the US.
-        return _bulk(Customer, [
-            Customer(partner=partner, company_name=f"{prefix} {i:03d}", domain=f"{prefix.split()[0].lower()}{i:03d}.example",
-                     segment=SEGMENTS[i % len(SEGMENTS)], billing_country=COUNTRIES[i % len(COUNTRIES)])
-            for i in range(count)
-        ])
+        return _bulk(
+            Customer,
+            [
+                Customer(
+                    partner=partner,
+                    company_name=f"{prefix} {i:03d}",
+                    domain=f"{prefix.split()[0].lower()}{i:03d}.example",
+                    segment=SEGMENTS[i % len(SEGMENTS)],
+                    billing_country=COUNTRIES[i % len(COUNTRIES)],
+                )
+                for i in range(count)
+            ],
+        )
 
     # ------------------------------------------------------------------ catalog
 
@@ -215,14 +253,27 @@ class Command(BaseCommand):
             # products in every category are usage-based.
             is_ms = p % 5 < 3
             publisher = microsoft if is_ms else isvs[p % len(isvs)]
-            base = (MICROSOFT_PRODUCT_NAMES[p % len(MICROSOFT_PRODUCT_NAMES)] if is_ms
-                    else f"{publisher.name.split()[0]} {ISV_PRODUCT_NAMES[(p // 5) % len(ISV_PRODUCT_NAMES)]}")
+            base = (
+                MICROSOFT_PRODUCT_NAMES[p % len(MICROSOFT_PRODUCT_NAMES)]
+                if is_ms
+                else f"{publisher.name.split()[0]} {ISV_PRODUCT_NAMES[(p // 5) % len(ISV_PRODUCT_NAMES)]}"
+            )
             category = categories[p % len(categories)]
-            billing_type = (Product.BillingType.USAGE if (p // 3) % 3 == 1 and category != Product.Category.TRIAL
-                            else Product.BillingType.LICENSE)
-            products.append(Product(product_id=f"BENCH{p:05d}", name=f"{base} {p:03d}", publisher=publisher,
-                                    billing_type=billing_type, category=category,
-                                    description=f"{base}, bench product {p}."))
+            billing_type = (
+                Product.BillingType.USAGE
+                if (p // 3) % 3 == 1 and category != Product.Category.TRIAL
+                else Product.BillingType.LICENSE
+            )
+            products.append(
+                Product(
+                    product_id=f"BENCH{p:05d}",
+                    name=f"{base} {p:03d}",
+                    publisher=publisher,
+                    billing_type=billing_type,
+                    category=category,
+                    description=f"{base}, bench product {p}.",
+                )
+            )
         _bulk(Product, products)
 
         skus = []
@@ -230,34 +281,46 @@ class Command(BaseCommand):
             is_ms = product.publisher_id == microsoft.pk
             for v, (variant, segments) in enumerate(VARIANTS):
                 n = len(skus)
-                skus.append(Sku(
-                    product=product, sku_id=f"{product.product_id}:{v:04d}", name=f"{product.name} {variant}",
-                    commerce=Sku.Commerce.TRADITIONAL if is_ms and n % 7 == 0 else Sku.Commerce.NEW,
-                    segments=segments,
-                    one_per_customer=n % 11 == 0,
-                    is_trial=product.category == Product.Category.TRIAL,
-                    is_addon=v == ADDON_VARIANT,
-                    addon_limit=(Sku.AddonLimit.MAX_BASE if v == ADDON_VARIANT and n % 2 else Sku.AddonLimit.NONE),
-                    # ISV offers: some sold in a few countries only, some not through CSP (C4c, C4d).
-                    available_countries="" if is_ms or n % 4 else "US,CA,GB",
-                    offered_through_csp=is_ms or n % 13 != 0,
-                    transactable_in_portal=not (product.billing_type == Product.BillingType.USAGE and n % 9 == 0),
-                    free_trial_days=0 if is_ms or n % 3 else 30,
-                ))
+                skus.append(
+                    Sku(
+                        product=product,
+                        sku_id=f"{product.product_id}:{v:04d}",
+                        name=f"{product.name} {variant}",
+                        commerce=Sku.Commerce.TRADITIONAL if is_ms and n % 7 == 0 else Sku.Commerce.NEW,
+                        segments=segments,
+                        one_per_customer=n % 11 == 0,
+                        is_trial=product.category == Product.Category.TRIAL,
+                        is_addon=v == ADDON_VARIANT,
+                        addon_limit=(Sku.AddonLimit.MAX_BASE if v == ADDON_VARIANT and n % 2 else Sku.AddonLimit.NONE),
+                        # ISV offers: some sold in a few countries only, some not through CSP (C4c, C4d).
+                        available_countries="" if is_ms or n % 4 else "US,CA,GB",
+                        offered_through_csp=is_ms or n % 13 != 0,
+                        transactable_in_portal=not (product.billing_type == Product.BillingType.USAGE and n % 9 == 0),
+                        free_trial_days=0 if is_ms or n % 3 else 30,
+                    )
+                )
         _bulk(Sku, skus)
 
         # Add-ons need one of their product's base offers ("Basic" or "Standard") (C5).
         through = Sku.base_skus.through
-        _bulk(through, [
-            through(from_sku_id=skus[i].pk, to_sku_id=skus[i - ADDON_VARIANT + base].pk)
-            for i in range(ADDON_VARIANT, len(skus), SKUS_PER_PRODUCT) for base in (0, 1)
-        ])
+        _bulk(
+            through,
+            [
+                through(from_sku_id=skus[i].pk, to_sku_id=skus[i - ADDON_VARIANT + base].pk)
+                for i in range(ADDON_VARIANT, len(skus), SKUS_PER_PRODUCT)
+                for base in (0, 1)
+            ],
+        )
         # Every 25th ISV offer is exclusive to the other partner (C4e): the bench partner sees it refused.
         exclusive = Sku.exclusive_partners.through
-        _bulk(exclusive, [
-            exclusive(sku_id=sku.pk, partner_id=noise_partner.pk)
-            for i, sku in enumerate(skus) if sku.product.publisher_id != microsoft.pk and i % 25 == 0
-        ])
+        _bulk(
+            exclusive,
+            [
+                exclusive(sku_id=sku.pk, partner_id=noise_partner.pk)
+                for i, sku in enumerate(skus)
+                if sku.product.publisher_id != microsoft.pk and i % 25 == 0
+            ],
+        )
 
         availabilities = []
         for i, sku in enumerate(skus):
@@ -265,12 +328,16 @@ class Command(BaseCommand):
             if sku.product.billing_type == Product.BillingType.USAGE:
                 options = [(Term.P1M, BillingFrequency.MONTHLY, price), (Term.P1Y, BillingFrequency.MONTHLY, price)]
             else:
-                options = [(Term.P1M, BillingFrequency.MONTHLY, price * Decimal("1.2")),
-                           (Term.P1Y, BillingFrequency.MONTHLY, price)]
+                options = [
+                    (Term.P1M, BillingFrequency.MONTHLY, price * Decimal("1.2")),
+                    (Term.P1Y, BillingFrequency.MONTHLY, price),
+                ]
                 if i % 2 == 0:  # half the license offers also come paid up front for a year
                     options.append((Term.P1Y, BillingFrequency.ANNUAL, price * 12))
-            availabilities += [Availability(sku=sku, term=t, billing_frequency=f, unit_price=p.quantize(Decimal("0.01")))
-                               for t, f, p in options]
+            availabilities += [
+                Availability(sku=sku, term=t, billing_frequency=f, unit_price=p.quantize(Decimal("0.01")))
+                for t, f, p in options
+            ]
         _bulk(Availability, availabilities)
         bump_catalog_version()  # bulk_create sends no signal: say the catalog changed (see CatalogVersion)
         by_sku: dict[int, list[Availability]] = {}
@@ -297,16 +364,27 @@ class Command(BaseCommand):
                 # Subscriptions come in threes (one order's lines), the newest first, 11 days apart, over 3 years.
                 start = self.now - timedelta(days=(j // LINES_PER_ORDER) * 11 % 1096 + 1, hours=c % 24)
                 quantity = 1 if sku.product.billing_type == Product.BillingType.USAGE else 5 + (c + j) % 40
-                subs.append(Subscription(
-                    customer=customer, sku=sku, availability=availability, status=status, quantity=quantity,
-                    term=availability.term, billing_frequency=availability.billing_frequency,
-                    unit_price=availability.unit_price, currency=availability.currency,
-                    auto_renew=status in LIVE_STATUSES and j % 4 != 0,
-                    term_start=start, term_end=term_end_for(start.date(), TERM_MONTHS[availability.term]),
-                    is_trial=sku.is_trial, trial_ends_at=start + timedelta(days=30) if sku.is_trial else None,
-                    one_per_customer=sku.one_per_customer, created_at=start,
-                    friendly_name=f"{customer.company_name} {sku.name}" if j % 10 == 0 else "",
-                ))
+                subs.append(
+                    Subscription(
+                        customer=customer,
+                        sku=sku,
+                        availability=availability,
+                        status=status,
+                        quantity=quantity,
+                        term=availability.term,
+                        billing_frequency=availability.billing_frequency,
+                        unit_price=availability.unit_price,
+                        currency=availability.currency,
+                        auto_renew=status in LIVE_STATUSES and j % 4 != 0,
+                        term_start=start,
+                        term_end=term_end_for(start.date(), TERM_MONTHS[availability.term]),
+                        is_trial=sku.is_trial,
+                        trial_ends_at=start + timedelta(days=30) if sku.is_trial else None,
+                        one_per_customer=sku.one_per_customer,
+                        created_at=start,
+                        friendly_name=f"{customer.company_name} {sku.name}" if j % 10 == 0 else "",
+                    )
+                )
         return subs
 
     def orders(self, customers, subscriptions, placed_by, per_customer: int = ORDERS_PER_CUSTOMER):
@@ -319,11 +397,18 @@ class Command(BaseCommand):
         for customer in customers:
             subs = by_customer[customer.pk]
             for k in range(per_customer):
-                group = subs[k * LINES_PER_ORDER:(k + 1) * LINES_PER_ORDER]
+                group = subs[k * LINES_PER_ORDER : (k + 1) * LINES_PER_ORDER]
                 total = sum((s.unit_price * s.quantity for s in group), Decimal("0.00"))
-                orders.append(Order(customer=customer, placed_by=placed_by, created_at=group[0].created_at,
-                                    status=Order.Status.PENDING if k == 0 else Order.Status.COMPLETED,
-                                    total=total, attested_as=Order.Attestation.DIRECT))
+                orders.append(
+                    Order(
+                        customer=customer,
+                        placed_by=placed_by,
+                        created_at=group[0].created_at,
+                        status=Order.Status.PENDING if k == 0 else Order.Status.COMPLETED,
+                        total=total,
+                        attested_as=Order.Attestation.DIRECT,
+                    )
+                )
                 groups.append(group)
         _bulk(Order, orders)
         # The quoted first charge (full term: unit price x quantity), where the model records one.
@@ -333,8 +418,14 @@ class Command(BaseCommand):
             done = order.status == Order.Status.COMPLETED
             for sub in group:
                 line = OrderLine(
-                    order=order, availability=sub.availability, sku=sub.sku, quantity=sub.quantity, term=sub.term,
-                    billing_frequency=sub.billing_frequency, unit_price=sub.unit_price, currency=sub.currency,
+                    order=order,
+                    availability=sub.availability,
+                    sku=sub.sku,
+                    quantity=sub.quantity,
+                    term=sub.term,
+                    billing_frequency=sub.billing_frequency,
+                    unit_price=sub.unit_price,
+                    currency=sub.currency,
                     status=OrderLine.Status.FULFILLED if done else OrderLine.Status.PENDING,
                     fulfilled_at=order.created_at + timedelta(minutes=1) if done else None,
                 )
@@ -358,27 +449,57 @@ class Command(BaseCommand):
             j = position[sub.customer_id] = position.get(sub.customer_id, -1) + 1
             in_term = sub.term_end >= self.now.date()
             added = 1 + j % 5 if j % 20 == 5 and sub.status == Status.ACTIVE and sub.quantity > 5 and in_term else 0
-            lots.append(SeatLot(subscription=sub, source=SeatLot.Source.PURCHASE, quantity=sub.quantity - added,
-                                added_at=sub.term_start, window_ends_at=sub.term_start + timedelta(hours=168)))
+            lots.append(
+                SeatLot(
+                    subscription=sub,
+                    source=SeatLot.Source.PURCHASE,
+                    quantity=sub.quantity - added,
+                    added_at=sub.term_start,
+                    window_ends_at=sub.term_start + timedelta(hours=168),
+                )
+            )
             if added:
                 added_at = self.now - timedelta(hours=120 + len(lots) % 47)
-                lots.append(SeatLot(subscription=sub, source=SeatLot.Source.INCREASE, quantity=added,
-                                    added_at=added_at, window_ends_at=added_at + timedelta(hours=168)))
-                charges.append(BillingLine(
-                    subscription=sub, kind=BillingLine.Kind.INCREASE, amount=sub.unit_price * added,
-                    currency=sub.currency, quantity=added, unit_price=sub.unit_price, period_start=added_at.date(),
-                    period_end=sub.term_end, created_at=added_at,
-                    explanation=f"{added} x {sub.unit_price} = {sub.unit_price * added} (bench: not prorated)",
-                ))
+                lots.append(
+                    SeatLot(
+                        subscription=sub,
+                        source=SeatLot.Source.INCREASE,
+                        quantity=added,
+                        added_at=added_at,
+                        window_ends_at=added_at + timedelta(hours=168),
+                    )
+                )
+                charges.append(
+                    BillingLine(
+                        subscription=sub,
+                        kind=BillingLine.Kind.INCREASE,
+                        amount=sub.unit_price * added,
+                        currency=sub.currency,
+                        quantity=added,
+                        unit_price=sub.unit_price,
+                        period_start=added_at.date(),
+                        period_end=sub.term_end,
+                        created_at=added_at,
+                        explanation=f"{added} x {sub.unit_price} = {sub.unit_price * added} (bench: not prorated)",
+                    )
+                )
             months = FREQUENCY_MONTHS.get(sub.billing_frequency, TERM_MONTHS[sub.term])
             bought = sub.quantity - added
             amount = sub.unit_price * bought
-            charges.append(BillingLine(
-                subscription=sub, kind=BillingLine.Kind.PURCHASE, amount=amount, currency=sub.currency,
-                quantity=bought, unit_price=sub.unit_price, period_start=sub.term_start.date(),
-                period_end=term_end_for(sub.term_start.date(), months), created_at=sub.term_start,
-                explanation=f"{bought} x {sub.unit_price} = {amount}",
-            ))
+            charges.append(
+                BillingLine(
+                    subscription=sub,
+                    kind=BillingLine.Kind.PURCHASE,
+                    amount=amount,
+                    currency=sub.currency,
+                    quantity=bought,
+                    unit_price=sub.unit_price,
+                    period_start=sub.term_start.date(),
+                    period_end=term_end_for(sub.term_start.date(), months),
+                    created_at=sub.term_start,
+                    explanation=f"{bought} x {sub.unit_price} = {amount}",
+                )
+            )
         _bulk(SeatLot, lots)
         _bulk(BillingLine, charges)
         return len(lots), len(charges)
@@ -388,14 +509,23 @@ class Command(BaseCommand):
         new-commerce offers the customer may buy and does not own: each line has end-date alignment options."""
         owned = {s.sku_id for s in subscriptions if s.customer_id == customer.pk}
         candidates = [
-            sku for sku in skus
-            if sku.pk not in owned and sku.product.publisher.is_microsoft and sku.commerce == Sku.Commerce.NEW
-            and sku.product.billing_type == Product.BillingType.LICENSE and not sku.is_trial and not sku.is_addon
-            and not sku.one_per_customer and customer.segment in sku.segments.split(",")
+            sku
+            for sku in skus
+            if sku.pk not in owned
+            and sku.product.publisher.is_microsoft
+            and sku.commerce == Sku.Commerce.NEW
+            and sku.product.billing_type == Product.BillingType.LICENSE
+            and not sku.is_trial
+            and not sku.is_addon
+            and not sku.one_per_customer
+            and customer.segment in sku.segments.split(",")
         ]
         cart = Cart.objects.create(customer=customer, owner=owner, created_at=self.now)
-        _bulk(CartLine, [
-            CartLine(cart=cart, availability=availabilities[sku.pk][1], quantity=10 + i, added_at=self.now)
-            for i, sku in enumerate(candidates[:CART_LINES])
-        ])
+        _bulk(
+            CartLine,
+            [
+                CartLine(cart=cart, availability=availabilities[sku.pk][1], quantity=10 + i, added_at=self.now)
+                for i, sku in enumerate(candidates[:CART_LINES])
+            ],
+        )
         return CART_LINES

@@ -20,15 +20,21 @@ class Command(BaseCommand):
         except demo.DemoConflict as conflict:
             raise CommandError(str(conflict)) from conflict
         if seeded is None:
-            self.stdout.write(f"The demo is already seeded (partner {demo.DIRECT_BILL_PARTNER_ID} exists): nothing changed.")
+            self.stdout.write(
+                f"The demo is already seeded (partner {demo.DIRECT_BILL_PARTNER_ID} exists): nothing changed."
+            )
         else:
-            self.stdout.write(self.style.SUCCESS(
-                f"Seeded the demo at {now:%Y-%m-%d %H:%M} UTC: {len(seeded.partners)} partners, "
-                f"{len(seeded.users)} staff users, {len(seeded.customers)} customers, "
-                f"{len(seeded.catalog)} offers, {len(seeded.orders)} orders, {seeded.subscription_count()} subscriptions."
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Seeded the demo at {now:%Y-%m-%d %H:%M} UTC: {len(seeded.partners)} partners, "
+                    f"{len(seeded.users)} staff users, {len(seeded.customers)} customers, "
+                    f"{len(seeded.catalog)} offers, {len(seeded.orders)} orders, {seeded.subscription_count()} subscriptions."
+                )
+            )
         self.stdout.write(f"\nDemo sign-ins (password {demo.DEMO_PASSWORD}):")
         width = max(len(s["username"]) for s in demo.DEMO_SIGN_INS)
         partner_width = max(len(s["partner"]) for s in demo.DEMO_SIGN_INS)
         for sign_in in demo.DEMO_SIGN_INS:
-            self.stdout.write(f"  {sign_in['username']:<{width}}  {sign_in['partner']:<{partner_width}}  {sign_in['roles']}")
+            self.stdout.write(
+                f"  {sign_in['username']:<{width}}  {sign_in['partner']:<{partner_width}}  {sign_in['roles']}"
+            )

@@ -2,8 +2,7 @@
 as a periodic background task with --schedule (the django-tasks-db worker then runs it every minute)."""
 
 import time
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
@@ -18,7 +17,7 @@ def parse_instant(value: str) -> datetime:
     except ValueError as error:
         raise CommandError(f"--now {value!r} is not an ISO 8601 instant such as 2026-12-02T00:00:00Z") from error
     # T5: an instant without an offset is read as UTC.
-    return moment.replace(tzinfo=dt_timezone.utc) if moment.tzinfo is None else moment.astimezone(dt_timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Command(BaseCommand):
@@ -29,22 +28,34 @@ class Command(BaseCommand):
         parser.add_argument("--loop", action="store_true", help="Run again every --interval seconds until stopped.")
         parser.add_argument("--interval", type=float, default=60.0, help="Seconds between runs with --loop (60).")
         parser.add_argument("--limit", type=int, default=None, help="Handle at most this many subscriptions a run.")
-        parser.add_argument("--first-run-after", type=float, default=0.0, metavar="SECONDS",
-                            help="With --loop, wait this long before the first run (the demo uses it so that its "
-                                 "seeded renewal-pending and cycle-charge-pending subscriptions are seen pending, "
-                                 "then completed).")
-        parser.add_argument("--schedule", action="store_true",
-                            help="Start the engine as a periodic task run by the background worker (db_worker).")
+        parser.add_argument(
+            "--first-run-after",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="With --loop, wait this long before the first run (the demo uses it so that its "
+            "seeded renewal-pending and cycle-charge-pending subscriptions are seen pending, "
+            "then completed).",
+        )
+        parser.add_argument(
+            "--schedule",
+            action="store_true",
+            help="Start the engine as a periodic task run by the background worker (db_worker).",
+        )
 
-    def handle(self, *args, now=None, loop=False, interval=60.0, limit=None, schedule=False, first_run_after=0.0,
-               **options):
+    def handle(
+        self, *args, now=None, loop=False, interval=60.0, limit=None, schedule=False, first_run_after=0.0, **options
+    ):
         if schedule:
             if now or loop:
                 raise CommandError("--schedule starts the periodic task: it can't be combined with --now or --loop.")
             started = schedule_lifecycle_tick(run_after=timezone.now())
             every = int(LIFECYCLE_EVERY.total_seconds())
-            self.stdout.write(f"Lifecycle task scheduled: the background worker runs it every {every} s."
-                              if started else "The lifecycle task is already scheduled: nothing to do.")
+            self.stdout.write(
+                f"Lifecycle task scheduled: the background worker runs it every {every} s."
+                if started
+                else "The lifecycle task is already scheduled: nothing to do."
+            )
             return
         if now and loop:
             raise CommandError("--now replays one instant: it can't be combined with --loop.")
