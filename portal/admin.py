@@ -13,7 +13,7 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin
 from django.db.models import Count
-from django.utils.html import format_html
+from django.template.loader import render_to_string
 
 from .admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
@@ -48,10 +48,13 @@ def money(amount, currency: str) -> str | None:
 
 
 def pretty_json(value) -> str:
-    return format_html(
-        '<pre class="pretty-json">{}</pre>',  # styled by static/css/admin.css (no inline style under the CSP)
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-    )
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return render_to_string("admin/portal/pretty_json.html", {"text": text})
+
+
+def admin_link(url: str, text) -> str:
+    """A link in an admin column, drawn by its template (autoescaped)."""
+    return render_to_string("admin/portal/link.html", {"url": url, "text": text})
 
 
 class ReadOnlyAdminMixin:

@@ -14,12 +14,11 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from portal import access
 from portal.access import Action
-from portal.admin import ReadOnlyAdminMixin, money, pretty_json, utc_field
+from portal.admin import ReadOnlyAdminMixin, admin_link, money, pretty_json, utc_field
 from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from portal.errors import RuleViolation
 
@@ -217,12 +216,12 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         if obj.order_line_id is None:
             return None
         order = obj.order_line.order
-        return format_html('<a href="{}">{}</a>', reverse("admin:catalog_order_change", args=[order.pk]), order.number)
+        return admin_link(reverse("admin:catalog_order_change", args=[order.pk]), order.number)
 
     @admin.display(description="Audit trail")
     def audit_trail(self, obj):
         url = reverse("admin:subscriptions_auditentry_changelist") + f"?subscription__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} entries</a>', url, obj.audit_entries.count())
+        return admin_link(url, f"{obj.audit_entries.count()} entries")
 
 
 @admin.register(SeatLot)
