@@ -2,12 +2,10 @@
 
 Each field parses one shape of input (a licence count, an id, a date, a line of text, the page's version) and refuses
 what is not that shape with a sentence; whether the value is allowed (an offer's minimum, a listed target) is the
-service's rule, not the field's. The `parse_*` functions below them are the older way the catalog's views and the
-tenancy lookups still read raw values; they go once nothing calls them.
+service's rule, not the field's.
 """
 
 from datetime import date
-from uuid import UUID
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -144,54 +142,6 @@ def first_error(form: forms.Form) -> str:
     for errors in form.errors.values():
         return errors[0]
     return ""
-
-
-def parse_quantity(raw, *, rule: str = "K8") -> int:
-    """QuantityField's answer, as a RuleViolation (for the views that do not have a form yet)."""
-    try:
-        return QuantityField().clean(raw)
-    except ValidationError as refused:
-        raise RuleViolation(rule, refused.messages[0], field="quantity") from None
-
-
-def parse_int(raw) -> int | None:
-    number = whole_number(raw)
-    return number if number is not None and number < 10**11 else None
-
-
-def parse_uuid(raw) -> UUID | None:
-    """An id from a URL or a form: a UUID, or None when it is not one."""
-    if isinstance(raw, UUID):
-        return raw
-    try:
-        return UUID(str(raw))
-    except ValueError:
-        return None
-
-
-def parse_date(raw) -> date | None:
-    text = str(raw if raw is not None else "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise RuleViolation("K11", f"{text[:20]!r} is not a date (YYYY-MM-DD).", field="aligned_end_date") from None
-
-
-def parse_text(raw, *, rule: str, field: str, what: str) -> str:
-    """A line of text typed into a form, stripped. Refused when it holds a NUL character: no column can store one,
-    and PostgreSQL refuses it even in a query (a DataError, 500), as Django's own form fields refuse it."""
-    text = str(raw if raw is not None else "").strip()
-    if "\x00" in text:
-        raise RuleViolation(rule, f"{what} contains a character that is not allowed (NUL).", field=field)
-    return text
-
-
-def search_text(raw) -> str:
-    """What was typed into a search box, stripped, its NUL characters dropped: no stored text has one, and
-    PostgreSQL refuses them even in a LIKE pattern."""
-    return str(raw if raw is not None else "").replace("\x00", "").strip()
 
 
 def is_safe_next(url, request) -> bool:

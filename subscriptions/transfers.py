@@ -12,6 +12,7 @@ import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
@@ -25,7 +26,6 @@ from django.urls import reverse
 from catalog.models import Sku
 from portal.access import Action, Permission, partner_of, permission, require
 from portal.errors import RuleViolation
-from portal.forms import parse_uuid
 from portal.models import COUNTRY_NAMES, Customer, Partner
 from portal.versions import bump_version, check_version
 
@@ -237,10 +237,11 @@ def _relationship_for_token(token: str, requests) -> RelationshipRequest:
     if len(token) > TOKEN_MAX:
         raise RelationshipLinkError(400, BAD_LINK)
     try:
-        request_id = parse_uuid(_LINK_SIGNER.unsign(token))
-    except BadSignature:
+        # Signed by this portal, so always a request's id; read as one all the same (an older key's link).
+        request_id = UUID(_LINK_SIGNER.unsign(token))
+    except (BadSignature, ValueError):
         raise RelationshipLinkError(400, BAD_LINK) from None
-    relationship = requests.filter(pk=request_id).first() if request_id is not None else None
+    relationship = requests.filter(pk=request_id).first()
     if relationship is None:
         raise RelationshipLinkError(404, "This invitation no longer exists: ask the partner to send a new one.")
     return relationship
