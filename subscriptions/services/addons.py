@@ -12,7 +12,7 @@ from .. import audit, checks
 from ..models import BillingLine, SeatLot, Subscription
 from ..pricing import remaining_charge
 from ..states import Status
-from .kernel import bill, current_period, lock_subscription, open_seat_lot
+from .kernel import bill, check_quantity_sold, current_period, lock_subscription, open_seat_lot
 
 
 def eligible_addons(base: Subscription):
@@ -40,12 +40,7 @@ def buy_addons(
             sku = offered.get(sku_id)
             if sku is None:  # A3
                 raise RuleViolation("A3", "That add-on is not available for this subscription.")
-            if quantity < sku.min_quantity or quantity > sku.max_quantity:
-                raise RuleViolation(
-                    "K8",
-                    f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
-                    field="quantity",
-                )
+            check_quantity_sold(sku, quantity)
             availabilities = list(sku.availabilities.all())
             availability = next(
                 (a for a in availabilities if a.term == base.term and a.billing_frequency == base.billing_frequency),

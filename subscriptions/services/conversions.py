@@ -22,6 +22,7 @@ from ..states import Status
 from .kernel import (
     BILLED,
     bill,
+    check_quantity_sold,
     current_period,
     delete_scheduled_changes,
     first_charge,
@@ -242,12 +243,7 @@ def plan_conversion(
             "for the trial's end to use fewer.",
             field="quantity",
         )
-    if not sku.min_quantity <= quantity <= sku.max_quantity:
-        raise RuleViolation(
-            "K8",
-            f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
-            field="quantity",
-        )
+    check_quantity_sold(sku, quantity)
     months = TERM_MONTHS[term]
     plan = ConversionPlan(
         scheduled=scheduled,

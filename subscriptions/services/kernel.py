@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency
 from portal.access import require_serves
+from portal.errors import RuleViolation
 from portal.versions import lock_version
 
 from .. import audit, checks
@@ -41,6 +42,14 @@ def lock_subscription(subscription_id, version: int | str | None = None, actor=N
         last_change=audit.last_change,
         authorize=authorize,
     )
+
+
+def check_quantity_sold(sku, quantity: int) -> None:
+    """K8: refuses `quantity` licenses of `sku` outside the offer's minimum and maximum (Sku.quantity_refusal, the
+    one test the cart and the checkout ask too), for every service that sets a quantity."""
+    why = sku.quantity_refusal(quantity)
+    if why:
+        raise RuleViolation("K8", why, field="quantity")
 
 
 def transition(subscription: Subscription, new_status: str) -> None:

@@ -12,7 +12,14 @@ from portal.errors import RuleViolation
 from .. import audit, checks
 from ..models import BillingLine, SeatLot, Subscription
 from ..pricing import Charge, remaining_charge
-from .kernel import bill, current_period, delete_scheduled_changes, lock_subscription, open_seat_lot
+from .kernel import (
+    bill,
+    check_quantity_sold,
+    current_period,
+    delete_scheduled_changes,
+    lock_subscription,
+    open_seat_lot,
+)
 
 
 @dataclass
@@ -36,13 +43,7 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     checks.check_quantity_change(subscription, user, now)
     if quantity == subscription.quantity:
         raise RuleViolation("Q1", f"The subscription already has {quantity:,} licenses.", field="quantity")
-    if quantity < subscription.sku.min_quantity or quantity > subscription.sku.max_quantity:
-        raise RuleViolation(
-            "K8",
-            f"{subscription.sku.name} is sold in quantities from {subscription.sku.min_quantity:,} "
-            f"to {subscription.sku.max_quantity:,}.",
-            field="quantity",
-        )
+    check_quantity_sold(subscription.sku, quantity)
     today = now.date()
     period = current_period(subscription, today)
     plan = QuantityPlan(

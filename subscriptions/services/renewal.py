@@ -13,7 +13,7 @@ from portal.errors import RuleViolation
 from .. import audit, checks
 from ..models import ScheduledChange, Subscription
 from ..states import LIVE_STATUSES
-from .kernel import BILLED, lock_subscription
+from .kernel import BILLED, check_quantity_sold, lock_subscription
 from .upgrades import upgrade_path
 
 # What each kind of scheduled change sets at the renewal (N4 applies them in lifecycle.py).
@@ -81,12 +81,7 @@ def check_renewal_upgrade(
             "for.",
             field="term",
         )
-    if not sku.min_quantity <= quantity <= sku.max_quantity:  # K8
-        raise RuleViolation(
-            "K8",
-            f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
-            field="quantity",
-        )
+    check_quantity_sold(sku, quantity)
     if (
         sku.one_per_customer
         and Subscription.objects.filter(customer_id=subscription.customer_id, sku=sku, status__in=LIVE_STATUSES)
@@ -125,13 +120,7 @@ def _check_renewal_values(subscription: Subscription, values: dict, *, now: date
     if values["quantity"] != subscription.quantity and not upgrade:
         if not sku.is_license_based:
             raise RuleViolation("R1", "A usage-based subscription has no license quantity.", field="quantity")
-        # K8
-        if not sku.min_quantity <= values["quantity"] <= sku.max_quantity:
-            raise RuleViolation(
-                "K8",
-                f"{sku.name} is sold in quantities from {sku.min_quantity:,} to {sku.max_quantity:,}.",
-                field="quantity",
-            )
+        check_quantity_sold(sku, values["quantity"])
     term, frequency = values["term"], values["billing_frequency"]
     if term not in Term.values:
         raise RuleViolation("R1", "Choose a term of 1 month, 1 year or 3 years.", field="term")

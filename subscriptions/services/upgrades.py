@@ -21,7 +21,16 @@ from ..dates import term_end_for
 from ..models import BillingLine, SeatLot, Subscription
 from ..pricing import Charge, remaining_charge
 from ..states import LIVE_STATUSES, Status
-from .kernel import BILLED, bill, current_period, delete_scheduled_changes, first_charge, lock_subscription, transition
+from .kernel import (
+    BILLED,
+    bill,
+    check_quantity_sold,
+    current_period,
+    delete_scheduled_changes,
+    first_charge,
+    lock_subscription,
+    transition,
+)
 
 
 def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
@@ -252,10 +261,7 @@ def plan_upgrade(
             raise RuleViolation(
                 "U5", "This subscription has add-ons: upgrade it in place (a new subscription) so they keep their base."
             )
-        if into.quantity + quantity > target.max_quantity:
-            raise RuleViolation(
-                "K8", f"{target.name} is sold in quantities up to {target.max_quantity:,}.", field="quantity"
-            )
+        check_quantity_sold(target, into.quantity + quantity)  # the licenses it will hold
         # U5: the existing subscription keeps its term and billing frequency.
         plan.into, plan.term, plan.billing_frequency = into, into.term, into.billing_frequency
         plan.unit_price, plan.term_end = into.unit_price, into.term_end
@@ -265,12 +271,7 @@ def plan_upgrade(
     else:
         plan.availability = _check_term(source, target, term or "", billing_frequency or "")
         plan.unit_price = plan.availability.unit_price
-        if not target.min_quantity <= quantity <= target.max_quantity:
-            raise RuleViolation(
-                "K8",
-                f"{target.name} is sold in quantities from {target.min_quantity:,} to {target.max_quantity:,}.",
-                field="quantity",
-            )
+        check_quantity_sold(target, quantity)
         if target.one_per_customer and _existing_of(source, target.pk).exists():
             raise RuleViolation(
                 "U3",
