@@ -136,7 +136,7 @@ def customer_orders(user, customer: Customer):
     return orders.filter(reseller=partner) if partner.is_reseller else orders
 
 
-def customer_subscriptions(user, customer: Customer, subscriptions: QuerySet | None = None):
+def customer_subscriptions(user, customer: "Customer | OuterRef", subscriptions: QuerySet | None = None):
     """A customer's subscriptions (`customer` got through `get_customer`), of `subscriptions` if given (with what a
     page reads of them); a reseller sees only those it is reseller of record for (T1)."""
     partner = partner_of(user)
