@@ -13,7 +13,7 @@ from subscriptions.dates import (
     last_day_of_month,
     term_end_for,
 )
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, display_name
 from subscriptions.states import Status
 
 
@@ -66,9 +66,8 @@ def alignable_subscriptions(customer: Customer | UUID, today: date) -> list[Alig
         .order_by("term_end", "pk")
         .values_list("pk", "term_end", "term", "friendly_name", "sku__name")
     )
-    # The name is read as Subscription.display_name reads it: the friendly name, else the offer's.
     return [
-        AlignableSubscription(pk, term_end, term, friendly_name or sku_name)
+        AlignableSubscription(pk, term_end, term, display_name(friendly_name, sku_name))
         for pk, term_end, term, friendly_name, sku_name in rows
     ]
 

@@ -40,13 +40,7 @@ def _convert(request, trial, form, now):
     """Converts now, or schedules the conversion for the trial's end; returns (the subscription, the message)."""
     args = {**form.arguments(), "version": form.cleaned_data["version"]}  # once (portal/versions.py)
     if form.scheduled:
-        into = args.pop("into_subscription_id")
-        if into is not None:
-            # TR3, decided here because schedule_trial_conversion takes no existing subscription (plan_conversion
-            # says the same): a rule the services helper is moving into the service.
-            raise RuleViolation(
-                "TR3", 'Converting into an existing subscription happens now: choose "Now".', field="target"
-            )
+        # TR3: the service refuses scheduling a conversion into an existing subscription (that happens now).
         conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
         return trial, "The conversion is scheduled for the trial's end."
     result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
