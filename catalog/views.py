@@ -17,14 +17,13 @@ from catalog.forms import (
     PurchaseForm,
     ResellerForm,
     VersionForm,
-    first_error,
 )
 from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, offer_cards, offer_filter
 from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
 from portal.errors import RuleViolation, RuleViolations
-from portal.forms import next_url
+from portal.forms import first_error, next_url
 from portal.models import Partner
 from portal.pagination import ClampedPaginator, SmallListPaginator
 from subscriptions.recovery import order_delay
