@@ -6,477 +6,223 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("portal", "0001_initial"),
+        ('portal', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Availability",
+            name='Availability',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "term",
-                    models.CharField(choices=[("P1M", "1 month"), ("P1Y", "1 year"), ("P3Y", "3 years")], max_length=3),
-                ),
-                (
-                    "billing_frequency",
-                    models.CharField(
-                        choices=[("monthly", "Monthly"), ("annual", "Annual"), ("one_time", "One-time")], max_length=10
-                    ),
-                ),
-                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("currency", models.CharField(default="USD", max_length=3)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('term', models.CharField(choices=[('P1M', '1 month'), ('P1Y', '1 year'), ('P3Y', '3 years')], max_length=3)),
+                ('billing_frequency', models.CharField(choices=[('monthly', 'Monthly'), ('annual', 'Annual'), ('one_time', 'One-time')], max_length=10)),
+                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('currency', models.CharField(default='USD', max_length=3)),
             ],
             options={
-                "verbose_name_plural": "availabilities",
-                "ordering": ["sku", "term", "billing_frequency"],
+                'verbose_name_plural': 'availabilities',
+                'ordering': ['sku', 'term', 'billing_frequency'],
             },
         ),
         migrations.CreateModel(
-            name="Publisher",
+            name='Publisher',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200, unique=True)),
-                ("is_microsoft", models.BooleanField(default=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('is_microsoft', models.BooleanField(default=False)),
             ],
             options={
-                "ordering": ["-is_microsoft", "name"],
+                'ordering': ['-is_microsoft', 'name'],
             },
         ),
         migrations.CreateModel(
-            name="Cart",
+            name='Cart',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("open", "Open"), ("purchased", "Purchased"), ("expired", "Expired")],
-                        default="open",
-                        max_length=10,
-                    ),
-                ),
-                ("created_at", models.DateTimeField()),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="carts", to="portal.customer"
-                    ),
-                ),
-                (
-                    "owner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="carts", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "reseller",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="K4: the indirect reseller to associate with the purchase.",
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="portal.partner",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('status', models.CharField(choices=[('open', 'Open'), ('purchased', 'Purchased'), ('expired', 'Expired')], default='open', max_length=10)),
+                ('created_at', models.DateTimeField()),
+                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='carts', to='portal.customer')),
+                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='carts', to=settings.AUTH_USER_MODEL)),
+                ('reseller', models.ForeignKey(blank=True, help_text='K4: the indirect reseller to associate with the purchase.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner')),
             ],
         ),
         migrations.CreateModel(
-            name="CartAdditionalReseller",
+            name='CartAdditionalReseller',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("position", models.PositiveSmallIntegerField()),
-                (
-                    "cart",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="additional_resellers",
-                        to="catalog.cart",
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="portal.partner"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('position', models.PositiveSmallIntegerField()),
+                ('cart', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='additional_resellers', to='catalog.cart')),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner')),
             ],
             options={
-                "ordering": ["position"],
+                'ordering': ['position'],
             },
         ),
         migrations.CreateModel(
-            name="CartLine",
+            name='CartLine',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("quantity", models.PositiveIntegerField()),
-                (
-                    "aligned_end_date",
-                    models.DateField(blank=True, help_text="K11: end the first term on this date (UTC).", null=True),
-                ),
-                ("added_at", models.DateTimeField()),
-                (
-                    "availability",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.availability"
-                    ),
-                ),
-                (
-                    "cart",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="lines", to="catalog.cart"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('quantity', models.PositiveIntegerField()),
+                ('aligned_end_date', models.DateField(blank=True, help_text='K11: end the first term on this date (UTC).', null=True)),
+                ('added_at', models.DateTimeField()),
+                ('availability', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.availability')),
+                ('cart', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='catalog.cart')),
             ],
             options={
-                "ordering": ["added_at", "pk"],
+                'ordering': ['added_at', 'pk'],
             },
         ),
         migrations.CreateModel(
-            name="Order",
+            name='Order',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("created_at", models.DateTimeField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "In progress"), ("completed", "Completed")],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("total", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("currency", models.CharField(default="USD", max_length=3)),
-                (
-                    "attested_as",
-                    models.CharField(
-                        choices=[
-                            ("direct", "Acting as a direct partner"),
-                            ("indirect", "Acting as an indirect partner"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "cart",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="order",
-                        to="catalog.cart",
-                    ),
-                ),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="orders", to="portal.customer"
-                    ),
-                ),
-                (
-                    "placed_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="orders", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "reseller",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="portal.partner",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField()),
+                ('status', models.CharField(choices=[('pending', 'In progress'), ('completed', 'Completed')], default='pending', max_length=10)),
+                ('total', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('currency', models.CharField(default='USD', max_length=3)),
+                ('attested_as', models.CharField(choices=[('direct', 'Acting as a direct partner'), ('indirect', 'Acting as an indirect partner')], max_length=10)),
+                ('cart', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='order', to='catalog.cart')),
+                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='portal.customer')),
+                ('placed_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to=settings.AUTH_USER_MODEL)),
+                ('reseller', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner')),
             ],
             options={
-                "ordering": ["-created_at", "-pk"],
+                'ordering': ['-created_at', '-pk'],
             },
         ),
         migrations.CreateModel(
-            name="OrderAdditionalReseller",
+            name='OrderAdditionalReseller',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("position", models.PositiveSmallIntegerField()),
-                (
-                    "order",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="additional_resellers",
-                        to="catalog.order",
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="portal.partner"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('position', models.PositiveSmallIntegerField()),
+                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='additional_resellers', to='catalog.order')),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner')),
             ],
             options={
-                "ordering": ["position"],
+                'ordering': ['position'],
             },
         ),
         migrations.CreateModel(
-            name="Product",
+            name='Product',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("product_id", models.CharField(max_length=40, unique=True)),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "billing_type",
-                    models.CharField(
-                        choices=[("license", "License-based"), ("usage", "Usage-based")],
-                        default="license",
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "category",
-                    models.CharField(
-                        choices=[
-                            ("enterprise", "Enterprise"),
-                            ("small_business", "Small business"),
-                            ("trial", "Trial"),
-                        ],
-                        default="enterprise",
-                        max_length=20,
-                    ),
-                ),
-                ("description", models.TextField(blank=True)),
-                (
-                    "publisher",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="products", to="catalog.publisher"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('product_id', models.CharField(max_length=40, unique=True)),
+                ('name', models.CharField(max_length=200)),
+                ('billing_type', models.CharField(choices=[('license', 'License-based'), ('usage', 'Usage-based')], default='license', max_length=10)),
+                ('category', models.CharField(choices=[('enterprise', 'Enterprise'), ('small_business', 'Small business'), ('trial', 'Trial')], default='enterprise', max_length=20)),
+                ('description', models.TextField(blank=True)),
+                ('publisher', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='products', to='catalog.publisher')),
             ],
             options={
-                "ordering": ["name"],
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="Sku",
+            name='Sku',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("sku_id", models.CharField(max_length=60, unique=True, verbose_name="SKU id")),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "commerce",
-                    models.CharField(
-                        choices=[("new", "New commerce"), ("traditional", "Traditional")], default="new", max_length=12
-                    ),
-                ),
-                (
-                    "segments",
-                    models.CharField(
-                        default="commercial",
-                        help_text="Comma-separated customer segments it is sold to: commercial, education, government, nonprofit.",
-                        max_length=80,
-                    ),
-                ),
-                ("one_per_customer", models.BooleanField(default=False)),
-                ("min_quantity", models.PositiveIntegerField(default=1)),
-                ("max_quantity", models.PositiveIntegerField(default=10000)),
-                ("is_trial", models.BooleanField(default=False)),
-                ("is_addon", models.BooleanField(default=False)),
-                (
-                    "addon_limit",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("", "None"),
-                            ("min_5pct_base", "At least 5% of base licenses"),
-                            ("max_base", "At most the base licenses"),
-                        ],
-                        default="",
-                        max_length=20,
-                    ),
-                ),
-                (
-                    "available_countries",
-                    models.CharField(blank=True, help_text="Comma-separated ISO codes; blank = all.", max_length=300),
-                ),
-                ("offered_through_csp", models.BooleanField(default=True)),
-                (
-                    "transactable_in_portal",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Off for offers bought in the Azure portal (containers, some consumption offers).",
-                    ),
-                ),
-                ("free_trial_days", models.PositiveIntegerField(default=0)),
-                ("publisher_setup_url", models.CharField(blank=True, max_length=300)),
-                (
-                    "base_skus",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="Add-on prerequisites: any one of these.",
-                        related_name="addons",
-                        to="catalog.sku",
-                    ),
-                ),
-                (
-                    "exclusive_partners",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="If any, only these partners may sell it.",
-                        related_name="exclusive_skus",
-                        to="portal.partner",
-                    ),
-                ),
-                (
-                    "product",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="skus", to="catalog.product"
-                    ),
-                ),
-                (
-                    "trial_of",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="The paid SKU a trial converts to.",
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="trials",
-                        to="catalog.sku",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('sku_id', models.CharField(max_length=60, unique=True, verbose_name='SKU id')),
+                ('name', models.CharField(max_length=200)),
+                ('commerce', models.CharField(choices=[('new', 'New commerce'), ('traditional', 'Traditional')], default='new', max_length=12)),
+                ('segments', models.CharField(default='commercial', help_text='Comma-separated customer segments it is sold to: commercial, education, government, nonprofit.', max_length=80)),
+                ('one_per_customer', models.BooleanField(default=False)),
+                ('min_quantity', models.PositiveIntegerField(default=1)),
+                ('max_quantity', models.PositiveIntegerField(default=10000)),
+                ('is_trial', models.BooleanField(default=False)),
+                ('is_addon', models.BooleanField(default=False)),
+                ('addon_limit', models.CharField(blank=True, choices=[('', 'None'), ('min_5pct_base', 'At least 5% of base licenses'), ('max_base', 'At most the base licenses')], default='', max_length=20)),
+                ('available_countries', models.CharField(blank=True, help_text='Comma-separated ISO codes; blank = all.', max_length=300)),
+                ('offered_through_csp', models.BooleanField(default=True)),
+                ('transactable_in_portal', models.BooleanField(default=True, help_text='Off for offers bought in the Azure portal (containers, some consumption offers).')),
+                ('free_trial_days', models.PositiveIntegerField(default=0)),
+                ('publisher_setup_url', models.CharField(blank=True, max_length=300)),
+                ('base_skus', models.ManyToManyField(blank=True, help_text='Add-on prerequisites: any one of these.', related_name='addons', to='catalog.sku')),
+                ('exclusive_partners', models.ManyToManyField(blank=True, help_text='If any, only these partners may sell it.', related_name='exclusive_skus', to='portal.partner')),
+                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='skus', to='catalog.product')),
+                ('trial_of', models.ForeignKey(blank=True, help_text='The paid SKU a trial converts to.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='trials', to='catalog.sku')),
             ],
             options={
-                "ordering": ["name"],
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="OrderLine",
+            name='OrderLine',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("quantity", models.PositiveIntegerField()),
-                (
-                    "term",
-                    models.CharField(choices=[("P1M", "1 month"), ("P1Y", "1 year"), ("P3Y", "3 years")], max_length=3),
-                ),
-                (
-                    "billing_frequency",
-                    models.CharField(
-                        choices=[("monthly", "Monthly"), ("annual", "Annual"), ("one_time", "One-time")], max_length=10
-                    ),
-                ),
-                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("currency", models.CharField(default="USD", max_length=3)),
-                ("aligned_end_date", models.DateField(blank=True, null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("fulfilled", "Fulfilled")], default="pending", max_length=10
-                    ),
-                ),
-                ("fulfilled_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "availability",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.availability"
-                    ),
-                ),
-                (
-                    "order",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="lines", to="catalog.order"
-                    ),
-                ),
-                (
-                    "sku",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.sku"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('quantity', models.PositiveIntegerField()),
+                ('term', models.CharField(choices=[('P1M', '1 month'), ('P1Y', '1 year'), ('P3Y', '3 years')], max_length=3)),
+                ('billing_frequency', models.CharField(choices=[('monthly', 'Monthly'), ('annual', 'Annual'), ('one_time', 'One-time')], max_length=10)),
+                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('currency', models.CharField(default='USD', max_length=3)),
+                ('aligned_end_date', models.DateField(blank=True, null=True)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('fulfilled', 'Fulfilled')], default='pending', max_length=10)),
+                ('fulfilled_at', models.DateTimeField(blank=True, null=True)),
+                ('availability', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.availability')),
+                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lines', to='catalog.order')),
+                ('sku', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.sku')),
             ],
             options={
-                "ordering": ["pk"],
+                'ordering': ['pk'],
             },
         ),
         migrations.AddField(
-            model_name="availability",
-            name="sku",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="availabilities", to="catalog.sku"
-            ),
+            model_name='availability',
+            name='sku',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='availabilities', to='catalog.sku'),
         ),
         migrations.CreateModel(
-            name="UpgradePath",
+            name='UpgradePath',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("supported", models.BooleanField(default=True)),
-                ("note", models.CharField(blank=True, max_length=200)),
-                (
-                    "source",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="upgrade_paths", to="catalog.sku"
-                    ),
-                ),
-                (
-                    "target",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="upgrade_sources", to="catalog.sku"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('supported', models.BooleanField(default=True)),
+                ('note', models.CharField(blank=True, max_length=200)),
+                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='upgrade_paths', to='catalog.sku')),
+                ('target', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='upgrade_sources', to='catalog.sku')),
             ],
         ),
         migrations.AddConstraint(
-            model_name="cart",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("status", "open")),
-                fields=("customer", "owner"),
-                name="one_open_cart_per_customer_and_user",
-            ),
+            model_name='cart',
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('customer', 'owner'), name='one_open_cart_per_customer_and_user'),
         ),
         migrations.AddConstraint(
-            model_name="cartadditionalreseller",
-            constraint=models.UniqueConstraint(fields=("cart", "partner"), name="unique_cart_additional_reseller"),
+            model_name='cartadditionalreseller',
+            constraint=models.UniqueConstraint(fields=('cart', 'partner'), name='unique_cart_additional_reseller'),
         ),
         migrations.AddConstraint(
-            model_name="cartline",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("quantity__gt", 0)), name="cart_line_quantity_positive"
-            ),
+            model_name='cartline',
+            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='cart_line_quantity_positive'),
         ),
         migrations.AddIndex(
-            model_name="order",
-            index=models.Index(fields=["customer", "-created_at"], name="catalog_ord_custome_1cd637_idx"),
+            model_name='order',
+            index=models.Index(fields=['customer', '-created_at'], name='catalog_ord_custome_1cd637_idx'),
         ),
         migrations.AddConstraint(
-            model_name="sku",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("min_quantity__gte", 1)), name="sku_min_quantity_positive"
-            ),
+            model_name='sku',
+            constraint=models.CheckConstraint(condition=models.Q(('min_quantity__gte', 1)), name='sku_min_quantity_positive'),
         ),
         migrations.AddConstraint(
-            model_name="sku",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("max_quantity__gte", models.F("min_quantity"))), name="sku_max_not_below_min"
-            ),
+            model_name='sku',
+            constraint=models.CheckConstraint(condition=models.Q(('max_quantity__gte', models.F('min_quantity'))), name='sku_max_not_below_min'),
         ),
         migrations.AddConstraint(
-            model_name="orderline",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("quantity__gt", 0)), name="order_line_quantity_positive"
-            ),
+            model_name='orderline',
+            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='order_line_quantity_positive'),
         ),
         migrations.AddConstraint(
-            model_name="availability",
-            constraint=models.UniqueConstraint(fields=("sku", "term", "billing_frequency"), name="unique_availability"),
+            model_name='availability',
+            constraint=models.UniqueConstraint(fields=('sku', 'term', 'billing_frequency'), name='unique_availability'),
         ),
         migrations.AddConstraint(
-            model_name="availability",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("unit_price__gte", 0)), name="availability_price_not_negative"
-            ),
+            model_name='availability',
+            constraint=models.CheckConstraint(condition=models.Q(('unit_price__gte', 0)), name='availability_price_not_negative'),
         ),
         migrations.AddConstraint(
-            model_name="upgradepath",
-            constraint=models.UniqueConstraint(fields=("source", "target"), name="unique_upgrade_path"),
+            model_name='upgradepath',
+            constraint=models.UniqueConstraint(fields=('source', 'target'), name='unique_upgrade_path'),
         ),
     ]

@@ -5,19 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0001_initial"),
+        ('catalog', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="orderline",
-            name="first_charge",
-            field=models.DecimalField(
-                decimal_places=2,
-                default=Decimal("0.00"),
-                help_text="Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short.",
-                max_digits=12,
-            ),
+            model_name='orderline',
+            name='first_charge',
+            field=models.DecimalField(decimal_places=2, default=Decimal('0.00'), help_text='Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short.', max_digits=12),
         ),
     ]

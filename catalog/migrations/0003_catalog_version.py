@@ -8,21 +8,21 @@ from django.db import migrations, models
 def create_version_row(apps, schema_editor):
     """The one row every catalog write bumps (see catalog.models.CatalogVersion)."""
     apps.get_model("catalog", "CatalogVersion").objects.using(schema_editor.connection.alias).create(
-        pk=1, version=secrets.randbits(62)
-    )
+        pk=1, version=secrets.randbits(62))
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0002_order_line_first_charge"),
+        ('catalog', '0002_order_line_first_charge'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="CatalogVersion",
+            name='CatalogVersion',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("version", models.BigIntegerField()),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('version', models.BigIntegerField()),
             ],
         ),
         migrations.RunPython(create_version_row, migrations.RunPython.noop),

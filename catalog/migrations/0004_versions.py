@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0003_catalog_version"),
+        ('catalog', '0003_catalog_version'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="cart",
-            name="version",
+            model_name='cart',
+            name='version',
             field=models.PositiveIntegerField(default=1, editable=False),
         ),
         migrations.AddField(
-            model_name="order",
-            name="version",
+            model_name='order',
+            name='version',
             field=models.PositiveIntegerField(default=1, editable=False),
         ),
     ]

@@ -5,17 +5,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0004_versions"),
-        ("portal", "0002_customer_indexes"),
+        ('catalog', '0004_versions'),
+        ('portal', '0002_customer_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="order",
-            index=models.Index(
-                condition=models.Q(("status", "pending")), fields=["created_at"], name="order_pending_idx"
-            ),
+            model_name='order',
+            index=models.Index(condition=models.Q(('status', 'pending')), fields=['created_at'], name='order_pending_idx'),
         ),
     ]

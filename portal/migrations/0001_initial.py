@@ -7,6 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -15,253 +16,68 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="Partner",
+            name='Partner',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "partner_id",
-                    models.CharField(
-                        help_text="Partner Center's PartnerID (MPN ID).",
-                        max_length=20,
-                        unique=True,
-                        verbose_name="PartnerID",
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("direct_bill", "Direct-bill partner"),
-                            ("indirect_provider", "Indirect provider"),
-                            ("indirect_reseller", "Indirect reseller"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                (
-                    "country",
-                    models.CharField(
-                        choices=[
-                            ("AU", "Australia"),
-                            ("AT", "Austria"),
-                            ("BE", "Belgium"),
-                            ("BR", "Brazil"),
-                            ("BG", "Bulgaria"),
-                            ("CA", "Canada"),
-                            ("HR", "Croatia"),
-                            ("CY", "Cyprus"),
-                            ("CZ", "Czechia"),
-                            ("DK", "Denmark"),
-                            ("EE", "Estonia"),
-                            ("FI", "Finland"),
-                            ("FR", "France"),
-                            ("DE", "Germany"),
-                            ("GR", "Greece"),
-                            ("HU", "Hungary"),
-                            ("IS", "Iceland"),
-                            ("IN", "India"),
-                            ("IE", "Ireland"),
-                            ("IT", "Italy"),
-                            ("JP", "Japan"),
-                            ("LV", "Latvia"),
-                            ("LI", "Liechtenstein"),
-                            ("LT", "Lithuania"),
-                            ("LU", "Luxembourg"),
-                            ("MT", "Malta"),
-                            ("MX", "Mexico"),
-                            ("NL", "Netherlands"),
-                            ("NZ", "New Zealand"),
-                            ("NO", "Norway"),
-                            ("PL", "Poland"),
-                            ("PT", "Portugal"),
-                            ("RO", "Romania"),
-                            ("SG", "Singapore"),
-                            ("SK", "Slovakia"),
-                            ("SI", "Slovenia"),
-                            ("ZA", "South Africa"),
-                            ("ES", "Spain"),
-                            ("SE", "Sweden"),
-                            ("CH", "Switzerland"),
-                            ("TW", "Taiwan"),
-                            ("GB", "United Kingdom"),
-                            ("US", "United States"),
-                        ],
-                        max_length=2,
-                    ),
-                ),
-                (
-                    "mpa_signed",
-                    models.BooleanField(
-                        default=True, help_text="Has signed the Microsoft Partner Agreement.", verbose_name="MPA signed"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('partner_id', models.CharField(help_text="Partner Center's PartnerID (MPN ID).", max_length=20, unique=True, verbose_name='PartnerID')),
+                ('kind', models.CharField(choices=[('direct_bill', 'Direct-bill partner'), ('indirect_provider', 'Indirect provider'), ('indirect_reseller', 'Indirect reseller')], max_length=20)),
+                ('country', models.CharField(choices=[('AU', 'Australia'), ('AT', 'Austria'), ('BE', 'Belgium'), ('BR', 'Brazil'), ('BG', 'Bulgaria'), ('CA', 'Canada'), ('HR', 'Croatia'), ('CY', 'Cyprus'), ('CZ', 'Czechia'), ('DK', 'Denmark'), ('EE', 'Estonia'), ('FI', 'Finland'), ('FR', 'France'), ('DE', 'Germany'), ('GR', 'Greece'), ('HU', 'Hungary'), ('IS', 'Iceland'), ('IN', 'India'), ('IE', 'Ireland'), ('IT', 'Italy'), ('JP', 'Japan'), ('LV', 'Latvia'), ('LI', 'Liechtenstein'), ('LT', 'Lithuania'), ('LU', 'Luxembourg'), ('MT', 'Malta'), ('MX', 'Mexico'), ('NL', 'Netherlands'), ('NZ', 'New Zealand'), ('NO', 'Norway'), ('PL', 'Poland'), ('PT', 'Portugal'), ('RO', 'Romania'), ('SG', 'Singapore'), ('SK', 'Slovakia'), ('SI', 'Slovenia'), ('ZA', 'South Africa'), ('ES', 'Spain'), ('SE', 'Sweden'), ('CH', 'Switzerland'), ('TW', 'Taiwan'), ('GB', 'United Kingdom'), ('US', 'United States')], max_length=2)),
+                ('mpa_signed', models.BooleanField(default=True, help_text='Has signed the Microsoft Partner Agreement.', verbose_name='MPA signed')),
             ],
             options={
-                "ordering": ["name"],
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="ResellerLink",
+            name='ResellerLink',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "provider",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="reseller_links", to="portal.partner"
-                    ),
-                ),
-                (
-                    "reseller",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="provider_links", to="portal.partner"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reseller_links', to='portal.partner')),
+                ('reseller', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='provider_links', to='portal.partner')),
             ],
         ),
         migrations.AddField(
-            model_name="partner",
-            name="resellers",
-            field=models.ManyToManyField(
-                blank=True, related_name="providers", through="portal.ResellerLink", to="portal.partner"
-            ),
+            model_name='partner',
+            name='resellers',
+            field=models.ManyToManyField(blank=True, related_name='providers', through='portal.ResellerLink', to='portal.partner'),
         ),
         migrations.CreateModel(
-            name="Membership",
+            name='Membership',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("is_admin_agent", models.BooleanField(default=False, verbose_name="admin agent")),
-                ("is_sales_agent", models.BooleanField(default=False, verbose_name="sales agent")),
-                ("is_billing_admin", models.BooleanField(default=False, verbose_name="billing admin")),
-                ("is_support_agent", models.BooleanField(default=False, verbose_name="support agent")),
-                (
-                    "user",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="membership",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="portal.partner"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('is_admin_agent', models.BooleanField(default=False, verbose_name='admin agent')),
+                ('is_sales_agent', models.BooleanField(default=False, verbose_name='sales agent')),
+                ('is_billing_admin', models.BooleanField(default=False, verbose_name='billing admin')),
+                ('is_support_agent', models.BooleanField(default=False, verbose_name='support agent')),
+                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='membership', to=settings.AUTH_USER_MODEL)),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='portal.partner')),
             ],
             options={
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("is_admin_agent", True),
-                            ("is_sales_agent", True),
-                            ("is_billing_admin", True),
-                            ("is_support_agent", True),
-                            _connector="OR",
-                        ),
-                        name="membership_has_a_role",
-                    )
-                ],
+                'constraints': [models.CheckConstraint(condition=models.Q(('is_admin_agent', True), ('is_sales_agent', True), ('is_billing_admin', True), ('is_support_agent', True), _connector='OR'), name='membership_has_a_role')],
             },
         ),
         migrations.CreateModel(
-            name="Customer",
+            name='Customer',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("tenant_id", models.UUIDField(db_index=True, default=uuid.uuid4)),
-                ("company_name", models.CharField(max_length=200)),
-                ("domain", models.CharField(blank=True, max_length=200)),
-                (
-                    "segment",
-                    models.CharField(
-                        choices=[
-                            ("commercial", "Commercial"),
-                            ("education", "Education"),
-                            ("government", "Government"),
-                            ("nonprofit", "Nonprofit"),
-                        ],
-                        default="commercial",
-                        max_length=20,
-                    ),
-                ),
-                (
-                    "billing_country",
-                    models.CharField(
-                        choices=[
-                            ("AU", "Australia"),
-                            ("AT", "Austria"),
-                            ("BE", "Belgium"),
-                            ("BR", "Brazil"),
-                            ("BG", "Bulgaria"),
-                            ("CA", "Canada"),
-                            ("HR", "Croatia"),
-                            ("CY", "Cyprus"),
-                            ("CZ", "Czechia"),
-                            ("DK", "Denmark"),
-                            ("EE", "Estonia"),
-                            ("FI", "Finland"),
-                            ("FR", "France"),
-                            ("DE", "Germany"),
-                            ("GR", "Greece"),
-                            ("HU", "Hungary"),
-                            ("IS", "Iceland"),
-                            ("IN", "India"),
-                            ("IE", "Ireland"),
-                            ("IT", "Italy"),
-                            ("JP", "Japan"),
-                            ("LV", "Latvia"),
-                            ("LI", "Liechtenstein"),
-                            ("LT", "Lithuania"),
-                            ("LU", "Luxembourg"),
-                            ("MT", "Malta"),
-                            ("MX", "Mexico"),
-                            ("NL", "Netherlands"),
-                            ("NZ", "New Zealand"),
-                            ("NO", "Norway"),
-                            ("PL", "Poland"),
-                            ("PT", "Portugal"),
-                            ("RO", "Romania"),
-                            ("SG", "Singapore"),
-                            ("SK", "Slovakia"),
-                            ("SI", "Slovenia"),
-                            ("ZA", "South Africa"),
-                            ("ES", "Spain"),
-                            ("SE", "Sweden"),
-                            ("CH", "Switzerland"),
-                            ("TW", "Taiwan"),
-                            ("GB", "United Kingdom"),
-                            ("US", "United States"),
-                        ],
-                        max_length=2,
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="customers", to="portal.partner"
-                    ),
-                ),
-                (
-                    "reseller",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="Reseller of record, for customers an indirect provider serves through a reseller.",
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="resold_customers",
-                        to="portal.partner",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField(db_index=True, default=uuid.uuid4)),
+                ('company_name', models.CharField(max_length=200)),
+                ('domain', models.CharField(blank=True, max_length=200)),
+                ('segment', models.CharField(choices=[('commercial', 'Commercial'), ('education', 'Education'), ('government', 'Government'), ('nonprofit', 'Nonprofit')], default='commercial', max_length=20)),
+                ('billing_country', models.CharField(choices=[('AU', 'Australia'), ('AT', 'Austria'), ('BE', 'Belgium'), ('BR', 'Brazil'), ('BG', 'Bulgaria'), ('CA', 'Canada'), ('HR', 'Croatia'), ('CY', 'Cyprus'), ('CZ', 'Czechia'), ('DK', 'Denmark'), ('EE', 'Estonia'), ('FI', 'Finland'), ('FR', 'France'), ('DE', 'Germany'), ('GR', 'Greece'), ('HU', 'Hungary'), ('IS', 'Iceland'), ('IN', 'India'), ('IE', 'Ireland'), ('IT', 'Italy'), ('JP', 'Japan'), ('LV', 'Latvia'), ('LI', 'Liechtenstein'), ('LT', 'Lithuania'), ('LU', 'Luxembourg'), ('MT', 'Malta'), ('MX', 'Mexico'), ('NL', 'Netherlands'), ('NZ', 'New Zealand'), ('NO', 'Norway'), ('PL', 'Poland'), ('PT', 'Portugal'), ('RO', 'Romania'), ('SG', 'Singapore'), ('SK', 'Slovakia'), ('SI', 'Slovenia'), ('ZA', 'South Africa'), ('ES', 'Spain'), ('SE', 'Sweden'), ('CH', 'Switzerland'), ('TW', 'Taiwan'), ('GB', 'United Kingdom'), ('US', 'United States')], max_length=2)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='customers', to='portal.partner')),
+                ('reseller', models.ForeignKey(blank=True, help_text='Reseller of record, for customers an indirect provider serves through a reseller.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resold_customers', to='portal.partner')),
             ],
             options={
-                "ordering": ["company_name"],
-                "indexes": [models.Index(fields=["partner", "company_name"], name="portal_cust_partner_73bdf0_idx")],
+                'ordering': ['company_name'],
+                'indexes': [models.Index(fields=['partner', 'company_name'], name='portal_cust_partner_73bdf0_idx')],
             },
         ),
         migrations.AddConstraint(
-            model_name="resellerlink",
-            constraint=models.UniqueConstraint(fields=("provider", "reseller"), name="unique_reseller_link"),
+            model_name='resellerlink',
+            constraint=models.UniqueConstraint(fields=('provider', 'reseller'), name='unique_reseller_link'),
         ),
     ]

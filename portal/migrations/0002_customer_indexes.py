@@ -6,49 +6,38 @@ from django.db import migrations, models
 def refuse_duplicate_tenants(apps, schema_editor):
     """A partner serves a tenant as one customer: stop, saying which, if a database has two records for one."""
     Customer = apps.get_model("portal", "Customer")
-    duplicates = (
-        Customer.objects.using(schema_editor.connection.alias)
-        .values("partner_id", "tenant_id")
-        .annotate(n=models.Count("pk"))
-        .filter(n__gt=1)
-        .order_by("partner_id", "tenant_id")
-    )
+    duplicates = (Customer.objects.using(schema_editor.connection.alias).values("partner_id", "tenant_id")
+                  .annotate(n=models.Count("pk")).filter(n__gt=1).order_by("partner_id", "tenant_id"))
     if duplicates:
-        found = "; ".join(
-            f"partner {d['partner_id']}, tenant {d['tenant_id']} ({d['n']} customers)" for d in duplicates
-        )
+        found = "; ".join(f"partner {d['partner_id']}, tenant {d['tenant_id']} ({d['n']} customers)" for d in duplicates)
         raise RuntimeError(
             "Some partners have more than one customer record for one tenant: " + found + ". Keep one record per "
             "tenant (in the admin: give the others their own tenant ID, or move their subscriptions and orders to the "
-            "one kept), then migrate again."
-        )
+            "one kept), then migrate again.")
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("portal", "0001_initial"),
+        ('portal', '0001_initial'),
     ]
 
     operations = [
         migrations.RunPython(refuse_duplicate_tenants, migrations.RunPython.noop),
         migrations.RemoveIndex(
-            model_name="customer",
-            name="portal_cust_partner_73bdf0_idx",
+            model_name='customer',
+            name='portal_cust_partner_73bdf0_idx',
         ),
         migrations.AddIndex(
-            model_name="customer",
-            index=models.Index(fields=["id", "partner", "company_name", "tenant_id"], name="customer_by_id_idx"),
+            model_name='customer',
+            index=models.Index(fields=['id', 'partner', 'company_name', 'tenant_id'], name='customer_by_id_idx'),
         ),
         migrations.AddConstraint(
-            model_name="customer",
-            constraint=models.UniqueConstraint(
-                fields=("partner", "tenant_id"), name="customer_one_per_partner_and_tenant"
-            ),
+            model_name='customer',
+            constraint=models.UniqueConstraint(fields=('partner', 'tenant_id'), name='customer_one_per_partner_and_tenant'),
         ),
         migrations.AddConstraint(
-            model_name="customer",
-            constraint=models.UniqueConstraint(
-                fields=("partner", "company_name", "tenant_id"), name="customer_partner_name_tenant"
-            ),
+            model_name='customer',
+            constraint=models.UniqueConstraint(fields=('partner', 'company_name', 'tenant_id'), name='customer_partner_name_tenant'),
         ),
     ]

@@ -7,288 +7,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("catalog", "0001_initial"),
-        ("portal", "0001_initial"),
+        ('catalog', '0001_initial'),
+        ('portal', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Subscription",
+            name='Subscription',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("friendly_name", models.CharField(blank=True, max_length=200)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("active", "Active"),
-                            ("suspended", "Suspended"),
-                            ("expired", "Expired"),
-                            ("disabled", "Disabled"),
-                            ("deleted", "Deleted"),
-                        ],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("quantity", models.PositiveIntegerField()),
-                (
-                    "term",
-                    models.CharField(choices=[("P1M", "1 month"), ("P1Y", "1 year"), ("P3Y", "3 years")], max_length=3),
-                ),
-                (
-                    "billing_frequency",
-                    models.CharField(
-                        choices=[("monthly", "Monthly"), ("annual", "Annual"), ("one_time", "One-time")], max_length=10
-                    ),
-                ),
-                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("currency", models.CharField(default="USD", max_length=3)),
-                ("auto_renew", models.BooleanField(default=True)),
-                ("term_start", models.DateTimeField(blank=True, null=True)),
-                ("term_end", models.DateField(blank=True, null=True)),
-                ("is_trial", models.BooleanField(default=False)),
-                ("trial_ends_at", models.DateTimeField(blank=True, null=True)),
-                ("promotion_id", models.CharField(blank=True, max_length=40)),
-                (
-                    "one_per_customer",
-                    models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule."),
-                ),
-                ("quantity_updates", models.PositiveIntegerField(default=0)),
-                ("created_at", models.DateTimeField()),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "availability",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.availability"
-                    ),
-                ),
-                (
-                    "base_subscription",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="addon_subscriptions",
-                        to="subscriptions.subscription",
-                    ),
-                ),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="subscriptions", to="portal.customer"
-                    ),
-                ),
-                (
-                    "order_line",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="subscription",
-                        to="catalog.orderline",
-                    ),
-                ),
-                (
-                    "reseller",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="portal.partner",
-                    ),
-                ),
-                (
-                    "sku",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="subscriptions", to="catalog.sku"
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('friendly_name', models.CharField(blank=True, max_length=200)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('active', 'Active'), ('suspended', 'Suspended'), ('expired', 'Expired'), ('disabled', 'Disabled'), ('deleted', 'Deleted')], default='pending', max_length=10)),
+                ('quantity', models.PositiveIntegerField()),
+                ('term', models.CharField(choices=[('P1M', '1 month'), ('P1Y', '1 year'), ('P3Y', '3 years')], max_length=3)),
+                ('billing_frequency', models.CharField(choices=[('monthly', 'Monthly'), ('annual', 'Annual'), ('one_time', 'One-time')], max_length=10)),
+                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('currency', models.CharField(default='USD', max_length=3)),
+                ('auto_renew', models.BooleanField(default=True)),
+                ('term_start', models.DateTimeField(blank=True, null=True)),
+                ('term_end', models.DateField(blank=True, null=True)),
+                ('is_trial', models.BooleanField(default=False)),
+                ('trial_ends_at', models.DateTimeField(blank=True, null=True)),
+                ('promotion_id', models.CharField(blank=True, max_length=40)),
+                ('one_per_customer', models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")),
+                ('quantity_updates', models.PositiveIntegerField(default=0)),
+                ('created_at', models.DateTimeField()),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('availability', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.availability')),
+                ('base_subscription', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='addon_subscriptions', to='subscriptions.subscription')),
+                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='portal.customer')),
+                ('order_line', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='subscription', to='catalog.orderline')),
+                ('reseller', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner')),
+                ('sku', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.sku')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="SeatLot",
+            name='SeatLot',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[("purchase", "Purchase"), ("increase", "Added licenses"), ("renewal", "Renewal")],
-                        max_length=10,
-                    ),
-                ),
-                ("quantity", models.PositiveIntegerField(help_text="Licenses added.")),
-                ("removed", models.PositiveIntegerField(default=0, help_text="Licenses of this lot removed since.")),
-                ("added_at", models.DateTimeField()),
-                (
-                    "window_ends_at",
-                    models.DateTimeField(help_text="Until this instant (UTC) these licenses can be removed."),
-                ),
-                (
-                    "subscription",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="seat_lots",
-                        to="subscriptions.subscription",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('source', models.CharField(choices=[('purchase', 'Purchase'), ('increase', 'Added licenses'), ('renewal', 'Renewal')], max_length=10)),
+                ('quantity', models.PositiveIntegerField(help_text='Licenses added.')),
+                ('removed', models.PositiveIntegerField(default=0, help_text='Licenses of this lot removed since.')),
+                ('added_at', models.DateTimeField()),
+                ('window_ends_at', models.DateTimeField(help_text='Until this instant (UTC) these licenses can be removed.')),
+                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='seat_lots', to='subscriptions.subscription')),
             ],
             options={
-                "ordering": ["-added_at", "-pk"],
+                'ordering': ['-added_at', '-pk'],
             },
         ),
         migrations.CreateModel(
-            name="BillingLine",
+            name='BillingLine',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("purchase", "Purchase"),
-                            ("increase", "Added licenses"),
-                            ("reduction_refund", "License removal refund"),
-                            ("cancellation_refund", "Cancellation refund"),
-                            ("renewal", "Renewal"),
-                            ("cycle", "Billing cycle"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("currency", models.CharField(default="USD", max_length=3)),
-                ("quantity", models.IntegerField()),
-                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("period_start", models.DateField()),
-                ("period_end", models.DateField(help_text="Inclusive.")),
-                (
-                    "explanation",
-                    models.CharField(blank=True, help_text="The arithmetic, for checking by hand.", max_length=300),
-                ),
-                ("created_at", models.DateTimeField()),
-                (
-                    "subscription",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="billing_lines",
-                        to="subscriptions.subscription",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('purchase', 'Purchase'), ('increase', 'Added licenses'), ('reduction_refund', 'License removal refund'), ('cancellation_refund', 'Cancellation refund'), ('renewal', 'Renewal'), ('cycle', 'Billing cycle')], max_length=20)),
+                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('currency', models.CharField(default='USD', max_length=3)),
+                ('quantity', models.IntegerField()),
+                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('period_start', models.DateField()),
+                ('period_end', models.DateField(help_text='Inclusive.')),
+                ('explanation', models.CharField(blank=True, help_text='The arithmetic, for checking by hand.', max_length=300)),
+                ('created_at', models.DateTimeField()),
+                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='billing_lines', to='subscriptions.subscription')),
             ],
             options={
-                "ordering": ["created_at", "pk"],
+                'ordering': ['created_at', 'pk'],
             },
         ),
         migrations.CreateModel(
-            name="AuditEntry",
+            name='AuditEntry',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("at", models.DateTimeField()),
-                ("action", models.CharField(max_length=60)),
-                ("summary", models.CharField(max_length=300)),
-                ("before", models.JSONField(blank=True, default=dict)),
-                ("after", models.JSONField(blank=True, default=dict)),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="audit_entries",
-                        to="portal.customer",
-                    ),
-                ),
-                (
-                    "order",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="audit_entries",
-                        to="catalog.order",
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="audit_entries", to="portal.partner"
-                    ),
-                ),
-                (
-                    "subscription",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="audit_entries",
-                        to="subscriptions.subscription",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField()),
+                ('action', models.CharField(max_length=60)),
+                ('summary', models.CharField(max_length=300)),
+                ('before', models.JSONField(blank=True, default=dict)),
+                ('after', models.JSONField(blank=True, default=dict)),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='portal.customer')),
+                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='catalog.order')),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='portal.partner')),
+                ('subscription', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='subscriptions.subscription')),
             ],
             options={
-                "verbose_name_plural": "audit entries",
-                "ordering": ["-at", "-pk"],
+                'verbose_name_plural': 'audit entries',
+                'ordering': ['-at', '-pk'],
             },
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(fields=["customer", "status"], name="subscriptio_custome_cea13a_idx"),
+            model_name='subscription',
+            index=models.Index(fields=['customer', 'status'], name='subscriptio_custome_cea13a_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(fields=["customer", "sku", "status"], name="subscriptio_custome_b816cb_idx"),
+            model_name='subscription',
+            index=models.Index(fields=['customer', 'sku', 'status'], name='subscriptio_custome_b816cb_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(fields=["term_end"], name="subscriptio_term_en_d98f9e_idx"),
+            model_name='subscription',
+            index=models.Index(fields=['term_end'], name='subscriptio_term_en_d98f9e_idx'),
         ),
         migrations.AddConstraint(
-            model_name="subscription",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("quantity__gt", 0)), name="subscription_quantity_positive"
-            ),
+            model_name='subscription',
+            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='subscription_quantity_positive'),
         ),
         migrations.AddConstraint(
-            model_name="subscription",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("unit_price__gte", 0)), name="subscription_price_not_negative"
-            ),
+            model_name='subscription',
+            constraint=models.CheckConstraint(condition=models.Q(('unit_price__gte', 0)), name='subscription_price_not_negative'),
         ),
         migrations.AddConstraint(
-            model_name="subscription",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("one_per_customer", True), ("status__in", ("pending", "active", "suspended"))),
-                fields=("customer", "sku"),
-                name="one_live_subscription_per_customer_for_single_offers",
-            ),
+            model_name='subscription',
+            constraint=models.UniqueConstraint(condition=models.Q(('one_per_customer', True), ('status__in', ('pending', 'active', 'suspended'))), fields=('customer', 'sku'), name='one_live_subscription_per_customer_for_single_offers'),
         ),
         migrations.AddConstraint(
-            model_name="seatlot",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("removed__lte", models.F("quantity"))), name="lot_removed_within_quantity"
-            ),
+            model_name='seatlot',
+            constraint=models.CheckConstraint(condition=models.Q(('removed__lte', models.F('quantity'))), name='lot_removed_within_quantity'),
         ),
         migrations.AddIndex(
-            model_name="auditentry",
-            index=models.Index(fields=["customer", "-at"], name="subscriptio_custome_9503c5_idx"),
+            model_name='auditentry',
+            index=models.Index(fields=['customer', '-at'], name='subscriptio_custome_9503c5_idx'),
         ),
     ]

@@ -5,77 +5,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0002_order_line_first_charge"),
-        ("subscriptions", "0001_initial"),
+        ('catalog', '0002_order_line_first_charge'),
+        ('subscriptions', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="subscription",
-            name="cancelled_at",
+            model_name='subscription',
+            name='cancelled_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="subscription",
-            name="setup_confirmed_at",
-            field=models.DateTimeField(blank=True, help_text="S3: when the publisher confirmed set-up.", null=True),
+            model_name='subscription',
+            name='setup_confirmed_at',
+            field=models.DateTimeField(blank=True, help_text='S3: when the publisher confirmed set-up.', null=True),
         ),
         migrations.CreateModel(
-            name="ScheduledChange",
+            name='ScheduledChange',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("upgrade", "SKU upgrade"),
-                            ("quantity", "Quantity"),
-                            ("term", "Term"),
-                            ("billing_frequency", "Billing frequency"),
-                            ("alignment", "Aligned end date"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("quantity", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "term",
-                    models.CharField(
-                        blank=True, choices=[("P1M", "1 month"), ("P1Y", "1 year"), ("P3Y", "3 years")], max_length=3
-                    ),
-                ),
-                (
-                    "billing_frequency",
-                    models.CharField(
-                        blank=True,
-                        choices=[("monthly", "Monthly"), ("annual", "Annual"), ("one_time", "One-time")],
-                        max_length=10,
-                    ),
-                ),
-                ("aligned_end_date", models.DateField(blank=True, null=True)),
-                ("created_at", models.DateTimeField()),
-                (
-                    "subscription",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="scheduled_changes",
-                        to="subscriptions.subscription",
-                    ),
-                ),
-                (
-                    "target_sku",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="catalog.sku",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('upgrade', 'SKU upgrade'), ('quantity', 'Quantity'), ('term', 'Term'), ('billing_frequency', 'Billing frequency'), ('alignment', 'Aligned end date')], max_length=20)),
+                ('quantity', models.PositiveIntegerField(blank=True, null=True)),
+                ('term', models.CharField(blank=True, choices=[('P1M', '1 month'), ('P1Y', '1 year'), ('P3Y', '3 years')], max_length=3)),
+                ('billing_frequency', models.CharField(blank=True, choices=[('monthly', 'Monthly'), ('annual', 'Annual'), ('one_time', 'One-time')], max_length=10)),
+                ('aligned_end_date', models.DateField(blank=True, null=True)),
+                ('created_at', models.DateTimeField()),
+                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scheduled_changes', to='subscriptions.subscription')),
+                ('target_sku', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.sku')),
             ],
             options={
-                "ordering": ["created_at", "pk"],
+                'ordering': ['created_at', 'pk'],
             },
         ),
     ]

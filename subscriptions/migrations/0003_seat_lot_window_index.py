@@ -4,13 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("subscriptions", "0002_scheduled_changes_and_lifecycle_times"),
+        ('subscriptions', '0002_scheduled_changes_and_lifecycle_times'),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="seatlot",
-            index=models.Index(fields=["window_ends_at"], name="subscriptio_window__f88e2d_idx"),
+            model_name='seatlot',
+            index=models.Index(fields=['window_ends_at'], name='subscriptio_window__f88e2d_idx'),
         ),
     ]

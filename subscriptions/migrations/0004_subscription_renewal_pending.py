@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("subscriptions", "0003_seat_lot_window_index"),
+        ('subscriptions', '0003_seat_lot_window_index'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="subscription",
-            name="renewal_pending",
+            model_name='subscription',
+            name='renewal_pending',
             field=models.BooleanField(default=False),
         ),
     ]

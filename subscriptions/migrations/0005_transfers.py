@@ -6,109 +6,48 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("portal", "0001_initial"),
-        ("subscriptions", "0004_subscription_renewal_pending"),
+        ('portal', '0001_initial'),
+        ('subscriptions', '0004_subscription_renewal_pending'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="RelationshipRequest",
+            name='RelationshipRequest',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("company_name", models.CharField(max_length=200)),
-                ("domain", models.CharField(max_length=200)),
-                ("tenant_id", models.UUIDField(blank=True, db_index=True, null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("accepted", "Accepted")], default="pending", max_length=10
-                    ),
-                ),
-                ("created_at", models.DateTimeField()),
-                ("accepted_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="portal.customer",
-                    ),
-                ),
-                (
-                    "target_partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="relationship_requests",
-                        to="portal.partner",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('company_name', models.CharField(max_length=200)),
+                ('domain', models.CharField(max_length=200)),
+                ('tenant_id', models.UUIDField(blank=True, db_index=True, null=True)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted')], default='pending', max_length=10)),
+                ('created_at', models.DateTimeField()),
+                ('accepted_at', models.DateTimeField(blank=True, null=True)),
+                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='portal.customer')),
+                ('target_partner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='relationship_requests', to='portal.partner')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="TransferRequest",
+            name='TransferRequest',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("tenant_id", models.UUIDField(db_index=True)),
-                ("notification_email", models.EmailField(max_length=254)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("completed", "Completed"),
-                            ("expired", "Expired"),
-                            ("cancelled", "Cancelled"),
-                        ],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("created_at", models.DateTimeField()),
-                ("expires_at", models.DateTimeField()),
-                ("completed_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "source_customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="portal.customer"
-                    ),
-                ),
-                (
-                    "source_partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="outgoing_transfers",
-                        to="portal.partner",
-                    ),
-                ),
-                (
-                    "subscriptions",
-                    models.ManyToManyField(
-                        blank=True, related_name="transfer_requests", to="subscriptions.subscription"
-                    ),
-                ),
-                (
-                    "target_customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="portal.customer"
-                    ),
-                ),
-                (
-                    "target_partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="incoming_transfers",
-                        to="portal.partner",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('tenant_id', models.UUIDField(db_index=True)),
+                ('notification_email', models.EmailField(max_length=254)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('completed', 'Completed'), ('expired', 'Expired'), ('cancelled', 'Cancelled')], default='pending', max_length=10)),
+                ('created_at', models.DateTimeField()),
+                ('expires_at', models.DateTimeField()),
+                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ('source_customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.customer')),
+                ('source_partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='outgoing_transfers', to='portal.partner')),
+                ('subscriptions', models.ManyToManyField(blank=True, related_name='transfer_requests', to='subscriptions.subscription')),
+                ('target_customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.customer')),
+                ('target_partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='incoming_transfers', to='portal.partner')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
     ]

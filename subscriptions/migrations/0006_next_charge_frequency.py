@@ -4,52 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0002_order_line_first_charge"),
-        ("portal", "0001_initial"),
-        ("subscriptions", "0005_transfers"),
+        ('catalog', '0002_order_line_first_charge'),
+        ('portal', '0001_initial'),
+        ('subscriptions', '0005_transfers'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="subscription",
-            name="cycle_charge_pending",
+            model_name='subscription',
+            name='cycle_charge_pending',
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name="subscription",
-            name="next_charge_frequency",
-            field=models.CharField(
-                blank=True,
-                choices=[("monthly", "Monthly"), ("annual", "Annual"), ("one_time", "One-time")],
-                max_length=10,
-            ),
+            model_name='subscription',
+            name='next_charge_frequency',
+            field=models.CharField(blank=True, choices=[('monthly', 'Monthly'), ('annual', 'Annual'), ('one_time', 'One-time')], max_length=10),
         ),
         migrations.AddField(
-            model_name="subscription",
-            name="next_charge_on",
+            model_name='subscription',
+            name='next_charge_on',
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="subscription",
-            name="next_charge_set_at",
+            model_name='subscription',
+            name='next_charge_set_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddConstraint(
-            model_name="subscription",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        ("cycle_charge_pending", False), ("next_charge_frequency", ""), ("next_charge_on__isnull", True)
-                    ),
-                    models.Q(
-                        models.Q(("next_charge_frequency", ""), _negated=True),
-                        ("next_charge_on__isnull", False),
-                        ("next_charge_on__lte", models.F("term_end")),
-                    ),
-                    _connector="OR",
-                ),
-                name="subscription_next_charge_instruction_whole_within_term",
-            ),
+            model_name='subscription',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('cycle_charge_pending', False), ('next_charge_frequency', ''), ('next_charge_on__isnull', True)), models.Q(models.Q(('next_charge_frequency', ''), _negated=True), ('next_charge_on__isnull', False), ('next_charge_on__lte', models.F('term_end'))), _connector='OR'), name='subscription_next_charge_instruction_whole_within_term'),
         ),
     ]

@@ -2,6 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
         ("subscriptions", "0006_next_charge_frequency"),
     ]
@@ -20,17 +21,10 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="billingline",
             name="kind",
-            field=models.CharField(
-                choices=[
-                    ("purchase", "Purchase"),
-                    ("increase", "Added licenses"),
-                    ("reduction_refund", "License removal refund"),
-                    ("cancellation_refund", "Cancellation refund"),
-                    ("renewal", "Renewal"),
-                    ("cycle", "Billing cycle"),
-                    ("upgrade_credit", "Upgrade credit"),
-                ],
-                max_length=20,
-            ),
+            field=models.CharField(choices=[("purchase", "Purchase"), ("increase", "Added licenses"),
+                                            ("reduction_refund", "License removal refund"),
+                                            ("cancellation_refund", "Cancellation refund"), ("renewal", "Renewal"),
+                                            ("cycle", "Billing cycle"), ("upgrade_credit", "Upgrade credit")],
+                                   max_length=20),
         ),
     ]

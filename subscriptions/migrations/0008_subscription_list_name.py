@@ -14,6 +14,7 @@ def fill_list_names(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
         ("catalog", "0001_initial"),
         ("subscriptions", "0007_subscription_upgraded_at"),

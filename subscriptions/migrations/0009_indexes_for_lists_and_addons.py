@@ -5,97 +5,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0003_catalog_version"),
-        ("portal", "0002_customer_indexes"),
-        ("subscriptions", "0008_subscription_list_name"),
+        ('catalog', '0003_catalog_version'),
+        ('portal', '0002_customer_indexes'),
+        ('subscriptions', '0008_subscription_list_name'),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="seatlot",
-            name="subscriptio_window__f88e2d_idx",
+            model_name='seatlot',
+            name='subscriptio_window__f88e2d_idx',
         ),
         migrations.RemoveIndex(
-            model_name="subscription",
-            name="subscriptio_custome_cea13a_idx",
+            model_name='subscription',
+            name='subscriptio_custome_cea13a_idx',
         ),
         migrations.RemoveIndex(
-            model_name="subscription",
-            name="subscription_term_end_idx",
+            model_name='subscription',
+            name='subscription_term_end_idx',
         ),
         migrations.AlterField(
-            model_name="subscription",
-            name="base_subscription",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="addon_subscriptions",
-                to="subscriptions.subscription",
-            ),
+            model_name='subscription',
+            name='base_subscription',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='addon_subscriptions', to='subscriptions.subscription'),
         ),
         migrations.AlterField(
-            model_name="subscription",
-            name="reseller",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="portal.partner",
-            ),
+            model_name='subscription',
+            name='reseller',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='portal.partner'),
         ),
         migrations.AlterField(
-            model_name="subscription",
-            name="sku",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="subscriptions",
-                to="catalog.sku",
-            ),
+            model_name='subscription',
+            name='sku',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.sku'),
         ),
         migrations.AddIndex(
-            model_name="seatlot",
-            index=models.Index(
-                fields=["window_ends_at", "subscription", "removed", "quantity"], name="seatlot_window_idx"
-            ),
+            model_name='seatlot',
+            index=models.Index(fields=['window_ends_at', 'subscription', 'removed', 'quantity'], name='seatlot_window_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(fields=["customer", "status", "list_name", "id"], name="subscription_status_name_idx"),
+            model_name='subscription',
+            index=models.Index(fields=['customer', 'status', 'list_name', 'id'], name='subscription_status_name_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(
-                fields=["customer", "term_end", "id", "status", "auto_renew"], name="subscription_term_end_idx"
-            ),
+            model_name='subscription',
+            index=models.Index(fields=['customer', 'term_end', 'id', 'status', 'auto_renew'], name='subscription_term_end_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(
-                fields=["id", "status", "is_trial", "customer", "list_name"], name="subscription_by_id_idx"
-            ),
+            model_name='subscription',
+            index=models.Index(fields=['id', 'status', 'is_trial', 'customer', 'list_name'], name='subscription_by_id_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(fields=["sku", "customer"], name="subscription_sku_customer_idx"),
+            model_name='subscription',
+            index=models.Index(fields=['sku', 'customer'], name='subscription_sku_customer_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(
-                condition=models.Q(("base_subscription__isnull", False)),
-                fields=["base_subscription"],
-                name="subscription_addon_of_idx",
-            ),
+            model_name='subscription',
+            index=models.Index(condition=models.Q(('base_subscription__isnull', False)), fields=['base_subscription'], name='subscription_addon_of_idx'),
         ),
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(
-                condition=models.Q(("reseller__isnull", False)), fields=["reseller"], name="subscription_reseller_idx"
-            ),
+            model_name='subscription',
+            index=models.Index(condition=models.Q(('reseller__isnull', False)), fields=['reseller'], name='subscription_reseller_idx'),
         ),
     ]

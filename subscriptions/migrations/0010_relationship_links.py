@@ -18,6 +18,7 @@ def give_sent_requests_an_expiry(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
         ("subscriptions", "0009_indexes_for_lists_and_addons"),
     ]
@@ -42,10 +43,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="relationshiprequest",
             name="status",
-            field=models.CharField(
-                choices=[("pending", "Pending"), ("accepted", "Accepted"), ("expired", "Expired")],
-                default="pending",
-                max_length=10,
-            ),
+            field=models.CharField(choices=[("pending", "Pending"), ("accepted", "Accepted"), ("expired", "Expired")],
+                                   default="pending", max_length=10),
         ),
     ]

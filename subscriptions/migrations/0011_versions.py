@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("subscriptions", "0010_relationship_links"),
+        ('subscriptions', '0010_relationship_links'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="subscription",
-            name="version",
+            model_name='subscription',
+            name='version',
             field=models.PositiveIntegerField(default=1, editable=False),
         ),
         migrations.AddField(
-            model_name="transferrequest",
-            name="version",
+            model_name='transferrequest',
+            name='version',
             field=models.PositiveIntegerField(default=1, editable=False),
         ),
     ]

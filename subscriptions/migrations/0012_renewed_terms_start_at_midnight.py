@@ -34,30 +34,21 @@ def _renewals(apps) -> dict:
         if days.get(completed) is None:
             days[completed] = day
 
-    for subscription_id, before, after in (
-        AuditEntry.objects.filter(action__in=RENEWAL_ACTIONS)
-        .exclude(subscription=None)
-        .values_list("subscription_id", "before", "after")
-        .iterator(BATCH)
-    ):
+    for subscription_id, before, after in (AuditEntry.objects.filter(action__in=RENEWAL_ACTIONS)
+                                           .exclude(subscription=None)
+                                           .values_list("subscription_id", "before", "after").iterator(BATCH)):
         started = (after or {}).get("term_start")
         if not started:
             continue  # a mid-term conversion's row on the trial itself: no term started there
         ended = (before or {}).get("term_end")
-        note(
-            subscription_id,
-            datetime.fromisoformat(started),
-            date.fromisoformat(ended) + timedelta(days=1) if ended else None,
-        )
-    for subscription_id, created_at, period_start in (
-        BillingLine.objects.filter(kind="renewal")
-        .values_list("subscription_id", "created_at", "period_start")
-        .iterator(BATCH)
-    ):
+        note(subscription_id, datetime.fromisoformat(started),
+             date.fromisoformat(ended) + timedelta(days=1) if ended else None)
+    for subscription_id, created_at, period_start in (BillingLine.objects.filter(kind="renewal")
+                                                      .values_list("subscription_id", "created_at", "period_start")
+                                                      .iterator(BATCH)):
         note(subscription_id, created_at, period_start)
-    for subscription_id, added_at in (
-        SeatLot.objects.filter(source="renewal").values_list("subscription_id", "added_at").iterator(BATCH)
-    ):
+    for subscription_id, added_at in (SeatLot.objects.filter(source="renewal")
+                                      .values_list("subscription_id", "added_at").iterator(BATCH)):
         note(subscription_id, added_at, None)
     return found
 
@@ -75,11 +66,8 @@ def correct_renewed_term_starts(apps, schema_editor) -> None:
     corrected_at = django_timezone.now()  # the audit rows' time: a migration is an edge, like a command
     for start in range(0, len(ids), BATCH):
         changed, entries = [], []
-        for sub in (
-            Subscription.objects.filter(pk__in=ids[start : start + BATCH])
-            .select_related("customer")
-            .only("term_start", "renewal_completed_at", "customer__partner")
-        ):
+        for sub in (Subscription.objects.filter(pk__in=ids[start:start + BATCH]).select_related("customer")
+                    .only("term_start", "renewal_completed_at", "customer__partner")):
             completed, traces = sub.term_start, renewals[sub.pk]
             if completed is None:
                 continue
@@ -99,33 +87,27 @@ def correct_renewed_term_starts(apps, schema_editor) -> None:
                 sub.renewal_completed_at = completed
             changed.append(sub)
             # L1: the correction is a change to the subscription, recorded like the others (by the system).
-            entries.append(
-                AuditEntry(
-                    at=corrected_at,
-                    actor=None,
-                    partner_id=sub.customer.partner_id,
-                    customer_id=sub.customer_id,
-                    subscription_id=sub.pk,
-                    action="subscription.term_start_corrected",
-                    summary=f"Term start corrected to {midnight:%Y-%m-%d %H:%M} UTC, the renewal day (N2); the renewal "
-                    f"completed at {completed:%Y-%m-%d %H:%M} UTC (N3: the 7-day window counts from then)",
-                    before={"term_start": completed.isoformat()},
-                    after={"term_start": midnight.isoformat(), "renewal_completed_at": completed.isoformat()},
-                )
-            )
+            entries.append(AuditEntry(
+                at=corrected_at, actor=None, partner_id=sub.customer.partner_id, customer_id=sub.customer_id,
+                subscription_id=sub.pk, action="subscription.term_start_corrected",
+                summary=f"Term start corrected to {midnight:%Y-%m-%d %H:%M} UTC, the renewal day (N2); the renewal "
+                        f"completed at {completed:%Y-%m-%d %H:%M} UTC (N3: the 7-day window counts from then)",
+                before={"term_start": completed.isoformat()},
+                after={"term_start": midnight.isoformat(), "renewal_completed_at": completed.isoformat()}))
         Subscription.objects.bulk_update(changed, ["term_start", "renewal_completed_at"])
         AuditEntry.objects.bulk_create(entries)
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("subscriptions", "0011_versions"),
+        ('subscriptions', '0011_versions'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="subscription",
-            name="renewal_completed_at",
+            model_name='subscription',
+            name='renewal_completed_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.RunPython(correct_renewed_term_starts, migrations.RunPython.noop),

@@ -4,17 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("catalog", "0005_pending_work_indexes"),
-        ("portal", "0002_customer_indexes"),
-        ("subscriptions", "0012_renewed_terms_start_at_midnight"),
+        ('catalog', '0005_pending_work_indexes'),
+        ('portal', '0002_customer_indexes'),
+        ('subscriptions', '0012_renewed_terms_start_at_midnight'),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="subscription",
-            index=models.Index(
-                condition=models.Q(("status", "pending")), fields=["created_at"], name="subscription_pending_idx"
-            ),
+            model_name='subscription',
+            index=models.Index(condition=models.Q(('status', 'pending')), fields=['created_at'], name='subscription_pending_idx'),
         ),
     ]
