@@ -44,7 +44,7 @@ from catalog.models import (
     Term,
     UpgradePath,
 )
-from subscriptions import cycles, lifecycle, services
+from subscriptions import checks, cycles, lifecycle, services
 from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.models import BillingLine, ScheduledChange, Subscription
@@ -960,7 +960,7 @@ def change(
 
 def renewal_day(subscription: Subscription) -> datetime:
     # N2: the term end date is inclusive; what happens at its end happens the next day (UTC).
-    return start_of_day(subscription.term_end + timedelta(days=1))
+    return checks.term_ends_at(subscription)
 
 
 def apply_later_events(demo: Demo, t: Moments) -> None:

@@ -3,31 +3,9 @@
 from .models import AuditEntry
 
 
-def record(
-    *,
-    actor,
-    at,
-    customer,
-    action: str,
-    summary: str,
-    before=None,
-    after=None,
-    order=None,
-    subscription=None,
-    partner=None,
-) -> AuditEntry:
-    entry_ = entry(
-        actor=actor,
-        at=at,
-        customer=customer,
-        action=action,
-        summary=summary,
-        before=before,
-        after=after,
-        order=order,
-        subscription=subscription,
-        partner=partner,
-    )
+def record(**fields) -> AuditEntry:
+    """Writes the audit row `entry(**fields)` describes."""
+    entry_ = entry(**fields)
     entry_.save(force_insert=True)
     return entry_
 

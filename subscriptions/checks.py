@@ -25,9 +25,15 @@ def when_utc(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def renewal_starts_on(subscription: Subscription) -> date:
+    """N2: the renewed term (or what a trial converts into at its end, R4) starts the day after the inclusive
+    term end."""
+    return subscription.term_end + timedelta(days=1)
+
+
 def term_ends_at(subscription: Subscription) -> datetime | None:
     """The instant the inclusive term end date is over (N2): 00:00 UTC the next day."""
-    return start_of_day(subscription.term_end + timedelta(days=1)) if subscription.term_end else None
+    return start_of_day(renewal_starts_on(subscription)) if subscription.term_end else None
 
 
 def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:

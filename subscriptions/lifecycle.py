@@ -20,13 +20,20 @@ from django_tasks_db.models import DBTaskResult
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
 from portal.errors import RuleViolation
 
-from . import audit, services
+from . import audit, checks, services
 from .cycles import charge_due_cycles, mark_cycle_charges_pending
 from .dates import start_of_day, term_end_for
 from .models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from .recovery import TICK_PRESUMED_LOST_AFTER, guarded, is_live, mark_lost, requeue_stranded_work
 from .services.conversions import trial_converts_to
-from .services.kernel import bill, billing_line, first_charge, new_seat_lot, open_seat_lot, transition
+from .services.kernel import (
+    billing_line,
+    change_status,
+    delete_scheduled_changes,
+    first_charge,
+    new_seat_lot,
+    start_paid_term,
+)
 from .states import Status
 
 logger = logging.getLogger(__name__)
@@ -455,7 +462,7 @@ def _plan_renewal(subscription: Subscription, now: datetime) -> _Renewal:
     read = {name: getattr(subscription, name) for name in RENEWED_COLUMNS}
     before = _snapshot(subscription)
     # N1, N2: the new term starts the day after the inclusive end date.
-    starts_on = subscription.term_end + timedelta(days=1)
+    starts_on = checks.renewal_starts_on(subscription)
     scheduled = _scheduled(subscription)
     applied, used = _apply_scheduled_changes(subscription, scheduled, now=now)
     _reprice(subscription)
@@ -550,43 +557,35 @@ def _renew(subscription: Subscription, now: datetime) -> str:
     return "renewed"
 
 
+def _end_term(subscription: Subscription, now: datetime, new_status: str, *, action: str, summary: str) -> None:
+    # N5: the term ended and nothing renews it: what was scheduled for the renewal goes with it.
+    change_status(subscription, new_status, actor=None, now=now, action=action, summary=summary, renewal_pending=False)
+    delete_scheduled_changes(subscription)
+
+
 def _expire(subscription: Subscription, now: datetime, *, trial: bool = False) -> str:
-    # N5 (TR1 for a trial with auto-renew off): the term ended and nothing renews it.
-    transition(subscription, Status.EXPIRED)
-    subscription.renewal_pending = False
-    subscription.save(update_fields=["status", "renewal_pending", "updated_at"])
-    subscription.scheduled_changes.all().delete()
-    audit.record(
-        actor=None,
-        at=now,
-        customer=subscription.customer,
-        subscription=subscription,
+    # N5 (TR1 for a trial with auto-renew off): the term ended with auto-renew off.
+    _end_term(
+        subscription,
+        now,
+        Status.EXPIRED,
         action="subscription.expired",
         summary=(
             f"{'Trial ended' if trial else 'Expired'}: the term ended on "
             f"{subscription.term_end:%Y-%m-%d} with auto-renew off"
         ),
-        before={"status": Status.ACTIVE},
-        after={"status": Status.EXPIRED},
     )
     return "trials_ended" if trial else "expired"
 
 
 def _disable(subscription: Subscription, now: datetime) -> str:
     # P2, N5: the term ended while suspended; it can never be reactivated.
-    transition(subscription, Status.DISABLED)
-    subscription.renewal_pending = False
-    subscription.save(update_fields=["status", "renewal_pending", "updated_at"])
-    subscription.scheduled_changes.all().delete()
-    audit.record(
-        actor=None,
-        at=now,
-        customer=subscription.customer,
-        subscription=subscription,
+    _end_term(
+        subscription,
+        now,
+        Status.DISABLED,
         action="subscription.disabled",
         summary=f"Disabled: the term ended on {subscription.term_end:%Y-%m-%d} while suspended; data deleted",
-        before={"status": Status.SUSPENDED},
-        after={"status": Status.DISABLED},
     )
     return "disabled"
 
@@ -600,7 +599,7 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         logger.warning("Trial %s has no paid SKU to convert to; left as is", subscription.pk)
         return "skipped"
     before = _snapshot(subscription)
-    starts_on = subscription.term_end + timedelta(days=1)
+    starts_on = checks.renewal_starts_on(subscription)
     availability = (
         Availability.objects.filter(sku=paid, term=Term.P1Y, billing_frequency=BillingFrequency.MONTHLY).first()
         or paid.availabilities.order_by("-term", "billing_frequency").first()
@@ -647,18 +646,7 @@ def _end_free_trial(subscription: Subscription, now: datetime) -> str:
     """S4: the ISV free trial is over: the subscription is paid from its term start, fixed at purchase."""
     subscription.is_trial = False
     subscription.save(update_fields=["is_trial", "updated_at"])
-    if subscription.sku.is_license_based and not subscription.seat_lots.exists():
-        # A free trial opened no removal window (TR4); the paid term opens it now.
-        open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
-    charge = first_charge(
-        unit_price=subscription.unit_price,
-        quantity=subscription.quantity,
-        billing_frequency=subscription.billing_frequency,
-        term_start=subscription.term_start.date(),
-        term_end=subscription.term_end,
-        term_months=TERM_MONTHS[subscription.term],
-    )
-    line = bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
+    line = start_paid_term(subscription, now=now)
     audit.record(
         actor=None,
         at=now,

@@ -14,7 +14,8 @@ from django.db.models import Prefetch, Q, QuerySet
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
 
-from .dates import start_of_day, term_end_for
+from . import checks
+from .dates import term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
 from .services.conversions import trial_converts_to
@@ -115,7 +116,7 @@ def renewal_quote(subscription: Subscription) -> RenewalQuote:
         match = next((a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == frequency), None)
         if match is not None:
             unit_price, currency = match.unit_price, match.currency
-    starts_on = subscription.term_end + timedelta(days=1)
+    starts_on = checks.renewal_starts_on(subscription)
     months = TERM_MONTHS[term]
     term_end = values["aligned_end_date"] or term_end_for(starts_on, months)
     charge = None
@@ -139,20 +140,26 @@ def renewal_quote(subscription: Subscription) -> RenewalQuote:
     )
 
 
-@dataclass(frozen=True)
-class RenewalRow:
+class _LocksAtTermEnd:
+    """N2, N6: the inclusive term end is over at 00:00 UTC the next day: the subscription locks then (a row of
+    the Renewals page says when)."""
+
     subscription: Subscription
-    changes: list[str]
-    quote: RenewalQuote
 
     @property
     def lock_day(self) -> date:
-        """N2, N6: the inclusive term end is over at 00:00 UTC the next day: the subscription locks then."""
-        return self.subscription.term_end + timedelta(days=1)
+        return checks.renewal_starts_on(self.subscription)
 
     @property
     def lock_point(self) -> datetime:
-        return start_of_day(self.lock_day)
+        return checks.term_ends_at(self.subscription)
+
+
+@dataclass(frozen=True)
+class RenewalRow(_LocksAtTermEnd):
+    subscription: Subscription
+    changes: list[str]
+    quote: RenewalQuote
 
 
 def _changes(subscription: Subscription) -> list[str]:
@@ -180,21 +187,13 @@ def renewals_page(subscriptions: QuerySet, number):
 
 
 @dataclass(frozen=True)
-class TrialRow:
+class TrialRow(_LocksAtTermEnd):
     """A new-commerce trial ending in the window, and what it becomes: with auto-renew on it converts at its end
     (R4: to the paid offer, or to what the trial panel scheduled, TR3/TR8); with it off it ends (TR1)."""
 
     subscription: Subscription
     converts_to: str  # "" when it ends
     quantity: int
-
-    @property
-    def lock_day(self) -> date:
-        return self.subscription.term_end + timedelta(days=1)
-
-    @property
-    def lock_point(self) -> datetime:
-        return start_of_day(self.lock_day)
 
 
 def ending_trials(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:

@@ -31,7 +31,7 @@ from portal.versions import bump_version, check_version
 
 from . import audit
 from .models import RelationshipRequest, SeatLot, Subscription, TransferRequest
-from .services.kernel import delete_scheduled_changes, transition
+from .services.kernel import NO_WINDOW, delete_scheduled_changes, open_seat_lot, transition
 from .states import LIVE_STATUSES, Status
 
 TRANSFER_LIFETIME = timedelta(days=30)  # TF4: a request expires 30 days after it was filed.
@@ -141,16 +141,26 @@ def _check_company_name(company_name: str) -> str:
     return company_name
 
 
-def _check_contact_email(contact_email: str, domain: str) -> str:
-    contact_email = (contact_email or "").strip()
+def _email_address(value: str, *, rule: str, field: str, refusal: str) -> str:
+    """The address typed, trimmed, or the rule's refusal of one that isn't an address (or is longer than the
+    254 characters an address can have)."""
+    value = (value or "").strip()
     try:
-        if len(contact_email) > 254:
+        if len(value) > 254:
             raise ValidationError("too long")
-        validate_email(contact_email)
+        validate_email(value)
     except ValidationError:
-        raise RuleViolation(
-            "TF1", "Enter the e-mail address of the customer's administrator.", field="contact_email"
-        ) from None
+        raise RuleViolation(rule, refusal, field=field) from None
+    return value
+
+
+def _check_contact_email(contact_email: str, domain: str) -> str:
+    contact_email = _email_address(
+        contact_email,
+        rule="TF1",
+        field="contact_email",
+        refusal="Enter the e-mail address of the customer's administrator.",
+    )
     # The link accepts for the whole domain, so it goes only to a mailbox at that domain: whoever can read it
     # speaks for the organisation (Partner Center has the customer's admin sign in to its own tenant instead).
     # An address the partner picked elsewhere would let the partner accept on the customer's behalf.
@@ -332,13 +342,12 @@ def file_transfer_request(
     target = member.partner
     if customer.partner_id != target.pk:
         raise PermissionDenied("This customer is not yours.")
-    notification_email = (notification_email or "").strip()
-    try:
-        if len(notification_email) > 254:
-            raise ValidationError("too long")
-        validate_email(notification_email)
-    except ValidationError:
-        raise RuleViolation("TF2", "Enter a valid notification email address.", field="notification_email") from None
+    notification_email = _email_address(
+        notification_email,
+        rule="TF2",
+        field="notification_email",
+        refusal="Enter a valid notification email address.",
+    )
     source_partner_id = (source_partner_id or "").strip()
     source = Partner.objects.filter(partner_id=source_partner_id).first()
     if source is None:
@@ -586,9 +595,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         reseller=None,
     )
     # The licenses were bought from the source partner, not now: their lot opens no Q2 removal window.
-    SeatLot.objects.create(
-        subscription=new, source=SeatLot.Source.PURCHASE, quantity=new.quantity, added_at=now, window_ends_at=now
-    )
+    open_seat_lot(new, quantity=new.quantity, source=SeatLot.Source.PURCHASE, now=now, window=NO_WINDOW)
     # TF4: no charge at transfer. The customer has already paid the source partner for the current
     # billing period (and the source refunds nothing), so the target partner bills from the next
     # billing cycle on; charging here would bill the same days twice.

@@ -9,10 +9,16 @@ from portal.access import Action, require
 from portal.errors import RuleViolation
 
 from .. import audit, checks
-from ..models import BillingLine, SeatLot, Subscription
+from ..models import Subscription
 from ..pricing import remaining_charge
-from ..states import Status
-from .kernel import bill, check_quantity_sold, current_period, lock_subscription, open_seat_lot
+from .kernel import (
+    REMOVAL_WINDOW,
+    check_quantity_sold,
+    current_period,
+    lock_subscription,
+    new_subscription,
+    start_subscription,
+)
 
 
 def eligible_addons(base: Subscription):
@@ -52,28 +58,25 @@ def buy_addons(
                     f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
                     f"{base.get_billing_frequency_display().lower()}.",
                 )
-            addon = Subscription.objects.create(
-                customer=base.customer,
-                sku=sku,
-                availability=availability,
-                base_subscription=base,
-                status=Status.ACTIVE,
-                quantity=quantity,
-                term=base.term,
-                billing_frequency=base.billing_frequency,
-                unit_price=availability.unit_price,
-                currency=availability.currency,
-                auto_renew=base.auto_renew,
-                term_start=now,
-                term_end=base.term_end,
-                reseller=base.reseller,
-                created_at=now,  # A5: coterminous
-            )
-            if sku.is_license_based:
+            # A5: coterminous with its base, billed on the base's periods for the rest of the current one.
+            charge = remaining_charge(unit_price=availability.unit_price, quantity=quantity, period=period, today=today)
+            addon = start_subscription(
+                new_subscription(
+                    base.customer,
+                    availability,
+                    quantity=quantity,
+                    term_start=now,
+                    term_end=base.term_end,
+                    auto_renew=base.auto_renew,
+                    reseller=base.reseller,
+                    now=now,
+                    base_subscription=base,
+                ),
+                now=now,
+                charge=charge,
                 # Q2: the add-on's licenses can be removed for 7 days, like any bought licenses.
-                open_seat_lot(addon, quantity=quantity, source=SeatLot.Source.PURCHASE, now=now)
-            charge = remaining_charge(unit_price=addon.unit_price, quantity=quantity, period=period, today=today)
-            bill(addon, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=quantity, now=now)
+                window=REMOVAL_WINDOW if sku.is_license_based else None,
+            )
             audit.record(
                 actor=actor,
                 at=now,

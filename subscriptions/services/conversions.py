@@ -5,7 +5,7 @@
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 
@@ -22,13 +22,15 @@ from ..states import Status
 from .kernel import (
     BILLED,
     bill,
+    change_status,
     check_quantity_sold,
     current_period,
     delete_scheduled_changes,
     first_charge,
     lock_subscription,
+    new_subscription,
     open_seat_lot,
-    transition,
+    start_subscription,
 )
 
 
@@ -161,7 +163,7 @@ def _availability(sku: Sku, term: str, billing_frequency: str) -> Availability:
         raise RuleViolation("TR2", "Choose a term of 1 month, 1 year or 3 years.", field="term")
     if billing_frequency not in BillingFrequency.values:
         raise RuleViolation("TR2", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
-    availability = Availability.objects.filter(sku=sku, term=term, billing_frequency=billing_frequency).first()
+    availability = sku.availabilities.filter(term=term, billing_frequency=billing_frequency).first()
     if availability is None:
         raise RuleViolation(
             "TR2",
@@ -255,7 +257,7 @@ def plan_conversion(
     )
     price = f"{availability.unit_price} {availability.currency} per license"
     if scheduled:
-        starts_on = trial.term_end + timedelta(days=1)
+        starts_on = checks.renewal_starts_on(trial)
         plan.term_end = term_end_for(starts_on, months)
         plan.summary = (
             f"At the trial's end: from {starts_on:%Y-%m-%d} it becomes {sku.name} with {quantity} "
@@ -301,22 +303,18 @@ class ConversionResult:
 
 def _end_trial(trial: Subscription, *, actor, now: datetime, into: Subscription) -> None:
     # Like Partner Center, the paid licenses live in another subscription and the trial itself ends.
-    transition(trial, Status.EXPIRED)
-    trial.auto_renew = False
-    trial.save(update_fields=["status", "auto_renew", "updated_at"])
     deleted = delete_scheduled_changes(trial)  # R6
-    audit.record(
+    change_status(
+        trial,
+        Status.EXPIRED,
         actor=actor,
-        at=now,
-        customer=trial.customer,
-        subscription=trial,
+        now=now,
         action="subscription.trial_converted",
-        summary=(
-            f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
-            + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
-        )[:300],
+        summary=f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
+        + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
         before={"status": Status.ACTIVE, "is_trial": True},
         after={"status": Status.EXPIRED, "converted_into": str(into.pk)},
+        auto_renew=False,
     )
 
 
@@ -383,28 +381,22 @@ def convert_trial_now(
             )
             paid = into
         else:
-            availability = plan.availability
-            paid = Subscription.objects.create(
-                customer=trial.customer,
-                sku=plan.sku,
-                availability=availability,
-                status=Status.ACTIVE,
-                quantity=plan.quantity,
-                term=plan.term,
-                billing_frequency=plan.billing_frequency,
-                unit_price=availability.unit_price,
-                currency=availability.currency,
-                auto_renew=True,
-                term_start=now,
-                term_end=plan.term_end,
-                reseller=trial.reseller,
-                friendly_name=trial.friendly_name,
-                promotion_id="",  # TR6
-                one_per_customer=plan.sku.one_per_customer,
-                created_at=now,
+            paid = start_subscription(
+                new_subscription(
+                    trial.customer,
+                    plan.availability,
+                    quantity=plan.quantity,
+                    term_start=now,
+                    term_end=plan.term_end,
+                    auto_renew=True,
+                    reseller=trial.reseller,
+                    now=now,
+                    friendly_name=trial.friendly_name,
+                    promotion_id="",  # TR6
+                ),
+                now=now,
+                charge=plan.charge,
             )
-            open_seat_lot(paid, quantity=plan.quantity, source=SeatLot.Source.PURCHASE, now=now)
-            bill(paid, kind=BillingLine.Kind.PURCHASE, charge=plan.charge, quantity=plan.quantity, now=now)
             audit.record(
                 actor=actor,
                 at=now,

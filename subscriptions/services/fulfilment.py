@@ -19,10 +19,19 @@ from portal.versions import bump_version
 
 from .. import audit, checks
 from ..dates import term_end_for
-from ..models import BillingLine, SeatLot, Subscription
+from ..models import Subscription
 from ..pricing import Charge
 from ..states import Status
-from .kernel import bill, first_charge, lock_subscription, open_seat_lot, transition
+from .kernel import (
+    REMOVAL_WINDOW,
+    change_status,
+    first_charge,
+    lock_subscription,
+    new_subscription,
+    start_paid_term,
+    start_subscription,
+    transition,
+)
 
 
 def quoted_first_charge(*, availability, quantity: int, aligned_end_date: date | None, today: date) -> Charge | None:
@@ -58,41 +67,17 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
     today = now.date()
     months = TERM_MONTHS[line.term]
     term_end = line.aligned_end_date or term_end_for(today, months)
-    subscription = Subscription(
-        customer=customer,
-        sku=sku,
-        availability=line.availability,
-        order_line=line,
-        status=Status.PENDING,
-        quantity=line.quantity,
-        term=line.term,
-        billing_frequency=line.billing_frequency,
-        unit_price=line.unit_price,
-        currency=line.currency,
-        auto_renew=True,
-        term_start=now,
-        term_end=term_end,
-        reseller=order.reseller,
-        one_per_customer=sku.one_per_customer,
-        created_at=now,
-        is_trial=sku.is_trial,
-    )
+    trial = {"is_trial": sku.is_trial}
     if sku.is_trial:
         # TR1: a new-commerce trial runs one month, 25 licenses, auto-renew on.
-        subscription.trial_ends_at = datetime.combine(
-            term_end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo
-        )
+        trial["trial_ends_at"] = datetime.combine(term_end + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+    term = {"term_start": now, "term_end": term_end}
     if sku.is_isv and sku.free_trial_days:
         # S4: the publisher's free trial is applied automatically; the paid term starts after it.
-        subscription.is_trial = True
-        subscription.trial_ends_at = now + timedelta(days=sku.free_trial_days)
-        subscription.term_start = subscription.trial_ends_at
-        subscription.term_end = term_end_for(subscription.trial_ends_at.date(), months)
-    subscription.save()
-    if sku.is_license_based and not subscription.is_trial and not sku.is_isv:
-        # A trial's quantity can't change (TR4), so its licenses open no removal window; nor do an ISV SaaS
-        # subscription's before its billing starts (S3): confirm_publisher_setup opens it then.
-        open_seat_lot(subscription, quantity=line.quantity, source=SeatLot.Source.PURCHASE, now=now)
+        ends = now + timedelta(days=sku.free_trial_days)
+        trial = {"is_trial": True, "trial_ends_at": ends}
+        term = {"term_start": ends, "term_end": term_end_for(ends.date(), months)}
+    charge = None
     if not sku.is_isv and sku.is_license_based:
         # S3: ISV SaaS stays unbilled until the publisher confirms the set-up; usage-based offers
         # are billed by consumption, not at purchase.
@@ -104,7 +89,29 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
             term_end=term_end,
             term_months=months,
         )
-        bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=line.quantity, now=now)
+    # A trial's quantity can't change (TR4), so its licenses open no removal window; nor do an ISV SaaS
+    # subscription's before its billing starts (S3): confirm_publisher_setup opens it then.
+    opens_window = sku.is_license_based and not trial["is_trial"] and not sku.is_isv
+    subscription = start_subscription(
+        new_subscription(
+            customer,
+            line.availability,
+            status=Status.PENDING,
+            quantity=line.quantity,
+            auto_renew=True,
+            reseller=order.reseller,
+            now=now,
+            order_line=line,
+            # the price the order quoted, not today's
+            unit_price=line.unit_price,
+            currency=line.currency,
+            **term,
+            **trial,
+        ),
+        now=now,
+        charge=charge,
+        window=REMOVAL_WINDOW if opens_window else None,
+    )
     audit.record(
         actor=order.placed_by,
         at=now,
@@ -135,7 +142,7 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
         lines = list(
             order.lines.select_for_update(of=("self",))
             .filter(status=OrderLine.Status.PENDING)
-            .select_related("sku__product__publisher", "availability")
+            .select_related("sku__product__publisher", "availability__sku__product__publisher")
         )
         created = []
         if lines:
@@ -175,17 +182,8 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
         )
         if subscription.status != Status.PENDING or subscription.sku.is_isv:
             return subscription
-        transition(subscription, Status.ACTIVE)
-        subscription.save(update_fields=["status", "updated_at"])
-        audit.record(
-            actor=None,
-            at=now,
-            customer=subscription.customer,
-            subscription=subscription,
-            action="subscription.provisioned",
-            summary="Provisioned",
-            before={"status": "pending"},
-            after={"status": "active"},
+        change_status(
+            subscription, Status.ACTIVE, actor=None, now=now, action="subscription.provisioned", summary="Provisioned"
         )
     return subscription
 
@@ -210,18 +208,7 @@ def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None
             fields += ["term_start", "term_end", "is_trial"]
         subscription.save(update_fields=fields)
         if not in_free_trial:
-            if subscription.sku.is_license_based and not subscription.seat_lots.exists():
-                # A free trial opened no removal window (TR4); the paid term opens it now.
-                open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
-            charge = first_charge(
-                unit_price=subscription.unit_price,
-                quantity=subscription.quantity,
-                billing_frequency=subscription.billing_frequency,
-                term_start=now.date(),
-                term_end=subscription.term_end,
-                term_months=TERM_MONTHS[subscription.term],
-            )
-            bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
+            start_paid_term(subscription, now=now)
         audit.record(
             actor=actor,
             at=now,

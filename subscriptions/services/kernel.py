@@ -5,7 +5,7 @@ It imports none of the service modules beside it (import-linter's contract in py
 each of them builds on it, so the package has no import cycle.
 """
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency
 from portal.access import require_serves
@@ -16,9 +16,11 @@ from .. import audit, checks
 from ..dates import period_containing, term_end_for
 from ..models import BillingLine, ScheduledChange, SeatLot, Subscription
 from ..pricing import Charge, Period, prorated_charge
-from ..states import check_transition
+from ..states import Status, check_transition
 
 REMOVAL_WINDOW = checks.REMOVAL_WINDOW
+# The removal window of licenses that come without one (an upgrade's, U7; a transfer's): closed from the start.
+NO_WINDOW = timedelta(0)
 
 # How a billing frequency reads in a sentence ("a 1-year term billed annually").
 BILLED = {
@@ -58,6 +60,37 @@ def transition(subscription: Subscription, new_status: str) -> None:
     subscription.status = new_status
 
 
+def change_status(
+    subscription: Subscription,
+    new_status: str,
+    *,
+    actor,
+    now: datetime,
+    action: str,
+    summary: str,
+    before: dict | None = None,
+    after: dict | None = None,
+    **fields,
+) -> None:
+    """A status change and its audit row: the transition (S0), the other `fields` it sets (auto-renew off, the
+    cancellation time), saved, and recorded with the status before and after (or the `before`/`after` given)."""
+    old_status = subscription.status
+    transition(subscription, new_status)
+    for name, value in fields.items():
+        setattr(subscription, name, value)
+    subscription.save(update_fields=["status", *fields, "updated_at"])
+    audit.record(
+        actor=actor,
+        at=now,
+        customer=subscription.customer,
+        subscription=subscription,
+        action=action,
+        summary=summary[:300],
+        before={"status": old_status} if before is None else before,
+        after={"status": new_status} if after is None else after,
+    )
+
+
 def first_charge(
     *, unit_price, quantity: int, billing_frequency: str, term_start: date, term_end: date, term_months: int
 ) -> Charge:
@@ -76,16 +109,20 @@ def first_charge(
     )
 
 
-def new_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
+def new_seat_lot(
+    subscription: Subscription, *, quantity: int, source: str, now: datetime, window: timedelta = REMOVAL_WINDOW
+) -> SeatLot:
     """The lot, unsaved (for a caller that writes many at once: the lifecycle engine)."""
-    # Q2: every addition opens its own 7-day window for those licenses.
+    # Q2: every addition opens its own 7-day window for those licenses (NO_WINDOW for those that come without one).
     return SeatLot(
-        subscription=subscription, source=source, quantity=quantity, added_at=now, window_ends_at=now + REMOVAL_WINDOW
+        subscription=subscription, source=source, quantity=quantity, added_at=now, window_ends_at=now + window
     )
 
 
-def open_seat_lot(subscription: Subscription, *, quantity: int, source: str, now: datetime) -> SeatLot:
-    lot = new_seat_lot(subscription, quantity=quantity, source=source, now=now)
+def open_seat_lot(
+    subscription: Subscription, *, quantity: int, source: str, now: datetime, window: timedelta = REMOVAL_WINDOW
+) -> SeatLot:
+    lot = new_seat_lot(subscription, quantity=quantity, source=source, now=now, window=window)
     lot.save(force_insert=True)
     return lot
 
@@ -110,6 +147,82 @@ def bill(subscription: Subscription, *, kind: str, charge: Charge, quantity: int
     line = billing_line(subscription, kind=kind, charge=charge, quantity=quantity, now=now)
     line.save(force_insert=True)
     return line
+
+
+def new_subscription(
+    customer,
+    availability,
+    *,
+    quantity: int,
+    term_start: datetime,
+    term_end: date,
+    auto_renew: bool,
+    reseller,
+    now: datetime,
+    status: str = Status.ACTIVE,
+    **fields,
+) -> Subscription:
+    """A subscription to `availability` (its SKU, term, billing frequency, price and currency, and the offer's
+    one-per-customer rule, C1), unsaved; `fields` sets the rest (an order line's quoted price, a base, a name)."""
+    sku = availability.sku
+    values = {
+        "customer": customer,
+        "sku": sku,
+        "availability": availability,
+        "status": status,
+        "quantity": quantity,
+        "term": availability.term,
+        "billing_frequency": availability.billing_frequency,
+        "unit_price": availability.unit_price,
+        "currency": availability.currency,
+        "auto_renew": auto_renew,
+        "term_start": term_start,
+        "term_end": term_end,
+        "reseller": reseller,
+        "one_per_customer": sku.one_per_customer,
+        "created_at": now,
+    }
+    return Subscription(**(values | fields))
+
+
+def start_subscription(
+    subscription: Subscription,
+    *,
+    now: datetime,
+    charge: Charge | None,
+    window: timedelta | None = REMOVAL_WINDOW,
+) -> Subscription:
+    """Saves a new subscription with its first lot of licenses and its first charge.
+
+    The lot opens Q2's removal window (`window`), one closed from the start (NO_WINDOW: an upgrade's licenses,
+    U7), or none at all (None: licenses whose window opens later, or that have none). `charge` is billed as the
+    purchase (None: nothing is billed now).
+    """
+    subscription.save(force_insert=True)
+    if window is not None:
+        open_seat_lot(
+            subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now, window=window
+        )
+    if charge is not None:
+        bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
+    return subscription
+
+
+def start_paid_term(subscription: Subscription, *, now: datetime) -> BillingLine:
+    """S3, S4: the paid term of a subscription bought unbilled (its set-up awaited, its free trial running) starts
+    at its term start: its licenses open their removal window (a free trial opened none, TR4) and the first
+    charge is billed."""
+    if subscription.sku.is_license_based and not subscription.seat_lots.exists():
+        open_seat_lot(subscription, quantity=subscription.quantity, source=SeatLot.Source.PURCHASE, now=now)
+    charge = first_charge(
+        unit_price=subscription.unit_price,
+        quantity=subscription.quantity,
+        billing_frequency=subscription.billing_frequency,
+        term_start=subscription.term_start.date(),
+        term_end=subscription.term_end,
+        term_months=TERM_MONTHS[subscription.term],
+    )
+    return bill(subscription, kind=BillingLine.Kind.PURCHASE, charge=charge, quantity=subscription.quantity, now=now)
 
 
 def current_period(subscription: Subscription, today: date) -> Period:

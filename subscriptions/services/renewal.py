@@ -1,7 +1,7 @@
 """Manage renewal (R1–R3, R5, K11 at renewal): the changes scheduled for the next term, which the lifecycle engine
 applies at the renewal (N4)."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.db import transaction
 
@@ -11,6 +11,7 @@ from portal.access import Action, require
 from portal.errors import RuleViolation
 
 from .. import audit, checks
+from ..checks import renewal_starts_on
 from ..models import ScheduledChange, Subscription
 from ..states import LIVE_STATUSES
 from .kernel import BILLED, check_quantity_sold, lock_subscription
@@ -43,11 +44,6 @@ def renewal_values(subscription: Subscription, changes=None) -> dict:
         elif change.kind == ScheduledChange.Kind.ALIGNMENT and change.aligned_end_date:
             values["aligned_end_date"] = change.aligned_end_date
     return values
-
-
-def renewal_starts_on(subscription: Subscription) -> date:
-    """N2: the renewed term starts the day after the inclusive term end."""
-    return subscription.term_end + timedelta(days=1)
 
 
 def renewal_upgrade_reassignment(subscription: Subscription, changes=None) -> str:

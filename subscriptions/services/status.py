@@ -13,7 +13,27 @@ from .. import audit, checks
 from ..models import BillingLine, Subscription
 from ..pricing import Charge, remaining_charge
 from ..states import Status
-from .kernel import bill, current_period, delete_scheduled_changes, lock_subscription, transition
+from .kernel import bill, change_status, current_period, delete_scheduled_changes, lock_subscription
+
+
+def _addons(base: Subscription, *statuses: str):
+    """A4, X2: the base's add-ons in `statuses` (all but the ended ones when none is named), locked: they follow it."""
+    addons = base.addon_subscriptions.select_for_update(of=("self",)).select_related("sku__product__publisher")
+    if statuses:
+        return addons.filter(status__in=statuses)
+    return addons.exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED])
+
+
+def _refund(subscription: Subscription, refund: Charge, now: datetime) -> None:
+    """X1: the cancellation refund's billing line (a credit for every license)."""
+    if refund.amount:
+        bill(
+            subscription,
+            kind=BillingLine.Kind.CANCELLATION_REFUND,
+            charge=Charge(-refund.amount, refund.period_start, refund.period_end, refund.explanation),
+            quantity=-subscription.quantity,
+            now=now,
+        )
 
 
 def suspend_subscription(*, subscription_id, actor, version: int | str | None = None, now: datetime) -> Subscription:
@@ -22,36 +42,30 @@ def suspend_subscription(*, subscription_id, actor, version: int | str | None = 
         subscription = lock_subscription(subscription_id, version, actor)
         checks.check_suspend(subscription, actor, now)
         before = {"status": subscription.status, "auto_renew": subscription.auto_renew}
-        transition(subscription, Status.SUSPENDED)
         # P4: auto-renew off, scheduled changes removed (a billing-frequency instruction stays).
-        subscription.auto_renew = False
         deleted = delete_scheduled_changes(subscription, keep_billing_frequency=True)
-        subscription.save(update_fields=["status", "auto_renew", "updated_at"])
-        audit.record(
+        change_status(
+            subscription,
+            Status.SUSPENDED,
             actor=actor,
-            at=now,
-            customer=subscription.customer,
-            subscription=subscription,
+            now=now,
             action="subscription.suspended",
             summary="Suspended; auto-renew turned off"
             + (f"; {deleted} scheduled change(s) removed" if deleted else ""),
             before=before,
             after={"status": Status.SUSPENDED, "auto_renew": False},
+            auto_renew=False,
         )
         # A4: suspending a base suspends its add-ons.
-        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.ACTIVE):
-            transition(addon, Status.SUSPENDED)
-            addon.auto_renew = False
-            addon.save(update_fields=["status", "auto_renew", "updated_at"])
-            audit.record(
+        for addon in _addons(subscription, Status.ACTIVE):
+            change_status(
+                addon,
+                Status.SUSPENDED,
                 actor=actor,
-                at=now,
-                customer=subscription.customer,
-                subscription=addon,
+                now=now,
                 action="subscription.suspended",
                 summary=f"Suspended with its base {subscription.display_name}",
-                before={"status": Status.ACTIVE},
-                after={"status": Status.SUSPENDED},
+                auto_renew=False,
             )
     return subscription
 
@@ -61,30 +75,22 @@ def reactivate_subscription(*, subscription_id, actor, version: int | str | None
     with transaction.atomic():
         subscription = lock_subscription(subscription_id, version, actor)
         checks.check_reactivate(subscription, actor, now)
-        transition(subscription, Status.ACTIVE)
-        subscription.save(update_fields=["status", "updated_at"])
-        audit.record(
+        change_status(
+            subscription,
+            Status.ACTIVE,
             actor=actor,
-            at=now,
-            customer=subscription.customer,
-            subscription=subscription,
+            now=now,
             action="subscription.reactivated",
             summary="Reactivated; auto-renew is still off",
-            before={"status": Status.SUSPENDED},
-            after={"status": Status.ACTIVE},
         )
-        for addon in subscription.addon_subscriptions.select_for_update(of=("self",)).filter(status=Status.SUSPENDED):
-            transition(addon, Status.ACTIVE)
-            addon.save(update_fields=["status", "updated_at"])
-            audit.record(
+        for addon in _addons(subscription, Status.SUSPENDED):
+            change_status(
+                addon,
+                Status.ACTIVE,
                 actor=actor,
-                at=now,
-                customer=subscription.customer,
-                subscription=addon,
+                now=now,
                 action="subscription.reactivated",
                 summary=f"Reactivated with its base {subscription.display_name}",
-                before={"status": Status.SUSPENDED},
-                after={"status": Status.ACTIVE},
             )
     return subscription
 
@@ -119,40 +125,19 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
         refund = cancellation_refund(subscription, now)
         # X3, S3: awaiting its set-up it was never billed: it ends now with no billing line at all.
         unbilled = checks.awaiting_setup(subscription)
-        before = {"status": subscription.status}
-        transition(subscription, Status.DELETED)  # X2: final
-        subscription.auto_renew = False
-        subscription.cancelled_at = now
         deleted = delete_scheduled_changes(subscription)
         # X2: nothing will be charged again, so a next-charge billing frequency instruction goes too (one being
         # charged right now, N7, is left to the engine, which drops it without a charge).
-        if not subscription.cycle_charge_pending:
-            subscription.next_charge_frequency, subscription.next_charge_on = "", None
-            subscription.next_charge_set_at = None
-        subscription.save(
-            update_fields=[
-                "status",
-                "auto_renew",
-                "cancelled_at",
-                "next_charge_frequency",
-                "next_charge_on",
-                "next_charge_set_at",
-                "updated_at",
-            ]
+        instruction = (
+            {}
+            if subscription.cycle_charge_pending
+            else {"next_charge_frequency": "", "next_charge_on": None, "next_charge_set_at": None}
         )
-        if refund.amount:
-            bill(
-                subscription,
-                kind=BillingLine.Kind.CANCELLATION_REFUND,
-                charge=Charge(-refund.amount, refund.period_start, refund.period_end, refund.explanation),
-                quantity=-subscription.quantity,
-                now=now,
-            )
-        audit.record(
+        change_status(
+            subscription,
+            Status.DELETED,  # X2: final
             actor=actor,
-            at=now,
-            customer=subscription.customer,
-            subscription=subscription,
+            now=now,
             action="subscription.cancelled",
             summary=(
                 "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
@@ -160,45 +145,28 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
                 else f"Cancelled; refund {refund.amount} {subscription.currency}"
             )
             + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
-            before=before,
             after={"status": Status.DELETED, "refund": str(refund.amount)},
+            auto_renew=False,
+            cancelled_at=now,
+            **instruction,
         )
-        for addon in (
-            subscription.addon_subscriptions.select_for_update(of=("self",))
-            .select_related("sku__product__publisher")
-            .exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED])
-        ):
+        _refund(subscription, refund, now)
+        for addon in _addons(subscription):
             # X2 for the add-ons too: cancelled with their base, refunded the same way (X1, L2).
-            old_status = addon.status
             addon_refund = cancellation_refund(addon, now, base=subscription)
-            transition(addon, Status.DELETED)
-            addon.auto_renew = False
-            addon.cancelled_at = now
-            addon.save(update_fields=["status", "auto_renew", "cancelled_at", "updated_at"])
-            if addon_refund.amount:
-                bill(
-                    addon,
-                    kind=BillingLine.Kind.CANCELLATION_REFUND,
-                    charge=Charge(
-                        -addon_refund.amount,
-                        addon_refund.period_start,
-                        addon_refund.period_end,
-                        addon_refund.explanation,
-                    ),
-                    quantity=-addon.quantity,
-                    now=now,
-                )
-            audit.record(
+            change_status(
+                addon,
+                Status.DELETED,
                 actor=actor,
-                at=now,
-                customer=subscription.customer,
-                subscription=addon,
+                now=now,
                 action="subscription.cancelled",
                 summary=f"Cancelled with its base {subscription.display_name}; refund {addon_refund.amount} "
                 f"{addon.currency}",
-                before={"status": old_status},
                 after={"status": Status.DELETED, "refund": str(addon_refund.amount)},
+                auto_renew=False,
+                cancelled_at=now,
             )
+            _refund(addon, addon_refund, now)
     return refund
 
 

@@ -23,12 +23,16 @@ from ..pricing import Charge, remaining_charge
 from ..states import LIVE_STATUSES, Status
 from .kernel import (
     BILLED,
+    NO_WINDOW,
     bill,
     check_quantity_sold,
     current_period,
     delete_scheduled_changes,
     first_charge,
     lock_subscription,
+    new_subscription,
+    open_seat_lot,
+    start_subscription,
     transition,
 )
 
@@ -458,9 +462,7 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
     into.upgraded_at = now  # U7
     into.save(update_fields=["quantity", "upgraded_at", "updated_at"])
     # U7: upgraded licenses have no cancellation window: their lot is closed from the start.
-    SeatLot.objects.create(
-        subscription=into, source=SeatLot.Source.INCREASE, quantity=plan.quantity, added_at=now, window_ends_at=now
-    )
+    open_seat_lot(into, quantity=plan.quantity, source=SeatLot.Source.INCREASE, now=now, window=NO_WINDOW)
     bill(into, kind=BillingLine.Kind.INCREASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
     audit.record(
         actor=actor,
@@ -479,31 +481,24 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
 
 
 def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: datetime) -> Subscription:
-    availability = plan.availability
-    created = Subscription.objects.create(
-        customer=source.customer,
-        sku=plan.target_sku,
-        availability=availability,
-        status=Status.ACTIVE,
-        quantity=plan.quantity,
-        term=plan.term,
-        billing_frequency=plan.billing_frequency,
-        unit_price=availability.unit_price,
-        currency=availability.currency,
-        auto_renew=source.auto_renew,
-        # U6: it ends with the source; it is billed on the source's periods. Its term starts with the
-        # source's so that, like any upgrade (U7), it has no cancellation window of its own.
-        term_start=source.term_start,
-        term_end=source.term_end,
-        reseller=source.reseller,
-        one_per_customer=plan.target_sku.one_per_customer,
-        created_at=now,
-        upgraded_at=now,
+    created = start_subscription(
+        new_subscription(
+            source.customer,
+            plan.availability,
+            quantity=plan.quantity,
+            # U6: it ends with the source; it is billed on the source's periods. Its term starts with the
+            # source's so that, like any upgrade (U7), it has no cancellation window of its own.
+            term_start=source.term_start,
+            term_end=source.term_end,
+            auto_renew=source.auto_renew,
+            reseller=source.reseller,
+            now=now,
+            upgraded_at=now,
+        ),
+        now=now,
+        charge=_upgrade_charge(plan),
+        window=NO_WINDOW,  # U7: upgraded licenses have no removal window: their lot is closed from the start
     )
-    SeatLot.objects.create(
-        subscription=created, source=SeatLot.Source.PURCHASE, quantity=plan.quantity, added_at=now, window_ends_at=now
-    )
-    bill(created, kind=BillingLine.Kind.PURCHASE, charge=_upgrade_charge(plan), quantity=plan.quantity, now=now)
     audit.record(
         actor=actor,
         at=now,
