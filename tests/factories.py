@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, Cart, CartLine, Product, Publisher, Sku
 from portal.models import Customer, Membership, Partner, ResellerLink
-from subscriptions.dates import term_end_for
+from subscriptions.dates import start_of_day, term_end_for
 from subscriptions.models import SeatLot, Subscription
 from subscriptions.states import Status
 
@@ -140,6 +140,21 @@ class SkuFactory(factory.django.DjangoModelFactory):
         usage = factory.Trait(product=factory.SubFactory(ProductFactory, billing_type="usage"))
 
 
+def addon_offer(*bases: Sku, name: str, price="4.00", term="P1Y", frequency="monthly", **fields) -> Sku:
+    """An add-on offer (C1, A3) of these base offers, traditional unless `commerce` says otherwise, sold for one
+    term and billing frequency at `price`."""
+    sku = SkuFactory(
+        product=ProductFactory(name=name),
+        name=name,
+        is_addon=True,
+        commerce=fields.pop("commerce", Sku.Commerce.TRADITIONAL),
+        availabilities=[(term, frequency, price)],
+        **fields,
+    )
+    sku.base_skus.set(bases)
+    return sku
+
+
 def availability(sku: Sku, term: str = "P1Y", frequency: str = "monthly") -> Availability:
     return sku.availabilities.get(term=term, billing_frequency=frequency)
 
@@ -196,12 +211,13 @@ def subscribe(
     unit_price=None,
     **extra,
 ) -> Subscription:
-    """An active subscription of `sku` bought at `started` for `term`, billed `frequency`, at its availability's price
-    (or `unit_price`), its term ending as a purchase's does and its first license lot opened at `started`. Test modules
-    fix their own defaults with functools.partial (their `STARTED`, their price)."""
+    """An active subscription of `sku` bought at `started` by `customer` (a new customer when None) for `term`, billed
+    `frequency`, at its availability's price (or `unit_price`), its term ending as a purchase's does and its first
+    license lot opened at `started`. Test modules fix their own defaults with functools.partial (their `STARTED`,
+    their price)."""
     way = availability(sku, term, frequency)
     return SubscriptionFactory(
-        customer=customer,
+        customer=customer or CustomerFactory(),
         sku=sku,
         availability=way,
         quantity=quantity,
@@ -210,6 +226,32 @@ def subscribe(
         unit_price=way.unit_price if unit_price is None else Decimal(unit_price),
         term_start=started,
         term_end=term_end_for(started.date(), TERM_MONTHS[term]),
+        created_at=extra.pop("created_at", started),
+        **extra,
+    )
+
+
+def trial_offer(name: str = "Microsoft 365 E3 Trial", **fields) -> Sku:
+    """A new-commerce trial offer (TR1): one month billed monthly, free; `trial_of` names its paid SKU."""
+    return SkuFactory(trial=True, name=name, availabilities=[("P1M", "monthly", "0.00")], **fields)
+
+
+def start_trial(customer, sku: Sku | None = None, *, started: datetime, **extra) -> Subscription:
+    """An active trial of `sku` (a new trial offer when none) started at `started` by `customer` (a new one when None), as fulfilment starts one (TR1):
+    one month, 25 licenses, free, auto-renew on, the trial ending at 00:00 UTC after its inclusive term end."""
+    sku = sku or trial_offer()
+    term_end = term_end_for(started.date(), 1)
+    return SubscriptionFactory(
+        customer=customer or CustomerFactory(),
+        sku=sku,
+        availability=availability(sku, "P1M", "monthly"),
+        trial=True,
+        term="P1M",
+        billing_frequency="monthly",
+        unit_price=Decimal("0.00"),
+        term_start=started,
+        term_end=term_end,
+        trial_ends_at=start_of_day(term_end + timedelta(days=1)),
         created_at=extra.pop("created_at", started),
         **extra,
     )

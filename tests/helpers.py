@@ -6,6 +6,7 @@ from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.db import connection
 
+from catalog import cart as cart_services
 from catalog.models import Cart
 
 # The apps whose tables a person's action, a task or the admin can write.
@@ -34,6 +35,18 @@ def cart_drawn(customer, data=None) -> dict:
     """Form data as the customer's cart page (or catalog) draws it: with the open cart's version, 0 when none."""
     version = Cart.objects.filter(customer=customer, status=Cart.Status.OPEN).values_list("version", flat=True).first()
     return {"version": str(version or 0), **(data or {})}
+
+
+def add_to_cart(customer, actor, availability, quantity, now, aligned_end_date=None):
+    """The "Add to cart" service for one availability (what the catalog's button posts)."""
+    return cart_services.add_to_cart(
+        customer=customer,
+        actor=actor,
+        availability_id=availability.pk,
+        quantity=quantity,
+        aligned_end_date=aligned_end_date,
+        now=now,
+    )
 
 
 def at_once(*calls, refusals=()):

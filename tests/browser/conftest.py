@@ -10,7 +10,6 @@ import re
 import threading
 from contextlib import nullcontext
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 import time_machine
@@ -20,7 +19,6 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import Page, expect
 
-from subscriptions.dates import term_end_for
 from tests import factories
 
 SHOTS_DIR = "/tmp/shots"
@@ -48,19 +46,7 @@ def contoso(clock):
 def e3_subscription(customer, *, started, quantity=10, e3=None, **extra):
     """Microsoft 365 E3, 1 year billed monthly at 10.00 USD a license."""
     e3 = e3 or make_offer("Microsoft 365 E3", prices=[("P1Y", "monthly", "10.00")])
-    return factories.SubscriptionFactory(
-        customer=customer,
-        sku=e3,
-        availability=factories.availability(e3, "P1Y", "monthly"),
-        quantity=quantity,
-        term="P1Y",
-        billing_frequency="monthly",
-        unit_price=Decimal("10.00"),
-        term_start=started,
-        term_end=term_end_for(started.date(), 12),
-        created_at=started,
-        **extra,
-    )
+    return factories.subscribe(customer, e3, started=started, quantity=quantity, **extra)
 
 
 def props_value(page: Page, term: str):

@@ -7,13 +7,11 @@ The clock is set to 2026-11-25 12:00 UTC and keeps ticking (the live server and 
 
 import re
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from catalog.models import UpgradePath
-from subscriptions.dates import term_end_for
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
@@ -163,19 +161,7 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
         availabilities=[("P1M", "monthly", "0.00")],
     )
     started = NOW - timedelta(days=10)
-    trial = factories.SubscriptionFactory(
-        customer=customer,
-        sku=trial_sku,
-        trial=True,
-        availability=factories.availability(trial_sku, "P1M"),
-        term="P1M",
-        billing_frequency="monthly",
-        unit_price=Decimal("0.00"),
-        term_start=started,
-        term_end=term_end_for(started.date(), 1),
-        trial_ends_at=started + timedelta(days=30),
-        created_at=started,
-    )
+    trial = factories.start_trial(customer, trial_sku, started=started)
 
     sign_in(page, live_server.url, agent)
     open_subscription(page, customer, "Microsoft 365 E3 Trial")

@@ -20,6 +20,7 @@ from catalog.models import CartLine, Order
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import add_to_cart
 
 MONTH_ENDS_IN_A_YEAR = [
     date(2026, 11, 30),
@@ -35,23 +36,6 @@ MONTH_ENDS_IN_A_YEAR = [
     date(2027, 9, 30),
     date(2027, 10, 31),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(
-        customer=customer,
-        actor=actor,
-        availability_id=availability.pk,
-        quantity=quantity,
-        aligned_end_date=aligned_end_date,
-        now=now,
-    )
 
 
 @pytest.fixture
@@ -192,7 +176,7 @@ def test_k11_not_for_trials_isv_usage_or_traditional_offers(customer, sales, est
     # when it lists its options, and is added aligned to this month's end
     options = alignment_options(customer, offer, now.date())
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, offer, 25, now, aligned_end_date=date(2026, 11, 30))
+        add_to_cart(customer, sales, offer, 25, now, aligned_end_date=date(2026, 11, 30))
     # then it has none and the line is refused
     assert options == []
     assert (refused.value.rule, refused.value.field) == ("K11", "aligned_end_date")
@@ -203,7 +187,7 @@ def test_k11_not_for_trials_isv_usage_or_traditional_offers(customer, sales, est
 def test_k11_line_aligned_to_a_valid_date_is_accepted(customer, sales, e3, estate, now):
     # given an annual subscription ending 2027-03-15
     # when a P1Y line is added aligned to it
-    line = add(
+    line = add_to_cart(
         customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now, aligned_end_date=date(2027, 3, 15)
     )
     # then it is in the cart with that end date
@@ -231,7 +215,7 @@ def test_k11_line_aligned_to_an_invalid_date_is_refused_at_add(customer, sales, 
     # given the customer's subscriptions
     # when a line is added aligned to a date it may not take
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(e3, term), 10, now, aligned_end_date=bad_date)
+        add_to_cart(customer, sales, factories.availability(e3, term), 10, now, aligned_end_date=bad_date)
     # then it is refused and nothing was added
     assert (refused.value.rule, refused.value.field) == ("K11", "aligned_end_date")
     assert refused.value.message == f"The end date {bad_date:%Y-%m-%d} is not one this line can align to."
@@ -241,7 +225,7 @@ def test_k11_line_aligned_to_an_invalid_date_is_refused_at_add(customer, sales, 
 @pytest.mark.rule("K11")
 def test_k11_line_changed_to_an_invalid_date_is_refused_and_unchanged(customer, sales, e3, estate, now):
     # given a P1Y line aligned to 2027-03-15
-    line = add(
+    line = add_to_cart(
         customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now, aligned_end_date=date(2027, 3, 15)
     )
     # when it is changed to end with the monthly subscription (2026-12-15)
@@ -261,7 +245,7 @@ def test_k11_line_changed_to_an_invalid_date_is_refused_and_unchanged(customer, 
 @pytest.mark.rule("K11")
 def test_k11_line_changed_to_a_valid_date_or_none(customer, sales, e3, estate, now):
     # given a P1Y line with its natural end
-    line = add(customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now)
+    line = add_to_cart(customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now)
     # when it is aligned to a month end, then back to its natural end
     cart_services.update_line(
         cart=line.cart, actor=sales, line_id=line.pk, quantity=10, aligned_end_date=date(2027, 6, 30), now=now
@@ -277,7 +261,7 @@ def test_k11_line_changed_to_a_valid_date_or_none(customer, sales, e3, estate, n
 @pytest.mark.rule("K11")
 def test_k11_alignment_target_cancelled_before_purchase_is_refused_at_purchase(customer, sales, e3, estate, now):
     # given a P1Y line aligned to an annual subscription, which is then cancelled
-    line = add(
+    line = add_to_cart(
         customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now, aligned_end_date=date(2027, 3, 15)
     )
     estate["annual_15th"].status = Status.DELETED

@@ -12,24 +12,7 @@ from catalog.models import Cart, CartAdditionalReseller, CartLine
 from portal.errors import RuleViolation
 from portal.models import Partner
 from tests import factories
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(
-        customer=customer,
-        actor=actor,
-        availability_id=availability.pk,
-        quantity=quantity,
-        aligned_end_date=aligned_end_date,
-        now=now,
-    )
-
+from tests.helpers import add_to_cart
 
 # K1 Cart -----------------------------------------------------------------------------------------
 
@@ -40,7 +23,7 @@ def test_k1_added_offer_goes_into_the_users_open_cart_for_the_customer(customer,
     sku = factories.SkuFactory(name="Microsoft 365 Business Basic")
     monthly = factories.availability(sku, "P1M", "monthly")
     # when 7 licenses are added to the cart
-    line = add(customer, sales, monthly, 7, now)
+    line = add_to_cart(customer, sales, monthly, 7, now)
     # then the user's open cart for this customer holds that line
     cart = cart_services.current_cart(customer, sales, now)
     assert (cart.customer, cart.owner, cart.status, cart.created_at) == (customer, sales, Cart.Status.OPEN, now)
@@ -54,9 +37,9 @@ def test_k1_cart_belongs_to_one_customer_and_one_staff_user(direct_partner, cust
     other_customer = factories.CustomerFactory(partner=direct_partner)
     offer = factories.availability(factories.SkuFactory())
     # when each adds the offer for a customer
-    mine = add(customer, sales, offer, 1, now).cart
-    theirs = add(customer, colleague, offer, 2, now).cart
-    other = add(other_customer, sales, offer, 3, now).cart
+    mine = add_to_cart(customer, sales, offer, 1, now).cart
+    theirs = add_to_cart(customer, colleague, offer, 2, now).cart
+    other = add_to_cart(other_customer, sales, offer, 3, now).cart
     # then there are three carts, one per customer and user
     assert len({mine.pk, theirs.pk, other.pk}) == 3
     assert cart_services.current_cart(customer, sales, now).lines.get().quantity == 1
@@ -86,9 +69,9 @@ def test_k1_cart_survives_logout(client, customer, sales, now):
 def test_k1_adding_the_same_offer_again_adds_to_its_line(customer, sales, now):
     # given 5 licenses of an offer in the cart
     offer = factories.availability(factories.SkuFactory())
-    first = add(customer, sales, offer, 5, now)
+    first = add_to_cart(customer, sales, offer, 5, now)
     # when 3 more are added
-    second = add(customer, sales, offer, 3, now + timedelta(minutes=1))
+    second = add_to_cart(customer, sales, offer, 3, now + timedelta(minutes=1))
     # then one line holds 8
     assert second.pk == first.pk
     assert list(CartLine.objects.values_list("quantity", flat=True)) == [8]
@@ -99,8 +82,8 @@ def test_k1_usage_based_offer_carries_no_quantity(customer, sales, now):
     # given a usage-based offer
     azure = factories.SkuFactory(usage=True, name="Azure plan", availabilities=[("P1M", "monthly", "0.00")])
     # when it is added with a quantity, twice
-    add(customer, sales, factories.availability(azure, "P1M"), 12, now)
-    add(customer, sales, factories.availability(azure, "P1M"), 3, now)
+    add_to_cart(customer, sales, factories.availability(azure, "P1M"), 12, now)
+    add_to_cart(customer, sales, factories.availability(azure, "P1M"), 3, now)
     # then the one line is for one subscription, not licenses
     assert list(CartLine.objects.values_list("quantity", flat=True)) == [1]
 
@@ -108,8 +91,8 @@ def test_k1_usage_based_offer_carries_no_quantity(customer, sales, now):
 @pytest.mark.rule("K1")
 def test_k1_line_quantity_can_be_changed_and_the_line_removed(customer, sales, now):
     # given two lines in the cart
-    keep = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
-    drop = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    keep = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    drop = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     cart = keep.cart
     # when one line's quantity is changed and the other is removed
     cart_services.update_line(cart=cart, actor=sales, line_id=keep.pk, quantity=9, aligned_end_date=None, now=now)
@@ -121,7 +104,7 @@ def test_k1_line_quantity_can_be_changed_and_the_line_removed(customer, sales, n
 @pytest.mark.rule("K1")
 def test_k1_changing_a_line_that_is_gone_is_a_conflict(customer, sales, now):
     # given a line that was removed from the cart (another tab)
-    line = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     cart = line.cart
     cart_services.remove_line(cart=cart, actor=sales, line_id=line.pk, now=now)
     # when it is changed
@@ -143,7 +126,7 @@ def test_t2_role_that_may_not_buy_cannot_add_to_cart(direct_partner, customer, n
     offer = factories.availability(factories.SkuFactory())
     # when they add an offer to the cart
     with pytest.raises(PermissionDenied) as refused:
-        add(customer, user, offer, 5, now)
+        add_to_cart(customer, user, offer, 5, now)
     # then it is refused and nothing changed
     assert str(refused.value) == "Your role can't buy or change subscriptions: ask an admin agent or sales agent."
     assert not Cart.objects.exists() and not CartLine.objects.exists()
@@ -152,7 +135,7 @@ def test_t2_role_that_may_not_buy_cannot_add_to_cart(direct_partner, customer, n
 @pytest.mark.rule("T2")
 def test_t2_support_agent_cannot_change_an_existing_cart(direct_partner, customer, sales, now):
     # given a cart with a line, and a support agent
-    line = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     support = factories.staff(direct_partner, "support_agent")
     # when the support agent changes or removes the line
     with pytest.raises(PermissionDenied):
@@ -171,7 +154,7 @@ def test_t2_admin_and_sales_agents_may_add_to_cart(direct_partner, customer, now
     # given an admin agent or sales agent
     user = factories.staff(direct_partner, role)
     # when they add an offer
-    add(customer, user, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, user, factories.availability(factories.SkuFactory()), 5, now)
     # then it is in their cart
     assert cart_services.current_cart(customer, user, now).lines.get().quantity == 5
 
@@ -184,7 +167,7 @@ def test_t1_indirect_reseller_cannot_add_to_cart(db, now):
     admin = factories.staff(link.reseller, "admin_agent")
     # when they add an offer
     with pytest.raises(PermissionDenied) as refused:
-        add(customer, admin, factories.availability(factories.SkuFactory()), 5, now)
+        add_to_cart(customer, admin, factories.availability(factories.SkuFactory()), 5, now)
     # then it is refused with the notice to contact the indirect provider, and nothing changed
     assert (
         str(refused.value)
@@ -204,7 +187,7 @@ def provider_sales(provider):
 @pytest.fixture
 def provider_cart(provider, provider_sales, now):
     customer = factories.CustomerFactory(partner=provider, billing_country="DE")
-    add(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
     return cart_services.current_cart(customer, provider_sales, now)
 
 
@@ -260,7 +243,7 @@ def test_k4_a_partner_that_is_not_a_reseller_of_the_provider_is_refused(provider
 @pytest.mark.rule("K4")
 def test_k4_direct_bill_partner_cannot_associate_a_reseller(customer, sales, now):
     # given a direct-bill partner's cart, and some indirect reseller
-    add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     cart = cart_services.current_cart(customer, sales, now)
     reseller = factories.ResellerLinkFactory().reseller
     # when the direct-bill partner chooses it
@@ -309,7 +292,7 @@ def test_k5_eu_customer_declares_additional_resellers_by_partner_id(eu_cart, pro
 def test_k5_efta_customer_may_declare_additional_resellers(provider, provider_sales, now):
     # given a Norwegian (EFTA) customer with an initial reseller
     customer = factories.CustomerFactory(partner=provider, billing_country="NO")
-    add(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
     cart = cart_services.set_reseller(
         cart=cart_services.current_cart(customer, provider_sales, now),
@@ -328,7 +311,7 @@ def test_k5_efta_customer_may_declare_additional_resellers(provider, provider_sa
 def test_k5_customer_outside_the_eu_efta_declares_none(provider, provider_sales, now):
     # given a US customer with an initial reseller
     customer = factories.CustomerFactory(partner=provider, billing_country="US")
-    add(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, provider_sales, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
     cart = cart_services.set_reseller(
         cart=cart_services.current_cart(customer, provider_sales, now),
@@ -513,7 +496,7 @@ def test_k12_adding_after_expiry_starts_a_new_cart(customer, sales, now):
     old = factories.CartFactory(customer=customer, owner=sales, created_at=now - timedelta(days=8))
     old_line = factories.CartLineFactory(cart=old, quantity=3)
     # when an offer is added
-    line = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     # then it goes into a new open cart; the old one is expired and keeps its line
     old.refresh_from_db()
     assert old.status == Cart.Status.EXPIRED
@@ -550,9 +533,11 @@ def test_k2_cart_page_rows_show_each_kind_of_line(client, customer, sales, now):
         term_end=now.date() + timedelta(days=40),
     )
     visio_end = now.date() + timedelta(days=40)
-    aligned = add(customer, sales, factories.availability(e3, "P1Y"), 3, now, aligned_end_date=visio_end)
-    trial = add(customer, sales, factories.availability(factories.SkuFactory(trial=True), "P1M"), 1, now)
-    usage = add(customer, sales, factories.availability(factories.SkuFactory(usage=True, name="Azure"), "P1M"), 1, now)
+    aligned = add_to_cart(customer, sales, factories.availability(e3, "P1Y"), 3, now, aligned_end_date=visio_end)
+    trial = add_to_cart(customer, sales, factories.availability(factories.SkuFactory(trial=True), "P1M"), 1, now)
+    usage = add_to_cart(
+        customer, sales, factories.availability(factories.SkuFactory(usage=True, name="Azure"), "P1M"), 1, now
+    )
     # when the cart is reviewed
     client.force_login(sales)
     page = client.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()

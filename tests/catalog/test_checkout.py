@@ -14,24 +14,7 @@ from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, Order
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from tests import factories
-from tests.helpers import at_once
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(
-        customer=customer,
-        actor=actor,
-        availability_id=availability.pk,
-        quantity=quantity,
-        aligned_end_date=aligned_end_date,
-        now=now,
-    )
+from tests.helpers import add_to_cart, at_once
 
 
 def nothing_bought():
@@ -58,8 +41,8 @@ def teams(db):
 @pytest.fixture
 def cart(customer, sales, now, e3, teams):
     """10 × Microsoft 365 E3 (P1Y monthly, 36.00) and 3 × Teams Essentials (P1Y annual, 48.00)."""
-    add(customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now)
-    add(customer, sales, factories.availability(teams, "P1Y", "annual"), 3, now)
+    add_to_cart(customer, sales, factories.availability(e3, "P1Y", "monthly"), 10, now)
+    add_to_cart(customer, sales, factories.availability(teams, "P1Y", "annual"), 3, now)
     return cart_services.current_cart(customer, sales, now)
 
 
@@ -110,7 +93,7 @@ def test_k3_order_records_acting_as_indirect_partner_with_a_reseller(provider, n
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
-    add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
     cart = cart_services.set_reseller(
         cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=reseller.pk, now=now
     )
@@ -131,7 +114,7 @@ def test_k4_reseller_no_longer_linked_to_the_provider_is_refused_at_purchase(pro
     link = factories.ResellerLinkFactory(provider=provider, reseller__name="Gone Reseller")
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider)
-    add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
     cart = cart_services.set_reseller(
         cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=link.reseller.pk, now=now
     )
@@ -153,7 +136,7 @@ def test_k4_reseller_no_longer_linked_to_the_provider_is_refused_at_purchase(pro
 def eu_indirect_cart(provider, now):
     seller = factories.staff(provider, "sales_agent")
     customer = factories.CustomerFactory(partner=provider, billing_country="FR")
-    add(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, seller, factories.availability(factories.SkuFactory()), 5, now)
     reseller = factories.ResellerLinkFactory(provider=provider).reseller
     cart = cart_services.set_reseller(
         cart=cart_services.current_cart(customer, seller, now), actor=seller, reseller_id=reseller.pk, now=now
@@ -239,9 +222,9 @@ def test_k8_lines_of_an_order_not_yet_fulfilled_count_toward_the_limit(settings,
     settings.CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER = 2
     factories.SubscriptionFactory(customer=customer)
     colleague = factories.staff(direct_partner, "sales_agent")
-    add(customer, colleague, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, colleague, factories.availability(factories.SkuFactory()), 5, now)
     purchase(cart=cart_services.current_cart(customer, colleague, now), actor=colleague, attested=True, now=now)
-    add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     # when another cart with 1 line is purchased before the first order is fulfilled
     with pytest.raises(RuleViolations) as refused:
         purchase(cart=cart_services.current_cart(customer, sales, now), actor=sales, attested=True, now=now)
@@ -330,7 +313,7 @@ def test_k9_the_same_cart_submitted_twice_buys_once(sales, cart, now):
 @pytest.mark.rule("K9")
 def test_k9_empty_cart_is_refused(customer, sales, now):
     # given an open cart whose lines were all removed
-    line = add(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(factories.SkuFactory()), 5, now)
     cart_services.remove_line(cart=line.cart, actor=sales, line_id=line.pk, now=now)
     # when it is purchased
     with pytest.raises(RuleViolation) as refused:
@@ -346,7 +329,7 @@ def test_k9_two_submissions_at_the_same_time_buy_once(customer, sales, now, e3):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
     # given a cart ready to buy
-    add(customer, sales, factories.availability(e3), 10, now)
+    add_to_cart(customer, sales, factories.availability(e3), 10, now)
     cart = cart_services.current_cart(customer, sales, now)
 
     # when two submissions run at once
@@ -464,7 +447,7 @@ def _break_c4f(customer, sku):
 def test_c4_offer_that_became_unavailable_is_refused_again_at_purchase(customer, sales, now, rule, make_unavailable):
     # given an ISV offer in the cart that then becomes unavailable to this customer
     sku = factories.SkuFactory(isv=True)
-    line = add(customer, sales, factories.availability(sku), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(sku), 5, now)
     make_unavailable(customer, sku)
     # when the cart is purchased
     with pytest.raises(RuleViolations) as refused:
@@ -480,11 +463,11 @@ def test_c4a_offer_limited_to_one_in_an_order_being_fulfilled_is_refused(direct_
     # given a colleague's order for an offer limited to one per customer, not yet fulfilled
     sku = factories.SkuFactory(one_per_customer=True)
     colleague = factories.staff(direct_partner, "sales_agent")
-    add(customer, colleague, factories.availability(sku), 5, now)
+    add_to_cart(customer, colleague, factories.availability(sku), 5, now)
     purchase(cart=cart_services.current_cart(customer, colleague, now), actor=colleague, attested=True, now=now)
     # when the offer is added to another cart
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(sku), 5, now)
+        add_to_cart(customer, sales, factories.availability(sku), 5, now)
     # then it is refused: the customer already has it (ordered)
     assert (refused.value.rule, refused.value.message) == (
         "C4a",
@@ -498,10 +481,10 @@ def test_k7_base_licenses_in_an_order_being_fulfilled_count(customer, sales, now
     # given an order for 250 E3 licenses, placed and not yet fulfilled
     copilot = factories.SkuFactory(name="Microsoft 365 Copilot", is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE)
     copilot.base_skus.set([e3])
-    add(customer, sales, factories.availability(e3), 250, now)
+    add_to_cart(customer, sales, factories.availability(e3), 250, now)
     purchase(cart=cart_services.current_cart(customer, sales, now), actor=sales, attested=True, now=now)
     # when 250 Copilot licenses are added to a new cart
-    line = add(customer, sales, factories.availability(copilot), 250, now)
+    line = add_to_cart(customer, sales, factories.availability(copilot), 250, now)
     # then they are accepted: C5 already counts the ordered base offer, K7 must count its licenses too
     assert line.quantity == 250
 
@@ -511,8 +494,8 @@ def test_k7_copilot_above_the_base_licenses_left_in_the_cart_is_refused_at_purch
     # given 250 E3 licenses and 250 Copilot licenses in the cart
     copilot = factories.SkuFactory(name="Microsoft 365 Copilot", is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE)
     copilot.base_skus.set([e3])
-    base_line = add(customer, sales, factories.availability(e3), 250, now)
-    copilot_line = add(customer, sales, factories.availability(copilot), 250, now)
+    base_line = add_to_cart(customer, sales, factories.availability(e3), 250, now)
+    copilot_line = add_to_cart(customer, sales, factories.availability(copilot), 250, now)
     # when the base line is lowered to 200 and the cart is purchased
     cart_services.update_line(
         cart=base_line.cart, actor=sales, line_id=base_line.pk, quantity=200, aligned_end_date=None, now=now
@@ -535,8 +518,8 @@ def test_c5_addon_whose_base_left_the_cart_is_refused_at_purchase(customer, sale
     # given an add-on in the cart with its base offer, then the base line is removed
     addon = factories.SkuFactory(name="Microsoft 365 E5 Security", is_addon=True)
     addon.base_skus.set([e3])
-    base_line = add(customer, sales, factories.availability(e3), 10, now)
-    addon_line = add(customer, sales, factories.availability(addon), 10, now)
+    base_line = add_to_cart(customer, sales, factories.availability(e3), 10, now)
+    addon_line = add_to_cart(customer, sales, factories.availability(addon), 10, now)
     cart_services.remove_line(cart=base_line.cart, actor=sales, line_id=base_line.pk, now=now)
     # when the cart is purchased
     with pytest.raises(RuleViolations) as refused:

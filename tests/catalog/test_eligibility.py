@@ -17,23 +17,7 @@ from catalog.models import Availability, Cart, CartLine, Sku
 from portal.errors import RuleViolation
 from subscriptions.models import Subscription
 from tests import factories
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def add(customer, actor, availability, quantity, now, aligned_end_date=None):
-    return cart_services.add_to_cart(
-        customer=customer,
-        actor=actor,
-        availability_id=availability.pk,
-        quantity=quantity,
-        aligned_end_date=aligned_end_date,
-        now=now,
-    )
+from tests.helpers import add_to_cart
 
 
 def addon_sku(*bases, **kwargs):
@@ -64,7 +48,7 @@ def test_c1_offer_is_sold_per_term_and_billing_frequency_at_a_unit_price(custome
     )
     three_years = factories.availability(sku, "P3Y", "one_time")
     # when the three-year one-time way is added to the cart
-    add(customer, sales, three_years, 4, now)
+    add_to_cart(customer, sales, three_years, 4, now)
     # then the cart line is that term, frequency and unit price
     line = CartLine.objects.select_related("availability").get()
     assert (
@@ -292,7 +276,7 @@ def test_c3_offer_not_sold_to_the_segment_is_refused_at_add(direct_partner, sale
     sku = factories.SkuFactory(segments="commercial,education")
     # when it is added to the cart
     with pytest.raises(RuleViolation) as refused:
-        add(agency, sales, factories.availability(sku), 5, now)
+        add_to_cart(agency, sales, factories.availability(sku), 5, now)
     # then it is refused and no cart line exists
     assert refused.value.rule == "C3"
     assert refused.value.message == "Not sold to government customers (sold to: commercial, education)."
@@ -304,7 +288,7 @@ def test_c3_offer_not_sold_to_the_segment_is_refused_at_add(direct_partner, sale
 
 def assert_refused_at_add(customer, actor, sku, now, rule, message):
     with pytest.raises(RuleViolation) as refused:
-        add(customer, actor, factories.availability(sku), 5, now)
+        add_to_cart(customer, actor, factories.availability(sku), 5, now)
     assert (refused.value.rule, refused.value.message) == (rule, message)
     assert not CartLine.objects.filter(availability__sku=sku).exists()
 
@@ -330,10 +314,10 @@ def test_c4a_offer_already_owned_and_limited_to_one_is_greyed_and_refused(custom
 def test_c4a_offer_limited_to_one_already_in_the_cart_is_refused(customer, sales, now):
     # given an offer limited to one per customer, already in the cart for one year
     sku = factories.SkuFactory(one_per_customer=True)
-    first = add(customer, sales, factories.availability(sku, "P1Y"), 5, now)
+    first = add_to_cart(customer, sales, factories.availability(sku, "P1Y"), 5, now)
     # when it is added again for one month
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(sku, "P1M"), 5, now)
+        add_to_cart(customer, sales, factories.availability(sku, "P1M"), 5, now)
     # then it is refused and the cart keeps only the first line
     assert refused.value.rule == "C4a"
     assert (
@@ -348,7 +332,7 @@ def test_c4a_cancelled_subscription_does_not_block_buying_again(customer, direct
     sku = factories.SkuFactory(one_per_customer=True)
     factories.SubscriptionFactory(customer=customer, sku=sku, deleted=True)
     # when it is added to the cart
-    line = add(customer, sales, factories.availability(sku), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(sku), 5, now)
     # then it is accepted
     assert refusal(sku, buying_context(customer, direct_partner)) is None
     assert CartLine.objects.get().pk == line.pk
@@ -439,7 +423,7 @@ def test_c4e_partner_the_offer_is_exclusive_to_may_buy_it(customer, direct_partn
     sku = factories.SkuFactory(isv=True)
     sku.exclusive_partners.add(direct_partner, factories.PartnerFactory())
     # when it is added to the cart
-    line = add(customer, sales, factories.availability(sku), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(sku), 5, now)
     # then it is accepted
     assert CartLine.objects.get().pk == line.pk
 
@@ -494,7 +478,7 @@ def test_c5_addon_is_listed_when_the_customer_owns_a_base_offer(customer, direct
     factories.SubscriptionFactory(customer=customer, sku=e5)
     # when the catalog is listed and the add-on is added
     listed = listed_ids(customer, direct_partner)
-    line = add(customer, sales, factories.availability(addon), 5, now)
+    line = add_to_cart(customer, sales, factories.availability(addon), 5, now)
     # then it is listed and accepted
     assert listed == {e3.pk, e5.pk, addon.pk}
     assert CartLine.objects.get().pk == line.pk
@@ -505,11 +489,11 @@ def test_c5_addon_is_listed_when_its_base_offer_is_in_the_cart(customer, direct_
     # given the base offer is in the cart
     e3 = factories.SkuFactory(name="Microsoft 365 E3")
     addon = addon_sku(e3)
-    add(customer, sales, factories.availability(e3), 10, now)
+    add_to_cart(customer, sales, factories.availability(e3), 10, now)
     cart = cart_services.current_cart(customer, sales, now)
     # when the catalog is listed with the cart and the add-on is added
     listed = listed_ids(customer, direct_partner, cart)
-    add(customer, sales, factories.availability(addon), 5, now)
+    add_to_cart(customer, sales, factories.availability(addon), 5, now)
     # then the add-on is listed and accepted
     assert listed == {e3.pk, addon.pk}
     assert sorted(cart.lines.values_list("availability__sku__name", "quantity")) == sorted(
@@ -569,7 +553,7 @@ def test_k6_example_400_base_licenses_refuse_19(customer, sales, now, multigeo):
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=400)
     # when 19 multi-geo licenses are added
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(addon), 19, now)
+        add_to_cart(customer, sales, factories.availability(addon), 19, now)
     # then it is refused naming the minimum of 20, and no line was added
     assert refused.value.rule == "K6"
     assert refused.value.message == (
@@ -584,7 +568,7 @@ def test_k6_example_400_base_licenses_accept_20(customer, sales, now, multigeo):
     e3, _e5, addon = multigeo
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=400)
     # when 20 multi-geo licenses are added
-    line = add(customer, sales, factories.availability(addon), 20, now)
+    line = add_to_cart(customer, sales, factories.availability(addon), 20, now)
     # then they are accepted
     assert CartLine.objects.get().pk == line.pk and line.quantity == 20
 
@@ -596,10 +580,10 @@ def test_k6_minimum_is_rounded_up(customer, sales, now, multigeo):
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=401)
     # when 20 are added, then refused; when 21 are added, then accepted
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(addon), 20, now)
+        add_to_cart(customer, sales, factories.availability(addon), 20, now)
     assert refused.value.rule == "K6" and "at least 21 licenses" in refused.value.message
     assert not CartLine.objects.exists()
-    assert add(customer, sales, factories.availability(addon), 21, now).quantity == 21
+    assert add_to_cart(customer, sales, factories.availability(addon), 21, now).quantity == 21
 
 
 @pytest.mark.rule("K6")
@@ -608,16 +592,16 @@ def test_k6_counts_every_required_base_offer_and_the_cart(customer, sales, now, 
     e3, e5, addon = multigeo
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=300)
     factories.SubscriptionFactory(customer=customer, sku=e5, quantity=60)
-    add(customer, sales, factories.availability(e5, "P1M"), 40, now)
+    add_to_cart(customer, sales, factories.availability(e5, "P1M"), 40, now)
     # when 19 multi-geo licenses are added, then refused naming 400 base licenses
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(addon), 19, now)
+        add_to_cart(customer, sales, factories.availability(addon), 19, now)
     assert refused.value.message == (
         "Multi-Geo Capabilities in Office 365 needs at least 20 licenses: 5% of the customer's 400 base licenses, rounded up."
     )
     assert CartLine.objects.count() == 1
     # and 20 are accepted
-    assert add(customer, sales, factories.availability(addon), 20, now).quantity == 20
+    assert add_to_cart(customer, sales, factories.availability(addon), 20, now).quantity == 20
 
 
 @pytest.mark.rule("K6")
@@ -625,7 +609,7 @@ def test_k6_raising_a_line_below_the_minimum_leaves_it_unchanged(customer, sales
     # given 400 base licenses and 20 multi-geo licenses in the cart
     e3, _e5, addon = multigeo
     factories.SubscriptionFactory(customer=customer, sku=e3, quantity=400)
-    line = add(customer, sales, factories.availability(addon), 20, now)
+    line = add_to_cart(customer, sales, factories.availability(addon), 20, now)
     cart = cart_services.current_cart(customer, sales, now)
     # when the line is changed to 19
     with pytest.raises(RuleViolation) as refused:
@@ -655,7 +639,7 @@ def copilot_with_250_base_licenses(customer, sales, now):
     # Noise that must not count: another tenant's base licenses and a cancelled base subscription.
     factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=customer.partner), sku=e3, quantity=1000)
     factories.SubscriptionFactory(customer=customer, sku=e5, quantity=1000, deleted=True)
-    add(customer, sales, factories.availability(e3, "P1M"), 50, now)
+    add_to_cart(customer, sales, factories.availability(e3, "P1M"), 50, now)
     return copilot
 
 
@@ -665,7 +649,7 @@ def test_k7_example_250_base_licenses_refuse_251(customer, sales, now, copilot_w
     copilot = copilot_with_250_base_licenses
     # when 251 Copilot licenses are added
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(copilot), 251, now)
+        add_to_cart(customer, sales, factories.availability(copilot), 251, now)
     # then it is refused naming the maximum of 250, and the cart holds only the base line
     assert refused.value.rule == "K7"
     assert refused.value.message == (
@@ -680,7 +664,7 @@ def test_k7_example_250_base_licenses_allow_250(customer, sales, now, copilot_wi
     # given 250 base licenses counted with every partner and in the cart
     copilot = copilot_with_250_base_licenses
     # when 250 Copilot licenses are added
-    line = add(customer, sales, factories.availability(copilot), 250, now)
+    line = add_to_cart(customer, sales, factories.availability(copilot), 250, now)
     # then they are accepted
     assert line.quantity == 250
     assert CartLine.objects.count() == 2
@@ -690,10 +674,10 @@ def test_k7_example_250_base_licenses_allow_250(customer, sales, now, copilot_wi
 def test_k7_adding_more_to_an_existing_line_counts_the_whole_line(customer, sales, now, copilot_with_250_base_licenses):
     # given 200 Copilot licenses already in the cart, with 250 base licenses
     copilot = copilot_with_250_base_licenses
-    line = add(customer, sales, factories.availability(copilot), 200, now)
+    line = add_to_cart(customer, sales, factories.availability(copilot), 200, now)
     # when 51 more are added to the same line
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(copilot), 51, now)
+        add_to_cart(customer, sales, factories.availability(copilot), 51, now)
     # then it is refused and the line keeps 200
     assert refused.value.rule == "K7"
     line.refresh_from_db()
@@ -714,7 +698,7 @@ def test_k8_quantity_outside_the_offer_limits_is_refused_naming_them(customer, s
     # given an offer sold in quantities from 5 to 300
     # when a quantity outside them is added
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(limited_sku), quantity, now)
+        add_to_cart(customer, sales, factories.availability(limited_sku), quantity, now)
     # then it is refused naming the limits, and nothing was added
     assert refused.value.rule == "K8"
     assert refused.value.message == "Dynamics 365 Business Central Premium is sold in quantities from 5 to 300."
@@ -727,7 +711,7 @@ def test_k8_quantity_outside_the_offer_limits_is_refused_naming_them(customer, s
 def test_k8_quantity_at_the_offer_limits_is_accepted(customer, sales, now, limited_sku, quantity):
     # given an offer sold in quantities from 5 to 300
     # when exactly a limit is added
-    line = add(customer, sales, factories.availability(limited_sku), quantity, now)
+    line = add_to_cart(customer, sales, factories.availability(limited_sku), quantity, now)
     # then it is accepted
     assert CartLine.objects.get().quantity == line.quantity == quantity
 
@@ -735,10 +719,10 @@ def test_k8_quantity_at_the_offer_limits_is_accepted(customer, sales, now, limit
 @pytest.mark.rule("K8")
 def test_k8_adding_past_the_maximum_to_an_existing_line_leaves_it_unchanged(customer, sales, now, limited_sku):
     # given 200 licenses in the cart
-    line = add(customer, sales, factories.availability(limited_sku), 200, now)
+    line = add_to_cart(customer, sales, factories.availability(limited_sku), 200, now)
     # when 101 more are added
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(limited_sku), 101, now)
+        add_to_cart(customer, sales, factories.availability(limited_sku), 101, now)
     # then it is refused and the line keeps 200
     assert refused.value.message == (
         "The cart already has 200, so this would make 301. "
@@ -751,7 +735,7 @@ def test_k8_adding_past_the_maximum_to_an_existing_line_leaves_it_unchanged(cust
 @pytest.mark.rule("K8")
 def test_k8_updating_a_line_past_the_maximum_leaves_it_unchanged(customer, sales, now, limited_sku):
     # given 200 licenses in the cart
-    line = add(customer, sales, factories.availability(limited_sku), 200, now)
+    line = add_to_cart(customer, sales, factories.availability(limited_sku), 200, now)
     cart = cart_services.current_cart(customer, sales, now)
     # when the line is set to 301
     with pytest.raises(RuleViolation) as refused:
@@ -777,9 +761,9 @@ def test_k7_copilot_licenses_already_held_count_toward_the_maximum(customer, sal
     factories.SubscriptionFactory(customer=customer, sku=copilot, quantity=200)
     # when 51 more Copilot licenses are added, then 50
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(copilot), 51, now)
+        add_to_cart(customer, sales, factories.availability(copilot), 51, now)
     assert not CartLine.objects.exists()
-    line = add(customer, sales, factories.availability(copilot), 50, now)
+    line = add_to_cart(customer, sales, factories.availability(copilot), 50, now)
     # then the total may not pass the base licenses
     assert refused.value.rule == "K7"
     assert refused.value.message == (
@@ -796,7 +780,7 @@ def test_c4a_a_trial_the_customer_already_has_is_refused(customer, sales, now):
     factories.SubscriptionFactory(customer=customer, sku=trial, trial=True)
     # when the same trial is added again
     with pytest.raises(RuleViolation) as refused:
-        add(customer, sales, factories.availability(trial, "P1M"), 25, now)
+        add_to_cart(customer, sales, factories.availability(trial, "P1M"), 25, now)
     # then it is refused: one trial per customer
     assert refused.value.rule == "C4a"
     assert not CartLine.objects.exists()

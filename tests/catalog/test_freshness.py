@@ -17,11 +17,6 @@ from catalog.models import Availability, CatalogVersion, Sku, UpgradePath, bump_
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def signed_in(client, sales, now):
     client.force_login(sales)

@@ -20,11 +20,6 @@ from tests.helpers import cart_drawn
 QUERY_BUDGET = 12
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def signed_in(client, sales, now):
     client.force_login(sales)

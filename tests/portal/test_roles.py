@@ -28,12 +28,6 @@ BUYING_ACTIONS = [
 ROLE_REASON = "Your role can&#x27;t buy or change subscriptions: ask an admin agent or sales agent."
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Staff users are created by the dozen here; the real hasher costs ~0.7 s each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def shop(now, provider):
     """An indirect provider (so reseller actions apply) with an EU customer (so additional resellers do)."""

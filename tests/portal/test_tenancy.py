@@ -71,12 +71,6 @@ def routes_with_params() -> dict[str, set[str]]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Staff users are created by the dozen here; the real hasher costs ~0.7 s each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     """One partner's customer with everything a URL can name: a cart with a line, a reseller and

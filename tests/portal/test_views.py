@@ -17,11 +17,6 @@ from tests import factories
 QUERY_BUDGET = 12
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def portal_routes() -> dict[str, dict]:
     """Every named route of the portal's apps, with placeholder values for its parameters."""
     placeholders = {"uuid": uuid.uuid4(), "int": 1}

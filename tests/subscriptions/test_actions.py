@@ -38,11 +38,7 @@ def e3(db):
 
 @pytest.fixture
 def audio(e3):
-    sku = factories.SkuFactory(
-        name="Audio Conferencing", is_addon=True, commerce="traditional", availabilities=[("P1Y", "monthly", "4.00")]
-    )
-    sku.base_skus.set([e3])
-    return sku
+    return factories.addon_offer(e3, name="Audio Conferencing")
 
 
 subscribe = factories.subscribe
@@ -282,19 +278,7 @@ def test_s2_deleted_subscription_offers_nothing(customer, sales, e3, now):
 @pytest.mark.rule("TR4")
 def test_s2_trial_quantity_and_status_are_disabled(customer, sales, now):
     # given an active trial started yesterday, auto-renew on
-    trial_sku = factories.SkuFactory(
-        trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
-    sub = factories.SubscriptionFactory(
-        customer=customer,
-        sku=trial_sku,
-        trial=True,
-        term="P1M",
-        unit_price=Decimal("0.00"),
-        term_start=now - timedelta(days=1),
-        term_end=date(2026, 12, 23),
-        trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC),
-    )
+    sub = factories.start_trial(customer, started=now - timedelta(days=1))  # ends (inclusive) on 2026-12-23
     # when its actions are listed / then licenses and suspension are disabled: convert the trial first
     assert verdicts(sub, sales, now) == {
         **ALL_ALLOWED,

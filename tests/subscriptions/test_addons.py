@@ -25,21 +25,9 @@ def e3(db):
     )
 
 
-def addon_of(*bases, name, price="4.00", **extra):
-    sku = factories.SkuFactory(
-        name=name,
-        is_addon=True,
-        commerce=extra.pop("commerce", "traditional"),
-        availabilities=[("P1Y", "monthly", price)],
-        **extra,
-    )
-    sku.base_skus.set(bases)
-    return sku
-
-
 @pytest.fixture
 def audio(e3):
-    return addon_of(e3, name="Audio Conferencing")
+    return factories.addon_offer(e3, name="Audio Conferencing")
 
 
 @pytest.fixture
@@ -129,7 +117,7 @@ def test_q2_bought_addon_licenses_can_be_removed_for_7_days_and_both_trails_say_
 @pytest.mark.rule("A5")
 def test_a5_addons_bought_together_each_get_their_own_subscription_and_charge(customer, sales, base, audio, e3, now):
     # given two eligible add-ons
-    voice = addon_of(e3, name="Phone System", price="8.00")
+    voice = factories.addon_offer(e3, name="Phone System", price="8.00")
     # when both are bought at once
     created = buy_addons(subscription_id=base.pk, actor=sales, quantities={audio.pk: 5, voice.pk: 3}, now=now)
     # then there is one add-on subscription for each, each charged 28/30 of its month
@@ -237,12 +225,12 @@ def test_a3_only_traditional_addons_of_the_base_offer_sold_in_the_region_and_seg
     # given add-ons of the base's offer in and out of the customer's region (US) and segment (commercial),
     # a new-commerce add-on, another offer's add-on and an offer that is no add-on
     other_base = factories.SkuFactory(name="Exchange Online")
-    addon_of(e3, name="Advanced Threat Protection", available_countries="us, ca")
-    addon_of(e3, name="Multi-Geo", available_countries="DE,FR")
-    addon_of(e3, name="Education Insights", segments="education")
-    addon_of(e3, name="Copilot", commerce="new")
-    addon_of(other_base, name="Exchange Archiving")
-    addon_of(e3, other_base, name="Kaizala Pro", segments="commercial,nonprofit")
+    factories.addon_offer(e3, name="Advanced Threat Protection", available_countries="us, ca")
+    factories.addon_offer(e3, name="Multi-Geo", available_countries="DE,FR")
+    factories.addon_offer(e3, name="Education Insights", segments="education")
+    factories.addon_offer(e3, name="Copilot", commerce="new")
+    factories.addon_offer(other_base, name="Exchange Archiving")
+    factories.addon_offer(e3, other_base, name="Kaizala Pro", segments="commercial,nonprofit")
     factories.SkuFactory(name="Microsoft Teams Essentials")
     # when the eligible add-ons of the base are listed
     eligible = eligible_addons(base)
@@ -253,7 +241,7 @@ def test_a3_only_traditional_addons_of_the_base_offer_sold_in_the_region_and_seg
 @pytest.mark.rule("A3")
 def test_a3_an_addon_that_is_not_eligible_is_refused(customer, sales, base, e3, audio, now):
     # given an add-on of the base's offer not sold in the customer's country
-    multi_geo = addon_of(e3, name="Multi-Geo", available_countries="DE,FR")
+    multi_geo = factories.addon_offer(e3, name="Multi-Geo", available_countries="DE,FR")
     before = database_state()
     # when it is bought together with an eligible one
     with pytest.raises(RuleViolation) as refused:
@@ -286,8 +274,8 @@ def test_a3_an_addon_not_sold_for_the_base_term_and_frequency_is_refused(custome
 @pytest.fixture
 def addons(sales, base, audio, e3, now):
     """Two active add-ons on the base, and a third already cancelled."""
-    voice = addon_of(e3, name="Phone System", price="8.00")
-    fax = addon_of(e3, name="Fax")
+    voice = factories.addon_offer(e3, name="Phone System", price="8.00")
+    fax = factories.addon_offer(e3, name="Fax")
     bought = buy_addons(
         subscription_id=base.pk,
         actor=sales,

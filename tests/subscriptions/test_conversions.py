@@ -3,6 +3,7 @@ and the "Convert trial" page. Time is frozen at 2026-11-25 12:00 UTC (the `now` 
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -12,11 +13,11 @@ from catalog.models import UpgradePath
 from portal.errors import RuleViolation
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
-from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
+from subscriptions.models import AuditEntry, ScheduledChange, Subscription
 from subscriptions.services import conversions
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import drawn
+from tests.helpers import database_state, drawn
 
 UTC = UTC
 
@@ -40,58 +41,16 @@ def e5(e3):
 
 @pytest.fixture
 def trial_sku(e3):
-    return factories.SkuFactory(
-        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
+    return factories.trial_offer(trial_of=e3)
 
 
-def make_trial(sku, customer, **extra):
-    """A one-month trial of 25 licenses from 2026-11-10, ending (inclusive) on 2026-12-09."""
-    return factories.SubscriptionFactory(
-        customer=customer,
-        sku=sku,
-        availability=factories.availability(sku, "P1M", "monthly"),
-        trial=True,
-        term="P1M",
-        billing_frequency="monthly",
-        unit_price=Decimal("0.00"),
-        term_start=datetime(2026, 11, 10, tzinfo=UTC),
-        term_end=date(2026, 12, 9),
-        trial_ends_at=datetime(2026, 12, 10, tzinfo=UTC),
-        **extra,
-    )
-
-
-def existing(sku, customer, *, started: datetime, quantity=10):
-    """An active P1Y subscription billed monthly at 10.00."""
-    return factories.SubscriptionFactory(
-        customer=customer,
-        sku=sku,
-        availability=factories.availability(sku, "P1Y", "monthly"),
-        quantity=quantity,
-        term="P1Y",
-        billing_frequency="monthly",
-        unit_price=Decimal("10.00"),
-        term_start=started,
-        term_end=term_end_for(started.date(), 12),
-        created_at=started,
-    )
+# A one-month trial of 25 licenses from 2026-11-10, ending (inclusive) on 2026-12-09.
+make_trial = partial(factories.start_trial, started=datetime(2026, 11, 10, tzinfo=UTC))
 
 
 @pytest.fixture
 def trial(trial_sku, customer, now):
-    return make_trial(trial_sku, customer)
-
-
-def state():
-    return {
-        "subscriptions": sorted(
-            (str(s.pk), s.status, s.sku_id, s.quantity, s.is_trial) for s in Subscription.objects.all()
-        ),
-        "billing": BillingLine.objects.count(),
-        "lots": SeatLot.objects.count(),
-        "scheduled": sorted(ScheduledChange.objects.values_list("kind", "quantity", "term", "billing_frequency")),
-    }
+    return make_trial(customer, trial_sku)
 
 
 def convert(trial, actor, now, **kwargs):
@@ -109,8 +68,8 @@ def test_tr3_tr5_targets_are_the_paid_sku_higher_skus_and_existing_subscriptions
     trial, e3, e5, customer, now
 ):
     # given an E3 subscription ending 2027-10-31 and another ending 2026-11-30, before the trial's end
-    lasting = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
-    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
+    lasting = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
+    short = factories.subscribe(customer, e3, started=datetime(2025, 12, 1, tzinfo=UTC))
     # when the targets are listed
     targets = conversions.conversion_targets(trial)
     # then
@@ -169,21 +128,21 @@ def test_tr2_term_and_billing_frequency_can_be_changed(trial, e3, sales, now):
 
 @pytest.mark.rule("TR2")
 def test_tr2_a_term_the_target_is_not_sold_for_is_refused(trial, e3, sales, now):
-    before = state()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         convert(trial, sales, now, term="P3Y")
     assert (refused.value.rule, refused.value.status) == ("TR2", 422)
     assert refused.value.message == "Microsoft 365 E3 is not sold for a 3 years term billed monthly."
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR7")
 def test_tr7_fewer_than_25_licenses_now_is_refused_and_nothing_changes(trial, e3, sales, now):
-    before = state()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         convert(trial, sales, now, quantity=24)
     assert (refused.value.rule, refused.value.status, refused.value.field) == ("TR7", 422, "quantity")
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR3")
@@ -195,17 +154,17 @@ def test_tr3_converting_now_to_a_higher_sku(trial, e5, sales, now):
 @pytest.mark.rule("TR3")
 def test_tr3_an_sku_that_is_not_a_target_is_refused(trial, sales, now):
     other = factories.SkuFactory(name="Visio Plan 2")
-    before = state()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         convert(trial, sales, now, target_sku_id=other.pk)
     assert refused.value.rule == "TR3"
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR6")
 def test_tr6_no_promotion_applies_to_the_converted_trial(trial_sku, customer, e3, sales, now):
     # given a trial that carried a promotion id
-    trial = make_trial(trial_sku, customer, promotion_id="39NFJQT1Q5KP")
+    trial = make_trial(customer, trial_sku, promotion_id="39NFJQT1Q5KP")
     # when converted now
     paid = convert(trial, sales, now).subscription
     # then the paid subscription has none, at the list price
@@ -216,7 +175,7 @@ def test_tr6_no_promotion_applies_to_the_converted_trial(trial_sku, customer, e3
 @pytest.mark.rule("TR3")
 def test_tr7_into_an_existing_subscription_adds_25_licenses_and_keeps_its_term(trial, e3, customer, sales, now):
     # given an E3 subscription of 10 licenses, P1Y billed monthly, 2026-11-01 to 2027-10-31
-    target = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    target = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
     # when the trial is converted into it now
     result = convert(trial, sales, now, target_sku_id=None, into_subscription_id=target.pk, quantity=None)
     # then 25 licenses are added, charged for 6 of the period's 30 days; its term and frequency stay
@@ -240,15 +199,15 @@ def test_tr7_into_an_existing_subscription_adds_25_licenses_and_keeps_its_term(t
 @pytest.mark.rule("TR5")
 def test_tr5_into_a_subscription_ending_before_the_trial_is_refused_with_the_reason(trial, e3, customer, sales, now):
     # given an E3 subscription ending 2026-11-30, before the trial's end on 2026-12-09
-    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
-    before = state()
+    short = factories.subscribe(customer, e3, started=datetime(2025, 12, 1, tzinfo=UTC))
+    before = database_state()
     # when the trial is converted into it
     with pytest.raises(RuleViolation) as refused:
         convert(trial, sales, now, target_sku_id=None, into_subscription_id=short.pk, quantity=None)
     # then refused with the dates, nothing changed
     assert (refused.value.rule, refused.value.status) == ("TR5", 422)
     assert "It ends on 2026-11-30, before the trial's end on 2026-12-09" in refused.value.message
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("R6")
@@ -269,16 +228,16 @@ def test_r6_converting_now_deletes_the_scheduled_conversion(trial, e3, sales, no
 @pytest.mark.rule("N6")
 def test_n6_a_trial_whose_renewal_is_pending_answers_409(trial, sales, now):
     Subscription.objects.filter(pk=trial.pk).update(renewal_pending=True)
-    before = state()
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         convert(trial, sales, now)
     assert (refused.value.rule, refused.value.status) == ("N6", 409)
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR3")
 def test_tr3_only_an_active_trial_converts(trial, e3, customer, sales, now):
-    paid = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
+    paid = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
     with pytest.raises(RuleViolation) as refused:
         convert(paid, sales, now, target_sku_id=e3.pk)
     assert refused.value.rule == "TR3"
@@ -291,7 +250,7 @@ def test_tr3_only_an_active_trial_converts(trial, e3, customer, sales, now):
 @pytest.mark.rule("T2")
 def test_t2_a_support_agent_cannot_convert_or_schedule(trial, e3, direct_partner, now):
     support = factories.staff(direct_partner, "support_agent")
-    before = state()
+    before = database_state()
     with pytest.raises(PermissionDenied):
         convert(trial, support, now)
     with pytest.raises(PermissionDenied):
@@ -304,7 +263,7 @@ def test_t2_a_support_agent_cannot_convert_or_schedule(trial, e3, direct_partner
             quantity=25,
             now=now,
         )
-    assert state() == before
+    assert database_state() == before
 
 
 # --- Scheduled for the trial's end -----------------------------------------------------------------------------
@@ -344,8 +303,8 @@ def test_tr8_a_scheduled_conversion_may_use_fewer_than_25_licenses_and_replaces_
 
 @pytest.mark.rule("TR8")
 def test_tr8_scheduling_needs_auto_renew_on(trial_sku, customer, e3, sales, now):
-    trial = make_trial(trial_sku, customer, auto_renew=False)
-    before = state()
+    trial = make_trial(customer, trial_sku, auto_renew=False)
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         conversions.schedule_trial_conversion(
             subscription_id=trial.pk,
@@ -357,7 +316,7 @@ def test_tr8_scheduling_needs_auto_renew_on(trial_sku, customer, e3, sales, now)
             now=now,
         )
     assert (refused.value.rule, refused.value.status) == ("TR8", 422)
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR8")
@@ -413,7 +372,7 @@ def signed_in(client, sales):
 
 
 def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_it(signed_in, trial, e3, e5, customer):
-    short = existing(e3, customer, started=datetime(2025, 12, 1, tzinfo=UTC))
+    short = factories.subscribe(customer, e3, started=datetime(2025, 12, 1, tzinfo=UTC))
     response = signed_in.get(url(trial))
     assert response.status_code == 200
     html = response.content.decode()
@@ -426,7 +385,7 @@ def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_i
 
 
 def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial, e3):
-    before = state()
+    before = database_state()
     response = signed_in.get(
         url(trial),
         {"target": f"sku-{e3.pk}", "when": "now", "term": "P1Y", "billing_frequency": "monthly", "quantity": "30"},
@@ -436,7 +395,7 @@ def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial,
         "Now: a new Microsoft 365 E3 subscription with 30 licenses, 1 year billed monthly at 10.00 USD per "
         "license, from 2026-11-25 to"
     ) in response.content.decode()
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR7")
@@ -474,7 +433,7 @@ def test_post_schedules_and_redirects_to_the_trial(signed_in, trial, e3):
 
 @pytest.mark.rule("TR7")
 def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, trial, e3):
-    before = state()
+    before = database_state()
     response = signed_in.post(
         url(trial),
         drawn(
@@ -484,13 +443,13 @@ def test_post_with_fewer_than_25_now_answers_422_with_the_reason(signed_in, tria
     )
     assert response.status_code == 422
     assert "Converting now needs at least 25 licenses" in response.content.decode()
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR8")
 def test_tr8_the_panel_shows_the_services_verdict_on_scheduling(signed_in, trial_sku, customer, e3, sales, now):
     # given a trial with auto-renew off
-    trial = make_trial(trial_sku, customer, auto_renew=False)
+    trial = make_trial(customer, trial_sku, auto_renew=False)
     # when the panel is drawn, then "At the trial's end" is disabled with the sentence the service refuses with
     html = signed_in.get(url(trial)).content.decode()
     with pytest.raises(RuleViolation) as refused:
@@ -514,8 +473,8 @@ def test_tr3_scheduling_a_conversion_into_an_existing_subscription_is_refused_by
     signed_in, trial, e3, customer, sales, now
 ):
     # given an existing E3 subscription that could take the trial's licenses now
-    into = existing(e3, customer, started=datetime(2026, 11, 1, tzinfo=UTC))
-    before = state()
+    into = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
+    before = database_state()
     # when a conversion into it is scheduled for the trial's end (the service, then the panel's post)
     with pytest.raises(RuleViolation) as refused:
         conversions.schedule_trial_conversion(
@@ -539,7 +498,7 @@ def test_tr3_scheduling_a_conversion_into_an_existing_subscription_is_refused_by
     )
     assert response.status_code == 422
     assert "Converting into an existing subscription happens now: choose &quot;Now&quot;." in response.content.decode()
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR3")
@@ -553,11 +512,11 @@ def test_tr3_scheduling_a_conversion_into_an_existing_subscription_is_refused_by
     ],
 )
 def test_tampered_post_answers_422_and_changes_nothing(signed_in, trial, e3, tampered):
-    before = state()
+    before = database_state()
     data = {"target": f"sku-{e3.pk}", "term": "P1Y", "billing_frequency": "monthly", "quantity": "25", **tampered}
     response = signed_in.post(url(trial), drawn(trial, data))
     assert response.status_code == 422
-    assert state() == before
+    assert database_state() == before
 
 
 def test_post_on_a_trial_already_converted_answers_409(signed_in, trial, e3, sales, now):
@@ -569,17 +528,17 @@ def test_post_on_a_trial_already_converted_answers_409(signed_in, trial, e3, sal
 @pytest.mark.rule("T2")
 def test_t2_a_support_agent_sees_the_page_but_a_post_answers_403(client, direct_partner, trial, e3):
     client.force_login(factories.staff(direct_partner, "support_agent"))
-    before = state()
+    before = database_state()
     assert client.get(url(trial)).status_code == 200
     response = client.post(url(trial), drawn(trial, {"target": f"sku-{e3.pk}", "when": "now", "quantity": "25"}))
     assert response.status_code == 403
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("T3")
 def test_t3_another_partners_trial_answers_404(signed_in, trial_sku, e3, now):
-    theirs = make_trial(trial_sku, factories.CustomerFactory())
-    before = state()
+    theirs = make_trial(factories.CustomerFactory(), trial_sku)
+    before = database_state()
     assert signed_in.get(url(theirs)).status_code == 404
     assert (
         signed_in.post(
@@ -587,4 +546,4 @@ def test_t3_another_partners_trial_answers_404(signed_in, trial_sku, e3, now):
         ).status_code
         == 404
     )
-    assert state() == before
+    assert database_state() == before

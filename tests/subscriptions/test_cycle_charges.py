@@ -29,7 +29,7 @@ from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import suspend_subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import drawn
+from tests.helpers import database_state, drawn
 
 STARTED = datetime(2026, 10, 10, 9, 0, tzinfo=UTC)
 CHARGE_DAY = date(2026, 12, 10)
@@ -56,24 +56,6 @@ def with_instruction(sub, frequency="annual", on=CHARGE_DAY, *, pending=False):
     )
     sub.refresh_from_db()
     return sub
-
-
-def state(sub) -> dict:
-    row = Subscription.objects.get(pk=sub.pk)
-    return {
-        "subscription": (
-            row.status,
-            row.billing_frequency,
-            row.unit_price,
-            row.availability_id,
-            row.next_charge_frequency,
-            row.next_charge_on,
-            row.next_charge_set_at,
-            row.cycle_charge_pending,
-        ),
-        "billing": list(BillingLine.objects.filter(subscription=sub).values_list("kind", "amount")),
-        "audit": AuditEntry.objects.filter(subscription=sub).count(),
-    }
 
 
 def url(name, sub):
@@ -181,7 +163,7 @@ def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_
     with time_machine.travel(datetime(2026, 12, 10, 0, 1, tzinfo=UTC), tick=False):
         client.force_login(sales)
         assert mark_cycle_charges_pending(CHARGE_AT) == 1
-        before = state(sub)
+        before = database_state()
         # when the partner tries to change the frequency back, or to remove the instruction
         changed = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "monthly"}))
         removed = client.post(url("next-charge-frequency-remove", sub), drawn(sub))
@@ -193,7 +175,7 @@ def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_
                 "completes; retry in a few minutes."
             ) in response.content.decode()
         # and nothing changed
-        assert state(sub) == before
+        assert database_state() == before
         # and the page shows the instruction read-only with the reason
         page = client.get(url("detail", sub)).content.decode()
     assert "billed annually</strong>" in page
@@ -205,13 +187,13 @@ def test_n7_changing_or_removing_while_the_cycle_charge_is_pending_is_a_409_and_
 def test_n7_the_service_refuses_while_pending_and_the_button_says_why(customer, sales, e3, now):
     # given a pending cycle charge
     sub = with_instruction(subscribe(customer, e3), "annual", date(2026, 11, 25), pending=True)
-    before = state(sub)
+    before = database_state()
     # when the service is called directly
     with pytest.raises(RuleViolation) as refused:
         set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="annual", now=now)
     # then it is a conflict (409) naming N7, and nothing changed
     assert (refused.value.rule, refused.value.status) == ("N7", 409)
-    assert state(sub) == before
+    assert database_state() == before
     verdict = allowed_actions(sub, sales, now)["next_charge_frequency"]
     assert (verdict.allowed, verdict.rule) == (False, "N7")
 
@@ -393,13 +375,13 @@ def test_n7_without_a_charge_left_in_the_term_it_is_refused_with_manage_renewal_
 ):
     # given a term with no billing period boundary ahead
     sub = subscribe(customer, e3, term=term, frequency=frequency, started=started)
-    before = state(sub)
+    before = database_state()
     # when a frequency change is set for the next charge
     with pytest.raises(RuleViolation) as refused:
         set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="annual", now=now)
     # then it is refused with the reason, and nothing changed
     assert (refused.value.rule, refused.value.status, refused.value.message) == ("N7", 422, reason)
-    assert state(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("N7")
@@ -428,12 +410,12 @@ def test_n7_a_bad_frequency_is_a_422_through_the_view_and_changes_nothing(
     client, customer, sales, e3, now, frequency, message
 ):
     sub = subscribe(customer, e3)
-    before = state(sub)
     client.force_login(sales)
+    before = database_state()
     response = client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": frequency}))
     assert response.status_code == 422
     assert message in response.content.decode().replace("&#x27;", "'")
-    assert state(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("N7")
@@ -458,22 +440,22 @@ def test_n7_a_three_year_term_billed_monthly_switches_to_annual_at_the_next_mont
 @pytest.mark.rule("N7")
 def test_n7_removing_an_instruction_already_gone_is_a_409(client, customer, sales, e3, now):
     sub = subscribe(customer, e3)
-    before = state(sub)
     client.force_login(sales)
+    before = database_state()
     response = client.post(url("next-charge-frequency-remove", sub), drawn(sub))
     assert response.status_code == 409
     assert "No billing frequency change is set for the next charge" in response.content.decode()
-    assert state(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("N6")
 def test_n6_the_instruction_is_read_only_while_the_renewal_is_pending(customer, sales, e3, now):
     sub = subscribe(customer, e3, renewal_pending=True)
-    before = state(sub)
+    before = database_state()
     with pytest.raises(RuleViolation) as refused:
         set_next_charge_frequency(subscription_id=sub.pk, actor=sales, billing_frequency="annual", now=now)
     assert (refused.value.rule, refused.value.status) == ("N6", 409)
-    assert state(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("N7")
@@ -494,16 +476,16 @@ def test_n7_a_suspended_subscription_cant_get_a_new_instruction(customer, sales,
 @pytest.mark.parametrize("role", ["support_agent", "billing_admin"])
 def test_t2_only_admin_and_sales_agents_change_the_billing_frequency(client, direct_partner, customer, e3, now, role):
     sub = with_instruction(subscribe(customer, e3), "annual")
-    before = state(sub)
     user = factories.staff(direct_partner, role)
     client.force_login(user)
+    before = database_state()
     assert (
         client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 403
     )
     assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 403
     with pytest.raises(PermissionDenied):
         remove_next_charge_frequency(subscription_id=sub.pk, actor=user, now=now)
-    assert state(sub) == before
+    assert database_state() == before
     # and the page shows the Remove button disabled with the reason
     page = client.get(url("detail", sub)).content.decode()
     assert 'disabled title="Your role can&#x27;t buy or change subscriptions' in page
@@ -512,13 +494,13 @@ def test_t2_only_admin_and_sales_agents_change_the_billing_frequency(client, dir
 @pytest.mark.rule("T3")
 def test_t3_another_partners_subscription_is_a_404(client, customer, e3, now):
     sub = subscribe(customer, e3)
-    before = state(sub)
     client.force_login(factories.staff(factories.PartnerFactory(), "admin_agent"))
+    before = database_state()
     assert (
         client.post(url("next-charge-frequency", sub), drawn(sub, {"billing_frequency": "annual"})).status_code == 404
     )
     assert client.post(url("next-charge-frequency-remove", sub), drawn(sub)).status_code == 404
-    assert state(sub) == before
+    assert database_state() == before
 
 
 @pytest.mark.rule("X2")

@@ -22,9 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from catalog.models import Sku
 from subscriptions import audit, checks, services
-from subscriptions.dates import term_end_for
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import fulfill_order
 from subscriptions.states import Status
@@ -353,17 +351,7 @@ def test_s2_t2_support_agent_sees_every_action_disabled_with_its_reason(client, 
 @pytest.mark.rule("Q6")
 @pytest.mark.rule("TR4")
 def test_s2_trial_shows_why_its_quantity_and_status_cannot_change(signed_in, customer, now):
-    trial_sku = factories.SkuFactory(
-        trial=True, name="Microsoft 365 E5 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
-    sub = factories.SubscriptionFactory(
-        customer=customer,
-        sku=trial_sku,
-        trial=True,
-        term_start=STARTED,
-        term_end=term_end_for(STARTED.date(), 1),
-        trial_ends_at=NOW + timedelta(days=28),
-    )
+    sub = factories.start_trial(customer, factories.trial_offer("Microsoft 365 E5 Trial"), started=STARTED)
     page = page_of(signed_in.get(detail(sub)))
     assert "Trial ends" in props(page)
     assert disabled_button(page, "Suspend") == "A trial's status can't change: convert the trial first."
@@ -1291,17 +1279,9 @@ def test_rename_to_exactly_200_characters_is_accepted(signed_in, customer, e3, n
 # --- A1–A5: add-ons on a base subscription ------------------------------------------------------
 
 
-def traditional_addon(base_sku, name, *, price="2.00", term="P1Y", frequency="monthly", **extra):
-    sku = factories.SkuFactory(
-        product=factories.ProductFactory(name=name),
-        name=name,
-        is_addon=True,
-        commerce=Sku.Commerce.TRADITIONAL,
-        availabilities=[(term, frequency, price)],
-        **extra,
-    )
-    sku.base_skus.add(base_sku)
-    return sku
+def traditional_addon(base_sku, name, *, price="2.00", **extra):
+    """An add-on of `base_sku` at 2.00 a license unless `price` says otherwise."""
+    return factories.addon_offer(base_sku, name=name, price=price, **extra)
 
 
 @pytest.mark.rule("A1")

@@ -6,6 +6,7 @@ Today is 2026-11-25 12:00 UTC; the subscription is Microsoft 365 E3, 10 licenses
 test_detail_views.py), with Microsoft 365 E5 as an upgrade target and an eligible add-on.
 """
 
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 import pytest
@@ -14,11 +15,8 @@ from django.urls import reverse
 
 from catalog.models import UpgradePath
 from portal.forms import IdField, IsoDateField, QuantityField, TextField, VersionField
-from subscriptions.models import RelationshipRequest, TransferRequest
 from tests import factories
 from tests.helpers import database_state, drawn
-from tests.subscriptions.test_conversions import make_trial
-from tests.subscriptions.test_detail_views import subscribe, traditional_addon
 
 NOT_A_QUANTITY = "Enter the number of licenses as a whole number of at least 1."
 HUGE = "That is more licenses than any offer allows."
@@ -29,12 +27,12 @@ def world(db, customer, now):
     e3 = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
     e5 = factories.SkuFactory(name="Microsoft 365 E5", availabilities=[("P1Y", "monthly", "20.00")])
     UpgradePath.objects.create(source=e3, target=e5)
-    addon = traditional_addon(e3, "Audio Conferencing")
-    sub = subscribe(customer, e3)
-    trial_sku = factories.SkuFactory(
-        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
+    addon = factories.addon_offer(e3, name="Audio Conferencing", price="2.00")
+    sub = factories.subscribe(customer, e3, started=now - timedelta(days=2))
+    trial = factories.start_trial(
+        customer, factories.trial_offer(trial_of=e3), started=datetime(2026, 11, 10, tzinfo=UTC)
     )
-    return {"sub": sub, "e5": e5, "addon": addon, "trial": make_trial(trial_sku, customer), "e3": e3}
+    return {"sub": sub, "e5": e5, "addon": addon, "trial": trial, "e3": e3}
 
 
 @pytest.fixture
@@ -45,14 +43,6 @@ def signed_in(client, sales):
 
 def action(name, sub):
     return reverse(f"subscriptions:subscription-{name}", args=[sub.customer_id, sub.pk])
-
-
-def state():
-    return {
-        **database_state(),
-        "relationships": RelationshipRequest.objects.count(),
-        "transfers": TransferRequest.objects.count(),
-    }
 
 
 # (what, how to send it, the value typed, where it must show again, the reason shown)
@@ -148,7 +138,7 @@ def test_a_refused_form_answers_422_with_what_was_typed_and_why(signed_in, world
         if where == "detail"
         else action(where, sub)
     )
-    before = state()
+    before = database_state()
     # when
     response = signed_in.get(target, data) if method == "get" else signed_in.post(target, drawn(sub, data))
     # then
@@ -158,12 +148,12 @@ def test_a_refused_form_answers_422_with_what_was_typed_and_why(signed_in, world
     assert escape(reason) in page
     # the reason is next to its field as well as in the page's error bar
     assert page.count(escape(reason)) >= 2
-    assert state() == before
+    assert database_state() == before
 
 
 def test_a_refused_relationship_request_keeps_what_was_typed(signed_in, world):
     # given
-    before = state()
+    before = database_state()
     # when
     response = signed_in.post(
         reverse("subscriptions:relationship-send"),
@@ -174,11 +164,11 @@ def test_a_refused_relationship_request_keeps_what_was_typed(signed_in, world):
     assert response.status_code == 422
     assert 'value="fabrikam.example"' in page and 'value="admin@fabrikam.example"' in page
     assert page.count("A company name contains a character that is not allowed (NUL).") == 2
-    assert state() == before
+    assert database_state() == before
 
 
 def test_a_refused_transfer_request_keeps_what_was_typed(signed_in, world, customer):
-    before = state()
+    before = database_state()
     response = signed_in.post(
         reverse("subscriptions:transfer-file"),
         {"customer": str(customer.pk), "source_partner_id": "12\x0034", "notification_email": "ops@example.com"},
@@ -187,7 +177,7 @@ def test_a_refused_transfer_request_keeps_what_was_typed(signed_in, world, custo
     assert response.status_code == 422
     assert 'value="ops@example.com"' in page
     assert page.count("A PartnerID contains a character that is not allowed (NUL).") == 2
-    assert state() == before
+    assert database_state() == before
 
 
 TAMPERED = ["", "abc", "-1", "9" * 40, "9" * 10_000, "\x00", "１２", "2.5", "NaN"]
@@ -218,35 +208,35 @@ def test_a_tampered_field_is_refused_never_a_500_and_changes_nothing(signed_in, 
     ids = {"addon": world["addon"].pk, "e5": world["e5"].pk, "e3": world["e3"].pk, "value": value[:100]}
     data = {k.format(**ids): v.format(**ids) for k, v in {field: value, **extra}.items()}
     sub = world["trial"] if where == "convert" else world["sub"]
-    before = state()
+    before = database_state()
     # when
     response = signed_in.post(action(where, sub), drawn(sub, data))
     # then: refused (422, or 404/409 for an id the service can't find), or, where the value means "nothing" (an
     # empty add-on quantity, an empty optional field), a change the service may make; never a server error
     assert response.status_code in (302, 404, 409, 422), response.content.decode()[:2000]
     if response.status_code != 302:
-        assert state() == before
+        assert database_state() == before
 
 
 @pytest.mark.parametrize("value", ["not-a-uuid", "\x00", "9" * 10_000, ""])
 def test_a_tampered_customer_of_a_transfer_request_is_404(signed_in, world, value):
-    before = state()
+    before = database_state()
     response = signed_in.post(
         reverse("subscriptions:transfer-file"),
         {"customer": value, "source_partner_id": "1234", "notification_email": "ops@example.com"},
     )
     assert response.status_code == 404
-    assert state() == before
+    assert database_state() == before
 
 
 def test_an_unknown_upgrade_target_is_the_services_refusal(signed_in, world):
-    sub, before = world["sub"], state()
+    sub, before = world["sub"], database_state()
     response = signed_in.post(
         action("upgrade", sub), drawn(sub, {"target": "999999", "quantity": "3", "confirm": "yes"})
     )
     assert response.status_code == 422
     assert "That upgrade is not offered" in response.content.decode()
-    assert state() == before
+    assert database_state() == before
 
 
 # --- The shared fields (portal/forms.py) --------------------------------------------------------------------------

@@ -19,12 +19,6 @@ from tests import factories
 UTC = UTC
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The staff factories hash a password; the default PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def buy(customer, actor, now, *lines, reseller=None):
     """Puts (availability, quantity[, aligned_end_date]) lines in the cart and purchases it."""
     for availability, quantity, *aligned in lines:

@@ -5,6 +5,7 @@ import re
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from html import unescape
 
 import pytest
@@ -15,7 +16,6 @@ from django.urls import reverse
 
 from portal.errors import RuleViolation
 from subscriptions import checks, lifecycle, services
-from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import mark_renewals_pending, renew_due_subscriptions, run_lifecycle
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.states import Status
@@ -30,20 +30,8 @@ def e3(db):
     return factories.SkuFactory(name="Microsoft 365 E3")
 
 
-def annual(sku, *, started: datetime, quantity=10, **extra):
-    """An active P1Y subscription billed monthly at 10.00 whose term started at `started`."""
-    return factories.SubscriptionFactory(
-        sku=sku,
-        availability=factories.availability(sku, "P1Y", "monthly"),
-        quantity=quantity,
-        term="P1Y",
-        billing_frequency="monthly",
-        unit_price=Decimal("10.00"),
-        term_start=started,
-        term_end=term_end_for(started.date(), 12),
-        created_at=started,
-        **extra,
-    )
+# An active P1Y subscription billed monthly at 10.00 whose term started at `started`, of a new customer.
+annual = partial(factories.subscribe, None)
 
 
 def renewal_lines(subscription):
@@ -328,7 +316,7 @@ def test_n6_reactivate_is_refused_while_the_renewal_is_pending(e3):
 @pytest.mark.rule("N6")
 def test_n6_quantity_post_answers_409_and_changes_nothing(client, customer, sales, e3, now):
     # given a subscription of this partner whose renewal is pending
-    sub = annual(e3, started=now - timedelta(hours=2), customer=customer, renewal_pending=True)
+    sub = factories.subscribe(customer, e3, started=now - timedelta(hours=2), renewal_pending=True)
     client.force_login(sales)
 
     # when the partner adds licenses
@@ -357,25 +345,12 @@ def test_n6_the_renewal_clears_pending(e3):
 
 @pytest.fixture
 def trial_sku(e3):
-    return factories.SkuFactory(
-        trial=True, trial_of=e3, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
+    return factories.trial_offer(trial_of=e3)
 
 
 def trial(sku, **extra):
     """A one-month trial of 25 licenses that started on 2026-11-01 and ends (inclusive) on 2026-11-30."""
-    return factories.SubscriptionFactory(
-        sku=sku,
-        availability=factories.availability(sku, "P1M", "monthly"),
-        trial=True,
-        term="P1M",
-        billing_frequency="monthly",
-        unit_price=Decimal("0.00"),
-        term_start=datetime(2026, 11, 1, tzinfo=UTC),
-        term_end=date(2026, 11, 30),
-        trial_ends_at=datetime(2026, 12, 1, tzinfo=UTC),
-        **extra,
-    )
+    return factories.start_trial(None, sku, started=datetime(2026, 11, 1, tzinfo=UTC), **extra)
 
 
 @pytest.mark.rule("TR1")

@@ -461,19 +461,7 @@ def test_q6_quantity_is_not_changed_unless_active(customer, sales, e3, now, stat
 @pytest.mark.parametrize("quantity", [26, 24])
 def test_tr4_trial_quantity_is_not_changed(customer, sales, now, quantity):
     # given an active trial with 25 licenses started yesterday
-    trial_sku = factories.SkuFactory(
-        trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
-    sub = factories.SubscriptionFactory(
-        customer=customer,
-        sku=trial_sku,
-        trial=True,
-        term="P1M",
-        unit_price=Decimal("0.00"),
-        term_start=now - timedelta(days=1),
-        term_end=date(2026, 12, 23),
-        trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC),
-    )
+    sub = factories.start_trial(customer, started=now - timedelta(days=1))  # ends (inclusive) on 2026-12-23
     before = database_state()
     # when licenses are added or removed
     with pytest.raises(RuleViolation) as refused:

@@ -20,11 +20,7 @@ def e3(db):
 
 @pytest.fixture
 def audio(e3):
-    sku = factories.SkuFactory(
-        name="Audio Conferencing", is_addon=True, commerce="traditional", availabilities=[("P1Y", "monthly", "4.00")]
-    )
-    sku.base_skus.set([e3])
-    return sku
+    return factories.addon_offer(e3, name="Audio Conferencing")
 
 
 @pytest.fixture

@@ -70,19 +70,7 @@ def test_p1_only_an_active_subscription_is_suspended(customer, sales, e3, now, s
 @pytest.mark.rule("TR4")
 def test_tr4_a_trial_is_not_suspended(customer, sales, now):
     # given an active trial
-    trial_sku = factories.SkuFactory(
-        trial=True, name="Microsoft 365 E3 Trial", availabilities=[("P1M", "monthly", "0.00")]
-    )
-    sub = factories.SubscriptionFactory(
-        customer=customer,
-        sku=trial_sku,
-        trial=True,
-        term="P1M",
-        unit_price=Decimal("0.00"),
-        term_start=now - timedelta(days=1),
-        term_end=date(2026, 12, 23),
-        trial_ends_at=datetime(2026, 12, 24, tzinfo=UTC),
-    )
+    sub = factories.start_trial(customer, started=now - timedelta(days=1))  # ends (inclusive) on 2026-12-23
     before = database_state()
     # when it is suspended
     with pytest.raises(RuleViolation) as refused:
