@@ -22,7 +22,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderLine, Sku, UpgradePath
+from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderLine, UpgradePath
 from portal.models import Customer, Partner
 from subscriptions import cycles, transfers
 from subscriptions.models import (
@@ -232,13 +232,7 @@ def _subscription_action(name, page_query=None, fields=None, **sub_kwargs):
 def _addons():
     _, user, customer = _world()
     base = factories.SubscriptionFactory(customer=customer)
-    addon = factories.SkuFactory(
-        name="Audio Conferencing",
-        is_addon=True,
-        commerce=Sku.Commerce.TRADITIONAL,
-        availabilities=[("P1Y", "monthly", "2.00")],
-    )
-    addon.base_skus.add(base.sku)
+    addon = factories.addon_offer(base.sku, name="Audio Conferencing", price="2.00")
     return Scenario(user, _detail(base), _action("addons", base), {f"addon-{addon.pk}": "2"})
 
 
@@ -460,7 +454,7 @@ SCENARIOS = {
     "subscriptions:subscription-suspend": _subscription_action("suspend"),
     "subscriptions:subscription-reactivate": _subscription_action("reactivate", suspended=True),
     "subscriptions:subscription-cancel": _subscription_action(
-        "cancel", {"confirm": "cancel"}, term_start=NOW - timedelta(days=1), created_at=NOW - timedelta(days=1)
+        "cancel", {"confirm": "cancel"}, in_cancellation_window=True
     ),
     "subscriptions:subscription-auto-renew": _subscription_action("auto-renew"),
     "subscriptions:subscription-rename": _subscription_action("rename", fields={"friendly_name": "Sales team"}),

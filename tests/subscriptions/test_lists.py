@@ -132,7 +132,7 @@ def test_s1_list_shows_every_column_of_each_subscription(signed_in, direct_partn
     # days), and a suspended one resold by an indirect reseller
     adatum = factories.PartnerFactory(kind=Partner.Kind.INDIRECT_RESELLER, name="Adatum Reseller", partner_id="4412345")
     e3 = subscribe_to_offer(
-        customer, "Microsoft 365 E3", term_start=NOW - timedelta(days=1), quantity=25, friendly_name="Head office"
+        customer, "Microsoft 365 E3", in_cancellation_window=True, quantity=25, friendly_name="Head office"
     )
     premium = subscribe_to_offer(
         customer,

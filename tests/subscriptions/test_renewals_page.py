@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -246,7 +247,9 @@ def test_every_role_may_view(client, direct_partner, customer, role, now):
 
 
 def test_signed_out_user_is_not_shown_the_page(client, now):
-    assert client.get(URL).status_code in (302, 403)
+    # they are sent to sign in, and come back here after
+    response = client.get(URL)
+    assert (response.status_code, response["Location"]) == (302, f"{reverse(settings.LOGIN_URL)}?next={URL}")
 
 
 def test_the_left_navigation_links_the_page(signed_in):
