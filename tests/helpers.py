@@ -1,13 +1,18 @@
 """Helpers shared by the tests."""
 
+import re
 import threading
+from html import unescape
 
 from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.db import connection
+from django.urls import reverse
 
 from catalog import cart as cart_services
+from catalog.checkout import purchase
 from catalog.models import Cart
+from tests import factories
 
 # The apps whose tables a person's action, a task or the admin can write.
 STATE_APPS = {"portal", "catalog", "subscriptions", "auth", "admin", "django_tasks_database"}
@@ -47,6 +52,35 @@ def add_to_cart(customer, actor, availability, quantity, now, aligned_end_date=N
         aligned_end_date=aligned_end_date,
         now=now,
     )
+
+
+def buy(customer, actor, now, *skus, quantity: int = 10):
+    """The order a partner places, confirmed, for `quantity` licenses of each SKU (1 year billed monthly)."""
+    for sku in skus:
+        add_to_cart(customer, actor, factories.availability(sku), quantity, now)
+    order, created = purchase(
+        cart=cart_services.current_cart(customer, actor, now), actor=actor, attested=True, now=now
+    )
+    assert created
+    return order
+
+
+def subscription_url(action: str, subscription, **query) -> str:
+    """The subscription page's URL (action "detail") or one of its actions', with a query string."""
+    path = reverse(f"subscriptions:subscription-{action}", args=[subscription.customer_id, subscription.pk])
+    return path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def visible_text(fragment: str) -> str:
+    """The text of an HTML fragment as a person reads it: tags dropped, entities read, whitespace collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def card_text(response, card_id: str) -> str:
+    """The visible text of the page's card (a panel) with this id."""
+    match = re.search(rf'<section class="card" id="{card_id}".*?</section>', response.content.decode(), re.S)
+    assert match, f"no {card_id} panel"
+    return visible_text(match.group(0))
 
 
 def at_once(*calls, refusals=()):

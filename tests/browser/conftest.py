@@ -225,3 +225,16 @@ def task_worker(live_server, transactional_db):
     yield worker
     worker.stop()
     assert not worker.errors, f"the background worker crashed: {worker.errors!r}"
+
+
+def open_subscription(page: Page, customer, name: str) -> None:
+    """Customers › the customer › the subscription's row link, like a partner gets there."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
+    page.get_by_role("link", name=customer.company_name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(customer.company_name)
+    page.locator("table.list").get_by_role("link", name=name, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+
+
+def status_bars(page: Page):
+    return page.locator(".messages [role=status]")

@@ -15,22 +15,19 @@ from catalog.models import UpgradePath
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.browser.conftest import NOW, SHOTS_DIR, e3_subscription, make_offer, open_panel, props_value, sign_in
+from tests.browser.conftest import (
+    NOW,
+    SHOTS_DIR,
+    e3_subscription,
+    make_offer,
+    open_panel,
+    open_subscription,
+    props_value,
+    sign_in,
+    status_bars,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def open_subscription(page: Page, customer, name: str) -> None:
-    """Customers › the customer › the subscription's row link, like a partner gets there."""
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
-    page.get_by_role("link", name=customer.company_name).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(customer.company_name)
-    page.locator("table.list").get_by_role("link", name=name, exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
-
-
-def status_bars(page: Page):
-    return page.locator(".messages [role=status]")
 
 
 @pytest.mark.rule("R3")

@@ -4,7 +4,6 @@ UTC."""
 
 import re
 from datetime import timedelta
-from html import unescape
 
 import pytest
 import time_machine
@@ -15,6 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.services import fulfill_order_task, provision_subscription_task
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import visible_text
 
 
 @pytest.fixture
@@ -23,10 +23,6 @@ def operator(client, direct_partner, now):
     get_user_model().objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
-
-
-def text(fragment: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
 
 
 def listed(page: str) -> list[str]:
@@ -84,7 +80,7 @@ def test_the_order_list_filters_the_orders_waiting_longer_than_expected(operator
 def field(page: str, name: str) -> str:
     match = re.search(rf'<div class="form-row field-{name}">(.*?)</div>\s*</div>', page, re.S)
     assert match, f"no {name} on the page"
-    return text(match.group(1))
+    return visible_text(match.group(1))
 
 
 def test_a_stuck_orders_page_shows_its_verdict_and_its_tasks(operator, orders, now):

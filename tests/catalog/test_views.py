@@ -4,7 +4,6 @@ K12, O1, O2), with the bad input they must survive and the SQL they cost."""
 import re
 from datetime import timedelta
 from decimal import Decimal
-from html import unescape
 
 import pytest
 from django.db import connection
@@ -15,7 +14,7 @@ from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, Order
 from portal.models import Partner
 from subscriptions.models import Subscription
 from tests import factories
-from tests.helpers import cart_drawn
+from tests.helpers import cart_drawn, visible_text
 
 QUERY_BUDGET = 12
 
@@ -24,11 +23,6 @@ QUERY_BUDGET = 12
 def signed_in(client, sales, now):
     client.force_login(sales)
     return client
-
-
-def text(fragment: str) -> str:
-    """The visible text of an HTML fragment, whitespace collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
 
 
 def offer_names(page: str) -> list[str]:
@@ -48,7 +42,7 @@ def cart_row(page: str, line) -> str:
 
 
 def cells(row: str) -> list[str]:
-    return [text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    return [visible_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
 
 
 def sku(name: str, **kwargs):

@@ -13,7 +13,6 @@ import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 
 from portal.errors import RuleViolation
 from subscriptions import services
@@ -30,6 +29,7 @@ from subscriptions.services import suspend_subscription
 from subscriptions.states import Status
 from tests import factories
 from tests.helpers import database_state, drawn
+from tests.helpers import subscription_url as url
 
 STARTED = datetime(2026, 10, 10, 9, 0, tzinfo=UTC)
 CHARGE_DAY = date(2026, 12, 10)
@@ -56,10 +56,6 @@ def with_instruction(sub, frequency="annual", on=CHARGE_DAY, *, pending=False):
     )
     sub.refresh_from_db()
     return sub
-
-
-def url(name, sub):
-    return reverse(f"subscriptions:subscription-{name}", args=[sub.customer_id, sub.pk])
 
 
 # Setting, changing and removing the instruction ----------------------------------------------------

@@ -18,6 +18,7 @@ from subscriptions.models import SeatLot, Subscription, fill_list_names
 from subscriptions.services import upgrades
 from tests import factories
 from tests.factories import subscribe_to_offer
+from tests.helpers import visible_text
 
 NOW = factories.BASE_TIME
 MAX_QUERIES = 15
@@ -36,23 +37,19 @@ def list_url(customer, query: str = "") -> str:
 ALL_URL = reverse("subscriptions:all-subscriptions")
 
 
-def text(fragment: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
-
-
 def table(page: str) -> list[list[str]]:
     """The list's rows, each a list of its cells' text."""
     body = re.search(r"<tbody>(.*?)</tbody>", page, re.S)
     if body is None:
         return []
     return [
-        [text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        [visible_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
     ]
 
 
 def headers(page: str) -> list[str]:
-    return [text(th) for th in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S)]
+    return [visible_text(th) for th in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S)]
 
 
 def ids(page: str) -> list[str]:
@@ -377,7 +374,7 @@ def test_s5_command_bar_has_export_all_subscriptions(client, direct_partner, cus
 
 
 def badge(page: str) -> list[str]:
-    return [text(b) for b in re.findall(r'<span class="badge badge-warn">(.*?)</span>', page, re.S)]
+    return [visible_text(b) for b in re.findall(r'<span class="badge badge-warn">(.*?)</span>', page, re.S)]
 
 
 @pytest.mark.rule("S1")

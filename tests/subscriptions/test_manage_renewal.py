@@ -8,11 +8,9 @@ renews at 2027-11-23 00:00 UTC. The SKU is sold P1Y monthly or annual, and P1M m
 import re
 from datetime import UTC, date, datetime
 from functools import partial
-from html import unescape
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.urls import reverse
 
 from portal.errors import RuleViolation
 from subscriptions.lifecycle import run_lifecycle
@@ -20,7 +18,7 @@ from subscriptions.models import AuditEntry, ScheduledChange
 from subscriptions.services import remove_scheduled_change, schedule_renewal_change
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import database_state, drawn
+from tests.helpers import card_text, database_state, drawn, subscription_url
 
 UTC = UTC
 RENEWS_AT = "2027-11-23 00:00 UTC"
@@ -289,19 +287,9 @@ def test_n4_the_renewal_applies_the_scheduled_quantity(customer, sales, e3, now)
 
 # The panel through the test client --------------------------------------------------------------
 
-
-def url(action, sub):
-    return reverse(f"subscriptions:subscription-{action}", args=[sub.customer_id, sub.pk])
-
-
-def detail(sub):
-    return reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk])
-
-
-def panel_text(response) -> str:
-    match = re.search(r'<section class="card" id="manage-renewal".*?</section>', response.content.decode(), re.S)
-    assert match, "no Manage renewal panel"
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split())
+url = subscription_url
+detail = partial(subscription_url, "detail")
+panel_text = partial(card_text, card_id="manage-renewal")
 
 
 @pytest.fixture

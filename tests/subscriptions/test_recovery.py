@@ -17,8 +17,6 @@ from django.db import connection, connections
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from catalog import cart as cart_services
-from catalog.checkout import purchase
 from catalog.models import Order, OrderLine
 from subscriptions import recovery
 from subscriptions.lifecycle import lifecycle_tick_task, restart_lost_lifecycle_chain, run_lifecycle
@@ -27,6 +25,7 @@ from subscriptions.recovery import requeue_stranded_work
 from subscriptions.services import fulfill_order_task, provision_subscription_task
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import buy
 
 FULFIL, PROVISION, TICK = (
     fulfill_order_task.module_path,
@@ -200,21 +199,6 @@ def test_the_lifecycle_pass_runs_the_sweep(placed, now):
     assert "fulfillment requeued: 1, provisioning requeued: 0, lifecycle requeued: 0" in out.getvalue()
     assert tasks(FULFIL, TaskResultStatus.READY) == [{"args": [order.pk], "kwargs": {}}]
     assert run_lifecycle(now).fulfillment_requeued == 0
-
-
-def buy(customer, actor, at, *skus):
-    for sku in skus:
-        cart_services.add_to_cart(
-            customer=customer,
-            actor=actor,
-            availability_id=factories.availability(sku).pk,
-            quantity=10,
-            aligned_end_date=None,
-            now=at,
-        )
-    order, created = purchase(cart=cart_services.current_cart(customer, actor, at), actor=actor, attested=True, now=at)
-    assert created
-    return order
 
 
 @pytest.mark.rule("O2")

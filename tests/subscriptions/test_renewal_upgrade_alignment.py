@@ -32,7 +32,7 @@ from subscriptions.services import (
 from subscriptions.services.upgrades import upgrade_subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import database_state, drawn
+from tests.helpers import card_text, database_state, drawn, subscription_url
 
 UTC = UTC
 RENEWAL = datetime(2027, 11, 23, 0, 5, tzinfo=UTC)  # the engine's run after the term end
@@ -589,19 +589,9 @@ def test_renewals_page_prices_the_upgrade_and_the_aligned_term(client, customer,
 
 # --- The panel through the test client -----------------------------------------------------------------------
 
-
-def url(action, sub):
-    return reverse(f"subscriptions:subscription-{action}", args=[sub.customer_id, sub.pk])
-
-
-def detail(sub):
-    return reverse("subscriptions:subscription-detail", args=[sub.customer_id, sub.pk])
-
-
-def panel_text(response) -> str:
-    match = re.search(r'<section class="card" id="manage-renewal".*?</section>', response.content.decode(), re.S)
-    assert match, "no Manage renewal panel"
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split())
+url = subscription_url
+detail = partial(subscription_url, "detail")
+panel_text = partial(card_text, card_id="manage-renewal")
 
 
 FORM = {"quantity": "10", "term": "P1Y", "billing_frequency": "monthly", "target_sku": "", "aligned_end_date": ""}

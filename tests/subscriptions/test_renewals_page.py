@@ -17,6 +17,7 @@ from subscriptions import renewals
 from subscriptions.models import ScheduledChange, Subscription
 from tests import factories
 from tests.factories import subscribe_to_offer
+from tests.helpers import visible_text
 
 URL = reverse("subscriptions:renewals")
 TODAY = date(2026, 11, 25)
@@ -29,10 +30,6 @@ def signed_in(client, sales, now):
     return client
 
 
-def text(fragment: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
-
-
 def section(page: str, name: str) -> str:
     return re.search(rf'<section id="{name}".*?</section>', page, re.S).group(0)
 
@@ -43,7 +40,7 @@ def rows(page: str, name: str) -> list[list[str]]:
     if body is None:
         return []
     return [
-        [text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        [visible_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
     ]
 
@@ -201,9 +198,9 @@ def test_ending_without_renewal_rows(signed_in, customer):
 
 def test_empty_states(signed_in, customer):
     page = signed_in.get(URL).content.decode()
-    assert "No subscription renews in the next 30 days." in text(page)
-    assert "Nothing ends without renewal in the next 30 days." in text(page)
-    assert "No trial ends in the next 30 days." in text(page)
+    assert "No subscription renews in the next 30 days." in visible_text(page)
+    assert "Nothing ends without renewal in the next 30 days." in visible_text(page)
+    assert "No trial ends in the next 30 days." in visible_text(page)
 
 
 @pytest.mark.rule("T3")

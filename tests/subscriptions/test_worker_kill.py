@@ -26,8 +26,6 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from catalog import cart as cart_services
-from catalog.checkout import purchase
 from catalog.models import Order, OrderLine
 from subscriptions import recovery
 from subscriptions.lifecycle import lifecycle_tick_task
@@ -35,6 +33,7 @@ from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import fulfill_order, fulfill_order_task, provision_subscription_task
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import buy
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60  # seconds: every wait is bounded; a worker starts in 1-2 s and a task takes well under one
@@ -136,21 +135,6 @@ def sweep_after_the_bound(processes, bound) -> str:
     return processes.run("run_lifecycle", "--now", later.isoformat())
 
 
-def buy(customer, actor, *skus):
-    now = timezone.now()
-    for sku in skus:
-        cart_services.add_to_cart(
-            customer=customer,
-            actor=actor,
-            availability_id=factories.availability(sku).pk,
-            quantity=10,
-            aligned_end_date=None,
-            now=now,
-        )
-    order, _ = purchase(cart=cart_services.current_cart(customer, actor, now), actor=actor, attested=True, now=now)
-    return order
-
-
 @pytest.fixture(autouse=True)
 def postgresql_only(db):
     if connection.vendor != "postgresql":
@@ -166,7 +150,7 @@ def test_a_worker_killed_mid_fulfilment_strands_nothing(customer, sales, process
     # given an order of two Microsoft offers, just bought: its fulfilment task is queued
     e3 = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00")])
     teams = factories.SkuFactory(name="Teams Essentials", availabilities=[("P1Y", "monthly", "4.00")])
-    order = buy(customer, sales, e3, teams)
+    order = buy(customer, sales, timezone.now(), e3, teams)
     task = DBTaskResult.objects.get(task_path=fulfill_order_task.module_path)
 
     # when a worker is killed (kill -9) inside the fulfilment
@@ -219,7 +203,7 @@ def test_a_worker_killed_mid_fulfilment_strands_nothing(customer, sales, process
 def test_a_worker_killed_mid_provisioning_strands_nothing(customer, sales, processes):
     # given an order fulfilled a moment ago: its Microsoft subscription's provisioning task is queued
     e3 = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00")])
-    order = buy(customer, sales, e3)
+    order = buy(customer, sales, timezone.now(), e3)
     DBTaskResult.objects.all().delete()  # fulfilled here, below, instead of by its task
     fulfill_order(order_id=order.pk, now=timezone.now())
     subscription = Subscription.objects.get()
