@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, Cart, CartLine, Product, Publisher, Sku
 from portal.models import Customer, Membership, Partner, ResellerLink
 from subscriptions.dates import start_of_day, term_end_for
-from subscriptions.models import SeatLot, Subscription
+from subscriptions.models import SeatLot, Subscription, fill_list_names
 from subscriptions.states import Status
 
 PASSWORD = "test-pass-123"
@@ -367,3 +367,56 @@ class BillingLineFactory(factory.django.DjangoModelFactory):
     period_end = factory.LazyAttribute(lambda o: o.period_start + timedelta(days=29))
     explanation = factory.LazyAttribute(lambda o: f"{o.unit_price} × {o.quantity}")
     created_at = factory.LazyAttribute(lambda o: o.subscription.term_start)
+
+
+def lot(subscription, window_ends_at, *, quantity=5, removed=0) -> SeatLot:
+    """Licenses added to `subscription` whose 7-day removal window (Q2) closes at `window_ends_at`."""
+    return SeatLotFactory(
+        subscription=subscription,
+        quantity=quantity,
+        removed=removed,
+        added_at=window_ends_at - timedelta(hours=168),
+        window_ends_at=window_ends_at,
+    )
+
+
+def bulk_subscriptions(customers, skus, n: int) -> None:
+    """n subscriptions spread over these customers and offers, in every status, each with a license lot whose
+    removal window is still open: closing within 48 hours for every third."""
+    statuses = ["active", "active", "suspended", "pending", "deleted", "expired"]
+    availabilities = {sku.pk: availability(sku) for sku in skus}
+    subs = Subscription.objects.bulk_create(
+        [
+            Subscription(
+                customer=customers[i % len(customers)],
+                sku=skus[i % len(skus)],
+                availability=availabilities[skus[i % len(skus)].pk],
+                status=statuses[i % len(statuses)],
+                quantity=1 + i % 40,
+                term="P1Y",
+                billing_frequency="monthly",
+                unit_price="10.00",
+                auto_renew=i % 4 != 0,
+                term_start=BASE_TIME - timedelta(days=i % 300),
+                term_end=BASE_TIME.date() + timedelta(days=i % 60),
+                created_at=BASE_TIME - timedelta(days=i % 300),
+                friendly_name=f"Team {i}" if i % 7 == 0 else "",
+            )
+            for i in range(n)
+        ],
+        batch_size=500,
+    )
+    fill_list_names(Subscription.objects.filter(pk__in=[sub.pk for sub in subs]))  # bulk_create skips save()
+    SeatLot.objects.bulk_create(
+        [
+            SeatLot(
+                subscription=sub,
+                source=SeatLot.Source.PURCHASE,
+                quantity=sub.quantity,
+                added_at=BASE_TIME - timedelta(days=1),
+                window_ends_at=BASE_TIME + timedelta(hours=24 if i % 3 == 0 else 120),
+            )
+            for i, sub in enumerate(subs)
+        ],
+        batch_size=500,
+    )

@@ -83,6 +83,20 @@ def card_text(response, card_id: str) -> str:
     return visible_text(match.group(0))
 
 
+def list_url(customer, query: str = "") -> str:
+    """The customer's subscription list, with a query string."""
+    return reverse("subscriptions:subscription-list", args=[customer.pk]) + query
+
+
+# The subscriptions of every customer of the partner.
+ALL_URL = reverse("subscriptions:all-subscriptions")
+
+
+def ids(page: str) -> list[str]:
+    """The subscription ids a list page shows, in its order."""
+    return re.findall(r"<code>([0-9a-f-]{36})</code>", page)
+
+
 def at_once(*calls, refusals=()):
     """Runs the calls in threads released together (a double click, two tabs, two engines), each with its own
     database connection; returns (results, refusals): what they returned, and the exceptions of the `refusals`

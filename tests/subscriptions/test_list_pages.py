@@ -13,8 +13,8 @@ from portal.models import Partner
 from subscriptions import selectors
 from subscriptions.models import Subscription
 from tests import factories
-from tests.factories import subscribe_to_offer
-from tests.subscriptions.test_lists import ALL_URL, bulk_subscriptions, ids, list_url, lot
+from tests.factories import bulk_subscriptions, lot, subscribe_to_offer
+from tests.helpers import ALL_URL, ids, list_url
 
 NOW = factories.BASE_TIME
 

@@ -14,11 +14,11 @@ from catalog.models import UpgradePath
 from portal.models import Partner
 from subscriptions import services
 from subscriptions.dates import term_end_for
-from subscriptions.models import SeatLot, Subscription, fill_list_names
+from subscriptions.models import Subscription
 from subscriptions.services import upgrades
 from tests import factories
-from tests.factories import subscribe_to_offer
-from tests.helpers import visible_text
+from tests.factories import bulk_subscriptions, lot, subscribe_to_offer
+from tests.helpers import ALL_URL, ids, list_url, visible_text
 
 NOW = factories.BASE_TIME
 MAX_QUERIES = 15
@@ -28,13 +28,6 @@ MAX_QUERIES = 15
 def signed_in(client, sales, now):
     client.force_login(sales)
     return client
-
-
-def list_url(customer, query: str = "") -> str:
-    return reverse("subscriptions:subscription-list", args=[customer.pk]) + query
-
-
-ALL_URL = reverse("subscriptions:all-subscriptions")
 
 
 def table(page: str) -> list[list[str]]:
@@ -50,63 +43,6 @@ def table(page: str) -> list[list[str]]:
 
 def headers(page: str) -> list[str]:
     return [visible_text(th) for th in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S)]
-
-
-def ids(page: str) -> list[str]:
-    return re.findall(r"<code>([0-9a-f-]{36})</code>", page)
-
-
-def lot(subscription, window_ends_at, *, quantity=5, removed=0) -> SeatLot:
-    return SeatLot.objects.create(
-        subscription=subscription,
-        source=SeatLot.Source.INCREASE,
-        quantity=quantity,
-        removed=removed,
-        added_at=window_ends_at - timedelta(hours=168),
-        window_ends_at=window_ends_at,
-    )
-
-
-def bulk_subscriptions(customers, skus, n: int) -> None:
-    """n subscriptions spread over these customers and offers, in every status, each with a license lot whose
-    removal window is still open: closing within 48 hours for every third."""
-    statuses = ["active", "active", "suspended", "pending", "deleted", "expired"]
-    availabilities = {sku.pk: factories.availability(sku) for sku in skus}
-    subs = Subscription.objects.bulk_create(
-        [
-            Subscription(
-                customer=customers[i % len(customers)],
-                sku=skus[i % len(skus)],
-                availability=availabilities[skus[i % len(skus)].pk],
-                status=statuses[i % len(statuses)],
-                quantity=1 + i % 40,
-                term="P1Y",
-                billing_frequency="monthly",
-                unit_price="10.00",
-                auto_renew=i % 4 != 0,
-                term_start=NOW - timedelta(days=i % 300),
-                term_end=NOW.date() + timedelta(days=i % 60),
-                created_at=NOW - timedelta(days=i % 300),
-                friendly_name=f"Team {i}" if i % 7 == 0 else "",
-            )
-            for i in range(n)
-        ],
-        batch_size=500,
-    )
-    fill_list_names(Subscription.objects.filter(pk__in=[sub.pk for sub in subs]))  # bulk_create skips save()
-    SeatLot.objects.bulk_create(
-        [
-            SeatLot(
-                subscription=sub,
-                source=SeatLot.Source.PURCHASE,
-                quantity=sub.quantity,
-                added_at=NOW - timedelta(days=1),
-                window_ends_at=NOW + timedelta(hours=24 if i % 3 == 0 else 120),
-            )
-            for i, sub in enumerate(subs)
-        ],
-        batch_size=500,
-    )
 
 
 def count_queries(client, url: str) -> int:
