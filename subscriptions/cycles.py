@@ -28,7 +28,15 @@ from .checks import next_charge_date
 from .dates import period_containing, term_end_for
 from .models import BillingLine, Subscription
 from .pricing import Charge, prorated_charge
-from .services.kernel import BILLED, bill, lock_subscription
+from .services.kernel import (
+    BILLED,
+    bill,
+    check_fits_term,
+    check_frequency_choice,
+    fits_term,
+    lock_subscription,
+    sold_availability,
+)
 from .states import Status
 
 logger = logging.getLogger(__name__)
@@ -44,35 +52,20 @@ def next_charge_frequencies(subscription: Subscription) -> list[str]:
     return [
         f
         for f in BillingFrequency.values
-        if f in sold
-        and f != subscription.billing_frequency
-        and FREQUENCY_MONTHS.get(f, 0) <= TERM_MONTHS[subscription.term]
+        if f in sold and f != subscription.billing_frequency and fits_term(subscription.term, f)
     ]
 
 
 def _check_frequency(subscription: Subscription, frequency: str) -> None:
-    if frequency not in BillingFrequency.values:
-        raise RuleViolation("N7", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+    check_frequency_choice("N7", frequency)
     if frequency == subscription.billing_frequency:
         raise RuleViolation(
             "N7",
             f"It is already billed {BILLED[frequency]}: choose another billing frequency, or remove the instruction.",
             field="billing_frequency",
         )
-    term = subscription.term
-    if FREQUENCY_MONTHS.get(frequency, 0) > TERM_MONTHS[term]:
-        raise RuleViolation(
-            "N7",
-            f"A {Term(term).label} term can't be billed {BILLED[frequency]}: the billing "
-            "frequency can't be longer than the term.",
-            field="billing_frequency",
-        )
-    if not Availability.objects.filter(sku=subscription.sku, term=term, billing_frequency=frequency).exists():
-        raise RuleViolation(
-            "N7",
-            f"{subscription.sku.name} is not sold for a {Term(term).label} term billed {BILLED[frequency]}.",
-            field="billing_frequency",
-        )
+    check_fits_term("N7", subscription.term, frequency)
+    sold_availability("N7", subscription.sku, subscription.term, frequency, field="billing_frequency")
 
 
 def instruction(subscription: Subscription) -> dict:

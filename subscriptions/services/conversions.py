@@ -23,6 +23,7 @@ from .kernel import (
     BILLED,
     bill,
     change_status,
+    check_choice,
     check_quantity_sold,
     current_period,
     delete_scheduled_changes,
@@ -30,6 +31,7 @@ from .kernel import (
     lock_subscription,
     new_subscription,
     open_seat_lot,
+    sold_availability,
     start_subscription,
 )
 
@@ -159,18 +161,8 @@ class ConversionPlan:
 
 def _availability(sku: Sku, term: str, billing_frequency: str) -> Availability:
     # TR2: both can be changed, to a way the target SKU is actually sold.
-    if term not in Term.values:
-        raise RuleViolation("TR2", "Choose a term of 1 month, 1 year or 3 years.", field="term")
-    if billing_frequency not in BillingFrequency.values:
-        raise RuleViolation("TR2", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
-    availability = sku.availabilities.filter(term=term, billing_frequency=billing_frequency).first()
-    if availability is None:
-        raise RuleViolation(
-            "TR2",
-            f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}.",
-            field="term",
-        )
-    return availability
+    check_choice("TR2", term, billing_frequency)
+    return sold_availability("TR2", sku, term, billing_frequency)
 
 
 def plan_conversion(

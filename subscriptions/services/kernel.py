@@ -7,7 +7,7 @@ each of them builds on it, so the package has no import cycle.
 
 from datetime import date, datetime, timedelta
 
-from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, BillingFrequency
+from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.access import require_serves
 from portal.errors import RuleViolation
 from portal.versions import lock_version
@@ -52,6 +52,52 @@ def check_quantity_sold(sku, quantity: int) -> None:
     why = sku.quantity_refusal(quantity)
     if why:
         raise RuleViolation("K8", why, field="quantity")
+
+
+def check_choice(rule: str, term: str, billing_frequency: str) -> None:
+    """Refuses (under `rule`: TR2, U4, R1) a term or a billing frequency that isn't one of the catalog's (C1)."""
+    if term not in Term.values:
+        raise RuleViolation(rule, "Choose a term of 1 month, 1 year or 3 years.", field="term")
+    check_frequency_choice(rule, billing_frequency)
+
+
+def check_frequency_choice(rule: str, billing_frequency: str) -> None:
+    if billing_frequency not in BillingFrequency.values:
+        raise RuleViolation(rule, "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+
+
+def fits_term(term: str, billing_frequency: str) -> bool:
+    """Whether a term can be billed this often: the billing frequency can't be longer than the term (a 1-month
+    term can't be billed annually; one-time billing covers any term)."""
+    return FREQUENCY_MONTHS.get(billing_frequency, 0) <= TERM_MONTHS[term]
+
+
+def check_fits_term(rule: str, term: str, billing_frequency: str) -> None:
+    """`rule`'s refusal (U4, R1, N7) of a billing frequency longer than the term (fits_term)."""
+    if not fits_term(term, billing_frequency):
+        raise RuleViolation(
+            rule,
+            f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing frequency can't be "
+            "longer than the term.",
+            field="billing_frequency",
+        )
+
+
+def sold_availability(
+    rule: str, sku, term: str, billing_frequency: str, *, field: str = "term", then: str = ""
+) -> Availability:
+    """The way `sku` is sold for this term and billing frequency (C1), read from its availabilities (prefetched
+    or not), or `rule`'s refusal (TR2, U4, R1, N7) naming what isn't sold, followed by `then`."""
+    availability = next(
+        (a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
+    )
+    if availability is None:
+        raise RuleViolation(
+            rule,
+            f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}{then}.",
+            field=field,
+        )
+    return availability
 
 
 def transition(subscription: Subscription, new_status: str) -> None:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from django.db import transaction
 
 from catalog.alignment import can_align_sku, renewal_alignment_options
-from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Sku, Term
+from catalog.models import Availability, Sku, Term
 from portal.access import Action, require
 from portal.errors import RuleViolation
 
@@ -14,7 +14,7 @@ from .. import audit, checks
 from ..checks import renewal_starts_on
 from ..models import ScheduledChange, Subscription
 from ..states import LIVE_STATUSES
-from .kernel import BILLED, check_quantity_sold, lock_subscription
+from .kernel import check_choice, check_fits_term, check_quantity_sold, lock_subscription, sold_availability
 from .upgrades import upgrade_path
 
 # What each kind of scheduled change sets at the renewal (N4 applies them in lifecycle.py).
@@ -66,17 +66,9 @@ def check_renewal_upgrade(
     with the renewed term and billing frequency, for the renewed quantity. Checked when it is scheduled and again
     by the renewal engine. Returns the target's availability the renewal is priced at."""
     sku = upgrade_path(subscription, target_sku_id).target  # U2, at the renewal too
-    availability = next(
-        (a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
+    availability = sold_availability(
+        "R1", sku, term, billing_frequency, then=": choose a term and billing frequency it is sold for"
     )
-    if availability is None:
-        raise RuleViolation(
-            "R1",
-            f"{sku.name} is not sold for a {Term(term).label} term billed "
-            f"{BILLED[billing_frequency]}: choose a term and billing frequency it is sold "
-            "for.",
-            field="term",
-        )
     check_quantity_sold(sku, quantity)
     if (
         sku.one_per_customer
@@ -118,31 +110,16 @@ def _check_renewal_values(subscription: Subscription, values: dict, *, now: date
             raise RuleViolation("R1", "A usage-based subscription has no license quantity.", field="quantity")
         check_quantity_sold(sku, values["quantity"])
     term, frequency = values["term"], values["billing_frequency"]
-    if term not in Term.values:
-        raise RuleViolation("R1", "Choose a term of 1 month, 1 year or 3 years.", field="term")
-    if frequency not in BillingFrequency.values:
-        raise RuleViolation("R1", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
-    # The billing frequency can't be longer than the term (a 1-month term can't be billed annually).
-    if frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[frequency] > TERM_MONTHS[term]:
-        raise RuleViolation(
-            "R1",
-            f"A {Term(term).label} term can't be billed "
-            f"{BILLED[frequency]}: the billing frequency can't be longer "
-            "than the term.",
-            field="billing_frequency",
-        )
+    check_choice("R1", term, frequency)
+    check_fits_term("R1", term, frequency)
     if upgrade:
         if not sku.is_license_based:
             raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.", field="target_sku")
         sku = check_renewal_upgrade(
             subscription, values["sku_id"], quantity=values["quantity"], term=term, billing_frequency=frequency, now=now
         ).sku
-    elif (term, frequency) != (subscription.term, subscription.billing_frequency) and not Availability.objects.filter(
-        sku=sku, term=term, billing_frequency=frequency
-    ).exists():
-        raise RuleViolation(
-            "R1", f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[frequency]}.", field="term"
-        )
+    elif (term, frequency) != (subscription.term, subscription.billing_frequency):
+        sold_availability("R1", sku, term, frequency)
     if values["aligned_end_date"] is not None:
         check_renewal_alignment(subscription, values["aligned_end_date"], sku=sku, term=term)
 

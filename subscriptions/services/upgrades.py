@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
+from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
 from portal.access import Action, require
 from portal.errors import RuleViolation
 
@@ -22,9 +22,10 @@ from ..models import BillingLine, SeatLot, Subscription
 from ..pricing import Charge, remaining_charge
 from ..states import LIVE_STATUSES, Status
 from .kernel import (
-    BILLED,
     NO_WINDOW,
     bill,
+    check_choice,
+    check_fits_term,
     check_quantity_sold,
     current_period,
     delete_scheduled_changes,
@@ -32,6 +33,7 @@ from .kernel import (
     lock_subscription,
     new_subscription,
     open_seat_lot,
+    sold_availability,
     start_subscription,
     transition,
 )
@@ -185,10 +187,7 @@ class UpgradePlan:
 
 def _check_term(source: Subscription, target: Sku, term: str, billing_frequency: str) -> Availability:
     """U4: the target term can't be shorter than the source's, nor the billing frequency longer than the term."""
-    if term not in Term.values:
-        raise RuleViolation("U4", "Choose a term of 1 month, 1 year or 3 years.", field="term")
-    if billing_frequency not in BillingFrequency.values:
-        raise RuleViolation("U4", "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+    check_choice("U4", term, billing_frequency)
     if TERM_MONTHS[term] < TERM_MONTHS[source.term]:
         raise RuleViolation(
             "U4",
@@ -196,23 +195,8 @@ def _check_term(source: Subscription, target: Sku, term: str, billing_frequency:
             f"({source.get_term_display()}).",
             field="term",
         )
-    if billing_frequency in FREQUENCY_MONTHS and FREQUENCY_MONTHS[billing_frequency] > TERM_MONTHS[term]:
-        raise RuleViolation(
-            "U4",
-            f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing "
-            "frequency can't be longer than the term.",
-            field="billing_frequency",
-        )
-    availability = next(
-        (a for a in target.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
-    )
-    if availability is None:
-        raise RuleViolation(
-            "U4",
-            f"{target.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}.",
-            field="term",
-        )
-    return availability
+    check_fits_term("U4", term, billing_frequency)
+    return sold_availability("U4", target, term, billing_frequency)
 
 
 def plan_upgrade(
