@@ -71,5 +71,12 @@ def sales(direct_partner):
 
 
 @pytest.fixture
+def signed_in(client, sales, now):
+    """The test client signed in as the direct partner's sales agent, at the frozen `now`."""
+    client.force_login(sales)
+    return client
+
+
+@pytest.fixture
 def customer(direct_partner):
     return factories.CustomerFactory(partner=direct_partner, billing_country="US", segment="commercial")

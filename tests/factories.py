@@ -420,3 +420,12 @@ def bulk_subscriptions(customers, skus, n: int) -> None:
         ],
         batch_size=500,
     )
+
+
+def add_lot(subscription, *, quantity, added_at, removed=0) -> SeatLot:
+    """Licenses added mid-term at `added_at` (their own 168-hour window, Q2), `removed` of them removed since,
+    reflected in the subscription's quantity."""
+    lot = SeatLotFactory(subscription=subscription, quantity=quantity, removed=removed, added_at=added_at)
+    Subscription.objects.filter(pk=subscription.pk).update(quantity=subscription.quantity + quantity - removed)
+    subscription.refresh_from_db()
+    return lot

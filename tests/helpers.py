@@ -7,11 +7,13 @@ from html import unescape
 from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog import cart as cart_services
 from catalog.checkout import purchase
 from catalog.models import Cart
+from subscriptions.models import BillingLine
 from tests import factories
 
 # The apps whose tables a person's action, a task or the admin can write.
@@ -95,6 +97,23 @@ ALL_URL = reverse("subscriptions:all-subscriptions")
 def ids(page: str) -> list[str]:
     """The subscription ids a list page shows, in its order."""
     return re.findall(r"<code>([0-9a-f-]{36})</code>", page)
+
+
+def count_queries(client, url) -> int:
+    """How many queries the page at `url` takes (it must answer 200)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries.captured_queries)
+
+
+def billing_of(subscription) -> list[tuple]:
+    """The subscription's billing lines (L2), oldest first, with every field a partner reads."""
+    return list(
+        BillingLine.objects.filter(subscription=subscription).values_list(
+            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
+        )
+    )
 
 
 def at_once(*calls, refusals=()):

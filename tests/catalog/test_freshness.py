@@ -17,12 +17,6 @@ from catalog.models import Availability, CatalogVersion, Sku, UpgradePath, bump_
 from tests import factories
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def catalog_page(client, customer, query="") -> str:
     response = client.get(reverse("catalog:offer-list", args=[customer.pk]) + (f"?{query}" if query else ""))
     assert response.status_code == 200

@@ -14,12 +14,6 @@ from subscriptions.states import Status
 from tests import factories
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def notice(page: str) -> str | None:
     """The text of the page's "waiting longer than expected" notice, or None."""
     match = re.search(r'<div class="msgbar msgbar-warning" role="status" id="order-delay">(.*?)</div>', page, re.S)

@@ -6,23 +6,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, OrderLine
 from portal.models import Partner
 from subscriptions.models import Subscription
 from tests import factories
-from tests.helpers import cart_drawn, visible_text
+from tests.helpers import cart_drawn, count_queries, visible_text
 
 QUERY_BUDGET = 12
-
-
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
 
 
 def offer_names(page: str) -> list[str]:
@@ -1092,13 +1084,6 @@ def test_o2_htmx_poll_of_a_pending_order_returns_only_the_lines(signed_in, sales
 
 
 # --- Query counts -------------------------------------------------------------------------------
-
-
-def count_queries(client, url) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries.captured_queries)
 
 
 def measure(client, url, grow, *, catalog_changes: bool = False, refilled: int = 0) -> tuple[int, int]:

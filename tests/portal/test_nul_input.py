@@ -12,12 +12,6 @@ from tests import factories
 NUL = "Contoso\x00Ltd"
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def test_a_search_with_a_nul_finds_what_the_rest_of_it_finds(signed_in, direct_partner):
     # given two customers
     factories.CustomerFactory(partner=direct_partner, company_name="Contoso Ltd")

@@ -149,12 +149,6 @@ def mine(now, direct_partner, sales):
     return world
 
 
-@pytest.fixture
-def signed_in(client, sales):
-    client.force_login(sales)
-    return client
-
-
 def request(client, name: str, kwargs: dict, data: dict | None = None):
     url = reverse(name, kwargs=kwargs)
     if CUSTOMER_ROUTES[name] == "post":

@@ -13,6 +13,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from catalog.models import Cart, CartLine, Order
 from portal.models import Partner
 from tests import factories
+from tests.helpers import count_queries
 
 QUERY_BUDGET = 12
 
@@ -365,13 +366,6 @@ def test_a_purchase_without_csrf_token_is_refused_and_buys_nothing(sales, custom
 
 
 # --- Query counts -------------------------------------------------------------------------------
-
-
-def count_queries(client, url) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries.captured_queries)
 
 
 def add_customers(partner, n):

@@ -24,7 +24,7 @@ from subscriptions.services import (
 )
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import at_once, database_state
+from tests.helpers import at_once, billing_of, database_state
 
 UTC = UTC
 
@@ -46,14 +46,6 @@ def saas(db):
 
 
 subscribe = factories.subscribe
-
-
-def billing_of(subscription):
-    return list(
-        BillingLine.objects.filter(subscription=subscription).values_list(
-            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
-        )
-    )
 
 
 # X1 Within 168 hours of the term start, with a prorated refund --------------------------------------

@@ -365,12 +365,6 @@ def url(subscription):
     return reverse("subscriptions:subscription-convert", args=[subscription.customer_id, subscription.pk])
 
 
-@pytest.fixture
-def signed_in(client, sales):
-    client.force_login(sales)
-    return client
-
-
 def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_it(signed_in, trial, e3, e5, customer):
     short = factories.subscribe(customer, e3, started=datetime(2025, 12, 1, tzinfo=UTC))
     response = signed_in.get(url(trial))

@@ -17,9 +17,7 @@ from html import unescape
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from subscriptions import audit, checks, services
@@ -27,7 +25,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.services import fulfill_order
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import database_state, drawn, subscription_url, visible_text
+from tests.helpers import count_queries, database_state, drawn, subscription_url, visible_text
 
 UTC = UTC
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -56,22 +54,8 @@ def e3(db):
     return factories.SkuFactory(product=product, name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 # An active P1Y subscription billed monthly at 10.00 whose term (and first lot) started at STARTED.
 subscribe = partial(factories.subscribe, started=STARTED, unit_price="10.00")
-
-
-def add_lot(subscription, *, quantity, added_at):
-    """Licenses added mid-term at `added_at` (their own 168-hour window), reflected in the quantity."""
-    lot = factories.SeatLotFactory(subscription=subscription, quantity=quantity, added_at=added_at)
-    Subscription.objects.filter(pk=subscription.pk).update(quantity=subscription.quantity + quantity)
-    subscription.refresh_from_db()
-    return lot
 
 
 def detail(subscription, **query) -> str:
@@ -181,7 +165,7 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
         friendly_name="Contoso HQ licenses",
     )
     added = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-    add_lot(sub, quantity=5, added_at=added)
+    factories.add_lot(sub, quantity=5, added_at=added)
     factories.BillingLineFactory(
         subscription=sub,
         quantity=10,
@@ -431,7 +415,7 @@ def test_q3_preview_of_a_reduction_shows_the_refund_arithmetic_and_changes_nothi
 def test_q3_preview_takes_the_newest_batch_first_and_refunds_each_batch(signed_in, customer, e3, now):
     # given 10 bought on 2026-11-23 12:00 and 5 added on 2026-11-24 12:00 UTC
     sub = subscribe(customer, e3)
-    add_lot(sub, quantity=5, added_at=NOW - timedelta(days=1))
+    factories.add_lot(sub, quantity=5, added_at=NOW - timedelta(days=1))
     # when 7 are previewed away (15 → 8)
     page = page_of(signed_in.get(detail(sub, quantity=8)))
     preview = preview_of(page)
@@ -532,7 +516,7 @@ def test_q1_preview_of_bad_input_is_refused_with_a_message(signed_in, customer, 
 def test_q2_htmx_preview_refusal_shows_its_reason_inside_the_quantity_panel(signed_in, customer, e3, now):
     # given 3 removable licenses out of 13
     sub = subscribe(customer, e3, started=LATE)
-    add_lot(sub, quantity=3, added_at=NOW - timedelta(days=1))
+    factories.add_lot(sub, quantity=3, added_at=NOW - timedelta(days=1))
     # when the panel previews 8 (5 to remove) through htmx
     response = signed_in.get(detail(sub, quantity=8), HTTP_HX_REQUEST="true")
     # then the panel that htmx swaps in says why
@@ -650,7 +634,7 @@ def test_q1_a_missing_quantity_field_is_refused(signed_in, customer, e3, now):
 def test_q2_removing_more_than_removable_is_refused_with_the_removable_number(signed_in, customer, e3, now):
     # given 10 bought on 2026-11-13 (window closed) and 3 added yesterday (window open)
     sub = subscribe(customer, e3, started=LATE)
-    add_lot(sub, quantity=3, added_at=NOW - timedelta(days=1))
+    factories.add_lot(sub, quantity=3, added_at=NOW - timedelta(days=1))
     factories.BillingLineFactory(subscription=sub)
     before = database_state()
     # when 5 are removed (13 → 8)
@@ -1683,13 +1667,6 @@ def fill(subscription, n, sales):
             target_sku=factories.SkuFactory(),
         )
         subscribe(subscription.customer, factories.SkuFactory(is_addon=True), base_subscription=subscription)
-
-
-def count_queries(client, path) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(path)
-    assert response.status_code == 200
-    return len(queries.captured_queries)
 
 
 @pytest.mark.rule("S2")

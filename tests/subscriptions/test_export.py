@@ -21,12 +21,6 @@ from tests.factories import subscribe_to_offer
 HEADER_LINE = "Subscription ID,Subscription name,Quantity,Status,Billing term,Promotion,Reseller\r\n"
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def export_url(customer) -> str:
     return reverse("subscriptions:subscription-export", args=[customer.pk])
 

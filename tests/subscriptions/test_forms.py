@@ -35,12 +35,6 @@ def world(db, customer, now):
     return {"sub": sub, "e5": e5, "addon": addon, "trial": trial, "e3": e3}
 
 
-@pytest.fixture
-def signed_in(client, sales):
-    client.force_login(sales)
-    return client
-
-
 def action(name, sub):
     return reverse(f"subscriptions:subscription-{name}", args=[sub.customer_id, sub.pk])
 

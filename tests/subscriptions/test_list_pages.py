@@ -19,12 +19,6 @@ from tests.helpers import ALL_URL, ids, list_url
 NOW = factories.BASE_TIME
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def link(page: str, label: str) -> str | None:
     found = re.search(rf'<a class="btn" href="([^"]+)">{label}</a>', page)
     return found.group(1).replace("&amp;", "&") if found else None

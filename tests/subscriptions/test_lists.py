@@ -24,12 +24,6 @@ NOW = factories.BASE_TIME
 MAX_QUERIES = 15
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def table(page: str) -> list[list[str]]:
     """The list's rows, each a list of its cells' text."""
     body = re.search(r"<tbody>(.*?)</tbody>", page, re.S)

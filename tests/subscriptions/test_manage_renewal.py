@@ -292,12 +292,6 @@ detail = partial(subscription_url, "detail")
 panel_text = partial(card_text, card_id="manage-renewal")
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 @pytest.mark.rule("R3")
 def test_r3_panel_shows_the_form_with_the_renewal_values_and_when_they_take_effect(signed_in, customer, e3, now):
     sub = subscribe(customer, e3)

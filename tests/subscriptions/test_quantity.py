@@ -16,7 +16,7 @@ from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatL
 from subscriptions.services import change_quantity, plan_quantity_change
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import at_once, database_state
+from tests.helpers import at_once, billing_of, database_state
 
 UTC = UTC
 
@@ -29,26 +29,10 @@ def e3(db):
 subscribe = partial(factories.subscribe, unit_price="10.00")
 
 
-def add_lot(subscription, *, quantity, added_at, removed=0):
-    """Licenses added mid-term at `added_at` (their own 168-hour window), reflected in the quantity."""
-    lot = factories.SeatLotFactory(subscription=subscription, quantity=quantity, removed=removed, added_at=added_at)
-    Subscription.objects.filter(pk=subscription.pk).update(quantity=subscription.quantity + quantity - removed)
-    subscription.refresh_from_db()
-    return lot
-
-
 def lots_of(subscription):
     return list(
         SeatLot.objects.filter(subscription=subscription).values_list(
             "source", "quantity", "removed", "added_at", "window_ends_at"
-        )
-    )
-
-
-def billing_of(subscription):
-    return list(
-        BillingLine.objects.filter(subscription=subscription).values_list(
-            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
         )
     )
 
@@ -151,7 +135,7 @@ def test_q1_same_quantity_is_refused(customer, sales, e3, now):
 def test_q2_removal_takes_from_the_newest_lot_first(customer, sales, e3, now):
     # given 10 licenses bought 2026-11-23 12:00 and 5 added 2026-11-24 12:00, both removable
     sub = subscribe(customer, e3, started=now - timedelta(days=2))
-    add_lot(sub, quantity=5, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=5, added_at=now - timedelta(days=1))
     # when 7 are removed (15 → 8)
     plan = change_quantity(subscription_id=sub.pk, actor=sales, quantity=8, now=now)
     # then the 5 newest go first, then 2 of the purchase
@@ -191,7 +175,7 @@ def test_q2_removal_takes_from_the_newest_lot_first(customer, sales, e3, now):
 def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number(customer, sales, e3, now):
     # given 10 licenses bought 10 days ago (window closed) and 3 added yesterday
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
     before = database_state()
     # when 5 are removed (13 → 8)
     with pytest.raises(RuleViolation) as refused:
@@ -209,7 +193,7 @@ def test_q2_removing_more_than_is_removable_is_refused_with_the_removable_number
 def test_q2_the_removable_licenses_can_all_be_removed(customer, sales, e3, now):
     # given 10 licenses bought 10 days ago (window closed) and 3 added yesterday
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=3, added_at=now - timedelta(days=1))
     # when exactly those 3 are removed
     change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)
     # then the lot is emptied; the billing period is 2026-11-15..2026-12-14: 10.00 × 3 × 20/30 = 20.00 back
@@ -343,9 +327,9 @@ def test_q4_removable_lots_are_those_still_in_their_window_newest_first(customer
     # given a purchase 10 days ago (closed), 4 added 6 days ago with 1 already removed, 3 added 2 days ago and
     # all removed, and 2 added an hour ago
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    six_days = add_lot(sub, quantity=4, removed=1, added_at=now - timedelta(days=6))
-    add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=2))
-    an_hour = add_lot(sub, quantity=2, added_at=now - timedelta(hours=1))
+    six_days = factories.add_lot(sub, quantity=4, removed=1, added_at=now - timedelta(days=6))
+    factories.add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=2))
+    an_hour = factories.add_lot(sub, quantity=2, added_at=now - timedelta(hours=1))
     # when the removable licenses are listed
     lots = checks.removable_lots(sub, now)
     # then the two lots still holding licenses in their window, newest first, each with its closing time
@@ -380,7 +364,7 @@ def test_q4_no_lot_is_removable_once_every_window_closed(customer, sales, e3, no
 def test_q4_none_removable_message_names_a_window_that_really_closed(customer, sales, e3, now):
     # given a purchase 10 days ago (closed 2026-11-22 12:00) and 3 licenses added yesterday, already removed
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=3, removed=3, added_at=now - timedelta(days=1))
     # when a removal is checked
     with pytest.raises(RuleViolation) as refused:
         checks.check_decrease(sub, sales, now)
@@ -531,7 +515,7 @@ def test_q2_two_removals_from_the_same_page_at_once_remove_once(customer, sales,
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
     page = str(sub.version)  # the version both tabs were drawn with
 
     def remove(quantity):
@@ -561,7 +545,7 @@ def test_q2_two_removals_at_once_never_remove_more_than_removable(customer, sale
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole-database writes instead")
     # given 10 licenses whose window closed and 6 added yesterday: 6 removable
     sub = subscribe(customer, e3, started=now - timedelta(days=10))
-    add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
+    factories.add_lot(sub, quantity=6, added_at=now - timedelta(days=1))
 
     def remove():
         return change_quantity(subscription_id=sub.pk, actor=sales, quantity=10, now=now)

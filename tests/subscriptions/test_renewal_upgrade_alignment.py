@@ -597,12 +597,6 @@ panel_text = partial(card_text, card_id="manage-renewal")
 FORM = {"quantity": "10", "term": "P1Y", "billing_frequency": "monthly", "target_sku": "", "aligned_end_date": ""}
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 @pytest.mark.rule("R1")
 @pytest.mark.rule("K11")
 def test_r1_the_panel_offers_the_matrix_targets_and_the_end_dates(signed_in, customer, e3, e5, now):

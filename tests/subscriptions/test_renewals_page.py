@@ -24,12 +24,6 @@ TODAY = date(2026, 11, 25)
 MAX_QUERIES = 15
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 def section(page: str, name: str) -> str:
     return re.search(rf'<section id="{name}".*?</section>', page, re.S).group(0)
 

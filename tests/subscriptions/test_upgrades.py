@@ -440,12 +440,6 @@ def url(subscription):
     return reverse("subscriptions:subscription-upgrade", args=[subscription.customer_id, subscription.pk])
 
 
-@pytest.fixture
-def signed_in(client, sales, now):
-    client.force_login(sales)
-    return client
-
-
 @pytest.mark.rule("U2")
 def test_page_lists_targets_and_existing_subscriptions_with_reasons(signed_in, customer, m365_e5, source):
     subscribe(customer, m365_e5, started=NOW - timedelta(days=2))
