@@ -80,3 +80,14 @@ def signed_in(client, sales, now):
 @pytest.fixture
 def customer(direct_partner):
     return factories.CustomerFactory(partner=direct_partner, billing_country="US", segment="commercial")
+
+
+@pytest.fixture
+def saas(db):
+    """An ISV SaaS offer without a free trial, 8.00 a license a month, set up at the publisher's site (S3)."""
+    return factories.SkuFactory(
+        isv=True,
+        name="Fabrikam Backup",
+        publisher_setup_url="https://fabrikam.example/setup",
+        availabilities=[("P1Y", "monthly", "8.00")],
+    )

@@ -504,16 +504,6 @@ def test_s2_an_action_is_offered_exactly_when_the_server_accepts_it(
 # S3 ISV publisher set-up ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def saas(db):
-    return factories.SkuFactory(
-        isv=True,
-        name="Fabrikam Backup",
-        publisher_setup_url="https://fabrikam.example/setup",
-        availabilities=[("P1Y", "monthly", "8.00")],
-    )
-
-
 @pytest.mark.rule("S3")
 def test_s3_confirmed_set_up_makes_the_isv_subscription_active_and_billed(customer, sales, saas, now):
     # given an ISV subscription bought yesterday, pending its publisher set-up, not billed

@@ -15,7 +15,7 @@ from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.services import buy_addons, eligible_addons, reactivate_subscription, suspend_subscription
 from subscriptions.states import Status
 from tests import factories
-from tests.helpers import database_state
+from tests.helpers import billing_of, database_state
 
 
 @pytest.fixture
@@ -75,11 +75,7 @@ def test_a5_addon_ends_with_its_base_and_is_charged_to_the_end_of_its_billing_pe
     ) == ("P1Y", "monthly", Decimal("4.00"), now, date(2027, 11, 22), True)
     assert addon.availability == factories.availability(audio)
     # and its first charge runs to the end of the base's billing period: 4.00 × 5 × 28/30 = 18.666… = 18.67
-    assert list(
-        BillingLine.objects.filter(subscription=addon).values_list(
-            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
-        )
-    ) == [
+    assert billing_of(addon) == [
         (
             "purchase",
             Decimal("18.67"),

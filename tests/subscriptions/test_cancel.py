@@ -34,17 +34,6 @@ def e3(db):
     return factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "10.00")])
 
 
-@pytest.fixture
-def saas(db):
-    """An ISV SaaS offer without a free trial, 8.00 a license a month."""
-    return factories.SkuFactory(
-        isv=True,
-        name="Fabrikam Backup",
-        publisher_setup_url="https://fabrikam.example/setup",
-        availabilities=[("P1Y", "monthly", "8.00")],
-    )
-
-
 subscribe = factories.subscribe
 
 

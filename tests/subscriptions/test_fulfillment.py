@@ -15,6 +15,7 @@ from subscriptions.models import AuditEntry, BillingLine, SeatLot, Subscription
 from subscriptions.services import confirm_publisher_setup, fulfill_order, provision_subscription
 from subscriptions.states import Status
 from tests import factories
+from tests.helpers import billing_of
 
 UTC = UTC
 
@@ -39,13 +40,9 @@ def buy(customer, actor, now, *lines, reseller=None):
 
 
 def charge_of(subscription):
-    return (
-        BillingLine.objects.filter(subscription=subscription)
-        .values_list(
-            "kind", "amount", "currency", "quantity", "unit_price", "period_start", "period_end", "explanation"
-        )
-        .get()
-    )
+    """The subscription's one billing line."""
+    (line,) = billing_of(subscription)
+    return line
 
 
 @pytest.fixture

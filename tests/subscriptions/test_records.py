@@ -23,11 +23,6 @@ def audio(e3):
     return factories.addon_offer(e3, name="Audio Conferencing")
 
 
-@pytest.fixture
-def saas(db):
-    return factories.SkuFactory(isv=True, name="Fabrikam Backup", availabilities=[("P1Y", "monthly", "8.00")])
-
-
 subscribe = factories.subscribe
 
 
