@@ -1,5 +1,6 @@
-"""The kernel the subscription services stand on: the lock on a subscription, the one status transition, billing
-lines and their charges, seat lots, the billing period, and deleting what was scheduled for the renewal (R6).
+"""The kernel the subscription services stand on: the lock on a subscription, the one status transition (and a
+status change with its audit row), the ways an offer is sold (C1), a new subscription with its first lot and charge,
+billing lines and their charges, seat lots, the billing period, and deleting what was scheduled for the renewal (R6).
 
 It imports none of the service modules beside it (import-linter's contract in pyproject.toml holds it to that):
 each of them builds on it, so the package has no import cycle.

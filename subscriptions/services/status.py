@@ -18,7 +18,9 @@ from .kernel import bill, change_status, current_period, delete_scheduled_change
 
 def _addons(base: Subscription, *statuses: str):
     """A4, X2: the base's add-ons in `statuses` (all but the ended ones when none is named), locked: they follow it."""
-    addons = base.addon_subscriptions.select_for_update(of=("self",)).select_related("sku__product__publisher")
+    addons = base.addon_subscriptions.select_for_update(of=("self",)).select_related(
+        "customer__partner", "sku__product__publisher"
+    )
     if statuses:
         return addons.filter(status__in=statuses)
     return addons.exclude(status__in=[Status.DELETED, Status.EXPIRED, Status.DISABLED])
