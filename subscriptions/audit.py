@@ -2,6 +2,9 @@
 
 from .models import AuditEntry
 
+# A summary longer than its column is cut here, once, rather than by each service that writes one.
+SUMMARY_LENGTH = AuditEntry._meta.get_field("summary").max_length
+
 
 def record(**fields) -> AuditEntry:
     """Writes the audit row `entry(**fields)` describes."""
@@ -33,7 +36,7 @@ def entry(
         order=order,
         subscription=subscription,
         action=action,
-        summary=summary,
+        summary=summary[:SUMMARY_LENGTH],
         before=before or {},
         after=after or {},
     )

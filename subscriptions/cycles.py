@@ -311,7 +311,7 @@ def _charge_cycle(subscription: Subscription, now: datetime) -> str:
         customer=subscription.customer,
         subscription=subscription,
         action="subscription.cycle_charged",
-        summary=summary[:300],
+        summary=summary,
         before=before,
         after={"billing_frequency": frequency, "unit_price": str(subscription.unit_price), **instruction(subscription)},
     )

@@ -492,7 +492,7 @@ def _plan_renewal(subscription: Subscription, now: datetime) -> _Renewal:
         customer=subscription.customer,
         subscription=subscription,
         action="subscription.renewed",
-        summary=summary[:300],
+        summary=summary,
         before=before,
         after=_snapshot(subscription),
     )
@@ -635,7 +635,7 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
         customer=subscription.customer,
         subscription=subscription,
         action="subscription.trial_converted",
-        summary=summary[:300],
+        summary=summary,
         before=before,
         after=_snapshot(subscription),
     )

@@ -233,7 +233,7 @@ def send_relationship_request(
             customer=None,
             partner=partner,
             action="relationship.requested",
-            summary=summary[:300],
+            summary=summary,
             after={"id": str(relationship.pk), "expires_at": relationship.expires_at.isoformat()},
         )
         # After the commit: a request rolled back must not have e-mailed a working link. A mail server that is
@@ -328,7 +328,7 @@ def accept_relationship(
             at=now,
             customer=customer,
             action="relationship.accepted",
-            summary=summary[:300],
+            summary=summary,
             after={"id": str(relationship.pk), "status": RelationshipRequest.Status.ACCEPTED},
         )
     return relationship
@@ -559,7 +559,7 @@ def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | 
                 at=now,
                 customer=customer,
                 action="transfer.cancelled",
-                summary=summary[:300],
+                summary=summary,
                 before={"status": TransferRequest.Status.PENDING},
                 after={
                     "id": str(transfer.pk),

@@ -367,7 +367,7 @@ def convert_trial_now(
                     f"{TRIAL_LICENSES} licenses added from the trial {trial.display_name}; charged "
                     f"{plan.charge.amount} {into.currency}"
                     + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
-                )[:300],
+                ),
                 before=before,
                 after={"quantity": into.quantity, "charge": str(plan.charge.amount)},
             )
@@ -398,7 +398,7 @@ def convert_trial_now(
                 summary=(
                     f"Created by converting the trial {trial.display_name}: {plan.quantity} license(s), "
                     f"charged {plan.charge.amount} {paid.currency}"
-                )[:300],
+                ),
                 after={
                     "status": paid.status,
                     "quantity": paid.quantity,
@@ -460,7 +460,7 @@ def schedule_trial_conversion(
             customer=trial.customer,
             subscription=trial,
             action="subscription.trial_conversion_scheduled",
-            summary=(plan.summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""))[:300],
+            summary=plan.summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""),
             after={
                 "sku": plan.sku.sku_id,
                 "quantity": plan.quantity,

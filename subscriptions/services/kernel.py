@@ -132,7 +132,7 @@ def change_status(
         customer=subscription.customer,
         subscription=subscription,
         action=action,
-        summary=summary[:300],
+        summary=summary,
         before={"status": old_status} if before is None else before,
         after={"status": new_status} if after is None else after,
     )

@@ -206,7 +206,7 @@ def schedule_renewal_change(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renewal_change_scheduled",
-            summary=(summary + (f". {reassignment}" if reassignment else ""))[:300],
+            summary=summary + (f". {reassignment}" if reassignment else ""),
             before=_audited(subscription, before),
             after=_audited(subscription, after),
         )
@@ -237,7 +237,7 @@ def remove_scheduled_change(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renewal_change_removed",
-            summary=f"Removed from the renewal: {summary}"[:300],
+            summary=f"Removed from the renewal: {summary}",
             before=before,
             after=_audited(subscription, renewal_values(subscription)),
         )

@@ -376,7 +376,7 @@ def upgrade_subscription(
                 subscription=source,
                 action="subscription.upgraded",
                 summary=f"Upgraded in place to {target.name}: {quantity} license(s); charge "
-                f"{plan.charge.amount} {source.currency}{suffix}"[:300],
+                f"{plan.charge.amount} {source.currency}{suffix}",
                 before=before,
                 after={
                     "sku": target.sku_id,
@@ -457,7 +457,7 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
         summary=(
             f"{plan.quantity} license(s) upgraded from {plan.source.display_name}; charge "
             f"{plan.charge.amount} {into.currency}" + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
-        )[:300],
+        ),
         before=before,
         after={"quantity": into.quantity},
     )
@@ -493,7 +493,7 @@ def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: 
             f"Created by upgrading {plan.quantity} license(s) of {source.display_name}; ends with it on "
             f"{source.term_end:%Y-%m-%d}; charge {plan.charge.amount} {created.currency}. Reassign "
             "these licenses by hand."
-        )[:300],
+        ),
         after={
             "quantity": plan.quantity,
             "term_end": source.term_end.isoformat(),

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from subscriptions import services
+from subscriptions import audit, services
 from subscriptions.models import AuditEntry, BillingLine, Subscription
 from subscriptions.states import Status
 from tests import factories
@@ -340,3 +340,16 @@ def test_l2_addons_cancelled_with_their_base_are_refunded_pro_rata(customer, sal
         ("purchase", Decimal("18.67")),
         ("cancellation_refund", Decimal("-18.67")),
     ]
+
+
+@pytest.mark.rule("L1")
+def test_l1_a_summary_longer_than_its_column_is_cut_once_by_the_audit_trail(customer, sales, now):
+    # given a summary longer than the column holds (a long friendly name quoted in it, say)
+    long_summary = "Renamed to " + "x" * 400
+    # when a service records it
+    entry = audit.record(actor=sales, at=now, customer=customer, action="subscription.renamed", summary=long_summary)
+    # then the row is saved with the summary's start, exactly as long as the column
+    limit = AuditEntry._meta.get_field("summary").max_length
+    saved = AuditEntry.objects.get(pk=entry.pk)
+    assert saved.summary == long_summary[:limit]
+    assert len(saved.summary) == limit == 300
