@@ -91,6 +91,9 @@ class ListRow:
     auto_renew: bool
     reseller_name: str  # "" without a reseller
     reseller_partner_id: str | None
+    # The row's links, set by the view (subscriptions.views.with_links): its page, and its customer's list
+    url: str = ""
+    customer_url: str = ""
 
     @property
     def status_label(self) -> str:
