@@ -409,8 +409,8 @@ def list_page(
     """A page of these (scoped, filtered) subscriptions sorted by `sort`: the one after the row `after` names, or
     the one before the row `before` names (values of `sort_key`, from `decode_cursor`); without a cursor, page
     `number` (typed or linked from elsewhere; the pages' own links carry cursors): read as after the row ending the
-    page before it (`row_before_page`, one more query). With the list's columns and the bounded count: two queries, whatever the number of subscriptions or the depth of a
-    page read from a cursor. With a cursor, `number` is the page number the links counted to, shown, not read."""
+    page before it (`row_before_page`, one more query). The bounded count, the page's ids, its rows with the list's
+    columns: three queries, whatever the number of subscriptions or the depth of a page read from a cursor. With a cursor, `number` is the page number the links counted to, shown, not read."""
     columns, descending = sort_key(sort)
     count = bounded_count(subscriptions)
     if before is None and after is None and number > 1:
@@ -424,15 +424,19 @@ def list_page(
     cursor = before if before is not None else after
     if cursor is not None:
         subscriptions = subscriptions.filter(_after(columns, cursor, descending=descending != (before is not None)))
-    # The page's rows are picked by their sort key alone (from the index), then read with the list's columns: a
-    # database that sorts the filtered rows (SQLite, for a filter its index does not follow) reads the lots' latest
-    # window for the 26 rows shown, not for every row it sorts.
+    # The page's rows are picked by their sort key alone (from the index), then read with the list's columns by id:
+    # a database that sorts the filtered rows (SQLite, for a filter its index does not follow) reads the lots'
+    # latest window for the 26 rows shown, not for every row it sorts. Two queries, not one with the pick as a
+    # subquery: on PostgreSQL tables without statistics, the pick nested in IN (the 48-hour filter's own IN inside
+    # it) was planned as a loop that ran for minutes.
     reverse = before is not None
-    picked = order_subscriptions(subscriptions, sort, reverse=reverse).values("pk")[: LIST_PAGE_SIZE + 1]
-    ordered = with_list_columns(
-        order_subscriptions(Subscription.objects.filter(pk__in=Subquery(picked)), sort, reverse=reverse), now=now
+    picked = list(
+        order_subscriptions(subscriptions, sort, reverse=reverse).values_list("pk", flat=True)[: LIST_PAGE_SIZE + 1]
     )
-    rows = [ListRow(*values) for values in ordered]
+    ordered = with_list_columns(
+        order_subscriptions(Subscription.objects.filter(pk__in=picked), sort, reverse=reverse), now=now
+    )
+    rows = [ListRow(*values) for values in ordered] if picked else []
     more = len(rows) > LIST_PAGE_SIZE
     rows = rows[:LIST_PAGE_SIZE]
     if before is not None:
