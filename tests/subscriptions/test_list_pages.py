@@ -14,7 +14,7 @@ from subscriptions import selectors
 from subscriptions.models import Subscription
 from tests import factories
 from tests.factories import bulk_subscriptions, lot, subscribe_to_offer
-from tests.helpers import ALL_URL, ids, list_url
+from tests.helpers import ALL_URL, count_queries, ids, list_url
 
 NOW = factories.BASE_TIME
 
@@ -205,3 +205,35 @@ def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, custome
     # then both list the same two
     assert listed == [str(s.pk) for s in renewing]
     assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', home) == [str(s.pk) for s in renewing]
+
+
+@pytest.mark.rule("S1")
+@pytest.mark.parametrize("sort", [f"{way}{key}" for key in selectors.SORT_COLUMNS for way in ("", "-")])
+@pytest.mark.parametrize("query", ["", "&status=active", "&window=48h", "&renews=30d"])
+def test_s1_a_typed_page_number_shows_the_page_the_cursors_reach(signed_in, direct_partner, sort, query):
+    # given 130 subscriptions over three customers (two named alike), with many ties on every column
+    customers = [
+        factories.CustomerFactory(partner=direct_partner, company_name=name)
+        for name in ("Fabrikam", "Fabrikam", "Adatum")
+    ]
+    bulk_subscriptions(customers, [factories.SkuFactory(name=f"Offer {i}") for i in range(3)], 130)
+    # when every page is read by Next from the first, and each is also opened by its number
+    forward, _, _ = walk(signed_in, ALL_URL, f"?sort={sort}{query}")
+    typed = [ids(signed_in.get(f"{ALL_URL}?sort={sort}{query}&page={n}").content.decode()) for n in range(1, 8)]
+    # then page n typed is the nth page by Next, and a number past the end shows the last page
+    assert len(forward) > 1 or query
+    assert typed[: len(forward)] == forward
+    assert all(page == forward[-1] for page in typed[len(forward) :])
+
+
+@pytest.mark.rule("S1")
+def test_s1_a_typed_page_number_reads_as_few_queries_deep_as_near(signed_in, direct_partner):
+    # given 200 subscriptions
+    customer = factories.CustomerFactory(partner=direct_partner)
+    bulk_subscriptions([customer], [factories.SkuFactory(name="Offer")], 200)
+    # when page 2 and page 8 are opened by number
+    near, deep = (count_queries(signed_in, f"{ALL_URL}?sort=quantity&page={n}") for n in (2, 8))
+    # then both take the same queries: one more than from a cursor (the key of the row the page follows)
+    assert near == deep
+    following = link(signed_in.get(f"{ALL_URL}?sort=quantity").content.decode(), "Next")
+    assert count_queries(signed_in, ALL_URL + following) == near - 1
