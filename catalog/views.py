@@ -18,7 +18,7 @@ from catalog.forms import (
     ResellerForm,
     VersionForm,
 )
-from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, offer_cards, offer_filter
+from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, listing_facts, offer_cards, offer_filter
 from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
@@ -38,15 +38,15 @@ def _offer_page(request, customer, form=None):
     show_all = request.GET.get("show_all") == "1"
     filters = offer_filter(request.GET)
     version = catalog_version()  # keys the listing facts and the cards' cached fragments
-    page = ClampedPaginator(listed_offer_ids(filters.qs, ctx, show_all, version), OFFERS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    facts = listing_facts(version)  # read once for the listing and the page's verdicts
+    listed = listed_offer_ids(filters.qs, ctx, show_all, narrowed=filters.narrows(), facts=facts)
+    page = ClampedPaginator(listed, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     return {
         "catalog_version": version,
         "customer": customer,
         "section": "subscriptions",
         "page": page,
-        "cards": offer_cards(list(page.object_list), ctx),
+        "cards": offer_cards(list(page.object_list), ctx, facts),
         "filters": filters,
         "next_url": request.get_full_path(),
         "trial_licenses": TRIAL_LICENSES,
