@@ -216,20 +216,24 @@ class OfferCard:
         )
 
 
-def offer_cards(ids: list[int], ctx: BuyingContext, facts: OfferFactsTable | None = None) -> list[OfferCard]:
-    """The cards of these offers (a page of them), in this order, each with its verdict (`refusal`, the rule the
-    cart and the purchase apply) from the catalog's cached facts: no query here. The offers themselves are read
-    only if a card's fragment is drawn (`PageOffers`)."""
+def cached_offer_facts(ids, facts: OfferFactsTable | None = None) -> dict[int, OfferFacts]:
+    """What `refusal` reads of each of these offers, from the catalog's cached facts: no query but the version's
+    (none given `facts`). An offer the facts lack (created since they were read) has no entry."""
     if facts is None:
         facts = listing_facts(catalog_version())
     wanted = set(ids)
-    shared = {pk: facts.facts[index] for pk, index in zip(facts.ordered, facts.indexes, strict=True) if pk in wanted}
+    # The shared set of facts with the offer's own pk, which the rules read (owned, in the cart: C4a, C4b).
+    return {
+        pk: OfferFacts(pk, *facts.facts[index][1:])
+        for pk, index in zip(facts.ordered, facts.indexes, strict=True)
+        if pk in wanted
+    }
+
+
+def offer_cards(ids: list[int], ctx: BuyingContext, facts: OfferFactsTable | None = None) -> list[OfferCard]:
+    """The cards of these offers (a page of them), in this order, each with its verdict (`refusal`, the rule the cart
+    and the purchase apply, over `cached_offer_facts`): no query here. The offers themselves are read only if a card's fragment is drawn (`PageOffers`)."""
+    known = cached_offer_facts(ids, facts)
     offers = PageOffers(ids)
-    cards = []
-    for pk in ids:
-        fields = shared.get(pk)
-        if fields is None:  # an offer the facts lack (created since they were read): the next request lists it
-            continue
-        # The shared set of facts with this offer's own pk, which the rules read (owned, in the cart: C4a, C4b).
-        cards.append(OfferCard(pk=pk, refusal=refusal(OfferFacts(pk, *fields[1:]), ctx), offers=offers))
-    return cards
+    # An offer the facts lack (created since they were read) is left out: the next request lists it.
+    return [OfferCard(pk=pk, refusal=refusal(known[pk], ctx), offers=offers) for pk in ids if pk in known]

@@ -18,7 +18,14 @@ from catalog.forms import (
     ResellerForm,
     VersionForm,
 )
-from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, listing_facts, offer_cards, offer_filter
+from catalog.listing import (
+    OFFERS_PER_PAGE,
+    cached_offer_facts,
+    listed_offer_ids,
+    listing_facts,
+    offer_cards,
+    offer_filter,
+)
 from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
@@ -123,13 +130,15 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
         cart.customer = customer  # the same row, already read: the page and the K5 checks read it
         lines = cart_services.cart_lines(cart)
         alignment = CartAlignment(customer, now.date())
-        # The same eligibility rule the purchase applies, shown before the partner presses Purchase.
+        # The same eligibility rule the purchase applies, shown before the partner presses Purchase, over the
+        # catalog's cached facts of the offers (the purchase reads them from the database).
         ctx = buying_context(customer, member.partner)
+        known = cached_offer_facts([line.availability.sku_id for line in lines]) if lines else {}
         for line in lines:
             ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
+            sku = line.availability.sku
             amount = line_first_charge(line, now.date())
             total += amount
-            sku = line.availability.sku
             typed = refused_line[1].data if refused_line and refused_line[0] == line.pk else None
             rows.append(
                 {
@@ -148,7 +157,8 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
                         else ""
                     ),
                     "error": (errors or {}).get(line.pk),
-                    "refusal": refusal(sku, ctx),
+                    # An offer newer than the cached facts: the rule over the loaded offer.
+                    "refusal": refusal(known.get(sku.pk, sku), ctx),
                 }
             )
     resellers = []
