@@ -12,6 +12,7 @@ A catalog write changes the version, so it shows on the next request; the cache 
 HTML), and the cards' fragments (templates/catalog/offer_list.html) are cached by the template, keyed by the version.
 """
 
+from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -67,14 +68,15 @@ def _listing_facts_key(version: int) -> str:
 
 class OfferFactsTable(NamedTuple):
     """Every offer's facts (`_read_listing_facts`), as plain tuples, which unpickle several times faster than the
-    dataclasses: the distinct sets of ListingFacts' fields and of OfferFacts' fields (pk 0: a set stands for every
-    offer that has it), every offer id in the catalog's ORDERING, and beside each the index of its two sets."""
+    dataclasses, and arrays of integers: the distinct sets of ListingFacts' fields and of OfferFacts' fields (pk 0: a
+    set stands for every offer that has it), every offer id in the catalog's ORDERING, and beside each the index of
+    its two sets."""
 
     listing: tuple[tuple, ...]
     facts: tuple[tuple, ...]
-    ordered: tuple[int, ...]
-    listing_indexes: tuple[int, ...]
-    indexes: tuple[int, ...]
+    ordered: array  # of offer ids
+    listing_indexes: array
+    indexes: array
 
 
 def _read_listing_facts() -> OfferFactsTable:
@@ -94,10 +96,13 @@ def _read_listing_facts() -> OfferFactsTable:
     listing_classes: dict[tuple, int] = {}
     facts: list[tuple] = []
     listing: list[tuple] = []
-    ordered: list[int] = []
-    indexes: list[int] = []
-    listing_indexes: list[int] = []
-    rows = Sku.objects.order_by(*ORDERING).values_list(*_FACT_COLUMNS)
+    # Per offer, machine integers (arrays: 16 bytes an offer, no int objects), so the pickle a request unpickles stays
+    # small and makes no object per offer: a worker's memory does not grow with the catalog beyond what a page needs.
+    ordered = array("q")
+    indexes = array("i")
+    listing_indexes = array("i")
+    # Streamed (`iterator`): the rows are not all held at once while the facts are built.
+    rows = Sku.objects.order_by(*ORDERING).values_list(*_FACT_COLUMNS).iterator(chunk_size=2000)
     for pk, segments, commerce, is_addon, countries, is_microsoft, through_csp, transactable, one, trial in rows:
         offer_bases = tuple(sorted(bases.get(pk, ()))) if is_addon else ()
         exclusive_ids = frozenset(exclusive.get(pk, ())) if not is_microsoft else frozenset()
@@ -128,7 +133,7 @@ def _read_listing_facts() -> OfferFactsTable:
         ordered.append(pk)
         indexes.append(index)
         listing_indexes.append(listing_index)
-    return OfferFactsTable(tuple(listing), tuple(facts), tuple(ordered), tuple(listing_indexes), tuple(indexes))
+    return OfferFactsTable(tuple(listing), tuple(facts), ordered, listing_indexes, indexes)
 
 
 def listing_facts(version: int) -> OfferFactsTable:
