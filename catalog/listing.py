@@ -136,14 +136,24 @@ def _read_listing_facts() -> OfferFactsTable:
     return OfferFactsTable(tuple(listing), tuple(facts), ordered, listing_indexes, indexes)
 
 
+# The table this process used last, with its version: the next request of the same version takes it as it is instead
+# of unpickling the cache's copy again (immutable; one table per process, replaced when the version changes).
+_last_used: tuple[int, OfferFactsTable] | None = None
+
+
 def listing_facts(version: int) -> OfferFactsTable:
     """The offer facts of the catalog at `version` (see `_read_listing_facts`), from the cache or read once."""
+    global _last_used
+    last = _last_used
+    if last is not None and last[0] == version:
+        return last[1]
     cache = caches["default"]
     key = _listing_facts_key(version)
     found = cache.get(key)
     if found is None:
         found = _read_listing_facts()
         cache.set(key, found, LISTING_FACTS_TIMEOUT)
+    _last_used = (version, found)
     return found
 
 
