@@ -3,11 +3,10 @@
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import buying_context, quantity_refusal, refusal
-from catalog.models import TRIAL_LICENSES, Availability, Cart, CartAdditionalReseller, CartLine, Sku
+from catalog.models import TRIAL_LICENSES, Availability, Cart, CartAdditionalReseller, CartLine
 from portal.access import Action, partner_of, require
 from portal.errors import RuleViolation
 from portal.models import Customer, Partner
@@ -48,16 +47,10 @@ def open_cart_or_conflict(customer: Customer, user, now: datetime) -> Cart:
 
 
 def cart_lines(cart: Cart) -> list[CartLine]:
-    """A cart's lines in the order they were added, each with its offer as the rules and the cart page read it
-    (product, publisher, add-on bases, exclusive partners): four queries, whatever the number of lines."""
-    return list(
-        cart.lines.select_related("availability__sku__product__publisher")
-        .prefetch_related(
-            Prefetch("availability__sku__base_skus", queryset=Sku.objects.only("id", "name").order_by()),
-            Prefetch("availability__sku__exclusive_partners", queryset=Partner.objects.only("id").order_by()),
-        )
-        .order_by("added_at", "pk")
-    )
+    """A cart's lines in the order they were added, each with its offer as the cart page draws it (product,
+    publisher): one query, whatever the number of lines. The page's verdicts come from the catalog's cached facts
+    (catalog/listing.cached_refusals), so the add-on bases and exclusive partners are not read here."""
+    return list(cart.lines.select_related("availability__sku__product__publisher").order_by("added_at", "pk"))
 
 
 def last_expired_cart(customer: Customer, user) -> Cart | None:

@@ -43,6 +43,14 @@ class OfferFilter(django_filters.FilterSet):
         """The form's bound fields of the checkbox filters, for the template to draw."""
         return [self.form[name] for name in self.CHECKBOXES]
 
+    def narrows(self) -> bool:
+        """Whether a filter is set (a value the form rejects is ignored, as `qs` ignores it): if not, `qs` is every
+        offer, and the catalog lists them from its cached facts without asking the database (catalog/listing.py)."""
+        if not self.is_bound:
+            return False
+        self.form.is_valid()  # validates it, as `qs` does: cleaned_data holds the valid values only
+        return any(value not in (None, "", [], ()) for value in self.form.cleaned_data.values())
+
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:

@@ -18,7 +18,14 @@ from catalog.forms import (
     ResellerForm,
     VersionForm,
 )
-from catalog.listing import OFFERS_PER_PAGE, listed_offer_ids, offer_cards, offer_filter
+from catalog.listing import (
+    OFFERS_PER_PAGE,
+    cached_offer_facts,
+    listed_offer_ids,
+    listing_facts,
+    offer_cards,
+    offer_filter,
+)
 from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
@@ -38,15 +45,15 @@ def _offer_page(request, customer, form=None):
     show_all = request.GET.get("show_all") == "1"
     filters = offer_filter(request.GET)
     version = catalog_version()  # keys the listing facts and the cards' cached fragments
-    page = ClampedPaginator(listed_offer_ids(filters.qs, ctx, show_all, version), OFFERS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    facts = listing_facts(version)  # read once for the listing and the page's verdicts
+    listed = listed_offer_ids(filters.qs, ctx, show_all, narrowed=filters.narrows(), facts=facts)
+    page = ClampedPaginator(listed, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     return {
         "catalog_version": version,
         "customer": customer,
         "section": "subscriptions",
         "page": page,
-        "cards": offer_cards(list(page.object_list), ctx),
+        "cards": offer_cards(list(page.object_list), ctx, facts),
         "filters": filters,
         "next_url": request.get_full_path(),
         "trial_licenses": TRIAL_LICENSES,
@@ -123,13 +130,15 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
         cart.customer = customer  # the same row, already read: the page and the K5 checks read it
         lines = cart_services.cart_lines(cart)
         alignment = CartAlignment(customer, now.date())
-        # The same eligibility rule the purchase applies, shown before the partner presses Purchase.
+        # The same eligibility rule the purchase applies, shown before the partner presses Purchase, over the
+        # catalog's cached facts of the offers (the purchase reads them from the database).
         ctx = buying_context(customer, member.partner)
+        known = cached_offer_facts([line.availability.sku_id for line in lines]) if lines else {}
         for line in lines:
             ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
+            sku = line.availability.sku
             amount = line_first_charge(line, now.date())
             total += amount
-            sku = line.availability.sku
             typed = refused_line[1].data if refused_line and refused_line[0] == line.pk else None
             rows.append(
                 {
@@ -148,7 +157,8 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
                         else ""
                     ),
                     "error": (errors or {}).get(line.pk),
-                    "refusal": refusal(sku, ctx),
+                    # An offer newer than the cached facts: the rule over the loaded offer.
+                    "refusal": refusal(known.get(sku.pk, sku), ctx),
                 }
             )
     resellers = []

@@ -148,7 +148,7 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///var/db.sqlite3"))}
 
-# Per worker, bounded: the catalog's listing facts (catalog/listing.py: 39 KB at 2,000 offers, about 0.2 MB at 10,000)
+# Per worker, bounded: the catalog's offer facts (catalog/listing.py: 71 KB pickled at 2,000 offers, 341 KB at 10,000)
 # and the catalog cards' template fragments (two per offer shown, about 1.1 KB together), every key holding the
 # catalog's version. MAX_ENTRIES bounds a worker's cache whatever the number of offers (about 4 MB at most, the
 # fragments of some 2,000 offers); LocMemCache culls a third of the entries when it is full.

@@ -12,7 +12,7 @@ from django.urls import reverse
 from catalog import cart as cart_services
 from catalog.eligibility import Refusal, buying_context, quantity_refusal, refusal
 from catalog.filters import OfferFilter
-from catalog.listing import listed_offer_ids, offer_filter
+from catalog.listing import listed_offer_ids, offer_cards, offer_filter
 from catalog.models import Availability, Cart, CartLine, Sku
 from portal.errors import RuleViolation
 from subscriptions.models import Subscription
@@ -440,6 +440,46 @@ def test_c4f_offer_bought_in_the_azure_portal_is_greyed_and_refused(customer, di
     assert sku.pk in listed_ids(customer, direct_partner)
     assert why == Refusal("C4f", message)
     assert_refused_at_add(customer, sales, sku, now, "C4f", message)
+
+
+@pytest.mark.rule("C4")
+def test_c4_catalog_cards_verdicts_from_cached_facts_are_the_rules_over_each_offer(customer, direct_partner, sales):
+    # given offers that meet each C3-C5 rule for this customer, one owned and suspended, one limited to one and in
+    # the cart, an add-on with an owned base offer
+    base = factories.SkuFactory(name="Base")
+    factories.SubscriptionFactory(customer=customer, sku=base)
+    suspended = factories.SkuFactory(name="Suspended")
+    factories.SubscriptionFactory(customer=customer, sku=suspended, suspended=True)
+    carted = factories.SkuFactory(name="Carted", one_per_customer=True)
+    cart = factories.CartFactory(customer=customer, owner=sales)
+    factories.CartLineFactory(cart=cart, availability=factories.availability(carted))
+    other_partner = factories.PartnerFactory(name="Exclusive Partner")
+    offers = [
+        base,
+        suspended,
+        carted,
+        factories.SkuFactory(isv=True, available_countries="CA"),
+        factories.SkuFactory(isv=True, offered_through_csp=False),
+        factories.SkuFactory(isv=True),
+        factories.SkuFactory(transactable_in_portal=False),
+        factories.SkuFactory(segments="education"),
+        addon_sku(base, name="Add-on of the base"),
+        addon_sku(factories.SkuFactory(name="Unowned base"), name="Add-on of another base"),
+        factories.SkuFactory(name="Plain"),
+    ]
+    offers[5].exclusive_partners.add(other_partner)
+    mine = factories.SkuFactory(isv=True, name="Exclusive to this partner")
+    mine.exclusive_partners.add(direct_partner, other_partner)
+    offers.append(mine)
+    ctx = buying_context(customer, direct_partner, cart)
+    # when the catalog draws every offer's card from its cached facts
+    ids = [offer.pk for offer in offers]
+    cards = {card.pk: card.refusal for card in offer_cards(ids, ctx)}
+    # then each verdict is the rule's over the offer loaded from the database, and they differ (the rules applied)
+    expected = {offer.pk: refusal(Sku.objects.get(pk=offer.pk), ctx) for offer in offers}
+    assert cards == expected
+    assert {why.rule for why in expected.values() if why} == {"C3", "C4a", "C4b", "C4c", "C4d", "C4e", "C4f", "C5"}
+    assert expected[mine.pk] is None and expected[offers[-2].pk] is None
 
 
 # C5 Add-ons in the catalog -----------------------------------------------------------------------

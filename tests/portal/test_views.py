@@ -12,6 +12,7 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from catalog.models import Cart, CartLine, Order
 from portal.models import Partner
+from subscriptions import selectors
 from tests import factories
 from tests.helpers import count_queries
 
@@ -510,6 +511,27 @@ def test_customer_list_search_finds_by_name_domain_or_subscription_name_and_coun
     assert "Page 2 of 2 · 26 in all" in german and names(german) == ["Fabrikam 25"]
     # and without the search every customer of the partner is back
     assert "29 in all" in client.get(url).content.decode()
+
+
+def test_customer_list_counts_live_subscriptions_exactly_up_to_the_bound(
+    client, sales, direct_partner, now, monkeypatch
+):
+    # given a bound of 2 (selectors.COUNT_BOUND, as the subscription lists count), a customer with 2 live
+    # subscriptions and a cancelled one, and a customer with 3 live ones
+    monkeypatch.setattr(selectors, "COUNT_BOUND", 2)
+    at_bound = factories.CustomerFactory(partner=direct_partner, company_name="Adatum")
+    for _ in range(2):
+        factories.SubscriptionFactory(customer=at_bound)
+    factories.SubscriptionFactory(customer=at_bound, deleted=True)
+    beyond = factories.CustomerFactory(partner=direct_partner, company_name="Contoso")
+    for _ in range(3):
+        factories.SubscriptionFactory(customer=beyond)
+    client.force_login(sales)
+    # when the customer list is opened
+    page = client.get(reverse("portal:customer-list")).content.decode()
+    # then the first count is exact (the cancelled one left out) and the second reads "2+"
+    counts = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>.*?<td class="num">([^<]*)</td></tr>', page, re.S)
+    assert counts == [("Adatum", "2"), ("Contoso", "2+")]
 
 
 def test_customer_list_with_no_match_still_offers_every_country(client, sales, direct_partner, now):
