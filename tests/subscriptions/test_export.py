@@ -101,6 +101,27 @@ def test_s5_export_has_the_columns_and_one_exact_row_per_subscription(signed_in,
 
 
 @pytest.mark.rule("S5")
+def test_s5_a_line_is_the_same_when_its_cells_are_formatted_anew(signed_in, customer, reseller, monkeypatch):
+    # given subscriptions whose cells differ in name, state and billing
+    for i, (term, frequency) in enumerate([("P1Y", "monthly"), ("P1M", "monthly"), ("P1Y", "annual")] * 2):
+        subscribe_to_offer(
+            customer,
+            f"=Offer {i % 4}",
+            [(term, frequency, "10.00")],
+            term_start=factories.BASE_TIME - timedelta(days=i),
+            auto_renew=i % 2 == 0,
+            reseller=reseller if i % 3 == 0 else None,
+            suspended=i == 4,
+        )
+    looked_up = download(signed_in, customer)
+    # when every memo holds one text only, so that each is forgotten at the next new one
+    monkeypatch.setattr(export, "MEMO_SIZE", 1)
+    # then the export is the same to the byte
+    assert download(signed_in, customer) == looked_up
+    assert len(looked_up.splitlines()) == 7 and "'=Offer 0" in looked_up
+
+
+@pytest.mark.rule("S5")
 @pytest.mark.rule("T5")
 def test_s5_export_is_a_csv_attachment_named_after_the_company_and_the_utc_day(signed_in, direct_partner):
     # given a customer with a name that is not a file name
