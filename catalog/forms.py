@@ -77,3 +77,10 @@ class PurchaseForm(VersionForm):
         return self.cleaned_data["attest"] == "on"
 
     reseller = listed_id("Choose a reseller from the list.", required=False)
+
+
+class CatalogViewForm(forms.Form):
+    """What the catalog shows beside its filters: with show_all ticked, also the offers not sold to this customer,
+    each with the reason (C3)."""
+
+    show_all = forms.BooleanField(required=False)

@@ -10,10 +10,12 @@ from catalog import cart as cart_services
 from catalog.alignment import CartAlignment
 from catalog.checkout import UNCHANGED, attestation_text, line_first_charge, purchase
 from catalog.eligibility import buying_context, refusal
+from catalog.filters import OrderFilter
 from catalog.forms import (
     AdditionalResellerForm,
     AddToCartForm,
     CartLineForm,
+    CatalogViewForm,
     PurchaseForm,
     ResellerForm,
     VersionForm,
@@ -42,7 +44,8 @@ def _offer_page(request, customer, form=None):
     can_buy = access.permission(request.user, Action.BUY)
     cart = cart_services.current_cart(customer, request.user, timezone.now()) if can_buy else None
     ctx = buying_context(customer, partner, cart)
-    show_all = request.GET.get("show_all") == "1"
+    view = CatalogViewForm(request.GET)
+    show_all = view.is_valid() and view.cleaned_data["show_all"]
     filters = offer_filter(request.GET)
     version = catalog_version()  # keys the listing facts and the cards' cached fragments
     facts = listing_facts(version)  # read once for the listing and the page's verdicts
@@ -412,10 +415,9 @@ def order_detail(request, customer_id, order_id):
 def all_orders(request):
     """Every order of the partner's customers, newest first (O1 across customers)."""
     orders = access.orders_for(request.user).select_related("customer", "placed_by").order_by("-created_at", "-pk")
-    status = request.GET.get("status", "")
-    if status in Order.Status.values:
-        orders = orders.filter(status=status)
-    page = SmallListPaginator(orders, 25).get_page(request.GET.get("page"))
+    filters = OrderFilter(request.GET, queryset=orders)
+    status = filters.form.cleaned_data.get("status", "") if filters.is_valid() else ""
+    page = SmallListPaginator(filters.qs, 25).get_page(request.GET.get("page"))
     return render(
         request, "catalog/all_orders.html", {"page": page, "status": status, "statuses": Order.Status.choices}
     )

@@ -418,6 +418,28 @@ def test_o1_orders_across_customers_lists_only_this_partners_orders_newest_first
     assert theirs.number not in html
 
 
+@pytest.mark.rule("O1")
+def test_o1_orders_across_customers_filter_by_status_and_ignore_an_unknown_one(db, client, now):
+    # given a completed and a pending order of one partner
+    mine = factories.PartnerFactory()
+    user = factories.staff(mine, "support_agent")
+    customer = factories.CustomerFactory(partner=mine)
+    done = factories.OrderFactory(customer=customer, placed_by=user, status=Order.Status.COMPLETED)
+    waiting = factories.OrderFactory(customer=customer, placed_by=user, status=Order.Status.PENDING)
+    client.force_login(user)
+    url = reverse("catalog:all-orders")
+    # when the orders are filtered by status, by a status that isn't one, and by none
+    completed = client.get(url, {"status": "completed"}).content.decode()
+    unknown = client.get(url, {"status": "shipped\x00"})
+    every = client.get(url).content.decode()
+    # then the status lists its own orders, with its chip current; an unknown status lists them all, as no filter
+    assert done.number in completed and waiting.number not in completed
+    assert 'status=completed" aria-current="true"' in completed.replace("&amp;", "&")
+    assert unknown.status_code == 200
+    assert done.number in unknown.content.decode() and waiting.number in unknown.content.decode()
+    assert done.number in every and waiting.number in every
+
+
 @pytest.mark.rule("T3")
 def test_top_bar_search_opens_a_subscription_by_id_only_within_the_partner(db, client, now):
     # given a subscription of this partner and one of another partner
