@@ -288,8 +288,13 @@ class Cart(models.Model):
         return f"Cart {self.pk} for {self.customer}"
 
     @property
+    def lifetime_days(self) -> int:
+        """K12: how long a cart stays open, as the cart page says it."""
+        return settings.CSP_CART_LIFETIME_DAYS
+
+    @property
     def expires_at(self):
-        return self.created_at + timedelta(days=settings.CSP_CART_LIFETIME_DAYS)
+        return self.created_at + timedelta(days=self.lifetime_days)
 
     def is_past_its_time(self, now) -> bool:
         """K12: an unpurchased cart expires CSP_CART_LIFETIME_DAYS after it was created (stored as expired, or not

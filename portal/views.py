@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 
 from catalog.models import Order
-from subscriptions import selectors
-from subscriptions.states import LIVE_STATUSES, Status
+from subscriptions import checks, selectors
+from subscriptions.states import LIVE_STATUSES
 
 from . import access
 from .demo import DEMO_PASSWORD, DEMO_SIGN_INS
@@ -72,9 +72,7 @@ def home(request):
         .select_related("customer")
         .order_by("-created_at")[:10]
     )
-    isv_setups = subscriptions.filter(
-        status=Status.PENDING, sku__product__publisher__is_microsoft=False
-    ).select_related("customer", "sku")[:10]
+    isv_setups = subscriptions.filter(checks.awaiting_setup_filter()).select_related("customer", "sku")[:10]
     return render(
         request,
         "portal/home.html",

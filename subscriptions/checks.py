@@ -7,6 +7,9 @@ bar, so a button is enabled exactly when the server would accept the action.
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from django.db.models import Q
 
 from catalog.models import FREQUENCY_MONTHS, BillingFrequency, Sku
 from portal.access import Action, permission
@@ -36,21 +39,57 @@ def term_ends_at(subscription: Subscription) -> datetime | None:
     return start_of_day(renewal_starts_on(subscription)) if subscription.term_end else None
 
 
+def removal_window_ends(added_at: datetime) -> datetime:
+    """Q2: licenses added at `added_at` can be removed until this instant (their lot's `window_ends_at`)."""
+    return added_at + REMOVAL_WINDOW
+
+
 def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
     """Q4: lots whose 7-day window is still open and that still hold licenses, newest first. None once the
     subscription has ended (cancelled, expired, disabled): its licenses are gone with it, whatever the clock says."""
     if not subscription.is_live:
         return []
-    return [lot for lot in subscription.seat_lots.all() if lot.window_ends_at > now and lot.quantity - lot.removed > 0]
+    return [lot for lot in subscription.seat_lots.all() if lot.window_ends_at > now and lot.remaining > 0]
 
 
 def removable_quantity(subscription: Subscription, now: datetime) -> int:
-    return sum(lot.quantity - lot.removed for lot in removable_lots(subscription, now))
+    return sum(lot.remaining for lot in removable_lots(subscription, now))
 
 
 def awaiting_setup(subscription: Subscription) -> bool:
     """S3: an ISV SaaS subscription pending its publisher's set-up: nothing is billed until it is confirmed."""
     return subscription.sku.is_isv and subscription.status == Status.PENDING
+
+
+def awaiting_setup_filter() -> Q:
+    """`awaiting_setup` as a filter of subscriptions (the Home page's list of set-ups to finish): the same two
+    conditions, `Sku.is_isv` being an offer whose publisher isn't Microsoft."""
+    return Q(status=Status.PENDING, sku__product__publisher__is_microsoft=False)
+
+
+class AtTermEnd(StrEnum):
+    """What happens to a subscription when its term ends (or, for an ISV free trial, when the trial does)."""
+
+    RENEWS = "renews"  # N1
+    EXPIRES = "expires"  # N5: auto-renew is off
+    DISABLED = "disabled"  # P2, N5: suspended
+    CONVERTS = "converts"  # TR1, R4: a trial with auto-renew on becomes the paid offer
+    TRIAL_ENDS = "trial_ends"  # TR1: a trial with auto-renew off
+    FREE_TRIAL_ENDS = "free_trial_ends"  # S4: an ISV free trial becomes a paid subscription
+
+
+def at_term_end(subscription: Subscription) -> AtTermEnd | None:
+    """N1, N5, P2, TR1, S4: what the lifecycle engine does to this subscription when its time comes (lifecycle's
+    `_advance` asks this), and what the pages say will happen. None once it has ended, or while it is pending."""
+    if subscription.status == Status.SUSPENDED:
+        return AtTermEnd.DISABLED
+    if subscription.status != Status.ACTIVE:
+        return None
+    if subscription.is_trial and subscription.sku.is_isv:
+        return AtTermEnd.FREE_TRIAL_ENDS
+    if subscription.is_trial:
+        return AtTermEnd.CONVERTS if subscription.auto_renew else AtTermEnd.TRIAL_ENDS
+    return AtTermEnd.RENEWS if subscription.auto_renew else AtTermEnd.EXPIRES
 
 
 def isv_billing_starts_at(subscription: Subscription) -> datetime | None:
@@ -122,6 +161,16 @@ def cancellation_outcome(subscription: Subscription, now: datetime) -> str:
     )
 
 
+def cancellation_covers_removal(subscription: Subscription, user, now: datetime) -> bool:
+    """X1, Q2: whether the licenses this term started with can be removed until the cancellation window closes too,
+    as the notice beside Cancel says: both windows open at the term start for 168 hours. Not for an ISV subscription
+    (X3: its 72 hours are for cancelling only), nor when its licenses can't change now (check_quantity_change: a
+    trial, TR4; a usage-based or suspended subscription, Q6; one at Q5's limit of updates)."""
+    if subscription.sku.is_isv:
+        return False
+    return verdict("remove_licenses", "", check_quantity_change, subscription, user, now).allowed
+
+
 def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | None:
     """When and why this term's cancellation window closed before its 7 days: licenses upgraded in or into it
     (U7), or the subscription transferred in from another partner (TF4). None if neither happened this term."""
@@ -177,7 +226,7 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
             (
                 lot.window_ends_at
                 for lot in subscription.seat_lots.all()
-                if lot.window_ends_at <= now and lot.quantity > lot.removed
+                if lot.window_ends_at <= now and lot.remaining > 0
             ),
             default=None,
         )
@@ -296,16 +345,21 @@ def check_rename(subscription: Subscription, user, now: datetime) -> None:
 
 def check_confirm_setup(subscription: Subscription, user, now: datetime) -> None:
     _require(user, Action.BUY)
-    if not subscription.sku.is_isv or subscription.status != Status.PENDING:
+    if not awaiting_setup(subscription):
         raise RuleViolation("S3", "Only an ISV subscription waiting for its publisher set-up can be confirmed.")
 
 
 def check_buy_addons(subscription: Subscription, user, now: datetime) -> None:
     # A2: only direct-bill partners and indirect providers (the permission says so for resellers).
     _require(user, Action.BUY)
-    # A1
-    if subscription.status != Status.ACTIVE:
+    if not takes_addons(subscription):
         raise RuleViolation("A1", "Add-ons need an active base subscription.")
+
+
+def takes_addons(subscription: Subscription) -> bool:
+    """A1: only an active subscription can get add-ons: the page offers them (to every role: check_buy_addons says
+    who may buy them) only then."""
+    return subscription.status == Status.ACTIVE
 
 
 def check_schedule_change(subscription: Subscription, user, now: datetime) -> None:

@@ -260,15 +260,21 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
 
 
 def _advance(subscription: Subscription, now: datetime) -> str:
-    if subscription.status == Status.SUSPENDED:
+    # What the pages say will happen (checks.at_term_end) is what happens: the row is due, so active or suspended.
+    outcome = checks.at_term_end(subscription)
+    if outcome == checks.AtTermEnd.DISABLED:
         return _disable(subscription, now)
-    if subscription.is_trial and subscription.sku.is_isv:
+    if outcome == checks.AtTermEnd.FREE_TRIAL_ENDS:
         return _end_free_trial(subscription, now)
-    if subscription.is_trial:
-        return _convert_trial(subscription, now) if subscription.auto_renew else _expire(subscription, now, trial=True)
-    if subscription.auto_renew:
+    if outcome == checks.AtTermEnd.CONVERTS:
+        return _convert_trial(subscription, now)
+    if outcome == checks.AtTermEnd.TRIAL_ENDS:
+        return _expire(subscription, now, trial=True)
+    if outcome == checks.AtTermEnd.RENEWS:
         return _renew(subscription, now)
-    return _expire(subscription, now)
+    if outcome == checks.AtTermEnd.EXPIRES:
+        return _expire(subscription, now)
+    return "skipped"  # ended or pending since it was found due: nothing to do
 
 
 def _snapshot(subscription: Subscription) -> dict:

@@ -59,6 +59,9 @@ def _detail_context(request, customer, subscription_id, **extra):
         "removable_lots": checks.removable_lots(subscription, now),
         "removable": checks.removable_quantity(subscription, now),
         "cancel_until": checks.cancellation_window_ends(subscription),
+        "cancel_covers_removal": checks.cancellation_covers_removal(subscription, request.user, now),
+        "awaiting_setup": checks.awaiting_setup(subscription),
+        "at_term_end": checks.at_term_end(subscription),
         "cancel_outcome": checks.cancellation_outcome(subscription, now),
         "in_trial": checks.in_trial(subscription, now),
         "term_ends_at": checks.term_ends_at(subscription),
@@ -80,7 +83,7 @@ def _detail_context(request, customer, subscription_id, **extra):
             )
             for sku in services.eligible_addons(subscription)
         ]
-        if subscription.status == "active"
+        if checks.takes_addons(subscription)
         else [],
         "billed": services.BILLED.get(subscription.billing_frequency, subscription.billing_frequency),
         "confirm": request.GET.get("confirm", ""),

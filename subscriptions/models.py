@@ -320,6 +320,12 @@ class SeatLot(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} licenses added {self.added_at:%Y-%m-%d %H:%M} UTC"
 
+    @property
+    def remaining(self) -> int:
+        """The licenses this lot still holds: those not removed (Q2) or moved away by an upgrade (U4) since. The
+        lists' queryset form of "has some left" is `removed__lt=F("quantity")` (selectors.open_lots)."""
+        return self.quantity - self.removed
+
 
 class BillingLine(models.Model):
     """Every charge and refund (L2), with the period it covers."""

@@ -154,6 +154,11 @@ class _LocksAtTermEnd:
     def lock_point(self) -> datetime:
         return checks.term_ends_at(self.subscription)
 
+    @property
+    def at_term_end(self) -> checks.AtTermEnd | None:
+        """N5, P2: what happens then (a row ending without renewal expires, or is disabled if suspended)."""
+        return checks.at_term_end(self.subscription)
+
 
 @dataclass(frozen=True)
 class RenewalRow(_LocksAtTermEnd):

@@ -123,7 +123,8 @@ def removable(prefix: str = "") -> Q:
 
 
 def open_lots(*, now: datetime) -> QuerySet:
-    """Q2, Q4: license lots whose window has not closed and that have licenses left to remove."""
+    """Q2, Q4: license lots whose window has not closed and that have licenses left to remove (the queryset form of
+    `SeatLot.remaining > 0`, which checks.removable_lots reads of loaded lots)."""
     return SeatLot.objects.filter(window_ends_at__gt=now, removed__lt=F("quantity"))
 
 
@@ -155,7 +156,7 @@ AUDIT_SHOWN = 100  # the page's audit trail: the latest entries
 
 
 def subscription_page() -> QuerySet:
-    """Subscriptions with what their page (and `actions.allowed_actions`, and the services it shows the verdicts of)
+    """Subscriptions with what their page (and `checks.allowed_actions`, and the services it shows the verdicts of)
     reads: the offer with its product, publisher and availabilities, the reseller, the order line and order, the
     base subscription and its offer; the license lots, billing lines and scheduled changes (each upgrade's target
     with its availabilities). To be scoped (portal.access.get_subscription)."""

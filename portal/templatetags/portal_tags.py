@@ -1,11 +1,10 @@
 """Template helpers: every time in UTC with its label (T5), money with its currency."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import template
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 register = template.Library()
@@ -72,11 +71,6 @@ def query_string(params, **kwargs) -> str:
 
 
 @register.filter
-def add_hours(value, hours):
-    return value + timedelta(hours=int(hours)) if isinstance(value, datetime) else value
-
-
-@register.filter
 def sub(value, other):
     return value - other
 
@@ -96,8 +90,3 @@ def version_input(obj, of: str = "", posted: bool = True):
     if obj is None:
         return {"version": 0, "of": of, "posted": posted}
     return {"version": obj.version, "of": of or f"{obj._meta.label_lower}:{obj.pk}", "posted": posted}
-
-
-def version_input_html(obj, of: str = "") -> str:
-    """The same hidden input, drawn by its template, for the rows the catalog and the cart still assemble in Python."""
-    return render_to_string(VERSION_INPUT, version_input(obj, of))

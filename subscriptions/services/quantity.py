@@ -32,6 +32,7 @@ class QuantityPlan:
     lines: list = field(default_factory=list)  # (lot or None, licenses, Charge)
     removable: int = 0
     deletes_scheduled: int = 0
+    removable_until: datetime | None = None  # Q2: an increase's licenses can be removed until then (their lot's window)
 
     @property
     def delta(self) -> int:
@@ -56,6 +57,7 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
         charge = remaining_charge(unit_price=subscription.unit_price, quantity=added, period=period, today=today)
         plan.lines.append((None, added, charge))
         plan.amount = charge.amount
+        plan.removable_until = checks.removal_window_ends(now)
         return plan
     to_remove = subscription.quantity - quantity
     checks.check_decrease(subscription, user, now, to_remove)
@@ -63,7 +65,7 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     for lot in checks.removable_lots(subscription, now):  # Q2: newest first
         if to_remove == 0:
             break
-        take = min(to_remove, lot.quantity - lot.removed)
+        take = min(to_remove, lot.remaining)
         # Q3: refunded in full less the days already used.
         refund = remaining_charge(unit_price=subscription.unit_price, quantity=take, period=period, today=today)
         plan.lines.append((lot, take, refund))

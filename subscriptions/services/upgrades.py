@@ -318,7 +318,7 @@ def _move_lots(subscription: Subscription, quantity: int) -> None:
     for lot in subscription.seat_lots.select_for_update().order_by("-added_at", "-pk"):
         if quantity == 0:
             return
-        take = min(quantity, lot.quantity - lot.removed)
+        take = min(quantity, lot.remaining)
         if take:
             lot.removed += take
             lot.save(update_fields=["removed"])

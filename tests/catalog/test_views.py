@@ -897,6 +897,19 @@ def test_k12_cart_created_8_days_ago_shows_it_expired(signed_in, customer, old_c
 
 
 @pytest.mark.rule("K12")
+def test_k12_the_expired_cart_notice_says_the_lifetime_the_cart_expires_by(signed_in, customer, old_cart, settings):
+    # given carts that live 3 days: the 8-day-old cart expired on 2026-11-20 12:00 UTC
+    settings.CSP_CART_LIFETIME_DAYS = 3
+    # when the cart page is opened
+    page = signed_in.get(reverse("catalog:cart-detail", args=[customer.pk])).content.decode()
+    # then the notice gives the lifetime the expiry was counted with, not a fixed 7 days
+    assert (
+        '<div class="msgbar msgbar-warning">Your previous cart for this customer expired on 2026-11-20 12:00 UTC, '
+        "3 days after it was created. Add the offers again.</div>"
+    ) in page
+
+
+@pytest.mark.rule("K12")
 def test_k12_purchase_of_a_cart_created_8_days_ago_answers_409(signed_in, customer, old_cart):
     # when the 8-day-old cart is purchased (a page left open for a week)
     response = signed_in.post(

@@ -13,7 +13,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from html import unescape
+from html import escape, unescape
 
 import pytest
 from django.core import mail
@@ -1682,3 +1682,147 @@ def test_s2_detail_page_query_count_does_not_grow_with_the_data(signed_in, sales
     assert many <= QUERY_BUDGET
     # the preview costs no more per row either
     assert count_queries(signed_in, detail(many_sub, quantity=30)) <= QUERY_BUDGET + 2
+
+
+# --- The page shows the verdicts of checks, never its own ------------------------------------------------
+
+
+@pytest.mark.rule("Q1")
+@pytest.mark.rule("Q2")
+def test_q2_an_increase_preview_says_until_when_the_plan_and_the_new_batch_let_its_licenses_go(
+    signed_in, sales, customer, e3, now
+):
+    # given a subscription of 10 licenses, and the plan for 15 of them now
+    sub = subscribe(customer, e3)
+    plan = services.plan_quantity_change(sub, user=sales, quantity=15, now=NOW)
+    assert plan.removable_until == NOW + checks.REMOVAL_WINDOW == datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    # when the increase is previewed
+    preview = preview_of(page_of(signed_in.get(detail(sub, quantity=15))))
+    # then the preview says the plan's instant
+    assert f"The added licenses can be removed until {checks.when_utc(plan.removable_until)}." in preview
+    # and a reduction's plan has no such instant, nor its preview the sentence
+    assert services.plan_quantity_change(sub, user=sales, quantity=8, now=NOW).removable_until is None
+    assert "can be removed until" not in preview_of(page_of(signed_in.get(detail(sub, quantity=8))))
+    # and once carried out, the added batch's window closes at the instant the preview said
+    success_after(signed_in, signed_in.post(subscription_url("quantity", sub), drawn(sub, {"quantity": "15"})))
+    assert SeatLot.objects.get(subscription=sub, source=SeatLot.Source.INCREASE).window_ends_at == plan.removable_until
+
+
+CANCEL_ONLY = "Cancel until 2026-11-30 12:00 UTC · 5 d 0 h left."
+CANCEL_OR_REMOVE = "Cancel, or remove the licenses this term started with, until 2026-11-30 12:00 UTC · 5 d 0 h left."
+
+
+@pytest.mark.rule("X1")
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("Q5")
+@pytest.mark.rule("Q6")
+@pytest.mark.parametrize(
+    "state, covers",
+    [
+        ({}, True),
+        # P2: a suspended subscription can still be cancelled in its window, but its licenses can't change (Q6)
+        ({"suspended": True}, False),
+        # Q5: no quantity update is left, so no license can be removed either
+        ({"quantity_updates": checks.MAX_QUANTITY_UPDATES}, False),
+    ],
+)
+def test_x1_the_cancel_notice_offers_removing_licenses_only_when_they_can_be_removed(
+    signed_in, sales, customer, e3, now, state, covers
+):
+    # given a subscription inside its cancellation window (until 2026-11-30 12:00 UTC)
+    sub = subscribe(customer, e3, **state)
+    assert checks.cancellation_covers_removal(sub, sales, NOW) is covers
+    # when its page is opened
+    text = visible_text(page_of(signed_in.get(detail(sub))))
+    # then it can be cancelled, and the notice offers removing the term's licenses as checks says
+    assert checks.allowed_actions(sub, sales, NOW)["cancel"].allowed
+    assert (CANCEL_OR_REMOVE in text, CANCEL_ONLY in text) == (covers, not covers)
+
+
+@pytest.mark.rule("S3")
+@pytest.mark.parametrize("isv", [True, False])
+@pytest.mark.parametrize("status", [Status.PENDING, Status.ACTIVE, Status.SUSPENDED, Status.DELETED])
+def test_s3_the_set_up_banner_and_the_home_list_follow_awaiting_setup(signed_in, customer, now, isv, status):
+    # given a subscription of an ISV or a Microsoft offer in this status
+    sku = factories.SkuFactory(product=factories.ProductFactory(isv=isv), availabilities=[("P1Y", "monthly", "10.00")])
+    sub = subscribe(customer, sku, status=status, auto_renew=status == Status.ACTIVE)
+    waiting = checks.awaiting_setup(sub)
+    assert waiting is (isv and status == Status.PENDING)
+    # then the queryset form selects it exactly when the check says it waits
+    assert list(Subscription.objects.filter(checks.awaiting_setup_filter())) == ([sub] if waiting else [])
+    # and its page asks for the set-up, and the Home page lists it, exactly then
+    assert ("Action needed: finish the account set-up" in visible_text(page_of(signed_in.get(detail(sub))))) is waiting
+    home = page_of(signed_in.get(reverse("portal:home")))
+    assert ("finish the set-up on the publisher's site" in home) is waiting
+
+
+@pytest.mark.rule("N5")
+@pytest.mark.rule("P2")
+@pytest.mark.parametrize(
+    "state, outcome",
+    [
+        ({}, checks.AtTermEnd.RENEWS),
+        ({"auto_renew": False}, checks.AtTermEnd.EXPIRES),
+        ({"suspended": True}, checks.AtTermEnd.DISABLED),
+        ({"is_trial": True, "auto_renew": False}, checks.AtTermEnd.TRIAL_ENDS),
+        ({"deleted": True}, None),
+    ],
+)
+def test_n5_the_banner_says_what_happens_at_the_term_end_as_the_engine_does_it(
+    signed_in, customer, e3, now, state, outcome
+):
+    # given a subscription in this state
+    sub = subscribe(customer, e3, **state)
+    assert checks.at_term_end(sub) == outcome
+    # when its page is opened
+    text = visible_text(page_of(signed_in.get(detail(sub))))
+    # then the banner says it ends (N5) or is disabled (P2) exactly when that is what happens
+    assert ("Auto-renew is off: this subscription ends on 2027-11-22 (UTC)." in text) is (
+        outcome == checks.AtTermEnd.EXPIRES
+    )
+    assert ("Reactivate it before then, or it becomes disabled" in text) is (outcome == checks.AtTermEnd.DISABLED)
+
+
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("Q4")
+def test_q4_the_removable_column_shows_what_each_batch_still_holds(signed_in, customer, e3, now):
+    # given a purchase of 10 and a batch of 6 added yesterday of which 4 were removed since
+    sub = subscribe(customer, e3)
+    added = factories.add_lot(sub, quantity=6, removed=4, added_at=NOW - timedelta(days=1))
+    assert (added.remaining, SeatLot.objects.get(subscription=sub, source="purchase").remaining) == (2, 10)
+    # when the licenses to reduce are listed
+    panel = quantity_panel(page_of(signed_in.get(detail(sub))))
+    # then each batch shows what it still holds, and the sum of them can be removed
+    assert "12 licenses can be removed now:" in visible_text(panel)
+    assert [row[1] for row in rows(panel)] == ["2", "10"]
+
+
+@pytest.mark.rule("A1")
+@pytest.mark.rule("A2")
+@pytest.mark.parametrize(
+    "state, role, offered",
+    [
+        ({}, "sales_agent", True),
+        # A2: a role that can't buy still sees what the base can get, with the button disabled and why
+        ({}, "support_agent", True),
+        ({"suspended": True}, "sales_agent", False),
+        ({"deleted": True}, "sales_agent", False),
+    ],
+)
+def test_a1_the_page_offers_addons_exactly_when_the_base_takes_them(
+    client, direct_partner, customer, e3, now, state, role, offered
+):
+    # given a base subscription in this state, and an add-on of its offer
+    base = subscribe(customer, e3, **state)
+    audio = traditional_addon(e3, "Microsoft 365 Audio Conferencing")
+    assert checks.takes_addons(base) is offered
+    user = factories.staff(direct_partner, role)
+    client.force_login(user)
+    # when its page is opened
+    page = page_of(client.get(detail(base)))
+    # then the add-on is offered exactly when the base takes add-ons (A1), its button as the role allows (A2)
+    assert (f'name="addon-{audio.pk}"' in page) is offered
+    bought = checks.allowed_actions(base, user, NOW)["buy_addons"]
+    assert bought.allowed is (offered and role == "sales_agent")
+    if offered and not bought.allowed:
+        assert f'disabled title="{escape(bought.reason)}">Buy add-ons</button>' in page

@@ -14,7 +14,6 @@ from django.urls import reverse
 
 from portal.models import Partner
 from subscriptions import export
-from subscriptions.models import Subscription
 from tests import factories
 from tests.factories import subscribe_to_offer
 
@@ -210,36 +209,13 @@ def test_t3_a_reseller_exports_only_the_subscriptions_it_is_reseller_of_record_f
 def test_s5_export_streams_in_pieces_from_an_iterator(signed_in, customer, django_assert_num_queries):
     # given more subscriptions than one piece of the response holds
     sku = factories.SkuFactory(name="Microsoft 365 E3")
-    bulk_subscriptions(customer, sku, export.ROWS_PER_WRITE + 10)
+    factories.bulk_subscriptions([customer], [sku], export.ROWS_PER_WRITE + 10)
     # when exported
     response = signed_in.get(export_url(customer))
     with django_assert_num_queries(1):
         pieces = list(response.streaming_content)
     # then the header, a full piece and the rest arrive separately, read by one query
     assert [len(p.splitlines()) for p in pieces] == [1, export.ROWS_PER_WRITE, 10]
-
-
-def bulk_subscriptions(customer, sku, n: int) -> None:
-    availability = factories.availability(sku)
-    Subscription.objects.bulk_create(
-        [
-            Subscription(
-                customer=customer,
-                sku=sku,
-                availability=availability,
-                status="active",
-                quantity=1 + i % 50,
-                term="P1Y",
-                billing_frequency="monthly",
-                unit_price=availability.unit_price,
-                term_start=factories.BASE_TIME,
-                term_end=date(2027, 11, 24),
-                created_at=factories.BASE_TIME,
-            )
-            for i in range(n)
-        ],
-        batch_size=1000,
-    )
 
 
 def timed_export(client, customer) -> tuple[float, int, int]:
@@ -266,8 +242,8 @@ def test_s5_ten_thousand_subscriptions_export_in_under_a_second_in_flat_memory(s
     sku = factories.SkuFactory(name="Microsoft 365 E3")
     smaller = factories.CustomerFactory(partner=direct_partner)
     big = factories.CustomerFactory(partner=direct_partner)
-    bulk_subscriptions(smaller, sku, 4_000)
-    bulk_subscriptions(big, sku, 10_000)
+    factories.bulk_subscriptions([smaller], [sku], 4_000)
+    factories.bulk_subscriptions([big], [sku], 10_000)
     # when each is exported
     _, smaller_lines, smaller_peak = timed_export(signed_in, smaller)
     elapsed, big_lines, big_peak = timed_export(signed_in, big)

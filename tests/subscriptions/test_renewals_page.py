@@ -3,7 +3,7 @@
 Today is 2026-11-25 12:00 UTC."""
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,9 @@ from django.urls import reverse
 
 from portal.models import Partner
 from subscriptions import renewals
+from subscriptions.lifecycle import renew_due_subscriptions
 from subscriptions.models import ScheduledChange, Subscription
+from subscriptions.states import Status
 from tests import factories
 from tests.factories import subscribe_to_offer
 from tests.helpers import visible_text
@@ -297,3 +299,24 @@ def test_the_page_runs_a_constant_number_of_queries(signed_in, direct_partner):
     assert len(rows(page.content.decode(), "ending")) == 30
     assert len(rows(page.content.decode(), "trials")) == 30
     assert len(many) == len(few) <= MAX_QUERIES
+
+
+@pytest.mark.rule("N5")
+@pytest.mark.rule("P2")
+def test_n5_p2_an_ending_row_says_what_the_engine_then_does(signed_in, customer):
+    # given a subscription with auto-renew off and a suspended one, both ending on 2026-12-10
+    expiring = subscribe_to_offer(customer, "Auto-renew off", term_end=date(2026, 12, 10), auto_renew=False)
+    suspended = subscribe_to_offer(customer, "Suspended", term_end=date(2026, 12, 10), suspended=True)
+    # when the page is opened
+    page = signed_in.get(URL).content.decode()
+    # then one will expire and the other will be disabled
+    assert {row[1]: row[5] for row in rows(page, "ending")} == {
+        "Auto-renew off": "Active will expire",
+        "Suspended": "Suspended will be disabled",
+    }
+    # and that is what the engine does once their terms are over
+    renew_due_subscriptions(datetime(2026, 12, 11, 0, 5, tzinfo=UTC))
+    assert dict(Subscription.objects.values_list("pk", "status")) == {
+        expiring.pk: Status.EXPIRED,
+        suspended.pk: Status.DISABLED,
+    }
