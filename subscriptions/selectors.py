@@ -20,6 +20,7 @@ from django.db.models.lookups import GreaterThan, LessThan
 
 from catalog.models import BillingFrequency, Sku, Term
 
+from . import checks
 from .models import AuditEntry, ScheduledChange, SeatLot, Subscription
 from .states import Status
 
@@ -116,12 +117,6 @@ _BILLING_LABELS = dict(BillingFrequency.choices)
 # --- The rules the lists and the Home page share ------------------------------------------------------------
 
 
-def removable(prefix: str = "") -> Q:
-    """Q6, TR4: a subscription whose licenses can be removed at all: active (not suspended) and paid (not a trial);
-    `prefix` ("subscription__") says it of a lot's subscription."""
-    return Q(**{f"{prefix}status": Status.ACTIVE, f"{prefix}is_trial": False})
-
-
 def open_lots(*, now: datetime) -> QuerySet:
     """Q2, Q4: license lots whose window has not closed and that have licenses left to remove (the queryset form of
     `SeatLot.remaining > 0`, which checks.removable_lots reads of loaded lots)."""
@@ -129,9 +124,10 @@ def open_lots(*, now: datetime) -> QuerySet:
 
 
 def removable_lots(*, now: datetime) -> QuerySet:
-    """Q2, Q4, Q6, TR4: license lots whose licenses can still be removed now (`open_lots` of a `removable`
-    subscription). What the lists' badge, the 48-hour filter and the Home page all read."""
-    return open_lots(now=now).filter(removable("subscription__"))
+    """Q2, Q4, Q5, Q6, TR4: license lots whose licenses can still be removed now: `open_lots` of a subscription whose
+    licenses can change (`checks.licenses_changeable_filter`); the queryset twin of `checks.removable_lots`. What the
+    lists' badge, the 48-hour filter and the Home page all read."""
+    return open_lots(now=now).filter(checks.licenses_changeable_filter("subscription__"))
 
 
 def removal_windows_closing(*, now: datetime) -> QuerySet:
@@ -224,7 +220,7 @@ def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: 
         # over the few lots closing soon with no join inside (a join there let PostgreSQL, on tables without
         # statistics, plan a nested loop over every subscription for each lot: minutes in the tests).
         closing = open_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON).values("subscription_id")
-        subscriptions = subscriptions.filter(removable(), pk__in=closing)
+        subscriptions = subscriptions.filter(checks.licenses_changeable_filter(), pk__in=closing)
     if filters.renews_soon:
         subscriptions = renewing_soon(subscriptions, today=now.date())
     return subscriptions
