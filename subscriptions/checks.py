@@ -139,6 +139,12 @@ def at_term_end(subscription: Subscription) -> AtTermEnd | None:
     return AtTermEnd.RENEWS if subscription.auto_renew else AtTermEnd.EXPIRES
 
 
+def renewing_filter() -> Q:
+    """N1: `at_term_end(...) == AtTermEnd.RENEWS` as a filter of subscriptions: active, not a trial (a trial converts
+    or ends at its end instead, TR1, R4), auto-renew on. What the pages list as renewing (selectors.renewing_soon)."""
+    return Q(status=Status.ACTIVE, is_trial=False, auto_renew=True)
+
+
 def isv_billing_starts_at(subscription: Subscription) -> datetime | None:
     """When an ISV SaaS subscription's billing starts (X3 counts its 72 hours from then): when the publisher
     confirmed the set-up (S3), or when its free trial ends if that is later (S4). None while the set-up is pending.

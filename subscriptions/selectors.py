@@ -135,14 +135,18 @@ def removal_windows_closing(*, now: datetime) -> QuerySet:
     return removable_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON)
 
 
-def renewing_soon(subscriptions: QuerySet, *, today: date) -> QuerySet:
-    """N1, N2: the auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days: the Home
-    page's list and the "renews within 30 days" filter."""
+def term_ends_within(*, today: date, days: int) -> Q:
+    """N2: the term end is the inclusive last UTC day of the term: ending from today to `days` days on, both in."""
+    return Q(term_end__gte=today, term_end__lte=today + timedelta(days=days))
+
+
+def renewing_soon(subscriptions: QuerySet, *, today: date, days: int = RENEWS_SOON_DAYS) -> QuerySet:
+    """N1, N2, N6: "renews within `days` days": the subscriptions that renew at their term end (checks.renewing_filter:
+    active, paid, auto-renew on; a trial converts instead, TR1) whose term ends in the window, and those whose renewal
+    is already pending (N6: past the term end, taken by the engine and not completed yet). The one rule the Home
+    page's list and the lists' "renews within 30 days" filter (30 days) and the Renewals page (30, 60 or 90) read."""
     return subscriptions.filter(
-        status=Status.ACTIVE,
-        auto_renew=True,
-        term_end__gte=today,
-        term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS),
+        checks.renewing_filter(), term_ends_within(today=today, days=days) | Q(renewal_pending=True)
     )
 
 
