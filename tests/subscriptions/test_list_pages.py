@@ -15,7 +15,7 @@ from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
 from tests.factories import bulk_subscriptions, lot, subscribe_to_offer
-from tests.helpers import ALL_URL, count_queries, ids, list_url
+from tests.helpers import ALL_URL, count_queries, ids, list_url, visible_text
 
 NOW = factories.BASE_TIME
 
@@ -206,6 +206,25 @@ def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, custome
     # then both list the same two
     assert listed == [str(s.pk) for s in renewing]
     assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', home) == [str(s.pk) for s in renewing]
+
+
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("Q4")
+def test_q4_home_shows_the_licenses_a_closing_window_still_holds(signed_in, customer):
+    # given a batch of 5 closing in 5 hours of which 3 were removed since, and one of 4 closing later, none removed
+    partly = subscribe_to_offer(customer, "A partly removed")
+    lot(partly, NOW + timedelta(hours=5), quantity=5, removed=3)
+    untouched = subscribe_to_offer(customer, "B untouched")
+    lot(untouched, NOW + timedelta(hours=30), quantity=4)
+    # when Home is opened
+    home = signed_in.get(reverse("portal:home")).content.decode()
+    # then each closing window shows the licenses still left to remove in it, soonest first
+    card = re.search(r"<h2>License windows closing in 48 hours</h2>.*?</table>", home, re.S).group(0)
+    shown = [
+        (visible_text(name), visible_text(left))
+        for name, left in re.findall(r'<td><a href="[^"]+">(.*?)</a></td>\s*<td class="num">(.*?)</td>', card, re.S)
+    ]
+    assert shown == [("A partly removed", "2"), ("B untouched", "4")]
 
 
 @pytest.mark.rule("N1")
