@@ -23,7 +23,7 @@ from .services.kernel import first_charge
 from .services.renewal import renewal_upgrade_reassignment, renewal_values
 from .states import Status
 
-WINDOWS = (30, 60, 90)
+WINDOWS = (30, 60, 90)  # the page's windows, in days (subscriptions.filters.RenewalsWindowForm reads which)
 DEFAULT_WINDOW = 30
 PAGE_SIZE = 50
 
@@ -32,11 +32,6 @@ CHARGE_LABELS = {
     BillingFrequency.ANNUAL: "first annual charge",
     BillingFrequency.ONE_TIME: "one-time charge for the term",
 }
-
-
-def window_from_query(value) -> int:
-    """30, 60 or 90 days; anything else is the default, not an error."""
-    return int(value) if value in {str(days) for days in WINDOWS} else DEFAULT_WINDOW
 
 
 def _with_row_data(subscriptions: QuerySet) -> QuerySet:
