@@ -141,7 +141,8 @@ def at_term_end(subscription: Subscription) -> AtTermEnd | None:
 
 def renewing_filter() -> Q:
     """N1: `at_term_end(...) == AtTermEnd.RENEWS` as a filter of subscriptions: active, not a trial (a trial converts
-    or ends at its end instead, TR1, R4), auto-renew on. What the pages list as renewing (selectors.renewing_soon)."""
+    or ends at its end instead, TR1, R4), auto-renew on. What the renewal engine marks pending and renews (lifecycle)
+    and what the pages list as renewing (selectors.renewing_soon)."""
     return Q(status=Status.ACTIVE, is_trial=False, auto_renew=True)
 
 
