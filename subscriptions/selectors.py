@@ -472,3 +472,10 @@ _ROW_FIELDS = {
     "customer_id": "customer_id",
     "pk": "pk",
 }
+
+
+def seek_after(subscriptions: QuerySet, sort: str, values: tuple) -> QuerySet:
+    """The subscriptions after the row whose sort key is `values` (from `decode_cursor`), in `order_subscriptions`'s
+    order: where the API's next page (its continuation token) starts."""
+    columns, descending = sort_key(sort)
+    return subscriptions.filter(_after(columns, values, descending=descending))
