@@ -4,7 +4,7 @@ document is generated from these; every answer is validated against them on its 
 from datetime import datetime
 
 from ninja import Schema
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog.models import BillingFrequency, Term
 from subscriptions.states import Status
@@ -49,6 +49,15 @@ class ScheduledNextTermInstructions(Schema):
     product: ProductTerm
     quantity: int
     customTermEndDate: datetime | None = None
+
+
+class RenewalInstructions(Schema):
+    product: ProductTerm
+    quantity: int
+    customTermEndDate: datetime | None = None
+    changes: list[str] = Field(description="Each change scheduled for the renewal, as the page lists it.")
+    links: dict[str, Link]
+    attributes: Attributes = Field(description="The etag is the subscription's: send it as If-Match to change these.")
 
 
 class Subscription(Schema):
@@ -178,6 +187,45 @@ class SubscriptionPatch(CaseInsensitive):
     scheduledNextTermInstructions: dict | None = None
     renewalPending: bool | None = None
     actions: list | None = None
+    links: dict | None = None
+    attributes: dict | None = None
+
+
+class ProductTermBody(CaseInsensitive):
+    productId: str = Field(max_length=40)
+    skuId: str = Field(max_length=60)
+    availabilityId: str | None = Field(None, max_length=40, description="Read, not needed: term and cycle choose it.")
+    billingCycle: str = Field(description=", ".join(BillingFrequency.values))
+    termDuration: str = Field(description=", ".join(Term.values))
+    promotionId: str | None = Field(None, max_length=40)
+
+    @field_validator("billingCycle")
+    @classmethod
+    def _cycle(cls, value: str) -> str:
+        # Partner Center reads enums in any case ("Monthly", "monthly"), OneTime as one_time
+        value = {"onetime": "one_time"}.get(value.lower(), value.lower())
+        if value not in BillingFrequency.values:
+            raise ValueError(f"billingCycle is one of {', '.join(BillingFrequency.values)}")
+        return value
+
+    @field_validator("termDuration")
+    @classmethod
+    def _term(cls, value: str) -> str:
+        if value.upper() not in Term.values:
+            raise ValueError(f"termDuration is one of {', '.join(Term.values)}")
+        return value.upper()
+
+
+class InstructionsBody(CaseInsensitive):
+    """What the subscription should renew with (R1): the SKU (its own, or an upgrade target), term, billing cycle,
+    quantity and an aligned end date (K11; null for the term's natural end). The whole of it, as PUT has it: sending
+    the subscription's own values removes what was scheduled."""
+
+    product: ProductTermBody
+    quantity: int = Field(ge=1, le=2_147_483_647)
+    customTermEndDate: datetime | None = None
+    # Read-only, accepted as read (the resource sent back as GET gave it)
+    changes: list | None = None
     links: dict | None = None
     attributes: dict | None = None
 

@@ -7,12 +7,13 @@ Errors answer in Partner Center's envelope (api.errors); every answer echoes `MS
 import base64
 import binascii
 import json
+from datetime import UTC
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import NinjaAPI, Query, Router
 from ninja.errors import AuthenticationError, HttpError
@@ -20,6 +21,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
 
+from catalog.models import Sku
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import selectors, services
@@ -225,7 +227,7 @@ def subscription_page(request, subscriptions, query: SubscriptionQuery, *, sort:
             raise HttpError(400, f"status is one of {', '.join(Status.values)}.")
         subscriptions = subscriptions.filter(status=query.status)
     if query.offer_id:
-        subscriptions = subscriptions.filter(sku__sku_id=wire.sku_id_of_offer(query.offer_id))
+        subscriptions = subscriptions.filter(sku__in=Sku.objects.filter(wire.offer_named(query.offer_id)))
     token = continuation(request)
     if token:
         try:
@@ -326,6 +328,73 @@ def patch_subscription(request, customer_id: str, subscription_id: str, body: sc
         )
 
     return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+# --- Scheduled next-term instructions (R1–R6) ----------------------------------------------------------------
+
+INSTRUCTIONS = "/{customer_id}/subscriptions/{subscription_id}/scheduledNextTermInstructions"
+
+
+@customers.get(INSTRUCTIONS, response={200: schemas.RenewalInstructions, **ERROR_RESPONSES})
+def get_instructions(request, customer_id: str, subscription_id: str):
+    """What the subscription renews with, and each change scheduled for its renewal (R3)."""
+    return wire.instructions_resource(load_subscription(request, customer_id, subscription_id))
+
+
+def _write_instructions(request, subscription, values: dict | None, now):
+    """Schedules `values` for the renewal (None: the subscription's own values, which removes every change), with
+    If-Match on the subscription's etag, once per MS-RequestId."""
+
+    def act():
+        version = protocol.if_match_version(request, "subscription", subscription.pk)
+        if values is None and not subscription.scheduled_changes.all():
+            if version != subscription.version:
+                raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
+            return HttpResponse(status=204)  # nothing scheduled: nothing to remove
+        own = {
+            "quantity": subscription.quantity,
+            "term": subscription.term,
+            "billing_frequency": subscription.billing_frequency,
+            "target_sku_id": subscription.sku_id,
+            "aligned_end_date": services.NATURAL_END,
+        }
+        services.schedule_renewal_change(
+            subscription_id=subscription.pk, actor=request.user, version=version, now=now, **(values or own)
+        )
+        if values is None:
+            return HttpResponse(status=204)
+        fresh = load_subscription(request, subscription.customer_id, subscription.pk)
+        return JsonResponse(schemas.RenewalInstructions(**wire.instructions_resource(fresh)).model_dump(mode="json"))
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+@customers.put(INSTRUCTIONS, response={200: schemas.RenewalInstructions, **ERROR_RESPONSES})
+def put_instructions(request, customer_id: str, subscription_id: str, body: schemas.InstructionsBody):
+    """R1: the SKU (its own or an upgrade target, U2), term, billing cycle, quantity and aligned end date (K11) the
+    subscription renews with. Only for an active subscription with auto-renew on (R2), not while its renewal is
+    pending (N6). Needs If-Match with the subscription's etag."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    product = body.product
+    target = Sku.objects.filter(wire.sku_named(product.productId, product.skuId)).values_list("pk", flat=True).first()
+    if target is None:
+        raise HttpError(400, "product names no offer of the catalog (productId and skuId).")
+    end = body.customTermEndDate
+    values = {
+        "quantity": body.quantity,
+        "term": product.termDuration,
+        "billing_frequency": product.billingCycle,
+        "target_sku_id": target,
+        "aligned_end_date": end.astimezone(UTC).date() if end else services.NATURAL_END,
+    }
+    return _write_instructions(request, subscription, values, timezone.now())
+
+
+@customers.delete(INSTRUCTIONS, response={204: None, **ERROR_RESPONSES})
+def delete_instructions(request, customer_id: str, subscription_id: str):
+    """R3, R6: removes every change scheduled for the renewal: it renews as it is."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    return _write_instructions(request, subscription, None, timezone.now())
 
 
 subscriptions = Router(tags=["subscriptions"])

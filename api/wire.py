@@ -3,6 +3,8 @@ from the same functions the pages ask (subscriptions.checks), never decided here
 
 from datetime import UTC, datetime, time
 
+from django.db.models import Q
+
 from portal.models import Customer
 from subscriptions import checks, selectors
 from subscriptions.models import Subscription
@@ -43,10 +45,15 @@ def offer_id(subscription: Subscription) -> str:
     return f"{sku.product.product_id}:{sku_part(sku)}:{subscription.availability_id}"
 
 
-def sku_id_of_offer(offer: str) -> str:
-    """The portal's SKU id an offerId names ("{productId}:{skuId}:{availabilityId}"), or `offer` itself."""
+def sku_named(product_id: str, sku_id: str) -> Q:
+    """The SKU Partner Center's (productId, skuId) name: the inverse of `sku_part`."""
+    return Q(sku_id=f"{product_id}:{sku_id}") | Q(sku_id=sku_id, product__product_id=product_id)
+
+
+def offer_named(offer: str) -> Q:
+    """The SKU an offerId names ("{productId}:{skuId}:{availabilityId}"), or a SKU id as the portal spells it."""
     parts = offer.split(":")
-    return f"{parts[0]}:{parts[1]}" if len(parts) == 3 else offer
+    return sku_named(parts[0], parts[1]) if len(parts) == 3 else Q(sku_id=offer)
 
 
 def subscription_reads():
@@ -59,11 +66,8 @@ def subscription_path(subscription: Subscription) -> str:
     return f"/customers/{subscription.customer_id}/subscriptions/{subscription.pk}"
 
 
-def scheduled_instructions(subscription: Subscription) -> dict | None:
-    """R1, N4: what it renews with, when a change is scheduled ("only present if scheduled changes are set")."""
-    changes = list(subscription.scheduled_changes.all())
-    if not changes:
-        return None
+def renewal_instructions(subscription: Subscription, changes: list) -> dict:
+    """R1, N4: what the subscription renews with (its own values, overridden by what is scheduled)."""
     values = renewal_values(subscription, changes)
     upgrade = next((c.target_sku for c in changes if c.target_sku_id == values["sku_id"]), None)
     sku = upgrade or subscription.sku
@@ -84,6 +88,25 @@ def scheduled_instructions(subscription: Subscription) -> dict | None:
         },
         "quantity": values["quantity"],
         "customTermEndDate": day_start(values["aligned_end_date"]),
+    }
+
+
+def scheduled_instructions(subscription: Subscription) -> dict | None:
+    """`renewal_instructions`, "only present if scheduled changes are set", as Partner Center has it."""
+    changes = list(subscription.scheduled_changes.all())
+    return renewal_instructions(subscription, changes) if changes else None
+
+
+def instructions_resource(subscription: Subscription) -> dict:
+    changes = list(subscription.scheduled_changes.all())
+    return {
+        **renewal_instructions(subscription, changes),
+        "changes": [c.summary for c in changes],
+        "links": {"subscription": link(subscription_path(subscription))},
+        "attributes": {
+            "objectType": "ScheduledNextTermInstructions",
+            "etag": protocol.etag("subscription", subscription.pk, subscription.version),
+        },
     }
 
 
