@@ -155,11 +155,12 @@ def renewing_soon(subscriptions: QuerySet, *, today: date, days: int = RENEWS_SO
 AUDIT_SHOWN = 100  # the page's audit trail: the latest entries
 
 
-def subscription_page() -> QuerySet:
+def subscription_page(*, billing_lines: bool = True) -> QuerySet:
     """Subscriptions with what their page (and `checks.allowed_actions`, and the services it shows the verdicts of)
     reads: the offer with its product, publisher and availabilities, the reseller, the order line and order, the
     base subscription and its offer; the license lots, billing lines and scheduled changes (each upgrade's target
-    with its availabilities). To be scoped (portal.access.get_subscription)."""
+    with its availabilities). To be scoped (portal.access.get_subscription). Without `billing_lines`, the verdicts'
+    reads alone (the API's resource, a list of 100 of them)."""
     return Subscription.objects.select_related(
         "sku__product__publisher",
         "reseller",
@@ -168,7 +169,7 @@ def subscription_page() -> QuerySet:
     ).prefetch_related(
         "sku__availabilities",
         "seat_lots",
-        "billing_lines",
+        *(["billing_lines"] if billing_lines else []),
         Prefetch(
             "scheduled_changes",
             queryset=ScheduledChange.objects.select_related("target_sku__product__publisher").prefetch_related(
