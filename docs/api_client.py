@@ -70,6 +70,11 @@ class PortalApi:
 
 def main(base_url: str, token: str, *, client: httpx.Client | None = None) -> dict:
     api = PortalApi(base_url, token, client=client)
+    with api.http:
+        return _raise_and_schedule(api)
+
+
+def _raise_and_schedule(api: PortalApi) -> dict:
     for customer in api.customers():
         for subscription in api.subscriptions(customer["id"]):
             if {"add_licenses", "manage_renewal"} <= set(subscription["actions"]):
