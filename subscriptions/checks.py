@@ -17,7 +17,7 @@ from portal.errors import RuleViolation
 
 from .dates import add_months, start_of_day
 from .models import SeatLot, Subscription
-from .states import Status
+from .states import LIVE_STATUSES, Status
 
 REMOVAL_WINDOW = timedelta(hours=168)  # Q2, X1: 7 days
 ISV_CANCELLATION_PERIOD = timedelta(hours=72)  # X3
@@ -65,6 +65,33 @@ def awaiting_setup_filter() -> Q:
     """`awaiting_setup` as a filter of subscriptions (the Home page's list of set-ups to finish): the same two
     conditions, `Sku.is_isv` being an offer whose publisher isn't Microsoft."""
     return Q(status=Status.PENDING, sku__product__publisher__is_microsoft=False)
+
+
+def awaiting_provisioning(subscription: Subscription) -> bool:
+    """S0: a pending subscription that Microsoft is provisioning (provision_subscription activates it); a pending ISV
+    subscription awaits its publisher's set-up instead (S3, `awaiting_setup`), which no provisioning ends."""
+    return subscription.status == Status.PENDING and not awaiting_setup(subscription)
+
+
+def sold_once(offer) -> bool:
+    """C4a: whether an offer is held at most once per customer: it says so, or it is a trial (TR1 gives a trial its
+    fixed 25 licenses, so a second one would be a second trial). `offer` is a `Sku` or the catalog's `OfferFacts`."""
+    return offer.one_per_customer or offer.is_trial
+
+
+def customer_holds(customer_id, sku: Sku, *, excluding=None) -> bool:
+    """C4a: whether the customer already holds `sku`, an offer sold once per customer (`sold_once`): a live
+    subscription of it (pending, active or suspended: `LIVE_STATUSES`, what the database's constraint counts; a
+    cancelled, expired or disabled one is no longer held), other than the subscription `excluding` (its id), which
+    is the one moving onto it. Asked by the services that give a customer a subscription of an offer outside the
+    cart: a renewal's scheduled upgrade (U3), a trial's conversion (TR3) and a transfer (TF4); the catalog asks the
+    same two conditions of the facts it reads once for a whole page (catalog.eligibility.refusal)."""
+    if not sold_once(sku):
+        return False
+    held = Subscription.objects.filter(customer_id=customer_id, sku=sku, status__in=LIVE_STATUSES)
+    if excluding is not None:
+        held = held.exclude(pk=excluding)
+    return held.exists()
 
 
 class AtTermEnd(StrEnum):

@@ -257,12 +257,7 @@ def plan_conversion(
             f"{plan.term_end:%Y-%m-%d}. No promotion applies."
         )
         return plan
-    if (
-        sku.one_per_customer
-        and Subscription.objects.filter(
-            customer_id=trial.customer_id, sku=sku, status__in=(Status.PENDING, Status.ACTIVE, Status.SUSPENDED)
-        ).exists()
-    ):
+    if checks.customer_holds(trial.customer_id, sku):  # C4a
         raise RuleViolation(
             "TR3",
             f"The customer already has {sku.name}, which can be bought once: convert into that subscription instead.",

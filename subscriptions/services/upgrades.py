@@ -260,7 +260,7 @@ def plan_upgrade(
         plan.availability = _check_term(source, target, term or "", billing_frequency or "")
         plan.unit_price = plan.availability.unit_price
         check_quantity_sold(target, quantity)
-        if target.one_per_customer and _existing_of(source, target.pk).exists():
+        if checks.customer_holds(source.customer_id, target, excluding=source.pk):  # C4a
             raise RuleViolation(
                 "U3",
                 f"The customer already holds {target.name}, which can be held once: upgrade into that subscription.",
