@@ -73,6 +73,12 @@ def awaiting_provisioning(subscription: Subscription) -> bool:
     return subscription.status == Status.PENDING and not awaiting_setup(subscription)
 
 
+def awaiting_provisioning_filter() -> Q:
+    """`awaiting_provisioning` as a filter of subscriptions (the sweep's late provisioning, recovery.py): pending, of
+    a Microsoft offer (the `awaiting_setup_filter` complement among the pending)."""
+    return Q(status=Status.PENDING, sku__product__publisher__is_microsoft=True)
+
+
 def sold_once(offer) -> bool:
     """C4a: whether an offer is held at most once per customer: it says so, or it is a trial (TR1 gives a trial its
     fixed 25 licenses, so a second one would be a second trial). `offer` is a `Sku` or the catalog's `OfferFacts`."""
