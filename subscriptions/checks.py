@@ -109,6 +109,9 @@ class AtTermEnd(StrEnum):
     CONVERTS = "converts"  # TR1, R4: a trial with auto-renew on becomes the paid offer
     TRIAL_ENDS = "trial_ends"  # TR1: a trial with auto-renew off
     FREE_TRIAL_ENDS = "free_trial_ends"  # S4: an ISV free trial becomes a paid subscription
+    # N6: the renewal is being processed now. Only `term_end_outcome` says it (the page's term end line); the engine
+    # is renewing such a subscription, and `at_term_end` says RENEWS, as the engine reads it.
+    RENEWING = "renewing"
 
 
 def at_term_end(subscription: Subscription) -> AtTermEnd | None:
@@ -122,7 +125,24 @@ def at_term_end(subscription: Subscription) -> AtTermEnd | None:
         return AtTermEnd.FREE_TRIAL_ENDS
     if subscription.is_trial:
         return AtTermEnd.CONVERTS if subscription.auto_renew else AtTermEnd.TRIAL_ENDS
+    return _at_paid_term_end(subscription)
+
+
+def _at_paid_term_end(subscription: Subscription) -> AtTermEnd:
+    # N1, N5: a paid subscription renews unless auto-renew is off.
     return AtTermEnd.RENEWS if subscription.auto_renew else AtTermEnd.EXPIRES
+
+
+def term_end_outcome(subscription: Subscription) -> AtTermEnd | None:
+    """What happens when the term ends, as the subscription page's term end line says it: `at_term_end`, except
+    while the renewal is being processed (N6: RENEWING), and for an ISV free trial, whose term is the paid one that
+    follows the trial (S4): what that paid term does at its end (N1, N5). None once it has ended or while pending."""
+    outcome = at_term_end(subscription)
+    if outcome == AtTermEnd.RENEWS and subscription.renewal_pending:
+        return AtTermEnd.RENEWING
+    if outcome == AtTermEnd.FREE_TRIAL_ENDS:
+        return _at_paid_term_end(subscription)
+    return outcome
 
 
 def isv_billing_starts_at(subscription: Subscription) -> datetime | None:
@@ -548,3 +568,10 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
         ),
     ]
     return {a.name: a for a in actions}
+
+
+def status_action(subscription: Subscription, actions: dict[str, Allowed]) -> Allowed:
+    """P1, P2: the command bar's one status button, from `allowed_actions`' verdicts: Reactivate for a suspended
+    subscription (disabled with the reason when it can't be: its term ended, N6, the role), Suspend for any other
+    (disabled with the reason unless it is active)."""
+    return actions["reactivate" if subscription.status == Status.SUSPENDED else "suspend"]
