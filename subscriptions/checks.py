@@ -90,7 +90,8 @@ def customer_holds(customer_id, sku: Sku, *, excluding=None) -> bool:
     subscription of it (pending, active or suspended: `LIVE_STATUSES`, what the database's constraint counts; a
     cancelled, expired or disabled one is no longer held), other than the subscription `excluding` (its id), which
     is the one moving onto it. Asked by the services that give a customer a subscription of an offer outside the
-    cart: a renewal's scheduled upgrade (U3), a trial's conversion (TR3) and a transfer (TF4); the catalog asks the
+    cart: an upgrade into a new subscription and one scheduled for the renewal (U3), a trial's conversion (TR3) and a
+    transfer (TF4); the catalog asks the
     same two conditions of the facts it reads once for a whole page (catalog.eligibility.refusal)."""
     if not sold_once(sku):
         return False
