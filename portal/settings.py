@@ -121,9 +121,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_filters",
     "django_tasks_db",
+    "ninja",  # the API's docs page, served from its own static files (no CDN)
     "portal",
     "catalog",
     "subscriptions",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +142,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "api.middleware.ApiHeaders",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -254,6 +257,8 @@ SECURE_CSP = {
 CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER = int(os.environ.get("CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER", "250"))
 # K12: an unpurchased cart expires this many days after it was created.
 CSP_CART_LIFETIME_DAYS = 7
+# The API's rate for a partner without its own (api.models.PartnerRate): Partner Center's published limit.
+CSP_API_REQUESTS_PER_MINUTE = int(os.environ.get("CSP_API_REQUESTS_PER_MINUTE", "500"))
 
 LOGGING = {
     "version": 1,

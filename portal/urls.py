@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from api.urls import v1_app, v1_namespace, v1_patterns
+
 from . import views
 
 app_name = "portal"
@@ -33,6 +35,8 @@ portal_patterns = [
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
+    path("", include("api.urls")),
+    path("api/v1/", include((v1_patterns, v1_app), namespace=v1_namespace)),
     path("", include("catalog.urls")),
     path("", include("subscriptions.urls")),
     path("admin/", admin.site.urls),

@@ -44,10 +44,57 @@ def removal_window_ends(added_at: datetime) -> datetime:
     return added_at + REMOVAL_WINDOW
 
 
+def quantity_refusal(subscription: Subscription, now: datetime) -> RuleViolation | None:
+    """Q6, TR4, Q5: why this subscription's licenses can't change now (added or removed, whatever their windows and
+    whoever asks), or None. The one statement of the subscription's part of the rule: check_quantity_change raises
+    it, `removable_lots` (the quantity service's Q2/Q4, the panel's batches) lists no lot while it refuses, and
+    `licenses_changeable_filter` is its queryset twin (the lists' badge and 48-hour filter, the Home page)."""
+    if in_trial(subscription, now):
+        return _trial_refusal(
+            subscription, "TR4", "A trial's quantity can't change: convert the trial first.", "Licenses can't change"
+        )
+    if not subscription.sku.is_license_based:
+        return RuleViolation("Q6", "A usage-based subscription has no license quantity.")
+    if subscription.status != Status.ACTIVE:
+        return RuleViolation(
+            "Q6",
+            f"Licenses can only be changed on an active subscription (this one is "
+            f"{subscription.get_status_display().lower()}).",
+        )
+    if subscription.quantity_updates >= MAX_QUANTITY_UPDATES:
+        return RuleViolation(
+            "Q5",
+            f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
+            "most allowed: buy a second subscription of the same offer (it can be aligned to end "
+            "on the same date).",
+        )
+    return None
+
+
+def licenses_changeable(subscription: Subscription, now: datetime) -> bool:
+    """Whether `quantity_refusal` lets this subscription's licenses change."""
+    return quantity_refusal(subscription, now) is None
+
+
+def licenses_changeable_filter(prefix: str = "") -> Q:
+    """`licenses_changeable` as a filter of subscriptions (`prefix` "subscription__": of a lot's subscription): active,
+    not a trial, under Q5's limit of updates. An active trial is always `in_trial` (an ISV trial past its end is one
+    only while its set-up is pending, so not active), and a usage-based subscription holds no license lots
+    (fulfilment opens none), so the lots' filter needs no join to the offer."""
+    return Q(
+        **{
+            f"{prefix}status": Status.ACTIVE,
+            f"{prefix}is_trial": False,
+            f"{prefix}quantity_updates__lt": MAX_QUANTITY_UPDATES,
+        }
+    )
+
+
 def removable_lots(subscription: Subscription, now: datetime) -> list[SeatLot]:
-    """Q4: lots whose 7-day window is still open and that still hold licenses, newest first. None once the
-    subscription has ended (cancelled, expired, disabled): its licenses are gone with it, whatever the clock says."""
-    if not subscription.is_live:
+    """Q2, Q4: lots whose 7-day window is still open and that still hold licenses, newest first. None while the
+    subscription's licenses can't change (`quantity_refusal`: a trial, TR4; suspended, pending or ended, Q6; at Q5's
+    limit), whatever the clock says. The queryset twin is `selectors.removable_lots`."""
+    if not licenses_changeable(subscription, now):
         return []
     return [lot for lot in subscription.seat_lots.all() if lot.window_ends_at > now and lot.remaining > 0]
 
@@ -144,6 +191,13 @@ def term_end_outcome(subscription: Subscription) -> AtTermEnd | None:
     if outcome == AtTermEnd.FREE_TRIAL_ENDS:
         return _at_paid_term_end(subscription)
     return outcome
+
+
+def renewing_filter() -> Q:
+    """N1: `at_term_end(...) == AtTermEnd.RENEWS` as a filter of subscriptions: active, not a trial (a trial converts
+    or ends at its end instead, TR1, R4), auto-renew on. What the renewal engine marks pending and renews (lifecycle)
+    and what the pages list as renewing (selectors.renewing_soon)."""
+    return Q(status=Status.ACTIVE, is_trial=False, auto_renew=True)
 
 
 def isv_billing_starts_at(subscription: Subscription) -> datetime | None:
@@ -249,27 +303,9 @@ def _require(user, action: str) -> None:
 def check_quantity_change(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
-    if in_trial(subscription, now):
-        raise _trial_refusal(
-            subscription, "TR4", "A trial's quantity can't change: convert the trial first.", "Licenses can't change"
-        )
-    if not subscription.sku.is_license_based:
-        raise RuleViolation("Q6", "A usage-based subscription has no license quantity.")
-    # Q6
-    if subscription.status != Status.ACTIVE:
-        raise RuleViolation(
-            "Q6",
-            f"Licenses can only be changed on an active subscription (this one is "
-            f"{subscription.get_status_display().lower()}).",
-        )
-    # Q5
-    if subscription.quantity_updates >= MAX_QUANTITY_UPDATES:
-        raise RuleViolation(
-            "Q5",
-            f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
-            "most allowed: buy a second subscription of the same offer (it can be aligned to end "
-            "on the same date).",
-        )
+    refusal = quantity_refusal(subscription, now)
+    if refusal is not None:
+        raise refusal
 
 
 def check_decrease(subscription: Subscription, user, now: datetime, remove: int | None = None) -> None:

@@ -7,6 +7,7 @@ refuses is ignored, as if absent, never an error page (`SubscriptionListForm.val
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .renewals import DEFAULT_WINDOW, WINDOWS
 from .selectors import ListFilters, decode_cursor
 from .states import Status
 
@@ -65,3 +66,15 @@ class SubscriptionListForm(forms.Form):
             window_soon=values.get("window") == "48h",
             renews_soon=values.get("renews") == "30d",
         )
+
+
+class RenewalsWindowForm(forms.Form):
+    """The Renewals page's window: what renews (or ends) in the next 30, 60 or 90 days. Any other value, or none, is
+    the default 30 days, as a list's other unknown inputs are ignored: a page anyone may open with any query string."""
+
+    within = forms.TypedChoiceField(
+        choices=[(days, f"{days} days") for days in WINDOWS], coerce=int, required=False, empty_value=DEFAULT_WINDOW
+    )
+
+    def days(self) -> int:
+        return self.cleaned_data["within"] if self.is_valid() else DEFAULT_WINDOW

@@ -114,9 +114,9 @@ def _due_groups(now: datetime, limit: int | None = None) -> tuple[list, list]:
 
 def mark_renewals_pending(now: datetime) -> int:
     """N6: from 00:00 UTC on the renewal day, a subscription that will renew is read-only until it has."""
-    return Subscription.objects.filter(
-        status=Status.ACTIVE, is_trial=False, auto_renew=True, renewal_pending=False, term_end__lt=now.date()
-    ).update(renewal_pending=True, version=F("version") + 1)
+    return Subscription.objects.filter(checks.renewing_filter(), renewal_pending=False, term_end__lt=now.date()).update(
+        renewal_pending=True, version=F("version") + 1
+    )
 
 
 def renew_due_subscriptions(now: datetime, limit: int | None = None) -> LifecycleReport:
@@ -211,9 +211,7 @@ def _renew_held(rows: list[Subscription], now: datetime) -> int:
     way (_write_renewals)."""
     held = set(
         Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(
-            pk__in=[row.pk for row in rows], renewal_pending=True, auto_renew=True, is_trial=False, status=Status.ACTIVE
-        )
+        .filter(checks.renewing_filter(), pk__in=[row.pk for row in rows], renewal_pending=True)
         .order_by()
         .values_list("pk", "term_end")
     )
@@ -228,7 +226,7 @@ class _HandledMeanwhile(Exception):
 
 def _frozen(row: Subscription) -> bool:
     """N6: a renewal pending, which nothing but the engine changes until it completes."""
-    return row.renewal_pending and row.auto_renew and not row.is_trial and row.status == Status.ACTIVE
+    return row.renewal_pending and checks.at_term_end(row) == checks.AtTermEnd.RENEWS
 
 
 def _reuse_preloaded(subscription: Subscription, preloaded: Subscription) -> None:

@@ -60,6 +60,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         "lots": list(subscription.seat_lots.all()),
         "removable_lots": checks.removable_lots(subscription, now),
         "removable": checks.removable_quantity(subscription, now),
+        "quantity_refusal": checks.quantity_refusal(subscription, now),
         "cancel_until": checks.cancellation_window_ends(subscription),
         "cancel_covers_removal": checks.cancellation_covers_removal(subscription, request.user, now),
         "awaiting_setup": checks.awaiting_setup(subscription),

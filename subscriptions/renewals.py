@@ -7,14 +7,14 @@ availabilities of its offers, whatever the number of rows.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.db.models import Prefetch, Q, QuerySet
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
 
-from . import checks
+from . import checks, selectors
 from .dates import term_end_for
 from .models import ScheduledChange, Subscription
 from .pricing import Charge
@@ -23,7 +23,7 @@ from .services.kernel import first_charge
 from .services.renewal import renewal_upgrade_reassignment, renewal_values
 from .states import Status
 
-WINDOWS = (30, 60, 90)
+WINDOWS = (30, 60, 90)  # the page's windows, in days (subscriptions.filters.RenewalsWindowForm reads which)
 DEFAULT_WINDOW = 30
 PAGE_SIZE = 50
 
@@ -32,16 +32,6 @@ CHARGE_LABELS = {
     BillingFrequency.ANNUAL: "first annual charge",
     BillingFrequency.ONE_TIME: "one-time charge for the term",
 }
-
-
-def window_from_query(value) -> int:
-    """30, 60 or 90 days; anything else is the default, not an error."""
-    return int(value) if value in {str(days) for days in WINDOWS} else DEFAULT_WINDOW
-
-
-def _in_window(today: date, days: int) -> Q:
-    # N2: term_end is the inclusive last UTC day of the term; today and today + days are both in.
-    return Q(term_end__gte=today, term_end__lte=today + timedelta(days=days))
 
 
 def _with_row_data(subscriptions: QuerySet) -> QuerySet:
@@ -61,19 +51,17 @@ def _with_row_data(subscriptions: QuerySet) -> QuerySet:
 
 
 def renewing_subscriptions(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
-    """N1: active, auto-renewing paid subscriptions whose term ends in the window, and those whose renewal is
-    already pending (N6: past the lock point, the engine has not finished them yet). Trials convert (TR1)
-    rather than renew, so they are not listed."""
-    due = Q(status=Status.ACTIVE, auto_renew=True) & _in_window(today, days) | Q(
-        status=Status.ACTIVE, renewal_pending=True
-    )
-    return _with_row_data(subscriptions.filter(due, is_trial=False))
+    """N1, N6: what renews in the window (selectors.renewing_soon, the rule Home and the lists read too), with what
+    its row shows."""
+    return _with_row_data(selectors.renewing_soon(subscriptions, today=today, days=days))
 
 
 def ending_subscriptions(subscriptions: QuerySet, *, today: date, days: int) -> QuerySet:
     """N5, P2: auto-renew off (or suspended) with the term ending in the window: they expire (or are disabled)."""
     ending = Q(status=Status.ACTIVE, auto_renew=False, renewal_pending=False) | Q(status=Status.SUSPENDED)
-    return _with_row_data(subscriptions.filter(ending, _in_window(today, days), is_trial=False))
+    return _with_row_data(
+        subscriptions.filter(ending, selectors.term_ends_within(today=today, days=days), is_trial=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +193,10 @@ def ending_trials(subscriptions: QuerySet, *, today: date, days: int) -> QuerySe
     """Active new-commerce trials (not ISV free trials, S4) whose term ends in the window."""
     return (
         subscriptions.filter(
-            _in_window(today, days), status=Status.ACTIVE, is_trial=True, sku__product__publisher__is_microsoft=True
+            selectors.term_ends_within(today=today, days=days),
+            status=Status.ACTIVE,
+            is_trial=True,
+            sku__product__publisher__is_microsoft=True,
         )
         .select_related("customer", "sku__trial_of")
         .prefetch_related(Prefetch("scheduled_changes", queryset=ScheduledChange.objects.select_related("target_sku")))

@@ -20,6 +20,7 @@ from django.db.models.lookups import GreaterThan, LessThan
 
 from catalog.models import BillingFrequency, Sku, Term, offer_search
 
+from . import checks
 from .models import AuditEntry, ScheduledChange, SeatLot, Subscription
 from .states import Status
 
@@ -116,12 +117,6 @@ _BILLING_LABELS = dict(BillingFrequency.choices)
 # --- The rules the lists and the Home page share ------------------------------------------------------------
 
 
-def removable(prefix: str = "") -> Q:
-    """Q6, TR4: a subscription whose licenses can be removed at all: active (not suspended) and paid (not a trial);
-    `prefix` ("subscription__") says it of a lot's subscription."""
-    return Q(**{f"{prefix}status": Status.ACTIVE, f"{prefix}is_trial": False})
-
-
 def open_lots(*, now: datetime) -> QuerySet:
     """Q2, Q4: license lots whose window has not closed and that have licenses left to remove (the queryset form of
     `SeatLot.remaining > 0`, which checks.removable_lots reads of loaded lots)."""
@@ -129,9 +124,10 @@ def open_lots(*, now: datetime) -> QuerySet:
 
 
 def removable_lots(*, now: datetime) -> QuerySet:
-    """Q2, Q4, Q6, TR4: license lots whose licenses can still be removed now (`open_lots` of a `removable`
-    subscription). What the lists' badge, the 48-hour filter and the Home page all read."""
-    return open_lots(now=now).filter(removable("subscription__"))
+    """Q2, Q4, Q5, Q6, TR4: license lots whose licenses can still be removed now: `open_lots` of a subscription whose
+    licenses can change (`checks.licenses_changeable_filter`); the queryset twin of `checks.removable_lots`. What the
+    lists' badge, the 48-hour filter and the Home page all read."""
+    return open_lots(now=now).filter(checks.licenses_changeable_filter("subscription__"))
 
 
 def removal_windows_closing(*, now: datetime) -> QuerySet:
@@ -139,14 +135,18 @@ def removal_windows_closing(*, now: datetime) -> QuerySet:
     return removable_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON)
 
 
-def renewing_soon(subscriptions: QuerySet, *, today: date) -> QuerySet:
-    """N1, N2: the auto-renewing active subscriptions whose (inclusive) term end falls in the next 30 days: the Home
-    page's list and the "renews within 30 days" filter."""
+def term_ends_within(*, today: date, days: int) -> Q:
+    """N2: the term end is the inclusive last UTC day of the term: ending from today to `days` days on, both in."""
+    return Q(term_end__gte=today, term_end__lte=today + timedelta(days=days))
+
+
+def renewing_soon(subscriptions: QuerySet, *, today: date, days: int = RENEWS_SOON_DAYS) -> QuerySet:
+    """N1, N2, N6: "renews within `days` days": the subscriptions that renew at their term end (checks.renewing_filter:
+    active, paid, auto-renew on; a trial converts instead, TR1) whose term ends in the window, and those whose renewal
+    is already pending (N6: past the term end, taken by the engine and not completed yet). The one rule the Home
+    page's list and the lists' "renews within 30 days" filter (30 days) and the Renewals page (30, 60 or 90) read."""
     return subscriptions.filter(
-        status=Status.ACTIVE,
-        auto_renew=True,
-        term_end__gte=today,
-        term_end__lte=today + timedelta(days=RENEWS_SOON_DAYS),
+        checks.renewing_filter(), term_ends_within(today=today, days=days) | Q(renewal_pending=True)
     )
 
 
@@ -155,11 +155,12 @@ def renewing_soon(subscriptions: QuerySet, *, today: date) -> QuerySet:
 AUDIT_SHOWN = 100  # the page's audit trail: the latest entries
 
 
-def subscription_page() -> QuerySet:
+def subscription_page(*, billing_lines: bool = True) -> QuerySet:
     """Subscriptions with what their page (and `checks.allowed_actions`, and the services it shows the verdicts of)
     reads: the offer with its product, publisher and availabilities, the reseller, the order line and order, the
     base subscription and its offer; the license lots, billing lines and scheduled changes (each upgrade's target
-    with its availabilities). To be scoped (portal.access.get_subscription)."""
+    with its availabilities). To be scoped (portal.access.get_subscription). Without `billing_lines`, the verdicts'
+    reads alone (the API's resource, a list of 100 of them)."""
     return Subscription.objects.select_related(
         "sku__product__publisher",
         "reseller",
@@ -168,7 +169,7 @@ def subscription_page() -> QuerySet:
     ).prefetch_related(
         "sku__availabilities",
         "seat_lots",
-        "billing_lines",
+        *(["billing_lines"] if billing_lines else []),
         Prefetch(
             "scheduled_changes",
             queryset=ScheduledChange.objects.select_related("target_sku__product__publisher").prefetch_related(
@@ -224,7 +225,7 @@ def filter_subscriptions(subscriptions: QuerySet, filters: ListFilters, *, now: 
         # over the few lots closing soon with no join inside (a join there let PostgreSQL, on tables without
         # statistics, plan a nested loop over every subscription for each lot: minutes in the tests).
         closing = open_lots(now=now).filter(window_ends_at__lte=now + WINDOW_SOON).values("subscription_id")
-        subscriptions = subscriptions.filter(removable(), pk__in=closing)
+        subscriptions = subscriptions.filter(checks.licenses_changeable_filter(), pk__in=closing)
     if filters.renews_soon:
         subscriptions = renewing_soon(subscriptions, today=now.date())
     return subscriptions
@@ -469,3 +470,10 @@ _ROW_FIELDS = {
     "customer_id": "customer_id",
     "pk": "pk",
 }
+
+
+def seek_after(subscriptions: QuerySet, sort: str, values: tuple) -> QuerySet:
+    """The subscriptions after the row whose sort key is `values` (from `decode_cursor`), in `order_subscriptions`'s
+    order: where the API's next page (its continuation token) starts."""
+    columns, descending = sort_key(sort)
+    return subscriptions.filter(_after(columns, values, descending=descending))

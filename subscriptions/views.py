@@ -14,7 +14,7 @@ from portal.templatetags.portal_tags import query_string
 
 from . import export, selectors
 from . import renewals as renewal_rows  # the module's name is this view's
-from .filters import SubscriptionListForm
+from .filters import RenewalsWindowForm, SubscriptionListForm
 from .states import Status
 
 
@@ -166,7 +166,7 @@ def renewals(request):
     """Every subscription of the partner renewing in the next 30/60/90 days across customers, with its lock
     point, what will change and what it will cost; and those ending without renewal, so partners can act."""
     today = timezone.now().date()
-    days = renewal_rows.window_from_query(request.GET.get("within"))
+    days = RenewalsWindowForm(request.GET).days()
     scoped = access.subscriptions_for(request.user)
     context = {
         "within": days,

@@ -13,6 +13,7 @@ from django.apps import apps
 from django.contrib.auth.models import Group, Permission, User
 from django_tasks_db.models import DBTaskResult
 
+from api.models import ApiToken, PartnerRate, RequestRecord
 from catalog.models import (
     Availability,
     CartAdditionalReseller,
@@ -31,7 +32,8 @@ from tests import factories
 # Every other registered model is a partner's own. A newly registered model lands in "own" and fails the tests
 # until the world below builds a row of it for each partner, or it joins one of these lists.
 SHARED = {Publisher, Product, Sku, Availability, UpgradePath}
-OPERATOR_ONLY = {User, Group, DBTaskResult}
+# The API's tokens, replayed answers and rates: the operator's (staff manage their own tokens from the user menu).
+OPERATOR_ONLY = {User, Group, DBTaskResult, ApiToken, PartnerRate, RequestRecord}
 
 ZETA = "Zeta"
 TENANT_APPS = {"portal", "catalog", "subscriptions", "auth"}

@@ -1075,6 +1075,40 @@ def test_q4_a_cancelled_subscriptions_batches_show_no_countdown(signed_in, custo
 
 
 @pytest.mark.rule("Q4")
+@pytest.mark.rule("Q5")
+@pytest.mark.rule("Q6")
+@pytest.mark.rule("TR4")
+@pytest.mark.parametrize(
+    "state, reason",
+    [
+        ({"suspended": True}, "Licenses can only be changed on an active subscription (this one is suspended)."),
+        ({"is_trial": True}, "A trial's quantity can't change: convert the trial first."),
+        (
+            {"quantity_updates": checks.MAX_QUANTITY_UPDATES},
+            "This subscription's quantity has been updated 1,200 times, the most allowed: buy a second subscription "
+            "of the same offer (it can be aligned to end on the same date).",
+        ),
+    ],
+)
+def test_q4_the_panel_offers_no_batch_while_the_licenses_cannot_change(signed_in, customer, e3, now, state, reason):
+    # given a subscription whose purchase batch is in its window (until 2026-11-30 12:00 UTC) but whose licenses
+    # can't change: suspended (Q6), a trial (TR4), at Q5's limit of updates
+    sub = subscribe(customer, e3, **state)
+    # when its page is opened
+    page = page_of(signed_in.get(detail(sub)))
+    # then the panel lists no batch to remove and says why, as the refused removal does
+    panel = visible_text(quantity_panel(page))
+    assert f"No license can be removed. {reason}" in panel
+    assert "can be removed now" not in panel
+    # and removing a license is refused with that reason (422), nothing changed
+    before = database_state()
+    response = signed_in.post(subscription_url("quantity", sub), drawn(sub, {"quantity": "9"}))
+    assert response.status_code == 422
+    assert error_of(page_of(response)) == reason
+    assert database_state() == before
+
+
+@pytest.mark.rule("Q4")
 @pytest.mark.rule("N5")
 @pytest.mark.rule("P2")
 @pytest.mark.parametrize("status", [Status.EXPIRED, Status.DISABLED])

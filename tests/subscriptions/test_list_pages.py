@@ -10,11 +10,12 @@ import pytest
 from django.urls import reverse
 
 from portal.models import Partner
-from subscriptions import selectors
+from subscriptions import checks, selectors
 from subscriptions.models import Subscription
+from subscriptions.states import Status
 from tests import factories
 from tests.factories import bulk_subscriptions, lot, subscribe_to_offer
-from tests.helpers import ALL_URL, count_queries, ids, list_url
+from tests.helpers import ALL_URL, count_queries, ids, list_url, visible_text
 
 NOW = factories.BASE_TIME
 
@@ -205,6 +206,63 @@ def test_n1_home_and_the_30_day_filter_list_the_same_renewals(signed_in, custome
     # then both list the same two
     assert listed == [str(s.pk) for s in renewing]
     assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', home) == [str(s.pk) for s in renewing]
+
+
+@pytest.mark.rule("Q2")
+@pytest.mark.rule("Q4")
+def test_q4_home_shows_the_licenses_a_closing_window_still_holds(signed_in, customer):
+    # given a batch of 5 closing in 5 hours of which 3 were removed since, and one of 4 closing later, none removed
+    partly = subscribe_to_offer(customer, "A partly removed")
+    lot(partly, NOW + timedelta(hours=5), quantity=5, removed=3)
+    untouched = subscribe_to_offer(customer, "B untouched")
+    lot(untouched, NOW + timedelta(hours=30), quantity=4)
+    # when Home is opened
+    home = signed_in.get(reverse("portal:home")).content.decode()
+    # then each closing window shows the licenses still left to remove in it, soonest first
+    card = re.search(r"<h2>License windows closing in 48 hours</h2>.*?</table>", home, re.S).group(0)
+    shown = [
+        (visible_text(name), visible_text(left))
+        for name, left in re.findall(r'<td><a href="[^"]+">(.*?)</a></td>\s*<td class="num">(.*?)</td>', card, re.S)
+    ]
+    assert shown == [("A partly removed", "2"), ("B untouched", "4")]
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.rule("N6")
+@pytest.mark.rule("TR1")
+def test_n1_home_the_30_day_filter_and_the_renewals_page_list_the_same_renewals(signed_in, customer):
+    # given a paid subscription renewing in 10 days, one whose renewal is pending since 00:00 UTC today (N6), a trial
+    # ending in 5 days (it converts, TR1) and one with auto-renew off ending in 3 days (it expires, N5)
+    today = NOW.date()
+    normal = subscribe_to_offer(customer, "A renews", term_end=today + timedelta(days=10))
+    pending = subscribe_to_offer(customer, "B pending", term_end=today - timedelta(days=1), renewal_pending=True)
+    trial = subscribe_to_offer(customer, "C trial", term_end=today + timedelta(days=5), trial=True)
+    subscribe_to_offer(customer, "D auto-renew off", term_end=today + timedelta(days=3), auto_renew=False)
+    # when Home, the list's "renews within 30 days" filter and the Renewals page are opened
+    home = signed_in.get(reverse("portal:home")).content.decode()
+    listed = ids(signed_in.get(ALL_URL + "?renews=30d").content.decode())
+    renewals = signed_in.get(reverse("subscriptions:renewals") + "?within=30").content.decode()
+    renewing = re.search(r'<section id="renewing".*?</section>', renewals, re.S).group(0)
+    # then all three list the same two: the pending renewal and the paid one, each in its own order
+    assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', home) == [str(pending.pk), str(normal.pk)]
+    assert listed == [str(normal.pk), str(pending.pk)]
+    assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', renewing) == [str(pending.pk), str(normal.pk)]
+    # and the trial is on the Renewals page among the trials ending, which convert
+    trials = re.search(r'<section id="trials".*?</section>', renewals, re.S).group(0)
+    assert re.findall(r'subscriptions/([0-9a-f-]{36})/"', trials) == [str(trial.pk)]
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.parametrize("auto_renew", [True, False])
+@pytest.mark.parametrize("is_trial", [False, True])
+@pytest.mark.parametrize("status", list(Status))
+def test_n1_the_renewing_filter_selects_what_at_term_end_says_renews(customer, status, is_trial, auto_renew):
+    # given a subscription in this status, a trial or not, with auto-renew on or off
+    sub = subscribe_to_offer(customer, "Offer", status=status, is_trial=is_trial, auto_renew=auto_renew)
+    renews = checks.at_term_end(sub) == checks.AtTermEnd.RENEWS
+    # then the queryset form selects it exactly when the check says it renews: active, paid, auto-renew on
+    assert renews is (status == Status.ACTIVE and not is_trial and auto_renew)
+    assert list(Subscription.objects.filter(checks.renewing_filter())) == ([sub] if renews else [])
 
 
 @pytest.mark.rule("S1")

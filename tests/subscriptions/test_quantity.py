@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from portal.errors import RuleViolation
-from subscriptions import checks
+from subscriptions import checks, selectors
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 from subscriptions.services import change_quantity, plan_quantity_change
 from subscriptions.states import Status
@@ -477,6 +477,46 @@ def test_q6_usage_based_subscription_has_no_quantity_to_change(customer, sales, 
         change_quantity(subscription_id=sub.pk, actor=sales, quantity=2, now=now)
     # then it is refused and nothing changed
     assert (refused.value.rule, refused.value.message) == ("Q6", "A usage-based subscription has no license quantity.")
+    assert database_state() == before
+
+
+@pytest.mark.rule("Q4")
+@pytest.mark.rule("Q5")
+@pytest.mark.rule("Q6")
+@pytest.mark.rule("TR4")
+@pytest.mark.parametrize("updates", [0, checks.MAX_QUANTITY_UPDATES])
+@pytest.mark.parametrize("is_trial", [False, True])
+@pytest.mark.parametrize("status", list(Status))
+def test_q6_tr4_the_licenses_removable_now_are_the_same_loaded_and_queried(
+    customer, sales, e3, now, status, is_trial, updates
+):
+    # given a subscription in this status, a trial or not, under or at Q5's limit of updates, whose purchase lot (10,
+    # until 2026-11-30 12:00 UTC) and a lot added yesterday (3, of which 1 removed since) are in their windows
+    sub = subscribe(
+        customer, e3, started=now - timedelta(days=2), status=status, is_trial=is_trial, quantity_updates=updates
+    )
+    added = factories.add_lot(sub, quantity=3, removed=1, added_at=now - timedelta(days=1))
+    purchase = SeatLot.objects.get(subscription=sub, source=SeatLot.Source.PURCHASE)
+    # Q6: only an active subscription; TR4: not a trial; Q5: with an update left
+    changeable = status == Status.ACTIVE and not is_trial and updates < checks.MAX_QUANTITY_UPDATES
+    # when the removable licenses are read from the loaded subscription and by the lists' queries
+    loaded = Subscription.objects.get(pk=sub.pk)
+    # then the check and its queryset twin agree, and so do the lots each reads as removable now
+    assert checks.licenses_changeable(loaded, now) is changeable
+    assert list(Subscription.objects.filter(checks.licenses_changeable_filter())) == ([sub] if changeable else [])
+    assert [lot.pk for lot in checks.removable_lots(loaded, now)] == ([added.pk, purchase.pk] if changeable else [])
+    assert sorted(selectors.removable_lots(now=now).values_list("pk", flat=True)) == sorted(
+        [added.pk, purchase.pk] if changeable else []
+    )
+    assert checks.removable_quantity(loaded, now) == (12 if changeable else 0)
+    if changeable:
+        return
+    # and a removal is refused with the rule quantity_refusal names, nothing changed
+    before = database_state()
+    with pytest.raises(RuleViolation) as refused:
+        change_quantity(subscription_id=sub.pk, actor=sales, quantity=loaded.quantity - 1, now=now)
+    expected = "TR4" if is_trial else "Q6" if status != Status.ACTIVE else "Q5"
+    assert refused.value.rule == checks.quantity_refusal(loaded, now).rule == expected
     assert database_state() == before
 
 

@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.models import Partner
 from subscriptions import renewals
+from subscriptions.filters import RenewalsWindowForm
 from subscriptions.lifecycle import renew_due_subscriptions
 from subscriptions.models import ScheduledChange, Subscription
 from subscriptions.states import Status
@@ -114,6 +116,41 @@ def test_the_window_includes_its_last_day_and_not_the_next(signed_in, customer, 
     assert names(page, "renewing") == ["Ends today", "Last day"]
     assert names(page, "ending") == ["Off on last day"]
     assert f'aria-current="true">{last_day_in} days<' in page
+
+
+@pytest.mark.parametrize(
+    "query, days",
+    [
+        ("within=60", 60),
+        ("within=90", 90),
+        ("within=30", 30),
+        ("", 30),
+        ("within=", 30),
+        ("within=45", 30),
+        ("within=abc", 30),
+        ("within=60.0", 30),
+        ("within=-60", 30),
+        ("within=+60", 30),
+        ("within=%2060", 30),
+        ("within=99999999999999999999999", 30),
+        ("within=%00", 30),
+        ("within=30&within=90", 90),
+    ],
+)
+def test_the_window_is_read_by_a_form_and_an_unknown_one_is_the_default_30_days(signed_in, customer, query, days):
+    # given subscriptions renewing in 30, 60 and 90 days
+    for ends_in in (30, 60, 90):
+        subscribe_to_offer(customer, f"In {ends_in} days", term_end=TODAY + timedelta(days=ends_in))
+    # when the window is read from the query string
+    form = RenewalsWindowForm(QueryDict(query))
+    # then it is the window asked for, or the default: never an error
+    assert form.days() == days
+    response = signed_in.get(f"{URL}?{query}")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert names(page, "renewing") == [f"In {ends_in} days" for ends_in in (30, 60, 90) if ends_in <= days]
+    assert f'aria-current="true">{days} days<' in page
+    assert f"Subscriptions whose term ends in the next {days} days (UTC)." in visible_text(page)
 
 
 @pytest.mark.rule("N1")

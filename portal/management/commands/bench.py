@@ -40,7 +40,9 @@ from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
+from api import tokens
 from catalog.models import Order
 from portal.models import Customer
 from subscriptions.export import CHUNK_SIZE, csv_lines
@@ -62,6 +64,8 @@ SORT_LINK = re.compile(r"[?&](?:amp;)?sort=-?([\w]+)")
 EXPORT_MAX_MS = 1000.0
 EXPORT_ROWS = 10_000
 EXPORT_DOWNLOADS = 5
+API_PATCHES = 30
+API_PATCH_MAX_MS = 20.0
 SEARCH_WORD = "Backup"  # in the names of the ISV "Cloud Backup" products' offers
 
 
@@ -95,6 +99,9 @@ class Command(BaseCommand):
         output = output or results_file(connection.vendor, self.scale)
         baseline = self.baseline(output)
         pages = self.pages(user)
+        # The API's pages are read with a bearer token made for this run (deleted at its end), past any rate.
+        token, secret = tokens.create_token(user, name="bench", expires_at=None, now=timezone.now())
+        self.api_headers = {"Authorization": f"Bearer {secret}"}
 
         # DJANGO_DEBUG=0 selects whitenoise's manifest storage, which needs collectstatic; the plain storage
         # makes {% static %} work without it. ALLOWED_HOSTS must accept the test client's host.
@@ -104,17 +111,24 @@ class Command(BaseCommand):
         }
         # WhiteNoise warns that STATIC_ROOT does not exist (no collectstatic): expected here, and not a page's cost.
         warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
-        with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=storages):
+        unlimited = {"CSP_API_REQUESTS_PER_MINUTE": 10**9}
+        with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=storages, **unlimited):
             client = Client(raise_request_exception=True)
             client.force_login(user)
             pages.update(self.sorted_pages(client, pages["subscriptions_all"]))
             results = self.measure(client, pages, requests)
             exports = self.measure_exports(client, user)
+            api_patch = self.measure_api_patch(client, self.api_subscription)
+        token.delete()
 
         floor_ms = results["floor"]["median_ms"]
         self.stdout.write(f"{connection.vendor}, {self.scale} subscriptions.")
         failures = self.report(results, floor_ms, requests, baseline)
         self.report_exports(exports)
+        self.stdout.write(
+            f"API PATCH of a quantity: median {api_patch:.1f} ms over {API_PATCHES} "
+            f"(target < {API_PATCH_MAX_MS:.0f} ms on SQLite)"
+        )
         if show_queries:
             for name in failures:
                 self.stdout.write(f"\n-- {name}: {results[name]['queries']} queries")
@@ -135,6 +149,7 @@ class Command(BaseCommand):
                 for name, r in results.items()
             },
             "exports": {name: {k: v for k, v in e.items() if k != "url"} for name, e in exports.items()},
+            "api_patch_quantity_ms": round(api_patch, 2),
         }
         Path(output).write_text(json.dumps(data, indent=2) + "\n")
         self.stdout.write(f"Wrote {output}")
@@ -204,6 +219,7 @@ class Command(BaseCommand):
         )
         if subscription is None:
             raise CommandError("The bench data set has no subscriptions: run `make bench` to recreate it.")
+        self.api_subscription = f"/api/v1/customers/{customer.pk}/subscriptions/{subscription.pk}"
         own = reverse("subscriptions:subscription-list", args=[customer.pk])
         big = reverse("subscriptions:subscription-list", args=[largest.pk])
         all_subs = reverse("subscriptions:all-subscriptions")
@@ -222,6 +238,9 @@ class Command(BaseCommand):
             "subscriptions_all?window=48h": f"{all_subs}?window=48h",
             "subscriptions_all?renews=30d": f"{all_subs}?renews=30d",
             "subscription_detail": reverse("subscriptions:subscription-detail", args=[customer.pk, subscription.pk]),
+            # The REST API (issue 11): a subscription, and a page of 100 of the biggest customer's
+            "api_subscription": self.api_subscription,
+            "api_subscriptions?size=100": f"/api/v1/customers/{largest.pk}/subscriptions?size=100",
         }
 
     @staticmethod
@@ -413,9 +432,26 @@ class Command(BaseCommand):
             }
         return results
 
+    def measure_api_patch(self, client: Client, url: str) -> float:
+        """The median time of PATCHing a subscription's quantity up by one through the API, each with the etag the
+        last answer gave (as a client does)."""
+        resource = self.get(client, "api_subscription", url).json()
+        times = []
+        for _ in range(API_PATCHES):
+            body = json.dumps({"quantity": resource["quantity"] + 1})
+            headers = {**self.api_headers, "If-Match": resource["attributes"]["etag"]}
+            started = time.perf_counter()
+            response = client.patch(url, body, content_type="application/json", headers=headers, secure=True)
+            times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise CommandError(f"API PATCH {url} answered {response.status_code}: {response.content[:300]!r}")
+            resource = response.json()
+        return statistics.median(times)
+
     def get(self, client: Client, name: str, url: str):
         # As HTTPS, like production: with DJANGO_DEBUG=0 a plain-HTTP request is only redirected (SECURE_SSL_REDIRECT).
-        response = client.get(url, secure=True)
+        headers = self.api_headers if url.startswith("/api/") else {}
+        response = client.get(url, secure=True, headers=headers)
         if response.status_code != 200:
             raise CommandError(f"{name}: GET {url} answered {response.status_code}, not 200.")
         return response

@@ -1,0 +1,234 @@
+"""The wire format: Partner Center's resources, field names (camelCase) and enums, as pydantic schemas. The OpenAPI
+document is generated from these; every answer is validated against them on its way out."""
+
+from datetime import datetime
+
+from ninja import Schema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from catalog.models import BillingFrequency, Term
+from subscriptions.states import Status
+
+
+class Link(Schema):
+    uri: str
+    method: str = "GET"
+    headers: list[dict] = []
+
+
+class Attributes(Schema):
+    objectType: str
+    etag: str | None = None
+
+
+class ProductType(Schema):
+    id: str
+    displayName: str
+    subType: str | None = None
+
+
+class RefundableDetail(Schema):
+    quantity: int
+    allowedUntilDateTime: datetime
+
+
+class RefundableQuantity(Schema):
+    totalQuantity: int
+    details: list[RefundableDetail]
+
+
+class ProductTerm(Schema):
+    productId: str
+    skuId: str
+    availabilityId: str
+    billingCycle: str
+    termDuration: str
+
+
+class ScheduledNextTermInstructions(Schema):
+    product: ProductTerm
+    quantity: int
+    customTermEndDate: datetime | None = None
+
+
+class RenewalInstructions(Schema):
+    product: ProductTerm
+    quantity: int
+    customTermEndDate: datetime | None = None
+    changes: list[str] = Field(description="Each change scheduled for the renewal, as the page lists it.")
+    links: dict[str, Link]
+    attributes: Attributes = Field(description="The etag is the subscription's: send it as If-Match to change these.")
+
+
+class Subscription(Schema):
+    id: str
+    customerId: str = Field(description="The customer it belongs to (the portal's addition).")
+    offerId: str = Field(description='"{productId}:{skuId}:{availabilityId}", as new commerce spells it.')
+    offerName: str
+    friendlyName: str
+    productType: ProductType
+    quantity: int
+    unitType: str
+    hasPurchasableAddons: bool
+    creationDate: datetime
+    effectiveStartDate: datetime | None
+    commitmentEndDate: datetime | None = Field(description="The inclusive last day of the term, at 00:00 UTC.")
+    commitmentEndDateTime: datetime | None
+    cancellationAllowedUntilDate: datetime | None = Field(
+        description="Until when (UTC) it can be cancelled; null once it can't be."
+    )
+    status: str = Field(description=", ".join(Status.values))
+    autoRenewEnabled: bool
+    isTrial: bool
+    billingType: str
+    billingCycle: str
+    termDuration: str
+    isMicrosoftProduct: bool
+    publisherName: str
+    partnerId: str = Field(description="The reseller of record's PartnerID; empty without one.")
+    parentSubscriptionId: str | None = None
+    orderId: str | None = None
+    promotionId: str | None = None
+    refundableQuantity: RefundableQuantity
+    scheduledNextTermInstructions: ScheduledNextTermInstructions | None
+    renewalPending: bool = Field(description="N6: the renewal is being processed; changes answer 409 meanwhile.")
+    actions: list[str] = Field(description="What the token's owner may do now: the same verdicts as the page's.")
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class SubscriptionCollection(Schema):
+    totalCount: int = Field(description="The number of items in this page, as Partner Center counts it.")
+    items: list[Subscription]
+    continuationToken: str | None = None
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class Customer(Schema):
+    id: str = Field(description="The customer's id in this portal (its directory tenant is companyProfile.tenantId).")
+    companyProfile: dict
+    billingProfile: dict
+    relationshipToPartner: str
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class CustomerCollection(Schema):
+    totalCount: int
+    items: list[Customer]
+    continuationToken: str | None = None
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class Error(Schema):
+    code: int
+    description: str
+    data: list = []
+    source: str
+    ruleId: str | None = Field(None, description="The product rule that refused (RULES.md), when one did.")
+
+
+class Throttle(Schema):
+    statusCode: int
+    message: str
+
+
+class CaseInsensitive(BaseModel):
+    """A request body read as Partner Center reads one: field names in any case ("Quantity", "quantity"), and an
+    unknown field refused rather than dropped without a word. (A plain pydantic model: ninja's Schema reads its
+    input through attribute getters, before a validator could see the names as sent.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data):
+        if not isinstance(data, dict):
+            return data
+        known = {name.lower(): name for name in cls.model_fields}
+        return {known.get(key.lower(), key) if isinstance(key, str) else key: value for key, value in data.items()}
+
+
+class SubscriptionPatch(CaseInsensitive):
+    """The subscription as read (GET, change, PATCH, as Partner Center has it), or only the fields to change. Unlike
+    Partner Center, a field left out is left as it is (Partner Center turns auto-renew off and drops scheduled
+    instructions that a PATCH leaves out). Read-only fields may be sent back as read; they are not changed."""
+
+    quantity: int | None = Field(None, ge=0, le=2_147_483_647)
+    friendlyName: str | None = Field(None, max_length=200)
+    autoRenewEnabled: bool | None = None
+    status: str | None = Field(None, description="suspended, active (reactivate) or deleted (cancel)")
+    # Read-only: accepted as read, so a client can send back the whole resource.
+    id: str | None = None
+    customerId: str | None = None
+    offerId: str | None = None
+    offerName: str | None = None
+    productType: dict | None = None
+    unitType: str | None = None
+    hasPurchasableAddons: bool | None = None
+    creationDate: str | None = None
+    effectiveStartDate: str | None = None
+    commitmentEndDate: str | None = None
+    commitmentEndDateTime: str | None = None
+    cancellationAllowedUntilDate: str | None = None
+    isTrial: bool | None = None
+    billingType: str | None = None
+    billingCycle: str | None = None
+    termDuration: str | None = None
+    isMicrosoftProduct: bool | None = None
+    publisherName: str | None = None
+    partnerId: str | None = None
+    parentSubscriptionId: str | None = None
+    orderId: str | None = None
+    promotionId: str | None = None
+    refundableQuantity: dict | None = None
+    scheduledNextTermInstructions: dict | None = None
+    renewalPending: bool | None = None
+    actions: list | None = None
+    links: dict | None = None
+    attributes: dict | None = None
+
+
+class ProductTermBody(CaseInsensitive):
+    productId: str = Field(max_length=40)
+    skuId: str = Field(max_length=60)
+    availabilityId: str | None = Field(None, max_length=40, description="Read, not needed: term and cycle choose it.")
+    billingCycle: str = Field(description=", ".join(BillingFrequency.values))
+    termDuration: str = Field(description=", ".join(Term.values))
+    promotionId: str | None = Field(None, max_length=40)
+
+    @field_validator("billingCycle")
+    @classmethod
+    def _cycle(cls, value: str) -> str:
+        # Partner Center reads enums in any case ("Monthly", "monthly"), OneTime as one_time
+        value = {"onetime": "one_time"}.get(value.lower(), value.lower())
+        if value not in BillingFrequency.values:
+            raise ValueError(f"billingCycle is one of {', '.join(BillingFrequency.values)}")
+        return value
+
+    @field_validator("termDuration")
+    @classmethod
+    def _term(cls, value: str) -> str:
+        if value.upper() not in Term.values:
+            raise ValueError(f"termDuration is one of {', '.join(Term.values)}")
+        return value.upper()
+
+
+class InstructionsBody(CaseInsensitive):
+    """What the subscription should renew with (R1): the SKU (its own, or an upgrade target), term, billing cycle,
+    quantity and an aligned end date (K11; null for the term's natural end). The whole of it, as PUT has it: sending
+    the subscription's own values removes what was scheduled."""
+
+    product: ProductTermBody
+    quantity: int = Field(ge=1, le=2_147_483_647)
+    customTermEndDate: datetime | None = None
+    # Read-only, accepted as read (the resource sent back as GET gave it)
+    changes: list | None = None
+    links: dict | None = None
+    attributes: dict | None = None
+
+
+TERMS = list(Term.values)
+BILLING_CYCLES = list(BillingFrequency.values)

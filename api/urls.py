@@ -1,0 +1,18 @@
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+
+from . import views
+from .v1 import api
+
+app_name = "api"
+
+urlpatterns = [
+    path("account/api-tokens/", views.token_list, name="token-list"),
+    path("account/api-tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+]
+
+v1_patterns, v1_app, v1_namespace = api.urls
+for pattern in v1_patterns:
+    # The API authenticates each request by its bearer token (api.v1.TokenAuth), never by a session: the sign-in
+    # redirect of the pages has no place there (a client gets 401 in Partner Center's envelope).
+    login_not_required(pattern.callback)

@@ -1,0 +1,416 @@
+"""The REST API, `/api/v1/`: Partner Center's paths, fields and protocol over the portal's own services, scoping and
+rules. Each handler is access → (body, validated by its schema) → service → resource: no rule is decided here.
+
+Errors answer in Partner Center's envelope (api.errors); every answer echoes `MS-CorrelationId` and `MS-RequestId`
+(api.middleware)."""
+
+import base64
+import binascii
+import json
+from datetime import UTC
+from uuid import UUID
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, HttpResponse, JsonResponse
+from django.utils import timezone
+from ninja import NinjaAPI, Query, Router
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+from pydantic import Field
+
+from catalog.models import Sku
+from portal import access
+from portal.errors import RuleViolation, RuleViolations
+from subscriptions import selectors, services
+from subscriptions.models import Subscription
+from subscriptions.states import Status
+
+from . import errors, protocol, schemas, tokens, wire
+
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer <personal token>`: the token's owner, with the owner's partner and roles. A session
+    never authenticates the API (so no cross-site form can act through a signed-in browser)."""
+
+    openapi_scheme = "bearer"
+
+    def authenticate(self, request, token):
+        now = timezone.now()
+        found = tokens.authenticate(token, now=now)
+        if found is None:
+            return None
+        request.user = found.user
+        partner = access.partner_of(found.user)
+        protocol.admit(partner, now=now)  # 429 past the partner's rate
+        request.partner = partner
+        return found
+
+
+api = NinjaAPI(
+    title="CSP Portal API",
+    version="1",
+    description=(
+        "Partner Center's REST API for customers and subscriptions, over the portal's own rules. Times are UTC. "
+        "Every refusal says which rule (`ruleId`) and the sentence the portal's page shows. A PATCH leaves out what "
+        "it doesn't send (unlike Partner Center, a missing `autoRenewEnabled` does not turn auto-renew off)."
+    ),
+    auth=TokenAuth(),
+    urls_namespace="api-v1",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+# --- Errors ----------------------------------------------------------------------------------------------------
+
+
+@api.exception_handler(RuleViolation)
+def _rule(request, exc):
+    return errors.refusal(exc)
+
+
+@api.exception_handler(RuleViolations)
+def _rules(request, exc):
+    first = next(iter(exc.violations.values()))
+    response = errors.refusal(first)
+    return response
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return errors.plain(404, "Not found: no such resource among your partner's.")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return errors.plain(403, str(exc) or "Your role can't do this.")
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc):
+    return errors.plain(
+        401,
+        "Send Authorization: Bearer with a personal API token (user menu, API tokens).",
+        headers={"WWW-Authenticate": 'Bearer realm="csp-portal"'},
+    )
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid(request, exc):
+    fields = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")), "message": e["msg"]}
+        for e in exc.errors
+    ]
+    described = "; ".join(f"{f['field']}: {f['message']}" if f["field"] else f["message"] for f in fields)
+    return errors.plain(400, f"The request is malformed: {described}"[:1024], data=fields)
+
+
+@api.exception_handler(protocol.PreconditionFailed)
+def _precondition(request, exc):
+    return errors.envelope(412, 2055, str(exc))
+
+
+@api.exception_handler(protocol.Throttled)
+def _throttled(request, exc):
+    # Partner Center's throttling answer, which is not its error envelope.
+    response = JsonResponse({"statusCode": 429, "message": str(exc)}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(protocol.RequestIdReused)
+def _reused(request, exc):
+    return errors.plain(422, str(exc))
+
+
+@api.exception_handler(HttpError)
+def _http(request, exc):
+    return errors.plain(exc.status_code, str(exc))
+
+
+def answered(request, act):
+    """`act()`'s answer, or the answer to the refusal it raised: what MS-RequestId stores and replays."""
+    try:
+        return act()
+    except (RuleViolation, RuleViolations, Http404, PermissionDenied, protocol.PreconditionFailed) as exc:
+        return api.on_exception(request, exc)
+
+
+ERROR_RESPONSES = {
+    400: schemas.Error,
+    401: schemas.Error,
+    403: schemas.Error,
+    404: schemas.Error,
+    409: schemas.Error,
+    412: schemas.Error,
+    422: schemas.Error,
+    429: schemas.Throttle,
+}
+
+
+# --- Paging ------------------------------------------------------------------------------------------------------
+
+
+class Paging(schemas.Schema):
+    size: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items a page.")
+    seekOperation: str | None = Field(None, description='"Next", with MS-ContinuationToken.')
+
+
+def continuation(request) -> str:
+    return request.headers.get("MS-ContinuationToken", "").strip()
+
+
+def decode_token(token: str, width: int) -> list:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        values = None
+    if not isinstance(values, list) or len(values) != width or not all(isinstance(v, str) for v in values):
+        raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
+    return values
+
+
+def encode_token(values) -> str:
+    return selectors.encode_cursor(tuple(values))
+
+
+# --- Customers -------------------------------------------------------------------------------------------------
+
+customers = Router(tags=["customers"])
+
+
+@customers.get("", response={200: schemas.CustomerCollection, **ERROR_RESPONSES})
+def list_customers(request, paging: Query[Paging]):
+    """The partner's customers by company name (T3), a page at a time (seek: MS-ContinuationToken)."""
+    rows = access.customers_for(request.user).order_by("company_name", "pk")
+    token = continuation(request)
+    if token:
+        name, pk = decode_token(token, 2)
+        try:
+            pk = UUID(pk)
+        except ValueError:
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        rows = rows.filter(Q(company_name__gt=name) | Q(company_name=name, pk__gt=pk))
+    page = list(rows[: paging.size + 1])
+    more = len(page) > paging.size
+    page = page[: paging.size]
+    return wire.collection(
+        [wire.customer(c) for c in page],
+        self_uri=f"/customers?size={paging.size}",
+        next_token=encode_token((page[-1].company_name, str(page[-1].pk))) if more else None,
+    )
+
+
+@customers.get("/{customer_id}", response={200: schemas.Customer, **ERROR_RESPONSES})
+def get_customer(request, customer_id: str):
+    return wire.customer(access.get_customer(request.user, customer_id))
+
+
+# --- Subscriptions -----------------------------------------------------------------------------------------------
+
+
+class SubscriptionQuery(Paging):
+    status: str | None = Field(None, description=", ".join(Status.values))
+    offer_id: str | None = Field(None, description="Only this offer's subscriptions (its offerId or skuId).")
+
+
+def subscription_page(request, subscriptions, query: SubscriptionQuery, *, sort: str, self_uri: str):
+    """A page of subscriptions in the list's order (the lists' own sort indexes), from the continuation token."""
+    if query.status:
+        if query.status not in Status.values:
+            raise HttpError(400, f"status is one of {', '.join(Status.values)}.")
+        subscriptions = subscriptions.filter(status=query.status)
+    if query.offer_id:
+        subscriptions = subscriptions.filter(sku__in=Sku.objects.filter(wire.offer_named(query.offer_id)))
+    token = continuation(request)
+    if token:
+        try:
+            subscriptions = selectors.seek_after(subscriptions, sort, selectors.decode_cursor(token, sort))
+        except ValidationError:
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+    columns, _ = selectors.sort_key(sort)
+    picked = list(selectors.order_subscriptions(subscriptions, sort).values_list(*columns)[: query.size + 1])
+    more = len(picked) > query.size
+    picked = picked[: query.size]
+    ids = [row[-1] for row in picked]
+    loaded = {s.pk: s for s in wire.subscription_reads().filter(pk__in=ids)}
+    now = timezone.now()
+    items = [wire.subscription(loaded[pk], request.user, now) for pk in ids if pk in loaded]
+    return wire.collection(items, self_uri=self_uri, next_token=encode_token(picked[-1]) if more else None)
+
+
+@customers.get("/{customer_id}/subscriptions", response={200: schemas.SubscriptionCollection, **ERROR_RESPONSES})
+def list_customer_subscriptions(request, customer_id: str, query: Query[SubscriptionQuery]):
+    """S1: a customer's subscriptions by name."""
+    customer = access.get_customer(request.user, customer_id)
+    return subscription_page(
+        request,
+        access.customer_subscriptions(request.user, customer),
+        query,
+        sort="name",
+        self_uri=f"/customers/{customer.pk}/subscriptions?size={query.size}",
+    )
+
+
+def load_subscription(request, customer_id, subscription_id) -> Subscription:
+    customer = access.get_customer(request.user, customer_id)
+    subscription = access.get_subscription(request.user, customer, subscription_id, wire.subscription_reads())
+    subscription.customer = customer
+    return subscription
+
+
+@customers.get(
+    "/{customer_id}/subscriptions/{subscription_id}", response={200: schemas.Subscription, **ERROR_RESPONSES}
+)
+def get_subscription(request, customer_id: str, subscription_id: str):
+    return wire.subscription(load_subscription(request, customer_id, subscription_id), request.user, timezone.now())
+
+
+STATUS_CHANGES = {
+    Status.SUSPENDED: services.suspend_subscription,
+    Status.ACTIVE: services.reactivate_subscription,
+    Status.DELETED: services.cancel_subscription,
+}
+
+
+def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor) -> list:
+    """The service calls the body asks for, each as `call(version, now)`: only what differs from the subscription
+    as it is (so a resource sent back as read changes nothing), status last."""
+    ids = {"subscription_id": subscription.pk, "actor": actor}
+    calls = []
+    if body.friendlyName is not None and body.friendlyName != subscription.friendly_name:
+        name = body.friendlyName
+        calls.append(lambda v, now: services.rename_subscription(**ids, version=v, friendly_name=name, now=now))
+    if body.autoRenewEnabled is not None and body.autoRenewEnabled != subscription.auto_renew:
+        on = body.autoRenewEnabled
+        calls.append(lambda v, now: services.set_auto_renew(**ids, version=v, on=on, now=now))
+    if body.quantity is not None and body.quantity != subscription.quantity:
+        quantity = body.quantity
+        calls.append(lambda v, now: services.change_quantity(**ids, version=v, quantity=quantity, now=now))
+    if body.status is not None and body.status != subscription.status:
+        change = STATUS_CHANGES.get(body.status)
+        if change is None:
+            raise HttpError(400, "status can be set to suspended, active (to reactivate) or deleted (to cancel).")
+        calls.append(lambda v, now: change(**ids, version=v, now=now))
+    return calls
+
+
+@customers.patch(
+    "/{customer_id}/subscriptions/{subscription_id}", response={200: schemas.Subscription, **ERROR_RESPONSES}
+)
+def patch_subscription(request, customer_id: str, subscription_id: str, body: schemas.SubscriptionPatch):
+    """Quantity (Q1–Q6), friendlyName, autoRenewEnabled (N1, R6), status suspended / active / deleted (P1–P4, X1–X3):
+    each through the service the page uses, all in one transaction (a refusal of one changes nothing). Needs
+    `If-Match` with the etag last read (412 otherwise, nothing changed); `MS-RequestId` makes a retry safe."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    now = timezone.now()
+
+    def act():
+        version = protocol.if_match_version(request, "subscription", subscription.pk)
+        calls = _changes(subscription, body, request.user)
+        if not calls and version != subscription.version:
+            raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
+        with transaction.atomic():
+            for call in calls:
+                # Each service locks the row, refuses a stale version (after its role check: 403 before 412) and
+                # bumps it; the next one is handed the version the last left.
+                call(version, now)
+                version = Subscription.objects.values_list("version", flat=True).get(pk=subscription.pk)
+        fresh = load_subscription(request, subscription.customer_id, subscription.pk)
+        return JsonResponse(
+            schemas.Subscription(**wire.subscription(fresh, request.user, timezone.now())).model_dump(mode="json")
+        )
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+# --- Scheduled next-term instructions (R1–R6) ----------------------------------------------------------------
+
+INSTRUCTIONS = "/{customer_id}/subscriptions/{subscription_id}/scheduledNextTermInstructions"
+
+
+@customers.get(INSTRUCTIONS, response={200: schemas.RenewalInstructions, **ERROR_RESPONSES})
+def get_instructions(request, customer_id: str, subscription_id: str):
+    """What the subscription renews with, and each change scheduled for its renewal (R3)."""
+    return wire.instructions_resource(load_subscription(request, customer_id, subscription_id))
+
+
+def _write_instructions(request, subscription, values: dict | None, now):
+    """Schedules `values` for the renewal (None: the subscription's own values, which removes every change), with
+    If-Match on the subscription's etag, once per MS-RequestId."""
+
+    def act():
+        version = protocol.if_match_version(request, "subscription", subscription.pk)
+        if values is None and not subscription.scheduled_changes.all():
+            if version != subscription.version:
+                raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
+            return HttpResponse(status=204)  # nothing scheduled: nothing to remove
+        own = {
+            "quantity": subscription.quantity,
+            "term": subscription.term,
+            "billing_frequency": subscription.billing_frequency,
+            "target_sku_id": subscription.sku_id,
+            "aligned_end_date": services.NATURAL_END,
+        }
+        services.schedule_renewal_change(
+            subscription_id=subscription.pk, actor=request.user, version=version, now=now, **(values or own)
+        )
+        if values is None:
+            return HttpResponse(status=204)
+        fresh = load_subscription(request, subscription.customer_id, subscription.pk)
+        return JsonResponse(schemas.RenewalInstructions(**wire.instructions_resource(fresh)).model_dump(mode="json"))
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+@customers.put(INSTRUCTIONS, response={200: schemas.RenewalInstructions, **ERROR_RESPONSES})
+def put_instructions(request, customer_id: str, subscription_id: str, body: schemas.InstructionsBody):
+    """R1: the SKU (its own or an upgrade target, U2), term, billing cycle, quantity and aligned end date (K11) the
+    subscription renews with. Only for an active subscription with auto-renew on (R2), not while its renewal is
+    pending (N6). Needs If-Match with the subscription's etag."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    product = body.product
+    target = Sku.objects.filter(wire.sku_named(product.productId, product.skuId)).values_list("pk", flat=True).first()
+    if target is None:
+        raise HttpError(400, "product names no offer of the catalog (productId and skuId).")
+    end = body.customTermEndDate
+    values = {
+        "quantity": body.quantity,
+        "term": product.termDuration,
+        "billing_frequency": product.billingCycle,
+        "target_sku_id": target,
+        "aligned_end_date": end.astimezone(UTC).date() if end else services.NATURAL_END,
+    }
+    return _write_instructions(request, subscription, values, timezone.now())
+
+
+@customers.delete(INSTRUCTIONS, response={204: None, **ERROR_RESPONSES})
+def delete_instructions(request, customer_id: str, subscription_id: str):
+    """R3, R6: removes every change scheduled for the renewal: it renews as it is."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    return _write_instructions(request, subscription, None, timezone.now())
+
+
+subscriptions = Router(tags=["subscriptions"])
+
+
+@subscriptions.get("", response={200: schemas.SubscriptionCollection, **ERROR_RESPONSES})
+def list_all_subscriptions(request, query: Query[SubscriptionQuery]):
+    """The portal's addition: every customer's subscriptions, by customer then name (the list across customers)."""
+    return subscription_page(
+        request,
+        access.subscriptions_for(request.user),
+        query,
+        sort="customer",
+        self_uri=f"/subscriptions?size={query.size}",
+    )
+
+
+api.add_router("/customers", customers)
+api.add_router("/subscriptions", subscriptions)

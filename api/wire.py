@@ -1,0 +1,193 @@
+"""Model objects as Partner Center's resources (api.schemas): what each field reads, in one place. The verdicts come
+from the same functions the pages ask (subscriptions.checks), never decided here."""
+
+from datetime import UTC, datetime, time
+
+from django.db.models import Q
+
+from portal.models import Customer
+from subscriptions import checks, selectors
+from subscriptions.models import Subscription
+from subscriptions.services import renewal_values
+
+from . import protocol
+
+PRODUCT_TYPES = {
+    # (Microsoft's, billing type) -> Partner Center's productType
+    (True, "license"): {"id": "OnlineServicesNCE", "displayName": "OnlineServicesNCE"},
+    (True, "usage"): {"id": "Azure", "displayName": "Azure"},
+    (False, "license"): {"id": "Azure", "displayName": "Azure", "subType": "SaaS"},
+    (False, "usage"): {"id": "Azure", "displayName": "Azure", "subType": "SaaS"},
+}
+UNIT_TYPES = {"license": "Licenses", "usage": "Usage-based"}
+
+
+def link(uri: str, method: str = "GET") -> dict:
+    return {"uri": uri, "method": method, "headers": []}
+
+
+def day_start(day) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+
+
+def day_end(day) -> datetime | None:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
+
+
+def sku_part(sku) -> str:
+    """Partner Center's skuId ("0001"): the portal's SKU id is "{productId}:{skuId}" (portal.demo)."""
+    return sku.sku_id.removeprefix(f"{sku.product.product_id}:")
+
+
+def offer_id(subscription: Subscription) -> str:
+    """A new-commerce catalog item id, "{productId}:{skuId}:{availabilityId}"."""
+    sku = subscription.sku
+    return f"{sku.product.product_id}:{sku_part(sku)}:{subscription.availability_id}"
+
+
+def sku_named(product_id: str, sku_id: str) -> Q:
+    """The SKU Partner Center's (productId, skuId) name: the inverse of `sku_part`."""
+    return Q(sku_id=f"{product_id}:{sku_id}") | Q(sku_id=sku_id, product__product_id=product_id)
+
+
+def offer_named(offer: str) -> Q:
+    """The SKU an offerId names ("{productId}:{skuId}:{availabilityId}"), or a SKU id as the portal spells it."""
+    parts = offer.split(":")
+    return sku_named(parts[0], parts[1]) if len(parts) == 3 else Q(sku_id=offer)
+
+
+def subscription_reads():
+    """What a subscription resource reads (the page's reads): a fixed number of queries for a
+    page of them."""
+    return selectors.subscription_page(billing_lines=False)
+
+
+def subscription_path(subscription: Subscription) -> str:
+    return f"/customers/{subscription.customer_id}/subscriptions/{subscription.pk}"
+
+
+def renewal_instructions(subscription: Subscription, changes: list) -> dict:
+    """R1, N4: what the subscription renews with (its own values, overridden by what is scheduled)."""
+    values = renewal_values(subscription, changes)
+    upgrade = next((c.target_sku for c in changes if c.target_sku_id == values["sku_id"]), None)
+    sku = upgrade or subscription.sku
+    return {
+        "product": {
+            "productId": sku.product.product_id,
+            "skuId": sku_part(sku),
+            "availabilityId": next(
+                (
+                    str(a.pk)
+                    for a in sku.availabilities.all()
+                    if a.term == values["term"] and a.billing_frequency == values["billing_frequency"]
+                ),
+                "",
+            ),
+            "billingCycle": values["billing_frequency"],
+            "termDuration": values["term"],
+        },
+        "quantity": values["quantity"],
+        "customTermEndDate": day_start(values["aligned_end_date"]),
+    }
+
+
+def scheduled_instructions(subscription: Subscription) -> dict | None:
+    """`renewal_instructions`, "only present if scheduled changes are set", as Partner Center has it."""
+    changes = list(subscription.scheduled_changes.all())
+    return renewal_instructions(subscription, changes) if changes else None
+
+
+def instructions_resource(subscription: Subscription) -> dict:
+    changes = list(subscription.scheduled_changes.all())
+    return {
+        **renewal_instructions(subscription, changes),
+        "changes": [c.summary for c in changes],
+        "links": {"subscription": link(subscription_path(subscription))},
+        "attributes": {
+            "objectType": "ScheduledNextTermInstructions",
+            "etag": protocol.etag("subscription", subscription.pk, subscription.version),
+        },
+    }
+
+
+def subscription(subscription: Subscription, user, now: datetime) -> dict:
+    sku = subscription.sku
+    publisher = sku.product.publisher
+    lots = checks.removable_lots(subscription, now)
+    allowed = checks.allowed_actions(subscription, user, now)
+    cancel_until = checks.cancellation_window_ends(subscription) if allowed["cancel"].allowed else None
+    return {
+        "id": str(subscription.pk),
+        "customerId": str(subscription.customer_id),
+        "offerId": offer_id(subscription),
+        "offerName": sku.name,
+        "friendlyName": subscription.friendly_name,
+        "productType": PRODUCT_TYPES[(publisher.is_microsoft, sku.product.billing_type)],
+        "quantity": subscription.quantity,
+        "unitType": UNIT_TYPES.get(sku.product.billing_type, "Licenses"),
+        "hasPurchasableAddons": checks.takes_addons(subscription),
+        "creationDate": subscription.created_at,
+        "effectiveStartDate": subscription.term_start,
+        "commitmentEndDate": day_start(subscription.term_end),
+        "commitmentEndDateTime": day_end(subscription.term_end),
+        "cancellationAllowedUntilDate": cancel_until,
+        "status": subscription.status,
+        "autoRenewEnabled": subscription.auto_renew,
+        "isTrial": subscription.is_trial,
+        "billingType": sku.product.billing_type,
+        "billingCycle": subscription.billing_frequency,
+        "termDuration": subscription.term,
+        "isMicrosoftProduct": publisher.is_microsoft,
+        "publisherName": publisher.name,
+        "partnerId": subscription.reseller.partner_id if subscription.reseller_id else "",
+        "parentSubscriptionId": str(subscription.base_subscription_id) if subscription.base_subscription_id else None,
+        "orderId": subscription.order_line.order.number if subscription.order_line_id else None,
+        "promotionId": subscription.promotion_id or None,
+        "refundableQuantity": {
+            "totalQuantity": sum(lot.remaining for lot in lots),
+            "details": [{"quantity": lot.remaining, "allowedUntilDateTime": lot.window_ends_at} for lot in lots],
+        },
+        "scheduledNextTermInstructions": scheduled_instructions(subscription),
+        "renewalPending": subscription.renewal_pending,
+        "actions": [name for name, verdict in allowed.items() if verdict.allowed],
+        "links": {"self": link(subscription_path(subscription))},
+        "attributes": {
+            "objectType": "Subscription",
+            "etag": protocol.etag("subscription", subscription.pk, subscription.version),
+        },
+    }
+
+
+def customer(customer: Customer) -> dict:
+    return {
+        "id": str(customer.pk),
+        "companyProfile": {
+            "tenantId": str(customer.tenant_id),
+            "domain": customer.domain,
+            "companyName": customer.company_name,
+        },
+        "billingProfile": {
+            "companyName": customer.company_name,
+            "defaultAddress": {"country": customer.billing_country},
+        },
+        "relationshipToPartner": "reseller" if customer.reseller_id else "none",
+        "links": {"self": link(f"/customers/{customer.pk}")},
+        "attributes": {"objectType": "Customer"},
+    }
+
+
+def collection(items: list, *, self_uri: str, next_token: str | None) -> dict:
+    links = {"self": link(self_uri)}
+    if next_token:
+        links["next"] = {
+            "uri": self_uri + ("&" if "?" in self_uri else "?") + "seekOperation=Next",
+            "method": "GET",
+            "headers": [{"key": "MS-ContinuationToken", "value": next_token}],
+        }
+    return {
+        "totalCount": len(items),
+        "items": items,
+        "continuationToken": next_token,
+        "links": links,
+        "attributes": {"objectType": "Collection"},
+    }
