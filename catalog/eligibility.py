@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from catalog.models import Availability, Cart, CartLine, OrderLine, Sku
 from portal.models import Customer, Partner
+from subscriptions import checks
 from subscriptions.models import Subscription
 from subscriptions.states import LIVE_STATUSES, Status
 
@@ -191,8 +192,10 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
             link=reverse("subscriptions:subscription-detail", args=[customer.pk, suspended[0]]),
             link_label="Open the suspended subscription",
         )
-    # C4a (a trial, too, is one per customer: TR1 gives it its fixed 25 licenses)
-    if (offer.one_per_customer or offer.is_trial) and (live or offer.pk in ctx.cart_sku_ids):
+    # C4a: what checks.customer_holds asks of one offer, over the facts read once for the page: an offer sold once
+    # (checks.sold_once) that the customer holds live (ctx.live: LIVE_STATUSES, and the lines of orders placed but
+    # not fulfilled yet), or has in the cart.
+    if checks.sold_once(offer) and (live or offer.pk in ctx.cart_sku_ids):
         where = "already has" if live else "already has in the cart"
         return Refusal("C4a", f"The customer {where} this offer and only one subscription is allowed.")
     return None

@@ -3,9 +3,8 @@
 
 import django_filters
 from django import forms
-from django.db.models import Q
 
-from catalog.models import Order, Product, Sku
+from catalog.models import Order, Product, Sku, offer_search
 
 
 class OfferFilter(django_filters.FilterSet):
@@ -55,12 +54,7 @@ class OfferFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(name__icontains=value)
-            | Q(product__name__icontains=value)
-            | Q(product__publisher__name__icontains=value)
-            | Q(sku_id__icontains=value)
-        )
+        return queryset.filter(offer_search(value))
 
     def by_publisher(self, queryset, name, value):
         if set(value) == {"microsoft", "partner"} or not value:

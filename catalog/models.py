@@ -164,6 +164,17 @@ class Sku(models.Model):
         return f"{self.name} is sold in quantities from {self.min_quantity:,} to {self.max_quantity:,}."
 
 
+def offer_search(text: str) -> Q:
+    """C2: the offers whose name, product, publisher or SKU id contains `text` (any case): the catalog's search
+    (filters.OfferFilter) and the subscription lists' offer picker (subscriptions.selectors.offers_matching)."""
+    return (
+        Q(name__icontains=text)
+        | Q(product__name__icontains=text)
+        | Q(product__publisher__name__icontains=text)
+        | Q(sku_id__icontains=text)
+    )
+
+
 class Availability(models.Model):
     """A way to buy a SKU: term, billing frequency and unit price per license per billing period."""
 

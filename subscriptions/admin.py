@@ -10,8 +10,6 @@ reseller's: those of the subscriptions it is reseller of record for, T1, T3).
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
@@ -199,7 +197,8 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     created_at_utc = utc_field("created_at", "Created")
     updated_at_utc = utc_field("updated_at", "Updated")
 
-    @admin.display(description="Subscription", ordering=Coalesce(NullIf(F("friendly_name"), Value("")), F("sku__name")))
+    # Sorted by the stored copy of the display name (`list_name`, kept by `save()`): the model's one definition of it.
+    @admin.display(description="Subscription", ordering="list_name")
     def display_name(self, obj):
         return obj.display_name
 

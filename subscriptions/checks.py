@@ -17,7 +17,7 @@ from portal.errors import RuleViolation
 
 from .dates import add_months, start_of_day
 from .models import SeatLot, Subscription
-from .states import Status
+from .states import LIVE_STATUSES, Status
 
 REMOVAL_WINDOW = timedelta(hours=168)  # Q2, X1: 7 days
 ISV_CANCELLATION_PERIOD = timedelta(hours=72)  # X3
@@ -114,6 +114,40 @@ def awaiting_setup_filter() -> Q:
     return Q(status=Status.PENDING, sku__product__publisher__is_microsoft=False)
 
 
+def awaiting_provisioning(subscription: Subscription) -> bool:
+    """S0: a pending subscription that Microsoft is provisioning (provision_subscription activates it); a pending ISV
+    subscription awaits its publisher's set-up instead (S3, `awaiting_setup`), which no provisioning ends."""
+    return subscription.status == Status.PENDING and not awaiting_setup(subscription)
+
+
+def awaiting_provisioning_filter() -> Q:
+    """`awaiting_provisioning` as a filter of subscriptions (the sweep's late provisioning, recovery.py): pending, of
+    a Microsoft offer (the `awaiting_setup_filter` complement among the pending)."""
+    return Q(status=Status.PENDING, sku__product__publisher__is_microsoft=True)
+
+
+def sold_once(offer) -> bool:
+    """C4a: whether an offer is held at most once per customer: it says so, or it is a trial (TR1 gives a trial its
+    fixed 25 licenses, so a second one would be a second trial). `offer` is a `Sku` or the catalog's `OfferFacts`."""
+    return offer.one_per_customer or offer.is_trial
+
+
+def customer_holds(customer_id, sku: Sku, *, excluding=None) -> bool:
+    """C4a: whether the customer already holds `sku`, an offer sold once per customer (`sold_once`): a live
+    subscription of it (pending, active or suspended: `LIVE_STATUSES`, what the database's constraint counts; a
+    cancelled, expired or disabled one is no longer held), other than the subscription `excluding` (its id), which
+    is the one moving onto it. Asked by the services that give a customer a subscription of an offer outside the
+    cart: an upgrade into a new subscription and one scheduled for the renewal (U3), a trial's conversion (TR3) and a
+    transfer (TF4); the catalog asks the
+    same two conditions of the facts it reads once for a whole page (catalog.eligibility.refusal)."""
+    if not sold_once(sku):
+        return False
+    held = Subscription.objects.filter(customer_id=customer_id, sku=sku, status__in=LIVE_STATUSES)
+    if excluding is not None:
+        held = held.exclude(pk=excluding)
+    return held.exists()
+
+
 class AtTermEnd(StrEnum):
     """What happens to a subscription when its term ends (or, for an ISV free trial, when the trial does)."""
 
@@ -123,6 +157,9 @@ class AtTermEnd(StrEnum):
     CONVERTS = "converts"  # TR1, R4: a trial with auto-renew on becomes the paid offer
     TRIAL_ENDS = "trial_ends"  # TR1: a trial with auto-renew off
     FREE_TRIAL_ENDS = "free_trial_ends"  # S4: an ISV free trial becomes a paid subscription
+    # N6: the renewal is being processed now. Only `term_end_outcome` says it (the page's term end line); the engine
+    # is renewing such a subscription, and `at_term_end` says RENEWS, as the engine reads it.
+    RENEWING = "renewing"
 
 
 def at_term_end(subscription: Subscription) -> AtTermEnd | None:
@@ -136,7 +173,24 @@ def at_term_end(subscription: Subscription) -> AtTermEnd | None:
         return AtTermEnd.FREE_TRIAL_ENDS
     if subscription.is_trial:
         return AtTermEnd.CONVERTS if subscription.auto_renew else AtTermEnd.TRIAL_ENDS
+    return _at_paid_term_end(subscription)
+
+
+def _at_paid_term_end(subscription: Subscription) -> AtTermEnd:
+    # N1, N5: a paid subscription renews unless auto-renew is off.
     return AtTermEnd.RENEWS if subscription.auto_renew else AtTermEnd.EXPIRES
+
+
+def term_end_outcome(subscription: Subscription) -> AtTermEnd | None:
+    """What happens when the term ends, as the subscription page's term end line says it: `at_term_end`, except
+    while the renewal is being processed (N6: RENEWING), and for an ISV free trial, whose term is the paid one that
+    follows the trial (S4): what that paid term does at its end (N1, N5). None once it has ended or while pending."""
+    outcome = at_term_end(subscription)
+    if outcome == AtTermEnd.RENEWS and subscription.renewal_pending:
+        return AtTermEnd.RENEWING
+    if outcome == AtTermEnd.FREE_TRIAL_ENDS:
+        return _at_paid_term_end(subscription)
+    return outcome
 
 
 def renewing_filter() -> Q:
@@ -551,3 +605,10 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
         ),
     ]
     return {a.name: a for a in actions}
+
+
+def status_action(subscription: Subscription, actions: dict[str, Allowed]) -> Allowed:
+    """P1, P2: the command bar's one status button, from `allowed_actions`' verdicts: Reactivate for a suspended
+    subscription (disabled with the reason when it can't be: its term ended, N6, the role), Suspend for any other
+    (disabled with the reason unless it is active)."""
+    return actions["reactivate" if subscription.status == Status.SUSPENDED else "suspend"]

@@ -49,12 +49,14 @@ def _detail_context(request, customer, subscription_id, **extra):
     subscription.customer = customer  # the one `get_customer` read and scoped
     billing_lines = list(subscription.billing_lines.all())
     addons = selectors.addons_of(subscription)
+    actions = checks.allowed_actions(subscription, request.user, now)
     context = {
         "customer": customer,
         "section": "subscriptions",
         "subscription": subscription,
         "now": now,
-        "actions": checks.allowed_actions(subscription, request.user, now),
+        "actions": actions,
+        "status_action": checks.status_action(subscription, actions),
         "lots": list(subscription.seat_lots.all()),
         "removable_lots": checks.removable_lots(subscription, now),
         "removable": checks.removable_quantity(subscription, now),
@@ -66,6 +68,7 @@ def _detail_context(request, customer, subscription_id, **extra):
         "cancel_outcome": checks.cancellation_outcome(subscription, now),
         "in_trial": checks.in_trial(subscription, now),
         "term_ends_at": checks.term_ends_at(subscription),
+        "term_end_outcome": checks.term_end_outcome(subscription),
         "billing_lines": billing_lines,
         "billed_total": sum((b.amount for b in billing_lines), Decimal("0.00")),
         "period_charge": line_total(subscription.unit_price, subscription.quantity),
@@ -95,7 +98,7 @@ def _detail_context(request, customer, subscription_id, **extra):
     # The reasons under the command bar: one per button shown disabled.
     shown = [
         "add_licenses",
-        "reactivate" if subscription.status == "suspended" else "suspend",
+        context["status_action"].name,
         "cancel",
         "auto_renew_off" if subscription.auto_renew else "auto_renew_on",
     ]

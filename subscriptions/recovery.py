@@ -23,7 +23,7 @@ from django_tasks_db.models import DBTaskResult
 
 from catalog.models import Order
 
-from . import audit
+from . import audit, checks
 from .models import Subscription
 from .services.fulfilment import fulfill_order_task, provision_subscription_task
 from .states import Status
@@ -60,9 +60,7 @@ def late_orders(now: datetime) -> QuerySet[Order]:
 def late_provisioning(now: datetime) -> QuerySet[Subscription]:
     """Microsoft subscriptions still waiting to be provisioned past the grace period. An ISV SaaS subscription
     waits for its publisher's set-up (S3), which no task of the portal does: it is never late here."""
-    return Subscription.objects.filter(
-        status=Status.PENDING, sku__product__publisher__is_microsoft=True, created_at__lte=now - GRACE
-    )
+    return Subscription.objects.filter(checks.awaiting_provisioning_filter(), created_at__lte=now - GRACE)
 
 
 def stuck_orders(now: datetime) -> QuerySet[Order]:

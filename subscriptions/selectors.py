@@ -18,7 +18,7 @@ from django.db import connections
 from django.db.models import Exists, F, Field, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.lookups import GreaterThan, LessThan
 
-from catalog.models import BillingFrequency, Sku, Term
+from catalog.models import BillingFrequency, Sku, Term, offer_search
 
 from . import checks
 from .models import AuditEntry, ScheduledChange, SeatLot, Subscription
@@ -249,14 +249,11 @@ def offers_matching(subscriptions: QuerySet, text: str, *, wanted: int) -> list[
     or SKU id contains `text`: what the offer filter offers to pick from. The partner picks one; the list is then
     filtered by that offer's id, which reads only its subscriptions."""
     held = subscriptions.filter(sku=OuterRef("pk"))
-    matching = (
-        Q(name__icontains=text)
-        | Q(product__name__icontains=text)
-        | Q(product__publisher__name__icontains=text)
-        | Q(sku_id__icontains=text)
-    )
     return list(
-        Sku.objects.filter(matching).filter(Exists(held)).order_by("name", "pk").values_list("pk", "name")[:wanted]
+        Sku.objects.filter(offer_search(text))
+        .filter(Exists(held))
+        .order_by("name", "pk")
+        .values_list("pk", "name")[:wanted]
     )
 
 

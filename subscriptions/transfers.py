@@ -29,10 +29,10 @@ from portal.errors import RuleViolation
 from portal.models import COUNTRY_NAMES, Customer, Partner
 from portal.versions import bump_version, check_version
 
-from . import audit
+from . import audit, checks
 from .models import RelationshipRequest, SeatLot, Subscription, TransferRequest
 from .services.kernel import NO_WINDOW, delete_scheduled_changes, open_seat_lot, transition
-from .states import LIVE_STATUSES, Status
+from .states import Status
 
 TRANSFER_LIFETIME = timedelta(days=30)  # TF4: a request expires 30 days after it was filed.
 COMPANY_NAME_MAX = RelationshipRequest._meta.get_field("company_name").max_length
@@ -433,12 +433,7 @@ def _check_transferable(subscription: Subscription, transfer: TransferRequest, p
         raise RuleViolation("TF4", f"{name} is renewing now: try again once the renewal completes.", conflict=True)
     if subscription.base_subscription_id and subscription.base_subscription_id not in picked:
         raise RuleViolation("TF4", f"{name} is an add-on: transfer it with its base subscription.")
-    if (
-        subscription.one_per_customer
-        and Subscription.objects.filter(
-            customer=transfer.target_customer, sku=subscription.sku, status__in=LIVE_STATUSES
-        ).exists()
-    ):
+    if checks.customer_holds(transfer.target_customer_id, subscription.sku):  # C4a
         raise RuleViolation(
             "TF4",
             f"{transfer.target_partner.name} already has {subscription.sku.name} for this "
@@ -588,7 +583,8 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         auto_renew=source.auto_renew,
         term_start=now,
         term_end=source.term_end,
-        one_per_customer=source.one_per_customer,
+        # A new subscription takes the offer's rule as it is now, as the check before it did (C4a, checks.customer_holds).
+        one_per_customer=source.sku.one_per_customer,
         created_at=now,
         transferred_at=now,
         # The source's reseller of record worked with the source partner, not with the target.

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Sku, Term, UpgradePath
+from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Sku, Term
 from portal.access import Action, require
 from portal.errors import RuleViolation
 
@@ -33,6 +33,7 @@ from .kernel import (
     open_seat_lot,
     sold_availability,
     start_subscription,
+    supported_paths,
 )
 
 
@@ -76,11 +77,8 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
     if paid is None:
         return []
     higher = [
-        p.target
-        for p in UpgradePath.objects.filter(source=paid, supported=True)
-        .select_related("target")
-        .order_by("target__name")
-    ]
+        p.target for p in supported_paths(paid.pk).order_by("target__name")
+    ]  # U2's matrix, as an upgrade reads it
     targets = [ConversionTarget(sku=paid)] + [ConversionTarget(sku=sku, higher=True) for sku in higher]
     skus = {t.sku.pk: t for t in targets}
     existing = (
@@ -257,12 +255,7 @@ def plan_conversion(
             f"{plan.term_end:%Y-%m-%d}. No promotion applies."
         )
         return plan
-    if (
-        sku.one_per_customer
-        and Subscription.objects.filter(
-            customer_id=trial.customer_id, sku=sku, status__in=(Status.PENDING, Status.ACTIVE, Status.SUSPENDED)
-        ).exists()
-    ):
+    if checks.customer_holds(trial.customer_id, sku):  # C4a
         raise RuleViolation(
             "TR3",
             f"The customer already has {sku.name}, which can be bought once: convert into that subscription instead.",

@@ -152,7 +152,7 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
             line.status = OrderLine.Status.FULFILLED
             line.fulfilled_at = now
             line.save(update_fields=["status", "fulfilled_at"])
-            if not line.sku.is_isv:
+            if checks.awaiting_provisioning(subscription):  # an ISV one awaits its publisher's set-up instead (S3)
                 created.append(str(subscription.pk))
         if not order.lines.filter(status=OrderLine.Status.PENDING).exists() and order.status != Order.Status.COMPLETED:
             order.status = Order.Status.COMPLETED
@@ -180,7 +180,7 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
             .select_related("customer__partner", "sku__product__publisher")
             .get(pk=subscription_id)
         )
-        if subscription.status != Status.PENDING or subscription.sku.is_isv:
+        if not checks.awaiting_provisioning(subscription):  # provisioned already, ended, or an ISV set-up (S3)
             return subscription
         change_status(
             subscription, Status.ACTIVE, actor=None, now=now, action="subscription.provisioned", summary="Provisioned"

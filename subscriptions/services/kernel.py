@@ -8,7 +8,7 @@ each of them builds on it, so the package has no import cycle.
 
 from datetime import date, datetime, timedelta
 
-from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
+from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term, UpgradePath
 from portal.access import require_serves
 from portal.errors import RuleViolation
 from portal.versions import lock_version
@@ -29,6 +29,18 @@ BILLED = {
     BillingFrequency.ANNUAL: "annually",
     BillingFrequency.ONE_TIME: "once for the term",
 }
+
+
+def supported_paths(source_sku_id):
+    """U2: the upgrade matrix's supported paths from this SKU, to paid SKUs, each target with its availabilities.
+    An unsupported path is kept in the matrix only so that it is never offered or accepted. The one list of what a
+    SKU upgrades to: an upgrade now or at the renewal (upgrades.upgrade_path) and a trial's higher SKUs (TR3,
+    conversions.conversion_targets)."""
+    return (
+        UpgradePath.objects.filter(source_id=source_sku_id, supported=True, target__is_trial=False)
+        .select_related("target__product__publisher")
+        .prefetch_related("target__availabilities")
+    )
 
 
 def lock_subscription(subscription_id, version: int | str | None = None, actor=None) -> Subscription:

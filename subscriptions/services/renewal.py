@@ -13,7 +13,6 @@ from portal.errors import RuleViolation
 from .. import audit, checks
 from ..checks import renewal_starts_on
 from ..models import ScheduledChange, Subscription
-from ..states import LIVE_STATUSES
 from .kernel import check_choice, check_fits_term, check_quantity_sold, lock_subscription, sold_availability
 from .upgrades import upgrade_path
 
@@ -70,12 +69,7 @@ def check_renewal_upgrade(
         "R1", sku, term, billing_frequency, then=": choose a term and billing frequency it is sold for"
     )
     check_quantity_sold(sku, quantity)
-    if (
-        sku.one_per_customer
-        and Subscription.objects.filter(customer_id=subscription.customer_id, sku=sku, status__in=LIVE_STATUSES)
-        .exclude(pk=subscription.pk)
-        .exists()
-    ):
+    if checks.customer_holds(subscription.customer_id, sku, excluding=subscription.pk):  # C4a
         raise RuleViolation("U3", f"The customer already holds {sku.name}, which can be held once.", field="target_sku")
     return availability
 

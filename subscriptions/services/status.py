@@ -215,7 +215,7 @@ def rename_subscription(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renamed",
-            summary=f"Renamed to {friendly_name or subscription.sku.name}",
+            summary=f"Renamed to {subscription.display_name}",
             before={"friendly_name": before},
             after={"friendly_name": friendly_name},
         )

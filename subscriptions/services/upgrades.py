@@ -35,6 +35,7 @@ from .kernel import (
     open_seat_lot,
     sold_availability,
     start_subscription,
+    supported_paths,
     transition,
 )
 
@@ -98,16 +99,6 @@ def _existing_of(source: Subscription, sku_id):
         .exclude(pk=source.pk)
         .select_related("sku__product__publisher")
         .order_by("term_end", "created_at")
-    )
-
-
-def supported_paths(source_sku_id):
-    """U2: the upgrade matrix's supported paths from this SKU, to paid SKUs, each target with its availabilities.
-    An unsupported path is kept in the matrix only so that it is never offered or accepted."""
-    return (
-        UpgradePath.objects.filter(source_id=source_sku_id, supported=True, target__is_trial=False)
-        .select_related("target__product__publisher")
-        .prefetch_related("target__availabilities")
     )
 
 
@@ -260,7 +251,7 @@ def plan_upgrade(
         plan.availability = _check_term(source, target, term or "", billing_frequency or "")
         plan.unit_price = plan.availability.unit_price
         check_quantity_sold(target, quantity)
-        if target.one_per_customer and _existing_of(source, target.pk).exists():
+        if checks.customer_holds(source.customer_id, target, excluding=source.pk):  # C4a
             raise RuleViolation(
                 "U3",
                 f"The customer already holds {target.name}, which can be held once: upgrade into that subscription.",

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from catalog.models import UpgradePath
 from portal.errors import RuleViolation
+from subscriptions import services
 from subscriptions.dates import term_end_for
 from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry, ScheduledChange, Subscription
@@ -83,6 +84,31 @@ def test_tr3_tr5_targets_are_the_paid_sku_higher_skus_and_existing_subscriptions
         "It ends on 2026-11-30, before the trial's end on 2026-12-09: a trial can only be "
         "converted into a subscription that ends on or after the trial's end date."
     )
+
+
+@pytest.mark.rule("TR3")
+@pytest.mark.rule("U2")
+def test_tr3_the_higher_skus_are_the_upgrade_matrixs_supported_paths_as_an_upgrade_reads_them(
+    trial, e3, e5, customer, sales, now
+):
+    # given E3's matrix: E5 supported, an unsupported path (U2: never offered or accepted), and a path to a trial
+    unsupported = factories.SkuFactory(name="EMS E5", availabilities=[("P1Y", "monthly", "15.00")])
+    UpgradePath.objects.create(source=e3, target=unsupported, supported=False)
+    to_trial = factories.trial_offer(name="Microsoft 365 E5 Trial")
+    UpgradePath.objects.create(source=e3, target=to_trial)
+    paid = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
+    # when the trial's targets and an E3 subscription's upgrades are listed
+    higher = [t.sku for t in conversions.conversion_targets(trial) if t.higher and t.subscription is None]
+    upgrades = [t.sku for t in services.upgrade_targets(paid, now=now)]
+    # then the trial converts to a higher SKU exactly where an upgrade goes: E5 only
+    assert higher == upgrades == [e5]
+    # and converting to either other target is refused, changing nothing
+    before = database_state()
+    for target in (unsupported, to_trial):
+        with pytest.raises(RuleViolation) as refused:
+            convert(trial, sales, now, target_sku_id=target.pk)
+        assert refused.value.rule == "TR3"
+    assert database_state() == before
 
 
 # --- Converting now --------------------------------------------------------------------------------------------

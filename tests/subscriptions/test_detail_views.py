@@ -16,6 +16,7 @@ from functools import partial
 from html import escape, unescape
 
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
@@ -1860,3 +1861,122 @@ def test_a1_the_page_offers_addons_exactly_when_the_base_takes_them(
     assert bought.allowed is (offered and role == "sales_agent")
     if offered and not bought.allowed:
         assert f'disabled title="{escape(bought.reason)}">Buy add-ons</button>' in page
+
+
+# --- the term end line and the status button: verdicts of checks, not of the template --------------------------
+
+
+def isv_free_trial(customer):
+    sku = factories.SkuFactory(
+        isv=True, name="Contoso CRM", free_trial_days=30, availabilities=[("P1Y", "monthly", "9.00")]
+    )
+    return subscribe(customer, sku, is_trial=True, trial_ends_at=datetime(2026, 12, 23, 12, 0, tzinfo=UTC))
+
+
+@pytest.mark.rule("N1")
+@pytest.mark.rule("N5")
+@pytest.mark.rule("N6")
+@pytest.mark.rule("P2")
+@pytest.mark.rule("TR1")
+@pytest.mark.rule("S4")
+@pytest.mark.parametrize(
+    "state, outcome, line",
+    [
+        ({}, "renews", "renews at 2027-11-23 00:00 UTC"),
+        ({"auto_renew": False}, "expires", "ends at 2027-11-23 00:00 UTC"),
+        # N6: the engine has taken the renewal and not finished it
+        ({"renewal_pending": True}, "renewing", "renewing now, from 2027-11-23 00:00 UTC"),
+        # P2: a suspended subscription doesn't renew, even with auto-renew on (a traditional one keeps it on)
+        ({"suspended": True}, "disabled", "becomes disabled at 2027-11-23 00:00 UTC unless reactivated before"),
+        (
+            {"suspended": True, "auto_renew": True},
+            "disabled",
+            "becomes disabled at 2027-11-23 00:00 UTC unless reactivated before",
+        ),
+        # TR1: a trial converts to the paid offer, or ends with auto-renew off
+        ({"trial": True}, "converts", "converts to a paid subscription at 2027-11-23 00:00 UTC"),
+        ({"trial": True, "auto_renew": False}, "trial_ends", "ends at 2027-11-23 00:00 UTC"),
+        # an ended subscription says nothing more
+        ({"deleted": True}, None, ""),
+        ({"status": Status.EXPIRED, "auto_renew": False}, None, ""),
+    ],
+)
+def test_the_term_end_line_says_what_happens_as_checks_decide_it(signed_in, customer, e3, now, state, outcome, line):
+    # given a subscription in this state
+    sub = subscribe(customer, e3, **state)
+    assert checks.term_end_outcome(sub) == outcome
+    # when its page is opened, then its term end line says that
+    shown = props(page_of(signed_in.get(detail(sub))))["Term end (inclusive)"]
+    assert shown == "2027-11-22 (UTC)" + (f"; {line}" if line else "")
+
+
+@pytest.mark.rule("S4")
+@pytest.mark.rule("N1")
+def test_an_isv_free_trials_term_end_line_says_what_its_paid_term_does_at_its_end(signed_in, customer, now):
+    # given an ISV subscription in its free trial, its paid term (fixed at purchase) ending 2027-11-22
+    sub = isv_free_trial(customer)
+    assert checks.at_term_end(sub) == checks.AtTermEnd.FREE_TRIAL_ENDS
+    # then its term end line says what the paid term does: it renews (auto-renew on), or ends
+    assert props(page_of(signed_in.get(detail(sub))))["Term end (inclusive)"] == (
+        "2027-11-22 (UTC); renews at 2027-11-23 00:00 UTC"
+    )
+    Subscription.objects.filter(pk=sub.pk).update(auto_renew=False)
+    assert props(page_of(signed_in.get(detail(sub))))["Term end (inclusive)"] == (
+        "2027-11-22 (UTC); ends at 2027-11-23 00:00 UTC"
+    )
+
+
+@pytest.mark.rule("P1")
+@pytest.mark.rule("P2")
+@pytest.mark.rule("S2")
+@pytest.mark.parametrize(
+    "state, at, label, reason",
+    [
+        ({}, NOW, "Suspend", ""),
+        ({"suspended": True}, NOW, "Reactivate", ""),
+        # P2: the term ended while suspended: it can never be reactivated
+        (
+            {"suspended": True},
+            datetime(2027, 11, 23, 0, 0, tzinfo=UTC),
+            "Reactivate",
+            "The term ended on 2027-11-22 (UTC) while suspended: the subscription is disabled and can't be reactivated.",
+        ),
+        # N6: read-only while the renewal is processed
+        (
+            {"suspended": True, "renewal_pending": True},
+            NOW,
+            "Reactivate",
+            "The renewal is being processed: try again in two minutes.",
+        ),
+        ({"trial": True}, NOW, "Suspend", "A trial's status can't change: convert the trial first."),
+        ({"deleted": True}, NOW, "Suspend", "Only an active subscription can be suspended (this one is deleted)."),
+        (
+            {"status": Status.PENDING},
+            NOW,
+            "Suspend",
+            "Only an active subscription can be suspended (this one is pending).",
+        ),
+    ],
+)
+def test_the_status_button_is_the_verdict_of_allowed_actions_with_its_reason(
+    signed_in, sales, customer, e3, now, state, at, label, reason
+):
+    # given a subscription in this state, its page opened at `at`
+    sub = subscribe(customer, e3, **state)
+    with time_machine.travel(at, tick=False):
+        signed_in.force_login(sales)  # a session of a year ago has expired
+        page = page_of(signed_in.get(detail(sub)))
+        verdict = checks.status_action(sub, checks.allowed_actions(sub, sales, at))
+    # then the command bar shows the one status button checks choose, enabled or disabled with the same reason
+    assert (verdict.label, verdict.reason) == (label, reason)
+    bar = commandbar(page)
+    other = "Reactivate" if label == "Suspend" else "Suspend"
+    assert f">{other}<" not in bar
+    if reason:
+        assert disabled_button(page, label) == reason
+        assert f"{label}: {reason}" in why_list(page)
+        assert "?confirm=" + label.lower() not in bar
+    else:
+        name = label.lower()
+        assert f'href="?confirm={name}#confirm" data-dialog-open="dlg-{name}">{label}</a>' in bar
+        assert not any(item.startswith(f"{label}:") for item in why_list(page))
