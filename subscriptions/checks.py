@@ -612,3 +612,16 @@ def status_action(subscription: Subscription, actions: dict[str, Allowed]) -> Al
     subscription (disabled with the reason when it can't be: its term ended, N6, the role), Suspend for any other
     (disabled with the reason unless it is active)."""
     return actions["reactivate" if subscription.status == Status.SUSPENDED else "suspend"]
+
+
+def auto_renew_action(subscription: Subscription, actions: dict[str, Allowed]) -> Allowed:
+    """N1, R6: the command bar's one auto-renew button: Turn off while it is on, Turn on while it is off."""
+    return actions["auto_renew_off" if subscription.auto_renew else "auto_renew_on"]
+
+
+def tier_action(subscription: Subscription, actions: dict[str, Allowed]) -> Allowed | None:
+    """The command bar's way to a higher offer: a new-commerce trial converts (TR3: Convert trial), a paid
+    subscription upgrades (U1, U2: Check upgrades); an ISV free trial has neither (S4: it becomes paid at its end)."""
+    if subscription.is_trial:
+        return None if subscription.sku.is_isv else actions["convert_trial"]
+    return actions["upgrade"]

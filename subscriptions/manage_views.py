@@ -95,19 +95,18 @@ def _detail_context(request, customer, subscription_id, **extra):
         "setup_url": subscription.sku.publisher_setup_url
         or reverse("subscriptions:publisher-setup", args=[subscription.pk]),
     }
+    context["auto_renew_action"] = checks.auto_renew_action(subscription, context["actions"])
+    context["tier_action"] = checks.tier_action(subscription, context["actions"])
     # The reasons under the command bar: one per button shown disabled.
     shown = [
-        "add_licenses",
-        context["status_action"].name,
-        "cancel",
-        "auto_renew_off" if subscription.auto_renew else "auto_renew_on",
+        context["actions"]["add_licenses"],
+        context["status_action"],
+        context["actions"]["cancel"],
+        context["auto_renew_action"],
+        *([context["tier_action"]] if context["tier_action"] else []),
+        context["actions"]["manage_renewal"],
     ]
-    if subscription.is_trial and not subscription.sku.is_isv:
-        shown.append("convert_trial")
-    elif not subscription.is_trial:
-        shown.append("upgrade")
-    shown.append("manage_renewal")
-    context["disabled_reasons"] = [context["actions"][name] for name in shown if not context["actions"][name].allowed]
+    context["disabled_reasons"] = [verdict for verdict in shown if not verdict.allowed]
     draft = request.GET if "renewal_draft" in request.GET else None
     context.update(_renewal_context(subscription, context["scheduled"], now, context["actions"], draft=draft))
     context.update(_next_charge_context(subscription, now))

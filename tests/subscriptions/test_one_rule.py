@@ -1,7 +1,7 @@
 """Rules the review found decided twice, each now asked of its one function: the display name (S1) in the audit
 trail and the admin's sort, the provisioning of a pending subscription (S0, S3), and C2's search."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.http import QueryDict
@@ -107,3 +107,41 @@ def test_c2_the_catalog_search_and_the_list_offer_picker_find_the_same_offers(cu
         "nothing like it": set(),
     }[text]
     assert catalog == expected
+
+
+# --- S2: the command bar shows the verdicts, one button each ------------------------------------------------------
+
+
+@pytest.mark.rule("S2")
+@pytest.mark.parametrize(
+    ("kind", "shown", "hidden"),
+    [
+        ("paid", {"Check upgrades", "Turn auto-renew off"}, {"Convert trial", "Turn auto-renew on"}),
+        ("auto_renew_off", {"Check upgrades", "Turn auto-renew on"}, {"Convert trial", "Turn auto-renew off"}),
+        ("trial", {"Convert trial", "Turn auto-renew off"}, {"Check upgrades"}),
+        ("isv_trial", {"Turn auto-renew off"}, {"Convert trial", "Check upgrades"}),
+    ],
+)
+def test_s2_the_command_bar_has_the_tier_and_auto_renew_buttons_the_checks_choose(
+    signed_in, sales, customer, kind, shown, hidden
+):
+    if kind == "trial":
+        sub = factories.start_trial(customer, started=STARTED)
+    elif kind == "isv_trial":
+        sub = factories.SubscriptionFactory(
+            customer=customer,
+            sku=factories.SkuFactory(isv=True, free_trial_days=30),
+            is_trial=True,
+            trial_ends_at=STARTED + timedelta(days=30),
+        )
+    else:
+        sub = factories.SubscriptionFactory(customer=customer, auto_renew=kind != "auto_renew_off")
+    actions = checks.allowed_actions(sub, sales, STARTED)
+    tier = checks.tier_action(sub, actions)
+    assert (tier.label if tier else None) == (
+        {"paid": "Check upgrades", "auto_renew_off": "Check upgrades", "trial": "Convert trial"}.get(kind)
+    )
+    page = signed_in.get(f"/customers/{customer.pk}/subscriptions/{sub.pk}/").content.decode()
+    bar = page[page.index('class="commandbar"') : page.index("</div>", page.index('class="commandbar"'))]
+    assert all(label in bar for label in shown), kind
+    assert not any(label in bar for label in hidden), kind
