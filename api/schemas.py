@@ -60,6 +60,63 @@ class RenewalInstructions(Schema):
     attributes: Attributes = Field(description="The etag is the subscription's: send it as If-Match to change these.")
 
 
+class TransitionError(Schema):
+    code: int
+    description: str
+
+
+class TransitionEligibilityDetail(Schema):
+    isEligible: bool
+    transitionType: str
+    errors: list[TransitionError]
+
+
+class TargetSubscriptionEligibility(Schema):
+    isEligible: bool
+    subscriptionId: str
+    subscriptionFriendlyName: str
+    subscriptionTermDuration: str
+    subscriptionBillingCycle: str
+    errors: list[TransitionError]
+
+
+class TransitionEligibility(Schema):
+    catalogItemId: str
+    title: str
+    description: str
+    quantity: int
+    eligibilities: list[TransitionEligibilityDetail]
+    subscriptionEligibilities: list[TargetSubscriptionEligibility]
+    attributes: Attributes
+
+
+class TransitionEligibilityCollection(Schema):
+    totalCount: int
+    items: list[TransitionEligibility]
+    attributes: Attributes
+
+
+class TransitionEvent(Schema):
+    name: str
+    status: str
+    timestamp: datetime
+    attributes: Attributes
+
+
+class Transition(Schema):
+    operationId: str
+    fromCatalogItemId: str
+    fromSubscriptionId: str
+    toCatalogItemId: str
+    toSubscriptionId: str
+    quantity: int
+    termDuration: str
+    billingCycle: str
+    transitionType: str
+    events: list[TransitionEvent]
+    attributes: Attributes
+
+
 class Subscription(Schema):
     id: str
     customerId: str = Field(description="The customer it belongs to (the portal's addition).")
@@ -214,6 +271,31 @@ class ProductTermBody(CaseInsensitive):
         if value.upper() not in Term.values:
             raise ValueError(f"termDuration is one of {', '.join(Term.values)}")
         return value.upper()
+
+
+class TransitionBody(CaseInsensitive):
+    """U1–U9: an upgrade now. `toSubscriptionId` upgrades into an existing subscription of the target (U3);
+    fewer licenses than the source's make a partial upgrade into a new coterminous subscription (U6)."""
+
+    toCatalogItemId: str = Field(max_length=120)
+    toSubscriptionId: str | None = Field(None, max_length=40)
+    quantity: int = Field(ge=1, le=2_147_483_647)
+    termDuration: str | None = None
+    billingCycle: str | None = None
+    transitionType: str | None = Field(None, description="transition_with_license_transfer (the portal reassigns)")
+    fromCatalogItemId: str | None = Field(None, max_length=120)
+    fromSubscriptionId: str | None = Field(None, max_length=40)
+    promotionId: str | None = Field(None, max_length=40)
+
+    @field_validator("billingCycle")
+    @classmethod
+    def _cycle(cls, value):
+        return None if value is None else ProductTermBody._cycle(value)
+
+    @field_validator("termDuration")
+    @classmethod
+    def _term(cls, value):
+        return None if value is None else ProductTermBody._term(value)
 
 
 class InstructionsBody(CaseInsensitive):

@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 from datetime import UTC
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -24,8 +24,9 @@ from pydantic import Field
 from catalog.models import Sku
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
-from subscriptions import selectors, services
+from subscriptions import checks, selectors, services
 from subscriptions.models import Subscription
+from subscriptions.services.upgrades import upgrade_targets
 from subscriptions.states import Status
 
 from . import errors, protocol, schemas, tokens, wire
@@ -395,6 +396,85 @@ def delete_instructions(request, customer_id: str, subscription_id: str):
     """R3, R6: removes every change scheduled for the renewal: it renews as it is."""
     subscription = load_subscription(request, customer_id, subscription_id)
     return _write_instructions(request, subscription, None, timezone.now())
+
+
+# --- Transitions: upgrades now (U1–U9) ---------------------------------------------------------------------
+
+
+@customers.get(
+    "/{customer_id}/subscriptions/{subscription_id}/transitionEligibilities",
+    response={200: schemas.TransitionEligibilityCollection, **ERROR_RESPONSES},
+)
+def transition_eligibilities(request, customer_id: str, subscription_id: str):
+    """U2: the upgrade matrix's targets (the Check upgrades panel's list), each with the existing subscriptions of
+    it that can receive the licenses and U3's reason for those that can't."""
+    source = load_subscription(request, customer_id, subscription_id)
+    now = timezone.now()
+    allowed = checks.allowed_actions(source, request.user, now)["upgrade"]
+    items = [wire.transition_eligibility(source, t, allowed) for t in upgrade_targets(source, now=now)]
+    return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
+
+
+@customers.post(
+    "/{customer_id}/subscriptions/{subscription_id}/transitions",
+    response={200: schemas.Transition, **ERROR_RESPONSES},
+)
+def post_transition(request, customer_id: str, subscription_id: str, body: schemas.TransitionBody):
+    """U1–U9: upgrades now, through the Check upgrades panel's service. The request is the confirmation U7 asks
+    for: an upgrade can't be undone. If-Match (the subscription's etag) is checked when sent; MS-RequestId makes a
+    retry safe."""
+    source = load_subscription(request, customer_id, subscription_id)
+    target = Sku.objects.filter(wire.offer_named(body.toCatalogItemId)).values_list("pk", flat=True).first()
+    if target is None:
+        raise HttpError(400, "toCatalogItemId names no offer of the catalog.")
+    into = None
+    if body.toSubscriptionId:
+        try:
+            into = UUID(body.toSubscriptionId)
+        except ValueError:
+            raise HttpError(400, "toSubscriptionId is not a subscription id.") from None
+    now = timezone.now()
+
+    def act():
+        sent = request.headers.get("If-Match")
+        version = protocol.if_match_version(request, "subscription", source.pk) if sent else source.version
+        result = services.upgrade_subscription(
+            subscription_id=source.pk,
+            actor=request.user,
+            version=version,
+            target_sku_id=target,
+            quantity=body.quantity,
+            # Left out: the source's own term and billing cycle, as the panel's form starts with.
+            term=body.termDuration or source.term,
+            billing_frequency=body.billingCycle or source.billing_frequency,
+            into_subscription_id=into,
+            confirmed=True,
+            now=now,
+        )
+        result = Subscription.objects.select_related("sku__product").get(pk=result.pk)
+        transition = {
+            "operationId": str(uuid4()),
+            "fromCatalogItemId": wire.offer_id(source),
+            "fromSubscriptionId": str(source.pk),
+            "toCatalogItemId": wire.offer_id(result),
+            "toSubscriptionId": str(result.pk),
+            "quantity": body.quantity,
+            "termDuration": result.term,
+            "billingCycle": result.billing_frequency,
+            "transitionType": "transition_with_license_transfer",
+            "events": [
+                {
+                    "name": "Conversion",
+                    "status": "Completed",
+                    "timestamp": now,
+                    "attributes": {"objectType": "TransitionEvent"},
+                }
+            ],
+            "attributes": {"objectType": "Transition"},
+        }
+        return JsonResponse(schemas.Transition(**transition).model_dump(mode="json"))
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
 
 
 subscriptions = Router(tags=["subscriptions"])

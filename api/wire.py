@@ -191,3 +191,44 @@ def collection(items: list, *, self_uri: str, next_token: str | None) -> dict:
         "links": links,
         "attributes": {"objectType": "Collection"},
     }
+
+
+def catalog_item(sku, availability) -> str:
+    """A catalog item id, "{productId}:{skuId}:{availabilityId}", of this SKU's availability ("" without one)."""
+    return f"{sku.product.product_id}:{sku_part(sku)}:{availability.pk if availability else ''}"
+
+
+def transition_eligibility(source: Subscription, target, allowed) -> dict:
+    """U2, U3: one target of the upgrade matrix, with the existing subscriptions the licenses may go into and
+    why not (U3's reason as the description)."""
+    sold = target.sold
+    matching = next(
+        (a for a in sold if a.term == source.term and a.billing_frequency == source.billing_frequency),
+        sold[0] if sold else None,
+    )
+    refusal = [] if allowed.allowed else [{"code": 0, "description": allowed.reason}]
+    return {
+        "catalogItemId": catalog_item(target.sku, matching),
+        "title": target.sku.name,
+        "description": target.sku.product.description,
+        "quantity": source.quantity,
+        "eligibilities": [
+            {
+                "isEligible": allowed.allowed and bool(sold),
+                "transitionType": "transition_with_license_transfer",
+                "errors": refusal or ([] if sold else [{"code": 10, "description": "No term of it is sold."}]),
+            }
+        ],
+        "subscriptionEligibilities": [
+            {
+                "isEligible": e.allowed,
+                "subscriptionId": str(e.subscription.pk),
+                "subscriptionFriendlyName": e.subscription.display_name,
+                "subscriptionTermDuration": e.subscription.term,
+                "subscriptionBillingCycle": e.subscription.billing_frequency,
+                "errors": [] if e.allowed else [{"code": 0, "description": e.reason}],
+            }
+            for e in target.existing
+        ],
+        "attributes": {"objectType": "TransitionEligibility"},
+    }
