@@ -21,11 +21,12 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from catalog.models import Sku
+from catalog.models import BillingFrequency, Sku, Term
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, selectors, services
 from subscriptions.models import Subscription
+from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
 from subscriptions.states import Status
 
@@ -410,8 +411,12 @@ def transition_eligibilities(request, customer_id: str, subscription_id: str):
     it that can receive the licenses and U3's reason for those that can't."""
     source = load_subscription(request, customer_id, subscription_id)
     now = timezone.now()
-    allowed = checks.allowed_actions(source, request.user, now)["upgrade"]
-    items = [wire.transition_eligibility(source, t, allowed) for t in upgrade_targets(source, now=now)]
+    actions = checks.allowed_actions(source, request.user, now)
+    if source.is_trial:
+        # A new-commerce trial converts by a transition (TR3)
+        items = wire.conversion_eligibilities(source, conversion_targets(source), actions["convert_trial"])
+    else:
+        items = [wire.transition_eligibility(source, t, actions["upgrade"]) for t in upgrade_targets(source, now=now)]
     return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
 
 
@@ -438,6 +443,20 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
     def act():
         sent = request.headers.get("If-Match")
         version = protocol.if_match_version(request, "subscription", source.pk) if sent else source.version
+        if source.is_trial:
+            # TR2, TR3, TR7: converting now; a new subscription defaults to a year billed monthly
+            converted = services.convert_trial_now(
+                subscription_id=source.pk,
+                actor=request.user,
+                version=version,
+                target_sku_id=target,
+                term=body.termDuration or Term.P1Y,
+                billing_frequency=body.billingCycle or BillingFrequency.MONTHLY,
+                quantity=body.quantity,
+                into_subscription_id=into,
+                now=now,
+            )
+            return transition_answer(converted.subscription, "transition_only")
         result = services.upgrade_subscription(
             subscription_id=source.pk,
             actor=request.user,
@@ -451,6 +470,9 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
             confirmed=True,
             now=now,
         )
+        return transition_answer(result, "transition_with_license_transfer")
+
+    def transition_answer(result, kind):
         result = Subscription.objects.select_related("sku__product").get(pk=result.pk)
         transition = {
             "operationId": str(uuid4()),
@@ -461,7 +483,7 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
             "quantity": body.quantity,
             "termDuration": result.term,
             "billingCycle": result.billing_frequency,
-            "transitionType": "transition_with_license_transfer",
+            "transitionType": kind,
             "events": [
                 {
                     "name": "Conversion",

@@ -232,3 +232,38 @@ def transition_eligibility(source: Subscription, target, allowed) -> dict:
         ],
         "attributes": {"objectType": "TransitionEligibility"},
     }
+
+
+def conversion_eligibilities(trial: Subscription, targets, allowed) -> list[dict]:
+    """TR3, TR5: what a new-commerce trial can convert into (Partner Center converts trials by transitions): the
+    equivalent paid SKU and the matrix's higher ones, each with the customer's subscriptions of it and TR5's reason
+    for those that end too soon."""
+    refusal = [] if allowed.allowed else [{"code": 0, "description": allowed.reason}]
+    items = []
+    for target in (t for t in targets if t.subscription is None):
+        sold = list(target.sku.availabilities.all())
+        into = [t for t in targets if t.subscription is not None and t.sku.pk == target.sku.pk]
+        items.append(
+            {
+                "catalogItemId": catalog_item(target.sku, sold[0] if sold else None),
+                "title": target.sku.name,
+                "description": target.sku.product.description,
+                "quantity": trial.quantity,
+                "eligibilities": [
+                    {"isEligible": allowed.allowed, "transitionType": "transition_only", "errors": refusal}
+                ],
+                "subscriptionEligibilities": [
+                    {
+                        "isEligible": t.allowed,
+                        "subscriptionId": str(t.subscription.pk),
+                        "subscriptionFriendlyName": t.subscription.display_name,
+                        "subscriptionTermDuration": t.subscription.term,
+                        "subscriptionBillingCycle": t.subscription.billing_frequency,
+                        "errors": [] if t.allowed else [{"code": 4, "description": t.reason}],
+                    }
+                    for t in into
+                ],
+                "attributes": {"objectType": "TransitionEligibility"},
+            }
+        )
+    return items

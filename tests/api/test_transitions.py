@@ -1,6 +1,7 @@
 """Upgrades through the API (Partner Center's transitions, U1–U9): the Check upgrades panel's matrix and service."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -110,3 +111,53 @@ def test_a_retried_transition_acts_once(api, upgrade):
     assert first.status_code == again.status_code == 200
     assert first.content == again.content
     assert Subscription.objects.count() == 2
+
+
+# --- Trials convert by a transition (TR3, TR5, TR7) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def trial(customer, now):
+    paid = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00")])
+    return factories.start_trial(
+        customer, factories.trial_offer(trial_of=paid), started=datetime(2026, 11, 10, tzinfo=UTC)
+    )
+
+
+@pytest.mark.rule("TR3")
+def test_a_trial_converts_now_into_a_new_subscription_of_its_paid_sku(api, trial):
+    items = target_item(api, trial)
+    assert [i["title"] for i in items] == ["Microsoft 365 E3"]
+    response = post(api, trial, {"toCatalogItemId": items[0]["catalogItemId"], "quantity": 30})
+    assert response.status_code == 200, response.content
+    paid = Subscription.objects.get(pk=response.json()["toSubscriptionId"])
+    assert (paid.sku.name, paid.quantity, paid.term, paid.is_trial) == ("Microsoft 365 E3", 30, "P1Y", False)
+    trial.refresh_from_db()
+    assert trial.status != "active"
+
+
+@pytest.mark.rule("TR5")
+def test_a_trial_converts_into_a_subscription_only_if_it_ends_on_or_after_the_trial(api, customer, trial):
+    paid = trial.sku.trial_of
+    short = factories.SubscriptionFactory(customer=customer, sku=paid, term_end=trial.term_end - timedelta(days=1))
+    long = factories.SubscriptionFactory(customer=customer, sku=paid, term_end=trial.term_end)
+    item = target_item(api, trial)[0]
+    eligible = {e["subscriptionId"]: e["isEligible"] for e in item["subscriptionEligibilities"]}
+    assert eligible == {str(short.pk): False, str(long.pk): True}
+    # into the one that ends too soon: refused, nothing changed
+    before = (short.quantity, trial.status, Subscription.objects.count())
+    refused = post(
+        api, trial, {"toCatalogItemId": item["catalogItemId"], "toSubscriptionId": str(short.pk), "quantity": 25}
+    )
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["ruleId"] == "TR5"
+    short.refresh_from_db()
+    trial.refresh_from_db()
+    assert (short.quantity, trial.status, Subscription.objects.count()) == before
+    # into the one that ends on the trial's last day: 25 licenses join it (TR7)
+    done = post(
+        api, trial, {"toCatalogItemId": item["catalogItemId"], "toSubscriptionId": str(long.pk), "quantity": 25}
+    )
+    assert done.status_code == 200, done.content
+    long.refresh_from_db()
+    assert long.quantity == 10 + 25
