@@ -350,6 +350,7 @@ def _write_instructions(request, subscription, values: dict | None, now):
     def act():
         version = protocol.if_match_version(request, "subscription", subscription.pk)
         if values is None and not subscription.scheduled_changes.all():
+            access.require(request.user, access.Action.BUY)  # T2: as the service would, though it isn't called
             if version != subscription.version:
                 raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
             return HttpResponse(status=204)  # nothing scheduled: nothing to remove

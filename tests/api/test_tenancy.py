@@ -1,0 +1,123 @@
+"""Tenancy by enumeration: every operation of the API's document, called with another partner's ids, answers 404
+and changes nothing; every write, called by a support agent on the partner's own ids, answers 403 and changes
+nothing (T1–T3). An operation added to the API is enumerated here without editing this file, except its body."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from api import tokens
+from api.v1 import api as api_v1
+from catalog.models import UpgradePath
+from tests import factories
+from tests.conftest import NOW
+from tests.helpers import database_state
+
+SUBSCRIPTION = "/api/v1/customers/{customer_id}/subscriptions/{subscription_id}"
+# A body each write accepts, from the world's objects (so that a refusal comes from scoping or roles, not from
+# parsing or an unknown offer), by the operation's method and path in the document; None: it takes no body.
+BODIES = {
+    ("patch", SUBSCRIPTION): lambda w: {"quantity": 11},
+    ("put", SUBSCRIPTION + "/scheduledNextTermInstructions"): lambda w: {
+        "product": {
+            "productId": w["source"].product.product_id,
+            "skuId": w["source"].sku_id,
+            "billingCycle": "monthly",
+            "termDuration": "P1Y",
+        },
+        "quantity": 11,
+    },
+    ("delete", SUBSCRIPTION + "/scheduledNextTermInstructions"): None,
+    ("post", SUBSCRIPTION + "/transitions"): lambda w: {"toCatalogItemId": w["target"].sku_id, "quantity": 1},
+}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def operations():
+    document = api_v1.get_openapi_schema()
+    return [
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+OPERATIONS = operations()
+
+
+def world_of(kind):
+    partner = factories.PartnerFactory(kind=kind)
+    customer = factories.CustomerFactory(partner=partner)
+    source, target = factories.SkuFactory(), factories.SkuFactory()
+    UpgradePath.objects.create(source=source, target=target)
+    subscription = factories.SubscriptionFactory(customer=customer, sku=source, in_cancellation_window=True)
+    ids = {"customer_id": customer.pk, "subscription_id": subscription.pk}
+    return partner, ids, {"source": source, "target": target}
+
+
+def body_of(method, path, objects):
+    make = BODIES.get((method, path))
+    return json.dumps(make(objects)) if make else None
+
+
+def call(client, secret, method, path, ids):
+    url = path.format(**ids)
+    body = BODIES.get((method, path))
+    headers = {"Authorization": f"Bearer {secret}", "If-Match": "x"}
+    return getattr(client, method)(
+        url, json.dumps(body) if body is not None else None, content_type="application/json", headers=headers
+    )
+
+
+@pytest.mark.rule("T3")
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_another_partners_ids_answer_404_and_change_nothing(db, method, path):
+    if "{" not in path:
+        pytest.skip("no id in the path: its lists are scoped (test_subscriptions, test_customers)")
+    mine, _, _ = world_of("direct_bill")
+    _, theirs, objects = world_of("direct_bill")
+    missing = {p for p in ("customer_id", "subscription_id") if f"{{{p}}}" in path} - theirs.keys()
+    assert not missing, f"add the kind of id {missing} to world_of"
+    if method in WRITES:
+        assert (method, path) in BODIES, f"add a body for {method} {path} to BODIES"
+    _, secret = tokens.create_token(factories.staff(mine, "admin_agent"), name="t", expires_at=None, now=NOW)
+    before = database_state()
+    response = getattr(Client(), method)(
+        path.format(**theirs),
+        body_of(method, path, objects),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "If-Match": "x"},
+    )
+    assert response.status_code == 404, response.content
+    assert database_state() == before
+
+
+@pytest.mark.rule("T2")
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [op for op in OPERATIONS if op[0] in WRITES],
+    ids=[f"{m} {p}" for m, p in OPERATIONS if m in WRITES],
+)
+def test_every_write_by_a_support_agent_answers_403_and_changes_nothing(db, method, path):
+    partner, ids, objects = world_of("direct_bill")
+    _, secret = tokens.create_token(factories.staff(partner, "support_agent"), name="t", expires_at=None, now=NOW)
+    subscription_etag = (
+        Client()
+        .get(
+            f"/api/v1/customers/{ids['customer_id']}/subscriptions/{ids['subscription_id']}",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        .json()["attributes"]["etag"]
+    )
+    before = database_state()
+    url = path.format(**ids)
+    response = getattr(Client(), method)(
+        url,
+        body_of(method, path, objects),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "If-Match": subscription_etag},
+    )
+    assert response.status_code == 403, response.content
+    assert database_state() == before
