@@ -36,7 +36,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     search_fields = ["url", "partner__name"]
     # The secret signs the partner's deliveries: no one reads it here, not even the operator.
     exclude = ["secret"]
-    readonly_fields = ["partner", "created_at", "created_by", "created_from", "version"]
+    # The operator may switch an endpoint off (one that floods its partner's receiver, say); its URL and events are
+    # the partner's to set, where the page checks them (api.webhooks.url_refusal).
+    readonly_fields = ["partner", "url", "events", "created_at", "created_by", "created_from", "version"]
 
     def has_add_permission(self, request):
         return False

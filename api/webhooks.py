@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -106,10 +108,11 @@ def url_refusal(url: str) -> str:
     """Why this URL can't receive webhooks, or "" if it can: https (the payload and its signature travel in the
     clear otherwise), or http to this machine only (a receiver run by a test or the demo)."""
     try:
+        URLValidator(schemes=["http", "https"])(url)  # a host name or address, no spaces, a port that is a number
         parts = urlsplit(url)
         host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
-    except ValueError:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except (ValidationError, ValueError):
         return "Enter a valid URL, such as https://psa.example.com/csp-webhooks."
     if parts.scheme not in ("http", "https") or not host:
         return "Enter a valid URL, such as https://psa.example.com/csp-webhooks."
