@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from api import webhooks
@@ -20,6 +21,7 @@ from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import AuditEntry
 from tests import factories
 from tests.conftest import NOW
+from tests.helpers import at_once
 
 SECRET = "a-receiver-secret-of-some-length"
 
@@ -409,3 +411,23 @@ def test_a_cancellation_window_closing_in_24_hours_is_announced_once(direct_part
     assert delivery.payload["SubscriptionId"] == str(closing.pk)
     assert delivery.payload["CancellationAllowedUntilDate"] == "2026-11-26T06:00:00Z"
     assert ClosingWindowNotice.objects.get().closes_at == now + timedelta(hours=18)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two dispatchers at once need row locks (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_at_once_dispatch_each_entry_once():
+    # given: more entries than one batch, and an endpoint that wants them all
+    with time_machine.travel(NOW, tick=False):
+        customer = factories.CustomerFactory(partner=factories.PartnerFactory(kind="direct_bill"))
+        endpoint = endpoint_for(customer.partner, "https://psa.example/hooks", events=["order-completed"])
+        count = webhooks.DISPATCH_BATCH * 2 + 7
+        AuditEntry.objects.bulk_create(
+            AuditEntry(at=NOW, partner=customer.partner, customer=customer, action="order.completed", summary=str(n))
+            for n in range(count)
+        )
+        # when: two workers' passes dispatch at the same instant
+        made, _ = at_once(lambda: webhooks.dispatch_events(NOW), lambda: webhooks.dispatch_events(NOW))
+        # then: every entry made exactly one delivery, whichever dispatcher took it
+        assert sum(made) == count
+        assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == count
+        assert not AuditEntry.objects.filter(webhooks_dispatched_at=None).exists()
