@@ -105,7 +105,9 @@ def attempt(delivery_id: int, now: datetime) -> WebhookDelivery | None:
     """One attempt at a due delivery, its outcome recorded; None if it was not due (sent, failed, or claimed)."""
     if not claim(delivery_id, now):
         return None
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # its endpoint was deleted since the claim, and its log with it
     code, error = post(delivery, now)
     delivery.attempts += 1
     delivery.response_code = code
