@@ -86,3 +86,91 @@ class PartnerRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner}: {self.requests_per_minute} a minute"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a partner wants to hear of changes (api.webhooks): a URL, the events it wants, and the secret each
+    delivery is signed with.
+
+    The secret is kept as typed (or as made): an HMAC is computed with the secret itself, so a hash of it would sign
+    nothing. It is shown once, when it is made, and never again (not in the page, not in the admin)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text="The event names it wants (api.webhooks.EVENTS).")
+    secret = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The page's form drew a fresh id; a second submit of the same form finds the endpoint it made (exactly once,
+    # without a count that a deletion could bring back to an old value).
+    created_from = models.UUIDField()
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = "webhook endpoint"
+        constraints = [models.UniqueConstraint(fields=["partner", "created_from"], name="api_webhook_made_once")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class ClosingWindowNotice(models.Model):
+    """That a subscription's "cancellation window closes in 24 h" event was made for one window: a window is
+    announced once, however many passes see it in its last day (a renewed term has a window of its own)."""
+
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="+")
+    closes_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "closes_at"], name="api_window_notice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}: closes {self.closes_at:%Y-%m-%d %H:%M} UTC"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, and how sending it went: the delivery log.
+
+    `event_id` is sent with every attempt, so a receiver that got it twice (an answer lost on the way back) can
+    tell. `source` says what made it ("audit:<entry pk>", "window:<notice pk>", "test:<uuid>"); unique with the
+    endpoint, so no event is made twice for one endpoint even if two dispatchers met."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(unique=True)
+    event = models.CharField(max_length=60)
+    source = models.CharField(max_length=60)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="UTC; empty once delivered or failed.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["endpoint", "source"], name="api_webhook_delivery_once")]
+        indexes = [
+            # The endpoint page's log, newest first.
+            models.Index(fields=["endpoint", "-created_at"], name="api_delivery_log"),
+            # The sweep's question: which pending deliveries are due (only pending rows are in it).
+            models.Index(fields=["next_attempt_at"], name="api_delivery_due", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint_id} ({self.status})"

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from . import views
+from . import views, webhook_views
 from .v1 import api
 
 app_name = "api"
@@ -9,6 +9,10 @@ app_name = "api"
 urlpatterns = [
     path("account/api-tokens/", views.token_list, name="token-list"),
     path("account/api-tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("account/webhooks/", webhook_views.webhook_list, name="webhook-list"),
+    path("account/webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook-detail"),
+    path("account/webhooks/<int:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook-delete"),
+    path("account/webhooks/<int:endpoint_id>/test/", webhook_views.webhook_test, name="webhook-test"),
 ]
 
 v1_patterns, v1_app, v1_namespace = api.urls

@@ -17,6 +17,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from api.webhooks import run_webhooks
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
 from portal.errors import RuleViolation
 
@@ -254,6 +255,10 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     for name, count in requeued:
         setattr(report, name, count)
     report.lifecycle_requeued = int(lifecycle_requeued)
+    # Webhooks, last: the audit entries written since the last pass (this pass's renewals too) become deliveries,
+    # closing windows are announced, and deliveries a lost task left pending are queued again (api.webhooks).
+    # Guarded: a webhook's trouble never holds up a renewal, and is retried next pass.
+    guarded(run_webhooks, now)
     return report
 
 

@@ -376,11 +376,20 @@ class AuditEntry(models.Model):
     summary = models.CharField(max_length=300)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
+    # The webhooks' outbox marker (api.webhooks.dispatch_events): empty until the dispatcher has made this entry's
+    # deliveries. A marker on the row, not a cursor over pks: pks are taken when a transaction inserts but seen
+    # when it commits, so a long transaction's entry can become visible below a cursor that already moved past it
+    # (and the lifecycle engine writes with bulk_create, so no signal sees its entries). The partial index holds
+    # only the entries not yet dispatched, so the dispatcher's scan stays as small as its backlog.
+    webhooks_dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name_plural = "audit entries"
-        indexes = [models.Index(fields=["customer", "-at"])]
+        indexes = [
+            models.Index(fields=["customer", "-at"]),
+            models.Index(fields=["id"], name="audit_webhooks_undispatched", condition=Q(webhooks_dispatched_at=None)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} UTC {self.action}"

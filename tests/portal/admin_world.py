@@ -13,7 +13,7 @@ from django.apps import apps
 from django.contrib.auth.models import Group, Permission, User
 from django_tasks_db.models import DBTaskResult
 
-from api.models import ApiToken, PartnerRate, RequestRecord
+from api.models import ApiToken, ClosingWindowNotice, PartnerRate, RequestRecord, WebhookDelivery, WebhookEndpoint
 from catalog.models import (
     Availability,
     CartAdditionalReseller,
@@ -32,8 +32,19 @@ from tests import factories
 # Every other registered model is a partner's own. A newly registered model lands in "own" and fails the tests
 # until the world below builds a row of it for each partner, or it joins one of these lists.
 SHARED = {Publisher, Product, Sku, Availability, UpgradePath}
-# The API's tokens, replayed answers and rates: the operator's (staff manage their own tokens from the user menu).
-OPERATOR_ONLY = {User, Group, DBTaskResult, ApiToken, PartnerRate, RequestRecord}
+# The API's tokens, replayed answers and rates, and the webhooks' endpoints, deliveries and notices: the operator's
+# (staff manage their own tokens and endpoints, and read their delivery logs, from the user menu).
+OPERATOR_ONLY = {
+    User,
+    Group,
+    DBTaskResult,
+    ApiToken,
+    PartnerRate,
+    RequestRecord,
+    WebhookEndpoint,
+    WebhookDelivery,
+    ClosingWindowNotice,
+}
 
 ZETA = "Zeta"
 TENANT_APPS = {"portal", "catalog", "subscriptions", "auth"}

@@ -68,6 +68,10 @@ EXEMPT = {
     "portal:logout": "signs out: doing it twice leaves the same state",
     "api:token-list": "makes a token: a second submit of the form is refused by its version (tests/api)",
     "api:token-revoke": "revokes a token: revoking it again changes nothing (tests/api)",
+    "api:webhook-list": "adds an endpoint: a second submit of the form is refused by its form id (tests/api)",
+    "api:webhook-detail": "edits an endpoint: a second submit is refused by its version (tests/api)",
+    "api:webhook-test": "sends a test event: a second submit is refused by the endpoint's version (tests/api)",
+    "api:webhook-delete": "deletes an endpoint: a second submit finds it gone (404) (tests/api)",
 }
 
 

@@ -28,8 +28,8 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, path, resolve, reverse
 from django.urls.exceptions import Resolver404
 
-from api import tokens
-from api.models import ApiToken
+from api import tokens, webhooks
+from api.models import ApiToken, WebhookEndpoint
 from catalog import cart as cart_services
 from catalog.models import Availability, Cart, CartAdditionalReseller, CartLine, Order
 from portal import demo
@@ -236,6 +236,16 @@ def _complete_world(users):
     # An API token of each, for the tokens page's Revoke forms.
     for user in (admin_user, provider):
         tokens.create_token(user, name="PSA sync", expires_at=None, now=NOW)
+        # A webhook endpoint of each partner, for the webhooks pages' edit, test and delete forms.
+        webhooks.create_endpoint(
+            user,
+            url="https://psa.example/hooks",
+            events=["subscription-updated"],
+            secret="",
+            is_active=True,
+            created_from=uuid.uuid4(),
+            now=NOW,
+        )
 
 
 def _invite(actor, company_name: str, domain: str):
@@ -293,6 +303,9 @@ def _instances(partner, user) -> dict[frozenset, list[dict]]:
         ],
         frozenset({"transfer_id"}): [{"transfer_id": t.pk} for t in transfers.transfers_for(partner).order_by("pk")],
         frozenset({"token_id"}): [{"token_id": t.pk} for t in ApiToken.objects.filter(user=user).order_by("pk")],
+        frozenset({"endpoint_id"}): [
+            {"endpoint_id": e.pk} for e in WebhookEndpoint.objects.filter(partner=partner).order_by("pk")
+        ],
     }
 
 
@@ -335,6 +348,10 @@ def _foreign(partner, user) -> tuple[dict[str, list[str]], list[str]]:
         "partner_pk": [str(other_partner.pk), "9" * 18],
         "token": [transfers.acceptance_token(other_request) if other_request else "x", "forged.token", UNKNOWN_UUID],
         "transfer_id": [UNKNOWN_UUID],
+        "endpoint_id": [
+            str(WebhookEndpoint.objects.exclude(partner=partner).order_by("pk").values_list("pk", flat=True)[0]),
+            "9" * 18,
+        ],
     }
     values = [
         str(other_subscription.customer_id),

@@ -1,0 +1,156 @@
+"""Sending a webhook delivery: signed, with a short timeout, retried with backoff, and found again after a crash.
+
+A delivery is claimed before it is sent (its next attempt moved a lease ahead, in one UPDATE), so two tasks for one
+delivery (the sweep's and a slow worker's) send it once; the POST runs outside any transaction, so no row stays
+locked while a receiver takes its time. Delivery is at least once: an answer lost on the way back is sent again with
+the same `X-CSP-Event-Id`, by which a receiver tells it has seen it.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.db.models import Q
+from django.tasks import task
+from django.utils import timezone
+
+from .models import WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 5
+# After the 1st, 2nd, ... failed attempt, the next one waits this long; after the last the delivery has failed.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=12))
+# A claimed attempt not finished after this long was lost with its worker: the sweep queues the delivery again.
+LEASE = timedelta(minutes=2)
+SIGNATURE_HEADER = "X-CSP-Signature"
+TIMESTAMP_HEADER = "X-CSP-Timestamp"
+EVENT_ID_HEADER = "X-CSP-Event-Id"
+EVENT_HEADER = "X-CSP-Event"
+ERROR_LENGTH = WebhookDelivery._meta.get_field("last_error").max_length
+
+
+def body_of(delivery: WebhookDelivery) -> bytes:
+    return json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256 over "<timestamp>.<raw body>" with the endpoint's secret. The timestamp is in
+    what is signed, so a receiver that refuses old timestamps can't be sent a captured delivery again later."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, *, timestamp: str, body: bytes, header: str) -> bool:
+    """What a receiver does (and the tests do): recompute the signature and compare in constant time."""
+    return hmac.compare_digest(signature(secret, timestamp, body), header)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect is an answer, not a delivery: following it would send the signed payload to a URL the partner
+    # never registered (urllib also turns a redirected POST into a GET).
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _opener(url: str):
+    handlers = [_NoRedirect()]
+    host = urlsplit(url).hostname or ""
+    if host in ("127.0.0.1", "::1", "localhost"):
+        handlers.append(urllib.request.ProxyHandler({}))  # a receiver on this machine is never behind a proxy
+    return urllib.request.build_opener(*handlers)
+
+
+def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
+    """Sends the delivery once: (the response's status code or None, an error sentence or "")."""
+    endpoint = delivery.endpoint
+    body = body_of(delivery)
+    timestamp = str(int(now.timestamp()))
+    request = urllib.request.Request(
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "CSP-Portal-Webhooks/1",
+            SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
+            TIMESTAMP_HEADER: timestamp,
+            EVENT_ID_HEADER: str(delivery.event_id),
+            EVENT_HEADER: delivery.event,
+        },
+    )
+    try:
+        with _opener(endpoint.url).open(request, timeout=TIMEOUT_SECONDS) as response:
+            response.read(1024)
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, f"The receiver answered HTTP {error.code}."
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return None, f"Not delivered: {reason}"[:ERROR_LENGTH]
+
+
+def claim(delivery_id: int, now: datetime) -> bool:
+    """Takes the delivery's next attempt if it is due: one UPDATE, so of two tasks at once one wins."""
+    due = Q(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    return bool(WebhookDelivery.objects.filter(due).update(next_attempt_at=now + LEASE, last_attempt_at=now))
+
+
+def attempt(delivery_id: int, now: datetime) -> WebhookDelivery | None:
+    """One attempt at a due delivery, its outcome recorded; None if it was not due (sent, failed, or claimed)."""
+    if not claim(delivery_id, now):
+        return None
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # its endpoint was deleted since the claim, and its log with it
+    code, error = post(delivery, now)
+    delivery.attempts += 1
+    delivery.response_code = code
+    if code is not None and 200 <= code < 300:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at, delivery.last_error = (
+            WebhookDelivery.Status.DELIVERED,
+            now,
+            None,
+            "",
+        )
+    else:
+        delivery.last_error = error or f"The receiver answered HTTP {code}: only 2xx counts as delivered."
+        if delivery.attempts <= len(BACKOFF):
+            delivery.next_attempt_at = now + BACKOFF[delivery.attempts - 1]
+        else:
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+    # An UPDATE, not save(): the endpoint may have been deleted during the POST (its log with it), which is no error.
+    recorded = WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        **{
+            name: getattr(delivery, name)
+            for name in ("attempts", "response_code", "status", "delivered_at", "next_attempt_at", "last_error")
+        }
+    )
+    if recorded and delivery.status == WebhookDelivery.Status.PENDING:
+        deliver_webhook_task.using(run_after=delivery.next_attempt_at).enqueue(delivery.pk)
+    return delivery
+
+
+@task
+def deliver_webhook_task(delivery_id: int) -> str:
+    """Sends one delivery if it is due. Idempotent: a delivery not due (sent already, or claimed by another task)
+    is left alone. Tasks read the clock: they are the edge."""
+    delivery = attempt(delivery_id, timezone.now())
+    return "not due" if delivery is None else delivery.status
+
+
+def requeue_due(now: datetime) -> int:
+    """Queues again every pending delivery due for longer than a lease: its task was lost (a worker killed before or
+    during the attempt, a retry's task gone). A duplicate task is harmless: `claim` lets one attempt through. The
+    delivery's next attempt is moved to now, so the next pass leaves it to the task it was just given."""
+    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now - LEASE)
+    ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:1000])
+    for pk in ids:
+        if WebhookDelivery.objects.filter(pk=pk, next_attempt_at__lte=now - LEASE).update(next_attempt_at=now):
+            deliver_webhook_task.enqueue(pk)
+    return len(ids)
