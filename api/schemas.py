@@ -45,6 +45,12 @@ class ProductTerm(Schema):
     termDuration: str
 
 
+class NextChargeInstructions(Schema):
+    product: ProductTerm
+    quantity: int
+    chargeDate: datetime | None = Field(None, description="The portal's addition: the next charge, at 00:00 UTC.")
+
+
 class ScheduledNextTermInstructions(Schema):
     product: ProductTerm
     quantity: int
@@ -148,6 +154,9 @@ class Subscription(Schema):
     promotionId: str | None = None
     refundableQuantity: RefundableQuantity
     scheduledNextTermInstructions: ScheduledNextTermInstructions | None
+    nextChargeInstructions: NextChargeInstructions | None = Field(
+        description="N7: the billing frequency that starts at the next charge, when one is set."
+    )
     renewalPending: bool = Field(description="N6: the renewal is being processed; changes answer 409 meanwhile.")
     actions: list[str] = Field(description="What the token's owner may do now: the same verdicts as the page's.")
     links: dict[str, Link]
@@ -242,6 +251,11 @@ class SubscriptionPatch(CaseInsensitive):
     promotionId: str | None = None
     refundableQuantity: dict | None = None
     scheduledNextTermInstructions: dict | None = None
+    nextChargeInstructions: dict | None = Field(
+        None,
+        description='N7: {"product": {"billingCycle": ...}} sets the billing frequency from the next charge; null '
+        "removes the one set; left out, it stays.",
+    )
     renewalPending: bool | None = None
     actions: list | None = None
     links: dict | None = None

@@ -24,7 +24,7 @@ from pydantic import Field
 from catalog.models import BillingFrequency, Sku, Term
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
-from subscriptions import checks, selectors, services
+from subscriptions import checks, cycles, selectors, services
 from subscriptions.models import Subscription
 from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
@@ -281,6 +281,22 @@ STATUS_CHANGES = {
 }
 
 
+def _next_charge_frequency(instructions: dict | None) -> str | None:
+    """The billing cycle a PATCH's nextChargeInstructions names (None: remove the instruction)."""
+    if instructions is None:
+        return None
+    product = instructions.get("product") if isinstance(instructions, dict) else None
+    cycle = product.get("billingCycle") if isinstance(product, dict) else None
+    if not isinstance(cycle, str):
+        raise HttpError(
+            400, "nextChargeInstructions.product.billingCycle names the billing cycle from the next charge."
+        )
+    try:
+        return schemas.ProductTermBody._cycle(cycle)
+    except ValueError as error:
+        raise HttpError(400, f"nextChargeInstructions: {error}") from None
+
+
 def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor) -> list:
     """The service calls the body asks for, each as `call(version, now)`: only what differs from the subscription
     as it is (so a resource sent back as read changes nothing), status last."""
@@ -295,6 +311,14 @@ def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor)
     if body.quantity is not None and body.quantity != subscription.quantity:
         quantity = body.quantity
         calls.append(lambda v, now: services.change_quantity(**ids, version=v, quantity=quantity, now=now))
+    if "nextChargeInstructions" in body.model_fields_set:
+        wanted = _next_charge_frequency(body.nextChargeInstructions)
+        if wanted is None and subscription.next_charge_frequency:
+            calls.append(lambda v, now: cycles.remove_next_charge_frequency(**ids, version=v, now=now))
+        elif wanted is not None and wanted != subscription.next_charge_frequency:
+            calls.append(
+                lambda v, now: cycles.set_next_charge_frequency(**ids, version=v, billing_frequency=wanted, now=now)
+            )
     if body.status is not None and body.status != subscription.status:
         change = STATUS_CHANGES.get(body.status)
         if change is None:

@@ -97,6 +97,28 @@ def scheduled_instructions(subscription: Subscription) -> dict | None:
     return renewal_instructions(subscription, changes) if changes else None
 
 
+def next_charge_instructions(subscription: Subscription) -> dict | None:
+    """N7: the billing frequency set to start at the next charge ("only present when ... pending")."""
+    frequency = subscription.next_charge_frequency
+    if not frequency:
+        return None
+    sku = subscription.sku
+    availability = next(
+        (a for a in sku.availabilities.all() if a.term == subscription.term and a.billing_frequency == frequency), None
+    )
+    return {
+        "product": {
+            "productId": sku.product.product_id,
+            "skuId": sku_part(sku),
+            "availabilityId": str(availability.pk) if availability else "",
+            "billingCycle": frequency,
+            "termDuration": subscription.term,
+        },
+        "quantity": subscription.quantity,
+        "chargeDate": day_start(subscription.next_charge_on),
+    }
+
+
 def instructions_resource(subscription: Subscription) -> dict:
     changes = list(subscription.scheduled_changes.all())
     return {
@@ -148,6 +170,7 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
             "details": [{"quantity": lot.remaining, "allowedUntilDateTime": lot.window_ends_at} for lot in lots],
         },
         "scheduledNextTermInstructions": scheduled_instructions(subscription),
+        "nextChargeInstructions": next_charge_instructions(subscription),
         "renewalPending": subscription.renewal_pending,
         "actions": [name for name, verdict in allowed.items() if verdict.allowed],
         "links": {"self": link(subscription_path(subscription))},
