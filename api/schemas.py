@@ -1,7 +1,8 @@
 """The wire format: Partner Center's resources, field names (camelCase) and enums, as pydantic schemas. The OpenAPI
 document is generated from these; every answer is validated against them on its way out."""
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from ninja import Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -166,6 +167,46 @@ class Subscription(Schema):
 class SubscriptionCollection(Schema):
     totalCount: int = Field(description="The number of items in this page, as Partner Center counts it.")
     items: list[Subscription]
+    continuationToken: str | None = None
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class BillingLine(Schema):
+    kind: str
+    amount: Decimal = Field(description="Money as an exact decimal string; a refund is negative.")
+    currency: str
+    quantity: int
+    unitPrice: Decimal
+    periodStart: date
+    periodEnd: date = Field(description="Inclusive.")
+    explanation: str = Field(description="The arithmetic, for checking by hand.")
+    createdAt: datetime
+    attributes: Attributes
+
+
+class BillingLineCollection(Schema):
+    totalCount: int
+    items: list[BillingLine]
+    attributes: Attributes
+
+
+class ActivityEntry(Schema):
+    id: str
+    at: datetime
+    action: str
+    summary: str
+    actor: str = Field(description="Who made the change; empty for the platform's own work or another partner.")
+    subscriptionId: str | None
+    orderId: str | None
+    before: dict
+    after: dict
+    attributes: Attributes
+
+
+class ActivityCollection(Schema):
+    totalCount: int
+    items: list[ActivityEntry]
     continuationToken: str | None = None
     links: dict[str, Link]
     attributes: Attributes

@@ -7,7 +7,7 @@ Errors answer in Partner Center's envelope (api.errors); every answer echoes `MS
 import base64
 import binascii
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -354,6 +354,63 @@ def patch_subscription(request, customer_id: str, subscription_id: str, body: sc
         )
 
     return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+@customers.get(
+    "/{customer_id}/subscriptions/{subscription_id}/addons",
+    response={200: schemas.SubscriptionCollection, **ERROR_RESPONSES},
+)
+def list_addons(request, customer_id: str, subscription_id: str):
+    """A1: the base subscription's add-ons."""
+    base = load_subscription(request, customer_id, subscription_id)
+    addons = list(
+        access.customer_subscriptions(request.user, base.customer, wire.subscription_reads())
+        .filter(base_subscription=base)
+        .order_by("list_name", "pk")
+    )
+    now = timezone.now()
+    items = [wire.subscription(a, request.user, now) for a in addons]
+    return wire.collection(items, self_uri=wire.subscription_path(base) + "/addons", next_token=None)
+
+
+@customers.get(
+    "/{customer_id}/subscriptions/{subscription_id}/billingLines",
+    response={200: schemas.BillingLineCollection, **ERROR_RESPONSES},
+)
+def list_billing_lines(request, customer_id: str, subscription_id: str):
+    """L2: every charge and refund of the subscription, each with its arithmetic, oldest first."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    lines = sorted(subscription.billing_lines.all(), key=lambda line: (line.created_at, line.pk))
+    return {
+        "totalCount": len(lines),
+        "items": [wire.billing_line(line) for line in lines],
+        "attributes": {"objectType": "Collection"},
+    }
+
+
+@customers.get("/{customer_id}/activityLog", response={200: schemas.ActivityCollection, **ERROR_RESPONSES})
+def activity_log(request, customer_id: str, paging: Query[Paging]):
+    """L1: the customer's audit trail, newest first, a page at a time (MS-ContinuationToken)."""
+    customer = access.get_customer(request.user, customer_id)
+    entries = access.customer_activity(request.user, customer).select_related("actor").order_by("-at", "-pk")
+    token = continuation(request)
+    if token:
+        at, pk = decode_token(token, 2)
+        try:
+            at, pk = datetime.fromisoformat(at), int(pk)
+            if at.tzinfo is None:
+                raise ValueError("a UTC time")
+        except ValueError:
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        entries = entries.filter(Q(at__lt=at) | Q(at=at, pk__lt=pk))
+    page = list(entries[: paging.size + 1])
+    more = len(page) > paging.size
+    page = page[: paging.size]
+    return wire.collection(
+        [wire.activity(e) for e in page],
+        self_uri=f"/customers/{customer.pk}/activityLog?size={paging.size}",
+        next_token=encode_token((page[-1].at.isoformat(), str(page[-1].pk))) if more else None,
+    )
 
 
 # --- Scheduled next-term instructions (R1–R6) ----------------------------------------------------------------

@@ -290,3 +290,34 @@ def conversion_eligibilities(trial: Subscription, targets, allowed) -> list[dict
             }
         )
     return items
+
+
+def billing_line(line) -> dict:
+    return {
+        "kind": line.kind,
+        "amount": line.amount,
+        "currency": line.currency,
+        "quantity": line.quantity,
+        "unitPrice": line.unit_price,
+        "periodStart": line.period_start,
+        "periodEnd": line.period_end,
+        "explanation": line.explanation,
+        "createdAt": line.created_at,
+        "attributes": {"objectType": "BillingLine"},
+    }
+
+
+def activity(entry) -> dict:
+    actor = entry.actor
+    return {
+        "id": str(entry.pk),
+        "at": entry.at,
+        "action": entry.action,
+        "summary": entry.summary,
+        "actor": (actor.get_full_name() or actor.get_username()) if actor else "",
+        "subscriptionId": str(entry.subscription_id) if entry.subscription_id else None,
+        "orderId": str(entry.order_id) if entry.order_id else None,
+        "before": entry.before,
+        "after": entry.after,
+        "attributes": {"objectType": "ActivityEntry"},
+    }
