@@ -212,6 +212,44 @@ class ActivityCollection(Schema):
     attributes: Attributes
 
 
+class TransferLineItem(Schema):
+    id: int
+    subscriptionId: str
+    offerId: str
+    friendlyName: str
+    quantity: int
+    billingCycle: str
+    termDuration: str
+
+
+class Transfer(Schema):
+    id: str
+    status: str = Field(description="Active (pending), Complete, Cancel, Expired")
+    transferType: str = Field(description='"5": new commerce')
+    createdTime: datetime
+    lastModifiedTime: datetime | None
+    completedTime: datetime | None
+    expirationTime: datetime
+    customerName: str
+    customerTenantId: str
+    sourcePartnerName: str
+    sourcePartnerId: str = Field(description="The source partner's PartnerID (the portal's addition).")
+    targetPartnerName: str
+    targetPartnerId: str
+    targetPartnerEmailId: str
+    lineItems: list[TransferLineItem] = Field(
+        description="While Active, what the source partner may pick (TF3); once Complete, what moved."
+    )
+    links: dict[str, Link]
+    attributes: Attributes
+
+
+class TransferCollection(Schema):
+    totalCount: int
+    items: list[Transfer]
+    attributes: Attributes
+
+
 class Customer(Schema):
     id: str = Field(description="The customer's id in this portal (its directory tenant is companyProfile.tenantId).")
     companyProfile: dict
@@ -351,6 +389,34 @@ class TransitionBody(CaseInsensitive):
     @classmethod
     def _term(cls, value):
         return None if value is None else ProductTermBody._term(value)
+
+
+class TransferCreateBody(CaseInsensitive):
+    """TF2: the target partner asks the source partner (its PartnerID) for this customer's subscriptions."""
+
+    sourcePartnerId: str = Field(max_length=20, description="The source partner's PartnerID.")
+    targetPartnerEmailId: str = Field(max_length=254, description="Where notifications of the request go.")
+    sourcePartnerName: str | None = Field(None, max_length=200)
+    transferType: str | None = Field(None, max_length=2)
+
+
+class TransferLineBody(CaseInsensitive):
+    subscriptionId: str = Field(max_length=40)
+    id: int | None = None
+    offerId: str | None = Field(None, max_length=120)
+    friendlyName: str | None = Field(None, max_length=200)
+    quantity: int | None = None
+    billingCycle: str | None = None
+    termDuration: str | None = None
+
+
+class TransferPatchBody(CaseInsensitive):
+    """TF3, TF4: the source partner completes it with the subscriptions it picks (`Complete`, with `lineItems`);
+    either side ends it while pending (`Cancel`: withdrawn by the target, `Reject`: declined by the source)."""
+
+    status: str = Field(max_length=20, description="Complete, Cancel or Reject")
+    lineItems: list[TransferLineBody] = Field(default_factory=list, max_length=250)
+    id: str | None = None
 
 
 class InstructionsBody(CaseInsensitive):

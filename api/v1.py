@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import NinjaAPI, Query, Router
 from ninja.errors import AuthenticationError, HttpError
@@ -24,7 +25,7 @@ from pydantic import Field
 from catalog.models import BillingFrequency, Sku, Term
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
-from subscriptions import checks, cycles, selectors, services
+from subscriptions import checks, cycles, selectors, services, transfers
 from subscriptions.models import Subscription
 from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
@@ -577,6 +578,100 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
             "attributes": {"objectType": "Transition"},
         }
         return JsonResponse(schemas.Transition(**transition).model_dump(mode="json"))
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+# --- Transfers between partners (TF1–TF4) -------------------------------------------------------------------
+
+
+def _transfers(request, customer):
+    """The requests this partner is a side of, for its customer (the source's or the target's record of it)."""
+    return transfers.transfers_for(request.partner).filter(Q(source_customer=customer) | Q(target_customer=customer))
+
+
+def _transfer_lines(transfer_request) -> list:
+    if transfer_request.status == transfer_request.Status.PENDING:
+        return list(transfers.transferable_subscriptions(transfer_request).select_related("sku__product"))
+    return list(transfer_request.subscriptions.select_related("sku__product").order_by("created_at", "pk"))
+
+
+def _transfer_answer(request, customer, transfer_id, status=200):
+    found = _transfers(request, customer).filter(pk=transfer_id).first()
+    body = schemas.Transfer(**wire.transfer(found, customer, _transfer_lines(found))).model_dump(mode="json")
+    return JsonResponse(body, status=status)
+
+
+def _transfer_id(transfer_id: str) -> UUID:
+    try:
+        return UUID(transfer_id)
+    except ValueError:
+        raise Http404 from None
+
+
+@customers.get("/{customer_id}/transfers", response={200: schemas.TransferCollection, **ERROR_RESPONSES})
+def list_transfers(request, customer_id: str):
+    """TF2–TF4: the requests for this customer that the partner is a side of, newest first."""
+    customer = access.get_customer(request.user, customer_id)
+    found = list(_transfers(request, customer).order_by("-created_at", "-pk")[:MAX_PAGE_SIZE])
+    items = [wire.transfer(t, customer, _transfer_lines(t)) for t in found]
+    return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
+
+
+@customers.get("/{customer_id}/transfers/{transfer_id}", response={200: schemas.Transfer, **ERROR_RESPONSES})
+def get_transfer(request, customer_id: str, transfer_id: str):
+    customer = access.get_customer(request.user, customer_id)
+    found = get_object_or_404(_transfers(request, customer), pk=_transfer_id(transfer_id))
+    return wire.transfer(found, customer, _transfer_lines(found))
+
+
+@customers.post("/{customer_id}/transfers", response={201: schemas.Transfer, **ERROR_RESPONSES})
+def create_transfer(request, customer_id: str, body: schemas.TransferCreateBody):
+    """TF2: the target partner (this customer's partner now, after TF1's relationship) asks the source partner for
+    the customer's subscriptions. 201 with the request; MS-RequestId makes a retry safe."""
+    customer = access.get_customer(request.user, customer_id)
+    now = timezone.now()
+
+    def act():
+        created = transfers.file_transfer_request(
+            actor=request.user,
+            customer=customer,
+            source_partner_id=body.sourcePartnerId,
+            notification_email=body.targetPartnerEmailId,
+            now=now,
+        )
+        return _transfer_answer(request, customer, created.pk, status=201)
+
+    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+
+
+TRANSFER_ENDS = {"cancel", "reject", "withdraw", "decline"}
+
+
+@customers.patch("/{customer_id}/transfers/{transfer_id}", response={200: schemas.Transfer, **ERROR_RESPONSES})
+def patch_transfer(request, customer_id: str, transfer_id: str, body: schemas.TransferPatchBody):
+    """TF3, TF4: `Complete` with the picked `lineItems` (the source partner: every one moves in one transaction, or
+    none does); `Cancel` or `Reject` ends it while pending (either side). Needs If-Match with its etag."""
+    customer = access.get_customer(request.user, customer_id)
+    found = get_object_or_404(_transfers(request, customer), pk=_transfer_id(transfer_id))
+    status = body.status.strip().lower()
+    if status not in TRANSFER_ENDS | {"complete", "completed"}:
+        raise HttpError(400, "status is Complete (with lineItems), Cancel or Reject.")
+    now = timezone.now()
+
+    def act():
+        version = protocol.if_match_version(request, "transfer", found.pk)
+        if status in TRANSFER_ENDS:
+            transfers.cancel_transfer_request(actor=request.user, request_id=found.pk, now=now, version=version)
+        else:
+            transfers.complete_transfer(
+                actor=request.user,
+                request_id=found.pk,
+                subscription_ids=[line.subscriptionId for line in body.lineItems],
+                now=now,
+                version=version,
+            )
+        return _transfer_answer(request, customer, found.pk)
 
     return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
 

@@ -321,3 +321,43 @@ def activity(entry) -> dict:
         "after": entry.after,
         "attributes": {"objectType": "ActivityEntry"},
     }
+
+
+TRANSFER_STATUSES = {"pending": "Active", "completed": "Complete", "cancelled": "Cancel", "expired": "Expired"}
+
+
+def transfer(transfer, customer, line_items: list) -> dict:
+    """TF2–TF4 as Partner Center's new-commerce TransferEntity, seen from `customer` (the side asking)."""
+    return {
+        "id": str(transfer.pk),
+        "status": TRANSFER_STATUSES.get(transfer.status, transfer.status),
+        "transferType": "5",
+        "createdTime": transfer.created_at,
+        "lastModifiedTime": transfer.completed_at or transfer.created_at,
+        "completedTime": transfer.completed_at,
+        "expirationTime": transfer.expires_at,
+        "customerName": customer.company_name,
+        "customerTenantId": str(transfer.tenant_id),
+        "sourcePartnerName": transfer.source_partner.name,
+        "sourcePartnerId": transfer.source_partner.partner_id,
+        "targetPartnerName": transfer.target_partner.name,
+        "targetPartnerId": transfer.target_partner.partner_id,
+        "targetPartnerEmailId": transfer.notification_email,
+        "lineItems": [
+            {
+                "id": i,
+                "subscriptionId": str(s.pk),
+                "offerId": f"{s.sku.product.product_id}:{sku_part(s.sku)}:{s.availability_id}",
+                "friendlyName": s.display_name,
+                "quantity": s.quantity,
+                "billingCycle": s.billing_frequency,
+                "termDuration": s.term,
+            }
+            for i, s in enumerate(line_items)
+        ],
+        "links": {"self": link(f"/customers/{customer.pk}/transfers/{transfer.pk}")},
+        "attributes": {
+            "objectType": "TransferEntity",
+            "etag": protocol.etag("transfer", transfer.pk, transfer.version),
+        },
+    }

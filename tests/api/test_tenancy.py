@@ -3,6 +3,8 @@ and changes nothing; every write, called by a support agent on the partner's own
 nothing (T1–T3). An operation added to the API is enumerated here without editing this file, except its body."""
 
 import json
+import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -10,6 +12,7 @@ from django.test import Client
 from api import tokens
 from api.v1 import api as api_v1
 from catalog.models import UpgradePath
+from subscriptions.models import TransferRequest
 from tests import factories
 from tests.conftest import NOW
 from tests.helpers import database_state
@@ -30,6 +33,11 @@ BODIES = {
     },
     ("delete", SUBSCRIPTION + "/scheduledNextTermInstructions"): None,
     ("post", SUBSCRIPTION + "/transitions"): lambda w: {"toCatalogItemId": w["target"].sku_id, "quantity": 1},
+    ("post", "/api/v1/customers/{customer_id}/transfers"): lambda w: {
+        "sourcePartnerId": w["source_partner"].partner_id,
+        "targetPartnerEmailId": "it@example.com",
+    },
+    ("patch", "/api/v1/customers/{customer_id}/transfers/{transfer_id}"): lambda w: {"status": "Cancel"},
 }
 WRITES = {"post", "put", "patch", "delete"}
 
@@ -53,8 +61,22 @@ def world_of(kind):
     source, target = factories.SkuFactory(), factories.SkuFactory()
     UpgradePath.objects.create(source=source, target=target)
     subscription = factories.SubscriptionFactory(customer=customer, sku=source, in_cancellation_window=True)
-    ids = {"customer_id": customer.pk, "subscription_id": subscription.pk}
-    return partner, ids, {"source": source, "target": target}
+    # A pending transfer of the customer from another partner's record of the same tenant to this partner (TF2)
+    source_partner = factories.PartnerFactory(kind="direct_bill")
+    source_customer = factories.CustomerFactory(partner=source_partner, tenant_id=customer.tenant_id)
+    factories.SubscriptionFactory(customer=source_customer)
+    transfer = TransferRequest.objects.create(
+        source_partner=source_partner,
+        target_partner=partner,
+        tenant_id=customer.tenant_id,
+        source_customer=source_customer,
+        target_customer=customer,
+        notification_email="it@example.com",
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=30),
+    )
+    ids = {"customer_id": customer.pk, "subscription_id": subscription.pk, "transfer_id": transfer.pk}
+    return partner, ids, {"source": source, "target": target, "source_partner": source_partner}
 
 
 def body_of(method, path, objects):
@@ -78,7 +100,7 @@ def test_another_partners_ids_answer_404_and_change_nothing(db, method, path):
         pytest.skip("no id in the path: its lists are scoped (test_subscriptions, test_customers)")
     mine, _, _ = world_of("direct_bill")
     _, theirs, objects = world_of("direct_bill")
-    missing = {p for p in ("customer_id", "subscription_id") if f"{{{p}}}" in path} - theirs.keys()
+    missing = {p for p in re.findall(r"{(\w+)}", path)} - theirs.keys()
     assert not missing, f"add the kind of id {missing} to world_of"
     if method in WRITES:
         assert (method, path) in BODIES, f"add a body for {method} {path} to BODIES"
@@ -103,21 +125,16 @@ def test_another_partners_ids_answer_404_and_change_nothing(db, method, path):
 def test_every_write_by_a_support_agent_answers_403_and_changes_nothing(db, method, path):
     partner, ids, objects = world_of("direct_bill")
     _, secret = tokens.create_token(factories.staff(partner, "support_agent"), name="t", expires_at=None, now=NOW)
-    subscription_etag = (
-        Client()
-        .get(
-            f"/api/v1/customers/{ids['customer_id']}/subscriptions/{ids['subscription_id']}",
-            headers={"Authorization": f"Bearer {secret}"},
-        )
-        .json()["attributes"]["etag"]
-    )
+    auth = {"Authorization": f"Bearer {secret}"}
+    # The etag of what the write changes, as the agent read it (a POST sends none)
+    etag = "" if method == "post" else Client().get(path.format(**ids), headers=auth).json()["attributes"]["etag"]
     before = database_state()
     url = path.format(**ids)
     response = getattr(Client(), method)(
         url,
         body_of(method, path, objects),
         content_type="application/json",
-        headers={"Authorization": f"Bearer {secret}", "If-Match": subscription_etag},
+        headers={**auth, "If-Match": etag},
     )
     assert response.status_code == 403, response.content
     assert database_state() == before
