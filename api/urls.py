@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from . import views
+from . import commerce, views
 from .v1 import api
 
 app_name = "api"
@@ -11,6 +11,8 @@ urlpatterns = [
     path("account/api-tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
 ]
 
+# Carts, checkout and orders (api.commerce) build on api.v1's protocol, so they are registered here, above both.
+api.add_router("/customers", commerce.router)
 v1_patterns, v1_app, v1_namespace = api.urls
 for pattern in v1_patterns:
     # The API authenticates each request by its bearer token (api.v1.TokenAuth), never by a session: the sign-in
