@@ -42,7 +42,7 @@ CART_STATUSES = {Cart.Status.OPEN: "Active", Cart.Status.PURCHASED: "Ordered", C
 
 class Participant(schemas.CaseInsensitive):
     key: str = Field(description=f"{TRANSACTION_RESELLER} (K4) or {ADDITIONAL_RESELLER} (K5, EU/EFTA)")
-    value: str = Field(max_length=20, description="The reseller's PartnerID.")
+    value: str = Field(max_length=20, pattern=r"^[0-9A-Za-z-]+$", description="The reseller's PartnerID.")
 
     @field_validator("key")
     @classmethod
@@ -341,9 +341,12 @@ NUMBER = re.compile(r"[0-9]{1,18}")
 ORDER_NUMBER = re.compile(r"ORD-([0-9]{1,18})")
 
 
-def load_cart(request, customer_id: str, cart_id: str) -> Cart:
-    """The token owner's cart of this customer (K1: a cart is its owner's), else 404."""
+def load_cart(request, customer_id: str, cart_id: str, *, action: str | None = None) -> Cart:
+    """The token owner's cart of this customer (K1: a cart is its owner's), else 404. For a change (`action`), a
+    role that can't make it answers 403 first, as the cart page does."""
     customer = access.get_customer(request.user, customer_id)
+    if action is not None:
+        access.require(request.user, action)
     if not NUMBER.fullmatch(cart_id):
         raise Http404("No such cart.")
     cart = access.get_cart(request.user, customer, int(cart_id))
@@ -398,15 +401,26 @@ def requested_lines(body: CartIn) -> list[Line]:
                     raise HttpError(
                         400, f'{name} of "{item.catalogItemId}" is {own}: another is another catalogItemId.'
                     )
-        end = item.customTermEndDate
         lines.append(
             Line(
                 availability_id=int(parts[2]),
                 quantity=item.quantity,
-                aligned_end_date=end.astimezone(UTC).date() if end else None,
+                aligned_end_date=utc_day(item.customTermEndDate),
             )
         )
     return lines
+
+
+def utc_day(moment: datetime | None) -> date | None:
+    """The UTC day a customTermEndDate names (one without an offset is read as UTC, as every time here is)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.date()
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:  # past year 9999 or before year 1 once in UTC
+        raise HttpError(400, "customTermEndDate is out of range.") from None
 
 
 def requested_participants(body: CartIn) -> tuple[str | None, list[str]] | None:
@@ -583,8 +597,7 @@ def update_cart(request, customer_id: str, cart_id: str, body: CartIn):
     """The cart's lines as sent (a line not sent is removed, one sent again changed, a new one added), its
     participants and attestation: each through the cart page's service, all in one transaction (any refusal:
     every one listed, nothing changed). Needs `If-Match` with the cart's etag (412 otherwise)."""
-    cart = load_cart(request, customer_id, cart_id)
-    access.require(request.user, Action.BUY)
+    cart = load_cart(request, customer_id, cart_id, action=Action.BUY)
     lines = requested_lines(body)
     wanted = requested_participants(body)
     now = timezone.now()
@@ -647,8 +660,7 @@ def checkout_cart(request, customer_id: str, cart_id: str):
     line is checked again. Idempotent per cart, as Partner Center's: a cart checked out already answers its order
     again. `If-Match`, when sent, must be the cart's current etag. The order is fulfilled in the background: its
     provisioning status tells when its subscriptions exist."""
-    cart = load_cart(request, customer_id, cart_id)
-    access.require(request.user, Action.BUY)
+    cart = load_cart(request, customer_id, cart_id, action=Action.BUY)
     now = timezone.now()
 
     def act():
@@ -683,11 +695,12 @@ def list_orders(request, customer_id: str, paging: Query[Paging]):
     if token:
         created, pk = decode_token(token, 2)
         try:
-            created, pk = datetime.fromisoformat(created), int(pk)
+            created = datetime.fromisoformat(created)
         except ValueError:
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
-        if created.tzinfo is None:
+            created = None
+        if created is None or created.tzinfo is None or not NUMBER.fullmatch(pk):
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
+        pk = int(pk)
         orders = orders.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
     picked = list(orders.values_list("created_at", "pk")[: paging.size + 1])
     more = len(picked) > paging.size

@@ -9,10 +9,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from api import wire
+from api import protocol, wire
 from catalog import cart as cart_services
 from catalog.models import Cart, CartLine, Order, OrderLine, Sku
 from subscriptions.models import Subscription
+from subscriptions.selectors import encode_cursor
 from tests import factories
 
 
@@ -232,6 +233,44 @@ def test_k12_an_expired_cart_takes_no_change(api, customer, e3, sales, now):
     assert state() == before
 
 
+@pytest.mark.rule("K5")
+def test_k5_additional_resellers_are_declared_for_an_eu_customer_only(api, direct_partner, e3):
+    # given a direct-bill partner (its own initial reseller) and an MPA-signed partner to declare
+    other = factories.PartnerFactory(kind="indirect_reseller")
+    line = {"catalogItemId": offer(factories.availability(e3)), "quantity": 5}
+    line["participants"] = [{"key": "additional_transaction_reseller", "value": other.partner_id}]
+    # when a US customer's cart names it, then K5 refuses and nothing is created
+    us = factories.CustomerFactory(partner=direct_partner, billing_country="US")
+    before = state()
+    refused = send(api, "POST", carts(us), {"lineItems": [line]})
+    assert (refused.status_code, refused.json()["ruleId"]) == (422, "K5")
+    assert refused.json()["description"] == "Additional resellers are declared only for customers in the EU/EFTA."
+    assert state() == before
+    # and a German customer's cart declares it
+    de = factories.CustomerFactory(partner=direct_partner, billing_country="DE")
+    created = send(api, "POST", carts(de), {"lineItems": [line]})
+    assert created.status_code == 201, created.content
+    assert created.json()["lineItems"][0]["participants"] == line["participants"]
+
+
+@pytest.mark.rule("K11")
+def test_k11_a_custom_term_end_date_the_line_cannot_align_to_is_refused(api, customer, e3):
+    line = {
+        "catalogItemId": offer(factories.availability(e3)),
+        "quantity": 5,
+        "customTermEndDate": "2027-01-15T00:00:00Z",
+    }
+    before = state()
+    response = send(api, "POST", carts(customer), {"lineItems": [line]})
+    assert (response.status_code, response.json()["ruleId"]) == (422, "K11")
+    assert response.json()["data"][0]["field"] == "aligned_end_date"
+    assert state() == before
+    line["customTermEndDate"] = "2026-12-31T00:00:00Z"  # a calendar month's last day, within the first term
+    created = send(api, "POST", carts(customer), {"lineItems": [line]})
+    assert created.status_code == 201, created.content
+    assert created.json()["lineItems"][0]["customTermEndDate"] == "2026-12-31T00:00:00Z"
+
+
 # PUT ----------------------------------------------------------------------------------------------------------
 
 
@@ -322,6 +361,11 @@ def bought(customer, sales, e3, now):
     return cart_services.current_cart(customer, sales, now), Order.objects.get()
 
 
+def api_etag(cart):
+    cart.refresh_from_db()
+    return protocol.etag("cart", cart.pk, cart.version)
+
+
 def routes(customer, cart, order):
     cart_path = f"/customers/{customer.pk}/carts/{cart.pk}"
     order_path = f"/customers/{customer.pk}/orders/{order.number}"
@@ -364,6 +408,9 @@ def test_a_support_agents_writes_answer_403(token_for, customer, direct_partner,
     body = {"lineItems": [{"catalogItemId": offer(factories.availability(e3)), "quantity": 1}]}
     before = state()
     assert send(support, "POST", carts(customer), body).status_code == 403
+    etag = {"If-Match": api_etag(cart)}
+    assert send(support, "PUT", f"{carts(customer)}/{cart.pk}", body, etag).status_code == 403
+    assert send(support, "POST", f"{carts(customer)}/{cart.pk}/checkout").status_code == 403
     assert support.get(f"/customers/{customer.pk}/orders").status_code == 200
     assert support.get(f"/customers/{customer.pk}/orders/{order.number}").status_code == 200
     assert state() == before
@@ -385,6 +432,10 @@ def test_a_support_agents_writes_answer_403(token_for, customer, direct_partner,
         '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "termDuration": "P9Y"}]}',
         '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "participants": [{"key": "friend", "value": "1"}]}]}',
         '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "customTermEndDate": "soon"}]}',
+        '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "customTermEndDate": "0001-01-01T00:00:00+05:00"}]}',
+        '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "friendlyName": "Sales team"}]}',
+        '{"lineItems": [{"catalogItemId": "%s", "quantity": 1, "participants": [{"key": "transaction_reseller", '
+        '"value": "51\\u0000"}]}]}',
         '{"lineItems": [{"catalogItemId": "nope", "quantity": 1}]}',
         '{"lineItems": [{"catalogItemId": "%s:0", "quantity": 1}]}',
         '{"lineItems": []}',
@@ -417,6 +468,8 @@ def test_odd_ids_answer_404(api, customer):
     assert api.get(f"/customers/{customer.pk}/carts/99999999999999999999999").status_code == 404
     assert api.get(f"/customers/{customer.pk}/orders/ORD-x").status_code == 404
     assert api.get(f"/customers/{customer.pk}/orders/12").status_code == 404
+    assert api.get(f"/customers/{customer.pk}/orders/ORD-{'9' * 18}").status_code == 404
+    assert api.get(f"/customers/{customer.pk}/carts/{'9' * 18}").status_code == 404
 
 
 # Orders list ----------------------------------------------------------------------------------------------------
@@ -443,8 +496,9 @@ def test_the_orders_list_pages_newest_first_with_a_continuation_token(api, custo
         token = page["continuationToken"]
     expected = [o.number for o in Order.objects.filter(customer=customer).order_by("-created_at", "-pk")]
     assert seen == expected and len(seen) == 5
-    bad = api.get(f"/customers/{customer.pk}/orders", headers={"MS-ContinuationToken": "garbage"})
-    assert bad.status_code == 400
+    for garbage in ("garbage", encode_cursor(("2026-01-01T00:00:00+00:00", "9" * 40)), encode_cursor(("x", "1"))):
+        bad = api.get(f"/customers/{customer.pk}/orders", headers={"MS-ContinuationToken": garbage})
+        assert bad.status_code == 400, garbage
 
 
 def test_the_orders_lists_queries_do_not_grow_with_the_orders(api, customer, sales, now):
