@@ -6,15 +6,19 @@ import json
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from api import protocol, wire
+from api import protocol, tokens, wire
 from catalog import cart as cart_services
 from catalog.models import Cart, CartLine, Order, OrderLine, Sku
 from subscriptions.models import Subscription
 from subscriptions.selectors import encode_cursor
 from tests import factories
+from tests.conftest import NOW
+from tests.helpers import at_once
 
 
 def send(api, method, path, body=None, headers=None, raw=None):
@@ -512,3 +516,29 @@ def test_the_orders_lists_queries_do_not_grow_with_the_orders(api, customer, sal
     few = queries()
     make_orders(customer, sales, 8, now - timedelta(days=1))
     assert queries() == few
+
+
+@pytest.mark.rule("K9")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two requests at once need row locks (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_two_checkouts_of_one_cart_at_once_make_one_order():
+    with time_machine.travel(NOW, tick=False):
+        partner = factories.PartnerFactory(kind="direct_bill")
+        user = factories.staff(partner, "sales_agent")
+        customer = factories.CustomerFactory(partner=partner)
+        _, secret = tokens.create_token(user, name="race", expires_at=None, now=NOW)
+        auth = {"Authorization": f"Bearer {secret}"}
+        way = factories.availability(factories.SkuFactory())
+        body = {"partnerOnRecordAttestationAccepted": True, "lineItems": [{"catalogItemId": offer(way), "quantity": 3}]}
+        created = Client().post(
+            f"/api/v1{carts(customer)}", json.dumps(body), content_type="application/json", headers=auth
+        )
+        url = f"/api/v1{carts(customer)}/{created.json()['id']}/checkout"
+
+        def checkout():
+            return Client().post(url, "", content_type="application/json", headers=auth)
+
+        responses, _ = at_once(checkout, checkout)
+        assert [r.status_code for r in responses] == [201, 201], [r.content for r in responses]
+        assert len({r.json()["orders"][0]["id"] for r in responses}) == 1
+        assert Order.objects.count() == 1 and OrderLine.objects.count() == 1
