@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from catalog import cart as cart_services
 from catalog.checkout import attestation_text, line_first_charge, purchase
+from catalog.eligibility import buying_context, refusal
+from catalog.listing import cached_offer_facts
 from catalog.models import Availability, Cart, Order, OrderAdditionalReseller, OrderLine
 from portal import access
 from portal.access import Action
@@ -64,6 +66,7 @@ class CartLineItemIn(schemas.CaseInsensitive):
     provisioningContext: dict[str, str] | None = Field(None, max_length=0, description="NCE: none ({}).")
     renewsTo: None = None
     # Read-only, as a cart reads (so a client can PUT back what it GET): not changed.
+    error: dict | None = None
     currencyCode: str | None = None
     orderGroup: str | None = None
     offerName: str | None = None
@@ -101,6 +104,12 @@ class ParticipantOut(schemas.Schema):
     value: str
 
 
+class CartError(schemas.Schema):
+    errorCode: str
+    errorDescription: str
+    ruleId: str = Field(description="The rule that would refuse this line at checkout now (the cart page's verdict).")
+
+
 class CartLineItem(schemas.Schema):
     id: int
     catalogItemId: str
@@ -114,6 +123,7 @@ class CartLineItem(schemas.Schema):
     provisioningContext: dict
     orderGroup: str
     pricing: Pricing
+    error: CartError | None = Field(None, description="Why checkout would refuse the line now, if it would.")
 
 
 class CartOut(schemas.Schema):
@@ -215,8 +225,30 @@ def order_path(order: Order) -> str:
     return f"/customers/{order.customer_id}/orders/{order.number}"
 
 
+def line_verdicts(cart: Cart, lines: list) -> dict[int, dict]:
+    """Each open cart line's refusal, as the cart page shows it before Purchase: the eligibility rule over the
+    catalog's cached facts of the offers (catalog.listing), with the cart's other lines as in the cart."""
+    if cart.status != Cart.Status.OPEN or not lines:
+        return {}
+    ctx = buying_context(cart.customer, access.partner_of(cart.owner))
+    known = cached_offer_facts([line.availability.sku_id for line in lines])
+    verdicts = {}
+    for line in lines:
+        ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
+        sku = line.availability.sku
+        why = refusal(known.get(sku.pk, sku), ctx)
+        if why:
+            verdicts[line.pk] = {
+                "errorCode": "unable_to_process_cart_line_item",
+                "errorDescription": why.message,
+                "ruleId": why.rule,
+            }
+    return verdicts
+
+
 def cart_resource(cart: Cart, now: datetime) -> dict:
     lines = cart_services.cart_lines(cart)
+    verdicts = line_verdicts(cart, lines)
     participants = []
     if cart.reseller_id:
         participants.append({"key": TRANSACTION_RESELLER, "value": cart.reseller.partner_id})
@@ -253,6 +285,7 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
                     "price": line.availability.unit_price,
                     "extendedPrice": line_first_charge(line, now.date()),
                 },
+                "error": verdicts.get(line.pk),
             }
             for number, line in enumerate(lines)
         ],

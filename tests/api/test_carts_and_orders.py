@@ -224,6 +224,28 @@ def test_k4_an_indirect_providers_cart_takes_its_reseller_from_participants(prov
     assert Cart.objects.get().reseller == reseller
 
 
+@pytest.mark.rule("C4f")
+@pytest.mark.rule("K9")
+def test_a_line_the_checkout_would_refuse_says_why_before_and_at_checkout(api, customer, e3, teams):
+    # given a cart of two offers, one of which can no longer be bought here
+    e3_way, teams_way = factories.availability(e3), factories.availability(teams, "P1Y", "annual")
+    cart = create(api, customer, (e3_way, 10), (teams_way, 3)).json()
+    assert [line["error"] for line in cart["lineItems"]] == [None, None]
+    teams.transactable_in_portal = False
+    teams.save()
+    # when the cart is read, then that line carries the page's verdict
+    read = api.get(f"{carts(customer)}/{cart['id']}").json()
+    assert read["lineItems"][0]["error"] is None
+    assert read["lineItems"][1]["error"]["ruleId"] == "C4f"
+    # and checkout refuses it by its line, buying nothing
+    before = state()
+    response = send(api, "POST", f"{carts(customer)}/{cart['id']}/checkout")
+    assert response.status_code == 422
+    assert [(item["key"], item["ruleId"]) for item in response.json()["data"]] == [("lineItems[1]", "C4f")]
+    assert response.json()["data"][0]["description"] == read["lineItems"][1]["error"]["errorDescription"]
+    assert state() == before
+
+
 @pytest.mark.rule("K12")
 def test_k12_an_expired_cart_takes_no_change(api, customer, e3, sales, now):
     cart = factories.CartFactory(customer=customer, owner=sales, created_at=now - timedelta(days=8))
