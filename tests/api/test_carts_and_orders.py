@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from api import protocol, tokens, wire
 from catalog import cart as cart_services
@@ -564,3 +565,73 @@ def test_two_checkouts_of_one_cart_at_once_make_one_order():
         assert [r.status_code for r in responses] == [201, 201], [r.content for r in responses]
         assert len({r.json()["orders"][0]["id"] for r in responses}) == 1
         assert Order.objects.count() == 1 and OrderLine.objects.count() == 1
+
+
+@pytest.mark.rule("K7")
+def test_k7_put_raises_the_base_before_the_addon_it_bounds(api, customer):
+    # given 50 E3 licenses and 50 Copilot licenses in the cart (Copilot: at most the base licenses, K7)
+    e3 = factories.SkuFactory(name="Microsoft 365 E3")
+    copilot = factories.SkuFactory(name="Microsoft 365 Copilot", is_addon=True, addon_limit=Sku.AddonLimit.MAX_BASE)
+    copilot.base_skus.set([e3])
+    base, addon = factories.availability(e3), factories.availability(copilot)
+    cart = create(api, customer, (base, 50), (addon, 50)).json()
+    path = f"{carts(customer)}/{cart['id']}"
+    etag = {"If-Match": cart["attributes"]["etag"]}
+    # when both go to 100 in one PUT, the add-on listed first, then it is accepted (the base is raised first)
+    body = {
+        "lineItems": [{"catalogItemId": offer(addon), "quantity": 100}, {"catalogItemId": offer(base), "quantity": 100}]
+    }
+    response = send(api, "PUT", path, body, etag)
+    assert response.status_code == 200, response.content
+    assert sorted(line["quantity"] for line in response.json()["lineItems"]) == [100, 100]
+    # and past the base, 101, it is refused by K7 and nothing changes
+    before = state()
+    body["lineItems"][0]["quantity"] = 101
+    refused = send(api, "PUT", path, body, {"If-Match": response.json()["attributes"]["etag"]})
+    assert (refused.status_code, refused.json()["ruleId"], refused.json()["code"]) == (400, "K7", 800088)
+    assert refused.json()["data"][0]["key"] == "lineItems[0]"
+    assert state() == before
+
+
+def test_checkout_with_a_stale_if_match_buys_nothing(api, customer, e3):
+    cart = create(api, customer, (factories.availability(e3), 5)).json()
+    path = f"{carts(customer)}/{cart['id']}"
+    changed = send(
+        api,
+        "PUT",
+        path,
+        {"lineItems": [{"catalogItemId": cart["lineItems"][0]["catalogItemId"], "quantity": 6}]},
+        {"If-Match": cart["attributes"]["etag"]},
+    )
+    assert changed.status_code == 200
+    before = state()
+    response = send(api, "POST", f"{path}/checkout", headers={"If-Match": cart["attributes"]["etag"]})
+    assert response.status_code == 412
+    assert state() == before
+    fresh = send(api, "POST", f"{path}/checkout", headers={"If-Match": changed.json()["attributes"]["etag"]})
+    assert fresh.status_code == 201 and fresh.json()["orders"][0]["lineItems"][0]["quantity"] == 6
+
+
+def test_a_carts_queries_do_not_grow_with_its_lines(api, customer):
+    ways = [factories.availability(factories.SkuFactory()) for _ in range(6)]
+    cart = create(api, customer, *[(way, 2) for way in ways[:1]]).json()
+    path = f"{carts(customer)}/{cart['id']}"
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(path).status_code == 200
+        return len(captured)
+
+    queries()
+    few = queries()
+    for way in ways[1:]:
+        cart_services.add_to_cart(
+            customer=customer,
+            actor=Cart.objects.get().owner,
+            availability_id=way.pk,
+            quantity=2,
+            aligned_end_date=None,
+            now=timezone.now(),
+        )
+    assert len(api.get(path).json()["lineItems"]) == 6
+    assert queries() == few
