@@ -27,6 +27,7 @@ from portal import access
 from portal.access import Action
 from portal.errors import RuleViolation, RuleViolations
 from portal.models import Partner
+from portal.versions import StaleVersion
 
 from . import errors, protocol, schemas, wire
 from .models import CartAttestation
@@ -580,6 +581,15 @@ class CartChange:
 router = Router(tags=["carts and orders"])
 
 
+def already_open(cart: Cart) -> JsonResponse:
+    return errors.plain(
+        409,
+        f"You already have an open cart for this customer ({cart.pk}): change it with PUT, check it out, or let it "
+        "expire (a staff member has one open cart per customer).",
+        data=[{"key": "cart", "cartId": str(cart.pk), "uri": cart_path(cart)}],
+    )
+
+
 @router.post("/{customer_id}/carts", response={201: CartOut, **ERROR_RESPONSES})
 def create_cart(request, customer_id: str, body: CartIn):
     """K1: a cart with its lines (each checked as the catalog's "Add to cart" checks it: C3–C5, K6–K8, K11), its
@@ -594,20 +604,21 @@ def create_cart(request, customer_id: str, body: CartIn):
     def act():
         existing = cart_services.current_cart(customer, request.user, now)
         if existing is not None:
-            return errors.plain(
-                409,
-                f"You already have an open cart for this customer ({existing.pk}): change it with PUT, check it out, "
-                "or let it expire (a staff member has one open cart per customer).",
-                data=[{"key": "cart", "cartId": str(existing.pk), "uri": cart_path(existing)}],
-            )
-        with transaction.atomic():
-            # Version 0: no cart was read; a cart created meanwhile by a twin request refuses the first line (409).
-            change = CartChange(request, customer, None, 0)
-            for number, line in enumerate(lines):
-                change.add(f"lineItems[{number}]", line)
-            change.participants(wanted)
-            change.attest(body.partnerOnRecordAttestationAccepted)
-            cart = change.finish()
+            return already_open(existing)
+        try:
+            with transaction.atomic():
+                # Version 0: no cart was read, so a cart a twin request created meanwhile refuses the lines as stale.
+                change = CartChange(request, customer, None, 0)
+                for number, line in enumerate(lines):
+                    change.add(f"lineItems[{number}]", line)
+                change.participants(wanted)
+                change.attest(body.partnerOnRecordAttestationAccepted)
+                cart = change.finish()
+        except RuleViolations as refused:
+            raced = cart_services.current_cart(customer, request.user, timezone.now())
+            if raced is not None and any(isinstance(v, StaleVersion) for v in refused.violations.values()):
+                return already_open(raced)
+            raise
         response = dumped(CartOut, cart_resource(cart, timezone.now()), 201)
         response["Location"] = f"/api/v1{cart_path(cart)}"
         return response

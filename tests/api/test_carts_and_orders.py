@@ -635,3 +635,24 @@ def test_a_carts_queries_do_not_grow_with_its_lines(api, customer):
         )
     assert len(api.get(path).json()["lineItems"]) == 6
     assert queries() == few
+
+
+@pytest.mark.rule("K1")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two requests at once need row locks (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_at_once_make_one_cart_and_the_other_answers_409():
+    with time_machine.travel(NOW, tick=False):
+        partner = factories.PartnerFactory(kind="direct_bill")
+        user = factories.staff(partner, "sales_agent")
+        customer = factories.CustomerFactory(partner=partner)
+        _, secret = tokens.create_token(user, name="race", expires_at=None, now=NOW)
+        auth = {"Authorization": f"Bearer {secret}"}
+        way = factories.availability(factories.SkuFactory())
+        body = json.dumps({"lineItems": [{"catalogItemId": offer(way), "quantity": 3}]})
+
+        def create_one():
+            return Client().post(f"/api/v1{carts(customer)}", body, content_type="application/json", headers=auth)
+
+        responses, _ = at_once(create_one, create_one)
+        assert sorted(r.status_code for r in responses) == [201, 409], [r.content for r in responses]
+        assert Cart.objects.count() == 1 and CartLine.objects.get().quantity == 3
