@@ -49,6 +49,30 @@ def refusal(violation: RuleViolation) -> JsonResponse:
     return envelope(status, code, violation.message, rule=violation.rule, data=data, headers=headers)
 
 
+def refusals(violations: dict) -> JsonResponse:
+    """Several refusals at once (K9: each refused line says why): the first one's status, code and rule, and every
+    one of them in `data` with its `key` (a line item as `lineItems[0]`, the participants, the cart), rule, code
+    and sentence. Nothing was changed."""
+    listed = []
+    for key, violation in violations.items():
+        _, code = status_and_code(violation)
+        item = {"key": str(key), "ruleId": violation.rule, "code": code, "description": violation.message}
+        if violation.field:
+            item["field"] = violation.field
+        listed.append(item)
+    first = next(iter(violations.values()))
+    status, code = status_and_code(first)
+    described = first.message
+    if len(listed) > 1:
+        described = f"Nothing was done: {len(listed)} refusals. " + " ".join(item["description"] for item in listed)
+    headers = {"Retry-After": str(RENEWAL_RETRY_SECONDS)} if first.rule == "N6" else None
+    return envelope(status, code, described, rule=first.rule, data=listed, headers=headers)
+
+
+def status_and_code(violation: RuleViolation) -> tuple[int, int]:
+    return PARTNER_CENTER_CODES.get(violation.rule, (violation.status, OWN + violation.status))
+
+
 def plain(status: int, description: str, *, data=None, headers=None) -> JsonResponse:
     """A refusal that no product rule makes (not found, forbidden, malformed input)."""
     return envelope(status, OWN + status, description, data=data, headers=headers)

@@ -80,9 +80,7 @@ def _rule(request, exc):
 
 @api.exception_handler(RuleViolations)
 def _rules(request, exc):
-    first = next(iter(exc.violations.values()))
-    response = errors.refusal(first)
-    return response
+    return errors.refusals(exc.violations)
 
 
 @api.exception_handler(Http404)

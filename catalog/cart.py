@@ -207,9 +207,14 @@ def _locked_line(cart: Cart, line_id: int) -> CartLine:
 def _open_for_change(cart: Cart, now: datetime, version: int | str | None) -> Cart:
     """The cart locked at the version the page showed (portal/versions.py), bumped, and still open."""
     cart = lock_version(Cart.objects.all(), pk=cart.pk, version=version, noun="cart")
-    if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):  # K12
-        raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
+    refuse_if_closed(cart, now)
     return cart
+
+
+def refuse_if_closed(cart: Cart, now: datetime) -> None:
+    """K12: a cart purchased or past its time takes no change (409); one past its time is stored as expired."""
+    if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):
+        raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
 
 
 def update_line(

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from api import tokens
-from api.v1 import api as api_v1
+from api.urls import api as api_v1  # with every router registered (api.urls adds the commerce one)
 from catalog.models import UpgradePath
 from subscriptions.models import TransferRequest
 from tests import factories
@@ -38,6 +38,9 @@ BODIES = {
         "targetPartnerEmailId": "it@example.com",
     },
     ("patch", "/api/v1/customers/{customer_id}/transfers/{transfer_id}"): lambda w: {"status": "Cancel"},
+    ("post", "/api/v1/customers/{customer_id}/carts"): lambda w: {"lineItems": [w["line"]]},
+    ("put", "/api/v1/customers/{customer_id}/carts/{cart_id}"): lambda w: {"lineItems": [w["line"]]},
+    ("post", "/api/v1/customers/{customer_id}/carts/{cart_id}/checkout"): None,
 }
 WRITES = {"post", "put", "patch", "delete"}
 
@@ -55,9 +58,14 @@ def operations():
 OPERATIONS = operations()
 
 
-def world_of(kind):
+def world_of(kind, cart_owner_role="admin_agent"):
+    """A partner's customer with a subscription, an open cart (of a staff member with `cart_owner_role`), an order
+    and a pending transfer to it; the ids by their names in the paths."""
     partner = factories.PartnerFactory(kind=kind)
     customer = factories.CustomerFactory(partner=partner)
+    owner = factories.staff(partner, cart_owner_role)
+    cart = factories.CartFactory(customer=customer, owner=owner, created_at=NOW)
+    order = factories.OrderFactory(customer=customer, placed_by=owner)
     source, target = factories.SkuFactory(), factories.SkuFactory()
     UpgradePath.objects.create(source=source, target=target)
     subscription = factories.SubscriptionFactory(customer=customer, sku=source, in_cancellation_window=True)
@@ -75,8 +83,17 @@ def world_of(kind):
         created_at=NOW,
         expires_at=NOW + timedelta(days=30),
     )
-    ids = {"customer_id": customer.pk, "subscription_id": subscription.pk, "transfer_id": transfer.pk}
-    return partner, ids, {"source": source, "target": target, "source_partner": source_partner}
+    ids = {
+        "customer_id": customer.pk,
+        "subscription_id": subscription.pk,
+        "transfer_id": transfer.pk,
+        "cart_id": cart.pk,
+        "order_id": order.number,
+    }
+    offer = source.availabilities.first()
+    line = {"catalogItemId": f"{source.product.product_id}:{source.sku_id}:{offer.pk}", "quantity": 1}
+    objects = {"source": source, "target": target, "source_partner": source_partner, "line": line, "owner": owner}
+    return partner, ids, objects
 
 
 def body_of(method, path, objects):
@@ -123,8 +140,9 @@ def test_another_partners_ids_answer_404_and_change_nothing(db, method, path):
     ids=[f"{m} {p}" for m, p in OPERATIONS if m in WRITES],
 )
 def test_every_write_by_a_support_agent_answers_403_and_changes_nothing(db, method, path):
-    partner, ids, objects = world_of("direct_bill")
-    _, secret = tokens.create_token(factories.staff(partner, "support_agent"), name="t", expires_at=None, now=NOW)
+    # The cart is the support agent's own: a colleague's would answer 404 (each staff member has their own, T3)
+    partner, ids, objects = world_of("direct_bill", cart_owner_role="support_agent")
+    _, secret = tokens.create_token(objects["owner"], name="t", expires_at=None, now=NOW)
     auth = {"Authorization": f"Bearer {secret}"}
     # The etag of what the write changes, as the agent read it (a POST sends none)
     etag = "" if method == "post" else Client().get(path.format(**ids), headers=auth).json()["attributes"]["etag"]
