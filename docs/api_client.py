@@ -1,13 +1,15 @@
 """A short example client of the CSP Portal API, written as a Partner Center client would be (httpx).
 
-    python docs/api_client.py http://localhost:8000 cspp_yourtoken
+    python docs/api_client.py http://localhost:8000 cspp_yourtoken CUSTOMER_ID CATALOG_ITEM_ID
 
-It lists the partner's customers, raises the quantity of a subscription by one license, and schedules a change for
-its renewal (one more license again, billed as it is now). Every write sends If-Match (the etag it read) and an
-MS-RequestId, and retries a time-out with the same id, so a retry never acts twice.
+It buys 5 licenses of an offer (catalogItemId "{productId}:{skuId}:{availabilityId}") for a customer, waits until
+the order has made the subscription, raises its quantity by one license, and schedules a change for its renewal (one
+more license again, billed as it is now). Every write sends an MS-RequestId (and If-Match with the etag it read), and
+retries a time-out with the same id, so a retry never acts twice.
 """
 
 import sys
+import time
 import uuid
 
 import httpx
@@ -54,6 +56,29 @@ class PortalApi:
     def subscriptions(self, customer_id: str):
         return list(self.pages(f"/customers/{customer_id}/subscriptions"))
 
+    def buy(self, customer_id: str, catalog_item_id: str, quantity: int) -> dict:
+        """A cart with one line, attested (the partner's declaration, K3), checked out: the order placed."""
+        cart = self._send(
+            "POST",
+            f"/customers/{customer_id}/carts",
+            json={
+                "lineItems": [{"catalogItemId": catalog_item_id, "quantity": quantity}],
+                "partnerOnRecordAttestationAccepted": True,
+            },
+        )
+        placed = self._send("POST", f"/customers/{customer_id}/carts/{cart['id']}/checkout")
+        return placed["orders"][0]
+
+    def provisioned(self, customer_id: str, order: dict, *, wait=lambda: time.sleep(2), attempts: int = 30) -> dict:
+        """The subscription the order's first line became, once the portal has fulfilled it in the background."""
+        path = f"/customers/{customer_id}/orders/{order['id']}/provisioningstatus"
+        for _ in range(attempts):
+            line = self._send("GET", path)["items"][0]
+            if line["status"] == "fulfilled":
+                return self._send("GET", f"/customers/{customer_id}/subscriptions/{line['subscriptionId']}")
+            wait()
+        raise TimeoutError(f"Order {order['id']} is still being fulfilled.")
+
     def add_licenses(self, subscription: dict, count: int) -> dict:
         path = subscription["links"]["self"]["uri"]
         return self._send(
@@ -68,22 +93,19 @@ class PortalApi:
         return self._send("PUT", path, etag=instructions["attributes"]["etag"], json=instructions)
 
 
-def main(base_url: str, token: str, *, client: httpx.Client | None = None) -> dict:
-    api = PortalApi(base_url, token, client=client)
+def main(base_url: str, token: str, customer_id: str, catalog_item_id: str, *, wait=None) -> dict:
+    api = PortalApi(base_url, token)
     with api.http:
-        return _raise_and_schedule(api)
-
-
-def _raise_and_schedule(api: PortalApi) -> dict:
-    for customer in api.customers():
-        for subscription in api.subscriptions(customer["id"]):
-            if {"add_licenses", "manage_renewal"} <= set(subscription["actions"]):
-                raised = api.add_licenses(subscription, 1)
-                renewal = api.schedule_quantity(raised, raised["quantity"] + 1)
-                print(f"{raised['offerName']}: {raised['quantity']} licenses now, {renewal['quantity']} at the renewal")
-                return {"subscription": raised, "renewal": renewal}
-    raise SystemExit("No subscription of yours takes more licenses and a renewal change now.")
+        order = api.buy(customer_id, catalog_item_id, 5)
+        bought = api.provisioned(customer_id, order, **({"wait": wait} if wait else {}))
+        raised = api.add_licenses(bought, 1)
+        renewal = api.schedule_quantity(raised, raised["quantity"] + 1)
+    print(
+        f"{raised['offerName']}: order {order['id']}, {raised['quantity']} licenses now, "
+        f"{renewal['quantity']} at the renewal"
+    )
+    return {"order": order, "subscription": raised, "renewal": renewal}
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:5])

@@ -4,10 +4,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from api import tokens
 from subscriptions.models import Subscription
 from tests import factories
+from tests.conftest import run_worker
 
 CLIENT = Path(__file__).resolve().parents[2] / "docs" / "api_client.py"
 
@@ -20,16 +22,24 @@ def load_example():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_example_client_raises_a_quantity_and_schedules_the_renewal(live_server, capsys):
+def test_the_example_client_buys_raises_a_quantity_and_schedules_the_renewal(live_server, capsys):
     partner = factories.PartnerFactory(kind="direct_bill")
     user = factories.staff(partner, "sales_agent")
-    customer = factories.CustomerFactory(partner=partner)
-    subscription = factories.SubscriptionFactory(customer=customer, quantity=10)
-    _, secret = tokens.create_token(user, name="example", expires_at=None, now=subscription.term_start)
-    done = load_example().main(live_server.url, secret)
-    subscription.refresh_from_db()
-    assert subscription.quantity == 11
-    assert done["renewal"]["quantity"] == 12
-    assert subscription.scheduled_changes.get().quantity == 12
-    assert "11 licenses now, 12 at the renewal" in capsys.readouterr().out
-    assert Subscription.objects.count() == 1
+    customer = factories.CustomerFactory(partner=partner, billing_country="US")
+    offer = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00")])
+    way = offer.availabilities.get()
+    _, secret = tokens.create_token(user, name="example", expires_at=None, now=timezone.now())
+    # While the client waits for its order, the background worker runs here (the portal's fulfilment, as in
+    # production), in the test's thread.
+    done = load_example().main(
+        live_server.url,
+        secret,
+        str(customer.pk),
+        f"{offer.product.product_id}:{offer.sku_id}:{way.pk}",
+        wait=run_worker,
+    )
+    subscription = Subscription.objects.get(customer=customer)
+    assert (subscription.sku_id, subscription.quantity) == (offer.pk, 6)
+    assert done["renewal"]["quantity"] == 7
+    assert subscription.scheduled_changes.get().quantity == 7
+    assert "6 licenses now, 7 at the renewal" in capsys.readouterr().out
