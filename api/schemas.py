@@ -250,6 +250,46 @@ class TransferCollection(Schema):
     attributes: Attributes
 
 
+class OfferAvailability(Schema):
+    id: str
+    catalogItemId: str = Field(description="What a cart line buys: {productId}:{skuId}:{availabilityId}.")
+    termDuration: str
+    billingCycle: str
+    unitPrice: Decimal
+    currency: str
+
+
+class Refusal(Schema):
+    ruleId: str
+    description: str
+
+
+class Offer(Schema):
+    id: str = Field(description="The SKU id (skuId).")
+    productId: str
+    title: str
+    description: str
+    publisherName: str
+    isMicrosoftProduct: bool
+    productType: ProductType
+    isTrial: bool
+    isAddon: bool
+    minimumQuantity: int
+    maximumQuantity: int
+    availabilities: list[OfferAvailability]
+    purchasable: bool = Field(description="Whether this customer can buy it now (C4), as the catalog's card says.")
+    refusal: Refusal | None = Field(description="Why not, with the rule, as the catalog's card says.")
+    attributes: Attributes
+
+
+class OfferCollection(Schema):
+    totalCount: int
+    items: list[Offer]
+    continuationToken: str | None = None
+    links: dict[str, Link]
+    attributes: Attributes
+
+
 class Customer(Schema):
     id: str = Field(description="The customer's id in this portal (its directory tenant is companyProfile.tenantId).")
     companyProfile: dict

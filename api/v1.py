@@ -22,7 +22,10 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from catalog.models import BillingFrequency, Sku, Term
+from catalog.cart import current_cart
+from catalog.eligibility import buying_context
+from catalog.listing import listed_offer_ids, listing_facts, offer_cards, offer_filter
+from catalog.models import BillingFrequency, Sku, Term, catalog_version
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, cycles, selectors, services, transfers
@@ -211,6 +214,49 @@ def list_customers(request, paging: Query[Paging]):
 @customers.get("/{customer_id}", response={200: schemas.Customer, **ERROR_RESPONSES})
 def get_customer(request, customer_id: str):
     return wire.customer(access.get_customer(request.user, customer_id))
+
+
+# --- The catalog for a customer (C2–C5) --------------------------------------------------------------------
+
+
+class OfferQuery(Paging):
+    q: str | None = Field(None, max_length=200, description="C2: words of the name, product, publisher or SKU id")
+    publisher: list[str] = Field(default_factory=list, description="microsoft, partner")
+    billing_type: list[str] = Field(default_factory=list, description="license, usage")
+    category: list[str] = Field(default_factory=list, description="enterprise, small_business, trial")
+    showAll: bool = Field(False, description="C3, C5: also the offers this customer's catalog doesn't list")
+
+
+@customers.get("/{customer_id}/products", response={200: schemas.OfferCollection, **ERROR_RESPONSES})
+def list_offers(request, customer_id: str, query: Query[OfferQuery]):
+    """C2–C5: the customer's catalog as its page lists it, through the page's own FilterSet (a value it rejects is
+    ignored, as on the page), each offer with its verdict (C4): whether it can be bought now, and why not."""
+    customer = access.get_customer(request.user, customer_id)
+    can_buy = access.permission(request.user, access.Action.BUY)
+    now = timezone.now()
+    cart = current_cart(customer, request.user, now) if can_buy else None
+    ctx = buying_context(customer, request.partner, cart)
+    filters = offer_filter(request.GET)
+    facts = listing_facts(catalog_version())
+    listed = listed_offer_ids(filters.qs, ctx, query.showAll, narrowed=filters.narrows(), facts=facts)
+    start = 0
+    token = continuation(request)
+    if token:
+        (after,) = decode_token(token, 1)
+        positions = {pk: i for i, pk in enumerate(listed)}
+        if not after.isdigit() or int(after) not in positions:
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave (or the catalog changed).")
+        start = positions[int(after)] + 1
+    ids = listed[start : start + query.size]
+    more = start + query.size < len(listed)
+    cards = offer_cards(ids, ctx, facts)
+    skus = Sku.objects.select_related("product__publisher").prefetch_related("availabilities").in_bulk(ids)
+    items = [wire.offer(skus[card.pk], card.refusal) for card in cards if card.pk in skus]
+    return wire.collection(
+        items,
+        self_uri=f"/customers/{customer.pk}/products?size={query.size}",
+        next_token=encode_token((str(ids[-1]),)) if more and ids else None,
+    )
 
 
 # --- Subscriptions -----------------------------------------------------------------------------------------------

@@ -361,3 +361,36 @@ def transfer(transfer, customer, line_items: list) -> dict:
             "etag": protocol.etag("transfer", transfer.pk, transfer.version),
         },
     }
+
+
+def offer(sku, refusal) -> dict:
+    """A catalog offer (a SKU with its product and ways to buy) as the catalog's card shows it, with its verdict for
+    the customer (C4; `refusal` from catalog.eligibility)."""
+    publisher = sku.product.publisher
+    return {
+        "id": sku_part(sku),
+        "productId": sku.product.product_id,
+        "title": sku.name,
+        "description": sku.product.description,
+        "publisherName": publisher.name,
+        "isMicrosoftProduct": publisher.is_microsoft,
+        "productType": PRODUCT_TYPES[(publisher.is_microsoft, sku.product.billing_type)],
+        "isTrial": sku.is_trial,
+        "isAddon": sku.is_addon,
+        "minimumQuantity": sku.min_quantity,
+        "maximumQuantity": sku.max_quantity,
+        "availabilities": [
+            {
+                "id": str(a.pk),
+                "catalogItemId": catalog_item(sku, a),
+                "termDuration": a.term,
+                "billingCycle": a.billing_frequency,
+                "unitPrice": a.unit_price,
+                "currency": a.currency,
+            }
+            for a in sku.availabilities.all()
+        ],
+        "purchasable": refusal is None,
+        "refusal": {"ruleId": refusal.rule, "description": refusal.message} if refusal else None,
+        "attributes": {"objectType": "Offer"},
+    }
