@@ -10,11 +10,14 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
@@ -66,9 +69,40 @@ def _opener(url: str):
     return urllib.request.build_opener(*handlers)
 
 
+def address_refusal(address: str) -> str:
+    """Why deliveries may not go to this IP address ("" if they may): only public addresses, so that a webhook
+    can't be pointed at the portal's own network (its database, a cloud's metadata service); loopback only where
+    `CSP_WEBHOOKS_ALLOW_LOOPBACK` (development, the tests' receiver)."""
+    ip = ip_address(address)
+    if ip.is_loopback and settings.CSP_WEBHOOKS_ALLOW_LOOPBACK:
+        return ""
+    if not ip.is_global or ip.is_multicast:
+        return "Deliveries go to public addresses only."
+    return ""
+
+
+def destination_refusal(url: str) -> str:
+    """Why this URL's host may not be sent to now ("" if it may): every address its name resolves to must be one
+    deliveries may go to (api.webhooks.address_refusal), checked at each delivery since a name can be pointed
+    elsewhere after it was registered."""
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except (OSError, UnicodeError):
+        return "Not delivered: the receiver's host name doesn't resolve."
+    for *_, address in infos:
+        refused = address_refusal(address[0])
+        if refused:
+            return f"Not delivered: {refused}"
+    return ""
+
+
 def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
     """Sends the delivery once: (the response's status code or None, an error sentence or "")."""
     endpoint = delivery.endpoint
+    refused = destination_refusal(endpoint.url)
+    if refused:
+        return None, refused
     body = body_of(delivery)
     timestamp = str(int(now.timestamp()))
     request = urllib.request.Request(
@@ -90,9 +124,11 @@ def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
             return response.status, ""
     except urllib.error.HTTPError as error:
         return error.code, f"The receiver answered HTTP {error.code}."
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return None, f"Not delivered: {reason}"[:ERROR_LENGTH]
+    except TimeoutError:
+        return None, "Not delivered: the receiver didn't answer in time."
+    except (urllib.error.URLError, OSError, ValueError):
+        # Not the socket's own words: what a connection attempt meets is no business of the partner's page.
+        return None, "Not delivered: the receiver couldn't be reached."
 
 
 def claim(delivery_id: int, now: datetime) -> bool:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -28,7 +29,7 @@ from subscriptions.models import AuditEntry, Subscription
 from subscriptions.states import Status
 
 from .models import ClosingWindowNotice, WebhookDelivery, WebhookEndpoint
-from .webhook_delivery import deliver_webhook_task, requeue_due
+from .webhook_delivery import address_refusal, deliver_webhook_task, requeue_due
 from .wire import subscription_path
 
 # Partner Center's event names (its webhooks say "subscription-updated", "subscription-renewed", ...), and the portal's
@@ -118,9 +119,16 @@ def url_refusal(url: str) -> str:
         return "Enter a valid URL, such as https://psa.example.com/csp-webhooks."
     if parts.username is not None or parts.password is not None:
         return "Leave the user name and password out of the URL: each delivery is signed with the secret instead."
-    if parts.scheme == "http" and not _is_loopback(host):
-        return "Use an https:// URL: deliveries carry your customers' data (http:// only to 127.0.0.1 or localhost)."
-    return ""
+    loopback_allowed = settings.CSP_WEBHOOKS_ALLOW_LOOPBACK
+    if parts.scheme == "http" and not (loopback_allowed and _is_loopback(host)):
+        return "Use an https:// URL: deliveries carry your customers' data."
+    if host.lower() in LOOPBACK_NAMES and not loopback_allowed:
+        return "Deliveries go to public addresses only."
+    try:
+        refused = address_refusal(host)
+    except ValueError:
+        refused = ""  # a host name: its addresses are checked at each delivery (api.webhook_delivery)
+    return refused
 
 
 def new_secret() -> str:

@@ -259,6 +259,8 @@ CSP_MAX_SUBSCRIPTIONS_PER_CUSTOMER = int(os.environ.get("CSP_MAX_SUBSCRIPTIONS_P
 CSP_CART_LIFETIME_DAYS = 7
 # The API's rate for a partner without its own (api.models.PartnerRate): Partner Center's published limit.
 CSP_API_REQUESTS_PER_MINUTE = int(os.environ.get("CSP_API_REQUESTS_PER_MINUTE", "500"))
+# Webhooks go to public addresses only; loopback too in development, the demo and the tests (a receiver here).
+CSP_WEBHOOKS_ALLOW_LOOPBACK = env_bool("CSP_WEBHOOKS_ALLOW_LOOPBACK", DEBUG or DEMO_MODE)
 
 LOGGING = {
     "version": 1,

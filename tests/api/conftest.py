@@ -44,3 +44,9 @@ def api(token_for, sales):
 def subscription(customer, now):
     """Bought a day ago: inside its cancellation and removal windows (10 licenses removable)."""
     return factories.SubscriptionFactory(customer=customer, in_cancellation_window=True, quantity=10)
+
+
+@pytest.fixture(autouse=True)
+def loopback_receivers(settings):
+    """The webhook tests' receiver listens on 127.0.0.1, which only development, the demo and tests may send to."""
+    settings.CSP_WEBHOOKS_ALLOW_LOOPBACK = True

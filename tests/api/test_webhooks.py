@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from api import webhooks
+from api import webhook_delivery, webhooks
 from api.models import ClosingWindowNotice, WebhookDelivery, WebhookEndpoint
 from api.webhook_delivery import BACKOFF, LEASE, attempt, verify
 from subscriptions import services
@@ -431,3 +431,31 @@ def test_two_dispatchers_at_once_dispatch_each_entry_once():
         assert sum(made) == count
         assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == count
         assert not AuditEntry.objects.filter(webhooks_dispatched_at=None).exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://localhost/hook",
+        "https://10.0.0.5/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://192.168.1.10/hook",
+        "https://224.0.0.1/hook",
+    ],
+)
+def test_without_loopback_allowed_only_public_addresses_are_accepted(settings, url):
+    settings.CSP_WEBHOOKS_ALLOW_LOOPBACK = False
+    assert webhooks.url_refusal(url)
+    assert webhooks.url_refusal("https://psa.example.com/hook") == ""
+
+
+def test_a_name_that_resolves_to_a_private_address_is_not_sent_to(settings, monkeypatch):
+    settings.CSP_WEBHOOKS_ALLOW_LOOPBACK = False
+    monkeypatch.setattr(
+        webhook_delivery.socket, "getaddrinfo", lambda host, port: [(None, None, None, "", ("10.1.2.3", port))]
+    )
+    assert webhook_delivery.destination_refusal("https://psa.example.com/hook") == (
+        "Not delivered: Deliveries go to public addresses only."
+    )
