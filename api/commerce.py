@@ -740,9 +740,10 @@ def list_orders(request, customer_id: str, paging: Query[Paging]):
         created, pk = decode_token(token, 2)
         try:
             created = datetime.fromisoformat(created)
-        except ValueError:
+            created = created.astimezone(UTC) if created.tzinfo is not None else None
+        except (ValueError, OverflowError):
             created = None
-        if created is None or created.tzinfo is None or not NUMBER.fullmatch(pk):
+        if created is None or not NUMBER.fullmatch(pk):
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
         pk = int(pk)
         orders = orders.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))

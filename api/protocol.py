@@ -83,7 +83,9 @@ def check_current(request, kind: str, obj) -> int:
 
 def fingerprint(request) -> str:
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.get_full_path().encode(), request.body):
+    # Who sent it too: an id replayed by a colleague is another request (their role may not allow it).
+    who = str(getattr(request.user, "pk", "")).encode()
+    for part in (who, request.method.encode(), request.get_full_path().encode(), request.body):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
 
@@ -100,7 +102,8 @@ def replayed(record: RequestRecord) -> HttpResponse:
     return response
 
 
-KEPT_HEADERS = ("Retry-After", "Location")
+KEPT_HEADERS = ("Location",)
+NOT_KEPT = {409, 412, 429}
 
 
 def once(request, partner: Partner, act, *, now: datetime) -> HttpResponse:
@@ -113,6 +116,9 @@ def once(request, partner: Partner, act, *, now: datetime) -> HttpResponse:
     mark = fingerprint(request)
     with transaction.atomic():
         record = RequestRecord.objects.filter(partner=partner, request_id=key).first()
+        if record is not None and record.created_at < now - KEPT_FOR:
+            record.delete()  # past its time: the id is free again
+            record = None
         if record is None:
             try:
                 with transaction.atomic():
@@ -127,8 +133,10 @@ def once(request, partner: Partner, act, *, now: datetime) -> HttpResponse:
                 record.status = response.status_code
                 record.body = response.content
                 record.headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
-                if response.status_code >= 500:
-                    transaction.set_rollback(True)  # not an answer: the retry acts
+                if response.status_code >= 500 or response.status_code in NOT_KEPT:
+                    # Not kept: a 5xx is no answer, and a 409 (the state is moving: N6 says retry in two minutes) or
+                    # a 412 (read again) asks for a retry, which must act then rather than replay the refusal.
+                    transaction.set_rollback(True)
                 else:
                     record.save(update_fields=["status", "body", "headers"])
                 return response

@@ -320,6 +320,17 @@ class Throttle(Schema):
     message: str
 
 
+def holds_nul(value) -> bool:
+    """Whether a NUL character is anywhere in this JSON value (keys too)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
 class CaseInsensitive(BaseModel):
     """A request body read as Partner Center reads one: field names in any case ("Quantity", "quantity"), and an
     unknown field refused rather than dropped without a word. (A plain pydantic model: ninja's Schema reads its
@@ -332,6 +343,9 @@ class CaseInsensitive(BaseModel):
     def _any_case(cls, data):
         if not isinstance(data, dict):
             return data
+        if holds_nul(data):
+            # No text the portal keeps can hold one (PostgreSQL refuses it): refused here, not at the database
+            raise ValueError("text can't hold a NUL character")
         known = {name.lower(): name for name in cls.model_fields}
         return {known.get(key.lower(), key) if isinstance(key, str) else key: value for key, value in data.items()}
 

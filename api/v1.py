@@ -170,12 +170,23 @@ def continuation(request) -> str:
     return request.headers.get("MS-ContinuationToken", "").strip()
 
 
+def no_nul(*values) -> None:
+    """Query values and token contents: a NUL character is no text the portal keeps (PostgreSQL refuses it)."""
+    if schemas.holds_nul(list(values)):
+        raise HttpError(400, "A value can't hold a NUL character.")
+
+
 def decode_token(token: str, width: int) -> list:
     try:
         values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
         values = None
-    if not isinstance(values, list) or len(values) != width or not all(isinstance(v, str) for v in values):
+    if (
+        not isinstance(values, list)
+        or len(values) != width
+        or not all(isinstance(v, str) and len(v) <= 300 for v in values)
+        or schemas.holds_nul(values)
+    ):
         raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
     return values
 
@@ -232,6 +243,7 @@ def list_offers(request, customer_id: str, query: Query[OfferQuery]):
     """C2–C5: the customer's catalog as its page lists it, through the page's own FilterSet (a value it rejects is
     ignored, as on the page), each offer with its verdict (C4): whether it can be bought now, and why not."""
     customer = access.get_customer(request.user, customer_id)
+    no_nul(query.q, *query.publisher, *query.billing_type, *query.category)
     can_buy = access.permission(request.user, access.Action.BUY)
     now = timezone.now()
     cart = current_cart(customer, request.user, now) if can_buy else None
@@ -244,7 +256,7 @@ def list_offers(request, customer_id: str, query: Query[OfferQuery]):
     if token:
         (after,) = decode_token(token, 1)
         positions = {pk: i for i, pk in enumerate(listed)}
-        if not after.isdigit() or int(after) not in positions:
+        if not (after.isascii() and after.isdigit() and len(after) <= 18) or int(after) not in positions:
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave (or the catalog changed).")
         start = positions[int(after)] + 1
     ids = listed[start : start + query.size]
@@ -273,12 +285,15 @@ def subscription_page(request, subscriptions, query: SubscriptionQuery, *, sort:
         if query.status not in Status.values:
             raise HttpError(400, f"status is one of {', '.join(Status.values)}.")
         subscriptions = subscriptions.filter(status=query.status)
+    no_nul(query.status, query.offer_id)
     if query.offer_id:
         subscriptions = subscriptions.filter(sku__in=Sku.objects.filter(wire.offer_named(query.offer_id)))
     token = continuation(request)
     if token:
         try:
-            subscriptions = selectors.seek_after(subscriptions, sort, selectors.decode_cursor(token, sort))
+            after = selectors.decode_cursor(token, sort)
+            no_nul(*after)
+            subscriptions = selectors.seek_after(subscriptions, sort, after)
         except ValidationError:
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
     columns, _ = selectors.sort_key(sort)
@@ -342,6 +357,31 @@ def _next_charge_frequency(instructions: dict | None) -> str | None:
         raise HttpError(400, f"nextChargeInstructions: {error}") from None
 
 
+# Fields of the resource a PATCH may send back as read but not change here: a different value is refused, never
+# dropped without a word (how to change it instead, where there is a way).
+FIXED_FIELDS = {
+    "id": "",
+    "customerId": "",
+    "offerId": " (upgrade it: POST .../transitions)",
+    "termDuration": " (at the renewal: PUT .../scheduledNextTermInstructions)",
+    "billingCycle": " (at the renewal: PUT .../scheduledNextTermInstructions; from the next charge: nextChargeInstructions)",
+    "partnerId": "",
+    "scheduledNextTermInstructions": " (PUT or DELETE .../scheduledNextTermInstructions)",
+    "parentSubscriptionId": "",
+    "isTrial": " (convert it: POST .../transitions)",
+}
+
+
+def _check_fixed_fields(subscription: Subscription, body: schemas.SubscriptionPatch, user) -> None:
+    sent = body.model_dump(include=body.model_fields_set & FIXED_FIELDS.keys(), mode="json")
+    if not sent:
+        return
+    current = schemas.Subscription(**wire.subscription(subscription, user, timezone.now())).model_dump(mode="json")
+    for name, value in sent.items():
+        if value != current[name]:
+            raise HttpError(400, f"{name} can't be changed by a PATCH{FIXED_FIELDS[name]}. Nothing was changed.")
+
+
 def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor) -> list:
     """The service calls the body asks for, each as `call(version, now)`: only what differs from the subscription
     as it is (so a resource sent back as read changes nothing), status last."""
@@ -384,6 +424,7 @@ def patch_subscription(request, customer_id: str, subscription_id: str, body: sc
 
     def act():
         version = protocol.if_match_version(request, "subscription", subscription.pk)
+        _check_fixed_fields(subscription, body, request.user)
         calls = _changes(subscription, body, request.user)
         if not calls and version != subscription.version:
             raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
@@ -443,9 +484,10 @@ def activity_log(request, customer_id: str, paging: Query[Paging]):
         at, pk = decode_token(token, 2)
         try:
             at, pk = datetime.fromisoformat(at), int(pk)
-            if at.tzinfo is None:
-                raise ValueError("a UTC time")
-        except ValueError:
+            if at.tzinfo is None or not (pk.bit_length() < 63):
+                raise ValueError("a UTC time and an id")
+            at = at.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
         entries = entries.filter(Q(at__lt=at) | Q(at=at, pk__lt=pk))
     page = list(entries[: paging.size + 1])
@@ -475,11 +517,6 @@ def _write_instructions(request, subscription, values: dict | None, now):
 
     def act():
         version = protocol.if_match_version(request, "subscription", subscription.pk)
-        if values is None and not subscription.scheduled_changes.all():
-            access.require(request.user, access.Action.BUY)  # T2: as the service would, though it isn't called
-            if version != subscription.version:
-                raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
-            return HttpResponse(status=204)  # nothing scheduled: nothing to remove
         own = {
             "quantity": subscription.quantity,
             "term": subscription.term,
@@ -498,6 +535,13 @@ def _write_instructions(request, subscription, values: dict | None, now):
     return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
 
 
+def _utc_day(moment: datetime):
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:
+        raise HttpError(400, "customTermEndDate is out of range.") from None
+
+
 @customers.put(INSTRUCTIONS, response={200: schemas.RenewalInstructions, **ERROR_RESPONSES})
 def put_instructions(request, customer_id: str, subscription_id: str, body: schemas.InstructionsBody):
     """R1: the SKU (its own or an upgrade target, U2), term, billing cycle, quantity and aligned end date (K11) the
@@ -514,7 +558,7 @@ def put_instructions(request, customer_id: str, subscription_id: str, body: sche
         "term": product.termDuration,
         "billing_frequency": product.billingCycle,
         "target_sku_id": target,
-        "aligned_end_date": end.astimezone(UTC).date() if end else services.NATURAL_END,
+        "aligned_end_date": _utc_day(end) if end else services.NATURAL_END,
     }
     return _write_instructions(request, subscription, values, timezone.now())
 
@@ -541,9 +585,22 @@ def transition_eligibilities(request, customer_id: str, subscription_id: str):
     actions = checks.allowed_actions(source, request.user, now)
     if source.is_trial:
         # A new-commerce trial converts by a transition (TR3)
-        items = wire.conversion_eligibilities(source, conversion_targets(source), actions["convert_trial"])
+        targets = conversion_targets(source)
+        existing = {t.subscription.pk for t in targets if t.subscription is not None}
     else:
-        items = [wire.transition_eligibility(source, t, actions["upgrade"]) for t in upgrade_targets(source, now=now)]
+        targets = upgrade_targets(source, now=now)
+        existing = {e.subscription.pk for t in targets for e in t.existing}
+    # The existing subscriptions that may receive the licenses, as far as this user may see them (T1, T3: an
+    # indirect reseller sees those it is reseller of record for).
+    visible = set(
+        access.customer_subscriptions(request.user, source.customer)
+        .filter(pk__in=existing)
+        .values_list("pk", flat=True)
+    )
+    if source.is_trial:
+        items = wire.conversion_eligibilities(source, targets, actions["convert_trial"], visible)
+    else:
+        items = [wire.transition_eligibility(source, t, actions["upgrade"], visible) for t in targets]
     return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
 
 
@@ -553,8 +610,8 @@ def transition_eligibilities(request, customer_id: str, subscription_id: str):
 )
 def post_transition(request, customer_id: str, subscription_id: str, body: schemas.TransitionBody):
     """U1–U9: upgrades now, through the Check upgrades panel's service. The request is the confirmation U7 asks
-    for: an upgrade can't be undone. If-Match (the subscription's etag) is checked when sent; MS-RequestId makes a
-    retry safe."""
+    for: an upgrade can't be undone. Needs If-Match with the subscription's etag; MS-RequestId makes a retry
+    safe."""
     source = load_subscription(request, customer_id, subscription_id)
     target = Sku.objects.filter(wire.offer_named(body.toCatalogItemId)).values_list("pk", flat=True).first()
     if target is None:
@@ -568,8 +625,9 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
     now = timezone.now()
 
     def act():
-        sent = request.headers.get("If-Match")
-        version = protocol.if_match_version(request, "subscription", source.pk) if sent else source.version
+        # Required here too: an upgrade can't be undone (U7), so a retry without the etag it was read with (and
+        # without an MS-RequestId) must not make a second one.
+        version = protocol.if_match_version(request, "subscription", source.pk)
         if source.is_trial:
             # TR2, TR3, TR7: converting now; a new subscription defaults to a year billed monthly
             converted = services.convert_trial_now(
@@ -634,15 +692,22 @@ def _transfers(request, customer):
     return transfers.transfers_for(request.partner).filter(Q(source_customer=customer) | Q(target_customer=customer))
 
 
-def _transfer_lines(transfer_request) -> list:
-    if transfer_request.status == transfer_request.Status.PENDING:
+def _transfer_lines(request, transfer_request) -> list:
+    """While it is pending, what the source partner may pick (TF3), to the source only: the target sees nothing of
+    the source's records until they are its own. Once completed, what moved."""
+    now = timezone.now()
+    if transfer_request.status_at(now) == transfer_request.Status.PENDING:
+        if transfer_request.source_partner_id != request.partner.pk:
+            return []
         return list(transfers.transferable_subscriptions(transfer_request).select_related("sku__product"))
+    if transfer_request.status != transfer_request.Status.COMPLETED:
+        return []
     return list(transfer_request.subscriptions.select_related("sku__product").order_by("created_at", "pk"))
 
 
 def _transfer_answer(request, customer, transfer_id, status=200):
     found = _transfers(request, customer).filter(pk=transfer_id).first()
-    body = schemas.Transfer(**wire.transfer(found, customer, _transfer_lines(found))).model_dump(mode="json")
+    body = schemas.Transfer(**wire.transfer(found, customer, _transfer_lines(request, found))).model_dump(mode="json")
     return JsonResponse(body, status=status)
 
 
@@ -658,7 +723,7 @@ def list_transfers(request, customer_id: str):
     """TF2–TF4: the requests for this customer that the partner is a side of, newest first."""
     customer = access.get_customer(request.user, customer_id)
     found = list(_transfers(request, customer).order_by("-created_at", "-pk")[:MAX_PAGE_SIZE])
-    items = [wire.transfer(t, customer, _transfer_lines(t)) for t in found]
+    items = [wire.transfer(t, customer, _transfer_lines(request, t)) for t in found]
     return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
 
 
@@ -666,7 +731,7 @@ def list_transfers(request, customer_id: str):
 def get_transfer(request, customer_id: str, transfer_id: str):
     customer = access.get_customer(request.user, customer_id)
     found = get_object_or_404(_transfers(request, customer), pk=_transfer_id(transfer_id))
-    return wire.transfer(found, customer, _transfer_lines(found))
+    return wire.transfer(found, customer, _transfer_lines(request, found))
 
 
 @customers.post("/{customer_id}/transfers", response={201: schemas.Transfer, **ERROR_RESPONSES})

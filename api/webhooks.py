@@ -21,6 +21,7 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from catalog.models import Order
 from portal import access
 from portal.errors import RuleViolation
 from portal.versions import StaleVersion, lock_version
@@ -272,18 +273,19 @@ def _delivery(endpoint, *, event, source, now, resource_name, resource_uri, summ
     )
 
 
-def _resource(entry: AuditEntry) -> tuple[str, str | None]:
+def _resource(entry: AuditEntry, order_numbers: dict) -> tuple[str, str | None]:
     if entry.subscription_id:
         return "subscription", f"/api/v1/customers/{entry.customer_id}/subscriptions/{entry.subscription_id}"
     if entry.order_id:
-        return "order", f"/api/v1/customers/{entry.customer_id}/orders/{entry.order_id}"
+        return "order", f"/api/v1/customers/{entry.customer_id}/orders/{order_numbers[entry.order_id]}"
     if entry.customer_id:
         return "customer", f"/api/v1/customers/{entry.customer_id}"
     return "partner", None
 
 
-def _entry_delivery(endpoint, entry: AuditEntry, event: str) -> WebhookDelivery:
-    name, uri = _resource(entry)
+def _entry_delivery(endpoint, entry: AuditEntry, event: str, order_numbers: dict) -> WebhookDelivery:
+    """`order_numbers`: the entries' orders' numbers by id (the API names an order by its number, ORD-…)."""
+    name, uri = _resource(entry, order_numbers)
     return _delivery(
         endpoint,
         event=event,
@@ -296,7 +298,7 @@ def _entry_delivery(endpoint, entry: AuditEntry, event: str) -> WebhookDelivery:
             "Action": entry.action,
             "CustomerId": str(entry.customer_id) if entry.customer_id else None,
             "SubscriptionId": str(entry.subscription_id) if entry.subscription_id else None,
-            "OrderId": entry.order_id,
+            "OrderId": order_numbers.get(entry.order_id),
         },
     )
 
@@ -327,8 +329,10 @@ def dispatch_events(now: datetime) -> int:
             if not entries:
                 return made
             endpoints = _listening({e.partner_id for e in entries if e.action in ACTION_EVENTS})
+            orders = Order.objects.filter(pk__in={e.order_id for e in entries if e.order_id})
+            numbers = {order.pk: order.number for order in orders}
             deliveries = [
-                _entry_delivery(endpoint, entry, ACTION_EVENTS[entry.action])
+                _entry_delivery(endpoint, entry, ACTION_EVENTS[entry.action], numbers)
                 for entry in entries
                 if entry.action in ACTION_EVENTS
                 for endpoint in endpoints.get(entry.partner_id, ())

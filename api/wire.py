@@ -4,6 +4,7 @@ from the same functions the pages ask (subscriptions.checks), never decided here
 from datetime import UTC, datetime, time
 
 from django.db.models import Q
+from django.utils import timezone
 
 from portal.models import Customer
 from subscriptions import checks, selectors
@@ -137,7 +138,10 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
     publisher = sku.product.publisher
     lots = checks.removable_lots(subscription, now)
     allowed = checks.allowed_actions(subscription, user, now)
-    cancel_until = checks.cancellation_window_ends(subscription) if allowed["cancel"].allowed else None
+    # X1, X3: until when the subscription itself may be cancelled, whoever asks (the role is in `actions`); null once
+    # that has passed or the subscription has ended.
+    closes = checks.cancellation_window_ends(subscription)
+    cancel_until = closes if closes and now < closes and subscription.is_live else None
     return {
         "id": str(subscription.pk),
         "customerId": str(subscription.customer_id),
@@ -221,7 +225,7 @@ def catalog_item(sku, availability) -> str:
     return f"{sku.product.product_id}:{sku_part(sku)}:{availability.pk if availability else ''}"
 
 
-def transition_eligibility(source: Subscription, target, allowed) -> dict:
+def transition_eligibility(source: Subscription, target, allowed, visible: set) -> dict:
     """U2, U3: one target of the upgrade matrix, with the existing subscriptions the licenses may go into and
     why not (U3's reason as the description)."""
     sold = target.sold
@@ -252,12 +256,13 @@ def transition_eligibility(source: Subscription, target, allowed) -> dict:
                 "errors": [] if e.allowed else [{"code": 0, "description": e.reason}],
             }
             for e in target.existing
+            if e.subscription.pk in visible
         ],
         "attributes": {"objectType": "TransitionEligibility"},
     }
 
 
-def conversion_eligibilities(trial: Subscription, targets, allowed) -> list[dict]:
+def conversion_eligibilities(trial: Subscription, targets, allowed, visible: set) -> list[dict]:
     """TR3, TR5: what a new-commerce trial can convert into (Partner Center converts trials by transitions): the
     equivalent paid SKU and the matrix's higher ones, each with the customer's subscriptions of it and TR5's reason
     for those that end too soon."""
@@ -265,7 +270,11 @@ def conversion_eligibilities(trial: Subscription, targets, allowed) -> list[dict
     items = []
     for target in (t for t in targets if t.subscription is None):
         sold = list(target.sku.availabilities.all())
-        into = [t for t in targets if t.subscription is not None and t.sku.pk == target.sku.pk]
+        into = [
+            t
+            for t in targets
+            if t.subscription is not None and t.sku.pk == target.sku.pk and t.subscription.pk in visible
+        ]
         items.append(
             {
                 "catalogItemId": catalog_item(target.sku, sold[0] if sold else None),
@@ -330,7 +339,7 @@ def transfer(transfer, customer, line_items: list) -> dict:
     """TF2–TF4 as Partner Center's new-commerce TransferEntity, seen from `customer` (the side asking)."""
     return {
         "id": str(transfer.pk),
-        "status": TRANSFER_STATUSES.get(transfer.status, transfer.status),
+        "status": TRANSFER_STATUSES.get(transfer.status_at(timezone.now()), transfer.status),
         "transferType": "5",
         "createdTime": transfer.created_at,
         "lastModifiedTime": transfer.completed_at or transfer.created_at,

@@ -17,6 +17,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from api.protocol import forget_old_requests
 from api.webhooks import run_webhooks
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
 from portal.errors import RuleViolation
@@ -259,6 +260,7 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     # closing windows are announced, and deliveries a lost task left pending are queued again (api.webhooks).
     # Guarded: a webhook's trouble never holds up a renewal, and is retried next pass.
     guarded(run_webhooks, now)
+    guarded(forget_old_requests, now)  # the API's replayed answers past their time (MS-RequestId)
     return report
 
 

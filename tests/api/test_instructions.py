@@ -62,10 +62,11 @@ def test_a_delete_removes_every_scheduled_change(api, renewing):
     response = api.client.delete(f"/api/v1{url(renewing)}", headers=headers)
     assert response.status_code == 204, response.content
     assert not ScheduledChange.objects.filter(subscription=renewing).exists()
-    # nothing left: a second delete with the current etag is a no-op
+    # nothing left: a second delete with the current etag is refused by the service, saying so
     etag = current(api, renewing)["attributes"]["etag"]
     again = api.client.delete(f"/api/v1{url(renewing)}", headers={**headers, "If-Match": etag})
-    assert again.status_code == 204
+    assert again.status_code == 422
+    assert again.json()["ruleId"] == "R1"
 
 
 @pytest.mark.rule("R2")

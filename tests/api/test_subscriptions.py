@@ -298,3 +298,37 @@ def test_past_the_partners_rate_the_api_answers_429_with_retry_after(api, subscr
     assert throttled.status_code == 429
     assert int(throttled.headers["Retry-After"]) >= 1
     assert throttled.json()["statusCode"] == 429
+
+
+def test_a_nul_character_in_any_text_is_refused_and_nothing_changes(api, subscription):
+    before = snapshot(subscription)
+    assert patch(api, subscription, {"friendlyName": "Sales\x00team"}).status_code == 400
+    assert api.get(f"/customers/{subscription.customer_id}/subscriptions", offer_id="a\x00b").status_code == 400
+    assert snapshot(subscription) == before
+
+
+def test_a_field_a_patch_cant_change_is_refused_not_dropped(api, subscription):
+    before = snapshot(subscription)
+    resource = read(api, subscription)
+    for field, value in (("termDuration", "P3Y"), ("billingCycle", "annual"), ("offerId", "X:Y:1")):
+        response = api.patch(
+            path(subscription),
+            {**resource, field: value, "quantity": 12},
+            headers={"If-Match": resource["attributes"]["etag"]},
+        )
+        assert response.status_code == 400, (field, response.content)
+        assert field in response.json()["description"]
+    assert snapshot(subscription) == before
+
+
+@pytest.mark.rule("N6")
+def test_a_409_is_not_replayed_so_the_retry_two_minutes_later_acts(api, customer):
+    subscription = factories.SubscriptionFactory(customer=customer, renewal_pending=True, quantity=10)
+    etag = read(api, subscription)["attributes"]["etag"]
+    headers = {"MS-RequestId": "retry-after-renewal", "If-Match": etag}
+    assert api.patch(path(subscription), {"quantity": 11}, headers=headers).status_code == 409
+    Subscription.objects.filter(pk=subscription.pk).update(renewal_pending=False)  # the renewal completed
+    again = api.patch(path(subscription), {"quantity": 11}, headers=headers)
+    assert again.status_code == 200, again.content
+    assert "MS-Replayed" not in again.headers
+    assert Subscription.objects.get(pk=subscription.pk).quantity == 11

@@ -97,3 +97,10 @@ def test_another_partners_transfer_is_404_and_bad_bodies_400(filed, token_for, c
     target_api, theirs, _ = filed
     for body in ({"status": "Explode"}, {"status": "Complete", "lineItems": [{"nope": 1}]}, {}):
         assert patch(target_api, theirs, transfer, body).status_code == 400, body
+
+
+@pytest.mark.rule("T3")
+def test_the_target_sees_nothing_of_the_sources_subscriptions_while_pending(filed):
+    target_api, theirs, transfer = filed
+    assert transfer["lineItems"] == []
+    assert target_api.get(f"/customers/{theirs.pk}/transfers/{transfer['id']}").json()["lineItems"] == []

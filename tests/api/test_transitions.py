@@ -23,12 +23,14 @@ def base(subscription):
     return f"/customers/{subscription.customer_id}/subscriptions/{subscription.pk}"
 
 
-def post(api, subscription, body, headers=None):
+def post(api, subscription, body, headers=None, *, etag=None):
+    if etag is None:
+        etag = api.get(base(subscription)).json()["attributes"]["etag"]
     return api.client.post(
         f"/api/v1{base(subscription)}/transitions",
         json.dumps(body),
         content_type="application/json",
-        headers={"Authorization": f"Bearer {api.secret}", **(headers or {})},
+        headers={"Authorization": f"Bearer {api.secret}", "If-Match": etag, **(headers or {})},
     )
 
 
@@ -106,8 +108,9 @@ def test_a_retried_transition_acts_once(api, upgrade):
     subscription, _ = upgrade
     item = target_item(api, subscription)[0]["catalogItemId"]
     headers = {"MS-RequestId": "transition-1"}
-    first = post(api, subscription, {"toCatalogItemId": item, "quantity": 4}, headers)
-    again = post(api, subscription, {"toCatalogItemId": item, "quantity": 4}, headers)
+    etag = api.get(base(subscription)).json()["attributes"]["etag"]
+    first = post(api, subscription, {"toCatalogItemId": item, "quantity": 4}, headers, etag=etag)
+    again = post(api, subscription, {"toCatalogItemId": item, "quantity": 4}, headers, etag=etag)
     assert first.status_code == again.status_code == 200
     assert first.content == again.content
     assert Subscription.objects.count() == 2
@@ -161,3 +164,12 @@ def test_a_trial_converts_into_a_subscription_only_if_it_ends_on_or_after_the_tr
     assert done.status_code == 200, done.content
     long.refresh_from_db()
     assert long.quantity == 10 + 25
+
+
+@pytest.mark.rule("U7")
+def test_a_transition_without_if_match_is_refused_and_nothing_changes(api, upgrade):
+    subscription, _ = upgrade
+    item = target_item(api, subscription)[0]["catalogItemId"]
+    response = post(api, subscription, {"toCatalogItemId": item, "quantity": 4}, etag="")
+    assert response.status_code == 412
+    assert Subscription.objects.count() == 1
