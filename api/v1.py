@@ -191,6 +191,12 @@ def decode_token(token: str, width: int) -> list:
     return values
 
 
+def page_of(rows, size: int) -> tuple[list, bool]:
+    """The first `size` of `rows` (ordered, already after the continuation token's row) and whether more follow."""
+    page = list(rows[: size + 1])
+    return page[:size], len(page) > size
+
+
 def encode_token(values) -> str:
     return selectors.encode_cursor(tuple(values))
 
@@ -212,9 +218,7 @@ def list_customers(request, paging: Query[Paging]):
         except ValueError:
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
         rows = rows.filter(Q(company_name__gt=name) | Q(company_name=name, pk__gt=pk))
-    page = list(rows[: paging.size + 1])
-    more = len(page) > paging.size
-    page = page[: paging.size]
+    page, more = page_of(rows, paging.size)
     return wire.collection(
         [wire.customer(c) for c in page],
         self_uri=f"/customers?size={paging.size}",
@@ -490,9 +494,7 @@ def activity_log(request, customer_id: str, paging: Query[Paging]):
         except (ValueError, OverflowError):
             raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
         entries = entries.filter(Q(at__lt=at) | Q(at=at, pk__lt=pk))
-    page = list(entries[: paging.size + 1])
-    more = len(page) > paging.size
-    page = page[: paging.size]
+    page, more = page_of(entries, paging.size)
     return wire.collection(
         [wire.activity(e) for e in page],
         self_uri=f"/customers/{customer.pk}/activityLog?size={paging.size}",
