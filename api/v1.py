@@ -29,6 +29,7 @@ from catalog.models import BillingFrequency, Sku, Term, catalog_version
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, cycles, selectors, services, transfers
+from subscriptions.filters import SubscriptionListForm
 from subscriptions.models import Subscription
 from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
@@ -191,6 +192,15 @@ def decode_token(token: str, width: int) -> list:
     return values
 
 
+def list_uri(request) -> str:
+    """The list's own URI as Partner Center writes links (relative, without /v1), with every query parameter it was
+    asked with but the seek operation: `links.next` keeps the filters."""
+    query = request.GET.copy()
+    query.pop("seekOperation", None)
+    path = request.path.removeprefix("/api/v1")
+    return f"{path}?{query.urlencode()}" if query else path
+
+
 def page_of(rows, size: int) -> tuple[list, bool]:
     """The first `size` of `rows` (ordered, already after the continuation token's row) and whether more follow."""
     page = list(rows[: size + 1])
@@ -221,7 +231,7 @@ def list_customers(request, paging: Query[Paging]):
     page, more = page_of(rows, paging.size)
     return wire.collection(
         [wire.customer(c) for c in page],
-        self_uri=f"/customers?size={paging.size}",
+        self_uri=list_uri(request),
         next_token=encode_token((page[-1].company_name, str(page[-1].pk))) if more else None,
     )
 
@@ -270,7 +280,7 @@ def list_offers(request, customer_id: str, query: Query[OfferQuery]):
     items = [wire.offer(skus[card.pk], card.refusal) for card in cards if card.pk in skus]
     return wire.collection(
         items,
-        self_uri=f"/customers/{customer.pk}/products?size={query.size}",
+        self_uri=list_uri(request),
         next_token=encode_token((str(ids[-1]),)) if more and ids else None,
     )
 
@@ -279,17 +289,37 @@ def list_offers(request, customer_id: str, query: Query[OfferQuery]):
 
 
 class SubscriptionQuery(Paging):
+    """S1: the list's filters and sort, read by the lists' own form (subscriptions.filters.SubscriptionListForm)."""
+
     status: str | None = Field(None, description=", ".join(Status.values))
+    sort: str | None = Field(
+        None, description="A column of the list (name, quantity, status, term, ...); -: descending"
+    )
     offer_id: str | None = Field(None, description="Only this offer's subscriptions (its offerId or skuId).")
+    window: str | None = Field(None, description="48h: a removal window closes within 48 hours (across customers)")
+    renews: str | None = Field(None, description="30d: renews within 30 days (across customers)")
 
 
-def subscription_page(request, subscriptions, query: SubscriptionQuery, *, sort: str, self_uri: str):
-    """A page of subscriptions in the list's order (the lists' own sort indexes), from the continuation token."""
-    if query.status:
-        if query.status not in Status.values:
-            raise HttpError(400, f"status is one of {', '.join(Status.values)}.")
-        subscriptions = subscriptions.filter(status=query.status)
-    no_nul(query.status, query.offer_id)
+LIST_INPUTS = ("status", "sort", "window", "renews")
+
+
+def subscription_page(request, subscriptions, query: SubscriptionQuery, *, across: bool, self_uri: str):
+    """A page of subscriptions in the list's order (the lists' own sort indexes), from the continuation token,
+    filtered and sorted by the list page's own form; a value it refuses answers 400 (a page ignores it)."""
+    no_nul(query.status, query.sort, query.offer_id, query.window, query.renews)
+    form = SubscriptionListForm(
+        request.GET,
+        sorts=selectors.ALL_SORTS if across else selectors.CUSTOMER_SORTS,
+        default_sort="customer" if across else "name",
+        across_customers=across,
+    )
+    form.is_valid()
+    refused = [f"{name}: {form.errors[name][0]}" for name in LIST_INPUTS if name in form.errors]
+    if refused:
+        raise HttpError(400, "; ".join(refused))
+    sort = form.values()["sort"]
+    now = timezone.now()
+    subscriptions = selectors.filter_subscriptions(subscriptions, form.filters(), now=now)
     if query.offer_id:
         subscriptions = subscriptions.filter(sku__in=Sku.objects.filter(wire.offer_named(query.offer_id)))
     token = continuation(request)
@@ -306,7 +336,6 @@ def subscription_page(request, subscriptions, query: SubscriptionQuery, *, sort:
     picked = picked[: query.size]
     ids = [row[-1] for row in picked]
     loaded = {s.pk: s for s in wire.subscription_reads().filter(pk__in=ids)}
-    now = timezone.now()
     items = [wire.subscription(loaded[pk], request.user, now) for pk in ids if pk in loaded]
     return wire.collection(items, self_uri=self_uri, next_token=encode_token(picked[-1]) if more else None)
 
@@ -319,8 +348,8 @@ def list_customer_subscriptions(request, customer_id: str, query: Query[Subscrip
         request,
         access.customer_subscriptions(request.user, customer),
         query,
-        sort="name",
-        self_uri=f"/customers/{customer.pk}/subscriptions?size={query.size}",
+        across=False,
+        self_uri=list_uri(request),
     )
 
 
@@ -460,7 +489,7 @@ def list_addons(request, customer_id: str, subscription_id: str):
     )
     now = timezone.now()
     items = [wire.subscription(a, request.user, now) for a in addons]
-    return wire.collection(items, self_uri=wire.subscription_path(base) + "/addons", next_token=None)
+    return wire.collection(items, self_uri=list_uri(request), next_token=None)
 
 
 @customers.get(
@@ -497,7 +526,7 @@ def activity_log(request, customer_id: str, paging: Query[Paging]):
     page, more = page_of(entries, paging.size)
     return wire.collection(
         [wire.activity(e) for e in page],
-        self_uri=f"/customers/{customer.pk}/activityLog?size={paging.size}",
+        self_uri=list_uri(request),
         next_token=encode_token((page[-1].at.isoformat(), str(page[-1].pk))) if more else None,
     )
 
@@ -797,8 +826,8 @@ def list_all_subscriptions(request, query: Query[SubscriptionQuery]):
         request,
         access.subscriptions_for(request.user),
         query,
-        sort="customer",
-        self_uri=f"/subscriptions?size={query.size}",
+        across=True,
+        self_uri=list_uri(request),
     )
 
 

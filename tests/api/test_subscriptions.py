@@ -332,3 +332,31 @@ def test_a_409_is_not_replayed_so_the_retry_two_minutes_later_acts(api, customer
     assert again.status_code == 200, again.content
     assert "MS-Replayed" not in again.headers
     assert Subscription.objects.get(pk=subscription.pk).quantity == 11
+
+
+@pytest.mark.rule("S1")
+def test_the_lists_filter_and_sort_as_the_pages_do_and_refuse_what_the_form_refuses(api, customer, now):
+    for quantity in (3, 7, 5):
+        factories.SubscriptionFactory(customer=customer, quantity=quantity)
+    factories.SubscriptionFactory(customer=customer, quantity=9, suspended=True)
+    url = f"/customers/{customer.pk}/subscriptions"
+    assert [i["quantity"] for i in api.get(url, sort="-quantity").json()["items"]] == [9, 7, 5, 3]
+    assert [i["quantity"] for i in api.get(url, status="suspended").json()["items"]] == [9]
+    first = api.get(url, sort="quantity", status="active", size=2).json()
+    assert [i["quantity"] for i in first["items"]] == [3, 5]
+    assert "sort=quantity" in first["links"]["next"]["uri"] and "status=active" in first["links"]["next"]["uri"]
+    rest = api.get(
+        url, sort="quantity", status="active", size=2, headers={"MS-ContinuationToken": first["continuationToken"]}
+    )
+    assert [i["quantity"] for i in rest.json()["items"]] == [7]
+    for bad in ({"status": "gone"}, {"sort": "colour"}, {"sort": "customer"}):
+        assert api.get(url, **bad).status_code == 400, bad
+
+
+@pytest.mark.rule("Q2")
+def test_across_customers_the_48_hour_window_filter_is_the_pages(api, customer, now):
+    closing = factories.SubscriptionFactory(customer=customer, term_start=now - timedelta(hours=150))
+    factories.SubscriptionFactory(customer=customer)  # bought 30 days ago: its window closed long ago
+    items = api.get("/subscriptions", window="48h").json()["items"]
+    assert [i["id"] for i in items] == [str(closing.pk)]
+    assert api.get("/subscriptions", window="7d").status_code == 400
