@@ -21,6 +21,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 
 from catalog.cart import current_cart
 from catalog.eligibility import buying_context
@@ -31,6 +32,7 @@ from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, cycles, selectors, services, transfers
 from subscriptions.filters import SubscriptionListForm
 from subscriptions.models import Subscription
+from subscriptions.services import renewal_values
 from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
 from subscriptions.states import Status
@@ -399,7 +401,6 @@ FIXED_FIELDS = {
     "termDuration": " (at the renewal: PUT .../scheduledNextTermInstructions)",
     "billingCycle": " (at the renewal: PUT .../scheduledNextTermInstructions; from the next charge: nextChargeInstructions)",
     "partnerId": "",
-    "scheduledNextTermInstructions": " (PUT or DELETE .../scheduledNextTermInstructions)",
     "parentSubscriptionId": "",
     "isTrial": " (convert it: POST .../transitions)",
 }
@@ -413,6 +414,42 @@ def _check_fixed_fields(subscription: Subscription, body: schemas.SubscriptionPa
     for name, value in sent.items():
         if value != current[name]:
             raise HttpError(400, f"{name} can't be changed by a PATCH{FIXED_FIELDS[name]}. Nothing was changed.")
+
+
+def _instruction_changes(subscription: Subscription, sent, ids) -> list:
+    """The scheduling call a PATCH's scheduledNextTermInstructions asks for, none if it is as scheduled now."""
+    current = wire.scheduled_instructions(subscription)
+    if sent is None:
+        if current is None:
+            return []
+        own = {
+            "quantity": subscription.quantity,
+            "term": subscription.term,
+            "billing_frequency": subscription.billing_frequency,
+            "target_sku_id": subscription.sku_id,
+            "aligned_end_date": services.NATURAL_END,
+        }
+        return [lambda v, now: services.schedule_renewal_change(**ids, version=v, now=now, **own)]
+    try:
+        wanted = schemas.InstructionsBody.model_validate(sent)
+    except PydanticValidationError as error:
+        raise HttpError(400, f"scheduledNextTermInstructions: {error.errors()[0]['msg']}") from None
+    values = instruction_values(wanted)
+    if current is not None:
+        as_sent = schemas.ScheduledNextTermInstructions(
+            product={
+                **current["product"],
+                "billingCycle": wanted.product.billingCycle,
+                "termDuration": wanted.product.termDuration,
+            },
+            quantity=wanted.quantity,
+            customTermEndDate=wanted.customTermEndDate,
+        ).model_dump(mode="json")
+        if as_sent == schemas.ScheduledNextTermInstructions(**current).model_dump(mode="json") and (
+            values["target_sku_id"] == renewal_values(subscription)["sku_id"]
+        ):
+            return []  # sent back as read
+    return [lambda v, now: services.schedule_renewal_change(**ids, version=v, now=now, **values)]
 
 
 def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor) -> list:
@@ -437,6 +474,9 @@ def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor)
             calls.append(
                 lambda v, now: cycles.set_next_charge_frequency(**ids, version=v, billing_frequency=wanted, now=now)
             )
+    if "scheduledNextTermInstructions" in body.model_fields_set:
+        # R1: Partner Center schedules renewal changes by PATCHing them; null leaves the renewal unchanged from now.
+        calls.extend(_instruction_changes(subscription, body.scheduledNextTermInstructions, ids))
     if body.status is not None and body.status != subscription.status:
         change = STATUS_CHANGES.get(body.status)
         if change is None:
@@ -579,19 +619,23 @@ def put_instructions(request, customer_id: str, subscription_id: str, body: sche
     subscription renews with. Only for an active subscription with auto-renew on (R2), not while its renewal is
     pending (N6). Needs If-Match with the subscription's etag."""
     subscription = load_subscription(request, customer_id, subscription_id)
+    return _write_instructions(request, subscription, instruction_values(body), timezone.now())
+
+
+def instruction_values(body: schemas.InstructionsBody) -> dict:
+    """What `schedule_renewal_change` is asked for, from Partner Center's ScheduledNextTermInstructions."""
     product = body.product
     target = Sku.objects.filter(wire.sku_named(product.productId, product.skuId)).values_list("pk", flat=True).first()
     if target is None:
         raise HttpError(400, "product names no offer of the catalog (productId and skuId).")
     end = body.customTermEndDate
-    values = {
+    return {
         "quantity": body.quantity,
         "term": product.termDuration,
         "billing_frequency": product.billingCycle,
         "target_sku_id": target,
         "aligned_end_date": _utc_day(end) if end else services.NATURAL_END,
     }
-    return _write_instructions(request, subscription, values, timezone.now())
 
 
 @customers.delete(INSTRUCTIONS, response={204: None, **ERROR_RESPONSES})

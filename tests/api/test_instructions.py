@@ -105,3 +105,32 @@ def test_a_support_agent_can_read_but_not_schedule(token_for, direct_partner, re
     body["quantity"] = 12
     assert put(support, renewing, body).status_code == 403
     assert not renewing.scheduled_changes.exists()
+
+
+@pytest.mark.rule("R1")
+def test_a_patch_schedules_the_renewal_as_partner_center_does(api, renewing):
+    path = f"/customers/{renewing.customer_id}/subscriptions/{renewing.pk}"
+    resource = api.get(path).json()
+    assert resource["scheduledNextTermInstructions"] is None
+    instructions = {
+        k: v for k, v in current(api, renewing).items() if k in ("product", "quantity", "customTermEndDate")
+    }
+    instructions["quantity"] = 14
+    response = api.patch(
+        path,
+        {**resource, "scheduledNextTermInstructions": instructions},
+        headers={"If-Match": resource["attributes"]["etag"]},
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["scheduledNextTermInstructions"]["quantity"] == 14
+    assert [c.quantity for c in renewing.scheduled_changes.all()] == [14]
+    # sent back as read: nothing changes (the service would refuse "nothing to schedule")
+    again = response.json()
+    assert api.patch(path, again, headers={"If-Match": again["attributes"]["etag"]}).status_code == 200
+    # null removes them
+    again = api.get(path).json()
+    removed = api.patch(
+        path, {"scheduledNextTermInstructions": None}, headers={"If-Match": again["attributes"]["etag"]}
+    )
+    assert removed.status_code == 200, removed.content
+    assert not renewing.scheduled_changes.exists()
