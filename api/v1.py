@@ -416,20 +416,25 @@ def _check_fixed_fields(subscription: Subscription, body: schemas.SubscriptionPa
             raise HttpError(400, f"{name} can't be changed by a PATCH{FIXED_FIELDS[name]}. Nothing was changed.")
 
 
+def unchanged(subscription: Subscription) -> dict:
+    """R3: what `schedule_renewal_change` is asked for to renew as the subscription is (its own values remove every
+    scheduled change)."""
+    return {
+        "quantity": subscription.quantity,
+        "term": subscription.term,
+        "billing_frequency": subscription.billing_frequency,
+        "target_sku_id": subscription.sku_id,
+        "aligned_end_date": services.NATURAL_END,
+    }
+
+
 def _instruction_changes(subscription: Subscription, sent, ids) -> list:
     """The scheduling call a PATCH's scheduledNextTermInstructions asks for, none if it is as scheduled now."""
     current = wire.scheduled_instructions(subscription)
     if sent is None:
         if current is None:
             return []
-        own = {
-            "quantity": subscription.quantity,
-            "term": subscription.term,
-            "billing_frequency": subscription.billing_frequency,
-            "target_sku_id": subscription.sku_id,
-            "aligned_end_date": services.NATURAL_END,
-        }
-        return [lambda v, now: services.schedule_renewal_change(**ids, version=v, now=now, **own)]
+        return [lambda v, now: services.schedule_renewal_change(**ids, version=v, now=now, **unchanged(subscription))]
     try:
         wanted = schemas.InstructionsBody.model_validate(sent)
     except PydanticValidationError as error:
@@ -588,15 +593,12 @@ def _write_instructions(request, subscription, values: dict | None, now):
 
     def act():
         version = protocol.if_match_version(request, "subscription", subscription.pk)
-        own = {
-            "quantity": subscription.quantity,
-            "term": subscription.term,
-            "billing_frequency": subscription.billing_frequency,
-            "target_sku_id": subscription.sku_id,
-            "aligned_end_date": services.NATURAL_END,
-        }
         services.schedule_renewal_change(
-            subscription_id=subscription.pk, actor=request.user, version=version, now=now, **(values or own)
+            subscription_id=subscription.pk,
+            actor=request.user,
+            version=version,
+            now=now,
+            **(values or unchanged(subscription)),
         )
         if values is None:
             return HttpResponse(status=204)
