@@ -45,6 +45,7 @@ from django.utils import timezone
 from api import tokens
 from catalog.models import Order
 from portal.models import Customer
+from subscriptions import checks
 from subscriptions.export import CHUNK_SIZE, csv_lines
 from subscriptions.models import Subscription
 
@@ -118,7 +119,7 @@ class Command(BaseCommand):
             pages.update(self.sorted_pages(client, pages["subscriptions_all"]))
             results = self.measure(client, pages, requests)
             exports = self.measure_exports(client, user)
-            api_patch = self.measure_api_patch(client, self.api_subscription)
+            api_patch = self.measure_api_patch(client, self.api_patched)
         token.delete()
 
         floor_ms = results["floor"]["median_ms"]
@@ -220,6 +221,17 @@ class Command(BaseCommand):
         if subscription is None:
             raise CommandError("The bench data set has no subscriptions: run `make bench` to recreate it.")
         self.api_subscription = f"/api/v1/customers/{customer.pk}/subscriptions/{subscription.pk}"
+        # The PATCHes raise a quantity: of the customer's first license-based subscription whose licenses can change
+        # (not a trial, active, under the update limit: checks.licenses_changeable), without a renewal pending.
+        changeable = (
+            Subscription.objects.filter(checks.licenses_changeable_filter(), customer=customer, renewal_pending=False)
+            .filter(sku__product__billing_type="license")
+            .order_by("pk")
+            .first()
+        )
+        if changeable is None:
+            raise CommandError("The bench data set has no subscription whose quantity can change: run `make bench`.")
+        self.api_patched = f"/api/v1/customers/{customer.pk}/subscriptions/{changeable.pk}"
         own = reverse("subscriptions:subscription-list", args=[customer.pk])
         big = reverse("subscriptions:subscription-list", args=[largest.pk])
         all_subs = reverse("subscriptions:all-subscriptions")
