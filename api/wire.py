@@ -67,26 +67,28 @@ def subscription_path(subscription: Subscription) -> str:
     return f"/customers/{subscription.customer_id}/subscriptions/{subscription.pk}"
 
 
+def product_term(sku, term: str, frequency: str) -> dict:
+    """Partner Center's ProductTerm: the SKU, and its availability sold with this term and billing frequency ("" if
+    none is)."""
+    availability = next(
+        (a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == frequency), None
+    )
+    return {
+        "productId": sku.product.product_id,
+        "skuId": sku_part(sku),
+        "availabilityId": str(availability.pk) if availability else "",
+        "billingCycle": frequency,
+        "termDuration": term,
+    }
+
+
 def renewal_instructions(subscription: Subscription, changes: list) -> dict:
     """R1, N4: what the subscription renews with (its own values, overridden by what is scheduled)."""
     values = renewal_values(subscription, changes)
     upgrade = next((c.target_sku for c in changes if c.target_sku_id == values["sku_id"]), None)
     sku = upgrade or subscription.sku
     return {
-        "product": {
-            "productId": sku.product.product_id,
-            "skuId": sku_part(sku),
-            "availabilityId": next(
-                (
-                    str(a.pk)
-                    for a in sku.availabilities.all()
-                    if a.term == values["term"] and a.billing_frequency == values["billing_frequency"]
-                ),
-                "",
-            ),
-            "billingCycle": values["billing_frequency"],
-            "termDuration": values["term"],
-        },
+        "product": product_term(sku, values["term"], values["billing_frequency"]),
         "quantity": values["quantity"],
         "customTermEndDate": day_start(values["aligned_end_date"]),
     }
@@ -103,18 +105,8 @@ def next_charge_instructions(subscription: Subscription) -> dict | None:
     frequency = subscription.next_charge_frequency
     if not frequency:
         return None
-    sku = subscription.sku
-    availability = next(
-        (a for a in sku.availabilities.all() if a.term == subscription.term and a.billing_frequency == frequency), None
-    )
     return {
-        "product": {
-            "productId": sku.product.product_id,
-            "skuId": sku_part(sku),
-            "availabilityId": str(availability.pk) if availability else "",
-            "billingCycle": frequency,
-            "termDuration": subscription.term,
-        },
+        "product": product_term(subscription.sku, subscription.term, frequency),
         "quantity": subscription.quantity,
         "chargeDate": day_start(subscription.next_charge_on),
     }
@@ -356,7 +348,7 @@ def transfer(transfer, customer, line_items: list) -> dict:
             {
                 "id": i,
                 "subscriptionId": str(s.pk),
-                "offerId": f"{s.sku.product.product_id}:{sku_part(s.sku)}:{s.availability_id}",
+                "offerId": offer_id(s),
                 "friendlyName": s.display_name,
                 "quantity": s.quantity,
                 "billingCycle": s.billing_frequency,
