@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from api import tokens, webhooks
@@ -248,3 +249,22 @@ def test_the_delivery_log_pages_newest_first_with_continuation_tokens(admin, dir
     assert len(seen) == 5 and seen == sorted(seen, reverse=True)
     bad = api.call("get", path + "&seekOperation=Next", **{"MS-ContinuationToken": "garbage"})
     assert bad.status_code == 400
+
+
+@pytest.mark.rule("T3")
+def test_partner_staff_read_their_endpoints_and_deliveries_in_the_admin_without_the_secret(client, direct_partner):
+    endpoint = endpoint_for(direct_partner, "https://psa.example.com/hooks")
+    theirs = endpoint_for(factories.PartnerFactory(kind="direct_bill"), "https://their.example.com/hooks")
+    staff = factories.staff(direct_partner, "admin_agent")
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="api"))
+    client.force_login(staff)
+    listed = client.get("/admin/api/webhookendpoint/")
+    assert listed.status_code == 200
+    assert [e.pk for e in listed.context["cl"].result_list] == [endpoint.pk]
+    page = client.get(f"/admin/api/webhookendpoint/{endpoint.pk}/change/")
+    assert page.status_code == 200 and "psa.example.com" in page.content.decode()
+    assert SECRET not in page.content.decode()
+    assert client.get(f"/admin/api/webhookendpoint/{theirs.pk}/change/").status_code == 302  # "doesn't exist"
+    assert client.get("/admin/api/webhookdelivery/").status_code == 200
