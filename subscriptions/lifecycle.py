@@ -17,8 +17,6 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from api.protocol import forget_old_requests
-from api.webhooks import run_webhooks
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
 from portal.errors import RuleViolation
 
@@ -256,12 +254,22 @@ def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     for name, count in requeued:
         setattr(report, name, count)
     report.lifecycle_requeued = int(lifecycle_requeued)
-    # Webhooks, last: the audit entries written since the last pass (this pass's renewals too) become deliveries,
-    # closing windows are announced, and deliveries a lost task left pending are queued again (api.webhooks).
-    # Guarded: a webhook's trouble never holds up a renewal, and is retried next pass.
-    guarded(run_webhooks, now)
-    guarded(forget_old_requests, now)  # the API's replayed answers past their time (MS-RequestId)
+    # Then what other apps asked to run with every pass (`after_each_pass`), last: the API's webhooks (the audit
+    # entries written since the last pass, this pass's renewals too, become deliveries) and its replayed answers
+    # past their time. Guarded: their trouble never holds up a renewal, and is retried next pass.
+    for work in AFTER_EACH_PASS:
+        guarded(work, now)
     return report
+
+
+# Work another app runs with every pass of the engine, each `work(now)`: registered from its AppConfig.ready (the API
+# registers its webhooks and its MS-RequestId sweep), so this module knows of no app above it.
+AFTER_EACH_PASS: list = []
+
+
+def after_each_pass(work) -> None:
+    if work not in AFTER_EACH_PASS:
+        AFTER_EACH_PASS.append(work)
 
 
 def _advance(subscription: Subscription, now: datetime) -> str:
