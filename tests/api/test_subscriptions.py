@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 
 from api import tokens
-from api.models import PartnerRate
+from api.models import PartnerRate, RequestRecord
+from subscriptions.lifecycle import run_lifecycle
 from subscriptions.models import Subscription
 from subscriptions.states import Status
 from tests import factories
@@ -282,6 +283,16 @@ def test_a_request_id_reused_for_another_request_is_refused(api, subscription):
     other = api.patch(path(subscription), {"quantity": 14}, headers={"MS-RequestId": "same", "If-Match": etag})
     assert other.status_code == 422
     assert Subscription.objects.get(pk=subscription.pk).quantity == 13
+
+
+def test_each_lifecycle_pass_forgets_the_answers_kept_past_48_hours(api, subscription, now):
+    etag = read(api, subscription)["attributes"]["etag"]
+    api.patch(path(subscription), {"quantity": 13}, headers={"MS-RequestId": "kept", "If-Match": etag})
+    kept = RequestRecord.objects.get(request_id="kept")
+    run_lifecycle(kept.created_at + timedelta(hours=47))
+    assert RequestRecord.objects.filter(pk=kept.pk).exists()  # replayed for at least 24 hours
+    run_lifecycle(kept.created_at + timedelta(hours=48, seconds=1))
+    assert not RequestRecord.objects.filter(pk=kept.pk).exists()
 
 
 def test_the_correlation_id_is_echoed_and_a_request_id_made_up(api, subscription):
