@@ -27,6 +27,7 @@ portal_patterns = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("about/", views.about, name="about"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/<uuid:customer_id>/", views.customer_detail, name="customer-detail"),
     path("customers/<uuid:customer_id>/account/", views.customer_account, name="customer-account"),

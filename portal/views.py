@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Case, Count, Exists, OuterRef, Q, StringAgg, Subquery, Value, When
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 
@@ -210,6 +211,13 @@ def customer_activity(request, customer_id):
 def about(request):
     """How the portal counts time and money. Also the bench's floor: the base layout, no data of its own."""
     return render(request, "portal/about.html")
+
+
+@login_not_required
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's, a JSON answer): the portal's icon,
+    rather than a 404 in every log."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @login_not_required

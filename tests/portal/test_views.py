@@ -42,7 +42,9 @@ def portal_routes() -> dict[str, dict]:
 ROUTES = portal_routes()
 # TF1: the customer's pages, for someone with no account here (the invitation's link, the demo's mailbox).
 CUSTOMER_ROUTES = {"subscriptions:relationship-accept", "subscriptions:relationship-mailbox"}
-SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name != "portal:login" and name not in CUSTOMER_ROUTES)
+# Open to anyone: the icon a browser asks for on any page, the sign-in page's too.
+OPEN_ROUTES = {"portal:login", "portal:favicon"}
+SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name not in OPEN_ROUTES | CUSTOMER_ROUTES)
 
 
 # --- Sign-in ------------------------------------------------------------------------------------
@@ -79,6 +81,15 @@ def test_the_customers_pages_need_no_sign_in(client, settings, name):
 
 
 @pytest.mark.django_db
+def test_the_icon_is_named_by_every_page_and_favicon_ico_finds_it(signed_in):
+    # a page names its icon (so a browser asks for no /favicon.ico), and a page that names none (the admin's, a
+    # JSON answer) still finds it there, signed in or not: no 404 in the logs
+    assert 'rel="icon" href="/static/favicon.svg"' in signed_in.get(reverse("portal:about")).content.decode()
+    for someone in (signed_in, Client()):
+        response = someone.get("/favicon.ico")
+        assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+
+
 def test_sign_in_page_is_open_to_anonymous_users(client):
     # when an anonymous visitor opens the sign-in page
     response = client.get(reverse("portal:login"))
