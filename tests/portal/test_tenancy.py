@@ -13,7 +13,7 @@ from portal.models import Partner
 from subscriptions import services
 from subscriptions.models import AuditEntry, Subscription
 from tests import factories
-from tests.helpers import database_state
+from tests.helpers import database_state, visible_text
 
 TENANT_NAMESPACES = {"portal", "catalog", "subscriptions"}
 
@@ -285,8 +285,9 @@ def test_t3_home_does_not_show_another_partners_orders(signed_in, mine, theirs):
     # given both partners have a pending order
     # when the user opens Home
     page = signed_in.get(reverse("portal:home")).content.decode()
-    # then only the user's own order is listed
-    assert f">{mine.order.number}</a> for {mine.customer.company_name}" in page
+    # then only the user's own order is listed, its customer linked to the customer's page
+    assert f"{mine.order.number} for {mine.customer.company_name}" in visible_text(page)
+    assert f'href="/customers/{mine.customer.pk}/subscriptions/"' in page
     assert theirs.customer.company_name not in page
 
 
