@@ -1,6 +1,7 @@
 """What has been bought: subscriptions, their license lots, billing lines and the audit trail."""
 
 import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
@@ -393,6 +394,62 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} UTC {self.action}"
+
+    @property
+    def readable_before(self) -> list[tuple[str, str]]:
+        """The values before the change as a person reads them ("Term: 1 month", not "term: P1M")."""
+        return [(audit_label(key), audit_value(key, value)) for key, value in self.before.items()]
+
+    @property
+    def readable_after(self) -> list[tuple[str, str]]:
+        return [(audit_label(key), audit_value(key, value)) for key, value in self.after.items()]
+
+
+# The names of the values the services record (before, after), as the pages call them; any other is its key in words.
+AUDIT_LABELS = {
+    "quantity": "Quantity",
+    "auto_renew": "Auto-renew",
+    "friendly_name": "Name",
+    "status": "Status",
+    "term": "Term",
+    "billing_frequency": "Billing frequency",
+    "next_charge_frequency": "Billing frequency from the next charge",
+    "next_charge_on": "Next charge",
+    "unit_price": "Unit price",
+    "is_trial": "Trial",
+    "term_start": "Term start",
+    "term_end": "Term end",
+    "renewal_completed_at": "Renewal completed",
+    "expires_at": "Expires",
+    "addon": "Add-on",
+    "into": "Into",
+    "to": "Into",
+    "converted_into": "Converted into",
+}
+
+
+def audit_label(key: str) -> str:
+    return AUDIT_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def audit_value(key: str, value) -> str:
+    """A recorded value in the words the pages use: a term as "1 month", a status or a billing frequency by its
+    name, on/off, a time in UTC."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return ("On" if value else "Off") if key == "auto_renew" else ("Yes" if value else "No")
+    if not isinstance(value, str):
+        return str(value)
+    for choices in (Term, BillingFrequency, Status):
+        if value in choices.values:
+            return str(choices(value).label)
+    if len(value) > 10 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            return f"{datetime.fromisoformat(value).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        except ValueError:
+            return value
+    return value
 
 
 # --- Transfers between partners (TF1–TF4) -------------------------------------------------------

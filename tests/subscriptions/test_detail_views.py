@@ -1980,3 +1980,28 @@ def test_the_status_button_is_the_verdict_of_allowed_actions_with_its_reason(
         name = label.lower()
         assert f'href="?confirm={name}#confirm" data-dialog-open="dlg-{name}">{label}</a>' in bar
         assert not any(item.startswith(f"{label}:") for item in why_list(page))
+
+
+@pytest.mark.rule("L1")
+def test_the_audit_trail_shows_recorded_values_as_people_read_them(signed_in, customer, now):
+    # given an entry recording a term, a billing frequency, auto-renew, a status and a time as the services store them
+    subscription = factories.SubscriptionFactory(customer=customer)
+    audit.record(
+        actor=None,
+        at=now,
+        customer=customer,
+        subscription=subscription,
+        action="subscription.renewed",
+        summary="Renewed",
+        before={"term": "P1M", "billing_frequency": "monthly", "auto_renew": True, "status": "suspended"},
+        after={"term": "P1Y", "next_charge_on": None, "term_start": "2026-12-01T00:00:00+00:00", "is_trial": False},
+    )
+    # when its page is opened
+    row = [r for r in re.findall(r"<tr>.*?</tr>", signed_in.get(subscription_url("detail", subscription)).content.decode(), re.S)
+           if "Renewed" in r][0]  # fmt: skip
+    # then the values read as the page names them, not as stored
+    assert visible_text(row).endswith(
+        "Term: 1 month, Billing frequency: Monthly, Auto-renew: On, Status: Suspended → Term: 1 year, "
+        "Next charge: none, Term start: 2026-12-01 00:00 UTC, Trial: No"
+    )
+    assert "P1M" not in row and "monthly" not in row
