@@ -12,6 +12,7 @@ from portal.forms import first_error, refuse
 
 from .forms import ConversionForm
 from .manage_views import to_subscription_page
+from .models import Subscription
 from .services import conversions
 
 
@@ -49,7 +50,9 @@ def _convert(request, trial, form, now):
 
 def convert_trial(request, customer_id, subscription_id):
     customer = access.get_customer(request.user, customer_id)
-    trial = access.get_subscription(request.user, customer, subscription_id)
+    # Only a trial has this panel: a paid subscription's conversion URL (typed, or kept from before the conversion)
+    # is no page (404), not a panel refusing what it never offered.
+    trial = access.get_subscription(request.user, customer, subscription_id, Subscription.objects.filter(is_trial=True))
     now = timezone.now()
     data = request.POST if request.method == "POST" else request.GET
     form = ConversionForm(data)

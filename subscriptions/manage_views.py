@@ -360,8 +360,11 @@ def subscription_action(request, customer_id, subscription_id, action):
 
 def publisher_setup(request, subscription_id):
     """S3: the demo's simulated publisher page, behind the "Go to publisher's site" link."""
+    # S3 is an ISV's set-up: a Microsoft subscription has no publisher page to go to (404).
     subscription = get_object_or_404(
-        access.subscriptions_for(request.user).select_related("customer", "sku__product__publisher"), pk=subscription_id
+        access.subscriptions_for(request.user).select_related("customer", "sku__product__publisher"),
+        pk=subscription_id,
+        sku__product__publisher__is_microsoft=False,
     )
     if request.method == "POST":
         form = VersionedForm(request.POST)

@@ -404,6 +404,16 @@ def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_i
     assert url(trial) in detail.content.decode()
 
 
+@pytest.mark.rule("TR3")
+def test_a_paid_subscriptions_conversion_url_is_no_page_and_changes_nothing(signed_in, customer, e3, e5):
+    paid = factories.subscribe(customer, e3, started=datetime(2026, 11, 1, tzinfo=UTC))
+    before = database_state()
+    assert signed_in.get(url(paid)).status_code == 404
+    assert signed_in.get(url(paid), {"target": f"sku-{e5.pk}", "when": "now"}).status_code == 404
+    assert signed_in.post(url(paid), {**drawn(paid), "target": f"sku-{e5.pk}", "when": "now"}).status_code == 404
+    assert database_state() == before
+
+
 def test_the_preview_says_what_will_happen_and_changes_nothing(signed_in, trial, e3):
     before = database_state()
     response = signed_in.get(

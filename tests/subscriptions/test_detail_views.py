@@ -2005,3 +2005,16 @@ def test_the_audit_trail_shows_recorded_values_as_people_read_them(signed_in, cu
         "Next charge: none, Term start: 2026-12-01 00:00 UTC, Trial: No"
     )
     assert "P1M" not in row and "monthly" not in row
+
+
+@pytest.mark.rule("S3")
+def test_a_microsoft_subscription_has_no_publisher_set_up_page(signed_in, customer):
+    microsoft = factories.SubscriptionFactory(customer=customer, status=Status.PENDING)
+    assert microsoft.sku.product.publisher.is_microsoft
+    before = database_state()
+    assert signed_in.get(reverse("subscriptions:publisher-setup", args=[microsoft.pk])).status_code == 404
+    assert (
+        signed_in.post(reverse("subscriptions:publisher-setup", args=[microsoft.pk]), drawn(microsoft)).status_code
+        == 404
+    )
+    assert database_state() == before
