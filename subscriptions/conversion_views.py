@@ -63,9 +63,10 @@ def convert_trial(request, customer_id, subscription_id):
             "subscriptions/convert_panel.html",
             _context(customer, trial, request.user, now, form.choice(), **extra),
         )
+    previewing = request.method != "POST" or "preview" in request.POST
     if form.is_valid():
         try:
-            if request.method != "POST":  # the preview: the same checks the conversion runs, nothing changed
+            if previewing:  # the same checks the conversion runs, nothing changed
                 extra["plan"] = conversions.plan_conversion(
                     trial, user=request.user, now=now, scheduled=form.scheduled, **form.arguments()
                 )

@@ -173,6 +173,14 @@ def test_convert_an_nce_trial_mid_term_into_a_new_paid_subscription(page: Page, 
     expect(panel.get_by_role("combobox", name=re.compile(r"^Billing frequency"))).to_have_value("monthly")
     panel.get_by_label("Quantity").fill("25")
     page.screenshot(path=f"{SHOTS_DIR}/convert-form.png", full_page=True)
+    # previews first: a POST (no CSRF token in a URL) that changes nothing and keeps the panel open with the choice
+    with page.expect_request(lambda request: request.method == "POST" and "/convert/" in request.url):
+        panel.get_by_role("button", name="Preview").click()
+    expect(panel.locator("#convert-preview")).to_contain_text(
+        "Now: a new Microsoft 365 E3 subscription with 25 licenses"
+    )
+    assert "csrfmiddlewaretoken" not in page.url
+    assert Subscription.objects.get(pk=trial.pk).is_trial  # nothing yet
     panel.get_by_role("button", name="Convert trial").click()
     expect(page.locator(".side-panel.open")).to_have_count(0)  # the whole page moves on
 

@@ -1,6 +1,7 @@
 """Trial conversions (TR2–TR8, R4, R6, N6): the targets, converting now, scheduling for the trial's end,
 and the "Convert trial" page. Time is frozen at 2026-11-25 12:00 UTC (the `now` fixture)."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -402,6 +403,21 @@ def test_the_page_lists_the_targets_with_defaults_and_the_detail_page_links_to_i
     assert 'name="quantity" min="1" value="25"' in html
     detail = signed_in.get(reverse("subscriptions:subscription-detail", args=[customer.pk, trial.pk]))
     assert url(trial) in detail.content.decode()
+
+
+def test_the_preview_button_posts_so_no_csrf_token_lands_in_a_url_and_it_changes_nothing(signed_in, trial, e3):
+    html = signed_in.get(url(trial)).content.decode()
+    preview = re.search(r"<button[^>]*>Preview</button>", html).group(0)
+    assert "formmethod" not in preview and 'name="preview"' in preview
+    before = database_state()
+    response = signed_in.post(
+        url(trial),
+        {**drawn(trial), "preview": "1", "target": f"sku-{e3.pk}", "when": "now", "term": "P1Y",
+         "billing_frequency": "monthly", "quantity": "30"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Now: a new Microsoft 365 E3 subscription with 30 licenses" in response.content.decode()
+    assert database_state() == before
 
 
 @pytest.mark.rule("TR3")
