@@ -28,7 +28,7 @@ from catalog.listing import (
     offer_cards,
     offer_filter,
 )
-from catalog.models import TRIAL_LICENSES, Order, OrderLine, catalog_version
+from catalog.models import TRIAL_LICENSES, Availability, Order, OrderLine, catalog_version
 from portal import access
 from portal.access import Action
 from portal.errors import RuleViolation, RuleViolations
@@ -52,6 +52,8 @@ def _offer_page(request, customer, form=None):
     listed = listed_offer_ids(filters.qs, ctx, show_all, narrowed=filters.narrows(), facts=facts)
     page = ClampedPaginator(listed, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
     return {
+        # A refused "Add to cart" sent without JavaScript: its card shows the way and quantity as typed, and why.
+        "typed": _typed(form),
         "catalog_version": version,
         "customer": customer,
         "section": "subscriptions",
@@ -66,6 +68,22 @@ def _offer_page(request, customer, form=None):
         "cart_count": len(ctx.cart_sku_ids),
         "show_all": show_all,
     }
+
+
+def _typed(form) -> dict | None:
+    """What a refused "Add to cart" form sent, as its card draws it again: the offer it was for (the SKU of the way
+    chosen, if that way exists), the way and the quantity as typed."""
+    if form is None or not form.is_bound:
+        return None
+    availability = str(form.data.get("availability", ""))[:20]
+    sku_pk = (
+        Availability.objects.filter(pk=availability).values_list("sku_id", flat=True).first()
+        if availability.isascii() and availability.isdigit()
+        else None
+    )
+    if sku_pk is None:
+        return None
+    return {"sku_pk": sku_pk, "availability": availability, "quantity": str(form.data.get("quantity", ""))[:40]}
 
 
 def offer_list(request, customer_id):

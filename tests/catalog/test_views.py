@@ -4,6 +4,7 @@ K12, O1, O2), with the bad input they must survive and the SQL they cost."""
 import re
 from datetime import timedelta
 from decimal import Decimal
+from html import escape
 
 import pytest
 from django.urls import reverse
@@ -12,7 +13,7 @@ from catalog.models import Cart, CartLine, Order, OrderAdditionalReseller, Order
 from portal.models import Partner
 from subscriptions.models import Subscription
 from tests import factories
-from tests.helpers import cart_drawn, count_queries, visible_text
+from tests.helpers import cart_drawn, count_queries, database_state, visible_text
 
 QUERY_BUDGET = 12
 
@@ -365,6 +366,34 @@ def standard(db):
     return sku("Microsoft 365 Business Standard")
 
 
+@pytest.mark.rule("K8")
+def test_a_refused_add_without_javascript_keeps_the_way_and_the_quantity_typed_on_its_card(
+    signed_in, customer, standard
+):
+    # given an offer sold in two ways (the second chosen) and a quantity above its maximum typed
+    yearly = factories.availability(standard)
+    monthly = factories.availability(standard, "P1M", "monthly")
+    signed_in.get(reverse("catalog:offer-list", args=[customer.pk]))  # its card's fragments are cached
+    before = database_state()
+    response = signed_in.post(
+        reverse("catalog:cart-add", args=[customer.pk]),
+        cart_drawn(customer, {"availability": monthly.pk, "quantity": "10001"}),
+    )
+    # then the catalog comes back with the refusal on that card, which shows what was typed; nothing was added
+    assert response.status_code == 422
+    card = re.search(
+        rf'<article class="offer" data-sku="{standard.sku_id}">.*?</article>', response.content.decode(), re.S
+    )
+    html = card.group(0)
+    assert 'name="quantity" value="10001"' in html and 'aria-invalid="true"' in html
+    assert f'<option value="{monthly.pk}" selected>' in html and f'<option value="{yearly.pk}">' in html
+    assert "sold in quantities from 1 to 10,000" in html
+    assert database_state() == before
+    # and the next visit draws the card as before, from its cached fragment
+    again = signed_in.get(reverse("catalog:offer-list", args=[customer.pk])).content.decode()
+    assert 'name="quantity" value="1"' in again and 'value="10001"' not in again
+
+
 @pytest.mark.rule("K1")
 @pytest.mark.rule("K2")
 def test_k1_k2_added_line_is_reviewed_with_price_quantity_term_frequency_and_totals(
@@ -566,10 +595,13 @@ def test_cart_line_update_refuses_a_bad_quantity_with_a_clear_message(
     response = signed_in.post(
         reverse("catalog:cart-line-update", args=[customer.pk, line.pk]), cart_drawn(customer, {"quantity": quantity})
     )
-    # then it is refused with a message and the line keeps its 12
+    # then it is refused with a message and the line keeps its 12, while its field shows what was typed
     assert response.status_code == 422
-    assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in response.content.decode()
+    html = response.content.decode()
+    assert f'<div class="msgbar msgbar-error" role="alert">{message}</div>' in html
     assert list(CartLine.objects.values_list("pk", "quantity")) == [(line.pk, 12)]
+    field = re.search(r'<input type="[a-z]+" name="quantity"[^>]*aria-label="Quantity of [^"]*"[^>]*>', html).group(0)
+    assert f'value="{escape(quantity[:40])}' in field
 
 
 def test_cart_line_update_refuses_a_date_that_is_not_a_date(signed_in, sales, customer, standard):
