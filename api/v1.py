@@ -254,16 +254,22 @@ class OfferQuery(Paging):
     showAll: bool = Field(False, description="C3, C5: also the offers this customer's catalog doesn't list")
 
 
+def catalog_context(request, customer):
+    """What the catalog page's verdicts (C4) read of this customer, as the page reads it for this user: the
+    customer's holdings and, for a user who may buy, their open cart (an offer sold once that is in it can't be added
+    again). Every catalog resource (here and api.catalog) asks `offer_cards` with it."""
+    can_buy = access.permission(request.user, access.Action.BUY)
+    cart = current_cart(customer, request.user, timezone.now()) if can_buy else None
+    return buying_context(customer, request.partner, cart)
+
+
 @customers.get("/{customer_id}/products", response={200: schemas.OfferCollection, **ERROR_RESPONSES})
 def list_offers(request, customer_id: str, query: Query[OfferQuery]):
     """C2–C5: the customer's catalog as its page lists it, through the page's own FilterSet (a value it rejects is
     ignored, as on the page), each offer with its verdict (C4): whether it can be bought now, and why not."""
     customer = access.get_customer(request.user, customer_id)
     no_nul(query.q, *query.publisher, *query.billing_type, *query.category)
-    can_buy = access.permission(request.user, access.Action.BUY)
-    now = timezone.now()
-    cart = current_cart(customer, request.user, now) if can_buy else None
-    ctx = buying_context(customer, request.partner, cart)
+    ctx = catalog_context(request, customer)
     filters = offer_filter(request.GET)
     facts = listing_facts(catalog_version())
     listed = listed_offer_ids(filters.qs, ctx, query.showAll, narrowed=filters.narrows(), facts=facts)

@@ -57,6 +57,29 @@ def offer_named(offer: str) -> Q:
     return sku_named(parts[0], parts[1]) if len(parts) == 3 else Q(sku_id=offer)
 
 
+def product_path(customer_id, product) -> str:
+    """The customer's view of a catalog product (api.catalog), relative and without /v1 as Partner Center links."""
+    return f"/customers/{customer_id}/products/{product.product_id}"
+
+
+def sku_path(customer_id, sku) -> str:
+    return f"{product_path(customer_id, sku.product)}/skus/{sku_part(sku)}"
+
+
+def availability_path(customer_id, sku, availability_id) -> str:
+    return f"{sku_path(customer_id, sku)}/availabilities/{availability_id}"
+
+
+def catalog_links(customer_id, sku, availability_id) -> dict:
+    """Partner Center's `links.product`, `links.sku` and `links.availability` of what a subscription or an order line
+    is of: the customer's catalog resources (api.catalog). `sku` comes with its product."""
+    return {
+        "product": link(product_path(customer_id, sku.product)),
+        "sku": link(sku_path(customer_id, sku)),
+        "availability": link(availability_path(customer_id, sku, availability_id)),
+    }
+
+
 def subscription_reads():
     """What a subscription resource reads (the page's reads): a fixed number of queries for a
     page of them."""
@@ -169,7 +192,10 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
         "nextChargeInstructions": next_charge_instructions(subscription),
         "renewalPending": subscription.renewal_pending,
         "actions": [name for name, verdict in allowed.items() if verdict.allowed],
-        "links": {"self": link(subscription_path(subscription))},
+        "links": {
+            "self": link(subscription_path(subscription)),
+            **catalog_links(subscription.customer_id, sku, subscription.availability_id),
+        },
         "attributes": {
             "objectType": "Subscription",
             "etag": protocol.etag("subscription", subscription.pk, subscription.version),
