@@ -280,6 +280,35 @@ def transition_eligibility(source: Subscription, target, allowed, visible: set) 
     }
 
 
+def scheduled_eligibility(source: Subscription, sku, renews: dict, reason: str) -> dict:
+    """R1: one target the renewal can be upgraded to, at the availability it would renew with (the renewal's term
+    and billing frequency, `renews`, when the target is sold so; else its first), refused with the panel's
+    `reason` ("" when it can be scheduled)."""
+    sold = list(sku.availabilities.all())
+    matching = next(
+        (a for a in sold if a.term == renews["term"] and a.billing_frequency == renews["billing_frequency"]),
+        sold[0] if sold else None,
+    )
+    errors = [{"code": 0, "description": reason}] if reason else []
+    if not sold:
+        errors.append({"code": 10, "description": "No term of it is sold."})
+    return {
+        "catalogItemId": catalog_item(sku, matching),
+        "title": sku.name,
+        "description": sku.product.description,
+        "quantity": renews["quantity"],
+        "eligibilities": [
+            {
+                "isEligible": not errors,
+                "transitionType": "transition_only" if source.is_trial else "transition_with_license_transfer",
+                "errors": errors,
+            }
+        ],
+        "subscriptionEligibilities": [],
+        "attributes": {"objectType": "TransitionEligibility"},
+    }
+
+
 def conversion_eligibilities(trial: Subscription, targets, allowed, visible: set) -> list[dict]:
     """TR3, TR5: what a new-commerce trial can convert into (Partner Center converts trials by transitions): the
     equivalent paid SKU and the matrix's higher ones, each with the customer's subscriptions of it and TR5's reason
@@ -420,4 +449,28 @@ def offer(sku, refusal) -> dict:
         "purchasable": refusal is None,
         "refusal": {"ruleId": refusal.rule, "description": refusal.message} if refusal else None,
         "attributes": {"objectType": "Offer"},
+    }
+
+
+def transition(record) -> dict:
+    """A transition the API made (api.models.TransitionRecord), as its POST answered it."""
+    return {
+        "operationId": str(record.operation_id),
+        "fromCatalogItemId": record.from_catalog_item_id,
+        "fromSubscriptionId": str(record.subscription_id),
+        "toCatalogItemId": record.to_catalog_item_id,
+        "toSubscriptionId": str(record.to_subscription_id),
+        "quantity": record.quantity,
+        "termDuration": record.term,
+        "billingCycle": record.billing_frequency,
+        "transitionType": record.transition_type,
+        "events": [
+            {
+                "name": "Conversion",
+                "status": "Completed",
+                "timestamp": record.at,
+                "attributes": {"objectType": "TransitionEvent"},
+            }
+        ],
+        "attributes": {"objectType": "Transition"},
     }
