@@ -192,3 +192,15 @@ def test_a_subscription_and_an_order_line_link_to_the_catalog_resources(api, cus
     )
     for name in ("product", "sku", "availability"):
         assert api.get(links[name]["uri"]).status_code == 200
+
+
+def test_an_order_line_links_to_the_catalog_resources(api, customer):
+    # given: an order placed, not fulfilled yet (no subscription to link to)
+    line = factories.OrderLineFactory(order=factories.OrderFactory(customer=customer))
+    # when
+    (item,) = get(api, f"/customers/{customer.pk}/orders/{line.order.number}")["lineItems"]
+    # then
+    assert set(item["links"]) == {"product", "sku", "availability"}
+    availability = get(api, item["links"]["availability"]["uri"])
+    assert availability["catalogItemId"] == item["offerId"]
+    assert get(api, item["links"]["sku"]["uri"])["id"] == wire.sku_part(line.sku)

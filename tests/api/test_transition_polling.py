@@ -177,3 +177,26 @@ def test_an_eligibility_type_other_than_immediate_or_scheduled_answers_400(api, 
     response = api.get(f"{base(subscription)}/transitionEligibilities", eligibilityType=value)
     assert response.status_code == 400, response.content
     assert response.json()["code"] == 1_000_400
+
+
+@pytest.mark.rule("TR8")
+def test_a_trials_scheduled_targets_are_its_conversions_and_need_auto_renew(api, customer):
+    # given: a trial of a paid SKU the customer already holds (an immediate conversion could go into it)
+    paid = factories.SkuFactory(name="Microsoft 365 E3", availabilities=[("P1Y", "monthly", "36.00")])
+    factories.SubscriptionFactory(customer=customer, sku=paid)
+    trial = factories.start_trial(
+        customer, factories.trial_offer(trial_of=paid), started=datetime(2026, 11, 10, tzinfo=UTC)
+    )
+    # when
+    (item,) = eligibilities(api, trial, eligibilityType="scheduled")
+    # then: the paid SKU, never into the existing subscription
+    assert item["title"] == "Microsoft 365 E3"
+    assert item["eligibilities"] == [{"isEligible": True, "transitionType": "transition_only", "errors": []}]
+    assert item["subscriptionEligibilities"] == []
+    # when auto-renew is off: the conversion panel's sentence
+    Subscription.objects.filter(pk=trial.pk).update(auto_renew=False)
+    (item,) = eligibilities(api, trial, eligibilityType="scheduled")
+    assert item["eligibilities"][0]["isEligible"] is False
+    assert item["eligibilities"][0]["errors"] == [
+        {"code": 0, "description": "Auto-renew is off: turn it on to schedule the conversion for the trial's end."}
+    ]
