@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from api.models import TransitionRecord
 from catalog.models import UpgradePath
@@ -200,3 +202,24 @@ def test_a_trials_scheduled_targets_are_its_conversions_and_need_auto_renew(api,
     assert item["eligibilities"][0]["errors"] == [
         {"code": 0, "description": "Auto-renew is off: turn it on to schedule the conversion for the trial's end."}
     ]
+
+
+def test_the_polls_queries_do_not_grow_with_the_history(api, upgrade):
+    # given: one partial upgrade, then three
+    subscription, _ = upgrade
+    item = eligibilities(api, subscription)[0]
+    post(api, subscription, {"toCatalogItemId": item["catalogItemId"], "quantity": 1})
+    polled(api, subscription)
+    with CaptureQueriesContext(connection) as one:
+        assert polled(api, subscription)["totalCount"] == 1
+    for _ in range(2):
+        post(api, subscription, {"toCatalogItemId": item["catalogItemId"], "quantity": 1})
+    # when
+    with CaptureQueriesContext(connection) as three:
+        history = polled(api, subscription)
+    # then: newest first, in as many queries
+    assert history["totalCount"] == 3
+    assert [t["events"][0]["timestamp"] for t in history["items"]] == sorted(
+        (t["events"][0]["timestamp"] for t in history["items"]), reverse=True
+    )
+    assert len(three) == len(one)
