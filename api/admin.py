@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from portal.admin_site import PartnerScopedAdmin, PartnerStaff
+
 from .models import ApiToken, ClosingWindowNotice, PartnerRate, RequestRecord, WebhookDelivery, WebhookEndpoint
 
 
@@ -30,7 +32,10 @@ class RequestRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(PartnerScopedAdmin):
+    # A partner's staff read their own endpoints here (they change them from the user menu, where the URL is
+    # checked); the operator also switches one off.
+    partner_staff = PartnerStaff.OWN
     list_display = ["url", "partner", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["url", "partner__name"]
@@ -45,7 +50,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(PartnerScopedAdmin):
+    partner_staff = PartnerStaff.OWN  # a partner's own delivery logs, read only
     list_display = ["event", "endpoint", "status", "attempts", "response_code", "created_at", "next_attempt_at"]
     list_filter = ["status", "event"]
     search_fields = ["event_id", "endpoint__url"]

@@ -72,7 +72,11 @@ def authenticate(secret: str, *, now: datetime) -> ApiToken | None:
     """The usable token with this secret, or None (unknown, revoked, expired, or its owner inactive)."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
-    token = ApiToken.objects.select_related("user").filter(key_hash=digest(secret)).first()
+    # One query for what every request needs: the owner, the owner's partner (portal.access) and that partner's own
+    # rate (api.protocol.rate_of), so a request's authentication and its rate check add no reads of their own.
+    token = (
+        ApiToken.objects.select_related("user__membership__partner__api_rate").filter(key_hash=digest(secret)).first()
+    )
     if token is None or not token.usable_at(now) or not token.user.is_active:
         return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:

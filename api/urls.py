@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from . import catalog, commerce, views, webhook_views
+from . import catalog, commerce, views, webhook_api, webhook_views
 from .v1 import api
 
 app_name = "api"
@@ -15,8 +15,10 @@ urlpatterns = [
     path("account/webhooks/<int:endpoint_id>/test/", webhook_views.webhook_test, name="webhook-test"),
 ]
 
-# Carts, checkout and orders (api.commerce) build on api.v1's protocol, so they are registered here, above both.
+# Carts, checkout and orders (api.commerce) and webhooks (api.webhook_api) build on api.v1's protocol, so they are
+# registered here, above both.
 api.add_router("/customers", commerce.router)
+api.add_router("/webhooks", webhook_api.router)
 # The catalog's product, SKU and availability resources (api.catalog), over api.v1's catalog verdicts, likewise.
 api.add_router("/customers", catalog.router)
 v1_patterns, v1_app, v1_namespace = api.urls

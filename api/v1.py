@@ -7,6 +7,7 @@ Errors answer in Partner Center's envelope (api.errors); every answer echoes `MS
 import base64
 import binascii
 import json
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -16,7 +17,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import NinjaAPI, Query, Router
+from ninja import NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -165,7 +166,7 @@ ERROR_RESPONSES = {
 # --- Paging ------------------------------------------------------------------------------------------------------
 
 
-class Paging(schemas.Schema):
+class Paging(Schema):
     size: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items a page.")
     seekOperation: str | None = Field(None, description='"Next", with MS-ContinuationToken.')
 
@@ -362,8 +363,10 @@ def list_customer_subscriptions(request, customer_id: str, query: Query[Subscrip
     )
 
 
-def load_subscription(request, customer_id, subscription_id) -> Subscription:
-    customer = access.get_customer(request.user, customer_id)
+def load_subscription(request, customer_id, subscription_id, *, customer=None) -> Subscription:
+    """The subscription as its resource reads it, scoped to the caller (404 otherwise); `customer` if already read
+    (and scoped) by the caller."""
+    customer = customer or access.get_customer(request.user, customer_id)
     subscription = access.get_subscription(request.user, customer, subscription_id, wire.subscription_reads())
     subscription.customer = customer
     return subscription
@@ -504,7 +507,11 @@ def patch_subscription(request, customer_id: str, subscription_id: str, body: sc
     """Quantity (Q1–Q6), friendlyName, autoRenewEnabled (N1, R6), status suspended / active / deleted (P1–P4, X1–X3):
     each through the service the page uses, all in one transaction (a refusal of one changes nothing). Needs
     `If-Match` with the etag last read (412 otherwise, nothing changed); `MS-RequestId` makes a retry safe."""
-    subscription = load_subscription(request, customer_id, subscription_id)
+    # The row alone: comparing a quantity, a name or a status reads nothing else, and what the rarer fields compare
+    # (the scheduled instructions, a fixed field sent back) is read when they are sent. The answer reads it all.
+    customer = access.get_customer(request.user, customer_id)
+    subscription = access.get_subscription(request.user, customer, subscription_id)
+    subscription.customer = customer
     now = timezone.now()
 
     def act():
@@ -513,13 +520,15 @@ def patch_subscription(request, customer_id: str, subscription_id: str, body: sc
         calls = _changes(subscription, body, request.user)
         if not calls and version != subscription.version:
             raise protocol.PreconditionFailed("The resource changed since this etag was read: read it again.")
-        with transaction.atomic():
-            for call in calls:
+        # One change is one transaction already (its service's own); several are one together.
+        with transaction.atomic() if len(calls) > 1 else nullcontext():
+            for index, call in enumerate(calls):
                 # Each service locks the row, refuses a stale version (after its role check: 403 before 412) and
                 # bumps it; the next one is handed the version the last left.
                 call(version, now)
-                version = Subscription.objects.values_list("version", flat=True).get(pk=subscription.pk)
-        fresh = load_subscription(request, subscription.customer_id, subscription.pk)
+                if index + 1 < len(calls):
+                    version = Subscription.objects.values_list("version", flat=True).get(pk=subscription.pk)
+        fresh = load_subscription(request, customer_id, subscription.pk, customer=subscription.customer)
         return JsonResponse(
             schemas.Subscription(**wire.subscription(fresh, request.user, timezone.now())).model_dump(mode="json")
         )
@@ -657,7 +666,7 @@ def delete_instructions(request, customer_id: str, subscription_id: str):
 # --- Transitions: upgrades now (U1–U9) ---------------------------------------------------------------------
 
 
-class EligibilityQuery(schemas.Schema):
+class EligibilityQuery(Schema):
     eligibilityType: str = Field(
         "immediate", max_length=20, description="immediate (upgrade now, the default) or scheduled (at the renewal)"
     )
@@ -802,7 +811,7 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
     return protocol.once(request, request.partner, lambda: answered(request, transaction.atomic(act)), now=now)
 
 
-class TransitionQuery(schemas.Schema):
+class TransitionQuery(Schema):
     operationId: str | None = Field(None, max_length=40, description="Only the transition its POST answered.")
 
 

@@ -8,11 +8,11 @@ the same `X-CSP-Event-Id`, by which a receiver tells it has seen it.
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from datetime import datetime, timedelta
 from ipaddress import ip_address
 from urllib.parse import urlsplit
@@ -54,19 +54,27 @@ def verify(secret: str, *, timestamp: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect is an answer, not a delivery: following it would send the signed payload to a URL the partner
-    # never registered (urllib also turns a redirected POST into a GET).
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """A connection to `host` made to the one address that was checked (`destination`), not to whatever the name
+    resolves to by the time the socket opens: a name pointed at a private address between the check and the
+    connection (DNS rebinding) is never reached. The Host header still names the host."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
 
 
-def _opener(url: str):
-    handlers = [_NoRedirect()]
-    host = urlsplit(url).hostname or ""
-    if host in ("127.0.0.1", "::1", "localhost"):
-        handlers.append(urllib.request.ProxyHandler({}))  # a receiver on this machine is never behind a proxy
-    return urllib.request.build_opener(*handlers)
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """The same over TLS: the certificate is checked against the host's name (SNI too), as any client would."""
+
+    default_port = http.client.HTTPS_PORT
+
+    def connect(self):
+        super().connect()
+        self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
 
 
 def address_refusal(address: str) -> str:
@@ -81,54 +89,69 @@ def address_refusal(address: str) -> str:
     return ""
 
 
-def destination_refusal(url: str) -> str:
-    """Why this URL's host may not be sent to now ("" if it may): every address its name resolves to must be one
-    deliveries may go to (api.webhooks.address_refusal), checked at each delivery since a name can be pointed
-    elsewhere after it was registered."""
+def destination(url: str) -> tuple[str, str]:
+    """(the address to connect to, "") or ("", why not): the URL's host resolved once, now, and every address it
+    resolves to one deliveries may go to (`address_refusal`), since a name can be pointed elsewhere after it was
+    registered. The connection is then made to that address (`_PinnedHTTPConnection`)."""
     parts = urlsplit(url)
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
     except (OSError, UnicodeError):
-        return "Not delivered: the receiver's host name doesn't resolve."
+        return "", "Not delivered: the receiver's host name doesn't resolve."
+    if not infos:
+        return "", "Not delivered: the receiver's host name doesn't resolve."
     for *_, address in infos:
         refused = address_refusal(address[0])
         if refused:
-            return f"Not delivered: {refused}"
-    return ""
+            return "", f"Not delivered: {refused}"
+    return infos[0][4][0], ""
+
+
+def destination_refusal(url: str) -> str:
+    """Why this URL's host may not be sent to now ("" if it may)."""
+    return destination(url)[1]
 
 
 def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
-    """Sends the delivery once: (the response's status code or None, an error sentence or "")."""
+    """Sends the delivery once: (the response's status code or None, an error sentence or ""). A redirect is an
+    answer, not followed: following it would send the signed payload to a URL the partner never registered."""
     endpoint = delivery.endpoint
-    refused = destination_refusal(endpoint.url)
+    address, refused = destination(endpoint.url)
     if refused:
         return None, refused
     body = body_of(delivery)
     timestamp = str(int(now.timestamp()))
-    request = urllib.request.Request(
-        endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "CSP-Portal-Webhooks/1",
-            SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
-            TIMESTAMP_HEADER: timestamp,
-            EVENT_ID_HEADER: str(delivery.event_id),
-            EVENT_HEADER: delivery.event,
-        },
+    parts = urlsplit(endpoint.url)
+    secure = parts.scheme == "https"
+    kind = _PinnedHTTPSConnection if secure else _PinnedHTTPConnection
+    connection = kind(
+        parts.hostname,
+        parts.port or (http.client.HTTPS_PORT if secure else http.client.HTTP_PORT),
+        address=address,
+        timeout=TIMEOUT_SECONDS,
     )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "CSP-Portal-Webhooks/1",
+        SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
+        TIMESTAMP_HEADER: timestamp,
+        EVENT_ID_HEADER: str(delivery.event_id),
+        EVENT_HEADER: delivery.event,
+    }
     try:
-        with _opener(endpoint.url).open(request, timeout=TIMEOUT_SECONDS) as response:
-            response.read(1024)
-            return response.status, ""
-    except urllib.error.HTTPError as error:
-        return error.code, f"The receiver answered HTTP {error.code}."
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
+        response = connection.getresponse()
+        response.read(1024)
     except TimeoutError:
         return None, "Not delivered: the receiver didn't answer in time."
-    except (urllib.error.URLError, OSError, ValueError):
+    except (OSError, http.client.HTTPException, ValueError):
         # Not the socket's own words: what a connection attempt meets is no business of the partner's page.
         return None, "Not delivered: the receiver couldn't be reached."
+    finally:
+        connection.close()
+    if 200 <= response.status < 300:
+        return response.status, ""
+    return response.status, f"The receiver answered HTTP {response.status}."
 
 
 def claim(delivery_id: int, now: datetime) -> bool:

@@ -15,6 +15,7 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from api.models import WebhookDelivery, WebhookEndpoint
 from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderAdditionalReseller, OrderLine
 from subscriptions.models import AuditEntry, BillingLine, ScheduledChange, SeatLot, Subscription
 
@@ -245,6 +246,9 @@ PARTNER_PATHS: dict[type[Model], Callable[[Partner], Q]] = {
     BillingLine: lambda p: _within("subscription", partner_subscriptions(p)),
     ScheduledChange: lambda p: _within("subscription", partner_subscriptions(p)),
     AuditEntry: lambda p: _within("pk", partner_activity(p)),
+    # The endpoints a partner registered for its webhooks, and their delivery logs (a reseller registers none: T1).
+    WebhookEndpoint: lambda p: Q(partner=p),
+    WebhookDelivery: lambda p: Q(endpoint__partner=p),
 }
 
 

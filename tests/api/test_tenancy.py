@@ -4,12 +4,14 @@ nothing (T1–T3). An operation added to the API is enumerated here without edit
 
 import json
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 
 from api import tokens
+from api.models import WebhookDelivery, WebhookEndpoint
 from api.urls import api as api_v1  # with every router registered (api.urls adds the commerce one)
 from catalog.models import UpgradePath
 from subscriptions.models import TransferRequest
@@ -18,6 +20,8 @@ from tests.conftest import NOW
 from tests.helpers import database_state
 
 SUBSCRIPTION = "/api/v1/customers/{customer_id}/subscriptions/{subscription_id}"
+REGISTRATION = "/api/v1/webhooks/registrations/{registration_id}"
+WEBHOOK = {"webhookUrl": "https://psa.example.com/hooks", "webhookEvents": ["subscription-updated"]}
 # A body each write accepts, from the world's objects (so that a refusal comes from scoping or roles, not from
 # parsing or an unknown offer), by the operation's method and path in the document; None: it takes no body.
 BODIES = {
@@ -41,6 +45,10 @@ BODIES = {
     ("post", "/api/v1/customers/{customer_id}/carts"): lambda w: {"lineItems": [w["line"]]},
     ("put", "/api/v1/customers/{customer_id}/carts/{cart_id}"): lambda w: {"lineItems": [w["line"]]},
     ("post", "/api/v1/customers/{customer_id}/carts/{cart_id}/checkout"): None,
+    ("post", "/api/v1/webhooks/registrations"): lambda w: WEBHOOK,
+    ("put", REGISTRATION): lambda w: WEBHOOK,
+    ("delete", REGISTRATION): None,
+    ("post", REGISTRATION + "/validationEvents"): None,
 }
 WRITES = {"post", "put", "patch", "delete"}
 
@@ -83,7 +91,20 @@ def world_of(kind, cart_owner_role="admin_agent"):
         created_at=NOW,
         expires_at=NOW + timedelta(days=30),
     )
+    endpoint = WebhookEndpoint.objects.create(
+        partner=partner,
+        url="https://psa.example.com/hooks",
+        events=["subscription-updated"],
+        secret="a-secret-of-some-length",
+        created_at=NOW,
+        created_from=uuid.uuid4(),
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event_id=uuid.uuid4(), event="test-created", source="test:1", payload={}, created_at=NOW
+    )
     ids = {
+        "registration_id": endpoint.pk,
+        "event_id": delivery.event_id,
         "customer_id": customer.pk,
         "subscription_id": subscription.pk,
         "transfer_id": transfer.pk,

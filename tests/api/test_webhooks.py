@@ -3,6 +3,7 @@ receiver on 127.0.0.1, signed, retried with backoff, found again after a lost ta
 
 import json
 import re
+import socket
 import threading
 import uuid
 from datetime import timedelta
@@ -459,3 +460,29 @@ def test_a_name_that_resolves_to_a_private_address_is_not_sent_to(settings, monk
     assert webhook_delivery.destination_refusal("https://psa.example.com/hook") == (
         "Not delivered: Deliveries go to public addresses only."
     )
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked_not_to_a_later_answer(db, receiver, monkeypatch, now):
+    # DNS rebinding: the name resolves to an allowed address when checked, then to another (here a private one that
+    # would be refused) for anyone who asks again. The connection is made to the address that was checked.
+    real = socket.getaddrinfo
+    port = receiver.server.server_address[1]
+    answers = []
+
+    def resolve(host, *args, **kwargs):
+        if host != "rebind.example":
+            return real(host, *args, **kwargs)
+        answers.append(host)
+        address = "127.0.0.1" if len(answers) == 1 else "10.9.9.9"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(webhook_delivery.socket, "getaddrinfo", resolve)
+    endpoint = endpoint_for(factories.PartnerFactory(kind="direct_bill"), f"http://127.0.0.1:{port}/hooks")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://rebind.example:{port}/hooks?from=csp")
+    delivery = webhooks.send_test_event(endpoint.created_by, endpoint.pk, version=endpoint.version, now=now)
+    delivery.refresh_from_db()
+    code, error = webhook_delivery.post(delivery, now)
+    assert (code, error) == (200, "")
+    assert answers == ["rebind.example"]  # resolved once, at the check
+    headers, _ = receiver.received[0]
+    assert headers["Host"] == f"rebind.example:{port}"

@@ -6,6 +6,7 @@ staff can be searched for any of it; `rows[token][model]` holds the primary keys
 what each partner's block added to every table (not by the scoping under test).
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,8 +33,8 @@ from tests import factories
 # Every other registered model is a partner's own. A newly registered model lands in "own" and fails the tests
 # until the world below builds a row of it for each partner, or it joins one of these lists.
 SHARED = {Publisher, Product, Sku, Availability, UpgradePath}
-# The API's tokens, replayed answers and rates, and the webhooks' endpoints, deliveries and notices: the operator's
-# (staff manage their own tokens and endpoints, and read their delivery logs, from the user menu).
+# The API's tokens, replayed answers and rates, and the webhooks' notices: the operator's (staff manage their own
+# tokens from the user menu). Their webhook endpoints and delivery logs are their own, read here too.
 OPERATOR_ONLY = {
     User,
     Group,
@@ -41,13 +42,11 @@ OPERATOR_ONLY = {
     ApiToken,
     PartnerRate,
     RequestRecord,
-    WebhookEndpoint,
-    WebhookDelivery,
     ClosingWindowNotice,
 }
 
 ZETA = "Zeta"
-TENANT_APPS = {"portal", "catalog", "subscriptions", "auth"}
+TENANT_APPS = {"portal", "catalog", "subscriptions", "auth", "api"}
 
 
 def table_pks() -> dict:
@@ -152,6 +151,23 @@ def _partner_block(world: World, token: str, sku: Sku) -> None:
             action="subscription.renamed",
             summary=f"{token}: renamed",
         )
+    endpoint = WebhookEndpoint.objects.create(
+        partner=partner,
+        url=f"https://{lower}.example/hooks",
+        events=["subscription-updated"],
+        secret=f"{token}-webhook-secret-of-length",
+        created_at=factories.BASE_TIME,
+        created_by=staff,
+        created_from=uuid.uuid4(),
+    )
+    WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_id=uuid.uuid4(),
+        event="subscription-updated",
+        source=f"test:{lower}",
+        payload={"Summary": f"{token}: renamed"},
+        created_at=factories.BASE_TIME,
+    )
     record(
         actor=staff,
         at=factories.BASE_TIME,
