@@ -320,7 +320,7 @@ def order_resource(order: Order) -> dict:
     for number, line in enumerate(lines):
         subscription = getattr(line, "subscription", None)
         sku = line.sku
-        links = {}
+        links = wire.catalog_links(order.customer_id, sku, line.availability_id)
         if subscription is not None:
             links["subscription"] = wire.link(wire.subscription_path(subscription))
         items.append(

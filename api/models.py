@@ -187,3 +187,43 @@ class CartAttestation(models.Model):
 
     def __str__(self) -> str:
         return f"Cart {self.cart_id}: attestation {'accepted' if self.accepted else 'not accepted'}"
+
+
+class TransitionRecord(models.Model):
+    """A transition (an upgrade or a trial's conversion) made through the API, as its POST answered it, so that
+    `GET …/transitions[?operationId=]` can be polled for it (Partner Center's transition history).
+
+    Written by the API in the transaction of the change itself (api.v1.post_transition), never by the services:
+    the audit trail records the change for every page, but not the operation id the client was given, nor the
+    availability part of the catalog item ids, so it can't answer a poll by itself."""
+
+    operation_id = models.UUIDField(unique=True)
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.CASCADE,
+        related_name="api_transitions",
+        help_text="The subscription transitioned (fromSubscriptionId).",
+    )
+    to_subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.CASCADE,
+        related_name="api_transitions_received",
+        help_text="The subscription holding the licenses afterwards (the same one for a full upgrade in place).",
+    )
+    from_catalog_item_id = models.CharField(max_length=200)
+    to_catalog_item_id = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    term = models.CharField(max_length=3)
+    billing_frequency = models.CharField(max_length=10)
+    transition_type = models.CharField(max_length=40)
+    at = models.DateTimeField(help_text="UTC: when it was made (and completed: the services act at once).")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["subscription", "-at"], name="api_transition_history"),
+            models.Index(fields=["to_subscription", "-at"], name="api_transition_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}: {self.from_catalog_item_id} → {self.to_catalog_item_id}"

@@ -129,6 +129,14 @@ class Transition(Schema):
     attributes: Attributes
 
 
+class TransitionCollection(Schema):
+    totalCount: int
+    items: list[Transition]
+    continuationToken: str | None = None
+    links: dict[str, Link]
+    attributes: Attributes
+
+
 class Subscription(Schema):
     id: str
     customerId: str = Field(description="The customer it belongs to (the portal's addition).")

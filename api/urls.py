@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from . import commerce, views, webhook_api, webhook_views
+from . import catalog, commerce, views, webhook_api, webhook_views
 from .v1 import api
 
 app_name = "api"
@@ -19,6 +19,8 @@ urlpatterns = [
 # registered here, above both.
 api.add_router("/customers", commerce.router)
 api.add_router("/webhooks", webhook_api.router)
+# The catalog's product, SKU and availability resources (api.catalog), over api.v1's catalog verdicts, likewise.
+api.add_router("/customers", catalog.router)
 v1_patterns, v1_app, v1_namespace = api.urls
 for pattern in v1_patterns:
     # The API authenticates each request by its bearer token (api.v1.TokenAuth), never by a session: the sign-in

@@ -21,7 +21,7 @@ from ninja import NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from catalog.cart import current_cart
@@ -34,11 +34,12 @@ from subscriptions import checks, cycles, selectors, services, transfers
 from subscriptions.filters import SubscriptionListForm
 from subscriptions.models import Subscription
 from subscriptions.services import renewal_values
-from subscriptions.services.conversions import conversion_targets
+from subscriptions.services.conversions import conversion_targets, scheduled_conversion_refusal
 from subscriptions.services.upgrades import upgrade_targets
 from subscriptions.states import Status
 
 from . import errors, protocol, schemas, tokens, wire
+from .models import TransitionRecord
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -255,16 +256,22 @@ class OfferQuery(Paging):
     showAll: bool = Field(False, description="C3, C5: also the offers this customer's catalog doesn't list")
 
 
+def catalog_context(request, customer):
+    """What the catalog page's verdicts (C4) read of this customer, as the page reads it for this user: the
+    customer's holdings and, for a user who may buy, their open cart (an offer sold once that is in it can't be added
+    again). Every catalog resource (here and api.catalog) asks `offer_cards` with it."""
+    can_buy = access.permission(request.user, access.Action.BUY)
+    cart = current_cart(customer, request.user, timezone.now()) if can_buy else None
+    return buying_context(customer, request.partner, cart)
+
+
 @customers.get("/{customer_id}/products", response={200: schemas.OfferCollection, **ERROR_RESPONSES})
 def list_offers(request, customer_id: str, query: Query[OfferQuery]):
     """C2–C5: the customer's catalog as its page lists it, through the page's own FilterSet (a value it rejects is
     ignored, as on the page), each offer with its verdict (C4): whether it can be bought now, and why not."""
     customer = access.get_customer(request.user, customer_id)
     no_nul(query.q, *query.publisher, *query.billing_type, *query.category)
-    can_buy = access.permission(request.user, access.Action.BUY)
-    now = timezone.now()
-    cart = current_cart(customer, request.user, now) if can_buy else None
-    ctx = buying_context(customer, request.partner, cart)
+    ctx = catalog_context(request, customer)
     filters = offer_filter(request.GET)
     facts = listing_facts(catalog_version())
     listed = listed_offer_ids(filters.qs, ctx, query.showAll, narrowed=filters.narrows(), facts=facts)
@@ -659,16 +666,56 @@ def delete_instructions(request, customer_id: str, subscription_id: str):
 # --- Transitions: upgrades now (U1–U9) ---------------------------------------------------------------------
 
 
+class EligibilityQuery(Schema):
+    eligibilityType: str = Field(
+        "immediate", max_length=20, description="immediate (upgrade now, the default) or scheduled (at the renewal)"
+    )
+
+    @field_validator("eligibilityType")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        # Partner Center's enum, read in any case; anything else is a malformed request (400).
+        kind = value.strip().lower()
+        if kind not in ("immediate", "scheduled"):
+            raise ValueError("eligibilityType is immediate or scheduled")
+        return kind
+
+    @property
+    def scheduled(self) -> bool:
+        return self.eligibilityType == "scheduled"
+
+
+def scheduled_eligibilities(source: Subscription, actions: dict, now) -> dict:
+    """R1, U2: the targets a renewal can be upgraded to, from the functions the pages ask: the Manage renewal
+    panel's (the upgrade matrix's targets, under its `manage_renewal` verdict), or for a trial the conversion
+    panel's (TR3, under `convert_trial` and TR8's "needs auto-renew"). Partner Center: "You can only transition
+    into an existing subscription with an immediate transition", so no subscription eligibilities."""
+    renews = renewal_values(source, list(source.scheduled_changes.all()))
+    if source.is_trial:
+        verdict = actions["convert_trial"]
+        reason = verdict.reason if not verdict.allowed else scheduled_conversion_refusal(source)
+        skus = [t.sku for t in conversion_targets(source) if t.subscription is None]
+    else:
+        verdict = actions["manage_renewal"]
+        reason = "" if verdict.allowed else verdict.reason
+        skus = [t.sku for t in upgrade_targets(source, now=now)]
+    items = [wire.scheduled_eligibility(source, sku, renews, reason) for sku in skus]
+    return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
+
+
 @customers.get(
     "/{customer_id}/subscriptions/{subscription_id}/transitionEligibilities",
     response={200: schemas.TransitionEligibilityCollection, **ERROR_RESPONSES},
 )
-def transition_eligibilities(request, customer_id: str, subscription_id: str):
+def transition_eligibilities(request, customer_id: str, subscription_id: str, query: Query[EligibilityQuery]):
     """U2: the upgrade matrix's targets (the Check upgrades panel's list), each with the existing subscriptions of
-    it that can receive the licenses and U3's reason for those that can't."""
+    it that can receive the licenses and U3's reason for those that can't. With `eligibilityType=scheduled`: what
+    the renewal can be changed to (R1: the Manage renewal panel's targets), never into an existing subscription."""
     source = load_subscription(request, customer_id, subscription_id)
     now = timezone.now()
     actions = checks.allowed_actions(source, request.user, now)
+    if query.scheduled:
+        return scheduled_eligibilities(source, actions, now)
     if source.is_trial:
         # A new-commerce trial converts by a transition (TR3)
         targets = conversion_targets(source)
@@ -745,29 +792,45 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
 
     def transition_answer(result, kind):
         result = Subscription.objects.select_related("sku__product").get(pk=result.pk)
-        transition = {
-            "operationId": str(uuid4()),
-            "fromCatalogItemId": wire.offer_id(source),
-            "fromSubscriptionId": str(source.pk),
-            "toCatalogItemId": wire.offer_id(result),
-            "toSubscriptionId": str(result.pk),
-            "quantity": body.quantity,
-            "termDuration": result.term,
-            "billingCycle": result.billing_frequency,
-            "transitionType": kind,
-            "events": [
-                {
-                    "name": "Conversion",
-                    "status": "Completed",
-                    "timestamp": now,
-                    "attributes": {"objectType": "TransitionEvent"},
-                }
-            ],
-            "attributes": {"objectType": "Transition"},
-        }
-        return JsonResponse(schemas.Transition(**transition).model_dump(mode="json"))
+        # Kept in the transaction of the change, so that its operationId can be polled (GET …/transitions).
+        record = TransitionRecord.objects.create(
+            operation_id=uuid4(),
+            subscription=source,
+            to_subscription=result,
+            from_catalog_item_id=wire.offer_id(source),
+            to_catalog_item_id=wire.offer_id(result),
+            quantity=body.quantity,
+            term=result.term,
+            billing_frequency=result.billing_frequency,
+            transition_type=kind,
+            at=now,
+        )
+        return JsonResponse(schemas.Transition(**wire.transition(record)).model_dump(mode="json"))
 
-    return protocol.once(request, request.partner, lambda: answered(request, act), now=now)
+    # One transaction for the change and its record: a poll never misses a transition made, nor finds one undone.
+    return protocol.once(request, request.partner, lambda: answered(request, transaction.atomic(act)), now=now)
+
+
+class TransitionQuery(Schema):
+    operationId: str | None = Field(None, max_length=40, description="Only the transition its POST answered.")
+
+
+@customers.get(
+    "/{customer_id}/subscriptions/{subscription_id}/transitions",
+    response={200: schemas.TransitionCollection, **ERROR_RESPONSES},
+)
+def list_transitions(request, customer_id: str, subscription_id: str, query: Query[TransitionQuery]):
+    """The subscription's transitions made through the API (status polling: the services act at once, so each is
+    Completed), newest first: those it was the source of and those it received the licenses of."""
+    subscription = load_subscription(request, customer_id, subscription_id)
+    records = TransitionRecord.objects.filter(Q(subscription=subscription) | Q(to_subscription=subscription))
+    if query.operationId is not None:
+        try:
+            records = records.filter(operation_id=UUID(query.operationId))
+        except ValueError:
+            raise HttpError(400, "operationId is not an operation id (a GUID).") from None
+    items = [wire.transition(record) for record in records.order_by("-at", "-pk")[:MAX_PAGE_SIZE]]
+    return wire.collection(items, self_uri=list_uri(request), next_token=None)
 
 
 # --- Transfers between partners (TF1–TF4) -------------------------------------------------------------------

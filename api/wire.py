@@ -57,6 +57,29 @@ def offer_named(offer: str) -> Q:
     return sku_named(parts[0], parts[1]) if len(parts) == 3 else Q(sku_id=offer)
 
 
+def product_path(customer_id, product) -> str:
+    """The customer's view of a catalog product (api.catalog), relative and without /v1 as Partner Center links."""
+    return f"/customers/{customer_id}/products/{product.product_id}"
+
+
+def sku_path(customer_id, sku) -> str:
+    return f"{product_path(customer_id, sku.product)}/skus/{sku_part(sku)}"
+
+
+def availability_path(customer_id, sku, availability_id) -> str:
+    return f"{sku_path(customer_id, sku)}/availabilities/{availability_id}"
+
+
+def catalog_links(customer_id, sku, availability_id) -> dict:
+    """Partner Center's `links.product`, `links.sku` and `links.availability` of what a subscription or an order line
+    is of: the customer's catalog resources (api.catalog). `sku` comes with its product."""
+    return {
+        "product": link(product_path(customer_id, sku.product)),
+        "sku": link(sku_path(customer_id, sku)),
+        "availability": link(availability_path(customer_id, sku, availability_id)),
+    }
+
+
 def subscription_reads():
     """What a subscription resource reads (the page's reads): a fixed number of queries for a
     page of them."""
@@ -169,7 +192,10 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
         "nextChargeInstructions": next_charge_instructions(subscription),
         "renewalPending": subscription.renewal_pending,
         "actions": [name for name, verdict in allowed.items() if verdict.allowed],
-        "links": {"self": link(subscription_path(subscription))},
+        "links": {
+            "self": link(subscription_path(subscription)),
+            **catalog_links(subscription.customer_id, sku, subscription.availability_id),
+        },
         "attributes": {
             "objectType": "Subscription",
             "etag": protocol.etag("subscription", subscription.pk, subscription.version),
@@ -250,6 +276,35 @@ def transition_eligibility(source: Subscription, target, allowed, visible: set) 
             for e in target.existing
             if e.subscription.pk in visible
         ],
+        "attributes": {"objectType": "TransitionEligibility"},
+    }
+
+
+def scheduled_eligibility(source: Subscription, sku, renews: dict, reason: str) -> dict:
+    """R1: one target the renewal can be upgraded to, at the availability it would renew with (the renewal's term
+    and billing frequency, `renews`, when the target is sold so; else its first), refused with the panel's
+    `reason` ("" when it can be scheduled)."""
+    sold = list(sku.availabilities.all())
+    matching = next(
+        (a for a in sold if a.term == renews["term"] and a.billing_frequency == renews["billing_frequency"]),
+        sold[0] if sold else None,
+    )
+    errors = [{"code": 0, "description": reason}] if reason else []
+    if not sold:
+        errors.append({"code": 10, "description": "No term of it is sold."})
+    return {
+        "catalogItemId": catalog_item(sku, matching),
+        "title": sku.name,
+        "description": sku.product.description,
+        "quantity": renews["quantity"],
+        "eligibilities": [
+            {
+                "isEligible": not errors,
+                "transitionType": "transition_only" if source.is_trial else "transition_with_license_transfer",
+                "errors": errors,
+            }
+        ],
+        "subscriptionEligibilities": [],
         "attributes": {"objectType": "TransitionEligibility"},
     }
 
@@ -394,4 +449,28 @@ def offer(sku, refusal) -> dict:
         "purchasable": refusal is None,
         "refusal": {"ruleId": refusal.rule, "description": refusal.message} if refusal else None,
         "attributes": {"objectType": "Offer"},
+    }
+
+
+def transition(record) -> dict:
+    """A transition the API made (api.models.TransitionRecord), as its POST answered it."""
+    return {
+        "operationId": str(record.operation_id),
+        "fromCatalogItemId": record.from_catalog_item_id,
+        "fromSubscriptionId": str(record.subscription_id),
+        "toCatalogItemId": record.to_catalog_item_id,
+        "toSubscriptionId": str(record.to_subscription_id),
+        "quantity": record.quantity,
+        "termDuration": record.term,
+        "billingCycle": record.billing_frequency,
+        "transitionType": record.transition_type,
+        "events": [
+            {
+                "name": "Conversion",
+                "status": "Completed",
+                "timestamp": record.at,
+                "attributes": {"objectType": "TransitionEvent"},
+            }
+        ],
+        "attributes": {"objectType": "Transition"},
     }

@@ -110,6 +110,10 @@ def world_of(kind, cart_owner_role="admin_agent"):
         "transfer_id": transfer.pk,
         "cart_id": cart.pk,
         "order_id": order.number,
+        # The catalog is every partner's: only the customer in the path scopes its resources (api.catalog).
+        "product_id": source.product.product_id,
+        "sku_id": source.sku_id,
+        "availability_id": source.availabilities.first().pk,
     }
     offer = source.availabilities.first()
     line = {"catalogItemId": f"{source.product.product_id}:{source.sku_id}:{offer.pk}", "quantity": 1}
