@@ -262,14 +262,23 @@ def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None
     link = seller.reseller_links.filter(reseller_id=reseller_id).select_related("reseller").first()
     if link is None:
         raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
-    if not link.reseller.mpa_signed:
-        raise RuleViolation(
+    refused = reseller_refusal(link.reseller)
+    if refused is not None:
+        raise refused
+    return link.reseller
+
+
+def reseller_refusal(reseller: Partner) -> RuleViolation | None:
+    """K4: why one of a provider's resellers can't be the reseller of a purchase (the service refuses it, the cart's
+    list shows it unselectable with this reason); None if it can."""
+    if not reseller.mpa_signed:
+        return RuleViolation(
             "K4",
-            f"{link.reseller.name} ({link.reseller.partner_id}) has not signed the Microsoft "
+            f"{reseller.name} ({reseller.partner_id}) has not signed the Microsoft "
             "Partner Agreement: it can't be the reseller of a purchase.",
             field="reseller",
         )
-    return link.reseller
+    return None
 
 
 def set_reseller(

@@ -184,8 +184,10 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
             )
     resellers = []
     if member.partner.kind == Partner.Kind.INDIRECT_PROVIDER:
+        # Each with K4's verdict: one that can't be chosen is listed, unselectable, with the reason (the one already
+        # chosen stays selectable, so the purchase still sends it and is refused with that reason, not dropped).
         resellers = [
-            link.reseller
+            {"partner": link.reseller, "refusal": cart_services.reseller_refusal(link.reseller)}
             for link in member.partner.reseller_links.select_related("reseller").order_by("reseller__name")
         ]
     other_errors = [v for k, v in (errors or {}).items() if not isinstance(k, int)]

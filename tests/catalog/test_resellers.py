@@ -1,6 +1,10 @@
 """K4/K5 across the cart and the purchase: what the partner sees is what is bought."""
 
+import re
+from html import escape
+
 import pytest
+from django.urls import reverse
 
 from catalog import cart as cart_services
 from catalog.checkout import purchase
@@ -45,6 +49,38 @@ def test_k4_reseller_without_a_signed_mpa_cannot_be_chosen(provider_world, now):
     assert "has not signed the Microsoft Partner Agreement" in refused.value.message
     cart.refresh_from_db()
     assert cart.reseller_id is None
+
+
+@pytest.mark.rule("K4")
+def test_k4_the_cart_lists_a_reseller_without_a_signed_mpa_unselectable_with_the_reason(client, provider_world, now):
+    # given a cart, and a provider with one signed and one unsigned reseller
+    w = provider_world
+    open_cart(w["customer"], w["seller"], now)
+    client.force_login(w["seller"])
+    # when the cart is opened
+    html = client.get(reverse("catalog:cart-detail", args=[w["customer"].pk])).content.decode()
+    # then the unsigned one is listed but can't be picked, and the page says why; the signed one can be
+    options = dict(re.findall(r'<option value="(\d+)"([^>]*)>', html))
+    assert "disabled" in options[str(w["unsigned"].pk)] and "disabled" not in options[str(w["signed"].pk)]
+    reasons = re.search(r'<div id="reseller-refusals">(.*?)</div>', html, re.S).group(1)
+    assert escape(f"{w['unsigned'].name} ({w['unsigned'].partner_id}) has not signed the Microsoft") in reasons
+    assert w["signed"].name not in reasons
+
+
+@pytest.mark.rule("K4")
+def test_k4_a_chosen_reseller_whose_mpa_lapsed_stays_selected_so_the_purchase_is_refused_not_dropped(
+    client, provider_world, now
+):
+    # given a cart saved with a reseller that has since stopped having a signed MPA
+    w = provider_world
+    cart = open_cart(w["customer"], w["seller"], now)
+    cart_services.set_reseller(cart=cart, actor=w["seller"], reseller_id=w["signed"].pk, now=now)
+    Partner.objects.filter(pk=w["signed"].pk).update(mpa_signed=False)
+    client.force_login(w["seller"])
+    html = client.get(reverse("catalog:cart-detail", args=[w["customer"].pk])).content.decode()
+    # then it stays selected and selectable (a disabled option isn't sent: the purchase would drop it silently)
+    chosen = re.search(rf'<option value="{w["signed"].pk}"([^>]*)>', html).group(1)
+    assert "selected" in chosen and "disabled" not in chosen
 
 
 @pytest.mark.rule("K4")
