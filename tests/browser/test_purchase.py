@@ -99,10 +99,12 @@ def test_indirect_provider_buys_for_an_eu_customer_with_additional_resellers(pag
         additional.get_by_label("Additional reseller PartnerID").fill(partner.partner_id)
         additional.get_by_role("button", name="Add reseller").click()
         expect(page.get_by_role("status")).to_have_text(f"Declared {partner.name} as an additional reseller.")
+    # listed as declared: the initial reseller first, then the additional ones in order (K5)
     expect(page.locator("#additional-resellers ol li")).to_have_text(
         [
-            re.compile(rf"^Tailspin Consulting \({tailspin.partner_id}\)"),
-            re.compile(rf"^Fourth Coffee IT \({fourth.partner_id}\)"),
+            re.compile(rf"^Initial reseller: Litware Reseller \({litware.partner_id}\)"),
+            re.compile(rf"^Additional reseller: Tailspin Consulting \({tailspin.partner_id}\)"),
+            re.compile(rf"^Additional reseller: Fourth Coffee IT \({fourth.partner_id}\)"),
         ]
     )
 
