@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from catalog import cart as cart_services
 from catalog.checkout import attestation_text, line_first_charge, purchase
-from catalog.eligibility import buying_context, refusal
+from catalog.eligibility import buying_context
 from catalog.listing import cached_offer_facts
 from catalog.models import Availability, Cart, Order, OrderAdditionalReseller, OrderLine
 from portal import access
@@ -226,18 +226,27 @@ def order_path(order: Order) -> str:
     return f"/customers/{order.customer_id}/orders/{order.number}"
 
 
-def line_verdicts(cart: Cart, lines: list) -> dict[int, dict]:
-    """Each open cart line's refusal, as the cart page shows it before Purchase: the eligibility rule over the
-    catalog's cached facts of the offers (catalog.listing), with the cart's other lines as in the cart."""
+def line_verdicts(cart: Cart, lines: list, today: date) -> dict[int, dict]:
+    """Each open cart line's refusal before checkout: `line_refusal`, the rule the checkout applies to each line (C3–C5,
+    K6–K8, K11), with the offer's eligibility judged over the catalog's cached facts (catalog.listing) as the cart page
+    does."""
     if cart.status != Cart.Status.OPEN or not lines:
         return {}
     ctx = buying_context(cart.customer, access.partner_of(cart.owner))
     known = cached_offer_facts([line.availability.sku_id for line in lines])
     verdicts = {}
     for line in lines:
-        ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
-        sku = line.availability.sku
-        why = refusal(known.get(sku.pk, sku), ctx)
+        why = cart_services.line_refusal(
+            cart=cart,
+            availability=line.availability,
+            quantity=line.quantity,
+            aligned_end_date=line.aligned_end_date,
+            today=today,
+            ctx=ctx,
+            line_pk=line.pk,
+            lines=lines,
+            offer=known.get(line.availability.sku_id),
+        )
         if why:
             verdicts[line.pk] = {
                 "errorCode": "unable_to_process_cart_line_item",
@@ -249,7 +258,7 @@ def line_verdicts(cart: Cart, lines: list) -> dict[int, dict]:
 
 def cart_resource(cart: Cart, now: datetime) -> dict:
     lines = cart_services.cart_lines(cart)
-    verdicts = line_verdicts(cart, lines)
+    verdicts = line_verdicts(cart, lines, now.date())
     participants = []
     if cart.reseller_id:
         participants.append({"key": TRANSACTION_RESELLER, "value": cart.reseller.partner_id})

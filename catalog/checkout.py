@@ -87,6 +87,7 @@ def purchase(
                     today=now.date(),
                     ctx=ctx,
                     line_pk=line.pk,
+                    lines=lines,
                 )
             except RuleViolation as violation:
                 errors[line.pk] = violation
