@@ -30,7 +30,6 @@ from portal.models import Partner
 from portal.versions import StaleVersion
 
 from . import errors, protocol, schemas, wire
-from .models import CartAttestation
 from .v1 import ERROR_RESPONSES, Paging, answered, continuation, decode_token, encode_token
 
 MAX_LINE_ITEMS = 50
@@ -266,7 +265,6 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
         {"key": ADDITIONAL_RESELLER, "value": entry.partner.partner_id}
         for entry in cart.additional_resellers.select_related("partner").order_by("position")
     ]
-    accepted = CartAttestation.objects.filter(cart=cart).values_list("accepted", flat=True).first()
     order_id = Order.objects.filter(cart=cart).values_list("pk", flat=True).first()
     status = CART_STATUSES[cart.status]
     if cart.status == Cart.Status.OPEN and cart.is_past_its_time(now):
@@ -299,7 +297,7 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
             }
             for number, line in enumerate(lines)
         ],
-        "partnerOnRecordAttestationAccepted": bool(accepted),
+        "partnerOnRecordAttestationAccepted": cart.attestation_accepted,
         "attestationText": attestation_text(cart),
         "orderId": f"ORD-{order_id:06d}" if order_id else None,
         "links": {"self": wire.link(cart_path(cart)), "checkout": wire.link(f"{cart_path(cart)}/checkout", "POST")},
@@ -573,10 +571,17 @@ class CartChange:
                 )
 
     def attest(self, accepted: bool | None) -> None:
-        if accepted is not None and self.cart_pk is not None:
-            CartAttestation.objects.update_or_create(
-                cart_id=self.cart_pk, defaults={"accepted": accepted, "changed_at": self.now}
-            )
+        """K3 through the cart's service, when it differs from what the cart carries (a cart sent back as read
+        changes nothing)."""
+        cart = self.cart()
+        if accepted is None or cart is None or accepted == cart.attestation_accepted:
+            return
+        self.run(
+            "partnerOnRecordAttestationAccepted",
+            lambda v: cart_services.set_attestation(
+                cart=cart, actor=self.request.user, version=v, accepted=accepted, now=self.now
+            ),
+        )
 
     def finish(self) -> Cart:
         """Every refusal at once, and nothing changed (the caller's transaction is rolled back); else the cart."""
@@ -718,10 +723,9 @@ def checkout_cart(request, customer_id: str, cart_id: str):
 
     def act():
         version = protocol.if_match_version(request, "cart", cart.pk) if request.headers.get("If-Match") else None
-        attested = CartAttestation.objects.filter(cart=cart, accepted=True).exists()
         numbers = {line.pk: f"lineItems[{n}]" for n, line in enumerate(cart_services.cart_lines(cart))}
         try:
-            order, _created = purchase(cart=cart, actor=request.user, attested=attested, now=now, version=version)
+            order, _created = purchase(cart=cart, actor=request.user, attested=None, now=now, version=version)
         except RuleViolations as refused:
             raise RuleViolations({numbers.get(k, k): v for k, v in refused.violations.items()}) from None
         order = order_reads().get(pk=order.pk)

@@ -291,6 +291,17 @@ def remove_line(*, cart: Cart, actor, version: int | str | None = None, line_id:
         _locked_line(cart, line_id).delete()
 
 
+def set_attestation(*, cart: Cart, actor, version: int | str | None = None, accepted: bool, now: datetime) -> Cart:
+    """K3 as the API's cart carries it (`partnerOnRecordAttestationAccepted`): accepted or withdrawn before checkout,
+    a change of the cart like any other (locked at `version`, bumped), so an etag read before it is stale."""
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now, version)
+        cart.attestation_accepted = accepted
+        cart.save(update_fields=["attestation_accepted"])
+        return cart
+
+
 def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None:
     """K4: the indirect reseller an indirect provider associates with a purchase, checked."""
     if reseller_id is None:

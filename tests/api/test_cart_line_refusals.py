@@ -4,7 +4,7 @@ checkout, with the same rule id and sentence the checkout then refuses with; and
 
 import pytest
 
-from catalog.models import Sku
+from catalog.models import Cart, Order, Sku
 from subscriptions.models import Subscription
 from tests import factories
 from tests.api.test_carts_and_orders import carts, create, offer, send, state
@@ -133,3 +133,33 @@ def test_k7_250_base_licenses_with_this_and_another_partner_allow_250_copilot_li
     raised = send(api, "PUT", f"{carts(customer)}/{cart['id']}", body, {"If-Match": cart["attributes"]["etag"]})
     assert (raised.status_code, raised.json()["ruleId"]) == (400, "K7")
     assert state() == before
+
+
+@pytest.mark.rule("K3")
+def test_k3_an_attestation_change_is_a_change_of_the_cart_and_stales_its_etag(api, customer):
+    # given a cart created without the attestation
+    way = factories.availability(factories.SkuFactory(name="Microsoft 365 E3"))
+    created = create(api, customer, (way, 5), attested=False).json()
+    path = f"{carts(customer)}/{created['id']}"
+    old = {"If-Match": created["attributes"]["etag"]}
+    # when only the attestation is accepted by PUT
+    accepted = send(api, "PUT", path, {**created, "partnerOnRecordAttestationAccepted": True}, old)
+    # then the cart carries it under a new etag (its version bumped with it, in the cart's service)
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["partnerOnRecordAttestationAccepted"] is True
+    assert accepted.json()["attributes"]["etag"] != created["attributes"]["etag"]
+    assert Cart.objects.get().attestation_accepted is True
+    # and the etag read before it is stale: a PUT withdrawing it and a checkout with it answer 412, changing nothing
+    before = state()
+    stale = send(api, "PUT", path, {**created, "partnerOnRecordAttestationAccepted": False}, old)
+    assert stale.status_code == 412
+    assert send(api, "POST", f"{path}/checkout", headers=old).status_code == 412
+    assert state() == before and Cart.objects.get().attestation_accepted is True
+    # and a cart sent back as read changes nothing, not even its etag
+    again = send(api, "PUT", path, accepted.json(), {"If-Match": accepted.json()["attributes"]["etag"]})
+    assert again.status_code == 200
+    assert again.json()["attributes"]["etag"] == accepted.json()["attributes"]["etag"]
+    # and the checkout buys with the attestation the cart carries
+    bought = send(api, "POST", f"{path}/checkout", headers={"If-Match": accepted.json()["attributes"]["etag"]})
+    assert bought.status_code == 201, bought.content
+    assert Order.objects.get().attested_as == "direct"
