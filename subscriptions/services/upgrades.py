@@ -202,8 +202,11 @@ def plan_upgrade(
     now: datetime,
     lock: bool = False,
 ) -> UpgradePlan:
-    """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction)."""
+    """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction). A term or
+    billing frequency left out (None) is the source's own, as the panel's form starts with them."""
     check_upgrade(source, user, now)
+    term = term or source.term
+    billing_frequency = billing_frequency or source.billing_frequency
     target = upgrade_path(source, target_sku_id).target  # U2 (a trial is never a target: U1)
     # U4: all licenses = full upgrade, fewer = partial.
     if quantity < 1 or quantity > source.quantity:
