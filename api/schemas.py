@@ -188,6 +188,8 @@ class BillingLine(Schema):
 class BillingLineCollection(Schema):
     totalCount: int
     items: list[BillingLine]
+    continuationToken: str | None = None
+    links: dict[str, Link]
     attributes: Attributes
 
 
@@ -247,6 +249,8 @@ class Transfer(Schema):
 class TransferCollection(Schema):
     totalCount: int
     items: list[Transfer]
+    continuationToken: str | None = None
+    links: dict[str, Link]
     attributes: Attributes
 
 

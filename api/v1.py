@@ -32,7 +32,7 @@ from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, cycles, selectors, services, transfers
 from subscriptions.filters import SubscriptionListForm
-from subscriptions.models import Subscription
+from subscriptions.models import BillingLine, Subscription
 from subscriptions.services import renewal_values
 from subscriptions.services.conversions import conversion_targets
 from subscriptions.services.upgrades import upgrade_targets
@@ -542,15 +542,28 @@ def list_addons(request, customer_id: str, subscription_id: str):
     "/{customer_id}/subscriptions/{subscription_id}/billingLines",
     response={200: schemas.BillingLineCollection, **ERROR_RESPONSES},
 )
-def list_billing_lines(request, customer_id: str, subscription_id: str):
-    """L2: every charge and refund of the subscription, each with its arithmetic, oldest first."""
+def list_billing_lines(request, customer_id: str, subscription_id: str, paging: Query[Paging]):
+    """L2: every charge and refund of the subscription, each with its arithmetic, oldest first, a page at a time
+    (seek: MS-ContinuationToken)."""
     subscription = load_subscription(request, customer_id, subscription_id)
-    lines = sorted(subscription.billing_lines.all(), key=lambda line: (line.created_at, line.pk))
-    return {
-        "totalCount": len(lines),
-        "items": [wire.billing_line(line) for line in lines],
-        "attributes": {"objectType": "Collection"},
-    }
+    lines = BillingLine.objects.filter(subscription=subscription).order_by("created_at", "pk")
+    token = continuation(request)
+    if token:
+        created, pk = decode_token(token, 2)
+        try:
+            created, pk = datetime.fromisoformat(created), int(pk)
+            if created.tzinfo is None or not (0 < pk < 2**63):
+                raise ValueError("a UTC time and an id")
+            created = created.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        lines = lines.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=pk))
+    page, more = page_of(lines, paging.size)
+    return wire.collection(
+        [wire.billing_line(line) for line in page],
+        self_uri=list_uri(request),
+        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+    )
 
 
 @customers.get("/{customer_id}/activityLog", response={200: schemas.ActivityCollection, **ERROR_RESPONSES})
@@ -865,12 +878,28 @@ def _transfer_id(transfer_id: str) -> UUID:
 
 
 @customers.get("/{customer_id}/transfers", response={200: schemas.TransferCollection, **ERROR_RESPONSES})
-def list_transfers(request, customer_id: str):
-    """TF2–TF4: the requests for this customer that the partner is a side of, newest first."""
+def list_transfers(request, customer_id: str, paging: Query[Paging]):
+    """TF2–TF4: the requests for this customer that the partner is a side of, newest first, a page at a time (seek:
+    MS-ContinuationToken)."""
     customer = access.get_customer(request.user, customer_id)
-    found = list(_transfers(request, customer).order_by("-created_at", "-pk")[:MAX_PAGE_SIZE])
-    items = [wire.transfer(t, customer, _transfer_lines(request, t)) for t in found]
-    return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
+    rows = _transfers(request, customer).order_by("-created_at", "-pk")
+    token = continuation(request)
+    if token:
+        created, pk = decode_token(token, 2)
+        try:
+            created, pk = datetime.fromisoformat(created), UUID(pk)
+            if created.tzinfo is None:
+                raise ValueError("a UTC time")
+            created = created.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    page, more = page_of(rows, paging.size)
+    return wire.collection(
+        [wire.transfer(t, customer, _transfer_lines(request, t)) for t in page],
+        self_uri=list_uri(request),
+        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+    )
 
 
 @customers.get("/{customer_id}/transfers/{transfer_id}", response={200: schemas.Transfer, **ERROR_RESPONSES})
