@@ -282,7 +282,7 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
                 "offerName": line.availability.sku.name,
                 "quantity": line.quantity,
                 "currencyCode": line.availability.currency,
-                "billingCycle": line.availability.billing_frequency,
+                "billingCycle": schemas.billing_cycle(line.availability.term, line.availability.billing_frequency),
                 "termDuration": line.availability.term,
                 "customTermEndDate": wire.day_start(line.aligned_end_date),
                 "participants": participants,
@@ -339,7 +339,7 @@ def order_resource(order: Order) -> dict:
                 "friendlyName": (subscription.friendly_name if subscription is not None else "") or sku.name,
                 "quantity": line.quantity,
                 "termDuration": line.term,
-                "billingCycle": line.billing_frequency,
+                "billingCycle": schemas.billing_cycle(line.term, line.billing_frequency),
                 "transactionType": "new",
                 "customTermEndDate": wire.day_start(line.aligned_end_date),
                 "pricing": {"listPrice": line.unit_price, "price": line.unit_price, "extendedPrice": line.first_charge},
@@ -354,7 +354,7 @@ def order_resource(order: Order) -> dict:
         "alternateId": order.number,
         "referenceCustomerId": str(order.customer.tenant_id),
         "customerId": str(order.customer_id),
-        "billingCycle": lines[0].billing_frequency if lines else "none",
+        "billingCycle": schemas.billing_cycle(lines[0].term, lines[0].billing_frequency) if lines else "none",
         "currencyCode": order.currency,
         "lineItems": items,
         "creationDate": order.created_at,
@@ -434,13 +434,14 @@ def requested_lines(body: CartIn) -> list[Line]:
         if availability is not None:
             if catalog_item_id(availability) != ":".join(parts):
                 raise HttpError(400, f'catalogItemId "{item.catalogItemId}" names no offer of the catalog.')
-            for sent, own, name in (
-                (item.termDuration, availability.term, "termDuration"),
-                (item.billingCycle, availability.billing_frequency, "billingCycle"),
+            cycle = schemas.billing_cycle(availability.term, availability.billing_frequency)
+            for sent, own, name, wire_value in (
+                (_upper(item.termDuration), availability.term, "termDuration", availability.term),
+                (_frequency(item.billingCycle), availability.billing_frequency, "billingCycle", cycle),
             ):
-                if sent is not None and sent.strip().lower() != own.lower():
+                if sent is not None and sent != own:
                     raise HttpError(
-                        400, f'{name} of "{item.catalogItemId}" is {own}: another is another catalogItemId.'
+                        400, f'{name} of "{item.catalogItemId}" is {wire_value}: another is another catalogItemId.'
                     )
         lines.append(
             Line(
@@ -450,6 +451,15 @@ def requested_lines(body: CartIn) -> list[Line]:
             )
         )
     return lines
+
+
+def _upper(text: str | None) -> str | None:
+    return text.strip().upper() if text is not None else None
+
+
+def _frequency(cycle: str | None) -> str | None:
+    """The billing frequency a sent billingCycle names ("" when it names none, so it differs from every one)."""
+    return None if cycle is None else (schemas.billing_frequency_named(cycle) or "")
 
 
 def utc_day(moment: datetime | None) -> date | None:

@@ -413,6 +413,9 @@ def _check_fixed_fields(subscription: Subscription, body: schemas.SubscriptionPa
         return
     current = schemas.Subscription(**wire.subscription(subscription, user, timezone.now())).model_dump(mode="json")
     for name, value in sent.items():
+        if name == "billingCycle" and isinstance(value, str):
+            # Read in any spelling (OneTime, one_time, triennial): the frequency it names is what is compared.
+            value = schemas.billing_cycle(subscription.term, schemas.billing_frequency_named(value) or value)
         if value != current[name]:
             raise HttpError(400, f"{name} can't be changed by a PATCH{FIXED_FIELDS[name]}. Nothing was changed.")
 
@@ -772,7 +775,7 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
             "toSubscriptionId": str(result.pk),
             "quantity": body.quantity,
             "termDuration": result.term,
-            "billingCycle": result.billing_frequency,
+            "billingCycle": schemas.billing_cycle(result.term, result.billing_frequency),
             "transitionType": kind,
             "events": [
                 {
@@ -957,20 +960,22 @@ def _check_transfer_lines(found, lines: list[schemas.TransferLineBody]) -> None:
             continue
         for field, sent, own in (
             ("quantity", line.quantity, subscription.quantity),
-            ("billingCycle", _lower(line.billingCycle), subscription.billing_frequency),
+            ("billingCycle", _frequency(line.billingCycle), subscription.billing_frequency),
             ("termDuration", _upper(line.termDuration), subscription.term),
             ("offerId", line.offerId.strip() if line.offerId else line.offerId, wire.offer_id(subscription)),
         ):
             if sent is not None and sent != own:
+                wire_own = schemas.billing_cycle(subscription.term, own) if field == "billingCycle" else own
                 raise HttpError(
                     400,
-                    f"lineItems[{number}].{field} is {own}: a transfer moves the subscription whole, as it is "
+                    f"lineItems[{number}].{field} is {wire_own}: a transfer moves the subscription whole, as it is "
                     "(change it before the transfer, or after, as the new partner). Nothing was changed.",
                 )
 
 
-def _lower(value: str | None) -> str | None:
-    return value.strip().lower() if isinstance(value, str) else value
+def _frequency(cycle: str | None) -> str | None:
+    """The billing frequency a sent billingCycle names ("" when it names none, so it differs from every one)."""
+    return None if cycle is None else (schemas.billing_frequency_named(cycle) or "")
 
 
 def _upper(value: str | None) -> str | None:

@@ -12,7 +12,7 @@ from subscriptions.models import Subscription
 from subscriptions.services import renewal_values
 from subscriptions.services.upgrades import Unfit
 
-from . import errors, protocol
+from . import errors, protocol, schemas
 
 PRODUCT_TYPES = {
     # (Microsoft's, billing type) -> Partner Center's productType
@@ -78,7 +78,7 @@ def product_term(sku, term: str, frequency: str) -> dict:
         "productId": sku.product.product_id,
         "skuId": sku_part(sku),
         "availabilityId": str(availability.pk) if availability else "",
-        "billingCycle": frequency,
+        "billingCycle": schemas.billing_cycle(term, frequency),
         "termDuration": term,
     }
 
@@ -154,7 +154,7 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
         "autoRenewEnabled": subscription.auto_renew,
         "isTrial": subscription.is_trial,
         "billingType": sku.product.billing_type,
-        "billingCycle": subscription.billing_frequency,
+        "billingCycle": schemas.billing_cycle(subscription.term, subscription.billing_frequency),
         "termDuration": subscription.term,
         "isMicrosoftProduct": publisher.is_microsoft,
         "publisherName": publisher.name,
@@ -267,7 +267,9 @@ def transition_eligibility(source: Subscription, target, allowed, visible: set) 
                 "subscriptionId": str(e.subscription.pk),
                 "subscriptionFriendlyName": e.subscription.display_name,
                 "subscriptionTermDuration": e.subscription.term,
-                "subscriptionBillingCycle": e.subscription.billing_frequency,
+                "subscriptionBillingCycle": schemas.billing_cycle(
+                    e.subscription.term, e.subscription.billing_frequency
+                ),
                 "errors": [] if e.allowed else [{"code": target_subscription_code(e.kind), "description": e.reason}],
             }
             for e in target.existing
@@ -305,7 +307,9 @@ def conversion_eligibilities(trial: Subscription, targets, allowed, visible: set
                         "subscriptionId": str(t.subscription.pk),
                         "subscriptionFriendlyName": t.subscription.display_name,
                         "subscriptionTermDuration": t.subscription.term,
-                        "subscriptionBillingCycle": t.subscription.billing_frequency,
+                        "subscriptionBillingCycle": schemas.billing_cycle(
+                            t.subscription.term, t.subscription.billing_frequency
+                        ),
                         "errors": [] if t.allowed else [{"code": TARGET_ENDS_BEFORE_SOURCE, "description": t.reason}],
                     }
                     for t in into
@@ -374,7 +378,7 @@ def transfer(transfer, customer, line_items: list) -> dict:
                 "offerId": offer_id(s),
                 "friendlyName": s.display_name,
                 "quantity": s.quantity,
-                "billingCycle": s.billing_frequency,
+                "billingCycle": schemas.billing_cycle(s.term, s.billing_frequency),
                 "termDuration": s.term,
             }
             for i, s in enumerate(line_items)
@@ -408,7 +412,7 @@ def offer(sku, refusal) -> dict:
                 "id": str(a.pk),
                 "catalogItemId": catalog_item(sku, a),
                 "termDuration": a.term,
-                "billingCycle": a.billing_frequency,
+                "billingCycle": schemas.billing_cycle(a.term, a.billing_frequency),
                 "unitPrice": a.unit_price,
                 "currency": a.currency,
             }

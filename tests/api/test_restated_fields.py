@@ -130,3 +130,43 @@ def test_a_trial_conversion_is_transition_only(api, trial):
     assert done.status_code == 200, done.content
     paid = Subscription.objects.get(pk=done.json()["toSubscriptionId"])
     assert (paid.term, paid.billing_frequency) == ("P1Y", "monthly")
+
+
+def test_a_three_year_term_billed_once_is_triennial_on_the_wire(api, customer):
+    # given an offer sold for three years billed once for the term (the portal's one-time, Partner Center's triennial)
+    sku = factories.SkuFactory(
+        name="Microsoft 365 E3", availabilities=[("P3Y", "one_time", "1296.00"), ("P1Y", "monthly", "36.00")]
+    )
+    upfront = sku.availabilities.get(term="P3Y")
+    subscription = factories.SubscriptionFactory(customer=customer, sku=sku, availability=upfront, quantity=3)
+    path = f"/customers/{customer.pk}/subscriptions/{subscription.pk}"
+    # when it is read, then its billingCycle is triennial
+    read = api.get(path).json()
+    assert (read["termDuration"], read["billingCycle"]) == ("P3Y", "triennial")
+    # and sent back as read, or with the portal's spelling, it changes nothing; another cycle is refused by name
+    before = database_state()
+    for spelling in ("triennial", "Triennial", "one_time", "OneTime"):
+        response = api.patch(path, {"billingCycle": spelling}, headers={"If-Match": read["attributes"]["etag"]})
+        assert response.status_code == 200, (spelling, response.content)
+    assert database_state() == before
+    refused = api.patch(path, {"billingCycle": "annual"}, headers={"If-Match": read["attributes"]["etag"]})
+    assert refused.status_code == 400 and refused.json()["description"].startswith("billingCycle")
+    assert database_state() == before
+    # and a cart line names it as triennial too, and is refused with another billing cycle
+    line = {"catalogItemId": catalog_item(sku, upfront), "quantity": 2, "termDuration": "P3Y"}
+    wrong = api.client.post(
+        f"/api/v1/customers/{customer.pk}/carts",
+        {"lineItems": [{**line, "billingCycle": "annual"}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.secret}"},
+    )
+    assert wrong.status_code == 400 and wrong.json()["description"].startswith("billingCycle")
+    assert database_state() == before
+    created = api.client.post(
+        f"/api/v1/customers/{customer.pk}/carts",
+        {"lineItems": [{**line, "billingCycle": "Triennial"}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.secret}"},
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["lineItems"][0]["billingCycle"] == "triennial"
