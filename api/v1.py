@@ -753,7 +753,6 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
                     term=wanted.get("term"),
                     billing_frequency=wanted.get("billing_frequency"),
                 )
-            result = Subscription.objects.select_related("sku__product").get(pk=result.pk)
             # Into an existing subscription it keeps its own term and billing cycle (U5, TR7): one asked for
             # otherwise is not what was done, so the transition is undone (this transaction) and refused.
             for name, field in (("term", "termDuration"), ("billing_frequency", "billingCycle")):
