@@ -164,7 +164,7 @@ def product_resource(customer, product: catalog_models.Product) -> dict:
 def sku_resource(customer, card) -> dict:
     sku = card.sku
     path = wire.sku_path(customer.pk, sku)
-    cycles = {way.billing_frequency for way in card.ways}
+    cycles = {schemas.billing_cycle(way.term, way.billing_frequency) for way in card.ways}
     return {
         "id": wire.sku_part(sku),
         "productId": sku.product.product_id,
@@ -175,7 +175,7 @@ def sku_resource(customer, card) -> dict:
         "maximumQuantity": sku.max_quantity,
         "isTrial": sku.is_trial,
         "isAddon": sku.is_addon,
-        "supportedBillingCycles": [f for f in BillingFrequency.values if f in cycles],
+        "supportedBillingCycles": [c for c in (*BillingFrequency.values, schemas.TRIENNIAL) if c in cycles],
         "purchasable": card.refusal is None,
         "refusal": _refusal(card),
         "links": {
@@ -195,11 +195,11 @@ def availability_resource(customer, card, way) -> dict:
         "skuId": wire.sku_part(sku),
         "catalogItemId": wire.catalog_item(sku, way),
         "termDuration": way.term,
-        "billingCycle": way.billing_frequency,
+        "billingCycle": schemas.billing_cycle(way.term, way.billing_frequency),
         "terms": [
             {
                 "duration": way.term,
-                "billingCycle": way.billing_frequency,
+                "billingCycle": schemas.billing_cycle(way.term, way.billing_frequency),
                 "description": f"{Term(way.term).label}, billed {BillingFrequency(way.billing_frequency).label.lower()}",
             }
         ],

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from catalog import cart as cart_services
 from catalog.checkout import attestation_text, line_first_charge, purchase
-from catalog.eligibility import buying_context, refusal
+from catalog.eligibility import buying_context
 from catalog.listing import cached_offer_facts
 from catalog.models import Availability, Cart, Order, OrderAdditionalReseller, OrderLine
 from portal import access
@@ -30,7 +30,6 @@ from portal.models import Partner
 from portal.versions import StaleVersion
 
 from . import errors, protocol, schemas, wire
-from .models import CartAttestation
 from .v1 import ERROR_RESPONSES, Paging, answered, continuation, decode_token, encode_token
 
 MAX_LINE_ITEMS = 50
@@ -226,18 +225,27 @@ def order_path(order: Order) -> str:
     return f"/customers/{order.customer_id}/orders/{order.number}"
 
 
-def line_verdicts(cart: Cart, lines: list) -> dict[int, dict]:
-    """Each open cart line's refusal, as the cart page shows it before Purchase: the eligibility rule over the
-    catalog's cached facts of the offers (catalog.listing), with the cart's other lines as in the cart."""
+def line_verdicts(cart: Cart, lines: list, today: date) -> dict[int, dict]:
+    """Each open cart line's refusal before checkout: `line_refusal`, the rule the checkout applies to each line (C3–C5,
+    K6–K8, K11), with the offer's eligibility judged over the catalog's cached facts (catalog.listing) as the cart page
+    does."""
     if cart.status != Cart.Status.OPEN or not lines:
         return {}
     ctx = buying_context(cart.customer, access.partner_of(cart.owner))
     known = cached_offer_facts([line.availability.sku_id for line in lines])
     verdicts = {}
     for line in lines:
-        ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
-        sku = line.availability.sku
-        why = refusal(known.get(sku.pk, sku), ctx)
+        why = cart_services.line_refusal(
+            cart=cart,
+            availability=line.availability,
+            quantity=line.quantity,
+            aligned_end_date=line.aligned_end_date,
+            today=today,
+            ctx=ctx,
+            line_pk=line.pk,
+            lines=lines,
+            offer=known.get(line.availability.sku_id),
+        )
         if why:
             verdicts[line.pk] = {
                 "errorCode": "unable_to_process_cart_line_item",
@@ -249,7 +257,7 @@ def line_verdicts(cart: Cart, lines: list) -> dict[int, dict]:
 
 def cart_resource(cart: Cart, now: datetime) -> dict:
     lines = cart_services.cart_lines(cart)
-    verdicts = line_verdicts(cart, lines)
+    verdicts = line_verdicts(cart, lines, now.date())
     participants = []
     if cart.reseller_id:
         participants.append({"key": TRANSACTION_RESELLER, "value": cart.reseller.partner_id})
@@ -257,7 +265,6 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
         {"key": ADDITIONAL_RESELLER, "value": entry.partner.partner_id}
         for entry in cart.additional_resellers.select_related("partner").order_by("position")
     ]
-    accepted = CartAttestation.objects.filter(cart=cart).values_list("accepted", flat=True).first()
     order_id = Order.objects.filter(cart=cart).values_list("pk", flat=True).first()
     status = CART_STATUSES[cart.status]
     if cart.status == Cart.Status.OPEN and cart.is_past_its_time(now):
@@ -275,7 +282,7 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
                 "offerName": line.availability.sku.name,
                 "quantity": line.quantity,
                 "currencyCode": line.availability.currency,
-                "billingCycle": line.availability.billing_frequency,
+                "billingCycle": schemas.billing_cycle(line.availability.term, line.availability.billing_frequency),
                 "termDuration": line.availability.term,
                 "customTermEndDate": wire.day_start(line.aligned_end_date),
                 "participants": participants,
@@ -290,7 +297,7 @@ def cart_resource(cart: Cart, now: datetime) -> dict:
             }
             for number, line in enumerate(lines)
         ],
-        "partnerOnRecordAttestationAccepted": bool(accepted),
+        "partnerOnRecordAttestationAccepted": cart.attestation_accepted,
         "attestationText": attestation_text(cart),
         "orderId": f"ORD-{order_id:06d}" if order_id else None,
         "links": {"self": wire.link(cart_path(cart)), "checkout": wire.link(f"{cart_path(cart)}/checkout", "POST")},
@@ -332,7 +339,7 @@ def order_resource(order: Order) -> dict:
                 "friendlyName": (subscription.friendly_name if subscription is not None else "") or sku.name,
                 "quantity": line.quantity,
                 "termDuration": line.term,
-                "billingCycle": line.billing_frequency,
+                "billingCycle": schemas.billing_cycle(line.term, line.billing_frequency),
                 "transactionType": "new",
                 "customTermEndDate": wire.day_start(line.aligned_end_date),
                 "pricing": {"listPrice": line.unit_price, "price": line.unit_price, "extendedPrice": line.first_charge},
@@ -347,7 +354,7 @@ def order_resource(order: Order) -> dict:
         "alternateId": order.number,
         "referenceCustomerId": str(order.customer.tenant_id),
         "customerId": str(order.customer_id),
-        "billingCycle": lines[0].billing_frequency if lines else "none",
+        "billingCycle": schemas.billing_cycle(lines[0].term, lines[0].billing_frequency) if lines else "none",
         "currencyCode": order.currency,
         "lineItems": items,
         "creationDate": order.created_at,
@@ -427,13 +434,14 @@ def requested_lines(body: CartIn) -> list[Line]:
         if availability is not None:
             if catalog_item_id(availability) != ":".join(parts):
                 raise HttpError(400, f'catalogItemId "{item.catalogItemId}" names no offer of the catalog.')
-            for sent, own, name in (
-                (item.termDuration, availability.term, "termDuration"),
-                (item.billingCycle, availability.billing_frequency, "billingCycle"),
+            cycle = schemas.billing_cycle(availability.term, availability.billing_frequency)
+            for sent, own, name, wire_value in (
+                (_upper(item.termDuration), availability.term, "termDuration", availability.term),
+                (_frequency(item.billingCycle), availability.billing_frequency, "billingCycle", cycle),
             ):
-                if sent is not None and sent.strip().lower() != own.lower():
+                if sent is not None and sent != own:
                     raise HttpError(
-                        400, f'{name} of "{item.catalogItemId}" is {own}: another is another catalogItemId.'
+                        400, f'{name} of "{item.catalogItemId}" is {wire_value}: another is another catalogItemId.'
                     )
         lines.append(
             Line(
@@ -443,6 +451,15 @@ def requested_lines(body: CartIn) -> list[Line]:
             )
         )
     return lines
+
+
+def _upper(text: str | None) -> str | None:
+    return text.strip().upper() if text is not None else None
+
+
+def _frequency(cycle: str | None) -> str | None:
+    """The billing frequency a sent billingCycle names ("" when it names none, so it differs from every one)."""
+    return None if cycle is None else (schemas.billing_frequency_named(cycle) or "")
 
 
 def utc_day(moment: datetime | None) -> date | None:
@@ -564,10 +581,17 @@ class CartChange:
                 )
 
     def attest(self, accepted: bool | None) -> None:
-        if accepted is not None and self.cart_pk is not None:
-            CartAttestation.objects.update_or_create(
-                cart_id=self.cart_pk, defaults={"accepted": accepted, "changed_at": self.now}
-            )
+        """K3 through the cart's service, when it differs from what the cart carries (a cart sent back as read
+        changes nothing)."""
+        cart = self.cart()
+        if accepted is None or cart is None or accepted == cart.attestation_accepted:
+            return
+        self.run(
+            "partnerOnRecordAttestationAccepted",
+            lambda v: cart_services.set_attestation(
+                cart=cart, actor=self.request.user, version=v, accepted=accepted, now=self.now
+            ),
+        )
 
     def finish(self) -> Cart:
         """Every refusal at once, and nothing changed (the caller's transaction is rolled back); else the cart."""
@@ -709,10 +733,9 @@ def checkout_cart(request, customer_id: str, cart_id: str):
 
     def act():
         version = protocol.if_match_version(request, "cart", cart.pk) if request.headers.get("If-Match") else None
-        attested = CartAttestation.objects.filter(cart=cart, accepted=True).exists()
         numbers = {line.pk: f"lineItems[{n}]" for n, line in enumerate(cart_services.cart_lines(cart))}
         try:
-            order, _created = purchase(cart=cart, actor=request.user, attested=attested, now=now, version=version)
+            order, _created = purchase(cart=cart, actor=request.user, attested=None, now=now, version=version)
         except RuleViolations as refused:
             raise RuleViolations({numbers.get(k, k): v for k, v in refused.violations.items()}) from None
         order = order_reads().get(pk=order.pk)

@@ -73,6 +73,11 @@ def status_and_code(violation: RuleViolation) -> tuple[int, int]:
     return PARTNER_CENTER_CODES.get(violation.rule, (violation.status, OWN + violation.status))
 
 
+def code(rule: str, status: int) -> int:
+    """The code of a refusal by `rule` that would answer `status`: Partner Center's, else 1,000,000 + the status."""
+    return PARTNER_CENTER_CODES.get(rule, (status, OWN + status))[1]
+
+
 def plain(status: int, description: str, *, data=None, headers=None) -> JsonResponse:
     """A refusal that no product rule makes (not found, forbidden, malformed input)."""
     return envelope(status, OWN + status, description, data=data, headers=headers)

@@ -176,19 +176,6 @@ class WebhookDelivery(models.Model):
         return f"{self.event} → {self.endpoint_id} ({self.status})"
 
 
-class CartAttestation(models.Model):
-    """K3 as Partner Center carries it: `partnerOnRecordAttestationAccepted` is sent with the cart (its checkout has
-    no body), while the portal's page confirms at purchase. The API keeps what the cart's owner sent here and hands
-    it to the purchase, which decides (catalog.checkout.purchase)."""
-
-    cart = models.OneToOneField("catalog.Cart", on_delete=models.CASCADE, related_name="api_attestation")
-    accepted = models.BooleanField(default=False)
-    changed_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"Cart {self.cart_id}: attestation {'accepted' if self.accepted else 'not accepted'}"
-
-
 class TransitionRecord(models.Model):
     """A transition (an upgrade or a trial's conversion) made through the API, as its POST answered it, so that
     `GET …/transitions[?operationId=]` can be polled for it (Partner Center's transition history).

@@ -201,6 +201,8 @@ class BillingLine(Schema):
 class BillingLineCollection(Schema):
     totalCount: int
     items: list[BillingLine]
+    continuationToken: str | None = None
+    links: dict[str, Link]
     attributes: Attributes
 
 
@@ -260,6 +262,8 @@ class Transfer(Schema):
 class TransferCollection(Schema):
     totalCount: int
     items: list[Transfer]
+    continuationToken: str | None = None
+    links: dict[str, Link]
     attributes: Attributes
 
 
@@ -408,22 +412,41 @@ class SubscriptionPatch(CaseInsensitive):
     attributes: dict | None = None
 
 
+# Partner Center spells a 3-year term billed once for the whole term "triennial" (its BillingCycleType: the reference's
+# 1.2, and its P3Y software sample); the portal calls that frequency one-time, and sells it only with P3Y.
+TRIENNIAL = "triennial"
+
+
+def billing_cycle(term: str, frequency: str) -> str:
+    """The wire's billingCycle of a term billed this often (every billingCycle the API answers goes through it)."""
+    return TRIENNIAL if frequency == BillingFrequency.ONE_TIME and term == Term.P3Y else frequency
+
+
+def billing_frequency_named(cycle: str) -> str | None:
+    """The portal's billing frequency a billingCycle names, read in any case (OneTime, triennial); None if none."""
+    value = cycle.strip().lower()
+    value = {"onetime": BillingFrequency.ONE_TIME, TRIENNIAL: BillingFrequency.ONE_TIME}.get(value, value)
+    return value if value in BillingFrequency.values else None
+
+
+CYCLES = ", ".join([*BillingFrequency.values, TRIENNIAL])
+
+
 class ProductTermBody(CaseInsensitive):
     productId: str = Field(max_length=40)
     skuId: str = Field(max_length=60)
     availabilityId: str | None = Field(None, max_length=40, description="Read, not needed: term and cycle choose it.")
-    billingCycle: str = Field(description=", ".join(BillingFrequency.values))
+    billingCycle: str = Field(description=CYCLES)
     termDuration: str = Field(description=", ".join(Term.values))
     promotionId: str | None = Field(None, max_length=40)
 
     @field_validator("billingCycle")
     @classmethod
     def _cycle(cls, value: str) -> str:
-        # Partner Center reads enums in any case ("Monthly", "monthly"), OneTime as one_time
-        value = {"onetime": "one_time"}.get(value.lower(), value.lower())
-        if value not in BillingFrequency.values:
-            raise ValueError(f"billingCycle is one of {', '.join(BillingFrequency.values)}")
-        return value
+        frequency = billing_frequency_named(value)
+        if frequency is None:
+            raise ValueError(f"billingCycle is one of {CYCLES}")
+        return frequency
 
     @field_validator("termDuration")
     @classmethod
@@ -501,4 +524,4 @@ class InstructionsBody(CaseInsensitive):
 
 
 TERMS = list(Term.values)
-BILLING_CYCLES = list(BillingFrequency.values)
+BILLING_CYCLES = [*BillingFrequency.values, TRIENNIAL]

@@ -7,6 +7,7 @@ Errors answer in Partner Center's envelope (api.errors); every answer echoes `MS
 import base64
 import binascii
 import json
+import re
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -27,12 +28,12 @@ from pydantic import ValidationError as PydanticValidationError
 from catalog.cart import current_cart
 from catalog.eligibility import buying_context
 from catalog.listing import listed_offer_ids, listing_facts, offer_cards, offer_filter
-from catalog.models import BillingFrequency, Sku, Term, catalog_version
+from catalog.models import Availability, Sku, catalog_version
 from portal import access
 from portal.errors import RuleViolation, RuleViolations
 from subscriptions import checks, cycles, selectors, services, transfers
 from subscriptions.filters import SubscriptionListForm
-from subscriptions.models import Subscription
+from subscriptions.models import BillingLine, Subscription
 from subscriptions.services import renewal_values
 from subscriptions.services.conversions import conversion_targets, scheduled_conversion_refusal
 from subscriptions.services.upgrades import upgrade_targets
@@ -422,6 +423,9 @@ def _check_fixed_fields(subscription: Subscription, body: schemas.SubscriptionPa
         return
     current = schemas.Subscription(**wire.subscription(subscription, user, timezone.now())).model_dump(mode="json")
     for name, value in sent.items():
+        if name == "billingCycle" and isinstance(value, str):
+            # Read in any spelling (OneTime, one_time, triennial): the frequency it names is what is compared.
+            value = schemas.billing_cycle(subscription.term, schemas.billing_frequency_named(value) or value)
         if value != current[name]:
             raise HttpError(400, f"{name} can't be changed by a PATCH{FIXED_FIELDS[name]}. Nothing was changed.")
 
@@ -557,15 +561,28 @@ def list_addons(request, customer_id: str, subscription_id: str):
     "/{customer_id}/subscriptions/{subscription_id}/billingLines",
     response={200: schemas.BillingLineCollection, **ERROR_RESPONSES},
 )
-def list_billing_lines(request, customer_id: str, subscription_id: str):
-    """L2: every charge and refund of the subscription, each with its arithmetic, oldest first."""
+def list_billing_lines(request, customer_id: str, subscription_id: str, paging: Query[Paging]):
+    """L2: every charge and refund of the subscription, each with its arithmetic, oldest first, a page at a time
+    (seek: MS-ContinuationToken)."""
     subscription = load_subscription(request, customer_id, subscription_id)
-    lines = sorted(subscription.billing_lines.all(), key=lambda line: (line.created_at, line.pk))
-    return {
-        "totalCount": len(lines),
-        "items": [wire.billing_line(line) for line in lines],
-        "attributes": {"objectType": "Collection"},
-    }
+    lines = BillingLine.objects.filter(subscription=subscription).order_by("created_at", "pk")
+    token = continuation(request)
+    if token:
+        created, pk = decode_token(token, 2)
+        try:
+            created, pk = datetime.fromisoformat(created), int(pk)
+            if created.tzinfo is None or not (0 < pk < 2**63):
+                raise ValueError("a UTC time and an id")
+            created = created.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        lines = lines.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=pk))
+    page, more = page_of(lines, paging.size)
+    return wire.collection(
+        [wire.billing_line(line) for line in page],
+        self_uri=list_uri(request),
+        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+    )
 
 
 @customers.get("/{customer_id}/activityLog", response={200: schemas.ActivityCollection, **ERROR_RESPONSES})
@@ -744,7 +761,8 @@ def transition_eligibilities(request, customer_id: str, subscription_id: str, qu
 def post_transition(request, customer_id: str, subscription_id: str, body: schemas.TransitionBody):
     """U1–U9: upgrades now, through the Check upgrades panel's service. The request is the confirmation U7 asks
     for: an upgrade can't be undone. Needs If-Match with the subscription's etag; MS-RequestId makes a retry
-    safe."""
+    safe. A field the server would not follow (another source, transition type, or a term or billing cycle other
+    than the one the transition gives) answers 400 naming it, and nothing changes."""
     source = load_subscription(request, customer_id, subscription_id)
     target = Sku.objects.filter(wire.offer_named(body.toCatalogItemId)).values_list("pk", flat=True).first()
     if target is None:
@@ -755,40 +773,52 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
             into = UUID(body.toSubscriptionId)
         except ValueError:
             raise HttpError(400, "toSubscriptionId is not a subscription id.") from None
+    kind = "transition_only" if source.is_trial else "transition_with_license_transfer"
+    _check_transition_source(source, body, kind)
+    wanted, named = _transition_terms(body, target)
     now = timezone.now()
 
     def act():
         # Required here too: an upgrade can't be undone (U7), so a retry without the etag it was read with (and
         # without an MS-RequestId) must not make a second one.
         version = protocol.if_match_version(request, "subscription", source.pk)
-        if source.is_trial:
-            # TR2, TR3, TR7: converting now; a new subscription defaults to a year billed monthly
-            converted = services.convert_trial_now(
-                subscription_id=source.pk,
-                actor=request.user,
-                version=version,
-                target_sku_id=target,
-                term=body.termDuration or Term.P1Y,
-                billing_frequency=body.billingCycle or BillingFrequency.MONTHLY,
-                quantity=body.quantity,
-                into_subscription_id=into,
-                now=now,
-            )
-            return transition_answer(converted.subscription, "transition_only")
-        result = services.upgrade_subscription(
-            subscription_id=source.pk,
-            actor=request.user,
-            version=version,
-            target_sku_id=target,
-            quantity=body.quantity,
-            # Left out: the source's own term and billing cycle, as the panel's form starts with.
-            term=body.termDuration or source.term,
-            billing_frequency=body.billingCycle or source.billing_frequency,
-            into_subscription_id=into,
-            confirmed=True,
-            now=now,
-        )
-        return transition_answer(result, "transition_with_license_transfer")
+        with transaction.atomic():
+            if source.is_trial:
+                # TR2, TR3, TR7: converting now; what is left out is the service's (TR2's defaults)
+                result = services.convert_trial_now(
+                    subscription_id=source.pk,
+                    actor=request.user,
+                    version=version,
+                    target_sku_id=target,
+                    quantity=body.quantity,
+                    into_subscription_id=into,
+                    now=now,
+                    term=wanted.get("term"),
+                    billing_frequency=wanted.get("billing_frequency"),
+                ).subscription
+            else:
+                result = services.upgrade_subscription(
+                    subscription_id=source.pk,
+                    actor=request.user,
+                    version=version,
+                    target_sku_id=target,
+                    quantity=body.quantity,
+                    into_subscription_id=into,
+                    confirmed=True,
+                    now=now,
+                    term=wanted.get("term"),
+                    billing_frequency=wanted.get("billing_frequency"),
+                )
+            # Into an existing subscription it keeps its own term and billing cycle (U5, TR7): one asked for
+            # otherwise is not what was done, so the transition is undone (this transaction) and refused.
+            for name, field in (("term", "termDuration"), ("billing_frequency", "billingCycle")):
+                if name in wanted and wanted[name] != getattr(result, name):
+                    raise HttpError(
+                        400,
+                        f"{field}: the transition gives {getattr(result, name)} (into an existing subscription, its "
+                        f"own), not {wanted[name]}{named}. Nothing was changed.",
+                    )
+        return transition_answer(result, kind)
 
     def transition_answer(result, kind):
         result = Subscription.objects.select_related("sku__product").get(pk=result.pk)
@@ -833,6 +863,60 @@ def list_transitions(request, customer_id: str, subscription_id: str, query: Que
     return wire.collection(items, self_uri=list_uri(request), next_token=None)
 
 
+def _check_transition_source(source: Subscription, body: schemas.TransitionBody, kind: str) -> None:
+    """The fields a transition request may restate (as Partner Center's samples send them): sent, they must be what
+    the server does, else 400 naming the field (never ignored without a word)."""
+    if body.fromSubscriptionId is not None and body.fromSubscriptionId.strip().lower() != str(source.pk):
+        raise HttpError(400, f"fromSubscriptionId is {source.pk}, the subscription of the path. Nothing was changed.")
+    if body.fromCatalogItemId is not None:
+        parts = body.fromCatalogItemId.strip().split(":")
+        same_offer = Sku.objects.filter(wire.offer_named(body.fromCatalogItemId.strip()), pk=source.sku_id).exists()
+        if not same_offer or (len(parts) == 3 and parts[2] and parts[2] != str(source.availability_id)):
+            raise HttpError(
+                400, f"fromCatalogItemId is {wire.offer_id(source)}, the subscription's own. Nothing was changed."
+            )
+    if body.transitionType is not None and body.transitionType.strip().lower() != kind:
+        raise HttpError(
+            400,
+            f"transitionType is {kind} for this subscription"
+            + (" (a trial converts)" if kind == "transition_only" else " (the portal reassigns the licenses)")
+            + ". Nothing was changed.",
+        )
+
+
+def _transition_terms(body: schemas.TransitionBody, target_sku_id: int) -> tuple[dict, str]:
+    """The term and billing cycle the transition is asked for: `termDuration` and `billingCycle` as sent, and the
+    availability `toCatalogItemId` names ("{productId}:{skuId}:{availabilityId}"), which is a term and a billing
+    cycle of the target; left out, the service's own (TR2's, or the source's for an upgrade). The two must agree.
+    Also the words naming the availability, for a refusal ("" when none is named)."""
+    wanted = {}
+    if body.termDuration is not None:
+        wanted["term"] = body.termDuration
+    if body.billingCycle is not None:
+        wanted["billing_frequency"] = body.billingCycle
+    parts = body.toCatalogItemId.strip().split(":")
+    if len(parts) != 3 or not parts[2]:
+        return wanted, ""
+    availability = (
+        Availability.objects.filter(pk=int(parts[2]), sku_id=target_sku_id).first()
+        if re.fullmatch(r"[0-9]{1,18}", parts[2])
+        else None
+    )
+    if availability is None:
+        raise HttpError(400, "toCatalogItemId names no availability of that offer (its third part).")
+    for name, field, own in (
+        ("term", "termDuration", availability.term),
+        ("billing_frequency", "billingCycle", availability.billing_frequency),
+    ):
+        if wanted.setdefault(name, own) != own:
+            raise HttpError(
+                400,
+                f"{field} is {wanted[name]}, but toCatalogItemId names the availability {availability.pk} "
+                f"({availability.term}, {availability.billing_frequency}). Nothing was changed.",
+            )
+    return wanted, f" (toCatalogItemId's availability {availability.pk})"
+
+
 # --- Transfers between partners (TF1–TF4) -------------------------------------------------------------------
 
 
@@ -868,12 +952,28 @@ def _transfer_id(transfer_id: str) -> UUID:
 
 
 @customers.get("/{customer_id}/transfers", response={200: schemas.TransferCollection, **ERROR_RESPONSES})
-def list_transfers(request, customer_id: str):
-    """TF2–TF4: the requests for this customer that the partner is a side of, newest first."""
+def list_transfers(request, customer_id: str, paging: Query[Paging]):
+    """TF2–TF4: the requests for this customer that the partner is a side of, newest first, a page at a time (seek:
+    MS-ContinuationToken)."""
     customer = access.get_customer(request.user, customer_id)
-    found = list(_transfers(request, customer).order_by("-created_at", "-pk")[:MAX_PAGE_SIZE])
-    items = [wire.transfer(t, customer, _transfer_lines(request, t)) for t in found]
-    return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
+    rows = _transfers(request, customer).order_by("-created_at", "-pk")
+    token = continuation(request)
+    if token:
+        created, pk = decode_token(token, 2)
+        try:
+            created, pk = datetime.fromisoformat(created), UUID(pk)
+            if created.tzinfo is None:
+                raise ValueError("a UTC time")
+            created = created.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    page, more = page_of(rows, paging.size)
+    return wire.collection(
+        [wire.transfer(t, customer, _transfer_lines(request, t)) for t in page],
+        self_uri=list_uri(request),
+        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+    )
 
 
 @customers.get("/{customer_id}/transfers/{transfer_id}", response={200: schemas.Transfer, **ERROR_RESPONSES})
@@ -906,6 +1006,53 @@ def create_transfer(request, customer_id: str, body: schemas.TransferCreateBody)
 TRANSFER_ENDS = {"cancel", "reject", "withdraw", "decline"}
 
 
+def _check_transfer_lines(found, lines: list[schemas.TransferLineBody]) -> None:
+    """TF3 moves each picked subscription whole, as it is: a line's `quantity` (or the term, billing cycle or offer it
+    restates as read) other than the subscription's is not what the transfer would do, so it answers 400 naming the
+    field rather than being ignored. A subscription that can't be picked is left to the service (its rule)."""
+    restating = [
+        line for line in lines if line.model_fields_set & {"quantity", "billingCycle", "termDuration", "offerId"}
+    ]
+    if not restating:
+        return
+    ids = []
+    for line in restating:
+        try:
+            ids.append(UUID(line.subscriptionId))
+        except ValueError:
+            pass
+    picked = {
+        str(s.pk): s
+        for s in transfers.transferable_subscriptions(found).filter(pk__in=ids).select_related("sku__product")
+    }
+    for number, line in enumerate(lines):
+        subscription = picked.get(line.subscriptionId.strip().lower())
+        if subscription is None:
+            continue
+        for field, sent, own in (
+            ("quantity", line.quantity, subscription.quantity),
+            ("billingCycle", _frequency(line.billingCycle), subscription.billing_frequency),
+            ("termDuration", _upper(line.termDuration), subscription.term),
+            ("offerId", line.offerId.strip() if line.offerId else line.offerId, wire.offer_id(subscription)),
+        ):
+            if sent is not None and sent != own:
+                wire_own = schemas.billing_cycle(subscription.term, own) if field == "billingCycle" else own
+                raise HttpError(
+                    400,
+                    f"lineItems[{number}].{field} is {wire_own}: a transfer moves the subscription whole, as it is "
+                    "(change it before the transfer, or after, as the new partner). Nothing was changed.",
+                )
+
+
+def _frequency(cycle: str | None) -> str | None:
+    """The billing frequency a sent billingCycle names ("" when it names none, so it differs from every one)."""
+    return None if cycle is None else (schemas.billing_frequency_named(cycle) or "")
+
+
+def _upper(value: str | None) -> str | None:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 @customers.patch("/{customer_id}/transfers/{transfer_id}", response={200: schemas.Transfer, **ERROR_RESPONSES})
 def patch_transfer(request, customer_id: str, transfer_id: str, body: schemas.TransferPatchBody):
     """TF3, TF4: `Complete` with the picked `lineItems` (the source partner: every one moves in one transaction, or
@@ -915,6 +1062,8 @@ def patch_transfer(request, customer_id: str, transfer_id: str, body: schemas.Tr
     status = body.status.strip().lower()
     if status not in TRANSFER_ENDS | {"complete", "completed"}:
         raise HttpError(400, "status is Complete (with lineItems), Cancel or Reject.")
+    if status not in TRANSFER_ENDS:
+        _check_transfer_lines(found, body.lineItems)
     now = timezone.now()
 
     def act():

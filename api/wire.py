@@ -10,8 +10,9 @@ from portal.models import Customer
 from subscriptions import checks, selectors
 from subscriptions.models import Subscription
 from subscriptions.services import renewal_values
+from subscriptions.services.upgrades import Unfit
 
-from . import protocol
+from . import errors, protocol, schemas
 
 PRODUCT_TYPES = {
     # (Microsoft's, billing type) -> Partner Center's productType
@@ -100,7 +101,7 @@ def product_term(sku, term: str, frequency: str) -> dict:
         "productId": sku.product.product_id,
         "skuId": sku_part(sku),
         "availabilityId": str(availability.pk) if availability else "",
-        "billingCycle": frequency,
+        "billingCycle": schemas.billing_cycle(term, frequency),
         "termDuration": term,
     }
 
@@ -176,7 +177,7 @@ def subscription(subscription: Subscription, user, now: datetime) -> dict:
         "autoRenewEnabled": subscription.auto_renew,
         "isTrial": subscription.is_trial,
         "billingType": sku.product.billing_type,
-        "billingCycle": subscription.billing_frequency,
+        "billingCycle": schemas.billing_cycle(subscription.term, subscription.billing_frequency),
         "termDuration": subscription.term,
         "isMicrosoftProduct": publisher.is_microsoft,
         "publisherName": publisher.name,
@@ -243,6 +244,28 @@ def catalog_item(sku, availability) -> str:
     return f"{sku.product.product_id}:{sku_part(sku)}:{availability.pk if availability else ''}"
 
 
+# Partner Center's codes of why an existing subscription can't be transitioned into (the reference's 3.2), by U3's
+# kinds of reason; N6's and U3's other reasons answer the API's own codes (api.errors).
+TARGET_SUBSCRIPTION_CODES = {Unfit.CANCELLATION_WINDOW: 2, Unfit.TERM_SHORTER: 3, Unfit.ENDS_BEFORE: 4}
+TARGET_ENDS_BEFORE_SOURCE = 4  # TR5's reason: the target ends before the trial
+
+
+def target_subscription_code(kind: str) -> int:
+    if kind in TARGET_SUBSCRIPTION_CODES:
+        return TARGET_SUBSCRIPTION_CODES[kind]
+    if kind == Unfit.RENEWAL_PENDING:
+        return errors.code("N6", 409)
+    return errors.code("U3", 422)
+
+
+def eligibility_errors(allowed) -> list[dict]:
+    """Why the source can't be transitioned at all now (its U1 or TR3 verdict, N6 while its renewal is processed),
+    with the refusal's own code (api.errors: Partner Center's where it has one)."""
+    if allowed.allowed:
+        return []
+    return [{"code": errors.code(allowed.rule, allowed.status or 422), "description": allowed.reason}]
+
+
 def transition_eligibility(source: Subscription, target, allowed, visible: set) -> dict:
     """U2, U3: one target of the upgrade matrix, with the existing subscriptions the licenses may go into and
     why not (U3's reason as the description)."""
@@ -251,7 +274,7 @@ def transition_eligibility(source: Subscription, target, allowed, visible: set) 
         (a for a in sold if a.term == source.term and a.billing_frequency == source.billing_frequency),
         sold[0] if sold else None,
     )
-    refusal = [] if allowed.allowed else [{"code": 0, "description": allowed.reason}]
+    refusal = eligibility_errors(allowed)
     return {
         "catalogItemId": catalog_item(target.sku, matching),
         "title": target.sku.name,
@@ -270,8 +293,10 @@ def transition_eligibility(source: Subscription, target, allowed, visible: set) 
                 "subscriptionId": str(e.subscription.pk),
                 "subscriptionFriendlyName": e.subscription.display_name,
                 "subscriptionTermDuration": e.subscription.term,
-                "subscriptionBillingCycle": e.subscription.billing_frequency,
-                "errors": [] if e.allowed else [{"code": 0, "description": e.reason}],
+                "subscriptionBillingCycle": schemas.billing_cycle(
+                    e.subscription.term, e.subscription.billing_frequency
+                ),
+                "errors": [] if e.allowed else [{"code": target_subscription_code(e.kind), "description": e.reason}],
             }
             for e in target.existing
             if e.subscription.pk in visible
@@ -313,7 +338,7 @@ def conversion_eligibilities(trial: Subscription, targets, allowed, visible: set
     """TR3, TR5: what a new-commerce trial can convert into (Partner Center converts trials by transitions): the
     equivalent paid SKU and the matrix's higher ones, each with the customer's subscriptions of it and TR5's reason
     for those that end too soon."""
-    refusal = [] if allowed.allowed else [{"code": 0, "description": allowed.reason}]
+    refusal = eligibility_errors(allowed)
     items = []
     for target in (t for t in targets if t.subscription is None):
         sold = list(target.sku.availabilities.all())
@@ -337,8 +362,10 @@ def conversion_eligibilities(trial: Subscription, targets, allowed, visible: set
                         "subscriptionId": str(t.subscription.pk),
                         "subscriptionFriendlyName": t.subscription.display_name,
                         "subscriptionTermDuration": t.subscription.term,
-                        "subscriptionBillingCycle": t.subscription.billing_frequency,
-                        "errors": [] if t.allowed else [{"code": 4, "description": t.reason}],
+                        "subscriptionBillingCycle": schemas.billing_cycle(
+                            t.subscription.term, t.subscription.billing_frequency
+                        ),
+                        "errors": [] if t.allowed else [{"code": TARGET_ENDS_BEFORE_SOURCE, "description": t.reason}],
                     }
                     for t in into
                 ],
@@ -406,7 +433,7 @@ def transfer(transfer, customer, line_items: list) -> dict:
                 "offerId": offer_id(s),
                 "friendlyName": s.display_name,
                 "quantity": s.quantity,
-                "billingCycle": s.billing_frequency,
+                "billingCycle": schemas.billing_cycle(s.term, s.billing_frequency),
                 "termDuration": s.term,
             }
             for i, s in enumerate(line_items)
@@ -440,7 +467,7 @@ def offer(sku, refusal) -> dict:
                 "id": str(a.pk),
                 "catalogItemId": catalog_item(sku, a),
                 "termDuration": a.term,
-                "billingCycle": a.billing_frequency,
+                "billingCycle": schemas.billing_cycle(a.term, a.billing_frequency),
                 "unitPrice": a.unit_price,
                 "currency": a.currency,
             }
@@ -462,7 +489,7 @@ def transition(record) -> dict:
         "toSubscriptionId": str(record.to_subscription_id),
         "quantity": record.quantity,
         "termDuration": record.term,
-        "billingCycle": record.billing_frequency,
+        "billingCycle": schemas.billing_cycle(record.term, record.billing_frequency),
         "transitionType": record.transition_type,
         "events": [
             {

@@ -1,11 +1,12 @@
 """Cart services (K1, K4, K5, K11, K12). Each is one transaction and answers with RuleViolation."""
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
 
 from catalog.alignment import alignment_allowed
-from catalog.eligibility import buying_context, quantity_refusal, refusal
+from catalog.eligibility import Refusal, buying_context, quantity_refusal, refusal
 from catalog.models import TRIAL_LICENSES, Availability, Cart, CartAdditionalReseller, CartLine
 from portal.access import Action, partner_of, require
 from portal.errors import RuleViolation
@@ -85,9 +86,10 @@ def _locked_open_cart(customer: Customer, user, now: datetime, version: int | st
         ) from None
 
 
-def cart_quantities(cart: Cart, *, excluding: int | None = None) -> dict[int, int]:
+def cart_quantities(lines, *, excluding: int | None = None) -> dict[int, int]:
+    """Licenses of each offer in these cart lines (read with their availabilities), but the line `excluding`."""
     quantities: dict[int, int] = {}
-    for line in cart.lines.select_related("availability"):
+    for line in lines:
         if line.pk != excluding:
             sku_id = line.availability.sku_id
             quantities[sku_id] = quantities.get(sku_id, 0) + line.quantity
@@ -104,6 +106,46 @@ def normalise_quantity(availability: Availability, quantity: int) -> int:
     return quantity
 
 
+def line_refusal(
+    *,
+    cart: Cart,
+    availability: Availability,
+    quantity: int,
+    aligned_end_date: date | None,
+    today: date,
+    ctx=None,
+    line_pk: int | None = None,
+    lines: list[CartLine] | None = None,
+    offer=None,
+) -> Refusal | None:
+    """The first rule that refuses this cart line now, or None: the offer's eligibility (C3–C5, `refusal`), its
+    quantity (K6–K8, `quantity_refusal`) and its aligned end date (K11). Adding, changing and purchasing a line ask it
+    (`check_line`), and the cart's per-line verdict (the API's cart resource) shows it before Purchase.
+
+    `lines`: the cart's lines with their availabilities, when the caller has read them (else they are read);
+    `offer`: the offer's cached facts (catalog.listing) to judge its eligibility by, in place of the loaded SKU."""
+    customer = cart.customer
+    sku = availability.sku
+    ctx = ctx or buying_context(customer, partner_of(cart.owner))
+    if lines is None:
+        lines = list(cart.lines.select_related("availability"))
+    # The line itself must not count as "already in the cart" (C4a); the cart's other lines do.
+    ctx.cart_sku_ids = {line.availability.sku_id for line in lines if line.pk != line_pk}
+    why = refusal(offer if offer is not None else sku, ctx)
+    if why:
+        return why
+    why = quantity_refusal(sku, quantity, customer=customer, cart_quantities=cart_quantities(lines, excluding=line_pk))
+    if why:
+        return replace(why, field="quantity")
+    if aligned_end_date is not None and not alignment_allowed(customer, availability, aligned_end_date, today):
+        return Refusal(
+            "K11",
+            f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.",
+            field="aligned_end_date",
+        )
+    return None
+
+
 def check_line(
     *,
     cart: Cart,
@@ -113,25 +155,21 @@ def check_line(
     today: date,
     ctx=None,
     line_pk: int | None = None,
+    lines: list[CartLine] | None = None,
 ) -> None:
-    """Every rule a cart line must pass, at add time and again at purchase."""
-    customer = cart.customer
-    sku = availability.sku
-    ctx = ctx or buying_context(customer, partner_of(cart.owner))
-    # The line itself must not count as "already in the cart" (C4a); the cart's other lines do.
-    ctx.cart_sku_ids = set(cart.lines.exclude(pk=line_pk).values_list("availability__sku_id", flat=True))
-    why = refusal(sku, ctx)
+    """Every rule a cart line must pass, at add time and again at purchase: `line_refusal`'s, raised."""
+    why = line_refusal(
+        cart=cart,
+        availability=availability,
+        quantity=quantity,
+        aligned_end_date=aligned_end_date,
+        today=today,
+        ctx=ctx,
+        line_pk=line_pk,
+        lines=lines,
+    )
     if why:
-        raise RuleViolation(why.rule, why.message)
-    why = quantity_refusal(sku, quantity, customer=customer, cart_quantities=cart_quantities(cart, excluding=line_pk))
-    if why:
-        raise RuleViolation(why.rule, why.message, field="quantity")
-    if aligned_end_date is not None and not alignment_allowed(customer, availability, aligned_end_date, today):
-        raise RuleViolation(
-            "K11",
-            f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.",
-            field="aligned_end_date",
-        )
+        raise RuleViolation(why.rule, why.message, field=why.field or None)
 
 
 def add_to_cart(
@@ -251,6 +289,17 @@ def remove_line(*, cart: Cart, actor, version: int | str | None = None, line_id:
     with transaction.atomic():
         cart = _open_for_change(cart, now, version)
         _locked_line(cart, line_id).delete()
+
+
+def set_attestation(*, cart: Cart, actor, version: int | str | None = None, accepted: bool, now: datetime) -> Cart:
+    """K3 as the API's cart carries it (`partnerOnRecordAttestationAccepted`): accepted or withdrawn before checkout,
+    a change of the cart like any other (locked at `version`, bumped), so an etag read before it is stale."""
+    require(actor, Action.BUY)
+    with transaction.atomic():
+        cart = _open_for_change(cart, now, version)
+        cart.attestation_accepted = accepted
+        cart.save(update_fields=["attestation_accepted"])
+        return cart
 
 
 def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None:

@@ -36,9 +36,12 @@ UNCHANGED = object()
 
 
 def purchase(
-    *, cart: Cart, actor, attested: bool, now: datetime, reseller_id=UNCHANGED, version: int | str | None = None
+    *, cart: Cart, actor, attested: bool | None, now: datetime, reseller_id=UNCHANGED, version: int | str | None = None
 ) -> tuple[Order, bool]:
     """Turns the cart into one order. Returns (order, created).
+
+    `attested`: the page's confirmation at purchase; None, the attestation the cart carries (`set_attestation`, the
+    API's), read from the locked row.
 
     Submitting an already purchased cart again returns its order: the cart row is locked first,
     so two submissions at once buy once (K9), and the database's one-order-per-cart constraint
@@ -63,6 +66,8 @@ def purchase(
             cart.reseller = resolve_reseller(member.partner, reseller_id)
             cart.save(update_fields=["reseller"])
         # K3: without the confirmation nothing is bought.
+        if attested is None:
+            attested = cart.attestation_accepted
         if not attested:
             raise RuleViolation("K3", "Confirm the attestation before purchasing.", field="attest")
         lines = list(
@@ -87,6 +92,7 @@ def purchase(
                     today=now.date(),
                     ctx=ctx,
                     line_pk=line.pk,
+                    lines=lines,
                 )
             except RuleViolation as violation:
                 errors[line.pk] = violation

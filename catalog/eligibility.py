@@ -29,6 +29,8 @@ class Refusal:
     link_label: str = ""
     # C3/C5: the offer is not even listed for this customer.
     hidden: bool = False
+    # The input it refuses (a cart line's "quantity" or "aligned_end_date"), "" for the offer itself.
+    field: str = ""
 
 
 @dataclass

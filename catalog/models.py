@@ -285,6 +285,9 @@ class Cart(models.Model):
         related_name="+",
         help_text="K4: the indirect reseller to associate with the purchase.",
     )
+    # K3 as Partner Center carries it: `partnerOnRecordAttestationAccepted` comes with the cart (its checkout has no
+    # body), while the cart page confirms at purchase. Set by `catalog.cart.set_attestation`; the purchase decides.
+    attestation_accepted = models.BooleanField(default=False)
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
     version = models.PositiveIntegerField(default=1, editable=False)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from catalog import cart as cart_services
 from catalog.alignment import CartAlignment
 from catalog.checkout import UNCHANGED, attestation_text, line_first_charge, purchase
-from catalog.eligibility import buying_context, refusal
+from catalog.eligibility import buying_context
 from catalog.filters import OrderFilter
 from catalog.forms import (
     AdditionalResellerForm,
@@ -151,12 +151,12 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
         cart.customer = customer  # the same row, already read: the page and the K5 checks read it
         lines = cart_services.cart_lines(cart)
         alignment = CartAlignment(customer, now.date())
-        # The same eligibility rule the purchase applies, shown before the partner presses Purchase, over the
-        # catalog's cached facts of the offers (the purchase reads them from the database).
+        # The same refusal the purchase gives each line (catalog.cart.line_refusal: C3–C5, K6–K8, K11), shown before
+        # the partner presses Purchase, with the offer's eligibility over the catalog's cached facts (the purchase
+        # reads them from the database).
         ctx = buying_context(customer, member.partner)
         known = cached_offer_facts([line.availability.sku_id for line in lines]) if lines else {}
         for line in lines:
-            ctx.cart_sku_ids = {other.availability.sku_id for other in lines if other.pk != line.pk}
             sku = line.availability.sku
             amount = line_first_charge(line, now.date())
             total += amount
@@ -179,7 +179,17 @@ def _cart_context(request, customer, cart, *, errors=None, refused_line=None):
                     ),
                     "error": (errors or {}).get(line.pk),
                     # An offer newer than the cached facts: the rule over the loaded offer.
-                    "refusal": refusal(known.get(sku.pk, sku), ctx),
+                    "refusal": cart_services.line_refusal(
+                        cart=cart,
+                        availability=line.availability,
+                        quantity=line.quantity,
+                        aligned_end_date=line.aligned_end_date,
+                        today=now.date(),
+                        ctx=ctx,
+                        line_pk=line.pk,
+                        lines=lines,
+                        offer=known.get(sku.pk),
+                    ),
                 }
             )
     resellers = []

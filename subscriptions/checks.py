@@ -573,13 +573,14 @@ class Allowed:
     allowed: bool
     reason: str = ""
     rule: str = ""
+    status: int = 0  # the refusal's HTTP status (422, or 409 when the state moved on), 0 when allowed
 
 
 def verdict(name: str, label: str, check, *args) -> Allowed:
     try:
         check(*args)
     except RuleViolation as violation:
-        return Allowed(name, label, False, violation.message, violation.rule)
+        return Allowed(name, label, False, violation.message, violation.rule, violation.status)
     return Allowed(name, label, True)
 
 

@@ -171,11 +171,14 @@ def plan_conversion(
     target_sku_id: int | None,
     into_subscription_id=None,
     scheduled: bool = False,
-    term: str = Term.P1Y,
-    billing_frequency: str = BillingFrequency.MONTHLY,
+    term: str | None = None,
+    billing_frequency: str | None = None,
     quantity: int | None,
 ) -> ConversionPlan:
     check_conversion(trial, user, now)
+    # TR2: left out, a new subscription is a year billed monthly (the panel's form fills the same defaults).
+    term = term or Term.P1Y
+    billing_frequency = billing_frequency or BillingFrequency.MONTHLY
     if scheduled:
         refusal = scheduled_conversion_refusal(trial)
         if refusal:
@@ -309,13 +312,13 @@ def convert_trial_now(
     actor,
     version: int | str | None = None,
     target_sku_id: int | None,
-    term: str = Term.P1Y,
-    billing_frequency: str = BillingFrequency.MONTHLY,
+    term: str | None = None,
+    billing_frequency: str | None = None,
     quantity: int | None,
     into_subscription_id=None,
     now: datetime,
 ) -> ConversionResult:
-    """TR2, TR3, TR6, TR7: converts the trial mid-term.
+    """TR2, TR3, TR6, TR7: converts the trial mid-term (a term or billing frequency left out: TR2's, `plan_conversion`).
 
     Into a new subscription, a paid subscription is created (new term from now, its own seat lot and
     first charge, no promotion) and the trial ends, as Partner Center does, rather than turning the

@@ -40,30 +40,56 @@ from .kernel import (
 )
 
 
-def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
-    """U3: why an existing subscription of the target SKU can't receive the licenses ("" if it can)."""
+class Unfit:
+    """U3: the kinds of reason an existing subscription can't receive the licenses (what a client tells apart: the
+    API gives each Partner Center's code where it has one)."""
+
+    RENEWAL_PENDING = "renewal_pending"
+    CANCELLATION_WINDOW = "cancellation_window"
+    TERM_SHORTER = "term_shorter"
+    TERM_LONGER = "term_longer"
+    ENDS_BEFORE = "ends_before"
+
+
+def existing_refusal(existing: Subscription, source: Subscription, now: datetime) -> tuple[str, str]:
+    """U3: why an existing subscription of the target SKU can't receive the licenses, as (its `Unfit` kind, the
+    sentence); ("", "") if it can."""
     if existing.renewal_pending:
-        return "its renewal is being processed: try again in two minutes."
+        return Unfit.RENEWAL_PENDING, "its renewal is being processed: try again in two minutes."
     closes = checks.cancellation_window_ends(existing)
     if closes and now < closes:
-        return f"inside its cancellation window (until {checks.when_utc(closes)})."
+        return Unfit.CANCELLATION_WINDOW, f"inside its cancellation window (until {checks.when_utc(closes)})."
     if existing.term != source.term:
-        return (
+        kind = Unfit.TERM_SHORTER if TERM_MONTHS[existing.term] < TERM_MONTHS[source.term] else Unfit.TERM_LONGER
+        return kind, (
             f"its term ({existing.get_term_display()}) differs from this subscription's ({source.get_term_display()})."
         )
     if existing.term_end and source.term_end and existing.term_end < source.term_end:
-        return f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription ({source.term_end:%Y-%m-%d})."
-    return ""
+        return Unfit.ENDS_BEFORE, (
+            f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription ({source.term_end:%Y-%m-%d})."
+        )
+    return "", ""
+
+
+def existing_reason(existing: Subscription, source: Subscription, now: datetime) -> str:
+    """U3: why an existing subscription of the target SKU can't receive the licenses ("" if it can)."""
+    return existing_refusal(existing, source, now)[1]
 
 
 @dataclass(frozen=True)
 class ExistingTarget:
     subscription: Subscription
     reason: str = ""
+    kind: str = ""  # U3: the reason's `Unfit` kind
 
     @property
     def allowed(self) -> bool:
         return not self.reason
+
+
+def _existing_target(existing: Subscription, source: Subscription, now: datetime) -> ExistingTarget:
+    kind, reason = existing_refusal(existing, source, now)
+    return ExistingTarget(existing, reason, kind)
 
 
 @dataclass
@@ -126,10 +152,7 @@ def upgrade_targets(subscription: Subscription, *, now: datetime) -> list[Upgrad
             sku=path.target,
             availabilities=list(path.target.availabilities.all()),
             source_term=subscription.term,
-            existing=[
-                ExistingTarget(e, existing_reason(e, subscription, now))
-                for e in _existing_of(subscription, path.target_id)
-            ],
+            existing=[_existing_target(e, subscription, now) for e in _existing_of(subscription, path.target_id)],
         )
         for path in paths
     ]
@@ -202,8 +225,11 @@ def plan_upgrade(
     now: datetime,
     lock: bool = False,
 ) -> UpgradePlan:
-    """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction)."""
+    """U1–U6 checked without changing anything; `lock` locks the existing target (inside a transaction). A term or
+    billing frequency left out (None) is the source's own, as the panel's form starts with them."""
     check_upgrade(source, user, now)
+    term = term or source.term
+    billing_frequency = billing_frequency or source.billing_frequency
     target = upgrade_path(source, target_sku_id).target  # U2 (a trial is never a target: U1)
     # U4: all licenses = full upgrade, fewer = partial.
     if quantity < 1 or quantity > source.quantity:

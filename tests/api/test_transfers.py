@@ -104,3 +104,19 @@ def test_the_target_sees_nothing_of_the_sources_subscriptions_while_pending(file
     target_api, theirs, transfer = filed
     assert transfer["lineItems"] == []
     assert target_api.get(f"/customers/{theirs.pk}/transfers/{transfer['id']}").json()["lineItems"] == []
+
+
+@pytest.mark.rule("TF3")
+def test_a_transfer_line_restating_another_quantity_answers_400_and_moves_nothing(api, filed, subs):
+    _target_api, _theirs, transfer = filed
+    before = database_state()
+    line = {"subscriptionId": str(subs[0].pk), "quantity": 3}
+    response = patch(api, subs[0].customer, transfer, {"status": "Complete", "lineItems": [line]})
+    assert response.status_code == 400, response.content
+    assert response.json()["description"].startswith("lineItems[0].quantity is 10")
+    assert database_state() == before
+    # and the same line with the subscription's own quantity moves it
+    line["quantity"] = 10
+    done = patch(api, subs[0].customer, transfer, {"status": "Complete", "lineItems": [line]})
+    assert done.status_code == 200, done.content
+    assert done.json()["status"] == "Complete"
