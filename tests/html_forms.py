@@ -215,7 +215,8 @@ def forms_on(html: str, page_url: str) -> list[Form]:
             )
             for button in opened.buttons
         } or {(method, action, None)}
-        ways = sorted((m, a, s, False) for m, a, s in ways)
+        # (A button without a name sorts before a named one of the same method and action.)
+        ways = sorted(((m, a, s, False) for m, a, s in ways), key=lambda w: (w[0], w[1], w[2] or ("", "")))
         # htmx sends the same fields (and its hx-vals) from the form's own event, to its hx-get or hx-post URL.
         hx_vals = [Field(str(k), "hidden", str(v), True) for k, v in json.loads(attrs.get("hx-vals") or "{}").items()]
         ways += [(m, attrs[f"hx-{m}"], None, True) for m in ("get", "post") if attrs.get(f"hx-{m}")]

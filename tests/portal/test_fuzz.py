@@ -45,7 +45,12 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EXEMPT: dict[str, str] = {}
 # Routes that only redirect, whatever the method: their one input is the URL, fuzzed (other partners' and unknown
 # ids), with hostile query parameters. The test checks that they do redirect.
-REDIRECT_ONLY = {"portal:customer-detail": "the customer's page is its subscription list"}
+REDIRECT_ONLY = {
+    "portal:customer-detail": "the customer's page is its subscription list",
+    "portal:favicon": "the icon is a static file",
+}
+# Pages only a trial has: their instances start with the persona's trials.
+TRIALS_ONLY = {"subscriptions:subscription-convert"}
 # Django's admin (its own views and forms) is covered lightly by test_admin_changelists_*, as the operator.
 ADMIN_NAMESPACE = "admin"
 # The REST API answers JSON to a bearer token, not forms to a session: tests/api send it bad bodies, headers, tokens
@@ -282,9 +287,13 @@ def _instances(partner, user) -> dict[frozenset, list[dict]]:
         frozenset({"customer_id", "subscription_id"}): [
             {"customer_id": s.customer_id, "subscription_id": s.pk} for s in subscriptions
         ],
-        # The publisher's set-up page (S3): of a subscription waiting for it.
-        frozenset({"subscription_id"}): [{"subscription_id": s.pk} for s in subscriptions if s.status == "pending"]
-        or [{"subscription_id": subscriptions[0].pk}],
+        # The publisher's set-up page (S3): of an ISV subscription waiting for it (a Microsoft one has none: 404).
+        frozenset({"subscription_id"}): [
+            {"subscription_id": s.pk}
+            for s in subscriptions
+            if s.status == "pending" and not s.sku.product.publisher.is_microsoft
+        ]
+        or [{"subscription_id": s.pk} for s in subscriptions if not s.sku.product.publisher.is_microsoft][:1],
         frozenset({"customer_id", "line_id"}): [
             {"customer_id": line.cart.customer_id, "line_id": line.pk} for line in lines
         ],
@@ -378,7 +387,12 @@ def _persona(name: str, user, signed_in: Persona | None = None) -> Persona:
         objects = _instances(partner, user)
         for route in ROUTES:
             params = set(url_kwargs(route))
-            persona.instances[route] = [reverse(route, kwargs=kwargs) for kwargs in objects.get(frozenset(params), [])]
+            kwargs_list = objects.get(frozenset(params), [])
+            if route in TRIALS_ONLY:
+                # Only a trial has this page (a paid subscription's answers 404): its trials, first.
+                trials = {s.pk for s in Subscription.objects.filter(customer__partner=partner, is_trial=True)}
+                kwargs_list = sorted(kwargs_list, key=lambda kw: kw.get("subscription_id") not in trials)
+            persona.instances[route] = [reverse(route, kwargs=kwargs) for kwargs in kwargs_list]
         persona.foreign_kwargs, persona.foreign_values = _foreign(partner, user)
     else:
         # Signed out: the public pages (the sign-in page), with the objects of `signed_in`; every other page is
