@@ -362,13 +362,9 @@ def cart_purchase(request, customer_id, cart_id):
 
 
 def order_confirmation(request, customer_id, order_id):
-    customer = access.get_customer(request.user, customer_id)
-    order = access.get_order(request.user, customer, order_id)
-    return render(
-        request,
-        "catalog/order_confirmation.html",
-        {"customer": customer, "order": order, "section": "orders", "delay": order_delay(order, timezone.now())},
-    )
+    """The order just placed, with its lines as the order page shows them, updating itself the same way (its lines
+    poll the order page's while the order is pending)."""
+    return render(request, "catalog/order_confirmation.html", _order_page(request, customer_id, order_id))
 
 
 def order_list(request, customer_id):
@@ -412,7 +408,9 @@ ORDER_PAGE_FIELDS = (
 )
 
 
-def order_detail(request, customer_id, order_id):
+def _order_page(request, customer_id, order_id) -> dict:
+    """The order page's context (and the confirmation's): the order, its lines, its additional resellers, and how late
+    its fulfilment is."""
     # The order comes with its lines, in one query: each line joins its order (with the customer, who placed it and
     # the reseller), its offer and its subscription. Scoped as access.get_customer and get_order would: the partner's
     # orders (a reseller's: those it is reseller of), of this customer; outside them, 404.
@@ -429,7 +427,7 @@ def order_detail(request, customer_id, order_id):
     customer = order.customer
     # K5: only an EU/EFTA customer's order can name additional resellers (the cart refuses them otherwise).
     additional = order.additional_resellers.select_related("partner") if customer.is_eu_efta else []
-    context = {
+    return {
         "customer": customer,
         "order": order,
         "lines": lines,
@@ -437,6 +435,10 @@ def order_detail(request, customer_id, order_id):
         "additional": additional,
         "delay": order_delay(order, timezone.now(), lines=lines),
     }
+
+
+def order_detail(request, customer_id, order_id):
+    context = _order_page(request, customer_id, order_id)
     if request.htmx and not request.htmx.boosted:
         return render(request, "catalog/order_detail.html#lines", context)
     return render(request, "catalog/order_detail.html", context)

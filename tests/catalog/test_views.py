@@ -1102,11 +1102,31 @@ def test_o2_order_detail_shows_fulfillment_and_then_links_each_line_to_its_subsc
     ]
     assert f'<a href="{detail}">Microsoft 365 Business Standard</a>' in fulfilled
     assert 'hx-trigger="every 2s"' not in fulfilled
+    # and the confirmation page, opened again now, shows the same (it polled the order page's lines till now)
+    confirmation = client.get(reverse("catalog:order-confirmation", args=[customer.pk, order.pk])).content.decode()
+    assert f'<a href="{detail}">Microsoft 365 Business Standard</a>' in confirmation
+    assert 'hx-trigger="every 2s"' not in confirmation
     # and an htmx poll gets the lines alone
     partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in partial
     assert partial.strip().startswith('<div id="order-lines" >')
     assert f'<a href="{detail}">Microsoft 365 Business Standard</a>' in partial
+
+
+@pytest.mark.rule("O2")
+def test_o2_the_confirmation_of_a_pending_order_shows_its_lines_polling_the_order_page(signed_in, sales, customer):
+    # given an order just placed, its line pending
+    order = factories.OrderFactory(customer=customer, placed_by=sales)
+    line = factories.OrderLineFactory(order=order)
+    # when its confirmation is opened
+    html = signed_in.get(reverse("catalog:order-confirmation", args=[customer.pk, order.pk])).content.decode()
+    # then it shows the line's progress and polls the order page's lines, as the order page does
+    assert "Thank you: your order is placed" in html
+    assert cells(cart_row(html, line))[6:] == ["Pending", "Being created…"]
+    assert (
+        f'<div id="order-lines" hx-get="{reverse("catalog:order-detail", args=[customer.pk, order.pk])}" '
+        'hx-trigger="every 2s" hx-swap="outerHTML">'
+    ) in html
 
 
 @pytest.mark.rule("O2")
