@@ -435,7 +435,7 @@ def audit_label(key: str) -> str:
 def audit_value(key: str, value) -> str:
     """A recorded value in the words the pages use: a term as "1 month", a status or a billing frequency by its
     name, on/off, a time in UTC."""
-    if value is None:
+    if value is None or value == "":
         return "none"
     if isinstance(value, bool):
         return ("On" if value else "Off") if key == "auto_renew" else ("Yes" if value else "No")

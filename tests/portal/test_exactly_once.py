@@ -44,6 +44,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 READ_ONLY = {
     "portal:home",
     "portal:about",
+    "portal:favicon",
     "portal:customer-list",
     "portal:customer-detail",
     "portal:customer-account",

@@ -254,8 +254,8 @@ def test_s2_page_shows_every_property_the_batches_billing_and_audit_trail(signed
 
     # and the audit trail, newest first, with who and before → after (L1)
     assert rows(section(page, "Audit trail")) == [
-        ["2026-11-24 09:30 UTC", "Pat", "Quantity 10 → 15 (charge 48.33 USD)", "quantity: 10 → quantity: 15"],
-        ["2026-11-23 12:00 UTC", "Pat", f"Created from {order.number} with 10 license(s)", "quantity: 10"],
+        ["2026-11-24 09:30 UTC", "Pat", "Quantity 10 → 15 (charge 48.33 USD)", "Quantity: 10 → Quantity: 15"],
+        ["2026-11-23 12:00 UTC", "Pat", f"Created from {order.number} with 10 license(s)", "Quantity: 10"],
     ]
 
     # and every action this sales agent may take now is enabled, with the window's close time and countdown
@@ -563,7 +563,7 @@ def test_q3_reducing_inside_the_window_refunds_and_says_so(signed_in, customer, 
     assert (when, who, what) == ("2026-11-25 12:00 UTC", "Pat", "Quantity 10 → 7 (refund 28.00 USD)")
     # (PostgreSQL's jsonb orders the keys its own way)
     before_text, after_text = change.split(" → ")
-    assert (before_text, set(after_text.split(", "))) == ("quantity: 10", {"quantity: 7", "amount: -28.00"})
+    assert (before_text, set(after_text.split(", "))) == ("Quantity: 10", {"Quantity: 7", "Amount: -28.00"})
 
 
 @pytest.mark.rule("Q1")
@@ -1267,7 +1267,7 @@ def test_rename_shows_the_new_name(signed_in, customer, e3, now):
     assert "<h1>Contoso HQ <span" in page
     assert rows(section(page, "Audit trail"))[0][2:] == [
         "Renamed to Contoso HQ",
-        "friendly_name: → friendly_name: Contoso HQ",
+        "Name: none → Name: Contoso HQ",
     ]
     # an empty name goes back to the offer's name
     message, page = success_after(
