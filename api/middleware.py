@@ -3,6 +3,8 @@ when the client sent none, as Partner Center does)."""
 
 import uuid
 
+from . import errors
+
 TRACED = ("MS-CorrelationId", "MS-RequestId")
 
 
@@ -12,6 +14,21 @@ class ApiHeaders:
 
     def __call__(self, request):
         response = self.get_response(request)
+        if (
+            request.path.startswith("/api/v1/")
+            and response.status_code in (404, 405)
+            and not (response.get("Content-Type", "").startswith("application/json"))
+        ):
+            # A path or a method the API doesn't have (a trailing slash, a typo): Partner Center's envelope, as every
+            # other answer of the API, not the pages' HTML.
+            allowed = response.get("Allow")
+            response = errors.plain(
+                response.status_code,
+                "No such operation: see /api/v1/openapi.json."
+                if response.status_code == 404
+                else f"This operation doesn't take {request.method}.",
+                headers={"Allow": allowed} if allowed else None,
+            )
         if request.path.startswith("/api/"):
             for name in TRACED:
                 sent = request.headers.get(name, "").strip()

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpResponse
+from ninja.errors import HttpError
 
 from portal.models import Partner
 
@@ -91,7 +92,12 @@ def fingerprint(request) -> str:
 
 
 def request_id(request) -> str:
-    return request.headers.get("MS-RequestId", "").strip()[:REQUEST_ID_MAX]
+    """The request's MS-RequestId ("" if none). One longer than REQUEST_ID_MAX, or holding a control character, is
+    refused (400) rather than cut: two ids sharing their first characters would be taken for one request."""
+    sent = request.headers.get("MS-RequestId", "").strip()
+    if len(sent) > REQUEST_ID_MAX or not sent.isprintable():
+        raise HttpError(400, f"MS-RequestId: send at most {REQUEST_ID_MAX} printable characters (a GUID).")
+    return sent
 
 
 def replayed(record: RequestRecord) -> HttpResponse:
@@ -102,7 +108,7 @@ def replayed(record: RequestRecord) -> HttpResponse:
     return response
 
 
-KEPT_HEADERS = ("Location",)
+KEPT_HEADERS = ("Location", "Cache-Control")  # a replayed secret is no more cacheable than the first
 NOT_KEPT = {409, 412, 429}
 
 

@@ -3,6 +3,7 @@ document is generated from these; every answer is validated against them on its 
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -364,7 +365,28 @@ class CaseInsensitive(BaseModel):
             # No text the portal keeps can hold one (PostgreSQL refuses it): refused here, not at the database
             raise ValueError("text can't hold a NUL character")
         known = {name.lower(): name for name in cls.model_fields}
-        return {known.get(key.lower(), key) if isinstance(key, str) else key: value for key, value in data.items()}
+        read = {}
+        for key, value in data.items():
+            name = known.get(key.lower(), key) if isinstance(key, str) else key
+            if name in read:
+                # "quantity" and "Quantity" in one body: which one was meant? Refused rather than one dropped.
+                raise ValueError(f"{name} is sent twice (field names are read in any case)")
+            _check_json_type(cls, name, value)
+            read[name] = value
+        return read
+
+
+def _check_json_type(model, name, value) -> None:
+    """A number or a true/false sent as JSON has that type: "11" is no quantity and "off" or 0 no autoRenewEnabled
+    (pydantic would read them so, where a client meant something else or made a mistake)."""
+    field = model.model_fields.get(name)
+    if field is None or value is None:
+        return
+    kinds = set(get_args(field.annotation)) or {field.annotation}
+    if bool in kinds and not isinstance(value, bool):
+        raise ValueError(f"{name}: send true or false")
+    if int in kinds and bool not in kinds and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{name}: send a whole number, not text or true/false")
 
 
 class SubscriptionPatch(CaseInsensitive):

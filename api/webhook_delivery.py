@@ -13,8 +13,9 @@ import json
 import logging
 import socket
 import ssl
+import threading
 from datetime import datetime, timedelta
-from ipaddress import ip_address
+from ipaddress import IPv4Address, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -82,11 +83,36 @@ def address_refusal(address: str) -> str:
     can't be pointed at the portal's own network (its database, a cloud's metadata service); loopback only where
     `CSP_WEBHOOKS_ALLOW_LOOPBACK` (development, the tests' receiver)."""
     ip = ip_address(address)
+    if ip.version == 6:
+        inner = _embedded_ipv4(ip)
+        # An IPv6 address that carries an IPv4 one (mapped, 6to4, Teredo, NAT64, IPv4-compatible) reaches that one:
+        # it is judged by it, and never as loopback (a test receiver listens on 127.0.0.1 or ::1 themselves).
+        if inner is not None:
+            return "" if inner.is_global and not inner.is_multicast else "Deliveries go to public addresses only."
+        if ip in LOCAL_NAT64:
+            return "Deliveries go to public addresses only."
     if ip.is_loopback and settings.CSP_WEBHOOKS_ALLOW_LOOPBACK:
         return ""
     if not ip.is_global or ip.is_multicast:
         return "Deliveries go to public addresses only."
     return ""
+
+
+NAT64 = ip_network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are the IPv4 address reached
+LOCAL_NAT64 = ip_network("64:ff9b:1::/48")  # local-use NAT64: whatever it reaches is this network's own
+IPV4_COMPATIBLE = ip_network("::/96")  # deprecated, but still routed by some stacks to the IPv4 address
+
+
+def _embedded_ipv4(ip) -> IPv4Address | None:
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):  # ::1 and :: are themselves (loopback, unspecified)
+        return IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def destination(url: str) -> tuple[str, str]:
@@ -138,6 +164,12 @@ def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
         EVENT_ID_HEADER: str(delivery.event_id),
         EVENT_HEADER: delivery.event,
     }
+    # TIMEOUT_SECONDS for the whole attempt, not for each read: a receiver that answers a byte at a time would
+    # otherwise hold the worker (which all partners share) for as long as it likes. At the deadline the socket is
+    # shut, which ends the read under way.
+    cut = threading.Event()
+    deadline = threading.Timer(TIMEOUT_SECONDS, _cut, args=(connection, cut))
+    deadline.start()
     try:
         connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
         response = connection.getresponse()
@@ -145,13 +177,27 @@ def post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
     except TimeoutError:
         return None, "Not delivered: the receiver didn't answer in time."
     except (OSError, http.client.HTTPException, ValueError):
+        if cut.is_set():
+            return None, "Not delivered: the receiver didn't answer in time."
         # Not the socket's own words: what a connection attempt meets is no business of the partner's page.
         return None, "Not delivered: the receiver couldn't be reached."
     finally:
+        deadline.cancel()
         connection.close()
+    if cut.is_set():
+        return None, "Not delivered: the receiver didn't answer in time."
     if 200 <= response.status < 300:
         return response.status, ""
     return response.status, f"The receiver answered HTTP {response.status}."
+
+
+def _cut(connection, cut: threading.Event) -> None:
+    cut.set()
+    if connection.sock is not None:
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
 
 
 def claim(delivery_id: int, now: datetime) -> bool:
