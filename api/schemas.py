@@ -153,7 +153,11 @@ class Subscription(Schema):
     commitmentEndDate: datetime | None = Field(description="The inclusive last day of the term, at 00:00 UTC.")
     commitmentEndDateTime: datetime | None
     cancellationAllowedUntilDate: datetime | None = Field(
-        description="Until when (UTC) it can be cancelled; null once it can't be."
+        description=(
+            "Until when (UTC) its cancellation window is open (X1, X3); null when no window runs: passed, ended, or "
+            "not started yet (an ISV subscription waiting for its publisher set-up). Whether it can be cancelled now "
+            "is `actions` (cancel)."
+        )
     )
     status: str = Field(description=", ".join(Status.values))
     autoRenewEnabled: bool
