@@ -476,7 +476,8 @@ def _changes(subscription: Subscription, body: schemas.SubscriptionPatch, actor)
     as it is (so a resource sent back as read changes nothing), status last."""
     ids = {"subscription_id": subscription.pk, "actor": actor}
     calls = []
-    if body.friendlyName is not None and body.friendlyName != subscription.friendly_name:
+    # The rename service keeps a name without its surrounding spaces: one differing only by them is the same name.
+    if body.friendlyName is not None and body.friendlyName.strip() != subscription.friendly_name:
         name = body.friendlyName
         calls.append(lambda v, now: services.rename_subscription(**ids, version=v, friendly_name=name, now=now))
     if body.autoRenewEnabled is not None and body.autoRenewEnabled != subscription.auto_renew:

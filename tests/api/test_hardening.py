@@ -178,3 +178,13 @@ def test_f10_wrong_types_are_refused(api, subscription, body):
     etag = api.get(base).json()["attributes"]["etag"]
     response = api.patch(base, body, headers={"If-Match": etag})
     assert response.status_code == 400, response.status_code
+
+
+def test_a_name_differing_only_by_surrounding_spaces_renames_nothing(api, subscription):
+    base = f"/customers/{subscription.customer_id}/subscriptions/{subscription.pk}"
+    Subscription.objects.filter(pk=subscription.pk).update(friendly_name="Head office")
+    etag = api.get(base).json()["attributes"]["etag"]
+    before = database_state()
+    answer = api.patch(base, {"friendlyName": "  Head office "}, headers={"If-Match": etag})
+    assert answer.status_code == 200 and answer.json()["attributes"]["etag"] == etag
+    assert database_state() == before  # no version bump, no audit entry, so no webhook either
