@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from ninja import Query, Router
@@ -30,7 +30,7 @@ from portal.models import Partner
 from portal.versions import StaleVersion
 
 from . import errors, protocol, schemas, wire
-from .v1 import ERROR_RESPONSES, Paging, answered, continuation, decode_token, encode_token
+from .v1 import ERROR_RESPONSES, Paging, after_token, answered, encode_token
 
 MAX_LINE_ITEMS = 50
 MAX_QUANTITY = 2_147_483_647  # the database's PositiveIntegerField; the offer's own maximum is the service's (K8)
@@ -757,19 +757,7 @@ def list_orders(request, customer_id: str, paging: Query[Paging]):
     """O1: the customer's orders, newest first, a page at a time (seek: MS-ContinuationToken); a reseller sees
     those it is the reseller of (T1)."""
     customer = access.get_customer(request.user, customer_id)
-    orders = access.customer_orders(request.user, customer).order_by("-created_at", "-pk")
-    token = continuation(request)
-    if token:
-        created, pk = decode_token(token, 2)
-        try:
-            created = datetime.fromisoformat(created)
-            created = created.astimezone(UTC) if created.tzinfo is not None else None
-        except (ValueError, OverflowError):
-            created = None
-        if created is None or not NUMBER.fullmatch(pk):
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
-        pk = int(pk)
-        orders = orders.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    orders = after_token(request, access.customer_orders(request.user, customer), "created_at")
     picked = list(orders.values_list("created_at", "pk")[: paging.size + 1])
     more = len(picked) > paging.size
     picked = picked[: paging.size]

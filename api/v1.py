@@ -206,6 +206,30 @@ def list_uri(request) -> str:
     return f"{path}?{query.urlencode()}" if query else path
 
 
+def after_token(request, rows, field: str, *, newest_first: bool = True, key=int):
+    """`rows`, ordered by (`field`, pk) newest first (else oldest first), after the row the MS-ContinuationToken
+    names, if one was sent: a seek, served by the index of that order. `key` reads the token's pk (int, UUID)."""
+    rows = rows.order_by(f"-{field}", "-pk") if newest_first else rows.order_by(field, "pk")
+    token = continuation(request)
+    if not token:
+        return rows
+    at, pk = decode_token(token, 2)
+    try:
+        at, pk = datetime.fromisoformat(at), key(pk)
+        if at.tzinfo is None or (isinstance(pk, int) and not 0 < pk < 2**63):
+            raise ValueError("a UTC time and an id")
+        at = at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+    beyond = "lt" if newest_first else "gt"
+    return rows.filter(Q(**{f"{field}__{beyond}": at}) | Q(**{field: at, f"pk__{beyond}": pk}))
+
+
+def token_after(row, field: str) -> str:
+    """The MS-ContinuationToken of the page that follows `row` (`after_token` reads it)."""
+    return encode_token((getattr(row, field).isoformat(), str(row.pk)))
+
+
 def page_of(rows, size: int) -> tuple[list, bool]:
     """The first `size` of `rows` (ordered, already after the continuation token's row) and whether more follow."""
     page = list(rows[: size + 1])
@@ -566,23 +590,12 @@ def list_billing_lines(request, customer_id: str, subscription_id: str, paging: 
     """L2: every charge and refund of the subscription, each with its arithmetic, oldest first, a page at a time
     (seek: MS-ContinuationToken)."""
     subscription = load_subscription(request, customer_id, subscription_id)
-    lines = BillingLine.objects.filter(subscription=subscription).order_by("created_at", "pk")
-    token = continuation(request)
-    if token:
-        created, pk = decode_token(token, 2)
-        try:
-            created, pk = datetime.fromisoformat(created), int(pk)
-            if created.tzinfo is None or not (0 < pk < 2**63):
-                raise ValueError("a UTC time and an id")
-            created = created.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
-        lines = lines.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=pk))
-    page, more = page_of(lines, paging.size)
+    lines = BillingLine.objects.filter(subscription=subscription)
+    page, more = page_of(after_token(request, lines, "created_at", newest_first=False), paging.size)
     return wire.collection(
         [wire.billing_line(line) for line in page],
         self_uri=list_uri(request),
-        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+        next_token=token_after(page[-1], "created_at") if more else None,
     )
 
 
@@ -590,23 +603,12 @@ def list_billing_lines(request, customer_id: str, subscription_id: str, paging: 
 def activity_log(request, customer_id: str, paging: Query[Paging]):
     """L1: the customer's audit trail, newest first, a page at a time (MS-ContinuationToken)."""
     customer = access.get_customer(request.user, customer_id)
-    entries = access.customer_activity(request.user, customer).select_related("actor").order_by("-at", "-pk")
-    token = continuation(request)
-    if token:
-        at, pk = decode_token(token, 2)
-        try:
-            at, pk = datetime.fromisoformat(at), int(pk)
-            if at.tzinfo is None or not (pk.bit_length() < 63):
-                raise ValueError("a UTC time and an id")
-            at = at.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
-        entries = entries.filter(Q(at__lt=at) | Q(at=at, pk__lt=pk))
-    page, more = page_of(entries, paging.size)
+    entries = access.customer_activity(request.user, customer).select_related("actor")
+    page, more = page_of(after_token(request, entries, "at"), paging.size)
     return wire.collection(
         [wire.activity(e) for e in page],
         self_uri=list_uri(request),
-        next_token=encode_token((page[-1].at.isoformat(), str(page[-1].pk))) if more else None,
+        next_token=token_after(page[-1], "at") if more else None,
     )
 
 
@@ -957,23 +959,12 @@ def list_transfers(request, customer_id: str, paging: Query[Paging]):
     """TF2–TF4: the requests for this customer that the partner is a side of, newest first, a page at a time (seek:
     MS-ContinuationToken)."""
     customer = access.get_customer(request.user, customer_id)
-    rows = _transfers(request, customer).order_by("-created_at", "-pk")
-    token = continuation(request)
-    if token:
-        created, pk = decode_token(token, 2)
-        try:
-            created, pk = datetime.fromisoformat(created), UUID(pk)
-            if created.tzinfo is None:
-                raise ValueError("a UTC time")
-            created = created.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
-        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    rows = after_token(request, _transfers(request, customer), "created_at", key=UUID)
     page, more = page_of(rows, paging.size)
     return wire.collection(
         [wire.transfer(t, customer, _transfer_lines(request, t)) for t in page],
         self_uri=list_uri(request),
-        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+        next_token=token_after(page[-1], "created_at") if more else None,
     )
 
 

@@ -6,21 +6,19 @@ calls it) and each registration's delivery log. Partner Center keeps one registr
 roles that may buy change them, the others read) and versions as the page."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
-from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router
-from ninja.errors import HttpError
 
 from portal import access
 
 from . import protocol, schemas, webhooks
 from .models import WebhookDelivery, WebhookEndpoint
-from .v1 import ERROR_RESPONSES, Paging, answered, continuation, decode_token, encode_token, list_uri, page_of
+from .v1 import ERROR_RESPONSES, Paging, after_token, answered, list_uri, page_of, token_after
 from .wire import collection, link
 
 router = Router(tags=["webhooks"])
@@ -256,23 +254,12 @@ def send_validation_event(request, registration_id: str):
 def list_deliveries(request, registration_id: str, paging: Query[Paging]):
     """The registration's delivery log, newest first, a page at a time (MS-ContinuationToken)."""
     endpoint = _endpoint(request, registration_id)
-    rows = endpoint.deliveries.order_by("-created_at", "-pk")  # the log's index (api_delivery_log)
-    token = continuation(request)
-    if token:
-        at, pk = decode_token(token, 2)
-        try:
-            at, pk = datetime.fromisoformat(at), int(pk)
-            if at.tzinfo is None or not (pk.bit_length() < 63):
-                raise ValueError("a UTC time and an id")
-            at = at.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
-        rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
-    page, more = page_of(rows, paging.size)
+    # Newest first, on the log's index (api_delivery_log)
+    page, more = page_of(after_token(request, endpoint.deliveries.all(), "created_at"), paging.size)
     return collection(
         [delivery(d) for d in page],
         self_uri=list_uri(request),
-        next_token=encode_token((page[-1].created_at.isoformat(), str(page[-1].pk))) if more else None,
+        next_token=token_after(page[-1], "created_at") if more else None,
     )
 
 
