@@ -786,32 +786,22 @@ def post_transition(request, customer_id: str, subscription_id: str, body: schem
         # without an MS-RequestId) must not make a second one.
         version = protocol.if_match_version(request, "subscription", source.pk)
         with transaction.atomic():
+            asked = {
+                "subscription_id": source.pk,
+                "actor": request.user,
+                "version": version,
+                "target_sku_id": target,
+                "quantity": body.quantity,
+                "into_subscription_id": into,
+                "now": now,
+                # What is left out is the service's to choose (TR2's defaults; an upgrade keeps the source's)
+                "term": wanted.get("term"),
+                "billing_frequency": wanted.get("billing_frequency"),
+            }
             if source.is_trial:
-                # TR2, TR3, TR7: converting now; what is left out is the service's (TR2's defaults)
-                result = services.convert_trial_now(
-                    subscription_id=source.pk,
-                    actor=request.user,
-                    version=version,
-                    target_sku_id=target,
-                    quantity=body.quantity,
-                    into_subscription_id=into,
-                    now=now,
-                    term=wanted.get("term"),
-                    billing_frequency=wanted.get("billing_frequency"),
-                ).subscription
+                result = services.convert_trial_now(**asked).subscription  # TR2, TR3, TR7: converting now
             else:
-                result = services.upgrade_subscription(
-                    subscription_id=source.pk,
-                    actor=request.user,
-                    version=version,
-                    target_sku_id=target,
-                    quantity=body.quantity,
-                    into_subscription_id=into,
-                    confirmed=True,
-                    now=now,
-                    term=wanted.get("term"),
-                    billing_frequency=wanted.get("billing_frequency"),
-                )
+                result = services.upgrade_subscription(**asked, confirmed=True)
             # Into an existing subscription it keeps its own term and billing cycle (U5, TR7): one asked for
             # otherwise is not what was done, so the transition is undone (this transaction) and refused.
             for name, field in (("term", "termDuration"), ("billing_frequency", "billingCycle")):
