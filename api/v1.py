@@ -928,7 +928,8 @@ def _transfer_lines(request, transfer_request) -> list:
         return list(transfers.transferable_subscriptions(transfer_request).select_related("sku__product"))
     if transfer_request.status != transfer_request.Status.COMPLETED:
         return []
-    return list(transfer_request.subscriptions.select_related("sku__product").order_by("created_at", "pk"))
+    moved = transfers.moved_subscriptions(transfer_request, request.partner)
+    return list(moved.select_related("sku__product").order_by("created_at", "pk"))
 
 
 def _transfer_answer(request, customer, transfer_id, status=200):

@@ -79,6 +79,11 @@ class Subscription(models.Model):
     # TF4: when it was transferred in from another partner: the customer paid that partner for this term, so
     # there is no cancellation window (and no refund) with this one.
     transferred_at = models.DateTimeField(null=True, blank=True)
+    # TF4: the source partner's subscription this one was recreated from. Each side is shown its own records of a
+    # completed transfer (subscriptions.transfers.moved_subscriptions), never the other partner's ids.
+    transferred_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
     # The lists' sort keys, stored on the row being listed so that one index serves each list's filter and sort

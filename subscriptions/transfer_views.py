@@ -37,6 +37,7 @@ from .transfers import (
     complete_transfer,
     file_transfer_request,
     invitation,
+    moved_subscriptions,
     open_relationship_link,
     relationship_permission,
     send_relationship_request,
@@ -155,7 +156,7 @@ def _detail_context(request, transfer, now) -> dict:
         "can_act": access.permission(request.user, access.Action.BUY),
         "candidates": transferable_subscriptions(transfer),
         "picked": set(),
-        "transferred": transfer.subscriptions.select_related("sku"),
+        "transferred": moved_subscriptions(transfer, partner).select_related("sku"),
         "cancellation": (
             AuditEntry.objects.filter(action="transfer.cancelled", after__id=str(transfer.pk)).order_by("-at").first()
             if transfer.status == TransferRequest.Status.CANCELLED

@@ -19,7 +19,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.signing import BadSignature, Signer
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -566,6 +566,16 @@ def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | 
     return transfer
 
 
+def moved_subscriptions(transfer: TransferRequest, partner) -> QuerySet:
+    """TF4: what a completed transfer moved, as each side keeps it: the source partner's subscriptions it gave up, or
+    the target partner's it received (each recreated from one of those). Neither side sees the other's records."""
+    if partner.pk == transfer.target_partner_id:
+        return Subscription.objects.filter(
+            customer=transfer.target_customer, transferred_from__in=transfer.subscriptions.all()
+        )
+    return transfer.subscriptions.all()
+
+
 def _move(source: Subscription, transfer: TransferRequest, created: dict, *, actor, now: datetime) -> Subscription:
     """One subscription: recreated under the target partner's customer, cancelled at the source."""
     new = Subscription.objects.create(
@@ -587,6 +597,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         one_per_customer=source.sku.one_per_customer,
         created_at=now,
         transferred_at=now,
+        transferred_from=source,
         # The source's reseller of record worked with the source partner, not with the target.
         reseller=None,
     )
@@ -607,8 +618,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
             "quantity": new.quantity,
             "term": new.term,
             "term_end": new.term_end.isoformat() if new.term_end else None,
-            "from": str(source.pk),
-        },
+        },  # no id of the source partner's record: it is theirs (transferred_from keeps the link)
     )
     before = {"status": source.status}
     transition(source, Status.DELETED)
@@ -636,7 +646,7 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         action="subscription.transferred",
         summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",
         before=before,
-        after={"status": Status.DELETED, "to": str(new.pk)},
+        after={"status": Status.DELETED},  # the target partner's new record is theirs: no id of it here
     )
     return new
 

@@ -120,3 +120,24 @@ def test_a_transfer_line_restating_another_quantity_answers_400_and_moves_nothin
     done = patch(api, subs[0].customer, transfer, {"status": "Complete", "lineItems": [line]})
     assert done.status_code == 200, done.content
     assert done.json()["status"] == "Complete"
+
+
+@pytest.mark.rule("TF4")
+@pytest.mark.rule("T3")
+def test_a_completed_transfer_shows_each_side_its_own_subscriptions_and_no_id_of_the_others(filed, api, customer, subs):
+    # given a transfer completed by the source partner with one of its subscriptions
+    target_api, theirs, _ = filed
+    transfer = api.get(f"/customers/{customer.pk}/transfers").json()["items"][0]
+    done = patch(api, customer, transfer, {"status": "Complete", "lineItems": [{"subscriptionId": str(subs[0].pk)}]})
+    assert done.status_code == 200, done.content
+    # then the source sees the subscription it gave up
+    assert [line["subscriptionId"] for line in done.json()["lineItems"]] == [str(subs[0].pk)]
+    # and the target sees the one it received, its own (it opens), never the source's id
+    seen = target_api.get(f"/customers/{theirs.pk}/transfers/{transfer['id']}").json()
+    received = Subscription.objects.get(customer=theirs)
+    assert [line["subscriptionId"] for line in seen["lineItems"]] == [str(received.pk)]
+    assert target_api.get(f"/customers/{theirs.pk}/subscriptions/{received.pk}").status_code == 200
+    # and neither side's activity log names the other's record
+    target_log = target_api.get(f"/customers/{theirs.pk}/activityLog").content.decode()
+    source_log = api.get(f"/customers/{customer.pk}/activityLog").content.decode()
+    assert str(subs[0].pk) not in target_log and str(received.pk) not in source_log
