@@ -46,6 +46,7 @@ READ_ONLY = {
     "portal:about",
     "portal:customer-list",
     "portal:customer-detail",
+    "portal:favicon",
     "portal:customer-account",
     "portal:customer-activity",
     "catalog:all-orders",
@@ -448,6 +449,26 @@ def _relationship_send():
     )
 
 
+def _customer_add():
+    _, user, _ = _world()
+    fields = {
+        "company_name": "Tailspin Toys",
+        "domain_prefix": "tailspintoys",
+        "address_line1": "1 Main Street",
+        "city": "Seattle",
+        "postal_code": "98101",
+        "billing_country": "US",
+        "contact_first_name": "Terry",
+        "contact_last_name": "Adams",
+        "contact_email": "terry@tailspintoys.com",
+        "+mca_accepted": "on",
+        "mca_accepted_by_name": "Terry Adams",
+        "mca_accepted_by_email": "terry@tailspintoys.com",
+        "mca_accepted_on": "2026-11-20",
+    }
+    return Scenario(user, reverse("portal:customer-add"), reverse("portal:customer-add"), fields, creates=True)
+
+
 def _relationship_accept():
     _, user, _ = _world()
     relationship = _invite(user, "wingtip.onmicrosoft.com")
@@ -481,6 +502,7 @@ SCENARIOS = {
     "catalog:cart-additional-remove": _cart_additional(remove=True),
     "catalog:cart-purchase": _cart_purchase,
     "subscriptions:relationship-send": _relationship_send,
+    "portal:customer-add": _customer_add,
     "subscriptions:relationship-accept": _relationship_accept,
     "subscriptions:transfer-file": _transfer_file,
     "subscriptions:transfer-detail": _transfer("complete"),
