@@ -450,10 +450,11 @@ def _relationship_send():
 
 
 def _customer_add():
-    _, user, _ = _world()
+    partner, user, _ = _world()
     fields = {
         "company_name": "Tailspin Toys",
-        "domain_prefix": "tailspintoys",
+        # A new tenant each time: the test of two posts at once builds a second world beside the first's customer.
+        "domain_prefix": f"tailspin{partner.pk}",
         "address_line1": "1 Main Street",
         "city": "Seattle",
         "postal_code": "98101",
