@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 # T4: the customer's EU/EFTA flag is derived from its billing country, never typed in.
 EU_EFTA_COUNTRIES = frozenset(
@@ -200,10 +201,42 @@ class Customer(models.Model):
     segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.COMMERCIAL)
     billing_country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Added in the portal ("Add customer", portal.customers): the address, the contact and the Microsoft Customer
+    # Agreement's acceptance as the partner attested it. Blank for the customers that came before (the seed's).
+    address_line1 = models.CharField("address line 1", max_length=100, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField("state or region", max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    contact_first_name = models.CharField("contact's first name", max_length=100, blank=True)
+    contact_last_name = models.CharField("contact's last name", max_length=100, blank=True)
+    contact_email = models.EmailField("contact's e-mail", blank=True)
+    contact_phone = models.CharField("contact's phone", max_length=30, blank=True)
+    mca_accepted_by_name = models.CharField("MCA accepted by (name)", max_length=200, blank=True)
+    mca_accepted_by_email = models.EmailField("MCA accepted by (e-mail)", blank=True)
+    mca_accepted_on = models.DateField("MCA accepted on", null=True, blank=True)
+    mca_attested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The partner's staff member who attested the customer's acceptance.",
+    )
+    mca_attested_at = models.DateTimeField("MCA attested at (UTC)", null=True, blank=True)
+    # The "Add customer" form's id, drawn with the page: submitted twice, it adds one customer (portal.customers).
+    created_from = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["company_name"]
         constraints = [
+            # A form adds one customer however often it is submitted (portal.customers.add_customer).
+            models.UniqueConstraint(fields=["created_from"], name="customer_made_once"),
+            # A domain the portal gave a new tenant is that tenant's alone: two partners adding the same one at once
+            # can't both pass add_customer's check (customers from before, the seed's, are checked by the query).
+            models.UniqueConstraint(
+                Lower("domain"), condition=Q(created_from__isnull=False), name="customer_added_domain_unique"
+            ),
             # A partner serves a tenant as one customer (transfers and relationship requests find it by tenant).
             models.UniqueConstraint(fields=["partner", "tenant_id"], name="customer_one_per_partner_and_tenant"),
             # Implied by the one above; declared UNIQUE so that its index tells SQLite that walking a partner's

@@ -29,6 +29,7 @@ portal_patterns = [
     path("about/", views.about, name="about"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("customers/", views.customer_list, name="customer-list"),
+    path("customers/new/", views.customer_add, name="customer-add"),
     path("customers/<uuid:customer_id>/", views.customer_detail, name="customer-detail"),
     path("customers/<uuid:customer_id>/account/", views.customer_account, name="customer-account"),
     path("customers/<uuid:customer_id>/activity/", views.customer_activity, name="customer-activity"),

@@ -9,15 +9,19 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_http_methods
 
+from catalog.cart import reseller_refusal
 from catalog.models import Order
 from subscriptions import checks, selectors
 from subscriptions.states import LIVE_STATUSES
 
-from . import access
+from . import access, customers
+from .customer_forms import AddCustomerForm
 from .demo import DEMO_PASSWORD, DEMO_SIGN_INS
+from .errors import RuleViolation
 from .filters import CustomerListForm
-from .forms import next_url
+from .forms import next_url, refuse
 from .models import COUNTRY_NAMES, Customer
 from .pagination import SmallListPaginator
 
@@ -121,6 +125,7 @@ def customer_list(request):
         "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
         "count_bound": selectors.COUNT_BOUND,  # a live count above it reads "1,000+" (listed_customers)
         "count_bound_label": f"{selectors.COUNT_BOUND:,}+",
+        "can_buy": access.permission(request.user, access.Action.BUY),  # "Add customer" (T2)
     }
     template = (
         "portal/customer_list.html#results"
@@ -128,6 +133,48 @@ def customer_list(request):
         else "portal/customer_list.html"
     )
     return render(request, template, context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def customer_add(request):
+    """A new customer (issue 12, T4), for roles that may buy (T2); it lands on its (empty) subscriptions page."""
+    access.require(request.user, access.Action.BUY)
+    if request.method != "POST":
+        return _add_customer_page(request, AddCustomerForm(initial={"form_id": uuid.uuid4()}))
+    form = AddCustomerForm(request.POST)
+    if not form.is_valid():
+        return _add_customer_page(request, form, status=422)
+    data = form.cleaned_data
+    try:
+        customer = customers.add_customer(
+            actor=request.user,
+            created_from=data.pop("form_id"),
+            reseller_id=data.pop("reseller"),
+            now=timezone.now(),
+            **data,
+        )
+    except RuleViolation as violation:
+        refuse(form, violation)
+        return _add_customer_page(request, form, status=violation.status, existing=violation)
+    return redirect("subscriptions:subscription-list", customer_id=customer.pk)
+
+
+def _add_customer_page(request, form, *, status: int = 200, existing=None):
+    partner = access.partner_of(request.user)
+    # K4: an indirect provider's resellers, each with why it can't be the customer's reseller of record (no MPA).
+    resellers = [
+        {"partner": link.reseller, "refusal": reseller_refusal(link.reseller)}
+        for link in partner.reseller_links.select_related("reseller").order_by("reseller__name", "reseller_id")
+    ]
+    context = {
+        "form": form,
+        "indirect": partner.kind == partner.Kind.INDIRECT_PROVIDER,
+        "resellers": resellers,
+        # The domain is a tenant's already: the partner's own customer (linked), or any other (a relationship request).
+        "existing": existing if isinstance(existing, customers.CustomerExists) else None,
+        "domain_suffix": customers.DOMAIN_SUFFIX,
+    }
+    return render(request, "portal/customer_add.html", context, status=status)
 
 
 def customer_search(user, q: str) -> Q:

@@ -47,6 +47,7 @@ READ_ONLY = {
     "portal:favicon",
     "portal:customer-list",
     "portal:customer-detail",
+    "portal:favicon",
     "portal:customer-account",
     "portal:customer-activity",
     "catalog:all-orders",
@@ -449,6 +450,27 @@ def _relationship_send():
     )
 
 
+def _customer_add():
+    partner, user, _ = _world()
+    fields = {
+        "company_name": "Tailspin Toys",
+        # A new tenant each time: the test of two posts at once builds a second world beside the first's customer.
+        "domain_prefix": f"tailspin{partner.pk}",
+        "address_line1": "1 Main Street",
+        "city": "Seattle",
+        "postal_code": "98101",
+        "billing_country": "US",
+        "contact_first_name": "Terry",
+        "contact_last_name": "Adams",
+        "contact_email": "terry@tailspintoys.com",
+        "+mca_accepted": "on",
+        "mca_accepted_by_name": "Terry Adams",
+        "mca_accepted_by_email": "terry@tailspintoys.com",
+        "mca_accepted_on": "2026-11-20",
+    }
+    return Scenario(user, reverse("portal:customer-add"), reverse("portal:customer-add"), fields, creates=True)
+
+
 def _relationship_accept():
     _, user, _ = _world()
     relationship = _invite(user, "wingtip.onmicrosoft.com")
@@ -482,6 +504,7 @@ SCENARIOS = {
     "catalog:cart-additional-remove": _cart_additional(remove=True),
     "catalog:cart-purchase": _cart_purchase,
     "subscriptions:relationship-send": _relationship_send,
+    "portal:customer-add": _customer_add,
     "subscriptions:relationship-accept": _relationship_accept,
     "subscriptions:transfer-file": _transfer_file,
     "subscriptions:transfer-detail": _transfer("complete"),
