@@ -47,7 +47,6 @@ READ_ONLY = {
     "portal:favicon",
     "portal:customer-list",
     "portal:customer-detail",
-    "portal:favicon",
     "portal:customer-account",
     "portal:customer-activity",
     "catalog:all-orders",
