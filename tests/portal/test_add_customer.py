@@ -107,7 +107,7 @@ def test_a_new_customer_is_added_with_its_derived_segment_and_eu_efta_and_lands_
     page = client.get(response["Location"])
     assert page.status_code == 200
     catalog = reverse("catalog:offer-list", args=[customer.pk])
-    assert f'<a class="btn primary" href="{catalog}">Add subscription</a>' in page.content.decode()
+    assert f'<a class="btn btn-primary" href="{catalog}">Add subscription</a>' in page.content.decode()
     account = unescape(client.get(reverse("portal:customer-account", args=[customer.pk])).content.decode())
     assert (
         "Accepted by Anna Schmidt (anna@contosobikes.de) on 2026-11-24; attested by Pat at 2026-11-25 12:00" in account
@@ -248,7 +248,7 @@ def test_roles_that_may_not_buy_are_refused_and_see_the_button_disabled_with_the
 def test_roles_that_may_buy_find_the_button_and_the_form(now, partner, role):
     client = signed_in(factories.staff(partner, role))
     assert (
-        f'<a class="btn primary" href="{URL}">Add customer</a>'
+        f'<a class="btn btn-primary" href="{URL}">Add customer</a>'
         in client.get(reverse("portal:customer-list")).content.decode()
     )
     page = client.get(URL)
