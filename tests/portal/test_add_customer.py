@@ -108,6 +108,7 @@ def test_a_new_customer_is_added_with_its_derived_segment_and_eu_efta_and_lands_
     assert page.status_code == 200
     catalog = reverse("catalog:offer-list", args=[customer.pk])
     assert f'<a class="btn btn-primary" href="{catalog}">Add subscription</a>' in page.content.decode()
+    assert page.content.decode().count(f'href="{catalog}"') == 1  # one way, the first step of an empty page
     account = unescape(client.get(reverse("portal:customer-account", args=[customer.pk])).content.decode())
     assert (
         "Accepted by Anna Schmidt (anna@contosobikes.de) on 2026-11-24; attested by Pat at 2026-11-25 12:00" in account
