@@ -402,12 +402,13 @@ class AuditEntry(models.Model):
 
     @property
     def readable_before(self) -> list[tuple[str, str]]:
-        """The values before the change as a person reads them ("Term: 1 month", not "term: P1M")."""
-        return [(audit_label(key), audit_value(key, value)) for key, value in self.before.items()]
+        """The values before the change as a person reads them ("Term: 1 month", not "term: P1M"), in one order
+        whatever the database (PostgreSQL's jsonb keeps no order of its own)."""
+        return readable(self.before)
 
     @property
     def readable_after(self) -> list[tuple[str, str]]:
-        return [(audit_label(key), audit_value(key, value)) for key, value in self.after.items()]
+        return readable(self.after)
 
 
 # The names of the values the services record (before, after), as the pages call them; any other is its key in words.
@@ -431,6 +432,15 @@ AUDIT_LABELS = {
     "to": "Into",
     "converted_into": "Converted into",
 }
+
+
+def readable(values: dict) -> list[tuple[str, str]]:
+    """Recorded values in the order of AUDIT_LABELS (the rest after them, by name), each as the pages name it."""
+    known = list(AUDIT_LABELS)
+    ordered = sorted(
+        values.items(), key=lambda item: (known.index(item[0]) if item[0] in known else len(known), item[0])
+    )
+    return [(audit_label(key), audit_value(key, value)) for key, value in ordered]
 
 
 def audit_label(key: str) -> str:
