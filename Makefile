@@ -24,7 +24,7 @@ PG_BENCH_DB := csp_portal_bench
 PG_BENCH_URL ?= postgres://csp_portal:csp_portal@127.0.0.1:5432/$(PG_BENCH_DB)
 BENCH_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only-key
 
-.PHONY: help demo test test-pg lint bench bench-pg bench-serve bench-lifecycle chromium postgres clean
+.PHONY: help messages demo test test-pg lint bench bench-pg bench-serve bench-lifecycle chromium postgres clean
 
 help:
 	@echo "make demo     seeded demo site on http://127.0.0.1:$(PORT) (SQLite)"
@@ -43,6 +43,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check ".[dev]"
 	@touch $@
 
+# The translations, compiled from the .po catalogs in locale/ and <app>/locale/ (the .mo files are not committed).
+messages: $(VENV)/.installed
+	$(PY) manage.py compilemessages -v0 --ignore .venv --ignore build --ignore 'var/*'
+
+
 var:
 	@mkdir -p var
 
@@ -52,7 +57,7 @@ var:
 DEMO_ENV := PORTAL_DEMO=1 DJANGO_DEBUG=0 DJANGO_SECRET_KEY=local-demo-only-not-secret DJANGO_SECURE_COOKIES=0 \
 	DJANGO_SSL_REDIRECT=0 DJANGO_HSTS_SECONDS=0
 
-demo: $(VENV)/.installed | var
+demo: $(VENV)/.installed messages | var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput -v0
@@ -67,7 +72,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Chromium from apt"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
-test: lint chromium | var
+test: lint messages chromium | var
 	$(PY) -m pytest
 
 # ruff's rules and import-linter's contracts (the layers, no import cycles), both configured in pyproject.toml.
@@ -87,7 +92,7 @@ postgres:
 	@runuser -u postgres -- psql -qAtc "select 1 from pg_database where datname='csp_portal'" | grep -q 1 || \
 		runuser -u postgres -- createdb -O csp_portal csp_portal
 
-test-pg: $(VENV)/.installed chromium postgres | var
+test-pg: $(VENV)/.installed messages chromium postgres | var
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest
 
 # Page times in bench-results-sqlite-$(SCALE).json; at 100k the growth is read from bench-results-sqlite-20k.json.

@@ -135,6 +135,7 @@ MIDDLEWARE = [
     # carries it: error pages, CSRF refusals, redirects and the admin included.
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -195,9 +196,14 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 
-LANGUAGE_CODE = "en-us"
+# English, and Traditional Chinese as Partner Center's documentation has it (`../shared/seed/`): Django maps
+# a browser's zh-TW or zh-HK to zh-hant. Catalogs: `locale/` for the templates, `<app>/locale/` for each
+# app's Python; compiled by `make` (`compilemessages`), never committed. docs/glossary.md keeps the terms.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
-USE_I18N = False
+USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
