@@ -8,6 +8,7 @@ service's rule, not the field's.
 from datetime import date
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -164,3 +165,10 @@ def next_url(request, fallback: str) -> str:
     request whose change is already made."""
     target = request.POST.get("next", request.GET.get("next"))
     return target if is_safe_next(target, request) else fallback
+
+
+class LanguageForm(forms.Form):
+    """The user menu's and the sign-in page's choice of language: a code of settings.LANGUAGES, or blank to follow
+    the browser again. Anything else is refused (the view answers 400 and saves nothing)."""
+
+    language = forms.ChoiceField(choices=[("", "")] + list(settings.LANGUAGES), required=False)

@@ -141,6 +141,9 @@ class Membership(models.Model):
     is_sales_agent = models.BooleanField("sales agent", default=False)
     is_billing_admin = models.BooleanField("billing admin", default=False)
     is_support_agent = models.BooleanField("support agent", default=False)
+    # The language the portal speaks to this person (a code of settings.LANGUAGES); blank follows the browser's
+    # Accept-Language (portal.middleware). Read from the row the sign-in backend loads anyway: no extra query.
+    language = models.CharField("language", max_length=10, blank=True, default="", choices=settings.LANGUAGES)
 
     class Meta:
         constraints = [

@@ -27,6 +27,7 @@ portal_patterns = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("about/", views.about, name="about"),
+    path("language/", views.language_set, name="language-set"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/new/", views.customer_add, name="customer-add"),

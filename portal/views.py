@@ -4,12 +4,14 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import BadRequest
 from django.db.models import Case, Count, Exists, OuterRef, Q, StringAgg, Subquery, Value, When
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.cart import reseller_refusal
 from catalog.models import Order
@@ -21,8 +23,9 @@ from .customer_forms import AddCustomerForm
 from .demo import DEMO_PASSWORD, DEMO_SIGN_INS
 from .errors import RuleViolation
 from .filters import CustomerListForm
-from .forms import next_url, refuse
-from .models import COUNTRY_NAMES, Customer
+from .forms import LanguageForm, next_url, refuse
+from .middleware import preferred_member
+from .models import COUNTRY_NAMES, Customer, Membership
 from .pagination import SmallListPaginator
 
 
@@ -52,6 +55,43 @@ class SignInView(_SafeNext, auth_views.LoginView):
 
 class SignOutView(_SafeNext, auth_views.LogoutView):
     pass
+
+
+@login_not_required
+@require_POST
+def language_set(request):
+    """The language chosen in the user menu or on the sign-in page: saved on a member's membership (it follows them
+    to any browser) and kept in Django's language cookie (for this browser, signed in or not); blank follows the
+    browser's Accept-Language again. A value that is not a language of the portal is refused, nothing saved."""
+    form = LanguageForm(request.POST)
+    if not form.is_valid():
+        raise BadRequest("Not a language of the portal.")
+    language = form.cleaned_data["language"]
+    target = next_url(request, fallback=reverse("portal:home"))
+    member = preferred_member(request.user)
+    if member is not None:
+        # Only the signed-in person's own row, only this column.
+        Membership.objects.filter(pk=member.pk).update(language=language)
+    response = redirect(target)
+    if language:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+    else:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+    return response
 
 
 def home(request):

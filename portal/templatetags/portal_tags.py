@@ -5,7 +5,8 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import template
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext, pgettext
 
 register = template.Library()
 
@@ -24,30 +25,42 @@ def utc(value, fmt="%Y-%m-%d %H:%M"):
 
 @register.filter
 def countdown(value, now=None):
-    """'4 d 6 h left', '3 h 12 min left' or 'closed'."""
+    """'4 d 6 h left', '3 h 12 min left' or 'closed' (in the active language)."""
     if not isinstance(value, datetime):
         return ""
     now = now or timezone.now()
     seconds = int((value - now).total_seconds())
     if seconds <= 0:
-        return "closed"
+        return pgettext("a cancellation window", "closed")
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
     if days:
-        return f"{days} d {hours} h left"
+        return gettext("%(days)s d %(hours)s h left") % {"days": days, "hours": hours}
     if hours:
-        return f"{hours} h {minutes} min left"
-    return f"{minutes} min left" if minutes else "less than 1 min left"
+        return gettext("%(hours)s h %(minutes)s min left") % {"hours": hours, "minutes": minutes}
+    if minutes:
+        return gettext("%(minutes)s min left") % {"minutes": minutes}
+    return gettext("less than 1 min left")
 
 
 @register.filter
 def money(value, currency=""):
+    """'1,234.50 USD': two decimals, grouped as the active language writes numbers (portal/formats). Decimal's own
+    formatting rounds to the cent (number_format would cut the digits off); the grouping works on that text, so the
+    amount never passes through a float."""
     if value is None:
         return "—"
-    amount = Decimal(value)
-    text = f"{amount:,.2f}"
+    text = formats.number_format(f"{Decimal(value):.2f}", decimal_pos=2, force_grouping=True)
     return f"{text} {currency}".strip()
+
+
+@register.filter
+def number(value):
+    """A whole count or a quantity grouped as the active language writes numbers: '12,500'."""
+    if value in (None, ""):
+        return "—"
+    return formats.number_format(value, force_grouping=True)
 
 
 @register.simple_tag(takes_context=True)

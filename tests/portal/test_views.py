@@ -42,8 +42,9 @@ def portal_routes() -> dict[str, dict]:
 ROUTES = portal_routes()
 # TF1: the customer's pages, for someone with no account here (the invitation's link, the demo's mailbox).
 CUSTOMER_ROUTES = {"subscriptions:relationship-accept", "subscriptions:relationship-mailbox"}
-# Open to anyone: the icon a browser asks for on any page, the sign-in page's too.
-OPEN_ROUTES = {"portal:login", "portal:favicon"}
+# Open to anyone: the icon a browser asks for on any page, the sign-in page's too, and the choice of language the
+# sign-in page offers.
+OPEN_ROUTES = {"portal:login", "portal:favicon", "portal:language-set"}
 SIGNED_IN_ROUTES = sorted(name for name in ROUTES if name not in OPEN_ROUTES | CUSTOMER_ROUTES)
 
 
