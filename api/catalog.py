@@ -14,6 +14,7 @@ id the catalog doesn't have answers 404, as does another partner's customer."""
 from decimal import Decimal
 
 from django.http import Http404
+from django.utils.translation import gettext
 from ninja import Router
 from pydantic import Field
 
@@ -200,7 +201,8 @@ def availability_resource(customer, card, way) -> dict:
             {
                 "duration": way.term,
                 "billingCycle": schemas.billing_cycle(way.term, way.billing_frequency),
-                "description": f"{Term(way.term).label}, billed {BillingFrequency(way.billing_frequency).label.lower()}",
+                "description": gettext("%(term)s, billed %(frequency)s")
+                % {"term": Term(way.term).label, "frequency": BillingFrequency(way.billing_frequency).label.lower()},
             }
         ],
         "unitPrice": way.unit_price,

@@ -3,6 +3,7 @@ numeric code where it has one for the rule, and what this portal adds: the rule 
 the page shows, so a client can tell the partner what to do instead of retrying blindly."""
 
 from django.http import JsonResponse
+from django.utils.translation import gettext
 
 from portal.errors import RuleViolation
 
@@ -64,7 +65,10 @@ def refusals(violations: dict) -> JsonResponse:
     status, code = status_and_code(first)
     described = first.message
     if len(listed) > 1:
-        described = f"Nothing was done: {len(listed)} refusals. " + " ".join(item["description"] for item in listed)
+        described = gettext("Nothing was done: %(count)s refusals. %(refusals)s") % {
+            "count": len(listed),
+            "refusals": " ".join(item["description"] for item in listed),
+        }
     headers = {"Retry-After": str(RENEWAL_RETRY_SECONDS)} if first.rule == "N6" else None
     return envelope(status, code, described, rule=first.rule, data=listed, headers=headers)
 

@@ -3,6 +3,8 @@ when the client sent none, as Partner Center does)."""
 
 import uuid
 
+from django.utils.translation import gettext
+
 from . import errors
 
 TRACED = ("MS-CorrelationId", "MS-RequestId")
@@ -24,9 +26,9 @@ class ApiHeaders:
             allowed = response.get("Allow")
             response = errors.plain(
                 response.status_code,
-                "No such operation: see /api/v1/openapi.json."
+                gettext("No such operation: see /api/v1/openapi.json.")
                 if response.status_code == 404
-                else f"This operation doesn't take {request.method}.",
+                else gettext("This operation doesn't take %(method)s.") % {"method": request.method},
                 headers={"Allow": allowed} if allowed else None,
             )
         if request.path.startswith("/api/"):

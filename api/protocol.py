@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpResponse
+from django.utils.translation import gettext
 from ninja.errors import HttpError
 
 from portal.models import Partner
@@ -29,7 +30,9 @@ class PreconditionFailed(Exception):
 
 class Throttled(Exception):
     def __init__(self, retry_after: int):
-        super().__init__(f"Rate limit is exceeded. Try again in {retry_after} seconds.")
+        super().__init__(
+            gettext("Rate limit is exceeded. Try again in %(seconds)s seconds.") % {"seconds": retry_after}
+        )
         self.retry_after = retry_after
 
 
@@ -56,7 +59,7 @@ def if_match_version(request, kind: str, pk) -> int:
         raw = raw[2:]
     raw = raw.strip('"')
     if not raw:
-        raise PreconditionFailed("Send If-Match with the etag of the resource as you last read it.")
+        raise PreconditionFailed(gettext("Send If-Match with the etag of the resource as you last read it."))
     try:
         named = json.loads(base64.b64decode(raw, validate=True).decode()) if len(raw) <= 400 else None
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -67,7 +70,7 @@ def if_match_version(request, kind: str, pk) -> int:
         or named.get("kind") != kind
         or type(named.get("version")) is not int
     ):
-        raise PreconditionFailed("The If-Match etag is not one of this resource's: read it again and resend.")
+        raise PreconditionFailed(gettext("The If-Match etag is not one of this resource's: read it again and resend."))
     return named["version"]
 
 
@@ -75,7 +78,7 @@ def check_current(request, kind: str, obj) -> int:
     """The `If-Match` version, which must be the object's current one (else 412, nothing changed)."""
     version = if_match_version(request, kind, obj.pk)
     if version != obj.version:
-        raise PreconditionFailed("The resource changed since this etag was read: read it again and resend.")
+        raise PreconditionFailed(gettext("The resource changed since this etag was read: read it again and resend."))
     return version
 
 
@@ -96,7 +99,10 @@ def request_id(request) -> str:
     refused (400) rather than cut: two ids sharing their first characters would be taken for one request."""
     sent = request.headers.get("MS-RequestId", "").strip()
     if len(sent) > REQUEST_ID_MAX or not sent.isprintable():
-        raise HttpError(400, f"MS-RequestId: send at most {REQUEST_ID_MAX} printable characters (a GUID).")
+        raise HttpError(
+            400,
+            gettext("MS-RequestId: send at most %(count)s printable characters (a GUID).") % {"count": REQUEST_ID_MAX},
+        )
     return sent
 
 
@@ -148,8 +154,10 @@ def once(request, partner: Partner, act, *, now: datetime) -> HttpResponse:
                 return response
     if record.fingerprint != mark:
         raise RequestIdReused(
-            "This MS-RequestId was already used for another request: use a new id for each new request, the same "
-            "one only to retry."
+            gettext(
+                "This MS-RequestId was already used for another request: use a new id for each new request, the same "
+                "one only to retry."
+            )
         )
     return replayed(record)
 

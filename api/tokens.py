@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.translation import gettext
 
 from portal import access
 from portal.versions import StaleVersion
@@ -39,7 +40,9 @@ def create_token(
         # The user's row is the lock: two submits of one form take turns, and the second counts the first's token.
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         if version is not None and made_so_far(user) != version:
-            raise StaleVersion("A token was already made from this page: see it in the list below. Nothing was made.")
+            raise StaleVersion(
+                gettext("A token was already made from this page: see it in the list below. Nothing was made.")
+            )
         secret, token = _new(user, name=name, expires_at=expires_at, now=now)
     return token, secret
 

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import access
@@ -61,6 +62,6 @@ def token_revoke(request, token_id):
     try:
         token = tokens.revoke_token(request.user, token_id, now=timezone.now())
     except ApiToken.DoesNotExist:
-        raise Http404("No such token.") from None
-    messages.success(request, f"Revoked {token.name}: it no longer signs in to the API.")
+        raise Http404(gettext("No such token.")) from None
+    messages.success(request, gettext("Revoked %(token)s: it no longer signs in to the API.") % {"token": token.name})
     return redirect("api:token-list")

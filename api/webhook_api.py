@@ -156,7 +156,7 @@ def _answer(endpoint: WebhookEndpoint, *, status: int = 200, secret: str | None 
 def available_events(request):
     """The events a registration may ask for: Partner Center's names, and the portal's own
     `cancellation-window-closing` (24 h before a subscription's cancellation window closes)."""
-    items = [{"eventName": name, "description": text} for name, text in webhooks.EVENTS.items()]
+    items = [{"eventName": name, "description": str(text)} for name, text in webhooks.EVENTS.items()]
     return {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}}
 
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .models import WebhookDelivery
 
@@ -88,13 +89,15 @@ def address_refusal(address: str) -> str:
         # An IPv6 address that carries an IPv4 one (mapped, 6to4, Teredo, NAT64, IPv4-compatible) reaches that one:
         # it is judged by it, and never as loopback (a test receiver listens on 127.0.0.1 or ::1 themselves).
         if inner is not None:
-            return "" if inner.is_global and not inner.is_multicast else "Deliveries go to public addresses only."
+            return (
+                "" if inner.is_global and not inner.is_multicast else gettext("Deliveries go to public addresses only.")
+            )
         if ip in LOCAL_NAT64:
-            return "Deliveries go to public addresses only."
+            return gettext("Deliveries go to public addresses only.")
     if ip.is_loopback and settings.CSP_WEBHOOKS_ALLOW_LOOPBACK:
         return ""
     if not ip.is_global or ip.is_multicast:
-        return "Deliveries go to public addresses only."
+        return gettext("Deliveries go to public addresses only.")
     return ""
 
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import access
@@ -76,7 +77,7 @@ def _endpoint_or_404(request, endpoint_id) -> WebhookEndpoint:
     try:
         return webhooks.get_endpoint(request.user, endpoint_id)
     except WebhookEndpoint.DoesNotExist:
-        raise Http404("No such webhook endpoint.") from None
+        raise Http404(gettext("No such webhook endpoint.")) from None
 
 
 def _detail_page(request, endpoint, form, *, status: int = 200, error: str = ""):
@@ -128,11 +129,11 @@ def webhook_detail(request, endpoint_id):
             is_active=data["is_active"],
         )
     except WebhookEndpoint.DoesNotExist:
-        raise Http404("No such webhook endpoint.") from None
+        raise Http404(gettext("No such webhook endpoint.")) from None
     except RuleViolation as violation:
         refuse(form, violation)
         return _detail_page(request, _endpoint_or_404(request, endpoint_id), form, status=violation.status)
-    messages.success(request, f"Saved {endpoint.url}.")
+    messages.success(request, gettext("Saved %(url)s.") % {"url": endpoint.url})
     return redirect("api:webhook-detail", endpoint.pk)
 
 
@@ -145,7 +146,7 @@ def _action(request, endpoint_id, act):
     try:
         return act(form.cleaned_data.get("version", ""))
     except WebhookEndpoint.DoesNotExist:
-        raise Http404("No such webhook endpoint.") from None
+        raise Http404(gettext("No such webhook endpoint.")) from None
     except RuleViolation as violation:
         endpoint = _endpoint_or_404(request, endpoint_id)
         return _detail_page(request, endpoint, _edit_form(endpoint), status=violation.status, error=violation.message)
@@ -155,7 +156,7 @@ def _action(request, endpoint_id, act):
 def webhook_delete(request, endpoint_id):
     def act(version):
         endpoint = webhooks.delete_endpoint(request.user, endpoint_id, version=version)
-        messages.success(request, f"Deleted {endpoint.url}: it receives no more events.")
+        messages.success(request, gettext("Deleted %(url)s: it receives no more events.") % {"url": endpoint.url})
         return redirect("api:webhook-list")
 
     return _action(request, endpoint_id, act)
@@ -165,7 +166,10 @@ def webhook_delete(request, endpoint_id):
 def webhook_test(request, endpoint_id):
     def act(version):
         delivery = webhooks.send_test_event(request.user, endpoint_id, version=version, now=timezone.now())
-        messages.success(request, f"Test event {delivery.event_id} queued: its delivery shows in the log below.")
+        messages.success(
+            request,
+            gettext("Test event %(event)s queued: its delivery shows in the log below.") % {"event": delivery.event_id},
+        )
         return redirect("api:webhook-detail", endpoint_id)
 
     return _action(request, endpoint_id, act)

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext, gettext_lazy
 
 from catalog.models import Order
 from portal import access
@@ -36,15 +37,17 @@ from .wire import subscription_path
 # Partner Center's event names (its webhooks say "subscription-updated", "subscription-renewed", ...), and the portal's
 # own "cancellation window closes in 24 h".
 EVENTS = {
-    "subscription-created": "Subscription created",
-    "subscription-updated": "Subscription updated (quantity, name, auto-renew, scheduled changes, status)",
-    "subscription-renewed": "Subscription renewed",
-    "subscription-suspended": "Subscription suspended",
-    "subscription-cancelled": "Subscription cancelled",
-    "order-completed": "Order completed",
-    "transfer-created": "Transfer created",
-    "transfer-completed": "Transfer completed",
-    "cancellation-window-closing": "Cancellation window closes in 24 h",
+    "subscription-created": gettext_lazy("Subscription created"),
+    "subscription-updated": gettext_lazy(
+        "Subscription updated (quantity, name, auto-renew, scheduled changes, status)"
+    ),
+    "subscription-renewed": gettext_lazy("Subscription renewed"),
+    "subscription-suspended": gettext_lazy("Subscription suspended"),
+    "subscription-cancelled": gettext_lazy("Subscription cancelled"),
+    "order-completed": gettext_lazy("Order completed"),
+    "transfer-created": gettext_lazy("Transfer created"),
+    "transfer-completed": gettext_lazy("Transfer completed"),
+    "cancellation-window-closing": gettext_lazy("Cancellation window closes in 24 h"),
 }
 TEST_EVENT = "test-created"  # Partner Center's name for the event its "send test event" sends
 WINDOW_EVENT = "cancellation-window-closing"
@@ -115,16 +118,18 @@ def url_refusal(url: str) -> str:
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except (ValidationError, ValueError):
-        return "Enter a valid URL, such as https://psa.example.com/csp-webhooks."
+        return gettext("Enter a valid URL, such as https://psa.example.com/csp-webhooks.")
     if parts.scheme not in ("http", "https") or not host:
-        return "Enter a valid URL, such as https://psa.example.com/csp-webhooks."
+        return gettext("Enter a valid URL, such as https://psa.example.com/csp-webhooks.")
     if parts.username is not None or parts.password is not None:
-        return "Leave the user name and password out of the URL: each delivery is signed with the secret instead."
+        return gettext(
+            "Leave the user name and password out of the URL: each delivery is signed with the secret instead."
+        )
     loopback_allowed = settings.CSP_WEBHOOKS_ALLOW_LOOPBACK
     if parts.scheme == "http" and not (loopback_allowed and _is_loopback(host)):
-        return "Use an https:// URL: deliveries carry your customers' data."
+        return gettext("Use an https:// URL: deliveries carry your customers' data.")
     if host.lower() in LOOPBACK_NAMES and not loopback_allowed:
-        return "Deliveries go to public addresses only."
+        return gettext("Deliveries go to public addresses only.")
     try:
         refused = address_refusal(host)
     except ValueError:
@@ -148,7 +153,7 @@ def get_endpoint(user, endpoint_id) -> WebhookEndpoint:
 def _check_events(events: list[str]) -> list[str]:
     unknown = [e for e in events if e not in EVENTS]
     if unknown or not events:
-        raise RuleViolation("webhook", "Choose at least one of the listed events.", field="events")
+        raise RuleViolation("webhook", gettext("Choose at least one of the listed events."), field="events")
     return sorted(set(events))
 
 
@@ -171,7 +176,11 @@ def create_endpoint(
     events = _check_events(events)
     secret = secret or new_secret()
     if len(secret) < MIN_SECRET:
-        raise RuleViolation("webhook", f"Use a secret of at least {MIN_SECRET} characters.", field="secret")
+        raise RuleViolation(
+            "webhook",
+            gettext("Use a secret of at least %(count)s characters.") % {"count": MIN_SECRET},
+            field="secret",
+        )
     try:
         with transaction.atomic():
             endpoint = WebhookEndpoint.objects.create(
@@ -186,7 +195,7 @@ def create_endpoint(
             )
     except IntegrityError:
         raise EndpointMadeAlready(
-            "This endpoint was already added from this page: see it in the list below. Nothing was added."
+            gettext("This endpoint was already added from this page: see it in the list below. Nothing was added.")
         ) from None
     return endpoint, secret
 
@@ -208,7 +217,11 @@ def update_endpoint(
         raise RuleViolation("webhook", refusal, field="url")
     events = _check_events(events)
     if secret and len(secret) < MIN_SECRET:
-        raise RuleViolation("webhook", f"Use a secret of at least {MIN_SECRET} characters.", field="secret")
+        raise RuleViolation(
+            "webhook",
+            gettext("Use a secret of at least %(count)s characters.") % {"count": MIN_SECRET},
+            field="secret",
+        )
     with transaction.atomic():
         endpoint = _locked(actor, endpoint_id, version)
         endpoint.url, endpoint.events, endpoint.is_active = url, events, is_active

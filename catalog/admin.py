@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin import ReadOnlyAdminMixin, money, utc_field
 from portal.admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
@@ -47,7 +48,7 @@ class PublisherAdmin(PartnerScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_product_count=Count("products"))
 
-    @admin.display(description="Products", ordering="_product_count")
+    @admin.display(description=_("Products"), ordering="_product_count")
     def product_count(self, obj):
         return obj._product_count
 
@@ -65,7 +66,7 @@ class ProductAdmin(PartnerScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_sku_count=Count("skus"))
 
-    @admin.display(description="SKUs", ordering="_sku_count")
+    @admin.display(description=_("SKUs"), ordering="_sku_count")
     def sku_count(self, obj):
         return obj._sku_count
 
@@ -86,8 +87,8 @@ class UpgradePathInline(PartnerScopedInline, admin.TabularInline):
     extra = 0
     fields = ("target", "supported", "note")
     autocomplete_fields = ("target",)
-    verbose_name = "upgrade path from this SKU"
-    verbose_name_plural = "upgrade paths from this SKU"
+    verbose_name = _("upgrade path from this SKU")
+    verbose_name_plural = _("upgrade paths from this SKU")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("source", "target")
@@ -129,16 +130,16 @@ class SkuAdmin(PartnerScopedAdmin):
     inlines = [AvailabilityInline, UpgradePathInline]
     fieldsets = (
         (None, {"fields": ("product", "sku_id", "name", "commerce", "segments")}),
-        ("Buying rules", {"fields": ("min_quantity", "max_quantity", "one_per_customer", "available_countries")}),
-        ("Trial", {"fields": ("is_trial", "trial_of", "free_trial_days")}),
-        ("Add-on", {"fields": ("is_addon", "base_skus", "addon_limit")}),
+        (_("Buying rules"), {"fields": ("min_quantity", "max_quantity", "one_per_customer", "available_countries")}),
+        (_("Trial"), {"fields": ("is_trial", "trial_of", "free_trial_days")}),
+        (_("Add-on"), {"fields": ("is_addon", "base_skus", "addon_limit")}),
         (
-            "Marketplace",
+            _("Marketplace"),
             {"fields": ("offered_through_csp", "transactable_in_portal", "exclusive_partners", "publisher_setup_url")},
         ),
     )
 
-    @admin.display(description="Publisher", ordering="product__publisher__name")
+    @admin.display(description=_("Publisher"), ordering="product__publisher__name")
     def publisher(self, obj):
         return obj.product.publisher
 
@@ -172,7 +173,7 @@ class CartLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInlin
     fields = ("availability", "quantity", "aligned_end_date", "added_at_utc")
     readonly_fields = fields
 
-    added_at_utc = utc_field("added_at", "Added")
+    added_at_utc = utc_field("added_at", _("Added"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("availability__sku")
@@ -184,7 +185,7 @@ class AdditionalResellerInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.Ta
     extra = 0
     fields = ("position", "partner")
     readonly_fields = fields
-    verbose_name_plural = "additional resellers (K5)"
+    verbose_name_plural = _("additional resellers (K5)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
@@ -208,22 +209,22 @@ class CartAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     readonly_fields = ("created_at_utc", "expires_at_utc", "order_link")
     inlines = [CartLineInline, CartAdditionalResellerInline]
 
-    created_at_utc = utc_field("created_at", "Created")
+    created_at_utc = utc_field("created_at", _("Created"))
     # K12: a cart is open for CSP_CART_LIFETIME_DAYS after it was created.
-    expires_at_utc = utc_field("expires_at", "Expires", ordering="created_at")
+    expires_at_utc = utc_field("expires_at", _("Expires"), ordering="created_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_line_count=Count("lines"))
 
-    @admin.display(description="Partner", ordering="customer__partner__name")
+    @admin.display(description=_("Partner"), ordering="customer__partner__name")
     def partner(self, obj):
         return obj.customer.partner
 
-    @admin.display(description="Lines", ordering="_line_count")
+    @admin.display(description=_("Lines"), ordering="_line_count")
     def line_count(self, obj):
         return obj._line_count
 
-    @admin.display(description="Order")
+    @admin.display(description=_("Order"))
     def order_link(self, obj):
         try:
             return obj.order.number
@@ -241,9 +242,9 @@ class CartLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     fields = ("cart", "availability", "quantity", "aligned_end_date", "added_at_utc")
     readonly_fields = ("added_at_utc",)
 
-    added_at_utc = utc_field("added_at", "Added")
+    added_at_utc = utc_field("added_at", _("Added"))
 
-    @admin.display(description="Customer", ordering="cart__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="cart__customer__company_name")
     def customer(self, obj):
         return obj.cart.customer
 
@@ -255,7 +256,7 @@ class CartAdditionalResellerAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     list_select_related = ("cart__customer", "partner")
     search_fields = ("cart__customer__company_name", "partner__name", "partner__partner_id")
 
-    @admin.display(description="Customer", ordering="cart__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="cart__customer__company_name")
     def customer(self, obj):
         return obj.cart.customer
 
@@ -281,9 +282,9 @@ class OrderLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInli
     )
     readonly_fields = fields
 
-    fulfilled_at_utc = utc_field("fulfilled_at", "Fulfilled")
+    fulfilled_at_utc = utc_field("fulfilled_at", _("Fulfilled"))
 
-    @admin.display(description="Line total")
+    @admin.display(description=_("Line total"))
     def line_total(self, obj):
         return money(obj.line_total, obj.currency)
 
@@ -299,11 +300,11 @@ class WaitingLongerFilter(admin.SimpleListFilter):
     """Stuck work for an operator: orders whose fulfilment, or a subscription's provisioning, is late (the
     definition the order page and the sweep use, subscriptions.recovery)."""
 
-    title = "waiting longer than expected"
+    title = _("waiting longer than expected")
     parameter_name = "waiting"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Waiting longer than expected")]
+        return [("yes", _("Waiting longer than expected"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -337,7 +338,7 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         ("customer__partner", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("customer__company_name", "customer__partner__name", "placed_by__username", "placed_by__email")
-    search_help_text = "Order number (ORD-000123), customer, partner or the staff user who placed it."
+    search_help_text = _("Order number (ORD-000123), customer, partner or the staff user who placed it.")
     date_hierarchy = "created_at"
     fields = (
         "number",
@@ -353,7 +354,7 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     readonly_fields = ("number", "total_display", "created_at_utc")
     inlines = [OrderLineInline, OrderAdditionalResellerInline]
 
-    created_at_utc = utc_field("created_at", "Placed")
+    created_at_utc = utc_field("created_at", _("Placed"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_line_count=Count("lines"))
@@ -366,19 +367,19 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
             found = found | queryset.filter(pk=int(match[1]))
         return found, may_have_duplicates
 
-    @admin.display(description="Order", ordering="pk")
+    @admin.display(description=_("Order"), ordering="pk")
     def number(self, obj):
         return obj.number
 
-    @admin.display(description="Partner", ordering="customer__partner__name")
+    @admin.display(description=_("Partner"), ordering="customer__partner__name")
     def partner(self, obj):
         return obj.customer.partner
 
-    @admin.display(description="Total", ordering="total")
+    @admin.display(description=_("Total"), ordering="total")
     def total_display(self, obj):
         return money(obj.total, obj.currency)
 
-    @admin.display(description="Lines", ordering="_line_count")
+    @admin.display(description=_("Lines"), ordering="_line_count")
     def line_count(self, obj):
         return obj._line_count
 
@@ -394,12 +395,12 @@ class OrderAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), *self.STUCK_WORK_FIELDS)
 
-    @admin.display(description="Waiting longer than expected")
+    @admin.display(description=_("Waiting longer than expected"))
     def waiting(self, obj):
         delay = recovery.order_delay(obj, timezone.now())
         return delay.summary if delay else "No"
 
-    @admin.display(description="Background tasks")
+    @admin.display(description=_("Background tasks"))
     def background_tasks(self, obj):
         now = timezone.now()
         rows = list(recovery.order_tasks(obj))
@@ -466,17 +467,17 @@ class OrderLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     )
     readonly_fields = ("line_total", "fulfilled_at_utc")
 
-    fulfilled_at_utc = utc_field("fulfilled_at", "Fulfilled")
+    fulfilled_at_utc = utc_field("fulfilled_at", _("Fulfilled"))
 
-    @admin.display(description="Order", ordering="order_id")
+    @admin.display(description=_("Order"), ordering="order_id")
     def order_number(self, obj):
         return obj.order.number
 
-    @admin.display(description="Customer", ordering="order__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="order__customer__company_name")
     def customer(self, obj):
         return obj.order.customer
 
-    @admin.display(description="Line total")
+    @admin.display(description=_("Line total"))
     def line_total(self, obj):
         return money(obj.line_total, obj.currency)
 
@@ -488,6 +489,6 @@ class OrderAdditionalResellerAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     list_select_related = ("order__customer", "partner")
     search_fields = ("order__customer__company_name", "partner__name", "partner__partner_id")
 
-    @admin.display(description="Customer", ordering="order__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="order__customer__company_name")
     def customer(self, obj):
         return obj.order.customer

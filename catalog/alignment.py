@@ -5,6 +5,8 @@ from datetime import date
 from functools import cached_property
 from uuid import UUID
 
+from django.utils.translation import gettext
+
 from catalog.models import TERM_MONTHS, Availability, Sku, Term
 from portal.models import Customer
 from subscriptions.dates import (
@@ -128,7 +130,7 @@ def _options(term: str, start: date, subscriptions: list[AlignableSubscription])
     options: dict[date, str] = {}
     month_end = last_day_of_month(start)
     while month_end < natural_end:
-        options[month_end] = f"End of calendar month ({month_end:%Y-%m-%d})"
+        options[month_end] = gettext("End of calendar month (%(date)s)") % {"date": f"{month_end:%Y-%m-%d}"}
         month_end = last_day_of_month(add_months(month_end.replace(day=1), 1))
     for sub in subscriptions:
         end = sub.term_end
@@ -138,7 +140,10 @@ def _options(term: str, start: date, subscriptions: list[AlignableSubscription])
             continue  # a monthly term can't end on the 28th–30th unless it is the month's last day
         if term in (Term.P1Y, Term.P3Y) and sub.term == Term.P1M:
             continue  # an annual or triennial term can't align to a monthly subscription
-        options.setdefault(end, f"With {sub.display_name} ({end:%Y-%m-%d})")
+        options.setdefault(
+            end,
+            gettext("With %(subscription)s (%(date)s)") % {"subscription": sub.display_name, "date": f"{end:%Y-%m-%d}"},
+        )
     return [AlignmentOption(d, label) for d, label in sorted(options.items())]
 
 

@@ -4,6 +4,8 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from catalog.alignment import alignment_allowed
 from catalog.eligibility import Refusal, buying_context, quantity_refusal, refusal
@@ -42,7 +44,7 @@ def open_cart_or_conflict(customer: Customer, user, now: datetime) -> Cart:
     cart = current_cart(customer, user, now)
     if cart is None:
         raise RuleViolation(
-            "K12", "There is no open cart for this customer (it was purchased or has expired).", conflict=True
+            "K12", gettext("There is no open cart for this customer (it was purchased or has expired)."), conflict=True
         )
     return cart
 
@@ -81,8 +83,10 @@ def _locked_open_cart(customer: Customer, user, now: datetime, version: int | st
             return Cart.objects.create(customer=customer, owner=user, created_at=now, reseller=reseller)
     except IntegrityError:
         raise StaleVersion(
-            "The cart changed since you opened the page: it was just created from another "
-            "submission. Nothing was done: review the cart and try again."
+            gettext(
+                "The cart changed since you opened the page: it was just created from another "
+                "submission. Nothing was done: review the cart and try again."
+            )
         ) from None
 
 
@@ -140,7 +144,8 @@ def line_refusal(
     if aligned_end_date is not None and not alignment_allowed(customer, availability, aligned_end_date, today):
         return Refusal(
             "K11",
-            f"The end date {aligned_end_date:%Y-%m-%d} is not one this line can align to.",
+            gettext("The end date %(date)s is not one this line can align to.")
+            % {"date": f"{aligned_end_date:%Y-%m-%d}"},
             field="aligned_end_date",
         )
     return None
@@ -190,7 +195,7 @@ def add_to_cart(
         .first()
     )
     if availability is None:
-        raise RuleViolation("C1", "That offer is no longer in the catalog.")
+        raise RuleViolation("C1", gettext("That offer is no longer in the catalog."))
     quantity = normalise_quantity(availability, quantity)
     with transaction.atomic():
         cart = _locked_open_cart(customer, actor, now, version)
@@ -215,8 +220,12 @@ def add_to_cart(
                     raise
                 raise RuleViolation(
                     violation.rule,
-                    f"The cart already has {existing.quantity:,}, so this would make "
-                    f"{new_quantity:,}. {violation.message}",
+                    gettext("The cart already has %(quantity)s, so this would make %(total)s. %(reason)s")
+                    % {
+                        "quantity": number_format(existing.quantity, force_grouping=True),
+                        "total": number_format(new_quantity, force_grouping=True),
+                        "reason": violation.message,
+                    },
                     field="quantity",
                 ) from None
             existing.quantity = new_quantity
@@ -238,7 +247,7 @@ def _locked_line(cart: Cart, line_id: int) -> CartLine:
         .first()
     )
     if line is None:
-        raise RuleViolation("K1", "That line is no longer in the cart.", conflict=True)
+        raise RuleViolation("K1", gettext("That line is no longer in the cart."), conflict=True)
     return line
 
 
@@ -252,7 +261,9 @@ def _open_for_change(cart: Cart, now: datetime, version: int | str | None) -> Ca
 def refuse_if_closed(cart: Cart, now: datetime) -> None:
     """K12: a cart purchased or past its time takes no change (409); one past its time is stored as expired."""
     if cart.status != Cart.Status.OPEN or _expire_if_due(cart, now):
-        raise RuleViolation("K12", "This cart is no longer open (it was purchased or has expired).", conflict=True)
+        raise RuleViolation(
+            "K12", gettext("This cart is no longer open (it was purchased or has expired)."), conflict=True
+        )
 
 
 def update_line(
@@ -307,10 +318,10 @@ def resolve_reseller(seller: Partner, reseller_id: int | None) -> Partner | None
     if reseller_id is None:
         return None
     if seller.kind != Partner.Kind.INDIRECT_PROVIDER:
-        raise RuleViolation("K4", "Only indirect providers associate an indirect reseller with a purchase.")
+        raise RuleViolation("K4", gettext("Only indirect providers associate an indirect reseller with a purchase."))
     link = seller.reseller_links.filter(reseller_id=reseller_id).select_related("reseller").first()
     if link is None:
-        raise RuleViolation("K4", "That reseller is not one of your indirect resellers.", field="reseller")
+        raise RuleViolation("K4", gettext("That reseller is not one of your indirect resellers."), field="reseller")
     refused = reseller_refusal(link.reseller)
     if refused is not None:
         raise refused
@@ -323,8 +334,11 @@ def reseller_refusal(reseller: Partner) -> RuleViolation | None:
     if not reseller.mpa_signed:
         return RuleViolation(
             "K4",
-            f"{reseller.name} ({reseller.partner_id}) has not signed the Microsoft "
-            "Partner Agreement: it can't be the reseller of a purchase.",
+            gettext(
+                "%(partner)s (%(partner_id)s) has not signed the Microsoft Partner Agreement: it can't be the reseller "
+                "of a purchase."
+            )
+            % {"partner": reseller.name, "partner_id": reseller.partner_id},
             field="reseller",
         )
     return None
@@ -368,26 +382,27 @@ def additional_reseller_refusal(
         return why
     initial = initial_reseller(cart, seller)
     if partner is None:
-        return f"No partner has the PartnerID {partner_id_text}."
+        return gettext("No partner has the PartnerID %(partner_id)s.") % {"partner_id": partner_id_text}
+    names = {"partner": partner.name, "partner_id": partner.partner_id}
     if not partner.mpa_signed:
-        return f"{partner.name} ({partner.partner_id}) has not signed the Microsoft Partner Agreement."
+        return gettext("%(partner)s (%(partner_id)s) has not signed the Microsoft Partner Agreement.") % names
     if partner.pk == initial.pk:
-        return f"{partner.name} is already the initial reseller."
+        return gettext("%(partner)s is already the initial reseller.") % names
     if partner.pk == seller.pk:
-        return f"{partner.name} is the partner making this purchase, not an additional reseller."
+        return gettext("%(partner)s is the partner making this purchase, not an additional reseller.") % names
     if partner in existing:
-        return f"{partner.name} is already declared."
+        return gettext("%(partner)s is already declared.") % names
     return None
 
 
 def additional_resellers_closed(cart: Cart, seller: Partner, existing: list[Partner]) -> str | None:
     """K5: why no further additional reseller can be declared on this cart now (the page's button too)."""
     if not cart.customer.is_eu_efta:
-        return "Additional resellers are declared only for customers in the EU/EFTA."
+        return gettext("Additional resellers are declared only for customers in the EU/EFTA.")
     if initial_reseller(cart, seller) is None:
-        return "Choose the initial reseller before any additional one."
+        return gettext("Choose the initial reseller before any additional one.")
     if len(existing) >= MAX_ADDITIONAL_RESELLERS:
-        return f"At most {MAX_ADDITIONAL_RESELLERS} additional resellers can be declared."
+        return gettext("At most %(count)s additional resellers can be declared.") % {"count": MAX_ADDITIONAL_RESELLERS}
     return None
 
 

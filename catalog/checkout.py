@@ -4,6 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from catalog.cart import additional_reseller_refusal, check_line, resolve_reseller
 from catalog.eligibility import buying_context, subscription_limit_refusal
@@ -26,7 +27,7 @@ def line_first_charge(line, today) -> Decimal:
 
 def attestation_text(cart: Cart) -> str:
     """K3, in the portal's own words; the page shows it and the order records which applied."""
-    return (
+    return gettext(
         "I confirm that my organisation acts as an indirect partner in this purchase when a reseller "
         "is selected, and as a direct partner when no reseller is selected."
     )
@@ -59,7 +60,8 @@ def purchase(
         if cart.is_past_its_time(now):  # K12
             raise RuleViolation(
                 "K12",
-                f"This cart expired on {cart.expires_at:%Y-%m-%d %H:%M} UTC: add the offers again.",
+                gettext("This cart expired on %(time)s: add the offers again.")
+                % {"time": f"{cart.expires_at:%Y-%m-%d %H:%M} UTC"},
                 conflict=True,
             )
         if reseller_id is not UNCHANGED and reseller_id != cart.reseller_id:
@@ -69,14 +71,14 @@ def purchase(
         if attested is None:
             attested = cart.attestation_accepted
         if not attested:
-            raise RuleViolation("K3", "Confirm the attestation before purchasing.", field="attest")
+            raise RuleViolation("K3", gettext("Confirm the attestation before purchasing."), field="attest")
         lines = list(
             cart.lines.select_related("availability__sku__product__publisher").prefetch_related(
                 "availability__sku__base_skus", "availability__sku__exclusive_partners"
             )
         )
         if not lines:
-            raise RuleViolation("K9", "The cart is empty: add an offer first.")
+            raise RuleViolation("K9", gettext("The cart is empty: add an offer first."))
         # Two carts of one customer bought at once must not both pass the customer-wide limits
         # (C4a, K8): purchases of one customer take their turn on the customer row.
         Customer.objects.select_for_update().filter(pk=cart.customer_id).first()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import CharField, Prefetch, Sum, UUIDField, Value
 from django.urls import reverse
+from django.utils.formats import number_format
+from django.utils.translation import gettext, ngettext
 
 from catalog.models import Availability, Cart, CartLine, OrderLine, Sku
 from portal.models import Customer, Partner
@@ -132,6 +134,19 @@ class OfferFacts(ListingFacts):
         )
 
 
+def _n(number: int) -> str:
+    """A count as the active language groups it: 1,250."""
+    return number_format(number, force_grouping=True)
+
+
+def _segment_name(code: str) -> str:
+    """A segment's name inside a sentence ("education"); an unknown code as it is."""
+    try:
+        return str(Customer.Segment(code).label).lower()
+    except ValueError:
+        return code
+
+
 def listing_refusal(offer: ListingFacts, ctx: BuyingContext) -> Refusal | None:
     """The rules that keep an offer off this customer's catalog altogether (C3, C5, A1); `refusal` applies them first.
 
@@ -141,20 +156,31 @@ def listing_refusal(offer: ListingFacts, ctx: BuyingContext) -> Refusal | None:
     customer = ctx.customer
     # C3: sold to the customer's segment only.
     if customer.segment not in offer.segments:
-        segments = ", ".join(offer.segments) or "no segment"
+        segments = gettext(", ").join(_segment_name(code) for code in offer.segments) or gettext("no segment")
         return Refusal(
-            "C3", f"Not sold to {customer.get_segment_display().lower()} customers (sold to: {segments}).", hidden=True
+            "C3",
+            gettext("Not sold to %(segment)s customers (sold to: %(segments)s).")
+            % {"segment": _segment_name(customer.segment), "segments": segments},
+            hidden=True,
         )
     if offer.is_addon:
         # A1: a traditional add-on is bought from its base subscription's page, never from the catalog.
         if offer.commerce == Sku.Commerce.TRADITIONAL:
-            return Refusal("A1", "Traditional add-on: buy it from the base subscription's page.", hidden=True)
+            return Refusal("A1", gettext("Traditional add-on: buy it from the base subscription's page."), hidden=True)
         # C5: a new-commerce add-on needs an owned (or carted) base offer, in the customer's region.
         if offer.base_ids.isdisjoint(ctx.live) and offer.base_ids.isdisjoint(ctx.cart_sku_ids):
-            names = ", ".join(offer.base_names)
-            return Refusal("C5", f"Add-on: the customer needs one of these first: {names}.", hidden=True)
+            names = gettext(", ").join(offer.base_names)
+            return Refusal(
+                "C5",
+                gettext("Add-on: the customer needs one of these first: %(offers)s.") % {"offers": names},
+                hidden=True,
+            )
         if offer.countries and customer.billing_country not in offer.countries:
-            return Refusal("C5", f"This add-on is not available in {customer.country_name}.", hidden=True)
+            return Refusal(
+                "C5",
+                gettext("This add-on is not available in %(country)s.") % {"country": customer.country_name},
+                hidden=True,
+            )
     return None
 
 
@@ -172,17 +198,23 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     if offer.is_isv:
         # C4d
         if not offer.offered_through_csp:
-            return Refusal("C4d", "The publisher does not offer this through the CSP program.")
+            return Refusal("C4d", gettext("The publisher does not offer this through the CSP program."))
         # C4e
         if offer.exclusive_ids and partner.pk not in offer.exclusive_ids:
-            return Refusal("C4e", "The publisher made this offer exclusive to other CSP partners.")
+            return Refusal("C4e", gettext("The publisher made this offer exclusive to other CSP partners."))
         # C4c
         if offer.countries and customer.billing_country not in offer.countries:
-            return Refusal("C4c", f"The publisher does not sell this offer in {customer.country_name}.")
+            return Refusal(
+                "C4c",
+                gettext("The publisher does not sell this offer in %(country)s.") % {"country": customer.country_name},
+            )
     # C4f
     if not offer.transactable_in_portal:
         return Refusal(
-            "C4f", "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal."
+            "C4f",
+            gettext(
+                "This offer can't be bought here (containers, some consumption offers): buy it in the Azure portal."
+            ),
         )
     live = ctx.live.get(offer.pk, [])
     # C4b: a suspended subscription is reactivated, not bought again.
@@ -190,16 +222,19 @@ def refusal(sku: "Sku | OfferFacts", ctx: BuyingContext) -> Refusal | None:
     if suspended:
         return Refusal(
             "C4b",
-            "The customer's subscription to this offer is suspended: reactivate it instead.",
+            gettext("The customer's subscription to this offer is suspended: reactivate it instead."),
             link=reverse("subscriptions:subscription-detail", args=[customer.pk, suspended[0]]),
-            link_label="Open the suspended subscription",
+            link_label=gettext("Open the suspended subscription"),
         )
     # C4a: what checks.customer_holds asks of one offer, over the facts read once for the page: an offer sold once
     # (checks.sold_once) that the customer holds live (ctx.live: LIVE_STATUSES, and the lines of orders placed but
     # not fulfilled yet), or has in the cart.
     if checks.sold_once(offer) and (live or offer.pk in ctx.cart_sku_ids):
-        where = "already has" if live else "already has in the cart"
-        return Refusal("C4a", f"The customer {where} this offer and only one subscription is allowed.")
+        if live:
+            return Refusal("C4a", gettext("The customer already has this offer and only one subscription is allowed."))
+        return Refusal(
+            "C4a", gettext("The customer already has in the cart this offer and only one subscription is allowed.")
+        )
     return None
 
 
@@ -243,21 +278,34 @@ def quantity_refusal(sku: Sku, quantity: int, *, customer: Customer, cart_quanti
         base = base_licenses(sku, customer, cart_quantities)
         held = _licenses([sku.pk], customer, {})
         total = held + quantity
-        already = f" (the customer already has {held:,})" if held else ""
+        numbers = {"offer": sku.name, "held": _n(held), "base": _n(base)}
         if sku.addon_limit == Sku.AddonLimit.MIN_5_PERCENT_OF_BASE:
             minimum = math.ceil(base * 5 / 100)  # K6: 5%, rounded up
             if total < minimum:
-                return Refusal(
-                    "K6",
-                    f"{sku.name} needs at least {minimum:,} licenses{already}: 5% of the customer's "
-                    f"{base:,} base licenses, rounded up.",
-                )
+                numbers["minimum"] = _n(minimum)
+                if held:
+                    text = gettext(
+                        "%(offer)s needs at least %(minimum)s licenses (the customer already has %(held)s): 5%% of "
+                        "the customer's %(base)s base licenses, rounded up."
+                    )
+                else:
+                    text = gettext(
+                        "%(offer)s needs at least %(minimum)s licenses: 5%% of the customer's %(base)s base "
+                        "licenses, rounded up."
+                    )
+                return Refusal("K6", text % numbers)
         if sku.addon_limit == Sku.AddonLimit.MAX_BASE and total > base:
-            return Refusal(
-                "K7",
-                f"{sku.name} can have at most {base:,} licenses{already}: the customer's base licenses "
-                "with every partner and in this cart.",
-            )
+            if held:
+                text = gettext(
+                    "%(offer)s can have at most %(base)s licenses (the customer already has %(held)s): the "
+                    "customer's base licenses with every partner and in this cart."
+                )
+            else:
+                text = gettext(
+                    "%(offer)s can have at most %(base)s licenses: the customer's base licenses with every partner "
+                    "and in this cart."
+                )
+            return Refusal("K7", text % numbers)
     return None
 
 
@@ -267,7 +315,12 @@ def subscription_limit_refusal(ctx: BuyingContext, new_lines: int) -> Refusal | 
     if ctx.live_count + new_lines > limit:
         return Refusal(
             "K8",
-            f"This purchase would give the customer {ctx.live_count + new_lines:,} subscriptions; the limit is {limit:,}.",
+            ngettext(
+                "This purchase would give the customer %(count)s subscription; the limit is %(limit)s.",
+                "This purchase would give the customer %(count)s subscriptions; the limit is %(limit)s.",
+                ctx.live_count + new_lines,
+            )
+            % {"count": _n(ctx.live_count + new_lines), "limit": _n(limit)},
         )
     return None
 

@@ -3,32 +3,33 @@
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Order, Product, Sku, offer_search
 
 
 class OfferFilter(django_filters.FilterSet):
-    PUBLISHER_CHOICES = [("microsoft", "Microsoft"), ("partner", "Partner")]
+    PUBLISHER_CHOICES = [("microsoft", "Microsoft"), ("partner", _("Partner"))]
 
     q = django_filters.CharFilter(
         method="search",
-        label="Search",
-        widget=forms.TextInput(attrs={"placeholder": "Search offers", "type": "search"}),
+        label=_("Search"),
+        widget=forms.TextInput(attrs={"placeholder": _("Search offers"), "type": "search"}),
     )
     publisher = django_filters.MultipleChoiceFilter(
-        choices=PUBLISHER_CHOICES, method="by_publisher", widget=forms.CheckboxSelectMultiple, label="Publisher"
+        choices=PUBLISHER_CHOICES, method="by_publisher", widget=forms.CheckboxSelectMultiple, label=_("Publisher")
     )
     billing_type = django_filters.MultipleChoiceFilter(
         field_name="product__billing_type",
         choices=Product.BillingType.choices,
         widget=forms.CheckboxSelectMultiple,
-        label="Billing type",
+        label=_("Billing type"),
     )
     category = django_filters.MultipleChoiceFilter(
         field_name="product__category",
         choices=Product.Category.choices,
         widget=forms.CheckboxSelectMultiple,
-        label="Category",
+        label=_("Category"),
     )
 
     class Meta:
@@ -66,7 +67,7 @@ class OrderFilter(django_filters.FilterSet):
     """The partner's orders across customers (O1) by status, the chips of the orders page; a status that is none of
     the choices lists every order, as a list's other unknown inputs do."""
 
-    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices, label=_("Status"))
 
     class Meta:
         model = Order

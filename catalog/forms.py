@@ -5,6 +5,7 @@ A form parses what was typed; the rules (K8's range, K11's dates, K4's and K5's 
 """
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from portal.forms import NOT_A_QUANTITY, IdField, IsoDateField, QuantityField, VersionField
 
@@ -34,7 +35,7 @@ class AddToCartForm(VersionForm):
     """A card's "Add to cart" (K1): the way to buy it, and its quantity (offers without a quantity field, usage-based
     and trials, send none: 1; the service gives a trial its licenses, TR1)."""
 
-    availability = listed_id("Choose a term and billing frequency.")
+    availability = listed_id(_("Choose a term and billing frequency."))
     quantity = SentQuantityField(required=False)
 
     def clean_quantity(self):
@@ -52,7 +53,7 @@ class CartLineForm(VersionForm):
 class ResellerForm(VersionForm):
     """K4: the indirect reseller picked from the page's list, or none."""
 
-    reseller = listed_id("Choose a reseller from the list.", required=False)
+    reseller = listed_id(_("Choose a reseller from the list."), required=False)
 
 
 class AdditionalResellerForm(VersionForm):
@@ -60,7 +61,9 @@ class AdditionalResellerForm(VersionForm):
 
     partner_id = forms.CharField(
         required=False,
-        error_messages={"null_characters_not_allowed": "A PartnerID contains a character that is not allowed (NUL)."},
+        error_messages={
+            "null_characters_not_allowed": _("A PartnerID contains a character that is not allowed (NUL).")
+        },
     )
 
     def clean_partner_id(self):
@@ -76,7 +79,7 @@ class PurchaseForm(VersionForm):
         # Ticked is what a browser sends for a checkbox without a value: "on". Anything else is not a confirmation.
         return self.cleaned_data["attest"] == "on"
 
-    reseller = listed_id("Choose a reseller from the list.", required=False)
+    reseller = listed_id(_("Choose a reseller from the list."), required=False)
 
 
 class CatalogViewForm(forms.Form):

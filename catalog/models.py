@@ -8,20 +8,23 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from portal.models import Customer, Partner
 
 
 class Term(models.TextChoices):
-    P1M = "P1M", "1 month"
-    P1Y = "P1Y", "1 year"
-    P3Y = "P3Y", "3 years"
+    P1M = "P1M", _("1 month")
+    P1Y = "P1Y", _("1 year")
+    P3Y = "P3Y", _("3 years")
 
 
 class BillingFrequency(models.TextChoices):
-    MONTHLY = "monthly", "Monthly"
-    ANNUAL = "annual", "Annual"
-    ONE_TIME = "one_time", "One-time"
+    MONTHLY = "monthly", _("Monthly")
+    ANNUAL = "annual", _("Annual")
+    ONE_TIME = "one_time", _("One-time")
 
 
 TERM_MONTHS = {Term.P1M: 1, Term.P1Y: 12, Term.P3Y: 36}
@@ -31,10 +34,12 @@ TRIAL_LICENSES = 25
 
 
 class Publisher(models.Model):
-    name = models.CharField(max_length=200, unique=True)
-    is_microsoft = models.BooleanField(default=False)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    is_microsoft = models.BooleanField(_("is microsoft"), default=False)
 
     class Meta:
+        verbose_name = _("publisher")
+        verbose_name_plural = _("publishers")
         ordering = ["-is_microsoft", "name"]
 
     def __str__(self) -> str:
@@ -43,22 +48,28 @@ class Publisher(models.Model):
 
 class Product(models.Model):
     class BillingType(models.TextChoices):
-        LICENSE = "license", "License-based"
-        USAGE = "usage", "Usage-based"
+        LICENSE = "license", _("License-based")
+        USAGE = "usage", _("Usage-based")
 
     class Category(models.TextChoices):
-        ENTERPRISE = "enterprise", "Enterprise"
-        SMALL_BUSINESS = "small_business", "Small business"
-        TRIAL = "trial", "Trial"
+        ENTERPRISE = "enterprise", _("Enterprise")
+        SMALL_BUSINESS = "small_business", _("Small business")
+        TRIAL = "trial", _("Trial")
 
-    product_id = models.CharField(max_length=40, unique=True)
-    name = models.CharField(max_length=200)
-    publisher = models.ForeignKey(Publisher, on_delete=models.PROTECT, related_name="products")
-    billing_type = models.CharField(max_length=10, choices=BillingType.choices, default=BillingType.LICENSE)
-    category = models.CharField(max_length=20, choices=Category.choices, default=Category.ENTERPRISE)
-    description = models.TextField(blank=True)
+    product_id = models.CharField(_("product id"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    publisher = models.ForeignKey(
+        Publisher, on_delete=models.PROTECT, related_name="products", verbose_name=_("publisher")
+    )
+    billing_type = models.CharField(
+        _("billing type"), max_length=10, choices=BillingType.choices, default=BillingType.LICENSE
+    )
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices, default=Category.ENTERPRISE)
+    description = models.TextField(_("description"), blank=True)
 
     class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -69,65 +80,76 @@ class Sku(models.Model):
     """One offer in the catalog: a product's SKU with its rules (C1, C4, C5, K6–K8)."""
 
     class Commerce(models.TextChoices):
-        NEW = "new", "New commerce"
-        TRADITIONAL = "traditional", "Traditional"
+        NEW = "new", _("New commerce")
+        TRADITIONAL = "traditional", _("Traditional")
 
     class AddonLimit(models.TextChoices):
-        NONE = "", "None"
-        # K6: at least 5% (rounded up) of the base licenses.
-        MIN_5_PERCENT_OF_BASE = "min_5pct_base", "At least 5% of base licenses"
+        NONE = "", _("None")
+        # K6: at least 5% (rounded up) of the base licenses. A label, never %-formatted:
+        # xgettext:no-python-format
+        MIN_5_PERCENT_OF_BASE = "min_5pct_base", _("At least 5% of base licenses")
         # K7: at most the base licenses.
-        MAX_BASE = "max_base", "At most the base licenses"
+        MAX_BASE = "max_base", _("At most the base licenses")
 
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus")
-    sku_id = models.CharField("SKU id", max_length=60, unique=True)
-    name = models.CharField(max_length=200)
-    commerce = models.CharField(max_length=12, choices=Commerce.choices, default=Commerce.NEW)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus", verbose_name=_("product"))
+    sku_id = models.CharField(_("SKU id"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    commerce = models.CharField(_("commerce"), max_length=12, choices=Commerce.choices, default=Commerce.NEW)
     segments = models.CharField(
+        _("segments"),
         max_length=80,
         default="commercial",
-        help_text="Comma-separated customer segments it is sold to: commercial, education, government, nonprofit.",
+        help_text=_("Comma-separated customer segments it is sold to: commercial, education, government, nonprofit."),
     )
-    one_per_customer = models.BooleanField(default=False)
-    min_quantity = models.PositiveIntegerField(default=1)
-    max_quantity = models.PositiveIntegerField(default=10000)
-    is_trial = models.BooleanField(default=False)
+    one_per_customer = models.BooleanField(_("one per customer"), default=False)
+    min_quantity = models.PositiveIntegerField(_("min quantity"), default=1)
+    max_quantity = models.PositiveIntegerField(_("max quantity"), default=10000)
+    is_trial = models.BooleanField(_("is trial"), default=False)
     trial_of = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="trials",
-        help_text="The paid SKU a trial converts to.",
+        help_text=_("The paid SKU a trial converts to."),
+        verbose_name=_("trial of"),
     )
-    is_addon = models.BooleanField(default=False)
+    is_addon = models.BooleanField(_("is addon"), default=False)
     base_skus = models.ManyToManyField(
         "self",
         symmetrical=False,
         blank=True,
         related_name="addons",
-        help_text="Add-on prerequisites: any one of these.",
+        help_text=_("Add-on prerequisites: any one of these."),
+        verbose_name=_("base skus"),
     )
-    addon_limit = models.CharField(max_length=20, choices=AddonLimit.choices, default=AddonLimit.NONE, blank=True)
+    addon_limit = models.CharField(
+        _("addon limit"), max_length=20, choices=AddonLimit.choices, default=AddonLimit.NONE, blank=True
+    )
     # Where it is sold (ISV) or available (add-on region); blank means everywhere.
     available_countries = models.CharField(
-        max_length=300, blank=True, help_text="Comma-separated ISO codes; blank = all."
+        _("available countries"), max_length=300, blank=True, help_text=_("Comma-separated ISO codes; blank = all.")
     )
     # ISV SaaS attributes (C4 c–f, S3, S4).
-    offered_through_csp = models.BooleanField(default=True)
+    offered_through_csp = models.BooleanField(_("offered through csp"), default=True)
     exclusive_partners = models.ManyToManyField(
         Partner,
         blank=True,
         related_name="exclusive_skus",
-        help_text="If any, only these partners may sell it.",
+        help_text=_("If any, only these partners may sell it."),
+        verbose_name=_("exclusive partners"),
     )
     transactable_in_portal = models.BooleanField(
-        default=True, help_text="Off for offers bought in the Azure portal (containers, some consumption offers)."
+        _("transactable in portal"),
+        default=True,
+        help_text=_("Off for offers bought in the Azure portal (containers, some consumption offers)."),
     )
-    free_trial_days = models.PositiveIntegerField(default=0)
-    publisher_setup_url = models.CharField(max_length=300, blank=True)
+    free_trial_days = models.PositiveIntegerField(_("free trial days"), default=0)
+    publisher_setup_url = models.CharField(_("publisher setup url"), max_length=300, blank=True)
 
     class Meta:
+        verbose_name = _("SKU")
+        verbose_name_plural = _("SKUs")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(min_quantity__gte=1), name="sku_min_quantity_positive"),
@@ -161,7 +183,11 @@ class Sku(models.Model):
         and the catalog's card draws its quantity field's bounds from the same two columns."""
         if self.min_quantity <= quantity <= self.max_quantity:
             return None
-        return f"{self.name} is sold in quantities from {self.min_quantity:,} to {self.max_quantity:,}."
+        return gettext("%(offer)s is sold in quantities from %(minimum)s to %(maximum)s.") % {
+            "offer": self.name,
+            "minimum": number_format(self.min_quantity, force_grouping=True),
+            "maximum": number_format(self.max_quantity, force_grouping=True),
+        }
 
 
 def offer_search(text: str) -> Q:
@@ -178,15 +204,16 @@ def offer_search(text: str) -> Q:
 class Availability(models.Model):
     """A way to buy a SKU: term, billing frequency and unit price per license per billing period."""
 
-    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="availabilities")
-    term = models.CharField(max_length=3, choices=Term.choices)
-    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="USD")
+    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="availabilities", verbose_name=_("sku"))
+    term = models.CharField(_("term"), max_length=3, choices=Term.choices)
+    billing_frequency = models.CharField(_("billing frequency"), max_length=10, choices=BillingFrequency.choices)
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="USD")
 
     class Meta:
+        verbose_name = _("availability")
         ordering = ["sku", "term", "billing_frequency"]
-        verbose_name_plural = "availabilities"
+        verbose_name_plural = _("availabilities")
         constraints = [
             models.UniqueConstraint(fields=["sku", "term", "billing_frequency"], name="unique_availability"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="availability_price_not_negative"),
@@ -199,12 +226,14 @@ class Availability(models.Model):
 class UpgradePath(models.Model):
     """The upgrade matrix between SKUs. Unsupported paths (U2) are kept so they are never offered."""
 
-    source = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_paths")
-    target = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_sources")
-    supported = models.BooleanField(default=True)
-    note = models.CharField(max_length=200, blank=True)
+    source = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_paths", verbose_name=_("source"))
+    target = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="upgrade_sources", verbose_name=_("target"))
+    supported = models.BooleanField(_("supported"), default=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("upgrade path")
+        verbose_name_plural = _("upgrade paths")
         constraints = [models.UniqueConstraint(fields=["source", "target"], name="unique_upgrade_path")]
 
     def __str__(self) -> str:
@@ -226,7 +255,11 @@ class CatalogVersion(models.Model):
     then 6 again with other contents).
     """
 
-    version = models.BigIntegerField()
+    version = models.BigIntegerField(_("version"))
+
+    class Meta:
+        verbose_name = _("catalog version")
+        verbose_name_plural = _("catalog versions")
 
     def __str__(self) -> str:
         return f"Catalog version {self.version}"
@@ -244,7 +277,7 @@ def bump_catalog_version(using: str = DEFAULT_DB_ALIAS) -> int:
     version = _new_version()
     rows = CatalogVersion.objects.using(using).filter(pk=CATALOG_VERSION_PK).update(version=version)
     if not rows:  # a flushed database (tests) has no row yet
-        _, created = CatalogVersion.objects.using(using).get_or_create(
+        _row, created = CatalogVersion.objects.using(using).get_or_create(
             pk=CATALOG_VERSION_PK, defaults={"version": version}
         )
         if not created:
@@ -269,29 +302,34 @@ class Cart(models.Model):
     """A customer's cart, owned by one staff user (K1), open for CSP_CART_LIFETIME_DAYS (K12)."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        PURCHASED = "purchased", "Purchased"
-        EXPIRED = "expired", "Expired"
+        OPEN = "open", _("Open")
+        PURCHASED = "purchased", _("Purchased")
+        EXPIRED = "expired", _("Expired")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="carts")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="carts")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    created_at = models.DateTimeField()
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="carts", verbose_name=_("customer"))
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="carts", verbose_name=_("owner")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(_("created at"))
     reseller = models.ForeignKey(
         Partner,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
-        help_text="K4: the indirect reseller to associate with the purchase.",
+        help_text=_("K4: the indirect reseller to associate with the purchase."),
+        verbose_name=_("reseller"),
     )
     # K3 as Partner Center carries it: `partnerOnRecordAttestationAccepted` comes with the cart (its checkout has no
     # body), while the cart page confirms at purchase. Set by `catalog.cart.set_attestation`; the purchase decides.
-    attestation_accepted = models.BooleanField(default=False)
+    attestation_accepted = models.BooleanField(_("attestation accepted"), default=False)
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
-    version = models.PositiveIntegerField(default=1, editable=False)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     class Meta:
+        verbose_name = _("cart")
+        verbose_name_plural = _("carts")
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "owner"], condition=Q(status="open"), name="one_open_cart_per_customer_and_user"
@@ -317,13 +355,19 @@ class Cart(models.Model):
 
 
 class CartLine(models.Model):
-    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines")
-    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
-    quantity = models.PositiveIntegerField()
-    aligned_end_date = models.DateField(null=True, blank=True, help_text="K11: end the first term on this date (UTC).")
-    added_at = models.DateTimeField()
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines", verbose_name=_("cart"))
+    availability = models.ForeignKey(
+        Availability, on_delete=models.PROTECT, related_name="+", verbose_name=_("availability")
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+    aligned_end_date = models.DateField(
+        _("aligned end date"), null=True, blank=True, help_text=_("K11: end the first term on this date (UTC).")
+    )
+    added_at = models.DateTimeField(_("added at"))
 
     class Meta:
+        verbose_name = _("cart line")
+        verbose_name_plural = _("cart lines")
         ordering = ["added_at", "pk"]
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="cart_line_quantity_positive")]
 
@@ -334,38 +378,50 @@ class CartLine(models.Model):
 class CartAdditionalReseller(models.Model):
     """K5: an additional reseller in an EU/EFTA deal, declared by PartnerID."""
 
-    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="additional_resellers")
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
-    position = models.PositiveSmallIntegerField()
+    cart = models.ForeignKey(
+        Cart, on_delete=models.CASCADE, related_name="additional_resellers", verbose_name=_("cart")
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", verbose_name=_("partner"))
+    position = models.PositiveSmallIntegerField(_("position"))
 
     class Meta:
+        verbose_name = _("cart additional reseller")
+        verbose_name_plural = _("cart additional resellers")
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["cart", "partner"], name="unique_cart_additional_reseller")]
 
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "In progress"
-        COMPLETED = "completed", "Completed"
+        PENDING = "pending", _("In progress")
+        COMPLETED = "completed", _("Completed")
 
     class Attestation(models.TextChoices):
-        DIRECT = "direct", "Acting as a direct partner"
-        INDIRECT = "indirect", "Acting as an indirect partner"
+        DIRECT = "direct", _("Acting as a direct partner")
+        INDIRECT = "indirect", _("Acting as an indirect partner")
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer"))
     # K9: one order per cart, enforced by the database, so a cart submitted twice buys once.
-    cart = models.OneToOneField(Cart, on_delete=models.PROTECT, related_name="order", null=True, blank=True)
-    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
-    created_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    total = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="USD")
-    attested_as = models.CharField(max_length=10, choices=Attestation.choices)
-    reseller = models.ForeignKey(Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    cart = models.OneToOneField(
+        Cart, on_delete=models.PROTECT, related_name="order", null=True, blank=True, verbose_name=_("cart")
+    )
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", verbose_name=_("placed by")
+    )
+    created_at = models.DateTimeField(_("created at"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    total = models.DecimalField(_("total"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    attested_as = models.CharField(_("attested as"), max_length=10, choices=Attestation.choices)
+    reseller = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("reseller")
+    )
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
-    version = models.PositiveIntegerField(default=1, editable=False)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["customer", "-created_at"]),
@@ -383,28 +439,33 @@ class Order(models.Model):
 
 class OrderLine(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        FULFILLED = "fulfilled", "Fulfilled"
+        PENDING = "pending", _("Pending")
+        FULFILLED = "fulfilled", _("Fulfilled")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines")
-    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    quantity = models.PositiveIntegerField()
-    term = models.CharField(max_length=3, choices=Term.choices)
-    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="USD")
-    aligned_end_date = models.DateField(null=True, blank=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines", verbose_name=_("order"))
+    availability = models.ForeignKey(
+        Availability, on_delete=models.PROTECT, related_name="+", verbose_name=_("availability")
+    )
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+    term = models.CharField(_("term"), max_length=3, choices=Term.choices)
+    billing_frequency = models.CharField(_("billing frequency"), max_length=10, choices=BillingFrequency.choices)
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    aligned_end_date = models.DateField(_("aligned end date"), null=True, blank=True)
     first_charge = models.DecimalField(
+        _("first charge"),
         max_digits=12,
         decimal_places=2,
         default=Decimal("0.00"),
-        help_text="Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short.",
+        help_text=_("Quoted at purchase: unit price × quantity, prorated by the day when the term is aligned short."),
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    fulfilled_at = models.DateTimeField(_("fulfilled at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
         ordering = ["pk"]
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive")]
 
@@ -417,11 +478,15 @@ class OrderLine(models.Model):
 
 
 class OrderAdditionalReseller(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="additional_resellers")
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
-    position = models.PositiveSmallIntegerField()
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="additional_resellers", verbose_name=_("order")
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", verbose_name=_("partner"))
+    position = models.PositiveSmallIntegerField(_("position"))
 
     class Meta:
+        verbose_name = _("order additional reseller")
+        verbose_name_plural = _("order additional resellers")
         ordering = ["position"]
 
 

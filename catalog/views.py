@@ -5,6 +5,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from catalog import cart as cart_services
 from catalog.alignment import CartAlignment
@@ -128,7 +130,10 @@ def cart_add(request, customer_id):
         )
     except RuleViolation as violation:
         return _add_refused(request, customer, form, violation.message, violation.status)
-    message = f"Added {line.availability.sku.name} to the cart ({line.quantity} in the cart)."
+    message = gettext("Added %(offer)s to the cart (%(quantity)s in the cart).") % {
+        "offer": line.availability.sku.name,
+        "quantity": number_format(line.quantity, force_grouping=True),
+    }
     if request.htmx:
         count = line.cart.lines.count()
         return render(
@@ -277,7 +282,7 @@ def cart_line_update(request, customer_id, line_id):
             now=timezone.now(),
             version=data["version"],
         )
-        return f"Updated {line.availability.sku.name}."
+        return gettext("Updated %(offer)s.") % {"offer": line.availability.sku.name}
 
     return _cart_action(request, customer_id, CartLineForm, action, line_id=line_id)
 
@@ -287,7 +292,7 @@ def cart_line_remove(request, customer_id, line_id):
         cart_services.remove_line(
             cart=cart, actor=request.user, line_id=line_id, now=timezone.now(), version=data["version"]
         )
-        return "Removed the line from the cart."
+        return gettext("Removed the line from the cart.")
 
     return _cart_action(request, customer_id, VersionForm, action, line_id=line_id)
 
@@ -297,13 +302,19 @@ def cart_reseller(request, customer_id):
         cart = cart_services.set_reseller(
             cart=cart, actor=request.user, reseller_id=data["reseller"], now=timezone.now(), version=data["version"]
         )
-        message = (
-            f"Reseller set to {cart.reseller.name}." if cart.reseller else "No indirect reseller for this purchase."
-        )
-        if cart.removed_additional:
-            names = ", ".join(p.name for p in cart.removed_additional)
-            message += f" Removed from the additional resellers: {names}."
-        return message
+        names = gettext(", ").join(p.name for p in cart.removed_additional)
+        if cart.reseller and names:
+            return gettext("Reseller set to %(reseller)s. Removed from the additional resellers: %(names)s.") % {
+                "reseller": cart.reseller.name,
+                "names": names,
+            }
+        if cart.reseller:
+            return gettext("Reseller set to %(reseller)s.") % {"reseller": cart.reseller.name}
+        if names:
+            return gettext(
+                "No indirect reseller for this purchase. Removed from the additional resellers: %(names)s."
+            ) % {"names": names}
+        return gettext("No indirect reseller for this purchase.")
 
     return _cart_action(request, customer_id, ResellerForm, action)
 
@@ -317,7 +328,7 @@ def cart_additional_add(request, customer_id):
             now=timezone.now(),
             version=data["version"],
         )
-        return f"Declared {entry.partner.name} as an additional reseller."
+        return gettext("Declared %(partner)s as an additional reseller.") % {"partner": entry.partner.name}
 
     return _cart_action(request, customer_id, AdditionalResellerForm, action)
 
@@ -327,7 +338,7 @@ def cart_additional_remove(request, customer_id, partner_pk):
         cart_services.remove_additional_reseller(
             cart=cart, actor=request.user, partner_pk=partner_pk, now=timezone.now(), version=data["version"]
         )
-        return "Removed the additional reseller."
+        return gettext("Removed the additional reseller.")
 
     return _cart_action(request, customer_id, VersionForm, action)
 
@@ -354,7 +365,7 @@ def cart_purchase(request, customer_id, cart_id):
         )
     except RuleViolations as refused:
         context = _cart_context(request, customer, cart, errors=refused.violations)
-        context["error"] = "Nothing was bought: fix the lines marked below and purchase again."
+        context["error"] = gettext("Nothing was bought: fix the lines marked below and purchase again.")
         return render(request, "catalog/cart.html", context, status=422)
     except RuleViolation as violation:
         return _cart_refused(request, customer, violation.message, violation.status)

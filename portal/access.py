@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext, gettext_lazy
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from catalog.models import Cart, CartAdditionalReseller, CartLine, Order, OrderAdditionalReseller, OrderLine
@@ -37,13 +38,21 @@ ROLES_FOR_ACTION: dict[str, set[str]] = {
     Action.AUTO_RENEW: {Role.ADMIN_AGENT, Role.SALES_AGENT, Role.BILLING_ADMIN},
 }
 
-ACTION_LABELS = {
-    Action.BUY: "buy or change subscriptions",
-    Action.SUSPEND: "suspend or reactivate subscriptions",
-    Action.AUTO_RENEW: "change auto-renew",
+# The refusal of each action to a role without it, a whole sentence per action (a translation can't be pieced
+# together from an action's and the roles' names); each names the roles ROLES_FOR_ACTION lets take it.
+ROLE_REFUSALS = {
+    Action.BUY: gettext_lazy("Your role can't buy or change subscriptions: ask an admin agent or sales agent."),
+    Action.SUSPEND: gettext_lazy(
+        "Your role can't suspend or reactivate subscriptions: ask an admin agent or billing admin or sales agent."
+    ),
+    Action.AUTO_RENEW: gettext_lazy(
+        "Your role can't change auto-renew: ask an admin agent or billing admin or sales agent."
+    ),
 }
 
-RESELLER_NOTICE = "Indirect resellers can't buy or change subscriptions here: contact your indirect provider."
+RESELLER_NOTICE = gettext_lazy(
+    "Indirect resellers can't buy or change subscriptions here: contact your indirect provider."
+)
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,11 @@ class Permission:
 def membership(user) -> Membership:
     """The signed-in user's membership; staff without one see no tenant data."""
     if not user.is_authenticated:
-        raise PermissionDenied("Sign in first.")
+        raise PermissionDenied(gettext("Sign in first."))
     try:
         return user.membership
     except Membership.DoesNotExist:
-        raise PermissionDenied("Your account does not belong to a partner.") from None
+        raise PermissionDenied(gettext("Your account does not belong to a partner.")) from None
 
 
 def partner_of(user) -> Partner:
@@ -74,11 +83,10 @@ def permission(user, action: str) -> Permission:
     member = membership(user)
     if action != Action.VIEW and not member.partner.can_transact:
         # T1: an indirect reseller is read-only.
-        return Permission(False, RESELLER_NOTICE)
+        return Permission(False, str(RESELLER_NOTICE))
     if member.roles & ROLES_FOR_ACTION[action]:
         return Permission(True)
-    needed = " or ".join(sorted(Role(r).label.lower() for r in ROLES_FOR_ACTION[action]))
-    return Permission(False, f"Your role can't {ACTION_LABELS[action]}: ask an {needed}.")
+    return Permission(False, str(ROLE_REFUSALS[action]))
 
 
 def require(user, action: str) -> Membership:
@@ -92,7 +100,7 @@ def require_serves(user, customer: Customer) -> None:
     """T3 in the services too: staff act only on their own partner's customers. The pages and the admin scope
     before they call a service; this holds for any caller that didn't (a script, a future API)."""
     if customer.partner_id != partner_of(user).pk:
-        raise PermissionDenied("This customer is not one of your partner's customers.")
+        raise PermissionDenied(gettext("This customer is not one of your partner's customers."))
 
 
 def customers_for(user):
@@ -164,7 +172,7 @@ def _uuid_or_404(value) -> uuid.UUID:
     try:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except ValueError:
-        raise Http404("No such object.") from None
+        raise Http404(gettext("No such object.")) from None
 
 
 def get_order(user, customer: Customer, order_id) -> Order:
@@ -180,7 +188,7 @@ def check_cart_line(cart: Cart, line_id) -> None:
     """A line of someone else's cart does not exist for this user (404). A line that no longer
     exists at all is left to the service, which answers that the page is stale (409)."""
     if not cart.lines.filter(pk=line_id).exists() and CartLine.objects.filter(pk=line_id).exists():
-        raise Http404("No such cart line.")
+        raise Http404(gettext("No such cart line."))
 
 
 def subscriptions_for(user):

@@ -14,6 +14,9 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.template.loader import render_to_string
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .admin_site import PartnerScopedAdmin, PartnerScopedInline, PartnerStaff
 from .models import EU_EFTA_COUNTRIES, Customer, Membership, Partner, ResellerLink, Role
@@ -31,11 +34,11 @@ def format_utc(value) -> str | None:
 def utc_field(attribute: str, description: str, *, ordering: str | None = None):
     """A list/readonly column showing a datetime attribute (field or property) in UTC.
 
-    Assign it in a ModelAdmin body: ``created_at_utc = utc_field("created_at", "Created")``.
+    Assign it in a ModelAdmin body: ``created_at_utc = utc_field("created_at", _("Created"))``.
     ``ordering`` defaults to the attribute, which must then be a database field.
     """
 
-    @admin.display(description=f"{description} (UTC)", ordering=ordering or attribute)
+    @admin.display(description=format_lazy("{} (UTC)", description), ordering=ordering or attribute)
     def display(model_admin, obj):
         return format_utc(getattr(obj, attribute))
 
@@ -89,7 +92,7 @@ class MembershipForm(forms.ModelForm):
     def clean(self):
         cleaned_data = super().clean()
         if not any(cleaned_data.get(role) for role in ROLE_FIELDS):
-            raise forms.ValidationError("Give the staff member at least one role.")
+            raise forms.ValidationError(_("Give the staff member at least one role."))
         return cleaned_data
 
 
@@ -99,8 +102,8 @@ class MembershipInline(PartnerScopedInline, admin.TabularInline):
     extra = 0
     fields = ("user", *ROLE_FIELDS)
     autocomplete_fields = ("user",)
-    verbose_name = "staff member"
-    verbose_name_plural = "staff members"
+    verbose_name = _("staff member")
+    verbose_name_plural = _("staff members")
 
     def get_queryset(self, request):
         # The parent too: each row's heading is str(membership), which names the partner.
@@ -116,10 +119,10 @@ class ResellerLinkInline(PartnerScopedInline, admin.TabularInline):
     fields = ("reseller", "created_at_utc")
     readonly_fields = ("created_at_utc",)
     autocomplete_fields = ("reseller",)
-    verbose_name = "reseller"
-    verbose_name_plural = "resellers"
+    verbose_name = _("reseller")
+    verbose_name_plural = _("resellers")
 
-    created_at_utc = utc_field("created_at", "Linked")
+    created_at_utc = utc_field("created_at", _("Linked"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("provider", "reseller")
@@ -133,10 +136,10 @@ class ProviderLinkInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularI
     extra = 0
     fields = ("provider", "created_at_utc")
     readonly_fields = ("provider", "created_at_utc")
-    verbose_name = "indirect provider"
-    verbose_name_plural = "indirect providers (edit the link on the provider)"
+    verbose_name = _("indirect provider")
+    verbose_name_plural = _("indirect providers (edit the link on the provider)")
 
-    created_at_utc = utc_field("created_at", "Linked")
+    created_at_utc = utc_field("created_at", _("Linked"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("provider", "reseller")
@@ -164,11 +167,11 @@ class PartnerAdmin(PartnerScopedAdmin):
             )
         )
 
-    @admin.display(description="Customers", ordering="_customer_count")
+    @admin.display(description=_("Customers"), ordering="_customer_count")
     def customer_count(self, obj):
         return obj._customer_count
 
-    @admin.display(description="Staff", ordering="_staff_count")
+    @admin.display(description=_("Staff"), ordering="_staff_count")
     def staff_count(self, obj):
         return obj._staff_count
 
@@ -206,7 +209,7 @@ class ResellerLinkAdmin(PartnerScopedAdmin):
     readonly_fields = ("created_at_utc",)
     fields = ("provider", "reseller", "created_at_utc")
 
-    created_at_utc = utc_field("created_at", "Linked")
+    created_at_utc = utc_field("created_at", _("Linked"))
 
 
 @admin.register(Membership)
@@ -238,15 +241,15 @@ class MembershipAdmin(PartnerScopedAdmin):
     def partner_staff_may_change(self, request, partner):
         return Role.ADMIN_AGENT in request.user.membership.roles
 
-    @admin.display(description="Roles")
+    @admin.display(description=_("Roles"))
     def roles(self, obj):
-        return ", ".join(obj.role_labels) or None
+        return gettext(", ").join(obj.role_labels) or None
 
-    @admin.display(description="Email", ordering="user__email")
+    @admin.display(description=_("Email"), ordering="user__email")
     def user_email(self, obj):
         return obj.user.email or None
 
-    @admin.display(description="Active", boolean=True, ordering="user__is_active")
+    @admin.display(description=_("Active"), boolean=True, ordering="user__is_active")
     def user_is_active(self, obj):
         return obj.user.is_active
 
@@ -255,11 +258,11 @@ class MembershipAdmin(PartnerScopedAdmin):
 
 
 class EuEftaListFilter(admin.SimpleListFilter):
-    title = "EU/EFTA"
+    title = _("EU/EFTA")
     parameter_name = "eu_efta"
 
     def lookups(self, request, model_admin):
-        return [("yes", "EU/EFTA"), ("no", "Outside EU/EFTA")]
+        return [("yes", _("EU/EFTA")), ("no", _("Outside EU/EFTA"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -293,14 +296,14 @@ class CustomerAdmin(PartnerScopedAdmin):
     date_hierarchy = "created_at"
     fieldsets = (
         (None, {"fields": ("company_name", "domain", "segment", "billing_country", "is_eu_efta")}),
-        ("Partner", {"fields": ("partner", "reseller")}),
-        ("Identifiers", {"fields": ("id", "tenant_id", "created_at_utc")}),
+        (_("Partner"), {"fields": ("partner", "reseller")}),
+        (_("Identifiers"), {"fields": ("id", "tenant_id", "created_at_utc")}),
     )
     readonly_fields = ("id", "is_eu_efta", "created_at_utc")
 
-    created_at_utc = utc_field("created_at", "Created")
+    created_at_utc = utc_field("created_at", _("Created"))
 
-    @admin.display(description="EU/EFTA", boolean=True)
+    @admin.display(description=_("EU/EFTA"), boolean=True)
     def is_eu_efta(self, obj):
         # T4: derived from the billing country, never typed in.
         return obj.is_eu_efta if obj.billing_country else None

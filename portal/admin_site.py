@@ -19,6 +19,7 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 from . import access
 
@@ -238,9 +239,9 @@ class PartnerScopedInline(admin.options.InlineModelAdmin):
 
 
 class PortalAdminSite(admin.AdminSite):
-    site_header = "CSP Portal administration"
-    site_title = "CSP Portal admin"
-    index_title = "Partners, catalog and subscriptions"
+    site_header = _("CSP Portal administration")
+    site_title = _("CSP Portal admin")
+    index_title = _("Partners, catalog and subscriptions")
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Every admin is scoped: one registered without PartnerScopedAdmin is wrapped in it, operator-only."""

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.utils.translation import gettext_lazy as _
 
 
 class PortalConfig(AppConfig):
     name = "portal"
-    verbose_name = "Partners and customers"
+    verbose_name = _("Partners and customers")
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

@@ -9,6 +9,8 @@ from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from catalog.cart import resolve_reseller
 from portal.access import Action, require
@@ -20,11 +22,11 @@ DOMAIN_SUFFIX = ".onmicrosoft.com"
 # What Microsoft allows before ".onmicrosoft.com": lowercase letters, digits and hyphens, 1 to 27 of them; a hyphen
 # can't start or end it (it is a DNS label).
 DOMAIN_PREFIX = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,25}[a-z0-9])?")
-DOMAIN_FORMAT = (
+DOMAIN_FORMAT = gettext_lazy(
     "Enter the part before .onmicrosoft.com: 1 to 27 lowercase letters, digits or hyphens, not starting or "
     "ending with a hyphen (such as contoso)."
 )
-ATTESTATION_NEEDED = "Confirm that the customer has accepted the Microsoft Customer Agreement."
+ATTESTATION_NEEDED = gettext_lazy("Confirm that the customer has accepted the Microsoft Customer Agreement.")
 
 
 class CustomerExists(RuleViolation):
@@ -41,7 +43,7 @@ def domain_for(prefix: str) -> str:
     checked for Microsoft's format; else RuleViolation."""
     prefix = (prefix or "").strip().lower().removesuffix(DOMAIN_SUFFIX)
     if not DOMAIN_PREFIX.fullmatch(prefix):
-        raise RuleViolation("T4", DOMAIN_FORMAT, field="domain_prefix")
+        raise RuleViolation("T4", str(DOMAIN_FORMAT), field="domain_prefix")
     return prefix + DOMAIN_SUFFIX
 
 
@@ -51,17 +53,21 @@ def domain_refusal(partner, domain: str) -> CustomerExists | None:
     this partner's customer by accepting a relationship request (TF1), which the page links to."""
     own = Customer.objects.filter(partner=partner, domain__iexact=domain).order_by("created_at", "pk").first()
     if own is not None:
-        return CustomerExists(f"{domain} is already your customer {own.company_name}.", customer=own)
+        return CustomerExists(
+            gettext("%(domain)s is already your customer %(customer)s.")
+            % {"domain": domain, "customer": own.company_name},
+            customer=own,
+        )
     if Customer.objects.filter(domain__iexact=domain).exists():
         return CustomerExists(taken_message(domain))
     return None
 
 
 def taken_message(domain: str) -> str:
-    return (
-        f"{domain} is already in use. If it is the customer's existing Microsoft tenant, send the customer a "
+    return gettext(
+        "%(domain)s is already in use. If it is the customer's existing Microsoft tenant, send the customer a "
         "relationship request instead: once it accepts, it is listed among your customers."
-    )
+    ) % {"domain": domain}
 
 
 def add_customer(
@@ -94,14 +100,20 @@ def add_customer(
     partner = member.partner
     domain = domain_for(domain_prefix)
     if billing_country not in COUNTRY_NAMES:
-        raise RuleViolation("T4", "Choose the customer's billing country from the list.", field="billing_country")
+        raise RuleViolation(
+            "T4", gettext("Choose the customer's billing country from the list."), field="billing_country"
+        )
     if not mca_accepted:
         raise RuleViolation("T4", ATTESTATION_NEEDED, field="mca_accepted")
     if mca_accepted_on is None:
-        raise RuleViolation("T4", "Enter the date the customer accepted the agreement.", field="mca_accepted_on")
+        raise RuleViolation(
+            "T4", gettext("Enter the date the customer accepted the agreement."), field="mca_accepted_on"
+        )
     if mca_accepted_on > now.date():
         raise RuleViolation(
-            "T4", "The date the customer accepted the agreement can't be in the future (UTC).", field="mca_accepted_on"
+            "T4",
+            gettext("The date the customer accepted the agreement can't be in the future (UTC)."),
+            field="mca_accepted_on",
         )
     reseller = resolve_reseller(partner, reseller_id)
     customer = Customer(
@@ -148,7 +160,9 @@ def add_customer(
             at=now,
             customer=customer,
             action="customer.created",
-            summary=f"Customer {customer.company_name} ({domain}) added, billed in {customer.country_name}",
+            summary=_english(
+                "Customer {} ({}) added, billed in {}", customer.company_name, domain, customer.country_name
+            ),
             after={
                 "company_name": customer.company_name,
                 "domain": domain,
@@ -163,10 +177,19 @@ def add_customer(
     return customer
 
 
+def _english(template: str, *names) -> str:
+    """An audit summary in English whatever the actor's language: it is stored, and read back by everyone (the
+    activity page shows it as written)."""
+    with translation.override("en"):
+        return template.format(*(str(name) for name in names))
+
+
 def _made_already(partner, created_from) -> CustomerExists:
     made = Customer.objects.filter(partner=partner, created_from=created_from).first()
     return CustomerExists(
-        "This customer was already added from this page. Nothing was added a second time.", customer=made, conflict=True
+        gettext("This customer was already added from this page. Nothing was added a second time."),
+        customer=made,
+        conflict=True,
     )
 
 
@@ -177,5 +200,9 @@ def _check_fields(customer: Customer) -> None:
         customer.full_clean(exclude=["partner", "reseller", "mca_attested_by", "tenant_id"], validate_constraints=False)
     except ValidationError as error:
         field, messages = next(iter(error.message_dict.items()))
-        name = Customer._meta.get_field(field).verbose_name if field != "__all__" else "A field"
-        raise RuleViolation("T4", f"{str(name)[:1].upper()}{str(name)[1:]}: {messages[0]}", field=field) from None
+        name = str(Customer._meta.get_field(field).verbose_name if field != "__all__" else gettext("A field"))
+        raise RuleViolation(
+            "T4",
+            gettext("%(field)s: %(error)s") % {"field": name[:1].upper() + name[1:], "error": messages[0]},
+            field=field,
+        ) from None

@@ -1,6 +1,6 @@
 """The demo: partners, staff, customers, a realistic catalog and subscriptions in every state.
 
-`manage.py seed_demo` calls `seed_demo(now=...)` once; the sign-in page lists `DEMO_SIGN_INS`
+`manage.py seed_demo` calls `seed_demo(now=...)` once; the sign-in page lists `demo_sign_ins()`
 when PORTAL_DEMO is on.
 
 Every purchase goes through the real cart, checkout and fulfillment services with `now` set in
@@ -27,6 +27,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 from django_tasks_db.models import DBTaskResult
 
 from catalog.alignment import renewal_alignment_options
@@ -152,22 +153,24 @@ ROLE_FIELDS = {
 
 def _roles_label(user: UserSpec) -> str:
     if user.admin is AdminAccess.OPERATOR:
-        return "Django admin (/admin/): every partner and the catalog"
-    label = ", ".join(Role(role).label for role in user.roles)
+        return gettext("Django admin (/admin/): every partner and the catalog")
+    # A list of role names, as the user menu shows them (Membership.role_labels).
+    label = gettext(", ").join(str(Role(role).label) for role in user.roles)
     if user.admin is AdminAccess.PARTNER:
-        return f"{label} + Django admin (this partner's records only)"
+        return gettext("%(roles)s + Django admin (this partner's records only)") % {"roles": label}
     return label
 
 
-# What the sign-in page shows in the demo (portal/views.py).
-DEMO_SIGN_INS = [
-    {
-        "username": u.username,
-        "partner": PARTNERS[u.partner].name if u.partner else "Platform operator (no partner)",
-        "roles": _roles_label(u),
-    }
-    for u in USERS
-]
+def demo_sign_ins() -> list[dict]:
+    """What the sign-in page shows in the demo (portal/views.py), in the active language."""
+    return [
+        {
+            "username": u.username,
+            "partner": PARTNERS[u.partner].name if u.partner else gettext("Platform operator (no partner)"),
+            "roles": _roles_label(u),
+        }
+        for u in USERS
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1128,7 +1131,7 @@ def discard_queued_tasks(*, order_ids: set[int]) -> None:
 
 __all__ = [
     "DEMO_PASSWORD",
-    "DEMO_SIGN_INS",
+    "demo_sign_ins",
     "DIRECT_BILL_PARTNER_ID",
     "build_catalog",
     "ensure_offer",

@@ -2,6 +2,7 @@
 open with any query string is never an error page)."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import COUNTRY_CHOICES, Customer
 
@@ -17,8 +18,8 @@ class SearchField(forms.CharField):
 class CustomerListForm(forms.Form):
     # The top bar's search too: a customer's name, domain or id, a subscription's friendly name or id
     q = SearchField(max_length=200, required=False)
-    segment = forms.ChoiceField(choices=[("", "All segments"), *Customer.Segment.choices], required=False)
-    country = forms.ChoiceField(choices=[("", "All countries"), *COUNTRY_CHOICES], required=False)
+    segment = forms.ChoiceField(choices=[("", _("All segments")), *Customer.Segment.choices], required=False)
+    country = forms.ChoiceField(choices=[("", _("All countries")), *COUNTRY_CHOICES], required=False)
     # (The page number is the paginator's to read: portal.pagination.ClampedPaginator, a page whatever is asked.)
 
     def values(self) -> dict:

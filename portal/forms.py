@@ -10,14 +10,17 @@ from datetime import date
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.formats import number_format
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from portal.errors import RuleViolation
 
 MAX_QUANTITY_INPUT = 1_000_000
 # Past any 64-bit count; and int() of thousands of digits is slow or refused (a ValueError past 4,300).
 MAX_DIGITS = 18
-NOT_A_QUANTITY = "Enter the number of licenses as a whole number of at least 1."
+NOT_A_QUANTITY = _("Enter the number of licenses as a whole number of at least 1.")
 
 
 def whole_number(raw) -> int | None:
@@ -37,8 +40,8 @@ class QuantityField(forms.Field):
     default_error_messages = {
         "required": NOT_A_QUANTITY,
         "invalid": NOT_A_QUANTITY,
-        "too_long": "That is more licenses than any offer allows.",
-        "too_many": "%(value)s licenses is more than any offer allows.",
+        "too_long": _("That is more licenses than any offer allows."),
+        "too_many": _("%(value)s licenses is more than any offer allows."),
     }
 
     def to_python(self, value):
@@ -53,7 +56,11 @@ class QuantityField(forms.Field):
         if number < 1:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         if number > MAX_QUANTITY_INPUT:
-            raise ValidationError(self.error_messages["too_many"], code="too_many", params={"value": f"{number:,}"})
+            raise ValidationError(
+                self.error_messages["too_many"],
+                code="too_many",
+                params={"value": number_format(number, force_grouping=True)},
+            )
         return number
 
     def widget_attrs(self, widget):
@@ -65,7 +72,7 @@ class IdField(forms.Field):
     pick is the service's answer."""
 
     widget = forms.HiddenInput
-    default_error_messages = {"invalid": "Choose one of the listed options."}
+    default_error_messages = {"invalid": _("Choose one of the listed options.")}
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -83,13 +90,16 @@ class TextField(forms.CharField):
     def __init__(self, *, what: str, **kwargs):
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
-        self.error_messages["null_characters_not_allowed"] = f"{what} contains a character that is not allowed (NUL)."
+        # Lazy: a form's fields are made at import, before any language is active.
+        self.error_messages["null_characters_not_allowed"] = format_lazy(
+            _("{what} contains a character that is not allowed (NUL)."), what=what
+        )
 
 
 class IsoDateField(forms.Field):
     """A date as YYYY-MM-DD (what a date <select> or <input type="date"> sends); the refusal quotes what was sent."""
 
-    default_error_messages = {"invalid": "%(value)s is not a date (YYYY-MM-DD)."}
+    default_error_messages = {"invalid": _("%(value)s is not a date (YYYY-MM-DD).")}
 
     def to_python(self, value):
         text = str(value if value is not None else "").strip()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 # T4: the customer's EU/EFTA flag is derived from its billing country, never typed in.
 EU_EFTA_COUNTRIES = frozenset(
@@ -13,52 +14,53 @@ EU_EFTA_COUNTRIES = frozenset(
     "IS LI NO CH".split()  # EFTA
 )
 
+# Listed by English name, the order of the country lists (sorting the lazy names would translate them at import).
 COUNTRY_NAMES = {
-    "AT": "Austria",
-    "BE": "Belgium",
-    "CH": "Switzerland",
-    "DE": "Germany",
-    "DK": "Denmark",
-    "ES": "Spain",
-    "FI": "Finland",
-    "FR": "France",
-    "IE": "Ireland",
-    "IT": "Italy",
-    "NL": "Netherlands",
-    "NO": "Norway",
-    "PL": "Poland",
-    "PT": "Portugal",
-    "SE": "Sweden",
-    "GB": "United Kingdom",
-    "US": "United States",
-    "CA": "Canada",
-    "AU": "Australia",
-    "JP": "Japan",
-    "BR": "Brazil",
-    "IN": "India",
-    "SG": "Singapore",
-    "TW": "Taiwan",
-    "ZA": "South Africa",
-    "MX": "Mexico",
-    "NZ": "New Zealand",
-    "IS": "Iceland",
-    "LI": "Liechtenstein",
-    "LU": "Luxembourg",
-    "BG": "Bulgaria",
-    "HR": "Croatia",
-    "CY": "Cyprus",
-    "CZ": "Czechia",
-    "EE": "Estonia",
-    "GR": "Greece",
-    "HU": "Hungary",
-    "LV": "Latvia",
-    "LT": "Lithuania",
-    "MT": "Malta",
-    "RO": "Romania",
-    "SK": "Slovakia",
-    "SI": "Slovenia",
+    "AU": _("Australia"),
+    "AT": _("Austria"),
+    "BE": _("Belgium"),
+    "BR": _("Brazil"),
+    "BG": _("Bulgaria"),
+    "CA": _("Canada"),
+    "HR": _("Croatia"),
+    "CY": _("Cyprus"),
+    "CZ": _("Czechia"),
+    "DK": _("Denmark"),
+    "EE": _("Estonia"),
+    "FI": _("Finland"),
+    "FR": _("France"),
+    "DE": _("Germany"),
+    "GR": _("Greece"),
+    "HU": _("Hungary"),
+    "IS": _("Iceland"),
+    "IN": _("India"),
+    "IE": _("Ireland"),
+    "IT": _("Italy"),
+    "JP": _("Japan"),
+    "LV": _("Latvia"),
+    "LI": _("Liechtenstein"),
+    "LT": _("Lithuania"),
+    "LU": _("Luxembourg"),
+    "MT": _("Malta"),
+    "MX": _("Mexico"),
+    "NL": _("Netherlands"),
+    "NZ": _("New Zealand"),
+    "NO": _("Norway"),
+    "PL": _("Poland"),
+    "PT": _("Portugal"),
+    "RO": _("Romania"),
+    "SG": _("Singapore"),
+    "SK": _("Slovakia"),
+    "SI": _("Slovenia"),
+    "ZA": _("South Africa"),
+    "ES": _("Spain"),
+    "SE": _("Sweden"),
+    "CH": _("Switzerland"),
+    "TW": _("Taiwan"),
+    "GB": _("United Kingdom"),
+    "US": _("United States"),
 }
-COUNTRY_CHOICES = sorted(COUNTRY_NAMES.items(), key=lambda item: item[1])
+COUNTRY_CHOICES = list(COUNTRY_NAMES.items())
 
 
 def is_eu_efta(country: str) -> bool:
@@ -69,24 +71,31 @@ class Partner(models.Model):
     """A CSP partner organisation (T1)."""
 
     class Kind(models.TextChoices):
-        DIRECT_BILL = "direct_bill", "Direct-bill partner"
-        INDIRECT_PROVIDER = "indirect_provider", "Indirect provider"
-        INDIRECT_RESELLER = "indirect_reseller", "Indirect reseller"
+        DIRECT_BILL = "direct_bill", _("Direct-bill partner")
+        INDIRECT_PROVIDER = "indirect_provider", _("Indirect provider")
+        INDIRECT_RESELLER = "indirect_reseller", _("Indirect reseller")
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(_("name"), max_length=200)
     partner_id = models.CharField(
-        "PartnerID", max_length=20, unique=True, help_text="Partner Center's PartnerID (MPN ID)."
+        _("PartnerID"), max_length=20, unique=True, help_text=_("Partner Center's PartnerID (MPN ID).")
     )
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    country = models.CharField(_("country"), max_length=2, choices=COUNTRY_CHOICES)
     mpa_signed = models.BooleanField(
-        "MPA signed", default=True, help_text="Has signed the Microsoft Partner Agreement."
+        _("MPA signed"), default=True, help_text=_("Has signed the Microsoft Partner Agreement.")
     )
     resellers = models.ManyToManyField(
-        "self", through="ResellerLink", symmetrical=False, related_name="providers", blank=True
+        "self",
+        through="ResellerLink",
+        symmetrical=False,
+        related_name="providers",
+        blank=True,
+        verbose_name=_("resellers"),
     )
 
     class Meta:
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -114,11 +123,17 @@ class Partner(models.Model):
 class ResellerLink(models.Model):
     """An indirect provider's relationship with one of its indirect resellers."""
 
-    provider = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="reseller_links")
-    reseller = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="provider_links")
-    created_at = models.DateTimeField(auto_now_add=True)
+    provider = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="reseller_links", verbose_name=_("provider")
+    )
+    reseller = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="provider_links", verbose_name=_("reseller")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("reseller link")
+        verbose_name_plural = _("reseller links")
         constraints = [models.UniqueConstraint(fields=["provider", "reseller"], name="unique_reseller_link")]
 
     def __str__(self) -> str:
@@ -126,26 +141,32 @@ class ResellerLink(models.Model):
 
 
 class Role(models.TextChoices):
-    ADMIN_AGENT = "admin_agent", "Admin agent"
-    SALES_AGENT = "sales_agent", "Sales agent"
-    BILLING_ADMIN = "billing_admin", "Billing admin"
-    SUPPORT_AGENT = "support_agent", "Support agent"
+    ADMIN_AGENT = "admin_agent", _("Admin agent")
+    SALES_AGENT = "sales_agent", _("Sales agent")
+    BILLING_ADMIN = "billing_admin", _("Billing admin")
+    SUPPORT_AGENT = "support_agent", _("Support agent")
 
 
 class Membership(models.Model):
     """A staff user's place in exactly one partner, with one or more roles (T2)."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="memberships")
-    is_admin_agent = models.BooleanField("admin agent", default=False)
-    is_sales_agent = models.BooleanField("sales agent", default=False)
-    is_billing_admin = models.BooleanField("billing admin", default=False)
-    is_support_agent = models.BooleanField("support agent", default=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership", verbose_name=_("user")
+    )
+    partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("partner")
+    )
+    is_admin_agent = models.BooleanField(_("admin agent"), default=False)
+    is_sales_agent = models.BooleanField(_("sales agent"), default=False)
+    is_billing_admin = models.BooleanField(_("billing admin"), default=False)
+    is_support_agent = models.BooleanField(_("support agent"), default=False)
     # The language the portal speaks to this person (a code of settings.LANGUAGES); blank follows the browser's
     # Accept-Language (portal.middleware). Read from the row the sign-in backend loads anyway: no extra query.
-    language = models.CharField("language", max_length=10, blank=True, default="", choices=settings.LANGUAGES)
+    language = models.CharField(_("language"), max_length=10, blank=True, default="", choices=settings.LANGUAGES)
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [
             models.CheckConstraint(
                 condition=Q(is_admin_agent=True)
@@ -174,63 +195,68 @@ class Membership(models.Model):
 
     @property
     def role_labels(self) -> list[str]:
-        return [Role(r).label for r in sorted(self.roles)]
+        # Text in the active language (the user menu joins them; a lazy label can't be joined).
+        return [str(Role(r).label) for r in sorted(self.roles)]
 
 
 class Customer(models.Model):
     """A customer tenant served by one partner (T4)."""
 
     class Segment(models.TextChoices):
-        COMMERCIAL = "commercial", "Commercial"
-        EDUCATION = "education", "Education"
-        GOVERNMENT = "government", "Government"
-        NONPROFIT = "nonprofit", "Nonprofit"
+        COMMERCIAL = "commercial", _("Commercial")
+        EDUCATION = "education", _("Education")
+        GOVERNMENT = "government", _("Government")
+        NONPROFIT = "nonprofit", _("Nonprofit")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers", verbose_name=_("partner"))
     reseller = models.ForeignKey(
         Partner,
         on_delete=models.PROTECT,
         related_name="resold_customers",
         null=True,
         blank=True,
-        help_text="Reseller of record, for customers an indirect provider serves through a reseller.",
+        help_text=_("Reseller of record, for customers an indirect provider serves through a reseller."),
+        verbose_name=_("reseller"),
     )
     # The customer's directory tenant: the same organisation may also buy through other partners,
     # and limits that count "with every partner" (K7) count across this id.
-    tenant_id = models.UUIDField(default=uuid.uuid4, db_index=True)
-    company_name = models.CharField(max_length=200)
-    domain = models.CharField(max_length=200, blank=True)
-    segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.COMMERCIAL)
-    billing_country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
-    created_at = models.DateTimeField(auto_now_add=True)
+    tenant_id = models.UUIDField(_("tenant id"), default=uuid.uuid4, db_index=True)
+    company_name = models.CharField(_("company name"), max_length=200)
+    domain = models.CharField(_("domain"), max_length=200, blank=True)
+    segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices, default=Segment.COMMERCIAL)
+    billing_country = models.CharField(_("billing country"), max_length=2, choices=COUNTRY_CHOICES)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     # Added in the portal ("Add customer", portal.customers): the address, the contact and the Microsoft Customer
     # Agreement's acceptance as the partner attested it. Blank for the customers that came before (the seed's).
-    address_line1 = models.CharField("address line 1", max_length=100, blank=True)
-    address_line2 = models.CharField("address line 2", max_length=100, blank=True)
-    city = models.CharField(max_length=100, blank=True)
-    state = models.CharField("state or region", max_length=100, blank=True)
-    postal_code = models.CharField(max_length=20, blank=True)
-    contact_first_name = models.CharField("contact's first name", max_length=100, blank=True)
-    contact_last_name = models.CharField("contact's last name", max_length=100, blank=True)
-    contact_email = models.EmailField("contact's e-mail", blank=True)
-    contact_phone = models.CharField("contact's phone", max_length=30, blank=True)
-    mca_accepted_by_name = models.CharField("MCA accepted by (name)", max_length=200, blank=True)
-    mca_accepted_by_email = models.EmailField("MCA accepted by (e-mail)", blank=True)
-    mca_accepted_on = models.DateField("MCA accepted on", null=True, blank=True)
+    address_line1 = models.CharField(_("address line 1"), max_length=100, blank=True)
+    address_line2 = models.CharField(_("address line 2"), max_length=100, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    state = models.CharField(_("state or region"), max_length=100, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    contact_first_name = models.CharField(_("contact's first name"), max_length=100, blank=True)
+    contact_last_name = models.CharField(_("contact's last name"), max_length=100, blank=True)
+    contact_email = models.EmailField(_("contact's e-mail"), blank=True)
+    contact_phone = models.CharField(_("contact's phone"), max_length=30, blank=True)
+    mca_accepted_by_name = models.CharField(_("MCA accepted by (name)"), max_length=200, blank=True)
+    mca_accepted_by_email = models.EmailField(_("MCA accepted by (e-mail)"), blank=True)
+    mca_accepted_on = models.DateField(_("MCA accepted on"), null=True, blank=True)
     mca_attested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
-        help_text="The partner's staff member who attested the customer's acceptance.",
+        help_text=_("The partner's staff member who attested the customer's acceptance."),
+        verbose_name=_("mca attested by"),
     )
-    mca_attested_at = models.DateTimeField("MCA attested at (UTC)", null=True, blank=True)
+    mca_attested_at = models.DateTimeField(_("MCA attested at (UTC)"), null=True, blank=True)
     # The "Add customer" form's id, drawn with the page: submitted twice, it adds one customer (portal.customers).
-    created_from = models.UUIDField(null=True, blank=True, editable=False)
+    created_from = models.UUIDField(_("created from"), null=True, blank=True, editable=False)
 
     class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
         ordering = ["company_name"]
         constraints = [
             # A form adds one customer however often it is submitted (portal.customers.add_customer).

@@ -8,10 +8,36 @@ a time-out) the first acts and the second finds a newer version and is refused w
 """
 
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from .errors import RuleViolation
 
 MAX_VERSION = 2**31 - 1  # a PositiveIntegerField on every backend
+
+# The objects a refusal names (the callers' `noun`), each translated as a word: the sentences below take it as a
+# named placeholder. A noun not listed here is shown as the caller wrote it.
+NOUNS = {
+    "page": pgettext_lazy("the object a stale change names", "page"),
+    "form": pgettext_lazy("the object a stale change names", "form"),
+    "cart": pgettext_lazy("the object a stale change names", "cart"),
+    "subscription": pgettext_lazy("the object a stale change names", "subscription"),
+    "transfer request": pgettext_lazy("the object a stale change names", "transfer request"),
+}
+UNMATCHED = gettext_lazy(
+    "This %(noun)s couldn't be matched to the page it was sent from: reload the page and try again. Nothing was "
+    "changed."
+)
+CHANGED = gettext_lazy(
+    "This %(noun)s changed since you opened the page. Nothing was done: review it as it is now and try again."
+)
+CHANGED_BY = gettext_lazy(
+    "This %(noun)s changed since you opened the page: %(change)s. Nothing was done: review it as it is now and try "
+    "again."
+)
+
+
+def noun_text(noun: str) -> str:
+    return str(NOUNS.get(noun, noun))
 
 
 class StaleVersion(RuleViolation):
@@ -33,10 +59,7 @@ def parse_version(raw, *, noun: str = "page") -> int:
     text = str(raw if raw is not None else "").strip()
     if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_VERSION:
         return int(text)
-    raise StaleVersion(
-        f"This {noun} couldn't be matched to the page it was sent from: reload the page and try "
-        "again. Nothing was changed."
-    )
+    raise StaleVersion(UNMATCHED % {"noun": noun_text(noun)})
 
 
 def lock_version(
@@ -58,7 +81,7 @@ def lock_version(
     # joined to what the row points to would, on PostgreSQL, find nothing once a concurrent change committed a
     # new pointer (an upgrade's new SKU), as it re-checks the join against the rows it read before waiting.
     if not model._default_manager.filter(pk=pk).update(version=models.F("version") + 1):
-        raise model.DoesNotExist(f"No {noun} {pk}.")
+        raise model.DoesNotExist(gettext("No %(noun)s %(pk)s.") % {"noun": noun_text(noun), "pk": pk})
     obj = queryset.get(pk=pk)  # the locked row, as now committed, with what it points to
     if authorize is not None:
         authorize(obj)
@@ -73,10 +96,9 @@ def check_version(obj, version: int | str | None, *, noun: str, last_change=None
         version = parse_version(version, noun=noun)
     if version is not None and version != obj.version:
         changed = last_change(obj) if last_change else ""
-        raise StaleVersion(
-            f"This {noun} changed since you opened the page{': ' + changed if changed else ''}. "
-            "Nothing was done: review it as it is now and try again."
-        )
+        if changed:
+            raise StaleVersion(CHANGED_BY % {"noun": noun_text(noun), "change": changed})
+        raise StaleVersion(CHANGED % {"noun": noun_text(noun)})
 
 
 def bump_version(obj) -> None:

@@ -11,6 +11,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.formats import number_format
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.cart import reseller_refusal
@@ -20,7 +21,7 @@ from subscriptions.states import LIVE_STATUSES
 
 from . import access, customers
 from .customer_forms import AddCustomerForm
-from .demo import DEMO_PASSWORD, DEMO_SIGN_INS
+from .demo import DEMO_PASSWORD, demo_sign_ins
 from .errors import RuleViolation
 from .filters import CustomerListForm
 from .forms import LanguageForm, next_url, refuse
@@ -48,7 +49,7 @@ class SignInView(_SafeNext, auth_views.LoginView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         if settings.DEMO_MODE:
-            context["demo_sign_ins"] = DEMO_SIGN_INS
+            context["demo_sign_ins"] = demo_sign_ins()
             context["demo_password"] = DEMO_PASSWORD
         return context
 
@@ -164,7 +165,7 @@ def customer_list(request):
         "segments": Customer.Segment.choices,
         "countries": [(c, COUNTRY_NAMES.get(c, c)) for c in countries],
         "count_bound": selectors.COUNT_BOUND,  # a live count above it reads "1,000+" (listed_customers)
-        "count_bound_label": f"{selectors.COUNT_BOUND:,}+",
+        "count_bound_label": f"{number_format(selectors.COUNT_BOUND, force_grouping=True)}+",
         "can_buy": access.permission(request.user, access.Action.BUY),  # "Add customer" (T2)
     }
     template = (

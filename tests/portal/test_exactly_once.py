@@ -67,6 +67,7 @@ READ_ONLY = {
 EXEMPT = {
     "portal:login": "signs in: a second sign-in is a new session, not a second change",
     "portal:logout": "signs out: doing it twice leaves the same state",
+    "portal:language-set": "sets the language: choosing it twice leaves the same choice (tests/portal/test_language)",
     "api:token-list": "makes a token: a second submit of the form is refused by its version (tests/api)",
     "api:token-revoke": "revokes a token: revoking it again changes nothing (tests/api)",
     "api:webhook-list": "adds an endpoint: a second submit of the form is refused by its form id (tests/api)",

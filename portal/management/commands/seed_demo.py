@@ -32,9 +32,10 @@ class Command(BaseCommand):
                 )
             )
         self.stdout.write(f"\nDemo sign-ins (password {demo.DEMO_PASSWORD}):")
-        width = max(len(s["username"]) for s in demo.DEMO_SIGN_INS)
-        partner_width = max(len(s["partner"]) for s in demo.DEMO_SIGN_INS)
-        for sign_in in demo.DEMO_SIGN_INS:
+        sign_ins = demo.demo_sign_ins()
+        width = max(len(s["username"]) for s in sign_ins)
+        partner_width = max(len(s["partner"]) for s in sign_ins)
+        for sign_in in sign_ins:
             self.stdout.write(
                 f"  {sign_in['username']:<{width}}  {sign_in['partner']:<{partner_width}}  {sign_in['roles']}"
             )
