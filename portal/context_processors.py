@@ -1,4 +1,5 @@
 from .access import RESELLER_NOTICE
+from .forms import LanguageForm
 
 
 def portal(request):
@@ -6,4 +7,5 @@ def portal(request):
     membership = None
     if user is not None and user.is_authenticated:
         membership = getattr(user, "membership", None) if hasattr(user, "membership") else None
-    return {"membership": membership, "reseller_notice": RESELLER_NOTICE}
+    # The user menu's and the sign-in page's choice of language (portal/language_menu.html).
+    return {"membership": membership, "reseller_notice": RESELLER_NOTICE, "language_form": LanguageForm()}

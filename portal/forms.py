@@ -181,4 +181,9 @@ class LanguageForm(forms.Form):
     """The user menu's and the sign-in page's choice of language: a code of settings.LANGUAGES, or blank to follow
     the browser again. Anything else is refused (the view answers 400 and saves nothing)."""
 
-    language = forms.ChoiceField(choices=[("", "")] + list(settings.LANGUAGES), required=False)
+    # Each language is named in its own words (settings.LANGUAGES, not translated); blank follows the browser.
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=[("", _("Use the browser's language")), *settings.LANGUAGES],
+        required=False,
+    )
