@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, JsonResponse
 from django.utils import timezone
+from django.utils.translation import gettext
 from ninja import Query, Router
 from ninja.errors import HttpError
 from pydantic import BaseModel, Field, field_validator
@@ -389,7 +390,7 @@ def load_cart(request, customer_id: str, cart_id: str, *, action: str | None = N
     if action is not None:
         access.require(request.user, action)
     if not NUMBER.fullmatch(cart_id):
-        raise Http404("No such cart.")
+        raise Http404(gettext("No such cart."))
     cart = access.get_cart(request.user, customer, int(cart_id))
     cart.customer = customer  # the same row, already read: the rules read it
     return cart
@@ -398,7 +399,7 @@ def load_cart(request, customer_id: str, cart_id: str, *, action: str | None = N
 def order_pk(order_id: str) -> int:
     found = ORDER_NUMBER.fullmatch(order_id)
     if not found:
-        raise Http404("No such order.")
+        raise Http404(gettext("No such order."))
     return int(found.group(1))
 
 
@@ -608,8 +609,11 @@ router = Router(tags=["carts and orders"])
 def already_open(cart: Cart) -> JsonResponse:
     return errors.plain(
         409,
-        f"You already have an open cart for this customer ({cart.pk}): change it with PUT, check it out, or let it "
-        "expire (a staff member has one open cart per customer).",
+        gettext(
+            "You already have an open cart for this customer (%(cart)s): change it with PUT, check it out, or let it "
+            "expire (a staff member has one open cart per customer)."
+        )
+        % {"cart": cart.pk},
         data=[{"key": "cart", "cartId": str(cart.pk), "uri": cart_path(cart)}],
     )
 
@@ -775,7 +779,7 @@ def load_order(request, customer_id: str, order_id: str) -> Order:
     pk = order_pk(order_id)
     order = order_reads().filter(pk__in=access.customer_orders(request.user, customer).filter(pk=pk)).first()
     if order is None:
-        raise Http404("No such order.")
+        raise Http404(gettext("No such order."))
     return order
 
 

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext
 from ninja import NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -94,19 +95,19 @@ def _rules(request, exc):
 
 @api.exception_handler(Http404)
 def _not_found(request, exc):
-    return errors.plain(404, "Not found: no such resource among your partner's.")
+    return errors.plain(404, gettext("Not found: no such resource among your partner's."))
 
 
 @api.exception_handler(PermissionDenied)
 def _forbidden(request, exc):
-    return errors.plain(403, str(exc) or "Your role can't do this.")
+    return errors.plain(403, str(exc) or gettext("Your role can't do this."))
 
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
     return errors.plain(
         401,
-        "Send Authorization: Bearer with a personal API token (user menu, API tokens).",
+        gettext("Send Authorization: Bearer with a personal API token (user menu, API tokens)."),
         headers={"WWW-Authenticate": 'Bearer realm="csp-portal"'},
     )
 
@@ -118,7 +119,9 @@ def _invalid(request, exc):
         for e in exc.errors
     ]
     described = "; ".join(f"{f['field']}: {f['message']}" if f["field"] else f["message"] for f in fields)
-    return errors.plain(400, f"The request is malformed: {described}"[:1024], data=fields)
+    return errors.plain(
+        400, (gettext("The request is malformed: %(problems)s") % {"problems": described})[:1024], data=fields
+    )
 
 
 @api.exception_handler(protocol.PreconditionFailed)
@@ -179,7 +182,7 @@ def continuation(request) -> str:
 def no_nul(*values) -> None:
     """Query values and token contents: a NUL character is no text the portal keeps (PostgreSQL refuses it)."""
     if schemas.holds_nul(list(values)):
-        raise HttpError(400, "A value can't hold a NUL character.")
+        raise HttpError(400, gettext("A value can't hold a NUL character."))
 
 
 def decode_token(token: str, width: int) -> list:
@@ -193,7 +196,7 @@ def decode_token(token: str, width: int) -> list:
         or not all(isinstance(v, str) and len(v) <= 300 for v in values)
         or schemas.holds_nul(values)
     ):
-        raise HttpError(400, "The MS-ContinuationToken is not one this list gave.")
+        raise HttpError(400, gettext("The MS-ContinuationToken is not one this list gave."))
     return values
 
 
@@ -220,7 +223,7 @@ def after_token(request, rows, field: str, *, newest_first: bool = True, key=int
             raise ValueError("a UTC time and an id")
         at = at.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+        raise HttpError(400, gettext("The MS-ContinuationToken is not one this list gave.")) from None
     beyond = "lt" if newest_first else "gt"
     return rows.filter(Q(**{f"{field}__{beyond}": at}) | Q(**{field: at, f"pk__{beyond}": pk}))
 
@@ -255,7 +258,7 @@ def list_customers(request, paging: Query[Paging]):
         try:
             pk = UUID(pk)
         except ValueError:
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+            raise HttpError(400, gettext("The MS-ContinuationToken is not one this list gave.")) from None
         rows = rows.filter(Q(company_name__gt=name) | Q(company_name=name, pk__gt=pk))
     page, more = page_of(rows, paging.size)
     return wire.collection(
@@ -306,7 +309,9 @@ def list_offers(request, customer_id: str, query: Query[OfferQuery]):
         (after,) = decode_token(token, 1)
         positions = {pk: i for i, pk in enumerate(listed)}
         if not (after.isascii() and after.isdigit() and len(after) <= 18) or int(after) not in positions:
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave (or the catalog changed).")
+            raise HttpError(
+                400, gettext("The MS-ContinuationToken is not one this list gave (or the catalog changed).")
+            )
         start = positions[int(after)] + 1
     ids = listed[start : start + query.size]
     more = start + query.size < len(listed)
@@ -364,7 +369,7 @@ def subscription_page(request, subscriptions, query: SubscriptionQuery, *, acros
             no_nul(*after)
             subscriptions = selectors.seek_after(subscriptions, sort, after)
         except ValidationError:
-            raise HttpError(400, "The MS-ContinuationToken is not one this list gave.") from None
+            raise HttpError(400, gettext("The MS-ContinuationToken is not one this list gave.")) from None
     columns, _ = selectors.sort_key(sort)
     picked = list(selectors.order_subscriptions(subscriptions, sort).values_list(*columns)[: query.size + 1])
     more = len(picked) > query.size
