@@ -214,7 +214,7 @@ class ConversionForm(VersionedForm):
     quantity = forms.CharField(required=False)
 
     def clean_target(self):
-        kind, _, value = self.cleaned_data["target"].partition("-")
+        kind, _dash, value = self.cleaned_data["target"].partition("-")
         if kind == "sku" and whole_number(value) is not None:
             return {"target_sku_id": whole_number(value), "into_subscription_id": None}
         if kind == "sub":

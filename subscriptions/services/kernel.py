@@ -316,5 +316,5 @@ def delete_scheduled_changes(subscription: Subscription, *, keep_billing_frequen
     changes = subscription.scheduled_changes.all()
     if keep_billing_frequency:
         changes = changes.exclude(kind=ScheduledChange.Kind.BILLING_FREQUENCY)
-    deleted, _ = changes.delete()
+    deleted, _by_model = changes.delete()
     return deleted
