@@ -506,12 +506,12 @@ def complete_transfer(
         bump_version(transfer)
         ids = {str(pk) for pk in subscription_ids}
         if not ids:
-            raise RuleViolation("TF4", "Pick at least one subscription to transfer.")
+            raise RuleViolation("TF4", _("Pick at least one subscription to transfer."))
         try:
             ids = {str(uuid.UUID(pk)) for pk in ids}
         except ValueError:
             raise RuleViolation(
-                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+                "TF4", _("Some picked subscriptions are not this customer's: reload the page."), conflict=True
             ) from None
         subscriptions = list(
             Subscription.objects.select_for_update(of=("self",))
@@ -521,7 +521,7 @@ def complete_transfer(
         )
         if len(subscriptions) != len(ids):
             raise RuleViolation(
-                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+                "TF4", _("Some picked subscriptions are not this customer's: reload the page."), conflict=True
             )
         picked = {s.pk for s in subscriptions}
         for subscription in subscriptions:
