@@ -13,6 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from portal import access
 from portal.access import Action
@@ -29,10 +31,10 @@ class SeatLotInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline
     extra = 0
     fields = ("source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
     readonly_fields = fields
-    verbose_name_plural = "license lots (each opens its own removal window)"
+    verbose_name_plural = _("license lots (each opens its own removal window)")
 
-    added_at_utc = utc_field("added_at", "Added")
-    window_ends_at_utc = utc_field("window_ends_at", "Removable until")
+    added_at_utc = utc_field("added_at", _("Added"))
+    window_ends_at_utc = utc_field("window_ends_at", _("Removable until"))
 
 
 class BillingLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularInline):
@@ -51,7 +53,7 @@ class BillingLineInline(ReadOnlyAdminMixin, PartnerScopedInline, admin.TabularIn
     )
     readonly_fields = fields
 
-    created_at_utc = utc_field("created_at", "Created")
+    created_at_utc = utc_field("created_at", _("Created"))
 
 
 @admin.register(Subscription)
@@ -95,24 +97,24 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         "id__exact",
         "customer__tenant_id__exact",
     )
-    search_help_text = "Name, SKU, customer, partner, or a subscription or tenant id."
+    search_help_text = _("Name, SKU, customer, partner, or a subscription or tenant id.")
     date_hierarchy = "created_at"
     fieldsets = (
         (None, {"fields": ("id", "display_name", "friendly_name", "customer", "sku", "availability", "status")}),
-        ("Licenses and price", {"fields": ("quantity", "quantity_updates", "unit_price_display", "auto_renew")}),
+        (_("Licenses and price"), {"fields": ("quantity", "quantity_updates", "unit_price_display", "auto_renew")}),
         (
-            "Term",
+            _("Term"),
             {"fields": ("term", "billing_frequency", "term_start_utc", "term_end", "is_trial", "trial_ends_at_utc")},
         ),
         (
-            "Billing frequency at the next charge (N7)",
+            _("Billing frequency at the next charge (N7)"),
             {"fields": ("next_charge_frequency", "next_charge_on", "next_charge_set_at_utc", "cycle_charge_pending")},
         ),
         (
-            "Origin",
+            _("Origin"),
             {"fields": ("order_link", "base_subscription", "reseller", "promotion_id", "one_per_customer")},
         ),
-        ("Record", {"fields": ("created_at_utc", "updated_at_utc", "audit_trail")}),
+        (_("Record"), {"fields": ("created_at_utc", "updated_at_utc", "audit_trail")}),
     )
     readonly_fields = (
         "id",
@@ -156,10 +158,11 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         except PermissionDenied:
             return False
 
-    def _run_service(self, request, queryset, service, done: str, **kwargs):
+    def _run_service(self, request, queryset, service, done, **kwargs):
         """Changes go through the same services as the portal: same rules, same audit trail. And, as on the
         portal's pages, only the actor's own partner's subscriptions (T3): an operator who is also some partner's
-        staff doesn't put that partner's person in another partner's audit trail (issue 9, finding 4)."""
+        staff doesn't put that partner's person in another partner's audit trail (issue 9, finding 4). `done` is the
+        whole message for the subscriptions changed (ngettext_lazy with a `count` placeholder: never a fragment)."""
         now = timezone.now()
         changed = 0
         own = access.partner_records(queryset, access.partner_of(request.user))
@@ -167,7 +170,12 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         if others:
             self.message_user(
                 request,
-                f"{others} selected subscription(s) belong to another partner: only its own staff change them.",
+                ngettext(
+                    "%(count)s selected subscription belongs to another partner: only its own staff change it.",
+                    "%(count)s selected subscriptions belong to another partner: only its own staff change them.",
+                    others,
+                )
+                % {"count": others},
                 messages.WARNING,
             )
         for subscription in own:
@@ -175,52 +183,63 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
                 service(subscription_id=subscription.pk, actor=request.user, now=now, **kwargs)
                 changed += 1
             except (RuleViolation, PermissionDenied) as refused:
-                self.message_user(request, f"{subscription.display_name}: {refused}", messages.WARNING)
+                self.message_user(
+                    request,
+                    gettext("%(subscription)s: %(reason)s")
+                    % {"subscription": subscription.display_name, "reason": refused},
+                    messages.WARNING,
+                )
         if changed:
-            self.message_user(request, f"{changed} subscription(s) {done}.", messages.SUCCESS)
+            self.message_user(request, done % {"count": changed}, messages.SUCCESS)
 
-    @admin.action(description="Suspend selected subscriptions")
+    @admin.action(description=_("Suspend selected subscriptions"))
     def suspend_selected(self, request, queryset):
-        self._run_service(request, queryset, services.suspend_subscription, "suspended")
+        done = ngettext_lazy("%(count)s subscription suspended.", "%(count)s subscriptions suspended.", "count")
+        self._run_service(request, queryset, services.suspend_subscription, done)
 
-    @admin.action(description="Reactivate selected subscriptions")
+    @admin.action(description=_("Reactivate selected subscriptions"))
     def reactivate_selected(self, request, queryset):
-        self._run_service(request, queryset, services.reactivate_subscription, "reactivated")
+        done = ngettext_lazy("%(count)s subscription reactivated.", "%(count)s subscriptions reactivated.", "count")
+        self._run_service(request, queryset, services.reactivate_subscription, done)
 
-    @admin.action(description="Turn auto-renew off for selected subscriptions")
+    @admin.action(description=_("Turn auto-renew off for selected subscriptions"))
     def auto_renew_off_selected(self, request, queryset):
-        self._run_service(request, queryset, services.set_auto_renew, "set to not renew", on=False)
+        done = ngettext_lazy(
+            "%(count)s subscription set to not renew.", "%(count)s subscriptions set to not renew.", "count"
+        )
+        self._run_service(request, queryset, services.set_auto_renew, done, on=False)
 
-    term_start_utc = utc_field("term_start", "Term started")
-    trial_ends_at_utc = utc_field("trial_ends_at", "Trial ends")
-    next_charge_set_at_utc = utc_field("next_charge_set_at", "Instruction set")
-    created_at_utc = utc_field("created_at", "Created")
-    updated_at_utc = utc_field("updated_at", "Updated")
+    term_start_utc = utc_field("term_start", _("Term started"))
+    trial_ends_at_utc = utc_field("trial_ends_at", _("Trial ends"))
+    next_charge_set_at_utc = utc_field("next_charge_set_at", _("Instruction set"))
+    created_at_utc = utc_field("created_at", _("Created"))
+    updated_at_utc = utc_field("updated_at", _("Updated"))
 
     # Sorted by the stored copy of the display name (`list_name`, kept by `save()`): the model's one definition of it.
-    @admin.display(description="Subscription", ordering="list_name")
+    @admin.display(description=_("Subscription"), ordering="list_name")
     def display_name(self, obj):
         return obj.display_name
 
-    @admin.display(description="Partner", ordering="customer__partner__name")
+    @admin.display(description=_("Partner"), ordering="customer__partner__name")
     def partner(self, obj):
         return obj.customer.partner
 
-    @admin.display(description="Unit price", ordering="unit_price")
+    @admin.display(description=_("Unit price"), ordering="unit_price")
     def unit_price_display(self, obj):
         return money(obj.unit_price, obj.currency)
 
-    @admin.display(description="Order")
+    @admin.display(description=_("Order"))
     def order_link(self, obj):
         if obj.order_line_id is None:
             return None
         order = obj.order_line.order
         return admin_link(reverse("admin:catalog_order_change", args=[order.pk]), order.number)
 
-    @admin.display(description="Audit trail")
+    @admin.display(description=_("Audit trail"))
     def audit_trail(self, obj):
         url = reverse("admin:subscriptions_auditentry_changelist") + f"?subscription__id__exact={obj.pk}"
-        return admin_link(url, f"{obj.audit_entries.count()} entries")
+        count = obj.audit_entries.count()
+        return admin_link(url, ngettext("%(count)s entry", "%(count)s entries", count) % {"count": count})
 
 
 @admin.register(SeatLot)
@@ -239,10 +258,10 @@ class SeatLotAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     fields = ("subscription", "source", "quantity", "removed", "added_at_utc", "window_ends_at_utc")
     readonly_fields = ("added_at_utc", "window_ends_at_utc")
 
-    added_at_utc = utc_field("added_at", "Added")
-    window_ends_at_utc = utc_field("window_ends_at", "Removable until")
+    added_at_utc = utc_field("added_at", _("Added"))
+    window_ends_at_utc = utc_field("window_ends_at", _("Removable until"))
 
-    @admin.display(description="Customer", ordering="subscription__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="subscription__customer__company_name")
     def customer(self, obj):
         return obj.subscription.customer
 
@@ -285,13 +304,13 @@ class BillingLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     )
     readonly_fields = ("amount_display", "created_at_utc")
 
-    created_at_utc = utc_field("created_at", "Created")
+    created_at_utc = utc_field("created_at", _("Created"))
 
-    @admin.display(description="Customer", ordering="subscription__customer__company_name")
+    @admin.display(description=_("Customer"), ordering="subscription__customer__company_name")
     def customer(self, obj):
         return obj.subscription.customer
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description=_("Amount"), ordering="amount")
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
 
@@ -326,17 +345,17 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     )
     readonly_fields = ("at_utc", "before_json", "after_json")
 
-    at_utc = utc_field("at", "At")
+    at_utc = utc_field("at", _("At"))
 
-    @admin.display(description="Before")
+    @admin.display(description=_("Before"))
     def before_json(self, obj):
         return pretty_json(obj.before)
 
-    @admin.display(description="After")
+    @admin.display(description=_("After"))
     def after_json(self, obj):
         return pretty_json(obj.after)
 
-    @admin.display(description="Changes")
+    @admin.display(description=_("Changes"))
     def changes(self, obj):
         """The keys whose value differs, "key: before → after", for scanning the list."""
         before = obj.before if isinstance(obj.before, dict) else {}

@@ -1,9 +1,21 @@
 """Writes the audit trail (L1). Called by every service inside its own transaction."""
 
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+
 from .models import AuditEntry
 
 # A summary longer than its column is cut here, once, rather than by each service that writes one.
 SUMMARY_LENGTH = AuditEntry._meta.get_field("summary").max_length
+
+
+def records_language():
+    """A context in which an audit summary is written: the portal's default language (English), whoever writes it
+    and in whichever language their page is. The trail is a record, written also by the lifecycle engine (no request,
+    no language) and sent by the webhooks: one language for all of it. The pages translate its labels and values
+    (`readable`); a summary is a sentence stored once, so it is stored in one language."""
+    return translation.override(settings.LANGUAGE_CODE)
 
 
 def record(**fields) -> AuditEntry:
@@ -47,8 +59,12 @@ def last_change(subscription) -> str:
     entry = AuditEntry.objects.filter(subscription=subscription).select_related("actor").order_by("-at", "-pk").first()
     if entry is None:
         return ""
-    who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else "the system"
-    return f"{entry.summary} ({who}, {entry.at:%Y-%m-%d %H:%M} UTC)"
+    who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else _("the system")
+    return _("%(summary)s (%(who)s, %(when)s UTC)") % {
+        "summary": entry.summary,
+        "who": who,
+        "when": f"{entry.at:%Y-%m-%d %H:%M}",
+    }
 
 
 def _named(actor, partner):

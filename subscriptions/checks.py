@@ -10,6 +10,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from catalog.models import FREQUENCY_MONTHS, BillingFrequency, Sku
 from portal.access import Action, permission
@@ -25,7 +27,18 @@ MAX_QUANTITY_UPDATES = 1200  # Q5
 
 
 def when_utc(moment: datetime) -> str:
+    # The same in both languages: ISO dates, and "UTC" is never translated (docs/glossary.md).
     return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def listed(items) -> str:
+    """Texts listed in one sentence, with the language's separator (", " in English, "、" in Chinese)."""
+    return pgettext("list separator", ", ").join(str(item) for item in items)
+
+
+def status_text(subscription) -> str:
+    """The subscription's status as a sentence says it ("this one is suspended"), in the active language."""
+    return subscription.get_status_display().lower()
 
 
 def renewal_starts_on(subscription: Subscription) -> date:
@@ -51,22 +64,30 @@ def quantity_refusal(subscription: Subscription, now: datetime) -> RuleViolation
     `licenses_changeable_filter` is its queryset twin (the lists' badge and 48-hour filter, the Home page)."""
     if in_trial(subscription, now):
         return _trial_refusal(
-            subscription, "TR4", "A trial's quantity can't change: convert the trial first.", "Licenses can't change"
+            subscription,
+            "TR4",
+            _("A trial's quantity can't change: convert the trial first."),
+            _(
+                "Licenses can't change during the free trial, which runs until %(ends)s: it then becomes a paid "
+                "subscription."
+            ),
         )
     if not subscription.sku.is_license_based:
-        return RuleViolation("Q6", "A usage-based subscription has no license quantity.")
+        return RuleViolation("Q6", _("A usage-based subscription has no license quantity."))
     if subscription.status != Status.ACTIVE:
         return RuleViolation(
             "Q6",
-            f"Licenses can only be changed on an active subscription (this one is "
-            f"{subscription.get_status_display().lower()}).",
+            _("Licenses can only be changed on an active subscription (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
     if subscription.quantity_updates >= MAX_QUANTITY_UPDATES:
         return RuleViolation(
             "Q5",
-            f"This subscription's quantity has been updated {MAX_QUANTITY_UPDATES:,} times, the "
-            "most allowed: buy a second subscription of the same offer (it can be aligned to end "
-            "on the same date).",
+            _(
+                "This subscription's quantity has been updated %(count)s times, the most allowed: buy a second "
+                "subscription of the same offer (it can be aligned to end on the same date)."
+            )
+            % {"count": f"{MAX_QUANTITY_UPDATES:,}"},
         )
     return None
 
@@ -221,15 +242,12 @@ def in_trial(subscription: Subscription, now: datetime) -> bool:
     return subscription.is_trial
 
 
-def _trial_refusal(subscription: Subscription, rule: str, message: str, what: str) -> RuleViolation:
+def _trial_refusal(subscription: Subscription, rule: str, message: str, free_trial: str) -> RuleViolation:
     """`message` for a new-commerce trial, which the partner converts (TR3); an ISV free trial can't be converted or
-    waived (S4), it becomes paid at its end, so the refusal says `what` can't be done until then."""
+    waived (S4), it becomes paid at its end, so the refusal (`free_trial`, a whole translated sentence with an
+    `%(ends)s` placeholder: never a fragment joined to another) says what can't be done until then."""
     if subscription.sku.is_isv:
-        return RuleViolation(
-            "S4",
-            f"{what} during the free trial, which runs until "
-            f"{when_utc(subscription.trial_ends_at)}: it then becomes a paid subscription.",
-        )
+        return RuleViolation("S4", free_trial % {"ends": when_utc(subscription.trial_ends_at)})
     return RuleViolation(rule, message)
 
 
@@ -258,15 +276,17 @@ def cancellation_window_ends(subscription: Subscription) -> datetime | None:
 def cancellation_outcome(subscription: Subscription, now: datetime) -> str:
     """What cancelling now gives back, as the confirmation dialog says it (X1, X3), from what check_cancel counts."""
     if not subscription.sku.is_isv:
-        return "The rest of the billing period is refunded by the day."
+        return _("The rest of the billing period is refunded by the day.")
     billing_starts = isv_billing_starts_at(subscription)
     if billing_starts is None:
-        return "Nothing is billed until the publisher confirms the set-up, so nothing is refunded."
+        return _("Nothing is billed until the publisher confirms the set-up, so nothing is refunded.")
     if now < billing_starts:
-        return f"Nothing is billed before its free trial ends on {when_utc(billing_starts)}, so nothing is refunded."
-    return (
-        f"Cancelled within 72 hours of the start of its billing on {when_utc(billing_starts)}, it is refunded in full."
-    )
+        return _("Nothing is billed before its free trial ends on %(when)s, so nothing is refunded.") % {
+            "when": when_utc(billing_starts)
+        }
+    return _("Cancelled within 72 hours of the start of its billing on %(when)s, it is refunded in full.") % {
+        "when": when_utc(billing_starts)
+    }
 
 
 def cancellation_covers_removal(subscription: Subscription, user, now: datetime) -> bool:
@@ -281,7 +301,8 @@ def cancellation_covers_removal(subscription: Subscription, user, now: datetime)
 
 def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | None:
     """When and why this term's cancellation window closed before its 7 days: licenses upgraded in or into it
-    (U7), or the subscription transferred in from another partner (TF4). None if neither happened this term."""
+    (U7), or the subscription transferred in from another partner (TF4). None if neither happened this term. The
+    why is a code ("upgraded", "transferred in"), compared by check_cancel, never shown."""
     for moment, why in ((subscription.upgraded_at, "upgraded"), (subscription.transferred_at, "transferred in")):
         if moment and (subscription.term_start is None or moment >= subscription.term_start):
             return moment, why
@@ -291,7 +312,7 @@ def window_closed_early(subscription: Subscription) -> tuple[datetime, str] | No
 def check_not_renewal_pending(subscription: Subscription) -> None:
     # N6: between 00:00 UTC on the renewal day and the renewal's completion the subscription is read-only.
     if subscription.renewal_pending:
-        raise RuleViolation("N6", "The renewal is being processed: try again in two minutes.", conflict=True)
+        raise RuleViolation("N6", _("The renewal is being processed: try again in two minutes."), conflict=True)
 
 
 def _require(user, action: str) -> None:
@@ -320,17 +341,28 @@ def check_decrease(subscription: Subscription, user, now: datetime, remove: int 
             ),
             default=None,
         )
-        when = f" on {when_utc(closed)}" if closed else ""
-        raise RuleViolation(
-            "Q2",
-            f"No license can be removed now: the last 7-day window closed{when}. "
-            "Schedule fewer licenses for the renewal instead.",
-        )
+        if closed:
+            message = _(
+                "No license can be removed now: the last 7-day window closed on %(when)s. Schedule fewer licenses "
+                "for the renewal instead."
+            ) % {"when": when_utc(closed)}
+        else:
+            message = _(
+                "No license can be removed now: the last 7-day window closed. Schedule fewer licenses for the "
+                "renewal instead."
+            )
+        raise RuleViolation("Q2", message)
     if remove is not None and remove > removable:
         raise RuleViolation(
             "Q2",
-            f"Only {removable:,} license{'s' if removable != 1 else ''} can be removed now "
-            f"(added within the last 7 days); you asked to remove {remove:,}.",
+            ngettext(
+                "Only %(count)s license can be removed now (added within the last 7 days); you asked to remove "
+                "%(asked)s.",
+                "Only %(count)s licenses can be removed now (added within the last 7 days); you asked to remove "
+                "%(asked)s.",
+                removable,
+            )
+            % {"count": f"{removable:,}", "asked": f"{remove:,}"},
             field="quantity",
         )
 
@@ -340,12 +372,19 @@ def check_suspend(subscription: Subscription, user, now: datetime) -> None:
     _require(user, Action.SUSPEND)
     if in_trial(subscription, now):
         raise _trial_refusal(
-            subscription, "TR4", "A trial's status can't change: convert the trial first.", "The status can't change"
+            subscription,
+            "TR4",
+            _("A trial's status can't change: convert the trial first."),
+            _(
+                "The status can't change during the free trial, which runs until %(ends)s: it then becomes a paid "
+                "subscription."
+            ),
         )
     if subscription.status != Status.ACTIVE:
         raise RuleViolation(
             "P1",
-            f"Only an active subscription can be suspended (this one is {subscription.get_status_display().lower()}).",
+            _("Only an active subscription can be suspended (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
 
 
@@ -353,13 +392,16 @@ def check_reactivate(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.SUSPEND)
     if subscription.status != Status.SUSPENDED:
-        raise RuleViolation("P2", "Only a suspended subscription can be reactivated.")
+        raise RuleViolation("P2", _("Only a suspended subscription can be reactivated."))
     end = term_ends_at(subscription)
     if end and now >= end:
         raise RuleViolation(
             "P2",
-            f"The term ended on {subscription.term_end:%Y-%m-%d} (UTC) while suspended: the "
-            "subscription is disabled and can't be reactivated.",
+            _(
+                "The term ended on %(date)s (UTC) while suspended: the subscription is disabled and can't be "
+                "reactivated."
+            )
+            % {"date": f"{subscription.term_end:%Y-%m-%d}"},
         )
 
 
@@ -369,8 +411,8 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
     if subscription.status in (Status.DELETED, Status.EXPIRED, Status.DISABLED):
         raise RuleViolation(
             "X2",
-            f"This subscription is {subscription.get_status_display().lower()}: it can't be "
-            "cancelled, resumed or restored.",
+            _("This subscription is %(status)s: it can't be cancelled, resumed or restored.")
+            % {"status": status_text(subscription)},
         )
     if awaiting_setup(subscription):
         return  # X3, S3: never billed while the set-up is pending, so it can always be cancelled (nothing to refund)
@@ -381,36 +423,46 @@ def check_cancel(subscription: Subscription, user, now: datetime) -> None:
         if closed_early and closed_early[1] == "upgraded":
             raise RuleViolation(
                 "U7",
-                f"This subscription was upgraded on {when_utc(closed_early[0])}: an upgrade can't "
-                f"be undone and has no cancellation window. {instead}",
+                _(
+                    "This subscription was upgraded on %(when)s: an upgrade can't be undone and has no cancellation "
+                    "window. %(instead)s"
+                )
+                % {"when": when_utc(closed_early[0]), "instead": instead},
             )
         if closed_early:
             raise RuleViolation(
                 "TF4",
-                f"This subscription was transferred in on {when_utc(closed_early[0])}: its term "
-                f"was paid to the previous partner, so it has no cancellation window here. {instead}",
+                _(
+                    "This subscription was transferred in on %(when)s: its term was paid to the previous partner, "
+                    "so it has no cancellation window here. %(instead)s"
+                )
+                % {"when": when_utc(closed_early[0]), "instead": instead},
             )
         if subscription.sku.is_isv:
-            raise RuleViolation(
-                "X3",
-                f"The 72-hour cancellation period closed on {when_utc(closes)}. "
-                + (
-                    "Turn auto-renew off instead: the subscription then ends with its term."
-                    if subscription.auto_renew
-                    else instead
-                ),
-            )
+            if subscription.auto_renew:
+                message = _(
+                    "The 72-hour cancellation period closed on %(when)s. Turn auto-renew off instead: the "
+                    "subscription then ends with its term."
+                )
+            else:
+                message = _("The 72-hour cancellation period closed on %(when)s. %(instead)s")
+            raise RuleViolation("X3", message % {"when": when_utc(closes), "instead": instead})
         raise RuleViolation(
-            "X1", f"The cancellation window closed on {when_utc(closes)}: the term is paid in full. {instead}"
+            "X1",
+            _("The cancellation window closed on %(when)s: the term is paid in full. %(instead)s")
+            % {"when": when_utc(closes), "instead": instead},
         )
 
 
 def _ends_with_its_term(subscription: Subscription) -> str:
     """What to do instead of cancelling: turn auto-renew off; or, when it is already off, that it will end."""
     if subscription.auto_renew:
-        return "Turn auto-renew off so it ends with its term."
-    ends = f" on {subscription.term_end:%Y-%m-%d} (UTC)" if subscription.term_end else ""
-    return f"Auto-renew is off: it ends with its term{ends}."
+        return _("Turn auto-renew off so it ends with its term.")
+    if subscription.term_end:
+        return _("Auto-renew is off: it ends with its term on %(date)s (UTC).") % {
+            "date": f"{subscription.term_end:%Y-%m-%d}"
+        }
+    return _("Auto-renew is off: it ends with its term.")
 
 
 def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) -> None:
@@ -419,31 +471,33 @@ def check_auto_renew(subscription: Subscription, user, now: datetime, on: bool) 
     if subscription.status != Status.ACTIVE:
         raise RuleViolation(
             "P4",
-            f"Auto-renew can only be changed on an active subscription (this one is "
-            f"{subscription.get_status_display().lower()}).",
+            _("Auto-renew can only be changed on an active subscription (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
     if subscription.auto_renew == on:
-        raise RuleViolation("S2", f"Auto-renew is already {'on' if on else 'off'}.", conflict=True)
+        raise RuleViolation(
+            "S2", _("Auto-renew is already on.") if on else _("Auto-renew is already off."), conflict=True
+        )
 
 
 def check_rename(subscription: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(subscription)
     _require(user, Action.BUY)
     if subscription.status == Status.DELETED:
-        raise RuleViolation("X2", "A cancelled subscription can't be renamed.")
+        raise RuleViolation("X2", _("A cancelled subscription can't be renamed."))
 
 
 def check_confirm_setup(subscription: Subscription, user, now: datetime) -> None:
     _require(user, Action.BUY)
     if not awaiting_setup(subscription):
-        raise RuleViolation("S3", "Only an ISV subscription waiting for its publisher set-up can be confirmed.")
+        raise RuleViolation("S3", _("Only an ISV subscription waiting for its publisher set-up can be confirmed."))
 
 
 def check_buy_addons(subscription: Subscription, user, now: datetime) -> None:
     # A2: only direct-bill partners and indirect providers (the permission says so for resellers).
     _require(user, Action.BUY)
     if not takes_addons(subscription):
-        raise RuleViolation("A1", "Add-ons need an active base subscription.")
+        raise RuleViolation("A1", _("Add-ons need an active base subscription."))
 
 
 def takes_addons(subscription: Subscription) -> bool:
@@ -461,18 +515,21 @@ def check_schedule_change(subscription: Subscription, user, now: datetime) -> No
         raise _trial_refusal(
             subscription,
             "R4",
-            "A trial converts to the paid offer at its end: convert the trial to choose what it renews with.",
-            "Changes for the renewal can't be scheduled",
+            _("A trial converts to the paid offer at its end: convert the trial to choose what it renews with."),
+            _(
+                "Changes for the renewal can't be scheduled during the free trial, which runs until %(ends)s: it "
+                "then becomes a paid subscription."
+            ),
         )
     # R2
     if subscription.status != Status.ACTIVE:
         raise RuleViolation(
             "R2",
-            f"Changes can only be scheduled for the renewal of an active subscription (this one "
-            f"is {subscription.get_status_display().lower()}).",
+            _("Changes can only be scheduled for the renewal of an active subscription (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
     if not subscription.auto_renew:
-        raise RuleViolation("R2", "Auto-renew is off: turn it on to schedule changes for the renewal.")
+        raise RuleViolation("R2", _("Auto-renew is off: turn it on to schedule changes for the renewal."))
 
 
 def next_charge_date(subscription: Subscription, today: date) -> date | None:
@@ -493,9 +550,10 @@ def check_next_charge_frequency(subscription: Subscription, user, now: datetime)
     if subscription.cycle_charge_pending:
         raise RuleViolation(
             "N7",
-            "The billing frequency change is being charged now: the next charge's billing "
-            "frequency instruction is read-only until the cycle charge completes; retry in a "
-            "few minutes.",
+            _(
+                "The billing frequency change is being charged now: the next charge's billing frequency instruction "
+                "is read-only until the cycle charge completes; retry in a few minutes."
+            ),
             conflict=True,
         )
     check_not_renewal_pending(subscription)
@@ -504,29 +562,40 @@ def check_next_charge_frequency(subscription: Subscription, user, now: datetime)
         raise _trial_refusal(
             subscription,
             "N7",
-            "A trial isn't billed: convert the trial to choose how it is billed.",
-            "Nothing is billed",
+            _("A trial isn't billed: convert the trial to choose how it is billed."),
+            _(
+                "Nothing is billed during the free trial, which runs until %(ends)s: it then becomes a paid subscription."
+            ),
         )
     if not subscription.sku.is_license_based or subscription.sku.commerce != Sku.Commerce.NEW:
         raise RuleViolation(
-            "N7", "Only a license-based new-commerce subscription can change its billing frequency at the next charge."
+            "N7",
+            _("Only a license-based new-commerce subscription can change its billing frequency at the next charge."),
         )
     if subscription.status != Status.ACTIVE:
         raise RuleViolation(
             "N7",
-            f"The billing frequency can only be changed on an active subscription (this one is "
-            f"{subscription.get_status_display().lower()}).",
+            _("The billing frequency can only be changed on an active subscription (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
     if next_charge_date(subscription, now.date()) is None:
-        why = (
-            "it is billed once for the whole term"
-            if subscription.billing_frequency == BillingFrequency.ONE_TIME
-            else f"its last {subscription.get_billing_frequency_display().lower()} charge of the term is made"
-        )
+        if subscription.billing_frequency == BillingFrequency.ONE_TIME:
+            message = _(
+                "No charge is left before the term ends on %(date)s (UTC): it is billed once for the whole term. "
+                "Schedule it for the renewal in Manage renewal instead."
+            )
+        else:
+            message = _(
+                "No charge is left before the term ends on %(date)s (UTC): its last %(frequency)s charge of the "
+                "term is made. Schedule it for the renewal in Manage renewal instead."
+            )
         raise RuleViolation(
             "N7",
-            f"No charge is left before the term ends on {subscription.term_end:%Y-%m-%d} (UTC): "
-            f"{why}. Schedule it for the renewal in Manage renewal instead.",
+            message
+            % {
+                "date": f"{subscription.term_end:%Y-%m-%d}",
+                "frequency": subscription.get_billing_frequency_display().lower(),
+            },
         )
 
 
@@ -538,16 +607,20 @@ def check_upgrade(subscription: Subscription, user, now: datetime) -> None:
         raise _trial_refusal(
             subscription,
             "U1",
-            "A trial can't be upgraded: convert the trial to a paid subscription first.",
-            "It can't be upgraded",
+            _("A trial can't be upgraded: convert the trial to a paid subscription first."),
+            _(
+                "It can't be upgraded during the free trial, which runs until %(ends)s: it then becomes a paid "
+                "subscription."
+            ),
         )
     if subscription.status != Status.ACTIVE:
         raise RuleViolation(
             "U1",
-            f"Only an active subscription can be upgraded (this one is {subscription.get_status_display().lower()}).",
+            _("Only an active subscription can be upgraded (this one is %(status)s).")
+            % {"status": status_text(subscription)},
         )
     if not subscription.sku.is_license_based:
-        raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.")
+        raise RuleViolation("U1", _("A usage-based subscription has no licenses to upgrade."))
 
 
 def check_conversion(trial: Subscription, user, now: datetime) -> None:
@@ -555,15 +628,34 @@ def check_conversion(trial: Subscription, user, now: datetime) -> None:
     check_not_renewal_pending(trial)  # N6
     _require(user, Action.BUY)
     if not trial.is_trial or trial.sku.is_isv:
-        raise RuleViolation("TR3", "Only a new-commerce trial can be converted.")
+        raise RuleViolation("TR3", _("Only a new-commerce trial can be converted."))
     if trial.status != Status.ACTIVE:
         raise RuleViolation(
             "TR3",
-            f"Only an active trial can be converted (this one is {trial.get_status_display().lower()}).",
+            _("Only an active trial can be converted (this one is %(status)s).") % {"status": status_text(trial)},
             conflict=True,
         )
     if trial.sku.trial_of is None:
-        raise RuleViolation("TR3", "This trial has no paid offer to convert to.")
+        raise RuleViolation("TR3", _("This trial has no paid offer to convert to."))
+
+
+# The command bar's buttons, by action: lazy, so each page says them in its own language.
+ACTION_LABELS = {
+    "add_licenses": gettext_lazy("Change licenses"),
+    "remove_licenses": gettext_lazy("Remove licenses"),
+    "suspend": gettext_lazy("Suspend"),
+    "reactivate": gettext_lazy("Reactivate"),
+    "cancel": gettext_lazy("Cancel subscription"),
+    "auto_renew_on": gettext_lazy("Turn auto-renew on"),
+    "auto_renew_off": gettext_lazy("Turn auto-renew off"),
+    "rename": gettext_lazy("Rename"),
+    "confirm_setup": gettext_lazy("Confirm publisher set-up"),
+    "buy_addons": gettext_lazy("Buy add-ons"),
+    "manage_renewal": gettext_lazy("Manage renewal"),
+    "upgrade": gettext_lazy("Check upgrades"),
+    "convert_trial": gettext_lazy("Convert trial"),
+    "next_charge_frequency": gettext_lazy("Change billing frequency at the next charge"),
+}
 
 
 @dataclass(frozen=True)
@@ -588,22 +680,20 @@ def allowed_actions(subscription: Subscription, user, now: datetime) -> dict[str
     """Every action on this subscription, allowed or with the reason it is not (S2)."""
     s, u, n = subscription, user, now
     actions = [
-        verdict("add_licenses", "Change licenses", check_quantity_change, s, u, n),
-        verdict("remove_licenses", "Remove licenses", check_decrease, s, u, n),
-        verdict("suspend", "Suspend", check_suspend, s, u, n),
-        verdict("reactivate", "Reactivate", check_reactivate, s, u, n),
-        verdict("cancel", "Cancel subscription", check_cancel, s, u, n),
-        verdict("auto_renew_on", "Turn auto-renew on", check_auto_renew, s, u, n, True),
-        verdict("auto_renew_off", "Turn auto-renew off", check_auto_renew, s, u, n, False),
-        verdict("rename", "Rename", check_rename, s, u, n),
-        verdict("confirm_setup", "Confirm publisher set-up", check_confirm_setup, s, u, n),
-        verdict("buy_addons", "Buy add-ons", check_buy_addons, s, u, n),
-        verdict("manage_renewal", "Manage renewal", check_schedule_change, s, u, n),
-        verdict("upgrade", "Check upgrades", check_upgrade, s, u, n),
-        verdict("convert_trial", "Convert trial", check_conversion, s, u, n),
-        verdict(
-            "next_charge_frequency", "Change billing frequency at the next charge", check_next_charge_frequency, s, u, n
-        ),
+        verdict("add_licenses", ACTION_LABELS["add_licenses"], check_quantity_change, s, u, n),
+        verdict("remove_licenses", ACTION_LABELS["remove_licenses"], check_decrease, s, u, n),
+        verdict("suspend", ACTION_LABELS["suspend"], check_suspend, s, u, n),
+        verdict("reactivate", ACTION_LABELS["reactivate"], check_reactivate, s, u, n),
+        verdict("cancel", ACTION_LABELS["cancel"], check_cancel, s, u, n),
+        verdict("auto_renew_on", ACTION_LABELS["auto_renew_on"], check_auto_renew, s, u, n, True),
+        verdict("auto_renew_off", ACTION_LABELS["auto_renew_off"], check_auto_renew, s, u, n, False),
+        verdict("rename", ACTION_LABELS["rename"], check_rename, s, u, n),
+        verdict("confirm_setup", ACTION_LABELS["confirm_setup"], check_confirm_setup, s, u, n),
+        verdict("buy_addons", ACTION_LABELS["buy_addons"], check_buy_addons, s, u, n),
+        verdict("manage_renewal", ACTION_LABELS["manage_renewal"], check_schedule_change, s, u, n),
+        verdict("upgrade", ACTION_LABELS["upgrade"], check_upgrade, s, u, n),
+        verdict("convert_trial", ACTION_LABELS["convert_trial"], check_conversion, s, u, n),
+        verdict("next_charge_frequency", ACTION_LABELS["next_charge_frequency"], check_next_charge_frequency, s, u, n),
     ]
     return {a.name: a for a in actions}
 

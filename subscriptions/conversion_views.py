@@ -4,6 +4,7 @@ what will happen; POST converts now or schedules the conversion for the trial's 
 from django.contrib import messages
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from catalog.models import BillingFrequency, Term
 from portal import access
@@ -43,9 +44,9 @@ def _convert(request, trial, form, now):
     if form.scheduled:
         # TR3: the service refuses scheduling a conversion into an existing subscription (that happens now).
         conversions.schedule_trial_conversion(subscription_id=trial.pk, actor=request.user, now=now, **args)
-        return trial, "The conversion is scheduled for the trial's end."
+        return trial, _("The conversion is scheduled for the trial's end.")
     result = conversions.convert_trial_now(subscription_id=trial.pk, actor=request.user, now=now, **args)
-    return result.subscription, f"Trial converted: {result.plan.summary}"
+    return result.subscription, _("Trial converted: %(summary)s") % {"summary": result.plan.summary}
 
 
 def convert_trial(request, customer_id, subscription_id):

@@ -18,6 +18,7 @@ from datetime import date, datetime
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils.translation import gettext as _
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.access import Action, require
@@ -61,7 +62,8 @@ def _check_frequency(subscription: Subscription, frequency: str) -> None:
     if frequency == subscription.billing_frequency:
         raise RuleViolation(
             "N7",
-            f"It is already billed {BILLED[frequency]}: choose another billing frequency, or remove the instruction.",
+            _("It is already billed %(billed)s: choose another billing frequency, or remove the instruction.")
+            % {"billed": BILLED[frequency]},
             field="billing_frequency",
         )
     check_fits_term("N7", subscription.term, frequency)
@@ -89,8 +91,8 @@ def set_next_charge_frequency(
         if (subscription.next_charge_frequency, subscription.next_charge_on) == (billing_frequency, charge_on):
             raise RuleViolation(
                 "N7",
-                f"It is already set to be billed {BILLED[billing_frequency]} from "
-                f"{charge_on:%Y-%m-%d} (UTC): nothing was changed.",
+                _("It is already set to be billed %(billed)s from %(date)s (UTC): nothing was changed.")
+                % {"billed": BILLED[billing_frequency], "date": f"{charge_on:%Y-%m-%d}"},
                 conflict=True,
             )
         before = instruction(subscription)
@@ -98,14 +100,18 @@ def set_next_charge_frequency(
         subscription.next_charge_on = charge_on
         subscription.next_charge_set_at = now
         subscription.save(update_fields=["next_charge_frequency", "next_charge_on", "next_charge_set_at", "updated_at"])
+        with audit.records_language():  # BILLED's words, in the trail's one language
+            summary = (
+                f"Billing frequency changes from {BILLED[subscription.billing_frequency]} to "
+                f"{BILLED[billing_frequency]} at the next charge on {charge_on:%Y-%m-%d} (UTC)"
+            )
         audit.record(
             actor=actor,
             at=now,
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.next_charge_frequency_set",
-            summary=f"Billing frequency changes from {BILLED[subscription.billing_frequency]} to "
-            f"{BILLED[billing_frequency]} at the next charge on {charge_on:%Y-%m-%d} (UTC)",
+            summary=summary,
             before=before,
             after=instruction(subscription),
         )
@@ -123,7 +129,10 @@ def remove_next_charge_frequency(
         if not subscription.next_charge_frequency:
             raise RuleViolation(
                 "N7",
-                "No billing frequency change is set for the next charge (it was removed already): nothing was changed.",
+                _(
+                    "No billing frequency change is set for the next charge (it was removed already): nothing was "
+                    "changed."
+                ),
                 conflict=True,
             )
         before = instruction(subscription)
@@ -137,13 +146,17 @@ def remove_next_charge_frequency(
                 "updated_at",
             ]
         )
+        with audit.records_language():
+            summary = (
+                f"Billing frequency change removed: the next charge stays {BILLED[subscription.billing_frequency]}"
+            )
         audit.record(
             actor=actor,
             at=now,
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.next_charge_frequency_removed",
-            summary=f"Billing frequency change removed: the next charge stays {BILLED[subscription.billing_frequency]}",
+            summary=summary,
             before=before,
             after=instruction(subscription),
         )
@@ -228,7 +241,8 @@ def charge_due_cycles(now: datetime, limit: int | None = None) -> CycleReport:
                 )
                 if subscription is None:
                     continue  # another engine holds it, or it was charged since the list was read
-                outcome = _charge_cycle(subscription, now)
+                with audit.records_language():  # the engine's records, whatever language the caller's thread has
+                    outcome = _charge_cycle(subscription, now)
         except Exception:
             # Only this subscription's transaction is rolled back: it stays pending and the next run retries it.
             logger.exception("Cycle charge failed for subscription %s", pk)

@@ -3,6 +3,10 @@
 The rows come from a server-side iterator over plain tuples (no model instances) and leave as
 they are written, a few hundred at a time: memory stays flat however many subscriptions the
 customer has.
+
+The file is English whatever the page's language, as Partner Center's own export is: its column names and its
+values (statuses, terms, "auto-renew on") are what spreadsheets and scripts that read Partner Center's export
+match on, so they are machine values here, not texts to translate (`EXPORT_LANGUAGE`).
 """
 
 import csv
@@ -12,12 +16,14 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 
 from django.db.models import QuerySet
+from django.utils import translation
 from django.utils.text import slugify
 
 from catalog.models import BillingFrequency, Term
 
 from .states import Status
 
+EXPORT_LANGUAGE = "en"  # Partner Center's export's column names and values: never translated (see above)
 HEADER = ("Subscription ID", "Subscription name", "Quantity", "Status", "Billing term", "Promotion", "Reseller")
 CHUNK_SIZE = 2000  # rows fetched from the database at a time
 ROWS_PER_WRITE = 500  # rows joined into one piece of the response: few, mid-sized writes to the socket
@@ -39,7 +45,8 @@ def filename(customer, now: datetime) -> str:
 def status_text(status: str, auto_renew: bool, term_end: date | None) -> str:
     """'Active (auto-renew on, renews 2027-11-24)': the term end is inclusive, so the subscription renews,
     or expires, the next day (N2, N5). The date only means something for an active subscription."""
-    label = Status(status).label
+    with translation.override(EXPORT_LANGUAGE):  # the status's label is translated for the pages, not here
+        label = str(Status(status).label)
     if status != Status.ACTIVE:
         return label
     state = "auto-renew on" if auto_renew else "auto-renew off"
@@ -51,7 +58,8 @@ def status_text(status: str, auto_renew: bool, term_end: date | None) -> str:
 
 def billing_term_text(term: str, billing_frequency: str) -> str:
     """'1 year, billed monthly'."""
-    return f"{Term(term).label}, {BILLED.get(billing_frequency, billing_frequency)}"
+    with translation.override(EXPORT_LANGUAGE):
+        return f"{Term(term).label}, {BILLED.get(billing_frequency, billing_frequency)}"
 
 
 def _cell(text: str) -> str:

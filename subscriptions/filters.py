@@ -6,6 +6,8 @@ refuses is ignored, as if absent, never an error page (`SubscriptionListForm.val
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from .renewals import DEFAULT_WINDOW, WINDOWS
 from .selectors import ListFilters, decode_cursor
@@ -16,7 +18,7 @@ MAX_CURSOR_LENGTH = 2000
 
 
 class SubscriptionListForm(forms.Form):
-    status = forms.ChoiceField(choices=[("", "All"), *Status.choices], required=False)
+    status = forms.ChoiceField(choices=[("", gettext_lazy("All")), *Status.choices], required=False)
     sort = forms.ChoiceField(required=False)  # choices: the list's sorts, each way (__init__)
     page = forms.IntegerField(min_value=1, max_value=MAX_PAGE_NUMBER, required=False)
     # Where the page starts: after the row `after` names, or before the row `before` names (selectors.encode_cursor)
@@ -25,8 +27,8 @@ class SubscriptionListForm(forms.Form):
     # Across customers only (`across_customers`): one offer by id, the text that finds offers to pick, the chips
     offer = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
     offer_name = forms.CharField(max_length=100, required=False)
-    window = forms.ChoiceField(choices=[("48h", "Removal window closes within 48 h")], required=False)
-    renews = forms.ChoiceField(choices=[("30d", "Renews within 30 days")], required=False)
+    window = forms.ChoiceField(choices=[("48h", gettext_lazy("Removal window closes within 48 h"))], required=False)
+    renews = forms.ChoiceField(choices=[("30d", gettext_lazy("Renews within 30 days"))], required=False)
 
     def __init__(self, data, *, sorts: list[str], default_sort: str, across_customers: bool):
         super().__init__(data)
@@ -49,7 +51,7 @@ class SubscriptionListForm(forms.Form):
             else:
                 data[name] = None
         if data.get("after") is not None and data.get("before") is not None:
-            self.add_error("before", "A page starts after a row or before one, not both.")
+            self.add_error("before", _("A page starts after a row or before one, not both."))
         return data
 
     def values(self) -> dict:
@@ -73,8 +75,17 @@ class RenewalsWindowForm(forms.Form):
     the default 30 days, as a list's other unknown inputs are ignored: a page anyone may open with any query string."""
 
     within = forms.TypedChoiceField(
-        choices=[(days, f"{days} days") for days in WINDOWS], coerce=int, required=False, empty_value=DEFAULT_WINDOW
+        choices=[(days, days) for days in WINDOWS],  # their words in the request's language: __init__
+        coerce=int,
+        required=False,
+        empty_value=DEFAULT_WINDOW,
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["within"].choices = [
+            (days, ngettext("%(count)s day", "%(count)s days", days) % {"count": days}) for days in WINDOWS
+        ]
 
     def days(self) -> int:
         return self.cleaned_data["within"] if self.is_valid() else DEFAULT_WINDOW

@@ -12,6 +12,7 @@ import uuid
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import TRIAL_LICENSES, BillingFrequency, Term
 from portal.forms import IdField, IsoDateField, QuantityField, TextField, VersionField, whole_number
@@ -48,18 +49,18 @@ class QuantityForm(VersionedForm):
 
 class AutoRenewForm(VersionedForm):
     on = forms.TypedChoiceField(
-        choices=[("1", "On"), ("0", "Off")],
+        choices=[("1", _("On")), ("0", _("Off"))],
         coerce=lambda value: value == "1",
         error_messages={
-            "required": "Choose to turn auto-renew on or off.",
-            "invalid_choice": "Choose to turn auto-renew on or off.",
+            "required": _("Choose to turn auto-renew on or off."),
+            "invalid_choice": _("Choose to turn auto-renew on or off."),
         },
     )
 
 
 class RenameForm(VersionedForm):
     # Its length (S2, at most 200) is the service's rule; the page's maxlength only helps the person typing.
-    friendly_name = TextField(what="A friendly name")
+    friendly_name = TextField(what=_("A friendly name"))
 
 
 class AddonsForm(VersionedForm):
@@ -68,7 +69,7 @@ class AddonsForm(VersionedForm):
     the page did not offer is passed on for it to refuse, not dropped."""
 
     PREFIX = "addon-"
-    NOT_OFFERED = "That add-on is not available for this subscription."
+    NOT_OFFERED = _("That add-on is not available for this subscription.")
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
@@ -98,7 +99,7 @@ class AddonsForm(VersionedForm):
     def rows(self, eligible):
         """The page's add-on rows: (offer, its price, its bound field), so a refused form shows what was typed and
         the reason next to it. An offer the post did not name gets its field here, empty."""
-        for sku, _ in eligible:
+        for sku, _price in eligible:
             self.fields.setdefault(f"{self.PREFIX}{sku.pk}", forms.CharField(required=False))
         return [(sku, price, self[f"{self.PREFIX}{sku.pk}"]) for sku, price in eligible]
 
@@ -109,9 +110,9 @@ class ScheduleRenewalForm(VersionedForm):
     passed as posted: which ones the offer is sold with is the service's answer."""
 
     quantity = QuantityField(required=False)
-    term = TextField(what="A term")
-    billing_frequency = TextField(what="A billing frequency")
-    target_sku = IdField(required=False, error_messages={"invalid": "Choose one of the listed upgrade targets."})
+    term = TextField(what=_("A term"))
+    billing_frequency = TextField(what=_("A billing frequency"))
+    target_sku = IdField(required=False, error_messages={"invalid": _("Choose one of the listed upgrade targets.")})
     aligned_end_date = IsoDateField(required=False)
 
     def __init__(self, data=None, *, current_sku_id=None, **kwargs):
@@ -153,8 +154,8 @@ class ScheduleRenewalForm(VersionedForm):
 class UnscheduleForm(VersionedForm):
     change = IdField(
         error_messages={
-            "required": "Choose a scheduled change to remove.",
-            "invalid": "Choose a scheduled change to remove.",
+            "required": _("Choose a scheduled change to remove."),
+            "invalid": _("Choose a scheduled change to remove."),
         }
     )
 
@@ -170,17 +171,17 @@ class UpgradeForm(VersionedForm):
     """U2–U7: the target, licenses, term, billing frequency and existing subscription of a preview (GET) or of
     "Yes, upgrade" (POST, `confirm=yes`)."""
 
-    INTO = "Choose a new subscription or one of the listed existing subscriptions."
+    INTO = _("Choose a new subscription or one of the listed existing subscriptions.")
 
     target = IdField(
         error_messages={
-            "required": "Choose one of the listed upgrade targets.",
-            "invalid": "Choose one of the listed upgrade targets.",
+            "required": _("Choose one of the listed upgrade targets."),
+            "invalid": _("Choose one of the listed upgrade targets."),
         }
     )
     quantity = QuantityField()
-    term = TextField(what="A term")
-    billing_frequency = TextField(what="A billing frequency")
+    term = TextField(what=_("A term"))
+    billing_frequency = TextField(what=_("A billing frequency"))
     into = forms.UUIDField(required=False, error_messages={"invalid": INTO})
     confirm = forms.CharField(required=False)
 
@@ -200,20 +201,20 @@ class ConversionForm(VersionedForm):
     billing frequency and quantity; TR2's defaults (an annual term billed monthly, the trial's 25 licenses) fill
     what the form leaves empty. Into an existing subscription the quantity is TR7's, so the one typed is not read."""
 
-    TARGET = "Choose the paid offer, a higher offer or an existing subscription to convert to."
+    TARGET = _("Choose the paid offer, a higher offer or an existing subscription to convert to.")
 
     target = forms.CharField(error_messages={"required": TARGET})
     when = forms.ChoiceField(
-        choices=[("now", "Now"), ("scheduled", "At the trial's end")],
+        choices=[("now", _("Now")), ("scheduled", _("At the trial's end"))],
         required=False,
-        error_messages={"invalid_choice": "Choose to convert now or at the trial's end."},
+        error_messages={"invalid_choice": _("Choose to convert now or at the trial's end.")},
     )
-    term = TextField(what="A term")
-    billing_frequency = TextField(what="A billing frequency")
+    term = TextField(what=_("A term"))
+    billing_frequency = TextField(what=_("A billing frequency"))
     quantity = forms.CharField(required=False)
 
     def clean_target(self):
-        kind, _, value = self.cleaned_data["target"].partition("-")
+        kind, _dash, value = self.cleaned_data["target"].partition("-")
         if kind == "sku" and whole_number(value) is not None:
             return {"target_sku_id": whole_number(value), "into_subscription_id": None}
         if kind == "sub":
@@ -266,18 +267,18 @@ class ConversionForm(VersionedForm):
 class RelationshipForm(forms.Form):
     """TF1: the company, its domain and its administrator's address; which are acceptable is the service's rule."""
 
-    company_name = TextField(what="A company name")
-    domain = TextField(what="A domain")
-    contact_email = TextField(what="An e-mail address")
+    company_name = TextField(what=_("A company name"))
+    domain = TextField(what=_("A domain"))
+    contact_email = TextField(what=_("An e-mail address"))
 
 
 class TransferFileForm(forms.Form):
     """TF2: the customer (an id; one outside the partner's customers is 404, like its URL would be), the current
     partner's PartnerID and the address to notify."""
 
-    customer = forms.UUIDField(error_messages={"required": "Choose a customer.", "invalid": "Choose a customer."})
-    source_partner_id = TextField(what="A PartnerID")
-    notification_email = TextField(what="An e-mail address")
+    customer = forms.UUIDField(error_messages={"required": _("Choose a customer."), "invalid": _("Choose a customer.")})
+    source_partner_id = TextField(what=_("A PartnerID"))
+    notification_email = TextField(what=_("An e-mail address"))
 
 
 class PickedField(forms.Field):

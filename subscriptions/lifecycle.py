@@ -241,7 +241,14 @@ def _reuse_preloaded(subscription: Subscription, preloaded: Subscription) -> Non
 def run_lifecycle(now: datetime, limit: int | None = None) -> LifecycleReport:
     """One pass of the engine: queue again the background work a killed worker left stranded (first: it is quick,
     and an order should not wait for a long pass), mark pending renewals (N6) and cycle charges (N7), charge the
-    due cycles (they fall within the term, so before its renewal), then move every due subscription."""
+    due cycles (they fall within the term, so before its renewal), then move every due subscription. In the
+    audit trail's one language (English), whatever language the thread that runs it last activated: the refusals
+    and labels the engine writes into its records come from the same translated functions the pages use."""
+    with audit.records_language():
+        return _run_lifecycle(now, limit)
+
+
+def _run_lifecycle(now: datetime, limit: int | None) -> LifecycleReport:
     requeued = requeue_stranded_work(now)
     lifecycle_requeued = guarded(restart_lost_lifecycle_chain, now)
     pending = mark_renewals_pending(now)

@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -211,14 +212,17 @@ def _change_quantity(request, subscription, form, now):
     plan = services.change_quantity(
         subscription_id=subscription.pk, actor=request.user, version=data["version"], quantity=data["quantity"], now=now
     )
-    verb = "Charged" if plan.amount >= 0 else "Refunded"
-    return f"Quantity changed from {plan.old} to {plan.new}. {verb} {abs(plan.amount)} {subscription.currency}."
+    if plan.amount >= 0:
+        message = _("Quantity changed from %(old)s to %(new)s. Charged %(amount)s %(currency)s.")
+    else:
+        message = _("Quantity changed from %(old)s to %(new)s. Refunded %(amount)s %(currency)s.")
+    return message % {"old": plan.old, "new": plan.new, "amount": abs(plan.amount), "currency": subscription.currency}
 
 
 def _suspend(request, subscription, form, now):
     data = form.cleaned_data
     services.suspend_subscription(subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now)
-    return "Suspended: the customer's access is blocked now. Billing continues; auto-renew is off."
+    return _("Suspended: the customer's access is blocked now. Billing continues; auto-renew is off.")
 
 
 def _reactivate(request, subscription, form, now):
@@ -226,7 +230,7 @@ def _reactivate(request, subscription, form, now):
     services.reactivate_subscription(
         subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now
     )
-    return "Reactivated. Auto-renew is still off: turn it back on if this subscription should renew."
+    return _("Reactivated. Auto-renew is still off: turn it back on if this subscription should renew.")
 
 
 def _cancel(request, subscription, form, now):
@@ -234,7 +238,10 @@ def _cancel(request, subscription, form, now):
     refund = services.cancel_subscription(
         subscription_id=subscription.pk, actor=request.user, version=data["version"], now=now
     )
-    return f"Cancelled. Refund: {refund.amount} {subscription.currency}."
+    return _("Cancelled. Refund: %(amount)s %(currency)s.") % {
+        "amount": refund.amount,
+        "currency": subscription.currency,
+    }
 
 
 def _auto_renew(request, subscription, form, now):
@@ -242,7 +249,7 @@ def _auto_renew(request, subscription, form, now):
     services.set_auto_renew(
         subscription_id=subscription.pk, actor=request.user, version=data["version"], on=data["on"], now=now
     )
-    return f"Auto-renew turned {'on' if data['on'] else 'off'}."
+    return _("Auto-renew turned on.") if data["on"] else _("Auto-renew turned off.")
 
 
 def _rename(request, subscription, form, now):
@@ -254,7 +261,7 @@ def _rename(request, subscription, form, now):
         friendly_name=data["friendly_name"],
         now=now,
     )
-    return f"Renamed to {renamed.display_name}."
+    return _("Renamed to %(name)s.") % {"name": renamed.display_name}
 
 
 def _buy_addons(request, subscription, form, now):
@@ -266,7 +273,8 @@ def _buy_addons(request, subscription, form, now):
         quantities=data["quantities"],
         now=now,
     )
-    return "Bought " + ", ".join(f"{a.quantity} × {a.sku.name}" for a in created) + "."
+    bought = checks.listed([f"{a.quantity} × {a.sku.name}" for a in created])
+    return _("Bought %(addons)s.") % {"addons": bought}
 
 
 def _schedule(request, subscription, form, now):
@@ -282,14 +290,15 @@ def _schedule(request, subscription, form, now):
         **form.choices(services.NATURAL_END),
     )
     if not changes:
-        return "Nothing is scheduled any more: the subscription renews unchanged."
+        return _("Nothing is scheduled any more: the subscription renews unchanged.")
     reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5
-    return (
-        "Scheduled for the renewal: "
-        + ", ".join(c.summary for c in changes)
-        + "."
-        + (f" {reassignment}" if reassignment else "")
-    )
+    scheduled = checks.listed([c.summary for c in changes])
+    if reassignment:
+        return _("Scheduled for the renewal: %(changes)s. %(reassignment)s") % {
+            "changes": scheduled,
+            "reassignment": reassignment,
+        }
+    return _("Scheduled for the renewal: %(changes)s.") % {"changes": scheduled}
 
 
 def _unschedule(request, subscription, form, now):
@@ -297,7 +306,7 @@ def _unschedule(request, subscription, form, now):
     removed = services.remove_scheduled_change(
         subscription_id=subscription.pk, actor=request.user, version=data["version"], change_id=data["change"], now=now
     )
-    return f"Removed from the renewal: {removed.summary}."
+    return _("Removed from the renewal: %(change)s.") % {"change": removed.summary}
 
 
 ACTIONS = {
@@ -385,7 +394,8 @@ def publisher_setup(request, subscription_id):
             )
         messages.success(
             request,
-            f"{subscription.sku.product.publisher.name} confirmed the account set-up: the subscription is active.",
+            _("%(publisher)s confirmed the account set-up: the subscription is active.")
+            % {"publisher": subscription.sku.product.publisher.name},
         )
         return redirect(
             "subscriptions:subscription-detail", customer_id=subscription.customer_id, subscription_id=subscription.pk
@@ -447,10 +457,10 @@ def next_charge_frequency(request, customer_id, subscription_id):
         )
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
-    message = (
-        f"From the next charge on {updated.next_charge_on:%Y-%m-%d} (UTC) it is billed "
-        f"{services.BILLED[updated.next_charge_frequency]}."
-    )
+    message = _("From the next charge on %(date)s (UTC) it is billed %(billed)s.") % {
+        "date": f"{updated.next_charge_on:%Y-%m-%d}",
+        "billed": services.BILLED[updated.next_charge_frequency],
+    }
     return _next_charge_answer(request, customer, subscription, message=message)
 
 
@@ -470,5 +480,7 @@ def next_charge_frequency_remove(request, customer_id, subscription_id):
         )
     except RuleViolation as violation:
         return _next_charge_answer(request, customer, subscription, violation=violation)
-    message = f"Billing frequency change removed: it stays billed {services.BILLED[updated.billing_frequency]}."
+    message = _("Billing frequency change removed: it stays billed %(billed)s.") % {
+        "billed": services.BILLED[updated.billing_frequency]
+    }
     return _next_charge_answer(request, customer, subscription, message=message)

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
 from portal.models import Customer, Partner
@@ -25,83 +27,127 @@ class SubscriptionManager(models.Manager):
 
 
 class Subscription(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
     # No index of its own: every list index of a customer starts with it (Meta.indexes).
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions", db_index=False)
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="subscriptions", db_index=False)  # see Meta
-    availability = models.ForeignKey(Availability, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="subscriptions", db_index=False, verbose_name=_("customer")
+    )
+    sku = models.ForeignKey(
+        Sku, on_delete=models.PROTECT, related_name="subscriptions", db_index=False, verbose_name=_("SKU")
+    )  # see Meta
+    availability = models.ForeignKey(
+        Availability, on_delete=models.PROTECT, related_name="+", verbose_name=_("availability")
+    )
     order_line = models.OneToOneField(
-        OrderLine, on_delete=models.PROTECT, null=True, blank=True, related_name="subscription"
+        OrderLine,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="subscription",
+        verbose_name=_("order line"),
     )
     # Indexed below only where set: most subscriptions are no add-on (and most have no reseller), and over an
     # index whose entries are mostly NULL, SQLite's statistics (ANALYZE) make it scan the table instead.
     base_subscription = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="addon_subscriptions", db_index=False
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="addon_subscriptions",
+        db_index=False,
+        verbose_name=_("base subscription"),
     )
-    friendly_name = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    quantity = models.PositiveIntegerField()
+    friendly_name = models.CharField(max_length=200, blank=True, verbose_name=_("friendly name"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
     # Snapshot of what was bought: a later price list change does not touch it.
-    term = models.CharField(max_length=3, choices=Term.choices)
-    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices)
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="USD")
-    auto_renew = models.BooleanField(default=True)
+    term = models.CharField(max_length=3, choices=Term.choices, verbose_name=_("term"))
+    billing_frequency = models.CharField(
+        max_length=10, choices=BillingFrequency.choices, verbose_name=_("billing frequency")
+    )
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("unit price"))
+    currency = models.CharField(max_length=3, default="USD", verbose_name=_("currency"))
+    auto_renew = models.BooleanField(default=True, verbose_name=_("auto-renew"))
     # The term starts at an instant and ends on an inclusive UTC date (N2); a renewed term starts at 00:00 UTC.
-    term_start = models.DateTimeField(null=True, blank=True)
-    term_end = models.DateField(null=True, blank=True)
+    term_start = models.DateTimeField(null=True, blank=True, verbose_name=_("term start"))
+    term_end = models.DateField(null=True, blank=True, verbose_name=_("term end"))
     # N3: when the renewal (or the trial conversion at its end) that started this term completed, up to 24 hours
     # after its 00:00 UTC start: the term's 7-day cancellation window counts from it. None for a first term.
-    renewal_completed_at = models.DateTimeField(null=True, blank=True)
-    is_trial = models.BooleanField(default=False)
-    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    renewal_completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("renewal completed at"))
+    is_trial = models.BooleanField(default=False, verbose_name=_("trial"))
+    trial_ends_at = models.DateTimeField(null=True, blank=True, verbose_name=_("trial ends at"))
     # N6: set by the lifecycle engine from 00:00 UTC the day after the term end until the renewal completes.
-    renewal_pending = models.BooleanField(default=False)
+    renewal_pending = models.BooleanField(default=False, verbose_name=_("renewal pending"))
     # "Change the billing frequency at the next charge" (subscriptions/cycles.py): the new frequency, the day
     # its first period starts (a period boundary of the current frequency, within the term) and when it was set.
-    next_charge_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices, blank=True)
-    next_charge_on = models.DateField(null=True, blank=True)
-    next_charge_set_at = models.DateTimeField(null=True, blank=True)
+    next_charge_frequency = models.CharField(
+        max_length=10, choices=BillingFrequency.choices, blank=True, verbose_name=_("next charge frequency")
+    )
+    next_charge_on = models.DateField(null=True, blank=True, verbose_name=_("next charge on"))
+    next_charge_set_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next charge set at"))
     # N7: set by the lifecycle engine from 00:00 UTC on next_charge_on until the cycle charge completes.
-    cycle_charge_pending = models.BooleanField(default=False)
+    cycle_charge_pending = models.BooleanField(default=False, verbose_name=_("cycle charge pending"))
     reseller = models.ForeignKey(
-        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="resold_subscriptions", db_index=False
+        Partner,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="resold_subscriptions",
+        db_index=False,
+        verbose_name=_("reseller"),
     )
-    promotion_id = models.CharField(max_length=40, blank=True)
-    one_per_customer = models.BooleanField(default=False, editable=False, help_text="Snapshot of the offer's rule.")
-    quantity_updates = models.PositiveIntegerField(default=0)
+    promotion_id = models.CharField(max_length=40, blank=True, verbose_name=_("promotion ID"))
+    one_per_customer = models.BooleanField(
+        default=False, editable=False, help_text=_("Snapshot of the offer's rule."), verbose_name=_("one per customer")
+    )
+    quantity_updates = models.PositiveIntegerField(default=0, verbose_name=_("quantity updates"))
     setup_confirmed_at = models.DateTimeField(
-        null=True, blank=True, help_text="S3: when the publisher confirmed set-up."
+        null=True,
+        blank=True,
+        help_text=_("S3: when the publisher confirmed set-up."),
+        verbose_name=_("setup confirmed at"),
     )
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cancelled at"))
     # U7: when licenses were last upgraded in or into this subscription; an upgrade has no cancellation window.
-    upgraded_at = models.DateTimeField(null=True, blank=True)
+    upgraded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("upgraded at"))
     # TF4: when it was transferred in from another partner: the customer paid that partner for this term, so
     # there is no cancellation window (and no refund) with this one.
-    transferred_at = models.DateTimeField(null=True, blank=True)
+    transferred_at = models.DateTimeField(null=True, blank=True, verbose_name=_("transferred at"))
     # TF4: the source partner's subscription this one was recreated from. Each side is shown its own records of a
     # completed transfer (subscriptions.transfers.moved_subscriptions), never the other partner's ids.
     transferred_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("transferred from"),
     )
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     # The lists' sort keys, stored on the row being listed so that one index serves each list's filter and sort
     # (S1): a sort key joined from another table (the customer's name, the reseller's) can't be read from an index,
     # and at 100,000 subscriptions sorting them all on each page was the cost. Copies, not rules: `save()` keeps
     # them from the subscription's own fields; Customer.save() and Partner.save() keep them when the customer or
     # the reseller changes, in the same transaction. `list_name` is `display_name`.
-    list_name = models.CharField(max_length=200, blank=True, editable=False)
-    customer_name = models.CharField(max_length=200, blank=True, editable=False)
+    list_name = models.CharField(max_length=200, blank=True, editable=False, verbose_name=_("list name"))
+    customer_name = models.CharField(max_length=200, blank=True, editable=False, verbose_name=_("customer name"))
     # The customer's partner (T3): the scope of the list across customers, so that its index starts with it.
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", db_index=False, editable=False)
-    reseller_name = models.CharField(max_length=200, blank=True, editable=False)  # "" without a reseller
+    partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="+", db_index=False, editable=False, verbose_name=_("partner")
+    )
+    reseller_name = models.CharField(
+        max_length=200, blank=True, editable=False, verbose_name=_("reseller name")
+    )  # "" without a reseller
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
-    version = models.PositiveIntegerField(default=1, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False, verbose_name=_("version"))
 
     objects = SubscriptionManager()
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["-created_at"]
         # An index for every list's sort and filter (S1), each ending with the sort's tie-breaker (id), so that a page
         # is read in index order from where the last one ended (seek pagination, selectors.SubscriptionList), going
@@ -261,58 +307,81 @@ class ScheduledChange(models.Model):
     mid-term change deletes them (R6), suspension too except a billing-frequency instruction (P4)."""
 
     class Kind(models.TextChoices):
-        UPGRADE = "upgrade", "SKU upgrade"
-        QUANTITY = "quantity", "Quantity"
-        TERM = "term", "Term"
-        BILLING_FREQUENCY = "billing_frequency", "Billing frequency"
-        ALIGNMENT = "alignment", "Aligned end date"
+        UPGRADE = "upgrade", _("SKU upgrade")
+        QUANTITY = "quantity", _("Quantity")
+        TERM = "term", _("Term")
+        BILLING_FREQUENCY = "billing_frequency", _("Billing frequency")
+        ALIGNMENT = "alignment", _("Aligned end date")
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="scheduled_changes")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    target_sku = models.ForeignKey(Sku, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    quantity = models.PositiveIntegerField(null=True, blank=True)
-    term = models.CharField(max_length=3, choices=Term.choices, blank=True)
-    billing_frequency = models.CharField(max_length=10, choices=BillingFrequency.choices, blank=True)
-    aligned_end_date = models.DateField(null=True, blank=True)
-    created_at = models.DateTimeField()
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="scheduled_changes", verbose_name=_("subscription")
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, verbose_name=_("kind"))
+    target_sku = models.ForeignKey(
+        Sku, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("target SKU")
+    )
+    quantity = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("quantity"))
+    term = models.CharField(max_length=3, choices=Term.choices, blank=True, verbose_name=_("term"))
+    billing_frequency = models.CharField(
+        max_length=10, choices=BillingFrequency.choices, blank=True, verbose_name=_("billing frequency")
+    )
+    aligned_end_date = models.DateField(null=True, blank=True, verbose_name=_("aligned end date"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("scheduled change")
+        verbose_name_plural = _("scheduled changes")
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} at renewal of {self.subscription_id}"
+        return gettext("%(kind)s at renewal of %(subscription)s") % {
+            "kind": self.get_kind_display(),
+            "subscription": self.subscription_id,
+        }
 
     @property
     def summary(self) -> str:
+        """The change in words, in the active language (an audit row's summary is written in English: the services
+        build it under `audit.records_language()`)."""
         if self.kind == self.Kind.UPGRADE and self.target_sku_id:
-            return f"Upgrade to {self.target_sku.name}"
+            return gettext("Upgrade to %(offer)s") % {"offer": self.target_sku.name}
         if self.kind == self.Kind.QUANTITY:
-            return f"{self.quantity} licenses"
+            return ngettext("%(count)s license", "%(count)s licenses", self.quantity) % {"count": self.quantity}
         if self.kind == self.Kind.TERM:
-            return f"Term {self.get_term_display()}"
+            return gettext("Term %(term)s") % {"term": self.get_term_display()}
         if self.kind == self.Kind.BILLING_FREQUENCY:
-            return {"monthly": "Billed monthly", "annual": "Billed annually", "one_time": "Billed once for the term"}[
-                self.billing_frequency
-            ]
-        return f"End on {self.aligned_end_date:%Y-%m-%d}"
+            return {
+                "monthly": gettext("Billed monthly"),
+                "annual": gettext("Billed annually"),
+                "one_time": gettext("Billed once for the term"),
+            }[self.billing_frequency]
+        return gettext("End on %(date)s") % {"date": f"{self.aligned_end_date:%Y-%m-%d}"}
 
 
 class SeatLot(models.Model):
     """Licenses added together (purchase, renewal or increase): each opens its own 7-day window (Q2)."""
 
     class Source(models.TextChoices):
-        PURCHASE = "purchase", "Purchase"
-        INCREASE = "increase", "Added licenses"
-        RENEWAL = "renewal", "Renewal"
+        PURCHASE = "purchase", _("Purchase")
+        INCREASE = "increase", _("Added licenses")
+        RENEWAL = "renewal", _("Renewal")
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="seat_lots")
-    source = models.CharField(max_length=10, choices=Source.choices)
-    quantity = models.PositiveIntegerField(help_text="Licenses added.")
-    removed = models.PositiveIntegerField(default=0, help_text="Licenses of this lot removed since.")
-    added_at = models.DateTimeField()
-    window_ends_at = models.DateTimeField(help_text="Until this instant (UTC) these licenses can be removed.")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="seat_lots", verbose_name=_("subscription")
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, verbose_name=_("source"))
+    quantity = models.PositiveIntegerField(help_text=_("Licenses added."), verbose_name=_("quantity"))
+    removed = models.PositiveIntegerField(
+        default=0, help_text=_("Licenses of this lot removed since."), verbose_name=_("removed")
+    )
+    added_at = models.DateTimeField(verbose_name=_("added at"))
+    window_ends_at = models.DateTimeField(
+        help_text=_("Until this instant (UTC) these licenses can be removed."), verbose_name=_("window ends at")
+    )
 
     class Meta:
+        verbose_name = _("license lot")
+        verbose_name_plural = _("license lots")
         ordering = ["-added_at", "-pk"]
         # Windows closing soon are looked up across all subscriptions (home page, 48 h filter).
         # With the subscription and the counts, the lots closing soon are read from the index alone.
@@ -324,7 +393,9 @@ class SeatLot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.quantity} licenses added {self.added_at:%Y-%m-%d %H:%M} UTC"
+        return ngettext(
+            "%(count)s license added %(when)s UTC", "%(count)s licenses added %(when)s UTC", self.quantity
+        ) % {"count": self.quantity, "when": f"{self.added_at:%Y-%m-%d %H:%M}"}
 
     @property
     def remaining(self) -> int:
@@ -337,26 +408,32 @@ class BillingLine(models.Model):
     """Every charge and refund (L2), with the period it covers."""
 
     class Kind(models.TextChoices):
-        PURCHASE = "purchase", "Purchase"
-        INCREASE = "increase", "Added licenses"
-        REDUCTION_REFUND = "reduction_refund", "License removal refund"
-        CANCELLATION_REFUND = "cancellation_refund", "Cancellation refund"
-        RENEWAL = "renewal", "Renewal"
-        CYCLE = "cycle", "Billing cycle"
-        UPGRADE_CREDIT = "upgrade_credit", "Upgrade credit"
+        PURCHASE = "purchase", _("Purchase")
+        INCREASE = "increase", _("Added licenses")
+        REDUCTION_REFUND = "reduction_refund", _("License removal refund")
+        CANCELLATION_REFUND = "cancellation_refund", _("Cancellation refund")
+        RENEWAL = "renewal", _("Renewal")
+        CYCLE = "cycle", _("Billing cycle")
+        UPGRADE_CREDIT = "upgrade_credit", _("Upgrade credit")
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billing_lines")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="USD")
-    quantity = models.IntegerField()
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    period_start = models.DateField()
-    period_end = models.DateField(help_text="Inclusive.")
-    explanation = models.CharField(max_length=300, blank=True, help_text="The arithmetic, for checking by hand.")
-    created_at = models.DateTimeField()
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="billing_lines", verbose_name=_("subscription")
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, verbose_name=_("kind"))
+    amount = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, default="USD", verbose_name=_("currency"))
+    quantity = models.IntegerField(verbose_name=_("quantity"))
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("unit price"))
+    period_start = models.DateField(verbose_name=_("period start"))
+    period_end = models.DateField(help_text=_("Inclusive."), verbose_name=_("period end"))
+    explanation = models.CharField(
+        max_length=300, blank=True, help_text=_("The arithmetic, for checking by hand."), verbose_name=_("explanation")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("billing line")
+        verbose_name_plural = _("billing lines")
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
@@ -366,32 +443,54 @@ class BillingLine(models.Model):
 class AuditEntry(models.Model):
     """Who changed what, when (UTC), before and after (L1)."""
 
-    at = models.DateTimeField()
+    at = models.DateTimeField(verbose_name=_("at"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
     )
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="audit_entries")
+    partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="audit_entries", verbose_name=_("partner")
+    )
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="audit_entries",
+        null=True,
+        blank=True,
+        verbose_name=_("customer"),
     )
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True, verbose_name=_("order")
+    )
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, related_name="audit_entries", null=True, blank=True
+        Subscription,
+        on_delete=models.CASCADE,
+        related_name="audit_entries",
+        null=True,
+        blank=True,
+        verbose_name=_("subscription"),
     )
-    action = models.CharField(max_length=60)
-    summary = models.CharField(max_length=300)
-    before = models.JSONField(default=dict, blank=True)
-    after = models.JSONField(default=dict, blank=True)
+    action = models.CharField(max_length=60, verbose_name=_("action"))
+    summary = models.CharField(max_length=300, verbose_name=_("summary"))
+    before = models.JSONField(default=dict, blank=True, verbose_name=_("before"))
+    after = models.JSONField(default=dict, blank=True, verbose_name=_("after"))
     # The webhooks' outbox marker (api.webhooks.dispatch_events): empty until the dispatcher has made this entry's
     # deliveries. A marker on the row, not a cursor over pks: pks are taken when a transaction inserts but seen
     # when it commits, so a long transaction's entry can become visible below a cursor that already moved past it
     # (and the lifecycle engine writes with bulk_create, so no signal sees its entries). The partial index holds
     # only the entries not yet dispatched, so the dispatcher's scan stays as small as its backlog.
-    webhooks_dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    webhooks_dispatched_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("webhooks dispatched at")
+    )
 
     class Meta:
         ordering = ["-at", "-pk"]
-        verbose_name_plural = "audit entries"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
         indexes = [
             models.Index(fields=["customer", "-at"]),
             models.Index(fields=["id"], name="audit_webhooks_undispatched", condition=Q(webhooks_dispatched_at=None)),
@@ -412,25 +511,26 @@ class AuditEntry(models.Model):
 
 
 # The names of the values the services record (before, after), as the pages call them; any other is its key in words.
+# The keys are the audit JSON's (machine values, never translated); the labels are lazy, said in the page's language.
 AUDIT_LABELS = {
-    "quantity": "Quantity",
-    "auto_renew": "Auto-renew",
-    "friendly_name": "Name",
-    "status": "Status",
-    "term": "Term",
-    "billing_frequency": "Billing frequency",
-    "next_charge_frequency": "Billing frequency from the next charge",
-    "next_charge_on": "Next charge",
-    "unit_price": "Unit price",
-    "is_trial": "Trial",
-    "term_start": "Term start",
-    "term_end": "Term end",
-    "renewal_completed_at": "Renewal completed",
-    "expires_at": "Expires",
-    "addon": "Add-on",
-    "into": "Into",
-    "to": "Into",
-    "converted_into": "Converted into",
+    "quantity": _("Quantity"),
+    "auto_renew": _("Auto-renew"),
+    "friendly_name": _("Name"),
+    "status": _("Status"),
+    "term": _("Term"),
+    "billing_frequency": _("Billing frequency"),
+    "next_charge_frequency": _("Billing frequency from the next charge"),
+    "next_charge_on": _("Next charge"),
+    "unit_price": _("Unit price"),
+    "is_trial": _("Trial"),
+    "term_start": _("Term start"),
+    "term_end": _("Term end"),
+    "renewal_completed_at": _("Renewal completed"),
+    "expires_at": _("Expires"),
+    "addon": _("Add-on"),
+    "into": _("Into"),
+    "to": _("Into"),
+    "converted_into": _("Converted into"),
 }
 
 
@@ -444,16 +544,19 @@ def readable(values: dict) -> list[tuple[str, str]]:
 
 
 def audit_label(key: str) -> str:
-    return AUDIT_LABELS.get(key) or key.replace("_", " ").capitalize()
+    # A key without a label (one a future service records) is shown as its words, untranslated: better than nothing.
+    return str(AUDIT_LABELS.get(key) or key.replace("_", " ").capitalize())
 
 
 def audit_value(key: str, value) -> str:
     """A recorded value in the words the pages use: a term as "1 month", a status or a billing frequency by its
     name, on/off, a time in UTC."""
     if value is None or value == "":
-        return "none"
+        return gettext("none")
     if isinstance(value, bool):
-        return ("On" if value else "Off") if key == "auto_renew" else ("Yes" if value else "No")
+        if key == "auto_renew":
+            return gettext("On") if value else gettext("Off")
+        return gettext("Yes") if value else gettext("No")
     if not isinstance(value, str):
         return str(value)
     for choices in (Term, BillingFrequency, Status):
@@ -490,60 +593,82 @@ class RelationshipRequest(ExpiresWhilePending, models.Model):
     other partner serves looks and behaves exactly like one to a domain nobody serves."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
         # Never stored: a pending request past `expires_at` shows (and acts) as expired.
-        EXPIRED = "expired", "Expired"
+        EXPIRED = "expired", _("Expired")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    target_partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="relationship_requests")
-    company_name = models.CharField(max_length=200)
-    domain = models.CharField(max_length=200)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
+    target_partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="relationship_requests", verbose_name=_("target partner")
+    )
+    company_name = models.CharField(max_length=200, verbose_name=_("company name"))
+    domain = models.CharField(max_length=200, verbose_name=_("domain"))
     # Where the acceptance link goes: an address at `domain`. Blank only on requests sent before links existed.
-    contact_email = models.EmailField(blank=True)
+    contact_email = models.EmailField(blank=True, verbose_name=_("contact email"))
     # Filled when the customer accepts: the partner's new customer row and its tenant id.
-    tenant_id = models.UUIDField(null=True, blank=True, db_index=True)
-    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    created_at = models.DateTimeField()
+    tenant_id = models.UUIDField(null=True, blank=True, db_index=True, verbose_name=_("tenant ID"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("customer")
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
     # TF1: the acceptance link works until then (stored, like a transfer request's expiry, so the page shows it).
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    accepted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("accepted at"))
 
     class Meta:
+        verbose_name = _("relationship request")
+        verbose_name_plural = _("relationship requests")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.target_partner.name} → {self.domain} ({self.status})"
+        return f"{self.target_partner.name} → {self.domain} ({self.get_status_display()})"
 
 
 class TransferRequest(ExpiresWhilePending, models.Model):
     """TF2–TF4: the target partner asks the source partner to hand over a customer's subscriptions."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        COMPLETED = "completed", "Completed"
-        EXPIRED = "expired", "Expired"
-        CANCELLED = "cancelled", "Cancelled"
+        PENDING = "pending", _("Pending")
+        COMPLETED = "completed", _("Completed")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Cancelled")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source_partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="outgoing_transfers")
-    target_partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="incoming_transfers")
-    tenant_id = models.UUIDField(db_index=True)
-    source_customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    target_customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    notification_email = models.EmailField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    completed_at = models.DateTimeField(null=True, blank=True)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
+    source_partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="outgoing_transfers", verbose_name=_("source partner")
+    )
+    target_partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="incoming_transfers", verbose_name=_("target partner")
+    )
+    tenant_id = models.UUIDField(db_index=True, verbose_name=_("tenant ID"))
+    source_customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", verbose_name=_("source customer")
+    )
+    target_customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", verbose_name=_("target customer")
+    )
+    notification_email = models.EmailField(verbose_name=_("notification email"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
     # The source subscriptions the source partner picked, set when the transfer completes.
-    subscriptions = models.ManyToManyField(Subscription, blank=True, related_name="transfer_requests")
+    subscriptions = models.ManyToManyField(
+        Subscription, blank=True, related_name="transfer_requests", verbose_name=_("subscriptions")
+    )
     # Exactly once (portal/versions.py): bumped by every change, posted back by every form drawn from it.
-    version = models.PositiveIntegerField(default=1, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False, verbose_name=_("version"))
 
     class Meta:
+        verbose_name = _("transfer request")
+        verbose_name_plural = _("transfer requests")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Transfer of {self.source_customer} from {self.source_partner.name} to {self.target_partner.name}"
+        return gettext("Transfer of %(customer)s from %(source)s to %(target)s") % {
+            "customer": self.source_customer,
+            "source": self.source_partner.name,
+            "target": self.target_partner.name,
+        }

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.tasks import TaskResultStatus
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_tasks_db.models import DBTaskResult
 
 from catalog.models import Order
@@ -81,7 +83,7 @@ class OrderDelay:
     def advice(self) -> str:
         """What the partner can do: nothing but wait, for a while (the sweep retries within PRESUMED_LOST_AFTER and
         a pass; MAX_ATTEMPTS of them take under an hour)."""
-        return (
+        return _(
             "The portal retries automatically and never creates a subscription twice. If it is still waiting an "
             "hour after it was placed, contact support with the order number."
         )
@@ -90,16 +92,17 @@ class OrderDelay:
     def summary(self) -> str:
         since = f"{self.since:%Y-%m-%d %H:%M} UTC"
         if self.waiting_for == "fulfillment":
-            return (
-                f"This order is taking longer than expected: placed {since}, its subscriptions are not created "
-                "yet (this usually takes under a minute)."
-            )
-        some = "1 subscription" if self.subscriptions == 1 else f"{self.subscriptions} subscriptions"
-        return (
-            f"This order is taking longer than expected: {some} created {since} "
-            f"{'is' if self.subscriptions == 1 else 'are'} still being provisioned (this usually takes under a "
-            "minute)."
-        )
+            return _(
+                "This order is taking longer than expected: placed %(since)s, its subscriptions are not created yet "
+                "(this usually takes under a minute)."
+            ) % {"since": since}
+        return ngettext(
+            "This order is taking longer than expected: %(count)s subscription created %(since)s is still being "
+            "provisioned (this usually takes under a minute).",
+            "This order is taking longer than expected: %(count)s subscriptions created %(since)s are still being "
+            "provisioned (this usually takes under a minute).",
+            self.subscriptions,
+        ) % {"count": self.subscriptions, "since": since}
 
 
 def order_delay(order: Order, now: datetime, *, lines=None) -> OrderDelay | None:

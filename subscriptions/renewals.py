@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, BillingFrequency
 from portal.pagination import SmallListPaginator
@@ -28,9 +29,9 @@ DEFAULT_WINDOW = 30
 PAGE_SIZE = 50
 
 CHARGE_LABELS = {
-    BillingFrequency.MONTHLY: "first monthly charge",
-    BillingFrequency.ANNUAL: "first annual charge",
-    BillingFrequency.ONE_TIME: "one-time charge for the term",
+    BillingFrequency.MONTHLY: _("first monthly charge"),
+    BillingFrequency.ANNUAL: _("first annual charge"),
+    BillingFrequency.ONE_TIME: _("one-time charge for the term"),
 }
 
 

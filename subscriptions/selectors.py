@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import Exists, F, Field, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.lookups import GreaterThan, LessThan
+from django.utils.translation import gettext as _
 
 from catalog.models import BillingFrequency, Sku, Term, offer_search
 
@@ -283,19 +284,19 @@ def encode_cursor(values: tuple) -> str:
 def decode_cursor(cursor: str, sort: str) -> tuple:
     """The sort key's values a cursor of `sort` names; ValidationError for anything else (a cursor of another
     sort, text no cursor is)."""
-    columns, _ = sort_key(sort)
+    columns, _descending = sort_key(sort)
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationError("Not a position in this list.") from None
+        raise ValidationError(_("Not a position in this list.")) from None
     if not isinstance(values, list) or len(values) != len(columns):
-        raise ValidationError("Not a position in this list.")
+        raise ValidationError(_("Not a position in this list."))
     decoded = []
     for column, value in zip(columns, values, strict=True):
         field = Subscription._meta.get_field("id" if column == "pk" else column.removesuffix("_id"))
         field = getattr(field, "target_field", field)  # the customer's id, not a lookup of the customer
         if value is None and column not in NULLABLE_COLUMNS or isinstance(value, (list, dict)):
-            raise ValidationError("Not a position in this list.")
+            raise ValidationError(_("Not a position in this list."))
         # The column's own checks (type, length, choices, the database's integer range): ValidationError if not
         decoded.append(None if value is None else field.clean(value, None))
     return tuple(decoded)
@@ -350,7 +351,7 @@ def _after(columns: tuple, values: tuple, *, descending: bool) -> Q:
 def row_before_page(subscriptions: QuerySet, sort: str, number: int) -> tuple | None:
     """The sort key (`sort_key`) of the last row of the page before page `number` (> 1) of these subscriptions
     sorted by `sort`, or None past the end: an offset over the sort's index, which holds every column of the key."""
-    columns, _ = sort_key(sort)
+    columns, _descending = sort_key(sort)
     offset = (number - 1) * LIST_PAGE_SIZE - 1
     return next(iter(order_subscriptions(subscriptions, sort).values_list(*columns)[offset : offset + 1]), None)
 

@@ -1,15 +1,16 @@
 """Subscription statuses (S0) and the transitions between them, as data."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Status(models.TextChoices):
-    PENDING = "pending", "Pending"
-    ACTIVE = "active", "Active"
-    SUSPENDED = "suspended", "Suspended"
-    EXPIRED = "expired", "Expired"
-    DISABLED = "disabled", "Disabled"
-    DELETED = "deleted", "Deleted"
+    PENDING = "pending", _("Pending")
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    EXPIRED = "expired", _("Expired")
+    DISABLED = "disabled", _("Disabled")
+    DELETED = "deleted", _("Deleted")
 
 
 # Which status may follow which. Anything else is a programming error, refused loudly.
@@ -27,7 +28,7 @@ LIVE_STATUSES = (Status.PENDING, Status.ACTIVE, Status.SUSPENDED)
 
 
 class TransitionError(Exception):
-    pass
+    """A programming error (a service asked for a transition S0 has not): for the log, never shown, so English."""
 
 
 def check_transition(current: str, new: str) -> None:

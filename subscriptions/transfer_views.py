@@ -13,6 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from portal import access
 from portal.errors import RuleViolation
@@ -98,8 +100,8 @@ def relationship_send(request):
         else:
             messages.success(
                 request,
-                f"Relationship request sent to {relationship.company_name}: the acceptance "
-                f"link was e-mailed to {relationship.contact_email}.",
+                _("Relationship request sent to %(company)s: the acceptance link was e-mailed to %(email)s.")
+                % {"company": relationship.company_name, "email": relationship.contact_email},
             )
             return redirect("subscriptions:transfer-list")
     return render(
@@ -134,7 +136,9 @@ def transfer_file(request):
             refuse(form, violation)
             status = violation.status
         else:
-            messages.success(request, f"Transfer request sent to {transfer.source_partner.name}.")
+            messages.success(
+                request, _("Transfer request sent to %(partner)s.") % {"partner": transfer.source_partner.name}
+            )
             return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
     return render(
         request,
@@ -186,7 +190,15 @@ def transfer_detail(request, transfer_id):
         except RuleViolation as violation:
             context.update(error=violation.message, picked=set(picked))
             return render(request, "subscriptions/transfer_detail.html", context, status=violation.status)
-        messages.success(request, f"Transferred {len(created)} subscription(s) to {transfer.target_partner.name}.")
+        messages.success(
+            request,
+            ngettext(
+                "Transferred %(count)s subscription to %(partner)s.",
+                "Transferred %(count)s subscriptions to %(partner)s.",
+                len(created),
+            )
+            % {"count": len(created), "partner": transfer.target_partner.name},
+        )
         return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
     return render(request, "subscriptions/transfer_detail.html", context)
 
@@ -212,9 +224,10 @@ def transfer_cancel(request, transfer_id):
     is_target = transfer.target_partner_id == partner.pk
     messages.success(
         request,
-        "Transfer request withdrawn: nothing was transferred."
+        _("Transfer request withdrawn: nothing was transferred.")
         if is_target
-        else f"Transfer request declined: nothing was transferred to {transfer.target_partner.name}.",
+        else _("Transfer request declined: nothing was transferred to %(partner)s.")
+        % {"partner": transfer.target_partner.name},
     )
     return redirect("subscriptions:transfer-detail", transfer_id=transfer.pk)
 

@@ -22,6 +22,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from catalog.models import Sku
 from portal.access import Action, Permission, partner_of, permission, require
@@ -46,11 +48,11 @@ RELATIONSHIP_LINK_LIFETIME = timedelta(days=14)
 # signed for anything else never passes for an acceptance link.
 _LINK_SIGNER = Signer(salt="subscriptions.transfers.relationship-acceptance")
 TOKEN_MAX = 200  # a signed request id is about 80 characters; anything much longer is not one of ours
-BAD_LINK = (
+BAD_LINK = gettext_lazy(
     "This invitation link isn't valid: it may have been cut short when it was copied. Open it again from "
     "the e-mail, or ask the partner to send a new invitation."
 )
-STAFF_CANT_ACCEPT = (
+STAFF_CANT_ACCEPT = gettext_lazy(
     "You're signed in to CSP Portal: an invitation is accepted by the customer's administrator, "
     "not by partner staff. Sign out first, or open the link in a private window."
 )
@@ -117,7 +119,8 @@ def invitation(relationship: RelationshipRequest, *, site_url: str) -> dict:
         "partner": relationship.target_partner,
         "link": acceptance_link(relationship, site_url=site_url),
         "lifetime_days": RELATIONSHIP_LINK_LIFETIME.days,
-        "subject": f"{relationship.target_partner.name} asks to become your Cloud Solution Provider partner",
+        "subject": _("%(partner)s asks to become your Cloud Solution Provider partner")
+        % {"partner": relationship.target_partner.name},
     }
 
 
@@ -133,11 +136,15 @@ def _email_invitation(relationship: RelationshipRequest, *, site_url: str) -> No
 def _check_company_name(company_name: str) -> str:
     company_name = (company_name or "").strip()
     if not company_name:
-        raise RuleViolation("TF1", "Give the customer's company name.", field="company_name")
+        raise RuleViolation("TF1", _("Give the customer's company name."), field="company_name")
     if len(company_name) > COMPANY_NAME_MAX:
-        raise RuleViolation("TF1", f"A company name has at most {COMPANY_NAME_MAX} characters.", field="company_name")
+        raise RuleViolation(
+            "TF1",
+            _("A company name has at most %(count)s characters.") % {"count": COMPANY_NAME_MAX},
+            field="company_name",
+        )
     if any(unicodedata.category(c) == "Cc" for c in company_name):  # tabs, NUL (which PostgreSQL refuses)...
-        raise RuleViolation("TF1", "A company name can't contain control characters.", field="company_name")
+        raise RuleViolation("TF1", _("A company name can't contain control characters."), field="company_name")
     return company_name
 
 
@@ -159,7 +166,7 @@ def _check_contact_email(contact_email: str, domain: str) -> str:
         contact_email,
         rule="TF1",
         field="contact_email",
-        refusal="Enter the e-mail address of the customer's administrator.",
+        refusal=_("Enter the e-mail address of the customer's administrator."),
     )
     # The link accepts for the whole domain, so it goes only to a mailbox at that domain: whoever can read it
     # speaks for the organisation (Partner Center has the customer's admin sign in to its own tenant instead).
@@ -168,8 +175,11 @@ def _check_contact_email(contact_email: str, domain: str) -> str:
     if at != domain and not at.endswith("." + domain):
         raise RuleViolation(
             "TF1",
-            f"The acceptance link goes to the customer's administrator: give an address at "
-            f"{domain} (such as admin@{domain}).",
+            _(
+                "The acceptance link goes to the customer's administrator: give an address at %(domain)s (such as "
+                "admin@%(domain)s)."
+            )
+            % {"domain": domain},
             field="contact_email",
         )
     return contact_email
@@ -188,9 +198,11 @@ def send_relationship_request(
     partner = partner_of(actor)
     company_name, domain = _check_company_name(company_name), (domain or "").strip().lower()
     if not domain:
-        raise RuleViolation("TF1", "Give the customer's domain (e.g. contoso.onmicrosoft.com).", field="domain")
+        raise RuleViolation("TF1", _("Give the customer's domain (e.g. contoso.onmicrosoft.com)."), field="domain")
     if len(domain) > DOMAIN_MAX or not DOMAIN.fullmatch(domain):
-        raise RuleViolation("TF1", "Enter the customer's domain name, such as contoso.onmicrosoft.com.", field="domain")
+        raise RuleViolation(
+            "TF1", _("Enter the customer's domain name, such as contoso.onmicrosoft.com."), field="domain"
+        )
     contact_email = _check_contact_email(contact_email, domain)
     with transaction.atomic():
         # One partner's requests are sent one at a time, so that two clicks (or two tabs) can't both pass the
@@ -206,16 +218,23 @@ def send_relationship_request(
         if waiting is not None:
             raise RuleViolation(
                 "TF1",
-                f"A relationship request to {domain} is already waiting for the customer: "
-                f"its link was e-mailed to {waiting.contact_email or 'the customer'} and works "
-                f"until {waiting.expires_at:%Y-%m-%d %H:%M} UTC.",
+                _(
+                    "A relationship request to %(domain)s is already waiting for the customer: its link was e-mailed "
+                    "to %(email)s and works until %(when)s UTC."
+                )
+                % {
+                    "domain": domain,
+                    "email": waiting.contact_email or _("the customer"),
+                    "when": f"{waiting.expires_at:%Y-%m-%d %H:%M}",
+                },
                 conflict=True,
             )
         served = Customer.objects.filter(partner=partner, domain__iexact=domain).order_by("created_at", "pk").first()
         if served is not None:
             raise RuleViolation(
                 "TF1",
-                f"You already serve {served.company_name} ({domain}): request a transfer for it instead.",
+                _("You already serve %(company)s (%(domain)s): request a transfer for it instead.")
+                % {"company": served.company_name, "domain": domain},
                 field="domain",
             )
         relationship = RelationshipRequest.objects.create(
@@ -253,7 +272,7 @@ def _relationship_for_token(token: str, requests) -> RelationshipRequest:
         raise RelationshipLinkError(400, BAD_LINK) from None
     relationship = requests.filter(pk=request_id).first()
     if relationship is None:
-        raise RelationshipLinkError(404, "This invitation no longer exists: ask the partner to send a new one.")
+        raise RelationshipLinkError(404, _("This invitation no longer exists: ask the partner to send a new one."))
     return relationship
 
 
@@ -261,14 +280,14 @@ def _check_link_open(relationship: RelationshipRequest, now: datetime) -> None:
     if relationship.status == RelationshipRequest.Status.ACCEPTED:
         raise RelationshipLinkError(
             410,
-            f"This invitation was already accepted on "
-            f"{relationship.accepted_at:%Y-%m-%d %H:%M} UTC: its link works only once.",
+            _("This invitation was already accepted on %(when)s UTC: its link works only once.")
+            % {"when": f"{relationship.accepted_at:%Y-%m-%d %H:%M}"},
         )
     if now >= relationship.expires_at:
         raise RelationshipLinkError(
             410,
-            f"This invitation expired on {relationship.expires_at:%Y-%m-%d %H:%M} UTC: "
-            f"ask {relationship.target_partner.name} to send a new one.",
+            _("This invitation expired on %(when)s UTC: ask %(partner)s to send a new one.")
+            % {"when": f"{relationship.expires_at:%Y-%m-%d %H:%M}", "partner": relationship.target_partner.name},
         )
 
 
@@ -296,9 +315,9 @@ def accept_relationship(
         _check_link_open(relationship, now)
         company_name = _check_company_name(company_name)
         if billing_country not in COUNTRY_NAMES:
-            raise RuleViolation("TF1", "Choose your organisation's billing country.", field="billing_country")
+            raise RuleViolation("TF1", _("Choose your organisation's billing country."), field="billing_country")
         if segment not in Customer.Segment.values:
-            raise RuleViolation("TF1", "Choose your organisation's segment.", field="segment")
+            raise RuleViolation("TF1", _("Choose your organisation's segment."), field="segment")
         partner = relationship.target_partner
         # The partner's own row for this domain, if it got one since it sent the request (another accepted
         # invitation): kept as it is rather than a second customer for one organisation.
@@ -341,21 +360,23 @@ def file_transfer_request(
     member = require(actor, Action.BUY)
     target = member.partner
     if customer.partner_id != target.pk:
-        raise PermissionDenied("This customer is not yours.")
+        raise PermissionDenied(_("This customer is not yours."))
     notification_email = _email_address(
         notification_email,
         rule="TF2",
         field="notification_email",
-        refusal="Enter a valid notification email address.",
+        refusal=_("Enter a valid notification email address."),
     )
     source_partner_id = (source_partner_id or "").strip()
     source = Partner.objects.filter(partner_id=source_partner_id).first()
     if source is None:
         raise RuleViolation(
-            "TF2", f"No partner has the PartnerID {source_partner_id or '(empty)'}.", field="source_partner_id"
+            "TF2",
+            _("No partner has the PartnerID %(partner_id)s.") % {"partner_id": source_partner_id or _("(empty)")},
+            field="source_partner_id",
         )
     if source.pk == target.pk:
-        raise RuleViolation("TF2", "You can't transfer subscriptions from yourself.", field="source_partner_id")
+        raise RuleViolation("TF2", _("You can't transfer subscriptions from yourself."), field="source_partner_id")
     # TF2: the source partner's record of the same organisation: the same tenant id (records from before, such as
     # an organisation that always bought through both), else the same domain. A customer that accepted this
     # partner's relationship request has a tenant id of its own (never one read from another partner's record)
@@ -366,7 +387,11 @@ def file_transfer_request(
         else None
     )
     if source_customer is None:
-        raise RuleViolation("TF2", f"{source.name} does not serve {customer.company_name}.", field="source_partner_id")
+        raise RuleViolation(
+            "TF2",
+            _("%(partner)s does not serve %(company)s.") % {"partner": source.name, "company": customer.company_name},
+            field="source_partner_id",
+        )
     with transaction.atomic():
         # One pending request per customer and source: filings for this customer take their turn on its row, so a
         # request submitted twice at once (double click, retry) is filed once and the second sees it pending.
@@ -382,8 +407,11 @@ def file_transfer_request(
         ).exists():
             raise RuleViolation(
                 "TF2",
-                f"A transfer request for {customer.company_name} from {source.name} is "
-                "already pending: wait for it, or withdraw it first.",
+                _(
+                    "A transfer request for %(company)s from %(partner)s is already pending: wait for it, or "
+                    "withdraw it first."
+                )
+                % {"company": customer.company_name, "partner": source.name},
                 conflict=True,
             )
         transfer = TransferRequest.objects.create(
@@ -423,21 +451,25 @@ def _check_transferable(subscription: Subscription, transfer: TransferRequest, p
     if subscription.status not in TRANSFERABLE_STATUSES:
         raise RuleViolation(
             "TF4",
-            f"{name} is {subscription.get_status_display().lower()}: only active or suspended "
-            "subscriptions can be transferred.",
+            _("%(name)s is %(status)s: only active or suspended subscriptions can be transferred.")
+            % {"name": name, "status": checks.status_text(subscription)},
             conflict=True,
         )
     if subscription.sku.commerce != Sku.Commerce.NEW or subscription.is_trial:
-        raise RuleViolation("TF4", f"{name} can't be transferred: only paid new-commerce subscriptions can.")
+        raise RuleViolation(
+            "TF4", _("%(name)s can't be transferred: only paid new-commerce subscriptions can.") % {"name": name}
+        )
     if subscription.renewal_pending:
-        raise RuleViolation("TF4", f"{name} is renewing now: try again once the renewal completes.", conflict=True)
+        raise RuleViolation(
+            "TF4", _("%(name)s is renewing now: try again once the renewal completes.") % {"name": name}, conflict=True
+        )
     if subscription.base_subscription_id and subscription.base_subscription_id not in picked:
-        raise RuleViolation("TF4", f"{name} is an add-on: transfer it with its base subscription.")
+        raise RuleViolation("TF4", _("%(name)s is an add-on: transfer it with its base subscription.") % {"name": name})
     if checks.customer_holds(transfer.target_customer_id, subscription.sku):  # C4a
         raise RuleViolation(
             "TF4",
-            f"{transfer.target_partner.name} already has {subscription.sku.name} for this "
-            "customer, and only one subscription to it is allowed.",
+            _("%(partner)s already has %(offer)s for this customer, and only one subscription to it is allowed.")
+            % {"partner": transfer.target_partner.name, "offer": subscription.sku.name},
         )
 
 
@@ -453,16 +485,20 @@ def complete_transfer(
             .get(pk=request_id)
         )
         if transfer.source_partner_id != member.partner.pk:
-            raise PermissionDenied("Only the partner the subscriptions are transferred from can complete this request.")
+            raise PermissionDenied(
+                _("Only the partner the subscriptions are transferred from can complete this request.")
+            )
         if transfer.status != TransferRequest.Status.PENDING:
             raise RuleViolation(
-                "TF4", f"This request is already {transfer.get_status_display().lower()}.", conflict=True
+                "TF4",
+                _("This request is already %(status)s.") % {"status": transfer.get_status_display().lower()},
+                conflict=True,
             )
         if now >= transfer.expires_at:
             raise RuleViolation(
                 "TF4",
-                f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: ask "
-                f"{transfer.target_partner.name} to file a new one.",
+                _("This request expired on %(when)s UTC: ask %(partner)s to file a new one.")
+                % {"when": f"{transfer.expires_at:%Y-%m-%d %H:%M}", "partner": transfer.target_partner.name},
                 conflict=True,
             )
         # After the status: a second submit of a completed request says so (portal/versions.py).
@@ -470,12 +506,12 @@ def complete_transfer(
         bump_version(transfer)
         ids = {str(pk) for pk in subscription_ids}
         if not ids:
-            raise RuleViolation("TF4", "Pick at least one subscription to transfer.")
+            raise RuleViolation("TF4", _("Pick at least one subscription to transfer."))
         try:
             ids = {str(uuid.UUID(pk)) for pk in ids}
         except ValueError:
             raise RuleViolation(
-                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+                "TF4", _("Some picked subscriptions are not this customer's: reload the page."), conflict=True
             ) from None
         subscriptions = list(
             Subscription.objects.select_for_update(of=("self",))
@@ -485,7 +521,7 @@ def complete_transfer(
         )
         if len(subscriptions) != len(ids):
             raise RuleViolation(
-                "TF4", "Some picked subscriptions are not this customer's: reload the page.", conflict=True
+                "TF4", _("Some picked subscriptions are not this customer's: reload the page."), conflict=True
             )
         picked = {s.pk for s in subscriptions}
         for subscription in subscriptions:
@@ -525,18 +561,19 @@ def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | 
             .first()
         )
         if transfer is None:
-            raise PermissionDenied("This transfer request is not one of yours.")
+            raise PermissionDenied(_("This transfer request is not one of yours."))
         if transfer.status != TransferRequest.Status.PENDING:
             raise RuleViolation(
                 "TF4",
-                f"This request is already {transfer.get_status_display().lower()}: nothing was changed.",
+                _("This request is already %(status)s: nothing was changed.")
+                % {"status": transfer.get_status_display().lower()},
                 conflict=True,
             )
         if now >= transfer.expires_at:
             raise RuleViolation(
                 "TF4",
-                f"This request expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC: it can no "
-                "longer be completed, so there is nothing to cancel.",
+                _("This request expired on %(when)s UTC: it can no longer be completed, so there is nothing to cancel.")
+                % {"when": f"{transfer.expires_at:%Y-%m-%d %H:%M}"},
                 conflict=True,
             )
         check_version(transfer, version, noun="transfer request")  # portal/versions.py

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy, ngettext
 
 from catalog.models import BillingFrequency, Term
 from portal import access
@@ -21,7 +22,9 @@ def _context(request, customer, subscription, now, **extra) -> dict:
         "section": "subscriptions",
         "subscription": subscription,
         "now": now,
-        "upgrade": checks.verdict("upgrade", "Upgrade", upgrades.check_upgrade, subscription, request.user, now),
+        "upgrade": checks.verdict(
+            "upgrade", gettext_lazy("Upgrade"), upgrades.check_upgrade, subscription, request.user, now
+        ),
         "targets": upgrades.upgrade_targets(subscription, now=now),
         "terms": Term.choices,
         "frequencies": BillingFrequency.choices,
@@ -73,9 +76,26 @@ def subscription_upgrade(request, customer_id, subscription_id):
             refuse(form, violation)
             status = violation.status
         else:
-            text = f"Upgraded {form.cleaned_data['quantity']} license(s) to {result.sku.name}."
+            quantity = form.cleaned_data["quantity"]
+            values = {"count": quantity, "offer": result.sku.name}
             if result.pk != subscription.pk:
-                text += " Reassign these licenses by hand."
+                text = (
+                    ngettext(
+                        "Upgraded %(count)s license to %(offer)s. Reassign these licenses by hand.",
+                        "Upgraded %(count)s licenses to %(offer)s. Reassign these licenses by hand.",
+                        quantity,
+                    )
+                    % values
+                )
+            else:
+                text = (
+                    ngettext(
+                        "Upgraded %(count)s license to %(offer)s.",
+                        "Upgraded %(count)s licenses to %(offer)s.",
+                        quantity,
+                    )
+                    % values
+                )
             messages.success(request, text)
             return to_subscription_page(request, customer, result)
     context["error"] = first_error(form)

@@ -6,6 +6,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
 from catalog.models import Sku
@@ -114,15 +115,15 @@ def with_links(rows: list[selectors.ListRow]) -> list[selectors.ListRow]:
 
 # The list's columns: (sort key or None, header). The header of a sorted column links to the other direction.
 LIST_COLUMNS = [
-    ("name", "Name"),
-    (None, "Subscription ID"),
-    ("quantity", "Quantity"),
-    ("status", "Status"),
-    ("term", "Term"),
-    ("billing", "Billing"),
-    ("term_end", "Term end / renewal (UTC)"),
-    ("auto_renew", "Auto-renew"),
-    ("reseller", "Reseller of record"),
+    ("name", _("Name")),
+    (None, _("Subscription ID")),
+    ("quantity", _("Quantity")),
+    ("status", _("Status")),
+    ("term", _("Term")),
+    ("billing", _("Billing")),
+    ("term_end", _("Term end / renewal (UTC)")),
+    ("auto_renew", _("Auto-renew")),
+    ("reseller", _("Reseller of record")),
 ]
 NUMERIC_COLUMNS = {"quantity"}
 OFFER_MATCHES_SHOWN = 12  # offers listed to pick from as the offer filter is typed; more: type more of the name
@@ -131,7 +132,7 @@ OFFER_MATCHES_SHOWN = 12  # offers listed to pick from as the offer filter is ty
 def list_table(request, page: selectors.ListPage, *, sort: str, show_customer: bool) -> dict:
     """The subscription table's headers and the links of its pages, for `subscriptions/list.html#subscription-table`
     (which draws the rows). A header or a page link keeps the filters; a new sort starts again at page 1."""
-    columns = ([("customer", "Customer")] if show_customer else []) + LIST_COLUMNS
+    columns = ([("customer", _("Customer"))] if show_customer else []) + LIST_COLUMNS
     pages = {"page": "", "after": "", "before": ""}
     return {
         "headers": [sort_header(request.GET, key, label, sort=sort, pages=pages) for key, label in columns],

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from catalog.eligibility import addons_for
 from portal.access import Action, require
@@ -34,7 +35,7 @@ def buy_addons(
     require(actor, Action.BUY)  # A2
     wanted = {sku_id: q for sku_id, q in quantities.items() if q}
     if not wanted:
-        raise RuleViolation("A1", "Enter a quantity for at least one add-on.", field="quantity")
+        raise RuleViolation("A1", _("Enter a quantity for at least one add-on."), field="quantity")
     with transaction.atomic():
         base = lock_subscription(subscription_id, version, actor)
         checks.check_buy_addons(base, actor, now)
@@ -45,7 +46,7 @@ def buy_addons(
         for sku_id, quantity in wanted.items():
             sku = offered.get(sku_id)
             if sku is None:  # A3
-                raise RuleViolation("A3", "That add-on is not available for this subscription.")
+                raise RuleViolation("A3", _("That add-on is not available for this subscription."))
             check_quantity_sold(sku, quantity)
             availabilities = list(sku.availabilities.all())
             availability = next(
@@ -55,8 +56,12 @@ def buy_addons(
             if availability is None:
                 raise RuleViolation(
                     "A3",
-                    f"{sku.name} is not sold for a {base.get_term_display().lower()} term billed "
-                    f"{base.get_billing_frequency_display().lower()}.",
+                    _("%(offer)s is not sold for a %(term)s term billed %(frequency)s.")
+                    % {
+                        "offer": sku.name,
+                        "term": base.get_term_display().lower(),
+                        "frequency": base.get_billing_frequency_display().lower(),
+                    },
                 )
             # A5: coterminous with its base, billed on the base's periods for the rest of the current one.
             charge = remaining_charge(unit_price=availability.unit_price, quantity=quantity, period=period, today=today)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Sku, Term
 from portal.access import Action, require
@@ -64,11 +66,20 @@ class ConversionTarget:
     def label(self) -> str:
         if self.subscription:
             s = self.subscription
-            return (
-                f"Into existing {s.display_name} ({s.quantity} licenses, ends {s.term_end:%Y-%m-%d}, "
-                f"{s.get_term_display()} billed {s.get_billing_frequency_display().lower()})"
-            )
-        return f"{self.sku.name} ({'higher SKU' if self.higher else 'equivalent paid SKU'}), new subscription"
+            return ngettext(
+                "Into existing %(name)s (%(count)s license, ends %(date)s, %(term)s billed %(frequency)s)",
+                "Into existing %(name)s (%(count)s licenses, ends %(date)s, %(term)s billed %(frequency)s)",
+                s.quantity,
+            ) % {
+                "name": s.display_name,
+                "count": s.quantity,
+                "date": f"{s.term_end:%Y-%m-%d}",
+                "term": s.get_term_display(),
+                "frequency": s.get_billing_frequency_display().lower(),
+            }
+        if self.higher:
+            return _("%(offer)s (higher SKU), new subscription") % {"offer": self.sku.name}
+        return _("%(offer)s (equivalent paid SKU), new subscription") % {"offer": self.sku.name}
 
 
 def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
@@ -94,11 +105,11 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
         reason = (
             ""
             if ok
-            else (
-                f"It ends on {sub.term_end:%Y-%m-%d}, before the trial's end on "
-                f"{trial.term_end:%Y-%m-%d}: a trial can only be converted into a subscription "
-                "that ends on or after the trial's end date."
+            else _(
+                "It ends on %(date)s, before the trial's end on %(trial_end)s: a trial can only be converted into a "
+                "subscription that ends on or after the trial's end date."
             )
+            % {"date": f"{sub.term_end:%Y-%m-%d}", "trial_end": f"{trial.term_end:%Y-%m-%d}"}
         )
         targets.append(
             ConversionTarget(sku=sub.sku, subscription=sub, higher=skus[sub.sku_id].higher, allowed=ok, reason=reason)
@@ -108,7 +119,9 @@ def conversion_targets(trial: Subscription) -> list[ConversionTarget]:
 
 def scheduled_conversion_refusal(trial: Subscription) -> str:
     """TR8: why the conversion can't be scheduled for the trial's end ("" when it can): it needs auto-renew on."""
-    return "" if trial.auto_renew else "Auto-renew is off: turn it on to schedule the conversion for the trial's end."
+    return (
+        "" if trial.auto_renew else _("Auto-renew is off: turn it on to schedule the conversion for the trial's end.")
+    )
 
 
 @dataclass(frozen=True)
@@ -130,12 +143,16 @@ def conversion_timings(trial: Subscription) -> list[ConversionTiming]:
     return [
         ConversionTiming(
             "now",
-            f"Now (at least {TRIAL_LICENSES} licenses; into an existing subscription, "
-            f"{TRIAL_LICENSES} licenses are added and its term and billing frequency stay)",
+            _(
+                "Now (at least %(count)s licenses; into an existing subscription, %(count)s licenses are added and "
+                "its term and billing frequency stay)"
+            )
+            % {"count": TRIAL_LICENSES},
         ),
         ConversionTiming(
             "scheduled",
-            f"At the trial's end (needs auto-renew on; fewer than {TRIAL_LICENSES} licenses allowed)",
+            _("At the trial's end (needs auto-renew on; fewer than %(count)s licenses allowed)")
+            % {"count": TRIAL_LICENSES},
             reason=scheduled_conversion_refusal(trial),
         ),
     ]
@@ -154,7 +171,60 @@ class ConversionPlan:
     availability: Availability | None = None
     charge: Charge | None = None
     term_end: object = None
-    summary: str = ""
+    # The first day of the paid term: today (now), or the day after the trial's end (scheduled).
+    starts_on: object = None
+    into_quantity: int = 0  # the existing subscription's licenses before the trial's are added
+
+    @property
+    def summary(self) -> str:
+        """What the conversion does, in the active language (the audit row's summary is written under
+        `audit.records_language()`); computed from the plan each time it is read, so each reader gets its own."""
+        if self.into is not None:
+            into = self.into
+            return _(
+                "Now: %(count)s licenses are added to %(name)s (%(old)s → %(new)s), charged %(amount)s %(currency)s "
+                "(%(explanation)s); its %(term)s term billed %(billed)s, ending %(date)s, stays. The trial ends now."
+            ) % {
+                "count": self.quantity,
+                "name": into.display_name,
+                "old": self.into_quantity,
+                "new": self.into_quantity + self.quantity,
+                "amount": self.charge.amount,
+                "currency": into.currency,
+                "explanation": self.charge.explanation,
+                "term": Term(self.term).label,
+                "billed": BILLED[self.billing_frequency],
+                "date": f"{self.term_end:%Y-%m-%d}",
+            }
+        availability = self.availability
+        values = {
+            "offer": self.sku.name,
+            "count": self.quantity,
+            "term": Term(self.term).label,
+            "billed": BILLED[self.billing_frequency],
+            "price": _("%(price)s %(currency)s per license")
+            % {"price": availability.unit_price, "currency": availability.currency},
+            "start": f"{self.starts_on:%Y-%m-%d}",
+            "end": f"{self.term_end:%Y-%m-%d}",
+        }
+        if self.scheduled:
+            return (
+                ngettext(
+                    "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s license, %(term)s billed "
+                    "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
+                    "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s licenses, %(term)s billed "
+                    "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
+                    self.quantity,
+                )
+                % values
+            )
+        return ngettext(
+            "Now: a new %(offer)s subscription with %(count)s license, %(term)s billed %(billed)s at %(price)s, from "
+            "%(start)s to %(end)s; first charge %(amount)s %(currency)s. No promotion applies. The trial ends now.",
+            "Now: a new %(offer)s subscription with %(count)s licenses, %(term)s billed %(billed)s at %(price)s, from "
+            "%(start)s to %(end)s; first charge %(amount)s %(currency)s. No promotion applies. The trial ends now.",
+            self.quantity,
+        ) % {**values, "amount": self.charge.amount, "currency": availability.currency}
 
 
 def _availability(sku: Sku, term: str, billing_frequency: str) -> Availability:
@@ -188,7 +258,7 @@ def plan_conversion(
     if into_subscription_id:
         if scheduled:
             raise RuleViolation(
-                "TR3", 'Converting into an existing subscription happens now: choose "Now".', field="target"
+                "TR3", _('Converting into an existing subscription happens now: choose "Now".'), field="target"
             )
         target = next(
             (t for t in targets if t.subscription and str(t.subscription.pk) == str(into_subscription_id)), None
@@ -196,7 +266,7 @@ def plan_conversion(
         if target is None or (target_sku_id is not None and target.sku.pk != target_sku_id):
             raise RuleViolation(
                 "TR3",
-                "That subscription can't take this trial's licenses: choose one of the listed targets.",
+                _("That subscription can't take this trial's licenses: choose one of the listed targets."),
                 field="target",
             )
         if not target.allowed:
@@ -216,26 +286,25 @@ def plan_conversion(
             into=into,
             charge=charge,
             term_end=into.term_end,
-            summary=(
-                f"Now: {TRIAL_LICENSES} licenses are added to {into.display_name} ({into.quantity} → "
-                f"{into.quantity + TRIAL_LICENSES}), charged {charge.amount} {into.currency} "
-                f"({charge.explanation}); its {into.get_term_display()} term billed "
-                f"{BILLED[into.billing_frequency]}, ending {into.term_end:%Y-%m-%d}, stays. The trial ends now."
-            ),
+            starts_on=today,
+            into_quantity=into.quantity,
         )
     sku = next((t.sku for t in targets if t.subscription is None and t.sku.pk == target_sku_id), None)
     if sku is None:
         raise RuleViolation(
-            "TR3", "Choose the paid offer, a higher offer or an existing subscription to convert to.", field="target"
+            "TR3", _("Choose the paid offer, a higher offer or an existing subscription to convert to."), field="target"
         )
     availability = _availability(sku, term, billing_frequency)
     if quantity is None:
-        raise RuleViolation("TR7", "Enter the number of licenses.", field="quantity")
+        raise RuleViolation("TR7", _("Enter the number of licenses."), field="quantity")
     if not scheduled and quantity < TRIAL_LICENSES:
         raise RuleViolation(
             "TR7",
-            f"Converting now needs at least {TRIAL_LICENSES} licenses; schedule the conversion "
-            "for the trial's end to use fewer.",
+            _(
+                "Converting now needs at least %(count)s licenses; schedule the conversion for the trial's end to use "
+                "fewer."
+            )
+            % {"count": TRIAL_LICENSES},
             field="quantity",
         )
     check_quantity_sold(sku, quantity)
@@ -248,22 +317,18 @@ def plan_conversion(
         billing_frequency=billing_frequency,
         availability=availability,
     )
-    price = f"{availability.unit_price} {availability.currency} per license"
     if scheduled:
-        starts_on = checks.renewal_starts_on(trial)
-        plan.term_end = term_end_for(starts_on, months)
-        plan.summary = (
-            f"At the trial's end: from {starts_on:%Y-%m-%d} it becomes {sku.name} with {quantity} "
-            f"licenses, {Term(term).label} billed {BILLED[billing_frequency]} at {price}, until "
-            f"{plan.term_end:%Y-%m-%d}. No promotion applies."
-        )
+        plan.starts_on = checks.renewal_starts_on(trial)
+        plan.term_end = term_end_for(plan.starts_on, months)
         return plan
     if checks.customer_holds(trial.customer_id, sku):  # C4a
         raise RuleViolation(
             "TR3",
-            f"The customer already has {sku.name}, which can be bought once: convert into that subscription instead.",
+            _("The customer already has %(offer)s, which can be bought once: convert into that subscription instead.")
+            % {"offer": sku.name},
             field="target",
         )
+    plan.starts_on = today
     plan.term_end = term_end_for(today, months)
     plan.charge = first_charge(
         unit_price=availability.unit_price,
@@ -272,12 +337,6 @@ def plan_conversion(
         term_start=today,
         term_end=plan.term_end,
         term_months=months,
-    )
-    plan.summary = (
-        f"Now: a new {sku.name} subscription with {quantity} licenses, {Term(term).label} billed "
-        f"{BILLED[billing_frequency]} at {price}, from {today:%Y-%m-%d} to {plan.term_end:%Y-%m-%d}; "
-        f"first charge {plan.charge.amount} {availability.currency}. No promotion applies. "
-        "The trial ends now."
     )
     return plan
 
@@ -436,6 +495,8 @@ def schedule_trial_conversion(
             quantity=quantity,
         )
         deleted = delete_scheduled_changes(trial)
+        with audit.records_language():
+            summary = plan.summary
         Kind = ScheduledChange.Kind
         changes = [
             ScheduledChange.objects.create(subscription=trial, kind=Kind.UPGRADE, target_sku=plan.sku, created_at=now),
@@ -456,7 +517,7 @@ def schedule_trial_conversion(
             customer=trial.customer,
             subscription=trial,
             action="subscription.trial_conversion_scheduled",
-            summary=plan.summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""),
+            summary=summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""),
             after={
                 "sku": plan.sku.sku_id,
                 "quantity": plan.quantity,

@@ -8,6 +8,9 @@ each of them builds on it, so the package has no import cycle.
 
 from datetime import date, datetime, timedelta
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
+
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term, UpgradePath
 from portal.access import require_serves
 from portal.errors import RuleViolation
@@ -23,11 +26,12 @@ REMOVAL_WINDOW = checks.REMOVAL_WINDOW
 # The removal window of licenses that come without one (an upgrade's, U7; a transfer's): closed from the start.
 NO_WINDOW = timedelta(0)
 
-# How a billing frequency reads in a sentence ("a 1-year term billed annually").
+# How a billing frequency reads in a sentence ("a 1-year term billed annually"), in the page's language: lazy, each
+# translated with the context "billed" (the sentences that hold it are translated whole, with a `%(billed)s`).
 BILLED = {
-    BillingFrequency.MONTHLY: "monthly",
-    BillingFrequency.ANNUAL: "annually",
-    BillingFrequency.ONE_TIME: "once for the term",
+    BillingFrequency.MONTHLY: pgettext_lazy("billed", "monthly"),
+    BillingFrequency.ANNUAL: pgettext_lazy("billed", "annually"),
+    BillingFrequency.ONE_TIME: pgettext_lazy("billed", "once for the term"),
 }
 
 
@@ -70,13 +74,15 @@ def check_quantity_sold(sku, quantity: int) -> None:
 def check_choice(rule: str, term: str, billing_frequency: str) -> None:
     """Refuses (under `rule`: TR2, U4, R1) a term or a billing frequency that isn't one of the catalog's (C1)."""
     if term not in Term.values:
-        raise RuleViolation(rule, "Choose a term of 1 month, 1 year or 3 years.", field="term")
+        raise RuleViolation(rule, _("Choose a term of 1 month, 1 year or 3 years."), field="term")
     check_frequency_choice(rule, billing_frequency)
 
 
 def check_frequency_choice(rule: str, billing_frequency: str) -> None:
     if billing_frequency not in BillingFrequency.values:
-        raise RuleViolation(rule, "Choose a monthly, annual or one-time billing frequency.", field="billing_frequency")
+        raise RuleViolation(
+            rule, _("Choose a monthly, annual or one-time billing frequency."), field="billing_frequency"
+        )
 
 
 def fits_term(term: str, billing_frequency: str) -> bool:
@@ -90,24 +96,33 @@ def check_fits_term(rule: str, term: str, billing_frequency: str) -> None:
     if not fits_term(term, billing_frequency):
         raise RuleViolation(
             rule,
-            f"A {Term(term).label} term can't be billed {BILLED[billing_frequency]}: the billing frequency can't be "
-            "longer than the term.",
+            _("A %(term)s term can't be billed %(billed)s: the billing frequency can't be longer than the term.")
+            % {"term": Term(term).label, "billed": BILLED[billing_frequency]},
             field="billing_frequency",
         )
 
 
 def sold_availability(
-    rule: str, sku, term: str, billing_frequency: str, *, field: str = "term", then: str = ""
+    rule: str, sku, term: str, billing_frequency: str, *, field: str = "term", choose_another: bool = False
 ) -> Availability:
     """The way `sku` is sold for this term and billing frequency (C1), read from its availabilities (prefetched
-    or not), or `rule`'s refusal (TR2, U4, R1, N7) naming what isn't sold, followed by `then`."""
+    or not), or `rule`'s refusal (TR2, U4, R1, N7) naming what isn't sold (and, with `choose_another`, asking for
+    a term and billing frequency it is sold for: one sentence each way, never a fragment joined on)."""
     availability = next(
         (a for a in sku.availabilities.all() if a.term == term and a.billing_frequency == billing_frequency), None
     )
     if availability is None:
         raise RuleViolation(
             rule,
-            f"{sku.name} is not sold for a {Term(term).label} term billed {BILLED[billing_frequency]}{then}.",
+            (
+                _(
+                    "%(offer)s is not sold for a %(term)s term billed %(billed)s: choose a term and billing frequency it "
+                    "is sold for."
+                )
+                if choose_another
+                else _("%(offer)s is not sold for a %(term)s term billed %(billed)s.")
+            )
+            % {"offer": sku.name, "term": Term(term).label, "billed": BILLED[billing_frequency]},
             field=field,
         )
     return availability
@@ -301,5 +316,5 @@ def delete_scheduled_changes(subscription: Subscription, *, keep_billing_frequen
     changes = subscription.scheduled_changes.all()
     if keep_billing_frequency:
         changes = changes.exclude(kind=ScheduledChange.Kind.BILLING_FREQUENCY)
-    deleted, _ = changes.delete()
+    deleted, _by_model = changes.delete()
     return deleted

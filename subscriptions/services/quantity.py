@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import models, transaction
+from django.utils.translation import ngettext
 
 from portal.access import Action, require
 from portal.errors import RuleViolation
@@ -43,7 +44,16 @@ def plan_quantity_change(subscription: Subscription, *, user, quantity: int, now
     """Q1–Q6: the charge for added licenses, or the refund of each lot removed, newest first."""
     checks.check_quantity_change(subscription, user, now)
     if quantity == subscription.quantity:
-        raise RuleViolation("Q1", f"The subscription already has {quantity:,} licenses.", field="quantity")
+        raise RuleViolation(
+            "Q1",
+            ngettext(
+                "The subscription already has %(count)s license.",
+                "The subscription already has %(count)s licenses.",
+                quantity,
+            )
+            % {"count": f"{quantity:,}"},
+            field="quantity",
+        )
     check_quantity_sold(subscription.sku, quantity)
     today = now.date()
     period = current_period(subscription, today)

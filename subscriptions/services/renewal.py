@@ -4,6 +4,7 @@ applies at the renewal (N4)."""
 from datetime import date, datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from catalog.alignment import can_align_sku, renewal_alignment_options
 from catalog.models import Availability, Sku, Term
@@ -51,11 +52,11 @@ def renewal_upgrade_reassignment(subscription: Subscription, changes=None) -> st
     if values["sku_id"] == subscription.sku_id:
         return ""
     if values["quantity"] == subscription.quantity:
-        return "The quantity is unchanged, so licenses are reassigned to users automatically at the renewal."
-    return (
-        f"The quantity changes from {subscription.quantity:,} to {values['quantity']:,}, so licenses must be "
-        "reassigned to users by hand after the renewal."
-    )
+        return _("The quantity is unchanged, so licenses are reassigned to users automatically at the renewal.")
+    return _(
+        "The quantity changes from %(old)s to %(new)s, so licenses must be reassigned to users by hand after the "
+        "renewal."
+    ) % {"old": f"{subscription.quantity:,}", "new": f"{values['quantity']:,}"}
 
 
 def check_renewal_upgrade(
@@ -65,12 +66,14 @@ def check_renewal_upgrade(
     with the renewed term and billing frequency, for the renewed quantity. Checked when it is scheduled and again
     by the renewal engine. Returns the target's availability the renewal is priced at."""
     sku = upgrade_path(subscription, target_sku_id).target  # U2, at the renewal too
-    availability = sold_availability(
-        "R1", sku, term, billing_frequency, then=": choose a term and billing frequency it is sold for"
-    )
+    availability = sold_availability("R1", sku, term, billing_frequency, choose_another=True)
     check_quantity_sold(sku, quantity)
     if checks.customer_holds(subscription.customer_id, sku, excluding=subscription.pk):  # C4a
-        raise RuleViolation("U3", f"The customer already holds {sku.name}, which can be held once.", field="target_sku")
+        raise RuleViolation(
+            "U3",
+            _("The customer already holds %(offer)s, which can be held once.") % {"offer": sku.name},
+            field="target_sku",
+        )
     return availability
 
 
@@ -81,7 +84,8 @@ def check_renewal_alignment(subscription: Subscription, end_date: date, *, sku: 
     if not can_align_sku(sku):
         raise RuleViolation(
             "K11",
-            f"{sku.name} can't end on an aligned date: only license-based new-commerce offers can.",
+            _("%(offer)s can't end on an aligned date: only license-based new-commerce offers can.")
+            % {"offer": sku.name},
             field="aligned_end_date",
         )
     starts_on = renewal_starts_on(subscription)
@@ -89,9 +93,11 @@ def check_renewal_alignment(subscription: Subscription, end_date: date, *, sku: 
     if not any(o.end_date == end_date for o in options):
         raise RuleViolation(
             "K11",
-            f"The renewed term can't end on {end_date:%Y-%m-%d}: choose the end of a "
-            "calendar month or the end date of another active subscription of the customer, "
-            f"within the renewed {Term(term).label} term from {starts_on:%Y-%m-%d}.",
+            _(
+                "The renewed term can't end on %(date)s: choose the end of a calendar month or the end date of "
+                "another active subscription of the customer, within the renewed %(term)s term from %(start)s."
+            )
+            % {"date": f"{end_date:%Y-%m-%d}", "term": Term(term).label, "start": f"{starts_on:%Y-%m-%d}"},
             field="aligned_end_date",
         )
 
@@ -101,14 +107,14 @@ def _check_renewal_values(subscription: Subscription, values: dict, *, now: date
     upgrade = values["sku_id"] != subscription.sku_id
     if values["quantity"] != subscription.quantity and not upgrade:
         if not sku.is_license_based:
-            raise RuleViolation("R1", "A usage-based subscription has no license quantity.", field="quantity")
+            raise RuleViolation("R1", _("A usage-based subscription has no license quantity."), field="quantity")
         check_quantity_sold(sku, values["quantity"])
     term, frequency = values["term"], values["billing_frequency"]
     check_choice("R1", term, frequency)
     check_fits_term("R1", term, frequency)
     if upgrade:
         if not sku.is_license_based:
-            raise RuleViolation("U1", "A usage-based subscription has no licenses to upgrade.", field="target_sku")
+            raise RuleViolation("U1", _("A usage-based subscription has no licenses to upgrade."), field="target_sku")
         sku = check_renewal_upgrade(
             subscription, values["sku_id"], quantity=values["quantity"], term=term, billing_frequency=frequency, now=now
         ).sku
@@ -174,7 +180,7 @@ def schedule_renewal_change(
         if after["aligned_end_date"] == NATURAL_END:
             after["aligned_end_date"] = None
         if after == before:
-            raise RuleViolation("R1", "Nothing to schedule: the renewal already keeps these values.")
+            raise RuleViolation("R1", _("Nothing to schedule: the renewal already keeps these values."))
         _check_renewal_values(subscription, after, now=now)
         by_kind = {change.kind: change for change in scheduled}
         for kind, name, field_name, unchanged in _SCHEDULED_FIELDS:
@@ -188,12 +194,13 @@ def schedule_renewal_change(
                     subscription=subscription, kind=kind, created_at=now, **{field_name: after[name]}
                 )
         changes = sorted(by_kind.values(), key=lambda c: (c.created_at, c.pk))
-        summary = (
-            "Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
-            if changes
-            else "Scheduled renewal changes removed: it renews unchanged"
-        )
-        reassignment = renewal_upgrade_reassignment(subscription, changes)  # R5
+        with audit.records_language():  # the changes' summaries, in the trail's one language
+            summary = (
+                "Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
+                if changes
+                else "Scheduled renewal changes removed: it renews unchanged"
+            )
+            reassignment = renewal_upgrade_reassignment(subscription, changes)  # R5
         audit.record(
             actor=actor,
             at=now,
@@ -219,10 +226,11 @@ def remove_scheduled_change(
         if change is None:
             raise RuleViolation(
                 "R3",
-                "That scheduled change doesn't exist any more (removed or already applied): nothing was changed.",
+                _("That scheduled change doesn't exist any more (removed or already applied): nothing was changed."),
                 conflict=True,
             )
-        summary = change.summary
+        with audit.records_language():
+            summary = change.summary
         before = _audited(subscription, renewal_values(subscription))
         change.delete()
         audit.record(

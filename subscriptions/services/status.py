@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from portal.access import Action, require
 from portal.errors import RuleViolation
@@ -202,7 +203,7 @@ def rename_subscription(
     require(actor, Action.BUY)
     friendly_name = (friendly_name or "").strip()
     if len(friendly_name) > 200:
-        raise RuleViolation("S2", "A friendly name can have at most 200 characters.", field="friendly_name")
+        raise RuleViolation("S2", _("A friendly name can have at most 200 characters."), field="friendly_name")
     with transaction.atomic():
         subscription = lock_subscription(subscription_id, version, actor)
         checks.check_rename(subscription, actor, now)

@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
 from portal.access import Action, require
@@ -55,19 +57,23 @@ def existing_refusal(existing: Subscription, source: Subscription, now: datetime
     """U3: why an existing subscription of the target SKU can't receive the licenses, as (its `Unfit` kind, the
     sentence); ("", "") if it can."""
     if existing.renewal_pending:
-        return Unfit.RENEWAL_PENDING, "its renewal is being processed: try again in two minutes."
+        return Unfit.RENEWAL_PENDING, _("its renewal is being processed: try again in two minutes.")
     closes = checks.cancellation_window_ends(existing)
     if closes and now < closes:
-        return Unfit.CANCELLATION_WINDOW, f"inside its cancellation window (until {checks.when_utc(closes)})."
+        return Unfit.CANCELLATION_WINDOW, _("inside its cancellation window (until %(when)s).") % {
+            "when": checks.when_utc(closes)
+        }
     if existing.term != source.term:
         kind = Unfit.TERM_SHORTER if TERM_MONTHS[existing.term] < TERM_MONTHS[source.term] else Unfit.TERM_LONGER
-        return kind, (
-            f"its term ({existing.get_term_display()}) differs from this subscription's ({source.get_term_display()})."
-        )
+        return kind, _("its term (%(term)s) differs from this subscription's (%(source_term)s).") % {
+            "term": existing.get_term_display(),
+            "source_term": source.get_term_display(),
+        }
     if existing.term_end and source.term_end and existing.term_end < source.term_end:
-        return Unfit.ENDS_BEFORE, (
-            f"it ends on {existing.term_end:%Y-%m-%d}, before this subscription ({source.term_end:%Y-%m-%d})."
-        )
+        return Unfit.ENDS_BEFORE, _("it ends on %(date)s, before this subscription (%(source_date)s).") % {
+            "date": f"{existing.term_end:%Y-%m-%d}",
+            "source_date": f"{source.term_end:%Y-%m-%d}",
+        }
     return "", ""
 
 
@@ -135,7 +141,7 @@ def upgrade_path(subscription: Subscription, target_sku_id) -> UpgradePath:
     if path is None:
         raise RuleViolation(
             "U2",
-            "That upgrade is not offered for this subscription: choose one of the listed targets.",
+            _("That upgrade is not offered for this subscription: choose one of the listed targets."),
             field="target_sku",
         )
     return path
@@ -205,8 +211,8 @@ def _check_term(source: Subscription, target: Sku, term: str, billing_frequency:
     if TERM_MONTHS[term] < TERM_MONTHS[source.term]:
         raise RuleViolation(
             "U4",
-            f"The target term ({Term(term).label}) can't be shorter than this subscription's "
-            f"({source.get_term_display()}).",
+            _("The target term (%(term)s) can't be shorter than this subscription's (%(source_term)s).")
+            % {"term": Term(term).label, "source_term": source.get_term_display()},
             field="term",
         )
     check_fits_term("U4", term, billing_frequency)
@@ -235,7 +241,8 @@ def plan_upgrade(
     if quantity < 1 or quantity > source.quantity:
         raise RuleViolation(
             "U4",
-            f"Upgrade from 1 to {source.quantity:,} licenses (the subscription has {source.quantity:,}).",
+            _("Upgrade from 1 to %(count)s licenses (the subscription has %(count)s).")
+            % {"count": f"{source.quantity:,}"},
             field="quantity",
         )
     today = now.date()
@@ -255,16 +262,24 @@ def plan_upgrade(
         if into is None:
             raise RuleViolation(
                 "U3",
-                f"That subscription is not an active {target.name} subscription of this "
-                "customer any more: choose another target.",
+                _(
+                    "That subscription is not an active %(offer)s subscription of this customer any more: choose "
+                    "another target."
+                )
+                % {"offer": target.name},
                 conflict=True,
             )
         reason = existing_reason(into, source, now)
         if reason:
-            raise RuleViolation("U3", f"{into.display_name} can't receive the licenses: {reason}")
+            raise RuleViolation(
+                "U3",
+                _("%(subscription)s can't receive the licenses: %(reason)s")
+                % {"subscription": into.display_name, "reason": reason},
+            )
         if source.addon_subscriptions.filter(status__in=LIVE_STATUSES).exists() and plan.full:
             raise RuleViolation(
-                "U5", "This subscription has add-ons: upgrade it in place (a new subscription) so they keep their base."
+                "U5",
+                _("This subscription has add-ons: upgrade it in place (a new subscription) so they keep their base."),
             )
         check_quantity_sold(target, into.quantity + quantity)  # the licenses it will hold
         # U5: the existing subscription keeps its term and billing frequency.
@@ -280,7 +295,8 @@ def plan_upgrade(
         if checks.customer_holds(source.customer_id, target, excluding=source.pk):  # C4a
             raise RuleViolation(
                 "U3",
-                f"The customer already holds {target.name}, which can be held once: upgrade into that subscription.",
+                _("The customer already holds %(offer)s, which can be held once: upgrade into that subscription.")
+                % {"offer": target.name},
             )
         if plan.full and plan.term != source.term:
             # A longer term starts now (U5 keeps the subscription and its id).
@@ -303,7 +319,10 @@ def plan_upgrade(
     plan.credit = remaining_charge(unit_price=source.unit_price, quantity=quantity, period=period, today=today)
     if plan.creates_subscription:
         plan.warnings.append(
-            "Reassign these licenses by hand: the new subscription's licenses are not assigned to users automatically."
+            _(
+                "Reassign these licenses by hand: the new subscription's licenses are not assigned to users "
+                "automatically."
+            )
         )
     elsewhere = (
         (
@@ -316,17 +335,28 @@ def plan_upgrade(
     )
     if elsewhere is not None and elsewhere.exists():
         plan.warnings.append(
-            f"The customer also holds {target.name} from another partner or channel: licenses must be assigned by hand."
+            _("The customer also holds %(offer)s from another partner or channel: licenses must be assigned by hand.")
+            % {"offer": target.name}
         )
     closes = checks.cancellation_window_ends(source)
     if plan.in_place and closes and now < closes:
         # U7: the upgrade closes the window that would have stayed open until `closes`.
         plan.warnings.append(
-            f"An upgrade can't be undone: this subscription can no longer be cancelled or have "
-            f"licenses removed once it is upgraded (otherwise possible until {checks.when_utc(closes)})."
+            _(
+                "An upgrade can't be undone: this subscription can no longer be cancelled or have licenses removed "
+                "once it is upgraded (otherwise possible until %(when)s)."
+            )
+            % {"when": checks.when_utc(closes)}
         )
     if plan.deletes_scheduled:
-        plan.warnings.append(f"This deletes the {plan.deletes_scheduled} change(s) scheduled for the renewal.")
+        plan.warnings.append(
+            ngettext(
+                "This deletes the %(count)s change scheduled for the renewal.",
+                "This deletes the %(count)s changes scheduled for the renewal.",
+                plan.deletes_scheduled,
+            )
+            % {"count": plan.deletes_scheduled}
+        )
     return plan
 
 
@@ -372,7 +402,7 @@ def upgrade_subscription(
         )
         if not confirmed:
             # U7: an upgrade can't be undone and has no cancellation window.
-            raise RuleViolation("U7", 'An upgrade can\'t be undone: confirm it with "Yes, upgrade".')
+            raise RuleViolation("U7", _('An upgrade can\'t be undone: confirm it with "Yes, upgrade".'))
         target = plan.target_sku
         deleted = delete_scheduled_changes(source)  # U8, R6
         before = {

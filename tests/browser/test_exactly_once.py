@@ -33,7 +33,7 @@ def test_double_clicking_yes_upgrade_upgrades_once(page: Page, live_server, cont
     confirm.dblclick()
     # then the page moves on to the one new subscription, and only one upgrade happened
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E5")
-    expect(page.get_by_role("status").first).to_contain_text("Upgraded 10 license(s) to Microsoft 365 E5.")
+    expect(page.get_by_role("status").first).to_contain_text("Upgraded 10 licenses to Microsoft 365 E5.")
     assert list(Subscription.objects.filter(sku=e5).values_list("quantity", flat=True)) == [10]
     assert Subscription.objects.get(pk=source.pk).quantity == 20
     assert BillingLine.objects.filter(kind=BillingLine.Kind.UPGRADE_CREDIT).count() == 1

@@ -127,7 +127,7 @@ def test_partial_upgrade_into_a_new_subscription_that_ends_with_the_source(page:
     # lands on the new subscription: 4 licenses of E5, ending with the source
     expect(page.get_by_role("heading", level=1)).to_contain_text("Microsoft 365 E5")
     expect(status_bars(page).first).to_have_text(
-        "Upgraded 4 license(s) to Microsoft 365 E5. Reassign these licenses by hand."
+        "Upgraded 4 licenses to Microsoft 365 E5. Reassign these licenses by hand."
     )
     expect(props_value(page, "Quantity")).to_have_text("4")
     expect(props_value(page, "Status")).to_have_text("Active")

@@ -155,6 +155,6 @@ def test_an_operator_who_is_also_partner_staff_changes_only_their_own_partners(c
     assert (own.status, theirs.status) == ("suspended", "active")
     assert not AuditEntry.objects.filter(subscription=theirs).exists()
     assert [str(m) for m in response.context["messages"]] == [
-        "1 selected subscription(s) belong to another partner: only its own staff change them.",
-        "1 subscription(s) suspended.",
+        "1 selected subscription belongs to another partner: only its own staff change it.",
+        "1 subscription suspended.",
     ]
