@@ -8,6 +8,15 @@ document.addEventListener("click", (event) => {
   const closer = event.target.closest("[data-dialog-close]");
   if (closer) { closer.closest("dialog")?.close(); }
 });
+// A phone's Menu button (base.html): shows and hides the main navigation and the user menu. Without this file
+// both stay shown, stacked above the content (portal.css).
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".nav-toggle");
+  if (!toggle) return;
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  document.body.classList.toggle("nav-open", open);
+});
 // "Go back" on the refusal page: a button, since a javascript: link is refused by the Content-Security-Policy.
 document.addEventListener("click", (event) => {
   if (event.target.closest("[data-history-back]")) history.back();
