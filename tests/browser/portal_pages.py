@@ -21,6 +21,7 @@ class PortalData:
     agent: object
     customer: object
     subscription: object
+    older: object  # bought 200 days ago: past its cancellation window, some of its actions disabled with a reason
     order: object
 
     def pages(self) -> list[tuple[str, str]]:
@@ -31,6 +32,7 @@ class PortalData:
             ("customers", "/customers/"),
             ("customer-subscriptions", f"/customers/{c}/subscriptions/"),
             ("subscription", f"/customers/{c}/subscriptions/{s}/"),
+            ("subscription-older", f"/customers/{c}/subscriptions/{self.older.pk}/"),
             ("all-subscriptions", "/subscriptions/"),
             ("renewals", "/renewals/"),
             ("catalog", f"/customers/{c}/add-subscription/"),
@@ -75,14 +77,14 @@ def make_portal_data() -> PortalData:
         friendly_name="Head office and regional sales teams, northern hemisphere",
         reseller=reseller,
     )
-    factories.subscribe(customer, standard, started=NOW - timedelta(days=200), term="P1M", reseller=reseller)
+    older = factories.subscribe(customer, standard, started=NOW - timedelta(days=200), term="P1M", reseller=reseller)
     factories.start_trial(customer, started=NOW - timedelta(days=3))
     order = factories.OrderFactory(customer=customer, placed_by=agent, created_at=NOW - timedelta(days=2))
     factories.OrderLineFactory(order=order, availability=factories.availability(e3, "P1Y"))
     factories.OrderLineFactory(order=order, availability=factories.availability(standard, "P1M"), quantity=5)
     cart = factories.CartFactory(customer=customer, owner=agent, created_at=NOW - timedelta(hours=1))
     factories.CartLineFactory(cart=cart, availability=factories.availability(standard, "P1M"), quantity=3)
-    return PortalData(agent=agent, customer=customer, subscription=subscription, order=order)
+    return PortalData(agent=agent, customer=customer, subscription=subscription, older=older, order=order)
 
 
 def open_side_panel(page: Page, name: str):
