@@ -85,3 +85,44 @@ def test_main_pages_fit_the_window(page: Page, live_server, clock, viewport):
         expect(dialog).to_have_count(0)
 
     assert not problems, "\n".join(f"{shot}: {'; '.join(found)}" for shot, found in problems.items())
+
+
+def test_a_phones_navigation_is_behind_a_button_and_shown_without_javascript(page: Page, browser, live_server, clock):
+    data = make_portal_data()
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server.url, data.agent)
+    nav, toggle = page.locator("nav#main-nav"), page.locator("button.nav-toggle")
+
+    # the main navigation and the user menu wait behind the Menu button, which says so
+    expect(nav).to_be_hidden()
+    expect(page.locator("#user-menu")).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_have_attribute("aria-controls", "main-nav user-menu")
+    # the search box keeps the whole width of the window, less its margins
+    assert page.locator(".global-search input").bounding_box()["width"] >= 390 - 2 * 16
+
+    # the button shows them, and hides them again
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(nav).to_be_visible()
+    expect(page.locator("#user-menu")).to_be_visible()
+    nav.get_by_role("link", name="Customers").click()
+    expect(page).to_have_url(f"{live_server.url}/customers/")
+    toggle.click()
+    expect(nav).to_be_visible()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(nav).to_be_hidden()
+
+    # without JavaScript there is no button: the navigation is shown, stacked above the content
+    plain = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        without = plain.new_page()
+        sign_in(without, live_server.url, data.agent)
+        expect(without.locator("button.nav-toggle")).to_be_hidden()
+        expect(without.locator("nav#main-nav")).to_be_visible()
+        nav_box = without.locator("nav#main-nav").bounding_box()
+        assert nav_box["y"] + nav_box["height"] <= without.locator("main").bounding_box()["y"] + 1
+        assert without.evaluate("document.scrollingElement.scrollWidth") <= 390
+    finally:
+        plain.close()
