@@ -43,6 +43,9 @@ OVERFLOWS = """() => {
 def check(page: Page, shot: str, problems: dict[str, list[str]]) -> None:
     page.screenshot(path=os.path.join(SCREENSHOTS_DIR, f"{shot}.png"), full_page=True)
     found = page.evaluate(OVERFLOWS)
+    # and no template syntax drawn as text (a {# comment #} over several lines is, in Django)
+    text = page.locator("body").inner_text()
+    found += [f"template syntax shown: {mark}" for mark in ("{#", "#}", "{%", "%}", "{{") if mark in text]
     if found:
         problems[shot] = found[:8]
 
