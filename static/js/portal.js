@@ -8,6 +8,34 @@ document.addEventListener("click", (event) => {
   const closer = event.target.closest("[data-dialog-close]");
   if (closer) { closer.closest("dialog")?.close(); }
 });
+// A phone's Menu button (base.html): shows and hides the main navigation and the user menu. Without this file
+// both stay shown, stacked above the content (portal.css).
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".nav-toggle");
+  if (!toggle) return;
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  document.body.classList.toggle("nav-open", open);
+});
+// Phones: a list drawn as cards (portal.css) names each value by its column. Cells the template labels itself
+// (data-label: the subscription lists, without JavaScript too) keep theirs; the others take their column's header.
+function labelCells(root) {
+  const within = root.closest && root.closest("table.list");
+  const tables = within ? [within] : root.querySelectorAll ? root.querySelectorAll("table.list") : [];
+  tables.forEach((table) => {
+    const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    if (!headers.length) return;
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      let column = 0;
+      [...row.cells].forEach((cell) => {
+        if (headers[column] && !cell.hasAttribute("data-label")) cell.dataset.label = headers[column];
+        column += cell.colSpan || 1;
+      });
+    });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => labelCells(document));
+document.addEventListener("htmx:afterSettle", (event) => labelCells(event.target));
 // "Go back" on the refusal page: a button, since a javascript: link is refused by the Content-Security-Policy.
 document.addEventListener("click", (event) => {
   if (event.target.closest("[data-history-back]")) history.back();

@@ -271,8 +271,10 @@ def test_c4_unavailable_offer_is_greyed_with_its_reason_and_a_disabled_button(
     # then the offer is greyed, says why, and its Add to cart is disabled with the reason
     card = offer_card(page, offer)
     assert card.startswith(f'<article class="offer unavailable" data-sku="{offer.sku_id}">')
-    assert f'<p class="reason" role="note"><strong>Unavailable:</strong> {why}' in card
-    assert f'<button class="btn" type="button" disabled title="{why}">Add to cart</button>' in card
+    assert re.search(rf'<p class="reason" role="note"[^>]*><strong>Unavailable:</strong> {re.escape(why)}', card)
+    assert re.search(
+        rf'<button class="btn" type="button" disabled title="{re.escape(why)}"[^>]*>Add to cart</button>', card
+    )
     assert "<form" not in card
     # and the other offer is not
     other = offer_card(page, available)
