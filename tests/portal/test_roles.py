@@ -314,7 +314,7 @@ def test_t1_reseller_catalog_disables_every_add_to_cart_with_the_notice(client, 
     # given Adatum's admin agent and a catalog of two offers
     client.force_login(reseller_world["user"])
     customer = reseller_world["resold"]["customer"]
-    notice = escape(RESELLER_NOTICE)
+    notice = escape(str(RESELLER_NOTICE))
     # when they open the catalog of the customer they resell
     page = client.get(reverse("catalog:offer-list", args=[customer.pk])).content.decode()
     # then the notice is shown, each offer's Add to cart is disabled with it, and nothing posts to the cart
