@@ -17,6 +17,14 @@ document.addEventListener("click", (event) => {
   toggle.setAttribute("aria-expanded", String(open));
   document.body.classList.toggle("nav-open", open);
 });
+// Esc closes the open menu, the focus back on its button (a side panel or a dialog open above it closes first).
+document.addEventListener("keydown", (event) => {
+  const toggle = document.querySelector(".nav-toggle[aria-expanded=true]");
+  if (event.key !== "Escape" || !toggle || document.querySelector(".side-panel.open, dialog[open]")) return;
+  toggle.setAttribute("aria-expanded", "false");
+  document.body.classList.remove("nav-open");
+  toggle.focus();
+});
 // Phones: a list drawn as cards (portal.css) names each value by its column. Cells the template labels itself
 // (data-label: the subscription lists, without JavaScript too) keep theirs; the others take their column's header.
 function labelCells(root) {

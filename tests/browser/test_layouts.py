@@ -94,6 +94,7 @@ def test_a_phones_navigation_is_behind_a_button_and_shown_without_javascript(pag
     data = make_portal_data()
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, live_server.url, data.agent)
+    page.wait_for_load_state()  # portal.js (deferred) listens
     nav, toggle = page.locator("nav#main-nav"), page.locator("button.nav-toggle")
 
     # the main navigation and the user menu wait behind the Menu button, which says so
@@ -111,11 +112,19 @@ def test_a_phones_navigation_is_behind_a_button_and_shown_without_javascript(pag
     expect(page.locator("#user-menu")).to_be_visible()
     nav.get_by_role("link", name="Customers").click()
     expect(page).to_have_url(f"{live_server.url}/customers/")
+    page.wait_for_load_state()
     toggle.click()
     expect(nav).to_be_visible()
     toggle.click()
     expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(nav).to_be_hidden()
+    # and Esc closes it too, the focus back on the button
+    toggle.click()
+    expect(nav).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(nav).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_be_focused()
 
     # without JavaScript there is no button: the navigation is shown, stacked above the content
     plain = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
