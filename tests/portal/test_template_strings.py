@@ -38,6 +38,7 @@ READABLE_ATTRIBUTES = {
     "data-confirm",
     "data-direct",
     "data-indirect",
+    "data-label",  # a phone shows it beside each value of a list drawn as cards (portal.css)
 }
 BUTTON_INPUT_TYPES = {"submit", "button", "reset"}
 LITERAL_ELEMENTS = {"code", "script", "style"}
