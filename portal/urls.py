@@ -29,6 +29,7 @@ portal_patterns = [
     path("about/", views.about, name="about"),
     path("language/", views.language_set, name="language-set"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("search/", views.search_page, name="search"),
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/new/", views.customer_add, name="customer-add"),
     path("customers/<uuid:customer_id>/", views.customer_detail, name="customer-detail"),

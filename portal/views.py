@@ -19,7 +19,7 @@ from catalog.models import Order
 from subscriptions import checks, selectors
 from subscriptions.states import LIVE_STATUSES
 
-from . import access, customers
+from . import access, customers, search
 from .customer_forms import AddCustomerForm
 from .demo import DEMO_PASSWORD, demo_sign_ins
 from .errors import RuleViolation
@@ -277,6 +277,27 @@ def _subscription_with_id(user, q: str):
     except ValueError:
         return None
     return access.subscriptions_for(user).filter(pk=subscription_id).only("pk", "customer_id").first()
+
+
+@require_http_methods(["GET", "HEAD"])
+def search_page(request):
+    """The top bar's search (portal.search): a whole id opens its page at once; anything else, what it finds, by kind.
+    A query too short or too long is refused (422) with the reason, the box keeping what was typed."""
+    form = search.SearchForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "portal/search.html",
+            {"form": form, "q": request.GET.get("q", "")[: 2 * search.MAX_LENGTH]},
+            status=422,
+        )
+    q = form.cleaned_data["q"]
+    if not q:
+        return render(request, "portal/search.html", {"form": form, "q": ""})
+    found = search.destination(request.user, q)
+    if found is not None:
+        return redirect(found)
+    return render(request, "portal/search.html", {"form": form, "q": q, "results": search.search(request.user, q)})
 
 
 def customer_detail(request, customer_id):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, NullIf, Upper
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -58,6 +58,19 @@ class Subscription(models.Model):
         verbose_name=_("base subscription"),
     )
     friendly_name = models.CharField(max_length=200, blank=True, verbose_name=_("friendly name"))
+    # The friendly name in capitals, or NULL without one: what the top bar's search reads (portal.search), from the
+    # partial index subscription_named_idx alone. Capitals once, on write: a search compares each name as it is
+    # stored, not UPPER() of each (a third of the time on PostgreSQL, measured at 10,000 names). The index's
+    # condition is "IS NOT NULL", which has no value to bind: PostgreSQL's generic plan of a prepared statement
+    # (portal.settings, prepare_threshold) can use it, where a condition with a value (friendly_name <> '') is bound
+    # as a parameter, can't be proved, and the plan read every subscription.
+    searched_name = models.GeneratedField(
+        expression=Upper(NullIf("friendly_name", Value(""))),
+        output_field=models.CharField(max_length=200, null=True),
+        db_persist=True,
+        editable=False,
+        verbose_name=_("searched name"),
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
     quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
     # Snapshot of what was bought: a later price list change does not touch it.
@@ -204,6 +217,13 @@ class Subscription(models.Model):
             models.Index(
                 fields=["id", "partner", "status", "is_trial", "customer_name", "customer", "list_name"],
                 name="subscription_by_id_list_idx",
+            ),
+            # The top bar's search by friendly name (portal.search): only the subscriptions that have one, in the
+            # list's order, with the name to test, so that a search reads this index, not every subscription.
+            models.Index(
+                fields=["partner", "customer_name", "customer", "list_name", "id", "searched_name"],
+                condition=Q(searched_name__isnull=False),
+                name="subscription_named_idx",
             ),
             # By offer, with the customer: the offer filter across customers counts its subscriptions in the index.
             models.Index(fields=["sku", "customer"], name="subscription_sku_customer_idx"),

@@ -260,3 +260,19 @@ window.addEventListener("pageshow", (event) => {
     });
   });
 });
+// Search results (portal/search.html): the Down and Up arrow keys move from the search box through the results'
+// links (every group, in page order) and back; Enter opens one. Tab reaches them too, without this file.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const from = event.target.closest("[data-search-input], a[data-result]");
+  if (!from) return;
+  const links = [...document.querySelectorAll("[data-search-results] a[data-result]")];
+  if (!links.length) return;
+  const at = links.indexOf(from);
+  let next;
+  if (event.key === "ArrowDown") next = at < 0 ? links[0] : links[Math.min(at + 1, links.length - 1)];
+  else next = at <= 0 ? document.querySelector("[data-search-input]") : links[at - 1];
+  if (!next) return;
+  event.preventDefault();
+  next.focus();
+});

@@ -44,6 +44,9 @@ class PortalData:
             ("account", f"/customers/{c}/account/"),
             ("activity", f"/customers/{c}/activity/"),
             ("add-customer", "/customers/new/"),
+            # the top bar's search: its groups (subscriptions and offers held; orders)
+            ("search", "/search/?q=e3"),
+            ("search-order", f"/search/?q=ORD-{o}"),
         ]
 
     def subscription_path(self) -> str:

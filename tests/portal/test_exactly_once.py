@@ -46,6 +46,7 @@ READ_ONLY = {
     "portal:about",
     "portal:favicon",
     "portal:customer-list",
+    "portal:search",
     "portal:customer-detail",
     "portal:customer-account",
     "portal:customer-activity",

@@ -31,6 +31,7 @@ import time
 import tracemalloc
 import warnings
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -205,7 +206,24 @@ class Command(BaseCommand):
         pages["order_history"] = reverse("catalog:order-list", args=[customer.pk])
         pages["order_detail"] = reverse("catalog:order-detail", args=[customer.pk, order.pk])
         pages.update(self.subscription_pages(customer))
+        pages.update(self.search_pages(customer))
         return pages
+
+    @staticmethod
+    def search_pages(customer: Customer) -> dict[str, str]:
+        """The top bar's search (issue 12: at most 4x the floor at 100,000): an offer's words that one in ten offers
+        have, a customer's name (which its subscriptions' friendly names also hold), the first 8 characters of a
+        subscription's id, and a word nothing has (every group read to its end)."""
+        url = reverse("portal:search")
+        subscription = (
+            Subscription.objects.filter(customer=customer).order_by("pk").values_list("pk", flat=True).first()
+        )
+        return {
+            "search?q=E5": f"{url}?q=E5",
+            "search?q=(customer name)": f"{url}?{urlencode({'q': customer.company_name})}",
+            "search?q=(8 characters of an id)": f"{url}?q={str(subscription)[:8]}",
+            "search?q=(nothing matches)": f"{url}?q=zqxjv",
+        }
 
     def subscription_pages(self, customer: Customer) -> dict[str, str]:
         """Issue 3's pages: the first customer's subscriptions and the biggest customer's (first and a deep page),
