@@ -140,7 +140,7 @@ def _customers(user, q: str) -> Group:
 
 
 # The list's order across customers (the (partner, customer_name, customer, list_name, id) index, and the named one).
-SUBSCRIPTION_KEY = ("customer_name", "customer_id", "list_name", "pk")
+SUBSCRIPTION_ORDER = ("customer_name", "customer_id", "list_name", "pk")
 SUBSCRIPTION_COLUMNS = ("pk", "list_name", "sku__name", "status", "quantity", "customer_id", "customer_name")
 # An offer's words that many offers have ("E5", "Microsoft"), or an offer that many subscriptions are of: their
 # subscriptions are read in the list's order until the 11th (a few index entries, they are everywhere), not all of
@@ -150,11 +150,10 @@ SUBSCRIPTIONS_READ_BY_OFFER = 1000
 
 
 def _subscriptions(scoped, q: str, offers: list) -> Group:
-    """By id prefix, friendly name, or offer name: each a query of the sort keys of its first GROUP_SIZE + 1 in the
-    list's order (customer, then name), read from an index alone, merged here (the first rows of the union are among
-    the first rows of each); then the columns of those rows, in one more query."""
-    # Only the subscriptions that have a friendly name: the partial index subscription_named_idx holds them.
-    # Its names are stored in capitals: compared with `q` in capitals (the database's UPPER, on both sides).
+    """By id prefix, friendly name, or offer name: each a query of its first GROUP_SIZE + 1 in the list's order
+    (customer, then name), merged here: the first rows of the union are among the first rows of each."""
+    # Only the subscriptions that have a friendly name: the partial index subscription_named_idx holds them, with
+    # what a result shows. Its names are stored in capitals: compared with `q` in capitals (the database's UPPER).
     queries = [scoped.filter(searched_name__isnull=False, searched_name__contains=Upper(Value(q)))]
     prefix = id_prefix(q)
     if prefix is not None:
@@ -162,17 +161,14 @@ def _subscriptions(scoped, q: str, offers: list) -> Group:
     by_offer = _of_offers_named(scoped, q, offers)
     if by_offer is not None:
         queries.append(by_offer)
-    keys = set()
+    found = {}
     for query in queries:
-        keys.update(query.order_by(*SUBSCRIPTION_KEY).values_list(*SUBSCRIPTION_KEY)[: GROUP_SIZE + 1])
-    first = sorted(keys, key=lambda key: (key[0], str(key[1]), key[2], str(key[3])))[: GROUP_SIZE + 1]
-    columns = {
-        row[0]: row for row in scoped.filter(pk__in=[key[3] for key in first]).values_list(*SUBSCRIPTION_COLUMNS)
-    }
+        for row in query.order_by(*SUBSCRIPTION_ORDER).values_list(*SUBSCRIPTION_COLUMNS)[: GROUP_SIZE + 1]:
+            found[row[0]] = row
+    rows = sorted(found.values(), key=lambda row: (row[6], str(row[5]), row[1], str(row[0])))[: GROUP_SIZE + 1]
     customer_urls = {}
     hits = []
-    for *_key, pk in first:
-        pk, name, offer, status, quantity, customer_id, customer_name = columns[pk]
+    for pk, name, offer, status, quantity, customer_id, customer_name in rows:
         if customer_id not in customer_urls:
             customer_urls[customer_id] = reverse("subscriptions:subscription-list", args=[customer_id])
         hits.append(

@@ -219,9 +219,20 @@ class Subscription(models.Model):
                 name="subscription_by_id_list_idx",
             ),
             # The top bar's search by friendly name (portal.search): only the subscriptions that have one, in the
-            # list's order, with the name to test, so that a search reads this index, not every subscription.
+            # list's order, with the name to test and the columns a result shows, so that a search reads this index
+            # alone, not every subscription (the offer's name is joined for the eleven it shows).
             models.Index(
-                fields=["partner", "customer_name", "customer", "list_name", "id", "searched_name"],
+                fields=[
+                    "partner",
+                    "customer_name",
+                    "customer",
+                    "list_name",
+                    "id",
+                    "searched_name",
+                    "sku",
+                    "status",
+                    "quantity",
+                ],
                 condition=Q(searched_name__isnull=False),
                 name="subscription_named_idx",
             ),
