@@ -339,3 +339,24 @@ def test_both_ways_of_reading_an_offers_subscriptions_find_the_same(
 
 def test_a_search_is_read_with_get_only(client_):
     assert client_.post(URL, {"q": "contoso"}).status_code == 405
+
+
+def test_friendly_names_in_any_case_any_script_and_with_wildcards(client_, contoso):
+    factories.SubscriptionFactory(customer=contoso, friendly_name="台北 銷售團隊")
+    factories.SubscriptionFactory(customer=contoso, friendly_name="Sales 100% team")
+    factories.SubscriptionFactory(customer=contoso, friendly_name="Sales 1000 team")
+    factories.SubscriptionFactory(customer=contoso, friendly_name="a_b seats")
+    factories.SubscriptionFactory(customer=contoso, friendly_name="axb seats")
+    assert "台北 銷售團隊" in group(client_.get(URL, {"q": "銷售"}), "subscriptions")
+    assert "Sales 100% team" in group(client_.get(URL, {"q": "SALES 1"}), "subscriptions")
+    percent = group(client_.get(URL, {"q": "0% t"}), "subscriptions")
+    assert "Sales 100% team" in percent and "Sales 1000 team" not in percent
+    underscore = group(client_.get(URL, {"q": "a_b"}), "subscriptions")
+    assert "a_b seats" in underscore and "axb seats" not in underscore
+
+
+def test_odd_text_finds_nothing_and_fails_nothing(client_, contoso, agent):
+    factories.OrderFactory(customer=contoso, placed_by=agent)
+    for typed in ("--------", "ORD-", "ORD-" + "9" * 18, "0" * 30, "ord-0000", "{" + "f" * 8, "%%", "__", "'; --"):
+        response = client_.get(URL, {"q": typed})
+        assert response.status_code == 200, typed
