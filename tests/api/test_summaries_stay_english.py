@@ -3,6 +3,7 @@ language of the agent who made the change or reads it; the pages say it in the r
 
 import uuid
 
+import pytest
 from django.utils import translation
 
 from api import webhooks
@@ -12,6 +13,13 @@ from subscriptions import services
 from tests import factories
 
 ZH = "zh-hant"
+
+
+@pytest.fixture(autouse=True)
+def language_left_as_found():
+    """A request in Chinese activates Chinese for the thread: the tests after these read English."""
+    with translation.override(translation.get_language()):
+        yield
 
 
 def test_the_activity_log_sends_the_english_summary_whatever_the_agents_language(api, sales, subscription, now):

@@ -20,7 +20,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext_noop
 
 from catalog.models import Term, UpgradePath
 from portal.customers import add_customer
@@ -33,11 +32,20 @@ from subscriptions.services import fulfill_order
 from tests import factories
 from tests.helpers import buy, count_queries, drawn, subscription_url
 
+# The messages below are the product's msgids, written plainly (not marked): a test adds nothing to a catalog.
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ZH = "zh-hant"
 ROOT = Path(__file__).resolve().parents[2]
 
 subscribe = partial(factories.subscribe, started=datetime(2026, 11, 23, 12, 0, tzinfo=UTC), unit_price="10.00")
+
+
+@pytest.fixture(autouse=True)
+def language_left_as_found():
+    """A page in Chinese activates Chinese for the thread (LocaleMiddleware): the tests after these read English."""
+    with translation.override(translation.get_language()):
+        yield
 
 
 @pytest.fixture
@@ -72,12 +80,12 @@ def in_chinese(language_of_the_actor=ZH):
 def test_a_message_is_said_in_the_active_language_with_its_values():
     # given a message whose values are a number, a name, a label and a plural message
     message = said(
-        gettext_noop("Scheduled for the renewal: %(changes)s"),
+        "Scheduled for the renewal: %(changes)s",
         changes=listed(
             [
-                Said.ngettext("%(count)s license", "%(count)s licenses", "count", count=12),
-                said(gettext_noop("Term %(term)s"), term=label(Term.P1M.label)),
-                said(gettext_noop("Upgrade to %(offer)s"), offer="Microsoft 365 E5"),
+                Said("%(count)s license", {"count": 12}, plural="%(count)s licenses", count="count"),
+                said("Term %(term)s", term=label(Term.P1M.label)),
+                said("Upgrade to %(offer)s", offer="Microsoft 365 E5"),
             ]
         ),
     )
@@ -90,8 +98,8 @@ def test_a_message_is_said_in_the_active_language_with_its_values():
 
 def test_a_message_is_kept_as_json_and_read_back_the_same():
     # given a sequence of messages with a context, a plural and a nested list
-    message = said(gettext_noop("Renewed from %(start)s to %(end)s"), start=date(2026, 11, 23), end="2027-11-22") + (
-        said(gettext_noop("; applied: %(changes)s"), changes=listed([Said.pgettext("billed", "annually"), "E5"]))
+    message = said("Renewed from %(start)s to %(end)s", start=date(2026, 11, 23), end="2027-11-22") + (
+        said("; applied: %(changes)s", changes=listed([Said("annually", context="billed"), "E5"]))
     )
     # when it is stored as JSON and read back
     stored = json.loads(json.dumps(message.as_json()))
@@ -105,14 +113,14 @@ def test_a_message_is_kept_as_json_and_read_back_the_same():
 def test_a_value_that_cannot_be_kept_as_it_reads_is_refused_where_it_is_written(value):
     # a bool, a moment without its format, a lazy translation (its msgid is not public) or a float
     with pytest.raises(TypeError):
-        said(gettext_noop("Renamed to %(name)s"), name=value)
+        said("Renamed to %(name)s", name=value)
 
 
 def test_a_translation_that_does_not_format_falls_back_to_the_english_message(monkeypatch):
     # given a catalog whose translation names a placeholder its msgid has not
     monkeypatch.setattr("subscriptions.said.gettext", lambda message: "已重新命名為 %(typo)s")
     # then the message is said as it was written, not an error
-    assert str(said(gettext_noop("Renamed to %(name)s"), name="Sales")) == "Renamed to Sales"
+    assert str(said("Renamed to %(name)s", name="Sales")) == "Renamed to Sales"
 
 
 # --- What a row shows -------------------------------------------------------------------------------------------
@@ -479,10 +487,12 @@ def fill_trail(sub, sales, n: int, now):
             subscription=sub,
             action="subscription.renewal_change_scheduled",
             summary=said(
-                gettext_noop("Scheduled for the renewal: %(changes)s"),
-                changes=listed([Said.ngettext("%(count)s license", "%(count)s licenses", "count", count=i + 2)]),
+                "Scheduled for the renewal: %(changes)s",
+                changes=listed(
+                    [Said("%(count)s license", {"count": i + 2}, plural="%(count)s licenses", count="count")]
+                ),
             )
-            + said(gettext_noop(". %(reassignment)s"), reassignment=said(gettext_noop("Provisioned"))),
+            + said(". %(reassignment)s", reassignment=said("Provisioned")),
         )
 
 
@@ -573,7 +583,7 @@ def test_the_check_finds_a_plain_sentence_passed_as_a_summary(tmp_path):
         "    summary = f'Billing frequency changed to {billed}'\n"
         "    summary += '; applied: ' + ', '.join(applied)\n"
         "    audit.record(summary=summary)\n"
-        "audit.record(summary=said(gettext_noop('Provisioned')))\n"
+        "audit.record(summary=said(marked('Provisioned')))\n"
         "_delivery(endpoint, summary=f'Test event sent to {url}')\n"
         "def report():\n"
         "    summary = ', '.join(counts)\n"  # a variable that goes to no audit row
@@ -604,8 +614,8 @@ def test_every_entry_of_the_seeded_demo_and_its_lifecycle_is_said_in_chinese(db)
 
 
 def test_joined_messages_add_up_in_order():
-    first = said(gettext_noop("Provisioned"))
-    both = first + None + said(gettext_noop("; charged %(amount)s"), amount=audit.money(Decimal("1.50"), "USD"))
+    first = said("Provisioned")
+    both = first + None + said("; charged %(amount)s", amount=audit.money(Decimal("1.50"), "USD"))
     assert isinstance(both, Joined)
     with translation.override("en"):
         assert str(both) == "Provisioned; charged 1.50 USD"
