@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from catalog.cart import additional_reseller_refusal, check_line, resolve_reseller
 from catalog.eligibility import buying_context, subscription_limit_refusal
@@ -13,7 +13,7 @@ from portal.access import Action, require
 from portal.errors import RuleViolation, RuleViolations
 from portal.models import Customer
 from portal.versions import bump_version, check_version
-from subscriptions.audit import record
+from subscriptions.audit import money, record, said
 from subscriptions.services import fulfill_order_task, quoted_first_charge
 
 
@@ -157,7 +157,12 @@ def purchase(
             customer=cart.customer,
             order=order,
             action="order.placed",
-            summary=f"Placed {order.number}: {len(lines)} line(s), {order.total} {order.currency}",
+            summary=said(
+                gettext_noop("Placed %(order)s: %(count)s line(s), %(total)s"),
+                order=order.number,
+                count=len(lines),
+                total=money(order.total, order.currency),
+            ),
             after={
                 "order": order.number,
                 "total": str(order.total),

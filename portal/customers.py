@@ -9,8 +9,7 @@ from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import translation
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from catalog.cart import resolve_reseller
 from portal.access import Action, require
@@ -160,8 +159,11 @@ def add_customer(
             at=now,
             customer=customer,
             action="customer.created",
-            summary=_english(
-                "Customer {} ({}) added, billed in {}", customer.company_name, domain, customer.country_name
+            summary=audit.said(
+                gettext_noop("Customer %(company)s (%(domain)s) added, billed in %(country)s"),
+                company=customer.company_name,
+                domain=domain,
+                country=audit.label(COUNTRY_NAMES.get(billing_country, billing_country)),
             ),
             after={
                 "company_name": customer.company_name,
@@ -175,13 +177,6 @@ def add_customer(
             },
         )
     return customer
-
-
-def _english(template: str, *names) -> str:
-    """An audit summary in English whatever the actor's language: it is stored, and read back by everyone (the
-    activity page shows it as written)."""
-    with translation.override("en"):
-        return template.format(*(str(name) for name in names))
 
 
 def _made_already(partner, created_from) -> CustomerExists:

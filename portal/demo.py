@@ -27,7 +27,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django_tasks_db.models import DBTaskResult
 
 from catalog.alignment import renewal_alignment_options
@@ -45,7 +45,7 @@ from catalog.models import (
     Term,
     UpgradePath,
 )
-from subscriptions import checks, cycles, lifecycle, services
+from subscriptions import audit, checks, cycles, lifecycle, services
 from subscriptions.audit import record
 from subscriptions.dates import add_months, start_of_day, term_end_for
 from subscriptions.models import BillingLine, ScheduledChange, Subscription
@@ -938,7 +938,14 @@ def place(demo: Demo, p: Purchase) -> None:
 
 
 def change(
-    subscription: Subscription, *, actor, at: datetime, action: str, summary: str, status: str | None = None, **fields
+    subscription: Subscription,
+    *,
+    actor,
+    at: datetime,
+    action: str,
+    summary: audit.Said,
+    status: str | None = None,
+    **fields,
 ) -> None:
     """A change no service makes yet, recorded as the service would: before, after, who, when (L1)."""
     before, after = {}, {}
@@ -986,7 +993,10 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
         actor=None,
         at=renewal_day(basic),
         action="subscription.disabled",
-        summary=f"Term ended on {basic.term_end:%Y-%m-%d} while suspended: disabled and its data deleted",
+        summary=audit.said(
+            gettext_noop("Term ended on %(date)s while suspended: disabled and its data deleted"),
+            date=f"{basic.term_end:%Y-%m-%d}",
+        ),
         status=Status.DISABLED,
     )
 
@@ -999,7 +1009,7 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
         actor=None,
         at=renewal_day(a5),
         action="subscription.expired",
-        summary=f"Term ended on {a5.term_end:%Y-%m-%d} with auto-renew off",
+        summary=audit.said(gettext_noop("Term ended on %(date)s with auto-renew off"), date=f"{a5.term_end:%Y-%m-%d}"),
         status=Status.EXPIRED,
     )
 
@@ -1016,7 +1026,7 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
     # Changes scheduled for the renewal (R1): a mid-term quantity change would delete them (R6),
     # and the page warns before it does.
     e3 = demo.subscription("contoso", M365_E3)
-    ScheduledChange.objects.create(
+    scheduled = ScheduledChange.objects.create(
         subscription=e3, kind=ScheduledChange.Kind.QUANTITY, quantity=220, created_at=t.days_ago(3, "11:00")
     )
     record(
@@ -1025,7 +1035,10 @@ def apply_later_events(demo: Demo, t: Moments) -> None:
         customer=e3.customer,
         subscription=e3,
         action="subscription.renewal_change_scheduled",
-        summary="Scheduled for the renewal: 220 licenses",
+        summary=audit.said(
+            gettext_noop("Scheduled for the renewal: %(changes)s"),
+            changes=audit.listed([scheduled.summary_said]),
+        ),
         after={"quantity": 220},
     )
 

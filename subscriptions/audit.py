@@ -3,8 +3,24 @@
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .models import AuditEntry
+from .said import Joined, Said, label, listed, money, said
+
+__all__ = [
+    "Joined",
+    "Said",
+    "changes_deleted",
+    "entry",
+    "label",
+    "last_change",
+    "listed",
+    "money",
+    "record",
+    "records_language",
+    "said",
+]
 
 # A summary longer than its column is cut here, once, rather than by each service that writes one.
 SUMMARY_LENGTH = AuditEntry._meta.get_field("summary").max_length
@@ -13,8 +29,9 @@ SUMMARY_LENGTH = AuditEntry._meta.get_field("summary").max_length
 def records_language():
     """A context in which an audit summary is written: the portal's default language (English), whoever writes it
     and in whichever language their page is. The trail is a record, written also by the lifecycle engine (no request,
-    no language) and sent by the webhooks: one language for all of it. The pages translate its labels and values
-    (`readable`); a summary is a sentence stored once, so it is stored in one language."""
+    no language) and sent by the API and the webhooks: one language for all of it. The pages translate its labels
+    and values (`readable`) and say a summary from the message it keeps (`AuditEntry.summary_text`); its English
+    sentence is rendered here by `entry()`."""
     return translation.override(settings.LANGUAGE_CODE)
 
 
@@ -31,15 +48,26 @@ def entry(
     at,
     customer,
     action: str,
-    summary: str,
+    summary: Said | Joined | str,
     before=None,
     after=None,
     order=None,
     subscription=None,
     partner=None,
 ) -> AuditEntry:
-    """The audit row record() writes, unsaved (for a caller that writes many at once: the lifecycle engine)."""
+    """The audit row record() writes, unsaved (for a caller that writes many at once: the lifecycle engine).
+
+    `summary` is a message (`said(...)`): the row keeps it, to be said in each reader's language
+    (`AuditEntry.summary_text`), and its English sentence, which the API and the webhooks send. A plain str is
+    stored as the English sentence only (shown as is in every language): the product's services all pass messages
+    (tests/subscriptions/test_audit_language.py checks it)."""
     partner = partner or customer.partner
+    if isinstance(summary, Said | Joined):
+        message = summary.as_json()
+        with records_language():
+            summary = str(summary)
+    else:
+        message = None
     return AuditEntry(
         actor=_named(actor, partner),
         at=at,
@@ -49,19 +77,26 @@ def entry(
         subscription=subscription,
         action=action,
         summary=summary[:SUMMARY_LENGTH],
+        summary_message=message,
         before=before or {},
         after=after or {},
     )
 
 
+def changes_deleted(count: int) -> Said | None:
+    """The end of a summary that says a change deleted what was scheduled for the renewal (R6); None with none."""
+    return said(gettext_noop("; %(count)s scheduled change(s) deleted"), count=count) if count else None
+
+
 def last_change(subscription) -> str:
-    """What changed a subscription last, said the way its audit trail says it: for a refused stale page (409)."""
+    """What changed a subscription last, said the way its audit trail says it (in the active language): for a
+    refused stale page (409)."""
     entry = AuditEntry.objects.filter(subscription=subscription).select_related("actor").order_by("-at", "-pk").first()
     if entry is None:
         return ""
     who = (entry.actor.get_full_name() or entry.actor.get_username()) if entry.actor else _("the system")
     return _("%(summary)s (%(who)s, %(when)s UTC)") % {
-        "summary": entry.summary,
+        "summary": entry.summary_text,
         "who": who,
         "when": f"{entry.at:%Y-%m-%d %H:%M}",
     }

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog.models import FREQUENCY_MONTHS, TERM_MONTHS, Availability, BillingFrequency, Term
 from portal.access import Action, require
@@ -31,6 +32,7 @@ from .models import BillingLine, Subscription
 from .pricing import Charge, prorated_charge
 from .services.kernel import (
     BILLED,
+    BILLED_SAID,
     bill,
     check_fits_term,
     check_frequency_choice,
@@ -100,11 +102,12 @@ def set_next_charge_frequency(
         subscription.next_charge_on = charge_on
         subscription.next_charge_set_at = now
         subscription.save(update_fields=["next_charge_frequency", "next_charge_on", "next_charge_set_at", "updated_at"])
-        with audit.records_language():  # BILLED's words, in the trail's one language
-            summary = (
-                f"Billing frequency changes from {BILLED[subscription.billing_frequency]} to "
-                f"{BILLED[billing_frequency]} at the next charge on {charge_on:%Y-%m-%d} (UTC)"
-            )
+        summary = audit.said(
+            gettext_noop("Billing frequency changes from %(old)s to %(new)s at the next charge on %(date)s (UTC)"),
+            old=BILLED_SAID[subscription.billing_frequency],
+            new=BILLED_SAID[billing_frequency],
+            date=f"{charge_on:%Y-%m-%d}",
+        )
         audit.record(
             actor=actor,
             at=now,
@@ -146,10 +149,10 @@ def remove_next_charge_frequency(
                 "updated_at",
             ]
         )
-        with audit.records_language():
-            summary = (
-                f"Billing frequency change removed: the next charge stays {BILLED[subscription.billing_frequency]}"
-            )
+        summary = audit.said(
+            gettext_noop("Billing frequency change removed: the next charge stays %(billed)s"),
+            billed=BILLED_SAID[subscription.billing_frequency],
+        )
         audit.record(
             actor=actor,
             at=now,
@@ -251,21 +254,34 @@ def charge_due_cycles(now: datetime, limit: int | None = None) -> CycleReport:
     return report
 
 
-def _stale(subscription: Subscription, availability: Availability | None) -> str:
-    """Why a due instruction can no longer be applied, or ""."""
+# A status as the middle of a sentence says it ("the subscription is expired"): those a due instruction can find.
+_STATUS_IN_SENTENCE = {
+    Status.PENDING: audit.Said.pgettext("status in a sentence", "pending"),
+    Status.EXPIRED: audit.Said.pgettext("status in a sentence", "expired"),
+    Status.DISABLED: audit.Said.pgettext("status in a sentence", "disabled"),
+    Status.DELETED: audit.Said.pgettext("status in a sentence", "deleted"),
+}
+
+
+def _stale(subscription: Subscription, availability: Availability | None) -> audit.Said | None:
+    """Why a due instruction can no longer be applied (a message for the audit trail), or None."""
     frequency, charge_on = subscription.next_charge_frequency, subscription.next_charge_on
     if subscription.status not in (Status.ACTIVE, Status.SUSPENDED):
-        return f"the subscription is {subscription.get_status_display().lower()}"
-    if subscription.term_start is None or charge_on < subscription.term_start.date():
-        return "the term it was set for has ended"
-    if frequency == subscription.billing_frequency:
-        return f"it is already billed {BILLED[frequency]}"
-    if availability is None:
-        return (
-            f"{subscription.sku.name} is no longer sold for a {Term(subscription.term).label} term billed "
-            f"{BILLED[frequency]}"
+        return audit.said(
+            gettext_noop("the subscription is %(status)s"), status=_STATUS_IN_SENTENCE[subscription.status]
         )
-    return ""
+    if subscription.term_start is None or charge_on < subscription.term_start.date():
+        return audit.said(gettext_noop("the term it was set for has ended"))
+    if frequency == subscription.billing_frequency:
+        return audit.said(gettext_noop("it is already billed %(billed)s"), billed=BILLED_SAID[frequency])
+    if availability is None:
+        return audit.said(
+            gettext_noop("%(offer)s is no longer sold for a %(term)s term billed %(billed)s"),
+            offer=subscription.sku.name,
+            term=audit.label(Term(subscription.term).label),
+            billed=BILLED_SAID[frequency],
+        )
+    return None
 
 
 def _charge_cycle(subscription: Subscription, now: datetime) -> str:
@@ -289,9 +305,12 @@ def _charge_cycle(subscription: Subscription, now: datetime) -> str:
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.next_charge_frequency_dropped",
-            summary=f"Billing frequency change to {BILLED[frequency]} on {starts_on:%Y-%m-%d} not applied: {reason}"[
-                :300
-            ],
+            summary=audit.said(
+                gettext_noop("Billing frequency change to %(billed)s on %(date)s not applied: %(reason)s"),
+                billed=BILLED_SAID[frequency],
+                date=f"{starts_on:%Y-%m-%d}",
+                reason=reason,
+            ),
             before=before,
             after=instruction(subscription),
         )
@@ -314,10 +333,17 @@ def _charge_cycle(subscription: Subscription, now: datetime) -> str:
             term=subscription.term,
         )
         line = bill(subscription, kind=BillingLine.Kind.CYCLE, charge=charge, quantity=subscription.quantity, now=now)
-    summary = f"Billing frequency changed to {BILLED[frequency]} from {starts_on:%Y-%m-%d}"
+    summary = audit.said(
+        gettext_noop("Billing frequency changed to %(billed)s from %(date)s"),
+        billed=BILLED_SAID[frequency],
+        date=f"{starts_on:%Y-%m-%d}",
+    )
     if line is not None:
-        summary += (
-            f"; charged {line.amount} {line.currency} for {line.period_start:%Y-%m-%d} – {line.period_end:%Y-%m-%d}"
+        summary += audit.said(
+            gettext_noop("; charged %(amount)s for %(start)s – %(end)s"),
+            amount=audit.money(line.amount, line.currency),
+            start=f"{line.period_start:%Y-%m-%d}",
+            end=f"{line.period_end:%Y-%m-%d}",
         )
     audit.record(
         actor=None,

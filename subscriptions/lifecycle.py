@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Case, F, Prefetch, Q, Value, When
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from django_tasks_db.models import DBTaskResult
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
@@ -321,15 +322,15 @@ def _scheduled(subscription: Subscription) -> list[ScheduledChange]:
 
 def _apply_scheduled_changes(
     subscription: Subscription, scheduled: list[ScheduledChange], *, now: datetime | None = None
-) -> tuple[list[str], list[ScheduledChange]]:
+) -> tuple[list[audit.Said], list[ScheduledChange]]:
     """N4: quantity, term and billing frequency scheduled for the renewal and, at a renewal (`now` given), the
-    SKU upgrade, re-checked now (R1; R5 says what happens to the licenses). Returns the summaries and the
+    SKU upgrade, re-checked now (R1; R5 says what happens to the licenses). Returns the summaries (messages) and the
     changes used up (applied, or an upgrade that no longer holds, the summary saying why), for the caller to
     delete. The aligned end date is _aligned_end's."""
     applied = []
     kinds = RENEWAL_VALUES if now is None else (*RENEWAL_VALUES, ScheduledChange.Kind.UPGRADE)
     changes = [change for change in scheduled if change.kind in kinds]
-    reassignment = services.renewal_upgrade_reassignment(subscription, changes)  # R5, before the quantity changes
+    reassignment = services.renewal_upgrade_reassignment_said(subscription, changes)  # R5, before the quantity changes
     for change in changes:
         if change.kind == ScheduledChange.Kind.QUANTITY and change.quantity:
             subscription.quantity = change.quantity
@@ -338,7 +339,7 @@ def _apply_scheduled_changes(
         elif change.kind == ScheduledChange.Kind.BILLING_FREQUENCY and change.billing_frequency:
             subscription.billing_frequency = change.billing_frequency
         if change.kind != ScheduledChange.Kind.UPGRADE:
-            applied.append(change.summary)
+            applied.append(change.summary_said)
     upgrade = next((c for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
     if upgrade is not None:
         try:
@@ -351,12 +352,27 @@ def _apply_scheduled_changes(
                 now=now,
             )
         except RuleViolation as violation:
-            applied.append(f"{upgrade.summary} not applied ({violation.message}), renewed on {subscription.sku.name}")
+            # The refusal is kept as it was said (in the trail's language, run_lifecycle's): a RuleViolation carries
+            # its sentence, not its message.
+            applied.append(
+                audit.said(
+                    gettext_noop("%(change)s not applied (%(reason)s), renewed on %(offer)s"),
+                    change=upgrade.summary_said,
+                    reason=str(violation.message),
+                    offer=subscription.sku.name,
+                )
+            )
         else:
             # R1: the same subscription (same id) continues on the target SKU; _reprice prices it.
             subscription.sku = upgrade.target_sku
             subscription.one_per_customer = upgrade.target_sku.one_per_customer
-            applied.append(f"{upgrade.summary} ({reassignment})")
+            applied.append(
+                audit.said(
+                    gettext_noop("%(change)s (%(reassignment)s)"),
+                    change=upgrade.summary_said,
+                    reassignment=reassignment,
+                )
+            )
     return applied, changes
 
 
@@ -365,22 +381,26 @@ def _delete(changes: list[ScheduledChange]) -> None:
         ScheduledChange.objects.filter(pk__in=[c.pk for c in changes]).delete()
 
 
-def _aligned_end(subscription: Subscription, scheduled: list[ScheduledChange]) -> tuple[date | None, str]:
+def _aligned_end(subscription: Subscription, scheduled: list[ScheduledChange]) -> tuple[date | None, audit.Said | None]:
     """K11 at renewal: the end date scheduled for the renewed term, re-checked now against the renewed SKU and
     term (the subscription it was aligned to may have been cancelled or renewed since). Returns the date (None:
     the natural end) and what the audit says; the caller deletes the scheduled change either way."""
     change = next((c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT and c.aligned_end_date), None)
     if change is None:
-        return None, ""
+        return None, None
     try:
         services.check_renewal_alignment(
             subscription, change.aligned_end_date, sku=subscription.sku, term=subscription.term
         )
     except RuleViolation as violation:
-        return None, (
-            f"aligned end date {change.aligned_end_date:%Y-%m-%d} not applied, natural end kept: {violation.message}"
+        return None, audit.said(
+            gettext_noop("aligned end date %(date)s not applied, natural end kept: %(reason)s"),
+            date=f"{change.aligned_end_date:%Y-%m-%d}",
+            reason=str(violation.message),
         )
-    return change.aligned_end_date, f"aligned to end on {change.aligned_end_date:%Y-%m-%d}, first term prorated"
+    return change.aligned_end_date, audit.said(
+        gettext_noop("aligned to end on %(date)s, first term prorated"), date=f"{change.aligned_end_date:%Y-%m-%d}"
+    )
 
 
 def _reprice(subscription: Subscription) -> None:
@@ -507,11 +527,11 @@ def _plan_renewal(subscription: Subscription, now: datetime) -> _Renewal:
         source=SeatLot.Source.RENEWAL,
         billing_kind=BillingLine.Kind.RENEWAL,
     )
-    summary = f"Renewed from {starts_on:%Y-%m-%d} to {subscription.term_end:%Y-%m-%d}"
-    if applied:
-        summary += "; applied: " + ", ".join(applied)
-    if line is not None:
-        summary += f"; charged {line.amount} {line.currency}"
+    summary = audit.said(
+        gettext_noop("Renewed from %(start)s to %(end)s"),
+        start=f"{starts_on:%Y-%m-%d}",
+        end=f"{subscription.term_end:%Y-%m-%d}",
+    ) + _applied_and_charged(applied, line)
     entry = audit.entry(
         actor=None,
         at=now,
@@ -583,7 +603,17 @@ def _renew(subscription: Subscription, now: datetime) -> str:
     return "renewed"
 
 
-def _end_term(subscription: Subscription, now: datetime, new_status: str, *, action: str, summary: str) -> None:
+def _applied_and_charged(applied: list[audit.Said], line: BillingLine | None) -> audit.Joined:
+    """The end of a renewal's (or a trial conversion's) summary: the scheduled changes applied, and the charge."""
+    tail = audit.Joined(())
+    if applied:
+        tail += audit.said(gettext_noop("; applied: %(changes)s"), changes=audit.listed(applied))
+    if line is not None:
+        tail += audit.said(gettext_noop("; charged %(amount)s"), amount=audit.money(line.amount, line.currency))
+    return tail
+
+
+def _end_term(subscription: Subscription, now: datetime, new_status: str, *, action: str, summary: audit.Said) -> None:
     # N5: the term ended and nothing renews it: what was scheduled for the renewal goes with it.
     change_status(subscription, new_status, actor=None, now=now, action=action, summary=summary, renewal_pending=False)
     delete_scheduled_changes(subscription)
@@ -596,9 +626,11 @@ def _expire(subscription: Subscription, now: datetime, *, trial: bool = False) -
         now,
         Status.EXPIRED,
         action="subscription.expired",
-        summary=(
-            f"{'Trial ended' if trial else 'Expired'}: the term ended on "
-            f"{subscription.term_end:%Y-%m-%d} with auto-renew off"
+        summary=audit.said(
+            gettext_noop("Trial ended: the term ended on %(date)s with auto-renew off")
+            if trial
+            else gettext_noop("Expired: the term ended on %(date)s with auto-renew off"),
+            date=f"{subscription.term_end:%Y-%m-%d}",
         ),
     )
     return "trials_ended" if trial else "expired"
@@ -611,7 +643,10 @@ def _disable(subscription: Subscription, now: datetime) -> str:
         now,
         Status.DISABLED,
         action="subscription.disabled",
-        summary=f"Disabled: the term ended on {subscription.term_end:%Y-%m-%d} while suspended; data deleted",
+        summary=audit.said(
+            gettext_noop("Disabled: the term ended on %(date)s while suspended; data deleted"),
+            date=f"{subscription.term_end:%Y-%m-%d}",
+        ),
     )
     return "disabled"
 
@@ -647,14 +682,13 @@ def _convert_trial(subscription: Subscription, now: datetime) -> str:
     line = _start_new_term(
         subscription, starts_on=starts_on, now=now, source=SeatLot.Source.RENEWAL, billing_kind=BillingLine.Kind.RENEWAL
     )
-    summary = (
-        f"Trial converted to {paid.name}: {subscription.quantity} licenses from {starts_on:%Y-%m-%d} to "
-        f"{subscription.term_end:%Y-%m-%d}"
-    )
-    if applied:
-        summary += "; applied: " + ", ".join(applied)
-    if line is not None:
-        summary += f"; charged {line.amount} {line.currency}"
+    summary = audit.said(
+        gettext_noop("Trial converted to %(offer)s: %(quantity)s licenses from %(start)s to %(end)s"),
+        offer=paid.name,
+        quantity=subscription.quantity,
+        start=f"{starts_on:%Y-%m-%d}",
+        end=f"{subscription.term_end:%Y-%m-%d}",
+    ) + _applied_and_charged(applied, line)
     audit.record(
         actor=None,
         at=now,
@@ -679,7 +713,11 @@ def _end_free_trial(subscription: Subscription, now: datetime) -> str:
         customer=subscription.customer,
         subscription=subscription,
         action="subscription.free_trial_ended",
-        summary=f"Free trial ended; billed {line.amount} {line.currency} from {subscription.term_start:%Y-%m-%d}",
+        summary=audit.said(
+            gettext_noop("Free trial ended; billed %(amount)s from %(date)s"),
+            amount=audit.money(line.amount, line.currency),
+            date=f"{subscription.term_start:%Y-%m-%d}",
+        ),
         before={"is_trial": True},
         after={"is_trial": False, "charge": str(line.amount)},
     )

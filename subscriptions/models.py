@@ -7,12 +7,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce, NullIf, Upper
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
 from portal.models import Customer, Partner
 
+from . import said
 from .states import LIVE_STATUSES, Status
 
 
@@ -372,21 +373,28 @@ class ScheduledChange(models.Model):
 
     @property
     def summary(self) -> str:
-        """The change in words, in the active language (an audit row's summary is written in English: the services
-        build it under `audit.records_language()`)."""
+        """The change in words, in the active language."""
+        return str(self.summary_said)
+
+    @property
+    def summary_said(self) -> said.Said:
+        """The change in words as a message (subscriptions.said): what an audit row keeps, to be said in each
+        reader's language."""
         if self.kind == self.Kind.UPGRADE and self.target_sku_id:
-            return gettext("Upgrade to %(offer)s") % {"offer": self.target_sku.name}
+            return said.said(gettext_noop("Upgrade to %(offer)s"), offer=self.target_sku.name)
         if self.kind == self.Kind.QUANTITY:
-            return ngettext("%(count)s license", "%(count)s licenses", self.quantity) % {"count": self.quantity}
+            return said.Said.ngettext("%(count)s license", "%(count)s licenses", "count", count=self.quantity)
         if self.kind == self.Kind.TERM:
-            return gettext("Term %(term)s") % {"term": self.get_term_display()}
+            return said.said(gettext_noop("Term %(term)s"), term=said.label(Term(self.term).label))
         if self.kind == self.Kind.BILLING_FREQUENCY:
-            return {
-                "monthly": gettext("Billed monthly"),
-                "annual": gettext("Billed annually"),
-                "one_time": gettext("Billed once for the term"),
-            }[self.billing_frequency]
-        return gettext("End on %(date)s") % {"date": f"{self.aligned_end_date:%Y-%m-%d}"}
+            return said.said(
+                {
+                    "monthly": gettext_noop("Billed monthly"),
+                    "annual": gettext_noop("Billed annually"),
+                    "one_time": gettext_noop("Billed once for the term"),
+                }[self.billing_frequency]
+            )
+        return said.said(gettext_noop("End on %(date)s"), date=self.aligned_end_date)
 
 
 class SeatLot(models.Model):
@@ -507,6 +515,11 @@ class AuditEntry(models.Model):
     )
     action = models.CharField(max_length=60, verbose_name=_("action"))
     summary = models.CharField(max_length=300, verbose_name=_("summary"))
+    # The message `summary` was said from, with its values (subscriptions.said): what the pages say in the reader's
+    # language. Empty for the rows written before it was kept (and for a plain sentence): those show `summary`.
+    summary_message = models.JSONField(
+        null=True, blank=True, default=None, editable=False, verbose_name=_("summary message")
+    )
     before = models.JSONField(default=dict, blank=True, verbose_name=_("before"))
     after = models.JSONField(default=dict, blank=True, verbose_name=_("after"))
     # The webhooks' outbox marker (api.webhooks.dispatch_events): empty until the dispatcher has made this entry's
@@ -529,6 +542,17 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} UTC {self.action}"
+
+    @property
+    def summary_text(self) -> str:
+        """The summary in the active language; the English sentence as stored for a row without a message, or one
+        whose message cannot be said (a stored message this code does not read): never an error page."""
+        if not self.summary_message:
+            return self.summary
+        try:
+            return str(said.from_json(self.summary_message))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return self.summary
 
     @property
     def readable_before(self) -> list[tuple[str, str]]:

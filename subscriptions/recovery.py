@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.tasks import TaskResultStatus
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 from django_tasks_db.models import DBTaskResult
 
 from catalog.models import Order
@@ -263,8 +263,11 @@ def _requeue_fulfillment(order_id: int, now: datetime) -> bool:
             customer=order.customer,
             order=order,
             action="order.fulfillment_requeued",
-            summary=f"{order.number}: fulfilment queued again (no live background task; placed "
-            f"{order.created_at:%Y-%m-%d %H:%M} UTC)",
+            summary=audit.said(
+                gettext_noop("%(order)s: fulfilment queued again (no live background task; placed %(when)s UTC)"),
+                order=order.number,
+                when=f"{order.created_at:%Y-%m-%d %H:%M}",
+            ),
         )
         return True
 
@@ -285,7 +288,9 @@ def _requeue_provisioning(subscription_id, now: datetime) -> bool:
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.provisioning_requeued",
-            summary=f"Provisioning queued again (no live background task; created "
-            f"{subscription.created_at:%Y-%m-%d %H:%M} UTC)",
+            summary=audit.said(
+                gettext_noop("Provisioning queued again (no live background task; created %(when)s UTC)"),
+                when=f"{subscription.created_at:%Y-%m-%d %H:%M}",
+            ),
         )
         return True

@@ -23,7 +23,7 @@ from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from catalog.models import Sku
 from portal.access import Action, Permission, partner_of, permission, require
@@ -245,7 +245,12 @@ def send_relationship_request(
             created_at=now,
             expires_at=now + RELATIONSHIP_LINK_LIFETIME,
         )
-        summary = f"Relationship request sent to {company_name} ({domain}), link e-mailed to {contact_email}"
+        summary = audit.said(
+            gettext_noop("Relationship request sent to %(company)s (%(domain)s), link e-mailed to %(email)s"),
+            company=company_name,
+            domain=domain,
+            email=contact_email,
+        )
         audit.record(
             actor=actor,
             at=now,
@@ -341,7 +346,12 @@ def accept_relationship(
         relationship.tenant_id = customer.tenant_id
         relationship.customer = customer
         relationship.save(update_fields=["status", "accepted_at", "tenant_id", "customer"])
-        summary = f"{customer.company_name} accepted {partner.name} as a partner ({relationship.domain})"
+        summary = audit.said(
+            gettext_noop("%(company)s accepted %(partner)s as a partner (%(domain)s)"),
+            company=customer.company_name,
+            partner=partner.name,
+            domain=relationship.domain,
+        )
         audit.record(
             actor=None,
             at=now,
@@ -430,7 +440,11 @@ def file_transfer_request(
             at=now,
             customer=customer,
             action="transfer.requested",
-            summary=f"Transfer request sent to {source.name} ({source.partner_id})",
+            summary=audit.said(
+                gettext_noop("Transfer request sent to %(partner)s (%(partner_id)s)"),
+                partner=source.name,
+                partner_id=source.partner_id,
+            ),
             after=after,
         )
         # TF3: the source partner sees the request in its customer's activity log too.
@@ -439,8 +453,12 @@ def file_transfer_request(
             at=now,
             customer=source_customer,
             action="transfer.requested",
-            summary=f"{target.name} ({target.partner_id}) requests a transfer of subscriptions; "
-            f"expires {transfer.expires_at:%Y-%m-%d %H:%M} UTC",
+            summary=audit.said(
+                gettext_noop("%(partner)s (%(partner_id)s) requests a transfer of subscriptions; expires %(when)s UTC"),
+                partner=target.name,
+                partner_id=target.partner_id,
+                when=f"{transfer.expires_at:%Y-%m-%d %H:%M}",
+            ),
             after=after,
         )
     return transfer
@@ -534,15 +552,19 @@ def complete_transfer(
         transfer.completed_at = now
         transfer.save(update_fields=["status", "completed_at"])
         transfer.subscriptions.set(subscriptions)
-        names = ", ".join(s.display_name for s in subscriptions)
+        names = audit.listed(s.display_name for s in subscriptions)
         for customer in (transfer.source_customer, transfer.target_customer):
             audit.record(
                 actor=actor,
                 at=now,
                 customer=customer,
                 action="transfer.completed",
-                summary=f"Transfer from {transfer.source_partner.name} to {transfer.target_partner.name} "
-                f"completed: {names}",
+                summary=audit.said(
+                    gettext_noop("Transfer from %(source)s to %(target)s completed: %(names)s"),
+                    source=transfer.source_partner.name,
+                    target=transfer.target_partner.name,
+                    names=names,
+                ),
                 after={"id": str(transfer.pk), "subscriptions": len(created)},
             )
     return list(created.values())
@@ -581,9 +603,17 @@ def cancel_transfer_request(*, actor, request_id, now: datetime, version: int | 
         transfer.status = TransferRequest.Status.CANCELLED
         transfer.save(update_fields=["status"])
         verb = "withdrawn" if partner.pk == transfer.target_partner_id else "declined"
-        summary = (
-            f"Transfer request from {transfer.target_partner.name} to move subscriptions away from "
-            f"{transfer.source_partner.name} {verb} by {partner.name}"
+        summary = audit.said(
+            gettext_noop(
+                "Transfer request from %(target)s to move subscriptions away from %(source)s withdrawn by %(partner)s"
+            )
+            if verb == "withdrawn"
+            else gettext_noop(
+                "Transfer request from %(target)s to move subscriptions away from %(source)s declined by %(partner)s"
+            ),
+            target=transfer.target_partner.name,
+            source=transfer.source_partner.name,
+            partner=partner.name,
         )
         for customer in (transfer.source_customer, transfer.target_customer):
             audit.record(
@@ -649,7 +679,11 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         customer=transfer.target_customer,
         subscription=new,
         action="subscription.transferred_in",
-        summary=f"Transferred in from {transfer.source_partner.name} with {new.quantity} license(s)",
+        summary=audit.said(
+            gettext_noop("Transferred in from %(partner)s with %(quantity)s license(s)"),
+            partner=transfer.source_partner.name,
+            quantity=new.quantity,
+        ),
         after={
             "status": new.status,
             "quantity": new.quantity,
@@ -681,7 +715,11 @@ def _move(source: Subscription, transfer: TransferRequest, created: dict, *, act
         customer=transfer.source_customer,
         subscription=source,
         action="subscription.transferred",
-        summary=f"Transferred to {transfer.target_partner.name} ({transfer.target_partner.partner_id}); no refund",
+        summary=audit.said(
+            gettext_noop("Transferred to %(partner)s (%(partner_id)s); no refund"),
+            partner=transfer.target_partner.name,
+            partner_id=transfer.target_partner.partner_id,
+        ),
         before=before,
         after={"status": Status.DELETED},  # the target partner's new record is theirs: no id of it here
     )

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('catalog', '0007_translatable_labels'),
         ('portal', '0004_language_and_translatable_labels'),
-        ('subscriptions', '0019_translated_labels'),
+        ('subscriptions', '0020_audit_summary_message'),
     ]
 
     operations = [

@@ -59,6 +59,7 @@ from .renewal import (
     remove_scheduled_change,
     renewal_starts_on,
     renewal_upgrade_reassignment,
+    renewal_upgrade_reassignment_said,
     renewal_values,
     schedule_renewal_change,
 )
@@ -143,6 +144,7 @@ __all__ = [
     "remove_scheduled_change",
     "renewal_starts_on",
     "renewal_upgrade_reassignment",
+    "renewal_upgrade_reassignment_said",
     "renewal_values",
     "schedule_renewal_change",
 ]

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog.eligibility import addons_for
 from portal.access import Action, require
@@ -88,7 +89,13 @@ def buy_addons(
                 customer=base.customer,
                 subscription=addon,
                 action="subscription.addon_bought",
-                summary=f"Bought {quantity} × {sku.name} on {base.display_name}, ending {base.term_end:%Y-%m-%d}",
+                summary=audit.said(
+                    gettext_noop("Bought %(quantity)s × %(offer)s on %(base)s, ending %(term_end)s"),
+                    quantity=quantity,
+                    offer=sku.name,
+                    base=base.display_name,
+                    term_end=base.term_end,
+                ),
                 after={"quantity": quantity, "term_end": base.term_end.isoformat(), "charge": str(charge.amount)},
             )
             # and on the base's own trail, where the purchase was made
@@ -98,7 +105,9 @@ def buy_addons(
                 customer=base.customer,
                 subscription=base,
                 action="subscription.addon_added",
-                summary=f"Add-on bought: {quantity} × {sku.name}",
+                summary=audit.said(
+                    gettext_noop("Add-on bought: %(quantity)s × %(offer)s"), quantity=quantity, offer=sku.name
+                ),
                 after={"addon": str(addon.pk), "quantity": quantity, "charge": str(charge.amount)},
             )
             created.append(addon)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Sku, Term
 from portal.access import Action, require
@@ -22,7 +22,7 @@ from ..models import BillingLine, ScheduledChange, SeatLot, Subscription
 from ..pricing import Charge, remaining_charge
 from ..states import Status
 from .kernel import (
-    BILLED,
+    BILLED_SAID,
     bill,
     change_status,
     check_choice,
@@ -177,54 +177,65 @@ class ConversionPlan:
 
     @property
     def summary(self) -> str:
-        """What the conversion does, in the active language (the audit row's summary is written under
-        `audit.records_language()`); computed from the plan each time it is read, so each reader gets its own."""
+        """What the conversion does, in the active language; computed from the plan each time it is read, so each
+        reader gets its own."""
+        return str(self.summary_said)
+
+    @property
+    def summary_said(self) -> audit.Said:
+        """What the conversion does, as a message (subscriptions.said): what its audit row keeps."""
         if self.into is not None:
             into = self.into
-            return _(
-                "Now: %(count)s licenses are added to %(name)s (%(old)s → %(new)s), charged %(amount)s %(currency)s "
-                "(%(explanation)s); its %(term)s term billed %(billed)s, ending %(date)s, stays. The trial ends now."
-            ) % {
-                "count": self.quantity,
-                "name": into.display_name,
-                "old": self.into_quantity,
-                "new": self.into_quantity + self.quantity,
-                "amount": self.charge.amount,
-                "currency": into.currency,
-                "explanation": self.charge.explanation,
-                "term": Term(self.term).label,
-                "billed": BILLED[self.billing_frequency],
-                "date": f"{self.term_end:%Y-%m-%d}",
-            }
+            return audit.said(
+                gettext_noop(
+                    "Now: %(count)s licenses are added to %(name)s (%(old)s → %(new)s), charged %(amount)s "
+                    "%(currency)s (%(explanation)s); its %(term)s term billed %(billed)s, ending %(date)s, stays. The "
+                    "trial ends now."
+                ),
+                count=self.quantity,
+                name=into.display_name,
+                old=self.into_quantity,
+                new=self.into_quantity + self.quantity,
+                amount=self.charge.amount,
+                currency=into.currency,
+                explanation=self.charge.explanation,
+                term=audit.label(Term(self.term).label),
+                billed=BILLED_SAID[self.billing_frequency],
+                date=f"{self.term_end:%Y-%m-%d}",
+            )
         availability = self.availability
         values = {
             "offer": self.sku.name,
             "count": self.quantity,
-            "term": Term(self.term).label,
-            "billed": BILLED[self.billing_frequency],
-            "price": _("%(price)s %(currency)s per license")
-            % {"price": availability.unit_price, "currency": availability.currency},
+            "term": audit.label(Term(self.term).label),
+            "billed": BILLED_SAID[self.billing_frequency],
+            "price": audit.said(
+                gettext_noop("%(price)s %(currency)s per license"),
+                price=availability.unit_price,
+                currency=availability.currency,
+            ),
             "start": f"{self.starts_on:%Y-%m-%d}",
             "end": f"{self.term_end:%Y-%m-%d}",
         }
         if self.scheduled:
-            return (
-                ngettext(
-                    "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s license, %(term)s billed "
-                    "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
-                    "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s licenses, %(term)s billed "
-                    "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
-                    self.quantity,
-                )
-                % values
+            return audit.Said.ngettext(
+                "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s license, %(term)s billed "
+                "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
+                "At the trial's end: from %(start)s it becomes %(offer)s with %(count)s licenses, %(term)s billed "
+                "%(billed)s at %(price)s, until %(end)s. No promotion applies.",
+                "count",
+                **values,
             )
-        return ngettext(
+        return audit.Said.ngettext(
             "Now: a new %(offer)s subscription with %(count)s license, %(term)s billed %(billed)s at %(price)s, from "
             "%(start)s to %(end)s; first charge %(amount)s %(currency)s. No promotion applies. The trial ends now.",
             "Now: a new %(offer)s subscription with %(count)s licenses, %(term)s billed %(billed)s at %(price)s, from "
             "%(start)s to %(end)s; first charge %(amount)s %(currency)s. No promotion applies. The trial ends now.",
-            self.quantity,
-        ) % {**values, "amount": self.charge.amount, "currency": availability.currency}
+            "count",
+            **values,
+            amount=self.charge.amount,
+            currency=availability.currency,
+        )
 
 
 def _availability(sku: Sku, term: str, billing_frequency: str) -> Availability:
@@ -357,8 +368,12 @@ def _end_trial(trial: Subscription, *, actor, now: datetime, into: Subscription)
         actor=actor,
         now=now,
         action="subscription.trial_converted",
-        summary=f"Trial converted now into {into.display_name} ({into.pk}); the trial ended"
-        + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+        summary=audit.said(
+            gettext_noop("Trial converted now into %(name)s (%(id)s); the trial ended"),
+            name=into.display_name,
+            id=str(into.pk),
+        )
+        + audit.changes_deleted(deleted),
         before={"status": Status.ACTIVE, "is_trial": True},
         after={"status": Status.EXPIRED, "converted_into": str(into.pk)},
         auto_renew=False,
@@ -418,11 +433,13 @@ def convert_trial_now(
                 customer=into.customer,
                 subscription=into,
                 action="subscription.trial_licenses_added",
-                summary=(
-                    f"{TRIAL_LICENSES} licenses added from the trial {trial.display_name}; charged "
-                    f"{plan.charge.amount} {into.currency}"
-                    + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
-                ),
+                summary=audit.said(
+                    gettext_noop("%(count)s licenses added from the trial %(trial)s; charged %(amount)s"),
+                    count=TRIAL_LICENSES,
+                    trial=trial.display_name,
+                    amount=audit.money(plan.charge.amount, into.currency),
+                )
+                + audit.changes_deleted(deleted),
                 before=before,
                 after={"quantity": into.quantity, "charge": str(plan.charge.amount)},
             )
@@ -450,9 +467,13 @@ def convert_trial_now(
                 customer=paid.customer,
                 subscription=paid,
                 action="subscription.created",
-                summary=(
-                    f"Created by converting the trial {trial.display_name}: {plan.quantity} license(s), "
-                    f"charged {plan.charge.amount} {paid.currency}"
+                summary=audit.said(
+                    gettext_noop(
+                        "Created by converting the trial %(trial)s: %(quantity)s license(s), charged %(amount)s"
+                    ),
+                    trial=trial.display_name,
+                    quantity=plan.quantity,
+                    amount=audit.money(plan.charge.amount, paid.currency),
                 ),
                 after={
                     "status": paid.status,
@@ -495,8 +516,7 @@ def schedule_trial_conversion(
             quantity=quantity,
         )
         deleted = delete_scheduled_changes(trial)
-        with audit.records_language():
-            summary = plan.summary
+        summary = plan.summary_said
         Kind = ScheduledChange.Kind
         changes = [
             ScheduledChange.objects.create(subscription=trial, kind=Kind.UPGRADE, target_sku=plan.sku, created_at=now),
@@ -517,7 +537,12 @@ def schedule_trial_conversion(
             customer=trial.customer,
             subscription=trial,
             action="subscription.trial_conversion_scheduled",
-            summary=summary + (f" Replaced {deleted} earlier scheduled change(s)." if deleted else ""),
+            summary=summary
+            + (
+                audit.said(gettext_noop(" Replaced %(count)s earlier scheduled change(s)."), count=deleted)
+                if deleted
+                else None
+            ),
             after={
                 "sku": plan.sku.sku_id,
                 "quantity": plan.quantity,

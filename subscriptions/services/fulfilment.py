@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from catalog.models import TERM_MONTHS, Order, OrderLine
 from portal.access import Action, require
@@ -119,7 +120,11 @@ def create_subscription_for_line(line: OrderLine, *, order: Order, now: datetime
         order=order,
         subscription=subscription,
         action="subscription.created",
-        summary=f"Created from {order.number} with {line.quantity} license(s)",
+        summary=audit.said(
+            gettext_noop("Created from %(order)s with %(quantity)s license(s)"),
+            order=order.number,
+            quantity=line.quantity,
+        ),
         after={
             "status": subscription.status,
             "quantity": subscription.quantity,
@@ -163,7 +168,7 @@ def fulfill_order(*, order_id: int, now: datetime) -> Order:
                 customer=order.customer,
                 order=order,
                 action="order.completed",
-                summary=f"{order.number} fulfilled",
+                summary=audit.said(gettext_noop("%(order)s fulfilled"), order=order.number),
                 before={"status": "pending"},
                 after={"status": "completed"},
             )
@@ -183,7 +188,12 @@ def provision_subscription(*, subscription_id, now: datetime) -> Subscription:
         if not checks.awaiting_provisioning(subscription):  # provisioned already, ended, or an ISV set-up (S3)
             return subscription
         change_status(
-            subscription, Status.ACTIVE, actor=None, now=now, action="subscription.provisioned", summary="Provisioned"
+            subscription,
+            Status.ACTIVE,
+            actor=None,
+            now=now,
+            action="subscription.provisioned",
+            summary=audit.said(gettext_noop("Provisioned")),
         )
     return subscription
 
@@ -215,8 +225,11 @@ def confirm_publisher_setup(*, subscription_id, actor, version: int | str | None
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.setup_confirmed",
-            summary="Publisher confirmed the set-up"
-            + (": free trial running, billed from its end" if in_free_trial else "; billing started"),
+            summary=audit.said(
+                gettext_noop("Publisher confirmed the set-up: free trial running, billed from its end")
+                if in_free_trial
+                else gettext_noop("Publisher confirmed the set-up; billing started")
+            ),
             before={"status": Status.PENDING},
             after={"status": Status.ACTIVE},
         )

@@ -33,6 +33,12 @@ BILLED = {
     BillingFrequency.ANNUAL: pgettext_lazy("billed", "annually"),
     BillingFrequency.ONE_TIME: pgettext_lazy("billed", "once for the term"),
 }
+# The same words as messages, for the audit trail's summaries (said in each reader's language: subscriptions.said).
+BILLED_SAID = {
+    BillingFrequency.MONTHLY: audit.Said.pgettext("billed", "monthly"),
+    BillingFrequency.ANNUAL: audit.Said.pgettext("billed", "annually"),
+    BillingFrequency.ONE_TIME: audit.Said.pgettext("billed", "once for the term"),
+}
 
 
 def supported_paths(source_sku_id):
@@ -141,7 +147,7 @@ def change_status(
     actor,
     now: datetime,
     action: str,
-    summary: str,
+    summary: audit.Said | audit.Joined | str,
     before: dict | None = None,
     after: dict | None = None,
     **fields,

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import models, transaction
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from portal.access import Action, require
 from portal.errors import RuleViolation
@@ -116,9 +116,19 @@ def change_quantity(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.quantity_changed",
-            summary=f"Quantity {plan.old} → {quantity} ({'charge' if plan.amount >= 0 else 'refund'} "
-            f"{abs(plan.amount)} {subscription.currency})"
-            + (f"; {deleted} scheduled renewal change(s) deleted" if deleted else ""),
+            summary=audit.said(
+                gettext_noop("Quantity %(old)s → %(new)s (charge %(amount)s)")
+                if plan.amount >= 0
+                else gettext_noop("Quantity %(old)s → %(new)s (refund %(amount)s)"),
+                old=plan.old,
+                new=quantity,
+                amount=audit.money(abs(plan.amount), subscription.currency),
+            )
+            + (
+                audit.said(gettext_noop("; %(count)s scheduled renewal change(s) deleted"), count=deleted)
+                if deleted
+                else None
+            ),
             before={"quantity": plan.old},
             after={"quantity": quantity, "amount": str(plan.amount)},
         )

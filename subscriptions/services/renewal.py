@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog.alignment import can_align_sku, renewal_alignment_options
 from catalog.models import Availability, Sku, Term
@@ -47,16 +48,29 @@ def renewal_values(subscription: Subscription, changes=None) -> dict:
 
 
 def renewal_upgrade_reassignment(subscription: Subscription, changes=None) -> str:
-    """R5: what happens to the users' licenses with a SKU upgrade scheduled for the renewal ("" with none)."""
+    """R5: what happens to the users' licenses with a SKU upgrade scheduled for the renewal ("" with none), in the
+    active language."""
+    reassignment = renewal_upgrade_reassignment_said(subscription, changes)
+    return str(reassignment) if reassignment else ""
+
+
+def renewal_upgrade_reassignment_said(subscription: Subscription, changes=None) -> audit.Said | None:
+    """renewal_upgrade_reassignment as a message (None with no upgrade scheduled), for the audit trail."""
     values = renewal_values(subscription, changes)
     if values["sku_id"] == subscription.sku_id:
-        return ""
+        return None
     if values["quantity"] == subscription.quantity:
-        return _("The quantity is unchanged, so licenses are reassigned to users automatically at the renewal.")
-    return _(
-        "The quantity changes from %(old)s to %(new)s, so licenses must be reassigned to users by hand after the "
-        "renewal."
-    ) % {"old": f"{subscription.quantity:,}", "new": f"{values['quantity']:,}"}
+        return audit.said(
+            gettext_noop("The quantity is unchanged, so licenses are reassigned to users automatically at the renewal.")
+        )
+    return audit.said(
+        gettext_noop(
+            "The quantity changes from %(old)s to %(new)s, so licenses must be reassigned to users by hand after the "
+            "renewal."
+        ),
+        old=f"{subscription.quantity:,}",
+        new=f"{values['quantity']:,}",
+    )
 
 
 def check_renewal_upgrade(
@@ -194,20 +208,23 @@ def schedule_renewal_change(
                     subscription=subscription, kind=kind, created_at=now, **{field_name: after[name]}
                 )
         changes = sorted(by_kind.values(), key=lambda c: (c.created_at, c.pk))
-        with audit.records_language():  # the changes' summaries, in the trail's one language
-            summary = (
-                "Scheduled for the renewal: " + ", ".join(c.summary for c in changes)
-                if changes
-                else "Scheduled renewal changes removed: it renews unchanged"
+        summary = (
+            audit.said(
+                gettext_noop("Scheduled for the renewal: %(changes)s"),
+                changes=audit.listed(c.summary_said for c in changes),
             )
-            reassignment = renewal_upgrade_reassignment(subscription, changes)  # R5
+            if changes
+            else audit.said(gettext_noop("Scheduled renewal changes removed: it renews unchanged"))
+        )
+        reassignment = renewal_upgrade_reassignment_said(subscription, changes)  # R5
         audit.record(
             actor=actor,
             at=now,
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renewal_change_scheduled",
-            summary=summary + (f". {reassignment}" if reassignment else ""),
+            summary=summary
+            + (audit.said(gettext_noop(". %(reassignment)s"), reassignment=reassignment) if reassignment else None),
             before=_audited(subscription, before),
             after=_audited(subscription, after),
         )
@@ -229,8 +246,7 @@ def remove_scheduled_change(
                 _("That scheduled change doesn't exist any more (removed or already applied): nothing was changed."),
                 conflict=True,
             )
-        with audit.records_language():
-            summary = change.summary
+        summary = change.summary_said
         before = _audited(subscription, renewal_values(subscription))
         change.delete()
         audit.record(
@@ -239,7 +255,7 @@ def remove_scheduled_change(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renewal_change_removed",
-            summary=f"Removed from the renewal: {summary}",
+            summary=audit.said(gettext_noop("Removed from the renewal: %(change)s"), change=summary),
             before=before,
             after=_audited(subscription, renewal_values(subscription)),
         )

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from portal.access import Action, require
 from portal.errors import RuleViolation
@@ -53,8 +54,8 @@ def suspend_subscription(*, subscription_id, actor, version: int | str | None = 
             actor=actor,
             now=now,
             action="subscription.suspended",
-            summary="Suspended; auto-renew turned off"
-            + (f"; {deleted} scheduled change(s) removed" if deleted else ""),
+            summary=audit.said(gettext_noop("Suspended; auto-renew turned off"))
+            + (audit.said(gettext_noop("; %(count)s scheduled change(s) removed"), count=deleted) if deleted else None),
             before=before,
             after={"status": Status.SUSPENDED, "auto_renew": False},
             auto_renew=False,
@@ -67,7 +68,7 @@ def suspend_subscription(*, subscription_id, actor, version: int | str | None = 
                 actor=actor,
                 now=now,
                 action="subscription.suspended",
-                summary=f"Suspended with its base {subscription.display_name}",
+                summary=audit.said(gettext_noop("Suspended with its base %(base)s"), base=subscription.display_name),
                 auto_renew=False,
             )
     return subscription
@@ -84,7 +85,7 @@ def reactivate_subscription(*, subscription_id, actor, version: int | str | None
             actor=actor,
             now=now,
             action="subscription.reactivated",
-            summary="Reactivated; auto-renew is still off",
+            summary=audit.said(gettext_noop("Reactivated; auto-renew is still off")),
         )
         for addon in _addons(subscription, Status.SUSPENDED):
             change_status(
@@ -93,7 +94,7 @@ def reactivate_subscription(*, subscription_id, actor, version: int | str | None
                 actor=actor,
                 now=now,
                 action="subscription.reactivated",
-                summary=f"Reactivated with its base {subscription.display_name}",
+                summary=audit.said(gettext_noop("Reactivated with its base %(base)s"), base=subscription.display_name),
             )
     return subscription
 
@@ -143,11 +144,18 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
             now=now,
             action="subscription.cancelled",
             summary=(
-                "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
+                audit.said(
+                    gettext_noop(
+                        "Cancelled while awaiting the publisher's set-up: nothing was billed, nothing refunded"
+                    )
+                )
                 if unbilled
-                else f"Cancelled; refund {refund.amount} {subscription.currency}"
+                else audit.said(
+                    gettext_noop("Cancelled; refund %(amount)s"),
+                    amount=audit.money(refund.amount, subscription.currency),
+                )
             )
-            + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+            + audit.changes_deleted(deleted),
             after={"status": Status.DELETED, "refund": str(refund.amount)},
             auto_renew=False,
             cancelled_at=now,
@@ -163,8 +171,11 @@ def cancel_subscription(*, subscription_id, actor, version: int | str | None = N
                 actor=actor,
                 now=now,
                 action="subscription.cancelled",
-                summary=f"Cancelled with its base {subscription.display_name}; refund {addon_refund.amount} "
-                f"{addon.currency}",
+                summary=audit.said(
+                    gettext_noop("Cancelled with its base %(base)s; refund %(amount)s"),
+                    base=subscription.display_name,
+                    amount=audit.money(addon_refund.amount, addon.currency),
+                ),
                 after={"status": Status.DELETED, "refund": str(addon_refund.amount)},
                 auto_renew=False,
                 cancelled_at=now,
@@ -189,8 +200,8 @@ def set_auto_renew(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.auto_renew_changed",
-            summary=f"Auto-renew turned {'on' if on else 'off'}"
-            + (f"; {deleted} scheduled change(s) deleted" if deleted else ""),
+            summary=audit.said(gettext_noop("Auto-renew turned on") if on else gettext_noop("Auto-renew turned off"))
+            + audit.changes_deleted(deleted),
             before={"auto_renew": not on},
             after={"auto_renew": on},
         )
@@ -216,7 +227,7 @@ def rename_subscription(
             customer=subscription.customer,
             subscription=subscription,
             action="subscription.renamed",
-            summary=f"Renamed to {subscription.display_name}",
+            summary=audit.said(gettext_noop("Renamed to %(name)s"), name=subscription.display_name),
             before={"friendly_name": before},
             after={"friendly_name": friendly_name},
         )

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from catalog.models import TERM_MONTHS, Availability, BillingFrequency, Sku, Term, UpgradePath
 from portal.access import Action, require
@@ -412,7 +412,7 @@ def upgrade_subscription(
             "billing_frequency": source.billing_frequency,
             "unit_price": str(source.unit_price),
         }
-        suffix = f"; {deleted} scheduled change(s) deleted" if deleted else ""
+        suffix = audit.changes_deleted(deleted)
         if plan.in_place:
             _credit_source(plan, now=now)  # before the source takes the target's price
             result = _upgrade_in_place(source, plan, actor=actor, now=now)
@@ -422,8 +422,13 @@ def upgrade_subscription(
                 customer=source.customer,
                 subscription=source,
                 action="subscription.upgraded",
-                summary=f"Upgraded in place to {target.name}: {quantity} license(s); charge "
-                f"{plan.charge.amount} {source.currency}{suffix}",
+                summary=audit.said(
+                    gettext_noop("Upgraded in place to %(offer)s: %(quantity)s license(s); charge %(amount)s"),
+                    offer=target.name,
+                    quantity=quantity,
+                    amount=audit.money(plan.charge.amount, source.currency),
+                )
+                + suffix,
                 before=before,
                 after={
                     "sku": target.sku_id,
@@ -458,8 +463,14 @@ def upgrade_subscription(
             customer=source.customer,
             subscription=source,
             action="subscription.upgraded",
-            summary=f"{quantity} license(s) upgraded to {target.name} ({result.pk})"
-            + ("; subscription ended" if plan.full else "")
+            summary=audit.said(
+                gettext_noop("%(quantity)s license(s) upgraded to %(offer)s (%(id)s); subscription ended")
+                if plan.full
+                else gettext_noop("%(quantity)s license(s) upgraded to %(offer)s (%(id)s)"),
+                quantity=quantity,
+                offer=target.name,
+                id=str(result.pk),
+            )
             + suffix,
             before=before,
             after={**after, "into": str(result.pk)},
@@ -501,10 +512,13 @@ def _add_to_existing(into: Subscription, plan: UpgradePlan, *, actor, now: datet
         customer=into.customer,
         subscription=into,
         action="subscription.upgrade_received",
-        summary=(
-            f"{plan.quantity} license(s) upgraded from {plan.source.display_name}; charge "
-            f"{plan.charge.amount} {into.currency}" + (f"; {deleted} scheduled change(s) deleted" if deleted else "")
-        ),
+        summary=audit.said(
+            gettext_noop("%(quantity)s license(s) upgraded from %(source)s; charge %(amount)s"),
+            quantity=plan.quantity,
+            source=plan.source.display_name,
+            amount=audit.money(plan.charge.amount, into.currency),
+        )
+        + audit.changes_deleted(deleted),
         before=before,
         after={"quantity": into.quantity},
     )
@@ -536,10 +550,15 @@ def _create_coterminous(source: Subscription, plan: UpgradePlan, *, actor, now: 
         customer=source.customer,
         subscription=created,
         action="subscription.created_by_upgrade",
-        summary=(
-            f"Created by upgrading {plan.quantity} license(s) of {source.display_name}; ends with it on "
-            f"{source.term_end:%Y-%m-%d}; charge {plan.charge.amount} {created.currency}. Reassign "
-            "these licenses by hand."
+        summary=audit.said(
+            gettext_noop(
+                "Created by upgrading %(quantity)s license(s) of %(source)s; ends with it on %(term_end)s; charge "
+                "%(amount)s. Reassign these licenses by hand."
+            ),
+            quantity=plan.quantity,
+            source=source.display_name,
+            term_end=f"{source.term_end:%Y-%m-%d}",
+            amount=audit.money(plan.charge.amount, created.currency),
         ),
         after={
             "quantity": plan.quantity,
