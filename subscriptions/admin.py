@@ -318,7 +318,18 @@ class BillingLineAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     partner_staff = PartnerStaff.OWN
-    list_display = ("at_utc", "action", "summary", "actor", "partner", "customer", "subscription", "order", "changes")
+    # The summary in the reader's language; the change page also shows it as recorded (English: what the API sends).
+    list_display = (
+        "at_utc",
+        "action",
+        "summary_read",
+        "actor",
+        "partner",
+        "customer",
+        "subscription",
+        "order",
+        "changes",
+    )
     list_select_related = ("actor", "partner", "customer", "subscription__sku", "order")
     list_filter = ("action", "at", ("partner", admin.RelatedOnlyFieldListFilter))
     search_fields = (
@@ -334,6 +345,7 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
     fields = (
         "at_utc",
         "action",
+        "summary_read",
         "summary",
         "actor",
         "partner",
@@ -343,9 +355,13 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, PartnerScopedAdmin):
         "before_json",
         "after_json",
     )
-    readonly_fields = ("at_utc", "before_json", "after_json")
+    readonly_fields = ("at_utc", "summary_read", "before_json", "after_json")
 
     at_utc = utc_field("at", _("At"))
+
+    @admin.display(description=_("What"))
+    def summary_read(self, obj):
+        return obj.summary_text
 
     @admin.display(description=_("Before"))
     def before_json(self, obj):

@@ -9,6 +9,7 @@ import pytest  # noqa: E402
 import time_machine  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import translation  # noqa: E402
 
 from tests import factories  # noqa: E402
 
@@ -43,6 +44,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def fast_password_hashing(settings):
     # The staff factories hash a password; the default hasher costs ~0.5 s per user on purpose.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def language_left_as_found():
+    """A page in Traditional Chinese activates it for the thread (LocaleMiddleware sets a request's language and
+    leaves it): every test starts in the language the one before it found, whatever pages it read."""
+    with translation.override(translation.get_language()):
+        yield
 
 
 @pytest.fixture

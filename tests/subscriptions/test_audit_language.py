@@ -41,13 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 subscribe = partial(factories.subscribe, started=datetime(2026, 11, 23, 12, 0, tzinfo=UTC), unit_price="10.00")
 
 
-@pytest.fixture(autouse=True)
-def language_left_as_found():
-    """A page in Chinese activates Chinese for the thread (LocaleMiddleware): the tests after these read English."""
-    with translation.override(translation.get_language()):
-        yield
-
-
 @pytest.fixture
 def e3(db):
     return factories.SkuFactory(
@@ -619,3 +612,18 @@ def test_joined_messages_add_up_in_order():
     assert isinstance(both, Joined)
     with translation.override("en"):
         assert str(both) == "Provisioned; charged 1.50 USD"
+
+
+def test_the_admin_lists_the_trail_in_the_readers_language(client, customer, sales, e3, now):
+    sub = suspended(customer, sales, e3, now)
+    operator = factories.UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    client.cookies["django_language"] = ZH
+    listed_page = unescape(client.get(reverse("admin:subscriptions_auditentry_changelist")).content.decode())
+    assert "已暫停；已關閉自動續約" in listed_page
+    entry = latest(sub, "subscription.suspended")
+    change_page = unescape(
+        client.get(reverse("admin:subscriptions_auditentry_change", args=[entry.pk])).content.decode()
+    )
+    assert "已暫停；已關閉自動續約" in change_page
+    assert "Suspended; auto-renew turned off" in change_page  # as recorded, what the API sends
