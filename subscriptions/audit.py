@@ -5,12 +5,15 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from portal.errors import RuleViolation
+
 from .models import AuditEntry
-from .said import Joined, Said, label, listed, money, said
+from .said import Joined, Said, Worded, label, listed, money, said
 
 __all__ = [
     "Joined",
     "Said",
+    "Worded",
     "changes_deleted",
     "entry",
     "label",
@@ -19,6 +22,7 @@ __all__ = [
     "money",
     "record",
     "records_language",
+    "refusal",
     "said",
 ]
 
@@ -62,7 +66,7 @@ def entry(
     stored as the English sentence only (shown as is in every language): the product's services all pass messages
     (tests/subscriptions/test_audit_language.py checks it)."""
     partner = partner or customer.partner
-    if isinstance(summary, Said | Joined):
+    if isinstance(summary, Said | Joined | Worded):
         message = summary.as_json()
         with records_language():
             summary = str(summary)
@@ -113,3 +117,19 @@ def _named(actor, partner):
     if membership is not None and membership.partner_id != getattr(partner, "pk", partner):
         return None
     return actor
+
+
+def refusal(check) -> Worded | None:
+    """The sentence a rule's `check` refuses with, in each of the portal's languages, for a summary (a RuleViolation
+    carries its sentence, not its message, so the check is asked again under each language: twice when it refuses,
+    once when it passes, inside the caller's transaction, on the same rows); None when it passes."""
+    texts = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            try:
+                check()
+            except RuleViolation as violation:
+                texts[code] = str(violation.message)
+            else:
+                return None
+    return Worded(texts)

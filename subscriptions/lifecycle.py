@@ -19,7 +19,6 @@ from django.utils.translation import gettext_noop
 from django_tasks_db.models import DBTaskResult
 
 from catalog.models import TERM_MONTHS, TRIAL_LICENSES, Availability, BillingFrequency, Term
-from portal.errors import RuleViolation
 
 from . import audit, checks, services
 from .cycles import charge_due_cycles, mark_cycle_charges_pending
@@ -342,7 +341,8 @@ def _apply_scheduled_changes(
             applied.append(change.summary_said)
     upgrade = next((c for c in changes if c.kind == ScheduledChange.Kind.UPGRADE and c.target_sku_id), None)
     if upgrade is not None:
-        try:
+
+        def check_upgrade():
             services.check_renewal_upgrade(
                 subscription,
                 upgrade.target_sku_id,
@@ -351,14 +351,14 @@ def _apply_scheduled_changes(
                 billing_frequency=subscription.billing_frequency,
                 now=now,
             )
-        except RuleViolation as violation:
-            # The refusal is kept as it was said (in the trail's language, run_lifecycle's): a RuleViolation carries
-            # its sentence, not its message.
+
+        refusal = audit.refusal(check_upgrade)
+        if refusal is not None:
             applied.append(
                 audit.said(
                     gettext_noop("%(change)s not applied (%(reason)s), renewed on %(offer)s"),
                     change=upgrade.summary_said,
-                    reason=str(violation.message),
+                    reason=refusal,
                     offer=subscription.sku.name,
                 )
             )
@@ -388,15 +388,16 @@ def _aligned_end(subscription: Subscription, scheduled: list[ScheduledChange]) -
     change = next((c for c in scheduled if c.kind == ScheduledChange.Kind.ALIGNMENT and c.aligned_end_date), None)
     if change is None:
         return None, None
-    try:
-        services.check_renewal_alignment(
+    refusal = audit.refusal(
+        lambda: services.check_renewal_alignment(
             subscription, change.aligned_end_date, sku=subscription.sku, term=subscription.term
         )
-    except RuleViolation as violation:
+    )
+    if refusal is not None:
         return None, audit.said(
             gettext_noop("aligned end date %(date)s not applied, natural end kept: %(reason)s"),
             date=f"{change.aligned_end_date:%Y-%m-%d}",
-            reason=str(violation.message),
+            reason=refusal,
         )
     return change.aligned_end_date, audit.said(
         gettext_noop("aligned to end on %(date)s, first term prorated"), date=f"{change.aligned_end_date:%Y-%m-%d}"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext, ngettext, npgettext, pgettext
@@ -53,7 +54,8 @@ class Said:
 
     def __str__(self) -> str:
         values = {
-            name: str(value) if isinstance(value, Said | Joined) else value for name, value in self.values.items()
+            name: str(value) if isinstance(value, Said | Joined | Worded) else value
+            for name, value in self.values.items()
         }
         translated = self._translated()
         try:
@@ -121,6 +123,26 @@ class Joined:
         return {"list" if self.listed else "seq": [_stored(part) for part in self.parts]}
 
 
+@dataclass(frozen=True)
+class Worded:
+    """A sentence that exists only as text, said in each of the portal's languages when it was written: a rule's
+    refusal (a RuleViolation carries its sentence, not its message), asked for once in each language
+    (`audit.refusal`). `str()` says the active language's, else the portal's default language's."""
+
+    texts: Mapping[str, str]
+
+    def __post_init__(self):
+        if not self.texts or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.texts.items()):
+            raise TypeError(f"A sentence in each language is text by language code, not {self.texts!r}")
+
+    def __str__(self) -> str:
+        language = translation.get_language() or settings.LANGUAGE_CODE
+        return self.texts.get(language) or self.texts.get(settings.LANGUAGE_CODE) or next(iter(self.texts.values()))
+
+    def as_json(self) -> dict:
+        return {"each": dict(self.texts)}
+
+
 def said(message: str, /, **values) -> Said:
     """`message` (marked with gettext_noop where it is written) with its `values`."""
     return Said(message, values)
@@ -145,10 +167,14 @@ def money(amount: Decimal, currency: str) -> str:
     return f"{amount} {currency}"
 
 
-def from_json(stored) -> Said | Joined:
+def from_json(stored) -> Said | Joined | Worded:
     """The message `as_json()` stored. Raises ValueError (or KeyError, TypeError) for what it did not store."""
     if not isinstance(stored, dict):
         raise ValueError(f"Not a stored message: {stored!r}")
+    if "each" in stored:
+        if not isinstance(stored["each"], dict):
+            raise ValueError(f"Not a stored message: {stored!r}")
+        return Worded(stored["each"])
     if "seq" in stored or "list" in stored:
         listed_ = "list" in stored
         parts = stored["list" if listed_ else "seq"]
@@ -166,7 +192,7 @@ def from_json(stored) -> Said | Joined:
     return message
 
 
-def _read(stored) -> Said | Joined | str | int:
+def _read(stored) -> Said | Joined | Worded | str | int:
     """A stored value: a number, text, or a message."""
     if isinstance(stored, str | int) and not isinstance(stored, bool):
         return stored
@@ -179,7 +205,7 @@ def _value(value):
     it with `Said` instead."""
     if isinstance(value, bool) or value is None:
         raise TypeError(f"A message value is a number, text or a message, not {value!r}")
-    if isinstance(value, Said | Joined | str | int):
+    if isinstance(value, Said | Joined | Worded | str | int):
         return value
     if isinstance(value, Decimal):
         return str(value)
@@ -191,4 +217,4 @@ def _value(value):
 
 
 def _stored(value):
-    return value.as_json() if isinstance(value, Said | Joined) else value
+    return value.as_json() if isinstance(value, Said | Joined | Worded) else value

@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 
 from catalog.models import Term, UpgradePath
 from portal.customers import add_customer
+from portal.errors import RuleViolation
 from portal.models import Membership
 from subscriptions import audit, services, transfers
 from subscriptions.lifecycle import run_lifecycle
@@ -627,3 +628,36 @@ def test_the_admin_lists_the_trail_in_the_readers_language(client, customer, sal
     )
     assert "已暫停；已關閉自動續約" in change_page
     assert "Suspended; auto-renew turned off" in change_page  # as recorded, what the API sends
+
+
+def test_a_sentence_in_each_language_is_kept_and_read_in_the_readers():
+    worded = audit.Worded({"en": "That upgrade is not offered.", ZH: "此訂用帳戶不提供該升級。"})
+    message = said("%(change)s not applied (%(reason)s)", change="Upgrade to E5", reason=worded)
+    kept = from_json(message.as_json())
+    assert kept == message
+    with translation.override(ZH):
+        assert str(kept).endswith("(此訂用帳戶不提供該升級。)")
+    with translation.override("en"):
+        assert str(kept) == "Upgrade to E5 not applied (That upgrade is not offered.)"
+    with translation.override("fr"):  # a language the portal does not have: its default's
+        assert "That upgrade is not offered." in str(kept)
+    for broken in ({"each": "text"}, {"each": {}}, {"each": {"en": 3}}):
+        with pytest.raises((ValueError, TypeError)):
+            from_json(broken)
+
+
+def test_a_refusal_is_asked_for_in_each_language_only_when_the_check_refuses():
+    calls = []
+    refusal = "That upgrade is not offered for this subscription: choose one of the listed targets."
+
+    def refusing():
+        calls.append(translation.get_language())
+        raise RuleViolation("U2", translation.gettext(refusal))
+
+    worded = audit.refusal(refusing)
+    assert calls == ["en", ZH]
+    assert worded.texts["en"].startswith("That upgrade is not offered")
+    assert worded.texts[ZH].startswith("此訂用帳戶不提供該升級")
+    calls.clear()
+    assert audit.refusal(lambda: calls.append(translation.get_language())) is None
+    assert calls == ["en"]

@@ -16,6 +16,7 @@ from html import unescape
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from catalog.alignment import renewal_alignment_options
 from catalog.models import UpgradePath
@@ -109,6 +110,13 @@ def renewal_lines(sub) -> list[tuple]:
 
 def renewed_summary(sub) -> str:
     return AuditEntry.objects.get(subscription=sub, action="subscription.renewed").summary
+
+
+def renewed_summary_in(sub, language: str) -> str:
+    """The renewal's entry as a page in `language` says it."""
+    entry = AuditEntry.objects.get(subscription=sub, action="subscription.renewed")
+    with translation.override(language):
+        return entry.summary_text
 
 
 # --- R1: a SKU upgrade scheduled for the renewal -----------------------------------------------------------------
@@ -528,6 +536,8 @@ def test_n4_an_end_date_no_longer_valid_at_renewal_keeps_the_natural_end_and_say
         "aligned end date 2028-03-14 not applied, natural end kept: The renewed term can't end on 2028-03-14"
         in renewed_summary(sub)
     )
+    assert "續約後的期限無法於 2028-03-14 終止" in renewed_summary_in(sub, "zh-hant")
+    assert "can't end" not in renewed_summary_in(sub, "zh-hant")
 
 
 @pytest.mark.rule("N4")
@@ -541,6 +551,9 @@ def test_n4_an_upgrade_no_longer_offered_at_renewal_renews_on_the_current_sku(cu
     assert (renewed.sku, renewed.unit_price, renewed.term_end) == (e3, Decimal("10.00"), date(2028, 11, 22))
     assert scheduled(sub) == []
     assert "Upgrade to Microsoft 365 E5 not applied (That upgrade is not offered" in renewed_summary(sub)
+    # and read in Traditional Chinese, the refusal inside the sentence is Chinese too (issue 12)
+    assert "此訂用帳戶不提供該升級" in renewed_summary_in(sub, "zh-hant")
+    assert "That upgrade" not in renewed_summary_in(sub, "zh-hant")
 
 
 @pytest.mark.rule("N4")
