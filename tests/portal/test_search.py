@@ -6,6 +6,8 @@ import uuid
 from html import unescape
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -14,6 +16,7 @@ from django.utils import translation
 
 from portal import search
 from portal.models import Partner
+from subscriptions.models import Subscription
 from tests import factories
 from tests.helpers import database_state
 
@@ -360,3 +363,26 @@ def test_odd_text_finds_nothing_and_fails_nothing(client_, contoso, agent):
     for typed in ("--------", "ORD-", "ORD-" + "9" * 18, "0" * 30, "ord-0000", "{" + "f" * 8, "%%", "__", "'; --"):
         response = client_.get(URL, {"q": typed})
         assert response.status_code == 200, typed
+
+
+def test_in_the_demo_copilot_finds_the_copilot_subscriptions_of_the_partner_signed_in():
+    """The issue's complaint, in the seeded demo: "copilot" found nothing useful. Northwind's sales agent finds
+    Northwind's Copilot subscriptions, each with its customer, and the offer; Fabrikam's provider finds its own."""
+    call_command("seed_demo", verbosity=0)
+    for username, partner in (("sales", "northwind"), ("provider-sales", "fabrikam")):
+        user = get_user_model().objects.get(username=username)
+        client = Client()
+        client.force_login(user)
+        response = client.get(URL, {"q": "copilot"})
+        held = Subscription.objects.filter(
+            partner=user.membership.partner, sku__name="Microsoft 365 Copilot"
+        ).select_related("customer")
+        assert held.exists(), partner
+        subscriptions = group(response, "subscriptions")
+        assert len(held) <= search.GROUP_SIZE  # the demo's: each of them is shown
+        for subscription in held:
+            assert str(subscription.pk) in subscriptions
+            assert subscription.customer.company_name in subscriptions
+        assert "Microsoft 365 Copilot" in group(response, "offers")
+        others = Subscription.objects.filter(sku__name="Microsoft 365 Copilot").exclude(partner=user.membership.partner)
+        assert not any(str(s.pk) in response.content.decode() for s in others)
