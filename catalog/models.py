@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.formats import number_format
 from django.utils.translation import gettext
@@ -94,6 +95,14 @@ class Sku(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus", verbose_name=_("product"))
     sku_id = models.CharField(_("SKU id"), max_length=60, unique=True)
     name = models.CharField(_("name"), max_length=200)
+    # The name in capitals: what the top bar's search compares (portal.search), as it is stored.
+    searched_name = models.GeneratedField(
+        expression=Upper("name"),
+        output_field=models.CharField(max_length=200),
+        db_persist=True,
+        editable=False,
+        verbose_name=_("searched name"),
+    )
     commerce = models.CharField(_("commerce"), max_length=12, choices=Commerce.choices, default=Commerce.NEW)
     segments = models.CharField(
         _("segments"),

@@ -4,8 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Q, Value
+from django.db.models.functions import Concat, Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
 # T4: the customer's EU/EFTA flag is derived from its billing country, never typed in.
@@ -224,6 +224,15 @@ class Customer(models.Model):
     tenant_id = models.UUIDField(_("tenant id"), default=uuid.uuid4, db_index=True)
     company_name = models.CharField(_("company name"), max_length=200)
     domain = models.CharField(_("domain"), max_length=200, blank=True)
+    # The name and the domain in capitals, a line apart: what the top bar's search compares (portal.search), so
+    # that a search compares each as it is stored, not UPPER() of each, and finds no text across the two.
+    searched_name = models.GeneratedField(
+        expression=Upper(Concat("company_name", Value("\n"), "domain")),
+        output_field=models.CharField(max_length=401),
+        db_persist=True,
+        editable=False,
+        verbose_name=_("searched name"),
+    )
     segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices, default=Segment.COMMERCIAL)
     billing_country = models.CharField(_("billing country"), max_length=2, choices=COUNTRY_CHOICES)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

@@ -131,7 +131,7 @@ def search(user, q: str) -> Results:
 def _customers(user, q: str) -> Group:
     rows = list(
         access.customers_for(user)
-        .filter(Q(company_name__icontains=q) | Q(domain__icontains=q))
+        .filter(searched_name__contains=Upper(Value(q)))  # name and domain in capitals, a line apart
         .only("pk", "company_name", "domain")
         .order_by("company_name", "tenant_id", "pk")[: GROUP_SIZE + 1]
     )
@@ -151,7 +151,7 @@ SUBSCRIPTIONS_READ_BY_OFFER = 1000
 
 def _subscriptions(scoped, q: str, offers: list) -> Group:
     """By id prefix, friendly name, or offer name: each a query of its first GROUP_SIZE + 1 in the list's order
-    (customer, then name), merged here: the first rows of the union are among the first rows of each."""
+    (customer, then name), merged: the first rows of the union are among the first rows of each."""
     # Only the subscriptions that have a friendly name: the partial index subscription_named_idx holds them, with
     # what a result shows. Its names are stored in capitals: compared with `q` in capitals (the database's UPPER).
     queries = [scoped.filter(searched_name__isnull=False, searched_name__contains=Upper(Value(q)))]
@@ -161,11 +161,21 @@ def _subscriptions(scoped, q: str, offers: list) -> Group:
     by_offer = _of_offers_named(scoped, q, offers)
     if by_offer is not None:
         queries.append(by_offer)
-    found = {}
+    found, answered = {}, 0
     for query in queries:
-        for row in query.order_by(*SUBSCRIPTION_ORDER).values_list(*SUBSCRIPTION_COLUMNS)[: GROUP_SIZE + 1]:
-            found[row[0]] = row
-    rows = sorted(found.values(), key=lambda row: (row[6], str(row[5]), row[1], str(row[0])))[: GROUP_SIZE + 1]
+        first = query.order_by(*SUBSCRIPTION_ORDER).values_list(*SUBSCRIPTION_COLUMNS)[: GROUP_SIZE + 1]
+        found |= {row[0]: row for row in first}
+        answered += bool(first)
+    if answered > 1:
+        # Rows from two or three queries: put in the list's order by the database (its collation, not Python's
+        # code points), the few of them by id.
+        rows = list(
+            scoped.filter(pk__in=list(found))
+            .order_by(*SUBSCRIPTION_ORDER)
+            .values_list(*SUBSCRIPTION_COLUMNS)[: GROUP_SIZE + 1]
+        )
+    else:
+        rows = list(found.values())
     customer_urls = {}
     hits = []
     for pk, name, offer, status, quantity, customer_id, customer_name in rows:
@@ -191,7 +201,7 @@ def _offers_named(scoped, q: str) -> list[tuple[int, str, bool]]:
     these subscriptions (the partner's) is of it. One read of the offers for both groups that ask for them."""
     held = scoped.filter(sku=OuterRef("pk"))
     return list(
-        Sku.objects.filter(name__icontains=q)
+        Sku.objects.filter(searched_name__contains=Upper(Value(q)))
         .annotate(held=Exists(held))
         .order_by("name", "pk")
         .values_list("pk", "name", "held")[: OFFERS_READ_BY_ID + 1]
@@ -208,7 +218,7 @@ def _of_offers_named(scoped, q: str, offers: list):
         of_offers = scoped.filter(sku__in=ids)
         if not of_offers.order_by()[SUBSCRIPTIONS_READ_BY_OFFER - 1 : SUBSCRIPTIONS_READ_BY_OFFER].exists():
             return of_offers
-    return scoped.filter(sku__name__icontains=q)
+    return scoped.filter(sku__searched_name__contains=Upper(Value(q)))
 
 
 def id_prefix(q: str) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -227,7 +237,7 @@ def _offers(scoped, q: str, offers: list) -> Group:
     held = [(pk, name) for pk, name, is_held in offers if is_held]
     if len(offers) > OFFERS_READ_BY_ID and len(held) <= GROUP_SIZE:
         held = list(
-            Sku.objects.filter(name__icontains=q)
+            Sku.objects.filter(searched_name__contains=Upper(Value(q)))
             .filter(Exists(scoped.filter(sku=OuterRef("pk"))))
             .order_by("name", "pk")
             .values_list("pk", "name")[: GROUP_SIZE + 1]

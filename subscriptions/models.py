@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce, NullIf, Upper
-from django.utils.translation import gettext, gettext_noop, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
@@ -585,8 +585,57 @@ AUDIT_LABELS = {
     "addon": _("Add-on"),
     "into": _("Into"),
     "to": _("Into"),
+    "from": _("From"),
+    "sku": _("Offer"),
     "converted_into": _("Converted into"),
+    "converted_from": _("Converted from"),
+    "aligned_end_date": _("Aligned end date"),
+    "amount": _("Amount"),
+    "charge": _("Charge"),
+    "refund": _("Refund"),
+    # an order placed (catalog.checkout)
+    "order": _("Order"),
+    "total": _("Total"),
+    "attested_as": _("Attested as"),
+    "reseller": _("Reseller of record"),
+    "additional_resellers": _("Additional resellers"),
+    # a customer added (portal.customers)
+    "company_name": _("Company name"),
+    "domain": _("Primary domain"),
+    "billing_country": _("Billing country"),
+    "segment": _("Segment"),
+    "eu_efta": _("EU/EFTA"),
+    "mca_accepted_by": _("MCA accepted by"),
+    "mca_accepted_on": _("MCA accepted on"),
+    # relationship and transfer requests (subscriptions.transfers)
+    "id": _("Request ID"),
+    "by": _("By"),
+    "verb": _("Action"),
+    "subscriptions": _("Subscriptions"),
 }
+
+
+def checks_listed(texts: list[str]) -> str:
+    """Values listed as the language lists them (", " in English, "、" in Chinese)."""
+    return pgettext("list separator", ", ").join(texts)
+
+
+def audit_choices(key: str) -> tuple:
+    """The choices a value recorded under `key` is one of, for its words: a status (a subscription's, a transfer
+    request's, a relationship request's), an attestation, a segment; for any other key a term, a billing frequency
+    or a subscription's status, whichever it is."""
+    if key == "status":
+        return (Status, TransferRequest.Status, RelationshipRequest.Status)
+    if key == "attested_as":
+        return (Order.Attestation,)
+    if key == "segment":
+        return (Customer.Segment,)
+    return (Term, BillingFrequency, Status)
+
+
+# How a transfer request ended when a partner cancelled it (transfers.cancel_transfer): the requester withdrew it,
+# or the partner asked declined it.
+TRANSFER_ENDINGS = {"withdrawn": _("withdrawn"), "declined": _("declined")}
 
 
 def readable(values: dict) -> list[tuple[str, str]]:
@@ -612,11 +661,15 @@ def audit_value(key: str, value) -> str:
         if key == "auto_renew":
             return gettext("On") if value else gettext("Off")
         return gettext("Yes") if value else gettext("No")
+    if isinstance(value, list):
+        return checks_listed([audit_value(key, item) for item in value])
     if not isinstance(value, str):
         return str(value)
-    for choices in (Term, BillingFrequency, Status):
+    for choices in audit_choices(key):
         if value in choices.values:
             return str(choices(value).label)
+    if key == "verb" and value in TRANSFER_ENDINGS:
+        return str(TRANSFER_ENDINGS[value])
     if len(value) > 10 and value[4:5] == "-" and value[10:11] == "T":
         try:
             return f"{datetime.fromisoformat(value).astimezone(UTC):%Y-%m-%d %H:%M} UTC"

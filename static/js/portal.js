@@ -264,6 +264,8 @@ window.addEventListener("pageshow", (event) => {
 // links (every group, in page order) and back; Enter opens one. Tab reaches them too, without this file.
 document.addEventListener("keydown", (event) => {
   if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  // Not while an input method composes (picking a Chinese word), nor with a modifier (the browser's own keys).
+  if (event.isComposing || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
   const from = event.target.closest("[data-search-input], a[data-result]");
   if (!from) return;
   const links = [...document.querySelectorAll("[data-search-results] a[data-result]")];

@@ -52,6 +52,7 @@ def test_search_groups_results_and_opens_one_with_the_keyboard(page: Page, live_
     # the search box has the focus; Down goes to the first result, Down again to the next, Up back; Enter opens it
     box = page.locator("[data-search-input]")
     expect(box).to_be_focused()
+    page.wait_for_load_state()  # portal.js is deferred: it listens once the page has loaded
     page.keyboard.press("ArrowDown")
     expect(subscriptions.locator("a[data-result]").nth(0)).to_be_focused()
     page.keyboard.press("ArrowDown")

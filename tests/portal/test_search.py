@@ -386,3 +386,20 @@ def test_in_the_demo_copilot_finds_the_copilot_subscriptions_of_the_partner_sign
         assert "Microsoft 365 Copilot" in group(response, "offers")
         others = Subscription.objects.filter(sku__name="Microsoft 365 Copilot").exclude(partner=user.membership.partner)
         assert not any(str(s.pk) in response.content.decode() for s in others)
+
+
+def test_any_script_in_any_case_on_every_database(client_, partner):
+    """Capitals as PostgreSQL has them, on SQLite too (portal.apps: UPPER() is Python's there)."""
+    customer = factories.CustomerFactory(partner=partner, company_name="Équipe Ventes", domain="équipe.example")
+    factories.SubscriptionFactory(customer=customer, friendly_name="Ωmega team")
+    factories.SubscriptionFactory(customer=customer, sku=factories.SkuFactory(name="Ñandú Suite"))
+    assert "Équipe Ventes" in group(client_.get(URL, {"q": "équipe"}), "customers")
+    assert "Équipe Ventes" in group(client_.get(URL, {"q": "ÉQUIPE.EXAMPLE"}), "customers")
+    assert "Ωmega team" in group(client_.get(URL, {"q": "ωMEGA"}), "subscriptions")
+    assert "Ñandú Suite" in group(client_.get(URL, {"q": "ñandú"}), "subscriptions")
+    assert "Ñandú Suite" in group(client_.get(URL, {"q": "ÑANDÚ"}), "offers")
+
+
+def test_a_customer_is_not_found_by_text_across_its_name_and_domain(client_, partner):
+    factories.CustomerFactory(partner=partner, company_name="Contoso", domain="bikes.example")
+    assert "data-result" not in client_.get(URL, {"q": "contoso bikes"}).content.decode()

@@ -21,15 +21,24 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from catalog.models import Term, UpgradePath
+from catalog.models import Order, Term, UpgradePath
 from portal.customers import add_customer
 from portal.errors import RuleViolation
-from portal.models import Membership
+from portal.models import Customer, Membership
 from subscriptions import audit, services, transfers
 from subscriptions.lifecycle import run_lifecycle
-from subscriptions.models import AuditEntry, ScheduledChange
+from subscriptions.models import (
+    AUDIT_LABELS,
+    AuditEntry,
+    RelationshipRequest,
+    ScheduledChange,
+    TransferRequest,
+    audit_label,
+    readable,
+)
 from subscriptions.said import Joined, Said, from_json, label, listed, said
 from subscriptions.services import fulfill_order
+from subscriptions.states import Status
 from tests import factories
 from tests.helpers import buy, count_queries, drawn, subscription_url
 
@@ -605,6 +614,54 @@ def test_every_entry_of_the_seeded_demo_and_its_lifecycle_is_said_in_chinese(db)
         english = [(e.action, e.summary) for e in entries if not re.search(r"[\u4e00-\u9fff]", e.summary_text)]
     assert english == []
     assert {e.action for e in entries} >= {"order.placed", "subscription.created", "subscription.suspended"}
+    # and every value they record is named in Chinese, and a machine word among them said in Chinese too
+    recorded = {key for e in entries for values in (e.before, e.after) for key in values}
+    assert sorted(recorded - set(AUDIT_LABELS)) == []
+    with translation.override(ZH):
+        unnamed = {
+            (label, value)
+            for e in entries
+            for label, value in e.readable_before + e.readable_after
+            if value in {c for choices in (Status, TransferRequest.Status, RelationshipRequest.Status) for c in choices}
+        }
+    assert unnamed == set()
+
+
+def recorded_keys(path: Path) -> set[str]:
+    """The keys of the before= and after= dicts written in a module (the values an audit entry records)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return {
+        key.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg in ("before", "after") and isinstance(node.value, ast.Dict)
+        for key in node.value.keys
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
+
+
+def test_every_value_the_product_records_has_a_name_in_both_languages():
+    keys = {key for path in product_modules() for key in recorded_keys(path)}
+    assert {"quantity", "charge", "refund", "company_name", "verb"} <= keys  # the walk finds them
+    assert sorted(keys - set(AUDIT_LABELS)) == []
+    with translation.override(ZH):
+        english = sorted(key for key in keys if not re.search(r"[\u4e00-\u9fff]", audit_label(key)))
+    assert english == ["eu_efta"]  # "EU/EFTA" is said so in Chinese too
+
+
+def test_recorded_machine_words_are_said_in_the_readers_language():
+    values = {"status": "accepted", "attested_as": "direct", "segment": "education", "verb": "withdrawn"}
+    with translation.override(ZH):
+        said_ = dict(readable(values))
+        expected = {
+            audit_label("status"): str(RelationshipRequest.Status.ACCEPTED.label),
+            audit_label("attested_as"): str(Order.Attestation.DIRECT.label),
+            audit_label("segment"): str(Customer.Segment.EDUCATION.label),
+            audit_label("verb"): "已撤回",
+        }
+    assert said_ == expected
+    assert "accepted" not in said_.values() and "withdrawn" not in said_.values()
+    with translation.override(ZH):
+        assert dict(readable({"subscriptions": ["Alpha", "Beta"]})) == {audit_label("subscriptions"): "Alpha、Beta"}
 
 
 def test_joined_messages_add_up_in_order():
