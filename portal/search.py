@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django import forms
 from django.db.models import Exists, OuterRef, Q, Value
 from django.db.models.functions import Upper
+from django.db.models.lookups import Contains
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -154,13 +155,17 @@ def _subscriptions(scoped, q: str, offers: list) -> Group:
     (customer, then name), merged: the first rows of the union are among the first rows of each."""
     # Only the subscriptions that have a friendly name: the partial index subscription_named_idx holds them, with
     # what a result shows. Its names are stored in capitals: compared with `q` in capitals (the database's UPPER).
-    queries = [scoped.filter(searched_name__isnull=False, searched_name__contains=Upper(Value(q)))]
+    named = Q(searched_name__isnull=False, searched_name__contains=Upper(Value(q)))
+    by_offer = _of_offers_named(scoped, q, offers)
+    if isinstance(by_offer, Q):
+        # So many match by offer that the list read in its order finds the first of them at once: the friendly
+        # names are looked for in the same read (one query, in the database's order), not in their index.
+        queries = [scoped.filter(named | by_offer)]
+    else:
+        queries = [scoped.filter(named)] + ([by_offer] if by_offer is not None else [])
     prefix = id_prefix(q)
     if prefix is not None:
         queries.append(scoped.filter(pk__gte=prefix[0], pk__lte=prefix[1]))
-    by_offer = _of_offers_named(scoped, q, offers)
-    if by_offer is not None:
-        queries.append(by_offer)
     found, answered = {}, 0
     for query in queries:
         first = query.order_by(*SUBSCRIPTION_ORDER).values_list(*SUBSCRIPTION_COLUMNS)[: GROUP_SIZE + 1]
@@ -209,8 +214,9 @@ def _offers_named(scoped, q: str) -> list[tuple[int, str, bool]]:
 
 
 def _of_offers_named(scoped, q: str, offers: list):
-    """The subscriptions of the offers whose name contains `q`, as the cheaper of two queries reads them (see
-    OFFERS_READ_BY_ID); None when no such offer is held."""
+    """The subscriptions of the offers whose name contains `q`, as the cheaper of two reads finds them (see
+    OFFERS_READ_BY_ID): a query by offer when few match, the condition on the list's rows when many do; None when
+    no such offer is held."""
     if len(offers) <= OFFERS_READ_BY_ID:
         ids = [pk for pk, _name, held in offers if held]
         if not ids:
@@ -218,7 +224,12 @@ def _of_offers_named(scoped, q: str, offers: list):
         of_offers = scoped.filter(sku__in=ids)
         if not of_offers.order_by()[SUBSCRIPTIONS_READ_BY_OFFER - 1 : SUBSCRIPTIONS_READ_BY_OFFER].exists():
             return of_offers
-    return scoped.filter(sku__searched_name__contains=Upper(Value(q)))
+    # Many: read in the list's order until the 11th. The offer's name is compared as UPPER(name), not as its stored
+    # capitals: a condition without statistics, which PostgreSQL takes for a common one (as it is, when more than a
+    # hundred offers or a thousand subscriptions match) and so reads the list in its index order, stopping early.
+    # Compared with the stored column, whose statistics are a sample of 2,000 names, it took "E5" (one offer in
+    # ten) for a single offer and read all 10,000 of their subscriptions by offer to sort them: 15 ms, not 1.
+    return Q(Contains(Upper("sku__name"), Upper(Value(q))))
 
 
 def id_prefix(q: str) -> tuple[uuid.UUID, uuid.UUID] | None:

@@ -403,3 +403,14 @@ def test_any_script_in_any_case_on_every_database(client_, partner):
 def test_a_customer_is_not_found_by_text_across_its_name_and_domain(client_, partner):
     factories.CustomerFactory(partner=partner, company_name="Contoso", domain="bikes.example")
     assert "data-result" not in client_.get(URL, {"q": "contoso bikes"}).content.decode()
+
+
+def test_on_postgresql_the_friendly_names_have_a_trigram_index():
+    """subscriptions/migrations/0022: "contains" served by pg_trgm on PostgreSQL (SQLite reads the btree)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL index")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'subscription_named_trgm_idx'")
+        (definition,) = cursor.fetchone()
+    assert "gin" in definition and "gin_trgm_ops" in definition
+    assert "searched_name IS NOT NULL" in definition
