@@ -5,9 +5,12 @@ number), each kind a group of its first GROUP_SIZE by name, scoped as every page
 A whole subscription id, customer id or order number is no search: it opens that page at once (`destination`).
 
 Each group is one bounded query read in the order of an index, so the page costs the same at 100,000 subscriptions
-as at 100: the id prefix is a range of the primary key; a friendly name is looked for only among the subscriptions
-that have one (a partial index that holds them with the list's sort key); an offer's name among the offers (2,000
-rows, not the subscriptions), whose subscriptions are then read by offer on the (sku, customer) index.
+as at 100 (`make bench`: the search pages). Names are compared in capitals stored on write (the models'
+`searched_name`: a customer's name and domain, an offer's name, a subscription's friendly name), so a search compares
+stored text, not UPPER() of every row. The id prefix is a range of the primary key; a friendly name is looked for only
+among the subscriptions that have one (the partial index subscription_named_idx, and on PostgreSQL a trigram index
+beside it); an offer's name among the offers (2,000 rows, not the subscriptions), whose subscriptions are then read by
+offer on the (sku, customer) index when they are few, or found in one read of the list in its order when many match.
 """
 
 import re
