@@ -207,13 +207,16 @@ def _subscriptions(scoped, q: str, offers: list) -> Group:
 def _offers_named(scoped, q: str) -> list[tuple[int, str, bool]]:
     """(id, name, held) of the first OFFERS_READ_BY_ID + 1 offers by name whose name contains `q`; held: one of
     these subscriptions (the partner's) is of it. One read of the offers for both groups that ask for them."""
-    held = scoped.filter(sku=OuterRef("pk"))
     return list(
-        Sku.objects.filter(searched_name__contains=Upper(Value(q)))
-        .annotate(held=Exists(held))
-        .order_by("name", "pk")
+        _offers_by_name(q)
+        .annotate(held=Exists(scoped.filter(sku=OuterRef("pk"))))
         .values_list("pk", "name", "held")[: OFFERS_READ_BY_ID + 1]
     )
+
+
+def _offers_by_name(q: str):
+    """The offers whose name contains `q` (compared in capitals, as stored), by name."""
+    return Sku.objects.filter(searched_name__contains=Upper(Value(q))).order_by("name", "pk")
 
 
 def _of_offers_named(scoped, q: str, offers: list):
@@ -251,9 +254,8 @@ def _offers(scoped, q: str, offers: list) -> Group:
     held = [(pk, name) for pk, name, is_held in offers if is_held]
     if len(offers) > OFFERS_READ_BY_ID and len(held) <= GROUP_SIZE:
         held = list(
-            Sku.objects.filter(searched_name__contains=Upper(Value(q)))
+            _offers_by_name(q)
             .filter(Exists(scoped.filter(sku=OuterRef("pk"))))
-            .order_by("name", "pk")
             .values_list("pk", "name")[: GROUP_SIZE + 1]
         )
     base = reverse("subscriptions:all-subscriptions")

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce, NullIf, Upper
-from django.utils.translation import gettext, gettext_noop, ngettext, pgettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Availability, BillingFrequency, Order, OrderLine, Sku, Term
@@ -615,11 +615,6 @@ AUDIT_LABELS = {
 }
 
 
-def checks_listed(texts: list[str]) -> str:
-    """Values listed as the language lists them (", " in English, "、" in Chinese)."""
-    return pgettext("list separator", ", ").join(texts)
-
-
 def audit_choices(key: str) -> tuple:
     """The choices a value recorded under `key` is one of, for its words: a status (a subscription's, a transfer
     request's, a relationship request's), an attestation, a segment; for any other key a term, a billing frequency
@@ -662,7 +657,7 @@ def audit_value(key: str, value) -> str:
             return gettext("On") if value else gettext("Off")
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, list):
-        return checks_listed([audit_value(key, item) for item in value])
+        return str(said.listed(audit_value(key, item) for item in value))  # as the language lists (", ", "、")
     if not isinstance(value, str):
         return str(value)
     for choices in audit_choices(key):
